@@ -1,0 +1,961 @@
+"""Answer generation, query rewriting and reranking for the local AI Search server.
+
+* :class:`ExtractiveGenerator` (spec ``"extractive"``, the default) composes a deterministic
+  answer from the retrieved chunks' sentences that best match the last user message, each
+  followed by an ``[n]`` citation of its chunk. It needs no model and never returns an empty
+  answer.
+* :class:`OpenAICompatibleGenerator` (spec ``"openai:MODEL@BASE_URL"``) sends a RAG prompt to
+  any OpenAI-compatible ``/v1/chat/completions`` upstream (Ollama, vLLM, llama.cpp ...).
+* :func:`rewrite_query` and :func:`rerank_scores` are deterministic local approximations of
+  the real service's LLM query rewrite and cross-encoder reranker
+  (``@cf/baai/bge-reranker-base``). They are lexical: they do not understand synonyms.
+
+Tokens are counted as whitespace-delimited words throughout (an approximation of model tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+from httpx_sse import SSEError, connect_sse
+
+__all__ = [
+    "DEFAULT_GENERATOR_SPEC",
+    "GENERATOR_SPECS",
+    "ExtractiveGenerator",
+    "Generation",
+    "Generator",
+    "GeneratorError",
+    "OpenAICompatibleGenerator",
+    "make_generator",
+    "message_text",
+    "rerank_scores",
+    "rewrite_query",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GENERATOR_SPEC = "extractive"
+GENERATOR_SPECS = ("extractive", "openai:MODEL@BASE_URL")
+UPSTREAM_API_KEY_ENV = "AISEARCH_LOCAL_UPSTREAM_API_KEY"
+
+NO_CONTEXT_ANSWER = (
+    "I could not find any indexed content that matches your question, so I cannot answer it "
+    "from this AI Search instance."
+)
+
+
+class GeneratorError(Exception):
+    """A generator cannot be built or the upstream model failed."""
+
+
+@dataclass
+class Generation:
+    """A finished answer.
+
+    Attributes:
+        text: The answer text.
+        finish_reason: ``"stop"`` (complete, or cut at a stop sequence) or ``"length"``
+            (cut at ``max_tokens``).
+        prompt_tokens: Prompt size in tokens.
+        completion_tokens: Answer size in tokens.
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Writes an answer from a conversation and the retrieved chunks.
+
+    ``chunks`` are API-shaped dicts ``{id, text, score, item{key, metadata}}`` in rank order;
+    ``[n]`` in an answer cites ``chunks[n - 1]``.
+    """
+
+    name: str
+
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,
+    ) -> Generation:
+        """Return the whole answer."""
+        ...
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,
+    ) -> Iterator[str | Generation]:
+        """Yield text pieces, then exactly one final :class:`Generation` (full text, usage)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Text helpers
+# --------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "tell",
+        "please",
+        "explain",
+        "describe",
+        "give",
+        "show",
+        "know",
+        "want",
+        "need",
+        "get",
+    ]
+)
+
+
+def _stem(word: str) -> str:
+    """A tiny suffix stripper ("stemming-lite"): brewing/brewed/brews -> brew."""
+    for suffix, keep in (
+        ("ational", "ate"),
+        ("ization", "ize"),
+        ("iveness", "ive"),
+        ("fulness", "ful"),
+        ("ousness", "ous"),
+        ("ies", "y"),
+        ("ied", "y"),
+        ("ing", ""),
+        ("edly", ""),
+        ("ed", ""),
+        ("ly", ""),
+        ("es", ""),
+        ("s", ""),
+    ):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith("ss"):
+                return word
+            stem = word[: len(word) - len(suffix)] + keep
+            if suffix in ("ing", "ed") and len(stem) > 3 and stem[-1] == stem[-2]:
+                stem = stem[:-1]  # stopped -> stop, running -> run
+            return stem
+    return word
+
+
+def _terms(text: str) -> list[str]:
+    """Content terms: lower-cased words minus stop words, stemmed."""
+    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of an OpenAI-style message (string content or a list of text parts)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, str):
+                parts.append(part)
+        return " ".join(parts)
+    return ""
+
+
+def _count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def _prompt_tokens(messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> int:
+    return sum(_count_tokens(message_text(m)) for m in messages) + sum(
+        _count_tokens(str(c.get("text") or "")) for c in chunks
+    )
+
+
+def _check_limits(max_tokens: int | None, stop: list[str] | None) -> list[str]:
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
+    if stop is None:
+        return []
+    if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
+        raise ValueError("stop must be a list of strings or None")
+    return [s for s in stop if s]
+
+
+def _apply_limits(text: str, max_tokens: int | None, stop: list[str]) -> tuple[str, str]:
+    """Cut ``text`` at the earliest stop string, then at ``max_tokens`` words.
+
+    Returns:
+        ``(text, finish_reason)``; the reason is ``"length"`` only for a ``max_tokens`` cut.
+    """
+    positions = [i for i in (text.find(s) for s in stop) if i >= 0]
+    if positions:
+        text = text[: min(positions)].rstrip()
+    if max_tokens is not None:
+        words = list(re.finditer(r"\S+", text))
+        if len(words) > max_tokens:
+            return text[: words[max_tokens - 1].end()], "length"
+    return text, "stop"
+
+
+def _pieces(text: str) -> list[str]:
+    """Word-sized pieces (word plus following whitespace) whose concatenation is ``text``."""
+    return re.findall(r"\s+|\S+\s*", text) if text else []
+
+
+# --------------------------------------------------------------------------------------------
+# Extractive generator
+# --------------------------------------------------------------------------------------------
+
+_SENTENCE_SPLIT = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9#*-])|\n\s*\n|\n(?=\s*[#*-])"
+)
+_BRIEF = re.compile(
+    r"\b(brief|briefly|concise|concisely|short|succinct|terse|one sentence|single sentence|"
+    r"tl;?dr|in a few words)\b",
+    re.IGNORECASE,
+)
+_DETAILED = re.compile(
+    r"\b(detailed|in detail|thorough|thoroughly|comprehensive|elaborate|exhaustive|long)\b",
+    re.IGNORECASE,
+)
+
+
+def _sentences(text: str) -> list[str]:
+    out = []
+    for raw in _SENTENCE_SPLIT.split(text):
+        if not raw:
+            continue
+        sentence = " ".join(raw.split())
+        sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence).strip()
+        if len(_TOKEN.findall(sentence)) >= 2:
+            out.append(sentence)
+    return out
+
+
+class ExtractiveGenerator:
+    """Deterministic extractive answers with ``[n]`` citations (no model needed).
+
+    The question is the last user message. Every sentence of every chunk is scored by the
+    stemmed content words it shares with the question (each shared term weighted by its
+    inverse frequency across the chunks' sentences, normalised by the question's weight), with
+    a small tie-breaking bonus for higher-ranked chunks and earlier sentences. The best
+    sentences (3 by default) are output best first, each followed by `` [n]`` where ``n`` is
+    the 1-based position of its chunk in ``chunks``.
+
+    System prompt: when a system message asks for brevity (``brief``, ``concise``, ``short``,
+    ``one sentence``, ...) only 1 sentence is used; when it asks for detail (``detailed``,
+    ``thorough``, ``comprehensive``, ...) up to 6. Any other system prompt only counts towards
+    ``prompt_tokens``: the extractive answerer cannot follow free-form instructions.
+
+    Without chunks the answer says in words that no indexed content matched; when no sentence
+    shares a word with the question, the first sentence of the top chunk is used.
+    ``max_tokens`` truncates (finish reason ``length``); ``stop`` cuts at the earliest stop
+    string (finish reason ``stop``; as with OpenAI, a stop string at the very start leaves an
+    empty answer: that is the caller's explicit request).
+
+    Args:
+        sentences: Default number of sentences per answer (1 to 20).
+    """
+
+    def __init__(self, sentences: int = 3) -> None:
+        if not isinstance(sentences, int) or not 1 <= sentences <= 20:
+            raise ValueError(f"sentences must be an integer between 1 and 20, got {sentences!r}")
+        self.sentences = sentences
+        self.name = "extractive-v1"
+
+    def __repr__(self) -> str:
+        return f"ExtractiveGenerator(sentences={self.sentences})"
+
+    def _budget(self, messages: Sequence[dict[str, Any]]) -> int:
+        system = " ".join(message_text(m) for m in messages if m.get("role") == "system")
+        if not system:
+            return self.sentences
+        if _BRIEF.search(system):
+            return 1
+        if _DETAILED.search(system):
+            return max(self.sentences, 6)
+        return self.sentences
+
+    def compose(self, messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> str:
+        """The full answer before ``max_tokens``/``stop`` are applied."""
+        if not chunks:
+            return NO_CONTEXT_ANSWER
+        question = ""
+        for m in reversed(messages):
+            if m.get("role") == "user":
+                question = message_text(m)
+                break
+        q_terms = set(_terms(question))
+        candidates: list[tuple[int, int, str, set[str]]] = []
+        for ci, chunk in enumerate(chunks):
+            for si, sentence in enumerate(_sentences(str(chunk.get("text") or ""))):
+                candidates.append((ci, si, sentence, set(_terms(sentence))))
+        if not candidates:
+            return NO_CONTEXT_ANSWER
+        df = Counter(t for *_, terms in candidates for t in terms & q_terms)
+        total = len(candidates)
+        idf = {t: math.log(1.0 + total / (1.0 + df.get(t, 0))) for t in q_terms}
+        q_weight = sum(idf.values()) or 1.0
+        scored = []
+        for ci, si, sentence, terms in candidates:
+            overlap = sum(idf[t] for t in terms & q_terms) / q_weight
+            score = overlap + 0.02 / (1 + ci) + 0.01 / (1 + si)
+            scored.append((overlap, score, ci, si, sentence))
+        matching = [s for s in scored if s[0] > 0]
+        if not matching:
+            matching = [min(scored, key=lambda s: (s[2], s[3]))]
+        matching.sort(key=lambda s: (-s[1], s[2], s[3]))
+        budget = self._budget(messages)
+        picked: list[str] = []
+        seen: set[str] = set()
+        for _, _, ci, _, sentence in matching:
+            if sentence.lower() in seen:
+                continue
+            seen.add(sentence.lower())
+            picked.append(f"{sentence} [{ci + 1}]")
+            if len(picked) >= budget:
+                break
+        return " ".join(picked)
+
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,  # noqa: ARG002 - part of the Generator protocol
+    ) -> Generation:
+        """Compose the answer.
+
+        Args:
+            messages: OpenAI-style messages (``role``, ``content``).
+            chunks: Retrieved chunks in rank order.
+            max_tokens: Cut the answer after this many words (``finish_reason="length"``).
+            stop: Cut the answer before the earliest of these strings.
+            model: Ignored (there is no model).
+
+        Returns:
+            The generation with word-count usage.
+
+        Raises:
+            ValueError: ``max_tokens`` is not a positive integer or ``stop`` not a list of str.
+        """
+        stops = _check_limits(max_tokens, stop)
+        text, reason = _apply_limits(self.compose(messages, chunks), max_tokens, stops)
+        return Generation(
+            text=text,
+            finish_reason=reason,
+            prompt_tokens=_prompt_tokens(messages, chunks),
+            completion_tokens=_count_tokens(text),
+        )
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,
+    ) -> Iterator[str | Generation]:
+        """Yield the :meth:`generate` text in word-sized pieces, then the :class:`Generation`."""
+        generation = self.generate(messages, chunks, max_tokens=max_tokens, stop=stop, model=model)
+        yield from _pieces(generation.text)
+        yield generation
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAI-compatible generator
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_RAG_INSTRUCTIONS = (
+    "You are a helpful assistant answering questions from the provided context documents. "
+    "Answer only from the context. Cite the documents you use with their number in square "
+    "brackets, like [1]. If the context does not contain the answer, say so."
+)
+DEFAULT_UPSTREAM_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+
+
+def _endpoint(base_url: str, path: str) -> str:
+    base = base_url.rstrip("/")
+    if not re.match(r"^https?://", base):
+        raise GeneratorError(f"base_url must start with http:// or https://, got {base_url!r}")
+    if not base.endswith("/v1"):
+        base += "/v1"
+    return f"{base}/{path.lstrip('/')}"
+
+
+def _upstream_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        err = body.get("error", body) if isinstance(body, dict) else body
+        message = err.get("message", err) if isinstance(err, dict) else err
+        text = str(message)
+    except ValueError:
+        text = response.text
+    text = " ".join(text.split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def build_rag_messages(
+    messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The upstream conversation: one system message (instructions + numbered context).
+
+    The caller's system messages replace :data:`DEFAULT_RAG_INSTRUCTIONS` (system messages act
+    as the generation system prompt, as in the real API); the other messages follow unchanged.
+    """
+    system = "\n\n".join(message_text(m) for m in messages if m.get("role") == "system")
+    lines = [system or DEFAULT_RAG_INSTRUCTIONS, "", "Context:"]
+    if not chunks:
+        lines.append("(no indexed content matched the question)")
+    for i, chunk in enumerate(chunks, start=1):
+        key = (chunk.get("item") or {}).get("key", "")
+        lines.append(f"[{i}] ({key})\n{chunk.get('text', '')}")
+    out: list[dict[str, Any]] = [{"role": "system", "content": "\n".join(lines)}]
+    out.extend(
+        {"role": m.get("role", "user"), "content": m.get("content", "")}
+        for m in messages
+        if m.get("role") != "system"
+    )
+    return out
+
+
+class OpenAICompatibleGenerator:
+    """Generation by an OpenAI-compatible ``POST /v1/chat/completions`` upstream.
+
+    The configured ``model`` is always sent upstream; the request's ``model`` (a Cloudflare
+    catalogue name such as ``@cf/meta/llama-3.3-70b-instruct-fp8-fast``) is ignored because
+    the upstream would not know it.
+
+    Args:
+        base_url: Upstream base URL, with or without ``/v1`` (e.g. ``http://127.0.0.1:11434``).
+        model: Upstream model name (e.g. ``llama3.2``).
+        api_key: Optional bearer key (never in ``repr`` or errors).
+        client: An ``httpx.Client`` to use (tests inject a ``MockTransport`` one).
+        timeout: Request timeout.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        client: httpx.Client | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_UPSTREAM_TIMEOUT,
+    ) -> None:
+        if not model:
+            raise GeneratorError("model must be a non-empty string")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._url = _endpoint(base_url, "chat/completions")
+        self._api_key = api_key
+        self._client = client or httpx.Client(timeout=timeout)
+        self.name = f"openai:{model}@{self.base_url}"
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleGenerator(name={self.name!r})"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _body(
+        self,
+        messages: Sequence[dict[str, Any]],
+        chunks: Sequence[dict[str, Any]],
+        max_tokens: int | None,
+        stop: list[str],
+        stream: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": build_rag_messages(messages, chunks),
+            "stream": stream,
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if stop:
+            body["stop"] = stop
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _fail(self, what: str) -> GeneratorError:
+        return GeneratorError(f"generation upstream {self._url} {what}")
+
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,  # noqa: ARG002 - the configured upstream model is used
+    ) -> Generation:
+        """Ask the upstream for the whole answer.
+
+        Raises:
+            GeneratorError: Unreachable, timed out, HTTP error, or malformed body.
+            ValueError: Invalid ``max_tokens`` or ``stop``.
+        """
+        stops = _check_limits(max_tokens, stop)
+        body = self._body(messages, chunks, max_tokens, stops, stream=False)
+        try:
+            response = self._client.post(self._url, json=body, headers=self._headers())
+        except httpx.TimeoutException as exc:
+            raise self._fail("timed out") from exc
+        except httpx.HTTPError as exc:
+            raise self._fail(f"unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise self._fail(f"returned HTTP {response.status_code}: {_upstream_error(response)}")
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            reason = choice.get("finish_reason") or "stop"
+            usage = data.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self._fail(f"sent a malformed completion body: {exc!r}") from exc
+        return Generation(
+            text=text,
+            finish_reason=str(reason),
+            prompt_tokens=int(usage.get("prompt_tokens") or _prompt_tokens(body["messages"], [])),
+            completion_tokens=int(usage.get("completion_tokens") or _count_tokens(text)),
+        )
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        chunks: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        model: str | None = None,  # noqa: ARG002 - the configured upstream model is used
+    ) -> Iterator[str | Generation]:
+        """Stream the upstream answer (SSE), then yield one final :class:`Generation`.
+
+        Usage comes from the upstream's final usage event when it sends one
+        (``stream_options.include_usage``), else from word counts.
+
+        Raises:
+            GeneratorError: Unreachable, timed out, HTTP error, or malformed event.
+            ValueError: Invalid ``max_tokens`` or ``stop``.
+        """
+        stops = _check_limits(max_tokens, stop)
+        body = self._body(messages, chunks, max_tokens, stops, stream=True)
+        pieces: list[str] = []
+        reason = "stop"
+        usage: dict[str, Any] = {}
+        try:
+            with connect_sse(
+                self._client, "POST", self._url, json=body, headers=self._headers()
+            ) as source:
+                response = source.response
+                if response.status_code != 200:
+                    response.read()
+                    raise self._fail(
+                        f"returned HTTP {response.status_code}: {_upstream_error(response)}"
+                    )
+                for event in source.iter_sse():
+                    if event.data.strip() == "[DONE]":
+                        break
+                    try:
+                        data = json.loads(event.data)
+                    except ValueError as exc:
+                        raise self._fail(
+                            f"sent a malformed stream event: {event.data[:100]!r}"
+                        ) from exc
+                    if not isinstance(data, dict):
+                        continue
+                    if isinstance(data.get("usage"), dict):
+                        usage = data["usage"]
+                    for choice in data.get("choices") or []:
+                        delta = (choice or {}).get("delta") or {}
+                        content = delta.get("content")
+                        if isinstance(content, str) and content:
+                            pieces.append(content)
+                            yield content
+                        if choice.get("finish_reason"):
+                            reason = str(choice["finish_reason"])
+        except httpx.TimeoutException as exc:
+            raise self._fail("timed out") from exc
+        except SSEError as exc:
+            raise self._fail(f"did not answer with an event stream: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise self._fail(f"unreachable: {exc}") from exc
+        text = "".join(pieces)
+        yield Generation(
+            text=text,
+            finish_reason=reason,
+            prompt_tokens=int(usage.get("prompt_tokens") or _prompt_tokens(body["messages"], [])),
+            completion_tokens=int(usage.get("completion_tokens") or _count_tokens(text)),
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+
+def make_generator(spec: str | None = None) -> Generator:
+    """Build a generator from a spec string.
+
+    Args:
+        spec: ``"extractive"`` (default) or ``"openai:MODEL@BASE_URL"`` (key from
+            ``AISEARCH_LOCAL_UPSTREAM_API_KEY``).
+
+    Raises:
+        GeneratorError: Unknown or malformed spec.
+    """
+    from aisearch_local.embed import parse_openai_spec
+
+    spec = (spec or DEFAULT_GENERATOR_SPEC).strip()
+    if spec == "extractive":
+        return ExtractiveGenerator()
+    if spec.startswith("openai:"):
+        try:
+            model, base_url = parse_openai_spec(spec)
+        except ValueError as exc:
+            raise GeneratorError(f"invalid generator spec: {exc}") from exc
+        return OpenAICompatibleGenerator(
+            base_url, model, api_key=os.environ.get(UPSTREAM_API_KEY_ENV)
+        )
+    allowed = ", ".join(repr(s) for s in GENERATOR_SPECS)
+    raise GeneratorError(f"unknown generator spec {spec!r}; allowed: {allowed}")
+
+
+# --------------------------------------------------------------------------------------------
+# Query rewrite (local approximation)
+# --------------------------------------------------------------------------------------------
+
+_FOLLOW_UP_WORDS = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "this",
+        "that",
+        "these",
+        "those",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "one",
+        "ones",
+        "there",
+        "same",
+        "such",
+        "former",
+        "latter",
+        "above",
+    ]
+)
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(and|also|what about|how about|and what|why|then|so|or|but|ok|okay)\b", re.IGNORECASE
+)
+
+
+def rewrite_query(messages: list[dict[str, Any]]) -> str:
+    """Rewrite a conversation into a standalone search query (a local approximation).
+
+    The real service asks an LLM to rewrite follow-ups using the history. Locally:
+
+    1. The query is the last user message (stripped); with a single user message it is used as
+       is (like the real service, which sends the first message unchanged).
+    2. The last message is a *follow-up* when it contains a pronoun or demonstrative (``it``,
+       ``they``, ``this``, ``those`` ...), starts with ``and``/``what about``/``how about``..., or
+       has at most 3 content words.
+    3. For a follow-up, up to 6 salient terms from earlier user turns (newest turn first, words
+       of 3+ letters that are not stop words, preferring capitalised words and ones repeated
+       across turns, not already in the last message) are appended.
+
+    Args:
+        messages: OpenAI-style messages.
+
+    Returns:
+        The search query ("" when there is no user text).
+    """
+    users = [message_text(m).strip() for m in messages if m.get("role") == "user"]
+    users = [u for u in users if u]
+    if not users:
+        others = [message_text(m).strip() for m in messages if message_text(m).strip()]
+        return others[-1] if others else ""
+    last = users[-1]
+    if len(users) == 1:
+        return last
+    last_words = {w.lower() for w in _TOKEN.findall(last)}
+    content = [w for w in last_words if w not in _STOPWORDS]
+    follow_up = (
+        bool(last_words & _FOLLOW_UP_WORDS)
+        or bool(_FOLLOW_UP_START.match(last))
+        or len(content) <= 3
+    )
+    if not follow_up:
+        return last
+    last_stems = {_stem(w) for w in content}
+    counts: Counter[str] = Counter()
+    for turn in users[:-1]:
+        counts.update({_stem(w.lower()) for w in _TOKEN.findall(turn)})
+    candidates: list[tuple[float, int, str]] = []
+    seen: set[str] = set()
+    order = 0
+    for age, turn in enumerate(reversed(users[:-1])):
+        for word in _TOKEN.findall(turn):
+            low = word.lower()
+            stem = _stem(low)
+            if (
+                len(low) < 3
+                or low in _STOPWORDS
+                or low in _FOLLOW_UP_WORDS
+                or low.isdigit()
+                or stem in last_stems
+                or stem in seen
+            ):
+                continue
+            seen.add(stem)
+            salience = (
+                1.0 / (1 + age) + (0.5 if word[:1].isupper() else 0.0) + 0.3 * (counts[stem] - 1)
+            )
+            candidates.append((salience, order, word))
+            order += 1
+    best = sorted(candidates, key=lambda c: (-c[0], c[1]))[:6]
+    extra = [w for _, _, w in sorted(best, key=lambda c: c[1])]
+    return f"{last} {' '.join(extra)}".strip() if extra else last
+
+
+# --------------------------------------------------------------------------------------------
+# Reranking (local approximation)
+# --------------------------------------------------------------------------------------------
+
+
+def _min_window(positions: dict[str, list[int]]) -> int:
+    """Length of the smallest token window holding one occurrence of every key."""
+    events = sorted((p, t) for t, ps in positions.items() for p in ps)
+    need = len(positions)
+    have: Counter[str] = Counter()
+    best = math.inf
+    left = 0
+    covered = 0
+    for pos, term in events:
+        if have[term] == 0:
+            covered += 1
+        have[term] += 1
+        while covered == need:
+            best = min(best, pos - events[left][0] + 1)
+            lterm = events[left][1]
+            have[lterm] -= 1
+            if have[lterm] == 0:
+                covered -= 1
+            left += 1
+    return int(best) if best != math.inf else 0
+
+
+def rerank_scores(query: str, texts: Sequence[str]) -> list[float]:
+    """Relevance of each text to the query in 0..1 (a local cross-encoder approximation).
+
+    Deterministic and lexical, over stemmed content words:
+
+    * ``coverage``: share of the query's distinct terms present in the text (weight 0.5);
+    * ``bm25``: BM25 (k1=1.2, b=0.75, IDF over ``texts``) squashed with ``s / (s + 2)``
+      (weight 0.3);
+    * ``proximity``: ``matched / smallest window holding all matched terms`` (weight 0.2;
+      1.0 for a single matched term).
+
+    A text with no query term scores 0.0; an empty query gives 0.0 for every text.
+
+    Args:
+        query: The search query.
+        texts: Candidate texts.
+
+    Returns:
+        One score per text, in the same order.
+    """
+    q_terms = list(dict.fromkeys(_terms(query)))
+    if not texts:
+        return []
+    if not q_terms:
+        return [0.0] * len(texts)
+    docs = [_terms(t) for t in texts]
+    n = len(docs)
+    avg_len = (sum(len(d) for d in docs) / n) or 1.0
+    df = Counter(t for d in docs for t in set(d) & set(q_terms))
+    scores: list[float] = []
+    for doc in docs:
+        tf = Counter(doc)
+        matched = [t for t in q_terms if tf[t]]
+        if not matched:
+            scores.append(0.0)
+            continue
+        coverage = len(matched) / len(q_terms)
+        bm25 = 0.0
+        for t in matched:
+            idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            bm25 += idf * tf[t] * 2.2 / (tf[t] + 1.2 * (0.25 + 0.75 * len(doc) / avg_len))
+        bm25_norm = bm25 / (bm25 + 2.0)
+        if len(matched) == 1:
+            proximity = 1.0
+        else:
+            positions: dict[str, list[int]] = {t: [] for t in matched}
+            for i, t in enumerate(doc):
+                if t in positions:
+                    positions[t].append(i)
+            proximity = len(matched) / max(_min_window(positions), len(matched))
+        score = 0.5 * coverage + 0.3 * bm25_norm + 0.2 * proximity
+        scores.append(round(min(1.0, max(0.0, score)), 6))
+    return scores

@@ -1,0 +1,471 @@
+"""Document ingestion helpers: text extraction, chunking, and source-folder scanning.
+
+Everything here is pure (no HTTP, no database): the server calls :func:`extract_text` and
+:func:`chunk_text` for every item, and :func:`scan_source_dir` for ``--source DIR``.
+
+* Formats: Markdown (``.md``, ``.markdown``), plain text (``.txt``), HTML (``.html``,
+  ``.htm``; text extracted with the standard library's :mod:`html.parser`) and JSON
+  (``.json``; flattened into ``path: value`` lines). Anything else, a file over
+  :data:`MAX_FILE_BYTES`, bytes that are not UTF-8, or a document with no text raises
+  :class:`IngestError`, whose message is meant for the item's ``error`` field.
+* Chunking: ``chunk_size`` counts whitespace-delimited words (the local approximation of model
+  tokens) and ``chunk_overlap`` is a percentage (0 to 30), as in the instance configuration.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = [
+    "MAX_CHUNK_OVERLAP",
+    "MAX_CHUNK_SIZE",
+    "MAX_FILE_BYTES",
+    "MIN_CHUNK_SIZE",
+    "SIDECAR_SUFFIX",
+    "SUPPORTED_EXTENSIONS",
+    "ChunkSpan",
+    "IngestError",
+    "SourceFile",
+    "builtin_attributes",
+    "chunk_text",
+    "extract_text",
+    "scan_source_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Largest accepted document (4 MiB, the product limit)."""
+
+SUPPORTED_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".json"})
+"""Extensions (lower case, with the dot) that :func:`extract_text` understands."""
+
+SIDECAR_SUFFIX = ".meta.json"
+"""``<file>.meta.json`` next to a source file holds that file's custom metadata."""
+
+MIN_CHUNK_SIZE = 16
+MAX_CHUNK_SIZE = 4096
+MAX_CHUNK_OVERLAP = 30
+
+
+class IngestError(Exception):
+    """A document cannot be indexed; ``str(error)`` names the key and the reason."""
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction
+# --------------------------------------------------------------------------------------------
+
+
+def _extension(key: str) -> str:
+    return PurePosixPath(key).suffix.lower()
+
+
+def _decode(key: str, data: bytes) -> str:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            f"{key}: not valid UTF-8 text (undecodable byte at offset {exc.start})"
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg", "iframe"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+)
+
+
+class _HTMLText(HTMLParser):
+    """Collects visible text as paragraphs; keeps the ``<title>`` separately."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title_parts: list[str] = []
+        self.blocks: list[str] = []
+        self._current: list[str] = []
+        self._skip_depth = 0
+        self._in_title = False
+        self._pre_depth = 0
+
+    def _flush(self) -> None:
+        raw = "".join(self._current)
+        self._current = []
+        text = raw.strip("\n") if self._pre_depth else " ".join(raw.split())
+        if text.strip():
+            self.blocks.append(text)
+
+    def handle_starttag(self, tag: str, _attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+            return
+        if tag in _SKIP_TAGS:
+            if tag != "head":
+                self._skip_depth += 1
+            return
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if tag == "pre":
+            self._pre_depth += 1
+
+    def handle_startendtag(self, tag: str, _attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+            return
+        if tag in _SKIP_TAGS:
+            if tag != "head" and self._skip_depth:
+                self._skip_depth -= 1
+            return
+        if tag in _BLOCK_TAGS and tag not in _VOID_TAGS:
+            self._flush()
+        if tag == "pre" and self._pre_depth:
+            self._pre_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title_parts.append(data)
+        elif not self._skip_depth:
+            self._current.append(data)
+
+    def text(self) -> str:
+        self._flush()
+        title = " ".join("".join(self.title_parts).split())
+        blocks = list(self.blocks)
+        if title and (not blocks or blocks[0] != title):
+            blocks.insert(0, title)
+        return "\n\n".join(blocks)
+
+
+def _html_to_text(text: str) -> str:
+    parser = _HTMLText()
+    parser.feed(text)
+    parser.close()
+    return parser.text()
+
+
+def _flatten_json(value: Any, path: str, lines: list[str]) -> None:
+    if isinstance(value, dict):
+        if not value and path:
+            lines.append(f"{path}: {{}}")
+        for k, v in value.items():
+            _flatten_json(v, f"{path}.{k}" if path else str(k), lines)
+    elif isinstance(value, list):
+        if not value and path:
+            lines.append(f"{path}: []")
+        scalars = all(not isinstance(v, (dict, list)) for v in value)
+        if value and scalars:
+            joined = ", ".join(_json_scalar(v) for v in value)
+            lines.append(f"{path}: {joined}" if path else joined)
+        else:
+            for i, v in enumerate(value):
+                _flatten_json(v, f"{path}[{i}]", lines)
+    else:
+        lines.append(f"{path}: {_json_scalar(value)}" if path else _json_scalar(value))
+
+
+def _json_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_to_text(key: str, text: str) -> str:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(
+            f"{key}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
+    lines: list[str] = []
+    _flatten_json(value, "", lines)
+    return "\n".join(lines)
+
+
+def extract_text(key: str, data: bytes) -> str:
+    r"""Extract indexable text from a document.
+
+    Args:
+        key: The item key (its extension selects the format, case-insensitively).
+        data: The raw bytes.
+
+    Returns:
+        The text: Markdown and plain text as decoded (newlines normalised to ``\n``), HTML as
+        paragraphs separated by blank lines with the ``<title>`` first (scripts, styles and
+        ``<head>`` skipped), JSON as one ``dotted.path: value`` line per leaf (arrays of scalars
+        joined with commas).
+
+    Raises:
+        IngestError: Unsupported extension, over :data:`MAX_FILE_BYTES`, not UTF-8, invalid
+            JSON, or no text left after extraction.
+    """
+    ext = _extension(key)
+    if ext not in SUPPORTED_EXTENSIONS:
+        shown = ext or "(none)"
+        allowed = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise IngestError(f"{key}: unsupported file type {shown}; supported: {allowed}")
+    if len(data) > MAX_FILE_BYTES:
+        raise IngestError(
+            f"{key}: file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte (4 MB) limit"
+        )
+    text = _decode(key, data)
+    if ext in (".html", ".htm"):
+        text = _html_to_text(text)
+    elif ext == ".json":
+        text = _json_to_text(key, text)
+    if not text.strip():
+        raise IngestError(f"{key}: no text to index (the document is empty after extraction)")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Chunking
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """One chunk: ``text == source[start:end]`` (character offsets into the extracted text)."""
+
+    text: str
+    start: int
+    end: int
+
+
+_WORD = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"""[.!?:;]["')\]]*$""")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+    return value
+
+
+def chunk_text(text: str, chunk_size: int = 256, chunk_overlap: int = 10) -> list[ChunkSpan]:
+    """Split text into overlapping chunks, preferring paragraph then sentence boundaries.
+
+    A chunk holds at most ``chunk_size`` words (whitespace-delimited, the local stand-in for
+    model tokens). When a document is longer, each chunk ends at the last paragraph break in
+    the second half of its window, else the last sentence end there, else after exactly
+    ``chunk_size`` words. The next chunk starts ``floor(chunk_size * chunk_overlap / 100)``
+    words before the previous end (always advancing by at least one word). Every word of the
+    text lies in at least one chunk. Deterministic.
+
+    Args:
+        text: The extracted text.
+        chunk_size: Words per chunk, 16 to 4096.
+        chunk_overlap: Overlap between consecutive chunks in percent, 0 to 30.
+
+    Returns:
+        The chunks in document order (empty for a text without words).
+
+    Raises:
+        ValueError: ``chunk_size`` or ``chunk_overlap`` out of range (the message names it).
+    """
+    _check_int("chunk_size", chunk_size, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    _check_int("chunk_overlap", chunk_overlap, 0, MAX_CHUNK_OVERLAP)
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    n = len(words)
+    if n == 0:
+        return []
+    if n <= chunk_size:
+        s, e = words[0][0], words[-1][1]
+        return [ChunkSpan(text[s:e], s, e)]
+    overlap = chunk_size * chunk_overlap // 100
+    # Word i "ends a paragraph" when a blank line follows it, "ends a sentence" when it ends
+    # with terminal punctuation or a line break follows it. Breaks are exclusive word indexes.
+    para_breaks: list[int] = []
+    sent_breaks: list[int] = []
+    for i in range(n - 1):
+        gap = text[words[i][1] : words[i + 1][0]]
+        if gap.count("\n") >= 2:
+            para_breaks.append(i + 1)
+            sent_breaks.append(i + 1)
+        elif "\n" in gap or _SENTENCE_END.search(text[words[i][0] : words[i][1]]):
+            sent_breaks.append(i + 1)
+    chunks: list[ChunkSpan] = []
+    start = 0
+    min_len = max(1, chunk_size // 2)
+    while True:
+        limit = start + chunk_size
+        if limit >= n:
+            end = n
+        else:
+            end = limit
+            for breaks in (para_breaks, sent_breaks):
+                j = bisect.bisect_right(breaks, limit) - 1
+                if j >= 0 and breaks[j] >= start + min_len:
+                    end = breaks[j]
+                    break
+        s, e = words[start][0], words[end - 1][1]
+        chunks.append(ChunkSpan(text[s:e], s, e))
+        if end >= n:
+            return chunks
+        start = max(start + 1, end - overlap)
+
+
+# --------------------------------------------------------------------------------------------
+# Source folders
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceFile:
+    """One document found in a source folder.
+
+    Attributes:
+        key: POSIX path relative to the source root (``brewing/espresso.md``).
+        data: The file bytes (only the first ``MAX_FILE_BYTES + 1`` of an oversized file, so
+            :func:`extract_text` still rejects it without reading it all).
+        metadata: Custom metadata from the sidecar ``<file>.meta.json`` (``{}`` without one).
+        timestamp_ms: Last modification time in Unix milliseconds.
+        metadata_error: Why the sidecar was ignored (invalid JSON, not an object), else None.
+    """
+
+    key: str
+    data: bytes
+    metadata: dict[str, Any]
+    timestamp_ms: int
+    metadata_error: str | None = field(default=None)
+
+
+def _read_sidecar(path: Path, key: str) -> tuple[dict[str, Any], str | None]:
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return {}, None
+    try:
+        value = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        message = f"{key}{SIDECAR_SUFFIX}: unreadable metadata sidecar ({exc})"
+        logger.warning("%s", message)
+        return {}, message
+    if not isinstance(value, dict):
+        message = f"{key}{SIDECAR_SUFFIX}: metadata sidecar must be a JSON object"
+        logger.warning("%s", message)
+        return {}, message
+    return value, None
+
+
+def scan_source_dir(root: Path) -> Iterator[SourceFile]:
+    """Walk a folder like an R2 bucket and yield its documents in key order.
+
+    Hidden files and folders (name starting with ``.``) are skipped; every
+    ``*.meta.json`` file is treated as a sidecar (read into its document's metadata, never
+    yielded itself, ignored when its document does not exist). Files with unsupported
+    extensions are yielded: the server records a per-item error for them.
+
+    Args:
+        root: The source folder.
+
+    Yields:
+        One :class:`SourceFile` per document, sorted by key.
+
+    Raises:
+        NotADirectoryError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"source folder {str(root)!r} does not exist or is not a folder")
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
+                continue
+            path = Path(dirpath) / name
+            found.append((path.relative_to(root).as_posix(), path))
+    found.sort()
+    for key, path in found:
+        try:
+            stat = path.stat()
+            with path.open("rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:  # vanished or unreadable between listing and reading
+            logger.warning("skipping %s: %s", key, exc)
+            continue
+        metadata, metadata_error = _read_sidecar(path, key)
+        yield SourceFile(
+            key=key,
+            data=data,
+            metadata=metadata,
+            timestamp_ms=stat.st_mtime_ns // 1_000_000,
+            metadata_error=metadata_error,
+        )
+
+
+def builtin_attributes(key: str) -> dict[str, str]:
+    """The built-in filterable attributes of a key (API.md section 8.1).
+
+    ``filename`` is the full key (the docs' example is ``docs/getting-started/guide.pdf``) and
+    ``folder`` is the prefix up to and including the last ``/`` (``docs/getting-started/``).
+    A root-level key has the empty prefix, so its ``folder`` is ``""``.
+
+    Args:
+        key: The item key.
+
+    Returns:
+        ``{"folder": ..., "filename": ...}``.
+    """
+    cut = key.rfind("/")
+    return {"folder": key[: cut + 1] if cut >= 0 else "", "filename": key}
