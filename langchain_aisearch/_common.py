@@ -1,0 +1,264 @@
+"""Connection fields, lazy core clients and search options shared by every class."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+from aisearch import (
+    AISearchClient,
+    AsyncAISearchClient,
+    BoostBy,
+    CacheOptions,
+    QueryRewriteOptions,
+    RerankingOptions,
+    RetrievalOptions,
+    SearchOptions,
+)
+
+__all__ = ["AISearchConnection", "SearchOptionFields", "validate_k"]
+
+ACCOUNT_ID_ENV = ["CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID"]
+API_TOKEN_ENV = ["CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN"]
+API_EMAIL_ENV = "CLOUDFLARE_EMAIL"
+API_KEY_ENV = "CLOUDFLARE_API_KEY"
+BASE_URL_ENV = "AISEARCH_BASE_URL"
+
+_INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def validate_instance_id(value: str, field: str = "instance_id") -> str:
+    """Check an instance id before any network call.
+
+    Args:
+        value: The id to check.
+        field: The field name used in the error message.
+
+    Returns:
+        The id, unchanged.
+
+    Raises:
+        ValueError: When the id is empty, too long or holds characters the API rejects.
+    """
+    if not isinstance(value, str) or not _INSTANCE_ID_RE.match(value):
+        msg = (
+            f"{field}: must be 1-64 characters of letters, digits, '-' or '_' "
+            f"starting with a letter or digit (got {value!r})"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def validate_k(k: Any, field: str = "k") -> int:
+    """Check a per-call result count (1..50) before any network call.
+
+    Args:
+        k: The value passed by the caller.
+        field: The field name used in the error message.
+
+    Returns:
+        The count as an int.
+
+    Raises:
+        ValueError: When `k` is not an int between 1 and 50.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        msg = f"{field}: must be an integer between 1 and 50 (got {k!r})"
+        raise ValueError(msg)
+    return k
+
+
+class AISearchConnection(BaseModel):
+    """Connection fields and lazily built, cached core clients.
+
+    Every LangChain class of this package mixes this in. Credentials fall back to the
+    same environment variables as the core client; nothing is checked at construction,
+    a missing credential raises a clear `aisearch.AISearchError` at the first call.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    account_id: str | None = Field(default_factory=from_env(ACCOUNT_ID_ENV, default=None))
+    """Cloudflare account id (env `CLOUDFLARE_ACCOUNT_ID`, then `CF_ACCOUNT_ID`)."""
+
+    api_token: SecretStr | None = Field(
+        default_factory=secret_from_env(API_TOKEN_ENV, default=None), repr=False
+    )
+    """API token with AI Search:Run (env `CLOUDFLARE_API_TOKEN`, `CF_AI_SEARCH_API_TOKEN`,
+    `CF_API_TOKEN`)."""
+
+    api_email: str | None = Field(default_factory=from_env(API_EMAIL_ENV, default=None))
+    """Account email for legacy global-key auth (env `CLOUDFLARE_EMAIL`)."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(API_KEY_ENV, default=None), repr=False
+    )
+    """Legacy global API key, used with `api_email` (env `CLOUDFLARE_API_KEY`)."""
+
+    namespace: str = "default"
+    """AI Search namespace of the instance(s)."""
+
+    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    """API base URL (env `AISEARCH_BASE_URL`), e.g. a local `aisearch-local` server."""
+
+    timeout: float | None = Field(default=None, gt=0)
+    """Request timeout in seconds; `None` keeps the core client's default (30 s)."""
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries on connection errors, timeouts, 408/409/429 and 5xx."""
+
+    client: AISearchClient | None = Field(default=None, exclude=True, repr=False)
+    """A core client to use instead of building one (shared, never closed by us)."""
+
+    async_client: AsyncAISearchClient | None = Field(default=None, exclude=True, repr=False)
+    """An async core client to use instead of building one."""
+
+    _sync_client: AISearchClient | None = PrivateAttr(default=None)
+    _async_clients: dict[int, tuple[Any, AsyncAISearchClient]] = PrivateAttr(default_factory=dict)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        return validate_instance_id(value, "namespace")
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Secret fields and the environment variables they come from."""
+        return {"api_token": "CLOUDFLARE_API_TOKEN", "api_key": "CLOUDFLARE_API_KEY"}
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "account_id": self.account_id,
+            "api_token": self.api_token.get_secret_value() if self.api_token else None,
+            "api_email": self.api_email,
+            "api_key": self.api_key.get_secret_value() if self.api_key else None,
+            "namespace": self.namespace,
+            "base_url": self.base_url,
+            "max_retries": self.max_retries,
+        }
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
+    def _get_client(self) -> AISearchClient:
+        """Return the injected client, or build one pooled client once."""
+        if self.client is not None:
+            return self.client
+        if self._sync_client is None:
+            with self._client_lock:
+                if self._sync_client is None:
+                    self._sync_client = AISearchClient(**self._client_kwargs())
+        return self._sync_client
+
+    def _get_async_client(self) -> AsyncAISearchClient:
+        """Return the injected async client, or one pooled client per event loop.
+
+        An `httpx.AsyncClient` keeps connections bound to the loop that opened them, so
+        a client built in one `asyncio.run` is not reused in the next one.
+        """
+        if self.async_client is not None:
+            return self.async_client
+        loop = asyncio.get_running_loop()
+        key = id(loop)
+        with self._client_lock:
+            cached = self._async_clients.get(key)
+            if cached is None or cached[0] is not loop:
+                # drop clients of loops that are gone (ids can be reused)
+                self._async_clients = {
+                    k: v for k, v in self._async_clients.items() if not v[0].is_closed()
+                }
+                cached = (loop, AsyncAISearchClient(**self._client_kwargs()))
+                self._async_clients[key] = cached
+        return cached[1]
+
+
+RetrievalType = Literal["vector", "keyword", "hybrid"]
+FusionMethod = Literal["rrf", "max"]
+KeywordMatchMode = Literal["and", "or"]
+
+
+class SearchOptionFields(BaseModel):
+    """Every AI Search retrieval option as a typed field; unset fields are not sent."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    retrieval_type: RetrievalType | None = None
+    """`vector`, `keyword` or `hybrid` (must match the instance's index method)."""
+
+    match_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Minimum vector similarity, 0..1."""
+
+    filters: dict[str, Any] | None = None
+    """Vectorize-style metadata filter, e.g. `{"folder": "docs/"}`."""
+
+    context_expansion: int | None = Field(default=None, ge=0, le=3)
+    """Number of neighbouring chunks to add, 0..3."""
+
+    fusion_method: FusionMethod | None = None
+    """How hybrid search fuses vector and keyword ranks: `rrf` or `max`."""
+
+    keyword_match_mode: KeywordMatchMode | None = None
+    """BM25 candidate selection: `and` or `or`."""
+
+    boost_by: list[BoostBy] | None = None
+    """Up to 3 boosts, e.g. `[{"field": "timestamp", "direction": "desc"}]`."""
+
+    metadata_only: bool | None = None
+    """Return chunks without text."""
+
+    return_on_failure: bool | None = None
+    """Return empty results instead of an error when retrieval fails."""
+
+    query_rewrite: QueryRewriteOptions | None = None
+    """Query rewriting options, e.g. `{"enabled": True}`."""
+
+    reranking: RerankingOptions | None = None
+    """Reranking options, e.g. `{"enabled": True, "match_threshold": 0.2}`."""
+
+    cache: CacheOptions | None = None
+    """Similarity cache options."""
+
+    extra_options: dict[str, Any] | None = None
+    """Raw `ai_search_options` deep-merged last, for fields the service adds later."""
+
+    def _search_options(
+        self,
+        *,
+        max_num_results: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> SearchOptions:
+        """Build the typed `SearchOptions`; only fields that are set are sent."""
+        retrieval: dict[str, Any] = {}
+        for name in (
+            "retrieval_type",
+            "match_threshold",
+            "context_expansion",
+            "fusion_method",
+            "keyword_match_mode",
+            "boost_by",
+            "metadata_only",
+            "return_on_failure",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                retrieval[name] = value
+        effective_filters = filters if filters is not None else self.filters
+        if effective_filters is not None:
+            retrieval["filters"] = dict(effective_filters)
+        if max_num_results is not None:
+            retrieval["max_num_results"] = max_num_results
+        options: dict[str, Any] = {}
+        if retrieval:
+            options["retrieval"] = RetrievalOptions(**retrieval)
+        for name in ("query_rewrite", "reranking", "cache"):
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = value
+        return SearchOptions(**options)

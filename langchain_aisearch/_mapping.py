@@ -1,0 +1,281 @@
+"""Pure mappings: chunks to Documents, LangChain messages to API messages, citations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages import content as types
+
+from aisearch import Chunk
+
+__all__ = [
+    "API_ROLES",
+    "MODEL_PROVIDER",
+    "chunk_to_document",
+    "chunk_to_source",
+    "find_citations",
+    "message_to_api",
+    "messages_to_api",
+    "sources_to_documents",
+    "translate_content",
+    "translate_content_chunk",
+]
+
+MODEL_PROVIDER = "aisearch"
+"""`response_metadata["model_provider"]` of messages from `ChatAISearch`."""
+
+API_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+CANONICAL_KEYS = (
+    "id",
+    "score",
+    "type",
+    "filename",
+    "source",
+    "timestamp",
+    "scoring_details",
+    "instance_id",
+    "search_query",
+)
+
+
+def chunk_to_source(chunk: Chunk) -> dict[str, Any]:
+    """Return a chunk as a JSON-ready dict (the shape the API sends)."""
+    return chunk.model_dump(mode="json", exclude_none=True)
+
+
+def chunk_to_document(
+    chunk: Chunk,
+    *,
+    search_query: str | None = None,
+    instance_id: str | None = None,
+) -> Document:
+    """Map one AI Search chunk to a LangChain `Document`.
+
+    `page_content` is the chunk text and `id` the chunk id. Metadata starts with the
+    item's custom metadata; the canonical keys (`id`, `score`, `type`, `filename`,
+    `source`, `timestamp`, `scoring_details`, `instance_id`, `search_query`) are
+    written last and win over custom keys of the same name.
+
+    Args:
+        chunk: The chunk from a search or chat completion.
+        search_query: The query the service actually ran (rewritten when rewriting is on).
+        instance_id: Fallback instance id when the chunk carries none (single-instance
+            routes); the chunk's own `instance_id` always wins.
+
+    Returns:
+        The Document. The chunk is not modified.
+    """
+    item = chunk.item
+    metadata: dict[str, Any] = dict(item.metadata or {}) if item is not None else {}
+    key = item.key if item is not None else getattr(chunk, "filename", None)
+    scoring = chunk.scoring_details
+    metadata.update(
+        {
+            "id": chunk.id,
+            "score": chunk.score,
+            "type": chunk.type,
+            "filename": key,
+            "source": key,
+            "timestamp": item.timestamp if item is not None else None,
+            "scoring_details": (
+                scoring.model_dump(mode="json", exclude_none=True) if scoring is not None else None
+            ),
+            "instance_id": chunk.instance_id or instance_id,
+            "search_query": search_query,
+        }
+    )
+    return Document(page_content=chunk.text or "", metadata=metadata, id=chunk.id)
+
+
+def sources_to_documents(message: BaseMessage) -> list[Document]:
+    """Return the sources of a `ChatAISearch` answer as LangChain Documents.
+
+    Args:
+        message: An `AIMessage` (or aggregated `AIMessageChunk`) from `ChatAISearch`.
+
+    Returns:
+        One Document per source chunk, mapped as the retrievers map search results.
+    """
+    return [
+        chunk_to_document(Chunk.model_validate(source))
+        for source in message.response_metadata.get("sources") or []
+    ]
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _content_to_api(content: str | list[str | dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Map LangChain message content to the API's string or OpenAI-style parts."""
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append({"type": "text", "text": block})
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "image_url":
+            parts.append({"type": "image_url", "image_url": block["image_url"]})
+        elif kind == "image" and block.get("url"):
+            parts.append({"type": "image_url", "image_url": {"url": block["url"]}})
+        elif kind == "image" and block.get("base64"):
+            mime = block.get("mime_type", "image/png")
+            url = f"data:{mime};base64,{block['base64']}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif kind in {"reasoning", "tool_call", "tool_call_chunk", "citation"}:
+            continue  # model-side blocks the API does not take as input
+        else:
+            msg = f"message content block of type {kind!r} is not supported by AI Search"
+            raise ValueError(msg)
+    if all(part["type"] == "text" for part in parts):
+        return "".join(part["text"] for part in parts)
+    return parts
+
+
+def message_to_api(message: BaseMessage) -> dict[str, Any]:
+    """Map a LangChain message to an API chat message (`role`, `content`).
+
+    `SystemMessage` -> system (developer when `additional_kwargs["__openai_role__"]`
+    is `"developer"`), `HumanMessage` -> user, `AIMessage` -> assistant,
+    `ToolMessage` -> tool, `ChatMessage(role=...)` -> that role when the API knows it.
+
+    Raises:
+        ValueError: For a role the API does not accept or unsupported content.
+    """
+    if isinstance(message, SystemMessage):
+        role = (
+            "developer"
+            if message.additional_kwargs.get("__openai_role__") == "developer"
+            else "system"
+        )
+    elif isinstance(message, HumanMessage):
+        role = "user"
+    elif isinstance(message, AIMessage):
+        role = "assistant"
+    elif isinstance(message, (ToolMessage, FunctionMessage)):
+        role = "tool"
+    elif isinstance(message, ChatMessage):
+        role = {"human": "user", "ai": "assistant"}.get(message.role, message.role)
+        if role not in API_ROLES:
+            allowed = ", ".join(sorted(API_ROLES))
+            msg = f"messages: role {message.role!r} is not supported (allowed: {allowed})"
+            raise ValueError(msg)
+    else:
+        msg = f"messages: unsupported message type {type(message).__name__}"
+        raise ValueError(msg)
+    return {"role": role, "content": _content_to_api(message.content)}
+
+
+def messages_to_api(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Map a list of LangChain messages (see `message_to_api`)."""
+    return [message_to_api(m) for m in messages]
+
+
+# --------------------------------------------------------------------------- citations
+
+_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_SENTENCE_END_RE = re.compile(r"[.!?\n]\s*")
+
+
+def _claim_start(text: str, marker_start: int, floor: int) -> int:
+    """Start of the sentence (or text after the previous marker) a marker closes."""
+    start = floor
+    for match in _SENTENCE_END_RE.finditer(text, floor, marker_start):
+        if match.end() < marker_start:
+            start = match.end()
+    return start
+
+
+def find_citations(text: str, sources: Sequence[dict[str, Any]]) -> list[types.Citation]:
+    """Turn `[n]` markers in an answer into standard LangChain citations.
+
+    Marker `[n]` (1-based; `[1, 3]` cites several) points at the n-th source. Each
+    citation spans the claim the marker closes, from the start of its sentence (or the
+    end of the previous marker) to the end of the marker. Markers with no matching
+    source are ignored.
+
+    Args:
+        text: The answer text.
+        sources: The retrieved chunks as dicts, in the order the service sent them.
+
+    Returns:
+        `Citation` dicts with `title`/`url` from the item key, `cited_text` from the
+        chunk, and the chunk id, score, instance and 1-based index under `extras`.
+    """
+    citations: list[types.Citation] = []
+    floor = 0
+    for match in _MARKER_RE.finditer(text):
+        start = _claim_start(text, match.start(), floor)
+        for raw in match.group(1).split(","):
+            n = int(raw)
+            if not 1 <= n <= len(sources):
+                continue
+            source = sources[n - 1]
+            key = (source.get("item") or {}).get("key")
+            citation: types.Citation = {
+                "type": "citation",
+                "id": f"aisearch-cite-{match.start()}-{n}",
+                "start_index": start,
+                "end_index": match.end(),
+            }
+            if key:
+                citation["title"] = key
+                if key.startswith(("http://", "https://")):
+                    citation["url"] = key
+            if source.get("text"):
+                citation["cited_text"] = source["text"]
+            extras = {
+                "source_index": n,
+                "chunk_id": source.get("id"),
+                "score": source.get("score"),
+                "instance_id": source.get("instance_id"),
+            }
+            citation["extras"] = {k: v for k, v in extras.items() if v is not None}
+            citations.append(citation)
+        floor = match.end()
+    return citations
+
+
+def _text_blocks(message: AIMessage | AIMessageChunk) -> list[types.ContentBlock]:
+    if not isinstance(message.content, str):
+        raise NotImplementedError  # fall back to LangChain's best-effort parsing
+    if not message.content:
+        return []
+    block: types.TextContentBlock = {"type": "text", "text": message.content}
+    sources = message.response_metadata.get("sources") or []
+    if sources:
+        citations = find_citations(message.content, sources)
+        if citations:
+            block["annotations"] = list(citations)
+    return [block]
+
+
+def translate_content(message: AIMessage) -> list[types.ContentBlock]:
+    """`content_blocks` translator for AI Search messages (text plus citations)."""
+    return _text_blocks(message)
+
+
+def translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
+    """`content_blocks` translator for AI Search chunks.
+
+    A single streamed chunk has no sources, so it yields a plain text block; the
+    aggregated message (`sum(chunks)`) carries the sources and yields citations.
+    """
+    return _text_blocks(message)

@@ -1,0 +1,361 @@
+"""`ChatAISearch`: AI Search chat completions (retrieval + generation) as a chat model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.block_translators import register_translator
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from aisearch import (
+    ChatCompletion,
+    InstanceError,
+    SourcesEvent,
+    StreamEndEvent,
+    TextDeltaEvent,
+    Usage,
+)
+from langchain_aisearch._common import (
+    AISearchConnection,
+    SearchOptionFields,
+    validate_instance_id,
+    validate_k,
+)
+from langchain_aisearch._mapping import (
+    MODEL_PROVIDER,
+    chunk_to_source,
+    messages_to_api,
+    translate_content,
+    translate_content_chunk,
+)
+
+__all__ = ["ChatAISearch"]
+
+register_translator(MODEL_PROVIDER, translate_content, translate_content_chunk)
+
+DEFAULT_MODEL_NAME = "instance-default"
+"""`ls_model_name` reported when no model is set (the instance's model applies)."""
+
+_CALL_KWARGS = frozenset(
+    {"model", "max_tokens", "temperature", "filters", "k", "extra_body", "stream"}
+)
+"""Per-call keyword arguments; `stream` is LangChain's own switch and is not sent."""
+
+
+def _usage(usage: Usage | None) -> UsageMetadata | None:
+    if usage is None:
+        return None
+    return UsageMetadata(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+def _errors(errors: Sequence[InstanceError]) -> list[dict[str, Any]]:
+    return [{"instance_id": e.instance_id, "message": e.message} for e in errors]
+
+
+class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
+    """Chat model over AI Search chat completions: retrieval plus generation.
+
+    Works on one instance (`instance_id`) or up to 10 instances of a namespace
+    (`instance_ids`). The answer is the message content; `response_metadata` holds
+    `model_name`, `finish_reason`, `model_provider="aisearch"` and `sources` (the
+    retrieved chunks as dicts, in the order the answer's `[n]` markers refer to);
+    `usage_metadata` comes from the service's usage. `message.content_blocks` yields a
+    text block whose `annotations` are standard LangChain `Citation`s, one per marker.
+
+    When streaming, the first chunk carries the sources (before any text), the last
+    one (`chunk_position="last"`) carries usage, `model_name` and `finish_reason`; a
+    stream cut before its end raises `aisearch.StreamInterruptedError`.
+
+    The service has no tool calling and no structured output; `bind_tools` is not
+    supported.
+
+    Example:
+        ```python
+        from langchain_aisearch import ChatAISearch
+
+        chat = ChatAISearch(instance_id="docs")
+        answer = chat.invoke("How long should espresso extraction take?")
+        print(answer.content, answer.response_metadata["sources"][0]["item"]["key"])
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    instance_id: str | None = None
+    """The instance to answer from (or use `instance_ids`)."""
+
+    instance_ids: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    """Up to 10 instances of `namespace` to answer from (namespace chat completions)."""
+
+    model: str | None = None
+    """Generation model; `None` uses the instance's configured model."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=5.0)
+    """Sampling temperature, sent as an extra body key when set."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Maximum tokens to generate, sent as an extra body key when set."""
+
+    stop: list[str] | None = None
+    """Stop sequences, sent as an extra body key when set."""
+
+    k: int | None = Field(default=None, ge=1, le=50)
+    """Number of chunks to retrieve (`max_num_results`); `None` uses the instance's."""
+
+    streaming: bool = False
+    """Stream internally on `invoke` (callbacks get tokens as they arrive)."""
+
+    extra_body: dict[str, Any] | None = None
+    """Extra top-level body keys merged last (the API accepts extra keys)."""
+
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str | None) -> str | None:
+        return None if value is None else validate_instance_id(value)
+
+    @field_validator("instance_ids")
+    @classmethod
+    def _check_instance_ids(cls, value: list[str] | None) -> list[str] | None:
+        for i, ident in enumerate(value or []):
+            validate_instance_id(ident, f"instance_ids[{i}]")
+        return value
+
+    @model_validator(mode="after")
+    def _check_target(self) -> ChatAISearch:
+        if self.instance_id is not None and self.instance_ids is not None:
+            msg = "set exactly one of instance_id or instance_ids, not both"
+            raise ValueError(msg)
+        self._search_options(max_num_results=self.k)
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "aisearch-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "instance_ids": self.instance_ids,
+            "namespace": self.namespace,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "k": self.k,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=MODEL_PROVIDER,
+            ls_model_name=kwargs.get("model") or self.model or DEFAULT_MODEL_NAME,
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        ls_stop = stop or self.stop
+        if ls_stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    # ------------------------------------------------------------------ request
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        unknown = set(kwargs) - _CALL_KWARGS
+        if unknown:
+            allowed = ", ".join(sorted(_CALL_KWARGS))
+            msg = f"unexpected argument(s) {sorted(unknown)} (allowed per call: {allowed})"
+            raise TypeError(msg)
+        if self.instance_id is None and self.instance_ids is None:
+            msg = "ChatAISearch needs instance_id or instance_ids"
+            raise ValueError(msg)
+        k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else self.k
+        body: dict[str, Any] = {}
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            body["temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        effective_stop = stop if stop is not None else self.stop
+        if effective_stop:
+            body["stop"] = list(effective_stop)
+        body.update(self.extra_body or {})
+        body.update(kwargs.get("extra_body") or {})
+        target = self.instance_ids if self.instance_ids is not None else self.instance_id
+        call = {
+            "messages": messages_to_api(messages),
+            "model": kwargs.get("model") or self.model,
+            "options": self._search_options(max_num_results=k, filters=kwargs.get("filters")),
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+            "extra_body": body or None,
+        }
+        return target, call
+
+    def _result(self, completion: ChatCompletion) -> ChatResult:
+        choice = completion.choices[0] if completion.choices else None
+        metadata: dict[str, Any] = {
+            "model_name": completion.model or self.model or DEFAULT_MODEL_NAME,
+            "model_provider": MODEL_PROVIDER,
+            "finish_reason": choice.finish_reason if choice is not None else None,
+            "sources": [chunk_to_source(c) for c in completion.chunks],
+        }
+        if completion.errors:
+            metadata["errors"] = _errors(completion.errors)
+        message = AIMessage(
+            content=completion.content,
+            id=completion.id or None,
+            response_metadata=metadata,
+            usage_metadata=_usage(completion.usage),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    # ------------------------------------------------------------------ generate
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> ChatResult:
+        target, call = self._request(messages, stop, kwargs)
+        client = self._get_client()
+        if isinstance(target, list):
+            completion = client.namespace_chat_completions(target, **call)
+        else:
+            completion = client.chat_completions(target, **call)
+        return self._result(completion)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> ChatResult:
+        target, call = self._request(messages, stop, kwargs)
+        client = self._get_async_client()
+        if isinstance(target, list):
+            completion = await client.namespace_chat_completions(target, **call)
+        else:
+            completion = await client.chat_completions(target, **call)
+        return self._result(completion)
+
+    # ------------------------------------------------------------------ stream
+
+    def _chunk(self, event: Any, state: dict[str, Any]) -> ChatGenerationChunk | None:
+        """Map one stream event to a chunk; `state` tracks the model and sources."""
+        if isinstance(event, SourcesEvent):
+            state["sources_sent"] = True
+            metadata: dict[str, Any] = {
+                "model_provider": MODEL_PROVIDER,
+                "sources": [chunk_to_source(c) for c in event.chunks],
+            }
+            if event.errors:
+                metadata["errors"] = _errors(event.errors)
+            return ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata=metadata)
+            )
+        if isinstance(event, TextDeltaEvent):
+            state["model"] = event.model or state.get("model")
+            if not event.text:
+                return None
+            return ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=event.text, response_metadata={"model_provider": MODEL_PROVIDER}
+                )
+            )
+        if isinstance(event, StreamEndEvent):
+            model = event.model or state.get("model") or self.model or DEFAULT_MODEL_NAME
+            return ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    id=event.id or None,
+                    usage_metadata=_usage(event.usage),
+                    response_metadata={
+                        "model_provider": MODEL_PROVIDER,
+                        "model_name": model,
+                        "finish_reason": event.finish_reason,
+                    },
+                    chunk_position="last",
+                )
+            )
+        return None
+
+    @staticmethod
+    def _no_sources_chunk() -> ChatGenerationChunk:
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", response_metadata={"model_provider": MODEL_PROVIDER, "sources": []}
+            )
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        target, call = self._request(messages, stop, kwargs)
+        client = self._get_client()
+        if isinstance(target, list):
+            events = client.stream_namespace_chat_completions(target, **call)
+        else:
+            events = client.stream_chat_completions(target, **call)
+        state: dict[str, Any] = {}
+        for event in events:
+            chunk = self._chunk(event, state)
+            if chunk is None:
+                continue
+            if not state.get("sources_sent"):
+                state["sources_sent"] = True
+                yield self._no_sources_chunk()
+            if run_manager is not None and isinstance(event, TextDeltaEvent):
+                run_manager.on_llm_new_token(event.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        target, call = self._request(messages, stop, kwargs)
+        client = self._get_async_client()
+        if isinstance(target, list):
+            events = client.stream_namespace_chat_completions(target, **call)
+        else:
+            events = client.stream_chat_completions(target, **call)
+        state: dict[str, Any] = {}
+        async for event in events:
+            chunk = self._chunk(event, state)
+            if chunk is None:
+                continue
+            if not state.get("sources_sent"):
+                state["sources_sent"] = True
+                yield self._no_sources_chunk()
+            if run_manager is not None and isinstance(event, TextDeltaEvent):
+                await run_manager.on_llm_new_token(event.text, chunk=chunk)
+            yield chunk

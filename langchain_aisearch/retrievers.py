@@ -1,0 +1,387 @@
+"""LangChain retrievers over Cloudflare AI Search: one instance, or several."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from aisearch import (
+    AISearchError,
+    AllInstancesFailedError,
+    FanOutResult,
+    InstanceError,
+    SearchResult,
+    SearchTarget,
+)
+from langchain_aisearch._common import (
+    AISearchConnection,
+    SearchOptionFields,
+    validate_instance_id,
+    validate_k,
+)
+from langchain_aisearch._mapping import chunk_to_document
+
+__all__ = [
+    "AISearchInstanceWarning",
+    "AISearchMultiRetriever",
+    "AISearchRetriever",
+    "InstanceSearchError",
+]
+
+INSTANCE_ERROR_EVENT = "aisearch_instance_error"
+"""Name of the custom callback event sent for each failed instance."""
+
+NAMESPACE_SEARCH_LIMIT = 10
+"""Most instances one namespace search request may name."""
+
+_LS_PROVIDER = "cloudflare-aisearch"
+
+
+class AISearchInstanceWarning(UserWarning):
+    """One or more instances of a multi-instance search failed; the rest answered."""
+
+
+class InstanceSearchError(AISearchError):
+    """Some instances of a multi-instance search failed (`on_instance_error="raise"`).
+
+    Attributes:
+        errors: One entry per failed instance.
+    """
+
+    def __init__(self, errors: Sequence[InstanceError]) -> None:
+        self.errors = list(errors)
+        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in self.errors)
+        super().__init__(f"{len(self.errors)} instance(s) failed: {parts}")
+
+
+def _call_options(
+    default_k: int, kwargs: Mapping[str, Any]
+) -> tuple[int, Mapping[str, Any] | None]:
+    unknown = set(kwargs) - {"k", "filters"}
+    if unknown:
+        msg = f"unexpected search argument(s): {sorted(unknown)} (allowed per call: k, filters)"
+        raise TypeError(msg)
+    k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else default_k
+    filters = kwargs.get("filters")
+    if filters is not None and not isinstance(filters, Mapping):
+        msg = f"filters: must be a mapping (got {type(filters).__name__})"
+        raise ValueError(msg)
+    return k, filters
+
+
+class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
+    """Retriever over one Cloudflare AI Search instance (`POST .../search`).
+
+    Each chunk becomes a `Document` whose `id` is the chunk id and whose metadata holds
+    the item's custom metadata plus `id`, `score`, `type`, `filename`, `source`,
+    `timestamp`, `scoring_details`, `instance_id` and `search_query`.
+
+    Example:
+        ```python
+        from langchain_aisearch import AISearchRetriever
+
+        retriever = AISearchRetriever(instance_id="docs", k=5, retrieval_type="hybrid")
+        docs = retriever.invoke("How do I brew espresso?", k=3, filters={"folder": "guides/"})
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    instance_id: str
+    """The AI Search instance to query."""
+
+    k: int = Field(default=4, ge=1, le=50)
+    """Number of documents to return (1..50); also per call: `invoke(q, k=3)`."""
+
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str) -> str:
+        return validate_instance_id(value)
+
+    @model_validator(mode="after")
+    def _check_options(self) -> AISearchRetriever:
+        self._search_options(max_num_results=self.k)  # bad options fail here, not later
+        return self
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        params = super()._get_ls_params(**kwargs)
+        params["ls_vector_store_provider"] = _LS_PROVIDER
+        return params
+
+    def _to_documents(self, result: SearchResult) -> list[Document]:
+        return [
+            chunk_to_document(c, search_query=result.search_query, instance_id=self.instance_id)
+            for c in result.chunks
+        ]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> list[Document]:
+        k, filters = _call_options(self.k, kwargs)
+        options = self._search_options(max_num_results=k, filters=filters)
+        result = self._get_client().search(
+            self.instance_id,
+            query,
+            options=options,
+            namespace=self.namespace,
+            extra_options=self.extra_options,
+        )
+        return self._to_documents(result)[:k]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,  # noqa: ARG002
+        **kwargs: Any,
+    ) -> list[Document]:
+        k, filters = _call_options(self.k, kwargs)
+        options = self._search_options(max_num_results=k, filters=filters)
+        result = await self._get_async_client().search(
+            self.instance_id,
+            query,
+            options=options,
+            namespace=self.namespace,
+            extra_options=self.extra_options,
+        )
+        return self._to_documents(result)[:k]
+
+
+class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
+    """Retriever over several AI Search instances, with per-instance error reporting.
+
+    Up to 10 instances of one namespace go through the namespace search endpoint (one
+    request, merged and ranked by the service). More instances, or targets in other
+    namespaces or accounts (`SearchTarget`), run as a concurrent client-side fan-out
+    merged by `merge` ("score" or "rrf"). Every Document carries its `instance_id`.
+
+    A failing instance never disappears silently: `on_instance_error="warn"` (default)
+    emits an `AISearchInstanceWarning` and an `aisearch_instance_error` custom callback
+    event (visible in `astream_events`), `"raise"` raises `InstanceSearchError`,
+    `"ignore"` drops it. `search_with_errors()` returns documents and errors together.
+    When every instance fails, `AllInstancesFailedError` lists each one.
+
+    Example:
+        ```python
+        from langchain_aisearch import AISearchMultiRetriever
+
+        retriever = AISearchMultiRetriever(instance_ids=["docs", "blog"], k=8)
+        docs, errors = retriever.search_with_errors("espresso ratio")
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    instance_ids: list[str | SearchTarget] = Field(min_length=1)
+    """Instances to search: ids in `namespace`, or `SearchTarget`s for other
+    namespaces or accounts."""
+
+    k: int = Field(default=4, ge=1, le=50)
+    """Number of documents to return in total (1..50); also per call."""
+
+    merge: Literal["score", "rrf"] = "score"
+    """How a client-side fan-out merges results: by score, or reciprocal rank fusion."""
+
+    on_instance_error: Literal["raise", "warn", "ignore"] = "warn"
+    """What to do when some (not all) instances fail."""
+
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    """Concurrent instance requests in a client-side fan-out."""
+
+    force_fan_out: bool = False
+    """Always fan out client-side, even when the namespace endpoint could serve."""
+
+    @field_validator("instance_ids")
+    @classmethod
+    def _check_instance_ids(cls, value: list[str | SearchTarget]) -> list[str | SearchTarget]:
+        for i, target in enumerate(value):
+            ident = target if isinstance(target, str) else target.instance_id
+            validate_instance_id(ident, f"instance_ids[{i}]")
+        return value
+
+    @model_validator(mode="after")
+    def _check_options(self) -> AISearchMultiRetriever:
+        self._search_options(max_num_results=self.k)
+        return self
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        params = super()._get_ls_params(**kwargs)
+        params["ls_vector_store_provider"] = _LS_PROVIDER
+        return params
+
+    @property
+    def uses_namespace_endpoint(self) -> bool:
+        """Whether a search goes through one namespace request (else a fan-out)."""
+        if self.force_fan_out or len(self.instance_ids) > NAMESPACE_SEARCH_LIMIT:
+            return False
+        return all(
+            isinstance(t, str)
+            or (t.client is None and (t.namespace is None or t.namespace == self.namespace))
+            for t in self.instance_ids
+        )
+
+    def _ids(self) -> list[str]:
+        return [t if isinstance(t, str) else t.instance_id for t in self.instance_ids]
+
+    def _to_result(
+        self, result: SearchResult | FanOutResult, query: str, k: int
+    ) -> tuple[list[Document], list[InstanceError]]:
+        search_query = getattr(result, "search_query", None) or query
+        docs = [chunk_to_document(c, search_query=search_query) for c in result.chunks]
+        return docs[:k], list(result.errors)
+
+    def _search(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+        options = self._search_options(max_num_results=k, filters=filters)
+        client = self._get_client()
+        if self.uses_namespace_endpoint:
+            return client.namespace_search(
+                self._ids(),
+                query,
+                options=options,
+                namespace=self.namespace,
+                extra_options=self.extra_options,
+            )
+        return client.fan_out_search(
+            self.instance_ids,
+            query,
+            options=self._fan_out_options(options),
+            merge=self.merge,
+            top_k=k,
+            max_concurrency=self.max_concurrency,
+        )
+
+    async def _asearch(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+        options = self._search_options(max_num_results=k, filters=filters)
+        client = self._get_async_client()
+        if self.uses_namespace_endpoint:
+            return await client.namespace_search(
+                self._ids(),
+                query,
+                options=options,
+                namespace=self.namespace,
+                extra_options=self.extra_options,
+            )
+        return await client.fan_out_search(
+            self.instance_ids,
+            query,
+            options=self._fan_out_options(options),
+            merge=self.merge,
+            top_k=k,
+            max_concurrency=self.max_concurrency,
+        )
+
+    def _fan_out_options(self, options: Any) -> Any:
+        if not self.extra_options:
+            return options
+        # the fan-out helper takes no extra_options: merge them into a plain dict
+        merged = options.model_dump(exclude_unset=True, mode="json")
+        _deep_merge(merged, self.extra_options)
+        return merged
+
+    def search_with_errors(
+        self, query: str, *, k: int | None = None, filters: Mapping[str, Any] | None = None
+    ) -> tuple[list[Document], list[InstanceError]]:
+        """Search and return the documents and the per-instance errors together.
+
+        Never raises for failed instances (not even when all fail); transport and
+        validation errors still raise.
+
+        Args:
+            query: The search query.
+            k: Number of documents (1..50); defaults to `self.k`.
+            filters: Metadata filter replacing `self.filters` for this call.
+
+        Returns:
+            `(documents, errors)`; `errors` holds one `InstanceError` per failed instance.
+        """
+        k_ = validate_k(k) if k is not None else self.k
+        return self._to_result(self._search(query, k_, filters), query, k_)
+
+    async def asearch_with_errors(
+        self, query: str, *, k: int | None = None, filters: Mapping[str, Any] | None = None
+    ) -> tuple[list[Document], list[InstanceError]]:
+        """Async `search_with_errors`."""
+        k_ = validate_k(k) if k is not None else self.k
+        return self._to_result(await self._asearch(query, k_, filters), query, k_)
+
+    def _all_failed(self, docs: list[Document], errors: list[InstanceError]) -> bool:
+        failed = {e.instance_id for e in errors}
+        return not docs and bool(errors) and failed >= set(self._ids())
+
+    def _check_errors(self, docs: list[Document], errors: list[InstanceError]) -> None:
+        if not errors:
+            return
+        if self._all_failed(docs, errors):
+            raise AllInstancesFailedError(errors)
+        if self.on_instance_error == "raise":
+            raise InstanceSearchError(errors)
+
+    def _warn(self, errors: list[InstanceError]) -> None:
+        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in errors)
+        warnings.warn(
+            f"AI Search: {len(errors)} instance(s) failed, results are partial: {parts}",
+            AISearchInstanceWarning,
+            stacklevel=4,
+        )
+
+    @staticmethod
+    def _event(error: InstanceError) -> dict[str, Any]:
+        return {
+            "instance_id": error.instance_id,
+            "message": error.message,
+            "error_type": type(error.error).__name__ if error.error is not None else None,
+            "status_code": getattr(error.error, "status_code", None),
+        }
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        k, filters = _call_options(self.k, kwargs)
+        docs, errors = self._to_result(self._search(query, k, filters), query, k)
+        self._check_errors(docs, errors)
+        if errors and self.on_instance_error == "warn":
+            self._warn(errors)
+            child = run_manager.get_child()
+            for error in errors:
+                dispatch_custom_event(
+                    INSTANCE_ERROR_EVENT, self._event(error), config={"callbacks": child}
+                )
+        return docs
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        k, filters = _call_options(self.k, kwargs)
+        docs, errors = self._to_result(await self._asearch(query, k, filters), query, k)
+        self._check_errors(docs, errors)
+        if errors and self.on_instance_error == "warn":
+            self._warn(errors)
+            child = run_manager.get_child()
+            for error in errors:
+                await adispatch_custom_event(
+                    INSTANCE_ERROR_EVENT, self._event(error), config={"callbacks": child}
+                )
+        return docs
+
+
+def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value

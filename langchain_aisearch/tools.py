@@ -1,0 +1,171 @@
+"""Agent tools: search an AI Search instance, or ask it for a cited answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel, ConfigDict, Field
+
+from aisearch import AISearchError
+from langchain_aisearch._mapping import sources_to_documents
+from langchain_aisearch.chat_models import ChatAISearch
+from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
+
+__all__ = ["AISearchAnswerTool", "AISearchQueryInput", "AISearchSearchTool", "format_documents"]
+
+
+class AISearchQueryInput(BaseModel):
+    """Input of the AI Search tools."""
+
+    query: str = Field(min_length=1, description="What to look for, in natural language.")
+
+
+def format_documents(docs: Sequence[Document]) -> str:
+    """Render documents as numbered, readable text for a model.
+
+    Args:
+        docs: Documents from an AI Search retriever.
+
+    Returns:
+        One `[n] source (score, instance)` header plus text per document, or a short
+        note when there are none.
+    """
+    if not docs:
+        return "No matching documents found."
+    parts = []
+    for n, doc in enumerate(docs, start=1):
+        meta = doc.metadata
+        details = []
+        if isinstance(meta.get("score"), (int, float)):
+            details.append(f"score {meta['score']:.3f}")
+        if meta.get("instance_id"):
+            details.append(f"instance {meta['instance_id']}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        parts.append(f"[{n}] {meta.get('source') or doc.id}{suffix}\n{doc.page_content}")
+    return "\n\n".join(parts)
+
+
+def _tool_error(exc: AISearchError) -> ToolException:
+    return ToolException(f"AI Search error: {exc}")
+
+
+class AISearchSearchTool(BaseTool):
+    """Search tool: returns readable passages to the model and the Documents as artifact.
+
+    Example:
+        ```python
+        from langchain_aisearch import AISearchRetriever, AISearchSearchTool
+
+        tool = AISearchSearchTool(retriever=AISearchRetriever(instance_id="docs", k=4))
+        message = tool.invoke(
+            {"type": "tool_call", "id": "1", "name": tool.name, "args": {"query": "grind size"}}
+        )
+        message.artifact  # list[Document]
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = "aisearch_search"
+    description: str = (
+        "Search the knowledge base (Cloudflare AI Search) and return the most relevant "
+        "passages with their sources. Input: a natural-language query."
+    )
+    args_schema: type[BaseModel] = AISearchQueryInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+    retriever: AISearchRetriever | AISearchMultiRetriever
+    """The retriever the tool searches with."""
+
+    def _run(
+        self,
+        query: str,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        try:
+            docs = self.retriever.invoke(
+                query, config={"callbacks": run_manager.get_child() if run_manager else None}
+            )
+        except AISearchError as exc:
+            raise _tool_error(exc) from exc
+        return format_documents(docs), docs
+
+    async def _arun(
+        self,
+        query: str,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        try:
+            docs = await self.retriever.ainvoke(
+                query, config={"callbacks": run_manager.get_child() if run_manager else None}
+            )
+        except AISearchError as exc:
+            raise _tool_error(exc) from exc
+        return format_documents(docs), docs
+
+
+def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
+    text = message.text
+    if not docs:
+        return text
+    sources = "\n".join(f"[{n}] {d.metadata.get('source')}" for n, d in enumerate(docs, 1))
+    return f"{text}\n\nSources:\n{sources}"
+
+
+class AISearchAnswerTool(BaseTool):
+    """Answer tool: asks AI Search for a cited answer; the sources travel as artifact.
+
+    Example:
+        ```python
+        from langchain_aisearch import AISearchAnswerTool, ChatAISearch
+
+        tool = AISearchAnswerTool(chat=ChatAISearch(instance_id="docs"))
+        tool.invoke({"query": "How fine should I grind for espresso?"})
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = "aisearch_answer"
+    description: str = (
+        "Ask the knowledge base (Cloudflare AI Search) a question and get a short answer "
+        "grounded in its documents, with numbered sources. Input: the question."
+    )
+    args_schema: type[BaseModel] = AISearchQueryInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+    chat: ChatAISearch
+    """The chat model that retrieves and answers."""
+
+    def _run(
+        self,
+        query: str,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        try:
+            message = self.chat.invoke(
+                query, config={"callbacks": run_manager.get_child() if run_manager else None}
+            )
+        except AISearchError as exc:
+            raise _tool_error(exc) from exc
+        docs = sources_to_documents(message)
+        return _answer_content(message, docs), docs
+
+    async def _arun(
+        self,
+        query: str,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        try:
+            message = await self.chat.ainvoke(
+                query, config={"callbacks": run_manager.get_child() if run_manager else None}
+            )
+        except AISearchError as exc:
+            raise _tool_error(exc) from exc
+        docs = sources_to_documents(message)
+        return _answer_content(message, docs), docs

@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.load import dumpd, dumps
+from pydantic import ValidationError
+
+from aisearch import (
+    AISearchError,
+    AllInstancesFailedError,
+    APIStatusError,
+    NotFoundError,
+    SearchTarget,
+)
+from langchain_aisearch import (
+    AISearchInstanceWarning,
+    AISearchMultiRetriever,
+    AISearchRetriever,
+    InstanceSearchError,
+)
+
+from .conftest import TOKEN, Recorder, chunk, make_clients, search_envelope
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_construction_without_credentials_does_not_raise_first_call_does():
+    retriever = AISearchRetriever(instance_id="docs")
+    with pytest.raises(AISearchError, match="CLOUDFLARE_API_TOKEN"):
+        retriever.invoke("q")
+
+
+@pytest.mark.parametrize("k", [0, 51, -1])
+def test_k_out_of_range_names_field_and_range(k):
+    with pytest.raises(ValidationError, match="k"):
+        AISearchRetriever(instance_id="docs", k=k)
+
+
+@pytest.mark.parametrize("k", [0, 51, "3", 2.5, True])
+def test_per_call_k_validated_before_network(search_server, k):
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync)
+    with pytest.raises(ValueError, match=r"k: must be an integer between 1 and 50"):
+        retriever.invoke("q", k=k)
+    assert recorder.requests == []
+
+
+def test_misspelt_option_fails_loudly():
+    with pytest.raises(ValidationError, match="top_k"):
+        AISearchRetriever(instance_id="docs", top_k=3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("match_threshold", 1.5),
+        ("context_expansion", 4),
+        ("retrieval_type", "semantic"),
+        ("fusion_method", "sum"),
+        ("keyword_match_mode", "maybe"),
+        ("boost_by", [{"field": "a"}, {"field": "b"}, {"field": "c"}, {"field": "d"}]),
+        ("filters", {"folder": {"$regex": "x"}}),
+        ("instance_id", "bad id!"),
+        ("namespace", ""),
+    ],
+)
+def test_bad_option_rejected_at_construction(field, value):
+    params: dict[str, Any] = {"instance_id": "docs", field: value}
+    with pytest.raises(ValidationError, match=field):
+        AISearchRetriever(**params)
+
+
+def test_unknown_per_call_argument_is_rejected(search_server):
+    _, sync, _ = search_server
+    with pytest.raises(TypeError, match="top_k"):
+        AISearchRetriever(instance_id="docs", client=sync).invoke("q", top_k=2)
+
+
+def test_env_fallbacks(monkeypatch):
+    monkeypatch.setenv("CF_ACCOUNT_ID", "acc-env")
+    monkeypatch.setenv("CF_AI_SEARCH_API_TOKEN", "tok-env")
+    monkeypatch.setenv("AISEARCH_BASE_URL", "http://127.0.0.1:9/client/v4")
+    retriever = AISearchRetriever(instance_id="docs")
+    assert retriever.account_id == "acc-env"
+    assert retriever.api_token is not None
+    assert retriever.api_token.get_secret_value() == "tok-env"
+    assert retriever.base_url == "http://127.0.0.1:9/client/v4"
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "tok-first")
+    assert AISearchRetriever(instance_id="docs").api_token.get_secret_value() == "tok-first"
+
+
+def test_token_never_in_repr_or_serialised_forms():
+    retriever = AISearchRetriever(
+        instance_id="docs", account_id="acc", api_token=TOKEN, api_key="KEY-SECRET-9"
+    )
+    for text in (repr(retriever), str(retriever), dumps(retriever), json.dumps(dumpd(retriever))):
+        assert TOKEN not in text
+        assert "KEY-SECRET-9" not in text
+    assert TOKEN not in retriever.model_dump_json()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def test_request_body_sends_only_set_options_and_per_call_filters(search_server):
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(
+        instance_id="docs",
+        client=sync,
+        k=5,
+        retrieval_type="hybrid",
+        reranking={"enabled": True},
+        filters={"folder": "a/"},
+        extra_options={"retrieval": {"future_knob": 1}},
+    )
+    retriever.invoke("espresso", k=2, filters={"lang": "en"})
+    (body,) = recorder.bodies
+    assert body["query"] == "espresso"
+    assert body["ai_search_options"] == {
+        "retrieval": {
+            "retrieval_type": "hybrid",
+            "filters": {"lang": "en"},
+            "max_num_results": 2,
+            "future_knob": 1,
+        },
+        "reranking": {"enabled": True},
+    }
+    assert recorder.paths[0].endswith(
+        "/accounts/acc/ai-search/namespaces/default/instances/docs/search"
+    )
+    assert recorder.requests[0][0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_documents_mapped_and_k_respected(search_server):
+    _, sync, _ = search_server
+    docs = AISearchRetriever(instance_id="docs", client=sync, k=3).invoke("q")
+    assert [d.id for d in docs] == ["chunk-1", "chunk-2", "chunk-3"]
+    assert docs[0].metadata["instance_id"] == "docs"
+    assert docs[0].metadata["search_query"] == "rewritten"
+    assert docs[0].metadata["n"] == 1
+
+
+async def test_async_uses_async_client(search_server):
+    recorder, _, asyncc = search_server
+    retriever = AISearchRetriever(instance_id="docs", async_client=asyncc)
+    docs = await retriever.ainvoke("q", k=2)
+    assert len(docs) == 2
+    assert len(recorder.requests) == 1
+
+
+def test_lazy_client_built_once_and_shared_by_batch(monkeypatch):
+    recorder = Recorder(lambda r, b: httpx.Response(200, json=search_envelope([chunk(1)])))
+    built: list[Any] = []
+    import langchain_aisearch._common as common
+
+    real = common.AISearchClient
+
+    def factory(**kwargs):
+        built.append(kwargs)
+        return real(**kwargs, http_client=httpx.Client(transport=httpx.MockTransport(recorder)))
+
+    monkeypatch.setattr(common, "AISearchClient", factory)
+    retriever = AISearchRetriever(
+        instance_id="docs", account_id="acc", api_token=TOKEN, base_url="http://x/client/v4"
+    )
+    results = retriever.batch(["a", "b", "c", "d"])
+    assert [len(r) for r in results] == [1, 1, 1, 1]
+    assert len(built) == 1
+    assert len(recorder.requests) == 4
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "exc"),
+    [
+        (
+            404,
+            {"success": False, "errors": [{"code": 7002, "message": "instance not found"}]},
+            NotFoundError,
+        ),
+        (
+            200,
+            {"success": False, "errors": [{"code": 1000, "message": "boom"}], "result": None},
+            APIStatusError,
+        ),
+    ],
+)
+def test_errors_propagate_typed_never_empty(status, payload, exc):
+    recorder = Recorder(lambda r, b: httpx.Response(status, json=payload))
+    sync, _ = make_clients(recorder)
+    with pytest.raises(exc):
+        AISearchRetriever(instance_id="docs", client=sync).invoke("q")
+
+
+def test_ls_params():
+    params = AISearchRetriever(instance_id="docs")._get_ls_params()
+    assert params["ls_retriever_name"] == "aisearch"
+    assert params["ls_vector_store_provider"] == "cloudflare-aisearch"
+
+
+# --------------------------------------------------------------------------- multi
+
+
+def _namespace_server(errors: list[dict[str, Any]], chunks: list[dict[str, Any]]):
+    recorder = Recorder(
+        lambda r, b: httpx.Response(200, json=search_envelope(chunks, errors=errors))
+    )
+    sync, asyncc = make_clients(recorder)
+    return recorder, sync, asyncc
+
+
+class EventCollector(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_custom_event(self, name, data, **kwargs):
+        self.events.append((name, data))
+
+
+def test_multi_uses_namespace_endpoint_up_to_ten():
+    recorder, sync, _ = _namespace_server([], [chunk(1, "a"), chunk(2, "b")])
+    retriever = AISearchMultiRetriever(instance_ids=["a", "b"], client=sync, k=2)
+    assert retriever.uses_namespace_endpoint
+    docs = retriever.invoke("q")
+    assert [d.metadata["instance_id"] for d in docs] == ["a", "b"]
+    (body,) = recorder.bodies
+    assert body["ai_search_options"]["instance_ids"] == ["a", "b"]
+    assert recorder.paths[0].endswith("/ai-search/namespaces/default/search")
+
+
+def test_multi_fans_out_beyond_ten_and_across_namespaces():
+    def respond(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        instance = request.url.path.split("/instances/")[1].split("/")[0]
+        score = 0.5 + int(instance[1:]) / 100
+        return httpx.Response(200, json=search_envelope([chunk(1, score=score)]))
+
+    recorder = Recorder(respond)
+    sync, _ = make_clients(recorder)
+    ids = [f"i{n}" for n in range(11)]
+    retriever = AISearchMultiRetriever(instance_ids=ids, client=sync, k=3)
+    assert not retriever.uses_namespace_endpoint
+    docs = retriever.invoke("q")
+    assert len(recorder.requests) == 11
+    assert [d.metadata["instance_id"] for d in docs] == ["i10", "i9", "i8"]
+    other_ns = AISearchMultiRetriever(
+        instance_ids=["i1", SearchTarget("i2", namespace="other")], client=sync
+    )
+    assert not other_ns.uses_namespace_endpoint
+    other_ns.invoke("q")
+    assert any("/namespaces/other/instances/i2/" in p for p in recorder.paths)
+
+
+def test_multi_partial_failure_warns_and_emits_custom_event():
+    errors = [{"instance_id": "b", "message": "instance b is down"}]
+    _, sync, _ = _namespace_server(errors, [chunk(1, "a")])
+    retriever = AISearchMultiRetriever(instance_ids=["a", "b"], client=sync)
+    collector = EventCollector()
+    with pytest.warns(AISearchInstanceWarning, match="instance b is down"):
+        docs = retriever.invoke("q", config={"callbacks": [collector]})
+    assert [d.id for d in docs] == ["chunk-1"]
+    assert collector.events == [
+        (
+            "aisearch_instance_error",
+            {
+                "instance_id": "b",
+                "message": "instance b is down",
+                "error_type": None,
+                "status_code": None,
+            },
+        )
+    ]
+
+
+def test_multi_on_instance_error_raise_and_ignore():
+    errors = [{"instance_id": "b", "message": "down"}]
+    _, sync, _ = _namespace_server(errors, [chunk(1, "a")])
+    with pytest.raises(InstanceSearchError, match="b: down") as info:
+        AISearchMultiRetriever(
+            instance_ids=["a", "b"], client=sync, on_instance_error="raise"
+        ).invoke("q")
+    assert [e.instance_id for e in info.value.errors] == ["b"]
+    docs = AISearchMultiRetriever(
+        instance_ids=["a", "b"], client=sync, on_instance_error="ignore"
+    ).invoke("q")
+    assert len(docs) == 1
+
+
+def test_multi_all_failed_lists_each_instance():
+    errors = [{"instance_id": "a", "message": "x"}, {"instance_id": "b", "message": "y"}]
+    _, sync, _ = _namespace_server(errors, [])
+    retriever = AISearchMultiRetriever(
+        instance_ids=["a", "b"], client=sync, on_instance_error="ignore"
+    )
+    with pytest.raises(AllInstancesFailedError, match=r"a: x; b: y"):
+        retriever.invoke("q")
+    docs, errs = retriever.search_with_errors("q")
+    assert docs == []
+    assert [e.instance_id for e in errs] == ["a", "b"]
+
+
+async def test_multi_async_search_with_errors():
+    errors = [{"instance_id": "b", "message": "down"}]
+    _, _, asyncc = _namespace_server(errors, [chunk(1, "a")])
+    retriever = AISearchMultiRetriever(instance_ids=["a", "b"], async_client=asyncc)
+    docs, errs = await retriever.asearch_with_errors("q", k=1)
+    assert [d.id for d in docs] == ["chunk-1"]
+    assert errs[0].message == "down"
+
+
+def test_multi_validates_ids():
+    with pytest.raises(ValidationError, match=r"instance_ids\[1\]"):
+        AISearchMultiRetriever(instance_ids=["ok", "not ok"])
+    with pytest.raises(ValidationError, match="instance_ids"):
+        AISearchMultiRetriever(instance_ids=[])
