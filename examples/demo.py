@@ -1,0 +1,331 @@
+"""The aisearch-py demo: LangChain and LlamaIndex over AI Search, offline by default.
+
+What `make demo` runs. Without Cloudflare credentials it starts `aisearch_local` (the local,
+wire-compatible AI Search server) on 127.0.0.1 with a temporary data directory, uploads the
+bundled sample corpus (a coffee roastery's knowledge base) through the core client, and shows:
+
+1. a LangChain retrieval with scores and sources;
+2. a LangChain `ChatAISearch` answer streamed token by token, then its numbered sources;
+3. a multi-instance search where one instance fails (an injected fault) and its error is
+   reported beside the other instances' results;
+4. a LlamaIndex streaming query with its `source_nodes`.
+
+The server stops on exit, on Ctrl-C and on SIGTERM.
+
+With `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN` and `AISEARCH_DEMO_INSTANCE` set, parts
+1, 2 and 4 run against that Cloudflare instance instead (nothing is uploaded), and part 3 is
+skipped: faults can only be injected into the local server.
+
+    python examples/demo.py            # or: make demo
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from aisearch import AISearchClient
+
+console = Console(highlight=False)
+
+MAIN_INSTANCE = "coffee"
+# The multi-instance part splits the corpus by folder into three instances.
+SPLIT = {
+    "beans-and-roasting": ("beans/", "roasting/"),
+    "brewing-and-gear": ("brewing/", "equipment/", "troubleshooting/"),
+    "cafe-menu": ("recipes/",),
+}
+FAULTY_INSTANCE = "cafe-menu"
+
+RETRIEVAL_QUERY = "How long should an espresso shot take, and what ratio should I use?"
+CHAT_QUESTION = "Why does my espresso taste sour, and how do I fix it?"
+MULTI_QUERY = "How long should coffee rest after roasting before I brew espresso?"
+LLAMA_QUESTION = "What water temperature and ratio should I use for a V60 pour-over?"
+
+
+@dataclass
+class Target:
+    """Where the demo runs: the client plus the instance names to use."""
+
+    client: AISearchClient
+    instance: str
+    live: bool
+    server: Any = None  # aisearch_local.testing.LocalServer when local
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _raise_keyboard_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# Setting up: the local server and its instances, or a Cloudflare instance
+# --------------------------------------------------------------------------------------------
+
+
+def live_settings() -> tuple[str, str, str] | None:
+    names = ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "AISEARCH_DEMO_INSTANCE")
+    values = [os.environ.get(n, "").strip() for n in names]
+    return (values[0], values[1], values[2]) if all(values) else None
+
+
+@contextmanager
+def local_target() -> Iterator[Target]:
+    from aisearch_local.testing import LocalServer
+
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+
+    with ExitStack() as stack:
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="aisearch-demo-"))
+        started = time.perf_counter()
+        server = stack.enter_context(LocalServer(data_dir=data_dir, token="demo-token"))
+        client = stack.enter_context(
+            AISearchClient(
+                account_id=server.account_id, api_token=server.token, base_url=server.base_url
+            )
+        )
+        console.print(
+            Panel.fit(
+                f"[bold]aisearch_local[/] listening on {server.base_url}\n"
+                f"data directory {data_dir} (deleted on exit)",
+                title="local AI Search server",
+                border_style="cyan",
+            )
+        )
+        target = Target(client=client, instance=MAIN_INSTANCE, live=False, server=server)
+        docs = list(iter_sample_documents())
+        plan = [(MAIN_INSTANCE, docs)] + [
+            (name, [d for d in docs if d.key.startswith(folders)])
+            for name, folders in SPLIT.items()
+        ]
+        config = {
+            "custom_metadata": CUSTOM_METADATA,
+            "index_method": {"vector": True, "keyword": True},
+        }
+        total = sum(len(batch) for _, batch in plan)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            upload = progress.add_task("uploading the sample corpus", total=total)
+            for name, batch in plan:
+                client.create_instance(name, **config)
+                for doc in batch:
+                    client.upload_item(name, doc.key, doc.data, metadata=doc.metadata)
+                    progress.advance(upload)
+            indexing = progress.add_task("indexing", total=total)
+            done_per_instance: dict[str, int] = {}
+
+            def on_progress(done: int, _total: int, _items: Any, name: str = "") -> None:
+                done_per_instance[name] = done
+                progress.update(indexing, completed=sum(done_per_instance.values()))
+
+            for name, _ in plan:
+                client.wait_until_indexed(
+                    name,
+                    timeout=60,
+                    poll_interval=0.2,
+                    on_progress=lambda d, t, i, n=name: on_progress(d, t, i, n),
+                )
+        target.timings["setup"] = time.perf_counter() - started
+        console.print(
+            f"[green]✓[/] {len(docs)} documents in instance [bold]{MAIN_INSTANCE}[/] and split "
+            f"over {len(SPLIT)} more instances ({', '.join(SPLIT)}) "
+            f"in {target.timings['setup']:.1f} s\n"
+        )
+        yield target
+
+
+@contextmanager
+def cloudflare_target(account_id: str, api_token: str, instance: str) -> Iterator[Target]:
+    with AISearchClient(account_id=account_id, api_token=api_token) as client:
+        console.print(
+            Panel.fit(
+                f"Cloudflare AI Search instance [bold]{instance}[/] "
+                "(CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN, AISEARCH_DEMO_INSTANCE are set)",
+                title="live mode",
+                border_style="yellow",
+            )
+        )
+        yield Target(client=client, instance=instance, live=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The four parts
+# --------------------------------------------------------------------------------------------
+
+
+def part_retrieval(target: Target) -> None:
+    from langchain_aisearch import AISearchRetriever
+
+    console.rule("[bold]1. LangChain retrieval: AISearchRetriever")
+    retriever = AISearchRetriever(instance_id=target.instance, k=4, client=target.client)
+    console.print(f"[dim]retriever.invoke({RETRIEVAL_QUERY!r})[/]")
+    docs = retriever.invoke(RETRIEVAL_QUERY)
+    table = Table(box=box.SIMPLE_HEAVY, show_lines=False, expand=True)
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("score", justify="right")
+    table.add_column("source", style="cyan", no_wrap=True)
+    table.add_column("difficulty")
+    table.add_column("text", ratio=1)
+    for i, doc in enumerate(docs, 1):
+        meta = doc.metadata
+        table.add_row(
+            str(i),
+            f"{meta.get('score', 0.0):.3f}",
+            str(meta.get("source", "?")),
+            str(meta.get("difficulty", "")),
+            Text(_short(doc.page_content, 160)),
+        )
+    console.print(table)
+
+
+def part_chat(target: Target) -> None:
+    from langchain_aisearch import ChatAISearch
+
+    console.rule("[bold]2. LangChain chat: ChatAISearch, streamed")
+    chat = ChatAISearch(instance_id=target.instance, client=target.client)
+    console.print(f"[dim]chat.stream({CHAT_QUESTION!r})[/]\n")
+    sources: list[dict[str, Any]] = []
+    tokens = 0
+    for chunk in chat.stream(CHAT_QUESTION):
+        if not sources and chunk.response_metadata.get("sources"):
+            sources = chunk.response_metadata["sources"]
+        if isinstance(chunk.content, str) and chunk.content:
+            tokens += 1
+            console.print(Text(chunk.content, style="bold"), end="")
+    console.print(f"\n\n[dim]{tokens} streamed pieces[/]")
+    table = Table(title="sources", box=box.SIMPLE, title_justify="left")
+    table.add_column("[n]", justify="right", style="bold")
+    table.add_column("source", style="cyan")
+    table.add_column("score", justify="right")
+    for i, source in enumerate(sources, 1):
+        item = source.get("item") or {}
+        table.add_row(f"[{i}]", str(item.get("key", "?")), f"{source.get('score', 0.0):.3f}")
+    console.print(table)
+
+
+def part_multi(target: Target) -> None:
+    from langchain_aisearch import AISearchMultiRetriever
+
+    console.rule("[bold]3. Multi-instance search with a failing instance")
+    if target.live or target.server is None:
+        console.print(
+            "[yellow]skipped in live mode:[/] faults can only be injected into the local server. "
+            "Run without Cloudflare credentials to see it."
+        )
+        return
+    target.server.set_fault(FAULTY_INSTANCE, status=503, code=7017)
+    try:
+        retriever = AISearchMultiRetriever(
+            instance_ids=list(SPLIT), k=6, on_instance_error="ignore", client=target.client
+        )
+        console.print(
+            f"[dim]injected fault: {FAULTY_INSTANCE} answers HTTP 503\n"
+            f"retriever.search_with_errors({MULTI_QUERY!r})[/]"
+        )
+        docs, errors = retriever.search_with_errors(MULTI_QUERY)
+    finally:
+        target.server.clear_faults()
+    results = Table(box=box.SIMPLE_HEAVY, expand=True)
+    results.add_column("instance", style="magenta", no_wrap=True)
+    results.add_column("score", justify="right")
+    results.add_column("source", style="cyan", no_wrap=True)
+    results.add_column("text", ratio=1)
+    for doc in docs:
+        meta = doc.metadata
+        results.add_row(
+            str(meta.get("instance_id")),
+            f"{meta.get('score', 0.0):.3f}",
+            str(meta.get("source")),
+            Text(_short(doc.page_content, 90)),
+        )
+    answered = sorted({str(d.metadata.get("instance_id")) for d in docs})
+    console.print(results)
+    status = Table(box=box.SIMPLE, title="per-instance status", title_justify="left")
+    status.add_column("instance", style="magenta")
+    status.add_column("status")
+    failed = {e.instance_id: e for e in errors}
+    for name in SPLIT:
+        if name in failed:
+            status.add_row(name, Text(f"✗ {failed[name].message}", style="red"))
+        else:
+            hits = sum(1 for d in docs if d.metadata.get("instance_id") == name)
+            status.add_row(name, Text(f"✓ {hits} result(s) in the top {len(docs)}", style="green"))
+    console.print(status)
+    console.print(
+        f"[dim]{len(answered)} instance(s) answered, {len(errors)} reported an error; "
+        "the search itself did not fail.[/]"
+    )
+
+
+def part_llamaindex(target: Target) -> None:
+    from llamaindex_aisearch import AISearchQueryEngine
+
+    console.rule("[bold]4. LlamaIndex: AISearchQueryEngine, streaming")
+    engine = AISearchQueryEngine(instance_id=target.instance, streaming=True, client=target.client)
+    console.print(f"[dim]engine.query({LLAMA_QUESTION!r})[/]\n")
+    response = engine.query(LLAMA_QUESTION)
+    console.print(
+        f"[dim]source_nodes are ready before the first token: {len(response.source_nodes)}[/]"
+    )
+    for token in response.response_gen:
+        console.print(Text(token, style="bold"), end="")
+    console.print("\n")
+    table = Table(title="source_nodes", box=box.SIMPLE, title_justify="left")
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("score", justify="right")
+    table.add_column("source", style="cyan")
+    table.add_column("author")
+    for i, node in enumerate(response.source_nodes, 1):
+        meta = node.node.metadata
+        table.add_row(
+            str(i), f"{node.score or 0.0:.3f}", str(meta.get("source")), str(meta.get("author", ""))
+        )
+    console.print(table)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    started = time.perf_counter()
+    live = live_settings()
+    context = cloudflare_target(*live) if live else local_target()
+    try:
+        with context as target:
+            part_retrieval(target)
+            part_chat(target)
+            part_multi(target)
+            part_llamaindex(target)
+    except KeyboardInterrupt:
+        console.print("\n[yellow]interrupted: the local server has been stopped.[/]")
+        return 130
+    stopped = "" if live else " and stopped the local server"
+    console.rule(f"[green]demo finished in {time.perf_counter() - started:.1f} s{stopped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
