@@ -1,0 +1,213 @@
+"""Client-side fan-out: search many instances concurrently and merge the results.
+
+Useful beyond the 10 instances a namespace search allows, or across namespaces and
+accounts. Each target's failure is kept as an ``InstanceError``; it never hides the
+results of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from aisearch._exceptions import AISearchError, InvalidRequestError
+from aisearch._models import Chunk, FanOutResult, InstanceError, SearchResult
+
+if TYPE_CHECKING:
+    from aisearch._client import AISearchClient, AsyncAISearchClient
+
+__all__ = ["RRF_K", "SearchTarget", "merge_results", "normalize_targets"]
+
+RRF_K = 60
+"""The constant ``k`` of reciprocal rank fusion: ``score = sum(1 / (k + rank))``."""
+
+MergeMode = Literal["score", "rrf"]
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """One instance to search in a fan-out.
+
+    Args:
+        instance_id: The instance id.
+        namespace: Its namespace (the client's default when ``None``).
+        client: A client for another account or base URL (the calling client when ``None``).
+            In ``AsyncAISearchClient.fan_out_search`` it must be an ``AsyncAISearchClient``.
+
+    Example:
+        >>> SearchTarget("docs", namespace="team-a")
+        SearchTarget(instance_id='docs', namespace='team-a', client=None)
+    """
+
+    instance_id: str
+    namespace: str | None = None
+    client: Any = None
+
+
+def normalize_targets(targets: Sequence[str | SearchTarget]) -> list[SearchTarget]:
+    """Turn instance ids and ``SearchTarget`` objects into a list of targets.
+
+    Args:
+        targets: A non-empty sequence.
+
+    Returns:
+        The targets.
+
+    Raises:
+        InvalidRequestError: If empty or an entry has the wrong type.
+    """
+    if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
+        raise InvalidRequestError(
+            "targets: must be a non-empty list of instance ids or SearchTarget"
+        )
+    out = []
+    for i, target in enumerate(targets):
+        if isinstance(target, str):
+            out.append(SearchTarget(target))
+        elif isinstance(target, SearchTarget):
+            out.append(target)
+        else:
+            raise InvalidRequestError(
+                f"targets[{i}]: must be an instance id or a SearchTarget "
+                f"(got {type(target).__name__})"
+            )
+    return out
+
+
+def check_fanout_args(merge: object, top_k: object, max_concurrency: object) -> None:
+    """Validate the fan-out knobs.
+
+    Args:
+        merge: ``"score"`` or ``"rrf"``.
+        top_k: ``None`` or a positive integer.
+        max_concurrency: A positive integer.
+
+    Raises:
+        InvalidRequestError: Naming the bad argument.
+    """
+    if merge not in ("score", "rrf"):
+        raise InvalidRequestError(f"merge: must be one of 'score', 'rrf' (got {merge!r})")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidRequestError(f"top_k: must be a positive integer or None (got {top_k!r})")
+    if (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not 1 <= max_concurrency <= 64
+    ):
+        raise InvalidRequestError(
+            f"max_concurrency: must be an integer between 1 and 64 (got {max_concurrency!r})"
+        )
+
+
+Outcome = tuple[SearchTarget, "SearchResult | AISearchError"]
+
+
+def merge_results(
+    outcomes: Sequence[Outcome], *, merge: MergeMode = "score", top_k: int | None = None
+) -> FanOutResult:
+    """Merge per-target outcomes into one ranked result.
+
+    ``score`` sorts every chunk by its own score (ties keep target order). ``rrf`` ranks
+    by reciprocal rank fusion over each target's ranking and stores the fused value in
+    the chunk's extra field ``rrf_score``; the service ``score`` is left untouched.
+
+    Args:
+        outcomes: ``(target, result or error)`` pairs, in target order.
+        merge: ``"score"`` or ``"rrf"``.
+        top_k: Keep at most this many chunks.
+
+    Returns:
+        The merged chunks (each with ``instance_id`` set) and one error per failed target.
+    """
+    errors: list[InstanceError] = []
+    ranked: list[tuple[float, int, Chunk]] = []
+    order = 0
+    for target, outcome in outcomes:
+        if isinstance(outcome, AISearchError):
+            errors.append(
+                InstanceError(
+                    instance_id=target.instance_id,
+                    message=str(outcome),
+                    error=outcome,
+                    namespace=target.namespace,
+                )
+            )
+            continue
+        for rank, chunk in enumerate(outcome.chunks, start=1):
+            update: dict[str, Any] = {}
+            if chunk.instance_id is None:
+                update["instance_id"] = target.instance_id
+            if merge == "rrf":
+                key = 1.0 / (RRF_K + rank)
+                update["rrf_score"] = key
+            else:
+                key = chunk.score
+            ranked.append((key, order, chunk.model_copy(update=update) if update else chunk))
+            order += 1
+    ranked.sort(key=lambda entry: (-entry[0], entry[1]))
+    chunks = [chunk for _, _, chunk in ranked]
+    if top_k is not None:
+        chunks = chunks[:top_k]
+    return FanOutResult(chunks=chunks, errors=errors)
+
+
+def run_sync(
+    client: AISearchClient,
+    targets: list[SearchTarget],
+    search: Callable[[AISearchClient, SearchTarget], SearchResult],
+    max_concurrency: int,
+) -> list[Outcome]:
+    """Run one search per target in a thread pool, keeping failures.
+
+    Args:
+        client: The default client.
+        targets: Targets in order.
+        search: Callable doing one search.
+        max_concurrency: Worker threads.
+
+    Returns:
+        ``(target, result or error)`` in target order.
+    """
+
+    def one(target: SearchTarget) -> Outcome:
+        try:
+            return target, search(target.client or client, target)
+        except AISearchError as exc:
+            return target, exc
+
+    if len(targets) == 1:
+        return [one(targets[0])]
+    with ThreadPoolExecutor(max_workers=min(max_concurrency, len(targets))) as pool:
+        return list(pool.map(one, targets))
+
+
+async def run_async(
+    client: AsyncAISearchClient,
+    targets: list[SearchTarget],
+    search: Callable[[AsyncAISearchClient, SearchTarget], Awaitable[SearchResult]],
+    max_concurrency: int,
+) -> list[Outcome]:
+    """Run one search per target with ``asyncio.gather``, at most ``max_concurrency`` at once.
+
+    Args:
+        client: The default client.
+        targets: Targets in order.
+        search: Coroutine function doing one search.
+        max_concurrency: Concurrent searches.
+
+    Returns:
+        ``(target, result or error)`` in target order.
+    """
+    semaphore = asyncio.Semaphore(max_concurrency)
+
+    async def one(target: SearchTarget) -> Outcome:
+        async with semaphore:
+            try:
+                return target, await search(target.client or client, target)
+            except AISearchError as exc:
+                return target, exc
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))

@@ -1,0 +1,246 @@
+"""Turn server-sent events (parsed by httpx-sse) into typed stream events.
+
+Accepted wire forms:
+
+* ``event: chunks`` whose data is the JSON array of chunks (current docs), or a first
+  ``data: {"chunks": [...]}`` object (older docs), possibly with namespace ``errors``;
+* OpenAI ``chat.completion.chunk`` deltas (``choices[].delta.content``), whose
+  ``finish_reason`` and ``usage`` are kept for the end event;
+* legacy Workers-AI pieces ``data: {"response": "..."}``;
+* ``data: [DONE]``, which yields the single ``StreamEndEvent``;
+* ``event: error`` or a JSON error body, which raises ``APIStatusError``.
+
+Unknown event names are ignored. A stream that ends without ``[DONE]`` raises
+``StreamInterruptedError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from httpx_sse import ServerSentEvent
+from pydantic import ValidationError
+
+from aisearch._exceptions import (
+    APIResponseValidationError,
+    APIStatusError,
+    StreamInterruptedError,
+    excerpt,
+    status_error_class,
+)
+from aisearch._models import (
+    Chunk,
+    InstanceError,
+    SourcesEvent,
+    StreamEndEvent,
+    StreamEvent,
+    TextDeltaEvent,
+    Usage,
+)
+
+__all__ = ["StreamDecoder", "error_from_body"]
+
+
+def error_from_body(
+    body: Any, status_code: int, request_id: str | None, default: str
+) -> APIStatusError:
+    """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
+
+    Args:
+        body: The decoded body (any JSON value, or text).
+        status_code: HTTP status to report.
+        request_id: The request id, when known.
+        default: Message used when the body carries none.
+
+    Returns:
+        The exception to raise (its class depends on ``status_code``).
+    """
+    code: int | str | None = None
+    message = default
+    if isinstance(body, Mapping):
+        errors = body.get("errors")
+        error = body.get("error")
+        if isinstance(errors, list) and errors:
+            first = errors[0]
+            if isinstance(first, Mapping):
+                code = first.get("code")
+                message = str(first.get("message") or default)
+            else:
+                message = str(first)
+        elif isinstance(error, Mapping):
+            code = error.get("code")
+            message = str(error.get("message") or default)
+        elif isinstance(error, str) and error:
+            message = error
+        elif isinstance(body.get("message"), str) and body["message"]:
+            message = body["message"]
+        if isinstance(body.get("status"), int) and status_code < 400:
+            status_code = body["status"]
+    elif isinstance(body, str) and body.strip():
+        message = excerpt(body)
+    if code is not None and not isinstance(code, (int, str)):
+        code = str(code)
+    cls = status_error_class(status_code)
+    return cls(message, status_code=status_code, code=code, request_id=request_id, body=body)
+
+
+class StreamDecoder:
+    """Stateful translator from ``ServerSentEvent`` to ``StreamEvent`` (pure: no I/O).
+
+    Args:
+        status_code: HTTP status of the stream response (reported by error events).
+        request_id: Request id of the response, when known.
+    """
+
+    def __init__(self, status_code: int = 200, request_id: str | None = None) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        self.done = False
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._model: str | None = None
+        self._id: str | None = None
+        self._handlers: dict[str, Callable[[ServerSentEvent], list[StreamEvent]]] = {
+            "chunks": self._on_chunks,
+            "sources": self._on_chunks,
+            "error": self._on_error,
+            "message": self._on_message,
+        }
+
+    def feed(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        """Translate one server-sent event.
+
+        Args:
+            sse: The parsed event.
+
+        Returns:
+            Zero or more typed events.
+
+        Raises:
+            APIStatusError: For error events or error bodies.
+            APIResponseValidationError: For data that is not the expected JSON.
+        """
+        if self.done:
+            return []
+        handler = self._handlers.get(sse.event)
+        return handler(sse) if handler is not None else []
+
+    def finish(self) -> None:
+        """Call when the byte stream ended.
+
+        Raises:
+            StreamInterruptedError: If ``[DONE]`` never arrived.
+        """
+        if not self.done:
+            raise StreamInterruptedError(
+                "the event stream ended before 'data: [DONE]' (connection dropped or server error)"
+            )
+
+    def _json(self, sse: ServerSentEvent) -> Any:
+        try:
+            return json.loads(sse.data)
+        except ValueError:
+            raise APIResponseValidationError(
+                f"stream event {sse.event!r} does not carry JSON data",
+                status_code=self.status_code,
+                body_excerpt=excerpt(sse.data),
+            ) from None
+
+    def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
+        try:
+            event = SourcesEvent(
+                chunks=[Chunk.model_validate(c) for c in chunks],
+                errors=[InstanceError.model_validate(e) for e in (errors or [])],
+            )
+        except (ValidationError, TypeError) as exc:
+            raise APIResponseValidationError(
+                f"stream sources do not fit the chunk model: {exc.__class__.__name__}",
+                status_code=self.status_code,
+                body_excerpt=excerpt(raw),
+            ) from None
+        return [event]
+
+    def _on_chunks(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        data = self._json(sse)
+        if isinstance(data, list):
+            return self._sources(data, None, sse.data)
+        if isinstance(data, Mapping) and isinstance(data.get("chunks"), list):
+            return self._sources(data["chunks"], data.get("errors"), sse.data)
+        raise APIResponseValidationError(
+            "the 'chunks' event is neither a JSON array nor an object with 'chunks'",
+            status_code=self.status_code,
+            body_excerpt=excerpt(sse.data),
+        )
+
+    def _on_error(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        try:
+            body: Any = json.loads(sse.data)
+        except ValueError:
+            body = sse.data
+        status = self.status_code if self.status_code >= 400 else 500
+        if isinstance(body, Mapping) and isinstance(body.get("status"), int):
+            status = body["status"]
+        raise error_from_body(body, status, self.request_id, "error event in the stream")
+
+    def _on_message(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        if sse.data.strip() == "[DONE]":
+            self.done = True
+            return [
+                StreamEndEvent(
+                    finish_reason=self._finish_reason,
+                    usage=self._usage,
+                    model=self._model,
+                    id=self._id,
+                )
+            ]
+        if not sse.data.strip():
+            return []
+        data = self._json(sse)
+        if not isinstance(data, Mapping):
+            raise APIResponseValidationError(
+                "stream data is not a JSON object",
+                status_code=self.status_code,
+                body_excerpt=excerpt(sse.data),
+            )
+        is_error = data.get("success") is False or "error" in data
+        if is_error or ("errors" in data and "chunks" not in data and "choices" not in data):
+            status = self.status_code if self.status_code >= 400 else 500
+            raise error_from_body(data, status, self.request_id, "error in the stream")
+        if "choices" not in data and isinstance(data.get("chunks"), list):
+            return self._sources(data["chunks"], data.get("errors"), sse.data)
+        return self._deltas(data, sse.data)
+
+    def _deltas(self, data: Mapping[str, Any], raw: str) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        ident = data.get("id") if isinstance(data.get("id"), str) else None
+        model = data.get("model") if isinstance(data.get("model"), str) else None
+        self._id = ident or self._id
+        self._model = model or self._model
+        usage = data.get("usage")
+        if isinstance(usage, Mapping):
+            try:
+                self._usage = Usage.model_validate(usage)
+            except ValidationError:
+                raise APIResponseValidationError(
+                    "stream usage does not fit the usage model",
+                    status_code=self.status_code,
+                    body_excerpt=excerpt(raw),
+                ) from None
+        choices = data.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, Mapping):
+                    continue
+                delta = choice.get("delta") or choice.get("message") or {}
+                text = delta.get("content") if isinstance(delta, Mapping) else None
+                if isinstance(text, str) and text:
+                    out.append(TextDeltaEvent(text=text, id=ident, model=model))
+                reason = choice.get("finish_reason")
+                if isinstance(reason, str) and reason:
+                    self._finish_reason = reason
+        elif isinstance(data.get("response"), str) and data["response"]:
+            # Legacy Workers-AI style piece: {"response": "...", "p": ...}
+            out.append(TextDeltaEvent(text=data["response"], id=ident, model=model))
+        return out
