@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from aisearch._client import NOT_GIVEN, AISearchClient, AsyncAISearchClient
+from aisearch._base import NOT_GIVEN
+from aisearch._client import AISearchClient, AsyncAISearchClient
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aisearch._exceptions import (
     AISearchError,

@@ -1,0 +1,561 @@
+"""Management endpoints (namespaces, instances, items, indexing wait) of both clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from aisearch._base import (
+    _T,
+    ITEMS_PER_PAGE,
+    LIST_PER_PAGE,
+    ProgressCallback,
+    _BaseClient,
+    _none_parser,
+    _Request,
+    _result_parser,
+)
+from aisearch._config import (
+    validate_instance_id,
+)
+from aisearch._models import (
+    Instance,
+    Item,
+    Namespace,
+)
+
+__all__ = ["_AsyncManagement", "_SyncManagement"]
+
+
+class _SyncManagement(_BaseClient[httpx.Client]):
+    """Namespaces, instances and items (sync)."""
+
+    if TYPE_CHECKING:
+
+        def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T: ...
+
+        def _paginate(
+            self, path: str, model: type[_T], params: dict[str, Any], per_page: int
+        ) -> list[_T]: ...
+
+        _sleep: Callable[[float], None]
+
+    # ------------------------------------------------------------------ namespaces
+
+    def create_namespace(self, name: str, *, description: str | None = None) -> Namespace:
+        """Create a namespace.
+
+        Args:
+            name: Namespace name.
+            description: Up to 256 characters.
+
+        Returns:
+            The namespace.
+        """
+        req = self._create_namespace_req(name, description)
+        parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
+        return parsed
+
+    def list_namespaces(self) -> list[Namespace]:
+        """List every namespace (all pages).
+
+        Returns:
+            The namespaces.
+        """
+        return self._paginate(self._namespaces_path(), Namespace, {}, LIST_PER_PAGE)
+
+    def get_namespace(self, name: str) -> Namespace:
+        """Read a namespace.
+
+        Args:
+            name: Namespace name.
+
+        Returns:
+            The namespace.
+        """
+        req = _Request("GET", self._namespaces_path(name))
+        parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
+        return parsed
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete an (empty) namespace.
+
+        Args:
+            name: Namespace name.
+        """
+        self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+
+    # ------------------------------------------------------------------ instances
+
+    def create_instance(
+        self, instance_id: str, *, namespace: str | None = None, **config: Any
+    ) -> Instance:
+        """Create an instance (built-in storage unless ``type``/``source`` are given).
+
+        Args:
+            instance_id: The new id.
+            namespace: Namespace.
+            **config: Instance configuration fields (API.md section 10).
+
+        Returns:
+            The instance.
+        """
+        req = self._create_instance_req(instance_id, namespace, config)
+        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
+        """List every instance of a namespace (all pages).
+
+        Args:
+            namespace: Namespace.
+
+        Returns:
+            The instances.
+        """
+        path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/instances"
+        return self._paginate(path, Instance, {}, LIST_PER_PAGE)
+
+    def get_instance(self, instance_id: str, *, namespace: str | None = None) -> Instance:
+        """Read an instance.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The instance.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace))
+        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Delete an instance and all its indexed data.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._instance_path(instance_id, namespace))
+        self._request(req, _none_parser)
+
+    # ------------------------------------------------------------------ items
+
+    def upload_item(
+        self,
+        instance_id: str,
+        key: str,
+        content: bytes | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Upload (upsert) a file into a built-in-storage instance (multipart).
+
+        Args:
+            instance_id: The instance id.
+            key: File name (at most 128 characters).
+            content: File content (at most 4 MB).
+            metadata: Custom metadata (sent as a JSON string).
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
+        parsed: Item = self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    def create_or_update_item(
+        self,
+        instance_id: str,
+        key: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Create or re-index an item by key (``next_action: INDEX``).
+
+        Args:
+            instance_id: The instance id.
+            key: Item key (at most 128 characters).
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        body = {
+            "key": self._check_key(key),
+            "next_action": "INDEX",
+            "wait_for_completion": bool(wait_for_completion),
+        }
+        req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
+        parsed: Item = self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    def list_items(
+        self,
+        instance_id: str,
+        *,
+        metadata_filter: Mapping[str, Any] | None = None,
+        status: str | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """List every item of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            metadata_filter: Vectorize-style filter on item metadata.
+            status: Only items with this status.
+            namespace: Namespace.
+
+        Returns:
+            The items.
+        """
+        path = self._instance_path(instance_id, namespace, "/items")
+        params = self._list_items_params(metadata_filter, status)
+        return self._paginate(path, Item, params, ITEMS_PER_PAGE)
+
+    def get_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> Item:
+        """Read an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = _Request("GET", self._item_path(instance_id, item_id, namespace))
+        parsed: Item = self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    def delete_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> None:
+        """Delete an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._item_path(instance_id, item_id, namespace))
+        self._request(req, _none_parser)
+
+    def wait_until_indexed(
+        self,
+        instance_id: str,
+        item_ids: Sequence[str] | None = None,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.5,
+        on_progress: ProgressCallback | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """Poll until items are indexed, an item fails, or the deadline passes.
+
+        Args:
+            instance_id: The instance id.
+            item_ids: Items to wait for (every item of the instance when ``None``).
+            timeout: Deadline in seconds (never polls forever).
+            poll_interval: Seconds between polls.
+            on_progress: Called as ``on_progress(done, total, items)`` after every poll.
+            namespace: Namespace.
+
+        Returns:
+            The items, all ``completed`` (or ``skipped``).
+
+        Raises:
+            IndexingError: If an item ends with status ``error``.
+            IndexingTimeoutError: If the deadline passes first.
+        """
+        timeout, poll_interval = self._wait_args(timeout, poll_interval)
+        validate_instance_id(instance_id)
+        ids = None if item_ids is None else [str(i) for i in item_ids]
+        deadline = time.monotonic() + timeout
+        while True:
+            if ids is None:
+                items = self.list_items(instance_id, namespace=namespace)
+            else:
+                items = [self.get_item(instance_id, i, namespace=namespace) for i in ids]
+            remaining = self._wait_step(items, on_progress, deadline, timeout)
+            if remaining is None:
+                return items
+            self._sleep(min(poll_interval, remaining))
+
+
+class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
+    """Namespaces, instances and items (async)."""
+
+    if TYPE_CHECKING:
+
+        async def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T: ...
+
+        async def _paginate(
+            self, path: str, model: type[_T], params: dict[str, Any], per_page: int
+        ) -> list[_T]: ...
+
+        _sleep: Callable[[float], Awaitable[None]]
+
+    # ------------------------------------------------------------------ namespaces
+
+    async def create_namespace(self, name: str, *, description: str | None = None) -> Namespace:
+        """Create a namespace.
+
+        Args:
+            name: Namespace name.
+            description: Up to 256 characters.
+
+        Returns:
+            The namespace.
+        """
+        req = self._create_namespace_req(name, description)
+        parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
+        return parsed
+
+    async def list_namespaces(self) -> list[Namespace]:
+        """List every namespace (all pages).
+
+        Returns:
+            The namespaces.
+        """
+        return await self._paginate(self._namespaces_path(), Namespace, {}, LIST_PER_PAGE)
+
+    async def get_namespace(self, name: str) -> Namespace:
+        """Read a namespace.
+
+        Args:
+            name: Namespace name.
+
+        Returns:
+            The namespace.
+        """
+        req = _Request("GET", self._namespaces_path(name))
+        parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
+        return parsed
+
+    async def delete_namespace(self, name: str) -> None:
+        """Delete an (empty) namespace.
+
+        Args:
+            name: Namespace name.
+        """
+        await self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+
+    # ------------------------------------------------------------------ instances
+
+    async def create_instance(
+        self, instance_id: str, *, namespace: str | None = None, **config: Any
+    ) -> Instance:
+        """Create an instance.
+
+        Args:
+            instance_id: The new id.
+            namespace: Namespace.
+            **config: Instance configuration fields (API.md section 10).
+
+        Returns:
+            The instance.
+        """
+        req = self._create_instance_req(instance_id, namespace, config)
+        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    async def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
+        """List every instance of a namespace (all pages).
+
+        Args:
+            namespace: Namespace.
+
+        Returns:
+            The instances.
+        """
+        path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/instances"
+        return await self._paginate(path, Instance, {}, LIST_PER_PAGE)
+
+    async def get_instance(self, instance_id: str, *, namespace: str | None = None) -> Instance:
+        """Read an instance.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The instance.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace))
+        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    async def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Delete an instance and all its indexed data.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._instance_path(instance_id, namespace))
+        await self._request(req, _none_parser)
+
+    # ------------------------------------------------------------------ items
+
+    async def upload_item(
+        self,
+        instance_id: str,
+        key: str,
+        content: bytes | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Upload (upsert) a file into a built-in-storage instance (multipart).
+
+        Args:
+            instance_id: The instance id.
+            key: File name (at most 128 characters).
+            content: File content (at most 4 MB).
+            metadata: Custom metadata (sent as a JSON string).
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
+        parsed: Item = await self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    async def create_or_update_item(
+        self,
+        instance_id: str,
+        key: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Create or re-index an item by key (``next_action: INDEX``).
+
+        Args:
+            instance_id: The instance id.
+            key: Item key.
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        body = {
+            "key": self._check_key(key),
+            "next_action": "INDEX",
+            "wait_for_completion": bool(wait_for_completion),
+        }
+        req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
+        parsed: Item = await self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    async def list_items(
+        self,
+        instance_id: str,
+        *,
+        metadata_filter: Mapping[str, Any] | None = None,
+        status: str | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """List every item of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            metadata_filter: Vectorize-style filter on item metadata.
+            status: Only items with this status.
+            namespace: Namespace.
+
+        Returns:
+            The items.
+        """
+        path = self._instance_path(instance_id, namespace, "/items")
+        params = self._list_items_params(metadata_filter, status)
+        return await self._paginate(path, Item, params, ITEMS_PER_PAGE)
+
+    async def get_item(
+        self, instance_id: str, item_id: str, *, namespace: str | None = None
+    ) -> Item:
+        """Read an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = _Request("GET", self._item_path(instance_id, item_id, namespace))
+        parsed: Item = await self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    async def delete_item(
+        self, instance_id: str, item_id: str, *, namespace: str | None = None
+    ) -> None:
+        """Delete an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._item_path(instance_id, item_id, namespace))
+        await self._request(req, _none_parser)
+
+    async def wait_until_indexed(
+        self,
+        instance_id: str,
+        item_ids: Sequence[str] | None = None,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.5,
+        on_progress: ProgressCallback | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """Poll until items are indexed, an item fails, or the deadline passes.
+
+        Args:
+            instance_id: The instance id.
+            item_ids: Items to wait for (every item of the instance when ``None``).
+            timeout: Deadline in seconds (never polls forever).
+            poll_interval: Seconds between polls.
+            on_progress: Called as ``on_progress(done, total, items)`` after every poll.
+            namespace: Namespace.
+
+        Returns:
+            The items, all ``completed`` (or ``skipped``).
+
+        Raises:
+            IndexingError: If an item ends with status ``error``.
+            IndexingTimeoutError: If the deadline passes first.
+        """
+        timeout, poll_interval = self._wait_args(timeout, poll_interval)
+        validate_instance_id(instance_id)
+        ids = None if item_ids is None else [str(i) for i in item_ids]
+        deadline = time.monotonic() + timeout
+        while True:
+            if ids is None:
+                items = await self.list_items(instance_id, namespace=namespace)
+            else:
+                items = list(
+                    await asyncio.gather(
+                        *(self.get_item(instance_id, i, namespace=namespace) for i in ids)
+                    )
+                )
+            remaining = self._wait_step(items, on_progress, deadline, timeout)
+            if remaining is None:
+                return items
+            await self._sleep(min(poll_interval, remaining))
