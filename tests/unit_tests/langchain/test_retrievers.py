@@ -30,6 +30,9 @@ from .conftest import TOKEN, Recorder, chunk, make_clients, search_envelope
 
 def test_construction_without_credentials_does_not_raise_first_call_does():
     retriever = AISearchRetriever(instance_id="docs")
+    with pytest.raises(AISearchError, match="CLOUDFLARE_ACCOUNT_ID"):
+        retriever.invoke("q")
+    retriever = AISearchRetriever(instance_id="docs", account_id="acc")
     with pytest.raises(AISearchError, match="CLOUDFLARE_API_TOKEN"):
         retriever.invoke("q")
 
