@@ -1,0 +1,862 @@
+"""SQLite storage for the local AI Search server.
+
+One database file per data directory, in WAL mode with ``synchronous=FULL``: every write the
+server acknowledges has been fsynced to the write-ahead log, so it survives ``kill -9``.
+
+Layout::
+
+    namespaces(name, description, created_at, modified_at)
+    instances(pk, namespace, id, config JSON, embedder, dim, source_dir, created_at, modified_at)
+    items(pk, inst_pk, id, key, status, error, checksum, file_size, metadata JSON,
+          timestamp_ms, source_id, chunks_count, created_at, modified_at)
+    chunks(cid, inst_pk, item_pk, seq, id, text, start_byte, end_byte, embedding BLOB)
+    fts_<inst_pk>(text)      FTS5, rowid = chunks.cid; tokenizer porter or trigram per instance
+    jobs(pk, inst_pk, id, source, description, started_at, ended_at, end_reason, last_seen_at,
+         log JSON)
+
+Embeddings are float32 blobs. For search, :meth:`Store.index` loads them once per instance into
+a numpy matrix (with the chunk and item ids aligned to it) and keeps it until the next write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ChunkRow",
+    "InstanceIndex",
+    "InstanceRecord",
+    "NewChunk",
+    "Store",
+    "item_attributes",
+    "now_iso",
+]
+
+DB_FILENAME = "aisearch-local.sqlite3"
+_ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO-8601 string with a ``Z`` suffix."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_ms() -> int:
+    """Return the current Unix time in milliseconds."""
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def item_attributes(key: str, timestamp_ms: int | None, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Build the filterable attributes of an item: custom metadata plus the built-ins.
+
+    Built-ins follow AI Search: ``filename`` (the key), ``folder`` (the key's directory with a
+    trailing slash, ``""`` at the root) and ``timestamp`` (last modified, Unix milliseconds).
+    """
+    attrs = {k.lower(): v for k, v in metadata.items()}
+    folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    attrs["filename"] = key
+    attrs["folder"] = folder
+    attrs["timestamp"] = timestamp_ms
+    return attrs
+
+
+@dataclass
+class InstanceRecord:
+    """An instance row: its primary key, identity, configuration and embedder."""
+
+    pk: int
+    namespace: str
+    id: str
+    config: dict[str, Any]
+    embedder: str
+    dim: int
+    source_dir: str | None
+    created_at: str
+    modified_at: str
+
+
+@dataclass
+class NewChunk:
+    """A chunk to insert: text, byte span in the source and its embedding."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class ChunkRow:
+    """A stored chunk with the fields the search pipeline returns."""
+
+    cid: int
+    id: str
+    item_pk: int
+    seq: int
+    text: str
+    start_byte: int
+    end_byte: int
+
+
+@dataclass
+class InstanceIndex:
+    """The in-memory search view of one instance, rebuilt after every write.
+
+    Attributes:
+        matrix: float32 ``(n_chunks, dim)`` of L2-normalised embeddings.
+        cids: chunk primary keys aligned with the matrix rows (sorted ascending).
+        item_pks: the item primary key of every row.
+        items: item primary key -> ``{"key", "timestamp", "metadata", "attrs"}``.
+    """
+
+    version: int
+    matrix: np.ndarray
+    cids: np.ndarray
+    item_pks: np.ndarray
+    items: dict[int, dict[str, Any]]
+    _row_of: dict[int, int] = field(default_factory=dict)
+
+    def row_of(self, cid: int) -> int | None:
+        """Return the matrix row of a chunk primary key, or None."""
+        pos = int(np.searchsorted(self.cids, cid))
+        if pos < len(self.cids) and int(self.cids[pos]) == cid:
+            return pos
+        return None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS namespaces (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    pk INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    embedder TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    source_dir TEXT,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    UNIQUE(namespace, id)
+);
+CREATE TABLE IF NOT EXISTS items (
+    pk INTEGER PRIMARY KEY,
+    inst_pk INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    checksum TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    timestamp_ms INTEGER,
+    source_id TEXT,
+    chunks_count INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    data BLOB,
+    UNIQUE(inst_pk, key)
+);
+CREATE INDEX IF NOT EXISTS items_id ON items(inst_pk, id);
+CREATE TABLE IF NOT EXISTS chunks (
+    cid INTEGER PRIMARY KEY,
+    inst_pk INTEGER NOT NULL,
+    item_pk INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start_byte INTEGER NOT NULL,
+    end_byte INTEGER NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_item ON chunks(item_pk, seq);
+CREATE INDEX IF NOT EXISTS chunks_inst ON chunks(inst_pk);
+CREATE TABLE IF NOT EXISTS jobs (
+    pk INTEGER PRIMARY KEY,
+    inst_pk INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    description TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    end_reason TEXT,
+    last_seen_at TEXT,
+    log TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    """Thread-safe access to the SQLite database of one data directory.
+
+    Args:
+        data_dir: Directory holding the database file (created when missing).
+    """
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / DB_FILENAME
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.execute("PRAGMA cache_size=-65536")
+        self._conn.executescript(_SCHEMA)
+        self._versions: dict[int, int] = {}
+        self._indexes: dict[int, InstanceIndex] = {}
+        self._closed = False
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO namespaces(name, description, created_at, modified_at) "
+                "VALUES ('default', 'The default namespace', ?, ?)",
+                (now_iso(), now_iso()),
+            )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the connection (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """Run a block in one ``BEGIN IMMEDIATE`` transaction under the store lock."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _bump(self, inst_pk: int) -> None:
+        self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
+        self._indexes.pop(inst_pk, None)
+
+    def version(self, inst_pk: int) -> int:
+        """Return a counter that changes on every write to the instance."""
+        return self._versions.get(inst_pk, 0)
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    @staticmethod
+    def _ns_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        name, description, extra, created_at, modified_at = row
+        out: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "created_at": created_at,
+            "modified_at": modified_at,
+        }
+        out.update(json.loads(extra))
+        return out
+
+    def create_namespace(
+        self, name: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Create a namespace; return None when it already exists."""
+        ts = now_iso()
+        with self.transaction() as cur:
+            cur.execute("SELECT 1 FROM namespaces WHERE name = ?", (name,))
+            if cur.fetchone():
+                return None
+            cur.execute(
+                "INSERT INTO namespaces(name, description, extra, created_at, modified_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, description, json.dumps(extra), ts, ts),
+            )
+        return self.get_namespace(name)
+
+    def get_namespace(self, name: str) -> dict[str, Any] | None:
+        """Return a namespace as a dict, or None."""
+        rows = self._query(
+            "SELECT name, description, extra, created_at, modified_at FROM namespaces "
+            "WHERE name = ?",
+            (name,),
+        )
+        return self._ns_dict(rows[0]) if rows else None
+
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        """Return every namespace, ordered by name."""
+        rows = self._query(
+            "SELECT name, description, extra, created_at, modified_at FROM namespaces ORDER BY name"
+        )
+        return [self._ns_dict(r) for r in rows]
+
+    def update_namespace(
+        self, name: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update a namespace's description and extra fields; None when missing."""
+        with self.transaction() as cur:
+            cur.execute("SELECT extra FROM namespaces WHERE name = ?", (name,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            merged = {**json.loads(row[0]), **extra}
+            cur.execute(
+                "UPDATE namespaces SET description = COALESCE(?, description), extra = ?, "
+                "modified_at = ? WHERE name = ?",
+                (description, json.dumps(merged), now_iso(), name),
+            )
+        return self.get_namespace(name)
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete a namespace (the caller checks that it is empty)."""
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM namespaces WHERE name = ?", (name,))
+
+    def count_instances(self, namespace: str) -> int:
+        """Return how many instances a namespace holds."""
+        return int(
+            self._query("SELECT COUNT(*) FROM instances WHERE namespace = ?", (namespace,))[0][0]
+        )
+
+    # -- instances --------------------------------------------------------------------------
+
+    @staticmethod
+    def _inst(row: tuple[Any, ...]) -> InstanceRecord:
+        pk, namespace, id_, config, embedder, dim, source_dir, created_at, modified_at = row
+        return InstanceRecord(
+            pk=pk,
+            namespace=namespace,
+            id=id_,
+            config=json.loads(config),
+            embedder=embedder,
+            dim=dim,
+            source_dir=source_dir,
+            created_at=created_at,
+            modified_at=modified_at,
+        )
+
+    _INST_COLS = "pk, namespace, id, config, embedder, dim, source_dir, created_at, modified_at"
+
+    @staticmethod
+    def _tokenizer(config: dict[str, Any]) -> str:
+        opts = config.get("indexing_options") or {}
+        if opts.get("keyword_tokenizer") == "trigram":
+            return "trigram"
+        return "porter unicode61 remove_diacritics 2"
+
+    def create_instance(
+        self,
+        namespace: str,
+        instance_id: str,
+        config: dict[str, Any],
+        *,
+        embedder: str,
+        dim: int,
+        source_dir: str | None = None,
+    ) -> InstanceRecord | None:
+        """Create an instance and its FTS5 table; None when the id is taken."""
+        ts = now_iso()
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT 1 FROM instances WHERE namespace = ? AND id = ?", (namespace, instance_id)
+            )
+            if cur.fetchone():
+                return None
+            cur.execute(
+                "INSERT INTO instances(namespace, id, config, embedder, dim, source_dir, "
+                "created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (namespace, instance_id, json.dumps(config), embedder, dim, source_dir, ts, ts),
+            )
+            pk = int(cur.lastrowid or 0)
+            tok = self._tokenizer(config)
+            cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+        return self.get_instance(namespace, instance_id)
+
+    def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
+        """Return an instance, or None."""
+        rows = self._query(
+            f"SELECT {self._INST_COLS} FROM instances WHERE namespace = ? AND id = ?",
+            (namespace, instance_id),
+        )
+        return self._inst(rows[0]) if rows else None
+
+    def list_instances(self, namespace: str | None = None) -> list[InstanceRecord]:
+        """Return the instances of a namespace (every namespace when None)."""
+        if namespace is None:
+            rows = self._query(f"SELECT {self._INST_COLS} FROM instances ORDER BY pk")
+        else:
+            rows = self._query(
+                f"SELECT {self._INST_COLS} FROM instances WHERE namespace = ? ORDER BY pk",
+                (namespace,),
+            )
+        return [self._inst(r) for r in rows]
+
+    def update_instance(self, inst: InstanceRecord, config: dict[str, Any]) -> InstanceRecord:
+        """Replace an instance's configuration; rebuild FTS when the tokenizer changed."""
+        rebuild = self._tokenizer(config) != self._tokenizer(inst.config)
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE instances SET config = ?, modified_at = ? WHERE pk = ?",
+                (json.dumps(config), now_iso(), inst.pk),
+            )
+            if rebuild:
+                tok = self._tokenizer(config)
+                cur.execute(f"DROP TABLE IF EXISTS fts_{inst.pk}")
+                cur.execute(
+                    f"CREATE VIRTUAL TABLE fts_{inst.pk} USING fts5(text, tokenize='{tok}')"
+                )
+                cur.execute(
+                    f"INSERT INTO fts_{inst.pk}(rowid, text) "
+                    "SELECT cid, text FROM chunks WHERE inst_pk = ?",
+                    (inst.pk,),
+                )
+        self._bump(inst.pk)
+        updated = self.get_instance(inst.namespace, inst.id)
+        assert updated is not None
+        return updated
+
+    def set_source_dir(self, inst: InstanceRecord, source_dir: str | None) -> None:
+        """Record the local folder an instance syncs from."""
+        with self.transaction() as cur:
+            cur.execute("UPDATE instances SET source_dir = ? WHERE pk = ?", (source_dir, inst.pk))
+
+    def delete_instance(self, inst: InstanceRecord) -> None:
+        """Delete an instance with its items, chunks, jobs and FTS table."""
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM chunks WHERE inst_pk = ?", (inst.pk,))
+            cur.execute("DELETE FROM items WHERE inst_pk = ?", (inst.pk,))
+            cur.execute("DELETE FROM jobs WHERE inst_pk = ?", (inst.pk,))
+            cur.execute("DELETE FROM instances WHERE pk = ?", (inst.pk,))
+            cur.execute(f"DROP TABLE IF EXISTS fts_{inst.pk}")
+        self._bump(inst.pk)
+
+    def stats(self, inst: InstanceRecord) -> dict[str, Any]:
+        """Return item counts per status, chunk count and payload size."""
+        counts = dict(
+            self._query(
+                "SELECT status, COUNT(*) FROM items WHERE inst_pk = ? GROUP BY status", (inst.pk,)
+            )
+        )
+        n_chunks, payload = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(text)), 0) FROM chunks WHERE inst_pk = ?",
+            (inst.pk,),
+        )[0]
+        last = self._query("SELECT MAX(modified_at) FROM items WHERE inst_pk = ?", (inst.pk,))[0][0]
+        n_items = int(self._query("SELECT COUNT(*) FROM items WHERE inst_pk = ?", (inst.pk,))[0][0])
+        return {
+            "counts": counts,
+            "chunks": int(n_chunks),
+            "payload_bytes": int(payload),
+            "items": n_items,
+            "last_activity": last,
+        }
+
+    # -- items ------------------------------------------------------------------------------
+
+    @staticmethod
+    def item_id_for(inst: InstanceRecord, key: str) -> str:
+        """Return the stable id of the item with this key (upload is an upsert by key)."""
+        return str(uuid.uuid5(_ITEM_NS, f"{inst.namespace}/{inst.id}/{key}"))
+
+    _ITEM_COLS = (
+        "pk, id, key, status, error, checksum, file_size, metadata, timestamp_ms, source_id, "
+        "chunks_count, created_at, modified_at"
+    )
+
+    @staticmethod
+    def _item(row: tuple[Any, ...], namespace: str) -> dict[str, Any]:
+        (
+            pk,
+            id_,
+            key,
+            status,
+            error,
+            checksum,
+            file_size,
+            metadata,
+            ts_ms,
+            source_id,
+            chunks_count,
+            created_at,
+            modified_at,
+        ) = row
+        out: dict[str, Any] = {
+            "id": id_,
+            "key": key,
+            "status": status,
+            "next_action": None,
+            "checksum": checksum,
+            "chunks_count": chunks_count,
+            "file_size": file_size,
+            "created_at": created_at,
+            "last_seen_at": modified_at,
+            "namespace": namespace,
+            "source_id": source_id,
+            "metadata": json.loads(metadata),
+            "timestamp": ts_ms,
+            "_pk": pk,
+        }
+        if error:
+            out["error"] = error
+        return out
+
+    def write_item(
+        self,
+        inst: InstanceRecord,
+        *,
+        key: str,
+        data: bytes,
+        metadata: dict[str, Any],
+        timestamp_ms: int | None,
+        source_id: str | None,
+        chunks: Sequence[NewChunk],
+        embeddings: np.ndarray | None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """Upsert one item with all its chunks in a single transaction.
+
+        With ``error`` set the item is stored with status ``error`` and no chunks: an item is
+        either fully indexed or not indexed at all.
+        """
+        item_id = self.item_id_for(inst, key)
+        checksum = hashlib.sha256(data).hexdigest()
+        ts = now_iso()
+        status = "error" if error else "completed"
+        if error is None and embeddings is not None and len(chunks) != len(embeddings):
+            raise ValueError("one embedding per chunk is required")
+        with self.transaction() as cur:
+            cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
+            row = cur.fetchone()
+            if row is not None:
+                item_pk = int(row[0])
+                self._delete_chunks(cur, inst.pk, item_pk)
+                cur.execute(
+                    "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
+                    "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
+                    "modified_at = ?, data = ? WHERE pk = ?",
+                    (
+                        status,
+                        error,
+                        checksum,
+                        len(data),
+                        json.dumps(metadata),
+                        timestamp_ms,
+                        source_id,
+                        0 if error else len(chunks),
+                        ts,
+                        data,
+                        item_pk,
+                    ),
+                )
+            else:
+                cur.execute(
+                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
+                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
+                    "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        inst.pk,
+                        item_id,
+                        key,
+                        status,
+                        error,
+                        checksum,
+                        len(data),
+                        json.dumps(metadata),
+                        timestamp_ms,
+                        source_id,
+                        0 if error else len(chunks),
+                        ts,
+                        ts,
+                        data,
+                    ),
+                )
+                item_pk = int(cur.lastrowid or 0)
+            if error is None and embeddings is not None:
+                self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings)
+            cur.execute("SELECT " + self._ITEM_COLS + " FROM items WHERE pk = ?", (item_pk,))
+            out = self._item(cur.fetchone(), inst.namespace)
+        self._bump(inst.pk)
+        return out
+
+    def _insert_chunks(
+        self,
+        cur: sqlite3.Cursor,
+        inst_pk: int,
+        item_pk: int,
+        item_id: str,
+        chunks: Sequence[NewChunk],
+        embeddings: np.ndarray,
+    ) -> None:
+        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+        rows = [
+            (inst_pk, item_pk, seq, f"{item_id}-{seq}", c.text, c.start, c.end, emb[seq].tobytes())
+            for seq, c in enumerate(chunks)
+        ]
+        cur.execute("SELECT COALESCE(MAX(cid), 0) FROM chunks")
+        first = int(cur.fetchone()[0]) + 1
+        cur.executemany(
+            "INSERT INTO chunks(cid, inst_pk, item_pk, seq, id, text, start_byte, end_byte, "
+            "embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first + i, *r) for i, r in enumerate(rows)],
+        )
+        cur.executemany(
+            f"INSERT INTO fts_{inst_pk}(rowid, text) VALUES (?, ?)",
+            [(first + i, c.text) for i, c in enumerate(chunks)],
+        )
+
+    def _delete_chunks(self, cur: sqlite3.Cursor, inst_pk: int, item_pk: int) -> None:
+        cur.execute(
+            f"DELETE FROM fts_{inst_pk} WHERE rowid IN (SELECT cid FROM chunks WHERE item_pk = ?)",
+            (item_pk,),
+        )
+        cur.execute("DELETE FROM chunks WHERE item_pk = ?", (item_pk,))
+
+    def bulk_insert(
+        self,
+        inst: InstanceRecord,
+        docs: Iterable[
+            tuple[str, bytes, dict[str, Any], int | None, Sequence[NewChunk], np.ndarray]
+        ],
+    ) -> int:
+        """Insert many new items (key, data, metadata, timestamp_ms, chunks, embeddings) at once.
+
+        One transaction for the whole batch; meant for benchmarks and ``aisearch-local ingest``.
+        Existing keys are replaced. Returns the number of chunks written.
+        """
+        total = 0
+        with self.transaction() as cur:
+            for key, data, metadata, ts_ms, chunks, emb in docs:
+                item_id = self.item_id_for(inst, key)
+                cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
+                row = cur.fetchone()
+                if row is not None:
+                    self._delete_chunks(cur, inst.pk, int(row[0]))
+                    cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
+                ts = now_iso()
+                cur.execute(
+                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
+                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
+                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, 'builtin', ?, ?, ?, ?)",
+                    (
+                        inst.pk,
+                        item_id,
+                        key,
+                        hashlib.sha256(data).hexdigest(),
+                        len(data),
+                        json.dumps(metadata),
+                        ts_ms,
+                        len(chunks),
+                        ts,
+                        ts,
+                        data,
+                    ),
+                )
+                self._insert_chunks(cur, inst.pk, int(cur.lastrowid or 0), item_id, chunks, emb)
+                total += len(chunks)
+        self._bump(inst.pk)
+        return total
+
+    def get_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any] | None:
+        """Return an item by id (or by key, as a convenience), or None."""
+        rows = self._query(
+            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND (id = ? OR key = ?)",
+            (inst.pk, item_id, item_id),
+        )
+        return self._item(rows[0], inst.namespace) if rows else None
+
+    def get_item_by_key(self, inst: InstanceRecord, key: str) -> dict[str, Any] | None:
+        """Return an item by key, or None."""
+        rows = self._query(
+            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
+        )
+        return self._item(rows[0], inst.namespace) if rows else None
+
+    def item_data(self, item_pk: int) -> bytes | None:
+        """Return the stored bytes of an item, or None."""
+        rows = self._query("SELECT data FROM items WHERE pk = ?", (item_pk,))
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def list_items(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """Return every item of an instance ordered by key."""
+        rows = self._query(
+            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? ORDER BY key", (inst.pk,)
+        )
+        return [self._item(r, inst.namespace) for r in rows]
+
+    def delete_item(self, inst: InstanceRecord, item_pk: int) -> None:
+        """Delete an item and its chunks."""
+        with self.transaction() as cur:
+            self._delete_chunks(cur, inst.pk, item_pk)
+            cur.execute("DELETE FROM items WHERE pk = ?", (item_pk,))
+        self._bump(inst.pk)
+
+    def item_chunks(
+        self, inst: InstanceRecord, item_pk: int, limit: int, offset: int
+    ) -> list[ChunkRow]:
+        """Return an item's chunks in order."""
+        rows = self._query(
+            "SELECT cid, id, item_pk, seq, text, start_byte, end_byte FROM chunks "
+            "WHERE item_pk = ? AND inst_pk = ? ORDER BY seq LIMIT ? OFFSET ?",
+            (item_pk, inst.pk, limit, offset),
+        )
+        return [ChunkRow(*r) for r in rows]
+
+    # -- search support ---------------------------------------------------------------------
+
+    def index(self, inst: InstanceRecord) -> InstanceIndex:
+        """Return the cached numpy view of an instance, loading it after a write."""
+        version = self.version(inst.pk)
+        cached = self._indexes.get(inst.pk)
+        if cached is not None and cached.version == version:
+            return cached
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT cid, item_pk, embedding FROM chunks WHERE inst_pk = ? ORDER BY cid",
+                (inst.pk,),
+            )
+            rows = cur.fetchall()
+            item_rows = self._conn.execute(
+                "SELECT pk, key, metadata, timestamp_ms FROM items "
+                "WHERE inst_pk = ? AND status = 'completed'",
+                (inst.pk,),
+            ).fetchall()
+        n = len(rows)
+        if n:
+            cids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+            item_pks = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
+            matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(n, -1)
+        else:
+            cids = np.zeros(0, dtype=np.int64)
+            item_pks = np.zeros(0, dtype=np.int64)
+            matrix = np.zeros((0, inst.dim), dtype=np.float32)
+        items: dict[int, dict[str, Any]] = {}
+        for pk, key, metadata, ts_ms in item_rows:
+            meta = json.loads(metadata)
+            items[int(pk)] = {
+                "key": key,
+                "timestamp": ts_ms,
+                "metadata": meta,
+                "attrs": item_attributes(key, ts_ms, meta),
+            }
+        idx = InstanceIndex(
+            version=version, matrix=matrix, cids=cids, item_pks=item_pks, items=items
+        )
+        self._indexes[inst.pk] = idx
+        return idx
+
+    def keyword(self, inst: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
+        """Run an FTS5 MATCH; return ``(cid, bm25)`` best first, bm25 positive (higher=better)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT rowid, rank FROM fts_{inst.pk} WHERE fts_{inst.pk} MATCH ? "
+                "ORDER BY rank LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        return [(int(cid), -float(rank)) for cid, rank in rows]
+
+    def chunks_by_cid(self, cids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Return chunk rows by primary key."""
+        if not cids:
+            return {}
+        marks = ",".join("?" * len(cids))
+        rows = self._query(
+            "SELECT cid, id, item_pk, seq, text, start_byte, end_byte FROM chunks "
+            f"WHERE cid IN ({marks})",
+            list(cids),
+        )
+        return {int(r[0]): ChunkRow(*r) for r in rows}
+
+    def neighbours(self, item_pk: int, lo: int, hi: int) -> list[ChunkRow]:
+        """Return an item's chunks with ``lo <= seq <= hi`` in order."""
+        rows = self._query(
+            "SELECT cid, id, item_pk, seq, text, start_byte, end_byte FROM chunks "
+            "WHERE item_pk = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (item_pk, lo, hi),
+        )
+        return [ChunkRow(*r) for r in rows]
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    _JOB_COLS = "id, source, description, started_at, ended_at, end_reason, last_seen_at, log"
+
+    @staticmethod
+    def _job(row: tuple[Any, ...]) -> dict[str, Any]:
+        id_, source, description, started, ended, reason, seen, log = row
+        return {
+            "id": id_,
+            "source": source,
+            "description": description,
+            "started_at": started,
+            "ended_at": ended,
+            "end_reason": reason,
+            "last_seen_at": seen,
+            "_log": json.loads(log),
+        }
+
+    def create_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
+        """Create a running job row and return it."""
+        job_id = uuid.uuid4().hex
+        ts = now_iso()
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO jobs(inst_pk, id, source, description, started_at, last_seen_at) "
+                "VALUES (?, ?, 'user', ?, ?, ?)",
+                (inst.pk, job_id, description, ts, ts),
+            )
+        job = self.get_job(inst, job_id)
+        assert job is not None
+        return job
+
+    def finish_job(
+        self, inst: InstanceRecord, job_id: str, end_reason: str, log: list[dict[str, Any]]
+    ) -> None:
+        """Mark a job as ended with a reason and its log lines."""
+        ts = now_iso()
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE jobs SET ended_at = ?, last_seen_at = ?, end_reason = ?, log = ? "
+                "WHERE inst_pk = ? AND id = ?",
+                (ts, ts, end_reason, json.dumps(log), inst.pk, job_id),
+            )
+
+    def get_job(self, inst: InstanceRecord, job_id: str) -> dict[str, Any] | None:
+        """Return a job, or None."""
+        rows = self._query(
+            f"SELECT {self._JOB_COLS} FROM jobs WHERE inst_pk = ? AND id = ?", (inst.pk, job_id)
+        )
+        return self._job(rows[0]) if rows else None
+
+    def list_jobs(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """Return an instance's jobs, newest first."""
+        rows = self._query(
+            f"SELECT {self._JOB_COLS} FROM jobs WHERE inst_pk = ? ORDER BY pk DESC", (inst.pk,)
+        )
+        return [self._job(r) for r in rows]
