@@ -1,1 +1,39 @@
-"""Placeholder."""
+"""LlamaIndex integration for Cloudflare AI Search (formerly AutoRAG).
+
+Retrievers (one instance or several), a query engine and a chat engine answered by the
+service, the service as an ``LLM``, agent tools and a managed index, built on the
+``aisearch`` core client.
+"""
+
+from __future__ import annotations
+
+from ._common import AISearchConnection
+from .chat_engine import AISearchChatEngine
+from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
+from .filters import to_aisearch_filters
+from .index import AISearchIndex
+from .llms import AISearchLLM
+from .query_engine import AISearchQueryEngine
+from .retrievers import (
+    AISearchMultiRetriever,
+    AISearchRetriever,
+    InstanceFailureError,
+    MultiRetrievalResult,
+)
+from .tools import AISearchToolSpec
+
+__all__ = [
+    "AISearchChatEngine",
+    "AISearchConnection",
+    "AISearchIndex",
+    "AISearchInstanceErrorEvent",
+    "AISearchInstanceWarning",
+    "AISearchLLM",
+    "AISearchMultiRetriever",
+    "AISearchQueryEngine",
+    "AISearchRetriever",
+    "AISearchToolSpec",
+    "InstanceFailureError",
+    "MultiRetrievalResult",
+    "to_aisearch_filters",
+]

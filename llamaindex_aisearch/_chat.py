@@ -1,0 +1,121 @@
+"""Chat-completions target shared by the query engine, chat engine, LLM and tool spec."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
+
+from ._common import AISearchConnection, resolve_connection
+from ._options import SEARCH_KEYS, build_search_options
+
+__all__ = ["ChatTarget"]
+
+
+class ChatTarget:
+    """Where chat completions go (one instance, or up to 10 in a namespace) and with what."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: str | None,
+        instance_ids: Sequence[str] | None,
+        model: str | None,
+        namespace: str | None,
+        extra_body: Mapping[str, Any] | None,
+        connection: AISearchConnection | None,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        if (instance_id is None) == (instance_ids is None):
+            raise InvalidRequestError("pass exactly one of instance_id=... or instance_ids=[...]")
+        if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
+            raise InvalidRequestError(
+                f"instance_id: must be a non-empty string (got {instance_id!r})"
+            )
+        ids: list[str] | None = None
+        if instance_ids is not None:
+            if isinstance(instance_ids, str):
+                raise InvalidRequestError(
+                    "instance_ids: must be a list of instance ids, not a string "
+                    "(use instance_id=... for one instance)"
+                )
+            ids = list(instance_ids)
+            if not 1 <= len(ids) <= 10:
+                raise InvalidRequestError(
+                    f"instance_ids: must hold 1 to 10 instance ids (got {len(ids)})"
+                )
+            for i, value in enumerate(ids):
+                if not isinstance(value, str) or not value:
+                    raise InvalidRequestError(
+                        f"instance_ids[{i}]: must be a non-empty string (got {value!r})"
+                    )
+        search = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
+        connection_kwargs = {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
+        extra_options = search.pop("extra_options", None)
+        self.instance_id = instance_id
+        self.instance_ids = ids
+        self.model = model
+        self.namespace = namespace
+        self.options: SearchOptions | None = build_search_options(**search)
+        self.extra_options: dict[str, Any] | None = (
+            dict(extra_options) if extra_options is not None else None
+        )
+        self.extra_body: dict[str, Any] | None = dict(extra_body) if extra_body else None
+        self.connection = resolve_connection(connection, connection_kwargs)
+
+    @property
+    def label(self) -> str:
+        """The instance id, or the comma-joined ids of a namespace target."""
+        return self.instance_id or ",".join(self.instance_ids or [])
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "options": self.options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+            "extra_body": self.extra_body,
+        }
+
+    def complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
+        """One chat completion (sync)."""
+        client = self.connection.client
+        if self.instance_id is not None:
+            return client.chat_completions(self.instance_id, messages, **self._kwargs())
+        assert self.instance_ids is not None
+        return client.namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
+
+    async def acomplete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
+        """One chat completion (async)."""
+        client = self.connection.async_client
+        if self.instance_id is not None:
+            return await client.chat_completions(self.instance_id, messages, **self._kwargs())
+        assert self.instance_ids is not None
+        return await client.namespace_chat_completions(
+            self.instance_ids, messages, **self._kwargs()
+        )
+
+    def stream(self, messages: list[dict[str, Any]]) -> Iterator[Any]:
+        """A streamed chat completion (sync): sources event first, then text, then end."""
+        client = self.connection.client
+        if self.instance_id is not None:
+            return iter(
+                client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
+            )
+        assert self.instance_ids is not None
+        return iter(
+            client.stream_namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
+        )
+
+    def astream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+        """A streamed chat completion (async)."""
+        client = self.connection.async_client
+        if self.instance_id is not None:
+            events = client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
+        else:
+            assert self.instance_ids is not None
+            events = client.stream_namespace_chat_completions(
+                self.instance_ids, messages, **self._kwargs()
+            )
+        return events.__aiter__()

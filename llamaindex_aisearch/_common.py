@@ -1,0 +1,249 @@
+"""Connection settings shared by every LlamaIndex adapter, and the lazily built core clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from typing_extensions import TypedDict
+
+from aisearch import AISearchClient, AISearchError, AsyncAISearchClient
+
+__all__ = ["AISearchConnection", "ConnectionKwargs", "resolve_connection"]
+
+_ACCOUNT_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
+_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN")
+_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
+_KEY_ENV = ("CLOUDFLARE_API_KEY",)
+_BASE_URL_ENV = ("AISEARCH_BASE_URL",)
+
+
+def _from_env(names: Sequence[str]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+class ConnectionKwargs(TypedDict, total=False):
+    """Keyword arguments accepted by every adapter to build its :class:`AISearchConnection`."""
+
+    account_id: str | None
+    api_token: str | SecretStr | None
+    api_email: str | None
+    api_key: str | SecretStr | None
+    base_url: str | None
+    timeout: float | httpx.Timeout | None
+    max_retries: int
+    client: AISearchClient | None
+    async_client: AsyncAISearchClient | None
+
+
+class AISearchConnection(BaseModel):
+    """How to reach AI Search: account, credentials, namespace, base URL, timeouts.
+
+    Every adapter (retrievers, query and chat engines, the LLM, the tool spec and the
+    managed index) holds one. Pass the same connection to several adapters to share the
+    pooled HTTP clients. The core clients are built lazily on first use, once (the async
+    one once per event loop, because an ``httpx.AsyncClient`` is bound to its loop), unless
+    you inject your own ``client`` / ``async_client``.
+
+    Credentials fall back to the environment: ``CLOUDFLARE_ACCOUNT_ID`` (then
+    ``CF_ACCOUNT_ID``), ``CLOUDFLARE_API_TOKEN`` (then ``CF_AI_SEARCH_API_TOKEN``,
+    ``CF_API_TOKEN``), ``CLOUDFLARE_EMAIL`` + ``CLOUDFLARE_API_KEY`` (legacy auth) and
+    ``AISEARCH_BASE_URL``. Secrets are ``SecretStr``: they never appear in ``repr`` and are
+    excluded from every serialised form.
+
+    Example:
+        .. code-block:: python
+
+            conn = AISearchConnection(account_id="...", api_token="...")
+            retriever = AISearchRetriever("docs", connection=conn)
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    account_id: str | None = None
+    """Cloudflare account id (env ``CLOUDFLARE_ACCOUNT_ID``, then ``CF_ACCOUNT_ID``)."""
+    api_token: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """API token with AI Search Run (and Edit for the managed index); never serialised."""
+    api_email: str | None = Field(default=None, exclude=True, repr=False)
+    """Account email for legacy global-key auth (env ``CLOUDFLARE_EMAIL``)."""
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """Legacy global API key (env ``CLOUDFLARE_API_KEY``); never serialised."""
+    namespace: str = "default"
+    """AI Search namespace of the instances."""
+    base_url: str | None = None
+    """API base URL (env ``AISEARCH_BASE_URL``), e.g. a local ``aisearch-local`` server."""
+    timeout: float | httpx.Timeout | None = Field(default=None, exclude=True)
+    """Request timeout; ``None`` keeps the core client's default (30 s, connect 5 s)."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries on connection errors, timeouts, 408/409/429/5xx."""
+
+    _client: AISearchClient | None = None
+    _async_client: AsyncAISearchClient | None = None
+    _injected_client: bool = False
+    _injected_async_client: bool = False
+    _loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAISearchClient]
+    _lock: threading.Lock
+
+    def __init__(
+        self,
+        *,
+        client: AISearchClient | None = None,
+        async_client: AsyncAISearchClient | None = None,
+        **data: Any,
+    ) -> None:
+        super().__init__(**data)
+        self._lock = threading.Lock()
+        self._loop_clients = weakref.WeakKeyDictionary()
+        self._client = client
+        self._async_client = async_client
+        self._injected_client = client is not None
+        self._injected_async_client = async_client is not None
+        if client is None and async_client is None:
+            self._check_credentials()
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        if not value:
+            raise ValueError("namespace must be a non-empty string")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002
+        """Fill unset settings from the environment."""
+        if self.account_id is None:
+            self.account_id = _from_env(_ACCOUNT_ENV)
+        if self.api_token is None:
+            token = _from_env(_TOKEN_ENV)
+            self.api_token = SecretStr(token) if token else None
+        if self.api_email is None:
+            self.api_email = _from_env(_EMAIL_ENV)
+        if self.api_key is None:
+            key = _from_env(_KEY_ENV)
+            self.api_key = SecretStr(key) if key else None
+        if self.base_url is None:
+            self.base_url = _from_env(_BASE_URL_ENV)
+
+    def _check_credentials(self) -> None:
+        if not self.account_id:
+            raise AISearchError(
+                "account_id is required: pass account_id=... or set CLOUDFLARE_ACCOUNT_ID "
+                "(or CF_ACCOUNT_ID)"
+            )
+        if self.api_token is None and (self.api_email is None or self.api_key is None):
+            raise AISearchError(
+                "credentials are required: pass api_token=... or set CLOUDFLARE_API_TOKEN "
+                "(or CF_AI_SEARCH_API_TOKEN, CF_API_TOKEN); or pass api_email=... and "
+                "api_key=... (CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)"
+            )
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        self._check_credentials()
+        kwargs: dict[str, Any] = {
+            "account_id": self.account_id,
+            "namespace": self.namespace,
+            "max_retries": self.max_retries,
+        }
+        if self.api_token is not None:
+            kwargs["api_token"] = self.api_token.get_secret_value()
+        if self.api_email is not None and self.api_key is not None:
+            kwargs["api_email"] = self.api_email
+            kwargs["api_key"] = self.api_key.get_secret_value()
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
+    @property
+    def client(self) -> AISearchClient:
+        """The synchronous core client (built on first use, then reused)."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = AISearchClient(**self._client_kwargs())
+                client = self._client
+        return client
+
+    @property
+    def async_client(self) -> AsyncAISearchClient:
+        """The asynchronous core client for the running event loop (built once per loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            if loop is None:
+                # No running loop (e.g. built ahead of time): one shared client.
+                if self._async_client is None:
+                    self._async_client = AsyncAISearchClient(**self._client_kwargs())
+                return self._async_client
+            client = self._loop_clients.get(loop)
+            if client is None:
+                client = AsyncAISearchClient(**self._client_kwargs())
+                self._loop_clients[loop] = client
+            return client
+
+    def close(self) -> None:
+        """Close the synchronous client this connection built (never an injected one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and not self._injected_client:
+            client.close()
+        elif self._injected_client:
+            self._client = client
+
+    async def aclose(self) -> None:
+        """Close the asynchronous clients this connection built (never an injected one)."""
+        with self._lock:
+            clients = list(self._loop_clients.values())
+            self._loop_clients.clear()
+            if not self._injected_async_client and self._async_client is not None:
+                clients.append(self._async_client)
+                self._async_client = None
+        for client in clients:
+            await client.aclose()
+
+
+def resolve_connection(
+    connection: AISearchConnection | None, kwargs: Mapping[str, Any]
+) -> AISearchConnection:
+    """Return ``connection`` or build one from connection keyword arguments.
+
+    Args:
+        connection: An existing connection to share, or ``None``.
+        kwargs: Connection keyword arguments (see :class:`ConnectionKwargs`).
+
+    Returns:
+        The connection to use.
+
+    Raises:
+        TypeError: If both a connection and connection keyword arguments are given, or a
+            keyword is not a connection setting.
+    """
+    unknown = sorted(set(kwargs) - set(ConnectionKwargs.__annotations__))
+    if unknown:
+        allowed = ", ".join(sorted(ConnectionKwargs.__annotations__))
+        raise TypeError(
+            f"unexpected keyword argument(s) {unknown}; connection settings are: {allowed}"
+        )
+    if connection is not None:
+        if kwargs:
+            raise TypeError(
+                "pass either connection=... or connection settings, not both "
+                f"(got {sorted(kwargs)})"
+            )
+        return connection
+    return AISearchConnection(**kwargs)

@@ -1,0 +1,174 @@
+"""Typed search options shared by the adapters, built into the core ``SearchOptions``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from typing_extensions import TypedDict
+
+from aisearch import (
+    BoostBy,
+    CacheOptions,
+    InvalidRequestError,
+    QueryRewriteOptions,
+    RerankingOptions,
+    SearchOptions,
+)
+
+from ._common import ConnectionKwargs
+from .filters import FilterInput, to_aisearch_filters
+
+__all__ = [
+    "EngineKwargs",
+    "SearchKwargs",
+    "build_search_options",
+    "check_top_k",
+    "coerce_search_options",
+    "split_kwargs",
+]
+
+RetrievalType = Literal["vector", "keyword", "hybrid"]
+FusionMethod = Literal["rrf", "max"]
+KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
+
+
+class SearchKwargs(TypedDict, total=False):
+    """Search options accepted by the query engine, chat engine, LLM and tool spec.
+
+    Every option left unset is not sent, so the instance's own configuration applies.
+    """
+
+    similarity_top_k: int | None
+    retrieval_type: RetrievalType | None
+    match_threshold: float | None
+    filters: FilterInput | None
+    context_expansion: int | None
+    fusion_method: FusionMethod | None
+    keyword_match_mode: KeywordMatchMode | None
+    boost_by: Sequence[BoostBy | Mapping[str, Any]] | None
+    metadata_only: bool | None
+    return_on_failure: bool | None
+    query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None
+    reranking: bool | RerankingOptions | Mapping[str, Any] | None
+    cache: bool | CacheOptions | Mapping[str, Any] | None
+    custom_metadata: Mapping[str, str | int | float | bool] | None
+    extra_options: Mapping[str, Any] | None
+
+
+SEARCH_KEYS = frozenset(SearchKwargs.__annotations__)
+
+
+def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments into (search options, everything else)."""
+    search = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
+    rest = {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
+    return search, rest
+
+
+def check_top_k(value: int | None, name: str = "similarity_top_k") -> int | None:
+    """Check a result count is an integer between 1 and 50 (the API's range).
+
+    Raises:
+        InvalidRequestError: Naming the argument and the allowed range.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name}: must be an integer between 1 and 50 (got {value!r})")
+    if not 1 <= value <= 50:
+        raise InvalidRequestError(f"{name}: must be between 1 and 50 (got {value})")
+    return value
+
+
+def _toggle(value: Any) -> Any:
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _format(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        path = "ai_search_options"
+        for loc in err["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
+        parts.append(f"{path}: {err['msg']} (got {err.get('input')!r:.80})")
+    return "; ".join(parts)
+
+
+def build_search_options(
+    *,
+    similarity_top_k: int | None = None,
+    retrieval_type: RetrievalType | None = None,
+    match_threshold: float | None = None,
+    filters: FilterInput | None = None,
+    context_expansion: int | None = None,
+    fusion_method: FusionMethod | None = None,
+    keyword_match_mode: KeywordMatchMode | None = None,
+    boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
+    metadata_only: bool | None = None,
+    return_on_failure: bool | None = None,
+    query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
+    reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
+    cache: bool | CacheOptions | Mapping[str, Any] | None = None,
+    custom_metadata: Mapping[str, str | int | float | bool] | None = None,
+) -> SearchOptions | None:
+    """Build and validate the core ``SearchOptions`` from flat, typed arguments.
+
+    ``query_rewrite``, ``reranking`` and ``cache`` accept ``True``/``False`` (shorthand for
+    ``{"enabled": ...}``), the core option model, or a mapping of it. Unset (``None``)
+    options are not sent.
+
+    Returns:
+        The validated options, or ``None`` when nothing is set.
+
+    Raises:
+        InvalidRequestError: A bad value, naming the field path and the allowed range.
+        ValueError: A filter that AI Search cannot express (see ``filters.py``).
+    """
+    check_top_k(similarity_top_k)
+    retrieval: dict[str, Any] = {
+        "max_num_results": similarity_top_k,
+        "retrieval_type": retrieval_type,
+        "match_threshold": match_threshold,
+        "filters": to_aisearch_filters(filters),
+        "context_expansion": context_expansion,
+        "fusion_method": fusion_method,
+        "keyword_match_mode": keyword_match_mode,
+        "boost_by": list(boost_by) if boost_by is not None else None,
+        "metadata_only": metadata_only,
+        "return_on_failure": return_on_failure,
+    }
+    data: dict[str, Any] = {
+        "retrieval": {k: v for k, v in retrieval.items() if v is not None} or None,
+        "query_rewrite": _toggle(query_rewrite),
+        "reranking": _toggle(reranking),
+        "cache": _toggle(cache),
+        "custom_metadata": dict(custom_metadata) if custom_metadata is not None else None,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    if not data:
+        return None
+    return coerce_search_options(data)
+
+
+def coerce_search_options(data: SearchOptions | Mapping[str, Any]) -> SearchOptions:
+    """Validate a mapping (or model) into the core ``SearchOptions``.
+
+    Raises:
+        InvalidRequestError: A bad value, naming the field path and the allowed range.
+    """
+    if isinstance(data, SearchOptions):
+        return data
+    try:
+        return SearchOptions.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidRequestError(_format(exc)) from None
+
+
+class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):
+    """Connection settings and search options, as keywords (engines, LLM, tool spec)."""

@@ -1,0 +1,308 @@
+"""``AISearchIndex``: an AI Search instance as a LlamaIndex managed index."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.chat_engine.types import BaseChatEngine, ChatMode
+from llama_index.core.data_structs.data_structs import IndexDict
+from llama_index.core.indices.managed.base import BaseManagedIndex
+from llama_index.core.llms.utils import LLMType
+from llama_index.core.schema import BaseNode, Document, MetadataMode, TransformComponent
+from llama_index.core.storage.storage_context import StorageContext
+from typing_extensions import Unpack
+
+from aisearch import InvalidRequestError, Item, NotFoundError
+
+from ._common import AISearchConnection, ConnectionKwargs, resolve_connection
+from .chat_engine import AISearchChatEngine
+from .query_engine import AISearchQueryEngine
+from .retrievers import AISearchRetriever
+
+__all__ = ["AISearchIndex"]
+
+DEFAULT_WAIT_TIMEOUT = 120.0
+
+
+def _item_key(doc: BaseNode) -> str:
+    meta = doc.metadata or {}
+    for name in ("key", "file_name", "filename"):
+        value = meta.get(name)
+        if isinstance(value, str) and value:
+            return value
+    ref = doc.ref_doc_id if not isinstance(doc, Document) else None
+    return f"{ref or doc.node_id}.txt"
+
+
+def _item_metadata(doc: BaseNode) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (doc.metadata or {}).items()
+        if k != "key" and isinstance(v, (str, int, float, bool))
+    }
+
+
+class AISearchIndex(BaseManagedIndex):
+    """An AI Search instance as a LlamaIndex managed index.
+
+    The service chunks, embeds and indexes: ``from_documents`` / ``insert`` upload each
+    document as an item (text plus its scalar metadata) and wait, bounded by
+    ``wait_timeout`` seconds, until the items are indexed and searchable. The item key is
+    the document's ``key`` metadata, else ``file_name``, else ``<doc id>.txt`` (uploading
+    the same key again replaces the item). ``delete_ref_doc`` deletes the item.
+    ``as_retriever`` / ``as_query_engine`` / ``as_chat_engine`` return
+    :class:`AISearchRetriever` / :class:`AISearchQueryEngine` / :class:`AISearchChatEngine`
+    sharing this index's connection; pass ``llm=`` to get LlamaIndex's own engines over
+    the AI Search retriever instead.
+
+    Args:
+        instance_id: The AI Search instance.
+        namespace: Its namespace (default: the connection's).
+        wait_timeout: Seconds to wait for uploaded items to be indexed.
+        create_if_missing: Create the instance (service defaults) when it does not exist.
+        connection: A shared :class:`AISearchConnection`.
+        show_progress: Unused (kept for LlamaIndex compatibility).
+        callback_manager: LlamaIndex (legacy) callback manager.
+        storage_context: LlamaIndex storage context (only the index struct is stored).
+        **connection_kwargs: Connection settings (``account_id``, ``api_token`` ...).
+
+    Example:
+        .. code-block:: python
+
+            index = AISearchIndex.from_documents(docs, instance_id="notes")
+            print(index.as_query_engine().query("What did we decide about the roaster?"))
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        namespace: str | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        create_if_missing: bool = False,
+        connection: AISearchConnection | None = None,
+        show_progress: bool = False,
+        callback_manager: CallbackManager | None = None,
+        storage_context: StorageContext | None = None,
+        transformations: list[TransformComponent] | None = None,
+        **connection_kwargs: Unpack[ConnectionKwargs],
+    ) -> None:
+        if not isinstance(instance_id, str) or not instance_id:
+            raise InvalidRequestError(
+                f"instance_id: must be a non-empty string (got {instance_id!r})"
+            )
+        if not wait_timeout > 0:
+            raise InvalidRequestError(f"wait_timeout: must be > 0 seconds (got {wait_timeout!r})")
+        self.instance_id = instance_id
+        """The AI Search instance."""
+        self.namespace = namespace
+        """Its namespace (``None``: the connection's)."""
+        self.wait_timeout = float(wait_timeout)
+        """Seconds to wait for uploads to be indexed."""
+        self._connection = resolve_connection(connection, connection_kwargs)
+        self._doc_items: dict[str, str] = {}
+        self._lock = threading.Lock()
+        super().__init__(
+            index_struct=IndexDict(),
+            storage_context=storage_context,
+            show_progress=show_progress,
+            callback_manager=callback_manager,
+            # The service chunks documents itself; nothing to transform locally.
+            transformations=transformations or [_Identity()],
+        )
+        if create_if_missing:
+            self._ensure_instance()
+
+    @property
+    def connection(self) -> AISearchConnection:
+        """The connection (shared pooled clients) of this index and its engines."""
+        return self._connection
+
+    def __repr__(self) -> str:
+        return f"AISearchIndex({self.instance_id!r}, namespace={self.namespace!r})"
+
+    def _ensure_instance(self) -> None:
+        client = self._connection.client
+        try:
+            client.get_instance(self.instance_id, namespace=self.namespace)
+        except NotFoundError:
+            client.create_instance(self.instance_id, namespace=self.namespace)
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[Document],
+        storage_context: StorageContext | None = None,
+        show_progress: bool = False,
+        callback_manager: CallbackManager | None = None,
+        transformations: list[TransformComponent] | None = None,
+        *,
+        instance_id: str | None = None,
+        **kwargs: Any,
+    ) -> AISearchIndex:
+        """Upload documents to an instance and wait until they are searchable.
+
+        Args:
+            documents: The documents (text plus metadata).
+            storage_context: LlamaIndex storage context.
+            show_progress: Unused.
+            callback_manager: LlamaIndex (legacy) callback manager.
+            transformations: Ignored (the service chunks and embeds).
+            instance_id: The AI Search instance (required).
+            **kwargs: Other :class:`AISearchIndex` arguments (``namespace``,
+                ``wait_timeout``, ``create_if_missing``, connection settings).
+
+        Returns:
+            The index.
+
+        Raises:
+            aisearch.IndexingTimeoutError: Items not indexed within ``wait_timeout``.
+            aisearch.IndexingError: An item failed to index.
+        """
+        if instance_id is None:
+            raise InvalidRequestError("instance_id: required (the AI Search instance to fill)")
+        index = cls(
+            instance_id,
+            storage_context=storage_context,
+            show_progress=show_progress,
+            callback_manager=callback_manager,
+            transformations=transformations,
+            **kwargs,
+        )
+        index.insert_documents(documents)
+        return index
+
+    # -- ingestion ---------------------------------------------------------------------
+
+    def insert_documents(self, documents: Sequence[BaseNode], *, wait: bool = True) -> list[Item]:
+        """Upload documents (or nodes) as items and, by default, wait until indexed.
+
+        Args:
+            documents: Documents or nodes; each becomes one item.
+            wait: Wait (bounded by ``wait_timeout``) until the items are searchable.
+
+        Returns:
+            The uploaded items (as last seen when waiting).
+        """
+        client = self._connection.client
+        items: list[Item] = []
+        for doc in documents:
+            item = client.upload_item(
+                self.instance_id,
+                _item_key(doc),
+                doc.get_content(metadata_mode=MetadataMode.NONE),
+                metadata=_item_metadata(doc) or None,
+                namespace=self.namespace,
+            )
+            with self._lock:
+                self._doc_items[doc.ref_doc_id or doc.node_id] = item.id
+                self._doc_items[doc.node_id] = item.id
+            items.append(item)
+        if wait and items:
+            items = client.wait_until_indexed(
+                self.instance_id,
+                [i.id for i in items],
+                timeout=self.wait_timeout,
+                namespace=self.namespace,
+            )
+        return items
+
+    def insert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Upload one document as an item and wait until it is searchable."""
+        self.insert_documents([document], wait=insert_kwargs.get("wait", True))
+
+    def _insert(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
+        self.insert_documents(list(nodes), wait=insert_kwargs.get("wait", True))
+
+    def update_ref_doc(self, document: Document, **update_kwargs: Any) -> None:
+        """Replace a document (uploading the same key again replaces the item)."""
+        self.insert_documents([document], wait=update_kwargs.get("wait", True))
+
+    def delete_ref_doc(
+        self,
+        ref_doc_id: str,
+        delete_from_docstore: bool = False,  # noqa: ARG002 - nothing stored locally
+        **delete_kwargs: Any,  # noqa: ARG002
+    ) -> None:
+        """Delete the item uploaded for a document.
+
+        The item is found from this index's uploads, else by key (``ref_doc_id`` or
+        ``<ref_doc_id>.txt``) among the instance's items.
+
+        Raises:
+            KeyError: No item matches ``ref_doc_id``.
+        """
+        client = self._connection.client
+        with self._lock:
+            item_id = self._doc_items.get(ref_doc_id)
+        if item_id is None:
+            keys = {ref_doc_id, f"{ref_doc_id}.txt"}
+            for item in client.list_items(self.instance_id, namespace=self.namespace):
+                if item.key in keys or item.id == ref_doc_id:
+                    item_id = item.id
+                    break
+        if item_id is None:
+            raise KeyError(
+                f"ref_doc_id {ref_doc_id!r}: no item of instance {self.instance_id!r} matches"
+            )
+        client.delete_item(self.instance_id, item_id, namespace=self.namespace)
+        with self._lock:
+            for doc_id in [d for d, i in self._doc_items.items() if i == item_id]:
+                del self._doc_items[doc_id]
+
+    # -- engines -----------------------------------------------------------------------
+
+    def as_retriever(self, **kwargs: Any) -> BaseRetriever:
+        """An :class:`AISearchRetriever` over this instance (same connection).
+
+        Args:
+            **kwargs: Retriever options (``similarity_top_k``, ``filters`` ...).
+        """
+        kwargs.setdefault("namespace", self.namespace)
+        return AISearchRetriever(self.instance_id, connection=self._connection, **kwargs)
+
+    def as_query_engine(self, llm: LLMType | None = None, **kwargs: Any) -> BaseQueryEngine:
+        """An :class:`AISearchQueryEngine` (service-side generation) over this instance.
+
+        Args:
+            llm: When given, LlamaIndex's ``RetrieverQueryEngine`` synthesises with this LLM
+                over :meth:`as_retriever` instead.
+            **kwargs: Query engine options (``streaming``, ``model``, search options ...).
+        """
+        if llm is not None:
+            return super().as_query_engine(llm=llm, **kwargs)
+        kwargs.setdefault("namespace", self.namespace)
+        return AISearchQueryEngine(self.instance_id, connection=self._connection, **kwargs)
+
+    def as_chat_engine(
+        self,
+        chat_mode: ChatMode = ChatMode.BEST,
+        llm: LLMType | None = None,
+        **kwargs: Any,
+    ) -> BaseChatEngine:
+        """An :class:`AISearchChatEngine` (service-side, multi-turn) over this instance.
+
+        Args:
+            chat_mode: Used only with ``llm`` (LlamaIndex's chat engines).
+            llm: When given, LlamaIndex's chat engine for ``chat_mode`` runs with this LLM
+                over :meth:`as_retriever` instead.
+            **kwargs: Chat engine options (``system_prompt``, ``memory``, search options ...).
+        """
+        if llm is not None:
+            return super().as_chat_engine(chat_mode=chat_mode, llm=llm, **kwargs)
+        kwargs.setdefault("namespace", self.namespace)
+        return AISearchChatEngine(self.instance_id, connection=self._connection, **kwargs)
+
+
+class _Identity(TransformComponent):
+    """A no-op transformation: AI Search chunks and embeds documents itself."""
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:  # noqa: ARG002
+        return nodes

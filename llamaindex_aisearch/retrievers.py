@@ -1,0 +1,568 @@
+"""LlamaIndex retrievers over AI Search: one instance, or several at once."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import llama_index.core.instrumentation as instrument
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle
+from typing_extensions import Unpack
+
+from aisearch import (
+    AISearchError,
+    AllInstancesFailedError,
+    APIStatusError,
+    BoostBy,
+    CacheOptions,
+    Chunk,
+    InstanceError,
+    InvalidRequestError,
+    QueryRewriteOptions,
+    RerankingOptions,
+    SearchOptions,
+    SearchTarget,
+)
+
+from ._common import AISearchConnection, ConnectionKwargs, resolve_connection
+from ._mapping import chunks_to_nodes, error_summary
+from ._options import (
+    FusionMethod,
+    KeywordMatchMode,
+    RetrievalType,
+    build_search_options,
+    check_top_k,
+)
+from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
+from .filters import FilterInput
+
+__all__ = [
+    "AISearchMultiRetriever",
+    "AISearchRetriever",
+    "InstanceFailureError",
+    "MultiRetrievalResult",
+]
+
+dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
+
+OnInstanceError = Literal["raise", "warn", "ignore"]
+MultiMode = Literal["auto", "namespace", "fan_out"]
+_MAX_NAMESPACE_INSTANCES = 10
+
+
+class _SearchConfig:
+    """Typed search options held by a retriever; rebuilt into ``SearchOptions`` when changed."""
+
+    def __init__(self, **options: Any) -> None:
+        self._values = dict(options)
+        self.options: SearchOptions | None = build_search_options(**self._values)
+
+    def get(self, name: str) -> Any:
+        return self._values.get(name)
+
+    def set(self, name: str, value: Any) -> None:
+        values = {**self._values, name: value}
+        self.options = build_search_options(**values)  # validate before committing
+        self._values = values
+
+
+class _RetrieverBase(BaseRetriever):
+    """Connection, search options and per-instance settings shared by both retrievers."""
+
+    def __init__(
+        self,
+        *,
+        similarity_top_k: int | None,
+        retrieval_type: RetrievalType | None,
+        match_threshold: float | None,
+        filters: FilterInput | None,
+        context_expansion: int | None,
+        fusion_method: FusionMethod | None,
+        keyword_match_mode: KeywordMatchMode | None,
+        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None,
+        metadata_only: bool | None,
+        return_on_failure: bool | None,
+        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None,
+        reranking: bool | RerankingOptions | Mapping[str, Any] | None,
+        cache: bool | CacheOptions | Mapping[str, Any] | None,
+        extra_options: Mapping[str, Any] | None,
+        namespace: str | None,
+        connection: AISearchConnection | None,
+        callback_manager: CallbackManager | None,
+        verbose: bool,
+        connection_kwargs: Mapping[str, Any],
+    ) -> None:
+        self._config = _SearchConfig(
+            similarity_top_k=similarity_top_k,
+            retrieval_type=retrieval_type,
+            match_threshold=match_threshold,
+            filters=filters,
+            context_expansion=context_expansion,
+            fusion_method=fusion_method,
+            keyword_match_mode=keyword_match_mode,
+            boost_by=boost_by,
+            metadata_only=metadata_only,
+            return_on_failure=return_on_failure,
+            query_rewrite=query_rewrite,
+            reranking=reranking,
+            cache=cache,
+        )
+        self.extra_options: dict[str, Any] | None = (
+            dict(extra_options) if extra_options is not None else None
+        )
+        """Raw ``ai_search_options`` deep-merged last (for fields the service adds later)."""
+        self.namespace = namespace
+        """Namespace of the instances; ``None`` uses the connection's (``default``)."""
+        self._connection = resolve_connection(connection, connection_kwargs)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @property
+    def connection(self) -> AISearchConnection:
+        """The connection (shared pooled clients) this retriever uses."""
+        return self._connection
+
+    @property
+    def options(self) -> SearchOptions | None:
+        """The validated ``ai_search_options`` sent with every search."""
+        return self._config.options
+
+    @property
+    def similarity_top_k(self) -> int | None:
+        """Number of chunks to return (1..50); ``None`` uses the instance's setting."""
+        value: int | None = self._config.get("similarity_top_k")
+        return value
+
+    @similarity_top_k.setter
+    def similarity_top_k(self, value: int | None) -> None:
+        self._config.set("similarity_top_k", value)
+
+    @property
+    def filters(self) -> FilterInput | None:
+        """Metadata filters (LlamaIndex ``MetadataFilters`` or a raw AI Search filter)."""
+        value: FilterInput | None = self._config.get("filters")
+        return value
+
+    @filters.setter
+    def filters(self, value: FilterInput | None) -> None:
+        self._config.set("filters", value)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._describe_target()}, "
+            f"similarity_top_k={self.similarity_top_k!r}, namespace={self.namespace!r})"
+        )
+
+    def _describe_target(self) -> str:
+        raise NotImplementedError
+
+
+class AISearchRetriever(_RetrieverBase):
+    """Retrieve chunks from one AI Search instance as LlamaIndex nodes.
+
+    Each chunk becomes ``NodeWithScore(TextNode(id_=chunk id, text=chunk text,
+    metadata=...), score=chunk score)``. The metadata is the item's custom metadata, then
+    the canonical keys ``id, score, type, filename, source, timestamp, scoring_details,
+    instance_id, search_query`` (canonical keys win). Every option left ``None`` is not
+    sent, so the instance's own configuration applies. Errors propagate as the core's
+    typed exceptions (``aisearch.NotFoundError``, ``aisearch.AuthenticationError`` ...).
+
+    Args:
+        instance_id: The AI Search instance to search.
+        similarity_top_k: Number of chunks to return, 1..50 (``max_num_results``).
+        retrieval_type: ``"vector"``, ``"keyword"`` or ``"hybrid"``.
+        match_threshold: Minimum score, 0..1.
+        filters: LlamaIndex ``MetadataFilters`` (translated, see ``filters.py``) or a raw
+            AI Search (Vectorize-style) filter dict.
+        context_expansion: Neighbouring chunks to merge in, 0..3.
+        fusion_method: Hybrid fusion, ``"rrf"`` or ``"max"``.
+        keyword_match_mode: ``"and"`` or ``"or"`` (``"exact_match"``/``"fuzzy_match"``
+            accepted as aliases).
+        boost_by: Up to 3 ``BoostBy(field, direction)`` (or dicts).
+        metadata_only: Return chunks without text.
+        return_on_failure: Return empty results instead of an error when retrieval fails.
+        query_rewrite: ``True``/``False`` or ``QueryRewriteOptions`` (or a dict).
+        reranking: ``True``/``False`` or ``RerankingOptions`` (or a dict).
+        cache: ``True``/``False`` or ``CacheOptions`` (or a dict).
+        extra_options: Raw ``ai_search_options`` deep-merged last.
+        namespace: The instance's namespace (default: the connection's, ``"default"``).
+        connection: A shared :class:`AISearchConnection`; otherwise pass its settings
+            (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
+        callback_manager: LlamaIndex (legacy) callback manager.
+        verbose: LlamaIndex verbosity flag.
+        **connection_kwargs: Connection settings (see :class:`AISearchConnection`).
+
+    Example:
+        .. code-block:: python
+
+            retriever = AISearchRetriever("docs", similarity_top_k=5)
+            nodes = retriever.retrieve("How long should espresso extract?")
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        similarity_top_k: int | None = None,
+        retrieval_type: RetrievalType | None = None,
+        match_threshold: float | None = None,
+        filters: FilterInput | None = None,
+        context_expansion: int | None = None,
+        fusion_method: FusionMethod | None = None,
+        keyword_match_mode: KeywordMatchMode | None = None,
+        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
+        metadata_only: bool | None = None,
+        return_on_failure: bool | None = None,
+        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
+        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
+        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        connection: AISearchConnection | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+        **connection_kwargs: Unpack[ConnectionKwargs],
+    ) -> None:
+        if not isinstance(instance_id, str) or not instance_id:
+            raise InvalidRequestError(
+                f"instance_id: must be a non-empty string (got {instance_id!r})"
+            )
+        self.instance_id = instance_id
+        """The AI Search instance searched."""
+        super().__init__(
+            similarity_top_k=similarity_top_k,
+            retrieval_type=retrieval_type,
+            match_threshold=match_threshold,
+            filters=filters,
+            context_expansion=context_expansion,
+            fusion_method=fusion_method,
+            keyword_match_mode=keyword_match_mode,
+            boost_by=boost_by,
+            metadata_only=metadata_only,
+            return_on_failure=return_on_failure,
+            query_rewrite=query_rewrite,
+            reranking=reranking,
+            cache=cache,
+            extra_options=extra_options,
+            namespace=namespace,
+            connection=connection,
+            callback_manager=callback_manager,
+            verbose=verbose,
+            connection_kwargs=connection_kwargs,
+        )
+
+    def _describe_target(self) -> str:
+        return repr(self.instance_id)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = self._connection.client.search(
+            self.instance_id,
+            query_bundle.query_str,
+            options=self._config.options,
+            namespace=self.namespace,
+            extra_options=self.extra_options,
+        )
+        return chunks_to_nodes(
+            result.chunks, search_query=result.search_query, instance_id=self.instance_id
+        )
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = await self._connection.async_client.search(
+            self.instance_id,
+            query_bundle.query_str,
+            options=self._config.options,
+            namespace=self.namespace,
+            extra_options=self.extra_options,
+        )
+        return chunks_to_nodes(
+            result.chunks, search_query=result.search_query, instance_id=self.instance_id
+        )
+
+
+@dataclass
+class MultiRetrievalResult:
+    """Nodes from the instances that answered, and one error per instance that failed."""
+
+    nodes: list[NodeWithScore] = field(default_factory=list)
+    """Merged nodes; each carries ``metadata["instance_id"]``."""
+    errors: list[InstanceError] = field(default_factory=list)
+    """Per-instance failures (``instance_id``, ``message``, ``error``)."""
+    search_query: str | None = None
+    """The query the service searched with, when it reported one."""
+
+
+class InstanceFailureError(AISearchError):
+    """Some instances failed and ``on_instance_error="raise"`` was set.
+
+    Attributes:
+        errors: One entry per failed instance.
+        nodes: The nodes the other instances returned.
+    """
+
+    def __init__(self, errors: list[InstanceError], nodes: list[NodeWithScore]) -> None:
+        self.errors = list(errors)
+        self.nodes = list(nodes)
+        super().__init__(f"{len(self.errors)} instance(s) failed: {error_summary(self.errors)}")
+
+
+class AISearchMultiRetriever(_RetrieverBase):
+    """Retrieve from several AI Search instances at once, reporting each instance's failure.
+
+    Up to 10 plain instance ids in one namespace use the namespace search endpoint (one
+    request; the service merges). More instances, ``SearchTarget`` objects with their own
+    namespace or client, or ``mode="fan_out"`` use client-side fan-out: one concurrent
+    search per instance, merged by score (or RRF). Every node carries
+    ``metadata["instance_id"]``.
+
+    When some instances fail, ``on_instance_error`` decides: ``"warn"`` (default) issues an
+    :class:`AISearchInstanceWarning`, ``"ignore"`` stays silent, ``"raise"`` raises
+    :class:`InstanceFailureError`. Whatever the policy, each failure is dispatched as an
+    :class:`AISearchInstanceErrorEvent` through LlamaIndex instrumentation, and
+    :meth:`retrieve_with_errors` returns the nodes and the errors together. When every
+    instance fails, ``aisearch.AllInstancesFailedError`` is raised.
+
+    Args:
+        instance_ids: Instance ids, or ``aisearch.SearchTarget`` objects.
+        similarity_top_k: Number of merged chunks to return, 1..50.
+        on_instance_error: ``"warn"``, ``"ignore"`` or ``"raise"``.
+        mode: ``"auto"``, ``"namespace"`` (one namespace request, at most 10 ids) or
+            ``"fan_out"`` (one request per instance, concurrently).
+        merge: Fan-out merge: ``"score"`` or ``"rrf"``.
+        max_concurrency: Fan-out concurrency limit.
+        **kwargs: Every other argument as for :class:`AISearchRetriever`.
+
+    Example:
+        .. code-block:: python
+
+            retriever = AISearchMultiRetriever(["docs", "blog"], similarity_top_k=8)
+            result = retriever.retrieve_with_errors("espresso ratio")
+    """
+
+    def __init__(
+        self,
+        instance_ids: Sequence[str | SearchTarget],
+        *,
+        similarity_top_k: int | None = None,
+        on_instance_error: OnInstanceError = "warn",
+        mode: MultiMode = "auto",
+        merge: Literal["score", "rrf"] = "score",
+        max_concurrency: int = 8,
+        retrieval_type: RetrievalType | None = None,
+        match_threshold: float | None = None,
+        filters: FilterInput | None = None,
+        context_expansion: int | None = None,
+        fusion_method: FusionMethod | None = None,
+        keyword_match_mode: KeywordMatchMode | None = None,
+        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
+        metadata_only: bool | None = None,
+        return_on_failure: bool | None = None,
+        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
+        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
+        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        connection: AISearchConnection | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+        **connection_kwargs: Unpack[ConnectionKwargs],
+    ) -> None:
+        targets: list[str | SearchTarget] = (
+            [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
+        )
+        if not targets:
+            raise InvalidRequestError("instance_ids: must name at least one instance")
+        for i, target in enumerate(targets):
+            if not (isinstance(target, SearchTarget) or (isinstance(target, str) and target)):
+                raise InvalidRequestError(
+                    f"instance_ids[{i}]: must be a non-empty instance id or a SearchTarget "
+                    f"(got {target!r})"
+                )
+        if on_instance_error not in ("raise", "warn", "ignore"):
+            raise InvalidRequestError(
+                "on_instance_error: must be one of 'raise', 'warn', 'ignore' "
+                f"(got {on_instance_error!r})"
+            )
+        if mode not in ("auto", "namespace", "fan_out"):
+            raise InvalidRequestError(
+                f"mode: must be one of 'auto', 'namespace', 'fan_out' (got {mode!r})"
+            )
+        if merge not in ("score", "rrf"):
+            raise InvalidRequestError(f"merge: must be 'score' or 'rrf' (got {merge!r})")
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or (max_concurrency < 1)
+        ):
+            raise InvalidRequestError(
+                f"max_concurrency: must be a positive integer (got {max_concurrency!r})"
+            )
+        plain = all(isinstance(t, str) for t in targets)
+        if mode == "namespace" and (not plain or len(targets) > _MAX_NAMESPACE_INSTANCES):
+            raise InvalidRequestError(
+                "mode='namespace' needs 1 to 10 plain instance ids in one namespace "
+                f"(got {len(targets)} target(s)); use mode='fan_out' or 'auto'"
+            )
+        check_top_k(similarity_top_k)
+        self.targets = targets
+        """The instances searched."""
+        self.on_instance_error: OnInstanceError = on_instance_error
+        """Policy when some (not all) instances fail."""
+        self.merge: Literal["score", "rrf"] = merge
+        """How fan-out results are merged."""
+        self.max_concurrency = max_concurrency
+        """Fan-out concurrency limit."""
+        self.use_namespace_endpoint = mode == "namespace" or (
+            mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
+        )
+        """``True``: one namespace search request; ``False``: client-side fan-out."""
+        super().__init__(
+            similarity_top_k=similarity_top_k,
+            retrieval_type=retrieval_type,
+            match_threshold=match_threshold,
+            filters=filters,
+            context_expansion=context_expansion,
+            fusion_method=fusion_method,
+            keyword_match_mode=keyword_match_mode,
+            boost_by=boost_by,
+            metadata_only=metadata_only,
+            return_on_failure=return_on_failure,
+            query_rewrite=query_rewrite,
+            reranking=reranking,
+            cache=cache,
+            extra_options=extra_options,
+            namespace=namespace,
+            connection=connection,
+            callback_manager=callback_manager,
+            verbose=verbose,
+            connection_kwargs=connection_kwargs,
+        )
+
+    @property
+    def instance_ids(self) -> list[str]:
+        """The ids of the instances searched."""
+        return [t if isinstance(t, str) else t.instance_id for t in self.targets]
+
+    def _describe_target(self) -> str:
+        return repr(self.instance_ids)
+
+    def _fan_out_targets(self) -> list[str | SearchTarget]:
+        if self.namespace is None:
+            return list(self.targets)
+        return [
+            SearchTarget(t, namespace=self.namespace) if isinstance(t, str) else t
+            for t in self.targets
+        ]
+
+    def _finish(
+        self,
+        query: str,
+        chunks: list[Chunk],
+        errors: list[InstanceError],
+        search_query: str | None,
+    ) -> MultiRetrievalResult:
+        if self.use_namespace_endpoint and self.similarity_top_k is not None:
+            chunks = sorted(chunks, key=lambda c: c.score, reverse=True)[: self.similarity_top_k]
+        nodes = chunks_to_nodes(chunks, search_query=search_query or query)
+        for error in errors:
+            exc = error.error
+            dispatcher.event(
+                AISearchInstanceErrorEvent(
+                    instance_id=error.instance_id,
+                    message=error.message,
+                    error_type=type(exc).__name__ if exc is not None else None,
+                    status_code=exc.status_code if isinstance(exc, APIStatusError) else None,
+                    code=(
+                        exc.code
+                        if isinstance(exc, APIStatusError) and isinstance(exc.code, int)
+                        else None
+                    ),
+                    query=query,
+                )
+            )
+        failed = {e.instance_id for e in errors}
+        if errors and not chunks and failed >= set(self.instance_ids):
+            raise AllInstancesFailedError(list(errors))
+        return MultiRetrievalResult(nodes=nodes, errors=list(errors), search_query=search_query)
+
+    def retrieve_with_errors(self, query: str | QueryBundle) -> MultiRetrievalResult:
+        """Search every instance; return the nodes and the per-instance errors together.
+
+        No warning is issued and nothing is raised for partial failures (the events are
+        still dispatched).
+
+        Raises:
+            aisearch.AllInstancesFailedError: Every instance failed.
+        """
+        query_str = query.query_str if isinstance(query, QueryBundle) else query
+        client = self._connection.client
+        if self.use_namespace_endpoint:
+            result = client.namespace_search(
+                self.instance_ids,
+                query_str,
+                options=self._config.options,
+                namespace=self.namespace,
+                extra_options=self.extra_options,
+            )
+            return self._finish(query_str, result.chunks, result.errors, result.search_query)
+        fan = client.fan_out_search(
+            self._fan_out_targets(),
+            query_str,
+            options=self._fan_out_options(),
+            merge=self.merge,
+            top_k=self.similarity_top_k,
+            max_concurrency=self.max_concurrency,
+        )
+        return self._finish(query_str, fan.chunks, fan.errors, None)
+
+    async def aretrieve_with_errors(self, query: str | QueryBundle) -> MultiRetrievalResult:
+        """Async form of :meth:`retrieve_with_errors`."""
+        query_str = query.query_str if isinstance(query, QueryBundle) else query
+        client = self._connection.async_client
+        if self.use_namespace_endpoint:
+            result = await client.namespace_search(
+                self.instance_ids,
+                query_str,
+                options=self._config.options,
+                namespace=self.namespace,
+                extra_options=self.extra_options,
+            )
+            return self._finish(query_str, result.chunks, result.errors, result.search_query)
+        fan = await client.fan_out_search(
+            self._fan_out_targets(),
+            query_str,
+            options=self._fan_out_options(),
+            merge=self.merge,
+            top_k=self.similarity_top_k,
+            max_concurrency=self.max_concurrency,
+        )
+        return self._finish(query_str, fan.chunks, fan.errors, None)
+
+    def _fan_out_options(self) -> SearchOptions | None:
+        if self.extra_options:
+            raise InvalidRequestError(
+                "extra_options: not supported with client fan-out (more than 10 instances, "
+                "SearchTarget objects or mode='fan_out'); use typed options instead"
+            )
+        return self._config.options
+
+    def _apply_policy(self, result: MultiRetrievalResult) -> list[NodeWithScore]:
+        if result.errors:
+            if self.on_instance_error == "raise":
+                raise InstanceFailureError(result.errors, result.nodes)
+            if self.on_instance_error == "warn":
+                warnings.warn(
+                    f"AI Search: {len(result.errors)} of {len(self.targets)} instance(s) "
+                    f"failed: {error_summary(result.errors)}",
+                    AISearchInstanceWarning,
+                    stacklevel=4,
+                )
+        return result.nodes
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._apply_policy(self.retrieve_with_errors(query_bundle))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._apply_policy(await self.aretrieve_with_errors(query_bundle))

@@ -1,0 +1,200 @@
+"""Agent tools over AI Search: ``search`` (chunks) and ``answer`` (a grounded answer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.base.response.schema import Response
+from llama_index.core.schema import NodeWithScore
+from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
+from typing_extensions import Unpack
+
+from ._common import AISearchConnection, resolve_connection
+from ._options import SEARCH_KEYS, EngineKwargs
+from .query_engine import AISearchQueryEngine
+from .retrievers import AISearchMultiRetriever, AISearchRetriever
+
+__all__ = ["AISearchToolSpec"]
+
+DEFAULT_TOP_K = 5
+
+
+def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 1200) -> str:
+    """Render nodes as numbered, attributed passages for an LLM."""
+    if not nodes:
+        return "No matching passages."
+    parts = []
+    for i, node in enumerate(nodes, start=1):
+        meta = node.node.metadata
+        source = meta.get("filename") or meta.get("source") or node.node.node_id
+        where = f" (instance {meta['instance_id']})" if meta.get("instance_id") else ""
+        score = f", score {node.score:.3f}" if node.score is not None else ""
+        text = node.node.get_content()
+        if len(text) > max_chars:
+            text = text[:max_chars].rstrip() + " ..."
+        parts.append(f"[{i}] {source}{where}{score}\n{text}")
+    return "\n\n".join(parts)
+
+
+def _with_sources(answer: str, nodes: Sequence[NodeWithScore]) -> str:
+    if not nodes:
+        return answer
+    sources = ", ".join(
+        f"[{i}] {n.node.metadata.get('filename') or n.node.node_id}"
+        for i, n in enumerate(nodes, start=1)
+    )
+    return f"{answer}\n\nSources: {sources}"
+
+
+class AISearchToolSpec(BaseToolSpec):
+    """Two agent tools over AI Search: ``search`` and ``answer`` (sync and async).
+
+    ``search(query)`` returns the matching passages, numbered and attributed; ``answer(
+    question)`` returns the service's grounded answer followed by its sources. Both return
+    a ``Response`` whose text is what the agent's LLM reads and whose ``source_nodes`` are
+    the chunks as nodes, so ``ToolOutput.raw_output.source_nodes`` (and an agent chat
+    response's ``source_nodes``) carry the sources.
+
+    Args:
+        instance_id: The instance to search (or ``instance_ids``, several instances).
+        instance_ids: Several instances (namespace search up to 10, fan-out beyond).
+        similarity_top_k: Passages per call (default 5).
+        model: Generation model for ``answer``.
+        system_prompt: System message for ``answer``.
+        namespace: The instances' namespace.
+        connection: A shared :class:`AISearchConnection`.
+        **kwargs: Search options and connection settings, as for the query engine.
+
+    Example:
+        .. code-block:: python
+
+            tools = AISearchToolSpec(instance_id="docs").to_tool_list()
+            agent = FunctionAgent(tools=tools, llm=my_llm)
+    """
+
+    spec_functions: list[SPEC_FUNCTION_TYPE] = [  # noqa: RUF012 - BaseToolSpec's contract
+        ("search", "asearch"),
+        ("answer", "aanswer"),
+    ]
+
+    def __init__(
+        self,
+        instance_id: str | None = None,
+        *,
+        instance_ids: Sequence[str] | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        namespace: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        connection: AISearchConnection | None = None,
+        **kwargs: Unpack[EngineKwargs],
+    ) -> None:
+        search: dict[str, Any] = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
+        connection = resolve_connection(
+            connection, {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
+        )
+        similarity_top_k = search.pop("similarity_top_k", DEFAULT_TOP_K)
+        retriever_options: dict[str, Any] = {
+            k: v for k, v in search.items() if k != "custom_metadata"
+        }
+        if (instance_id is None) == (instance_ids is None):
+            raise TypeError("pass exactly one of instance_id=... or instance_ids=[...]")
+        self._retriever: AISearchRetriever | AISearchMultiRetriever
+        if instance_id is not None:
+            self._retriever = AISearchRetriever(
+                instance_id,
+                similarity_top_k=similarity_top_k,
+                namespace=namespace,
+                connection=connection,
+                **retriever_options,
+            )
+        else:
+            assert instance_ids is not None
+            self._retriever = AISearchMultiRetriever(
+                instance_ids,
+                similarity_top_k=similarity_top_k,
+                namespace=namespace,
+                connection=connection,
+                on_instance_error="ignore",
+                **retriever_options,
+            )
+        self._engine: AISearchQueryEngine | None = None
+        if instance_ids is not None and len(instance_ids) > 10:
+            # Namespace chat completions take at most 10 instances: offer search only.
+            self.spec_functions = [("search", "asearch")]
+            return
+        self._engine = AISearchQueryEngine(
+            instance_id,
+            instance_ids=instance_ids,
+            model=model,
+            system_prompt=system_prompt,
+            namespace=namespace,
+            extra_body=extra_body,
+            connection=connection,
+            similarity_top_k=similarity_top_k,
+            **search,
+        )
+
+    @property
+    def retriever(self) -> AISearchRetriever | AISearchMultiRetriever:
+        """The retriever behind ``search``."""
+        return self._retriever
+
+    @property
+    def query_engine(self) -> AISearchQueryEngine:
+        """The query engine behind ``answer``.
+
+        Raises:
+            ValueError: With more than 10 instances (no ``answer`` tool then).
+        """
+        if self._engine is None:
+            raise ValueError(
+                "answer needs at most 10 instances (namespace chat completions); "
+                "this tool spec offers search only"
+            )
+        return self._engine
+
+    def search(self, query: str) -> Response:
+        """Search the knowledge base and return the most relevant passages with their sources.
+
+        Args:
+            query: What to look for, as a natural-language question or keywords.
+        """
+        nodes = self._retriever.retrieve(query)
+        return Response(response=format_nodes(nodes), source_nodes=nodes)
+
+    async def asearch(self, query: str) -> Response:
+        """Search the knowledge base and return the most relevant passages with their sources.
+
+        Args:
+            query: What to look for, as a natural-language question or keywords.
+        """
+        nodes = await self._retriever.aretrieve(query)
+        return Response(response=format_nodes(nodes), source_nodes=nodes)
+
+    def answer(self, question: str) -> Response:
+        """Answer a question from the knowledge base, citing the sources used.
+
+        Args:
+            question: The question to answer.
+        """
+        response = self.query_engine.query(question)
+        assert isinstance(response, Response)
+        text = _with_sources(response.response or "", response.source_nodes)
+        return Response(
+            response=text, source_nodes=response.source_nodes, metadata=response.metadata
+        )
+
+    async def aanswer(self, question: str) -> Response:
+        """Answer a question from the knowledge base, citing the sources used.
+
+        Args:
+            question: The question to answer.
+        """
+        response = await self.query_engine.aquery(question)
+        assert isinstance(response, Response)
+        text = _with_sources(response.response or "", response.source_nodes)
+        return Response(
+            response=text, source_nodes=response.source_nodes, metadata=response.metadata
+        )
