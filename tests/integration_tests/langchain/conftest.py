@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from aisearch import AISearchClient
+
 LIVE_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "AISEARCH_TEST_INSTANCE")
 LIVE = all(os.environ.get(name) for name in LIVE_ENV)
 
@@ -41,10 +43,8 @@ def lc_second_instance(request):
     """A second local instance holding a few documents (None when live)."""
     if LIVE:
         return None
-    client = request.getfixturevalue("client")
-    make_instance = request.getfixturevalue("make_instance")
-    instance_id = make_instance()
-    instance_id = getattr(instance_id, "id", instance_id)
+    server = request.getfixturevalue("local_server")
+    instance_id = request.getfixturevalue("make_instance")("lc-milk")
     docs = {
         "milk/steaming.md": "Steaming milk for a flat white: stretch briefly, then texture "
         "the milk to a glossy microfoam at 55 to 60 degrees for espresso drinks.",
@@ -53,10 +53,11 @@ def lc_second_instance(request):
         "milk/oat-milk.md": "Oat milk foams well for espresso drinks when it is a barista "
         "edition; grind and dose stay the same as for dairy milk.",
     }
-    ids = [
-        client.upload_item(instance_id, key, text, metadata=None).id for key, text in docs.items()
-    ]
-    client.wait_until_indexed(instance_id, ids, timeout=120)
+    with AISearchClient(
+        account_id=server.account_id, api_token=server.token, base_url=server.base_url
+    ) as client:
+        ids = [client.upload_item(instance_id, key, text).id for key, text in docs.items()]
+        client.wait_until_indexed(instance_id, ids, timeout=120)
     return instance_id
 
 
@@ -70,7 +71,7 @@ def lc_target(request, monkeypatch):
         return
     server = request.getfixturevalue("local_server")
     TARGET.instance_id = request.getfixturevalue("docs_instance")
-    TARGET.instance_id = getattr(TARGET.instance_id, "id", TARGET.instance_id)
+    TARGET.second_instance_id = request.getfixturevalue("lc_second_instance")
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", server.account_id)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", server.token)
     monkeypatch.setenv("AISEARCH_BASE_URL", server.base_url)
