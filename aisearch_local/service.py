@@ -539,7 +539,7 @@ class LocalService:
         if not inst.source_dir:
             return "no source folder configured; nothing to sync", []
         source_id = f"local:{inst.source_dir}"
-        files = list(scan_source_dir(Path(inst.source_dir)))
+        files = list(self.iter_source_files(Path(inst.source_dir)))
         existing = {it["key"]: it for it in self.store.list_items(inst)}
         log: list[dict[str, Any]] = []
         indexed = errors = unchanged = 0
@@ -594,7 +594,15 @@ class LocalService:
         return reason, log
 
     def iter_source_files(self, folder: Path) -> Iterable[SourceFile]:
-        """Yield the documents of a folder (see :func:`aisearch_local.ingest.scan_source_dir`)."""
+        """Yield the documents of a folder (see :func:`aisearch_local.ingest.scan_source_dir`).
+
+        The bundled sample corpus folder is also a Python package: its documents come from
+        :func:`aisearch_local.sample_corpus.iter_sample_documents`, which skips the code.
+        """
+        from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
+
+        if folder.resolve() == SAMPLE_CORPUS_DIR:
+            return iter_sample_documents()
         return scan_source_dir(folder)
 
     def options_error(self, exc: OptionsError) -> APIError:

@@ -226,6 +226,8 @@ class Store:
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
         self._closed = False
+        self._data_version = -1
+        self._external = 0
         with self.transaction() as cur:
             cur.execute(
                 "INSERT OR IGNORE INTO namespaces(name, description, created_at, modified_at) "
@@ -268,9 +270,21 @@ class Store:
         self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
         self._indexes.pop(inst_pk, None)
 
+    def _sync_external(self) -> None:
+        """Drop every cache when another process (``aisearch-local ingest``) wrote the file."""
+        with self._lock:
+            if self._closed:
+                return
+            dv = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            if dv != self._data_version:
+                self._data_version = dv
+                self._external += 1
+                self._indexes.clear()
+
     def version(self, inst_pk: int) -> int:
         """Return a counter that changes on every write to the instance."""
-        return self._versions.get(inst_pk, 0)
+        self._sync_external()
+        return self._versions.get(inst_pk, 0) + self._external * 1_000_000
 
     # -- namespaces -------------------------------------------------------------------------
 

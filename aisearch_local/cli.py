@@ -1,0 +1,267 @@
+"""Command line of the local AI Search server: ``aisearch-local serve | ingest | inspect``.
+
+Examples::
+
+    aisearch-local serve --sample-corpus                      # 127.0.0.1:8787, instance "coffee"
+    aisearch-local serve --source ./docs --instance my-docs --token "$TOKEN"
+    aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
+    aisearch-local inspect --data-dir .aisearch-local
+
+The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable, so that it does
+not show in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aisearch_local.service import APIError, Fault, LocalService
+
+__all__ = ["main"]
+
+DEFAULT_DATA_DIR = ".aisearch-local"
+DEFAULT_SAMPLE_INSTANCE = "coffee"
+TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
+logger = logging.getLogger("aisearch_local")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _parse_fault(spec: str) -> tuple[str, str, Fault]:
+    """Parse ``[NAMESPACE/]INSTANCE:key=value,...`` into a fault."""
+    target, sep, rest = spec.partition(":")
+    if not sep or not target:
+        raise argparse.ArgumentTypeError(
+            f"--fault {spec!r}: expected [NAMESPACE/]INSTANCE:key=value,... "
+            "(keys: latency_ms, status, code, retry_after, truncate_stream, malformed_body, times)"
+        )
+    ns, _, iid = target.rpartition("/")
+    values: dict[str, Any] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if key not in Fault.__dataclass_fields__:
+            raise argparse.ArgumentTypeError(f"--fault {spec!r}: unknown key {key!r}")
+        if key in ("truncate_stream", "malformed_body"):
+            values[key] = (value or "true").strip().lower() in ("1", "true", "yes")
+        else:
+            try:
+                values[key] = int(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"--fault {spec!r}: {key} must be an integer (got {value!r})"
+                ) from None
+        del eq
+    return ns or "default", iid, Fault(**values)
+
+
+def _ingest_folder(
+    svc: LocalService, namespace: str, instance: str, folder: Path, *, create: dict[str, Any]
+) -> None:
+    """Create the instance when missing, attach the folder and sync it with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = _console()
+    inst = svc.store.get_instance(namespace, instance)
+    if inst is None:
+        if svc.store.get_namespace(namespace) is None:
+            svc.store.create_namespace(namespace, None, {})
+        inst = svc.create_instance(namespace, {"id": instance, **create}, source_dir=str(folder))
+    svc.check_embedder(inst)
+    if inst.source_dir != str(folder):
+        svc.store.set_source_dir(inst, str(folder))
+        inst = svc.store.get_instance(namespace, instance) or inst
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[key]}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"indexing {namespace}/{instance}", total=None, key="")
+
+        def on_progress(done: int, total: int, key: str) -> None:
+            progress.update(task, completed=done, total=total, key=key)
+
+        reason, log = svc.sync_source(inst, on_progress=on_progress)
+    for line in log:
+        if line.get("message_type") == 2:
+            console.print(f"[red]error[/red] {line['message']}")
+    console.print(f"{namespace}/{instance}: {reason}")
+
+
+def _sample_corpus(svc: LocalService, namespace: str, instance: str) -> None:
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, SAMPLE_CORPUS_DIR
+
+    _ingest_folder(
+        svc, namespace, instance, SAMPLE_CORPUS_DIR, create={"custom_metadata": CUSTOM_METADATA}
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from aisearch_local.app import create_app
+
+    console = _console()
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    svc = LocalService(args.data_dir, embedder=args.embedder, generator=args.generator)
+    try:
+        if args.sample_corpus:
+            _sample_corpus(svc, args.namespace, args.instance or DEFAULT_SAMPLE_INSTANCE)
+        if args.source:
+            if not args.instance:
+                console.print("[red]--source needs --instance NAME[/red]")
+                return 2
+            _ingest_folder(svc, args.namespace, args.instance, Path(args.source).resolve(), create={})
+        for spec in args.fault or []:
+            ns, iid, fault = spec
+            svc.set_fault(ns, iid, fault)
+        app = create_app(args.data_dir, token=token, service=svc)
+        base = f"http://{args.host}:{args.port}/client/v4"
+        console.print(f"aisearch-local serving {base}  (data: {Path(args.data_dir).resolve()})")
+        console.print(
+            f"  embedder={svc.embedder.name} generator={svc.generator.name} "
+            f"auth={'bearer token' if token else 'off'}; any account id is accepted"
+        )
+        config = uvicorn.Config(
+            app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
+        )
+        uvicorn.Server(config).run()
+    except APIError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        return 1
+    finally:
+        svc.close()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Index a folder into an instance without starting the server."""
+    svc = LocalService(args.data_dir, embedder=args.embedder, generator="extractive")
+    try:
+        folder = Path(args.folder).resolve()
+        if not folder.is_dir():
+            _console().print(f"[red]error:[/red] {folder} is not a folder")
+            return 2
+        _ingest_folder(svc, args.namespace, args.instance, folder, create={})
+    except APIError as exc:
+        _console().print(f"[red]error:[/red] {exc.message}")
+        return 1
+    finally:
+        svc.close()
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print namespaces, instances and their item and chunk counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from aisearch_local.store import Store
+
+    store = Store(args.data_dir)
+    try:
+        table = Table(title=f"aisearch-local data in {Path(args.data_dir).resolve()}")
+        for col in ("namespace", "instance", "embedder", "items", "completed", "error", "chunks"):
+            table.add_column(col)
+        for inst in store.list_instances(None):
+            if args.instance and inst.id != args.instance:
+                continue
+            st = store.stats(inst)
+            counts = st["counts"]
+            table.add_row(
+                inst.namespace,
+                inst.id,
+                inst.embedder,
+                str(st["items"]),
+                str(counts.get("completed", 0)),
+                str(counts.get("error", 0)),
+                str(st["chunks"]),
+            )
+        Console().print(table)
+        if args.instance:
+            for inst in store.list_instances(None):
+                if inst.id != args.instance:
+                    continue
+                for item in store.list_items(inst):
+                    if item["status"] == "error":
+                        Console().print(f"[red]{item['key']}[/red]: {item.get('error')}")
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``aisearch-local``."""
+    parser = argparse.ArgumentParser(
+        prog="aisearch-local", description="A local, wire-compatible Cloudflare AI Search server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="database directory")
+        p.add_argument("--namespace", default="default", help="namespace of --instance")
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")
+    serve.add_argument("--instance", help="instance for --source / --sample-corpus")
+    serve.add_argument("--token", help=f"required bearer token (or env {TOKEN_ENV})")
+    serve.add_argument(
+        "--sample-corpus",
+        action="store_true",
+        help=f"index the bundled coffee corpus into --instance (default {DEFAULT_SAMPLE_INSTANCE!r})",
+    )
+    serve.add_argument("--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL")
+    serve.add_argument("--generator", default="extractive", help="extractive | openai:MODEL@URL")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        type=_parse_fault,
+        help="inject a fault: [NAMESPACE/]INSTANCE:status=503,retry_after=2,latency_ms=100,...",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = sub.add_parser("ingest", help="index a folder into an instance (server stopped)")
+    common(ingest)
+    ingest.add_argument("folder")
+    ingest.add_argument("--instance", required=True)
+    ingest.add_argument("--embedder", default="hashing")
+    ingest.set_defaults(func=cmd_ingest)
+
+    for name in ("inspect", "stats"):
+        insp = sub.add_parser(name, help="show instances, item and chunk counts")
+        common(insp)
+        insp.add_argument("--instance", help="also list this instance's failed items")
+        insp.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``aisearch-local``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
