@@ -150,6 +150,8 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
         first = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in first["loc"])
         detail = f": {loc}: {first['msg']}" if loc else f": {first['msg']}"
+    else:
+        detail = f": {exc}"
     return APIResponseValidationError(
         f"unexpected {what} response body{detail}",
         status_code=response.status_code,

@@ -101,14 +101,14 @@ def retry_delay(
     retries_done: int,
     *,
     retry_after: float | None = None,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] | None = None,
 ) -> float:
     """Compute the wait before the next attempt.
 
     Args:
         retries_done: Retries already made (0 before the first retry).
         retry_after: Seconds the server asked for (``Retry-After``), if any.
-        rand: Source of jitter in ``[0, 1)``.
+        rand: Source of jitter in ``[0, 1)`` (``random.random`` when ``None``).
 
     Returns:
         Seconds to sleep: ``min(retry_after, 60)`` when given, else
@@ -117,7 +117,8 @@ def retry_delay(
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
     base = min(INITIAL_DELAY * (2.0 ** min(retries_done, 16)), MAX_DELAY)
-    return base * (1.0 - JITTER * rand())
+    jitter = (rand or random.random)()
+    return base * (1.0 - JITTER * jitter)
 
 
 def delay_for(error: AISearchError, retries_done: int) -> float:
