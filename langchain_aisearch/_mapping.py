@@ -52,9 +52,18 @@ CANONICAL_KEYS = (
 )
 
 
-def chunk_to_source(chunk: Chunk) -> dict[str, Any]:
-    """Return a chunk as a JSON-ready dict (the shape the API sends)."""
-    return chunk.model_dump(mode="json", exclude_none=True)
+def chunk_to_source(chunk: Chunk, instance_id: str | None = None) -> dict[str, Any]:
+    """Return a chunk as a JSON-ready dict (the shape the API sends).
+
+    Args:
+        chunk: The chunk.
+        instance_id: Set as `instance_id` when the chunk carries none (single-instance
+            routes), so every source names its instance.
+    """
+    source = chunk.model_dump(mode="json", exclude_none=True)
+    if instance_id is not None and not source.get("instance_id"):
+        source["instance_id"] = instance_id
+    return source
 
 
 def chunk_to_document(

@@ -217,7 +217,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             "model_name": completion.model or self.model or DEFAULT_MODEL_NAME,
             "model_provider": MODEL_PROVIDER,
             "finish_reason": choice.finish_reason if choice is not None else None,
-            "sources": [chunk_to_source(c) for c in completion.chunks],
+            "sources": [chunk_to_source(c, self.instance_id) for c in completion.chunks],
         }
         if completion.errors:
             metadata["errors"] = _errors(completion.errors)
@@ -269,7 +269,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             state["sources_sent"] = True
             metadata: dict[str, Any] = {
                 "model_provider": MODEL_PROVIDER,
-                "sources": [chunk_to_source(c) for c in event.chunks],
+                "sources": [chunk_to_source(c, self.instance_id) for c in event.chunks],
             }
             if event.errors:
                 metadata["errors"] = _errors(event.errors)

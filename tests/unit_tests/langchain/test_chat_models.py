@@ -53,6 +53,7 @@ def test_invoke_maps_answer_metadata_usage_and_request():
     assert msg.response_metadata["finish_reason"] == "stop"
     assert msg.response_metadata["model_provider"] == "aisearch"
     assert [s["id"] for s in msg.response_metadata["sources"]] == ["chunk-1", "chunk-2"]
+    assert {s["instance_id"] for s in msg.response_metadata["sources"]} == {"docs"}
     assert msg.usage_metadata == {"input_tokens": 11, "output_tokens": 5, "total_tokens": 16}
     (body,) = recorder.bodies
     assert [m["role"] for m in body["messages"]] == [
