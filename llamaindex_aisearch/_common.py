@@ -44,6 +44,8 @@ class ConnectionKwargs(TypedDict, total=False):
     max_retries: int
     client: AISearchClient | None
     async_client: AsyncAISearchClient | None
+    http_client: httpx.Client | None
+    async_http_client: httpx.AsyncClient | None
 
 
 class AISearchConnection(BaseModel):
@@ -53,7 +55,10 @@ class AISearchConnection(BaseModel):
     managed index) holds one. Pass the same connection to several adapters to share the
     pooled HTTP clients. The core clients are built lazily on first use, once (the async
     one once per event loop, because an ``httpx.AsyncClient`` is bound to its loop), unless
-    you inject your own ``client`` / ``async_client``.
+    you inject your own ``client`` / ``async_client`` (core clients) or ``http_client`` /
+    ``async_http_client`` (``httpx`` clients the core clients should send through; with an
+    injected ``httpx.AsyncClient`` one core client serves every event loop, so use it from
+    one loop only).
 
     Credentials fall back to the environment: ``CLOUDFLARE_ACCOUNT_ID`` (then
     ``CF_ACCOUNT_ID``), ``CLOUDFLARE_API_TOKEN`` (then ``CF_AI_SEARCH_API_TOKEN``,
@@ -87,6 +92,8 @@ class AISearchConnection(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries on connection errors, timeouts, 408/409/429/5xx."""
 
+    _http_client: httpx.Client | None = None
+    _async_http_client: httpx.AsyncClient | None = None
     _client: AISearchClient | None = None
     _async_client: AsyncAISearchClient | None = None
     _injected_client: bool = False
@@ -99,10 +106,14 @@ class AISearchConnection(BaseModel):
         *,
         client: AISearchClient | None = None,
         async_client: AsyncAISearchClient | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
         **data: Any,
     ) -> None:
         super().__init__(**data)
         self._lock = threading.Lock()
+        self._http_client = http_client
+        self._async_http_client = async_http_client
         self._loop_clients = weakref.WeakKeyDictionary()
         self._client = client
         self._async_client = async_client
@@ -171,7 +182,9 @@ class AISearchConnection(BaseModel):
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = AISearchClient(**self._client_kwargs())
+                    self._client = AISearchClient(
+                        **self._client_kwargs(), http_client=self._http_client
+                    )
                 client = self._client
         return client
 
@@ -188,11 +201,15 @@ class AISearchConnection(BaseModel):
             if loop is None:
                 # No running loop (e.g. built ahead of time): one shared client.
                 if self._async_client is None:
-                    self._async_client = AsyncAISearchClient(**self._client_kwargs())
+                    self._async_client = AsyncAISearchClient(
+                        **self._client_kwargs(), http_client=self._async_http_client
+                    )
                 return self._async_client
             client = self._loop_clients.get(loop)
             if client is None:
-                client = AsyncAISearchClient(**self._client_kwargs())
+                client = AsyncAISearchClient(
+                    **self._client_kwargs(), http_client=self._async_http_client
+                )
                 self._loop_clients[loop] = client
             return client
 

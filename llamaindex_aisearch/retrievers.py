@@ -406,6 +406,15 @@ class AISearchMultiRetriever(_RetrieverBase):
                 f"(got {len(targets)} target(s)); use mode='fan_out' or 'auto'"
             )
         check_top_k(similarity_top_k)
+        self.use_namespace_endpoint = mode == "namespace" or (
+            mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
+        )
+        """``True``: one namespace search request; ``False``: client-side fan-out."""
+        if extra_options and not self.use_namespace_endpoint:
+            raise InvalidRequestError(
+                "extra_options: not supported with client fan-out (more than 10 instances, "
+                "SearchTarget objects or mode='fan_out'); use the typed options instead"
+            )
         self.targets = targets
         """The instances searched."""
         self.on_instance_error: OnInstanceError = on_instance_error
@@ -414,10 +423,6 @@ class AISearchMultiRetriever(_RetrieverBase):
         """How fan-out results are merged."""
         self.max_concurrency = max_concurrency
         """Fan-out concurrency limit."""
-        self.use_namespace_endpoint = mode == "namespace" or (
-            mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
-        )
-        """``True``: one namespace search request; ``False``: client-side fan-out."""
         super().__init__(
             similarity_top_k=similarity_top_k,
             retrieval_type=retrieval_type,
@@ -541,11 +546,6 @@ class AISearchMultiRetriever(_RetrieverBase):
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
     def _fan_out_options(self) -> SearchOptions | None:
-        if self.extra_options:
-            raise InvalidRequestError(
-                "extra_options: not supported with client fan-out (more than 10 instances, "
-                "SearchTarget objects or mode='fan_out'); use typed options instead"
-            )
         return self._config.options
 
     def _apply_policy(self, result: MultiRetrievalResult) -> list[NodeWithScore]:
