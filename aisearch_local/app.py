@@ -840,6 +840,7 @@ async def _namespace_retrieve(
 async def namespace_search(request: Request) -> Response:
     """Search several instances of a namespace; failures go to ``errors``."""
     svc = _svc(request)
+    svc.require_namespace(_ns(request))
     body = await _json_body(request)
     q = _parse_search_body(body, chat=False)
     text, chunks, errors, _ = await _namespace_retrieve(svc, _ns(request), q)
@@ -1065,6 +1066,7 @@ async def instance_chat(request: Request) -> Response:
 async def namespace_chat(request: Request) -> Response:
     """RAG chat completion over several instances of a namespace."""
     svc = _svc(request)
+    svc.require_namespace(_ns(request))
     body = await _json_body(request)
     _ChatRequest(body)
     q = _parse_search_body(body, chat=True)

@@ -126,7 +126,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if not args.instance:
                 console.print("[red]--source needs --instance NAME[/red]")
                 return 2
-            _ingest_folder(svc, args.namespace, args.instance, Path(args.source).resolve(), create={})
+            folder = Path(args.source).resolve()
+            _ingest_folder(svc, args.namespace, args.instance, folder, create={})
         for spec in args.fault or []:
             ns, iid, fault = spec
             svc.set_fault(ns, iid, fault)
@@ -226,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--sample-corpus",
         action="store_true",
-        help=f"index the bundled coffee corpus into --instance (default {DEFAULT_SAMPLE_INSTANCE!r})",
+        help=f"index the bundled coffee corpus into --instance ({DEFAULT_SAMPLE_INSTANCE!r})",
     )
-    serve.add_argument("--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL")
+    serve.add_argument(
+        "--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL"
+    )
     serve.add_argument("--generator", default="extractive", help="extractive | openai:MODEL@URL")
     serve.add_argument(
         "--fault",

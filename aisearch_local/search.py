@@ -265,7 +265,8 @@ def resolve_options(
         try:
             res.predicate = compile_filter(retrieval["filters"], path=f"{rpath}.filters")
         except FilterError as exc:
-            raise OptionsError(f"{rpath}.filters", str(exc).split(": ", 1)[-1]) from exc
+            where, _, why = str(exc).partition(": ")
+            raise OptionsError(where, why) from exc
         res.filters = retrieval["filters"]
     ce = retrieval.get("context_expansion")
     res.context_expansion = 0 if ce is None else _integer(ce, f"{rpath}.context_expansion", 0, 3)
