@@ -21,12 +21,14 @@ skipped: faults can only be injected into the local server.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ from rich.text import Text
 
 from aisearch import AISearchClient
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 MAIN_INSTANCE = "coffee"
 # The multi-instance part splits the corpus by folder into three instances.
@@ -51,10 +53,10 @@ SPLIT = {
 }
 FAULTY_INSTANCE = "cafe-menu"
 
-RETRIEVAL_QUERY = "How long should an espresso shot take, and what ratio should I use?"
-CHAT_QUESTION = "Why does my espresso taste sour, and how do I fix it?"
+RETRIEVAL_QUERY = "How long should an espresso shot take?"
+CHAT_QUESTION = "Why is my espresso sour?"
 MULTI_QUERY = "How long should coffee rest after roasting before I brew espresso?"
-LLAMA_QUESTION = "What water temperature and ratio should I use for a V60 pour-over?"
+LLAMA_QUESTION = "What causes a slow drawdown in a V60?"
 
 
 @dataclass
@@ -90,14 +92,18 @@ def live_settings() -> tuple[str, str, str] | None:
 
 @contextmanager
 def local_target() -> Iterator[Target]:
-    from aisearch_local.testing import LocalServer
-
     from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+    from aisearch_local.testing import LocalServer
 
     with ExitStack() as stack:
         data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="aisearch-demo-"))
         started = time.perf_counter()
-        server = stack.enter_context(LocalServer(data_dir=data_dir, token="demo-token"))
+        # the server's default, deterministic hashing embedder; AISEARCH_DEMO_EMBEDDER=wordllama
+        # uses the semantic one from the `semantic` extra
+        embedder = os.environ.get("AISEARCH_DEMO_EMBEDDER", "hashing")
+        server = stack.enter_context(
+            LocalServer(data_dir=data_dir, token="demo-token", embedder=embedder)
+        )
         client = stack.enter_context(
             AISearchClient(
                 account_id=server.account_id, api_token=server.token, base_url=server.base_url
@@ -106,7 +112,8 @@ def local_target() -> Iterator[Target]:
         console.print(
             Panel.fit(
                 f"[bold]aisearch_local[/] listening on {server.base_url}\n"
-                f"data directory {data_dir} (deleted on exit)",
+                f"data directory {data_dir} (deleted on exit)\n"
+                f"embedder {embedder}, extractive generation (no LLM)",
                 title="local AI Search server",
                 border_style="cyan",
             )
@@ -120,6 +127,8 @@ def local_target() -> Iterator[Target]:
         config = {
             "custom_metadata": CUSTOM_METADATA,
             "index_method": {"vector": True, "keyword": True},
+            # natural-language questions: any query term may match (BM25 "or"), not all
+            "retrieval_options": {"keyword_match_mode": "or"},
         }
         total = sum(len(batch) for _, batch in plan)
         with Progress(
@@ -131,10 +140,17 @@ def local_target() -> Iterator[Target]:
             transient=False,
         ) as progress:
             upload = progress.add_task("uploading the sample corpus", total=total)
-            for name, batch in plan:
+            for name, _ in plan:
                 client.create_instance(name, **config)
-                for doc in batch:
-                    client.upload_item(name, doc.key, doc.data, metadata=doc.metadata)
+            # a few uploads in flight at once (the pooled client is thread-safe)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = [
+                    pool.submit(client.upload_item, name, doc.key, doc.data, metadata=doc.metadata)
+                    for name, batch in plan
+                    for doc in batch
+                ]
+                for future in as_completed(futures):
+                    future.result()
                     progress.advance(upload)
             indexing = progress.add_task("indexing", total=total)
             done_per_instance: dict[str, int] = {}
@@ -198,7 +214,7 @@ def part_retrieval(target: Target) -> None:
             f"{meta.get('score', 0.0):.3f}",
             str(meta.get("source", "?")),
             str(meta.get("difficulty", "")),
-            Text(_short(doc.page_content, 160)),
+            Text(_short(doc.page_content, 100)),
         )
     console.print(table)
 
@@ -207,7 +223,7 @@ def part_chat(target: Target) -> None:
     from langchain_aisearch import ChatAISearch
 
     console.rule("[bold]2. LangChain chat: ChatAISearch, streamed")
-    chat = ChatAISearch(instance_id=target.instance, client=target.client)
+    chat = ChatAISearch(instance_id=target.instance, k=4, client=target.client)
     console.print(f"[dim]chat.stream({CHAT_QUESTION!r})[/]\n")
     sources: list[dict[str, Any]] = []
     tokens = 0
@@ -261,7 +277,7 @@ def part_multi(target: Target) -> None:
             str(meta.get("instance_id")),
             f"{meta.get('score', 0.0):.3f}",
             str(meta.get("source")),
-            Text(_short(doc.page_content, 90)),
+            Text(_short(doc.page_content, 80)),
         )
     answered = sorted({str(d.metadata.get("instance_id")) for d in docs})
     console.print(results)
@@ -286,7 +302,9 @@ def part_llamaindex(target: Target) -> None:
     from llamaindex_aisearch import AISearchQueryEngine
 
     console.rule("[bold]4. LlamaIndex: AISearchQueryEngine, streaming")
-    engine = AISearchQueryEngine(instance_id=target.instance, streaming=True, client=target.client)
+    engine = AISearchQueryEngine(
+        target.instance, streaming=True, similarity_top_k=4, client=target.client
+    )
     console.print(f"[dim]engine.query({LLAMA_QUESTION!r})[/]\n")
     response = engine.query(LLAMA_QUESTION)
     console.print(
@@ -309,6 +327,10 @@ def part_llamaindex(target: Target) -> None:
 
 
 def main() -> int:
+    # Configure logging before any third-party import does (wordllama calls basicConfig(INFO)
+    # on import, which would print every HTTP request).
+    logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited as ignored
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     started = time.perf_counter()
     live = live_settings()
