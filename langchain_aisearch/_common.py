@@ -30,7 +30,7 @@ API_EMAIL_ENV = "CLOUDFLARE_EMAIL"
 API_KEY_ENV = "CLOUDFLARE_API_KEY"
 BASE_URL_ENV = "AISEARCH_BASE_URL"
 
-_INSTANCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")  # the core client's rule
 
 
 def validate_instance_id(value: str, field: str = "instance_id") -> str:
@@ -46,10 +46,10 @@ def validate_instance_id(value: str, field: str = "instance_id") -> str:
     Raises:
         ValueError: When the id is empty, too long or holds characters the API rejects.
     """
-    if not isinstance(value, str) or not _INSTANCE_ID_RE.match(value):
+    if not isinstance(value, str) or not _INSTANCE_ID_RE.fullmatch(value):
         msg = (
-            f"{field}: must be 1-64 characters of letters, digits, '-' or '_' "
-            f"starting with a letter or digit (got {value!r})"
+            f"{field}: must be 1 to 64 characters of lowercase letters, digits, '-' "
+            f"or '_' (got {value!r})"
         )
         raise ValueError(msg)
     return value
