@@ -1008,7 +1008,8 @@ async def _chat(
     chat = _ChatRequest(body)
     model = _chat_model(chat, insts[0] if insts else None)
     messages = q.messages or []
-    context = _cache_context(svc, insts, chat, model, opts.cache_key())
+    scope = "instance" if errors is None else json.dumps(q.raw_options.get("instance_ids"))
+    context = _cache_context(svc, insts, chat, model, opts.cache_key() + scope)
     prompt = _prompt_text(messages)
     cached: Generation | None = None
     if opts.cache:
@@ -1018,7 +1019,7 @@ async def _chat(
     headers = {"cf-aig-cache-status": "HIT" if cached is not None else "MISS"} if opts.cache else {}
 
     def remember(gen: Generation) -> None:
-        if opts.cache and cached is None:
+        if opts.cache and cached is None and not errors:
             svc.cache.put(context, prompt, (gen, chunks))
 
     if chat.stream:

@@ -137,7 +137,8 @@ class ResolvedOptions:
 
     def cache_key(self) -> str:
         """Return a JSON string of every option that changes the result."""
-        data = {k: v for k, v in self.__dict__.items() if k != "predicate"}
+        skip = ("predicate", "cache", "cache_threshold")
+        data = {k: v for k, v in self.__dict__.items() if k not in skip}
         return json.dumps(data, sort_keys=True, default=str)
 
 
