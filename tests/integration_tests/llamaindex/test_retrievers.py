@@ -1,0 +1,237 @@
+"""AISearchRetriever end to end against aisearch_local (real HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from llama_index.core.instrumentation.events.retrieval import (
+    RetrievalEndEvent,
+    RetrievalStartEvent,
+)
+from llama_index.core.schema import MetadataMode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+
+from aisearch import AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError
+from aisearch_local.testing import LocalServer
+from llamaindex_aisearch import AISearchConnection, AISearchRetriever
+from llamaindex_aisearch._mapping import CANONICAL_KEYS
+
+from .conftest import EventCollector
+
+pytestmark = pytest.mark.integration
+
+QUERY = "espresso extraction time and grind size"
+
+
+def test_retrieve_maps_chunks_to_nodes(conn: AISearchConnection, docs_instance: str) -> None:
+    retriever = AISearchRetriever(docs_instance, similarity_top_k=4, connection=conn)
+    nodes = retriever.retrieve(QUERY)
+    assert 1 <= len(nodes) <= 4
+    scores = [n.score for n in nodes]
+    assert scores == sorted(scores, reverse=True)
+    for nws in nodes:
+        meta = nws.node.metadata
+        assert set(CANONICAL_KEYS) <= set(meta)
+        assert nws.node.node_id == meta["id"]
+        assert nws.score == meta["score"]
+        assert meta["instance_id"] == docs_instance
+        assert meta["filename"] == meta["source"] and meta["filename"]
+        assert meta["search_query"]
+        assert {"difficulty", "rating", "author"} <= set(meta)  # the item's custom metadata
+        assert nws.node.get_content()
+        assert "scoring_details" not in nws.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert any("espresso" in n.node.get_content().lower() for n in nodes)
+
+
+async def test_aretrieve_matches_retrieve(conn: AISearchConnection, docs_instance: str) -> None:
+    retriever = AISearchRetriever(docs_instance, similarity_top_k=5, connection=conn)
+    sync_ids = [n.node.node_id for n in retriever.retrieve(QUERY)]
+    async_ids = [n.node.node_id for n in await retriever.aretrieve(QUERY)]
+    assert async_ids == sync_ids
+    assert async_ids
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 7])
+def test_similarity_top_k_is_honoured(
+    conn: AISearchConnection, docs_instance: str, top_k: int
+) -> None:
+    nodes = AISearchRetriever(docs_instance, similarity_top_k=top_k, connection=conn).retrieve(
+        "coffee"
+    )
+    assert len(nodes) == top_k
+
+
+def test_typed_options_reach_the_service(conn: AISearchConnection, docs_instance: str) -> None:
+    keyword = AISearchRetriever(
+        docs_instance, retrieval_type="keyword", similarity_top_k=5, connection=conn
+    ).retrieve("Nyeri")
+    assert keyword
+    for n in keyword:
+        details = n.node.metadata["scoring_details"]
+        assert details is not None and "keyword_score" in details
+        assert "vector_score" not in details
+    strict = AISearchRetriever(
+        docs_instance, match_threshold=0.99, similarity_top_k=50, connection=conn
+    ).retrieve("Nyeri")
+    loose = AISearchRetriever(
+        docs_instance, match_threshold=0.0, similarity_top_k=50, connection=conn
+    ).retrieve("Nyeri")
+    assert len(strict) < len(loose)
+    assert all(n.score is not None and n.score >= 0.99 for n in strict)
+    meta_only = AISearchRetriever(
+        docs_instance, metadata_only=True, similarity_top_k=3, connection=conn
+    ).retrieve("Nyeri")
+    assert meta_only and all(n.node.get_content() == "" for n in meta_only)
+
+
+def _filters(*items: MetadataFilter, condition: str = "and") -> MetadataFilters:
+    return MetadataFilters(filters=list(items), condition=FilterCondition(condition))
+
+
+FILTER_CASES: list[tuple[MetadataFilters, Callable[[dict[str, Any]], bool]]] = [
+    (
+        _filters(MetadataFilter(key="difficulty", value="beginner")),
+        lambda m: m["difficulty"] == "beginner",
+    ),
+    (
+        _filters(MetadataFilter(key="difficulty", value="beginner", operator=FilterOperator.NE)),
+        lambda m: m["difficulty"] != "beginner",
+    ),
+    (
+        _filters(MetadataFilter(key="rating", value=4.5, operator=FilterOperator.GT)),
+        lambda m: m["rating"] > 4.5,
+    ),
+    (
+        _filters(MetadataFilter(key="rating", value=4.5, operator=FilterOperator.GTE)),
+        lambda m: m["rating"] >= 4.5,
+    ),
+    (
+        _filters(MetadataFilter(key="rating", value=4.0, operator=FilterOperator.LT)),
+        lambda m: m["rating"] < 4.0,
+    ),
+    (
+        _filters(MetadataFilter(key="rating", value=4.0, operator=FilterOperator.LTE)),
+        lambda m: m["rating"] <= 4.0,
+    ),
+    (
+        _filters(
+            MetadataFilter(
+                key="difficulty", value=["advanced", "intermediate"], operator=FilterOperator.IN
+            )
+        ),
+        lambda m: m["difficulty"] in ("advanced", "intermediate"),
+    ),
+    (
+        _filters(
+            MetadataFilter(
+                key="difficulty", value=["advanced", "intermediate"], operator=FilterOperator.NIN
+            )
+        ),
+        lambda m: m["difficulty"] not in ("advanced", "intermediate"),
+    ),
+    (
+        _filters(
+            MetadataFilter(key="difficulty", value="advanced"),
+            MetadataFilter(key="difficulty", value="beginner"),
+            condition="or",
+        ),
+        lambda m: m["difficulty"] in ("advanced", "beginner"),
+    ),
+    (
+        _filters(
+            MetadataFilter(key="rating", value=3.5, operator=FilterOperator.GTE),
+            MetadataFilter(key="rating", value=4.6, operator=FilterOperator.LT),
+            MetadataFilter(key="difficulty", value="beginner", operator=FilterOperator.NE),
+        ),
+        lambda m: 3.5 <= m["rating"] < 4.6 and m["difficulty"] != "beginner",
+    ),
+]
+
+
+@pytest.mark.parametrize(("filters", "check"), FILTER_CASES)
+def test_each_filter_is_applied_by_the_service(
+    conn: AISearchConnection,
+    docs_instance: str,
+    filters: MetadataFilters,
+    check: Callable[[dict[str, Any]], bool],
+) -> None:
+    unfiltered = AISearchRetriever(
+        docs_instance, similarity_top_k=50, match_threshold=0.0, connection=conn
+    ).retrieve("coffee")
+    filtered = AISearchRetriever(
+        docs_instance, similarity_top_k=50, match_threshold=0.0, filters=filters, connection=conn
+    ).retrieve("coffee")
+    assert filtered, "the filter should match some chunks of the sample corpus"
+    assert all(check(n.node.metadata) for n in filtered)
+    assert any(not check(n.node.metadata) for n in unfiltered)
+
+
+def test_raw_dict_filters(conn: AISearchConnection, docs_instance: str) -> None:
+    nodes = AISearchRetriever(
+        docs_instance,
+        similarity_top_k=20,
+        filters={"verified": True, "rating": {"$gte": 4}},
+        connection=conn,
+    ).retrieve("coffee")
+    assert nodes
+    assert all(n.node.metadata["verified"] is True for n in nodes)
+    assert all(n.node.metadata["rating"] >= 4 for n in nodes)
+
+
+def test_retrieval_events_fire(
+    conn: AISearchConnection, docs_instance: str, collector: EventCollector
+) -> None:
+    AISearchRetriever(docs_instance, connection=conn).retrieve(QUERY)
+    starts = collector.of(RetrievalStartEvent)
+    ends = collector.of(RetrievalEndEvent)
+    assert len(starts) == 1 and len(ends) == 1
+    assert ends[0].nodes and ends[0].nodes[0].node.metadata["instance_id"] == docs_instance
+
+
+def test_unknown_instance_raises_not_found(conn: AISearchConnection) -> None:
+    retriever = AISearchRetriever("no-such-instance", connection=conn)
+    with pytest.raises(NotFoundError) as info:
+        retriever.retrieve("x")
+    assert info.value.status_code == 404
+
+
+async def test_unknown_instance_raises_not_found_async(conn: AISearchConnection) -> None:
+    with pytest.raises(NotFoundError):
+        await AISearchRetriever("no-such-instance", connection=conn).aretrieve("x")
+
+
+def test_bad_token_raises_typed_and_hides_token(
+    local_server: LocalServer, docs_instance: str
+) -> None:
+    conn = AISearchConnection(
+        account_id=local_server.account_id,
+        api_token="wrong-token-abcdef",
+        base_url=local_server.base_url,
+        max_retries=0,
+    )
+    with pytest.raises((AuthenticationError, PermissionDeniedError)) as info:
+        AISearchRetriever(docs_instance, connection=conn).retrieve("x")
+    assert "wrong-token-abcdef" not in str(info.value)
+    assert "wrong-token-abcdef" not in repr(info.value)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_server_errors_propagate_typed(
+    conn: AISearchConnection, local_server: LocalServer, docs_instance: str, use_async: bool
+) -> None:
+    local_server.set_fault(docs_instance, status=503, code=7017)
+    retriever = AISearchRetriever(docs_instance, connection=conn)
+    with pytest.raises(InternalServerError) as info:
+        if use_async:
+            await retriever.aretrieve("x")
+        else:
+            retriever.retrieve("x")
+    assert info.value.status_code == 503
+    assert info.value.code == 7017
