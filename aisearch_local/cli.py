@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +142,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
         )
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+        # handler that was installed before it: make that one a no-op so that we return
+        # normally, close the database (WAL checkpoint) and exit with status 0.
+        received: list[int] = []
+        previous = {
+            sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            server.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        console.print("aisearch-local stopped" + (" (signal)" if received else ""))
     except APIError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         return 1

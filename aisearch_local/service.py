@@ -448,10 +448,15 @@ class LocalService:
         )
         cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
         src = cfg.get("source")
-        if source_dir is None and cfg.get("type") in (None, "r2") and isinstance(src, str):
-            # local stand-in for an R2 bucket: an absolute path to an existing folder
-            if Path(src).is_absolute() and Path(src).is_dir():
-                source_dir = str(Path(src).resolve())
+        # local stand-in for an R2 bucket: `source` is an absolute path to an existing folder
+        if (
+            source_dir is None
+            and cfg.get("type") in (None, "r2")
+            and isinstance(src, str)
+            and Path(src).is_absolute()
+            and Path(src).is_dir()
+        ):
+            source_dir = str(Path(src).resolve())
         inst = self.store.create_instance(
             namespace,
             iid,
