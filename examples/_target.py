@@ -56,6 +56,13 @@ class CoffeeTarget:
         }
 
 
+def live_instances() -> list[str]:
+    """Live mode's instances: ``AISEARCH_DEMO_INSTANCES`` (comma-separated), else the one."""
+    listed = os.environ.get("AISEARCH_DEMO_INSTANCES", "")
+    names = [n.strip() for n in listed.split(",") if n.strip()]
+    return names or [os.environ["AISEARCH_DEMO_INSTANCE"]]
+
+
 def is_live() -> bool:
     """True when the three live-mode environment variables are set."""
     return all(os.environ.get(name, "").strip() for name in LIVE_ENV)
@@ -93,7 +100,8 @@ def coffee_target(
 
     Args:
         instances: Local instances to create, each with the corpus folders it holds (None: the
-            whole corpus). Default: one instance ``coffee`` with everything.
+            whole corpus). Default: one instance ``coffee`` with everything. The target's
+            ``instance`` is the first of them.
         **config: Instance configuration for the local instances (API.md section 10).
     """
     logging.basicConfig(level=logging.WARNING)  # before wordllama's basicConfig(INFO), if used
@@ -101,6 +109,7 @@ def coffee_target(
         with AISearchClient() as client:
             yield CoffeeTarget(client=client, instance=os.environ["AISEARCH_DEMO_INSTANCE"])
         return
+    instances = instances or {COFFEE: None}
 
     from aisearch_local.testing import LocalServer
 
@@ -115,5 +124,5 @@ def coffee_target(
             account_id=server.account_id, api_token=server.token, base_url=server.base_url
         ) as client,
     ):
-        _seed(client, instances or {COFFEE: None}, config)
-        yield CoffeeTarget(client=client, instance=COFFEE, server=server)
+        _seed(client, instances, config)
+        yield CoffeeTarget(client=client, instance=next(iter(instances)), server=server)
