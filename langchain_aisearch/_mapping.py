@@ -265,10 +265,15 @@ def find_citations(text: str, sources: Sequence[dict[str, Any]]) -> list[types.C
 def _text_blocks(message: AIMessage | AIMessageChunk) -> list[types.ContentBlock]:
     if not isinstance(message.content, str):
         raise NotImplementedError  # fall back to LangChain's best-effort parsing
+    sources = message.response_metadata.get("sources") or []
     if not message.content:
+        # The last streamed chunk carries the stream's citations (computed over the whole
+        # text), so a v1 aggregation, which converts chunk by chunk, keeps them too.
+        streamed = message.response_metadata.get("citations")
+        if streamed and not sources:
+            return [{"type": "text", "text": "", "annotations": list(streamed)}]
         return []
     block: types.TextContentBlock = {"type": "text", "text": message.content}
-    sources = message.response_metadata.get("sources") or []
     if sources:
         citations = find_citations(message.content, sources)
         if citations:

@@ -33,6 +33,7 @@ from langchain_aisearch._common import (
 from langchain_aisearch._mapping import (
     MODEL_PROVIDER,
     chunk_to_source,
+    find_citations,
     messages_to_api,
     translate_content,
     translate_content_chunk,
@@ -267,9 +268,10 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         """Map one stream event to a chunk; `state` tracks the model and sources."""
         if isinstance(event, SourcesEvent):
             state["sources_sent"] = True
+            state["sources"] = [chunk_to_source(c, self.instance_id) for c in event.chunks]
             metadata: dict[str, Any] = {
                 "model_provider": MODEL_PROVIDER,
-                "sources": [chunk_to_source(c, self.instance_id) for c in event.chunks],
+                "sources": state["sources"],
             }
             if event.errors:
                 metadata["errors"] = _errors(event.errors)
@@ -280,6 +282,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             state["model"] = event.model or state.get("model")
             if not event.text:
                 return None
+            state.setdefault("text", []).append(event.text)
             return ChatGenerationChunk(
                 message=AIMessageChunk(
                     content=event.text, response_metadata={"model_provider": MODEL_PROVIDER}
@@ -287,16 +290,20 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             )
         if isinstance(event, StreamEndEvent):
             model = event.model or state.get("model") or self.model or DEFAULT_MODEL_NAME
+            end_metadata: dict[str, Any] = {
+                "model_provider": MODEL_PROVIDER,
+                "model_name": model,
+                "finish_reason": event.finish_reason,
+            }
+            citations = find_citations("".join(state.get("text", [])), state.get("sources", []))
+            if citations:
+                end_metadata["citations"] = citations
             return ChatGenerationChunk(
                 message=AIMessageChunk(
                     content="",
                     id=event.id or None,
                     usage_metadata=_usage(event.usage),
-                    response_metadata={
-                        "model_provider": MODEL_PROVIDER,
-                        "model_name": model,
-                        "finish_reason": event.finish_reason,
-                    },
+                    response_metadata=end_metadata,
                     chunk_position="last",
                 )
             )

@@ -126,6 +126,28 @@ def test_stream_order_sources_first_usage_once_last_chunk():
     assert full.content_blocks[0]["annotations"][0]["extras"]["source_index"] == 1
 
 
+@pytest.mark.parametrize("version", ["v1", "v3-events"])
+def test_stream_citations_survive_v1_aggregation(version):
+    _, sync, _ = _chat_server()
+    if version == "v1":
+        chunks = list(
+            ChatAISearch(instance_id="docs", client=sync, output_version="v1").stream("x")
+        )
+        full = chunks[0]
+        for c in chunks[1:]:
+            full = full + c
+        blocks = full.content
+    else:
+        stream = ChatAISearch(instance_id="docs", client=sync).stream_events("x", version="v3")
+        list(stream)
+        blocks = stream.output.content_blocks
+    (block,) = blocks
+    assert block["text"] == "Grind fine [1]."
+    (citation,) = block["annotations"]
+    assert citation["extras"]["chunk_id"] == "chunk-1"
+    assert block["text"][citation["start_index"] : citation["end_index"]] == "Grind fine [1]"
+
+
 async def test_astream_truncated_raises():
     _, _, asyncc = _chat_server(sse_body(["partial"], done=False))
     chat = ChatAISearch(instance_id="docs", async_client=asyncc)
