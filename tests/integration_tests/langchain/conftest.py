@@ -21,8 +21,11 @@ from aisearch import AISearchClient
 LIVE_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "AISEARCH_TEST_INSTANCE")
 LIVE = all(os.environ.get(name) for name in LIVE_ENV)
 
-QUERY = "How fine should I grind coffee for espresso extraction?"
-"""A query with well over 3 hits in the sample corpus (the standard suites need >= 3)."""
+QUERY = os.environ.get(
+    "AISEARCH_TEST_QUERY", "How fine should I grind coffee for espresso extraction?"
+)
+"""A query with well over 3 hits in the sample corpus (the standard suites need >= 3);
+set AISEARCH_TEST_QUERY for a live instance holding other documents."""
 
 
 @dataclass
