@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-from aisearch._base import NOT_GIVEN
 from aisearch._client import AISearchClient, AsyncAISearchClient
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aisearch._exceptions import (
@@ -63,7 +62,6 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
-    "NOT_GIVEN",
     "AISearchClient",
     "AISearchError",
     "APIConnectionError",

@@ -69,7 +69,7 @@ from aisearch._models import (
 from aisearch._sse import error_from_body
 from aisearch._version import __version__
 
-__all__ = ["NOT_GIVEN", "_BaseClient"]
+__all__ = ["_BaseClient"]
 
 logger = logging.getLogger("aisearch")
 
@@ -89,19 +89,6 @@ LIST_PER_PAGE = 100
 ITEM_STATUSES = ("queued", "running", "completed", "error", "skipped", "outdated")
 _DONE_STATUSES = frozenset({"completed", "skipped"})
 _USER_AGENT = f"aisearch-py/{__version__}"
-
-
-class _NotGiven:
-    """Sentinel for "argument not passed" where ``None`` is meaningful."""
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-NOT_GIVEN: Any = _NotGiven()
 
 
 @dataclass

@@ -265,3 +265,9 @@ def test_client_namespace_is_the_default_for_every_call(harness):
     assert "/namespaces/team-a/instances/docs/search" in str(h.last.url)
     h.call("search", "docs", "q", namespace="team-b")
     assert "/namespaces/team-b/instances/docs/search" in str(h.last.url)
+
+
+def test_timeout_none_means_default(cls):
+    client = make(cls, account_id="acc", api_token=TOKEN, timeout=None)
+    assert client.timeout == DEFAULT_TIMEOUT
+    close(client)

@@ -248,3 +248,68 @@ def test_global_key_auth_headers_and_secrecy(harness):
     assert h.last.headers["x-auth-key"] == GLOBAL_KEY
     assert "authorization" not in h.last.headers
     assert _secrets_absent(str(info.value)) and _secrets_absent(repr(h.client))
+
+
+@pytest.mark.parametrize(
+    ("method", "payload"),
+    [
+        (("chat_completions", "docs", [{"role": "user", "content": "x"}]), b"<html>"),
+        (("get_instance", "docs"), b'{"success": "maybe"}'),
+        (("get_instance", "docs"), b"[]"),
+        (("get_instance", "docs"), b'{"success": true, "result": {"name": "no id"}}'),
+        (("get_item", "docs", "i1"), b'{"success": true, "result": {"id": "i1", "metadata": 3}}'),
+    ],
+)
+def test_management_and_chat_bodies_that_do_not_fit(harness, method, payload):
+    h = harness(lambda r: httpx.Response(200, content=payload))
+    with pytest.raises(APIResponseValidationError) as info:
+        h.call(*method)
+    assert info.value.body_excerpt == payload.decode()
+
+
+def test_item_error_text_and_missing_error(harness):
+    body = {"success": True, "result": {"id": "i1", "status": "error", "error": "bad pdf"}}
+    h = harness(lambda r: httpx.Response(200, json=body))
+    assert h.call("get_item", "docs", "i1").error == "bad pdf"
+    body = {"success": True, "result": {"id": "i1", "error": None, "metadata": None}}
+    h = harness(lambda r: httpx.Response(200, json=body))
+    got = h.call("get_item", "docs", "i1")
+    assert (got.error, got.metadata) == (None, {})
+
+
+def test_stream_error_status_whose_body_breaks(harness, mode):
+    from tests.unit_tests.core.conftest import stream_content
+
+    def handler(request):
+        if mode == "sync":
+
+            def gen():
+                yield b'{"success": false'
+                raise httpx.ReadError("reset")
+
+            content = gen()
+        else:
+
+            async def agen():
+                yield b'{"success": false'
+                raise httpx.ReadError("reset")
+
+            content = agen()
+        return httpx.Response(500, content=content)
+
+    assert stream_content  # the helper exists for regular pieces
+    h = harness(handler, max_retries=0)
+    with pytest.raises(APIConnectionError, match="ReadError"):
+        h.collect("stream_chat_completions", "docs", [{"role": "user", "content": "x"}])
+
+
+def test_error_from_body_edge_cases():
+    from aisearch._sse import error_from_body
+
+    err = error_from_body(
+        {"status": 404, "errors": [{"code": 1.5, "message": "m"}]}, 200, None, "d"
+    )
+    assert isinstance(err, NotFoundError)
+    assert (err.status_code, err.code, err.message) == (404, "1.5", "m")
+    err = error_from_body({"errors": [{"code": 3}]}, 500, "rid", "default text")
+    assert (err.message, err.request_id) == ("default text", "rid")

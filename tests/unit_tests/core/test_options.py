@@ -424,3 +424,28 @@ def test_chat_message_extra_fields_pass_through(harness):
         {"role": "tool", "content": "42", "tool_call_id": "t1"},
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
     ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retrieval": {"keyword_match_mode": 1}}, f"{R}.keyword_match_mode: must be one of"),
+        ({"retrieval": {"boost_by": "timestamp"}}, f"{R}.boost_by: input should be a valid list"),
+    ],
+)
+def test_non_string_and_non_list_values(options, message):
+    with pytest.raises(InvalidRequestError, match=message.replace("[", r"\[")):
+        from aisearch._models import coerce_options
+
+        coerce_options(options)
+
+
+def test_explicit_none_values_are_dropped(harness):
+    h = harness(lambda r: httpx.Response(200, json=SEARCH_RESPONSE))
+    h.call(
+        "search",
+        "docs",
+        "q",
+        options={"retrieval": {"filters": None, "boost_by": None}, "custom_metadata": None},
+    )
+    assert body_of(h.last)["ai_search_options"] == {"retrieval": {}}

@@ -11,7 +11,6 @@ EXPECTED_ALL = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
-    "NOT_GIVEN",
     "AISearchClient",
     "AISearchError",
     "APIConnectionError",
@@ -63,7 +62,6 @@ EXPECTED_ALL = [
 
 def test_all_is_pinned_and_sorted():
     assert aisearch.__all__ == EXPECTED_ALL
-    assert sorted(aisearch.__all__, key=lambda n: (not n.isupper(), n)) or True
     for name in aisearch.__all__:
         assert hasattr(aisearch, name), name
 
