@@ -288,3 +288,26 @@ def test_builtin_attributes() -> None:
     }
     assert builtin_attributes("a/b/c.txt")["folder"] == "a/b/"
     assert builtin_attributes("root.md") == {"folder": "", "filename": "root.md"}
+
+
+def test_word_spans_match_the_regex_definition() -> None:
+    """The vectorised word finder agrees with re's \\S+ on tricky Unicode whitespace."""
+    import random
+
+    from aisearch_local.ingest import _word_spans
+
+    rng = random.Random(7)
+    alphabet = "ab \n\t\r\x0b\x0c\u00a0\u2003\u3000\u2028\x1c\x85é漢.!😀"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        starts, ends = _word_spans(text)
+        assert list(zip(starts, ends, strict=True)) == [
+            m.span() for m in re.finditer(r"\S+", text)
+        ], repr(text)
+
+
+def test_sentence_end_with_closing_quote_is_a_boundary() -> None:
+    sentence = 'He said "pull the shot now." '
+    text = (sentence * 3 + "tail " * 40).strip()  # 18 words of sentences, then 40 plain words
+    chunks = chunk_text(text, chunk_size=32, chunk_overlap=0)
+    assert chunks[0].text.endswith('now."')
