@@ -178,6 +178,26 @@ class AISearchConnection(BaseModel):
                 self._async_clients[key] = cached
         return cached[1]
 
+    def close(self) -> None:
+        """Close the sync core client this object built; injected clients stay open."""
+        with self._client_lock:
+            client, self._sync_client = self._sync_client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close every core client this object built; injected clients stay open.
+
+        Async clients opened in other, still running event loops are only dropped.
+        """
+        self.close()
+        loop = asyncio.get_running_loop()
+        with self._client_lock:
+            clients, self._async_clients = self._async_clients, {}
+        for owner, client in clients.values():
+            if owner is loop:
+                await client.aclose()
+
 
 RetrievalType = Literal["vector", "keyword", "hybrid"]
 FusionMethod = Literal["rrf", "max"]

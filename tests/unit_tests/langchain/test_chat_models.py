@@ -158,6 +158,16 @@ async def test_astream_truncated_raises():
     assert any(c.content == "partial" for c in seen)
 
 
+def test_streaming_true_invoke_aggregates_stream():
+    recorder, sync, _ = _chat_server()
+    msg = ChatAISearch(instance_id="docs", client=sync, streaming=True).invoke("grind?")
+    assert recorder.bodies[0]["stream"] is True
+    assert msg.content == "Grind fine [1]."
+    assert msg.response_metadata["sources"][0]["id"] == "chunk-1"
+    assert msg.usage_metadata["total_tokens"] == 10
+    assert msg.content_blocks[0]["annotations"][0]["extras"]["source_index"] == 1
+
+
 def test_stream_truncated_raises():
     _, sync, _ = _chat_server(sse_body(["partial"], done=False))
     with pytest.raises(StreamInterruptedError):

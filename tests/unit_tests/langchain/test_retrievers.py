@@ -176,6 +176,22 @@ def test_lazy_client_built_once_and_shared_by_batch(monkeypatch):
     assert len(recorder.requests) == 4
 
 
+async def test_close_releases_built_clients_only(search_server):
+    _, sync, asyncc = search_server
+    injected = AISearchRetriever(instance_id="docs", client=sync, async_client=asyncc)
+    await injected.ainvoke("q")
+    await injected.aclose()
+    assert len(await injected.ainvoke("q")) == 4  # injected clients stay usable
+    built = AISearchRetriever(
+        instance_id="docs", account_id="acc", api_token=TOKEN, base_url="http://x/client/v4"
+    )
+    first = built._get_async_client()
+    sync_client = built._get_client()
+    await built.aclose()
+    assert built._get_async_client() is not first
+    assert built._get_client() is not sync_client
+
+
 @pytest.mark.parametrize(
     ("status", "payload", "exc"),
     [
