@@ -1,0 +1,111 @@
+"""AISearchIndex: upload documents, wait until searchable, delete, and build engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from llama_index.core import Document
+from llama_index.core.llms.mock import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+
+from aisearch import NotFoundError
+from llamaindex_aisearch import (
+    AISearchChatEngine,
+    AISearchConnection,
+    AISearchIndex,
+    AISearchQueryEngine,
+    AISearchRetriever,
+)
+
+pytestmark = pytest.mark.integration
+
+DOCS = [
+    Document(
+        text="The Probat roaster needs its chaff collector emptied after every third batch.",
+        metadata={"file_name": "ops/roaster.txt", "team": "roastery"},
+        doc_id="roaster-doc",
+    ),
+    Document(
+        text="Our cold brew steeps for eighteen hours at fridge temperature before filtering.",
+        metadata={"team": "bar"},
+        doc_id="coldbrew",
+    ),
+]
+
+
+def _filenames(nodes: list) -> set[str]:
+    return {n.node.metadata["filename"] for n in nodes}
+
+
+def test_from_documents_insert_delete_round_trip(
+    conn: AISearchConnection, make_instance: Callable[..., str]
+) -> None:
+    iid = make_instance(custom_metadata=[{"field_name": "team", "data_type": "text"}])
+    index = AISearchIndex.from_documents(DOCS, instance_id=iid, connection=conn, wait_timeout=60)
+    retriever = index.as_retriever(similarity_top_k=5)
+    assert isinstance(retriever, AISearchRetriever)
+    nodes = retriever.retrieve("chaff collector roaster")
+    assert "ops/roaster.txt" in _filenames(nodes)
+    assert nodes[0].node.metadata["team"] == "roastery"
+    assert "coldbrew.txt" in _filenames(retriever.retrieve("cold brew steeping hours"))
+
+    index.insert(
+        Document(text="Decaf is stored on the bottom shelf, left side.", doc_id="decaf-shelf")
+    )
+    assert "decaf-shelf.txt" in _filenames(retriever.retrieve("decaf shelf"))
+
+    index.delete_ref_doc("coldbrew")
+    assert "coldbrew.txt" not in _filenames(retriever.retrieve("cold brew steeping hours"))
+    with pytest.raises(KeyError, match="coldbrew"):
+        index.delete_ref_doc("coldbrew")
+
+
+def test_delete_by_key_from_a_fresh_index(
+    conn: AISearchConnection, make_instance: Callable[..., str]
+) -> None:
+    iid = make_instance()
+    AISearchIndex.from_documents(DOCS[1:], instance_id=iid, connection=conn)
+    fresh = AISearchIndex(iid, connection=conn)  # knows nothing of the earlier upload
+    fresh.delete_ref_doc("coldbrew")
+    assert conn.client.list_items(iid) == []
+
+
+def test_update_ref_doc_replaces_the_item(
+    conn: AISearchConnection, make_instance: Callable[..., str]
+) -> None:
+    iid = make_instance()
+    index = AISearchIndex.from_documents(DOCS[1:], instance_id=iid, connection=conn)
+    index.update_ref_doc(
+        Document(text="Cold brew now steeps for twelve hours only.", doc_id="coldbrew")
+    )
+    items = conn.client.list_items(iid)
+    assert [i.key for i in items] == ["coldbrew.txt"]
+    nodes = index.as_retriever().retrieve("cold brew hours")
+    assert "twelve" in nodes[0].node.get_content()
+
+
+async def test_engines_from_the_index(
+    conn: AISearchConnection, make_instance: Callable[..., str]
+) -> None:
+    iid = make_instance()
+    index = AISearchIndex.from_documents(DOCS, instance_id=iid, connection=conn)
+    engine = index.as_query_engine()
+    assert isinstance(engine, AISearchQueryEngine)
+    response = await engine.aquery("How often is the chaff collector emptied?")
+    assert "ops/roaster.txt" in _filenames(response.source_nodes)
+    chat = index.as_chat_engine(system_prompt="Be brief.")
+    assert isinstance(chat, AISearchChatEngine)
+    assert chat.chat("How long does cold brew steep?").source_nodes
+    local = index.as_query_engine(llm=MockLLM())
+    assert isinstance(local, RetrieverQueryEngine)
+    assert local.query("chaff collector").source_nodes
+
+
+def test_create_if_missing(conn: AISearchConnection) -> None:
+    with pytest.raises(NotFoundError):
+        conn.client.get_instance("li-created-by-index")
+    index = AISearchIndex("li-created-by-index", create_if_missing=True, connection=conn)
+    assert conn.client.get_instance("li-created-by-index").id == "li-created-by-index"
+    index.insert(DOCS[0])
+    assert index.as_retriever().retrieve("chaff")
