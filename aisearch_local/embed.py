@@ -215,8 +215,7 @@ class HashingEmbedder:
             raise ValueError(f"dim must be an integer between 16 and 4096, got {dim!r}")
         self.dim = dim
         self.name = f"hashing-v1-{dim}"
-        self._pow = np.ones(1, dtype=np.uint64)
-        self._pow_inv = np.ones(1, dtype=np.uint64)
+        self._pow_table = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
         stop = self._word_hashes(sorted(_STOPWORDS))
         self._stop_hashes = np.sort(stop)
 
@@ -224,15 +223,17 @@ class HashingEmbedder:
         return f"HashingEmbedder(dim={self.dim})"
 
     def _powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._pow.shape[0] < n:
-            size = max(n, 2 * self._pow.shape[0], 1 << 16)
+        powers, inverses = self._pow_table  # one attribute: safe if threads grow it concurrently
+        if powers.shape[0] < n:
+            size = max(n, 2 * powers.shape[0], 1 << 16)
             base = np.full(size, _POLY, dtype=np.uint64)
             base[0] = 1
             inv = np.full(size, _POLY_INV, dtype=np.uint64)
             inv[0] = 1
-            self._pow = np.cumprod(base, dtype=np.uint64)
-            self._pow_inv = np.cumprod(inv, dtype=np.uint64)
-        return self._pow[:n], self._pow_inv[:n]
+            powers = np.cumprod(base, dtype=np.uint64)
+            inverses = np.cumprod(inv, dtype=np.uint64)
+            self._pow_table = (powers, inverses)
+        return powers[:n], inverses[:n]
 
     def _word_hashes(self, words: Sequence[str]) -> np.ndarray:
         """Hashes of single words, exactly as computed inside :meth:`embed`."""

@@ -368,15 +368,27 @@ _DETAILED = re.compile(
 )
 
 
+_MAX_SENTENCE_WORDS = 60
+
+
 def _sentences(text: str) -> list[str]:
+    """Split chunk text into sentences (markdown heading/list markers removed).
+
+    A "sentence" longer than 60 words (a table, flattened JSON, unpunctuated prose) is split
+    again at its line breaks.
+    """
     out = []
     for raw in _SENTENCE_SPLIT.split(text):
         if not raw:
             continue
-        sentence = " ".join(raw.split())
-        sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence).strip()
-        if len(_TOKEN.findall(sentence)) >= 2:
-            out.append(sentence)
+        pieces = [raw]
+        if len(raw.split()) > _MAX_SENTENCE_WORDS and "\n" in raw:
+            pieces = raw.split("\n")
+        for piece in pieces:
+            sentence = " ".join(piece.split())
+            sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence).strip()
+            if len(_TOKEN.findall(sentence)) >= 2:
+                out.append(sentence)
     return out
 
 

@@ -426,3 +426,13 @@ def test_make_generator() -> None:
         make_generator("gpt")
     with pytest.raises(GeneratorError, match="openai:MODEL@BASE_URL"):
         make_generator("openai:llama3.2")
+
+
+def test_long_unpunctuated_chunks_are_split_at_lines() -> None:
+    lines = [f"field{i}.name: value number {i}" for i in range(30)]
+    lines[17] = "roast.level: medium dark espresso roast"
+    out = ExtractiveGenerator().generate(
+        [{"role": "user", "content": "espresso roast level"}], [chunk(0, "\n".join(lines))]
+    )
+    assert out.text.startswith("roast.level: medium dark espresso roast [1]")
+    assert len(out.text.split()) < 40
