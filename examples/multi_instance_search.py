@@ -34,9 +34,8 @@ def main() -> None:
 
         # 1. One namespace request over several instances: merged, ranked, each chunk tagged.
         result = client.namespace_search(healthy, QUERY)
-        print(
-            f"namespace_search over {healthy}: {len(result.chunks)} chunks, errors={result.errors}"
-        )
+        print(f"namespace_search over {healthy}: {len(result.chunks)} chunks")
+        print("  errors:", result.errors)
         for chunk in result.chunks[:5]:
             print(f"  {chunk.instance_id:<20} {chunk.score:.3f}  {chunk.item.key}")
 

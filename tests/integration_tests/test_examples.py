@@ -1,0 +1,188 @@
+"""Every example script runs end to end against its own local server and says something useful.
+
+Each script is run as a user would run it (`python examples/NAME.py`) in a subprocess, with
+the live-mode variables removed so it starts `aisearch_local` on 127.0.0.1 itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+LIVE_VARS = ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "AISEARCH_DEMO_INSTANCE")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
+    env.pop("AISEARCH_BASE_URL", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_example(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_every_example_script_is_covered() -> None:
+    scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    covered = {
+        "demo.py",
+        "langchain_quickstart.py",
+        "llamaindex_quickstart.py",
+        "agents_with_tools.py",
+        "multi_instance_search.py",
+        "tuning_retrieval.py",
+    }
+    assert scripts == covered
+
+
+def test_demo_shows_all_four_parts_and_stops_the_server() -> None:
+    out = run_example("demo.py")
+    for title in (
+        "1. LangChain retrieval",
+        "2. LangChain chat",
+        "3. Multi-instance search",
+        "4. LlamaIndex",
+    ):
+        assert title in out
+    assert "43 documents in instance coffee" in out
+    # retrieval: scored rows with sources
+    assert re.search(r"1\s+0\.\d{3}\s+brewing/espresso-basics\.md", out), out
+    # chat: an answer with [n] markers, then a numbered source list
+    chat = out.split("2. LangChain chat")[1].split("3. Multi-instance")[0]
+    assert re.search(r"\[1\]", chat)
+    assert "troubleshooting/sour-espresso.md" in chat
+    # multi-instance: the failing instance is reported next to the others' results
+    multi = out.split("3. Multi-instance")[1].split("4. LlamaIndex")[0]
+    assert "cafe-menu" in multi and "503" in multi
+    assert "beans-and-roasting" in multi and "brewing-and-gear" in multi
+    assert "2 instance(s) answered, 1 reported an error" in multi
+    # llamaindex: sources before tokens, then the source_nodes table
+    llama = out.split("4. LlamaIndex")[1]
+    assert "source_nodes are ready before the first token: 4" in llama
+    assert "troubleshooting/slow-drawdown-pour-over.md" in llama
+    assert "stopped the local server" in out
+    data_dir = re.search(r"data directory (\S+)", out)
+    assert data_dir is not None
+    assert not Path(data_dir.group(1)).exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_stops_cleanly_when_interrupted(sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "demo.py")],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:
+            lines.append(line)
+            if "1. LangChain retrieval" in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(sig)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: the local server has been stopped" in out
+    data_dir = re.search(r"data directory (\S+)", out)
+    assert data_dir is not None
+    assert not Path(data_dir.group(1)).exists()
+
+
+def test_langchain_quickstart() -> None:
+    out = run_example("langchain_quickstart.py")
+    first = out.split("\n\n")[0]
+    assert re.search(r"0\.\d{3}\s+brewing/french-press\.md", first), out
+    assert "'scoring_details'" in out and "'source'" in out
+    filtered = out.split("only the troubleshooting/ folder:")[1].split("\n\n")[0]
+    rows = [r for r in filtered.splitlines() if r.strip()]
+    assert len(rows) == 2 and all("troubleshooting/" in r for r in rows)
+    assert "abatch 'cold brew ratio' -> brewing/cold-brew.md" in out
+    assert "roasting/storage-and-freshness.md" in out
+    assert "citation -> " in out
+    assert "sources first: ['recipes/flat-white.md'" in out
+
+
+def test_llamaindex_quickstart() -> None:
+    out = run_example("llamaindex_quickstart.py")
+    assert re.search(r"1\.000\s+equipment/burr-grinders\.md", out), out
+    filtered = out.split("rated 4.0 or more:")[1].split("\n\n")[0]
+    rows = [r for r in filtered.splitlines() if r.strip()]
+    assert rows and all("equipment/" in r for r in rows)
+    assert "brewing/pour-over-v60.md" in out.split("query ->")[1]
+    assert "streaming query, sources first: ['troubleshooting/slow-drawdown-pour-over.md'" in out
+    assert "aquery -> " in out and "caffeine" in out.split("aquery -> ")[1].lower()
+    assert "history: ['user', 'assistant', 'user', 'assistant']" in out
+
+
+def test_agents_with_tools() -> None:
+    out = run_example("agents_with_tools.py")
+    lc, llama = out.split("LlamaIndex agent")
+    assert "calls aisearch_search(" in lc
+    assert "3 documents as the artifact: ['roasting/resting-and-degassing.md'" in lc
+    assert "10 to 14 days" in lc  # the scripted model answers from the tool's output
+    assert "tools: ['search', 'answer']" in llama
+    assert "calls search(" in llama
+    assert "3 source nodes: ['roasting/resting-and-degassing.md'" in llama
+    assert "10 to 14 days" in llama
+
+
+def test_multi_instance_search() -> None:
+    out = run_example("multi_instance_search.py")
+    first = out.split("with a failing instance")[0]
+    assert "errors: []" in first
+    assert {"beans-and-roasting", "brewing-and-gear", "cafe-menu"} <= set(
+        re.findall(r"[a-z-]+-[a-z-]+", first)
+    )
+    assert "error: cafe-menu: HTTP 503" in out
+    assert "1 warning: " in out and "cafe-menu" in out.split("1 warning: ")[1]
+    assert "on_instance_error='raise': InstanceSearchError" in out
+    assert "all failing: AllInstancesFailedError with 3 errors" in out
+    for section in ("search_with_errors:", "fan_out_search(merge='rrf'):", "retrieve_with_errors:"):
+        body = out.split(section)[1].split("errors:")[0]
+        assert "roasting/resting-and-degassing.md" in body
+        assert "cafe-menu" not in body
+
+
+def test_tuning_retrieval_prints_differences_and_saves_a_plot(tmp_path: Path) -> None:
+    png = tmp_path / "scores.png"
+    out = run_example("tuning_retrieval.py", str(png))
+    counts = dict(re.findall(r"^\s+(and|or)\s+(\d+) chunk", out, flags=re.M))
+    assert int(counts["and"]) < int(counts["or"])
+    thresholds = [int(n) for n in re.findall(r"^\s+0(?:\.\d+)?\s+(\d+) chunk", out, flags=re.M)]
+    assert thresholds == sorted(thresholds, reverse=True) and thresholds[0] > thresholds[-1]
+    assert "{'folder': 'recipes/'}: flat-white.md" in out
+    assert "reranking_score=0." in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
