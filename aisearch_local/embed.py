@@ -216,8 +216,7 @@ class HashingEmbedder:
         self.dim = dim
         self.name = f"hashing-v1-{dim}"
         self._pow_table = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
-        stop = self._word_hashes(sorted(_STOPWORDS))
-        self._stop_hashes = np.sort(stop)
+        self._stop_hashes = np.sort(self._word_hashes(sorted(_STOPWORDS)))
 
     def __repr__(self) -> str:
         return f"HashingEmbedder(dim={self.dim})"
@@ -300,52 +299,45 @@ class HashingEmbedder:
             )
         return self._embed_batch(texts)
 
+    def _scatter(
+        self, h: np.ndarray, row: np.ndarray, weight: np.ndarray | float, size: int
+    ) -> np.ndarray:
+        """Signed feature hashing: bucket from bits 32-63 (multiply-shift), sign from bit 31."""
+        bucket = (((h >> _U64(32)) * _U64(self.dim)) >> _U64(32)).astype(np.int64)
+        signed = np.where((h & _U64(1 << 31)) != 0, weight, np.negative(weight))
+        counts: np.ndarray = np.bincount(row * self.dim + bucket, weights=signed, minlength=size)
+        return counts
+
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         n_texts = len(texts)
         if n_texts == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         stream, stream_row, word_hash, word_row = self._analyse(texts)
-        dim = _U64(self.dim)
-        feats: list[np.ndarray] = []
-        rows: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
+        size = n_texts * self.dim
+        flat = np.zeros(size, dtype=np.float64)
 
         if word_hash.shape[0]:
-            w = np.full(word_hash.shape[0], self.WORD_WEIGHT)
-            if self._stop_hashes.shape[0]:
-                pos = np.searchsorted(self._stop_hashes, word_hash)
-                pos[pos >= self._stop_hashes.shape[0]] = 0
-                w[self._stop_hashes[pos] == word_hash] = self.STOPWORD_WEIGHT
-            feats.append(word_hash)
-            rows.append(word_row)
-            weights.append(w)
+            weight = np.full(word_hash.shape[0], self.WORD_WEIGHT)
+            stop = self._stop_hashes
+            pos = np.searchsorted(stop, word_hash)
+            pos[pos >= stop.shape[0]] = 0
+            weight[stop[pos] == word_hash] = self.STOPWORD_WEIGHT
+            flat += self._scatter(word_hash, word_row, weight, size)
             same = word_row[1:] == word_row[:-1]
             if same.any():
                 bigram = _mix64(word_hash[:-1][same] * _TAG_BIGRAM ^ word_hash[1:][same])
-                feats.append(bigram)
-                rows.append(word_row[:-1][same])
-                weights.append(np.full(bigram.shape[0], self.BIGRAM_WEIGHT))
+                flat += self._scatter(bigram, word_row[:-1][same], self.BIGRAM_WEIGHT, size)
 
         if stream.shape[0] >= 3:
-            s = stream.astype(np.uint64)
-            tri = s[:-2] | (s[1:-1] << _U64(8)) | (s[2:] << _U64(16))
+            s = stream.astype(np.uint32)
+            tri = s[:-2] | (s[1:-1] << np.uint32(8)) | (s[2:] << np.uint32(16))
             tri_row = stream_row[:-2]
             valid = (tri_row == stream_row[2:]) & (stream[1:-1] != 32)
-            tri = _mix64(tri[valid] ^ _TAG_TRIGRAM)
-            feats.append(tri)
-            rows.append(tri_row[valid])
-            weights.append(np.full(tri.shape[0], self.TRIGRAM_WEIGHT))
+            # A 24-bit key needs no full finaliser: one odd multiply spreads it over the high
+            # 32 bits, which are the only bits _scatter uses.
+            tri_hash = (tri[valid].astype(np.uint64) + _TAG_TRIGRAM) * _M1
+            flat += self._scatter(tri_hash, tri_row[valid], self.TRIGRAM_WEIGHT, size)
 
-        if not feats:
-            return np.zeros((n_texts, self.dim), dtype=np.float32)
-        h = np.concatenate(feats)
-        row = np.concatenate(rows)
-        weight = np.concatenate(weights)
-        bucket = ((h >> _U64(32)) % dim).astype(np.int64)
-        sign = np.where((h & _U64(1)) == 1, 1.0, -1.0)
-        flat = np.bincount(
-            row * self.dim + bucket, weights=weight * sign, minlength=n_texts * self.dim
-        )
         return _l2_normalise(flat.reshape(n_texts, self.dim))
 
 

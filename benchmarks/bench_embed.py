@@ -84,6 +84,30 @@ STDLIB_MODULES = (
 
 BATCHES = (32, 256, 1024)
 
+# Query -> paraphrased passage with little word overlap (semantic) or a shared key phrase.
+PARAPHRASES = [
+    ("How do I make espresso at home?", "Pulling a strong coffee shot with a home machine."),
+    ("When are taxes due?", "The filing deadline for the annual return is in April."),
+    ("My laptop will not turn on", "The notebook computer does not power up at all."),
+    ("best way to learn a language", "Tips for picking up a foreign tongue quickly."),
+    ("how to fix a flat bicycle tyre", "Repairing a punctured bike tire with a patch kit."),
+    ("symptoms of the flu", "Influenza usually brings fever, aches and a cough."),
+    ("cheap flights to Paris", "Low-cost airfare deals for travelling to France's capital."),
+    ("how to grow tomatoes", "Cultivating tomato plants in your vegetable garden."),
+    ("reset a forgotten password", "Recovering access when you cannot remember your login secret."),
+    ("what do cats eat", "Feeding your feline: food choices for pet kittens and adults."),
+    ("car engine overheating", "The vehicle's motor runs too hot and the gauge climbs."),
+    ("how to sleep better", "Ways to improve your rest and fall asleep at night."),
+]
+
+
+def paraphrase_top1(emb: Embedder) -> float:
+    """Share of queries whose own paraphrase ranks first among all passages."""
+    queries = emb.embed([q for q, _ in PARAPHRASES])
+    passages = emb.embed([p for _, p in PARAPHRASES])
+    best = (queries @ passages.T).argmax(axis=1)
+    return float((best == range(len(PARAPHRASES))).mean())
+
 
 def rate(fn: Callable[[], object], count: int, repeats: int) -> float:
     """Median items per second over ``repeats`` runs (after one warm-up)."""
@@ -131,6 +155,11 @@ def main() -> None:
             results[f"{emb.name}@{batch}"] = r
             row += f"{r:>10,.0f}/s  "
         print(row)
+
+    print()
+    for emb in embedders:
+        top1 = paraphrase_top1(emb)
+        print(f"{emb.name:<28} paraphrase top-1: {top1:.2f} ({len(PARAPHRASES)} pairs)")
 
     if len(embedders) == 2:
         h, w = (results[f"{e.name}@256"] for e in embedders)
