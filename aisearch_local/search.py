@@ -99,6 +99,14 @@ _STOPWORDS = frozenset(
         "with",
         "you",
         "your",
+        # contraction tails: what's -> what, s
+        "s",
+        "t",
+        "d",
+        "ll",
+        "re",
+        "ve",
+        "m",
     ]
 )
 
