@@ -445,8 +445,8 @@ class OpenAIEmbedder:
             ``http://127.0.0.1:11434/v1`` (``/v1`` is appended when missing).
         model: The upstream model name.
         api_key: Optional bearer key (never shown in ``repr`` or errors).
-        dim: The vector dimension if known; otherwise it is probed with one request the first
-            time :attr:`dim` is read.
+        dim: The vector dimension if known; otherwise it is probed here, with one request
+            (so a wrong URL or a stopped upstream fails at construction, with a clear error).
         client: An ``httpx.Client`` to use (tests inject a ``MockTransport`` one).
         timeout: Request timeout.
         batch_size: Texts per request.
@@ -473,22 +473,13 @@ class OpenAIEmbedder:
         self._api_key = api_key
         self._client = client or httpx.Client(timeout=timeout)
         self._batch_size = batch_size
-        self._dim = dim
         self.name = f"openai:{model}@{self.base_url}"
+        # A plain attribute (not a lazy property): isinstance() checks against the runtime
+        # Embedder protocol read ``dim`` and must never trigger a request.
+        self.dim: int = dim if dim is not None else int(self._request(["dimension probe"]).shape[1])
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(name={self.name!r})"
-
-    @property
-    def dim(self) -> int:
-        """The vector dimension (probed with one request when not given)."""
-        if self._dim is None:
-            self._dim = int(self._request(["dimension probe"]).shape[1])
-        return self._dim
-
-    @dim.setter
-    def dim(self, value: int) -> None:
-        self._dim = value
 
     def _request(self, texts: list[str]) -> np.ndarray:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -543,13 +534,10 @@ class OpenAIEmbedder:
             for i in range(0, len(texts), self._batch_size)
         ]
         widths = {p.shape[1] for p in parts}
-        if self._dim is None and len(widths) == 1:
-            self._dim = widths.pop()
-            widths = {self._dim}
-        if widths != {self._dim}:
+        if widths != {self.dim}:
             raise EmbedderError(
                 f"embedding upstream {self._url} returned dimension {sorted(widths)}, "
-                f"expected {self._dim}"
+                f"expected {self.dim}"
             )
         return _l2_normalise(np.concatenate(parts))
 
@@ -583,12 +571,14 @@ def parse_openai_spec(spec: str) -> tuple[str, str]:
     return rest[: match.start()], rest[match.start() + 1 :]
 
 
-def make_embedder(spec: str | None = None) -> Embedder:
+def make_embedder(spec: str | None = None, *, client: httpx.Client | None = None) -> Embedder:
     """Build an embedder from a spec string.
 
     Args:
         spec: ``"hashing"`` (default; ``"hashing:DIM"`` picks the dimension), ``"wordllama"``,
-            or ``"openai:MODEL@BASE_URL"`` (key from ``AISEARCH_LOCAL_UPSTREAM_API_KEY``).
+            or ``"openai:MODEL@BASE_URL"`` (key from ``AISEARCH_LOCAL_UPSTREAM_API_KEY``; one
+            request probes the dimension).
+        client: HTTP client for the ``openai:`` spec (tests inject a mock transport).
 
     Returns:
         The embedder.
@@ -612,5 +602,7 @@ def make_embedder(spec: str | None = None) -> Embedder:
             model, base_url = parse_openai_spec(spec)
         except ValueError as exc:
             raise EmbedderError(f"invalid embedder spec: {exc}") from exc
-        return OpenAIEmbedder(base_url, model, api_key=os.environ.get(UPSTREAM_API_KEY_ENV))
+        return OpenAIEmbedder(
+            base_url, model, api_key=os.environ.get(UPSTREAM_API_KEY_ENV), client=client
+        )
     raise EmbedderError(f"unknown embedder spec {spec!r}; allowed: {allowed}")

@@ -250,11 +250,13 @@ def test_openai_embedder_against_mock_transport() -> None:
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     emb = OpenAIEmbedder("http://127.0.0.1:11434", "nomic", api_key="sk-secret", client=client)
+    assert emb.dim == 4  # probed at construction
+    assert json.loads(seen[0].content)["input"] == ["dimension probe"]
     out = emb.embed(["a", "", "c"])
     assert out.shape == (3, 4)
     assert np.allclose(out, np.eye(4, dtype=np.float32)[:3])
-    assert emb.dim == 4
-    req = seen[0]
+    assert len(seen) == 2
+    req = seen[1]
     assert str(req.url) == "http://127.0.0.1:11434/v1/embeddings"
     assert req.headers["authorization"] == "Bearer sk-secret"
     assert json.loads(req.content) == {"model": "nomic", "input": ["a", " ", "c"]}
@@ -273,7 +275,9 @@ def test_openai_embedder_batches_and_probes_dim() -> None:
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     emb = OpenAIEmbedder("http://h/v1/", "m", client=client, batch_size=2)
-    assert emb.dim == 8  # one probe request
+    assert emb.dim == 8  # one probe request, at construction
+    assert sizes == [1]
+    assert isinstance(emb, Embedder)  # the protocol check reads dim without a request
     assert sizes == [1]
     out = emb.embed(["a", "b", "c", "d", "e"])
     assert out.shape == (5, 8)
@@ -306,11 +310,13 @@ def test_openai_embedder_connection_and_timeout_errors() -> None:
         raise httpx.ReadTimeout("timed out", request=request)
 
     emb = OpenAIEmbedder(
-        "http://h", "m", client=httpx.Client(transport=httpx.MockTransport(refuse))
+        "http://h", "m", dim=4, client=httpx.Client(transport=httpx.MockTransport(refuse))
     )
     with pytest.raises(EmbedderError, match="unreachable"):
         emb.embed(["x"])
-    emb = OpenAIEmbedder("http://h", "m", client=httpx.Client(transport=httpx.MockTransport(slow)))
+    emb = OpenAIEmbedder(
+        "http://h", "m", dim=4, client=httpx.Client(transport=httpx.MockTransport(slow))
+    )
     with pytest.raises(EmbedderError, match="timed out"):
         emb.embed(["x"])
 
@@ -329,13 +335,24 @@ def test_openai_embedder_dimension_change_is_an_error() -> None:
 # ---------------------------------------------------------------------------------- factory
 
 
+def _dim4_client() -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        n = len(json.loads(request.content)["input"])
+        return httpx.Response(
+            200, json={"data": [{"index": i, "embedding": _vec(i)} for i in range(n)]}
+        )
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
 def test_make_embedder_specs() -> None:
     assert make_embedder("hashing").name == "hashing-v1-384"
     assert make_embedder(None).name == "hashing-v1-384"
     assert make_embedder("hashing:128").dim == 128
     assert make_embedder("wordllama").name == "wordllama-l2_supercat-256"
-    emb = make_embedder("openai:@cf/baai/bge-m3@http://127.0.0.1:8080/v1")
+    emb = make_embedder("openai:@cf/baai/bge-m3@http://127.0.0.1:8080/v1", client=_dim4_client())
     assert isinstance(emb, OpenAIEmbedder)
+    assert emb.dim == 4
     assert emb.model == "@cf/baai/bge-m3"
     assert emb.base_url == "http://127.0.0.1:8080/v1"
 
@@ -363,6 +380,24 @@ def test_parse_openai_spec() -> None:
         parse_openai_spec("openai:llama3")
 
 
+def test_openai_unreachable_upstream_fails_at_construction() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = httpx.Client(transport=httpx.MockTransport(refuse))
+    with pytest.raises(EmbedderError, match=r"http://127\.0\.0\.1:9/v1/embeddings unreachable"):
+        make_embedder("openai:m@http://127.0.0.1:9", client=client)
+
+
 def test_openai_bad_base_url() -> None:
     with pytest.raises(EmbedderError, match="base_url must start with http"):
         OpenAIEmbedder("ftp://h", "m")
+
+
+def test_openai_spec_reads_key_from_env_and_hides_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AISEARCH_LOCAL_UPSTREAM_API_KEY", "sk-from-env")
+    emb = make_embedder("openai:nomic@http://127.0.0.1:11434", client=_dim4_client())
+    assert isinstance(emb, OpenAIEmbedder)
+    assert isinstance(emb, Embedder)
+    assert emb._api_key == "sk-from-env"
+    assert "sk-from-env" not in repr(emb) and "sk-from-env" not in emb.name

@@ -436,3 +436,11 @@ def test_long_unpunctuated_chunks_are_split_at_lines() -> None:
     )
     assert out.text.startswith("roast.level: medium dark espresso roast [1]")
     assert len(out.text.split()) < 40
+
+
+def test_openai_generator_spec_reads_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AISEARCH_LOCAL_UPSTREAM_API_KEY", "sk-env")
+    gen = make_generator("openai:m@http://127.0.0.1:1")
+    assert isinstance(gen, OpenAICompatibleGenerator)
+    assert gen._headers() == {"Authorization": "Bearer sk-env"}
+    assert "sk-env" not in repr(gen)
