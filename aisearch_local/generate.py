@@ -54,6 +54,13 @@ NO_CONTEXT_ANSWER = (
 )
 
 
+NO_MATCH_PREFIX = (
+    "None of the retrieved passages shares a word with the question; the closest one says:"
+)
+RELATIVE_THRESHOLD = 0.5
+QUESTION_PENALTY = 0.3
+
+
 class GeneratorError(Exception):
     """A generator cannot be built or the upstream model failed."""
 
@@ -369,10 +376,11 @@ _DETAILED = re.compile(
 
 
 _MAX_SENTENCE_WORDS = 60
+_EMPHASIS = re.compile(r"\*\*|`")
 
 
 def _sentences(text: str) -> list[str]:
-    """Split chunk text into sentences (markdown heading/list markers removed).
+    """Split chunk text into sentences (heading/list markers, ``**`` and backticks removed).
 
     A "sentence" longer than 60 words (a table, flattened JSON, unpunctuated prose) is split
     again at its line breaks.
@@ -386,7 +394,8 @@ def _sentences(text: str) -> list[str]:
             pieces = raw.split("\n")
         for piece in pieces:
             sentence = " ".join(piece.split())
-            sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence).strip()
+            sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence)
+            sentence = _EMPHASIS.sub("", sentence).strip()
             if len(_TOKEN.findall(sentence)) >= 2:
                 out.append(sentence)
     return out
@@ -398,7 +407,9 @@ class ExtractiveGenerator:
     The question is the last user message. Every sentence of every chunk is scored by the
     stemmed content words it shares with the question (each shared term weighted by its
     inverse frequency across the chunks' sentences, normalised by the question's weight), with
-    a small tie-breaking bonus for higher-ranked chunks and earlier sentences. The best
+    a small tie-breaking bonus for higher-ranked chunks and earlier sentences. Sentences
+    ending with ``?`` (headings such as "Why is my espresso sour?") count 0.3 of their overlap,
+    and sentences scoring under half of the best sentence's overlap are dropped. The best remaining
     sentences (3 by default) are output best first, each followed by `` [n]`` where ``n`` is
     the 1-based position of its chunk in ``chunks``.
 
@@ -408,7 +419,8 @@ class ExtractiveGenerator:
     ``prompt_tokens``: the extractive answerer cannot follow free-form instructions.
 
     Without chunks the answer says in words that no indexed content matched; when no sentence
-    shares a word with the question, the first sentence of the top chunk is used.
+    shares a word with the question, the answer says so and quotes the top chunk's first
+    sentence (retrieval still judged it the closest).
     ``max_tokens`` truncates (finish reason ``length``); ``stop`` cuts at the earliest stop
     string (finish reason ``stop``; as with OpenAI, a stop string at the very start leaves an
     empty answer: that is the caller's explicit request).
@@ -459,11 +471,17 @@ class ExtractiveGenerator:
         scored = []
         for ci, si, sentence, terms in candidates:
             overlap = sum(idf[t] for t in terms & q_terms) / q_weight
+            if sentence.endswith("?"):
+                overlap *= QUESTION_PENALTY  # a heading like "Why is X sour?" is no answer
             score = overlap + 0.02 / (1 + ci) + 0.01 / (1 + si)
             scored.append((overlap, score, ci, si, sentence))
-        matching = [s for s in scored if s[0] > 0]
-        if not matching:
-            matching = [min(scored, key=lambda s: (s[2], s[3]))]
+        best = max(s[0] for s in scored)
+        if best <= 0:
+            _, _, ci, _, sentence = min(scored, key=lambda s: (s[2], s[3]))
+            return f"{NO_MATCH_PREFIX} {sentence} [{ci + 1}]"
+        # Keep sentences at least half as relevant as the best one: a sentence sharing one
+        # common word with a long question is noise next to one sharing most of it.
+        matching = [s for s in scored if s[0] >= RELATIVE_THRESHOLD * best]
         matching.sort(key=lambda s: (-s[1], s[2], s[3]))
         budget = self._budget(messages)
         picked: list[str] = []

@@ -11,6 +11,7 @@ import pytest
 
 from aisearch_local.generate import (
     NO_CONTEXT_ANSWER,
+    NO_MATCH_PREFIX,
     ExtractiveGenerator,
     Generation,
     Generator,
@@ -72,7 +73,16 @@ def test_extractive_answer_cites_best_sentences() -> None:
     assert cited and all(1 <= n <= len(CHUNKS) for n in cited)
     # every sentence is followed by a citation
     assert re.fullmatch(r"(?:[^\[\]]+ \[\d+\] ?)+", out.text)
-    assert len(cited) == 3  # default budget
+    # "Pour-over coffee uses a medium grind." shares only "grind": under half the best overlap
+    assert cited == [1]
+
+
+def test_extractive_default_budget_is_three_sentences() -> None:
+    chunks = [
+        chunk(i, f"Coffee grind tip {i} is useful. Coffee grind note {i} helps.") for i in range(3)
+    ]
+    out = ExtractiveGenerator().generate([{"role": "user", "content": "coffee grind"}], chunks)
+    assert citations(out.text) == [1, 1, 2]  # best first; ties broken by rank then position
 
 
 def test_extractive_uses_last_user_message() -> None:
@@ -106,21 +116,26 @@ def test_extractive_never_empty() -> None:
     assert out.completion_tokens == len(NO_CONTEXT_ANSWER.split())
     # chunks without usable sentences
     assert gen.generate(USER, [chunk(0, "   ")]).text == NO_CONTEXT_ANSWER
-    # no user message at all, or nothing in common: falls back to the top chunk's first sentence
-    assert gen.generate([], CHUNKS).text == "Espresso needs a fine grind. [1]"
+    # no user message at all, or nothing in common: says so, quotes the top chunk's first sentence
+    expected = f"{NO_MATCH_PREFIX} Espresso needs a fine grind. [1]"
+    assert gen.generate([], CHUNKS).text == expected
     out = gen.generate([{"role": "user", "content": "zebra quantum"}], CHUNKS)
-    assert out.text == "Espresso needs a fine grind. [1]"
+    assert out.text == expected
 
 
 def test_system_prompt_brevity_and_detail() -> None:
     gen = ExtractiveGenerator()
     brief = gen.generate([{"role": "system", "content": "Answer briefly."}, *USER], CHUNKS)
     assert len(citations(brief.text)) == 1
-    broad = [{"role": "user", "content": "coffee grind espresso water pour kettle machine"}]
+    many = [
+        chunk(i, f"Coffee grind tip {i} is useful. Coffee grind note {i} helps.") for i in range(5)
+    ]
+    broad = [{"role": "user", "content": "coffee grind"}]
     detailed = gen.generate(
-        [{"role": "system", "content": "Give a detailed, thorough answer."}, *broad], CHUNKS
+        [{"role": "system", "content": "Give a detailed, thorough answer."}, *broad], many
     )
-    assert len(citations(detailed.text)) == 6 > len(citations(gen.generate(broad, CHUNKS).text))
+    assert len(citations(detailed.text)) == 6
+    assert len(citations(gen.generate(broad, many).text)) == 3
     plain = gen.generate(USER, CHUNKS)
     other = gen.generate([{"role": "system", "content": "You are a barista."}, *USER], CHUNKS)
     assert other.text == plain.text
@@ -186,6 +201,17 @@ def test_stream_without_chunks() -> None:
     *pieces, final = ExtractiveGenerator().stream(USER, [])
     assert "".join(pieces) == NO_CONTEXT_ANSWER  # type: ignore[arg-type]
     assert isinstance(final, Generation)
+
+
+def test_weak_sentences_are_dropped() -> None:
+    chunks = [
+        chunk(0, "The roast develops sugars. Green tea steeps at 75 degrees for two minutes."),
+        chunk(1, "Green coffee is dense. Long roasts taste flat."),
+    ]
+    out = ExtractiveGenerator().generate(
+        [{"role": "user", "content": "How long should green tea steep?"}], chunks
+    )
+    assert out.text == "Green tea steeps at 75 degrees for two minutes. [1]"
 
 
 def test_sentence_splitting_handles_headings_and_lists() -> None:
@@ -444,3 +470,13 @@ def test_openai_generator_spec_reads_key_from_env(monkeypatch: pytest.MonkeyPatc
     assert isinstance(gen, OpenAICompatibleGenerator)
     assert gen._headers() == {"Authorization": "Bearer sk-env"}
     assert "sk-env" not in repr(gen)
+
+
+def test_question_headings_and_markdown_emphasis() -> None:
+    chunks = [
+        chunk(0, "# Why is my espresso sour?\n\n**Roast.** A light roast makes espresso sour.")
+    ]
+    out = ExtractiveGenerator().generate(
+        [{"role": "user", "content": "Why is my espresso sour?"}], chunks
+    )
+    assert out.text == "Roast. A light roast makes espresso sour. [1]"
