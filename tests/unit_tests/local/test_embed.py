@@ -401,3 +401,15 @@ def test_openai_spec_reads_key_from_env_and_hides_it(monkeypatch: pytest.MonkeyP
     assert isinstance(emb, Embedder)
     assert emb._api_key == "sk-from-env"
     assert "sk-from-env" not in repr(emb) and "sk-from-env" not in emb.name
+
+
+def test_hashing_embedder_is_thread_safe() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # texts of 20 KB to 300 KB: several threads grow the shared power table (64 KB initially)
+    texts = [("word " * (4000 * (i + 1))) + f"text {i}" for i in range(16)]
+    expected = HashingEmbedder().embed(texts)
+    shared = HashingEmbedder()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: shared.embed([texts[i]])[0], range(len(texts))))
+    assert np.allclose(np.vstack(results), expected, atol=1e-7)
