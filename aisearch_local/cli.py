@@ -35,7 +35,7 @@ logger = logging.getLogger("aisearch_local")
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _parse_fault(spec: str) -> tuple[str, str, Fault]:

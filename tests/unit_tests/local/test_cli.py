@@ -1,0 +1,102 @@
+"""The aisearch-local command line (no sockets: ingest and inspect only, serve's parsing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from aisearch_local.cli import _parse_fault, build_parser, main
+from aisearch_local.service import Fault, LocalService
+
+
+def test_parse_fault():
+    assert _parse_fault("docs:status=503,retry_after=2,times=3") == (
+        "default",
+        "docs",
+        Fault(status=503, retry_after=2, times=3),
+    )
+    assert _parse_fault("team/faq:truncate_stream,latency_ms=50") == (
+        "team",
+        "faq",
+        Fault(latency_ms=50, truncate_stream=True),
+    )
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown key 'boom'"):
+        _parse_fault("docs:boom=1")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+        _parse_fault("docs")
+    with pytest.raises(argparse.ArgumentTypeError, match="status must be an integer"):
+        _parse_fault("docs:status=abc")
+
+
+def test_serve_defaults_bind_loopback():
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.embedder, args.generator) == (
+        "127.0.0.1",
+        8787,
+        "hashing",
+        "extractive",
+    )
+    assert args.token is None and args.fault is None
+
+
+def test_ingest_then_inspect(tmp_path, capsys):
+    src = tmp_path / "src"
+    (src / "guides").mkdir(parents=True)
+    (src / "guides" / "kettle.md").write_text("Gooseneck kettles pour slowly.")
+    (src / "guides" / "kettle.md.meta.json").write_text(json.dumps({"level": "beginner"}))
+    (src / "image.png").write_bytes(b"\x89PNG")
+    data = tmp_path / "data"
+    assert main(["ingest", str(src), "--instance", "docs", "--data-dir", str(data)]) == 0
+    err = capsys.readouterr().err
+    assert "1 indexed" in err and "1 errors" in err and "image.png" in err
+
+    svc = LocalService(data, embedder="hashing", generator="extractive")
+    try:
+        inst = svc.store.get_instance("default", "docs")
+        assert inst is not None and inst.source_dir == str(src.resolve())
+        items = {i["key"]: i for i in svc.store.list_items(inst)}
+        assert items["guides/kettle.md"]["metadata"] == {"level": "beginner"}
+        assert items["image.png"]["status"] == "error"
+    finally:
+        svc.close()
+
+    # a second ingest is incremental
+    assert main(["ingest", str(src), "--instance", "docs", "--data-dir", str(data)]) == 0
+    assert "1 unchanged" in capsys.readouterr().err
+
+    assert main(["inspect", "--data-dir", str(data), "--instance", "docs"]) == 0
+    out = capsys.readouterr().out
+    assert "docs" in out and "hashing-v1-384" in out and "image.png" in out
+
+
+def test_ingest_rejects_missing_folder(tmp_path, capsys):
+    code = main(
+        ["ingest", str(tmp_path / "nope"), "--instance", "x", "--data-dir", str(tmp_path / "d")]
+    )
+    assert code == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_ingest_with_other_embedder_is_refused(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.md").write_text("text")
+    data = tmp_path / "data"
+    assert main(["ingest", str(src), "--instance", "docs", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    code = main(
+        [
+            "ingest",
+            str(src),
+            "--instance",
+            "docs",
+            "--data-dir",
+            str(data),
+            "--embedder",
+            "hashing:64",
+        ]
+    )
+    assert code == 1
+    assert "--embedder" in capsys.readouterr().err
