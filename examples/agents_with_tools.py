@@ -11,6 +11,7 @@ the tool once and then answers from what the tool returned. Swap in any tool-cal
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from _target import coffee_target
@@ -31,12 +32,17 @@ QUESTION = "How long should I rest a light roast before brewing it as espresso?"
 
 
 def answer_from(tool_output: str) -> str:
-    """What the scripted model "says": the table of the best passage, with its source."""
-    lines = [line.strip() for line in tool_output.splitlines() if line.strip()]
-    source = lines[0] if lines else "no source"
-    facts = [line for line in lines if line.startswith("|") and any(c.isdigit() for c in line)]
-    body = "; ".join(facts[:3]) if facts else " ".join(lines[1:3])
-    return f"According to {source}: {body}"
+    """What the scripted model says: the figures of the passage that has most, with its source."""
+    passages = re.split(r"\n\s*\n(?=\[\d+\] )", tool_output.strip())
+
+    def figures(passage: str) -> list[str]:
+        rows = [line.strip() for line in passage.splitlines() if line.strip().startswith("|")]
+        return [row for row in rows if any(c.isdigit() for c in row)]
+
+    best = max(passages, key=lambda passage: len(figures(passage)))
+    header, _, body = best.partition("\n")
+    found = figures(best)
+    return f"According to {header}: " + ("; ".join(found[:3]) or " ".join(body.split())[:300])
 
 
 class ScriptedToolCaller(BaseChatModel):
