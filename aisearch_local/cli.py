@@ -20,9 +20,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aisearch_local.service import APIError, Fault, LocalService
+if TYPE_CHECKING:
+    from aisearch_local.service import LocalService
 
 __all__ = ["main"]
 
@@ -30,6 +31,15 @@ DEFAULT_DATA_DIR = ".aisearch-local"
 DEFAULT_SAMPLE_INSTANCE = "coffee"
 TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
 logger = logging.getLogger("aisearch_local")
+FAULT_FIELDS = (
+    "latency_ms",
+    "status",
+    "code",
+    "retry_after",
+    "truncate_stream",
+    "malformed_body",
+    "times",
+)
 
 
 def _console() -> Any:
@@ -38,7 +48,7 @@ def _console() -> Any:
     return Console(stderr=True, soft_wrap=True)
 
 
-def _parse_fault(spec: str) -> tuple[str, str, Fault]:
+def _parse_fault(spec: str) -> tuple[str, str, dict[str, Any]]:
     """Parse ``[NAMESPACE/]INSTANCE:key=value,...`` into a fault."""
     target, sep, rest = spec.partition(":")
     if not sep or not target:
@@ -51,7 +61,7 @@ def _parse_fault(spec: str) -> tuple[str, str, Fault]:
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
         key = key.strip()
-        if key not in Fault.__dataclass_fields__:
+        if key not in FAULT_FIELDS:
             raise argparse.ArgumentTypeError(f"--fault {spec!r}: unknown key {key!r}")
         if key in ("truncate_stream", "malformed_body"):
             values[key] = (value or "true").strip().lower() in ("1", "true", "yes")
@@ -63,7 +73,7 @@ def _parse_fault(spec: str) -> tuple[str, str, Fault]:
                     f"--fault {spec!r}: {key} must be an integer (got {value!r})"
                 ) from None
         del eq
-    return ns or "default", iid, Fault(**values)
+    return ns or "default", iid, values
 
 
 def _ingest_folder(
@@ -116,6 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aisearch_local.app import create_app
+    from aisearch_local.service import APIError, Fault, LocalService
 
     console = _console()
     token = args.token or os.environ.get(TOKEN_ENV) or None
@@ -130,8 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             folder = Path(args.source).resolve()
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
         for spec in args.fault or []:
-            ns, iid, fault = spec
-            svc.set_fault(ns, iid, fault)
+            ns, iid, values = spec
+            svc.set_fault(ns, iid, Fault(**values))
         app = create_app(args.data_dir, token=token, service=svc)
         base = f"http://{args.host}:{args.port}/client/v4"
         console.print(f"aisearch-local serving {base}  (data: {Path(args.data_dir).resolve()})")
@@ -167,6 +178,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Index a folder into an instance without starting the server."""
+    from aisearch_local.service import APIError, LocalService
+
     svc = LocalService(args.data_dir, embedder=args.embedder, generator="extractive")
     try:
         folder = Path(args.folder).resolve()
@@ -273,7 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point of ``aisearch-local``."""
+    """Console entry point of ``aisearch-local``.
+
+    Unless ``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``) is set, numpy's BLAS runs one
+    thread per call: a server answers requests concurrently, and multi-threaded BLAS spinning
+    on a busy 2-core machine made the vector search 2x slower in ``benchmarks/bench_server.py``.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aisearch_local.cli import _parse_fault, build_parser, main
+from aisearch_local.cli import FAULT_FIELDS, _parse_fault, build_parser, main
 from aisearch_local.service import Fault, LocalService
 
 
@@ -15,12 +15,12 @@ def test_parse_fault():
     assert _parse_fault("docs:status=503,retry_after=2,times=3") == (
         "default",
         "docs",
-        Fault(status=503, retry_after=2, times=3),
+        {"status": 503, "retry_after": 2, "times": 3},
     )
     assert _parse_fault("team/faq:truncate_stream,latency_ms=50") == (
         "team",
         "faq",
-        Fault(latency_ms=50, truncate_stream=True),
+        {"truncate_stream": True, "latency_ms": 50},
     )
     with pytest.raises(argparse.ArgumentTypeError, match="unknown key 'boom'"):
         _parse_fault("docs:boom=1")
@@ -28,6 +28,10 @@ def test_parse_fault():
         _parse_fault("docs")
     with pytest.raises(argparse.ArgumentTypeError, match="status must be an integer"):
         _parse_fault("docs:status=abc")
+
+
+def test_fault_fields_match_the_service():
+    assert set(FAULT_FIELDS) == set(Fault.__dataclass_fields__)
 
 
 def test_serve_defaults_bind_loopback():
