@@ -32,7 +32,7 @@ import numpy as np
 
 from aisearch_local.embed import Embedder
 from aisearch_local.filters import FilterError, Predicate, compile_filter
-from aisearch_local.store import InstanceRecord, Store
+from aisearch_local.store import InstanceIndex, InstanceRecord, Store
 
 __all__ = [
     "CANDIDATES",
@@ -414,6 +414,36 @@ def fts_expression(terms: Sequence[str], mode: str) -> str:
     return joiner.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
+def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``k`` best (rows, sims), best first, dropping -inf (filtered) rows."""
+    if len(sims) > k:
+        part = np.argpartition(-sims, k - 1)[:k]
+        rows, sims = rows[part], sims[part]
+    order = np.argsort(-sims, kind="stable")
+    rows, sims = rows[order], sims[order]
+    keep = np.isfinite(sims)
+    return rows[keep], sims[keep]
+
+
+def vector_candidates(
+    idx: InstanceIndex, qvec: np.ndarray, allowed: np.ndarray | None, k: int = CANDIDATES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the exact top ``k`` (matrix rows, cosine similarities), best first.
+
+    Brute force over the whole matrix; with a filter that keeps at most a fifth of the rows,
+    only the allowed rows are scored.
+    """
+    n = len(idx.cids)
+    if allowed is not None:
+        kept = np.flatnonzero(allowed)
+        if len(kept) <= n // 5:
+            return _top(kept, idx.matrix[kept] @ qvec, k)
+    sims = idx.matrix @ qvec
+    if allowed is not None:
+        sims = np.where(allowed, sims, -np.inf)
+    return _top(np.arange(n), sims, k)
+
+
 @dataclass
 class _Candidate:
     row: int
@@ -476,21 +506,14 @@ class Searcher:
         qvec: np.ndarray | None = None
         if use_vector:
             qvec = self.embed_query(query)
-            sims = idx.matrix @ qvec
-            if allowed is not None:
-                sims = np.where(allowed, sims, -np.inf)
-            k = min(CANDIDATES, n)
-            top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
-            top = top[np.argsort(-sims[top], kind="stable")]
-            for rank, row in enumerate(top, start=1):
-                if not np.isfinite(sims[row]):
-                    break
+            rows, sims = vector_candidates(idx, qvec, allowed)
+            for rank, (row, sim) in enumerate(zip(rows, sims, strict=True), start=1):
                 cid = int(idx.cids[row])
                 cands[cid] = _Candidate(
                     row=int(row),
                     cid=cid,
                     item_pk=int(idx.item_pks[row]),
-                    vector_score=float((1.0 + sims[row]) / 2.0),
+                    vector_score=float((1.0 + sim) / 2.0),
                     vector_rank=rank,
                 )
         if use_keyword:
@@ -544,7 +567,7 @@ class Searcher:
     def _keyword(
         self,
         inst: InstanceRecord,
-        idx: Any,
+        idx: InstanceIndex,
         query: str,
         opts: ResolvedOptions,
         allowed: np.ndarray | None,

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from aisearch_local.embed import HashingEmbedder
+from aisearch_local.embed import make_embedder
 from aisearch_local.search import Searcher, resolve_options
 from aisearch_local.service import LocalService
 from aisearch_local.store import NewChunk
@@ -132,9 +132,24 @@ def time_search(
     return statistics.median(times), times[int(len(times) * 0.95) - 1], statistics.median(cpu)
 
 
-def http_median(data_dir: Path, iid: str, queries: list[str]) -> float:
+def vector_recall(searcher: Searcher, inst, queries: list[str], k: int = 10) -> float:
+    """Share of the exact (brute-force) top-k chunks that the served vector search returns."""
+    idx = searcher.store.index(inst)
+    retrieval = {"retrieval_type": "vector", "match_threshold": 0, "max_num_results": k}
+    opts = resolve_options({"retrieval": retrieval}, inst.config)
+    hits = 0
+    for q in queries:
+        served = {c["id"] for c in searcher.search(inst, q, opts)}
+        sims = idx.matrix @ searcher.embed_query(q)
+        exact_cids = [int(idx.cids[r]) for r in np.argsort(-sims)[:k]]
+        rows = searcher.store.chunks_by_cid(exact_cids)
+        hits += sum(1 for cid in exact_cids if rows[cid].id in served)
+    return hits / (k * len(queries))
+
+
+def http_median(data_dir: Path, iid: str, queries: list[str], embedder: str) -> float:
     with (
-        LocalServer(data_dir=data_dir, embedder="hashing") as server,
+        LocalServer(data_dir=data_dir, embedder=embedder) as server,
         httpx.Client(base_url=server.account_url, timeout=60) as http,
     ):
         http.post(
@@ -148,11 +163,11 @@ def http_median(data_dir: Path, iid: str, queries: list[str]) -> float:
     return statistics.median(times)
 
 
-def run(size: int, rng: np.random.Generator, vocab: list[str]) -> dict[str, float]:
+def run(size: int, rng: np.random.Generator, vocab: list[str], embedder: str) -> dict[str, float]:
     texts = make_chunks(size, vocab, rng)
     queries = make_queries(vocab, rng)
     with tempfile.TemporaryDirectory() as tmp:
-        svc = LocalService(tmp, embedder=HashingEmbedder(), generator="extractive")
+        svc = LocalService(tmp, embedder=make_embedder(embedder), generator="extractive")
         base_rss = rss_mb()
         rate, iid = ingest(svc, texts)
         inst = svc.store.get_instance("default", iid)
@@ -164,13 +179,14 @@ def run(size: int, rng: np.random.Generator, vocab: list[str]) -> dict[str, floa
             row[f"{mode}_p95"] = p95
             row[f"{mode}_cpu"] = cpu
         row["keyword_and"], _, _ = time_search(svc.searcher, inst, queries, "keyword", "and")
+        row["recall"] = vector_recall(svc.searcher, inst, queries)
         row["rss_index_mb"] = rss_mb() - base_rss
         row["rss_mb"] = rss_mb()
         row["db_mb"] = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
         svc.close()
         del svc
         gc.collect()
-        row["http"] = http_median(Path(tmp), iid, queries)
+        row["http"] = http_median(Path(tmp), iid, queries, embedder)
     return row
 
 
@@ -178,21 +194,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--embedder", default="hashing", help="e.g. hashing, hashing:128")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     vocab = make_vocab(rng)
     rows = []
     for size in args.sizes:
         print(f"running {size:,} chunks ...", file=sys.stderr, flush=True)
-        rows.append(run(size, rng, vocab))
+        rows.append(run(size, rng, vocab, args.embedder))
     print()
     print(
         "| chunks | ingest (chunks/s) | hybrid median / p95 / CPU (ms) "
         "| keyword median / p95 / CPU (ms) | keyword `and` median (ms) "
         "| vector median / p95 / CPU (ms) | HTTP search median (ms) "
-        "| RSS growth (MB) | DB on disk (MB) |"
+        "| vector recall@10 | RSS growth (MB) | DB on disk (MB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {int(r['size']):,} | {r['ingest']:,.0f} "
@@ -200,12 +217,17 @@ def main() -> int:
             f"| {r['keyword']:.2f} / {r['keyword_p95']:.2f} / {r['keyword_cpu']:.2f} "
             f"| {r['keyword_and']:.2f} "
             f"| {r['vector']:.2f} / {r['vector_p95']:.2f} / {r['vector_cpu']:.2f} "
-            f"| {r['http']:.2f} | {r['rss_index_mb']:.0f} | {r['db_mb']:.0f} |"
+            f"| {r['http']:.2f} | {r['recall']:.3f} | {r['rss_index_mb']:.0f} | {r['db_mb']:.0f} |"
         )
     print()
     print("hybrid and keyword use keyword_match_mode 'or' (every query has keyword hits);")
     print("CPU = process CPU time per query (what the search costs on an idle core);")
-    print("BLAS threads:", os.environ.get("OPENBLAS_NUM_THREADS", "default"))
+    print(
+        "embedder:",
+        args.embedder,
+        "| BLAS threads:",
+        os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+    )
     print(
         "load average while running:",
         Path("/proc/loadavg").read_text().split()[:3],

@@ -172,3 +172,31 @@ def test_chat_cache_thresholds():
     assert cache.get("ctx", near, "super_strict_match") is None
     assert cache.get("ctx", near, "anything_goes") == "v1"
     assert cache.get("other", near, "anything_goes") is None
+
+
+def test_vector_candidates_exact_with_and_without_filter(svc):
+    from aisearch_local.search import vector_candidates
+
+    inst = svc.create_instance("default", {"id": "vc"})
+    rng = np.random.default_rng(3)
+    words = [f"w{n}" for n in range(300)]
+    texts = [" ".join(rng.choice(words, 12)) for _ in range(300)]
+    emb = svc.embedder.embed(texts)
+    docs = [
+        (f"d{n}.txt", t.encode(), {}, 1, [NewChunk(t, 0, len(t))], emb[n : n + 1])
+        for n, t in enumerate(texts)
+    ]
+    svc.store.bulk_insert(inst, docs)
+    idx = svc.store.index(inst)
+    qv = svc.searcher.embed_query(texts[5])
+    rows, sims = vector_candidates(idx, qv, None, k=10)
+    assert rows.tolist() == np.argsort(-(idx.matrix @ qv))[:10].tolist()
+    assert list(sims) == sorted(sims, reverse=True)
+    for share in (10, 200):  # selective (scored on the subset) and broad (masked)
+        allowed = np.zeros(len(idx.cids), dtype=bool)
+        allowed[:share] = True
+        rows, _ = vector_candidates(idx, qv, allowed, k=10)
+        exact = np.argsort(-np.where(allowed, idx.matrix @ qv, -np.inf))[:10]
+        assert rows.tolist() == exact.tolist()
+    assert idx.row_of(int(idx.cids[42])) == 42
+    assert idx.row_of(10**9) is None
