@@ -193,3 +193,72 @@ def test_tuning_retrieval_prints_differences_and_saves_a_plot(tmp_path: Path) ->
     assert "reranking_score=0." in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
+
+
+README_RUNNER = r"""
+import json, sys, traceback
+blocks = json.loads(sys.stdin.read())
+for index, code in enumerate(blocks):
+    print(f"--- README python block {index}", flush=True)
+    try:
+        exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "__main__"})
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
+"""
+
+
+def readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    # the migration example imports langchain-cloudflare, which is not a dependency
+    return [b for b in blocks if "langchain_cloudflare" not in b]
+
+
+def test_readme_python_blocks_run_against_the_local_server() -> None:
+    """The README's Python snippets, with the environment its quickstart tells users to set."""
+    import json
+
+    from aisearch import AISearchClient
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+    from aisearch_local.testing import LocalServer
+
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 5
+    with LocalServer(token="readme-token") as server:
+        connection = {
+            "account_id": server.account_id,
+            "api_token": server.token,
+            "base_url": server.base_url,
+        }
+        docs = list(iter_sample_documents())
+        with AISearchClient(**connection) as client:
+            # the instances the snippets name
+            for name, folders in (
+                ("my-instance", ("",)),
+                ("beans", ("beans/", "roasting/")),
+                ("brewing", ("brewing/", "equipment/", "troubleshooting/")),
+            ):
+                client.create_instance(name, custom_metadata=CUSTOM_METADATA)
+                for doc in (d for d in docs if d.key.startswith(folders)):
+                    client.upload_item(name, doc.key, doc.data, metadata=doc.metadata)
+        env = _env() | {
+            "CLOUDFLARE_ACCOUNT_ID": server.account_id,
+            "CLOUDFLARE_API_TOKEN": server.token,
+            "AISEARCH_BASE_URL": server.base_url,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", README_RUNNER],
+            input=json.dumps(blocks),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    out = proc.stdout
+    assert out.count("--- README python block") == len(blocks)
+    assert "troubleshooting/sour-espresso.md" in out  # the chat quickstart's sources
+    assert "failed: no-such-instance" in out  # the multi-instance snippet reports the error
