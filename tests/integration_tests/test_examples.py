@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,64 @@ def test_readme_python_blocks_run_against_the_local_server() -> None:
     assert out.count("--- README python block") == len(blocks)
     assert "troubleshooting/sour-espresso.md" in out  # the chat quickstart's sources
     assert "failed: no-such-instance" in out  # the multi-instance snippet reports the error
+
+
+@pytest.fixture(scope="module")
+def stand_in_for_cloudflare() -> Iterator[dict[str, str]]:
+    """A local server playing Cloudflare: the live-mode environment points at it."""
+    from aisearch import AISearchClient
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+    from aisearch_local.testing import LocalServer
+
+    with LocalServer(token="live-token") as server:
+        with AISearchClient(
+            account_id=server.account_id, api_token=server.token, base_url=server.base_url
+        ) as client:
+            client.create_instance(
+                "cf-coffee",
+                custom_metadata=CUSTOM_METADATA,
+                retrieval_options={"keyword_match_mode": "or"},
+            )
+            for doc in iter_sample_documents():
+                client.upload_item("cf-coffee", doc.key, doc.data, metadata=doc.metadata)
+        yield _env() | {
+            "CLOUDFLARE_ACCOUNT_ID": server.account_id,
+            "CLOUDFLARE_API_TOKEN": server.token,
+            "AISEARCH_BASE_URL": server.base_url,
+            "AISEARCH_DEMO_INSTANCE": "cf-coffee",
+        }
+
+
+def _run_live(name: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_demo_live_mode_uploads_nothing_and_skips_the_fault(
+    stand_in_for_cloudflare: dict[str, str],
+) -> None:
+    out = _run_live("demo.py", stand_in_for_cloudflare)
+    assert "live mode" in out and "cf-coffee" in out
+    assert "uploading" not in out and "local AI Search server" not in out
+    assert "skipped in live mode" in out
+    assert "troubleshooting/sour-espresso.md" in out.split("2. LangChain chat")[1]
+    assert "source_nodes are ready before the first token: 4" in out
+
+
+def test_multi_instance_example_live_mode_reports_a_missing_instance(
+    stand_in_for_cloudflare: dict[str, str],
+) -> None:
+    out = _run_live("multi_instance_search.py", stand_in_for_cloudflare)
+    assert "error: no-such-instance:" in out
+    assert "all failing" not in out  # needs fault injection: local only
+    body = out.split("retrieve_with_errors:")[1]
+    assert "cf-coffee" in body and "no-such-instance" in body.split("errors:")[1]
