@@ -76,6 +76,7 @@ def test_partial_failure_warns_and_dispatches_an_event(
     assert [e.instance_id for e in events] == [tea_instance]
     assert events[0].query == "espresso"
     assert events[0].message
+    assert local_server.token not in events[0].model_dump_json()
 
 
 def test_fan_out_partial_failure_keeps_the_typed_error(
