@@ -25,6 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,9 @@ _STOPWORDS = frozenset(
         "m",
     ]
 )
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aisearch-local-keyword")
 
 
 class OptionsError(ValueError):
@@ -504,6 +508,10 @@ class Searcher:
         use_vector = opts.retrieval_type in ("vector", "hybrid")
         use_keyword = opts.retrieval_type in ("keyword", "hybrid")
         qvec: np.ndarray | None = None
+        keyword_hits: Future[list[tuple[int, float, int]]] | None = None
+        if use_keyword and use_vector:
+            # FTS5 (sqlite3) and the numpy product both release the GIL: run them side by side
+            keyword_hits = _POOL.submit(self._keyword, inst, idx, query, opts, allowed)
         if use_vector:
             qvec = self.embed_query(query)
             rows, sims = vector_candidates(idx, qvec, allowed)
@@ -517,9 +525,12 @@ class Searcher:
                     vector_rank=rank,
                 )
         if use_keyword:
-            for rank, (cid, bm25, row) in enumerate(
-                self._keyword(inst, idx, query, opts, allowed), 1
-            ):
+            hits = (
+                keyword_hits.result()
+                if keyword_hits is not None
+                else self._keyword(inst, idx, query, opts, allowed)
+            )
+            for rank, (cid, bm25, row) in enumerate(hits, 1):
                 cand = cands.get(cid)
                 if cand is None:
                     cand = cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))

@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ class InstanceIndex:
 
     Attributes:
         matrix: float32 ``(n_chunks, dim)`` of L2-normalised embeddings.
-        cids: chunk primary keys aligned with the matrix rows.
+        cids: chunk primary keys aligned with the matrix rows (sorted ascending).
         item_pks: the item primary key of every row.
         items: item primary key -> ``{"key", "timestamp", "metadata", "attrs"}``.
     """
@@ -125,16 +125,12 @@ class InstanceIndex:
     cids: np.ndarray
     item_pks: np.ndarray
     items: dict[int, dict[str, Any]]
-    _order: np.ndarray | None = field(default=None, repr=False)
 
     def row_of(self, cid: int) -> int | None:
-        """Return the matrix row of a chunk primary key, or None."""
-        if self._order is None:
-            self._order = np.argsort(self.cids, kind="stable")
-        sorted_cids = self.cids[self._order]
-        pos = int(np.searchsorted(sorted_cids, cid))
-        if pos < len(sorted_cids) and int(sorted_cids[pos]) == cid:
-            return int(self._order[pos])
+        """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
+        pos = int(np.searchsorted(self.cids, cid))
+        if pos < len(self.cids) and int(self.cids[pos]) == cid:
+            return pos
         return None
 
 
