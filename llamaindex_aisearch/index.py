@@ -201,9 +201,7 @@ class AISearchIndex(BaseManagedIndex):
                 metadata=_item_metadata(doc) or None,
                 namespace=self.namespace,
             )
-            with self._lock:
-                self._doc_items[doc.ref_doc_id or doc.node_id] = item.id
-                self._doc_items[doc.node_id] = item.id
+            self._remember(doc, item)
             items.append(item)
         if wait and items:
             items = client.wait_until_indexed(
@@ -214,12 +212,54 @@ class AISearchIndex(BaseManagedIndex):
             )
         return items
 
+    async def ainsert_documents(
+        self, documents: Sequence[BaseNode], *, wait: bool = True
+    ) -> list[Item]:
+        """Async form of :meth:`insert_documents` (on the async client)."""
+        client = self._connection.async_client
+        items: list[Item] = []
+        for doc in documents:
+            item = await client.upload_item(
+                self.instance_id,
+                _item_key(doc),
+                doc.get_content(metadata_mode=MetadataMode.NONE),
+                metadata=_item_metadata(doc) or None,
+                namespace=self.namespace,
+            )
+            self._remember(doc, item)
+            items.append(item)
+        if wait and items:
+            items = await client.wait_until_indexed(
+                self.instance_id,
+                [i.id for i in items],
+                timeout=self.wait_timeout,
+                namespace=self.namespace,
+            )
+        return items
+
+    def _remember(self, doc: BaseNode, item: Item) -> None:
+        with self._lock:
+            self._doc_items[doc.ref_doc_id or doc.node_id] = item.id
+            self._doc_items[doc.node_id] = item.id
+
     def insert(self, document: Document, **insert_kwargs: Any) -> None:
         """Upload one document as an item and wait until it is searchable."""
         self.insert_documents([document], wait=insert_kwargs.get("wait", True))
 
+    async def ainsert(self, document: Document, **insert_kwargs: Any) -> None:
+        """Async form of :meth:`insert`."""
+        await self.ainsert_documents([document], wait=insert_kwargs.get("wait", True))
+
     def _insert(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
         self.insert_documents(list(nodes), wait=insert_kwargs.get("wait", True))
+
+    async def ainsert_nodes(self, nodes: Sequence[BaseNode], **insert_kwargs: Any) -> None:
+        """Upload nodes as items (one item each) on the async client and wait."""
+        await self.ainsert_documents(list(nodes), wait=insert_kwargs.get("wait", True))
+
+    async def aupdate_ref_doc(self, document: Document, **update_kwargs: Any) -> None:
+        """Async form of :meth:`update_ref_doc`."""
+        await self.ainsert_documents([document], wait=update_kwargs.get("wait", True))
 
     def update_ref_doc(self, document: Document, **update_kwargs: Any) -> None:
         """Replace a document (uploading the same key again replaces the item)."""
@@ -240,19 +280,42 @@ class AISearchIndex(BaseManagedIndex):
             KeyError: No item matches ``ref_doc_id``.
         """
         client = self._connection.client
-        with self._lock:
-            item_id = self._doc_items.get(ref_doc_id)
+        item_id = self._known_item(ref_doc_id)
         if item_id is None:
-            keys = {ref_doc_id, f"{ref_doc_id}.txt"}
-            for item in client.list_items(self.instance_id, namespace=self.namespace):
-                if item.key in keys or item.id == ref_doc_id:
-                    item_id = item.id
-                    break
-        if item_id is None:
-            raise KeyError(
-                f"ref_doc_id {ref_doc_id!r}: no item of instance {self.instance_id!r} matches"
-            )
+            items = client.list_items(self.instance_id, namespace=self.namespace)
+            item_id = self._match_item(ref_doc_id, items)
         client.delete_item(self.instance_id, item_id, namespace=self.namespace)
+        self._forget(item_id)
+
+    async def adelete_ref_doc(
+        self,
+        ref_doc_id: str,
+        delete_from_docstore: bool = False,  # noqa: ARG002 - nothing stored locally
+        **delete_kwargs: Any,  # noqa: ARG002
+    ) -> None:
+        """Async form of :meth:`delete_ref_doc`."""
+        client = self._connection.async_client
+        item_id = self._known_item(ref_doc_id)
+        if item_id is None:
+            items = await client.list_items(self.instance_id, namespace=self.namespace)
+            item_id = self._match_item(ref_doc_id, items)
+        await client.delete_item(self.instance_id, item_id, namespace=self.namespace)
+        self._forget(item_id)
+
+    def _known_item(self, ref_doc_id: str) -> str | None:
+        with self._lock:
+            return self._doc_items.get(ref_doc_id)
+
+    def _match_item(self, ref_doc_id: str, items: Sequence[Item]) -> str:
+        keys = {ref_doc_id, f"{ref_doc_id}.txt"}
+        for item in items:
+            if item.key in keys or item.id == ref_doc_id:
+                return item.id
+        raise KeyError(
+            f"ref_doc_id {ref_doc_id!r}: no item of instance {self.instance_id!r} matches"
+        )
+
+    def _forget(self, item_id: str) -> None:
         with self._lock:
             for doc_id in [d for d, i in self._doc_items.items() if i == item_id]:
                 del self._doc_items[doc_id]

@@ -109,3 +109,24 @@ def test_create_if_missing(conn: AISearchConnection) -> None:
     assert conn.client.get_instance("li-created-by-index").id == "li-created-by-index"
     index.insert(DOCS[0])
     assert index.as_retriever().retrieve("chaff")
+
+
+async def test_async_insert_update_delete(
+    conn: AISearchConnection, make_instance: Callable[..., str]
+) -> None:
+    iid = make_instance()
+    index = AISearchIndex(iid, connection=conn)
+    await index.ainsert(DOCS[1])
+    retriever = index.as_retriever()
+    assert "coldbrew.txt" in _filenames(await retriever.aretrieve("cold brew steeping hours"))
+    await index.aupdate_ref_doc(
+        Document(text="Cold brew now steeps for twelve hours only.", doc_id="coldbrew")
+    )
+    nodes = await retriever.aretrieve("cold brew hours")
+    assert "twelve" in nodes[0].node.get_content()
+    await index.ainsert_nodes([DOCS[0]])
+    assert "ops/roaster.txt" in _filenames(await retriever.aretrieve("chaff collector"))
+    await index.adelete_ref_doc("coldbrew")
+    assert [i.key for i in await conn.async_client.list_items(iid)] == ["ops/roaster.txt"]
+    with pytest.raises(KeyError):
+        await index.adelete_ref_doc("coldbrew")
