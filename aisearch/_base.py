@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import math
 import mimetypes
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
@@ -65,6 +66,7 @@ from aisearch._models import (
     coerce_options,
     deep_merge,
     query_or_messages,
+    validate_json_tolerant,
 )
 from aisearch._sse import error_from_body
 from aisearch._version import __version__
@@ -88,7 +90,7 @@ ITEMS_PER_PAGE = 50
 LIST_PER_PAGE = 100
 ITEM_STATUSES = ("queued", "running", "completed", "error", "skipped", "outdated")
 _DONE_STATUSES = frozenset({"completed", "skipped"})
-_USER_AGENT = f"aisearch-py/{__version__}"
+USER_AGENT = f"aisearch-py/{__version__}"
 
 
 @dataclass
@@ -101,7 +103,6 @@ class _Request:
     params: dict[str, Any] | None = None
     files: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _Envelope(BaseModel):
@@ -117,6 +118,14 @@ class _SearchEnvelope(BaseModel):
     success: bool | None = None
     errors: list[Any] = []
     result: SearchResult | None = None
+
+
+@functools.lru_cache(maxsize=1024)
+def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
+    """Validate the ids once per (account, namespace, instance) and build the path."""
+    validate_namespace(namespace)
+    validate_instance_id(instance_id)
+    return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
 
 def _request_id(response: httpx.Response) -> str | None:
@@ -148,7 +157,7 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
 
 def _parse_search(response: httpx.Response) -> SearchResult:
     try:
-        env = _SearchEnvelope.model_validate_json(response.content)
+        env = validate_json_tolerant(_SearchEnvelope, response.content)
     except ValidationError as exc:
         raise _validation_error(response, "search", exc) from None
     if env.success is False:
@@ -162,7 +171,7 @@ def _parse_search(response: httpx.Response) -> SearchResult:
 
 def _parse_chat(response: httpx.Response) -> ChatCompletion:
     try:
-        return ChatCompletion.model_validate_json(response.content)
+        return validate_json_tolerant(ChatCompletion, response.content)
     except ValidationError as exc:
         # Tolerate a completion wrapped in the v4 envelope.
         try:
@@ -401,14 +410,14 @@ class _BaseClient(Generic[_HttpT]):
         return self._config.namespace if namespace is None else validate_namespace(namespace)
 
     def _instance_path(self, instance_id: str, namespace: str | None, suffix: str = "") -> str:
-        validate_instance_id(instance_id)
-        return (
-            f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}"
-            f"/instances/{instance_id}{suffix}"
-        )
+        ns = self._config.namespace if namespace is None else namespace
+        if not isinstance(ns, str) or not isinstance(instance_id, str):
+            validate_namespace(ns)
+            validate_instance_id(instance_id)
+        return _instance_base(self._account_path, ns, instance_id) + suffix
 
     def _build(self, req: _Request) -> httpx.Request:
-        headers = {"User-Agent": _USER_AGENT, **self._config.auth_headers(), **req.headers}
+        headers = self._config.auth_headers()
         return self._client.build_request(
             req.method,
             self._config.base_url + req.path,

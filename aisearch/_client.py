@@ -19,6 +19,7 @@ from httpx_sse import EventSource
 from aisearch._base import (
     _T,
     MAX_PAGES,
+    USER_AGENT,
     Messages,
     Options,
     _is_event_stream,
@@ -115,6 +116,7 @@ class AISearchClient(_SyncManagement):
             )
         self._owns_client = http_client is None
         self._client = http_client or httpx.Client(
+            headers={"User-Agent": USER_AGENT},
             timeout=self._config.timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
@@ -645,6 +647,7 @@ class AsyncAISearchClient(_AsyncManagement):
             )
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT},
             timeout=self._config.timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )

@@ -7,6 +7,7 @@ allow extra fields, because the API grows.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
@@ -174,7 +175,7 @@ class _RequestModel(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """Serialise only the fields the caller set (so the instance's defaults apply)."""
-        return self.model_dump(mode="json", exclude_unset=True, exclude_none=True, by_alias=True)
+        return self.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)
 
 
 class BoostBy(_RequestModel):
@@ -392,10 +393,8 @@ class ChunkItem(_ResponseModel):
     """File path or URL of the item."""
     timestamp: float | None = None
     """Last modification time as sent by the service (seconds or milliseconds)."""
-    metadata: Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)] = Field(
-        default_factory=dict
-    )
-    """Custom metadata of the item."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Custom metadata of the item (``{}`` when absent or null)."""
 
 
 class ScoringDetails(_ResponseModel):
@@ -622,6 +621,55 @@ class Item(_ResponseModel):
         if value is None or isinstance(value, str):
             return value
         return str(value)
+
+
+# --------------------------------------------------------------------------- tolerant parsing
+
+
+def drop_null_metadata(value: Any) -> Any:
+    """Replace ``"metadata": null`` by ``{}`` anywhere in a decoded JSON value.
+
+    Kept out of the models (a Python validator per chunk costs more than the rest of the
+    parse), and applied only when a body with nulls failed the fast path.
+
+    Args:
+        value: A decoded JSON value.
+
+    Returns:
+        The value with null ``metadata`` members replaced.
+    """
+    if isinstance(value, dict):
+        return {
+            k: ({} if k == "metadata" and v is None else drop_null_metadata(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [drop_null_metadata(v) for v in value]
+    return value
+
+
+def validate_json_tolerant(model: type[_M], content: bytes) -> _M:
+    """Validate a JSON body, retrying once with null ``metadata`` replaced by ``{}``.
+
+    Args:
+        model: The response model.
+        content: The raw body.
+
+    Returns:
+        The validated model.
+
+    Raises:
+        ValidationError: The error of the first attempt, when the body does not fit.
+    """
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        if b"null" not in content:
+            raise
+        try:
+            return model.model_validate(drop_null_metadata(json.loads(content)))
+        except (ValueError, ValidationError):
+            raise exc from None
 
 
 # --------------------------------------------------------------------------- messages

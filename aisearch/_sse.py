@@ -38,6 +38,7 @@ from aisearch._models import (
     StreamEvent,
     TextDeltaEvent,
     Usage,
+    drop_null_metadata,
 )
 
 __all__ = ["StreamDecoder", "error_from_body"]
@@ -151,7 +152,7 @@ class StreamDecoder:
     def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
         try:
             event = SourcesEvent(
-                chunks=[Chunk.model_validate(c) for c in chunks],
+                chunks=[Chunk.model_validate(c) for c in drop_null_metadata(chunks)],
                 errors=[InstanceError.model_validate(e) for e in (errors or [])],
             )
         except (ValidationError, TypeError) as exc:

@@ -256,7 +256,9 @@ def test_user_agent_and_base_url_are_used(harness):
         str(h.last.url)
         == "http://127.0.0.1:8787/client/v4/accounts/acc123/ai-search/namespaces/default/instances/docs/search"
     )
-    assert h.last.headers["user-agent"].startswith("aisearch-py/")
+    owned = AISearchClient(account_id="acc", api_token=TOKEN)
+    assert owned._client.headers["user-agent"].startswith("aisearch-py/")
+    owned.close()
 
 
 def test_client_namespace_is_the_default_for_every_call(harness):

@@ -449,3 +449,18 @@ def test_explicit_none_values_are_dropped(harness):
         options={"retrieval": {"filters": None, "boost_by": None}, "custom_metadata": None},
     )
     assert body_of(h.last)["ai_search_options"] == {"retrieval": {}}
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "namespace", "message"),
+    [
+        (["docs"], None, "instance_id: must be 1 to 64 characters"),
+        (None, None, "instance_id: must be 1 to 64 characters"),
+        ("docs", 7, "namespace: must be 1 to 64 characters"),
+    ],
+)
+def test_non_string_ids_are_rejected(harness, instance_id, namespace, message):
+    h = harness(lambda r: httpx.Response(200, json=SEARCH_RESPONSE))
+    with pytest.raises(InvalidRequestError, match=message):
+        h.call("search", instance_id, "q", namespace=namespace)
+    assert h.requests == []

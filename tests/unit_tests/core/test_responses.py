@@ -294,3 +294,24 @@ def test_legacy_body_that_does_not_fit_raises(harness, payload):
     h = harness(fixed(payload))
     with pytest.raises(APIResponseValidationError):
         h.call("legacy_search", "my-rag", "q")
+
+
+def test_null_metadata_is_tolerated_everywhere(harness):
+    chat = {
+        **CHAT_RESPONSE,
+        "chunks": [{**CHAT_RESPONSE["chunks"][0], "item": {"key": "k", "metadata": None}}],
+    }
+    h = harness(fixed(chat))
+    assert (
+        h.call("chat_completions", "docs", [{"role": "user", "content": "x"}])
+        .chunks[0]
+        .item.metadata
+        == {}
+    )
+
+
+def test_null_elsewhere_still_fails_with_the_original_error(harness):
+    bad = {"success": True, "result": {"chunks": [{"id": "x", "score": None}]}}
+    h = harness(fixed(bad))
+    with pytest.raises(APIResponseValidationError, match="score"):
+        h.call("search", "docs", "q")

@@ -423,3 +423,11 @@ def test_finish_reason_without_usage_and_message_form():
     assert out[0].text == "whole"
     end = decoder.feed(ServerSentEvent(data="[DONE]"))[0]
     assert (end.finish_reason, end.usage, end.id) == ("length", None, "c1")
+
+
+def test_sources_with_null_metadata():
+    from httpx_sse import ServerSentEvent
+
+    data = '[{"id":"a","score":0.5,"item":{"key":"k","metadata":null}}]'
+    (event,) = StreamDecoder().feed(ServerSentEvent(event="chunks", data=data))
+    assert event.chunks[0].item.metadata == {}
