@@ -16,7 +16,8 @@ With `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN` and `AISEARCH_DEMO_INSTANCE
 1, 2 and 4 run against that Cloudflare instance instead (nothing is uploaded), and part 3 is
 skipped: faults can only be injected into the local server.
 
-    python examples/demo.py            # or: make demo
+    python examples/demo.py                             # or: make demo
+    AISEARCH_DEMO_EMBEDDER=wordllama python examples/demo.py   # the semantic local embedder
 """
 
 from __future__ import annotations
