@@ -48,7 +48,10 @@ QUERIES = [
     "moka pot heat control",
 ]
 TOP_K = 4
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# Both sides use the same pool settings. Idle connections expire after 2 s, before
+# uvicorn's 5 s keep-alive timeout closes them: otherwise a reused, server-closed
+# connection fails (the raw client raises ReadError; the core client retries it).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -73,9 +76,9 @@ def _cpu_line(name: str, cpu: dict[str, float], calls: int) -> str:
     )
 
 
-def _connection(server: ServerInfo) -> AISearchConnection:
+def _connection(server: ServerInfo, **http: Any) -> AISearchConnection:
     return AISearchConnection(
-        account_id=server.account_id, api_token=server.token, base_url=server.base_url
+        account_id=server.account_id, api_token=server.token, base_url=server.base_url, **http
     )
 
 
@@ -141,8 +144,9 @@ def setup(server: ServerInfo) -> tuple[str, list[str]]:
 
 
 def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[str]:
+    ours_http = httpx.Client(timeout=30.0, limits=LIMITS)
     retriever = AISearchRetriever(
-        instance_id, similarity_top_k=TOP_K, connection=_connection(server)
+        instance_id, similarity_top_k=TOP_K, connection=_connection(server, http_client=ours_http)
     )
     url = _search_url(server, instance_id)
     headers = {"Authorization": f"Bearer {server.token}"}
@@ -177,6 +181,7 @@ def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[st
             cpu[name] += time.process_time() - cpu0
     raw.close()
     retriever.connection.close()
+    ours_http.close()
     return [
         _ratio_line(
             f"retrieve median ({rounds} calls each)", _median_ms(t_ours), _median_ms(t_base), 1.10
@@ -187,12 +192,13 @@ def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[st
 
 async def bench_aretrieve(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
     queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
-    conn = _connection(server)
+    ours_http = httpx.AsyncClient(timeout=30.0, limits=LIMITS)
+    conn = _connection(server, async_http_client=ours_http)
     retriever = AISearchRetriever(instance_id, similarity_top_k=TOP_K, connection=conn)
     url = _search_url(server, instance_id)
     headers = {"Authorization": f"Bearer {server.token}"}
 
-    async with httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw:
+    async with ours_http, httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw:
 
         async def one(q: str) -> Any:
             response = await raw.post(url, json=_body(q), headers=headers)
