@@ -571,6 +571,7 @@ class AISearchClient(_SyncManagement):
         merge: MergeMode = "score",
         top_k: int | None = None,
         max_concurrency: int = 8,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> FanOutResult:
         """Search many instances concurrently (threads) and merge the results.
 
@@ -581,6 +582,7 @@ class AISearchClient(_SyncManagement):
             merge: ``"score"`` (by chunk score) or ``"rrf"`` (reciprocal rank fusion).
             top_k: Keep at most this many merged chunks.
             max_concurrency: Searches in flight at once (1 to 64).
+            extra_options: Merged into every target's ``ai_search_options`` last.
 
         Returns:
             Merged chunks (each with ``instance_id``) and one ``InstanceError`` per failure.
@@ -589,7 +591,11 @@ class AISearchClient(_SyncManagement):
 
         def one(client: AISearchClient, target: SearchTarget) -> SearchResult:
             return client.search(
-                target.instance_id, query, options=opts, namespace=target.namespace
+                target.instance_id,
+                query,
+                options=opts,
+                namespace=target.namespace,
+                extra_options=extra_options,
             )
 
         outcomes = run_sync(self, tgts, one, max_concurrency)
@@ -1104,6 +1110,7 @@ class AsyncAISearchClient(_AsyncManagement):
         merge: MergeMode = "score",
         top_k: int | None = None,
         max_concurrency: int = 8,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> FanOutResult:
         """Search many instances concurrently (``asyncio.gather``) and merge the results.
 
@@ -1114,6 +1121,7 @@ class AsyncAISearchClient(_AsyncManagement):
             merge: ``"score"`` or ``"rrf"``.
             top_k: Keep at most this many merged chunks.
             max_concurrency: Searches in flight at once (1 to 64).
+            extra_options: Merged into every target's ``ai_search_options`` last.
 
         Returns:
             Merged chunks (each with ``instance_id``) and one ``InstanceError`` per failure.
@@ -1122,7 +1130,11 @@ class AsyncAISearchClient(_AsyncManagement):
 
         async def one(client: AsyncAISearchClient, target: SearchTarget) -> SearchResult:
             return await client.search(
-                target.instance_id, query, options=opts, namespace=target.namespace
+                target.instance_id,
+                query,
+                options=opts,
+                namespace=target.namespace,
+                extra_options=extra_options,
             )
 
         outcomes = await run_async(self, tgts, one, max_concurrency)

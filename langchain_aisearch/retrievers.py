@@ -259,10 +259,11 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         return client.fan_out_search(
             self.instance_ids,
             query,
-            options=self._fan_out_options(options),
+            options=options,
             merge=self.merge,
             top_k=k,
             max_concurrency=self.max_concurrency,
+            extra_options=self.extra_options,
         )
 
     async def _asearch(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
@@ -279,19 +280,12 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         return await client.fan_out_search(
             self.instance_ids,
             query,
-            options=self._fan_out_options(options),
+            options=options,
             merge=self.merge,
             top_k=k,
             max_concurrency=self.max_concurrency,
+            extra_options=self.extra_options,
         )
-
-    def _fan_out_options(self, options: Any) -> Any:
-        if not self.extra_options:
-            return options
-        # the fan-out helper takes no extra_options: merge them into a plain dict
-        merged = options.model_dump(exclude_unset=True, mode="json")
-        _deep_merge(merged, self.extra_options)
-        return merged
 
     def search_with_errors(
         self, query: str, *, k: int | None = None, filters: Mapping[str, Any] | None = None
@@ -377,11 +371,3 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
                     INSTANCE_ERROR_EVENT, self._event(error), config={"callbacks": child}
                 )
         return docs
-
-
-def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _deep_merge(target[key], value)
-        else:
-            target[key] = value

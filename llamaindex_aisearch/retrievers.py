@@ -410,11 +410,6 @@ class AISearchMultiRetriever(_RetrieverBase):
             mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
         )
         """``True``: one namespace search request; ``False``: client-side fan-out."""
-        if extra_options and not self.use_namespace_endpoint:
-            raise InvalidRequestError(
-                "extra_options: not supported with client fan-out (more than 10 instances, "
-                "SearchTarget objects or mode='fan_out'); use the typed options instead"
-            )
         self.targets = targets
         """The instances searched."""
         self.on_instance_error: OnInstanceError = on_instance_error
@@ -519,6 +514,7 @@ class AISearchMultiRetriever(_RetrieverBase):
             merge=self.merge,
             top_k=self.similarity_top_k,
             max_concurrency=self.max_concurrency,
+            extra_options=self.extra_options,
         )
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
@@ -542,6 +538,7 @@ class AISearchMultiRetriever(_RetrieverBase):
             merge=self.merge,
             top_k=self.similarity_top_k,
             max_concurrency=self.max_concurrency,
+            extra_options=self.extra_options,
         )
         return self._finish(query_str, fan.chunks, fan.errors, None)
 

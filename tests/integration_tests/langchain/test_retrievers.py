@@ -166,3 +166,21 @@ async def test_multi_all_failed_raises_listing_each(local, two_instances, force_
     assert sorted(e.instance_id for e in info.value.errors) == sorted(two_instances)
     for instance_id in two_instances:
         assert instance_id in str(info.value)
+
+
+@pytest.mark.parametrize("force_fan_out", [False, True])
+async def test_multi_extra_options_reach_every_instance(two_instances, force_fan_out):
+    # the raw escape hatch carries a filter the typed fields do not set
+    retriever = AISearchMultiRetriever(
+        instance_ids=two_instances,
+        k=10,
+        force_fan_out=force_fan_out,
+        extra_options={"retrieval": {"filters": {"folder": "beans/"}}},
+    )
+    for docs in (
+        retriever.invoke("coffee origin processing"),
+        await retriever.ainvoke("coffee origin processing"),
+    ):
+        assert docs
+        assert all(d.metadata["filename"].startswith("beans/") for d in docs)
+    await retriever.aclose()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import llama_index.core.instrumentation as instrument
 import pytest
+import pytest_asyncio
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from pydantic import Field
@@ -31,9 +32,13 @@ class EventCollector(BaseEventHandler):
         return [e for e in self.events if isinstance(e, cls)]
 
 
-@pytest.fixture
-def conn(local_server: LocalServer) -> Iterator[AISearchConnection]:
-    """A connection to the local server (no retries, so injected faults surface at once)."""
+@pytest_asyncio.fixture
+async def conn(local_server: LocalServer) -> AsyncIterator[AISearchConnection]:
+    """A connection to the local server (no retries, so injected faults surface at once).
+
+    Async, so that it runs in the test's event loop and can close the async clients that
+    loop opened (an unclosed one would warn when garbage-collected in a later test).
+    """
     connection = AISearchConnection(
         account_id=local_server.account_id,
         api_token=local_server.token,
@@ -42,6 +47,7 @@ def conn(local_server: LocalServer) -> Iterator[AISearchConnection]:
     )
     yield connection
     connection.close()
+    await connection.aclose()
 
 
 @pytest.fixture

@@ -202,3 +202,23 @@ def test_search_targets_across_namespaces(
     assert not retriever.use_namespace_endpoint
     nodes = retriever.retrieve("burr grinder cleaning")
     assert "notes" in {n.node.metadata["instance_id"] for n in nodes}
+
+
+@pytest.mark.parametrize("mode", ["namespace", "fan_out"])
+async def test_extra_options_reach_every_instance(
+    conn: AISearchConnection, docs_instance: str, tea_instance: str, mode: str
+) -> None:
+    # the raw escape hatch carries a filter the typed fields do not set
+    retriever = AISearchMultiRetriever(
+        [docs_instance, tea_instance],
+        similarity_top_k=10,
+        mode=mode,  # type: ignore[arg-type]
+        extra_options={"retrieval": {"filters": {"folder": "tea/"}}},
+        connection=conn,
+    )
+    for nodes in (
+        retriever.retrieve("sencha tea steeping water espresso"),
+        await retriever.aretrieve("sencha tea steeping water espresso"),
+    ):
+        assert nodes
+        assert {n.node.metadata["filename"] for n in nodes} == {"tea/sencha.txt"}

@@ -68,6 +68,23 @@ def test_merge_by_score_keeps_errors(harness):
         }
 
 
+def test_extra_options_reach_every_target(harness):
+    h = harness(handler)
+    h.call(
+        "fan_out_search",
+        ["alpha", "beta"],
+        "q",
+        options={"retrieval": {"max_num_results": 2}},
+        extra_options={"retrieval": {"future_knob": 7}, "new_stage": {"on": True}},
+    )
+    assert len(h.requests) == 2
+    for request in h.requests:
+        assert json.loads(request.content)["ai_search_options"] == {
+            "retrieval": {"max_num_results": 2, "future_knob": 7},
+            "new_stage": {"on": True},
+        }
+
+
 def test_merge_by_rrf_and_top_k(harness):
     h = harness(handler)
     result = h.call("fan_out_search", ["alpha", "beta", "gamma"], "q", merge="rrf", top_k=4)

@@ -277,10 +277,6 @@ def test_chat_targets_are_validated(kwargs: dict[str, Any], match: str) -> None:
         ({"instance_ids": ["a"], "max_concurrency": 0}, "max_concurrency"),
         ({"instance_ids": [f"i{n}" for n in range(11)], "mode": "namespace"}, "1 to 10"),
         ({"instance_ids": ["a"], "similarity_top_k": 0}, "similarity_top_k"),
-        (
-            {"instance_ids": ["a"], "mode": "fan_out", "extra_options": {"x": 1}},
-            "extra_options",
-        ),
     ],
 )
 def test_multi_retriever_arguments(kwargs: dict[str, Any], match: str) -> None:
