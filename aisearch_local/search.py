@@ -429,19 +429,97 @@ def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return rows[keep], sims[keep]
 
 
+_BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
+
+
+def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
+    """Return the column-major copy of the matrix and the largest row norm, or None.
+
+    Built once per index, and only when re-scoring aligned row blocks reproduces the full
+    product bit for bit on this BLAS (checked on a probe query), so the pruned path below
+    returns exactly what the full product returns.
+    """
+    if "columns" in idx.cache:
+        cached: tuple[np.ndarray, float] | None = idx.cache["columns"]
+        return cached
+    matrix = idx.matrix
+    n = matrix.shape[0]
+    out: tuple[np.ndarray, float] | None = None
+    if n >= 4 * _BLOCK:
+        probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
+        full = matrix @ probe
+        rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
+        if np.array_equal(_rescore(matrix, rows, probe), full[rows]):
+            max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
+            out = (np.ascontiguousarray(matrix.T), max_norm)
+    idx.cache["columns"] = out
+    return out
+
+
+def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+    """Exact similarities of ``rows`` (sorted, unique), computed in aligned row blocks.
+
+    BLAS groups rows in fixed-size blocks with their own summation order; multiplying whole
+    aligned blocks keeps that grouping, so each value equals ``(matrix @ qvec)[row]``.
+    """
+    n = matrix.shape[0]
+    blocks = np.unique(rows // _BLOCK)
+    full_rows = (blocks[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
+    full_rows = full_rows[full_rows < n]
+    sims = matrix[full_rows] @ qvec
+    out: np.ndarray = sims[np.searchsorted(full_rows, rows)]
+    return out
+
+
+def _pruned_vector(
+    idx: InstanceIndex, qvec: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact top ``k`` for a sparse query (lexical embedders), or None to use the full product.
+
+    Only the matrix columns where the query is non-zero can contribute, so a column-major copy
+    scores every row reading a fraction of the matrix. That float32 sum differs from the BLAS
+    one by at most ``2 * dim * eps * |q| * max|row|``; every row within twice that of the
+    k-th best is re-scored with the BLAS kernel, so the result is the full product's.
+    """
+    nz = np.flatnonzero(qvec)
+    n, dim = idx.matrix.shape
+    if not 0 < len(nz) * 4 <= dim or n < 20 * k:
+        return None
+    cols = _sparse_columns(idx)
+    if cols is None:
+        return None
+    columns, max_norm = cols
+    approx = columns[nz[0]] * qvec[nz[0]]
+    tmp = np.empty_like(approx)
+    for j in nz[1:]:
+        np.multiply(columns[j], qvec[j], out=tmp)
+        approx += tmp
+    bound = 4.0 * dim * float(np.finfo(np.float32).eps) * float(np.linalg.norm(qvec)) * max_norm
+    kth = float(np.partition(approx, n - k)[n - k])
+    rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+    if len(rows) > n // 8:
+        return None
+    return _top(rows, _rescore(idx.matrix, rows, qvec), k)
+
+
 def vector_candidates(
     idx: InstanceIndex, qvec: np.ndarray, allowed: np.ndarray | None, k: int = CANDIDATES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the exact top ``k`` (matrix rows, cosine similarities), best first.
 
     Brute force over the whole matrix; with a filter that keeps at most a fifth of the rows,
-    only the allowed rows are scored.
+    only the allowed rows are scored; without a filter, a sparse query (lexical embedders)
+    reads only its non-zero columns first (see :func:`_pruned_vector`).
     """
     n = len(idx.cids)
     if allowed is not None:
         kept = np.flatnonzero(allowed)
         if len(kept) <= n // 5:
             return _top(kept, idx.matrix[kept] @ qvec, k)
+    else:
+        pruned = _pruned_vector(idx, qvec, k)
+        if pruned is not None:
+            return pruned
     sims = idx.matrix @ qvec
     if allowed is not None:
         sims = np.where(allowed, sims, -np.inf)
@@ -562,6 +640,8 @@ class Searcher:
         if opts.boost_by:
             self._boost(ranked, idx.items, opts.boost_by)
         ranked.sort(key=lambda c: (-c.score, c.cid))
+        if not opts.reranking:
+            ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
         if opts.reranking and ranked:
             from aisearch_local.generate import rerank_scores

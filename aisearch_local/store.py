@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ class InstanceIndex:
     cids: np.ndarray
     item_pks: np.ndarray
     items: dict[int, dict[str, Any]]
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def row_of(self, cid: int) -> int | None:
         """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
