@@ -364,6 +364,10 @@ class WordLlamaEmbedder:
     def __init__(self, config: str = "l2_supercat", dim: int = 256) -> None:
         if not isinstance(dim, int) or isinstance(dim, bool) or not 16 <= dim <= 256:
             raise ValueError(f"dim must be an integer between 16 and 256, got {dim!r}")
+        # importing wordllama calls logging.basicConfig(level=INFO), which would make the
+        # host application log every HTTP request: undo that side effect
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
         try:
             import wordllama
             from wordllama import WordLlama
@@ -372,6 +376,9 @@ class WordLlamaEmbedder:
                 "the 'wordllama' embedder needs the wordllama package: "
                 "pip install wordllama (or pip install 'aisearch-py[semantic]')"
             ) from exc
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
         try:
             self._model: Any = WordLlama.load(
                 config=config,

@@ -18,9 +18,9 @@ from aisearch import (
     CacheOptions,
     QueryRewriteOptions,
     RerankingOptions,
-    RetrievalOptions,
     SearchOptions,
 )
+from aisearch._models import coerce_options  # the core's own options validation
 
 __all__ = ["AISearchConnection", "SearchOptionFields", "validate_k"]
 
@@ -276,9 +276,12 @@ class SearchOptionFields(BaseModel):
             retrieval["max_num_results"] = max_num_results
         options: dict[str, Any] = {}
         if retrieval:
-            options["retrieval"] = RetrievalOptions(**retrieval)
+            options["retrieval"] = retrieval
         for name in ("query_rewrite", "reranking", "cache"):
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
-        return SearchOptions(**options)
+        # validated by the core, so a bad per-call value raises InvalidRequestError naming
+        # the field path and range (not a bare pydantic ValidationError)
+        coerced = coerce_options(options)
+        return coerced if coerced is not None else SearchOptions()

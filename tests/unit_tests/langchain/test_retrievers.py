@@ -13,6 +13,7 @@ from aisearch import (
     AISearchError,
     AllInstancesFailedError,
     APIStatusError,
+    InvalidRequestError,
     NotFoundError,
     SearchTarget,
 )
@@ -49,6 +50,16 @@ def test_per_call_k_validated_before_network(search_server, k):
     retriever = AISearchRetriever(instance_id="docs", client=sync)
     with pytest.raises(ValueError, match=r"k: must be an integer between 1 and 50"):
         retriever.invoke("q", k=k)
+    assert recorder.requests == []
+
+
+def test_per_call_bad_filter_is_a_typed_error_before_network(search_server):
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync)
+    with pytest.raises(
+        InvalidRequestError, match=r"filters\.rating: unsupported operator '\$near'"
+    ):
+        retriever.invoke("q", filters={"rating": {"$near": 4}})
     assert recorder.requests == []
 
 

@@ -413,3 +413,20 @@ def test_hashing_embedder_is_thread_safe() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda i: shared.embed([texts[i]])[0], range(len(texts))))
     assert np.allclose(np.vstack(results), expected, atol=1e-7)
+
+
+def test_wordllama_import_leaves_root_logging_alone():
+    # wordllama's import calls logging.basicConfig(INFO); the embedder undoes it
+    import logging
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from aisearch_local.embed import WordLlamaEmbedder\n"
+        "WordLlamaEmbedder()\n"
+        "root = logging.getLogger()\n"
+        "print(len(root.handlers), root.level)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", str(logging.WARNING)]
