@@ -673,9 +673,9 @@ class Searcher:
         while True:
             hits = self.store.keyword(inst, expr, limit)
             out = []
-            for cid, bm25 in hits:
-                row = idx.row_of(cid)
-                if row is None or (allowed is not None and not allowed[row]):
+            rows = idx.rows_of([cid for cid, _ in hits])
+            for (cid, bm25), row in zip(hits, rows, strict=True):
+                if row < 0 or (allowed is not None and not allowed[row]):
                     continue
                 out.append((cid, bm25, row))
                 if len(out) == CANDIDATES:

@@ -127,6 +127,17 @@ class InstanceIndex:
     items: dict[int, dict[str, Any]]
     cache: dict[str, Any] = field(default_factory=dict)
 
+    def rows_of(self, cids: Sequence[int]) -> list[int]:
+        """Return the matrix row of each chunk primary key, -1 when absent (one numpy pass)."""
+        if not cids:
+            return []
+        want = np.asarray(cids, dtype=np.int64)
+        pos = np.searchsorted(self.cids, want)
+        found = pos < len(self.cids)
+        found[found] = self.cids[pos[found]] == want[found]
+        rows: list[int] = np.where(found, pos, -1).tolist()
+        return rows
+
     def row_of(self, cid: int) -> int | None:
         """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
         pos = int(np.searchsorted(self.cids, cid))
