@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import ValidationError
 from typing_extensions import TypedDict
 
 from aisearch import (
@@ -16,6 +15,7 @@ from aisearch import (
     RerankingOptions,
     SearchOptions,
 )
+from aisearch._models import coerce_options  # the core's own options validation
 
 from ._common import ConnectionKwargs
 from .filters import FilterInput, to_aisearch_filters
@@ -90,16 +90,6 @@ def _toggle(value: Any) -> Any:
     return value
 
 
-def _format(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        path = "ai_search_options"
-        for loc in err["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else f".{loc}"
-        parts.append(f"{path}: {err['msg']} (got {err.get('input')!r:.80})")
-    return "; ".join(parts)
-
-
 def build_search_options(
     *,
     similarity_top_k: int | None = None,
@@ -162,12 +152,7 @@ def coerce_search_options(data: SearchOptions | Mapping[str, Any]) -> SearchOpti
     Raises:
         InvalidRequestError: A bad value, naming the field path and the allowed range.
     """
-    if isinstance(data, SearchOptions):
-        return data
-    try:
-        return SearchOptions.model_validate(dict(data))
-    except ValidationError as exc:
-        raise InvalidRequestError(_format(exc)) from None
+    return coerce_options(data) or SearchOptions()  # the core's validation and messages
 
 
 class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):
