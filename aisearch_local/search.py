@@ -430,6 +430,7 @@ def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
 
 _BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
+_COLUMNS_LOCK = threading.Lock()
 
 
 def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
@@ -440,8 +441,16 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     returns exactly what the full product returns.
     """
     if "columns" in idx.cache:
+        built: tuple[np.ndarray, float] | None = idx.cache["columns"]
+        return built
+    with _COLUMNS_LOCK:  # one build at a time: concurrent first queries share the copy
+        if "columns" not in idx.cache:
+            idx.cache["columns"] = _build_columns(idx)
         cached: tuple[np.ndarray, float] | None = idx.cache["columns"]
-        return cached
+    return cached
+
+
+def _build_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     matrix = idx.matrix
     n = matrix.shape[0]
     out: tuple[np.ndarray, float] | None = None
@@ -452,7 +461,6 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
         if np.array_equal(_rescore(matrix, rows, probe), full[rows]):
             max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
             out = (np.ascontiguousarray(matrix.T), max_norm)
-    idx.cache["columns"] = out
     return out
 
 
