@@ -486,8 +486,9 @@ def _pruned_vector(
 
     Only the matrix columns where the query is non-zero can contribute, so a column-major copy
     scores every row reading a fraction of the matrix. That float32 sum differs from the BLAS
-    one by at most ``2 * dim * eps * |q| * max|row|``; every row within twice that of the
-    k-th best is re-scored with the BLAS kernel, so the result is the full product's.
+    one by at most ``dim * eps * |q| * max|row|`` (both are float32 sums of ``dim`` products);
+    every row within 8 times that of the k-th best approximation is re-scored with the BLAS
+    kernel, so the result is the full product's.
     """
     nz = np.flatnonzero(qvec)
     n, dim = idx.matrix.shape
