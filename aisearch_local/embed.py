@@ -27,6 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from aisearch_local._upstream import endpoint, upstream_error
+
 __all__ = [
     "DEFAULT_EMBEDDER_SPEC",
     "EMBEDDER_SPECS",
@@ -421,29 +423,6 @@ class WordLlamaEmbedder:
 DEFAULT_UPSTREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
-def _endpoint(base_url: str, path: str) -> str:
-    """Join an OpenAI-style base URL (with or without a trailing ``/v1``) and ``path``."""
-    base = base_url.rstrip("/")
-    if not re.match(r"^https?://", base):
-        raise EmbedderError(f"base_url must start with http:// or https://, got {base_url!r}")
-    if not base.endswith("/v1"):
-        base += "/v1"
-    return f"{base}/{path.lstrip('/')}"
-
-
-def _upstream_error(response: httpx.Response) -> str:
-    """A short, key-free description of an upstream error response."""
-    try:
-        body = response.json()
-        err = body.get("error", body) if isinstance(body, dict) else body
-        message = err.get("message", err) if isinstance(err, dict) else err
-        text = str(message)
-    except ValueError:
-        text = response.text
-    text = " ".join(text.split())
-    return text[:300] + ("…" if len(text) > 300 else "")
-
-
 class OpenAIEmbedder:
     """Embeddings from any OpenAI-compatible ``POST /v1/embeddings`` endpoint.
 
@@ -476,7 +455,7 @@ class OpenAIEmbedder:
             raise ValueError(f"batch_size must be between 1 and 2048, got {batch_size!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._url = _endpoint(base_url, "embeddings")
+        self._url = endpoint(base_url, "embeddings", EmbedderError)
         self._api_key = api_key
         self._client = client or httpx.Client(timeout=timeout)
         self._batch_size = batch_size
@@ -501,7 +480,7 @@ class OpenAIEmbedder:
         if response.status_code != 200:
             raise EmbedderError(
                 f"embedding upstream {self._url} returned HTTP {response.status_code}: "
-                f"{_upstream_error(response)}"
+                f"{upstream_error(response)}"
             )
         try:
             data = response.json()["data"]

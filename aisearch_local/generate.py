@@ -28,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from httpx_sse import SSEError, connect_sse
 
+from aisearch_local._upstream import endpoint, upstream_error
+
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
     "GENERATOR_SPECS",
@@ -555,27 +557,6 @@ DEFAULT_RAG_INSTRUCTIONS = (
 DEFAULT_UPSTREAM_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 
 
-def _endpoint(base_url: str, path: str) -> str:
-    base = base_url.rstrip("/")
-    if not re.match(r"^https?://", base):
-        raise GeneratorError(f"base_url must start with http:// or https://, got {base_url!r}")
-    if not base.endswith("/v1"):
-        base += "/v1"
-    return f"{base}/{path.lstrip('/')}"
-
-
-def _upstream_error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        err = body.get("error", body) if isinstance(body, dict) else body
-        message = err.get("message", err) if isinstance(err, dict) else err
-        text = str(message)
-    except ValueError:
-        text = response.text
-    text = " ".join(text.split())
-    return text[:300] + ("…" if len(text) > 300 else "")
-
-
 def build_rag_messages(
     messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -628,7 +609,7 @@ class OpenAICompatibleGenerator:
             raise GeneratorError("model must be a non-empty string")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._url = _endpoint(base_url, "chat/completions")
+        self._url = endpoint(base_url, "chat/completions", GeneratorError)
         self._api_key = api_key
         self._client = client or httpx.Client(timeout=timeout)
         self.name = f"openai:{model}@{self.base_url}"
@@ -687,7 +668,7 @@ class OpenAICompatibleGenerator:
         except httpx.HTTPError as exc:
             raise self._fail(f"unreachable: {exc}") from exc
         if response.status_code != 200:
-            raise self._fail(f"returned HTTP {response.status_code}: {_upstream_error(response)}")
+            raise self._fail(f"returned HTTP {response.status_code}: {upstream_error(response)}")
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -734,7 +715,7 @@ class OpenAICompatibleGenerator:
                 if response.status_code != 200:
                     response.read()
                     raise self._fail(
-                        f"returned HTTP {response.status_code}: {_upstream_error(response)}"
+                        f"returned HTTP {response.status_code}: {upstream_error(response)}"
                     )
                 for event in source.iter_sse():
                     if event.data.strip() == "[DONE]":
