@@ -829,4 +829,8 @@ def _is_event_stream(response: httpx.Response) -> bool:
 def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
+    if isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
+        return APIConnectionError(
+            f"connection error: {type(exc).__name__} (request could not be sent)", request=request
+        )
     return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}", request=request)

@@ -256,6 +256,12 @@ def resolve_config(
                     "CLOUDFLARE_API_KEY)"
                 )
 
+    token, email, key = (
+        _header_safe(token, "api_token"),
+        _header_safe(email, "api_email"),
+        _header_safe(key, "api_key"),
+    )
+
     url = (base_url or _env(BASE_URL_ENV, env) or DEFAULT_BASE_URL).rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise InvalidRequestError(f"base_url: must start with http:// or https:// (got {url!r})")
@@ -270,3 +276,23 @@ def resolve_config(
         api_email=email,
         api_key=SecretStr(key) if key else None,
     )
+
+
+_HEADER_SAFE_RE = re.compile(r"[\x21-\x7e]+")
+
+
+def _header_safe(value: str | None, name: str) -> str | None:
+    """Strip surrounding whitespace (a copied token often ends in a newline) and check the rest.
+
+    A credential with spaces, control or non-ASCII characters cannot travel in an HTTP header;
+    httpx would put it, escaped, into its error message. The message here never shows it.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not _HEADER_SAFE_RE.fullmatch(value):
+        raise InvalidRequestError(
+            f"{name}: must be printable ASCII without spaces or control characters "
+            f"(got a value of {len(value)} characters; the value is not shown)"
+        )
+    return value

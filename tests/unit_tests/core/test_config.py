@@ -273,3 +273,29 @@ def test_timeout_none_means_default(cls):
     client = make(cls, account_id="acc", api_token=TOKEN, timeout=None)
     assert client.timeout == DEFAULT_TIMEOUT
     close(client)
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"api_token": "SECRET\x00123"}, "api_token"),
+        ({"api_token": "SEC RET123"}, "api_token"),
+        ({"api_token": "SECRETé123"}, "api_token"),
+        ({"api_email": "me@example.com", "api_key": "KEY\r\nX-Evil: 1"}, "api_key"),
+    ],
+)
+def test_credentials_that_cannot_be_a_header_are_rejected_without_echo(cls, kwargs, field):
+    with pytest.raises(InvalidRequestError) as info:
+        cls(account_id="acc", **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{field}: must be printable ASCII")
+    secret = kwargs.get("api_token") or kwargs["api_key"]
+    assert secret not in message and "SEC" not in message and "KEY" not in message
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+def test_surrounding_whitespace_of_a_token_is_stripped(cls):
+    # a token read from a file or .env often ends in a newline
+    client = cls(account_id="acc", api_token=f"  {TOKEN}\r\n")
+    assert client._config.auth_headers() == {"Authorization": f"Bearer {TOKEN}"}

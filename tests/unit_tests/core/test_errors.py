@@ -313,3 +313,15 @@ def test_error_from_body_edge_cases():
     assert (err.status_code, err.code, err.message) == (404, "1.5", "m")
     err = error_from_body({"errors": [{"code": 3}]}, 500, "rid", "default text")
     assert (err.message, err.request_id) == ("default text", "rid")
+
+
+def test_local_protocol_error_never_quotes_header_values(harness):
+    # httpx's LocalProtocolError text can quote an illegal header value (the token)
+    def handler(request):
+        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {TOKEN}\\n'")
+
+    h = harness(handler, max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        h.call("search", "docs", "q")
+    assert TOKEN not in str(info.value)
+    assert "LocalProtocolError" in str(info.value)
