@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-__all__ = ["endpoint", "upstream_error"]
+__all__ = ["checked_key", "endpoint", "transport_error", "upstream_error"]
 
 
 def endpoint(base_url: str, path: str, error: type[Exception]) -> str:
@@ -39,3 +39,23 @@ def upstream_error(response: httpx.Response) -> str:
         text = response.text
     text = " ".join(text.split())
     return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def checked_key(api_key: str | None, error: type[Exception]) -> str | None:
+    """Strip an upstream key and check it can travel in a header (never echoing it)."""
+    if api_key is None:
+        return None
+    api_key = api_key.strip()
+    if not re.fullmatch(r"[\x21-\x7e]+", api_key):
+        raise error(
+            "upstream api_key: must be printable ASCII without spaces or control characters "
+            "(the value is not shown)"
+        )
+    return api_key
+
+
+def transport_error(exc: httpx.HTTPError) -> str:
+    """Describe a transport error; a protocol error's text may quote a header, so drop it."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

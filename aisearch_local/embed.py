@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
-from aisearch_local._upstream import endpoint, upstream_error
+from aisearch_local._upstream import checked_key, endpoint, transport_error, upstream_error
 
 __all__ = [
     "DEFAULT_EMBEDDER_SPEC",
@@ -456,7 +456,7 @@ class OpenAIEmbedder:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._url = endpoint(base_url, "embeddings", EmbedderError)
-        self._api_key = api_key
+        self._api_key = checked_key(api_key, EmbedderError)
         self._client = client or httpx.Client(timeout=timeout)
         self._batch_size = batch_size
         self.name = f"openai:{model}@{self.base_url}"
@@ -476,7 +476,9 @@ class OpenAIEmbedder:
         except httpx.TimeoutException as exc:
             raise EmbedderError(f"embedding upstream {self._url} timed out") from exc
         except httpx.HTTPError as exc:
-            raise EmbedderError(f"embedding upstream {self._url} unreachable: {exc}") from exc
+            raise EmbedderError(
+                f"embedding upstream {self._url} unreachable: {transport_error(exc)}"
+            ) from exc
         if response.status_code != 200:
             raise EmbedderError(
                 f"embedding upstream {self._url} returned HTTP {response.status_code}: "

@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from aisearch_local._upstream import endpoint, upstream_error
+from aisearch_local._upstream import checked_key, endpoint, transport_error, upstream_error
 
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
@@ -610,7 +610,7 @@ class OpenAICompatibleGenerator:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._url = endpoint(base_url, "chat/completions", GeneratorError)
-        self._api_key = api_key
+        self._api_key = checked_key(api_key, GeneratorError)
         self._client = client or httpx.Client(timeout=timeout)
         self.name = f"openai:{model}@{self.base_url}"
 
@@ -666,7 +666,7 @@ class OpenAICompatibleGenerator:
         except httpx.TimeoutException as exc:
             raise self._fail("timed out") from exc
         except httpx.HTTPError as exc:
-            raise self._fail(f"unreachable: {exc}") from exc
+            raise self._fail(f"unreachable: {transport_error(exc)}") from exc
         if response.status_code != 200:
             raise self._fail(f"returned HTTP {response.status_code}: {upstream_error(response)}")
         try:
@@ -743,7 +743,7 @@ class OpenAICompatibleGenerator:
         except SSEError as exc:
             raise self._fail(f"did not answer with an event stream: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise self._fail(f"unreachable: {exc}") from exc
+            raise self._fail(f"unreachable: {transport_error(exc)}") from exc
         text = "".join(pieces)
         yield Generation(
             text=text,

@@ -430,3 +430,26 @@ def test_wordllama_import_leaves_root_logging_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", str(logging.WARNING)]
+
+
+def test_openai_embedder_key_checked_and_never_echoed():
+    import httpx
+
+    from aisearch_local.embed import EmbedderError, OpenAIEmbedder
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    with pytest.raises(EmbedderError) as info:
+        OpenAIEmbedder("http://127.0.0.1:1", "m", api_key="SECRET\x00KEY", dim=8, client=client)
+    assert "SECRET" not in str(info.value)
+
+    def protocol_error(request):
+        raise httpx.LocalProtocolError("Illegal header value b'Bearer SECRETKEY'")
+
+    client = httpx.Client(transport=httpx.MockTransport(protocol_error))
+    embedder = OpenAIEmbedder(
+        "http://127.0.0.1:1", "m", api_key=" SECRETKEY\n", dim=8, client=client
+    )
+    with pytest.raises(EmbedderError) as info:
+        embedder.embed(["x"])
+    assert "SECRETKEY" not in str(info.value)
+    assert "LocalProtocolError" in str(info.value)
