@@ -146,6 +146,8 @@ def endpoint(fn: Handler) -> Handler:
             return error_response(exc)
         except OptionsError as exc:
             return error_response(APIError(400, 7001, str(exc)))
+        except HTTPException as exc:  # starlette's own, e.g. a multipart body without boundary
+            return error_response(APIError(exc.status_code, 7001, str(exc.detail)))
         except Exception:
             logger.exception("unexpected error on %s %s", request.method, request.url.path)
             return error_response(
@@ -552,6 +554,9 @@ async def item_sync(request: Request) -> Response:
     return envelope(_public_item(out))
 
 
+_MAX_OFFSET = 2**63 - 1  # SQLite INTEGER
+
+
 @endpoint
 async def item_chunks(request: Request) -> Response:
     """List an item's chunks (``limit`` 1-100, ``offset``)."""
@@ -565,8 +570,8 @@ async def item_chunks(request: Request) -> Response:
         raise bad_request("limit", "limit and offset must be integers") from None
     if not 1 <= limit <= 100:
         raise bad_request("limit", f"must be an integer between 1 and 100 (got {limit})")
-    if offset < 0:
-        raise bad_request("offset", f"must be an integer >= 0 (got {offset})")
+    if not 0 <= offset <= _MAX_OFFSET:
+        raise bad_request("offset", f"must be an integer between 0 and {_MAX_OFFSET}")
     rows = svc.store.item_chunks(inst, item["_pk"], limit, offset)
     ref = {"key": item["key"], "metadata": item["metadata"], "timestamp": item.get("timestamp")}
     result = [

@@ -299,3 +299,28 @@ def test_never_a_traceback(server_http, empty_instance):
     )
     assert r.status_code == 400
     assert "Traceback" not in r.text
+
+
+def test_multipart_without_boundary_is_a_400_not_a_500(server_http, empty_instance):
+    r = server_http.post(
+        f"/ai-search/namespaces/default/instances/{empty_instance}/items",
+        content=b"--x\r\n",
+        headers={"content-type": "multipart/form-data"},
+    )
+    assert_error(r, 400, 7001, "boundary")
+
+
+def test_huge_chunks_offset_is_a_400_not_a_500(server_http, empty_instance):
+    up = server_http.post(
+        f"/ai-search/namespaces/default/instances/{empty_instance}/items",
+        files={"file": ("offset.txt", b"some text to chunk", "text/plain")},
+        data={"wait_for_completion": "true"},
+    )
+    assert up.status_code == 200, up.text
+    item_id = up.json()["result"]["id"]
+    base = f"/ai-search/namespaces/default/instances/{empty_instance}/items/{item_id}/chunks"
+    r = server_http.get(base, params={"offset": str(10**20)})
+    assert_error(r, 400, 7001, "offset")
+    ok = server_http.get(base, params={"offset": "0"})
+    assert ok.status_code == 200
+    assert ok.json()["result"][0]["text"] == "some text to chunk"
