@@ -28,7 +28,7 @@ from aisearch import (
     SearchTarget,
 )
 
-from ._common import AISearchConnection, ConnectionKwargs, resolve_connection
+from ._common import AISearchConnection, ConnectionKwargs, presigned, resolve_connection
 from ._mapping import chunks_to_nodes, error_summary
 from ._options import (
     FusionMethod,
@@ -257,6 +257,7 @@ class AISearchRetriever(_RetrieverBase):
     def _describe_target(self) -> str:
         return repr(self.instance_id)
 
+    @presigned
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = self._connection.client.search(
             self.instance_id,
@@ -558,6 +559,7 @@ class AISearchMultiRetriever(_RetrieverBase):
                 )
         return result.nodes
 
+    @presigned
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self._apply_policy(self.retrieve_with_errors(query_bundle))
 

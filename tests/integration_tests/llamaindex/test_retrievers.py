@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import llama_index.core.instrumentation as instrument
 import pytest
 from llama_index.core.instrumentation.events.retrieval import (
     RetrievalEndEvent,
     RetrievalStartEvent,
 )
-from llama_index.core.schema import MetadataMode
+from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
+from llama_index.core.schema import MetadataMode, QueryBundle
 from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
     MetadataFilter,
     MetadataFilters,
 )
+from pydantic import Field
 
 from aisearch import AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError
 from aisearch_local.testing import LocalServer
@@ -193,6 +196,47 @@ def test_retrieval_events_fire(
     ends = collector.of(RetrievalEndEvent)
     assert len(starts) == 1 and len(ends) == 1
     assert ends[0].nodes and ends[0].nodes[0].node.metadata["instance_id"] == docs_instance
+
+
+class _SpanRecorder(SimpleSpanHandler):
+    """Records (span id, bound arguments) at every span's entry."""
+
+    entered: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
+
+    def new_span(self, id_: str, bound_args: Any, *args: Any, **kwargs: Any) -> Any:
+        self.entered.append((id_, dict(bound_args.arguments)))
+        return super().new_span(id_, bound_args, *args, **kwargs)
+
+
+@pytest.fixture
+def spans() -> Iterator[_SpanRecorder]:
+    root = instrument.get_dispatcher()  # type: ignore[attr-defined]
+    handler = _SpanRecorder()
+    root.add_span_handler(handler)
+    yield handler
+    root.span_handlers.remove(handler)
+
+
+async def test_retrieve_spans_carry_bound_arguments(
+    conn: AISearchConnection, docs_instance: str, spans: _SpanRecorder
+) -> None:
+    # _retrieve carries a precomputed __signature__ (llamaindex_aisearch._common.presigned):
+    # the span LlamaIndex opens around it must still bind the real arguments. (LlamaIndex
+    # opens no span around _aretrieve: it is not abstract in BaseRetriever.)
+    retriever = AISearchRetriever(docs_instance, connection=conn)
+    retriever.retrieve(QUERY)
+    await retriever.aretrieve(QUERY)
+    names = [span_id.rsplit("-", 5)[0] for span_id, _ in spans.entered]
+    assert names == [
+        "AISearchRetriever.retrieve",
+        "AISearchRetriever._retrieve",
+        "AISearchRetriever.aretrieve",
+    ]
+    assert [args["str_or_query_bundle"] for _, args in spans.entered[::2]] == [QUERY, QUERY]
+    inner = spans.entered[1][1]
+    assert list(inner) == ["query_bundle"]
+    assert isinstance(inner["query_bundle"], QueryBundle)
+    assert inner["query_bundle"].query_str == QUERY
 
 
 def test_unknown_instance_raises_not_found(conn: AISearchConnection) -> None:
