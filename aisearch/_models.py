@@ -169,9 +169,30 @@ def build_model(cls: type[_M], value: object, prefix: str) -> _M:
 
 
 class _RequestModel(BaseModel):
-    """Base of request models: unknown fields are rejected, assignments re-validated."""
+    """Base of request models: unknown fields are rejected, assignments re-validated.
+
+    Building one (``RetrievalOptions(max_num_results=0)``) or assigning a field raises
+    ``InvalidRequestError`` naming the field and the allowed range, like every other
+    client-side check (it is a ``ValueError`` too).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidRequestError(format_validation_error(exc, type(self).__name__)) from None
+
+    # Only a wrapper of BaseModel.__init__: marked as such so that pydantic keeps validating
+    # nested models without calling it (their errors then keep their full field path).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise InvalidRequestError(format_validation_error(exc, type(self).__name__)) from None
 
     def to_json_dict(self) -> dict[str, Any]:
         """Serialise only the fields the caller set (so the instance's defaults apply)."""

@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from typing_extensions import Self
 
 from aisearch import (
     AISearchClient,
@@ -74,6 +83,22 @@ def validate_k(k: Any, field: str = "k") -> int:
     return k
 
 
+_UNSET = object()
+# Settings the built core clients were made from: changing one drops those clients.
+_CLIENT_SETTINGS = frozenset(
+    {
+        "account_id",
+        "api_token",
+        "api_email",
+        "api_key",
+        "namespace",
+        "base_url",
+        "timeout",
+        "max_retries",
+    }
+)
+
+
 class AISearchConnection(BaseModel):
     """Connection fields and lazily built, cached core clients.
 
@@ -82,7 +107,12 @@ class AISearchConnection(BaseModel):
     a missing credential raises a clear `aisearch.AISearchError` at the first call.
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
 
     account_id: str | None = Field(default_factory=from_env(ACCOUNT_ID_ENV, default=None))
     """Cloudflare account id (env `CLOUDFLARE_ACCOUNT_ID`, then `CF_ACCOUNT_ID`)."""
@@ -107,7 +137,7 @@ class AISearchConnection(BaseModel):
     base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
     """API base URL (env `AISEARCH_BASE_URL`), e.g. a local `aisearch-local` server."""
 
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, strict=True)
     """Request timeout in seconds; `None` keeps the core client's default (30 s)."""
 
     max_retries: int = Field(default=2, ge=0, le=10)
@@ -127,6 +157,53 @@ class AISearchConnection(BaseModel):
     @classmethod
     def _check_namespace(cls, value: str) -> str:
         return validate_instance_id(value, "namespace")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        old = self.__dict__.get(name, _UNSET)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            # pydantic keeps a value that passed its field check but failed a model-level
+            # check (e.g. options validated together): put the old one back, so that a
+            # rejected assignment changes nothing
+            if old is not _UNSET:
+                self.__dict__[name] = old
+            raise
+        if name in _CLIENT_SETTINGS:
+            self._drop_built_clients()
+
+    def _drop_built_clients(self) -> None:
+        """Forget the clients built from the old settings (the next call builds new ones)."""
+        with self._client_lock:
+            self._sync_client = None
+            self._async_clients = {}
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """Copy the settings; share injected clients; build new clients when first used."""
+        memo = {} if memo is None else memo
+        for shared in (self.client, self.async_client):
+            if shared is not None:
+                memo[id(shared)] = shared
+        private = self.__pydantic_private__ or {}
+        for name, fresh in (
+            ("_client_lock", threading.Lock()),
+            ("_sync_client", None),
+            ("_async_clients", {}),
+        ):
+            if name in private and private[name] is not None:
+                memo[id(private[name])] = fresh
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled: it holds credentials and pooled HTTP "
+            "connections. Build it in the other process (credentials can come from "
+            "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN), or serialise it with "
+            "langchain_core.load.dumpd, which keeps secrets out."
+        )
 
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -207,18 +284,20 @@ KeywordMatchMode = Literal["and", "or"]
 class SearchOptionFields(BaseModel):
     """Every AI Search retrieval option as a typed field; unset fields are not sent."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, validate_assignment=True
+    )
 
     retrieval_type: RetrievalType | None = None
     """`vector`, `keyword` or `hybrid` (must match the instance's index method)."""
 
-    match_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    match_threshold: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     """Minimum vector similarity, 0..1."""
 
     filters: dict[str, Any] | None = None
     """Vectorize-style metadata filter, e.g. `{"folder": "docs/"}`."""
 
-    context_expansion: int | None = Field(default=None, ge=0, le=3)
+    context_expansion: int | None = Field(default=None, ge=0, le=3, strict=True)
     """Number of neighbouring chunks to add, 0..3."""
 
     fusion_method: FusionMethod | None = None
@@ -230,10 +309,10 @@ class SearchOptionFields(BaseModel):
     boost_by: list[BoostBy] | None = None
     """Up to 3 boosts, e.g. `[{"field": "timestamp", "direction": "desc"}]`."""
 
-    metadata_only: bool | None = None
+    metadata_only: bool | None = Field(default=None, strict=True)
     """Return chunks without text."""
 
-    return_on_failure: bool | None = None
+    return_on_failure: bool | None = Field(default=None, strict=True)
     """Return empty results instead of an error when retrieval fails."""
 
     query_rewrite: QueryRewriteOptions | None = None

@@ -93,7 +93,12 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
 
     instance_id: str | None = None
     """The instance to answer from (or use `instance_ids`)."""
@@ -104,16 +109,16 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     model: str | None = None
     """Generation model; `None` uses the instance's configured model."""
 
-    temperature: float | None = Field(default=None, ge=0.0, le=5.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=5.0, strict=True)
     """Sampling temperature, sent as an extra body key when set."""
 
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
     """Maximum tokens to generate, sent as an extra body key when set."""
 
     stop: list[str] | None = None
     """Stop sequences, sent as an extra body key when set."""
 
-    k: int | None = Field(default=None, ge=1, le=50)
+    k: int | None = Field(default=None, ge=1, le=50, strict=True)
     """Number of chunks to retrieve (`max_num_results`); `None` uses the instance's."""
 
     streaming: bool = False

@@ -96,12 +96,17 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
 
     instance_id: str
     """The AI Search instance to query."""
 
-    k: int = Field(default=4, ge=1, le=50)
+    k: int = Field(default=4, ge=1, le=50, strict=True)
     """Number of documents to return (1..50); also per call: `invoke(q, k=3)`."""
 
     @field_validator("instance_id")
@@ -185,13 +190,18 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         ```
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
 
     instance_ids: list[str | SearchTarget] = Field(min_length=1)
     """Instances to search: ids in `namespace`, or `SearchTarget`s for other
     namespaces or accounts."""
 
-    k: int = Field(default=4, ge=1, le=50)
+    k: int = Field(default=4, ge=1, le=50, strict=True)
     """Number of documents to return in total (1..50); also per call."""
 
     merge: Literal["score", "rrf"] = "score"
@@ -200,7 +210,7 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     on_instance_error: Literal["raise", "warn", "ignore"] = "warn"
     """What to do when some (not all) instances fail."""
 
-    max_concurrency: int = Field(default=8, ge=1, le=64)
+    max_concurrency: int = Field(default=8, ge=1, le=64, strict=True)
     """Concurrent instance requests in a client-side fan-out."""
 
     force_fan_out: bool = False

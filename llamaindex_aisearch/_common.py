@@ -31,6 +31,7 @@ def presigned(fn: _F) -> _F:
     fn.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     return fn
 
+
 _ACCOUNT_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
 _TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN")
 _EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
@@ -135,6 +136,17 @@ class AISearchConnection(BaseModel):
         self._injected_async_client = async_client is not None
         if client is None and async_client is None:
             self._check_credentials()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AISearchConnection:
+        """A connection is a shared resource: a deep copy of an adapter shares it."""
+        return self
+
+    def __getstate__(self) -> dict[Any, Any]:
+        raise TypeError(
+            "AISearchConnection cannot be pickled: it holds credentials and pooled HTTP "
+            "connections. Build the adapter in the other process (credentials can come from "
+            "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN)."
+        )
 
     @field_validator("namespace")
     @classmethod

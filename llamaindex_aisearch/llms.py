@@ -150,6 +150,12 @@ class AISearchLLM(LLM):
         """The connection (shared pooled clients) this LLM uses."""
         return self._target.connection
 
+    def __getstate__(self) -> dict[Any, Any]:
+        # LlamaIndex's BaseComponent would drop the connection and unpickle a broken LLM;
+        # refuse with the connection's reason. to_dict()/from_dict() serialise without secrets.
+        self.connection.__getstate__()
+        return super().__getstate__()
+
     @property
     def metadata(self) -> LLMMetadata:
         """LLM metadata: a chat model, no function calling."""

@@ -209,11 +209,24 @@ def test_bad_option_is_rejected_before_the_network(harness, options, message):
 
 
 def test_model_construction_also_validates():
-    with pytest.raises(ValueError, match="max_num_results"):
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"^RetrievalOptions\.max_num_results: must be an integer between 1 and 50 \(got 0\)$",
+    ):
         RetrievalOptions(max_num_results=0)
-    opts = RetrievalOptions()
-    with pytest.raises(ValueError, match="match_threshold"):
+    opts = RetrievalOptions(match_threshold=0.5)
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"^RetrievalOptions\.match_threshold: must be a number between 0 and 1 \(got 3\)$",
+    ):
         opts.match_threshold = 3  # validate_assignment
+    assert opts.match_threshold == 0.5
+    with pytest.raises(InvalidRequestError, match=r"BoostBy\.direction: must be one of"):
+        BoostBy(field="timestamp", direction="up")
+    with pytest.raises(InvalidRequestError, match=r"SearchOptions\.retrieval\.max_num_results"):
+        SearchOptions(retrieval={"max_num_results": 51})
+    with pytest.raises(InvalidRequestError, match=r"RetrievalOptions\.top_k: unknown field"):
+        RetrievalOptions(top_k=3)
 
 
 GOOD_OPTIONS = SearchOptions(

@@ -193,6 +193,18 @@ def test_validation():
         ChatAISearch().invoke("x")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("k", True), ("k", 0), ("max_tokens", True), ("temperature", True), ("temperature", 9)],
+)
+def test_numeric_fields_reject_bools_and_out_of_range(field, value):
+    with pytest.raises(ValidationError, match=field):
+        ChatAISearch(instance_id="a", **{field: value})
+    chat = ChatAISearch(instance_id="a")
+    with pytest.raises(ValidationError, match=field):
+        setattr(chat, field, value)  # validate_assignment
+
+
 def test_chat_secret_not_serialised():
     chat = ChatAISearch(instance_id="a", api_token=TOKEN)
     assert TOKEN not in repr(chat)

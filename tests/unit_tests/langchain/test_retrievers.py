@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
 import httpx
@@ -38,7 +40,7 @@ def test_construction_without_credentials_does_not_raise_first_call_does():
         retriever.invoke("q")
 
 
-@pytest.mark.parametrize("k", [0, 51, -1])
+@pytest.mark.parametrize("k", [0, 51, -1, True, 2.5, "3"])
 def test_k_out_of_range_names_field_and_range(k):
     with pytest.raises(ValidationError, match="k"):
         AISearchRetriever(instance_id="docs", k=k)
@@ -72,7 +74,11 @@ def test_misspelt_option_fails_loudly():
     ("field", "value"),
     [
         ("match_threshold", 1.5),
+        ("match_threshold", True),  # a bool is not a number here, even though bool <: int
         ("context_expansion", 4),
+        ("context_expansion", True),
+        ("metadata_only", 1),
+        ("return_on_failure", "yes"),
         ("retrieval_type", "semantic"),
         ("fusion_method", "sum"),
         ("keyword_match_mode", "maybe"),
@@ -86,6 +92,72 @@ def test_bad_option_rejected_at_construction(field, value):
     params: dict[str, Any] = {"instance_id": "docs", field: value}
     with pytest.raises(ValidationError, match=field):
         AISearchRetriever(**params)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("k", 99),
+        ("k", True),
+        ("match_threshold", 2),
+        ("metadata_only", "no"),
+        ("filters", {"a": {"$x": 1}}),
+    ],
+)
+def test_assignment_is_validated_too(field, value):
+    retriever = AISearchRetriever(instance_id="docs", k=3, match_threshold=0.5)
+    before = {"k": retriever.k, "match_threshold": retriever.match_threshold}
+    with pytest.raises(ValidationError, match=field):
+        setattr(retriever, field, value)
+    assert {"k": retriever.k, "match_threshold": retriever.match_threshold} == before
+    retriever.k = 7  # a good value is taken
+    assert retriever.k == 7
+
+
+def test_assignment_failing_a_model_check_changes_nothing():
+    # filters pass the field type (a dict) but fail the options check run on the whole model
+    retriever = AISearchRetriever(instance_id="docs", filters={"folder": "docs/"})
+    with pytest.raises(ValidationError, match=r"filters\.a: unsupported operator '\$x'"):
+        retriever.filters = {"a": {"$x": 1}}
+    assert retriever.filters == {"folder": "docs/"}
+
+
+def test_changing_a_connection_setting_rebuilds_the_client(search_server):
+    retriever = AISearchRetriever(instance_id="docs", account_id="acc", api_token=TOKEN)
+    first = retriever._get_client()
+    assert retriever._get_client() is first
+    retriever.base_url = "http://127.0.0.1:9/client/v4"
+    second = retriever._get_client()
+    assert second is not first
+    assert second._config.base_url == "http://127.0.0.1:9/client/v4"
+    retriever.k = 5  # not a connection setting: the client stays
+    assert retriever._get_client() is second
+
+
+def test_deepcopy_shares_injected_clients_and_builds_its_own_otherwise(search_server):
+    _, sync, _ = search_server
+    injected = AISearchRetriever(instance_id="docs", client=sync, k=3)
+    twin = copy.deepcopy(injected)
+    assert twin.client is sync and twin.k == 3
+    built = AISearchRetriever(instance_id="docs", account_id="acc", api_token=TOKEN)
+    own = built._get_client()
+    twin = built.model_copy(deep=True)
+    assert twin._client_lock is not built._client_lock
+    assert twin._get_client() is not own
+    assert twin.api_token is not None and twin.api_token.get_secret_value() == TOKEN
+
+
+def test_pickle_is_refused_with_a_reason():
+    retriever = AISearchRetriever(instance_id="docs", account_id="acc", api_token=TOKEN)
+    with pytest.raises(TypeError, match="cannot be pickled: it holds credentials") as info:
+        pickle.dumps(retriever)
+    assert TOKEN not in str(info.value)
+
+
+def test_multi_max_concurrency_and_k_reject_bools():
+    for field in ("k", "max_concurrency"):
+        with pytest.raises(ValidationError, match=field):
+            AISearchMultiRetriever(instance_ids=["a", "b"], **{field: True})
 
 
 def test_unknown_per_call_argument_is_rejected(search_server):

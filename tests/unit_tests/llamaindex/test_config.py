@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import pickle
 from collections.abc import Callable
@@ -132,6 +133,25 @@ def test_llm_serialisation_has_no_secret_and_round_trips() -> None:
     assert again.instance_id == "docs"
     assert again.search_options == {"retrieval": {"max_num_results": 4}}
     assert SECRET not in str(pickle.dumps(llm.to_dict()))
+
+
+def test_deepcopy_shares_the_connection_and_pickle_is_refused() -> None:
+    conn = _conn()
+    adapters: list[Any] = [
+        AISearchRetriever("docs", similarity_top_k=3, connection=conn),
+        AISearchMultiRetriever(["a", "b"], connection=conn),
+        AISearchQueryEngine("docs", connection=conn),
+        AISearchChatEngine("docs", connection=conn),
+        AISearchLLM("docs", connection=conn),
+    ]
+    for adapter in adapters:
+        twin = copy.deepcopy(adapter)
+        assert twin is not adapter
+        assert twin.connection is conn, type(adapter).__name__
+        with pytest.raises(TypeError, match="cannot be pickled: it holds credentials") as info:
+            pickle.dumps(adapter)
+        assert SECRET not in str(info.value)
+    assert copy.deepcopy(adapters[0]).similarity_top_k == 3
 
 
 def test_llm_metadata() -> None:
