@@ -647,30 +647,39 @@ class Item(_ResponseModel):
 # --------------------------------------------------------------------------- tolerant parsing
 
 
-def drop_null_metadata(value: Any) -> Any:
-    """Replace ``"metadata": null`` by ``{}`` anywhere in a decoded JSON value.
+_NULL_MEANS_ABSENT = frozenset(
+    {"metadata", "text", "item", "key", "type", "chunks", "errors", "messages"}
+)
+"""Members whose ``null`` is read as absent (their default applies: ``{}``, ``""``, ``[]``)."""
 
-    Kept out of the models (a Python validator per chunk costs more than the rest of the
-    parse), and applied only when a body with nulls failed the fast path.
+
+def drop_absent_nulls(value: Any) -> Any:
+    """Drop ``null`` members that mean "absent" anywhere in a decoded JSON value.
+
+    ``"metadata": null``, ``"text": null``, ``"item": null``, ``"chunks": null`` and the like
+    then take their defaults. Required members (``id``, ``score`` ...) are left alone, so a
+    null there still fails validation. Kept out of the models (a Python validator per chunk
+    costs more than the rest of the parse), and applied only when the fast path failed.
 
     Args:
         value: A decoded JSON value.
 
     Returns:
-        The value with null ``metadata`` members replaced.
+        The value without those null members.
     """
     if isinstance(value, dict):
         return {
-            k: ({} if k == "metadata" and v is None else drop_null_metadata(v))
+            k: drop_absent_nulls(v)
             for k, v in value.items()
+            if not (v is None and k in _NULL_MEANS_ABSENT)
         }
     if isinstance(value, list):
-        return [drop_null_metadata(v) for v in value]
+        return [drop_absent_nulls(v) for v in value]
     return value
 
 
 def validate_json_tolerant(model: type[_M], content: bytes) -> _M:
-    """Validate a JSON body, retrying once with null ``metadata`` replaced by ``{}``.
+    """Validate a JSON body, retrying once without the nulls that mean absent.
 
     Args:
         model: The response model.
@@ -688,7 +697,7 @@ def validate_json_tolerant(model: type[_M], content: bytes) -> _M:
         if b"null" not in content:
             raise
         try:
-            return model.model_validate(drop_null_metadata(json.loads(content)))
+            return model.model_validate(drop_absent_nulls(json.loads(content)))
         except (ValueError, ValidationError):
             raise exc from None
 

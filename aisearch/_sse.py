@@ -38,7 +38,7 @@ from aisearch._models import (
     StreamEvent,
     TextDeltaEvent,
     Usage,
-    drop_null_metadata,
+    drop_absent_nulls,
 )
 
 __all__ = ["StreamDecoder", "error_from_body"]
@@ -152,7 +152,7 @@ class StreamDecoder:
     def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
         try:
             event = SourcesEvent(
-                chunks=[Chunk.model_validate(c) for c in drop_null_metadata(chunks)],
+                chunks=[Chunk.model_validate(c) for c in drop_absent_nulls(chunks or [])],
                 errors=[InstanceError.model_validate(e) for e in (errors or [])],
             )
         except (ValidationError, TypeError) as exc:
@@ -167,8 +167,8 @@ class StreamDecoder:
         data = self._json(sse)
         if isinstance(data, list):
             return self._sources(data, None, sse.data)
-        if isinstance(data, Mapping) and isinstance(data.get("chunks"), list):
-            return self._sources(data["chunks"], data.get("errors"), sse.data)
+        if isinstance(data, Mapping) and isinstance(data.get("chunks", False), (list, type(None))):
+            return self._sources(data["chunks"], data.get("errors"), sse.data)  # null: none
         raise APIResponseValidationError(
             "the 'chunks' event is neither a JSON array nor an object with 'chunks'",
             status_code=self.status_code,

@@ -310,6 +310,28 @@ def test_null_metadata_is_tolerated_everywhere(harness):
     )
 
 
+def test_nulls_that_mean_absent_take_the_defaults(harness):
+    chunk = {**SEARCH_RESPONSE["result"]["chunks"][0], "text": None, "type": None}
+    no_item = {"id": "c2", "score": 0.5, "item": None}
+    no_key = {"id": "c3", "score": 0.4, "item": {"key": None, "metadata": None}}
+    body = {
+        "success": True,
+        "errors": None,
+        "messages": None,
+        "result": {"search_query": "q", "chunks": [chunk, no_item, no_key]},
+    }
+    result = harness(fixed(body)).call("search", "docs", "q")
+    assert [c.id for c in result.chunks] == [chunk["id"], "c2", "c3"]
+    assert result.chunks[0].text == "" and result.chunks[0].type == "text"
+    assert result.chunks[1].item.key == "" and result.chunks[1].item.metadata == {}
+    assert result.chunks[2].item.key == ""
+    empty = harness(fixed({"success": True, "result": {"search_query": "q", "chunks": None}}))
+    assert empty.call("search", "docs", "q").chunks == []
+    chat = {**CHAT_RESPONSE, "chunks": None, "errors": None}
+    msgs = [{"role": "user", "content": "x"}]
+    assert harness(fixed(chat)).call("chat_completions", "docs", msgs).chunks == []
+
+
 def test_null_elsewhere_still_fails_with_the_original_error(harness):
     bad = {"success": True, "result": {"chunks": [{"id": "x", "score": None}]}}
     h = harness(fixed(bad))

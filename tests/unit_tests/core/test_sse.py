@@ -431,3 +431,17 @@ def test_sources_with_null_metadata():
     data = '[{"id":"a","score":0.5,"item":{"key":"k","metadata":null}}]'
     (event,) = StreamDecoder().feed(ServerSentEvent(event="chunks", data=data))
     assert event.chunks[0].item.metadata == {}
+
+
+def test_sources_with_nulls_that_mean_absent():
+    from httpx_sse import ServerSentEvent
+
+    data = '[{"id":"a","score":0.5,"text":null,"item":null}]'
+    (event,) = StreamDecoder().feed(ServerSentEvent(event="chunks", data=data))
+    assert (event.chunks[0].text, event.chunks[0].item.key) == ("", "")
+    (event,) = StreamDecoder().feed(
+        ServerSentEvent(event="chunks", data='{"chunks":null,"errors":null}')
+    )
+    assert (event.chunks, event.errors) == ([], [])
+    with pytest.raises(APIResponseValidationError, match="neither a JSON array"):
+        StreamDecoder().feed(ServerSentEvent(event="chunks", data='{"errors":[]}'))
