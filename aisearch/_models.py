@@ -278,9 +278,14 @@ class RetrievalOptions(_RequestModel):
     @classmethod
     def _check_boost_unique(cls, value: list[BoostBy] | None) -> list[BoostBy] | None:
         if value:
-            fields = [b.field.lower() for b in value]
-            if len(set(fields)) != len(fields):
-                raise ValueError(f"fields must be distinct (got {fields})")
+            names = [b.field for b in value]
+            for i, name in enumerate(names):
+                for earlier in names[:i]:
+                    if earlier.lower() == name.lower():
+                        raise ValueError(
+                            "fields must be distinct, ignoring case "
+                            f"(got {earlier!r} and {name!r} in {names})"
+                        )
         return value
 
 

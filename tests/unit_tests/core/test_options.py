@@ -90,7 +90,11 @@ BAD_OPTIONS = [
     ),
     (
         {"retrieval": {"boost_by": [{"field": "ts"}, {"field": "TS"}]}},
-        f"{R}.boost_by: fields must be distinct",
+        f"{R}.boost_by: fields must be distinct, ignoring case (got 'ts' and 'TS' in ['ts', 'TS'])",
+    ),
+    (
+        {"retrieval": {"boost_by": [{"field": "rating"}, {"field": "ts"}, {"field": "rating"}]}},
+        f"{R}.boost_by: fields must be distinct, ignoring case (got 'rating' and 'rating'",
     ),
     (
         {"retrieval": {"boost_by": [{"field": ""}]}},
