@@ -201,8 +201,7 @@ class AISearchConnection(BaseModel):
         raise TypeError(
             f"{type(self).__name__} cannot be pickled: it holds credentials and pooled HTTP "
             "connections. Build it in the other process (credentials can come from "
-            "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN), or serialise it with "
-            "langchain_core.load.dumpd, which keeps secrets out."
+            "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN)."
         )
 
     @property
