@@ -65,6 +65,7 @@ from aisearch._models import (
     coerce_messages,
     coerce_options,
     deep_merge,
+    drop_absent_nulls,
     query_or_messages,
     validate_json_tolerant,
 )
@@ -221,6 +222,21 @@ def _none_parser(response: httpx.Response) -> None:
     _parse_envelope(response, "delete")
 
 
+def _list_result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Response], Any]:
+    """Parse an enveloped, unpaginated list (nulls that mean absent take their defaults)."""
+
+    def parse(response: httpx.Response) -> Any:
+        env = _parse_envelope(response, what)
+        if not isinstance(env.result, list):
+            raise _validation_error(response, what, ValueError("result is not a list"))
+        try:
+            return [model.model_validate(drop_absent_nulls(entry)) for entry in env.result]
+        except ValidationError as exc:
+            raise _validation_error(response, what, exc) from None
+
+    return parse
+
+
 def _legacy_chunk(entry: Mapping[str, Any]) -> Chunk:
     content = entry.get("content") or []
     texts = [str(c.get("text", "")) for c in content if isinstance(c, Mapping)]
@@ -295,6 +311,11 @@ _INSTANCE_BOUNDS: dict[str, tuple[float, float]] = {
     "chunk_overlap": (0, 30),
 }
 _SYNC_INTERVALS = (900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
+_NOT_UPDATABLE = {
+    "type": "the source type is fixed at creation (create a new instance instead)",
+    "hybrid_search_enabled": "deprecated and not accepted by an update (set index_method)",
+}
+MAX_CHUNKS_LIMIT = 100
 
 
 def _check_instance_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,6 +336,31 @@ def _check_instance_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"(got {config['sync_interval']!r})"
         )
     return dict(config)
+
+
+def _check_instance_update(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check an update body: at least one field, no create-only field, documented bounds."""
+    if not fields:
+        raise InvalidRequestError(
+            "fields: pass at least one configuration field to update (API.md section 10)"
+        )
+    for name, reason in _NOT_UPDATABLE.items():
+        if name in fields:
+            raise InvalidRequestError(f"{name}: cannot be updated; {reason}")
+    return _check_instance_config(fields)
+
+
+def _check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
+    """Check an integer argument (bools rejected) against ``lo..hi`` (``hi=None``: no bound)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
+        allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise InvalidRequestError(f"{name}: must be an integer {allowed} (got {value!r:.80})")
+    return value
 
 
 class _BaseClient(Generic[_HttpT]):
@@ -714,6 +760,54 @@ class _BaseClient(Generic[_HttpT]):
         if not isinstance(item_id, str) or not item_id:
             raise InvalidRequestError(f"item_id: must be a non-empty string (got {item_id!r})")
         return self._instance_path(instance_id, namespace, f"/items/{quote(item_id, safe='')}")
+
+    def _update_instance_req(
+        self, instance_id: str, namespace: str | None, fields: Mapping[str, Any]
+    ) -> _Request:
+        path = self._instance_path(instance_id, namespace)
+        return _Request("PUT", path, json=_check_instance_update(fields))
+
+    def _sync_item_req(
+        self, instance_id: str, item_id: str, wait_for_completion: bool, namespace: str | None
+    ) -> _Request:
+        if not isinstance(wait_for_completion, bool):
+            raise InvalidRequestError(
+                f"wait_for_completion: must be true or false (got {wait_for_completion!r:.80})"
+            )
+        body = {"next_action": "INDEX", "wait_for_completion": wait_for_completion}
+        return _Request("PATCH", self._item_path(instance_id, item_id, namespace), json=body)
+
+    def _item_chunks_req(
+        self, instance_id: str, item_id: str, limit: int, offset: int, namespace: str | None
+    ) -> _Request:
+        _check_int_range(limit, "limit", 1, MAX_CHUNKS_LIMIT)
+        _check_int_range(offset, "offset", 0, None)
+        path = self._item_path(instance_id, item_id, namespace) + "/chunks"
+        return _Request("GET", path, params={"limit": limit, "offset": offset})
+
+    def _job_path(
+        self, instance_id: str, job_id: str | None, namespace: str | None, suffix: str = ""
+    ) -> str:
+        if job_id is None:
+            return self._instance_path(instance_id, namespace, "/jobs")
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidRequestError(f"job_id: must be a non-empty string (got {job_id!r:.80})")
+        return self._instance_path(
+            instance_id, namespace, f"/jobs/{quote(job_id, safe='')}{suffix}"
+        )
+
+    def _create_job_req(
+        self, instance_id: str, description: str | None, namespace: str | None
+    ) -> _Request:
+        path = self._job_path(instance_id, None, namespace)
+        body: dict[str, Any] = {}
+        if description is not None:
+            if not isinstance(description, str):
+                raise InvalidRequestError(
+                    f"description: must be a string (got {type(description).__name__})"
+                )
+            body["description"] = description
+        return _Request("POST", path, json=body)
 
     def _list_items_params(
         self, metadata_filter: Mapping[str, Any] | None, status: str | None

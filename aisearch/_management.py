@@ -1,4 +1,4 @@
-"""Management endpoints (namespaces, instances, items, indexing wait) of both clients."""
+"""Management endpoints (namespaces, instances, stats, jobs, items) of both clients."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aisearch._base import (
     LIST_PER_PAGE,
     ProgressCallback,
     _BaseClient,
+    _list_result_parser,
     _none_parser,
     _Request,
     _result_parser,
@@ -24,7 +25,11 @@ from aisearch._config import (
 )
 from aisearch._models import (
     Instance,
+    InstanceStats,
     Item,
+    ItemChunk,
+    Job,
+    JobLog,
     Namespace,
 )
 
@@ -32,7 +37,7 @@ __all__ = ["_AsyncManagement", "_SyncManagement"]
 
 
 class _SyncManagement(_BaseClient[httpx.Client]):
-    """Namespaces, instances and items (sync)."""
+    """Namespaces, instances, jobs and items (sync)."""
 
     if TYPE_CHECKING:
 
@@ -144,6 +149,120 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         req = _Request("DELETE", self._instance_path(instance_id, namespace))
         self._request(req, _none_parser)
 
+    def update_instance(
+        self, instance_id: str, *, namespace: str | None = None, **fields: Any
+    ) -> Instance:
+        """Update an instance's configuration (only the fields given are sent).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+            **fields: Configuration fields to change (API.md section 10; ``id``, ``type``
+                and ``hybrid_search_enabled`` cannot be updated).
+
+        Returns:
+            The updated instance.
+
+        Raises:
+            InvalidRequestError: No field, a create-only field, or a documented bound broken.
+        """
+        req = self._update_instance_req(instance_id, namespace, fields)
+        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
+        """Read an instance's indexing statistics (item counts per status, engine figures).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The statistics.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
+        parsed: InstanceStats = self._request(req, _result_parser(InstanceStats, "stats"))
+        return parsed
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(
+        self, instance_id: str, *, description: str | None = None, namespace: str | None = None
+    ) -> Job:
+        """Start a sync job (re-read the instance's source).
+
+        Args:
+            instance_id: The instance id.
+            description: Free-text description.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = self._create_job_req(instance_id, description, namespace)
+        parsed: Job = self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
+        """List every sync job of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The jobs.
+        """
+        path = self._job_path(instance_id, None, namespace)
+        return self._paginate(path, Job, {}, LIST_PER_PAGE)
+
+    def get_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
+        """Read a sync job.
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = _Request("GET", self._job_path(instance_id, job_id, namespace))
+        parsed: Job = self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
+        """Cancel a sync job (``PATCH {"action": "cancel"}``).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job as the service returns it.
+        """
+        path = self._job_path(instance_id, job_id, namespace)
+        req = _Request("PATCH", path, json={"action": "cancel"})
+        parsed: Job = self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    def job_logs(
+        self, instance_id: str, job_id: str, *, namespace: str | None = None
+    ) -> list[JobLog]:
+        """List every log line of a sync job (all pages).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The log lines.
+        """
+        path = self._job_path(instance_id, job_id, namespace, "/logs")
+        return self._paginate(path, JobLog, {}, LIST_PER_PAGE)
+
     # ------------------------------------------------------------------ items
 
     def upload_item(
@@ -250,6 +369,54 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         req = _Request("DELETE", self._item_path(instance_id, item_id, namespace))
         self._request(req, _none_parser)
 
+    def sync_item(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Re-index one item (``PATCH {"next_action": "INDEX"}``).
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
+        parsed: Item = self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    def list_item_chunks(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        namespace: str | None = None,
+    ) -> list[ItemChunk]:
+        """List one page of an item's stored chunks.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            limit: Chunks per page, 1 to 100.
+            offset: Chunks to skip, at least 0.
+            namespace: Namespace.
+
+        Returns:
+            Up to ``limit`` chunks, in the service's order.
+        """
+        req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
+        parsed: list[ItemChunk] = self._request(req, _list_result_parser(ItemChunk, "chunks"))
+        return parsed
+
     def wait_until_indexed(
         self,
         instance_id: str,
@@ -293,7 +460,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
 
 
 class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
-    """Namespaces, instances and items (async)."""
+    """Namespaces, instances, jobs and items (async)."""
 
     if TYPE_CHECKING:
 
@@ -405,6 +572,124 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         req = _Request("DELETE", self._instance_path(instance_id, namespace))
         await self._request(req, _none_parser)
 
+    async def update_instance(
+        self, instance_id: str, *, namespace: str | None = None, **fields: Any
+    ) -> Instance:
+        """Update an instance's configuration (only the fields given are sent).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+            **fields: Configuration fields to change (API.md section 10; ``id``, ``type``
+                and ``hybrid_search_enabled`` cannot be updated).
+
+        Returns:
+            The updated instance.
+
+        Raises:
+            InvalidRequestError: No field, a create-only field, or a documented bound broken.
+        """
+        req = self._update_instance_req(instance_id, namespace, fields)
+        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
+        return parsed
+
+    async def instance_stats(
+        self, instance_id: str, *, namespace: str | None = None
+    ) -> InstanceStats:
+        """Read an instance's indexing statistics (item counts per status, engine figures).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The statistics.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
+        parsed: InstanceStats = await self._request(req, _result_parser(InstanceStats, "stats"))
+        return parsed
+
+    # ------------------------------------------------------------------ jobs
+
+    async def create_job(
+        self, instance_id: str, *, description: str | None = None, namespace: str | None = None
+    ) -> Job:
+        """Start a sync job (re-read the instance's source).
+
+        Args:
+            instance_id: The instance id.
+            description: Free-text description.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = self._create_job_req(instance_id, description, namespace)
+        parsed: Job = await self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    async def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
+        """List every sync job of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The jobs.
+        """
+        path = self._job_path(instance_id, None, namespace)
+        return await self._paginate(path, Job, {}, LIST_PER_PAGE)
+
+    async def get_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
+        """Read a sync job.
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = _Request("GET", self._job_path(instance_id, job_id, namespace))
+        parsed: Job = await self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    async def cancel_job(
+        self, instance_id: str, job_id: str, *, namespace: str | None = None
+    ) -> Job:
+        """Cancel a sync job (``PATCH {"action": "cancel"}``).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job as the service returns it.
+        """
+        path = self._job_path(instance_id, job_id, namespace)
+        req = _Request("PATCH", path, json={"action": "cancel"})
+        parsed: Job = await self._request(req, _result_parser(Job, "job"))
+        return parsed
+
+    async def job_logs(
+        self, instance_id: str, job_id: str, *, namespace: str | None = None
+    ) -> list[JobLog]:
+        """List every log line of a sync job (all pages).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The log lines.
+        """
+        path = self._job_path(instance_id, job_id, namespace, "/logs")
+        return await self._paginate(path, JobLog, {}, LIST_PER_PAGE)
+
     # ------------------------------------------------------------------ items
 
     async def upload_item(
@@ -514,6 +799,54 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         """
         req = _Request("DELETE", self._item_path(instance_id, item_id, namespace))
         await self._request(req, _none_parser)
+
+    async def sync_item(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Re-index one item (``PATCH {"next_action": "INDEX"}``).
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
+        parsed: Item = await self._request(req, _result_parser(Item, "item"))
+        return parsed
+
+    async def list_item_chunks(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        namespace: str | None = None,
+    ) -> list[ItemChunk]:
+        """List one page of an item's stored chunks.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            limit: Chunks per page, 1 to 100.
+            offset: Chunks to skip, at least 0.
+            namespace: Namespace.
+
+        Returns:
+            Up to ``limit`` chunks, in the service's order.
+        """
+        req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
+        parsed: list[ItemChunk] = await self._request(req, _list_result_parser(ItemChunk, "chunks"))
+        return parsed
 
     async def wait_until_indexed(
         self,

@@ -32,12 +32,18 @@ __all__ = [
     "Choice",
     "Chunk",
     "ChunkItem",
+    "EngineStats",
     "FanOutResult",
     "Instance",
     "InstanceError",
+    "InstanceStats",
     "Item",
+    "ItemChunk",
+    "Job",
+    "JobLog",
     "Namespace",
     "QueryRewriteOptions",
+    "R2Stats",
     "RerankingOptions",
     "RetrievalOptions",
     "ScoringDetails",
@@ -48,6 +54,7 @@ __all__ = [
     "StreamEvent",
     "TextDeltaEvent",
     "Usage",
+    "VectorizeStats",
     "format_validation_error",
 ]
 
@@ -647,6 +654,126 @@ class Item(_ResponseModel):
         if value is None or isinstance(value, str):
             return value
         return str(value)
+
+
+class VectorizeStats(_ResponseModel):
+    """Vectorize index figures of an instance (``engine.vectorize``)."""
+
+    dimensions: int | None = None
+    """Embedding dimensions."""
+    vectors_count: int | None = Field(default=None, alias="vectorsCount")
+    """Vectors stored (sent as ``vectorsCount``)."""
+
+
+class R2Stats(_ResponseModel):
+    """Storage figures of an instance's bucket (``engine.r2``), in bytes and objects."""
+
+    metadata_size_bytes: int | None = Field(default=None, alias="metadataSizeBytes")
+    """Metadata size (sent as ``metadataSizeBytes``)."""
+    object_count: int | None = Field(default=None, alias="objectCount")
+    """Objects stored (sent as ``objectCount``)."""
+    payload_size_bytes: int | None = Field(default=None, alias="payloadSizeBytes")
+    """Payload size (sent as ``payloadSizeBytes``)."""
+
+
+class EngineStats(_ResponseModel):
+    """Engine figures (sent only for managed instances)."""
+
+    vectorize: VectorizeStats | None = None
+    """Vectorize index figures."""
+    r2: R2Stats | None = None
+    """Bucket storage figures."""
+
+
+class InstanceStats(_ResponseModel):
+    """Indexing statistics of an instance (``GET .../instances/{id}/stats``).
+
+    The per-status counts are ``None`` when the service omits them (``degraded`` is then
+    true), not zero.
+    """
+
+    queued: int | None = None
+    """Items waiting to be indexed."""
+    running: int | None = None
+    """Items being indexed."""
+    completed: int | None = None
+    """Items indexed."""
+    error: int | None = None
+    """Items that failed."""
+    skipped: int | None = None
+    """Items skipped (unsupported or unchanged)."""
+    outdated: int | None = None
+    """Items whose index is out of date."""
+    last_activity: str | None = None
+    """Time of the last indexing activity (ISO-8601, as sent)."""
+    degraded: bool | None = None
+    """True when the service could not compute the counts."""
+    file_embed_errors: dict[str, Any] | None = None
+    """Embedding errors by file, as sent."""
+    index_source_errors: dict[str, Any] | None = None
+    """Source errors, as sent."""
+    engine: EngineStats | None = None
+    """Engine figures (managed instances only)."""
+
+    @property
+    def total(self) -> int:
+        """The sum of the per-status counts that were sent."""
+        counts = (
+            self.queued,
+            self.running,
+            self.completed,
+            self.error,
+            self.skipped,
+            self.outdated,
+        )
+        return sum(c for c in counts if c is not None)
+
+
+class ItemChunk(_ResponseModel):
+    """One stored chunk of an item (``GET .../items/{item_id}/chunks``)."""
+
+    id: str
+    """Chunk id."""
+    text: str = ""
+    """Chunk text."""
+    item: ChunkItem = Field(default_factory=ChunkItem)
+    """The item the chunk belongs to (``key``, ``metadata``, ``timestamp``)."""
+    start_byte: int | None = None
+    """Start offset of the chunk in the item's text, when sent."""
+    end_byte: int | None = None
+    """End offset of the chunk in the item's text, when sent."""
+
+
+class Job(_ResponseModel):
+    """A sync job of an instance (re-reads the instance's source)."""
+
+    id: str
+    """Job id."""
+    source: str | None = None
+    """``user`` (created through the API) or ``schedule``."""
+    description: str | None = None
+    """Free-text description given at creation."""
+    started_at: str | None = None
+    """Start time (ISO-8601, as sent)."""
+    ended_at: str | None = None
+    """End time, ``None`` while the job runs."""
+    last_seen_at: str | None = None
+    """Last heartbeat time."""
+    end_reason: str | None = None
+    """Why the job ended, when it has."""
+
+
+class JobLog(_ResponseModel):
+    """One log line of a sync job."""
+
+    id: int
+    """Line id."""
+    message: str = ""
+    """Log message."""
+    message_type: int | None = None
+    """Message kind, a number (its meanings are not documented)."""
+    created_at: float | None = None
+    """Unix time in seconds."""
 
 
 # --------------------------------------------------------------------------- tolerant parsing
