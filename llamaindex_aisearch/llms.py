@@ -113,6 +113,14 @@ class AISearchLLM(LLM):
     ) -> None:
         own = SEARCH_KEYS | set(ConnectionKwargs.__annotations__)
         llm_fields = {k: v for k, v in kwargs.items() if k not in own}  # e.g. from_dict()
+        unknown = sorted(set(llm_fields) - set(type(self).model_fields))
+        if unknown:  # LlamaIndex's LLM base would silently ignore them
+            raise TypeError(
+                f"unexpected keyword argument(s) {unknown}; search options are: "
+                f"{', '.join(sorted(SEARCH_KEYS))}; connection settings are: "
+                f"{', '.join(sorted(ConnectionKwargs.__annotations__))}; raw request fields "
+                "(e.g. max_tokens, temperature) go in extra_body={...}"
+            )
         target = ChatTarget(
             instance_id=instance_id,
             instance_ids=instance_ids,

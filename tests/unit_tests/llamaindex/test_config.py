@@ -202,6 +202,10 @@ def test_connection_and_settings_are_exclusive() -> None:
         AISearchRetriever("docs", connection=_conn(), account_id="x")
     with pytest.raises(TypeError, match=r"unexpected keyword.*'top_k'"):
         AISearchRetriever("docs", account_id="a", api_token="t", top_k=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword.*'top_k'.*similarity_top_k"):
+        AISearchLLM("docs", account_id="a", api_token="t", top_k=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword.*'max_tokens'"):
+        AISearchLLM("docs", account_id="a", api_token="t", max_tokens=5)  # type: ignore[call-arg]
 
 
 # -- validation before any network call -----------------------------------------------
