@@ -786,10 +786,8 @@ class _BaseClient(Generic[_HttpT]):
         return _Request("GET", path, params={"limit": limit, "offset": offset})
 
     def _job_path(
-        self, instance_id: str, job_id: str | None, namespace: str | None, suffix: str = ""
+        self, instance_id: str, job_id: str, namespace: str | None, suffix: str = ""
     ) -> str:
-        if job_id is None:
-            return self._instance_path(instance_id, namespace, "/jobs")
         if not isinstance(job_id, str) or not job_id:
             raise InvalidRequestError(f"job_id: must be a non-empty string (got {job_id!r:.80})")
         return self._instance_path(
@@ -799,7 +797,7 @@ class _BaseClient(Generic[_HttpT]):
     def _create_job_req(
         self, instance_id: str, description: str | None, namespace: str | None
     ) -> _Request:
-        path = self._job_path(instance_id, None, namespace)
+        path = self._instance_path(instance_id, namespace, "/jobs")
         body: dict[str, Any] = {}
         if description is not None:
             if not isinstance(description, str):

@@ -213,7 +213,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         Returns:
             The jobs.
         """
-        path = self._job_path(instance_id, None, namespace)
+        path = self._instance_path(instance_id, namespace, "/jobs")
         return self._paginate(path, Job, {}, LIST_PER_PAGE)
 
     def get_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
@@ -638,7 +638,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         Returns:
             The jobs.
         """
-        path = self._job_path(instance_id, None, namespace)
+        path = self._instance_path(instance_id, namespace, "/jobs")
         return await self._paginate(path, Job, {}, LIST_PER_PAGE)
 
     async def get_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:

@@ -1,4 +1,4 @@
-"""Namespaces, instances, items (multipart upload, pagination) and wait_until_indexed."""
+"""Namespaces, instances (update, stats), jobs, items (upload, chunks, pagination), waiting."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ import httpx
 import pytest
 
 from aisearch import (
+    APIResponseValidationError,
+    BadRequestError,
     ConflictError,
     IndexingError,
     IndexingTimeoutError,
     Instance,
+    InstanceStats,
     InvalidRequestError,
     Item,
+    ItemChunk,
+    Job,
+    JobLog,
     Namespace,
+    NotFoundError,
+    RateLimitError,
 )
 from tests.unit_tests.core.conftest import body_of
 from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, error_body, item
@@ -423,3 +431,375 @@ def test_wait_until_indexed_bad_arguments(harness, kwargs, message):
         h.call("wait_until_indexed", "docs", **kwargs)
     assert message in str(info.value)
     assert h.requests == []
+
+
+# --------------------------------------------------------------------------- instance update
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_update_instance_sends_only_the_given_fields(harness, namespace, ns_path):
+    updated = {"id": "docs", "namespace": ns_path, "chunk_overlap": 20, "paused": True}
+    h = harness(fixed(envelope(updated)))
+    inst = h.call(
+        "update_instance",
+        "docs",
+        namespace=namespace,
+        chunk_overlap=20,
+        paused=True,
+        retrieval_options={"keyword_match_mode": "or"},
+    )
+    assert isinstance(inst, Instance)
+    assert (inst.id, inst.namespace, inst.chunk_overlap, inst.paused) == (
+        "docs",
+        ns_path,
+        20,
+        True,
+    )
+    assert (h.last.method, str(h.last.url)) == ("PUT", f"{ROOT}/{ns_path}/instances/docs")
+    assert body_of(h.last) == {
+        "chunk_overlap": 20,
+        "paused": True,
+        "retrieval_options": {"keyword_match_mode": "or"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "fields", "message"),
+    [
+        (("docs",), {}, "fields: pass at least one configuration field to update"),
+        (("docs",), {"id": "other"}, "id: pass the instance id as the instance_id argument"),
+        (("docs",), {"type": "r2"}, "type: cannot be updated"),
+        (("docs",), {"hybrid_search_enabled": True}, "hybrid_search_enabled: cannot be updated"),
+        (("docs",), {"chunk_overlap": 31}, "chunk_overlap: must be between 0 and 30 (got 31)"),
+        (("docs",), {"chunk_overlap": True}, "chunk_overlap: must be between 0 and 30"),
+        (("docs",), {"max_num_results": 51}, "max_num_results: must be between 1 and 50"),
+        (("docs",), {"score_threshold": -0.1}, "score_threshold: must be between 0 and 1"),
+        (("docs",), {"sync_interval": 5}, "sync_interval: must be one of 900, 1800"),
+        (("Docs",), {"paused": True}, "instance_id: must be 1 to 64"),
+    ],
+)
+def test_update_instance_bad_arguments_send_nothing(harness, args, fields, message):
+    h = harness(fixed(envelope({"id": "docs"})))
+    with pytest.raises(InvalidRequestError) as info:
+        h.call("update_instance", *args, **fields)
+    assert message in str(info.value)
+    assert h.requests == []
+
+
+def test_update_instance_server_rejection_is_bad_request(harness):
+    h = harness(
+        fixed(error_body(7001, "chunk_size: must be an integer between 16 and 4096"), 400),
+        max_retries=0,
+    )
+    with pytest.raises(BadRequestError, match="chunk_size") as info:
+        h.call("update_instance", "docs", chunk_size=8)
+    assert info.value.status_code == 400
+    assert body_of(h.last) == {"chunk_size": 8}
+
+
+def test_update_unknown_instance_is_not_found(harness):
+    h = harness(fixed(error_body(7002, "instance 'gone' not found"), 404), max_retries=0)
+    with pytest.raises(NotFoundError, match="not found"):
+        h.call("update_instance", "gone", paused=True)
+
+
+# --------------------------------------------------------------------------- stats
+
+# API.md section 10 "Stats response", every documented member present.
+STATS = {
+    "queued": 1,
+    "running": 2,
+    "completed": 40,
+    "error": 3,
+    "skipped": 4,
+    "outdated": 0,
+    "last_activity": "2026-08-01T10:00:00.000Z",
+    "degraded": False,
+    "file_embed_errors": {"bad.pdf": "unreadable"},
+    "index_source_errors": {},
+    "engine": {
+        "vectorize": {"dimensions": 768, "vectorsCount": 512},
+        "r2": {"metadataSizeBytes": 10, "objectCount": 50, "payloadSizeBytes": 2048},
+    },
+    "future_field": "kept",
+}
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_instance_stats_is_typed(harness, namespace, ns_path):
+    h = harness(fixed(envelope(STATS)))
+    stats = h.call("instance_stats", "docs", namespace=namespace)
+    assert isinstance(stats, InstanceStats)
+    assert (h.last.method, str(h.last.url)) == ("GET", f"{ROOT}/{ns_path}/instances/docs/stats")
+    assert (
+        stats.queued,
+        stats.running,
+        stats.completed,
+        stats.error,
+        stats.skipped,
+        stats.outdated,
+    ) == (1, 2, 40, 3, 4, 0)
+    assert stats.total == 50
+    assert stats.last_activity == "2026-08-01T10:00:00.000Z"
+    assert stats.degraded is False
+    assert stats.file_embed_errors == {"bad.pdf": "unreadable"}
+    assert stats.engine.vectorize.dimensions == 768
+    assert stats.engine.vectorize.vectors_count == 512
+    assert (
+        stats.engine.r2.metadata_size_bytes,
+        stats.engine.r2.object_count,
+        stats.engine.r2.payload_size_bytes,
+    ) == (10, 50, 2048)
+    assert stats.future_field == "kept"
+    assert stats.model_dump(by_alias=True)["engine"]["vectorize"]["vectorsCount"] == 512
+
+
+def test_degraded_stats_keep_missing_counts_as_none(harness):
+    h = harness(fixed(envelope({"degraded": True, "completed": 5})))
+    stats = h.call("instance_stats", "docs")
+    assert stats.degraded is True
+    assert (stats.queued, stats.completed, stats.engine) == (None, 5, None)
+    assert stats.total == 5
+
+
+def test_stats_with_a_bad_body_is_a_validation_error(harness):
+    h = harness(fixed(envelope({"completed": "many"})))
+    with pytest.raises(APIResponseValidationError, match="stats response body: completed"):
+        h.call("instance_stats", "docs")
+
+
+# --------------------------------------------------------------------------- jobs
+
+# API.md section 10 "Jobs" shape.
+JOB = {
+    "id": "job-1",
+    "source": "user",
+    "description": "nightly",
+    "started_at": "2026-08-01T10:00:00.000Z",
+    "ended_at": None,
+    "last_seen_at": "2026-08-01T10:00:05.000Z",
+    "end_reason": None,
+}
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_create_job(harness, namespace, ns_path):
+    h = harness(fixed(envelope(JOB)))
+    job = h.call("create_job", "docs", description="nightly", namespace=namespace)
+    assert isinstance(job, Job)
+    assert (job.id, job.source, job.description, job.ended_at) == (
+        "job-1",
+        "user",
+        "nightly",
+        None,
+    )
+    assert job.started_at == "2026-08-01T10:00:00.000Z"
+    assert (h.last.method, str(h.last.url)) == ("POST", f"{ROOT}/{ns_path}/instances/docs/jobs")
+    assert body_of(h.last) == {"description": "nightly"}
+
+
+def test_create_job_without_description_sends_an_empty_object(harness):
+    h = harness(fixed(envelope(JOB)))
+    h.call("create_job", "docs")
+    assert body_of(h.last) == {}
+
+
+def test_create_job_bad_arguments_send_nothing(harness):
+    h = harness(fixed(envelope(JOB)))
+    with pytest.raises(InvalidRequestError, match="description: must be a string"):
+        h.call("create_job", "docs", description=3)
+    with pytest.raises(InvalidRequestError, match="instance_id:"):
+        h.call("create_job", "Bad Id")
+    assert h.requests == []
+
+
+def test_create_job_in_cooldown_is_rate_limited(harness):
+    h = harness(fixed(error_body(7020, "sync_in_cooldown"), 429), max_retries=0)
+    with pytest.raises(RateLimitError, match="sync_in_cooldown") as info:
+        h.call("create_job", "docs")
+    assert info.value.status_code == 429
+
+
+def test_list_jobs_fetches_every_page(harness):
+    pages = [[{**JOB, "id": f"job-{n}"} for n in range(100)], [{**JOB, "id": "job-last"}]]
+    h = harness(paged_handler(pages))
+    jobs = h.call("list_jobs", "docs", namespace="team-a")
+    assert len(jobs) == 101 and jobs[-1].id == "job-last"
+    assert all(isinstance(j, Job) for j in jobs)
+    assert [int(r.url.params["page"]) for r in h.requests] == [1, 2]
+    assert h.last.url.params["per_page"] == "100"
+    assert h.last.url.path.endswith("/namespaces/team-a/instances/docs/jobs")
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_get_and_cancel_job(harness, namespace, ns_path):
+    ended = {**JOB, "ended_at": "2026-08-01T10:01:00.000Z", "end_reason": "cancelled"}
+    h = harness(fixed(envelope(ended)))
+    job = h.call("get_job", "docs", "job/1", namespace=namespace)
+    assert (job.end_reason, job.ended_at) == ("cancelled", "2026-08-01T10:01:00.000Z")
+    assert h.last.method == "GET"
+    assert h.last.url.raw_path.decode() == (
+        f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/{ns_path}/instances/docs/jobs/job%2F1"
+    )
+    cancelled = h.call("cancel_job", "docs", "job-1", namespace=namespace)
+    assert isinstance(cancelled, Job) and cancelled.end_reason == "cancelled"
+    assert (h.last.method, str(h.last.url)) == (
+        "PATCH",
+        f"{ROOT}/{ns_path}/instances/docs/jobs/job-1",
+    )
+    assert body_of(h.last) == {"action": "cancel"}
+
+
+@pytest.mark.parametrize("method", ["get_job", "cancel_job", "job_logs"])
+@pytest.mark.parametrize("job_id", ["", None, 7])
+def test_bad_job_id_sends_nothing(harness, method, job_id):
+    h = harness(fixed(envelope(JOB)))
+    with pytest.raises(InvalidRequestError, match="job_id: must be a non-empty string"):
+        h.call(method, "docs", job_id)
+    assert h.requests == []
+
+
+def test_unknown_job_is_not_found(harness):
+    h = harness(fixed(error_body(7002, "job 'nope' not found"), 404), max_retries=0)
+    with pytest.raises(NotFoundError, match="job 'nope' not found"):
+        h.call("get_job", "docs", "nope")
+    with pytest.raises(NotFoundError):
+        h.call("cancel_job", "docs", "nope")
+
+
+def test_job_logs_are_typed_and_paginated(harness):
+    # API.md section 10 "job logs" shape.
+    logs = [
+        {"id": n, "created_at": 1754042400.5 + n, "message": f"line {n}", "message_type": 1}
+        for n in range(1, 102)
+    ]
+    h = harness(paged_handler([logs[:100], logs[100:]]))
+    got = h.call("job_logs", "docs", "job-1", namespace="team-a")
+    assert all(isinstance(line, JobLog) for line in got)
+    assert [line.id for line in got] == list(range(1, 102))
+    assert (got[0].message, got[0].message_type, got[0].created_at) == ("line 1", 1, 1754042401.5)
+    assert [int(r.url.params["page"]) for r in h.requests] == [1, 2]
+    assert h.last.url.path.endswith("/namespaces/team-a/instances/docs/jobs/job-1/logs")
+
+
+def test_job_log_without_an_id_is_a_validation_error(harness):
+    h = harness(fixed(envelope([{"message": "x"}], result_info={"total_count": 1})))
+    with pytest.raises(APIResponseValidationError, match="list response body"):
+        h.call("job_logs", "docs", "job-1")
+
+
+# --------------------------------------------------------------------------- item sync and chunks
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_sync_item(harness, namespace, ns_path):
+    h = harness(fixed(envelope(item("i/1", status="queued"))))
+    got = h.call("sync_item", "docs", "i/1", wait_for_completion=True, namespace=namespace)
+    assert isinstance(got, Item) and got.status == "queued"
+    assert h.last.method == "PATCH"
+    assert h.last.url.raw_path.decode().endswith(
+        f"/namespaces/{ns_path}/instances/docs/items/i%2F1"
+    )
+    assert body_of(h.last) == {"next_action": "INDEX", "wait_for_completion": True}
+    h.call("sync_item", "docs", "i1")
+    assert body_of(h.last) == {"next_action": "INDEX", "wait_for_completion": False}
+
+
+def test_sync_item_bad_arguments_send_nothing(harness):
+    h = harness(fixed(envelope(item("i1"))))
+    with pytest.raises(InvalidRequestError, match="wait_for_completion: must be true or false"):
+        h.call("sync_item", "docs", "i1", wait_for_completion="yes")
+    with pytest.raises(InvalidRequestError, match="item_id: must be a non-empty string"):
+        h.call("sync_item", "docs", "")
+    assert h.requests == []
+
+
+# API.md section 10 "chunks" shape.
+CHUNKS = [
+    {
+        "id": "c0",
+        "text": "First part.",
+        "item": {"key": "guide.md", "metadata": {"folder": "docs/"}, "timestamp": 1735689600},
+        "start_byte": 0,
+        "end_byte": 11,
+    },
+    {
+        "id": "c1",
+        "text": "Second part.",
+        "item": {"key": "guide.md", "metadata": None},
+        "start_byte": 12,
+        "end_byte": 24,
+        "extra": 1,
+    },
+]
+
+
+@pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
+def test_list_item_chunks(harness, namespace, ns_path):
+    h = harness(fixed(envelope(CHUNKS)))
+    chunks = h.call("list_item_chunks", "docs", "i/1", limit=2, offset=4, namespace=namespace)
+    assert all(isinstance(c, ItemChunk) for c in chunks)
+    assert [(c.id, c.text, c.start_byte, c.end_byte) for c in chunks] == [
+        ("c0", "First part.", 0, 11),
+        ("c1", "Second part.", 12, 24),
+    ]
+    assert chunks[0].item.key == "guide.md"
+    assert chunks[0].item.metadata == {"folder": "docs/"}
+    assert chunks[0].item.timestamp == 1735689600
+    assert chunks[1].item.metadata == {}  # null means absent
+    assert chunks[1].extra == 1
+    assert h.last.method == "GET"
+    assert (
+        h.last.url.raw_path.decode()
+        .split("?")[0]
+        .endswith(f"/namespaces/{ns_path}/instances/docs/items/i%2F1/chunks")
+    )
+    assert dict(h.last.url.params) == {"limit": "2", "offset": "4"}
+
+
+def test_list_item_chunks_defaults(harness):
+    h = harness(fixed(envelope([])))
+    assert h.call("list_item_chunks", "docs", "i1") == []
+    assert dict(h.last.url.params) == {"limit": "20", "offset": "0"}
+    assert len(h.requests) == 1  # one page, never paginated
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, "limit: must be an integer between 1 and 100 (got 0)"),
+        ({"limit": 101}, "limit: must be an integer between 1 and 100 (got 101)"),
+        ({"limit": True}, "limit: must be an integer between 1 and 100 (got True)"),
+        ({"limit": "5"}, "limit: must be an integer between 1 and 100 (got '5')"),
+        ({"offset": -1}, "offset: must be an integer at least 0 (got -1)"),
+        ({"offset": 1.5}, "offset: must be an integer at least 0 (got 1.5)"),
+        ({"offset": None}, "offset: must be an integer at least 0 (got None)"),
+    ],
+)
+def test_list_item_chunks_bad_arguments_send_nothing(harness, kwargs, message):
+    h = harness(fixed(envelope(CHUNKS)))
+    with pytest.raises(InvalidRequestError) as info:
+        h.call("list_item_chunks", "docs", "i1", **kwargs)
+    assert message in str(info.value)
+    assert h.requests == []
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"chunks": []}, "chunks response body: result is not a list"),
+        ([{"text": "no id"}], "chunks response body: id: Field required"),
+        ([{"id": None, "text": "null id"}], "chunks response body: id:"),
+    ],
+)
+def test_list_item_chunks_bad_body(harness, result, message):
+    h = harness(fixed(envelope(result)))
+    with pytest.raises(APIResponseValidationError) as info:
+        h.call("list_item_chunks", "docs", "i1")
+    assert message in str(info.value)
+
+
+def test_list_chunks_of_unknown_item_is_not_found(harness):
+    h = harness(fixed(error_body(7002, "item 'x' not found"), 404), max_retries=0)
+    with pytest.raises(NotFoundError, match="item 'x' not found"):
+        h.call("list_item_chunks", "docs", "x")
