@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import httpx
 import pytest
 
 from aisearch import (
+    AISearchClient,
     APIResponseValidationError,
+    AsyncAISearchClient,
     BadRequestError,
     ConflictError,
     IndexingError,
@@ -803,3 +806,26 @@ def test_list_chunks_of_unknown_item_is_not_found(harness):
     h = harness(fixed(error_body(7002, "item 'x' not found"), 404), max_retries=0)
     with pytest.raises(NotFoundError, match="item 'x' not found"):
         h.call("list_item_chunks", "docs", "x")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "update_instance",
+        "instance_stats",
+        "create_job",
+        "list_jobs",
+        "get_job",
+        "cancel_job",
+        "job_logs",
+        "sync_item",
+        "list_item_chunks",
+    ],
+)
+def test_sync_and_async_methods_share_a_signature(name):
+    sync_method = getattr(AISearchClient, name)
+    async_method = getattr(AsyncAISearchClient, name)
+    assert not inspect.iscoroutinefunction(sync_method)
+    assert inspect.iscoroutinefunction(async_method)
+    assert inspect.signature(sync_method) == inspect.signature(async_method)
+    assert "namespace" in inspect.signature(sync_method).parameters
