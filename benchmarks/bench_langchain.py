@@ -1,9 +1,13 @@
 """LangChain adapter overhead against a local AI Search server, printed as ratios.
 
-Three comparisons, one run, one local server (hashing embedder, sample corpus):
+Three comparisons, one run, one local server in a child process (hashing embedder, sample
+corpus; see ``_harness.py``):
 
 1. ``AISearchRetriever.invoke`` median vs a raw pooled ``httpx.Client`` POST of the same
-   body (target: within 10 %);
+   body, parsed to JSON (target: within 10 %). Also printed: the floor, a bare LangChain
+   ``BaseRetriever`` whose ``_get_relevant_documents`` does the raw POST and builds plain
+   ``Document`` objects. Its ratio to the raw POST is what LangChain's own ``invoke``
+   machinery (config, callback manager, run start/end) costs any retriever.
 2. ``AISearchRetriever.abatch`` of 200 queries at ``max_concurrency=16`` vs raw
    ``asyncio`` + ``httpx.AsyncClient`` with a semaphore of 16 (target: within 15 %);
 3. ``AISearchMultiRetriever`` over 8 instances, each with 100 ms of injected latency, vs
@@ -12,140 +16,140 @@ Three comparisons, one run, one local server (hashing embedder, sample corpus):
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_langchain.py [--rounds N]
+    .venv/bin/python benchmarks/bench_langchain.py [--rounds N] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
+from _harness import (
+    LIMITS,
+    QUERIES,
+    TOP_K,
+    ServerInfo,
+    child_server,
+    cpu_line,
+    index_sample,
+    info_line,
+    median_ms,
+    ratio_line,
+    search_body,
+)
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
 
-from aisearch import AISearchClient
-from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
-from aisearch_local.testing import LocalServer
+from aisearch import AISearchClient, AsyncAISearchClient
 from langchain_aisearch import AISearchMultiRetriever, AISearchRetriever
 
-QUERIES = [
-    "How fine should I grind for espresso?",
-    "cold brew steeping time",
-    "why is my pour-over bitter",
-    "light versus dark roast acidity",
-    "how to steam milk for a flat white",
-    "storing beans after roasting",
-    "natural process flavour notes",
-    "moka pot heat control",
-]
+
+class _FloorRetriever(BaseRetriever):
+    """The least any LangChain retriever over this API can do: a raw pooled POST and one
+    ``Document`` per chunk, no validation, no options, no metadata mapping."""
+
+    http: Any
+    url: str
+    headers: dict[str, str]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,  # noqa: ARG002
+    ) -> list[Document]:
+        response = self.http.post(self.url, json=search_body(query), headers=self.headers)
+        response.raise_for_status()
+        return [
+            Document(page_content=c["text"], id=c["id"], metadata={"score": c["score"]})
+            for c in response.json()["result"]["chunks"]
+        ]
 
 
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def _ratio_line(name: str, ours: float, base: float, target: float, unit: str = "ms") -> str:
-    ratio = ours / base
-    verdict = "ok" if ratio <= target else "OVER TARGET"
-    return (
-        f"{name:<46} ours {ours:8.2f} {unit}   baseline {base:8.2f} {unit}   "
-        f"ratio {ratio:5.3f}  (target <= {target:.2f}: {verdict})"
-    )
-
-
-def _search_url(server: LocalServer, instance_id: str) -> str:
-    account = f"{server.base_url}/accounts/{server.account_id}"
-    return f"{account}/ai-search/namespaces/default/instances/{instance_id}/search"
-
-
-def setup(server: LocalServer) -> tuple[AISearchClient, str, list[str]]:
-    client = AISearchClient(
-        account_id=server.account_id, api_token=server.token, base_url=server.base_url
-    )
-    client.create_instance("bench-docs", custom_metadata=CUSTOM_METADATA)
-    ids = [
-        client.upload_item("bench-docs", d.key, d.data, metadata=d.metadata).id
-        for d in iter_sample_documents()
-    ]
-    client.wait_until_indexed("bench-docs", ids, timeout=300)
-    small = []
-    docs = list(iter_sample_documents())
-    for n in range(8):
-        iid = f"bench-shard-{n}"
-        client.create_instance(iid)
-        shard = docs[n::8]
-        up = [client.upload_item(iid, d.key, d.data).id for d in shard]
-        client.wait_until_indexed(iid, up, timeout=300)
-        small.append(iid)
-    return client, "bench-docs", small
-
-
-def bench_invoke(server: LocalServer, instance_id: str, rounds: int) -> str:
-    retriever = AISearchRetriever(
-        instance_id=instance_id,
-        k=4,
+def _core_client(server: ServerInfo, http: httpx.Client) -> AISearchClient:
+    return AISearchClient(
         account_id=server.account_id,
         api_token=server.token,
         base_url=server.base_url,
+        http_client=http,
     )
-    url = _search_url(server, instance_id)
-    headers = {"Authorization": f"Bearer {server.token}"}
-    raw = httpx.Client(timeout=30.0)
+
+
+def bench_invoke(server: ServerInfo, instance_id: str, rounds: int) -> list[str]:
+    ours_http = httpx.Client(timeout=30.0, limits=LIMITS)
+    retriever = AISearchRetriever(
+        instance_id=instance_id, k=TOP_K, client=_core_client(server, ours_http)
+    )
+    url = server.search_url(instance_id)
+    raw = httpx.Client(timeout=30.0, limits=LIMITS)
+    floor_http = httpx.Client(timeout=30.0, limits=LIMITS)
+    floor_retriever = _FloorRetriever(http=floor_http, url=url, headers=server.headers)
 
     def ours(q: str) -> Any:
         return retriever.invoke(q)
 
+    def floor(q: str) -> Any:
+        return floor_retriever.invoke(q)
+
     def base(q: str) -> Any:
-        body = {"query": q, "ai_search_options": {"retrieval": {"max_num_results": 4}}}
-        response = raw.post(url, json=body, headers=headers)
+        response = raw.post(url, json=search_body(q), headers=server.headers)
         response.raise_for_status()
         return response.json()["result"]["chunks"]
 
-    for q in QUERIES:  # warm up both pools and the server's caches
-        ours(q)
-        base(q)
-    t_ours: list[float] = []
-    t_base: list[float] = []
+    for q in QUERIES:  # warm up the pools and the server's caches
+        assert len(ours(q)) == len(base(q)) == len(floor(q))
+    samples: dict[str, list[float]] = {"ours": [], "base": [], "floor": []}
+    cpu = dict.fromkeys(samples, 0.0)
+    trio: list[tuple[str, Callable[[str], Any]]] = [
+        ("ours", ours),
+        ("base", base),
+        ("floor", floor),
+    ]
     for i in range(rounds):
         q = QUERIES[i % len(QUERIES)]
-        pair: list[tuple[Callable[[str], Any], list[float]]] = [(ours, t_ours), (base, t_base)]
-        if i % 2:
-            pair.reverse()  # alternate the order so neither side always goes first
-        for fn, sink in pair:
+        shift = i % 3  # rotate the order so no side always goes first
+        for name, fn in trio[shift:] + trio[:shift]:
+            cpu0 = time.process_time()
             started = time.perf_counter()
             fn(q)
-            sink.append(time.perf_counter() - started)
-    raw.close()
-    return _ratio_line(
-        f"invoke median ({rounds} calls each)", _median_ms(t_ours), _median_ms(t_base), 1.10
-    )
+            samples[name].append(time.perf_counter() - started)
+            cpu[name] += time.process_time() - cpu0
+    for http in (raw, floor_http, ours_http):
+        http.close()
+    t_ours, t_base, t_floor = (median_ms(samples[k]) for k in ("ours", "base", "floor"))
+    return [
+        ratio_line(f"invoke median ({rounds} calls each)", t_ours, t_base, 1.10),
+        cpu_line("invoke client CPU per call", cpu["ours"], cpu["base"], rounds),
+        info_line("floor: bare BaseRetriever, raw POST", t_floor, t_base),
+        cpu_line("floor client CPU per call", cpu["floor"], cpu["base"], rounds),
+        info_line("invoke vs the floor", t_ours, t_floor),
+    ]
 
 
-async def bench_abatch(server: LocalServer, instance_id: str, repeats: int) -> str:
+async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> str:
     queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
-    retriever = AISearchRetriever(
-        instance_id=instance_id,
-        k=4,
-        account_id=server.account_id,
-        api_token=server.token,
-        base_url=server.base_url,
-    )
-    url = _search_url(server, instance_id)
-    headers = {"Authorization": f"Bearer {server.token}"}
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as raw:
+    url = server.search_url(instance_id)
+    async with (
+        httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw,
+        httpx.AsyncClient(timeout=30.0, limits=LIMITS) as ours_http,
+    ):
+        core = AsyncAISearchClient(
+            account_id=server.account_id,
+            api_token=server.token,
+            base_url=server.base_url,
+            http_client=ours_http,
+        )
+        retriever = AISearchRetriever(instance_id=instance_id, k=TOP_K, async_client=core)
         sem = asyncio.Semaphore(16)
 
         async def one(q: str) -> Any:
             async with sem:
-                body = {"query": q, "ai_search_options": {"retrieval": {"max_num_results": 4}}}
-                response = await raw.post(url, json=body, headers=headers)
+                response = await raw.post(url, json=search_body(q), headers=server.headers)
                 response.raise_for_status()
                 return response.json()["result"]["chunks"]
 
@@ -155,7 +159,7 @@ async def bench_abatch(server: LocalServer, instance_id: str, repeats: int) -> s
         async def ours() -> None:
             await retriever.abatch(queries, config={"max_concurrency": 16})
 
-        await base()
+        await base()  # warm up
         await ours()
         t_ours: list[float] = []
         t_base: list[float] = []
@@ -167,15 +171,12 @@ async def bench_abatch(server: LocalServer, instance_id: str, repeats: int) -> s
                 started = time.perf_counter()
                 await fn()
                 sink.append(time.perf_counter() - started)
-    return _ratio_line(
-        f"abatch 200 @16 median wall ({repeats} runs)",
-        _median_ms(t_ours),
-        _median_ms(t_base),
-        1.15,
+    return ratio_line(
+        f"abatch 200 @16 median wall ({repeats} runs)", median_ms(t_ours), median_ms(t_base), 1.15
     )
 
 
-def bench_multi(server: LocalServer, shards: list[str], rounds: int) -> list[str]:
+def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]:
     conn = {"account_id": server.account_id, "api_token": server.token, "base_url": server.base_url}
     for iid in shards:
         server.set_fault(iid, latency_ms=100)
@@ -193,10 +194,12 @@ def bench_multi(server: LocalServer, shards: list[str], rounds: int) -> list[str
             samples[name].append(time.perf_counter() - started)
             assert docs
     server.clear_faults()
-    base = _median_ms(samples["single"])
+    for r in (single, via_ns, via_fan):
+        r.close()
+    base = median_ms(samples["single"])
     return [
-        _ratio_line("multi x8 @100ms, namespace endpoint", _median_ms(samples["ns"]), base, 1.3),
-        _ratio_line("multi x8 @100ms, client fan-out", _median_ms(samples["fan"]), base, 1.3),
+        ratio_line("multi x8 @100ms, namespace endpoint", median_ms(samples["ns"]), base, 1.3),
+        ratio_line("multi x8 @100ms, client fan-out", median_ms(samples["fan"]), base, 1.3),
     ]
 
 
@@ -206,21 +209,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="abatch runs per side")
     parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        LocalServer(data_dir=Path(tmp), token="bench-token") as server,
-    ):
-        print(f"local server {server.base_url}; indexing the sample corpus ...", flush=True)
-        client, docs, shards = setup(server)
-        lines = [bench_invoke(server, docs, args.rounds)]
-        print(lines[-1], flush=True)
-        lines.append(asyncio.run(bench_abatch(server, docs, args.repeats)))
-        print(lines[-1], flush=True)
-        for line in bench_multi(server, shards, args.multi_rounds):
+    lines: list[str] = []
+    with child_server() as server:
+        print(f"local server {server.base_url} (child process); indexing ...", flush=True)
+        docs, shards = index_sample(server, "lc-bench")
+        for line in [
+            *bench_invoke(server, docs, args.rounds),
+            asyncio.run(bench_abatch(server, docs, args.repeats)),
+            *bench_multi(server, shards, args.multi_rounds),
+        ]:
             lines.append(line)
             print(line, flush=True)
-        client.close()
-    print("\nsummary")
+    print("\nsummary (LangChain adapter vs raw httpx, same server, same run)")
     for line in lines:
         print("  " + line)
 

@@ -221,6 +221,33 @@ def test_request_body_sends_only_set_options_and_per_call_filters(search_server)
     assert recorder.requests[0][0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def test_options_follow_assignments_between_calls(search_server):
+    # the validated options are reused between calls; an assignment must never leave a
+    # stale copy behind
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync, k=3, filters={"a": 1})
+    retriever.invoke("q")
+    retriever.invoke("q")
+    retriever.match_threshold = 0.3
+    retriever.filters = {"b": 2}
+    retriever.invoke("q")
+    retriever.k = 7
+    retriever.invoke("q")
+    with pytest.raises(ValidationError):
+        retriever.filters = {"c": {"$near": 1}}
+    retriever.invoke("q")
+    retriever.invoke("q", k=2)
+    options = [b["ai_search_options"]["retrieval"] for b in recorder.bodies]
+    assert options == [
+        {"filters": {"a": 1}, "max_num_results": 3},
+        {"filters": {"a": 1}, "max_num_results": 3},
+        {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 3},
+        {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 7},
+        {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 7},
+        {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 2},
+    ]
+
+
 def test_documents_mapped_and_k_respected(search_server):
     _, sync, _ = search_server
     docs = AISearchRetriever(instance_id="docs", client=sync, k=3).invoke("q")

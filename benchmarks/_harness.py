@@ -1,0 +1,160 @@
+"""Shared harness of the adapter benchmarks: a local server in a child process, the sample
+corpus indexed into it, and the printed ratio lines.
+
+The server runs in a child process: in-process (a uvicorn thread) the client and the server
+fight for one GIL, and the thread hand-offs, not the adapter, dominate the timings. Both sides
+of every comparison use the same ``httpx`` pool settings (``LIMITS``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from aisearch import AISearchClient
+from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+from aisearch_local.testing import LocalServer
+
+QUERIES = [
+    "How fine should I grind for espresso?",
+    "cold brew steeping time",
+    "why is my pour-over bitter",
+    "light versus dark roast acidity",
+    "how to steam milk for a flat white",
+    "storing beans after roasting",
+    "natural process flavour notes",
+    "moka pot heat control",
+]
+TOP_K = 4
+# Idle connections expire after 2 s, before uvicorn's 5 s keep-alive timeout closes them:
+# otherwise a reused, server-closed connection fails (the raw client raises ReadError; the
+# core client retries it).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+
+
+def median_ms(samples: list[float]) -> float:
+    """Median of samples in seconds, as milliseconds."""
+    return statistics.median(samples) * 1000
+
+
+def ratio_line(name: str, ours: float, base: float, target: float) -> str:
+    """One line: both medians, the ratio and whether it meets the target."""
+    ratio = ours / base
+    verdict = "ok" if ratio <= target else "OVER TARGET"
+    return (
+        f"{name:<44} ours {ours:8.2f} ms   baseline {base:8.2f} ms   "
+        f"ratio {ratio:5.3f}  (target <= {target:.2f}: {verdict})"
+    )
+
+
+def info_line(name: str, ours: float, base: float) -> str:
+    """One line: both medians and the ratio, with no target."""
+    return (
+        f"{name:<44} ours {ours:8.2f} ms   baseline {base:8.2f} ms   "
+        f"ratio {ours / base:5.3f}  (informative)"
+    )
+
+
+def cpu_line(name: str, ours_s: float, base_s: float, calls: int) -> str:
+    """Client-process CPU per call on both sides, and the difference."""
+    ours = ours_s / calls * 1000
+    base = base_s / calls * 1000
+    return (
+        f"{name:<44} ours {ours:8.3f} ms   baseline {base:8.3f} ms   "
+        f"adapter overhead {ours - base:+.3f} ms/call (informative)"
+    )
+
+
+def search_body(query: str, k: int = TOP_K) -> dict[str, Any]:
+    """The body both sides send."""
+    return {"query": query, "ai_search_options": {"retrieval": {"max_num_results": k}}}
+
+
+class ServerInfo:
+    """What the benchmarks need of the server running in the child process."""
+
+    def __init__(self, base_url: str, account_id: str, token: str, conn: Any) -> None:
+        self.base_url = base_url
+        self.account_id = account_id
+        self.token = token
+        self._conn = conn
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The raw side's auth header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def search_url(self, instance_id: str) -> str:
+        """The instance search URL the raw side posts to."""
+        account = f"{self.base_url}/accounts/{self.account_id}"
+        return f"{account}/ai-search/namespaces/default/instances/{instance_id}/search"
+
+    def set_fault(self, instance_id: str, **fault: Any) -> None:
+        """Inject a fault (e.g. ``latency_ms=100``) into one instance."""
+        self._conn.send(("set_fault", instance_id, fault))
+        self._conn.recv()
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        self._conn.send(("clear_faults", None, None))
+        self._conn.recv()
+
+
+def _serve(conn: Any, data_dir: str) -> None:
+    with LocalServer(data_dir=Path(data_dir), token="bench-token") as server:
+        conn.send((server.base_url, server.account_id, server.token))
+        while True:
+            op, instance_id, fault = conn.recv()
+            if op == "stop":
+                break
+            if op == "set_fault":
+                server.set_fault(instance_id, **fault)
+            else:
+                server.clear_faults()
+            conn.send("ok")
+
+
+@contextmanager
+def child_server() -> Iterator[ServerInfo]:
+    """Run ``aisearch_local`` in a child process for the duration of the block."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = ctx.Process(target=_serve, args=(child, tmp), daemon=True)
+        proc.start()
+        try:
+            yield ServerInfo(*parent.recv(), parent)
+        finally:
+            parent.send(("stop", None, None))
+            proc.join(timeout=30)
+
+
+def index_sample(server: ServerInfo, prefix: str) -> tuple[str, list[str]]:
+    """Index the sample corpus into one instance, and into 8 small shards.
+
+    Returns:
+        The instance id and the 8 shard ids.
+    """
+    with AISearchClient(
+        account_id=server.account_id, api_token=server.token, base_url=server.base_url
+    ) as client:
+        docs_id = f"{prefix}-docs"
+        client.create_instance(docs_id, custom_metadata=CUSTOM_METADATA)
+        docs = list(iter_sample_documents())
+        ids = [client.upload_item(docs_id, d.key, d.data, metadata=d.metadata).id for d in docs]
+        client.wait_until_indexed(docs_id, ids, timeout=300)
+        shards = []
+        for n in range(8):
+            iid = f"{prefix}-shard-{n}"
+            client.create_instance(iid)
+            up = [client.upload_item(iid, d.key, d.data).id for d in docs[n::8]]
+            client.wait_until_indexed(iid, up, timeout=300)
+            shards.append(iid)
+    return docs_id, shards
