@@ -1,0 +1,43 @@
+"""The adapter benchmark scripts still run end to end (a smoke run with tiny rounds).
+
+Only that they run and print every comparison is asserted here: speed is judged by running
+them in full (`make bench`), never by timed assertions in tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RATIO = re.compile(r"ratio \d+\.\d{3}")
+
+
+@pytest.mark.parametrize(
+    ("script", "first"),
+    [("bench_langchain.py", "invoke median"), ("bench_llamaindex.py", "retrieve median")],
+)
+def test_adapter_benchmark_runs_and_prints_every_ratio(script: str, first: str) -> None:
+    tiny = ["--rounds", "3", "--repeats", "1", "--multi-rounds", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *tiny],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = proc.stdout.split("summary", 1)[1].strip().splitlines()[1:]
+    names = [line.split("  ours")[0].strip() for line in summary]
+    assert names[0].startswith(first)
+    assert "floor: bare BaseRetriever, raw POST" in names
+    assert sum(1 for n in names if n.startswith("multi x8")) == 2
+    assert all(RATIO.search(line) for line in summary if "ms   ratio" in line)
+    assert sum(1 for line in summary if "target <=" in line) == 4
