@@ -4,6 +4,10 @@ Accepted wire forms:
 
 * ``event: chunks`` whose data is the JSON array of chunks (current docs), or a first
   ``data: {"chunks": [...]}`` object (older docs), possibly with namespace ``errors``;
+* ``event: errors`` (a JSON array of per-instance errors, or ``{"errors": [...]}``) next to
+  the sources of a namespace stream: the wire form is undocumented, so both are accepted.
+  Sources are held back until the next other event arrives, so that such errors join the
+  one ``SourcesEvent`` (still before the first text delta);
 * OpenAI ``chat.completion.chunk`` deltas (``choices[].delta.content``), whose
   ``finish_reason`` and ``usage`` are kept for the end event;
 * legacy Workers-AI pieces ``data: {"response": "..."}``;
@@ -24,6 +28,7 @@ from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
 from aisearch._exceptions import (
+    AISearchError,
     APIResponseValidationError,
     APIStatusError,
     StreamInterruptedError,
@@ -103,9 +108,12 @@ class StreamDecoder:
         self._usage: Usage | None = None
         self._model: str | None = None
         self._id: str | None = None
+        self._pending: SourcesEvent | None = None
+        self._deferred: AISearchError | None = None
         self._handlers: dict[str, Callable[[ServerSentEvent], list[StreamEvent]]] = {
             "chunks": self._on_chunks,
             "sources": self._on_chunks,
+            "errors": self._on_errors,
             "error": self._on_error,
             "message": self._on_message,
         }
@@ -123,10 +131,46 @@ class StreamDecoder:
             APIStatusError: For error events or error bodies.
             APIResponseValidationError: For data that is not the expected JSON.
         """
+        self._raise_deferred()
         if self.done:
             return []
         handler = self._handlers.get(sse.event)
-        return handler(sse) if handler is not None else []
+        if handler is None:
+            return []
+        try:
+            produced = handler(sse)
+        except AISearchError as exc:
+            if self._pending is None:
+                raise
+            # the sources came first: hand them over now, raise at the next call
+            self._deferred = exc
+            pending, self._pending = self._pending, None
+            return [pending]
+        out: list[StreamEvent] = []
+        for event in produced:
+            if isinstance(event, SourcesEvent):
+                self._hold(event)
+            else:
+                out.append(event)
+        if (out or self.done) and self._pending is not None:
+            out.insert(0, self._pending)
+            self._pending = None
+        return out
+
+    def _raise_deferred(self) -> None:
+        exc, self._deferred = self._deferred, None
+        if exc is not None:
+            self.done = True
+            raise exc
+
+    def _hold(self, event: SourcesEvent) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = event
+        else:  # sources and per-instance errors sent as separate events: one SourcesEvent
+            self._pending = SourcesEvent(
+                chunks=[*pending.chunks, *event.chunks], errors=[*pending.errors, *event.errors]
+            )
 
     def finish(self) -> None:
         """Call when the byte stream ended.
@@ -134,6 +178,7 @@ class StreamDecoder:
         Raises:
             StreamInterruptedError: If ``[DONE]`` never arrived.
         """
+        self._raise_deferred()
         if not self.done:
             raise StreamInterruptedError(
                 "the event stream ended before 'data: [DONE]' (connection dropped or server error)"
@@ -174,6 +219,18 @@ class StreamDecoder:
             status_code=self.status_code,
             body_excerpt=excerpt(sse.data),
         )
+
+    def _on_errors(self, sse: ServerSentEvent) -> list[StreamEvent]:
+        data = self._json(sse)
+        if isinstance(data, Mapping):
+            data = data.get("errors")
+        if data is not None and not isinstance(data, list):
+            raise APIResponseValidationError(
+                "the 'errors' event is neither a JSON array nor an object with 'errors'",
+                status_code=self.status_code,
+                body_excerpt=excerpt(sse.data),
+            )
+        return self._sources([], data, sse.data)
 
     def _on_error(self, sse: ServerSentEvent) -> list[StreamEvent]:
         try:

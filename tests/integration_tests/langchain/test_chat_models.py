@@ -111,6 +111,26 @@ def test_max_tokens_and_stop_passed_through(lc_target):
     assert len(stopped.text) < len(long.text)
 
 
+def test_namespace_chat_reports_a_missing_instance_when_streaming_too(lc_target, request):
+    if lc_target.live:
+        pytest.skip("needs a local namespace")
+    chat = ChatAISearch(instance_ids=[lc_target.instance_id, "no-such-instance-xyz"], k=4)
+    answer = chat.invoke("cold brew ratio")
+    assert [e["instance_id"] for e in answer.response_metadata["errors"]] == [
+        "no-such-instance-xyz"
+    ]
+    chunks = list(chat.stream("cold brew ratio"))
+    with_errors = [c for c in chunks if c.response_metadata.get("errors")]
+    assert len(with_errors) == 1
+    assert [e["instance_id"] for e in with_errors[0].response_metadata["errors"]] == [
+        "no-such-instance-xyz"
+    ]
+    # the errors come with the sources, before the first token
+    first_text = next(i for i, c in enumerate(chunks) if c.content)
+    assert chunks.index(with_errors[0]) < first_text
+    assert with_errors[0].response_metadata["sources"]
+
+
 def test_namespace_chat(lc_target, request):
     if lc_target.live:
         pytest.skip("needs two instances")

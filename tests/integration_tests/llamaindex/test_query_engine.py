@@ -151,3 +151,16 @@ def test_namespace_query_over_several_instances(
     ).query(QUESTION)
     assert stream.source_nodes
     assert "".join(stream.response_gen)  # type: ignore[union-attr]
+
+
+async def test_namespace_stream_reports_a_missing_instance(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    ids = [docs_instance, "no-such-instance-xyz"]
+    plain = AISearchQueryEngine(instance_ids=ids, connection=conn).query(QUESTION)
+    streamed = AISearchQueryEngine(instance_ids=ids, streaming=True, connection=conn)
+    sync = streamed.query(QUESTION)
+    expected = [("no-such-instance-xyz")]
+    for response in (plain, sync, await streamed.aquery(QUESTION)):
+        assert [e["instance_id"] for e in response.metadata["errors"]] == expected
+        assert response.source_nodes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -425,23 +426,81 @@ def test_finish_reason_without_usage_and_message_form():
     assert (end.finish_reason, end.usage, end.id) == ("length", None, "c1")
 
 
-def test_sources_with_null_metadata():
+def _decode(*events: tuple[str, str]) -> list[Any]:
+    """Feed (event, data) pairs and then [DONE]; return every typed event."""
     from httpx_sse import ServerSentEvent
 
+    decoder = StreamDecoder()
+    out: list[Any] = []
+    for name, data in events:
+        out += decoder.feed(ServerSentEvent(event=name, data=data))
+    out += decoder.feed(ServerSentEvent(data="[DONE]"))
+    decoder.finish()
+    return out
+
+
+def test_sources_with_null_metadata():
     data = '[{"id":"a","score":0.5,"item":{"key":"k","metadata":null}}]'
-    (event,) = StreamDecoder().feed(ServerSentEvent(event="chunks", data=data))
+    event, _end = _decode(("chunks", data))
     assert event.chunks[0].item.metadata == {}
 
 
 def test_sources_with_nulls_that_mean_absent():
     from httpx_sse import ServerSentEvent
 
-    data = '[{"id":"a","score":0.5,"text":null,"item":null}]'
-    (event,) = StreamDecoder().feed(ServerSentEvent(event="chunks", data=data))
+    event, _end = _decode(("chunks", '[{"id":"a","score":0.5,"text":null,"item":null}]'))
     assert (event.chunks[0].text, event.chunks[0].item.key) == ("", "")
-    (event,) = StreamDecoder().feed(
-        ServerSentEvent(event="chunks", data='{"chunks":null,"errors":null}')
-    )
+    event, _end = _decode(("chunks", '{"chunks":null,"errors":null}'))
     assert (event.chunks, event.errors) == ([], [])
     with pytest.raises(APIResponseValidationError, match="neither a JSON array"):
         StreamDecoder().feed(ServerSentEvent(event="chunks", data='{"errors":[]}'))
+
+
+NS_CHUNKS = '[{"id":"a","score":0.5,"instance_id":"docs"}]'
+NS_ERRORS = '[{"instance_id":"gone","message":"instance not found"}]'
+DELTA = '{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}'
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [("chunks", NS_CHUNKS), ("errors", NS_ERRORS), ("message", DELTA)],
+        [("chunks", NS_CHUNKS), ("errors", '{"errors":' + NS_ERRORS + "}"), ("message", DELTA)],
+        [("errors", NS_ERRORS), ("chunks", NS_CHUNKS), ("message", DELTA)],
+        [("chunks", '{"chunks":' + NS_CHUNKS + ',"errors":' + NS_ERRORS + "}"), ("message", DELTA)],
+    ],
+)
+def test_namespace_errors_join_the_sources_before_the_first_token(events):
+    # aisearch_local sends per-instance errors as a separate `event: errors` after the
+    # sources; the real wire form is undocumented, so every arrangement gives one
+    # SourcesEvent carrying both, then the text
+    sources, delta, end = _decode(*events)
+    assert isinstance(sources, SourcesEvent)
+    assert [c.instance_id for c in sources.chunks] == ["docs"]
+    assert [(e.instance_id, e.message) for e in sources.errors] == [("gone", "instance not found")]
+    assert delta.text == "Hi"
+    assert isinstance(end, StreamEndEvent)
+
+
+def test_sources_alone_are_flushed_at_done_and_a_bad_errors_event_raises():
+    (sources, end) = _decode(("chunks", NS_CHUNKS))
+    assert sources.chunks and isinstance(end, StreamEndEvent)
+    with pytest.raises(APIResponseValidationError, match="'errors' event"):
+        _decode(("errors", '"nope"'))
+
+
+def test_an_error_after_the_sources_still_hands_the_sources_over_first():
+    from httpx_sse import ServerSentEvent
+
+    decoder = StreamDecoder(500, "ray-x")
+    assert decoder.feed(ServerSentEvent(event="chunks", data=NS_CHUNKS)) == []
+    (sources,) = decoder.feed(ServerSentEvent(event="error", data='{"error":"backend down"}'))
+    assert isinstance(sources, SourcesEvent)
+    with pytest.raises(APIStatusError, match="backend down"):
+        decoder.feed(ServerSentEvent(data="[DONE]"))
+    assert decoder.feed(ServerSentEvent(data="[DONE]")) == []  # done after the error
+    decoder2 = StreamDecoder()
+    decoder2.feed(ServerSentEvent(event="chunks", data=NS_CHUNKS))
+    decoder2.feed(ServerSentEvent(event="error", data='{"error":"x"}'))
+    with pytest.raises(APIStatusError, match="x"):
+        decoder2.finish()  # the stream ended right after the error event
