@@ -6,7 +6,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
@@ -277,7 +277,8 @@ class AISearchConnection(BaseModel):
 
 RetrievalType = Literal["vector", "keyword", "hybrid"]
 FusionMethod = Literal["rrf", "max"]
-KeywordMatchMode = Literal["and", "or"]
+KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
+"""`and` / `or`; the older `exact_match` / `fuzzy_match` are accepted and sent as `and` / `or`."""
 
 
 class SearchOptionFields(BaseModel):
@@ -303,7 +304,7 @@ class SearchOptionFields(BaseModel):
     """How hybrid search fuses vector and keyword ranks: `rrf` or `max`."""
 
     keyword_match_mode: KeywordMatchMode | None = None
-    """BM25 candidate selection: `and` or `or`."""
+    """BM25 candidate selection: `and` or `or` (`exact_match` / `fuzzy_match` are aliases)."""
 
     boost_by: list[BoostBy] | None = None
     """Up to 3 boosts, e.g. `[{"field": "timestamp", "direction": "desc"}]`."""
@@ -321,7 +322,20 @@ class SearchOptionFields(BaseModel):
     """Reranking options, e.g. `{"enabled": True, "match_threshold": 0.2}`."""
 
     cache: CacheOptions | None = None
-    """Similarity cache options."""
+    """Similarity cache options (on `ChatAISearch`: `search_cache`, since `cache` is
+    LangChain's own LLM cache there)."""
+
+    custom_metadata: dict[str, str | int | float | bool] | None = None
+    """Up to 2 entries copied into AI Gateway logs (keys `ai-search`, `task`, `origin`,
+    `cf.*` are reserved)."""
+
+    # search option name -> field holding it (ChatAISearch keeps `cache` for LangChain)
+    _option_fields: ClassVar[dict[str, str]] = {
+        "query_rewrite": "query_rewrite",
+        "reranking": "reranking",
+        "cache": "cache",
+        "custom_metadata": "custom_metadata",
+    }
 
     extra_options: dict[str, Any] | None = None
     """Raw `ai_search_options` deep-merged last, for fields the service adds later."""
@@ -380,8 +394,8 @@ class SearchOptionFields(BaseModel):
         options: dict[str, Any] = {}
         if retrieval:
             options["retrieval"] = retrieval
-        for name in ("query_rewrite", "reranking", "cache"):
-            value = getattr(self, name)
+        for name, field in self._option_fields.items():
+            value = getattr(self, field)
             if value is not None:
                 options[name] = value
         # validated by the core, so a bad per-call value raises InvalidRequestError naming

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -17,6 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from aisearch import (
+    CacheOptions,
     ChatCompletion,
     InstanceError,
     SourcesEvent,
@@ -126,6 +128,19 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
 
     extra_body: dict[str, Any] | None = None
     """Extra top-level body keys merged last (the API accepts extra keys)."""
+
+    cache: BaseCache | bool | None = Field(default=None, exclude=True)  # type: ignore[assignment]
+    """LangChain's LLM response cache, as on every chat model (`False` turns it off). The AI
+    Search similarity cache is `search_cache`."""
+
+    search_cache: CacheOptions | None = None
+    """AI Search similarity cache options (`ai_search_options.cache`), e.g.
+    `{"enabled": False}`."""
+
+    _option_fields: ClassVar[dict[str, str]] = {
+        **SearchOptionFields._option_fields,
+        "cache": "search_cache",
+    }
 
     @field_validator("instance_id")
     @classmethod

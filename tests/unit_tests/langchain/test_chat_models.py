@@ -71,6 +71,37 @@ def test_invoke_maps_answer_metadata_usage_and_request():
     assert recorder.paths[0].endswith("/instances/docs/chat/completions")
 
 
+def test_search_cache_and_langchain_cache_are_separate():
+    # `cache` is LangChain's LLM cache on a chat model; the AI Search similarity cache is
+    # `search_cache` (a `cache={...}` used to replace LangChain's field and break invoke)
+    from langchain_core.caches import InMemoryCache
+
+    recorder, sync, _ = _chat_server()
+    chat = ChatAISearch(
+        instance_id="docs",
+        client=sync,
+        search_cache={"enabled": False},
+        custom_metadata={"team": "docs"},
+        keyword_match_mode="exact_match",
+        cache=InMemoryCache(),
+    )
+    first = chat.invoke("grind?")
+    again = chat.invoke("grind?")  # answered by LangChain's cache: no second request
+    assert first.content == again.content == "Grind fine [1]."
+    (body,) = recorder.bodies
+    assert body["ai_search_options"] == {
+        "retrieval": {"keyword_match_mode": "and"},
+        "cache": {"enabled": False},
+        "custom_metadata": {"team": "docs"},
+    }
+    uncached = ChatAISearch(instance_id="docs", client=sync, cache=False)
+    uncached.invoke("grind?")
+    uncached.invoke("grind?")
+    assert len(recorder.bodies) == 3
+    with pytest.raises(ValidationError, match="search_cache"):
+        ChatAISearch(instance_id="docs", search_cache={"enabled": "sometimes"})
+
+
 def test_model_override_per_call_and_ls_params():
     recorder, sync, _ = _chat_server()
     chat = ChatAISearch(instance_id="docs", client=sync, model="@cf/a")

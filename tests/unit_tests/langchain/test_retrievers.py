@@ -221,6 +221,25 @@ def test_request_body_sends_only_set_options_and_per_call_filters(search_server)
     assert recorder.requests[0][0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def test_cache_custom_metadata_and_keyword_mode_aliases_are_sent(search_server):
+    recorder, sync, _ = search_server
+    AISearchRetriever(
+        instance_id="docs",
+        client=sync,
+        k=2,
+        keyword_match_mode="fuzzy_match",
+        cache={"enabled": True},
+        custom_metadata={"app": "faq"},
+    ).invoke("q")
+    assert recorder.bodies[0]["ai_search_options"] == {
+        "retrieval": {"keyword_match_mode": "or", "max_num_results": 2},
+        "cache": {"enabled": True},
+        "custom_metadata": {"app": "faq"},
+    }
+    with pytest.raises(ValidationError, match="custom_metadata: key 'task' is reserved"):
+        AISearchRetriever(instance_id="docs", custom_metadata={"task": "x"})
+
+
 def test_options_follow_assignments_between_calls(search_server):
     # the validated options are reused between calls; an assignment must never leave a
     # stale copy behind
