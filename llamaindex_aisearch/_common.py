@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -113,7 +112,10 @@ class AISearchConnection(BaseModel):
     _async_client: AsyncAISearchClient | None = None
     _injected_client: bool = False
     _injected_async_client: bool = False
-    _loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAISearchClient]
+    # id(loop) -> (loop, client). Not a WeakKeyDictionary: a client's connections refer back
+    # to their loop, so the loop would never be collected; clients of closed loops are
+    # dropped when another loop asks instead.
+    _loop_clients: dict[int, tuple[asyncio.AbstractEventLoop, AsyncAISearchClient]]
     _lock: threading.Lock
 
     def __init__(
@@ -129,7 +131,7 @@ class AISearchConnection(BaseModel):
         self._lock = threading.Lock()
         self._http_client = http_client
         self._async_http_client = async_http_client
-        self._loop_clients = weakref.WeakKeyDictionary()
+        self._loop_clients = {}
         self._client = client
         self._async_client = async_client
         self._injected_client = client is not None
@@ -231,13 +233,19 @@ class AISearchConnection(BaseModel):
                         **self._client_kwargs(), http_client=self._async_http_client
                     )
                 return self._async_client
-            client = self._loop_clients.get(loop)
-            if client is None:
-                client = AsyncAISearchClient(
-                    **self._client_kwargs(), http_client=self._async_http_client
+            cached = self._loop_clients.get(id(loop))
+            if cached is None or cached[0] is not loop:
+                self._loop_clients = {
+                    key: pair for key, pair in self._loop_clients.items() if not pair[0].is_closed()
+                }
+                cached = (
+                    loop,
+                    AsyncAISearchClient(
+                        **self._client_kwargs(), http_client=self._async_http_client
+                    ),
                 )
-                self._loop_clients[loop] = client
-            return client
+                self._loop_clients[id(loop)] = cached
+            return cached[1]
 
     def close(self) -> None:
         """Close the synchronous client this connection built (never an injected one)."""
@@ -249,9 +257,13 @@ class AISearchConnection(BaseModel):
             self._client = client
 
     async def aclose(self) -> None:
-        """Close the asynchronous clients this connection built (never an injected one)."""
+        """Close the asynchronous clients this connection built (never an injected one).
+
+        Clients of other event loops cannot be closed from this one: they are dropped.
+        """
+        running = asyncio.get_running_loop()
         with self._lock:
-            clients = list(self._loop_clients.values())
+            clients = [c for loop, c in self._loop_clients.values() if loop is running]
             self._loop_clients.clear()
             if not self._injected_async_client and self._async_client is not None:
                 clients.append(self._async_client)

@@ -249,6 +249,37 @@ async def test_retrieve_spans_carry_bound_arguments(
     assert inner["query_bundle"].query_str == QUERY
 
 
+def test_asyncio_run_per_call_does_not_leak_clients_or_sockets(
+    local_server: LocalServer, docs_instance: str
+) -> None:
+    # asyncio.run per request (scripts, Celery tasks, Lambda handlers): each run has a new
+    # loop; clients of closed loops must be let go, with their sockets
+    import asyncio
+    import gc
+    import os
+
+    conn = AISearchConnection(
+        account_id=local_server.account_id,
+        api_token=local_server.token,
+        base_url=local_server.base_url,
+    )
+    retriever = AISearchRetriever(docs_instance, similarity_top_k=2, connection=conn)
+
+    def open_fds() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    asyncio.run(retriever.aretrieve(QUERY))
+    before = open_fds()
+    for _ in range(40):
+        assert asyncio.run(retriever.aretrieve(QUERY))
+        assert len(conn._loop_clients) == 1
+    # bounded, not per run (the in-process server's keep-alive sockets come and go); the
+    # leak this guards against grew by one client socket (and its server side) per run
+    assert open_fds() - before <= 10
+    conn.close()
+
+
 def test_unknown_instance_raises_not_found(conn: AISearchConnection) -> None:
     retriever = AISearchRetriever("no-such-instance", connection=conn)
     with pytest.raises(NotFoundError) as info:
