@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import mimetypes
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -284,11 +285,37 @@ def _parse_legacy(response: httpx.Response) -> SearchResult:
         raise _validation_error(response, "legacy search", exc) from None
 
 
+_ALWAYS_SCRUB_LENGTH = 16
+_TOKEN_CHARS = r"A-Za-z0-9_.\-"
+
+
 def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """Replace secrets in ``text`` by ``***``.
+
+    A secret of 16 or more characters is replaced wherever it appears. A shorter one (a
+    local test token such as ``local``) only where it stands alone, not inside a longer
+    word, so that ``instance 'local-notes'`` or ``<html>`` are not mangled.
+    """
     for secret in secrets:
-        if secret and secret in text:
+        if not secret or secret not in text:
+            continue
+        if len(secret) >= _ALWAYS_SCRUB_LENGTH:
             text = text.replace(secret, "***")
+        else:
+            alone = rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])"
+            text = re.sub(alone, "***", text)
     return text
+
+
+def _scrub_value(value: Any, secrets: Sequence[str]) -> Any:
+    """``_scrub`` every string in a decoded JSON value (an error body)."""
+    if isinstance(value, str):
+        return _scrub(value, secrets)
+    if isinstance(value, Mapping):
+        return {k: _scrub_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_value(v, secrets) for v in value]
+    return value
 
 
 def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
@@ -483,10 +510,16 @@ class _BaseClient(Generic[_HttpT]):
         default = response.reason_phrase or "request failed"
         error = error_from_body(body, response.status_code, _request_id(response), default)
         error.response = response
-        scrubbed = _scrub(error.message, self._config.secrets())
+        return self._scrubbed(error)
+
+    def _scrubbed(self, error: APIStatusError) -> APIStatusError:
+        """Take the credentials out of an error's message and body (services may echo them)."""
+        secrets = self._config.secrets()
+        scrubbed = _scrub(error.message, secrets)
         if scrubbed != error.message:
             error.message = scrubbed
             error.args = (error._format(),)
+        error.body = _scrub_value(error.body, secrets)
         return error
 
     def _body(

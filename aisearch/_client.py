@@ -38,6 +38,7 @@ from aisearch._config import (
 )
 from aisearch._exceptions import (
     AISearchError,
+    APIStatusError,
     APITimeoutError,
     InvalidRequestError,
     StreamInterruptedError,
@@ -181,6 +182,9 @@ class AISearchClient(_SyncManagement):
                 if decoder.done:
                     return
             decoder.finish()
+        except APIStatusError as exc:  # an error event: scrub what the service echoed
+            self._scrubbed(exc)
+            raise
         except httpx.TimeoutException as exc:
             raise APITimeoutError("stream read timed out", request=response.request) from exc
         except httpx.HTTPError as exc:
@@ -731,6 +735,9 @@ class AsyncAISearchClient(_AsyncManagement):
             finally:
                 await events.aclose()
             decoder.finish()
+        except APIStatusError as exc:  # an error event: scrub what the service echoed
+            self._scrubbed(exc)
+            raise
         except httpx.TimeoutException as exc:
             raise APITimeoutError("stream read timed out", request=response.request) from exc
         except httpx.HTTPError as exc:

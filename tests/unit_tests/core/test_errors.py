@@ -234,6 +234,48 @@ def test_token_never_in_repr_str_exceptions_or_logs(harness, caplog):
         assert _secrets_absent(str(record.args))
 
 
+def test_error_body_is_scrubbed_too(harness):
+    h = harness(lambda r: httpx.Response(403, json=error_body(10000, SECRET_ECHO)), max_retries=0)
+    with pytest.raises(PermissionDeniedError) as info:
+        h.call("search", "docs", "q")
+    assert _secrets_absent(str(info.value.body))
+    assert info.value.body["errors"][0]["message"] == "bad token *** rejected"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("instance 'local-notes' not found", "instance 'local-notes' not found"),
+        ("<html><title>Not Found</title></html>", "<html><title>Not Found</title></html>"),
+        ("token local is not valid", "token *** is not valid"),
+        ("Bearer local", "Bearer ***"),
+        ("localhost refused 'local'", "localhost refused '***'"),
+    ],
+)
+def test_a_short_local_token_is_scrubbed_only_where_it_stands_alone(harness, message, expected):
+    # README's local setup uses a short token: scrubbing every substring mangled messages
+    h = harness(
+        lambda r: httpx.Response(404, json=error_body(7002, message)),
+        api_token="local",
+        max_retries=0,
+    )
+    with pytest.raises(NotFoundError) as info:
+        h.call("search", "docs", "q")
+    assert info.value.message == expected
+
+
+def test_stream_error_events_are_scrubbed(harness):
+    sse = f'event: error\ndata: {{"error": "token {TOKEN} expired"}}\n\n'.encode()
+    h = harness(
+        lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse),
+        max_retries=0,
+    )
+    with pytest.raises(APIStatusError) as info:
+        h.collect_into([], "stream_chat_completions", "docs", [{"role": "user", "content": "x"}])
+    assert info.value.message == "token *** expired"
+    assert _secrets_absent(str(info.value.body)) and _secrets_absent(str(info.value))
+
+
 def test_global_key_auth_headers_and_secrecy(harness):
     h = harness(
         lambda r: httpx.Response(401, json=error_body(10001, f"key {GLOBAL_KEY}")),
