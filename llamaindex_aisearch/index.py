@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -29,14 +30,90 @@ __all__ = ["AISearchIndex"]
 DEFAULT_WAIT_TIMEOUT = 120.0
 
 
-def _item_key(doc: BaseNode) -> str:
+# Extensions whose content the service reads as text: anything else (a PDF, a Word file ...)
+# was turned into text by a LlamaIndex reader, so its key gets ".txt" and is parsed as text.
+TEXT_EXTENSIONS = frozenset({".md", ".markdown", ".mdx", ".txt", ".html", ".htm", ".json"})
+
+
+def _natural_key(doc: BaseNode) -> str:
     meta = doc.metadata or {}
-    for name in ("key", "file_name", "filename"):
+    for name in ("file_name", "filename"):
         value = meta.get(name)
         if isinstance(value, str) and value:
             return value
     ref = doc.ref_doc_id if not isinstance(doc, Document) else None
     return f"{ref or doc.node_id}.txt"
+
+
+def _as_text_key(key: str, part: str | None = None) -> str:
+    stem, ext = posixpath.splitext(key)
+    if ext.lower() not in TEXT_EXTENSIONS:
+        stem, ext = key, ".txt"
+    return f"{stem}.{part}{ext}" if part else f"{stem}{ext}"
+
+
+def item_keys(docs: Sequence[BaseNode]) -> list[str]:
+    """The item key of each document of one upload batch, never the same key twice.
+
+    A ``key`` metadata value is used as given (two documents with the same explicit key
+    are an error). Otherwise the key is the reader's ``file_name`` (``<doc id>.txt`` when
+    there is none), with ``.txt`` appended unless it is a text format the service reads
+    (``report.pdf`` -> ``report.pdf.txt``: the reader already extracted the text). Documents
+    that would share a key (``team-a/README.md`` and ``team-b/README.md`` as read by
+    ``SimpleDirectoryReader``, or the pages of one PDF) are told apart by their folders
+    relative to the folder they have in common, then by ``page_label``, then by their
+    position: uploading them under one key would keep only the last.
+
+    Raises:
+        InvalidRequestError: Two documents carry the same explicit ``key``.
+    """
+    keys: list[str | None] = [None] * len(docs)
+    groups: dict[str, list[int]] = {}
+    for i, doc in enumerate(docs):
+        explicit = (doc.metadata or {}).get("key")
+        if isinstance(explicit, str) and explicit:
+            keys[i] = explicit
+        else:
+            groups.setdefault(_natural_key(doc), []).append(i)
+    explicit_keys = [k for k in keys if k is not None]
+    for key in explicit_keys:
+        if explicit_keys.count(key) > 1:
+            raise InvalidRequestError(
+                f"metadata['key']: {key!r} is given to several documents of one upload; "
+                "each item needs its own key"
+            )
+    for name, members in groups.items():
+        if len(members) == 1:
+            keys[members[0]] = _as_text_key(name)
+            continue
+        paths = [str((docs[i].metadata or {}).get("file_path") or "") for i in members]
+        folders = [posixpath.dirname(p.replace("\\", "/")) for p in paths]
+        if all(folders) and len(set(folders)) > 1:
+            common = posixpath.commonpath(folders)
+            named = [posixpath.join(posixpath.relpath(f, common), name) for f in folders]
+        else:
+            named = [name] * len(members)
+        for i, key in zip(members, named, strict=True):
+            page = (docs[i].metadata or {}).get("page_label")
+            part = f"page-{page}" if isinstance(page, (str, int)) and str(page) else None
+            keys[i] = _as_text_key(key, part)
+        counts: dict[str, int] = {}
+        for i in members:
+            counts[str(keys[i])] = counts.get(str(keys[i]), 0) + 1
+        seen: dict[str, int] = {}
+        for i in members:  # still the same key (same file, no page labels): number them
+            key = str(keys[i])
+            if counts[key] > 1:
+                seen[key] = seen.get(key, 0) + 1
+                keys[i] = _as_text_key(key, f"part-{seen[key]}")
+    out = [str(k) for k in keys]
+    clashes = {k for k in out if out.count(k) > 1}
+    if clashes:  # a derived key equal to another document's explicit or derived key
+        raise InvalidRequestError(
+            f"documents of one upload map to the same item key(s) {sorted(clashes)}; "
+            "set metadata['key'] to tell them apart"
+        )
+    return out
 
 
 def _item_metadata(doc: BaseNode) -> dict[str, Any]:
@@ -193,10 +270,10 @@ class AISearchIndex(BaseManagedIndex):
         """
         client = self._connection.client
         items: list[Item] = []
-        for doc in documents:
+        for doc, key in zip(documents, item_keys(documents), strict=True):
             item = client.upload_item(
                 self.instance_id,
-                _item_key(doc),
+                key,
                 doc.get_content(metadata_mode=MetadataMode.NONE),
                 metadata=_item_metadata(doc) or None,
                 namespace=self.namespace,
@@ -218,10 +295,10 @@ class AISearchIndex(BaseManagedIndex):
         """Async form of :meth:`insert_documents` (on the async client)."""
         client = self._connection.async_client
         items: list[Item] = []
-        for doc in documents:
+        for doc, key in zip(documents, item_keys(documents), strict=True):
             item = await client.upload_item(
                 self.instance_id,
-                _item_key(doc),
+                key,
                 doc.get_content(metadata_mode=MetadataMode.NONE),
                 metadata=_item_metadata(doc) or None,
                 namespace=self.namespace,

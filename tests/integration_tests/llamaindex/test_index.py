@@ -130,3 +130,24 @@ async def test_async_insert_update_delete(
     assert [i.key for i in await conn.async_client.list_items(iid)] == ["ops/roaster.txt"]
     with pytest.raises(KeyError):
         await index.adelete_ref_doc("coldbrew")
+
+
+def test_directory_reader_files_with_the_same_name_stay_separate_items(
+    conn: AISearchConnection, make_instance: Callable[..., str], tmp_path
+) -> None:
+    # SimpleDirectoryReader gives both files file_name="README.md": uploading them under
+    # one key used to keep only the last
+    from llama_index.core import SimpleDirectoryReader
+
+    for team, fact in (("team-a", "grinds on the Mahlkonig"), ("team-b", "brews on the V60")):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "README.md").write_text(f"# {team}\n\nThe {team} crew {fact}.\n")
+    docs = SimpleDirectoryReader(str(tmp_path), recursive=True).load_data()
+    assert [d.metadata["file_name"] for d in docs] == ["README.md", "README.md"]
+    iid = make_instance()
+    index = AISearchIndex.from_documents(docs, instance_id=iid, connection=conn, wait_timeout=60)
+    keys = sorted(item.key for item in conn.client.list_items(iid))
+    assert keys == ["team-a/README.md", "team-b/README.md"]
+    nodes = index.as_retriever(similarity_top_k=1).retrieve("Mahlkonig grinder crew")
+    assert nodes[0].node.metadata["filename"] == "team-a/README.md"
+    assert "Mahlkonig" in nodes[0].node.get_content()
