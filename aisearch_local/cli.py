@@ -200,8 +200,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from aisearch_local.store import Store
+    from aisearch_local.store import DB_FILENAME, Store
 
+    if not (Path(args.data_dir) / DB_FILENAME).is_file():
+        _console().print(
+            f"[red]error[/red] no aisearch-local data in {args.data_dir} (no {DB_FILENAME}); "
+            "pass the --data-dir the server or ingest used",
+            markup=True,
+            highlight=False,
+        )
+        return 2
     store = Store(args.data_dir)
     try:
         table = Table(title=f"aisearch-local data in {Path(args.data_dir).resolve()}")

@@ -266,9 +266,7 @@ def extract_text(key: str, data: bytes) -> str:
         allowed = ", ".join(sorted(SUPPORTED_EXTENSIONS))
         raise IngestError(f"{key}: unsupported file type {shown}; supported: {allowed}")
     if len(data) > MAX_FILE_BYTES:
-        raise IngestError(
-            f"{key}: file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte (4 MB) limit"
-        )
+        raise IngestError(f"{key}: file is larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
     text = _decode(key, data)
     if ext in (".html", ".htm"):
         text = _html_to_text(text)

@@ -489,9 +489,7 @@ class LocalService:
     ) -> tuple[list[NewChunk], np.ndarray]:
         """Extract, chunk and embed a document (raises IngestError on bad input)."""
         if len(data) > MAX_FILE_BYTES:
-            raise IngestError(
-                f"{key}: file is {len(data)} bytes, over the {MAX_FILE_BYTES} byte (4 MB) limit"
-            )
+            raise IngestError(f"{key}: file is larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
         text = extract_text(key, data)
         chunks = self._chunk(inst, text)
         if not chunks:
@@ -575,7 +573,10 @@ class LocalService:
                 )
                 if item["status"] == "error":
                     errors += 1
-                    log.append({"message": f"{sf.key}: {item.get('error')}", "message_type": 2})
+                    message = str(item.get("error"))
+                    if not message.startswith(f"{sf.key}:"):  # ingest errors name the key
+                        message = f"{sf.key}: {message}"
+                    log.append({"message": message, "message_type": 2})
                 else:
                     indexed += 1
                     log.append(

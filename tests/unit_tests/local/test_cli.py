@@ -75,6 +75,25 @@ def test_ingest_then_inspect(tmp_path, capsys):
     assert "docs" in out and "hashing-v1-384" in out and "image.png" in out
 
 
+def test_inspect_of_a_folder_without_data_fails_and_creates_nothing(tmp_path, capsys):
+    typo = tmp_path / "typo"
+    assert main(["inspect", "--data-dir", str(typo)]) == 2
+    assert "no aisearch-local data" in capsys.readouterr().err
+    assert not typo.exists()
+
+
+def test_oversize_file_message_does_not_claim_a_wrong_size(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.md").write_bytes(b"x" * 4_500_000)
+    code = main(["ingest", str(src), "--instance", "docs", "--data-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert "big.md: file is larger than the 4194304 byte (4 MB) limit" in err
+    assert "4194305" not in err and "big.md: big.md" not in err
+    assert "1 errors" in err
+    assert code == 0  # the run completed; the file is reported as an error item
+
+
 def test_ingest_rejects_missing_folder(tmp_path, capsys):
     code = main(
         ["ingest", str(tmp_path / "nope"), "--instance", "x", "--data-dir", str(tmp_path / "d")]

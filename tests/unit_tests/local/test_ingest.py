@@ -101,7 +101,7 @@ def test_json_flattening() -> None:
         ("Makefile", b"all:", r"unsupported file type \(none\)"),
         ("img.PNG", b"\x89PNG", r"unsupported file type \.png"),
         ("bad.txt", b"ok \xff\xfe bytes", r"not valid UTF-8 text \(undecodable byte at offset 3\)"),
-        ("big.md", b"a" * (MAX_FILE_BYTES + 1), r"over the 4194304 byte \(4 MB\) limit"),
+        ("big.md", b"a" * (MAX_FILE_BYTES + 1), r"larger than the 4194304 byte \(4 MB\) limit"),
         ("blank.md", b"  \n\t\n", r"no text to index"),
         ("empty.txt", b"", r"no text to index"),
         ("scripts.html", b"<script>x()</script><style>a{}</style>", r"no text to index"),
@@ -272,7 +272,7 @@ def test_scan_oversized_file_is_read_only_past_the_limit(tmp_path: Path) -> None
     _write(tmp_path, "big.txt", b"a" * (MAX_FILE_BYTES + 1000))
     (big,) = scan_source_dir(tmp_path)
     assert len(big.data) == MAX_FILE_BYTES + 1
-    with pytest.raises(IngestError, match=r"big\.txt: .*over the 4194304 byte"):
+    with pytest.raises(IngestError, match=r"big\.txt: file is larger than the 4194304 byte"):
         extract_text(big.key, big.data)
 
 
