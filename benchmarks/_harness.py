@@ -11,7 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,32 @@ def cpu_line(name: str, ours_s: float, base_s: float, calls: int) -> str:
         f"{name:<44} ours {ours:8.3f} ms   baseline {base:8.3f} ms   "
         f"adapter overhead {ours - base:+.3f} ms/call (informative)"
     )
+
+
+def interleaved(
+    sides: dict[str, Callable[[str], Any]], rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Call every side once per round with the same query, rotating which goes first.
+
+    Returns:
+        Each side's median wall time per call (ms) and its total client CPU time (s).
+    """
+    for q in QUERIES:  # warm up the pools and the server's caches
+        results = [len(fn(q)) for fn in sides.values()]
+        assert len(set(results)) == 1, f"the sides disagree on {q!r}: {results}"
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    cpu = dict.fromkeys(sides, 0.0)
+    order = list(sides.items())
+    for i in range(rounds):
+        q = QUERIES[i % len(QUERIES)]
+        shift = i % len(order)
+        for name, fn in order[shift:] + order[:shift]:
+            cpu0 = time.process_time()
+            started = time.perf_counter()
+            fn(q)
+            samples[name].append(time.perf_counter() - started)
+            cpu[name] += time.process_time() - cpu0
+    return {name: median_ms(s) for name, s in samples.items()}, cpu
 
 
 def search_body(query: str, k: int = TOP_K) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -38,6 +37,7 @@ from _harness import (
     cpu_line,
     index_sample,
     info_line,
+    interleaved,
     median_ms,
     ratio_line,
     search_body,
@@ -97,28 +97,10 @@ def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[st
         response.raise_for_status()
         return response.json()["result"]["chunks"]
 
-    for q in QUERIES:  # warm up the pools and the server's caches
-        assert len(ours(q)) == len(base(q)) == len(floor(q))
-    samples: dict[str, list[float]] = {"ours": [], "base": [], "floor": []}
-    cpu = dict.fromkeys(samples, 0.0)
-    trio: list[tuple[str, Callable[[str], Any]]] = [
-        ("ours", ours),
-        ("base", base),
-        ("floor", floor),
-    ]
-    for i in range(rounds):
-        q = QUERIES[i % len(QUERIES)]
-        shift = i % 3  # rotate the order so no side always goes first
-        for name, fn in trio[shift:] + trio[:shift]:
-            cpu0 = time.process_time()
-            started = time.perf_counter()
-            fn(q)
-            samples[name].append(time.perf_counter() - started)
-            cpu[name] += time.process_time() - cpu0
-    retriever.connection.close()
+    wall, cpu = interleaved({"ours": ours, "base": base, "floor": floor}, rounds)
     for http in (raw, floor_http, ours_http):
         http.close()
-    t_ours, t_base, t_floor = (median_ms(samples[k]) for k in ("ours", "base", "floor"))
+    t_ours, t_base, t_floor = wall["ours"], wall["base"], wall["floor"]
     return [
         ratio_line(f"retrieve median ({rounds} calls each)", t_ours, t_base, 1.10),
         cpu_line("retrieve client CPU per call", cpu["ours"], cpu["base"], rounds),
