@@ -171,12 +171,14 @@ class AISearchClient(_SyncManagement):
     def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T:
         return self._retrying(req, lambda: parse(self._send(req)))
 
-    def _stream(self, req: _Request) -> Iterator[StreamEvent]:
+    def _stream(self, req: _Request, *, join_errors: bool = False) -> Iterator[StreamEvent]:
         response = self._retrying(req, lambda: self._send(req, stream=True))
         try:
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, response.read())
-            decoder = StreamDecoder(response.status_code, _request_id(response))
+            decoder = StreamDecoder(
+                response.status_code, _request_id(response), join_errors=join_errors
+            )
             for sse in EventSource(response).iter_sse():
                 yield from decoder.feed(sse)
                 if decoder.done:
@@ -427,7 +429,7 @@ class AISearchClient(_SyncManagement):
             extra_body,
             stream=True,
         )
-        return self._stream(req)
+        return self._stream(req, join_errors=True)
 
     # ------------------------------------------------------------------ legacy AutoRAG
 
@@ -719,12 +721,16 @@ class AsyncAISearchClient(_AsyncManagement):
         result: _T = await self._retrying(req, call)
         return result
 
-    async def _stream(self, req: _Request) -> AsyncIterator[StreamEvent]:
+    async def _stream(
+        self, req: _Request, *, join_errors: bool = False
+    ) -> AsyncIterator[StreamEvent]:
         response: httpx.Response = await self._retrying(req, lambda: self._send(req, stream=True))
         try:
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, await response.aread())
-            decoder = StreamDecoder(response.status_code, _request_id(response))
+            decoder = StreamDecoder(
+                response.status_code, _request_id(response), join_errors=join_errors
+            )
             events = EventSource(response).aiter_sse()
             try:
                 async for sse in events:
@@ -969,7 +975,7 @@ class AsyncAISearchClient(_AsyncManagement):
             extra_body,
             stream=True,
         )
-        return self._stream(req)
+        return self._stream(req, join_errors=True)
 
     # ------------------------------------------------------------------ legacy AutoRAG
 

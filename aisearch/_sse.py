@@ -4,10 +4,11 @@ Accepted wire forms:
 
 * ``event: chunks`` whose data is the JSON array of chunks (current docs), or a first
   ``data: {"chunks": [...]}`` object (older docs), possibly with namespace ``errors``;
-* ``event: errors`` (a JSON array of per-instance errors, or ``{"errors": [...]}``) next to
-  the sources of a namespace stream: the wire form is undocumented, so both are accepted.
-  Sources are held back until the next other event arrives, so that such errors join the
-  one ``SourcesEvent`` (still before the first text delta);
+* on namespace streams (``join_errors=True``), ``event: errors`` (a JSON array of
+  per-instance errors, or ``{"errors": [...]}``) next to the sources: the wire form is
+  undocumented, so both are accepted. The sources are then held back until the next other
+  event arrives, so that such errors join the one ``SourcesEvent`` (still before the first
+  text delta); on instance streams the sources are handed over at once;
 * OpenAI ``chat.completion.chunk`` deltas (``choices[].delta.content``), whose
   ``finish_reason`` and ``usage`` are kept for the end event;
 * legacy Workers-AI pieces ``data: {"response": "..."}``;
@@ -98,9 +99,13 @@ class StreamDecoder:
     Args:
         status_code: HTTP status of the stream response (reported by error events).
         request_id: Request id of the response, when known.
+        join_errors: A namespace stream: per-instance errors sent as a separate event join
+            the sources (which are held back until the next event).
     """
 
-    def __init__(self, status_code: int = 200, request_id: str | None = None) -> None:
+    def __init__(
+        self, status_code: int = 200, request_id: str | None = None, *, join_errors: bool = False
+    ) -> None:
         self.status_code = status_code
         self.request_id = request_id
         self.done = False
@@ -108,15 +113,17 @@ class StreamDecoder:
         self._usage: Usage | None = None
         self._model: str | None = None
         self._id: str | None = None
+        self._join_errors = join_errors
         self._pending: SourcesEvent | None = None
         self._deferred: AISearchError | None = None
         self._handlers: dict[str, Callable[[ServerSentEvent], list[StreamEvent]]] = {
             "chunks": self._on_chunks,
             "sources": self._on_chunks,
-            "errors": self._on_errors,
             "error": self._on_error,
             "message": self._on_message,
         }
+        if join_errors:
+            self._handlers["errors"] = self._on_errors
 
     def feed(self, sse: ServerSentEvent) -> list[StreamEvent]:
         """Translate one server-sent event.
@@ -148,7 +155,7 @@ class StreamDecoder:
             return [pending]
         out: list[StreamEvent] = []
         for event in produced:
-            if isinstance(event, SourcesEvent):
+            if isinstance(event, SourcesEvent) and self._join_errors:
                 self._hold(event)
             else:
                 out.append(event)

@@ -426,11 +426,11 @@ def test_finish_reason_without_usage_and_message_form():
     assert (end.finish_reason, end.usage, end.id) == ("length", None, "c1")
 
 
-def _decode(*events: tuple[str, str]) -> list[Any]:
+def _decode(*events: tuple[str, str], join_errors: bool = True) -> list[Any]:
     """Feed (event, data) pairs and then [DONE]; return every typed event."""
     from httpx_sse import ServerSentEvent
 
-    decoder = StreamDecoder()
+    decoder = StreamDecoder(join_errors=join_errors)
     out: list[Any] = []
     for name, data in events:
         out += decoder.feed(ServerSentEvent(event=name, data=data))
@@ -492,15 +492,38 @@ def test_sources_alone_are_flushed_at_done_and_a_bad_errors_event_raises():
 def test_an_error_after_the_sources_still_hands_the_sources_over_first():
     from httpx_sse import ServerSentEvent
 
-    decoder = StreamDecoder(500, "ray-x")
+    decoder = StreamDecoder(500, "ray-x", join_errors=True)
     assert decoder.feed(ServerSentEvent(event="chunks", data=NS_CHUNKS)) == []
     (sources,) = decoder.feed(ServerSentEvent(event="error", data='{"error":"backend down"}'))
     assert isinstance(sources, SourcesEvent)
     with pytest.raises(APIStatusError, match="backend down"):
         decoder.feed(ServerSentEvent(data="[DONE]"))
     assert decoder.feed(ServerSentEvent(data="[DONE]")) == []  # done after the error
-    decoder2 = StreamDecoder()
+    decoder2 = StreamDecoder(join_errors=True)
     decoder2.feed(ServerSentEvent(event="chunks", data=NS_CHUNKS))
     decoder2.feed(ServerSentEvent(event="error", data='{"error":"x"}'))
     with pytest.raises(APIStatusError, match="x"):
         decoder2.finish()  # the stream ended right after the error event
+
+
+def test_instance_streams_hand_the_sources_over_at_once():
+    # only namespace streams can carry per-instance errors: elsewhere the sources are not
+    # held back until the first token (which may take seconds on the real service)
+    from httpx_sse import ServerSentEvent
+
+    decoder = StreamDecoder()
+    (sources,) = decoder.feed(ServerSentEvent(event="chunks", data=NS_CHUNKS))
+    assert isinstance(sources, SourcesEvent)
+    assert decoder.feed(ServerSentEvent(event="errors", data=NS_ERRORS)) == []  # not expected
+
+
+def test_only_namespace_streams_join_errors(harness, mode):
+    body = (
+        f"event: chunks\ndata: {NS_CHUNKS}\n\nevent: errors\ndata: {NS_ERRORS}\n\n"
+        f"data: {DELTA}\n\ndata: [DONE]\n\n"
+    ).encode()
+    h = harness(streaming(mode, [body]))
+    events: list[Any] = []
+    h.collect_into(events, "stream_namespace_chat_completions", ["docs", "gone"], MESSAGES)
+    assert [type(e) for e in events] == [SourcesEvent, TextDeltaEvent, StreamEndEvent]
+    assert [e.instance_id for e in events[0].errors] == ["gone"]
