@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,7 +66,8 @@ def item_keys(docs: Sequence[BaseNode]) -> list[str]:
     position: uploading them under one key would keep only the last.
 
     Raises:
-        InvalidRequestError: Two documents carry the same explicit ``key``.
+        InvalidRequestError: Two documents carry the same explicit ``key``, or a derived key
+            equals another document's key.
     """
     keys: list[str | None] = [None] * len(docs)
     groups: dict[str, list[int]] = {}
@@ -75,9 +77,9 @@ def item_keys(docs: Sequence[BaseNode]) -> list[str]:
             keys[i] = explicit
         else:
             groups.setdefault(_natural_key(doc), []).append(i)
-    explicit_keys = [k for k in keys if k is not None]
-    for key in explicit_keys:
-        if explicit_keys.count(key) > 1:
+    explicit = Counter(k for k in keys if k is not None)
+    for key, n in explicit.items():
+        if n > 1:
             raise InvalidRequestError(
                 f"metadata['key']: {key!r} is given to several documents of one upload; "
                 "each item needs its own key"
@@ -97,17 +99,15 @@ def item_keys(docs: Sequence[BaseNode]) -> list[str]:
             page = (docs[i].metadata or {}).get("page_label")
             part = f"page-{page}" if isinstance(page, (str, int)) and str(page) else None
             keys[i] = _as_text_key(key, part)
-        counts: dict[str, int] = {}
-        for i in members:
-            counts[str(keys[i])] = counts.get(str(keys[i]), 0) + 1
-        seen: dict[str, int] = {}
+        counts = Counter(keys[i] for i in members)
+        seen: Counter[str] = Counter()
         for i in members:  # still the same key (same file, no page labels): number them
             key = str(keys[i])
             if counts[key] > 1:
-                seen[key] = seen.get(key, 0) + 1
+                seen[key] += 1
                 keys[i] = _as_text_key(key, f"part-{seen[key]}")
     out = [str(k) for k in keys]
-    clashes = {k for k in out if out.count(k) > 1}
+    clashes = {k for k, n in Counter(out).items() if n > 1}
     if clashes:  # a derived key equal to another document's explicit or derived key
         raise InvalidRequestError(
             f"documents of one upload map to the same item key(s) {sorted(clashes)}; "
