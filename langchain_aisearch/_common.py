@@ -340,38 +340,13 @@ class SearchOptionFields(BaseModel):
     extra_options: dict[str, Any] | None = None
     """Raw `ai_search_options` deep-merged last, for fields the service adds later."""
 
-    # Validated options per `k` for calls without per-call filters (the common case), so a
-    # call does not rebuild them. Emptied on every field assignment; values are not meant to
-    # be mutated in place (assign a new value, which is validated).
-    _options_by_k: dict[int | None, SearchOptions] = PrivateAttr(default_factory=dict)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).model_fields:
-            self._options_by_k.clear()  # before: the model validators rebuild them
-        super().__setattr__(name, value)
-
-    def _check_search_options(self, k: int | None) -> None:
-        """Validate the options as they are now (model validators call this: no cache)."""
-        self._options_by_k[k] = self._build_search_options(k, None)
-
     def _search_options(
         self,
         *,
         max_num_results: int | None = None,
         filters: Mapping[str, Any] | None = None,
     ) -> SearchOptions:
-        """The typed `SearchOptions` (only fields that are set are sent)."""
-        if filters is not None:
-            return self._build_search_options(max_num_results, filters)
-        options = self._options_by_k.get(max_num_results)
-        if options is None:
-            options = self._build_search_options(max_num_results, None)
-            self._options_by_k[max_num_results] = options
-        return options
-
-    def _build_search_options(
-        self, max_num_results: int | None, filters: Mapping[str, Any] | None
-    ) -> SearchOptions:
+        """Build the typed `SearchOptions`; only fields that are set are sent."""
         retrieval: dict[str, Any] = {}
         for name in (
             "retrieval_type",

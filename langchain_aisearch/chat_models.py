@@ -159,7 +159,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         if self.instance_id is not None and self.instance_ids is not None:
             msg = "set exactly one of instance_id or instance_ids, not both"
             raise ValueError(msg)
-        self._check_search_options(self.k)
+        self._search_options(max_num_results=self.k)
         return self
 
     @property

@@ -116,7 +116,7 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
 
     @model_validator(mode="after")
     def _check_options(self) -> AISearchRetriever:
-        self._check_search_options(self.k)  # bad options fail here, not later
+        self._search_options(max_num_results=self.k)  # bad options fail here, not later
         return self
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
@@ -226,7 +226,7 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
 
     @model_validator(mode="after")
     def _check_options(self) -> AISearchMultiRetriever:
-        self._check_search_options(self.k)
+        self._search_options(max_num_results=self.k)
         return self
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:

@@ -241,8 +241,8 @@ def test_cache_custom_metadata_and_keyword_mode_aliases_are_sent(search_server):
 
 
 def test_options_follow_assignments_between_calls(search_server):
-    # the validated options are reused between calls; an assignment must never leave a
-    # stale copy behind
+    # every call sends the options as they are after the latest (validated) assignment; a
+    # rejected assignment changes nothing
     recorder, sync, _ = search_server
     retriever = AISearchRetriever(instance_id="docs", client=sync, k=3, filters={"a": 1})
     retriever.invoke("q")
