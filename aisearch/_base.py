@@ -123,6 +123,16 @@ class _SearchEnvelope(BaseModel):
 
 
 @functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str) -> httpx.URL:
+    """Parse a request URL once and share it (``httpx.URL`` is immutable).
+
+    httpx checks a string URL character by character on every request: about 25 us, a
+    tenth of the client's own CPU for a search.
+    """
+    return httpx.URL(url)
+
+
+@functools.lru_cache(maxsize=1024)
 def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     """Validate the ids once per (account, namespace, instance) and build the path."""
     validate_namespace(namespace)
@@ -493,7 +503,7 @@ class _BaseClient(Generic[_HttpT]):
         headers = self._config.auth_headers()
         return self._client.build_request(
             req.method,
-            self._config.base_url + req.path,
+            _parsed_url(self._config.base_url + req.path),
             json=req.json,
             params=req.params,
             files=req.files,

@@ -19,7 +19,7 @@ from langchain_core.messages import (
 )
 from langchain_core.messages import content as types
 
-from aisearch import Chunk
+from aisearch import Chunk, ScoringDetails
 
 __all__ = [
     "API_ROLES",
@@ -66,6 +66,16 @@ def chunk_to_source(chunk: Chunk, instance_id: str | None = None) -> dict[str, A
     return source
 
 
+def _scoring_dict(scoring: ScoringDetails | None) -> dict[str, Any] | None:
+    """The set per-stage scores as a JSON-ready dict (extra fields included)."""
+    if scoring is None:
+        return None
+    if scoring.__pydantic_extra__:
+        return scoring.model_dump(mode="json", exclude_none=True)
+    # the declared fields are all JSON scalars: skip the serializer
+    return {name: value for name, value in scoring.__dict__.items() if value is not None}
+
+
 def chunk_to_document(
     chunk: Chunk,
     *,
@@ -89,24 +99,22 @@ def chunk_to_document(
         The Document. The chunk is not modified.
     """
     item = chunk.item
-    metadata: dict[str, Any] = dict(item.metadata or {}) if item is not None else {}
-    key = item.key if item is not None else getattr(chunk, "filename", None)
-    scoring = chunk.scoring_details
-    metadata.update(
-        {
-            "id": chunk.id,
-            "score": chunk.score,
-            "type": chunk.type,
-            "filename": key,
-            "source": key,
-            "timestamp": item.timestamp if item is not None else None,
-            "scoring_details": (
-                scoring.model_dump(mode="json", exclude_none=True) if scoring is not None else None
-            ),
-            "instance_id": chunk.instance_id or instance_id,
-            "search_query": search_query,
-        }
-    )
+    if item is not None:
+        metadata: dict[str, Any] = dict(item.metadata) if item.metadata else {}
+        key: str | None = item.key
+        timestamp = item.timestamp
+    else:
+        metadata, key, timestamp = {}, getattr(chunk, "filename", None), None
+    # plain assignments, not update({...}): this runs once per retrieved chunk
+    metadata["id"] = chunk.id
+    metadata["score"] = chunk.score
+    metadata["type"] = chunk.type
+    metadata["filename"] = key
+    metadata["source"] = key
+    metadata["timestamp"] = timestamp
+    metadata["scoring_details"] = _scoring_dict(chunk.scoring_details)
+    metadata["instance_id"] = chunk.instance_id or instance_id
+    metadata["search_query"] = search_query
     return Document(page_content=chunk.text or "", metadata=metadata, id=chunk.id)
 
 

@@ -15,6 +15,7 @@ from aisearch import (
     AsyncAISearchClient,
     InvalidRequestError,
 )
+from aisearch._base import _parsed_url
 from tests.unit_tests.core.payloads import GLOBAL_KEY, SEARCH_RESPONSE, TOKEN
 
 CLIENTS = [AISearchClient, AsyncAISearchClient]
@@ -259,6 +260,17 @@ def test_user_agent_and_base_url_are_used(harness):
     owned = AISearchClient(account_id="acc", api_token=TOKEN)
     assert owned._client.headers["user-agent"].startswith("aisearch-py/")
     owned.close()
+
+
+def test_request_urls_are_parsed_once_and_stay_right(harness):
+    h = harness(lambda r: httpx.Response(200, json=SEARCH_RESPONSE))
+    h.call("search", "docs", "q")
+    first = str(h.last.url)
+    h.call("search", "blog", "q")
+    assert "/instances/blog/search" in str(h.last.url)
+    h.call("search", "docs", "q")
+    assert str(h.last.url) == first
+    assert _parsed_url(first) is _parsed_url(first)  # httpx.URL is immutable: shared
 
 
 def test_client_namespace_is_the_default_for_every_call(harness):

@@ -203,3 +203,15 @@ def test_sources_to_documents():
     assert [d.id for d in docs] == ["a", "b"]
     assert docs[1].metadata["instance_id"] == "blog"
     assert docs[1].metadata["source"] == "https://example.com/dose"
+
+
+def test_scoring_details_keep_extra_fields_and_drop_unset_ones():
+    plain = Chunk.model_validate({**CHUNK, "scoring_details": {"vector_score": 0.5}})
+    assert chunk_to_document(plain).metadata["scoring_details"] == {"vector_score": 0.5}
+    extra = Chunk.model_validate(
+        {**CHUNK, "scoring_details": {"keyword_rank": 2, "new_stage": {"score": 1}, "gone": None}}
+    )
+    assert chunk_to_document(extra).metadata["scoring_details"] == {
+        "keyword_rank": 2,
+        "new_stage": {"score": 1},
+    }

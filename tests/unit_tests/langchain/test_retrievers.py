@@ -15,6 +15,7 @@ from aisearch import (
     AISearchError,
     AllInstancesFailedError,
     APIStatusError,
+    BoostBy,
     InvalidRequestError,
     NotFoundError,
     SearchTarget,
@@ -265,6 +266,69 @@ def test_options_follow_assignments_between_calls(search_server):
         {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 7},
         {"match_threshold": 0.3, "filters": {"b": 2}, "max_num_results": 2},
     ]
+
+
+def test_options_follow_in_place_changes_between_calls(search_server):
+    # the options built for one call are reused by the next only while no option field has
+    # changed, in place included
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(
+        instance_id="docs",
+        client=sync,
+        k=2,
+        filters={"folder": "a/"},
+        boost_by=[{"field": "timestamp", "direction": "desc"}],
+        reranking={"enabled": True},
+    )
+    retriever.invoke("q")
+    assert retriever.filters is not None and retriever.reranking is not None
+    retriever.filters["folder"] = "b/"
+    retriever.invoke("q")
+    retriever.reranking.enabled = False
+    retriever.invoke("q")
+    assert retriever.boost_by is not None
+    retriever.boost_by.append(retriever.boost_by[0].model_copy(update={"field": "rating"}))
+    retriever.invoke("q")
+    sent = [b["ai_search_options"] for b in recorder.bodies]
+    assert [s["retrieval"]["filters"] for s in sent] == [{"folder": "a/"}] + [{"folder": "b/"}] * 3
+    assert [s["reranking"]["enabled"] for s in sent] == [True, True, False, False]
+    assert [len(s["retrieval"]["boost_by"]) for s in sent] == [1, 1, 1, 2]
+
+
+def test_an_invalid_in_place_change_fails_the_next_call_before_the_network(search_server):
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync, boost_by=[])
+    retriever.invoke("q")
+    assert retriever.boost_by is not None
+    retriever.boost_by.extend(BoostBy(field=f"f{i}", direction="asc") for i in range(4))
+    with pytest.raises(InvalidRequestError, match="boost_by"):
+        retriever.invoke("q")
+    assert len(recorder.bodies) == 1
+
+
+def test_options_are_built_once_while_nothing_changes(search_server, monkeypatch):
+    _, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync, k=3, match_threshold=0.2)
+    built: list[Any] = []
+    original = AISearchRetriever._build_search_options
+
+    def spy(self: AISearchRetriever, *args: Any) -> Any:
+        built.append(args)
+        return original(self, *args)
+
+    monkeypatch.setattr(AISearchRetriever, "_build_search_options", spy)
+    for _ in range(3):
+        retriever.invoke("q")
+    assert built == []  # built at construction, reused since
+    retriever.invoke("q", k=5)
+    retriever.invoke("q", k=5)
+    assert built == [(5, None)]
+    retriever.invoke("q", filters={"x": 1})
+    retriever.invoke("q", filters={"x": 1})  # per-call filters are never cached
+    assert built[1:] == [(3, {"x": 1}), (3, {"x": 1})]
+    retriever.match_threshold = 0.5  # the assignment's own validation rebuilds once
+    retriever.invoke("q")
+    assert built[3:] == [(3, None)]
 
 
 def test_documents_mapped_and_k_respected(search_server):
