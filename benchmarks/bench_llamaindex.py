@@ -184,7 +184,7 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=300, help="retrieve calls per side")
+    parser.add_argument("--rounds", type=int, default=1000, help="retrieve calls per side")
     parser.add_argument("--repeats", type=int, default=7, help="200-call async runs per side")
     parser.add_argument("--multi-rounds", type=int, default=15, help="multi retriever calls")
     args = parser.parse_args()

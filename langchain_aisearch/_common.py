@@ -229,11 +229,15 @@ class AISearchConnection(BaseModel):
         """Return the injected client, or build one pooled client once."""
         if self.client is not None:
             return self.client
-        if self._sync_client is None:
-            with self._client_lock:
-                if self._sync_client is None:
-                    self._sync_client = AISearchClient(**self._client_kwargs())
-        return self._sync_client
+        # read through the private dict: `self._sync_client` goes through pydantic's slow
+        # `__getattr__` on every call
+        built = self.__pydantic_private__["_sync_client"]  # type: ignore[index]
+        if built is not None:
+            return cast(AISearchClient, built)
+        with self._client_lock:
+            if self._sync_client is None:
+                self._sync_client = AISearchClient(**self._client_kwargs())
+            return self._sync_client
 
     def _get_async_client(self) -> AsyncAISearchClient:
         """Return the injected async client, or one pooled client per event loop.
