@@ -100,12 +100,17 @@ def chunk_to_document(
     """
     item = chunk.item
     if item is not None:
-        metadata: dict[str, Any] = dict(item.metadata) if item.metadata else {}
+        custom: dict[str, Any] = item.metadata or {}
         key: str | None = item.key
         timestamp = item.timestamp
     else:
-        metadata, key, timestamp = {}, getattr(chunk, "filename", None), None
-    # plain assignments, not update({...}): this runs once per retrieved chunk
+        custom, key, timestamp = {}, getattr(chunk, "filename", None), None
+    # The Document validates (so copies) the custom metadata; the canonical keys then go
+    # into that copy: one dict copy per chunk instead of two.
+    doc = Document(page_content=chunk.text or "", metadata=custom, id=chunk.id)
+    metadata = doc.metadata
+    if metadata is custom:  # a pydantic that kept the caller's dict: never mutate the chunk
+        metadata = doc.metadata = dict(custom)
     metadata["id"] = chunk.id
     metadata["score"] = chunk.score
     metadata["type"] = chunk.type
@@ -115,7 +120,7 @@ def chunk_to_document(
     metadata["scoring_details"] = _scoring_dict(chunk.scoring_details)
     metadata["instance_id"] = chunk.instance_id or instance_id
     metadata["search_query"] = search_query
-    return Document(page_content=chunk.text or "", metadata=metadata, id=chunk.id)
+    return doc
 
 
 def sources_to_documents(message: BaseMessage) -> list[Document]:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from langchain_core.documents import Document
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -215,3 +218,23 @@ def test_scoring_details_keep_extra_fields_and_drop_unset_ones():
         "keyword_rank": 2,
         "new_stage": {"score": 1},
     }
+
+
+def test_mapper_copies_the_metadata_even_if_document_kept_the_callers_dict(monkeypatch):
+    # chunk_to_document adds its keys to the Document's validated copy of the item's
+    # metadata; should a Document ever keep the caller's dict, the chunk stays untouched
+    class KeepsDict(Document):
+        def __init__(self, page_content: str, **kwargs: Any) -> None:
+            metadata = kwargs.get("metadata")
+            super().__init__(page_content, **kwargs)
+            if metadata is not None:
+                self.metadata = metadata
+
+    monkeypatch.setattr("langchain_aisearch._mapping.Document", KeepsDict)
+    chunk = Chunk.model_validate(CHUNK)
+    before = dict(chunk.item.metadata)
+    doc = chunk_to_document(chunk, search_query="q")
+    assert chunk.item.metadata == before
+    assert doc.metadata["search_query"] == "q"
+    assert doc.metadata["title"] == "Espresso"
+    assert doc.metadata["score"] == 0.83  # the canonical key won over the custom one
