@@ -68,6 +68,8 @@ class InstanceSearchError(AISearchError):
 def _call_options(
     default_k: int, kwargs: Mapping[str, Any]
 ) -> tuple[int, Mapping[str, Any] | None]:
+    if not kwargs:
+        return default_k, None
     unknown = set(kwargs) - {"k", "filters"}
     if unknown:
         msg = f"unexpected search argument(s): {sorted(unknown)} (allowed per call: k, filters)"
