@@ -41,7 +41,10 @@ from _harness import (
     ratio_line,
     search_body,
 )
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
@@ -53,9 +56,27 @@ class _FloorRetriever(BaseRetriever):
     """The least any LangChain retriever over this API can do: a raw pooled POST and one
     ``Document`` per chunk, no validation, no options, no metadata mapping."""
 
-    http: Any
+    http: Any = None
+    ahttp: Any = None
     url: str
     headers: dict[str, str]
+
+    @staticmethod
+    def _documents(response: httpx.Response) -> list[Document]:
+        response.raise_for_status()
+        return [
+            Document(page_content=c["text"], id=c["id"], metadata={"score": c["score"]})
+            for c in response.json()["result"]["chunks"]
+        ]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,  # noqa: ARG002
+    ) -> list[Document]:
+        response = await self.ahttp.post(self.url, json=search_body(query), headers=self.headers)
+        return self._documents(response)
 
     def _get_relevant_documents(
         self,
@@ -63,12 +84,9 @@ class _FloorRetriever(BaseRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,  # noqa: ARG002
     ) -> list[Document]:
-        response = self.http.post(self.url, json=search_body(query), headers=self.headers)
-        response.raise_for_status()
-        return [
-            Document(page_content=c["text"], id=c["id"], metadata={"score": c["score"]})
-            for c in response.json()["result"]["chunks"]
-        ]
+        return self._documents(
+            self.http.post(self.url, json=search_body(query), headers=self.headers)
+        )
 
 
 def _core_client(server: ServerInfo, http: httpx.Client) -> AISearchClient:
@@ -114,12 +132,13 @@ def bench_invoke(server: ServerInfo, instance_id: str, rounds: int) -> list[str]
     ]
 
 
-async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> str:
+async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
     queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
     url = server.search_url(instance_id)
     async with (
         httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw,
         httpx.AsyncClient(timeout=30.0, limits=LIMITS) as ours_http,
+        httpx.AsyncClient(timeout=30.0, limits=LIMITS) as floor_http,
     ):
         core = AsyncAISearchClient(
             account_id=server.account_id,
@@ -128,6 +147,7 @@ async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> st
             http_client=ours_http,
         )
         retriever = AISearchRetriever(instance_id=instance_id, k=TOP_K, async_client=core)
+        floor_retriever = _FloorRetriever(ahttp=floor_http, url=url, headers=server.headers)
         sem = asyncio.Semaphore(16)
 
         async def one(q: str) -> Any:
@@ -142,21 +162,25 @@ async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> st
         async def ours() -> None:
             await retriever.abatch(queries, config={"max_concurrency": 16})
 
-        await base()  # warm up
-        await ours()
-        t_ours: list[float] = []
-        t_base: list[float] = []
+        async def floor() -> None:
+            await floor_retriever.abatch(queries, config={"max_concurrency": 16})
+
+        sides = [("ours", ours), ("base", base), ("floor", floor)]
+        for _, fn in sides:  # warm up
+            await fn()
+        samples: dict[str, list[float]] = {name: [] for name, _ in sides}
         for i in range(repeats):
-            pair = [(ours, t_ours), (base, t_base)]
-            if i % 2:
-                pair.reverse()
-            for fn, sink in pair:
+            shift = i % len(sides)
+            for name, fn in sides[shift:] + sides[:shift]:
                 started = time.perf_counter()
                 await fn()
-                sink.append(time.perf_counter() - started)
-    return ratio_line(
-        f"abatch 200 @16 median wall ({repeats} runs)", median_ms(t_ours), median_ms(t_base), 1.15
-    )
+                samples[name].append(time.perf_counter() - started)
+    t_ours, t_base, t_floor = (median_ms(samples[n]) for n in ("ours", "base", "floor"))
+    label = f"abatch 200 @16 median wall ({repeats} runs)"
+    return [
+        ratio_line(label, t_ours, t_base, 1.15),
+        info_line("abatch floor: bare BaseRetriever, raw POST", t_floor, t_base),
+    ]
 
 
 def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]:
@@ -189,7 +213,7 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1000, help="invoke calls per side")
-    parser.add_argument("--repeats", type=int, default=7, help="abatch runs per side")
+    parser.add_argument("--repeats", type=int, default=9, help="abatch runs per side")
     parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
     args = parser.parse_args()
     lines: list[str] = []
@@ -198,7 +222,7 @@ def main() -> None:
         docs, shards = index_sample(server, "lc-bench")
         for line in [
             *bench_invoke(server, docs, args.rounds),
-            asyncio.run(bench_abatch(server, docs, args.repeats)),
+            *asyncio.run(bench_abatch(server, docs, args.repeats)),
             *bench_multi(server, shards, args.multi_rounds),
         ]:
             lines.append(line)
