@@ -293,6 +293,32 @@ _RETRIEVAL_FIELDS = (
 )
 """Fields sent under `ai_search_options.retrieval` (with `filters` and the result count)."""
 
+_FREE_FORM_FIELDS = ("filters", "custom_metadata")
+"""Option fields holding caller values as given: `1`, `1.0` and `True` all stay as they are."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """`a == b` with the same types throughout (and dict keys in the same order).
+
+    Python holds `1 == 1.0 == True`, yet they are sent as `1`, `1.0` and `true`: a filter
+    changed from `1` to `True` must not reuse the options built for `1`.
+    """
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        if len(a) != len(b):
+            return False
+        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True):
+            if not (_same(ka, kb) and _same(va, vb)):
+                return False
+        return True
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
 RetrievalType = Literal["vector", "keyword", "hybrid"]
 FusionMethod = Literal["rrf", "max"]
 KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
@@ -360,10 +386,10 @@ class SearchOptionFields(BaseModel):
 
     # Options built for calls without per-call filters, per result count, with a deep copy
     # of the option field values they were built from. A call reuses them only while every
-    # option field still equals that copy, so an assignment or an in-place change (e.g.
-    # `retriever.filters["folder"] = ...`) rebuilds and revalidates them. Rebuilding skips
-    # the options' validation and a pass over every field: with the caches cold after
-    # waiting on the network, that is about 40 us of a local search's 3 ms.
+    # option field still equals that copy (`1` and `True` differ), so an assignment or an
+    # in-place change (e.g. `retriever.filters["folder"] = ...`) rebuilds and revalidates
+    # them. Rebuilding skips the options' validation and a pass over every field: with the
+    # caches cold after waiting on the network, that is about 40 us of a local search's 3 ms.
     _options_cache: dict[int | None, tuple[tuple[Any, ...], SearchOptions]] = PrivateAttr(
         default_factory=dict
     )
@@ -375,6 +401,20 @@ class SearchOptionFields(BaseModel):
     @functools.cache
     def _option_value_fields(cls) -> tuple[str, ...]:
         return (*_RETRIEVAL_FIELDS, "filters", *cls._option_fields.values())
+
+    @classmethod
+    @functools.cache
+    def _free_form_positions(cls) -> tuple[int, ...]:
+        # the other option fields are validated to one type each (strict bools, floats,
+        # literals, request models), so `==` is enough for them
+        return tuple(
+            i for i, name in enumerate(cls._option_value_fields()) if name in _FREE_FORM_FIELDS
+        )
+
+    def _unchanged(self, values: tuple[Any, ...], snapshot: tuple[Any, ...]) -> bool:
+        return values == snapshot and all(
+            _same(values[i], snapshot[i]) for i in self._free_form_positions()
+        )
 
     def _search_options(
         self,
@@ -394,10 +434,13 @@ class SearchOptionFields(BaseModel):
         # `__getattr__` (about 2 us)
         cache = self.__pydantic_private__["_options_cache"]  # type: ignore[index]
         cached = cache.get(max_num_results)
-        if cached is not None and cached[0] == values:
+        if cached is not None and self._unchanged(values, cached[0]):
             return cast(SearchOptions, cached[1])
+        # snapshot before building: an in-place change made meanwhile (another thread) then
+        # fails the next comparison instead of hiding behind a snapshot that already has it
+        snapshot = copy.deepcopy(values)
         options = self._build_search_options(max_num_results, None)
-        cache[max_num_results] = (copy.deepcopy(values), options)
+        cache[max_num_results] = (snapshot, options)
         return options
 
     def _build_search_options(

@@ -295,6 +295,47 @@ def test_options_follow_in_place_changes_between_calls(search_server):
     assert [len(s["retrieval"]["boost_by"]) for s in sent] == [1, 1, 1, 2]
 
 
+def test_options_follow_changes_to_equal_values_of_another_type(search_server):
+    # 1 == 1.0 == True in Python, but they are sent as 1, 1.0 and true
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(
+        instance_id="docs", client=sync, filters={"flag": 1}, custom_metadata={"n": 0}
+    )
+    retriever.invoke("q")
+    retriever.filters = {"flag": True}
+    retriever.invoke("q")
+    assert retriever.filters is not None
+    retriever.filters["flag"] = 1.0
+    retriever.custom_metadata = {"n": False}
+    retriever.invoke("q")
+    sent = [json.loads(r.content)["ai_search_options"] for r, _ in recorder.requests]
+    assert [repr(s["retrieval"]["filters"]["flag"]) for s in sent] == ["1", "True", "1.0"]
+    assert [repr(s["custom_metadata"]["n"]) for s in sent] == ["0", "0", "False"]
+
+
+def test_an_in_place_change_while_options_are_built_is_not_missed(search_server, monkeypatch):
+    # another thread changes a filter in place while a call builds its options: that call
+    # may send either value, every later call sends the new one
+    recorder, sync, _ = search_server
+    retriever = AISearchRetriever(instance_id="docs", client=sync, filters={"folder": "a/"})
+    original = AISearchRetriever._build_search_options
+
+    def build_then_change(self: AISearchRetriever, *args: Any) -> Any:
+        options = original(self, *args)
+        assert self.filters is not None
+        self.filters["folder"] = "b/"
+        return options
+
+    monkeypatch.setattr(AISearchRetriever, "_build_search_options", build_then_change)
+    retriever.invoke("q", k=3)
+    monkeypatch.setattr(AISearchRetriever, "_build_search_options", original)
+    retriever.invoke("q", k=3)
+    assert [b["ai_search_options"]["retrieval"]["filters"] for b in recorder.bodies] == [
+        {"folder": "a/"},
+        {"folder": "b/"},
+    ]
+
+
 def test_an_invalid_in_place_change_fails_the_next_call_before_the_network(search_server):
     recorder, sync, _ = search_server
     retriever = AISearchRetriever(instance_id="docs", client=sync, boost_by=[])
