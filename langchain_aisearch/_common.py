@@ -438,7 +438,10 @@ class SearchOptionFields(BaseModel):
             return cast(SearchOptions, cached[1])
         # snapshot before building: an in-place change made meanwhile (another thread) then
         # fails the next comparison instead of hiding behind a snapshot that already has it
-        snapshot = copy.deepcopy(values)
+        try:
+            snapshot = copy.deepcopy(values)
+        except Exception:  # not copyable: let the build name the bad value
+            return self._build_search_options(max_num_results, None)
         options = self._build_search_options(max_num_results, None)
         cache[max_num_results] = (snapshot, options)
         return options

@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import threading
 from typing import Any
 
 import httpx
@@ -334,6 +335,18 @@ def test_an_in_place_change_while_options_are_built_is_not_missed(search_server,
         {"folder": "a/"},
         {"folder": "b/"},
     ]
+
+
+def test_a_filter_value_that_cannot_be_copied_is_named_as_invalid(search_server):
+    recorder, sync, _ = search_server
+    with pytest.raises(ValidationError, match=r"filters\.x: must be a string"):
+        AISearchRetriever(instance_id="docs", client=sync, filters={"x": threading.Lock()})
+    retriever = AISearchRetriever(instance_id="docs", client=sync, filters={"x": 1})
+    assert retriever.filters is not None
+    retriever.filters["x"] = threading.Lock()
+    with pytest.raises(InvalidRequestError, match=r"filters\.x: must be a string"):
+        retriever.invoke("q")
+    assert recorder.requests == []
 
 
 def test_an_invalid_in_place_change_fails_the_next_call_before_the_network(search_server):
