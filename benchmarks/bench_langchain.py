@@ -213,7 +213,7 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1000, help="invoke calls per side")
-    parser.add_argument("--repeats", type=int, default=9, help="abatch runs per side")
+    parser.add_argument("--repeats", type=int, default=21, help="abatch runs per side")
     parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
     args = parser.parse_args()
     lines: list[str] = []
