@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import re
 import threading
@@ -20,6 +19,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticSerializationError, to_json
 from typing_extensions import Self
 
 from aisearch import (
@@ -293,32 +293,6 @@ _RETRIEVAL_FIELDS = (
 )
 """Fields sent under `ai_search_options.retrieval` (with `filters` and the result count)."""
 
-_FREE_FORM_FIELDS = ("filters", "custom_metadata")
-"""Option fields holding caller values as given: `1`, `1.0` and `True` all stay as they are."""
-
-
-def _same(a: Any, b: Any) -> bool:
-    """`a == b` with the same types throughout (and dict keys in the same order).
-
-    Python holds `1 == 1.0 == True`, yet they are sent as `1`, `1.0` and `true`: a filter
-    changed from `1` to `True` must not reuse the options built for `1`.
-    """
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        if len(a) != len(b):
-            return False
-        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True):
-            if not (_same(ka, kb) and _same(va, vb)):
-                return False
-        return True
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(_same, a, b))
-    return bool(a == b)
-
-
 RetrievalType = Literal["vector", "keyword", "hybrid"]
 FusionMethod = Literal["rrf", "max"]
 KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
@@ -384,37 +358,20 @@ class SearchOptionFields(BaseModel):
     extra_options: dict[str, Any] | None = None
     """Raw `ai_search_options` deep-merged last, for fields the service adds later."""
 
-    # Options built for calls without per-call filters, per result count, with a deep copy
-    # of the option field values they were built from. A call reuses them only while every
-    # option field still equals that copy (`1` and `True` differ), so an assignment or an
-    # in-place change (e.g. `retriever.filters["folder"] = ...`) rebuilds and revalidates
-    # them. Rebuilding skips the options' validation and a pass over every field: with the
-    # caches cold after waiting on the network, that is about 40 us of a local search's 3 ms.
-    _options_cache: dict[int | None, tuple[tuple[Any, ...], SearchOptions]] = PrivateAttr(
+    # Options built for calls without per-call filters, per result count, keyed by the JSON
+    # of the option field values they were built from (what those values are sent as). A
+    # call reuses them only while that JSON is unchanged, so an assignment or an in-place
+    # change (e.g. `retriever.filters["folder"] = ...`, or `1` becoming `True`) rebuilds and
+    # revalidates them. Reusing skips the options' validation and a pass over every field:
+    # with the caches cold after waiting on the network, about 40 us of a local search's 3 ms.
+    _options_cache: dict[int | None, tuple[bytes, SearchOptions]] = PrivateAttr(
         default_factory=dict
     )
-
-    def _option_values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._option_value_fields())
 
     @classmethod
     @functools.cache
     def _option_value_fields(cls) -> tuple[str, ...]:
         return (*_RETRIEVAL_FIELDS, "filters", *cls._option_fields.values())
-
-    @classmethod
-    @functools.cache
-    def _free_form_positions(cls) -> tuple[int, ...]:
-        # the other option fields are validated to one type each (strict bools, floats,
-        # literals, request models), so `==` is enough for them
-        return tuple(
-            i for i, name in enumerate(cls._option_value_fields()) if name in _FREE_FORM_FIELDS
-        )
-
-    def _unchanged(self, values: tuple[Any, ...], snapshot: tuple[Any, ...]) -> bool:
-        return values == snapshot and all(
-            _same(values[i], snapshot[i]) for i in self._free_form_positions()
-        )
 
     def _search_options(
         self,
@@ -429,21 +386,20 @@ class SearchOptionFields(BaseModel):
         """
         if filters is not None:
             return self._build_search_options(max_num_results, filters)
-        values = self._option_values()
+        # keyed before building: an in-place change made meanwhile (another thread) then
+        # misses the cache next time instead of hiding behind a key that already has it
+        try:
+            key = to_json(tuple(getattr(self, name) for name in self._option_value_fields()))
+        except PydanticSerializationError:  # not JSON: let the build name the bad value
+            return self._build_search_options(max_num_results, None)
         # through the private dict: `self._options_cache` goes through pydantic's slow
         # `__getattr__` (about 2 us)
         cache = self.__pydantic_private__["_options_cache"]  # type: ignore[index]
         cached = cache.get(max_num_results)
-        if cached is not None and self._unchanged(values, cached[0]):
+        if cached is not None and cached[0] == key:
             return cast(SearchOptions, cached[1])
-        # snapshot before building: an in-place change made meanwhile (another thread) then
-        # fails the next comparison instead of hiding behind a snapshot that already has it
-        try:
-            snapshot = copy.deepcopy(values)
-        except Exception:  # not copyable: let the build name the bad value
-            return self._build_search_options(max_num_results, None)
         options = self._build_search_options(max_num_results, None)
-        cache[max_num_results] = (snapshot, options)
+        cache[max_num_results] = (key, options)
         return options
 
     def _build_search_options(

@@ -337,7 +337,7 @@ def test_an_in_place_change_while_options_are_built_is_not_missed(search_server,
     ]
 
 
-def test_a_filter_value_that_cannot_be_copied_is_named_as_invalid(search_server):
+def test_a_filter_value_that_is_not_json_is_named_as_invalid(search_server):
     recorder, sync, _ = search_server
     with pytest.raises(ValidationError, match=r"filters\.x: must be a string"):
         AISearchRetriever(instance_id="docs", client=sync, filters={"x": threading.Lock()})
