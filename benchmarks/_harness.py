@@ -104,6 +104,51 @@ def search_body(query: str, k: int = TOP_K) -> dict[str, Any]:
     return {"query": query, "ai_search_options": {"retrieval": {"max_num_results": k}}}
 
 
+def against_raw_and_floor(
+    server: ServerInfo,
+    instance_id: str,
+    verb: str,
+    make_ours: Callable[[httpx.Client], Callable[[str], Any]],
+    make_floor: Callable[[httpx.Client, str], Callable[[str], Any]],
+    rounds: int,
+) -> list[str]:
+    """Time an adapter's sync retrieval against a raw pooled POST and a bare framework floor.
+
+    Args:
+        server: The running server.
+        instance_id: The instance searched.
+        verb: The adapter's method name, used in the printed lines (``invoke``, ``retrieve``).
+        make_ours: Builds the adapter's call from its own pooled ``httpx.Client``.
+        make_floor: Builds the floor's call from its pooled client and the search URL.
+        rounds: Interleaved calls per side.
+
+    Returns:
+        The ratio line against the 10 % target, then the CPU and floor lines.
+    """
+    url = server.search_url(instance_id)
+    ours_http, floor_http, raw = (httpx.Client(timeout=30.0, limits=LIMITS) for _ in range(3))
+
+    def base(q: str) -> Any:
+        response = raw.post(url, json=search_body(q), headers=server.headers)
+        response.raise_for_status()
+        return response.json()["result"]["chunks"]
+
+    try:
+        sides = {"ours": make_ours(ours_http), "base": base, "floor": make_floor(floor_http, url)}
+        wall, cpu = interleaved(sides, rounds)
+    finally:
+        for http in (raw, floor_http, ours_http):
+            http.close()
+    t_ours, t_base, t_floor = wall["ours"], wall["base"], wall["floor"]
+    return [
+        ratio_line(f"{verb} median ({rounds} calls each)", t_ours, t_base, 1.10),
+        cpu_line(f"{verb} client CPU per call", cpu["ours"], cpu["base"], rounds),
+        info_line("floor: bare BaseRetriever, raw POST", t_floor, t_base),
+        cpu_line("floor client CPU per call", cpu["floor"], cpu["base"], rounds),
+        info_line(f"{verb} vs the floor", t_ours, t_floor),
+    ]
+
+
 class ServerInfo:
     """What the benchmarks need of the server running in the child process."""
 

@@ -32,11 +32,10 @@ from _harness import (
     QUERIES,
     TOP_K,
     ServerInfo,
+    against_raw_and_floor,
     child_server,
-    cpu_line,
     index_sample,
     info_line,
-    interleaved,
     median_ms,
     ratio_line,
     search_body,
@@ -99,37 +98,14 @@ def _core_client(server: ServerInfo, http: httpx.Client) -> AISearchClient:
 
 
 def bench_invoke(server: ServerInfo, instance_id: str, rounds: int) -> list[str]:
-    ours_http = httpx.Client(timeout=30.0, limits=LIMITS)
-    retriever = AISearchRetriever(
-        instance_id=instance_id, k=TOP_K, client=_core_client(server, ours_http)
-    )
-    url = server.search_url(instance_id)
-    raw = httpx.Client(timeout=30.0, limits=LIMITS)
-    floor_http = httpx.Client(timeout=30.0, limits=LIMITS)
-    floor_retriever = _FloorRetriever(http=floor_http, url=url, headers=server.headers)
+    def ours(http: httpx.Client) -> Any:
+        client = _core_client(server, http)
+        return AISearchRetriever(instance_id=instance_id, k=TOP_K, client=client).invoke
 
-    def ours(q: str) -> Any:
-        return retriever.invoke(q)
+    def floor(http: httpx.Client, url: str) -> Any:
+        return _FloorRetriever(http=http, url=url, headers=server.headers).invoke
 
-    def floor(q: str) -> Any:
-        return floor_retriever.invoke(q)
-
-    def base(q: str) -> Any:
-        response = raw.post(url, json=search_body(q), headers=server.headers)
-        response.raise_for_status()
-        return response.json()["result"]["chunks"]
-
-    wall, cpu = interleaved({"ours": ours, "base": base, "floor": floor}, rounds)
-    for http in (raw, floor_http, ours_http):
-        http.close()
-    t_ours, t_base, t_floor = wall["ours"], wall["base"], wall["floor"]
-    return [
-        ratio_line(f"invoke median ({rounds} calls each)", t_ours, t_base, 1.10),
-        cpu_line("invoke client CPU per call", cpu["ours"], cpu["base"], rounds),
-        info_line("floor: bare BaseRetriever, raw POST", t_floor, t_base),
-        cpu_line("floor client CPU per call", cpu["floor"], cpu["base"], rounds),
-        info_line("invoke vs the floor", t_ours, t_floor),
-    ]
+    return against_raw_and_floor(server, instance_id, "invoke", ours, floor, rounds)
 
 
 async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
