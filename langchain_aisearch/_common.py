@@ -126,6 +126,12 @@ def _collect_secrets(value: Any, found: set[str], depth: int = 0) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             _collect_secrets(item, found, depth + 1)
+    elif isinstance(value, BaseModel):  # e.g. a tool's retriever: its credentials
+        for name in SECRET_FIELDS:
+            _collect_secrets(getattr(value, name, None), found, depth + 1)
+        for name in ("retriever", "chat"):
+            if name in type(value).model_fields:
+                _collect_secrets(getattr(value, name, None), found, depth + 1)
 
 
 def _scrub(value: Any, secrets: set[str], depth: int = 0) -> Any:
