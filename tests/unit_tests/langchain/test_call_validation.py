@@ -178,9 +178,9 @@ def _allowed(kwargs: dict[str, Any]) -> bool:
     checks = {
         "max_tokens": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "temperature": lambda v: number(v) and math.isfinite(v) and 0 <= v <= 5,
-        "stop": lambda v: isinstance(v, list)
-        and len(v) <= 4
-        and all(isinstance(s, str) for s in v),
+        "stop": lambda v: (
+            isinstance(v, list) and len(v) <= 4 and all(isinstance(s, str) for s in v)
+        ),
         "model": lambda v: isinstance(v, str),
         "extra_body": lambda v: isinstance(v, dict),
         "k": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 50,
@@ -213,9 +213,7 @@ def test_fuzz_chat_call_arguments(kwargs):
         with pytest.raises(InvalidRequestError) as info:
             chat.invoke("q", stop=stop, **kwargs)
         bad = [
-            n
-            for n, v in {**kwargs, "stop": stop}.items()
-            if v is not None and not _allowed({n: v})
+            n for n, v in {**kwargs, "stop": stop}.items() if v is not None and not _allowed({n: v})
         ]
         assert any(n in str(info.value) for n in bad), (bad, str(info.value))
         assert recorder.requests == []

@@ -78,11 +78,11 @@ def _views(exc: BaseException) -> list[str]:
         views += [repr(exc.errors()), exc.json(), repr(exc.errors(include_context=True))]
     try:
         data = pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - not picklable: nothing shipped
+    except Exception:
         pass
     else:
         views.append(repr(data))
-        views += [str(pickle.loads(data)), repr(pickle.loads(data))]  # noqa: S301
+        views += [str(pickle.loads(data)), repr(pickle.loads(data))]
     return views
 
 
@@ -93,7 +93,7 @@ def _assert_clean(exc: BaseException) -> None:
 
 
 def _catch(build: Callable[[], Any]) -> BaseException:
-    with pytest.raises(Exception) as info:  # noqa: PT011 - any error; checked below
+    with pytest.raises(Exception) as info:
         build()
     return info.value
 
@@ -134,9 +134,7 @@ def test_tool_construction_errors_hide_the_token(tool_name, error):
     """A tool built from a dict of its retriever's (or chat model's) settings."""
     bad, field = ERRORS[error]
     if tool_name == "search":
-        exc = _catch(
-            lambda: AISearchSearchTool(retriever=_kwargs(CLASSES["retriever"][1], bad))
-        )
+        exc = _catch(lambda: AISearchSearchTool(retriever=_kwargs(CLASSES["retriever"][1], bad)))
     else:
         exc = _catch(lambda: AISearchAnswerTool(chat=_kwargs(CLASSES["chat"][1], bad)))
     assert isinstance(exc, ValidationError)
