@@ -195,6 +195,13 @@ class AISearchConnection(BaseModel):
         if client is None and async_client is None:
             self._check_credentials()
 
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> AISearchConnection:
+        """``BaseModel.model_validate``, raising ``InvalidRequestError`` without inputs."""
+        if isinstance(obj, Mapping) and not isinstance(obj, cls):
+            return cls(**obj)
+        return super().model_validate(obj, *args, **kwargs)
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AISearchConnection:
         """A connection is a shared resource: a deep copy of an adapter shares it."""
         return self

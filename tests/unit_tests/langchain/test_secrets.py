@@ -222,3 +222,30 @@ def test_per_call_errors_hide_the_token(cls_name, call):
     exc = _catch(lambda: obj.invoke("espresso", **calls[call]))
     _assert_clean(exc)
     sync.close()
+
+
+def test_custom_error_types_keep_their_message_without_the_secret():
+    """An error pydantic cannot rebuild by type name falls back to its message, masked."""
+    from pydantic import BaseModel, field_validator
+    from pydantic_core import PydanticCustomError
+
+    from langchain_aisearch._common import hide_secrets
+
+    class Model(BaseModel):
+        a: int
+        b: int
+
+        @field_validator("a", "b", mode="before")
+        @classmethod
+        def _check(cls, value: Any) -> Any:
+            if value == 0:
+                raise PydanticCustomError("zero", "must not be {what}", {"what": "zero"})
+            raise PydanticCustomError("bad", "bad value {v}", {"v": value})
+
+    with pytest.raises(ValidationError) as info:
+        Model(a=0, b=SECRET)
+    hidden = hide_secrets(info.value, {"api_token": SECRET})
+    assert [e["type"] for e in hidden.errors()] == ["zero", "bad"]
+    assert "must not be zero" in str(hidden)
+    assert [e["loc"] for e in hidden.errors()] == [("a",), ("b",)]
+    _assert_clean(hidden)

@@ -420,6 +420,7 @@ SECRET_ERRORS: dict[str, tuple[dict[str, Any], str]] = {
 }
 SECRET_BUILDERS: dict[str, Callable[..., Any]] = {
     "connection": lambda **kw: AISearchConnection(**kw),
+    "connection.model_validate": lambda **kw: AISearchConnection.model_validate(kw),
     "retriever": lambda **kw: AISearchRetriever("docs", **kw),
     "multi": lambda **kw: AISearchMultiRetriever(["docs", "blog"], **kw),
     "query_engine": lambda **kw: AISearchQueryEngine("docs", **kw),
@@ -435,7 +436,7 @@ def _secret_cases() -> list[tuple[str, str]]:
     cases = []
     for builder in SECRET_BUILDERS:
         for error, (bad, _) in SECRET_ERRORS.items():
-            if builder in ("connection", "index") and set(bad) & SEARCH_ONLY:
+            if builder.startswith(("connection", "index")) and set(bad) & SEARCH_ONLY:
                 continue  # not arguments of these
             cases.append((builder, error))
     return cases
