@@ -19,7 +19,12 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import (
+    InitErrorDetails,
+    PydanticCustomError,
+    PydanticSerializationError,
+    to_json,
+)
 from typing_extensions import Self
 
 from aisearch import (
@@ -27,13 +32,14 @@ from aisearch import (
     AsyncAISearchClient,
     BoostBy,
     CacheOptions,
+    InvalidRequestError,
     QueryRewriteOptions,
     RerankingOptions,
     SearchOptions,
 )
 from aisearch._models import coerce_options  # the core's own options validation
 
-__all__ = ["AISearchConnection", "SearchOptionFields", "validate_k"]
+__all__ = ["AISearchConnection", "HidesSecretsInErrors", "SearchOptionFields", "validate_k"]
 
 ACCOUNT_ID_ENV = ["CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID"]
 API_TOKEN_ENV = ["CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN"]
@@ -77,12 +83,170 @@ def validate_k(k: Any, field: str = "k") -> int:
         The count as an int.
 
     Raises:
-        ValueError: When `k` is not an int between 1 and 50.
+        InvalidRequestError: When `k` is not an int between 1 and 50 (a `ValueError`).
     """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
-        msg = f"{field}: must be an integer between 1 and 50 (got {k!r})"
-        raise ValueError(msg)
+        msg = f"{field}: must be an integer between 1 and 50 (got {_short(k)})"
+        raise InvalidRequestError(msg)
     return k
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+# ---------------------------------------------------------------- secrets in errors
+
+SECRET_FIELDS = frozenset({"api_token", "api_key"})
+"""Fields whose values never appear in an error (constructor or assignment)."""
+_MASK = "**********"
+_SECRET_NAME = re.compile(r"token|secret|passw|credential|auth|key$", re.IGNORECASE)
+
+
+def _is_secret_key(key: Any) -> bool:
+    """A secret field, or a name that looks like one (e.g. a misspelt `api_tokn`)."""
+    return isinstance(key, str) and (key in SECRET_FIELDS or bool(_SECRET_NAME.search(key)))
+
+
+def _collect_secrets(value: Any, found: set[str], depth: int = 0) -> None:
+    """Gather the secret strings held in constructor data (nested mappings and lists)."""
+    if depth > 8:
+        return
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        if secret:
+            found.add(secret)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if _is_secret_key(key) and isinstance(item, str) and item:
+                found.add(item)
+            else:
+                _collect_secrets(item, found, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_secrets(item, found, depth + 1)
+    elif isinstance(value, BaseModel):  # e.g. a tool's retriever: its credentials
+        for name in SECRET_FIELDS:
+            _collect_secrets(getattr(value, name, None), found, depth + 1)
+        for name in ("retriever", "chat"):
+            if name in type(value).model_fields:
+                _collect_secrets(getattr(value, name, None), found, depth + 1)
+
+
+def _scrub(value: Any, secrets: set[str], depth: int = 0) -> Any:
+    """A copy of an error's input without secrets.
+
+    Secret fields, `SecretStr`s and any string holding a secret become `**********`;
+    other objects are kept as they are.
+    """
+    if isinstance(value, SecretStr):
+        return _MASK
+    if isinstance(value, str):
+        return _MASK if any(secret in value for secret in secrets) else value
+    if depth > 8:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                _MASK
+                if _is_secret_key(key) and value[key] is not None
+                else _scrub(value[key], secrets, depth + 1)
+            )
+            for key in value
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(item, secrets, depth + 1) for item in value)
+    if isinstance(value, BaseException):
+        text = str(value)
+        return ValueError(_MASK) if any(secret in text for secret in secrets) else value
+    return value
+
+
+def hide_secrets(exc: ValidationError, *sources: Any) -> ValidationError:
+    """Rebuild a pydantic `ValidationError` so that no view of it holds a secret.
+
+    pydantic keeps each error's input: `str(exc)` quotes it (`input_value={...}`, the
+    token's first or last characters), and `exc.errors()`, `exc.json()` and a pickled
+    error hold it whole. The copy hides the input in its text (`hide_input`) and replaces
+    secrets in `errors()` (the `api_token`/`api_key` values, `SecretStr`s, any string
+    holding a secret found in `sources`); the field paths and messages are kept.
+
+    Args:
+        exc: The error pydantic raised.
+        *sources: Where the secrets are (the constructor data, the model).
+
+    Returns:
+        A new `ValidationError` with the same title, locations, types and messages.
+    """
+    secrets: set[str] = set()
+    for source in sources:
+        _collect_secrets(source, secrets)
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        # the value of an unknown or secret argument may be a credential under a
+        # misspelt name (`api_tokn=...`): never shown
+        if err["type"] == "extra_forbidden" or any(_is_secret_key(p) for p in err["loc"]):
+            value = err["input"]
+            if isinstance(value, str) and len(value) >= 8:  # shorter: not worth hiding
+                secrets.add(value)
+            else:
+                _collect_secrets(value, secrets)
+            err["input"] = _MASK
+    details: list[InitErrorDetails] = []
+    for err in errors:
+        item = InitErrorDetails(
+            type=err["type"], loc=err["loc"], input=_scrub(err["input"], secrets)
+        )
+        if "ctx" in err:
+            item["ctx"] = _scrub(dict(err["ctx"]), secrets)
+        details.append(item)
+    try:
+        return ValidationError.from_exception_data(exc.title, details, hide_input=True)
+    except (KeyError, TypeError, ValueError):  # a custom error type: keep its message
+        plain = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    err["type"],
+                    str(_scrub(err["msg"], secrets)).replace("{", "{{").replace("}", "}}"),
+                ),
+                loc=err["loc"],
+                input=_scrub(err["input"], secrets),
+            )
+            for err in errors
+        ]
+        return ValidationError.from_exception_data(exc.title, plain, hide_input=True)
+
+
+class HidesSecretsInErrors(BaseModel):
+    """Construction errors never carry a secret (see `hide_secrets`).
+
+    Mixed into every LangChain class of this package that holds or may be given a
+    credential. The error stays a pydantic `ValidationError` naming the field and the
+    rule; only the input values are hidden. It is raised without the original as its
+    context (`__context__` is `None`), so the secret does not travel along.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    def __init__(self, **data: Any) -> None:
+        error: ValidationError | None = None
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            error = hide_secrets(exc, data)
+        if error is not None:  # raised outside the handler: no secret-bearing __context__
+            raise error
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """`BaseModel.model_validate`, with secrets hidden from its errors."""
+        error: ValidationError | None = None
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            error = hide_secrets(exc, obj)
+        raise error
 
 
 _UNSET = object()
@@ -101,7 +265,7 @@ _CLIENT_SETTINGS = frozenset(
 )
 
 
-class AISearchConnection(BaseModel):
+class AISearchConnection(HidesSecretsInErrors):
     """Connection fields and lazily built, cached core clients.
 
     Every LangChain class of this package mixes this in. Credentials fall back to the
@@ -114,6 +278,7 @@ class AISearchConnection(BaseModel):
         arbitrary_types_allowed=True,
         populate_by_name=True,
         validate_assignment=True,
+        hide_input_in_errors=True,
     )
 
     account_id: str | None = Field(default_factory=from_env(ACCOUNT_ID_ENV, default=None))
@@ -142,7 +307,7 @@ class AISearchConnection(BaseModel):
     timeout: float | None = Field(default=None, gt=0, strict=True)
     """Request timeout in seconds; `None` keeps the core client's default (30 s)."""
 
-    max_retries: int = Field(default=2, ge=0, le=10)
+    max_retries: int = Field(default=2, ge=0, le=10, strict=True)
     """Retries on connection errors, timeouts, 408/409/429 and 5xx."""
 
     client: AISearchClient | None = Field(default=None, exclude=True, repr=False)
@@ -165,15 +330,19 @@ class AISearchConnection(BaseModel):
             super().__setattr__(name, value)
             return
         old = self.__dict__.get(name, _UNSET)
+        error: ValidationError | None = None
         try:
             super().__setattr__(name, value)
-        except ValidationError:
+        except ValidationError as exc:
             # pydantic keeps a value that passed its field check but failed a model-level
             # check (e.g. options validated together): put the old one back, so that a
             # rejected assignment changes nothing
             if old is not _UNSET:
                 self.__dict__[name] = old
-            raise
+            secret = {name: value} if name in SECRET_FIELDS else None
+            error = hide_secrets(exc, secret, self.api_token, self.api_key)
+        if error is not None:
+            raise error
         if name in _CLIENT_SETTINGS:
             self._drop_built_clients()
 
@@ -303,7 +472,10 @@ class SearchOptionFields(BaseModel):
     """Every AI Search retrieval option as a typed field; unset fields are not sent."""
 
     model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, validate_assignment=True
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        validate_assignment=True,
+        hide_input_in_errors=True,
     )
 
     retrieval_type: RetrievalType | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
@@ -15,17 +15,26 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.block_translators import register_translator
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aisearch import (
     CacheOptions,
     ChatCompletion,
     InstanceError,
+    InvalidRequestError,
     SourcesEvent,
     StreamEndEvent,
     TextDeltaEvent,
     Usage,
 )
+from aisearch._models import format_validation_error
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
@@ -52,6 +61,48 @@ _CALL_KWARGS = frozenset(
     {"model", "max_tokens", "temperature", "filters", "k", "extra_body", "stream"}
 )
 """Per-call keyword arguments; `stream` is LangChain's own switch and is not sent."""
+
+MAX_STOP_SEQUENCES = 4
+"""Most stop sequences a request may carry (the chat-completions API's limit)."""
+
+# One rule per generation setting, shared by the constructor fields and the per-call check.
+Temperature = Annotated[float, Field(ge=0.0, le=5.0, strict=True, allow_inf_nan=False)]
+MaxTokens = Annotated[int, Field(ge=1, strict=True)]
+StopSequences = Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES, strict=True)]
+
+
+class _CallSettings(BaseModel):
+    """Per-call generation settings, checked with the constructor's rules."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    model: Annotated[str, Field(strict=True)] | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    stop: StopSequences | None = None
+    extra_body: dict[str, Any] | None = None
+    stream: Annotated[bool, Field(strict=True)] | None = None
+
+
+def _check_call(stop: Any, kwargs: Mapping[str, Any]) -> None:
+    """Check per-call settings before the network, as the constructor checks its fields.
+
+    Raises:
+        InvalidRequestError: Naming the argument and its allowed range.
+    """
+    settings = {k: v for k, v in kwargs.items() if k not in ("k", "filters")}
+    if stop is not None:
+        settings["stop"] = stop
+    try:
+        _CallSettings.model_validate(settings)
+    except ValidationError as exc:
+        error = InvalidRequestError(format_validation_error(exc))
+    else:
+        filters = kwargs.get("filters")
+        if filters is None or isinstance(filters, Mapping):
+            return
+        error = InvalidRequestError(f"filters: must be a mapping (got {type(filters).__name__})")
+    raise error
 
 
 def _usage(usage: Usage | None) -> UsageMetadata | None:
@@ -111,19 +162,19 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     model: str | None = None
     """Generation model; `None` uses the instance's configured model."""
 
-    temperature: float | None = Field(default=None, ge=0.0, le=5.0, strict=True)
-    """Sampling temperature, sent as an extra body key when set."""
+    temperature: Temperature | None = None
+    """Sampling temperature (0..5), sent as an extra body key when set."""
 
-    max_tokens: int | None = Field(default=None, ge=1, strict=True)
-    """Maximum tokens to generate, sent as an extra body key when set."""
+    max_tokens: MaxTokens | None = None
+    """Maximum tokens to generate (>= 1), sent as an extra body key when set."""
 
-    stop: list[str] | None = None
-    """Stop sequences, sent as an extra body key when set."""
+    stop: StopSequences | None = None
+    """Up to 4 stop sequences, sent as an extra body key when set."""
 
     k: int | None = Field(default=None, ge=1, le=50, strict=True)
     """Number of chunks to retrieve (`max_num_results`); `None` uses the instance's."""
 
-    streaming: bool = False
+    streaming: bool = Field(default=False, strict=True)
     """Stream internally on `invoke` (callbacks get tokens as they arrive)."""
 
     extra_body: dict[str, Any] | None = None
@@ -207,8 +258,10 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             raise TypeError(msg)
         if self.instance_id is None and self.instance_ids is None:
             msg = "ChatAISearch needs instance_id or instance_ids"
-            raise ValueError(msg)
+            raise InvalidRequestError(msg)
         k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else self.k
+        if kwargs or stop is not None:
+            _check_call(stop, kwargs)
         body: dict[str, Any] = {}
         temperature = kwargs.get("temperature", self.temperature)
         if temperature is not None:

@@ -21,6 +21,7 @@ from aisearch import (
     AllInstancesFailedError,
     FanOutResult,
     InstanceError,
+    InvalidRequestError,
     SearchResult,
     SearchTarget,
 )
@@ -78,7 +79,7 @@ def _call_options(
     filters = kwargs.get("filters")
     if filters is not None and not isinstance(filters, Mapping):
         msg = f"filters: must be a mapping (got {type(filters).__name__})"
-        raise ValueError(msg)
+        raise InvalidRequestError(msg)
     return k, filters
 
 
@@ -215,7 +216,7 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     max_concurrency: int = Field(default=8, ge=1, le=64, strict=True)
     """Concurrent instance requests in a client-side fan-out."""
 
-    force_fan_out: bool = False
+    force_fan_out: bool = Field(default=False, strict=True)
     """Always fan out client-side, even when the namespace endpoint could serve."""
 
     @field_validator("instance_ids")
@@ -315,15 +316,15 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         Returns:
             `(documents, errors)`; `errors` holds one `InstanceError` per failed instance.
         """
-        k_ = validate_k(k) if k is not None else self.k
-        return self._to_result(self._search(query, k_, filters), query, k_)
+        k_, filters_ = _call_options(self.k, {"k": k, "filters": filters})
+        return self._to_result(self._search(query, k_, filters_), query, k_)
 
     async def asearch_with_errors(
         self, query: str, *, k: int | None = None, filters: Mapping[str, Any] | None = None
     ) -> tuple[list[Document], list[InstanceError]]:
         """Async `search_with_errors`."""
-        k_ = validate_k(k) if k is not None else self.k
-        return self._to_result(await self._asearch(query, k_, filters), query, k_)
+        k_, filters_ = _call_options(self.k, {"k": k, "filters": filters})
+        return self._to_result(await self._asearch(query, k_, filters_), query, k_)
 
     def _all_failed(self, docs: list[Document], errors: list[InstanceError]) -> bool:
         failed = {e.instance_id for e in errors}

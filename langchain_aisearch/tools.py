@@ -12,6 +12,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from aisearch import AISearchError
+from langchain_aisearch._common import HidesSecretsInErrors
 from langchain_aisearch._mapping import sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
@@ -54,7 +55,7 @@ def _tool_error(exc: AISearchError) -> ToolException:
     return ToolException(f"AI Search error: {exc}")
 
 
-class AISearchSearchTool(BaseTool):
+class AISearchSearchTool(HidesSecretsInErrors, BaseTool):
     """Search tool: returns readable passages to the model and the Documents as artifact.
 
     Example:
@@ -69,7 +70,9 @@ class AISearchSearchTool(BaseTool):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     name: str = "aisearch_search"
     description: str = (
@@ -117,7 +120,7 @@ def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
     return f"{text}\n\nSources:\n{sources}"
 
 
-class AISearchAnswerTool(BaseTool):
+class AISearchAnswerTool(HidesSecretsInErrors, BaseTool):
     """Answer tool: asks AI Search for a cited answer; the sources travel as artifact.
 
     Example:
@@ -129,7 +132,9 @@ class AISearchAnswerTool(BaseTool):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     name: str = "aisearch_answer"
     description: str = (

@@ -7,10 +7,22 @@ from typing import Any
 
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
 
-from ._common import AISearchConnection, resolve_connection
-from ._options import SEARCH_KEYS, build_search_options
+from ._common import AISearchConnection, check_mapping, resolve_connection
+from ._options import SEARCH_KEYS, SearchConfig
 
-__all__ = ["ChatTarget"]
+__all__ = ["ChatTarget", "check_text"]
+
+
+def check_text(value: Any, name: str) -> None:
+    """Check an optional, non-empty string setting (``model``, ``namespace`` ...).
+
+    Raises:
+        InvalidRequestError: Naming the setting.
+    """
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidRequestError(
+            f"{name}: must be a non-empty string or None (got {type(value).__name__})"
+        )
 
 
 class ChatTarget:
@@ -53,16 +65,21 @@ class ChatTarget:
         search = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
         connection_kwargs = {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
         extra_options = search.pop("extra_options", None)
+        check_text(model, "model")
+        check_text(namespace, "namespace")
         self.instance_id = instance_id
         self.instance_ids = ids
         self.model = model
         self.namespace = namespace
-        self.options: SearchOptions | None = build_search_options(**search)
-        self.extra_options: dict[str, Any] | None = (
-            dict(extra_options) if extra_options is not None else None
-        )
-        self.extra_body: dict[str, Any] | None = dict(extra_body) if extra_body else None
+        self.config = SearchConfig(**search)
+        self.extra_options: dict[str, Any] | None = check_mapping(extra_options, "extra_options")
+        self.extra_body: dict[str, Any] | None = check_mapping(extra_body, "extra_body") or None
         self.connection = resolve_connection(connection, connection_kwargs)
+
+    @property
+    def options(self) -> SearchOptions | None:
+        """The validated ``ai_search_options`` sent with every request."""
+        return self.config.options
 
     @property
     def label(self) -> str:

@@ -4,18 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from typing_extensions import TypedDict
 
-from aisearch import AISearchClient, AISearchError, AsyncAISearchClient
+from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
 
-__all__ = ["AISearchConnection", "ConnectionKwargs", "presigned", "resolve_connection"]
+__all__ = [
+    "AISearchConnection",
+    "ConnectionKwargs",
+    "check_mapping",
+    "describe_validation_error",
+    "presigned",
+    "resolve_connection",
+]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``path: problem`` for each error of a pydantic ``ValidationError``, without inputs.
+
+    pydantic's own text quotes each input (``input_value='tok-...'``), which for a
+    connection may be a credential, even one passed under a misspelt name: here only the
+    field path and the rule are kept.
+    """
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ""
+        for loc in err["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else (f".{loc}" if path else str(loc))
+        ctx = err.get("ctx") or {}
+        if err["type"] in ("value_error", "assertion_error") and "error" in ctx:
+            problem = str(ctx["error"])
+        elif err["type"] == "extra_forbidden":
+            problem = "unknown setting"
+        else:
+            problem = f"{err['msg'][:1].lower()}{err['msg'][1:]}"
+        parts.append(f"{path or '<root>'}: {problem}")
+    return "; ".join(parts)
+
+
+def check_mapping(value: Any, name: str) -> dict[str, Any] | None:
+    """A copy of a mapping argument (``None`` stays ``None``).
+
+    Raises:
+        InvalidRequestError: When ``value`` is not a mapping, naming ``name``.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"{name}: must be a mapping or None (got {type(value).__name__})")
+    return dict(value)
+
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -87,7 +132,9 @@ class AISearchConnection(BaseModel):
             retriever = AISearchRetriever("docs", connection=conn)
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     account_id: str | None = None
     """Cloudflare account id (env ``CLOUDFLARE_ACCOUNT_ID``, then ``CF_ACCOUNT_ID``)."""
@@ -103,8 +150,8 @@ class AISearchConnection(BaseModel):
     """API base URL (env ``AISEARCH_BASE_URL``), e.g. a local ``aisearch-local`` server."""
     timeout: float | httpx.Timeout | None = Field(default=None, exclude=True)
     """Request timeout; ``None`` keeps the core client's default (30 s, connect 5 s)."""
-    max_retries: int = Field(default=2, ge=0, le=10)
-    """Retries on connection errors, timeouts, 408/409/429/5xx."""
+    max_retries: int = Field(default=2, ge=0, le=10, strict=True)
+    """Retries on connection errors, timeouts, 408/409/429/5xx (0..10)."""
 
     _http_client: httpx.Client | None = None
     _async_http_client: httpx.AsyncClient | None = None
@@ -127,7 +174,16 @@ class AISearchConnection(BaseModel):
         async_http_client: httpx.AsyncClient | None = None,
         **data: Any,
     ) -> None:
-        super().__init__(**data)
+        error: InvalidRequestError | None = None
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic's message and errors() hold the inputs (the token among them):
+            # raise the field paths and rules only, outside the handler so that the
+            # original error does not travel along as __context__
+            error = InvalidRequestError(describe_validation_error(exc))
+        if error is not None:
+            raise error
         self._lock = threading.Lock()
         self._http_client = http_client
         self._async_http_client = async_http_client
@@ -138,6 +194,13 @@ class AISearchConnection(BaseModel):
         self._injected_async_client = async_client is not None
         if client is None and async_client is None:
             self._check_credentials()
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> AISearchConnection:
+        """``BaseModel.model_validate``, raising ``InvalidRequestError`` without inputs."""
+        if isinstance(obj, Mapping) and not isinstance(obj, cls):
+            return cls(**obj)
+        return super().model_validate(obj, *args, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AISearchConnection:
         """A connection is a shared resource: a deep copy of an adapter shares it."""
@@ -156,6 +219,23 @@ class AISearchConnection(BaseModel):
         if not value:
             raise ValueError("namespace must be a non-empty string")
         return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _check_timeout(cls, value: Any) -> Any:
+        if value is None or isinstance(value, httpx.Timeout):
+            return value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or math.isnan(value)
+            or value <= 0
+        ):
+            raise ValueError(
+                "must be a positive number of seconds, an httpx.Timeout or None "
+                f"(got {type(value).__name__})"
+            )
+        return float(value)
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002
         """Fill unset settings from the environment."""

@@ -22,7 +22,9 @@ from .filters import FilterInput, to_aisearch_filters
 
 __all__ = [
     "EngineKwargs",
+    "SearchConfig",
     "SearchKwargs",
+    "SearchOption",
     "build_search_options",
     "check_top_k",
     "coerce_search_options",
@@ -153,6 +155,56 @@ def coerce_search_options(data: SearchOptions | Mapping[str, Any]) -> SearchOpti
         InvalidRequestError: A bad value, naming the field path and the allowed range.
     """
     return coerce_options(data) or SearchOptions()  # the core's validation and messages
+
+
+class SearchConfig:
+    """Flat search options and the ``SearchOptions`` built from them, kept in step.
+
+    Changing one option rebuilds and validates the whole set first, so a rejected value
+    changes nothing and an accepted one is sent with the next request.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._values = {k: v for k, v in options.items() if v is not None}
+        self.options: SearchOptions | None = build_search_options(**self._values)
+
+    def get(self, name: str) -> Any:
+        """The flat value of one option (``None`` when unset)."""
+        return self._values.get(name)
+
+    def set(self, name: str, value: Any) -> None:
+        """Change one option; the next request sends it.
+
+        Raises:
+            InvalidRequestError: A bad value, naming the field and the allowed range.
+        """
+        values = {**self._values, name: value}
+        self.options = build_search_options(**values)  # validate before committing
+        self._values = {k: v for k, v in values.items() if v is not None}
+
+    def replace(self, options: SearchOptions | None) -> None:
+        """Send these (already validated) options; the flat values no longer apply."""
+        self.options = options
+        self._values = {}
+
+
+class SearchOption:
+    """A search option as an attribute: reads and assignments go to ``_search_config``.
+
+    An assignment is validated at once (``InvalidRequestError`` naming the field) and
+    takes effect on the next request.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._search_config.get(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj._search_config.set(self.name, value)
 
 
 class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):

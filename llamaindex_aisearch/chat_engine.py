@@ -17,12 +17,12 @@ from llama_index.core.chat_engine.types import (
 from llama_index.core.memory import BaseMemory, ChatMemoryBuffer
 from typing_extensions import Unpack
 
-from aisearch import StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
 
-from ._chat import ChatTarget
+from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._mapping import to_aisearch_messages
-from ._options import EngineKwargs
+from ._options import EngineKwargs, SearchConfig, SearchOption
 from ._streams import (
     StreamState,
     aclose_quietly,
@@ -62,7 +62,8 @@ class AISearchChatEngine(BaseChatEngine):
         namespace: The instances' namespace (default: the connection's).
         extra_body: Raw top-level request fields merged last.
         connection: A shared :class:`AISearchConnection`.
-        **kwargs: Search options and connection settings, as for the query engine.
+        **kwargs: Search options and connection settings, as for the query engine (the
+            search options are attributes too, as there).
 
     Example:
         .. code-block:: python
@@ -72,6 +73,21 @@ class AISearchChatEngine(BaseChatEngine):
             reply = chat.chat("And the water temperature?")
             print(reply.response, reply.source_nodes[0].node.metadata["filename"])
     """
+
+    similarity_top_k = SearchOption()
+    retrieval_type = SearchOption()
+    match_threshold = SearchOption()
+    filters = SearchOption()
+    context_expansion = SearchOption()
+    fusion_method = SearchOption()
+    keyword_match_mode = SearchOption()
+    boost_by = SearchOption()
+    metadata_only = SearchOption()
+    return_on_failure = SearchOption()
+    query_rewrite = SearchOption()
+    reranking = SearchOption()
+    cache = SearchOption()
+    custom_metadata = SearchOption()
 
     def __init__(
         self,
@@ -97,6 +113,11 @@ class AISearchChatEngine(BaseChatEngine):
             connection=connection,
             kwargs=kwargs,
         )
+        check_text(system_prompt, "system_prompt")
+        if isinstance(token_limit, bool) or not isinstance(token_limit, int) or token_limit < 1:
+            raise InvalidRequestError(
+                f"token_limit: must be a positive integer (got {token_limit!r})"
+            )
         self.system_prompt = system_prompt
         """System message sent first on every turn."""
         self._memory: BaseMemory = memory or ChatMemoryBuffer.from_defaults(
@@ -107,6 +128,10 @@ class AISearchChatEngine(BaseChatEngine):
     def connection(self) -> AISearchConnection:
         """The connection (shared pooled clients) this engine uses."""
         return self._target.connection
+
+    @property
+    def _search_config(self) -> SearchConfig:
+        return self._target.config
 
     @property
     def memory(self) -> BaseMemory:

@@ -31,7 +31,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-from aisearch import validate_filters
+from aisearch import InvalidRequestError, validate_filters
 
 __all__ = ["FilterInput", "to_aisearch_filters"]
 
@@ -142,6 +142,13 @@ def _collect(group: MetadataFilters, out: dict[str, dict[str, Any]], root: str) 
             _merge(out, key, op, value, root)
 
 
+class _FilterTypeError(InvalidRequestError, TypeError):
+    """``filters`` of an unsupported type.
+
+    An ``InvalidRequestError`` naming the field, and (as before) a ``TypeError``.
+    """
+
+
 def to_aisearch_filters(filters: FilterInput | None) -> dict[str, Any] | None:
     """Translate LlamaIndex filters (or a raw AI Search filter) into AI Search's syntax.
 
@@ -171,8 +178,8 @@ def to_aisearch_filters(filters: FilterInput | None) -> dict[str, Any] | None:
         if not result:
             return None
     else:
-        raise TypeError(
-            "filters must be llama_index MetadataFilters, a MetadataFilter or a dict, "
+        raise _FilterTypeError(
+            "filters: must be llama_index MetadataFilters, a MetadataFilter or a dict, "
             f"got {type(filters).__name__}"
         )
     validated: dict[str, Any] = validate_filters(result)

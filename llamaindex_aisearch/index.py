@@ -173,7 +173,11 @@ class AISearchIndex(BaseManagedIndex):
             raise InvalidRequestError(
                 f"instance_id: must be a non-empty string (got {instance_id!r})"
             )
-        if not wait_timeout > 0:
+        if (
+            isinstance(wait_timeout, bool)
+            or not isinstance(wait_timeout, (int, float))
+            or not wait_timeout > 0  # NaN too
+        ):
             raise InvalidRequestError(f"wait_timeout: must be > 0 seconds (got {wait_timeout!r})")
         self.instance_id = instance_id
         """The AI Search instance."""

@@ -16,17 +16,17 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 from llama_index.core.schema import NodeWithScore
 from typing_extensions import Unpack
 
-from aisearch import ChatCompletion, StreamEndEvent, TextDeltaEvent
+from aisearch import ChatCompletion, InvalidRequestError, StreamEndEvent, TextDeltaEvent
 
-from ._chat import ChatTarget
-from ._common import AISearchConnection, ConnectionKwargs
+from ._chat import ChatTarget, check_text
+from ._common import AISearchConnection, ConnectionKwargs, describe_validation_error
 from ._mapping import to_aisearch_messages
 from ._options import SEARCH_KEYS, EngineKwargs, coerce_search_options
 from ._streams import (
@@ -81,6 +81,8 @@ class AISearchLLM(LLM):
             print(llm.complete("What grind size suits a French press?").text)
     """
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     instance_id: str | None = Field(default=None, description="The instance asked.")
     instance_ids: list[str] | None = Field(
         default=None, description="Several instances of one namespace."
@@ -133,20 +135,55 @@ class AISearchLLM(LLM):
         if search_options is not None:
             if target.options is not None:
                 raise TypeError("pass search_options=... or individual search options, not both")
-            target.options = coerce_search_options(search_options)
-        super().__init__(
-            **llm_fields,
-            instance_id=instance_id,
-            instance_ids=list(instance_ids) if instance_ids is not None else None,
-            model=model,
-            namespace=namespace,
-            context_window=context_window,
-            num_output=num_output,
-            system_prompt=system_prompt,
-            callback_manager=callback_manager,
-            search_options=target.options.to_json_dict() if target.options else None,
-        )
+            target.config.replace(coerce_search_options(search_options))
+        error: InvalidRequestError | None = None
+        try:
+            super().__init__(
+                **llm_fields,
+                instance_id=instance_id,
+                instance_ids=list(instance_ids) if instance_ids is not None else None,
+                model=model,
+                namespace=namespace,
+                context_window=context_window,
+                num_output=num_output,
+                system_prompt=system_prompt,
+                callback_manager=callback_manager,
+                search_options=target.options.to_json_dict() if target.options else None,
+            )
+        except ValidationError as exc:
+            error = InvalidRequestError(describe_validation_error(exc))
+        if error is not None:  # raised outside the handler: no pydantic __context__
+            raise error
         self._target = target
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assignments of settings take effect on the next call, or raise.
+
+        ``search_options`` (a mapping or ``SearchOptions``), ``model`` and ``namespace``
+        are validated and used by the next request; ``instance_id`` / ``instance_ids``
+        cannot change (build another LLM).
+
+        Raises:
+            aisearch.InvalidRequestError: A bad value, naming the field.
+        """
+        target: ChatTarget | None = (self.__pydantic_private__ or {}).get("_target")
+        if target is not None and name in type(self).model_fields:
+            if name == "search_options":
+                options = coerce_search_options(value) if value is not None else None
+                target.config.replace(options)
+                value = options.to_json_dict() if options is not None else None
+            elif name in ("model", "namespace"):
+                check_text(value, name)
+                setattr(target, name, value)
+            elif name in ("instance_id", "instance_ids"):
+                raise InvalidRequestError(
+                    f"{name}: cannot change after construction; build another AISearchLLM"
+                )
+            elif name in ("context_window", "num_output") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidRequestError(f"{name}: must be a positive integer (got {value!r})")
+        super().__setattr__(name, value)
 
     @classmethod
     def class_name(cls) -> str:

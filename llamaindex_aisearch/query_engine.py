@@ -17,11 +17,11 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.schema import QueryBundle
 from typing_extensions import Unpack
 
-from aisearch import StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
 
-from ._chat import ChatTarget
+from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
-from ._options import EngineKwargs
+from ._options import EngineKwargs, SearchConfig, SearchOption
 from ._streams import (
     StreamState,
     aclose_quietly,
@@ -56,7 +56,9 @@ class AISearchQueryEngine(BaseQueryEngine):
         connection: A shared :class:`AISearchConnection`.
         callback_manager: LlamaIndex (legacy) callback manager.
         **kwargs: Search options (``similarity_top_k``, ``filters``, ``retrieval_type`` ...,
-            as for :class:`AISearchRetriever`) and connection settings.
+            as for :class:`AISearchRetriever`) and connection settings. The search
+            options are attributes too: assigning one (``engine.similarity_top_k = 3``)
+            validates it at once and the next query sends it.
 
     Example:
         .. code-block:: python
@@ -67,6 +69,21 @@ class AISearchQueryEngine(BaseQueryEngine):
             for token in response.response_gen:
                 print(token, end="")
     """
+
+    similarity_top_k = SearchOption()
+    retrieval_type = SearchOption()
+    match_threshold = SearchOption()
+    filters = SearchOption()
+    context_expansion = SearchOption()
+    fusion_method = SearchOption()
+    keyword_match_mode = SearchOption()
+    boost_by = SearchOption()
+    metadata_only = SearchOption()
+    return_on_failure = SearchOption()
+    query_rewrite = SearchOption()
+    reranking = SearchOption()
+    cache = SearchOption()
+    custom_metadata = SearchOption()
 
     def __init__(
         self,
@@ -91,6 +108,11 @@ class AISearchQueryEngine(BaseQueryEngine):
             connection=connection,
             kwargs=kwargs,
         )
+        check_text(system_prompt, "system_prompt")
+        if not isinstance(streaming, bool):
+            raise InvalidRequestError(
+                f"streaming: must be True or False (got {type(streaming).__name__})"
+            )
         self.system_prompt = system_prompt
         """System message sent before each query (``None``: the instance's own prompt)."""
         self.streaming = streaming
@@ -101,6 +123,10 @@ class AISearchQueryEngine(BaseQueryEngine):
     def connection(self) -> AISearchConnection:
         """The connection (shared pooled clients) this engine uses."""
         return self._target.connection
+
+    @property
+    def _search_config(self) -> SearchConfig:
+        return self._target.config
 
     def __repr__(self) -> str:
         return (

@@ -28,13 +28,20 @@ from aisearch import (
     SearchTarget,
 )
 
-from ._common import AISearchConnection, ConnectionKwargs, presigned, resolve_connection
+from ._common import (
+    AISearchConnection,
+    ConnectionKwargs,
+    check_mapping,
+    presigned,
+    resolve_connection,
+)
 from ._mapping import chunks_to_nodes, error_summary
 from ._options import (
     FusionMethod,
     KeywordMatchMode,
     RetrievalType,
-    build_search_options,
+    SearchConfig,
+    SearchOption,
     check_top_k,
 )
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
@@ -54,24 +61,25 @@ MultiMode = Literal["auto", "namespace", "fan_out"]
 _MAX_NAMESPACE_INSTANCES = 10
 
 
-class _SearchConfig:
-    """Typed search options held by a retriever; rebuilt into ``SearchOptions`` when changed."""
-
-    def __init__(self, **options: Any) -> None:
-        self._values = dict(options)
-        self.options: SearchOptions | None = build_search_options(**self._values)
-
-    def get(self, name: str) -> Any:
-        return self._values.get(name)
-
-    def set(self, name: str, value: Any) -> None:
-        values = {**self._values, name: value}
-        self.options = build_search_options(**values)  # validate before committing
-        self._values = values
-
-
 class _RetrieverBase(BaseRetriever):
-    """Connection, search options and per-instance settings shared by both retrievers."""
+    """Connection, search options and per-instance settings shared by both retrievers.
+
+    Every search option is an attribute: assigning one (``retriever.match_threshold =
+    0.4``) validates it at once (``aisearch.InvalidRequestError`` naming the field, and the
+    retriever keeps its old value) and the next search sends it.
+    """
+
+    retrieval_type = SearchOption()
+    match_threshold = SearchOption()
+    context_expansion = SearchOption()
+    fusion_method = SearchOption()
+    keyword_match_mode = SearchOption()
+    boost_by = SearchOption()
+    metadata_only = SearchOption()
+    return_on_failure = SearchOption()
+    query_rewrite = SearchOption()
+    reranking = SearchOption()
+    cache = SearchOption()
 
     def __init__(
         self,
@@ -96,7 +104,7 @@ class _RetrieverBase(BaseRetriever):
         verbose: bool,
         connection_kwargs: Mapping[str, Any],
     ) -> None:
-        self._config = _SearchConfig(
+        self._config = SearchConfig(
             similarity_top_k=similarity_top_k,
             retrieval_type=retrieval_type,
             match_threshold=match_threshold,
@@ -111,12 +119,8 @@ class _RetrieverBase(BaseRetriever):
             reranking=reranking,
             cache=cache,
         )
-        self.extra_options: dict[str, Any] | None = (
-            dict(extra_options) if extra_options is not None else None
-        )
-        """Raw ``ai_search_options`` deep-merged last (for fields the service adds later)."""
+        self.extra_options = extra_options
         self.namespace = namespace
-        """Namespace of the instances; ``None`` uses the connection's (``default``)."""
         self._connection = resolve_connection(connection, connection_kwargs)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -124,6 +128,32 @@ class _RetrieverBase(BaseRetriever):
     def connection(self) -> AISearchConnection:
         """The connection (shared pooled clients) this retriever uses."""
         return self._connection
+
+    @property
+    def _search_config(self) -> SearchConfig:
+        return self._config
+
+    @property
+    def extra_options(self) -> dict[str, Any] | None:
+        """Raw ``ai_search_options`` deep-merged last (for fields the service adds later)."""
+        return self._extra_options
+
+    @extra_options.setter
+    def extra_options(self, value: Mapping[str, Any] | None) -> None:
+        self._extra_options = check_mapping(value, "extra_options")
+
+    @property
+    def namespace(self) -> str | None:
+        """Namespace of the instances; ``None`` uses the connection's (``default``)."""
+        return self._namespace
+
+    @namespace.setter
+    def namespace(self, value: str | None) -> None:
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidRequestError(
+                f"namespace: must be a non-empty string or None (got {type(value).__name__})"
+            )
+        self._namespace = value
 
     @property
     def options(self) -> SearchOptions | None:
@@ -381,24 +411,9 @@ class AISearchMultiRetriever(_RetrieverBase):
                     f"instance_ids[{i}]: must be a non-empty instance id or a SearchTarget "
                     f"(got {target!r})"
                 )
-        if on_instance_error not in ("raise", "warn", "ignore"):
-            raise InvalidRequestError(
-                "on_instance_error: must be one of 'raise', 'warn', 'ignore' "
-                f"(got {on_instance_error!r})"
-            )
         if mode not in ("auto", "namespace", "fan_out"):
             raise InvalidRequestError(
                 f"mode: must be one of 'auto', 'namespace', 'fan_out' (got {mode!r})"
-            )
-        if merge not in ("score", "rrf"):
-            raise InvalidRequestError(f"merge: must be 'score' or 'rrf' (got {merge!r})")
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or (max_concurrency < 1)
-        ):
-            raise InvalidRequestError(
-                f"max_concurrency: must be a positive integer (got {max_concurrency!r})"
             )
         plain = all(isinstance(t, str) for t in targets)
         if mode == "namespace" and (not plain or len(targets) > _MAX_NAMESPACE_INSTANCES):
@@ -413,12 +428,9 @@ class AISearchMultiRetriever(_RetrieverBase):
         """``True``: one namespace search request; ``False``: client-side fan-out."""
         self.targets = targets
         """The instances searched."""
-        self.on_instance_error: OnInstanceError = on_instance_error
-        """Policy when some (not all) instances fail."""
-        self.merge: Literal["score", "rrf"] = merge
-        """How fan-out results are merged."""
+        self.on_instance_error = on_instance_error
+        self.merge = merge
         self.max_concurrency = max_concurrency
-        """Fan-out concurrency limit."""
         super().__init__(
             similarity_top_k=similarity_top_k,
             retrieval_type=retrieval_type,
@@ -440,6 +452,43 @@ class AISearchMultiRetriever(_RetrieverBase):
             verbose=verbose,
             connection_kwargs=connection_kwargs,
         )
+
+    @property
+    def on_instance_error(self) -> OnInstanceError:
+        """Policy when some (not all) instances fail: ``"raise"``, ``"warn"``, ``"ignore"``."""
+        return self._on_instance_error
+
+    @on_instance_error.setter
+    def on_instance_error(self, value: OnInstanceError) -> None:
+        if not isinstance(value, str) or value not in ("raise", "warn", "ignore"):
+            raise InvalidRequestError(
+                f"on_instance_error: must be one of 'raise', 'warn', 'ignore' (got {value!r})"
+            )
+        self._on_instance_error = value
+
+    @property
+    def merge(self) -> Literal["score", "rrf"]:
+        """How fan-out results are merged: ``"score"`` or ``"rrf"``."""
+        return self._merge
+
+    @merge.setter
+    def merge(self, value: Literal["score", "rrf"]) -> None:
+        if not isinstance(value, str) or value not in ("score", "rrf"):
+            raise InvalidRequestError(f"merge: must be 'score' or 'rrf' (got {value!r})")
+        self._merge = value
+
+    @property
+    def max_concurrency(self) -> int:
+        """Fan-out concurrency limit (a positive integer)."""
+        return self._max_concurrency
+
+    @max_concurrency.setter
+    def max_concurrency(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(
+                f"max_concurrency: must be a positive integer (got {value!r})"
+            )
+        self._max_concurrency = value
 
     @property
     def instance_ids(self) -> list[str]:
