@@ -191,7 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  embedder={svc.embedder.name} generator={svc.generator.name} "
             f"auth={'bearer token' if token else 'off'}; any account id is accepted"
         )
-        hosts = sorted({"localhost", "127.0.0.1", "[::1]", args.host, *(args.allowed_host or [])})
+        bound = [] if args.host in ("0.0.0.0", "::", "") else [args.host]
+        hosts = sorted({"localhost", "127.0.0.1", "[::1]", *bound, *(args.allowed_host or [])})
         console.print(
             f"  answers to Host: {', '.join(hosts)}; folders for instances created over HTTP: "
             f"{', '.join(str(r) for r in roots) or 'none (--allow-source-root DIR)'}",
