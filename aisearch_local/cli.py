@@ -191,6 +191,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  embedder={svc.embedder.name} generator={svc.generator.name} "
             f"auth={'bearer token' if token else 'off'}; any account id is accepted"
         )
+        if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(
+                f"[yellow]warning:[/yellow] listening on {args.host} without a token: anyone "
+                f"who can reach this port can use and change the index; set {TOKEN_ENV} or "
+                "--token-file (docs/security.md)"
+            )
         bound = [] if args.host in ("0.0.0.0", "::", "") else [args.host]
         hosts = sorted({"localhost", "127.0.0.1", "[::1]", *bound, *(args.allowed_host or [])})
         console.print(
