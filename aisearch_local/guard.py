@@ -272,12 +272,20 @@ def _too_large(method: str, path: str, limit: int, length: int | None) -> tuple[
     )
 
 
+_CHECKED_HEADERS = frozenset(
+    {b"host", b"origin", b"sec-fetch-site", b"content-type", b"content-length"}
+    | {b"transfer-encoding"}
+)
+
+
 def _headers(scope: Scope) -> dict[str, str]:
+    """The headers the checks read (ASGI servers give names in lower case), first of repeats."""
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", []):
-        name = raw_name.decode("latin-1").lower()
-        if name not in out:  # the first of repeated headers
-            out[name] = raw_value.decode("latin-1")
+        if raw_name in _CHECKED_HEADERS:
+            name = raw_name.decode("latin-1")
+            if name not in out:
+                out[name] = raw_value.decode("latin-1")
     return out
 
 
