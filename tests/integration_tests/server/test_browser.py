@@ -3,10 +3,11 @@
 A headless Chromium loads an attacker's page from another origin (a second HTTP server on
 127.0.0.1, or a name mapped to 127.0.0.1 with ``--host-resolver-rules`` to play DNS rebinding).
 The page tries what any page can send without a CORS preflight: a ``no-cors`` ``fetch`` of a
-JSON body as ``text/plain`` creating an instance over a private folder, a ``text/plain`` form
-POST, a bodiless POST starting a sync job; plus a CORS ``fetch`` with ``application/json``. The
-page then reports to its own server, which proves the requests were made; the server's state
-must be unchanged. Without the perimeter (aisearch_local/guard.py), the instances are created.
+JSON body as ``text/plain`` creating an instance over a private folder, the same bytes with no
+type, a ``text/plain`` form POST, a bodiless POST starting a sync job, a DELETE; plus a CORS
+``fetch`` with ``application/json``. The page then reports to its own server, which proves the
+requests were made; the server's state must be unchanged. Without the perimeter
+(aisearch_local/guard.py), the instances are created.
 
 Needs the ``chromium`` binary (Debian: ``apt-get install chromium``); skipped without it.
 """
@@ -59,6 +60,9 @@ async function go() {{
   await attempt("create_text_plain", T + "/ai-search/instances", {{method: "POST",
     mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
     body: JSON.stringify({{id: "browser-fetch", source: {json.dumps(secret_dir)}}})}}, out);
+  await attempt("create_untyped", T + "/ai-search/instances", {{method: "POST",
+    mode: "no-cors", body: new TextEncoder().encode(JSON.stringify({{id: "browser-bytes"}}))}},
+    out);
   await attempt("create_json_cors", T + "/ai-search/instances", {{method: "POST",
     headers: {{"Content-Type": "application/json"}},
     body: JSON.stringify({{id: "browser-json"}})}}, out);
@@ -165,7 +169,13 @@ def test_a_page_of_another_origin_cannot_change_the_server(
         page.close()
     assert len(page.reports) == 1, "the attack page did not run to its end"
     report = page.reports[0]
-    assert set(report) == {"create_text_plain", "create_json_cors", "sync_job", "delete"}
+    assert set(report) == {
+        "create_text_plain",
+        "create_untyped",
+        "create_json_cors",
+        "sync_job",
+        "delete",
+    }
     assert report["create_json_cors"] == "error: Failed to fetch"  # no CORS: never readable
     assert _ids(server) == ["victim"]
     jobs = httpx.get(server.account_url + "/ai-search/instances/victim/jobs").json()["result"]

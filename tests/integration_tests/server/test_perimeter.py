@@ -186,11 +186,10 @@ def test_same_origin_and_non_browser_requests_work(http, open_server):
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
         "application/jsonx",
-        None,
     ],
 )
 def test_json_routes_refuse_other_content_types(http, ctype):
-    headers = {} if ctype is None else {"Content-Type": ctype}
+    headers = {"Content-Type": ctype}
     r = http.post("/ai-search/instances", content=json.dumps({"id": "wrong-type"}), headers=headers)
     assert_error(r, 415, 7001, "Content-Type", "application/json")
     assert "wrong-type" not in _instance_ids(http)
@@ -205,6 +204,19 @@ def test_json_content_types_accepted(http, ctype):
         "/ai-search/instances", content=json.dumps({"id": iid}), headers={"Content-Type": ctype}
     )
     assert r.status_code == 201, r.text
+
+
+def test_a_body_without_content_type(http):
+    """Raw-HTTP tools post bytes without a type: accepted. A page doing so sends Origin."""
+    r = http.post("/ai-search/instances", content=json.dumps({"id": "untyped"}))
+    assert r.status_code == 201, r.text
+    r = http.post(
+        "/ai-search/instances",
+        content=json.dumps({"id": "untyped-page"}),
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert r.status_code == 403
+    assert "untyped-page" not in _instance_ids(http)
 
 
 def test_bodiless_posts_work_with_and_without_content_type(http):

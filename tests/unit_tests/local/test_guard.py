@@ -200,6 +200,15 @@ def test_json_routes_take_only_json(ctype: str) -> None:
         _assert_envelope(body, 7001, "Content-Type")
 
 
+def test_a_body_without_content_type_passes_unless_a_page_sent_it() -> None:
+    guard, app = _guard()
+    assert _call(guard, {"host": "localhost", "content-length": "2"}, chunks=(b"{}",))[0] == 200
+    assert app.calls == [b"{}"]
+    headers = {"host": "localhost", "content-length": "2", "origin": "https://evil.example"}
+    assert _call(guard, headers, chunks=(b"{}",))[0] == 403
+    assert app.calls == [b"{}"]
+
+
 @FUZZ
 @given(sizes=st.lists(st.integers(0, 400_000), min_size=1, max_size=8))
 def test_chunked_bodies_reach_the_route_whole_or_not_at_all(sizes: list[int]) -> None:
