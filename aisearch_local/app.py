@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from starlette.routing import Route
 from aisearch_local.embed import Embedder
 from aisearch_local.filters import FilterError, compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation, Generator, rewrite_query
+from aisearch_local.guard import Perimeter
 from aisearch_local.ingest import MAX_FILE_BYTES
 from aisearch_local.search import (
     OptionsError,
@@ -1390,6 +1391,10 @@ def create_app(
     embedder: str | Embedder | None = None,
     generator: str | Generator | None = None,
     service: LocalService | None = None,
+    bind_host: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    source_roots: Sequence[str | Path] | None = None,
 ) -> Starlette:
     """Build the Starlette application of the local AI Search server.
 
@@ -1400,6 +1405,13 @@ def create_app(
         embedder: Embedder spec or object (default ``"hashing"``).
         generator: Generator spec or object (default ``"extractive"``).
         service: An existing :class:`LocalService` to serve (overrides the three above).
+        bind_host: The address the server listens on, accepted in ``Host`` besides the
+            loopback names (see :class:`aisearch_local.guard.Perimeter`).
+        allowed_hosts: More host names accepted in ``Host`` (``*``: any).
+        allowed_origins: More browser origins allowed to send state-changing requests.
+        source_roots: Folders under which instances created over HTTP may index a ``source``
+            folder; None allows any folder (library and test use; ``aisearch-local serve``
+            always passes a list).
 
     Returns:
         The application; ``app.state.service`` is the :class:`LocalService`.
@@ -1412,4 +1424,12 @@ def create_app(
     )
     app.state.service = svc
     app.state.token = token
+    if source_roots is not None:
+        svc.source_roots = tuple(str(Path(r).resolve()) for r in source_roots)
+    app.add_middleware(
+        Perimeter,
+        bind_host=bind_host,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+    )
     return app

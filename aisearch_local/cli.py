@@ -7,8 +7,11 @@ Examples::
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
     aisearch-local inspect --data-dir .aisearch-local
 
-The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable, so that it does
-not show in the process list.
+The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable or from
+``--token-file``, so that it does not show in the process list. ``serve`` answers only to
+loopback names and ``--host`` (``--allowed-host`` adds more), refuses state-changing requests
+from other browser origins (``--allowed-origin`` adds more), and lets instances created over
+HTTP index only folders under ``--allow-source-root`` (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -121,6 +124,26 @@ def _sample_corpus(svc: LocalService, namespace: str, instance: str) -> None:
     )
 
 
+def _read_token(args: argparse.Namespace) -> str | None:
+    """Return the token of ``--token``, else ``--token-file``, else ``$AISEARCH_LOCAL_TOKEN``.
+
+    Raises:
+        ValueError: The token file cannot be read or holds no token.
+    """
+    if args.token:
+        return str(args.token)
+    if args.token_file:
+        try:
+            text = Path(args.token_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--token-file {args.token_file}: cannot read it ({exc})") from None
+        token = text.strip()
+        if not token or any(c.isspace() for c in token):
+            raise ValueError(f"--token-file {args.token_file}: must hold one token without spaces")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM."""
     import uvicorn
@@ -129,7 +152,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aisearch_local.service import APIError, Fault, LocalService
 
     console = _console()
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    try:
+        token = _read_token(args)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    roots = [Path(r).resolve() for r in args.allow_source_root or []]
+    for root in roots:
+        if not root.is_dir():
+            console.print(f"[red]error:[/red] --allow-source-root {root}: not a folder")
+            return 2
     svc = LocalService(args.data_dir, embedder=args.embedder, generator=args.generator)
     try:
         if args.sample_corpus:
@@ -140,15 +172,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 return 2
             folder = Path(args.source).resolve()
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
+            roots.append(folder)
         for spec in args.fault or []:
             ns, iid, values = spec
             svc.set_fault(ns, iid, Fault(**values))
-        app = create_app(args.data_dir, token=token, service=svc)
+        app = create_app(
+            args.data_dir,
+            token=token,
+            service=svc,
+            bind_host=args.host,
+            allowed_hosts=args.allowed_host or [],
+            allowed_origins=args.allowed_origin or [],
+            source_roots=roots,
+        )
         base = f"http://{args.host}:{args.port}/client/v4"
         console.print(f"aisearch-local serving {base}  (data: {Path(args.data_dir).resolve()})")
         console.print(
             f"  embedder={svc.embedder.name} generator={svc.generator.name} "
             f"auth={'bearer token' if token else 'off'}; any account id is accepted"
+        )
+        if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(
+                f"[yellow]warning:[/yellow] listening on {args.host} without a token: anyone "
+                f"who can reach this port can use and change the index; set {TOKEN_ENV} or "
+                "--token-file (docs/security.md)"
+            )
+        bound = [] if args.host in ("0.0.0.0", "::", "") else [args.host]
+        hosts = sorted({"localhost", "127.0.0.1", "[::1]", *bound, *(args.allowed_host or [])})
+        console.print(
+            f"  answers to Host: {', '.join(hosts)}; folders for instances created over HTTP: "
+            f"{', '.join(str(r) for r in roots) or 'none (--allow-source-root DIR)'}",
+            highlight=False,
         )
         config = uvicorn.Config(
             app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
@@ -259,7 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")
     serve.add_argument("--instance", help="instance for --source / --sample-corpus")
-    serve.add_argument("--token", help=f"required bearer token (or env {TOKEN_ENV})")
+    serve.add_argument(
+        "--token",
+        help=f"required bearer token (visible in the process list: prefer env {TOKEN_ENV} "
+        "or --token-file)",
+    )
+    serve.add_argument("--token-file", help="read the required bearer token from this file")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST",
+        help="also answer to this Host name (repeatable; loopback names and --host always; "
+        "'*' turns the DNS-rebinding check off)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="also accept POST/PUT/PATCH/DELETE from this browser origin, e.g. "
+        "http://localhost:3000 (repeatable)",
+    )
+    serve.add_argument(
+        "--allow-source-root",
+        action="append",
+        metavar="DIR",
+        help="instances created over HTTP may index folders under DIR (repeatable; --source "
+        "is always allowed)",
+    )
     serve.add_argument(
         "--sample-corpus",
         action="store_true",

@@ -341,6 +341,8 @@ class LocalService:
         self.cache = ChatCache()
         self.faults: dict[tuple[str, str], Fault] = {}
         self._fault_lock = threading.Lock()
+        # folders that instances created over HTTP may index (None: any; see guard.py)
+        self.source_roots: tuple[str, ...] | None = None
 
     def close(self) -> None:
         """Close the store."""
@@ -448,6 +450,18 @@ class LocalService:
         )
         cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
         src = cfg.get("source")
+        if (
+            source_dir is None
+            and self.source_roots is not None
+            and cfg.get("type") in (None, "r2")
+            and isinstance(src, str)
+            and Path(src).is_absolute()
+        ):
+            from aisearch_local.guard import source_outside_roots
+
+            refusal = source_outside_roots(src, self.source_roots)
+            if refusal is not None:
+                raise bad_request("source", refusal)
         # local stand-in for an R2 bucket: `source` is an absolute path to an existing folder
         if (
             source_dir is None

@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +39,9 @@ class LocalServer:
         host: Interface to bind (``127.0.0.1``).
         port: Port (0 picks a free one).
         account_id: The account id tests put in paths (any id is accepted).
+        allowed_hosts: More names accepted in ``Host`` (loopback names and ``host`` always are).
+        allowed_origins: More browser origins allowed to send state-changing requests.
+        source_roots: Folders instances created over HTTP may index (None: any folder).
     """
 
     def __init__(
@@ -50,6 +54,9 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int = 0,
         account_id: str = "local-account",
+        allowed_hosts: Sequence[str] = (),
+        allowed_origins: Sequence[str] = (),
+        source_roots: Sequence[str | Path] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -62,6 +69,11 @@ class LocalServer:
         self._port = port
         self._embedder = embedder
         self._generator = generator
+        self._perimeter: dict[str, Any] = {
+            "allowed_hosts": tuple(allowed_hosts),
+            "allowed_origins": tuple(allowed_origins),
+            "source_roots": None if source_roots is None else tuple(source_roots),
+        }
         self.service: LocalService | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -97,7 +109,13 @@ class LocalServer:
         self.service = LocalService(
             self.data_dir, embedder=self._embedder, generator=self._generator
         )
-        app = create_app(self.data_dir, token=self.token, service=self.service)
+        app = create_app(
+            self.data_dir,
+            token=self.token,
+            service=self.service,
+            bind_host=self.host,
+            **self._perimeter,
+        )
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto is IPPROTO_TCP; with proto 0, Nagle + delayed ACK add ~40 ms to every request.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -1,0 +1,341 @@
+"""The perimeter of the local server: an ASGI middleware run before any route.
+
+:class:`Perimeter` answers in the Cloudflare error envelope, before the application sees the
+request, when:
+
+* the ``Host`` header names a host that is neither a loopback name (``localhost``,
+  ``127.0.0.1``, ``[::1]``), nor the bound host, nor an allowed host: 403 / 10000. This defeats
+  DNS rebinding, where a page on ``evil.example`` re-points its name to 127.0.0.1;
+* a state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) comes from a browser page
+  of another origin: an ``Origin`` header that is not the server's own origin nor an allowed
+  origin, or ``Sec-Fetch-Site: cross-site`` / ``same-site``: 403 / 10000. Clients that are not
+  browsers send neither header and pass;
+* a state-changing request to a JSON route declares another ``Content-Type`` than
+  ``application/json`` or ``application/*+json``: 415 / 7001. A cross-site form or ``fetch``
+  can only send ``text/plain``, ``application/x-www-form-urlencoded``, ``multipart/form-data``
+  or no type at all without a CORS preflight (and then sends ``Origin``);
+* the body is larger than the route's limit (:func:`body_limit`): 413 / 7001. A
+  ``Content-Length`` over the limit is refused at once, without reading the body; a chunked body
+  is counted as it arrives and refused as soon as it passes the limit. Bodies are read here,
+  up to the limit, before the route runs: a route never sees a partial body.
+
+See docs/security.md for the threat model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "MAX_JSON_BYTES",
+    "MAX_MANAGEMENT_JSON_BYTES",
+    "MAX_UPLOAD_BODY_BYTES",
+    "Perimeter",
+    "body_limit",
+    "normalize_host",
+    "source_outside_roots",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MiB = 1024 * 1024
+
+MAX_JSON_BYTES = 16 * MiB
+"""Largest search or chat body: a chat ``file`` content part may carry 10 MiB decoded
+(API.md section 5.1), 13.4 MiB once base64-encoded, plus the rest of the conversation."""
+
+MAX_MANAGEMENT_JSON_BYTES = 1 * MiB
+"""Largest body of every other JSON route (namespaces, instances, items, jobs, faults)."""
+
+MAX_UPLOAD_BODY_BYTES = 10 * MiB + 64 * 1024
+"""Largest multipart item upload: the largest file API.md section 18.1 allows (10 MiB, plain
+text / code) plus 64 KiB for the multipart framing and the ``metadata`` part. The file itself
+is then checked against its format's limit by the upload route."""
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Host names always accepted in ``Host`` (with any port)."""
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_UPLOAD_RE = re.compile(r"/instances/[^/]+/items/?$")
+_QUERY_RE = re.compile(r"/(search|chat/completions|ai-search)/?$")
+_JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+_WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def body_limit(method: str, path: str) -> int:
+    """Return the largest body, in bytes, accepted on a route.
+
+    Args:
+        method: HTTP method.
+        path: URL path.
+
+    Returns:
+        :data:`MAX_UPLOAD_BODY_BYTES` for item uploads, :data:`MAX_JSON_BYTES` for search and
+        chat routes, :data:`MAX_MANAGEMENT_JSON_BYTES` for everything else.
+    """
+    if method == "POST" and _UPLOAD_RE.search(path):
+        return MAX_UPLOAD_BODY_BYTES
+    if method == "POST" and _QUERY_RE.search(path):
+        return MAX_JSON_BYTES
+    return MAX_MANAGEMENT_JSON_BYTES
+
+
+def normalize_host(value: str) -> str:
+    """Return the host part of a ``Host`` header or ``--allowed-host`` value, lower case.
+
+    ``"LocalHost:8787"`` -> ``"localhost"``, ``"[::1]:8787"`` -> ``"::1"``, ``"::1"`` -> ``"::1"``,
+    ``"example.com."`` -> ``"example.com"``.
+    """
+    v = value.strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        host = v[1:end] if end > 0 else v[1:]
+    elif v.count(":") == 1:
+        host = v.partition(":")[0]
+    else:  # a bare IPv6 address, or a name without port
+        host = v
+    return host.rstrip(".")
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.2f}".rstrip("0").rstrip(".") + " MiB"
+
+
+class Perimeter:
+    """ASGI middleware enforcing the Host, Origin, content-type and body-size rules.
+
+    Args:
+        app: The ASGI application to protect.
+        bind_host: The address the server listens on (``--host``); accepted in ``Host`` unless
+            it is a wildcard (``0.0.0.0``, ``::``).
+        allowed_hosts: More host names accepted in ``Host`` (no port; ``*`` accepts any host,
+            which turns the DNS-rebinding check off).
+        allowed_origins: More browser origins (``scheme://host[:port]``) allowed to send
+            state-changing requests (``*`` allows any origin).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        bind_host: str | None = None,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        hosts = set(LOOPBACK_HOSTS)
+        if bind_host is not None and normalize_host(bind_host) not in _WILDCARD_BINDS:
+            hosts.add(normalize_host(bind_host))
+        extra = {normalize_host(h) for h in allowed_hosts if h.strip()}
+        self.any_host = "*" in extra
+        self.hosts = frozenset(hosts | (extra - {"*"}))
+        origins = {o.strip().rstrip("/").lower() for o in allowed_origins if o.strip()}
+        self.any_origin = "*" in origins
+        self.origins = frozenset(origins - {"*"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check an HTTP request, then pass it on with its body already read."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        method = str(scope.get("method", "GET")).upper()
+        path = str(scope.get("path", ""))
+        refusal = self._check_headers(method, path, headers)
+        if refusal is not None:
+            await _refuse(send, *refusal)
+            return
+        limit = body_limit(method, path)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _refuse(send, 400, 7001, f"Content-Length: not a byte count ({length!r})")
+                return
+            if int(length) > limit:
+                await _refuse(send, *_too_large(method, path, limit, int(length)))
+                return
+        if method not in STATE_CHANGING:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _refuse(send, *_too_large(method, path, limit, None))
+                return
+            if chunk:
+                chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed, body
+            if not replayed:
+                replayed = True
+                out = {"type": "http.request", "body": body, "more_body": False}
+                body = b""
+                return out
+            return await receive()  # after the body: wait for the disconnect
+
+        await self.app(scope, replay, send)
+
+    def _check_headers(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, int, str] | None:
+        host = headers.get("host")
+        if host is not None and not self.any_host and normalize_host(host) not in self.hosts:
+            return (
+                403,
+                10000,
+                f"Host {host!r} is not allowed: this server answers to "
+                f"{', '.join(sorted(self.hosts))}; start it with --allowed-host "
+                f"{normalize_host(host)} to accept that name",
+            )
+        if method not in STATE_CHANGING:
+            return None
+        site = headers.get("sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            return (
+                403,
+                10000,
+                f"Sec-Fetch-Site: {site} requests may not change this server's state "
+                "(a page of another origin sent it)",
+            )
+        origin = headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin, host):
+            return (
+                403,
+                10000,
+                f"Origin {origin!r} may not change this server's state; start it with "
+                f"--allowed-origin {origin} to allow that page",
+            )
+        if not (method == "POST" and _UPLOAD_RE.search(path)):
+            # No Content-Type at all is accepted (raw-HTTP tools and tests post bytes without
+            # one): a browser page sending a body without one still sends Origin, refused above.
+            ctype = headers.get("content-type")
+            if ctype is not None and not _JSON_TYPE_RE.match(
+                ctype.partition(";")[0].strip().lower()
+            ):
+                return (
+                    415,
+                    7001,
+                    f"Content-Type: must be application/json (got {ctype[:100]!r})",
+                )
+        return None
+
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        value = origin.strip().rstrip("/").lower()
+        if self.any_origin or value in self.origins:
+            return True
+        if host is None:
+            return False
+        try:
+            page = urlsplit(value)
+            if page.scheme not in ("http", "https") or not page.hostname:
+                return False  # "null" (sandboxed frames, file: pages) and the like
+            default = 443 if page.scheme == "https" else 80
+            server = urlsplit("//" + host.strip().lower())
+            return (page.hostname.rstrip("."), page.port or default) == (
+                (server.hostname or "").rstrip("."),
+                server.port or default,
+            )
+        except ValueError:  # a port that is not a number
+            return False
+
+
+def _too_large(method: str, path: str, limit: int, length: int | None) -> tuple[int, int, str]:
+    what = "item upload" if limit == MAX_UPLOAD_BODY_BYTES else f"{method} {path}"
+    got = f" (Content-Length {length})" if length is not None else ""
+    return (
+        413,
+        7001,
+        f"body: larger than the {limit} byte ({_mib(limit)}) limit of {what}{got}",
+    )
+
+
+_CHECKED_HEADERS = frozenset(
+    {b"host", b"origin", b"sec-fetch-site", b"content-type", b"content-length"}
+    | {b"transfer-encoding"}
+)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The headers the checks read (ASGI servers give names in lower case), first of repeats."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        if raw_name in _CHECKED_HEADERS:
+            name = raw_name.decode("latin-1")
+            if name not in out:
+                out[name] = raw_value.decode("latin-1")
+    return out
+
+
+async def _refuse(send: Send, status: int, code: int, message: str) -> None:
+    body = json.dumps(
+        {
+            "success": False,
+            "errors": [{"code": code, "message": message}],
+            "messages": [],
+            "result": None,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def source_outside_roots(source: str, roots: Iterable[str | os.PathLike[str]]) -> str | None:
+    """Return why an instance may not index the folder ``source``, or None when it may.
+
+    ``source`` is resolved (symbolic links and ``..`` followed) and must then be one of
+    ``roots`` or lie under one of them (roots are resolved too).
+
+    Args:
+        source: An absolute folder path, as given in an instance's ``source``.
+        roots: The folders the operator allowed (``--allow-source-root``, ``--source``).
+
+    Returns:
+        None when allowed, else the message of the 400 / 7001 error naming ``source``.
+    """
+    resolved = Path(source).resolve()
+    allowed = [Path(r).resolve() for r in roots]
+    if any(resolved == root or resolved.is_relative_to(root) for root in allowed):
+        return None
+    if not allowed:
+        return (
+            f"folder {source!r} is not allowed: this server indexes no folder created over "
+            "HTTP; start it with --allow-source-root DIR to allow the folders under DIR"
+        )
+    shown = ", ".join(str(r) for r in allowed)
+    return (
+        f"folder {source!r} is outside the allowed source roots ({shown}); start the "
+        "server with --allow-source-root DIR to allow more"
+    )
