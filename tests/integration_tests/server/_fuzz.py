@@ -315,6 +315,8 @@ class Target:
     instances: list[str] = field(default_factory=lambda: [INSTANCE, "fuzz-src"])
     item_ids: list[str] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
+    # (namespace, instance) -> (item ids, job ids, the item id a valid DELETE aims at)
+    resources: dict[tuple[str, str], tuple[list[str], list[str], str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -350,14 +352,26 @@ def setup_target(server: LocalServer, source_dir: Path) -> Target:
                 },
             )
             r.raise_for_status()
-            for key, text in (("docs/espresso.md", "Espresso needs a fine grind."), ("b.txt", "x")):
+            docs = (
+                ("docs/espresso.md", "Espresso needs a fine grind."),
+                ("b.txt", "x"),
+                ("doomed.md", "deleted by the fuzzer"),
+            )
+            ids = []
+            for key, text in docs:
                 up = http.post(
                     f"/ai-search/namespaces/{ns}/instances/{INSTANCE}/items",
                     files={"file": (key, text.encode())},
                     data={"metadata": json.dumps({"tag": "a", "n": 1})},
                 )
                 up.raise_for_status()
-                target.item_ids.append(up.json()["result"]["id"])
+                ids.append(up.json()["result"]["id"])
+            job = http.post(f"/ai-search/namespaces/{ns}/instances/{INSTANCE}/jobs", json={})
+            job.raise_for_status()
+            job_id = job.json()["result"]["id"]
+            target.resources[(ns, INSTANCE)] = (ids[:-1], [job_id], ids[-1])
+            target.item_ids.extend(ids)
+            target.job_ids.append(job_id)
         # an instance synced from a folder (created in-process: the folder is the test's own)
         (source_dir / "a.md").write_text("Cold brew steeps for hours.", encoding="utf-8")
         (source_dir / "a.md.meta.json").write_text('{"tag": NaN}', encoding="utf-8")
@@ -372,6 +386,10 @@ def setup_target(server: LocalServer, source_dir: Path) -> Target:
         job = http.post("/ai-search/instances/fuzz-src/jobs", json={})
         job.raise_for_status()
         target.job_ids.append(job.json()["result"]["id"])
+        items = http.get("/ai-search/instances/fuzz-src/items").json()["result"]
+        src_ids = [i["id"] for i in items]
+        target.resources[("default", "fuzz-src")] = (src_ids, target.job_ids[-1:], SACRIFICE)
+        target.item_ids.extend(src_ids)
     return target
 
 
@@ -546,20 +564,27 @@ def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
         "job_id": _segment(target.job_ids or [uuid.uuid4().hex]),
     }
     path = template
+    # valid ids are drawn together, so an item id belongs to the instance in the same path
+    combos = sorted(target.resources) or [("default", INSTANCE)]
+    if "{ns}" not in template:
+        combos = [c for c in combos if c[0] == "default"] or combos
+    ns, instance = draw(st.sampled_from(combos))
+    items, jobs, doomed = target.resources.get((ns, instance), ([], [], SACRIFICE))
     for name in re.findall(r"{(\w+)}", template):
         # mostly valid ids, so the handlers behind them are reached too
         valid = draw(st.integers(0, 3)) > 0
         if valid:
             pool = {
                 "account_id": [target.account],
-                "ns": target.namespaces,
-                "instance_id": target.instances,
-                "rag_id": target.instances,
-                "item_id": target.item_ids,
-                "job_id": target.job_ids,
+                "ns": [ns],
+                "instance_id": [instance],
+                "rag_id": [instance],
+                "item_id": items,
+                "job_id": jobs,
             }[name]
-            if method == "DELETE" and template.endswith("{" + name + "}") and name != "item_id":
-                pool = [SACRIFICE]  # keep the fuzzed namespace and instances alive
+            if method == "DELETE" and template.endswith("{" + name + "}"):
+                # keep the fuzzed namespaces, instances and items alive
+                pool = [doomed] if name == "item_id" else [SACRIFICE]
             seg = quote(draw(st.sampled_from(pool)), safe="") if pool else "none"
         else:
             seg = draw(values[name])
