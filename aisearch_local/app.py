@@ -158,8 +158,8 @@ _PATH_IDS: dict[str, tuple[re.Pattern[str], str]] = {
         "must be an item id: 1 to 64 lowercase letters, digits and '-' (the server's UUIDs)",
     ),
     "job_id": (
-        re.compile(r"^[a-z0-9]{1,64}$"),
-        "must be a job id: 1 to 64 lowercase letters and digits (the server's hex ids)",
+        re.compile(r"^[a-z0-9-]{1,64}$"),
+        "must be a job id: 1 to 64 lowercase letters, digits and '-' (the server's hex ids)",
     ),
 }
 _PATH_NAMES = {"ns": "namespace"}
@@ -456,7 +456,12 @@ async def items_upload(request: Request) -> Response:
     if "multipart/form-data" not in ctype:
         raise bad_request("file", "upload a multipart/form-data body with a 'file' part")
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FILE_BYTES + 64 * 1024:
+    if (
+        length
+        and length.isascii()
+        and length.isdigit()
+        and int(length) > MAX_FILE_BYTES + 64 * 1024
+    ):
         raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
     async with request.form(max_part_size=MAX_FILE_BYTES + 1) as form:
         upload = _form_value(form, "file", "file[file]")
