@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -555,14 +554,6 @@ def _query(draw: st.DrawFn) -> str:
 def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
     """One request to a route of the route table, with hostile parts."""
     method, template = draw(st.sampled_from(ROUTES))
-    values = {
-        "account_id": _segment([target.account]),
-        "ns": _segment(target.namespaces),
-        "instance_id": _segment(target.instances),
-        "rag_id": _segment(target.instances),
-        "item_id": _segment(target.item_ids or [str(uuid.uuid4())]),
-        "job_id": _segment(target.job_ids or [uuid.uuid4().hex]),
-    }
     path = template
     # valid ids are drawn together, so an item id belongs to the instance in the same path
     combos = sorted(target.resources) or [("default", INSTANCE)]
@@ -573,21 +564,21 @@ def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
     for name in re.findall(r"{(\w+)}", template):
         # mostly valid ids, so the handlers behind them are reached too
         valid = draw(st.integers(0, 3)) > 0
+        pool = {
+            "account_id": [target.account],
+            "ns": [ns],
+            "instance_id": [instance],
+            "rag_id": [instance],
+            "item_id": items,
+            "job_id": jobs,
+        }[name]
+        if method == "DELETE" and template.endswith("{" + name + "}"):
+            # keep the fuzzed namespaces, instances and items alive
+            pool = [doomed] if name == "item_id" else [SACRIFICE]
         if valid:
-            pool = {
-                "account_id": [target.account],
-                "ns": [ns],
-                "instance_id": [instance],
-                "rag_id": [instance],
-                "item_id": items,
-                "job_id": jobs,
-            }[name]
-            if method == "DELETE" and template.endswith("{" + name + "}"):
-                # keep the fuzzed namespaces, instances and items alive
-                pool = [doomed] if name == "item_id" else [SACRIFICE]
             seg = quote(draw(st.sampled_from(pool)), safe="") if pool else "none"
         else:
-            seg = draw(values[name])
+            seg = draw(_segment(pool or ["none"]))
         path = path.replace("{" + name + "}", seg, 1)
     path = "/client/v4" + path if not path.startswith("/client/v4") else path
     headers: dict[str, str] = {"content-type": "application/json"}
