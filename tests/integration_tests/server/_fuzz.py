@@ -385,7 +385,7 @@ def setup_target(server: LocalServer, source_dir: Path) -> Target:
         job = http.post("/ai-search/instances/fuzz-src/jobs", json={})
         job.raise_for_status()
         target.job_ids.append(job.json()["result"]["id"])
-        items = http.get("/ai-search/instances/fuzz-src/items").json()["result"]
+        items = http.get("/ai-search/instances/fuzz-src/items").json()["result"] or []
         src_ids = [i["id"] for i in items]
         target.resources[("default", "fuzz-src")] = (src_ids, target.job_ids[-1:], SACRIFICE)
         target.item_ids.extend(src_ids)
@@ -700,7 +700,11 @@ def read_everything(server: LocalServer, account: str = ACCOUNT) -> tuple[int, l
         def get(path: str, **params: Any) -> Any:
             nonlocal calls
             calls += 1
-            r = http.get(path, params=params)
+            try:
+                r = http.get(path, params=params)
+            except httpx.HTTPError as exc:
+                failures.append(f"GET {path!r} {params}: {exc!r}")
+                return None
             if r.status_code >= 300:
                 failures.append(f"GET {path} {params}: {r.status_code} {r.text[:300]}")
                 return None
@@ -709,7 +713,11 @@ def read_everything(server: LocalServer, account: str = ACCOUNT) -> tuple[int, l
         def post(path: str, body: dict[str, Any]) -> None:
             nonlocal calls
             calls += 1
-            r = http.post(path, json=body)
+            try:
+                r = http.post(path, json=body)
+            except httpx.HTTPError as exc:
+                failures.append(f"POST {path!r}: {exc!r}")
+                return
             if r.status_code >= 300:
                 failures.append(f"POST {path}: {r.status_code} {r.text[:300]}")
 
@@ -729,25 +737,27 @@ def read_everything(server: LocalServer, account: str = ACCOUNT) -> tuple[int, l
         namespaces = all_pages("/ai-search/namespaces", 100)
         get("/ai-search/instances", per_page=100)
         for ns in namespaces:
-            base = f"/ai-search/namespaces/{ns['name']}"
+            base = f"/ai-search/namespaces/{quote(ns['name'], safe='')}"
             get(base)
             instances = all_pages(f"{base}/instances", 100)
             for inst in instances:
-                ib = f"{base}/instances/{inst['id']}"
+                iid = quote(inst["id"], safe="")
+                ib = f"{base}/instances/{iid}"
                 get(ib)
                 get(f"{ib}/stats")
                 post(f"{ib}/search", {"query": "espresso grind"})
                 post(f"{ib}/chat/completions", ask)
                 for item in all_pages(f"{ib}/items", 50):
-                    get(f"{ib}/items/{item['id']}")
-                    get(f"{ib}/items/{item['id']}/chunks", limit=100)
-                    get(f"{ib}/items/{item['id']}/download")
+                    item_path = f"{ib}/items/{quote(item['id'], safe='')}"
+                    get(item_path)
+                    get(f"{item_path}/chunks", limit=100)
+                    get(f"{item_path}/download")
                 for job in all_pages(f"{ib}/jobs", 100):
-                    get(f"{ib}/jobs/{job['id']}")
-                    get(f"{ib}/jobs/{job['id']}/logs")
+                    get(f"{ib}/jobs/{quote(job['id'], safe='')}")
+                    get(f"{ib}/jobs/{quote(job['id'], safe='')}/logs")
                 if ns["name"] == "default":
-                    post(f"/autorag/rags/{inst['id']}/search", {"query": "espresso"})
-                    post(f"/autorag/rags/{inst['id']}/ai-search", {"query": "espresso"})
+                    post(f"/autorag/rags/{iid}/search", {"query": "espresso"})
+                    post(f"/autorag/rags/{iid}/ai-search", {"query": "espresso"})
             ids = [i["id"] for i in instances][:10]
             if ids:
                 options = {"ai_search_options": {"instance_ids": ids}}
