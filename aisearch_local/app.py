@@ -499,11 +499,18 @@ async def items_create_or_update(request: Request) -> Response:
     inst = _inst(request)
     body = await _json_body(request)
     key = validate_key(body.get("key"))
-    na = body.get("next_action", "INDEX")
-    if na not in ("INDEX", None):
-        raise bad_request("next_action", "must be INDEX")
+    _check_index_body(body)
     item = await run_in_threadpool(_reindex, svc, inst, key)
     return envelope(_public_item(item))
+
+
+def _check_index_body(body: dict[str, Any]) -> None:
+    """Check ``next_action`` (INDEX or null) and ``wait_for_completion`` (boolean) of a body."""
+    if body.get("next_action", "INDEX") not in ("INDEX", None):
+        raise bad_request("next_action", f"must be INDEX (got {body['next_action']!r:.80})")
+    wait = body.get("wait_for_completion")
+    if wait is not None and not isinstance(wait, bool):
+        raise bad_request("wait_for_completion", f"must be a boolean (got {wait!r:.80})")
 
 
 def _reindex(svc: LocalService, inst: InstanceRecord, key: str) -> dict[str, Any]:
@@ -607,6 +614,8 @@ async def item_sync(request: Request) -> Response:
     svc = _svc(request)
     inst = _inst(request)
     item = _item(request, inst)
+    raw = await request.body()
+    _check_index_body(parse_json_object(raw) if raw.strip() else {})
     out = await run_in_threadpool(_reindex, svc, inst, item["key"])
     return envelope(_public_item(out))
 

@@ -388,6 +388,30 @@ def test_mistyped_fields_are_refused_and_reads_stay_up(hard_server, path, method
     _assert_reads_ok(hard_server)
 
 
+def test_item_sync_and_create_or_update_bodies_are_checked(hard_server):
+    with _http(hard_server) as http:
+        items = http.get(f"{NS}/instances/hard/items").json()["result"]
+        path = f"{NS}/instances/hard/items/{items[0]['id']}"
+        for body, field in (
+            (b'{"next_action": NaN}', "next_action"),
+            (b'{"next_action": "DELETE"}', "next_action"),
+            (b'{"next_action": "INDEX", "wait_for_completion": "yes"}', "wait_for_completion"),
+            (b"[1]", "request body"),
+        ):
+            assert_error(http.patch(path, content=body), 400, 7001, f"{field}: ")
+            put = http.put(
+                f"{NS}/instances/hard/items",
+                content=body.replace(b"{", b'{"key": "docs/espresso.md", ', 1),
+            )
+            if body != b"[1]":
+                assert_error(put, 400, 7001, f"{field}: ")
+        ok = {"next_action": "INDEX", "wait_for_completion": True}
+        assert http.patch(path, json=ok).status_code == 200
+        assert http.patch(path).status_code == 200  # no body: re-index
+        put = http.put(f"{NS}/instances/hard/items", json={"key": "docs/espresso.md", **ok})
+        assert put.status_code == 200, put.text
+
+
 def test_upload_metadata_types_are_checked(hard_server):
     with _http(hard_server) as http:
         for meta, field in (
