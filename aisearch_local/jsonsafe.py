@@ -228,20 +228,16 @@ def loads_lenient(text: str | bytes | None, default: Any, *, what: str = "stored
             return None
 
     try:
-        value = json.loads(
-            text,
-            parse_constant=lambda _name: None,
-            parse_float=lambda t: _finite_or_none(float(t)),
-            parse_int=big_int,
-        )
+        try:
+            value = json.loads(text)  # NaN and infinities parse as floats; sanitize nulls them
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer past Python's 4300-digit conversion limit
+            value = json.loads(text, parse_int=big_int)
     except (ValueError, RecursionError) as exc:
         logger.warning("unreadable %s replaced by %r: %s", what, default, exc)
         return default
     return sanitize(value)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def dumps_strict(value: Any) -> str:
