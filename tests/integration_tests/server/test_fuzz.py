@@ -28,26 +28,16 @@ from tests.integration_tests.server._fuzz import (
 
 pytestmark = pytest.mark.timeout(300)
 
-_server: LocalServer | None = None
-_target: Target | None = None
-
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, Target]]:
-    global _server, _target
     with LocalServer(data_dir=tmp_path_factory.mktemp("fuzz-data"), token="fuzz-token") as server:
-        target = setup_target(server, tmp_path_factory.mktemp("fuzz-source"))
-        _server, _target = server, target
-        yield server, target
-    _server = _target = None
-
-
-def _target_now() -> Target:
-    # the strategy needs the ids before the fixture runs; a placeholder target is filled in
-    return _target or Target()
+        yield server, setup_target(server, tmp_path_factory.mktemp("fuzz-source"))
 
 
 class _Conn:
+    """The keep-alive connection of the run (a dropped one is reopened once per request)."""
+
     conn: http.client.HTTPConnection | None = None
 
 
