@@ -104,7 +104,7 @@ def _finite(value):
     return True
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(json_values)
 def test_strict_parse_accepts_exactly_what_can_be_served_back(value):
     text = json.dumps(value, allow_nan=True)  # what a permissive client sends
@@ -124,7 +124,7 @@ def _no_constant(name):
     raise AssertionError(f"{name} in the output")
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(json_values)
 def test_safe_output_never_fails(value):
     text = dumps_safe(value)
