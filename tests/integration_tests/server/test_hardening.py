@@ -342,6 +342,27 @@ def test_a_value_that_cannot_be_served_back_is_refused_and_reads_stay_up(
     _assert_reads_ok(hard_server)
 
 
+def test_refused_writes_leave_nothing_behind_across_a_restart(tmp_path: Path):
+    data = tmp_path / "data"
+    with LocalServer(data_dir=data, token="t") as server, _http(server) as http:
+        assert http.post("/ai-search/namespaces", json={"name": "hard-ns"}).status_code == 200
+        assert http.post("/ai-search/instances", json={"id": "hard"}).status_code == 201
+        r = _upload_with_metadata(http, '{"note": "fine"}')
+        assert r.status_code == 200, r.text
+        for route, write, _field in WRITES:
+            for kind, value in POISON_JSON:
+                assert write(http, value).status_code == 400, (route, kind)
+    with LocalServer(data_dir=data, token="t") as server, _http(server) as http:
+        calls, failures = read_everything(server, "local-account")
+        assert failures == []
+        assert calls >= 15
+        assert http.get("/ai-search/instances/poisoned").status_code == 404
+        assert http.get("/ai-search/namespaces/poison-ns").status_code == 404
+        assert "extra_field" not in http.get("/ai-search/instances/hard").json()["result"]
+        items = http.get("/ai-search/instances/hard/items").json()["result"]
+        assert [i["metadata"] for i in items] == [{"note": "fine"}]
+
+
 @pytest.mark.parametrize(
     ("path", "method", "body", "field"),
     [
