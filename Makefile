@@ -4,13 +4,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint format unit integration bench serve clean
+.PHONY: help venv demo test lint format unit integration bench fuzz serve clean
 
 help:
 	@echo "make demo   - run the offline demo on the local AI Search server"
 	@echo "make test   - lint, type-check and run the whole test suite (what CI runs)"
 	@echo "make lint   - ruff check, ruff format --check, mypy"
 	@echo "make bench  - run the benchmarks and print side-by-side ratios"
+	@echo "make fuzz   - fuzz every route of the local server (5000 requests; FUZZ_ARGS=...)"
 	@echo "make serve  - start aisearch-local on 127.0.0.1:8787 with the sample corpus"
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,9 @@ test: lint unit integration
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz_server.py $(FUZZ_ARGS)
 
 serve: $(STAMP)
 	$(VENV)/bin/aisearch-local serve --host 127.0.0.1 --port 8787 --data-dir .aisearch-data --sample-corpus --instance docs

@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -36,6 +37,7 @@ from aisearch_local.filters import FilterError, compile_filter, compile_legacy_f
 from aisearch_local.generate import Generation, Generator, rewrite_query
 from aisearch_local.guard import Perimeter
 from aisearch_local.ingest import MAX_FILE_BYTES
+from aisearch_local.jsonsafe import SafeJSONResponse, dumps_safe
 from aisearch_local.search import (
     OptionsError,
     ResolvedOptions,
@@ -45,13 +47,17 @@ from aisearch_local.search import (
     validate_messages,
 )
 from aisearch_local.service import (
+    INSTANCE_ID_RE,
+    NAMESPACE_RE,
     APIError,
     Fault,
     LocalService,
     bad_request,
     not_found,
+    parse_json,
     parse_json_object,
     validate_item_metadata,
+    validate_key,
 )
 from aisearch_local.store import InstanceRecord, item_attributes
 
@@ -74,7 +80,7 @@ def envelope(
     body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
         body["result_info"] = result_info
-    return JSONResponse(body, status_code=status)
+    return SafeJSONResponse(body, status_code=status)
 
 
 def error_response(exc: APIError) -> JSONResponse:
@@ -83,7 +89,7 @@ def error_response(exc: APIError) -> JSONResponse:
     if exc.error_chain:
         err["error_chain"] = exc.error_chain
     body = {"success": False, "errors": [err], "messages": [], "result": None}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return SafeJSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def _svc(request: Request) -> LocalService:
@@ -136,12 +142,60 @@ def check_auth(request: Request) -> None:
         raise APIError(403, 10000, "Authentication error")
 
 
+# Path parameters and the ids they must look like. Instance ids and namespaces follow API.md
+# section 10; item and job ids use the alphabet of the ids this server generates (uuid5 strings,
+# uuid4 hex): a well-formed id that names nothing is a 404, anything else a 400.
+_NAME_RULE = "must be 1 to 64 lowercase letters, digits, '_' and single '-' between them"
+_PATH_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "account_id": (
+        re.compile(r"^[A-Za-z0-9_-]{1,64}$"),
+        "must be 1 to 64 letters, digits, '-' or '_'",
+    ),
+    "ns": (NAMESPACE_RE, _NAME_RULE),
+    "instance_id": (INSTANCE_ID_RE, _NAME_RULE),
+    "rag_id": (INSTANCE_ID_RE, _NAME_RULE),
+    "item_id": (
+        re.compile(r"^[a-z0-9-]{1,64}$"),
+        "must be an item id: 1 to 64 lowercase letters, digits and '-' (the server's UUIDs)",
+    ),
+    "job_id": (
+        re.compile(r"^[a-z0-9-]{1,64}$"),
+        "must be a job id: 1 to 64 lowercase letters, digits and '-' (the server's hex ids)",
+    ),
+}
+_PATH_NAMES = {"ns": "namespace"}
+_ENCODED_SEPARATOR = re.compile(rb"%(?:2f|5c)", re.IGNORECASE)
+
+
+def check_path_ids(request: Request) -> None:
+    r"""Refuse a path whose ids are not ids: 400 / 7001 naming the path parameter.
+
+    Every path parameter must match its pattern (:data:`_PATH_IDS`, at most 64 characters),
+    which leaves out dot segments, separators, control characters and anything percent-decoded
+    into them; and the raw path must not hold an encoded ``/`` or ``\``, so an id can
+    never be decoded into another route.
+    """
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and _ENCODED_SEPARATOR.search(raw):
+        raise bad_request("path", "ids must not hold an encoded '/' or '\\' (%2F, %5C)")
+    for name, value in request.path_params.items():
+        spec = _PATH_IDS.get(name)
+        if spec is None:
+            continue
+        pattern, rule = spec
+        text = str(value)
+        if len(text) > 64 or not pattern.fullmatch(text):
+            shown = text if len(text) <= 80 else text[:80] + "..."
+            raise bad_request(_PATH_NAMES.get(name, name), f"{rule} (got {shown!r})")
+
+
 def endpoint(fn: Handler) -> Handler:
     """Wrap a route: auth check, then every error as the Cloudflare envelope."""
 
     async def wrapped(request: Request) -> Response:
         try:
             check_auth(request)
+            check_path_ids(request)
             return await fn(request)
         except APIError as exc:
             return error_response(exc)
@@ -205,7 +259,10 @@ def _validate_namespace_body(body: dict[str, Any]) -> tuple[str | None, dict[str
         raise bad_request("description", "must be a string of at most 256 characters")
     extra = {}
     if "public_endpoint_params" in body:
-        extra["public_endpoint_params"] = body["public_endpoint_params"]
+        pep = body["public_endpoint_params"]
+        if pep is not None and not isinstance(pep, dict):
+            raise bad_request("public_endpoint_params", "must be an object or null")
+        extra["public_endpoint_params"] = pep
     return desc, extra
 
 
@@ -226,11 +283,9 @@ async def namespaces_list(request: Request) -> Response:
 @endpoint
 async def namespaces_create(request: Request) -> Response:
     """Create a namespace."""
-    from aisearch_local.service import NAMESPACE_RE
-
     body = await _json_body(request)
     name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAMESPACE_RE.match(name):
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not NAMESPACE_RE.fullmatch(name):
         raise bad_request(
             "name", "must be 1 to 64 lowercase letters, digits, '_' and single '-' between them"
         )
@@ -289,6 +344,8 @@ async def instances_list(request: Request) -> Response:
     """List the instances of a namespace."""
     svc = _svc(request)
     ns = request.path_params.get("ns") or request.query_params.get("namespace") or "default"
+    if len(ns) > 64 or not NAMESPACE_RE.fullmatch(ns):
+        raise bad_request("namespace", f"must be a namespace name (got {ns[:80]!r})")
     svc.require_namespace(ns)
     rows = [svc.instance_dict(i) for i in svc.store.list_instances(ns)]
     term = request.query_params.get("search")
@@ -400,7 +457,12 @@ async def items_upload(request: Request) -> Response:
     if "multipart/form-data" not in ctype:
         raise bad_request("file", "upload a multipart/form-data body with a 'file' part")
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FILE_BYTES + 64 * 1024:
+    if (
+        length
+        and length.isascii()
+        and length.isdigit()
+        and int(length) > MAX_FILE_BYTES + 64 * 1024
+    ):
         raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
     async with request.form(max_part_size=MAX_FILE_BYTES + 1) as form:
         upload = _form_value(form, "file", "file[file]")
@@ -416,6 +478,7 @@ async def items_upload(request: Request) -> Response:
     del wait  # indexing is always synchronous here: the answer is the final state
     if not key or len(key) > 128:
         raise bad_request("file", f"the filename must be 1 to 128 characters (got {len(key)})")
+    validate_key(key, "file.filename")
     if len(data) > MAX_FILE_BYTES:
         raise APIError(
             413, 7001, f"file: {key!r} is larger than the {MAX_FILE_BYTES} byte (4 MB) limit"
@@ -424,10 +487,7 @@ async def items_upload(request: Request) -> Response:
     if raw_meta not in (None, ""):
         if isinstance(raw_meta, UploadFile):
             raw_meta = (await raw_meta.read()).decode("utf-8", "replace")
-        try:
-            parsed = json.loads(str(raw_meta))
-        except json.JSONDecodeError as exc:
-            raise bad_request("metadata", f"must be a JSON object string ({exc})") from exc
+        parsed = parse_json(str(raw_meta), "metadata")
         metadata = validate_item_metadata(parsed)
     item = await run_in_threadpool(svc.index_document, inst, key=key, data=data, metadata=metadata)
     return envelope(_public_item(item))
@@ -439,21 +499,27 @@ async def items_create_or_update(request: Request) -> Response:
     svc = _svc(request)
     inst = _inst(request)
     body = await _json_body(request)
-    key = body.get("key")
-    if not isinstance(key, str) or not 1 <= len(key) <= 128:
-        raise bad_request("key", "must be a string of 1 to 128 characters")
-    na = body.get("next_action", "INDEX")
-    if na not in ("INDEX", None):
-        raise bad_request("next_action", "must be INDEX")
+    key = validate_key(body.get("key"))
+    _check_index_body(body)
     item = await run_in_threadpool(_reindex, svc, inst, key)
     return envelope(_public_item(item))
+
+
+def _check_index_body(body: dict[str, Any]) -> None:
+    """Check ``next_action`` (INDEX or null) and ``wait_for_completion`` (boolean) of a body."""
+    if body.get("next_action", "INDEX") not in ("INDEX", None):
+        raise bad_request("next_action", f"must be INDEX (got {body['next_action']!r:.80})")
+    wait = body.get("wait_for_completion")
+    if wait is not None and not isinstance(wait, bool):
+        raise bad_request("wait_for_completion", f"must be a boolean (got {wait!r:.80})")
 
 
 def _reindex(svc: LocalService, inst: InstanceRecord, key: str) -> dict[str, Any]:
     existing = svc.store.get_item_by_key(inst, key)
     if inst.source_dir:
-        path = Path(inst.source_dir) / key
-        if path.is_file():
+        root = Path(inst.source_dir).resolve()
+        path = (root / key).resolve()
+        if path.is_relative_to(root) and path.is_file():
             for sf in svc.iter_source_files(Path(inst.source_dir)):
                 if sf.key == key:
                     return svc.index_document(
@@ -500,11 +566,9 @@ async def items_list(request: Request) -> Response:
     if q.get("source"):
         rows = [r for r in rows if r.get("source_id") == q["source"]]
     if q.get("metadata_filter"):
+        flt = parse_json(q["metadata_filter"], "metadata_filter")
         try:
-            flt = json.loads(q["metadata_filter"])
             pred = compile_filter(flt, path="metadata_filter")
-        except json.JSONDecodeError as exc:
-            raise bad_request("metadata_filter", f"must be a JSON filter object ({exc})") from exc
         except FilterError as exc:
             raise APIError(400, 7001, str(exc)) from exc
         rows = [
@@ -551,6 +615,8 @@ async def item_sync(request: Request) -> Response:
     svc = _svc(request)
     inst = _inst(request)
     item = _item(request, inst)
+    raw = await request.body()
+    _check_index_body(parse_json_object(raw) if raw.strip() else {})
     out = await run_in_threadpool(_reindex, svc, inst, item["key"])
     return envelope(_public_item(out))
 
@@ -613,8 +679,8 @@ async def jobs_create(request: Request) -> Response:
     raw = await request.body()
     body = parse_json_object(raw) if raw.strip() else {}
     desc = body.get("description")
-    if desc is not None and not isinstance(desc, str):
-        raise bad_request("description", "must be a string")
+    if desc is not None and (not isinstance(desc, str) or len(desc) > 1024):
+        raise bad_request("description", "must be a string of at most 1024 characters")
     job = svc.store.create_job(inst, desc)
 
     def run() -> None:
@@ -793,8 +859,12 @@ def _namespace_ids(raw: Any) -> list[str]:
         raise bad_request(
             "ai_search_options.instance_ids", f"must be a list of 1 to 10 instance ids (got {n!r})"
         )
-    if not all(isinstance(i, str) and i for i in ids):
-        raise bad_request("ai_search_options.instance_ids", "must contain non-empty strings")
+    for i, iid in enumerate(ids):
+        if not isinstance(iid, str) or len(iid) > 64 or not INSTANCE_ID_RE.fullmatch(iid):
+            raise bad_request(
+                f"ai_search_options.instance_ids[{i}]",
+                "must be an instance id: 1 to 64 lowercase letters, digits, '_' and single '-'",
+            )
     return list(dict.fromkeys(ids))
 
 
@@ -929,7 +999,7 @@ def _completion(
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    payload = data if isinstance(data, str) else dumps_safe(data, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()
 
@@ -1047,7 +1117,7 @@ async def _chat(
             model=model,
         )
         remember(gen)
-    return JSONResponse(_completion(gen, model, chunks, errors), headers=headers)
+    return SafeJSONResponse(_completion(gen, model, chunks, errors), headers=headers)
 
 
 @endpoint

@@ -18,6 +18,8 @@ milliseconds, compared at second precision).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +31,7 @@ _COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 _LISTS = ("$in", "$nin")
 _LEGACY_OPS = {"eq": "$eq", "ne": "$ne", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
 _SECONDS_LIMIT = 100_000_000_000
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
 
 
 class FilterError(ValueError):
@@ -36,7 +39,9 @@ class FilterError(ValueError):
 
 
 def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (str, int, bool))
 
 
 def _norm(field: str, value: Any, *, operand: bool) -> Any:
@@ -83,7 +88,7 @@ def _num_eq(left: Any, right: Any) -> bool:
 
 
 def _field_predicate(field: str, op: str, operand: Any) -> Predicate:
-    if field == "timestamp" and isinstance(operand, str) and operand.isdigit():
+    if field == "timestamp" and isinstance(operand, str) and _DIGITS.fullmatch(operand):
         operand = int(operand)
     if op in _LISTS:
         wanted = [_norm(field, v, operand=True) for v in operand]

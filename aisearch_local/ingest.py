@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from aisearch_local.jsonsafe import JSONValueError, loads_strict, scrub_text
+
 __all__ = [
     "MAX_CHUNK_OVERLAP",
     "MAX_CHUNK_SIZE",
@@ -203,12 +205,22 @@ def _html_to_text(text: str) -> str:
     return parser.text()
 
 
-def _flatten_json(value: Any, path: str, lines: list[str]) -> None:
+MAX_JSON_DEPTH = 100
+"""Deepest nesting a ``.json`` document may have; a deeper one becomes an item with an error."""
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _flatten_json(value: Any, path: str, lines: list[str], depth: int = 1) -> None:
+    if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
         if not value and path:
             lines.append(f"{path}: {{}}")
         for k, v in value.items():
-            _flatten_json(v, f"{path}.{k}" if path else str(k), lines)
+            _flatten_json(v, f"{path}.{k}" if path else str(k), lines, depth + 1)
     elif isinstance(value, list):
         if not value and path:
             lines.append(f"{path}: []")
@@ -218,7 +230,7 @@ def _flatten_json(value: Any, path: str, lines: list[str]) -> None:
             lines.append(f"{path}: {joined}" if path else joined)
         else:
             for i, v in enumerate(value):
-                _flatten_json(v, f"{path}[{i}]", lines)
+                _flatten_json(v, f"{path}[{i}]", lines, depth + 1)
     else:
         lines.append(f"{path}: {_json_scalar(value)}" if path else _json_scalar(value))
 
@@ -232,15 +244,24 @@ def _json_scalar(value: Any) -> str:
 
 
 def _json_to_text(key: str, text: str) -> str:
+    too_deep = f"{key}: the JSON document nests deeper than {MAX_JSON_DEPTH} levels"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IngestError(
             f"{key}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from exc
+    except RecursionError:
+        raise IngestError(too_deep) from None
+    except ValueError as exc:  # an integer longer than Python's 4300-digit conversion limit
+        raise IngestError(f"{key}: invalid JSON ({exc})") from None
     lines: list[str] = []
-    _flatten_json(value, "", lines)
-    return "\n".join(lines)
+    try:
+        _flatten_json(value, "", lines)
+    except _TooDeep:
+        raise IngestError(too_deep) from None
+    # "\ud800" escapes decode to lone surrogates, which cannot be stored as UTF-8 text
+    return scrub_text("\n".join(lines))
 
 
 def extract_text(key: str, data: bytes) -> str:
@@ -422,8 +443,8 @@ def _read_sidecar(path: Path, key: str) -> tuple[dict[str, Any], str | None]:
     if not sidecar.is_file():
         return {}, None
     try:
-        value = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = loads_strict(sidecar.read_bytes(), what="metadata", prefix="metadata")
+    except (OSError, JSONValueError) as exc:
         message = f"{key}{SIDECAR_SUFFIX}: unreadable metadata sidecar ({exc})"
         logger.warning("%s", message)
         return {}, message

@@ -8,8 +8,8 @@ shape responses; the CLI uses it directly for ``ingest`` and ``inspect``.
 from __future__ import annotations
 
 import copy
-import json
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -29,7 +29,13 @@ from aisearch_local.ingest import (
     extract_text,
     scan_source_dir,
 )
-from aisearch_local.search import ChatCache, OptionsError, Searcher
+from aisearch_local.jsonsafe import MAX_INT, JSONValueError, check_text, loads_strict, scrub_text
+from aisearch_local.search import (
+    ChatCache,
+    OptionsError,
+    Searcher,
+    resolve_options,
+)
 from aisearch_local.store import InstanceRecord, NewChunk, Store, now_ms
 
 __all__ = [
@@ -166,6 +172,46 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_STRING_FIELDS = (
+    "source",
+    "token_id",
+    "ai_gateway_id",
+    "ai_search_model",
+    "embedding_model",
+    "rewrite_model",
+    "reranking_model",
+    "summarization_model",
+    "system_prompt_ai_search",
+    "system_prompt_index_summarization",
+    "system_prompt_rewrite_query",
+)
+_OBJECT_FIELDS = ("source_params", "metadata", "public_endpoint_params")
+_BOOLEAN_FIELDS = (
+    "chunk",
+    "rewrite_query",
+    "reranking",
+    "cache",
+    "hybrid_search_enabled",
+    "paused",
+    "summarization",
+)
+
+
+def check_searchable(config: dict[str, Any]) -> None:
+    """Check that a complete instance configuration resolves into search options.
+
+    Run on the merged configuration of every create and update, so a stored configuration can
+    always be searched (``retrieval_options.boost_by`` entries, thresholds, enums).
+
+    Raises:
+        APIError: 400 / 7001 naming the configuration field.
+    """
+    try:
+        resolve_options(None, config, path="")
+    except OptionsError as exc:
+        raise bad_request(exc.field.lstrip("."), str(exc).partition(": ")[2]) from None
+
+
 def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Validate the configuration fields of an instance create/update body (API.md section 10).
 
@@ -181,7 +227,21 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
             cfg.pop(name, None)
     t = cfg.get("type")
     _check(t in (None, "r2", "web-crawler"), "type", "must be r2, web-crawler or null")
-    for name in ("chunk", "rewrite_query", "reranking", "cache", "hybrid_search_enabled", "paused"):
+    for name in _STRING_FIELDS:
+        if cfg.get(name) is not None:
+            _check(
+                isinstance(cfg[name], str),
+                name,
+                f"must be a string or null (got {_json_type(cfg[name])})",
+            )
+    for name in _OBJECT_FIELDS:
+        if cfg.get(name) is not None:
+            _check(
+                isinstance(cfg[name], dict),
+                name,
+                f"must be an object or null (got {_json_type(cfg[name])})",
+            )
+    for name in _BOOLEAN_FIELDS:
         if name in cfg:
             _check(isinstance(cfg[name], bool), name, f"must be a boolean (got {cfg[name]!r})")
     if "chunk_size" in cfg:
@@ -252,7 +312,8 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
         _check(isinstance(ro, dict), "retrieval_options", "must be an object")
         km = ro.get("keyword_match_mode")
         if km is not None:
-            km = {"exact_match": "and", "fuzzy_match": "or"}.get(km, km)
+            if isinstance(km, str):
+                km = {"exact_match": "and", "fuzzy_match": "or"}.get(km, km)
             _check(km in ("and", "or"), "retrieval_options.keyword_match_mode", "must be and or or")
             ro = {**ro, "keyword_match_mode": km}
             cfg["retrieval_options"] = ro
@@ -296,19 +357,80 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
 
 
 def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
-    """Validate custom item metadata: an object of strings (<= 500 chars), numbers, booleans."""
+    """Validate custom item metadata: an object of strings (<= 500 chars), numbers, booleans.
+
+    Field names are 1 to 64 characters; numbers are finite and integers within +-(2^53 - 1);
+    strings are valid Unicode (no lone surrogate). Everything accepted can be stored and served
+    back as JSON.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise bad_request(field, "must be a JSON object of string, number or boolean values")
     for k, v in raw.items():
+        path = f"{field}.{k}"
+        if not isinstance(k, str) or not 1 <= len(k) <= 64 or not _encodable(k):
+            raise bad_request(path, "field names must be strings of 1 to 64 characters")
         if not isinstance(v, (str, int, float, bool)):
-            raise bad_request(f"{field}.{k}", "must be a string, number or boolean")
-        if isinstance(v, str) and len(v) > 500:
-            raise bad_request(
-                f"{field}.{k}", f"text values are limited to 500 characters (got {len(v)})"
-            )
+            raise bad_request(path, f"must be a string, number or boolean (got {_json_type(v)})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise bad_request(path, "must be a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            raise bad_request(path, f"integers must be between -{MAX_INT} and {MAX_INT}")
+        if isinstance(v, str):
+            if len(v) > 500:
+                raise bad_request(path, f"text values are limited to 500 characters (got {len(v)})")
+            if not _encodable(v):
+                raise bad_request(path, "contains a lone UTF-16 surrogate")
     return dict(raw)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        check_text(text, "")
+    except JSONValueError:
+        return False
+    return True
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_key(key: Any, field: str = "key") -> str:
+    """Validate an item key: 1 to 128 characters, a relative POSIX path without dot segments.
+
+    Refused: control characters, lone surrogates, a leading ``/``, and ``.`` or ``..`` as a
+    path segment (a key names a file under an instance's source folder, never outside it).
+
+    Raises:
+        APIError: 400 / 7001 naming ``field``.
+    """
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        n = len(key) if isinstance(key, str) else _json_type(key)
+        raise bad_request(field, f"must be a string of 1 to {MAX_KEY_LENGTH} characters (got {n})")
+    if _CONTROL_RE.search(key) or not _encodable(key):
+        raise bad_request(field, "must not contain control characters or lone surrogates")
+    if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
+        raise bad_request(
+            field, f"must be a relative path without '.' or '..' segments (got {key!r})"
+        )
+    return key
+
+
+def _checked_source_file(sf: SourceFile) -> SourceFile:
+    """Apply the upload rules to a source file's key and sidecar metadata (errors: the item's)."""
+    if not _encodable(sf.key):  # a file name that is not valid UTF-8 (surrogate-escaped)
+        sf.key = scrub_text(sf.key)
+        sf.metadata, sf.metadata_error = {}, f"{sf.key}: the file name is not valid UTF-8"
+    if sf.metadata_error is not None:
+        return sf
+    try:
+        validate_key(sf.key)
+        sf.metadata = validate_item_metadata(sf.metadata)
+    except APIError as exc:
+        sf.metadata = {}
+        sf.metadata_error = f"{sf.key}: {exc.message}"
+    return sf
 
 
 class LocalService:
@@ -444,11 +566,12 @@ class LocalService:
             "must be a string of 1 to 64 characters",
         )
         _check(
-            bool(INSTANCE_ID_RE.match(iid)),
+            bool(INSTANCE_ID_RE.fullmatch(iid)),
             "id",
             f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
         )
         cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
+        check_searchable(cfg)
         src = cfg.get("source")
         if (
             source_dir is None
@@ -487,6 +610,7 @@ class LocalService:
         """Merge a partial update into the instance configuration."""
         patch = validate_instance_config(body, creating=False)
         cfg = {**inst.config, **patch}
+        check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
 
     # -- ingestion --------------------------------------------------------------------------
@@ -628,21 +752,44 @@ class LocalService:
 
         if folder.resolve() == SAMPLE_CORPUS_DIR:
             return iter_sample_documents()
-        return scan_source_dir(folder)
+        return (_checked_source_file(sf) for sf in scan_source_dir(folder))
 
     def options_error(self, exc: OptionsError) -> APIError:
         """Turn an options validation error into a 400 / 7001 API error."""
         return APIError(400, 7001, str(exc))
 
 
+def parse_json(raw: bytes | str, what: str = "request body") -> Any:
+    """Parse JSON with :func:`aisearch_local.jsonsafe.loads_strict` or raise 400 / 7001.
+
+    The error names the path of the refused value: bare for a request body (``query``), under
+    ``what`` otherwise (``metadata.note``).
+    """
+    try:
+        return loads_strict(raw, what=what, prefix="" if what == "request body" else what)
+    except JSONValueError as exc:
+        raise bad_request(exc.field, exc.message) from None
+
+
 def parse_json_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
-    """Parse a JSON object body or raise 400 / 7001."""
+    """Parse a JSON object body (strictly, see :func:`parse_json`) or raise 400 / 7001."""
     if not raw.strip():
         raise bad_request(what, "must be a JSON object (got an empty body)")
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(what, f"is not valid JSON ({exc})") from exc
+    value = parse_json(raw, what)
     if not isinstance(value, dict):
-        raise bad_request(what, "must be a JSON object")
+        raise bad_request(what, f"must be a JSON object (got {_json_type(value)})")
     return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -21,7 +21,6 @@ a numpy matrix (with the chunk and item ids aligned to it) and keeps it until th
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 import uuid
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aisearch_local.jsonsafe import dumps_strict, loads_lenient
 
 __all__ = [
     "ChunkRow",
@@ -46,6 +47,23 @@ __all__ = [
 
 DB_FILENAME = "aisearch-local.sqlite3"
 _ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
+
+
+def _config_dict(text: str, namespace: str, instance_id: str) -> dict[str, Any]:
+    value = loads_lenient(text, {}, what=f"configuration of instance {namespace}/{instance_id}")
+    return value if isinstance(value, dict) else {}
+
+
+def _metadata_dict(text: str) -> dict[str, Any]:
+    value = loads_lenient(text, {}, what="item metadata")
+    return value if isinstance(value, dict) else {}
+
+
+def _log_list(text: str) -> list[dict[str, Any]]:
+    value = loads_lenient(text, [], what="job log")
+    if not isinstance(value, list):
+        return []
+    return [line for line in value if isinstance(line, dict) and "message" in line]
 
 
 def now_iso() -> str:
@@ -308,7 +326,9 @@ class Store:
             "created_at": created_at,
             "modified_at": modified_at,
         }
-        out.update(json.loads(extra))
+        extra_fields = loads_lenient(extra, {}, what=f"namespace {name!r} extra fields")
+        if isinstance(extra_fields, dict):
+            out.update({k: v for k, v in extra_fields.items() if k not in out})
         return out
 
     def create_namespace(
@@ -323,7 +343,7 @@ class Store:
             cur.execute(
                 "INSERT INTO namespaces(name, description, extra, created_at, modified_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (name, description, json.dumps(extra), ts, ts),
+                (name, description, dumps_strict(extra), ts, ts),
             )
         return self.get_namespace(name)
 
@@ -352,11 +372,12 @@ class Store:
             row = cur.fetchone()
             if row is None:
                 return None
-            merged = {**json.loads(row[0]), **extra}
+            old = loads_lenient(row[0], {}, what=f"namespace {name!r} extra fields")
+            merged = {**(old if isinstance(old, dict) else {}), **extra}
             cur.execute(
                 "UPDATE namespaces SET description = COALESCE(?, description), extra = ?, "
                 "modified_at = ? WHERE name = ?",
-                (description, json.dumps(merged), now_iso(), name),
+                (description, dumps_strict(merged), now_iso(), name),
             )
         return self.get_namespace(name)
 
@@ -380,7 +401,7 @@ class Store:
             pk=pk,
             namespace=namespace,
             id=id_,
-            config=json.loads(config),
+            config=_config_dict(config, namespace, id_),
             embedder=embedder,
             dim=dim,
             source_dir=source_dir,
@@ -418,7 +439,7 @@ class Store:
             cur.execute(
                 "INSERT INTO instances(namespace, id, config, embedder, dim, source_dir, "
                 "created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (namespace, instance_id, json.dumps(config), embedder, dim, source_dir, ts, ts),
+                (namespace, instance_id, dumps_strict(config), embedder, dim, source_dir, ts, ts),
             )
             pk = int(cur.lastrowid or 0)
             tok = self._tokenizer(config)
@@ -450,7 +471,7 @@ class Store:
         with self.transaction() as cur:
             cur.execute(
                 "UPDATE instances SET config = ?, modified_at = ? WHERE pk = ?",
-                (json.dumps(config), now_iso(), inst.pk),
+                (dumps_strict(config), now_iso(), inst.pk),
             )
             if rebuild:
                 tok = self._tokenizer(config)
@@ -545,7 +566,7 @@ class Store:
             "last_seen_at": modified_at,
             "namespace": namespace,
             "source_id": source_id,
-            "metadata": json.loads(metadata),
+            "metadata": _metadata_dict(metadata),
             "timestamp": ts_ms,
             "_pk": pk,
         }
@@ -592,7 +613,7 @@ class Store:
                         error,
                         checksum,
                         len(data),
-                        json.dumps(metadata),
+                        dumps_strict(metadata),
                         timestamp_ms,
                         source_id,
                         0 if error else len(chunks),
@@ -614,7 +635,7 @@ class Store:
                         error,
                         checksum,
                         len(data),
-                        json.dumps(metadata),
+                        dumps_strict(metadata),
                         timestamp_ms,
                         source_id,
                         0 if error else len(chunks),
@@ -696,7 +717,7 @@ class Store:
                         key,
                         hashlib.sha256(data).hexdigest(),
                         len(data),
-                        json.dumps(metadata),
+                        dumps_strict(metadata),
                         ts_ms,
                         len(chunks),
                         ts,
@@ -710,10 +731,9 @@ class Store:
         return total
 
     def get_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any] | None:
-        """Return an item by id (or by key, as a convenience), or None."""
+        """Return an item by its id (exactly; a key is never taken for an id), or None."""
         rows = self._query(
-            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND (id = ? OR key = ?)",
-            (inst.pk, item_id, item_id),
+            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND id = ?", (inst.pk, item_id)
         )
         return self._item(rows[0], inst.namespace) if rows else None
 
@@ -784,7 +804,7 @@ class Store:
             matrix = np.zeros((0, inst.dim), dtype=np.float32)
         items: dict[int, dict[str, Any]] = {}
         for pk, key, metadata, ts_ms in item_rows:
-            meta = json.loads(metadata)
+            meta = _metadata_dict(metadata)
             items[int(pk)] = {
                 "key": key,
                 "timestamp": ts_ms,
@@ -843,7 +863,7 @@ class Store:
             "ended_at": ended,
             "end_reason": reason,
             "last_seen_at": seen,
-            "_log": json.loads(log),
+            "_log": _log_list(log),
         }
 
     def create_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
@@ -869,7 +889,7 @@ class Store:
             cur.execute(
                 "UPDATE jobs SET ended_at = ?, last_seen_at = ?, end_reason = ?, log = ? "
                 "WHERE inst_pk = ? AND id = ?",
-                (ts, ts, end_reason, json.dumps(log), inst.pk, job_id),
+                (ts, ts, end_reason, dumps_strict(log), inst.pk, job_id),
             )
 
     def get_job(self, inst: InstanceRecord, job_id: str) -> dict[str, Any] | None:

@@ -147,3 +147,26 @@ def test_item_attributes_builtins():
     assert attrs["filename"] == "root.md"
     assert attrs["timestamp"] == 5
     assert attrs["folder2"] == "x"
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "9" * 5000, "12a"])
+def test_a_timestamp_string_that_is_not_ascii_digits_never_raises(value):
+    # str.isdigit() accepts "²", which int() refuses: this used to be a 500
+    pred = compile_filter({"timestamp": value})
+    assert pred(DOC) is False
+    assert compile_filter({"timestamp": {"$gte": value}})(DOC) is False
+
+
+def test_ascii_digit_timestamp_strings_are_seconds():
+    assert compile_filter({"timestamp": {"$gte": "1735689600"}})(DOC) is True
+    assert compile_filter({"timestamp": {"$gt": "1735689601"}})(DOC) is False
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_operands_are_refused(value):
+    with pytest.raises(FilterError, match="rating"):
+        compile_filter({"rating": value})
+    with pytest.raises(FilterError, match="rating"):
+        compile_filter({"rating": {"$in": [1, value]}})
+    with pytest.raises(FilterError, match="timestamp"):
+        compile_filter({"timestamp": {"$gte": value}})

@@ -1,0 +1,271 @@
+r"""JSON in and out of the local server: one strict parser for writes, defensive output for reads.
+
+Every JSON the server accepts (request bodies, the ``metadata`` form field of an upload, the
+``metadata_filter`` query parameter, ``<file>.meta.json`` sidecars) goes through
+:func:`loads_strict`, which refuses what the server could not store and serve back as JSON:
+
+* the constants ``NaN``, ``Infinity`` and ``-Infinity``, and numbers that overflow to infinity
+  (``1e400``);
+* integers outside the interoperable range of I-JSON (RFC 7493), ``-(2**53 - 1)`` to
+  ``2**53 - 1`` (:data:`MAX_INT`); a float such as ``1e300`` is a finite float and is kept;
+* strings (values or keys) holding a lone UTF-16 surrogate (``"\ud800"``): they cannot be
+  encoded as UTF-8;
+* nesting deeper than :data:`MAX_DEPTH` levels (objects and arrays).
+
+The error names the path of the offending value (``metadata.note``, ``messages[0].content``).
+
+Reads go the other way: :func:`loads_lenient` reads JSON stored by an older version (which may
+hold ``NaN`` or a lone surrogate) and :class:`SafeJSONResponse` / :func:`dumps_safe` serialise
+with a fallback through :func:`sanitize`, which turns non-finite numbers into ``null``, replaces
+lone surrogates with U+FFFD and cuts nesting below :data:`MAX_READ_DEPTH`. A value already in the
+database can therefore never take a read route down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT",
+    "MAX_READ_DEPTH",
+    "JSONValueError",
+    "SafeJSONResponse",
+    "check_text",
+    "dumps_safe",
+    "dumps_strict",
+    "loads_lenient",
+    "loads_strict",
+    "sanitize",
+    "scrub_text",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 32
+"""Deepest nesting of objects and arrays accepted in a JSON input (the top level is 1)."""
+
+MAX_INT = 2**53 - 1
+"""Largest integer magnitude accepted in a JSON input (I-JSON's interoperable range)."""
+
+MAX_READ_DEPTH = 64
+"""Nesting kept when serialising stored data; deeper values are replaced by ``null``."""
+
+_MAX_INT_DIGITS = len(str(MAX_INT)) + 1  # a sign or a leading zero at most
+
+
+class JSONValueError(ValueError):
+    """A JSON input the server refuses; ``field`` is the path of the offending value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class _Bad:
+    """Marker the parse hooks return for a refused number, reported with its path later."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _bad_constant(name: str) -> _Bad:
+    return _Bad(f"{name} is not allowed (only finite numbers can be stored)")
+
+
+def _parse_float(text: str) -> float | _Bad:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        return _Bad(f"the number {shown} overflows to infinity (only finite numbers are allowed)")
+    return value
+
+
+def _parse_int(text: str) -> int | _Bad:
+    value = int(text) if len(text) <= _MAX_INT_DIGITS else None
+    if value is None or abs(value) > MAX_INT:
+        shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
+        return _Bad(
+            f"the integer {shown} is out of range (allowed: -{MAX_INT} to {MAX_INT}, i.e. 2^53 - 1)"
+        )
+    return value
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_tree(value: Any, root: str, prefix: str) -> None:
+    """Walk a parsed value (iteratively) for refused numbers, lone surrogates and depth."""
+    stack: list[tuple[Any, str, int]] = [(value, prefix, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            if _has_lone_surrogate(node):
+                raise JSONValueError(
+                    path or root, "contains a lone UTF-16 surrogate (not encodable as UTF-8)"
+                )
+        elif isinstance(node, _Bad):
+            raise JSONValueError(path or root, node.why)
+        elif isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise JSONValueError(path or root, f"nests deeper than {MAX_DEPTH} levels")
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if _has_lone_surrogate(k):
+                        shown = k.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+                        raise JSONValueError(
+                            _join(path, shown),
+                            "the field name contains a lone UTF-16 surrogate",
+                        )
+                    stack.append((v, _join(path, k), depth + 1))
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+
+
+def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = "") -> Any:
+    """Parse JSON, refusing anything the server could not store and serve back.
+
+    Args:
+        raw: The JSON text (bytes are decoded as UTF-8, or UTF-16/32 with a BOM, as
+            :func:`json.loads` does).
+        what: The name of the input, used in errors about the whole value.
+        prefix: The path prefix of the values inside (``""`` for a request body, whose fields
+            are named bare: ``query``; ``"metadata"`` gives ``metadata.note``).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        JSONValueError: Not JSON, or a value outside what the module docstring allows; the
+            error's ``field`` is the path of the value (``what`` for the top level).
+    """
+    try:
+        value = json.loads(
+            raw,
+            parse_constant=_bad_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+        )
+    except RecursionError:
+        raise JSONValueError(what, f"nests deeper than {MAX_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise JSONValueError(what, f"is not valid JSON ({exc})") from exc
+    _check_tree(value, what, prefix)
+    return value
+
+
+def check_text(value: str, field: str) -> None:
+    """Raise :class:`JSONValueError` when a string holds a lone surrogate."""
+    if _has_lone_surrogate(value):
+        raise JSONValueError(field, "contains a lone UTF-16 surrogate (not encodable as UTF-8)")
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def scrub_text(text: str) -> str:
+    """Return ``text`` with every lone surrogate replaced by U+FFFD (pairs are recombined)."""
+    if not _has_lone_surrogate(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def sanitize(value: Any, _depth: int = 1) -> Any:
+    """Return a copy of ``value`` that :func:`json.dumps` can always encode as UTF-8 JSON.
+
+    Non-finite floats become None, strings (and keys) lose their lone surrogates (U+FFFD), and
+    containers nested deeper than :data:`MAX_READ_DEPTH` become None. Other JSON types are kept.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, (dict, list, tuple)):
+        if _depth > MAX_READ_DEPTH:
+            return None
+        if isinstance(value, dict):
+            return {
+                (scrub_text(k) if isinstance(k, str) else k): sanitize(v, _depth + 1)
+                for k, v in value.items()
+            }
+        return [sanitize(v, _depth + 1) for v in value]
+    return value
+
+
+def loads_lenient(text: str | bytes | None, default: Any, *, what: str = "stored JSON") -> Any:
+    """Read JSON written by any version of the server; never raises.
+
+    ``NaN`` and infinities become None, integers longer than Python's conversion limit become
+    None, lone surrogates become U+FFFD, and a value that cannot be read at all (not JSON,
+    nested past the recursion limit) is replaced by ``default`` (logged as a warning).
+    """
+    if text is None:
+        return default
+
+    def big_int(digits: str) -> int | None:
+        try:
+            return int(digits)
+        except ValueError:
+            return None
+
+    try:
+        try:
+            value = json.loads(text)  # NaN and infinities parse as floats; sanitize nulls them
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer past Python's 4300-digit conversion limit
+            value = json.loads(text, parse_int=big_int)
+    except (ValueError, RecursionError) as exc:
+        logger.warning("unreadable %s replaced by %r: %s", what, default, exc)
+        return default
+    return sanitize(value)
+
+
+def dumps_strict(value: Any) -> str:
+    """Serialise a value for storage; refuses NaN and infinities (``allow_nan=False``)."""
+    return json.dumps(value, allow_nan=False)
+
+
+def dumps_safe(value: Any, **kwargs: Any) -> str:
+    """Serialise for the wire: fast path, else through :func:`sanitize` (never raises on data)."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, **kwargs)
+        text.encode("utf-8")
+    except (ValueError, RecursionError):
+        text = json.dumps(sanitize(value), allow_nan=False, ensure_ascii=False, **kwargs)
+    return text
+
+
+class SafeJSONResponse(JSONResponse):
+    """A :class:`~starlette.responses.JSONResponse` that cannot fail on the data it carries.
+
+    It renders exactly as starlette does; when that fails (a NaN, a lone surrogate, nesting
+    past the recursion limit), it renders :func:`sanitize` of the content instead.
+    """
+
+    def render(self, content: Any) -> bytes:
+        """Render the content as UTF-8 JSON, sanitising it when needed."""
+        try:
+            return super().render(content)
+        except (ValueError, RecursionError):
+            logger.warning("response held values JSON cannot carry; sent them sanitised")
+            return super().render(sanitize(content))
