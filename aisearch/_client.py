@@ -125,7 +125,7 @@ def _start_attempt(request: httpx.Request, config: ClientConfig, end: float | No
     if allowed <= 0:
         raise APITimeoutError("request timed out (total_timeout passed)", request=request)
     timeouts = request.extensions.get("timeout")
-    if timeouts:  # unchanged unless the call's deadline is nearer than the budget
+    if end is not None and timeouts:  # else every phase timeout is within the budget already
         request.extensions["timeout"] = capped_timeouts(timeouts, allowed)
     return now + allowed
 
