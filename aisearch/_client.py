@@ -886,7 +886,7 @@ class AsyncAISearchClient(_AsyncManagement):
     async def _send(
         self, req: _Request, end: float | None, *, stream: bool = False
     ) -> httpx.Response:
-        """Send one attempt; everything up to its last byte (a stream: its headers) by ``end``."""
+        """Send one attempt, within its budget and the call's deadline ``end``, as a whole."""
         request = self._build(req)
         deadline = _start_attempt(request, self._config, end)
         if deadline is None:
