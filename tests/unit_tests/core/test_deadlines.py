@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch import (
     AISearchClient,
@@ -25,6 +27,7 @@ from aisearch import (
     StreamEndEvent,
     TextDeltaEvent,
 )
+from aisearch._config import check_seconds
 from aisearch._retry import (
     attempt_budget,
     attempt_time,
@@ -471,3 +474,33 @@ def test_connection_errors_still_retry_under_a_total(harness, clock, no_jitter):
     sleep_advancing(h, clock)
     assert h.call("search", "docs", "q").chunks[0].id == "chunk001"
     assert h.sleeps == [0.5]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**500), max_value=10**500),
+        st.booleans(),
+        st.text(max_size=5),
+        st.none(),
+    )
+)
+def test_check_seconds_accepts_exactly_finite_positive_numbers(value):
+    try:
+        got = check_seconds(value, "total_timeout")
+    except InvalidRequestError as exc:
+        assert str(exc).startswith("total_timeout: must be ")
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if finite:
+            try:
+                finite = math.isfinite(float(value)) and value > 0
+            except OverflowError:
+                finite = False
+        assert not finite
+        return
+    if value is None:
+        assert got is None
+    else:
+        assert not isinstance(value, bool) and value > 0 and math.isfinite(got)
+        assert got == float(value)
