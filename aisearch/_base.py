@@ -24,8 +24,11 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from aisearch._config import (
+    UNSET,
     ClientConfig,
+    Unset,
     check_max_retries,
+    check_seconds,
     make_timeout,
     resolve_config,
     validate_instance_id,
@@ -417,8 +420,10 @@ class _BaseClient(Generic[_HttpT]):
         base_url: str | None,
         timeout: float | httpx.Timeout,
         max_retries: int,
+        total_timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
     ) -> None:
-        self._config: ClientConfig = resolve_config(
+        config = resolve_config(
             account_id=account_id,
             api_token=api_token,
             api_email=api_email,
@@ -427,6 +432,11 @@ class _BaseClient(Generic[_HttpT]):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+        )
+        self._config: ClientConfig = dataclasses.replace(
+            config,
+            total_timeout=check_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_seconds(stream_idle_timeout, "stream_idle_timeout"),
         )
         self._account_path = f"/accounts/{self._config.account_id}"
 
@@ -457,6 +467,16 @@ class _BaseClient(Generic[_HttpT]):
         """How many times a retryable failure is retried."""
         return self._config.max_retries
 
+    @property
+    def total_timeout(self) -> float | None:
+        """Seconds a whole call may take, retries included (``None``: no cap of its own)."""
+        return self._config.total_timeout
+
+    @property
+    def stream_idle_timeout(self) -> float | None:
+        """Seconds a stream may go without an event (``None``: the timeout's largest value)."""
+        return self._config.stream_idle_timeout
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(account_id={self._config.account_id!r}, "
@@ -466,13 +486,21 @@ class _BaseClient(Generic[_HttpT]):
     __str__ = __repr__
 
     def with_options(
-        self, *, timeout: float | httpx.Timeout | None = None, max_retries: int | None = None
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        total_timeout: float | Unset | None = UNSET,
+        stream_idle_timeout: float | Unset | None = UNSET,
     ) -> Any:
-        """Return a copy with another timeout and/or retry count, sharing the HTTP pool.
+        """Return a copy with other timeouts and/or retry count, sharing the HTTP pool.
 
         Args:
             timeout: New default timeout (seconds or ``httpx.Timeout``).
             max_retries: New retry count (0 to 10).
+            total_timeout: New cap of a whole call in seconds (``None`` removes it).
+            stream_idle_timeout: New longest wait between stream events in seconds (``None``:
+                the timeout's largest value).
 
         Returns:
             A client of the same class. Closing it does not close the shared pool.
@@ -482,6 +510,12 @@ class _BaseClient(Generic[_HttpT]):
             changes["timeout"] = make_timeout(timeout)
         if max_retries is not None:
             changes["max_retries"] = check_max_retries(max_retries)
+        if total_timeout is not UNSET:
+            changes["total_timeout"] = check_seconds(total_timeout, "total_timeout")
+        if stream_idle_timeout is not UNSET:
+            changes["stream_idle_timeout"] = check_seconds(
+                stream_idle_timeout, "stream_idle_timeout"
+            )
         clone = copy.copy(self)
         clone._config = dataclasses.replace(self._config, **changes)
         clone._owns_client = False

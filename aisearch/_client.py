@@ -8,10 +8,19 @@ streaming, paging and polling differ between them.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from httpx_sse import EventSource
@@ -35,6 +44,7 @@ from aisearch._base import (
 from aisearch._config import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIMEOUT,
+    ClientConfig,
 )
 from aisearch._exceptions import (
     AISearchError,
@@ -57,10 +67,162 @@ from aisearch._models import (
     SearchResult,
     StreamEvent,
 )
-from aisearch._retry import delay_for, is_retryable
+from aisearch._retry import (
+    attempt_budget,
+    attempt_time,
+    call_end,
+    capped_timeouts,
+    delay_for,
+    is_retryable,
+    sleep_fits,
+)
 from aisearch._sse import StreamDecoder
 
 __all__ = ["AISearchClient", "AsyncAISearchClient"]
+
+if sys.version_info >= (3, 11):
+    _timeout: Callable[[float], AbstractAsyncContextManager[Any]] = asyncio.timeout
+else:  # pragma: no cover - Python 3.10 has no asyncio.timeout
+    import contextlib
+
+    import anyio
+
+    @contextlib.asynccontextmanager
+    async def _timeout(delay: float) -> AsyncIterator[None]:
+        with anyio.fail_after(delay):
+            yield
+
+
+# The async hard deadline fires this long after the phase timeouts given to httpx, so that
+# httpx's own, more precise, error (PoolTimeout, ConnectTimeout...) wins when both are due.
+_GRACE = 0.05
+
+
+def _idle_timeout(config: ClientConfig) -> float | None:
+    """The longest wait between two events of a stream."""
+    idle = config.stream_idle_timeout
+    return attempt_budget(config.timeout) if idle is None else idle
+
+
+def _start_attempt(request: httpx.Request, config: ClientConfig, end: float | None) -> float | None:
+    """Fix the time an attempt may take and shrink the request's phase timeouts to it.
+
+    Args:
+        request: The request about to be sent.
+        config: The client's configuration (its timeout gives the attempt's budget).
+        end: The call's deadline, or ``None``.
+
+    Returns:
+        The attempt's deadline (monotonic), or ``None`` when it has none.
+
+    Raises:
+        APITimeoutError: If ``end`` has already passed.
+    """
+    now = time.monotonic()
+    allowed = attempt_time(now, attempt_budget(config.timeout), end)
+    if allowed is None:
+        return None
+    if allowed <= 0:
+        raise APITimeoutError("request timed out (total_timeout passed)", request=request)
+    timeouts = request.extensions.get("timeout")
+    if end is not None and timeouts:  # else every phase timeout is within the budget already
+        request.extensions["timeout"] = capped_timeouts(timeouts, allowed)
+    return now + allowed
+
+
+class _Watch:
+    """The deadlines of a response body read synchronously.
+
+    ``end`` is fixed; the idle deadline is renewed by ``renew()`` (after each stream event).
+    """
+
+    __slots__ = ("end", "idle", "idle_end")
+
+    def __init__(self, end: float | None, idle: float | None) -> None:
+        self.end = end
+        self.idle = idle
+        self.idle_end: float | None = None
+        self.renew()
+
+    def renew(self) -> None:
+        if self.idle is not None:
+            self.idle_end = time.monotonic() + self.idle
+
+    def left(self) -> float | None:
+        """Seconds before the nearer deadline (``None``: no deadline)."""
+        end, idle_end = self.end, self.idle_end
+        if idle_end is not None and (end is None or idle_end < end):
+            end = idle_end
+        return None if end is None else end - time.monotonic()
+
+    def expired(self) -> str | None:
+        """Why the body has to stop now, or ``None``."""
+        now = time.monotonic()
+        if self.end is not None and now >= self.end:
+            return "deadline passed"
+        if self.idle_end is not None and now >= self.idle_end:
+            return f"no event within {self.idle:.3g} s"
+        return None
+
+
+class _WatchedStream(httpx.SyncByteStream):
+    """A response body that raises ``httpx.ReadTimeout`` once a ``_Watch`` deadline passes.
+
+    httpx bounds each read, not the body: a server trickling bytes never trips a read timeout.
+    This checks the deadlines between reads, and shrinks the read timeout of the body to the
+    time left when the body starts (httpcore reads it once per body).
+    """
+
+    def __init__(self, inner: httpx.SyncByteStream, watch: _Watch, request: httpx.Request):
+        self._inner = inner
+        self._watch = watch
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._watch.left()
+        if left is not None:
+            timeouts = self._request.extensions.get("timeout")
+            if timeouts:
+                self._request.extensions["timeout"] = capped_timeouts(timeouts, max(left, 0.001))
+        for chunk in self._inner:
+            why = self._watch.expired()
+            if why is not None:
+                raise httpx.ReadTimeout(why, request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _watch_body(response: httpx.Response, watch: _Watch) -> None:
+    """Make the (not yet read) body of a sync response obey ``watch``."""
+    inner = cast(httpx.SyncByteStream, response.stream)
+    response.stream = _WatchedStream(inner, watch, response.request)
+
+
+def _stream_timeout_message(exc: httpx.TimeoutException) -> str:
+    detail = str(exc)
+    return f"stream read timed out ({detail})" if detail else "stream read timed out"
+
+
+def _wait(end: float | None, idle: float | None) -> float | None:
+    """Seconds an async stream may wait for its next event: the idle limit, within ``end``."""
+    return attempt_time(time.monotonic(), idle, end)
+
+
+async def _bounded(step: Awaitable[_T], wait: float | None, what: str) -> _T:
+    """Await one step of a stream within ``wait`` seconds (``httpx.ReadTimeout`` after)."""
+    if wait is None:
+        return await step
+    try:
+        if wait <= 0:
+            raise TimeoutError
+        async with _timeout(wait):
+            return await step
+    except TimeoutError:
+        if asyncio.iscoroutine(step):
+            step.close()
+        raise httpx.ReadTimeout(f"no {what} within {max(wait, 0.0):.3g} s") from None
 
 
 class AISearchClient(_SyncManagement):
@@ -74,9 +236,14 @@ class AISearchClient(_SyncManagement):
         api_key: Global API key (env ``CLOUDFLARE_API_KEY``).
         namespace: Default namespace.
         base_url: API root (env ``AISEARCH_BASE_URL``, else the public API).
-        timeout: Default timeout of every call.
+        timeout: Default timeout of every call. Its largest value also bounds each attempt
+            as a whole, from connect to the last byte of the body.
         max_retries: Retries of connection errors, timeouts, 408/409/429/5xx.
         http_client: An ``httpx.Client`` to use (not closed by ``close()``).
+        total_timeout: Cap in seconds of a whole call, retries and backoff included (a
+            stream: until its last event); ``None`` for no cap beyond the attempts' own.
+        stream_idle_timeout: Longest wait in seconds between two events of a stream
+            (comments do not count); ``None`` for the timeout's largest value.
 
     Raises:
         AISearchError: If the account id or the credentials are missing.
@@ -100,6 +267,8 @@ class AISearchClient(_SyncManagement):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         http_client: httpx.Client | None = None,
+        total_timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
     ) -> None:
         super().__init__(
             account_id=account_id,
@@ -110,6 +279,8 @@ class AISearchClient(_SyncManagement):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            total_timeout=total_timeout,
+            stream_idle_timeout=stream_idle_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise InvalidRequestError(
@@ -137,25 +308,34 @@ class AISearchClient(_SyncManagement):
 
     # ------------------------------------------------------------------ transport
 
-    def _send(self, req: _Request, *, stream: bool = False) -> httpx.Response:
+    def _send(self, req: _Request, end: float | None, *, stream: bool = False) -> httpx.Response:
+        """Send one attempt, within its budget and the call's deadline ``end``.
+
+        The body (for a stream: an error body only) is read by the attempt's deadline.
+        """
         request = self._build(req)
+        deadline = _start_attempt(request, self._config, end)
         try:
-            response = self._client.send(request, stream=stream)
+            response = self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise _wrap_transport_error(exc, request) from exc
         logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
+        if stream and response.status_code < 400:
+            return response
+        if deadline is not None:
+            _watch_body(response, _Watch(deadline, None))
+        try:
+            response.read()
+        except httpx.HTTPError as exc:
+            raise _wrap_transport_error(exc, request) from exc
+        finally:
+            response.close()
         if response.status_code >= 400:
-            if stream:
-                try:
-                    response.read()
-                except httpx.HTTPError as exc:
-                    raise _wrap_transport_error(exc, request) from exc
-                finally:
-                    response.close()
             raise self._status_error(response)
         return response
 
-    def _retrying(self, req: _Request, call: Callable[[], _T]) -> _T:
+    def _retrying(self, req: _Request, call: Callable[[], _T], end: float | None) -> _T:
+        """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
         retries = 0
         while True:
             try:
@@ -164,15 +344,21 @@ class AISearchClient(_SyncManagement):
                 if retries >= self._config.max_retries or not is_retryable(exc):
                     raise
                 delay = delay_for(exc, retries)
+                if not sleep_fits(delay, time.monotonic(), end):
+                    raise
                 retries += 1
                 self._log_retry(req, exc, delay, retries)
                 self._sleep(delay)
 
     def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T:
-        return self._retrying(req, lambda: parse(self._send(req)))
+        end = call_end(self._config.total_timeout, time.monotonic())
+        return self._retrying(req, lambda: parse(self._send(req, end)), end)
 
     def _stream(self, req: _Request, *, join_errors: bool = False) -> Iterator[StreamEvent]:
-        response = self._retrying(req, lambda: self._send(req, stream=True))
+        end = call_end(self._config.total_timeout, time.monotonic())
+        response = self._retrying(req, lambda: self._send(req, end, stream=True), end)
+        watch = _Watch(end, _idle_timeout(self._config))
+        _watch_body(response, watch)
         try:
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, response.read())
@@ -183,12 +369,16 @@ class AISearchClient(_SyncManagement):
                 yield from decoder.feed(sse)
                 if decoder.done:
                     return
+                watch.renew()  # the idle wait starts when the consumer asks for more
+                why = watch.expired()  # the total may have passed meanwhile
+                if why is not None:
+                    raise httpx.ReadTimeout(why)
             decoder.finish()
         except APIStatusError as exc:  # an error event: scrub what the service echoed
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
-            raise APITimeoutError("stream read timed out", request=response.request) from exc
+            raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
@@ -199,10 +389,11 @@ class AISearchClient(_SyncManagement):
     def _paginate(
         self, path: str, model: type[_T], params: dict[str, Any], per_page: int
     ) -> list[_T]:
+        end = call_end(self._config.total_timeout, time.monotonic())
         out: list[_T] = []
         for page in range(1, MAX_PAGES + 1):
             req = _Request("GET", path, params={**params, "page": page, "per_page": per_page})
-            response = self._retrying(req, partial(self._send, req))
+            response = self._retrying(req, partial(self._send, req, end), end)
             env = _parse_envelope(response, "list")
             batch = self._page_items(env, model, response)
             out.extend(batch)
@@ -619,9 +810,14 @@ class AsyncAISearchClient(_AsyncManagement):
         api_key: Global API key (env ``CLOUDFLARE_API_KEY``).
         namespace: Default namespace.
         base_url: API root (env ``AISEARCH_BASE_URL``, else the public API).
-        timeout: Default timeout of every call.
+        timeout: Default timeout of every call. Its largest value also bounds each attempt
+            as a whole, from connect to the last byte of the body.
         max_retries: Retries of connection errors, timeouts, 408/409/429/5xx.
         http_client: An ``httpx.AsyncClient`` to use (not closed by ``aclose()``).
+        total_timeout: Cap in seconds of a whole call, retries and backoff included (a
+            stream: until its last event); ``None`` for no cap beyond the attempts' own.
+        stream_idle_timeout: Longest wait in seconds between two events of a stream
+            (comments do not count); ``None`` for the timeout's largest value.
 
     Example:
         >>> async with AsyncAISearchClient(account_id="...", api_token="...") as client:
@@ -642,6 +838,8 @@ class AsyncAISearchClient(_AsyncManagement):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
+        total_timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
     ) -> None:
         super().__init__(
             account_id=account_id,
@@ -652,6 +850,8 @@ class AsyncAISearchClient(_AsyncManagement):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            total_timeout=total_timeout,
+            stream_idle_timeout=stream_idle_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise InvalidRequestError(
@@ -683,25 +883,48 @@ class AsyncAISearchClient(_AsyncManagement):
 
     # ------------------------------------------------------------------ transport
 
-    async def _send(self, req: _Request, *, stream: bool = False) -> httpx.Response:
+    async def _send(
+        self, req: _Request, end: float | None, *, stream: bool = False
+    ) -> httpx.Response:
+        """Send one attempt, within its budget and the call's deadline ``end``, as a whole."""
         request = self._build(req)
+        deadline = _start_attempt(request, self._config, end)
+        if deadline is None:
+            return await self._exchange(req, request, stream)
+        allowed = deadline - time.monotonic()
         try:
-            response = await self._client.send(request, stream=stream)
+            async with _timeout(allowed + _GRACE):
+                return await self._exchange(req, request, stream)
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"request timed out (no complete response within {allowed:.3g} s)",
+                request=request,
+            ) from exc
+
+    async def _exchange(
+        self, req: _Request, request: httpx.Request, stream: bool
+    ) -> httpx.Response:
+        try:
+            response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise _wrap_transport_error(exc, request) from exc
         logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
+        if stream and response.status_code < 400:
+            return response
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise _wrap_transport_error(exc, request) from exc
+        finally:
+            await response.aclose()
         if response.status_code >= 400:
-            if stream:
-                try:
-                    await response.aread()
-                except httpx.HTTPError as exc:
-                    raise _wrap_transport_error(exc, request) from exc
-                finally:
-                    await response.aclose()
             raise self._status_error(response)
         return response
 
-    async def _retrying(self, req: _Request, call: Callable[[], Any]) -> Any:
+    async def _retrying(
+        self, req: _Request, call: Callable[[], Awaitable[_T]], end: float | None
+    ) -> _T:
+        """Await ``call()`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
         retries = 0
         while True:
             try:
@@ -710,30 +933,40 @@ class AsyncAISearchClient(_AsyncManagement):
                 if retries >= self._config.max_retries or not is_retryable(exc):
                     raise
                 delay = delay_for(exc, retries)
+                if not sleep_fits(delay, time.monotonic(), end):
+                    raise
                 retries += 1
                 self._log_retry(req, exc, delay, retries)
                 await self._sleep(delay)
 
     async def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T:
-        async def call() -> _T:
-            return parse(await self._send(req))
+        end = call_end(self._config.total_timeout, time.monotonic())
 
-        result: _T = await self._retrying(req, call)
-        return result
+        async def call() -> _T:
+            return parse(await self._send(req, end))
+
+        return await self._retrying(req, call, end)
 
     async def _stream(
         self, req: _Request, *, join_errors: bool = False
     ) -> AsyncIterator[StreamEvent]:
-        response: httpx.Response = await self._retrying(req, lambda: self._send(req, stream=True))
+        end = call_end(self._config.total_timeout, time.monotonic())
+        response = await self._retrying(req, lambda: self._send(req, end, stream=True), end)
+        idle = _idle_timeout(self._config)
         try:
             if not _is_event_stream(response):
-                raise self._stream_content_error(response, await response.aread())
+                body = await _bounded(response.aread(), _wait(end, idle), "response body")
+                raise self._stream_content_error(response, body)
             decoder = StreamDecoder(
                 response.status_code, _request_id(response), join_errors=join_errors
             )
             events = EventSource(response).aiter_sse()
             try:
-                async for sse in events:
+                while True:
+                    try:
+                        sse = await _bounded(events.__anext__(), _wait(end, idle), "event")
+                    except StopAsyncIteration:
+                        break
                     for event in decoder.feed(sse):
                         yield event
                     if decoder.done:
@@ -745,7 +978,7 @@ class AsyncAISearchClient(_AsyncManagement):
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
-            raise APITimeoutError("stream read timed out", request=response.request) from exc
+            raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
@@ -756,10 +989,11 @@ class AsyncAISearchClient(_AsyncManagement):
     async def _paginate(
         self, path: str, model: type[_T], params: dict[str, Any], per_page: int
     ) -> list[_T]:
+        end = call_end(self._config.total_timeout, time.monotonic())
         out: list[_T] = []
         for page in range(1, MAX_PAGES + 1):
             req = _Request("GET", path, params={**params, "page": page, "per_page": per_page})
-            response: httpx.Response = await self._retrying(req, partial(self._send, req))
+            response = await self._retrying(req, partial(self._send, req, end), end)
             env = _parse_envelope(response, "list")
             batch = self._page_items(env, model, response)
             out.extend(batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_TIMEOUT",
     "ClientConfig",
+    "check_seconds",
     "resolve_config",
     "validate_instance_id",
     "validate_namespace",
@@ -39,6 +42,15 @@ API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN
 API_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
 API_KEY_ENV = ("CLOUDFLARE_API_KEY",)
 BASE_URL_ENV = ("AISEARCH_BASE_URL",)
+
+
+class Unset(enum.Enum):
+    """Marks an argument that was not given (where ``None`` is a meaningful value)."""
+
+    UNSET = "UNSET"
+
+
+UNSET = Unset.UNSET
 
 _INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ACCOUNT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -97,11 +109,16 @@ class ClientConfig:
         account_id: The Cloudflare account id.
         base_url: The API root, without a trailing slash.
         namespace: The default namespace.
-        timeout: The default ``httpx.Timeout`` of every call.
+        timeout: The default ``httpx.Timeout`` of every call; its largest value also bounds
+            each attempt as a whole (see ``aisearch._retry.attempt_budget``).
         max_retries: How many times a retryable failure is retried.
         api_token: The bearer token, if token auth is used.
         api_email: The account email, if global-key auth is used.
         api_key: The global API key, if global-key auth is used.
+        total_timeout: Seconds a whole call may take, retries and backoff included (a stream:
+            until its last event); ``None`` for no cap beyond the attempts' own.
+        stream_idle_timeout: Seconds a stream may go without an event (``None``: the
+            attempt budget of ``timeout``).
     """
 
     account_id: str
@@ -112,6 +129,8 @@ class ClientConfig:
     api_token: SecretStr | None = None
     api_email: str | None = None
     api_key: SecretStr | None = None
+    total_timeout: float | None = None
+    stream_idle_timeout: float | None = None
 
     def auth_headers(self) -> dict[str, str]:
         """Build the authentication headers of one request.
@@ -152,17 +171,43 @@ def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
         An ``httpx.Timeout``.
 
     Raises:
-        InvalidRequestError: If a number is not positive.
+        InvalidRequestError: If a number is not positive and finite.
     """
     if timeout is None:
         return DEFAULT_TIMEOUT
     if isinstance(timeout, httpx.Timeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    seconds = check_seconds(timeout, "timeout")
+    assert seconds is not None
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
+def check_seconds(value: object, field: str) -> float | None:
+    """Check a duration argument: ``None``, or a finite number of seconds greater than 0.
+
+    Args:
+        value: The candidate value.
+        field: The parameter name used in the error message.
+
+    Returns:
+        The value as a float, or ``None``.
+
+    Raises:
+        InvalidRequestError: For a bool, a non-number, NaN, an infinity, zero or less.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise InvalidRequestError(
-            f"timeout: must be a positive number of seconds (got {timeout!r})"
+            f"{field}: must be a positive number of seconds (got {value!r:.80})"
         )
-    return httpx.Timeout(float(timeout), connect=min(float(timeout), 5.0))
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidRequestError(f"{field}: must be finite (got {value!r:.80})")
+    return seconds
 
 
 def check_max_retries(max_retries: object) -> int:

@@ -1,9 +1,15 @@
-"""Retry policy as pure functions: which failures retry, and how long to wait.
+"""Retry and deadline policy as pure functions: what retries, what waits, what time is left.
 
 Connection errors, timeouts and HTTP 408, 409, 429 and >= 500 are retried; other 4xx
-never. The wait is ``Retry-After`` when the server sent one (capped at 60 s), otherwise
-an exponential backoff from 0.5 s doubling to at most 8 s, with jitter (the delay is
-drawn from ``[0.75 * base, base]``).
+never, and neither is a wait for a pooled connection that timed out (``httpx.PoolTimeout``:
+the pool is full of this process's own requests, a retry would only queue again). The wait
+is ``Retry-After`` when the server sent one (capped at 60 s), otherwise an exponential
+backoff from 0.5 s doubling to at most 8 s, with jitter (the delay is drawn from
+``[0.75 * base, base]``).
+
+Deadlines are ``time.monotonic()`` values. One attempt may take the largest value of the
+``httpx.Timeout`` (``attempt_budget``), from connect to the last byte of the body; a call may
+take ``total_timeout`` when one is set (``call_end``), retries and backoff included.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 
+import httpx
+
 from aisearch._exceptions import AISearchError, APIConnectionError, APIStatusError
 
 __all__ = [
@@ -20,10 +28,15 @@ __all__ = [
     "MAX_DELAY",
     "MAX_RETRY_AFTER",
     "RETRYABLE_STATUS",
+    "attempt_budget",
+    "attempt_time",
+    "call_end",
+    "capped_timeouts",
     "is_retryable",
     "is_retryable_status",
     "parse_retry_after",
     "retry_delay",
+    "sleep_fits",
 ]
 
 INITIAL_DELAY = 0.5
@@ -52,10 +65,11 @@ def is_retryable(error: BaseException) -> bool:
         error: The exception.
 
     Returns:
-        ``True`` for connection errors, timeouts and retryable status errors.
+        ``True`` for connection errors, timeouts and retryable status errors; ``False`` for a
+        timed-out wait for a pooled connection (``httpx.PoolTimeout``).
     """
     if isinstance(error, APIConnectionError):
-        return True
+        return not isinstance(error.__cause__, httpx.PoolTimeout)
     if isinstance(error, APIStatusError):
         return is_retryable_status(error.status_code)
     return False
@@ -135,3 +149,80 @@ def delay_for(error: AISearchError, retries_done: int) -> float:
     if isinstance(error, APIStatusError) and error.response is not None:
         retry_after = parse_retry_after(error.response.headers)
     return retry_delay(retries_done, retry_after=retry_after)
+
+
+def attempt_budget(timeout: httpx.Timeout) -> float | None:
+    """Seconds one attempt may take in all: the largest value of ``timeout``.
+
+    ``timeout=10`` gives 10 s; the default ``httpx.Timeout(30.0, connect=5.0)`` gives 30 s.
+
+    Args:
+        timeout: The call's ``httpx.Timeout``.
+
+    Returns:
+        The budget, or ``None`` when every value is ``None`` (no timeout at all).
+    """
+    values = [
+        v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None
+    ]
+    return max(values) if values else None
+
+
+def call_end(total_timeout: float | None, now: float) -> float | None:
+    """The deadline of a whole call.
+
+    Args:
+        total_timeout: Seconds the call may take, or ``None``.
+        now: The monotonic time the call starts.
+
+    Returns:
+        ``now + total_timeout``, or ``None`` when there is no cap.
+    """
+    return None if total_timeout is None else now + total_timeout
+
+
+def attempt_time(now: float, budget: float | None, end: float | None) -> float | None:
+    """Seconds one attempt starting at ``now`` may take: its budget, never past ``end``.
+
+    Also the wait for a stream's next event, with the idle timeout as ``budget``.
+
+    Args:
+        now: The monotonic time the attempt starts.
+        budget: ``attempt_budget`` of the timeout, or ``None``.
+        end: The call's deadline, or ``None``.
+
+    Returns:
+        The smaller of ``budget`` and ``end - now`` (zero or less once ``end`` has passed), or
+        ``None`` when neither exists.
+    """
+    if end is None:
+        return budget
+    left = end - now
+    return left if budget is None or left < budget else budget
+
+
+def sleep_fits(delay: float, now: float, end: float | None) -> bool:
+    """Tell whether a retry may sleep ``delay`` seconds and still start before ``end``.
+
+    Args:
+        delay: The backoff.
+        now: The monotonic time now.
+        end: The call's deadline, or ``None``.
+
+    Returns:
+        ``False`` when the sleep would reach the deadline (the retry could not run).
+    """
+    return end is None or now + delay < end
+
+
+def capped_timeouts(timeouts: Mapping[str, float | None], remaining: float) -> dict[str, float]:
+    """Shrink every phase timeout of a request (connect, read, write, pool) to ``remaining``.
+
+    Args:
+        timeouts: The request's ``extensions["timeout"]`` (``None`` values: no timeout).
+        remaining: Seconds left before the attempt's deadline (> 0).
+
+    Returns:
+        A new mapping where no value exceeds ``remaining``.
+    """
+    return {k: remaining if v is None or v > remaining else v for k, v in timeouts.items()}
