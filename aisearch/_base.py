@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from aisearch._config import (
     ClientConfig,
     check_max_retries,
+    check_path_id,
     make_timeout,
     resolve_config,
     validate_instance_id,
@@ -735,9 +735,12 @@ class _BaseClient(Generic[_HttpT]):
 
     # management requests
 
-    def _namespaces_path(self, name: str | None = None) -> str:
-        base = f"{self._account_path}/ai-search/namespaces"
-        return base if name is None else f"{base}/{validate_namespace(name, 'name')}"
+    def _namespaces_path(self) -> str:
+        return f"{self._account_path}/ai-search/namespaces"
+
+    def _namespace_path(self, name: str) -> str:
+        # no default here: get_namespace(None) must not become a GET (or DELETE) of the list
+        return f"{self._namespaces_path()}/{validate_namespace(name, 'name')}"
 
     def _create_namespace_req(self, name: str, description: str | None) -> _Request:
         body: dict[str, Any] = {"name": validate_namespace(name, "name")}
@@ -800,9 +803,8 @@ class _BaseClient(Generic[_HttpT]):
         return key
 
     def _item_path(self, instance_id: str, item_id: str, namespace: str | None) -> str:
-        if not isinstance(item_id, str) or not item_id:
-            raise InvalidRequestError(f"item_id: must be a non-empty string (got {item_id!r})")
-        return self._instance_path(instance_id, namespace, f"/items/{quote(item_id, safe='')}")
+        item_id = check_path_id(item_id, "item_id", "item")
+        return self._instance_path(instance_id, namespace, f"/items/{item_id}")
 
     def _update_instance_req(
         self, instance_id: str, namespace: str | None, fields: Mapping[str, Any]
@@ -831,11 +833,8 @@ class _BaseClient(Generic[_HttpT]):
     def _job_path(
         self, instance_id: str, job_id: str, namespace: str | None, suffix: str = ""
     ) -> str:
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidRequestError(f"job_id: must be a non-empty string (got {job_id!r:.80})")
-        return self._instance_path(
-            instance_id, namespace, f"/jobs/{quote(job_id, safe='')}{suffix}"
-        )
+        job_id = check_path_id(job_id, "job_id", "job")
+        return self._instance_path(instance_id, namespace, f"/jobs/{job_id}{suffix}")
 
     def _create_job_req(
         self, instance_id: str, description: str | None, namespace: str | None
@@ -890,8 +889,27 @@ class _BaseClient(Generic[_HttpT]):
             raise _validation_error(response, "list", exc) from None
 
     @staticmethod
-    def _wait_args(timeout: float, poll_interval: float) -> tuple[float, float]:
+    def _wait_args(
+        timeout: float, poll_interval: float, on_progress: object
+    ) -> tuple[float, float]:
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidRequestError(
+                f"on_progress: must be a callable or None (got {type(on_progress).__name__})"
+            )
         return _check_positive(timeout, "timeout"), _check_positive(poll_interval, "poll_interval")
+
+    def _wait_ids(
+        self, instance_id: str, item_ids: Sequence[str] | None, namespace: str | None
+    ) -> list[str] | None:
+        """Check every id of a wait before the first poll (a string is not a list of ids)."""
+        self._instance_path(instance_id, namespace)
+        if item_ids is None:
+            return None
+        if isinstance(item_ids, (str, bytes, bytearray)) or not isinstance(item_ids, Sequence):
+            raise InvalidRequestError(
+                f"item_ids: must be a list of item ids or None (got {type(item_ids).__name__})"
+            )
+        return [check_path_id(v, f"item_ids[{i}]", "item") for i, v in enumerate(item_ids)]
 
     @staticmethod
     def _wait_step(

@@ -20,9 +20,6 @@ from aisearch._base import (
     _Request,
     _result_parser,
 )
-from aisearch._config import (
-    validate_instance_id,
-)
 from aisearch._models import (
     Instance,
     InstanceStats,
@@ -82,7 +79,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         Returns:
             The namespace.
         """
-        req = _Request("GET", self._namespaces_path(name))
+        req = _Request("GET", self._namespace_path(name))
         parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
         return parsed
 
@@ -92,7 +89,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         Args:
             name: Namespace name.
         """
-        self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+        self._request(_Request("DELETE", self._namespace_path(name)), _none_parser)
 
     # ------------------------------------------------------------------ instances
 
@@ -444,9 +441,8 @@ class _SyncManagement(_BaseClient[httpx.Client]):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval)
-        validate_instance_id(instance_id)
-        ids = None if item_ids is None else [str(i) for i in item_ids]
+        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:
             if ids is None:
@@ -505,7 +501,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         Returns:
             The namespace.
         """
-        req = _Request("GET", self._namespaces_path(name))
+        req = _Request("GET", self._namespace_path(name))
         parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
         return parsed
 
@@ -515,7 +511,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         Args:
             name: Namespace name.
         """
-        await self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+        await self._request(_Request("DELETE", self._namespace_path(name)), _none_parser)
 
     # ------------------------------------------------------------------ instances
 
@@ -875,9 +871,8 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval)
-        validate_instance_id(instance_id)
-        ids = None if item_ids is None else [str(i) for i in item_ids]
+        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:
             if ids is None:
