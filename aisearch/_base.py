@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import mimetypes
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,9 @@ from aisearch._exceptions import (
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
-    excerpt,
+    request_secrets,
+    scrub,
+    scrub_value,
 )
 from aisearch._fanout import (
     MergeMode,
@@ -152,7 +153,9 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
     except ValueError:
         data = None
     if isinstance(data, Mapping) and data.get("success") is False:
-        return error_from_body(data, response.status_code, _request_id(response), "success: false")
+        return error_from_body(
+            data, response.status_code, _request_id(response), "success: false", response=response
+        )
     detail = ""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]
@@ -160,44 +163,69 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
         detail = f": {loc}: {first['msg']}" if loc else f": {first['msg']}"
     else:
         detail = f": {exc}"
-    return APIResponseValidationError(
-        f"unexpected {what} response body{detail}",
-        status_code=response.status_code,
-        body_excerpt=excerpt(response.content),
-    )
+    return APIResponseValidationError(f"unexpected {what} response body{detail}", response=response)
+
+
+def _fit(
+    response: httpx.Response,
+    what: str,
+    build: Callable[[], _T],
+    errors: tuple[type[Exception], ...] = (ValidationError,),
+) -> _T:
+    """Run ``build``; if the body does not fit, raise the validation error.
+
+    It is raised outside the ``except`` block, so that the exception chain
+    (``__context__``) does not keep pydantic's error, which quotes the body.
+    """
+    try:
+        return build()
+    except errors as exc:
+        failure: Exception = exc
+    raise _validation_error(response, what, failure)
 
 
 def _parse_search(response: httpx.Response) -> SearchResult:
-    try:
-        env = validate_json_tolerant(_SearchEnvelope, response.content)
-    except ValidationError as exc:
-        raise _validation_error(response, "search", exc) from None
+    env = _fit(
+        response, "search", lambda: validate_json_tolerant(_SearchEnvelope, response.content)
+    )
     if env.success is False:
         raise error_from_body(
-            env.model_dump(), response.status_code, _request_id(response), "success: false"
+            env.model_dump(),
+            response.status_code,
+            _request_id(response),
+            "success: false",
+            response=response,
         )
     if env.result is None:
         raise _validation_error(response, "search", ValueError("no result"))
     return env.result
 
 
+def _enveloped_completion(response: httpx.Response) -> ChatCompletion | None:
+    """A completion wrapped in the v4 envelope (tolerated), else ``None``."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(data, Mapping) and data.get("success") is not False:
+        result = data.get("result")
+        if isinstance(result, Mapping) and "choices" in result:
+            try:
+                return ChatCompletion.model_validate(result)
+            except ValidationError:
+                return None
+    return None
+
+
 def _parse_chat(response: httpx.Response) -> ChatCompletion:
     try:
         return validate_json_tolerant(ChatCompletion, response.content)
     except ValidationError as exc:
-        # Tolerate a completion wrapped in the v4 envelope.
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            data = None
-        if isinstance(data, Mapping) and data.get("success") is not False:
-            result = data.get("result")
-            if isinstance(result, Mapping) and "choices" in result:
-                try:
-                    return ChatCompletion.model_validate(result)
-                except ValidationError:
-                    pass
-        raise _validation_error(response, "chat completion", exc) from None
+        failure = exc
+    wrapped = _enveloped_completion(response)
+    if wrapped is not None:
+        return wrapped
+    raise _validation_error(response, "chat completion", failure)
 
 
 def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
@@ -207,13 +235,14 @@ def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
         raise APIResponseValidationError(
             f"empty {what} response body", status_code=response.status_code
         )
-    try:
-        env = _Envelope.model_validate_json(response.content)
-    except ValidationError as exc:
-        raise _validation_error(response, what, exc) from None
+    env = _fit(response, what, lambda: _Envelope.model_validate_json(response.content))
     if env.success is False:
         raise error_from_body(
-            env.model_dump(), response.status_code, _request_id(response), "success: false"
+            env.model_dump(),
+            response.status_code,
+            _request_id(response),
+            "success: false",
+            response=response,
         )
     return env
 
@@ -221,10 +250,7 @@ def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
 def _result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Response], Any]:
     def parse(response: httpx.Response) -> Any:
         env = _parse_envelope(response, what)
-        try:
-            return model.model_validate(env.result)
-        except ValidationError as exc:
-            raise _validation_error(response, what, exc) from None
+        return _fit(response, what, lambda: model.model_validate(env.result))
 
     return parse
 
@@ -240,10 +266,12 @@ def _list_result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Re
         env = _parse_envelope(response, what)
         if not isinstance(env.result, list):
             raise _validation_error(response, what, ValueError("result is not a list"))
-        try:
-            return [model.model_validate(drop_absent_nulls(entry)) for entry in env.result]
-        except ValidationError as exc:
-            raise _validation_error(response, what, exc) from None
+        entries = env.result
+        return _fit(
+            response,
+            what,
+            lambda: [model.model_validate(drop_absent_nulls(entry)) for entry in entries],
+        )
 
     return parse
 
@@ -276,9 +304,9 @@ def _legacy_chunk(entry: Mapping[str, Any]) -> Chunk:
 
 
 def _parse_legacy(response: httpx.Response) -> SearchResult:
-    env = _parse_envelope(response, "legacy search")
-    result = env.result
-    try:
+    result = _parse_envelope(response, "legacy search").result
+
+    def build() -> SearchResult:
         if not isinstance(result, Mapping):
             raise TypeError("result is not an object")
         data = result.get("data") or []
@@ -291,41 +319,14 @@ def _parse_legacy(response: httpx.Response) -> SearchResult:
             data=data,
             **extras,
         )
-    except (ValidationError, TypeError, KeyError, AttributeError) as exc:
-        raise _validation_error(response, "legacy search", exc) from None
+
+    return _fit(
+        response, "legacy search", build, (ValidationError, TypeError, KeyError, AttributeError)
+    )
 
 
-_ALWAYS_SCRUB_LENGTH = 16
-_TOKEN_CHARS = r"A-Za-z0-9_.\-"
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    """Replace secrets in ``text`` by ``***``.
-
-    A secret of 16 or more characters is replaced wherever it appears. A shorter one (a
-    local test token such as ``local``) only where it stands alone, not inside a longer
-    word, so that ``instance 'local-notes'`` or ``<html>`` are not mangled.
-    """
-    for secret in secrets:
-        if not secret or secret not in text:
-            continue
-        if len(secret) >= _ALWAYS_SCRUB_LENGTH:
-            text = text.replace(secret, "***")
-        else:
-            alone = rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])"
-            text = re.sub(alone, "***", text)
-    return text
-
-
-def _scrub_value(value: Any, secrets: Sequence[str]) -> Any:
-    """``_scrub`` every string in a decoded JSON value (an error body)."""
-    if isinstance(value, str):
-        return _scrub(value, secrets)
-    if isinstance(value, Mapping):
-        return {k: _scrub_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_value(v, secrets) for v in value]
-    return value
+_scrub = scrub  # the names the tests and older code use
+_scrub_value = scrub_value
 
 
 def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
@@ -518,17 +519,20 @@ class _BaseClient(Generic[_HttpT]):
         except ValueError:
             body = response.text
         default = response.reason_phrase or "request failed"
-        error = error_from_body(body, response.status_code, _request_id(response), default)
-        error.response = response
+        error = error_from_body(
+            body, response.status_code, _request_id(response), default, response=response
+        )
         return self._scrubbed(error)
 
     def _scrubbed(self, error: APIStatusError) -> APIStatusError:
-        """Take the credentials out of an error's message and body (services may echo them)."""
+        """Take the client's credentials out of an error's message and body.
+
+        Errors built from a response are already scrubbed by their constructor (with the
+        credentials of the request); this also covers one built without the response.
+        """
         secrets = self._config.secrets()
-        scrubbed = _scrub(error.message, secrets)
-        if scrubbed != error.message:
-            error.message = scrubbed
-            error.args = (error._format(),)
+        error.message = _scrub(error.message, secrets)
+        error.args = (error._format(),)
         error.body = _scrub_value(error.body, secrets)
         return error
 
@@ -883,10 +887,12 @@ class _BaseClient(Generic[_HttpT]):
     def _page_items(env: _Envelope, model: type[_T], response: httpx.Response) -> list[_T]:
         if not isinstance(env.result, list):
             raise _validation_error(response, "list", ValueError("result is not a list"))
-        try:
-            return [model.model_validate(entry) for entry in env.result]  # type: ignore[attr-defined]
-        except ValidationError as exc:
-            raise _validation_error(response, "list", exc) from None
+        entries = env.result
+        return _fit(
+            response,
+            "list",
+            lambda: [model.model_validate(entry) for entry in entries],  # type: ignore[attr-defined]
+        )
 
     @staticmethod
     def _wait_args(
@@ -965,12 +971,14 @@ class _BaseClient(Generic[_HttpT]):
         if isinstance(data, Mapping) and (
             data.get("success") is False or "error" in data or data.get("errors")
         ):
-            return error_from_body(data, response.status_code, _request_id(response), "error")
+            return error_from_body(
+                data, response.status_code, _request_id(response), "error", response=response
+            )
         ctype = response.headers.get("content-type", "")
         return APIResponseValidationError(
             f"expected a text/event-stream response, got content type {ctype!r}",
-            status_code=response.status_code,
-            body_excerpt=excerpt(body),
+            content=body,
+            response=response,
         )
 
 
@@ -980,10 +988,20 @@ def _is_event_stream(response: httpx.Response) -> bool:
 
 
 def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
+    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request."""
+    error: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
-    if isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
-        return APIConnectionError(
+        error = APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
+    elif isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
+        error = APIConnectionError(
             f"connection error: {type(exc).__name__} (request could not be sent)", request=request
         )
-    return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}", request=request)
+    else:
+        error = APIConnectionError(
+            f"connection error: {type(exc).__name__}: {exc}", request=request
+        )
+    if error.request is not None:  # the cause (exc.__cause__) shows no credential either
+        secrets = request_secrets(request)
+        exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
+        exc.request = error.request
+    return error

@@ -42,6 +42,7 @@ from aisearch._exceptions import (
     APITimeoutError,
     InvalidRequestError,
     StreamInterruptedError,
+    request_secrets,
 )
 from aisearch._fanout import (
     MergeMode,
@@ -177,7 +178,10 @@ class AISearchClient(_SyncManagement):
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, response.read())
             decoder = StreamDecoder(
-                response.status_code, _request_id(response), join_errors=join_errors
+                response.status_code,
+                _request_id(response),
+                join_errors=join_errors,
+                secrets=request_secrets(response.request),
             )
             for sse in EventSource(response).iter_sse():
                 yield from decoder.feed(sse)
@@ -729,7 +733,10 @@ class AsyncAISearchClient(_AsyncManagement):
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, await response.aread())
             decoder = StreamDecoder(
-                response.status_code, _request_id(response), join_errors=join_errors
+                response.status_code,
+                _request_id(response),
+                join_errors=join_errors,
+                secrets=request_secrets(response.request),
             )
             events = EventSource(response).aiter_sse()
             try:
