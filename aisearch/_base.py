@@ -13,9 +13,10 @@ import json
 import logging
 import math
 import mimetypes
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
@@ -25,6 +26,7 @@ from aisearch._config import (
     ClientConfig,
     check_max_retries,
     check_path_id,
+    check_seconds,
     make_timeout,
     resolve_config,
     validate_instance_id,
@@ -96,9 +98,64 @@ _DONE_STATUSES = frozenset({"completed", "skipped"})
 USER_AGENT = f"aisearch-py/{__version__}"
 
 
+MAX_JSON_DEPTH = 64
+MAX_FILTER_CHARS = 8192
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    """Name the first part of ``value`` that cannot travel as JSON, or return ``None``."""
+    where = path or "body"
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where}: must be a finite number (got {value})"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where}: must be valid Unicode text (it holds a lone surrogate)"
+        return None
+    if depth >= MAX_JSON_DEPTH:
+        return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where}: keys must be strings (got {type(key).__name__})"
+            child = f"{path}.{key}" if path else key
+            problem = _json_problem(key, child, depth + 1) or _json_problem(item, child, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]", depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"{where}: must be a JSON value (got {type(value).__name__})"
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Raise ``InvalidRequestError`` naming the first part of ``value`` that is not JSON."""
+    problem = _json_problem(value, path)
+    if problem:
+        raise InvalidRequestError(problem)
+
+
+def _encode_json(body: Any) -> bytes:
+    """Encode a request body once, as httpx would; a value that cannot be sent is named."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError):
+        pass
+    _check_json(body, "")
+    raise InvalidRequestError("body: cannot be encoded as JSON")  # pragma: no cover - defensive
+
+
 @dataclass
 class _Request:
-    """A request to build (and rebuild on every retry)."""
+    """A request to build (and rebuild on every retry); a JSON body is encoded here, once."""
 
     method: str
     path: str
@@ -106,6 +163,11 @@ class _Request:
     params: dict[str, Any] | None = None
     files: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
+    content: bytes | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.json is not None:
+            self.content = _encode_json(self.json)
 
 
 class _Envelope(BaseModel):
@@ -325,6 +387,20 @@ def _parse_legacy(response: httpx.Response) -> SearchResult:
     )
 
 
+def _check_extra(value: object, field: str) -> Mapping[str, Any] | None:
+    """Check an escape hatch: a mapping (or ``None``) of JSON values, named on error."""
+    mapping = check_mapping(value, field)
+    if mapping:
+        _check_json(dict(mapping), field)
+    return mapping
+
+
+def _check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{field}: must be true or false (got {value!r:.80})")
+    return value
+
+
 _scrub = scrub  # the names the tests and older code use
 _scrub_value = scrub_value
 
@@ -335,12 +411,7 @@ def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     return done, failed
 
 
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidRequestError(f"{name}: must be a positive number of seconds (got {value!r})")
-    if math.isinf(value):
-        raise InvalidRequestError(f"{name}: must be finite (got {value!r})")
-    return float(value)
+_check_positive = check_seconds
 
 
 _INSTANCE_BOUNDS: dict[str, tuple[float, float]] = {
@@ -502,10 +573,12 @@ class _BaseClient(Generic[_HttpT]):
 
     def _build(self, req: _Request) -> httpx.Request:
         headers = self._config.auth_headers()
+        if req.content is not None:
+            headers["Content-Type"] = "application/json"
         return self._client.build_request(
             req.method,
             _parsed_url(self._config.base_url + req.path),
-            json=req.json,
+            content=req.content,
             params=req.params,
             files=req.files,
             data=req.data,
@@ -545,8 +618,8 @@ class _BaseClient(Generic[_HttpT]):
         instance_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         opts = coerce_options(options)
-        extra_options = check_mapping(extra_options, "extra_options")
-        extra_body = check_mapping(extra_body, "extra_body")
+        extra_options = _check_extra(extra_options, "extra_options")
+        extra_body = _check_extra(extra_body, "extra_body")
         ai_opts = opts.to_json_dict() if opts is not None else {}
         if instance_ids is not None:
             ai_opts["instance_ids"] = instance_ids
@@ -732,7 +805,7 @@ class _BaseClient(Generic[_HttpT]):
                 body[name] = value
         if stream:
             body["stream"] = True
-        extra_body = check_mapping(extra_body, "extra_body")
+        extra_body = _check_extra(extra_body, "extra_body")
         if extra_body:
             deep_merge(body, extra_body)
         return _Request("POST", f"{self._account_path}/autorag/rags/{rag_id}/{route}", json=body)
@@ -774,6 +847,7 @@ class _BaseClient(Generic[_HttpT]):
         path = self._instance_path(instance_id, namespace, "/items")
         self._check_key(key)
         if isinstance(content, str):
+            _check_json(content, "content")  # a lone surrogate cannot be encoded
             content = content.encode("utf-8")
         if not isinstance(content, (bytes, bytearray)):
             raise InvalidRequestError(
@@ -783,16 +857,17 @@ class _BaseClient(Generic[_HttpT]):
             raise InvalidRequestError(
                 f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
             )
-        data: dict[str, Any] = {"wait_for_completion": "true" if wait_for_completion else "false"}
+        wait = _check_bool(wait_for_completion, "wait_for_completion")
+        data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise InvalidRequestError(
                     f"metadata: must be a mapping (got {type(metadata).__name__})"
                 )
-            try:
-                data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(f"metadata: must be JSON-serialisable ({exc})") from None
+            problem = _json_problem(dict(metadata), "metadata")
+            if problem:
+                raise InvalidRequestError(f"metadata: must be JSON-serialisable ({problem})")
+            data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
         mime = mimetypes.guess_type(key)[0] or "application/octet-stream"
         files = {"file": (key, bytes(content), mime)}
         return _Request("POST", path, files=files, data=data)
@@ -804,6 +879,9 @@ class _BaseClient(Generic[_HttpT]):
                 f"key: must be a non-empty string of at most {MAX_ITEM_KEY} characters "
                 f"(got {key!r:.80})"
             )
+        _check_json(key, "key")
+        if _CONTROL_RE.search(key):
+            raise InvalidRequestError(f"key: must not contain control characters (got {key!r:.80})")
         return key
 
     def _item_path(self, instance_id: str, item_id: str, namespace: str | None) -> str:
@@ -819,11 +897,10 @@ class _BaseClient(Generic[_HttpT]):
     def _sync_item_req(
         self, instance_id: str, item_id: str, wait_for_completion: bool, namespace: str | None
     ) -> _Request:
-        if not isinstance(wait_for_completion, bool):
-            raise InvalidRequestError(
-                f"wait_for_completion: must be true or false (got {wait_for_completion!r:.80})"
-            )
-        body = {"next_action": "INDEX", "wait_for_completion": wait_for_completion}
+        body = {
+            "next_action": "INDEX",
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+        }
         return _Request("PATCH", self._item_path(instance_id, item_id, namespace), json=body)
 
     def _item_chunks_req(
@@ -858,9 +935,13 @@ class _BaseClient(Generic[_HttpT]):
     ) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if metadata_filter is not None:
-            params["metadata_filter"] = json.dumps(
-                validate_filters(metadata_filter, path="metadata_filter")
-            )
+            encoded = json.dumps(validate_filters(metadata_filter, path="metadata_filter"))
+            if len(encoded) > MAX_FILTER_CHARS:  # it travels in the URL
+                raise InvalidRequestError(
+                    f"metadata_filter: must be at most {MAX_FILTER_CHARS} characters as JSON "
+                    f"(got {len(encoded)})"
+                )
+            params["metadata_filter"] = encoded
         if status is not None:
             if status not in ITEM_STATUSES:
                 raise InvalidRequestError(

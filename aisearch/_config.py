@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_NAMESPACE = "default"
 MAX_RETRIES_LIMIT = 10
+MAX_SECONDS = 7 * 24 * 3600.0
+"""Longest timeout or wait accepted, in seconds (7 days; beyond ~292 years the OS overflows)."""
 
 ACCOUNT_ID_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
 API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN")
@@ -200,12 +203,38 @@ def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if timeout is None:
         return DEFAULT_TIMEOUT
     if isinstance(timeout, httpx.Timeout):
+        for part, value in timeout.as_dict().items():
+            if value is not None:  # None: no limit for that phase (httpx's meaning)
+                check_seconds(value, f"timeout.{part}")
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    seconds = check_seconds(timeout, "timeout")
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
+def check_seconds(value: object, name: str) -> float:
+    """Check a duration: a positive, finite number of seconds, at most ``MAX_SECONDS``.
+
+    Args:
+        value: The candidate value.
+        name: The parameter name used in the error message.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        InvalidRequestError: If it is not a number (bools included), not positive, NaN,
+            infinite or above ``MAX_SECONDS``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise InvalidRequestError(
-            f"timeout: must be a positive number of seconds (got {timeout!r})"
+            f"{name}: must be a positive number of seconds (got {value!r:.80})"
         )
-    return httpx.Timeout(float(timeout), connect=min(float(timeout), 5.0))
+    if value > MAX_SECONDS or not math.isfinite(value):  # compare first: a huge int has no float
+        raise InvalidRequestError(
+            f"{name}: must be finite and at most {MAX_SECONDS:.0f} seconds (7 days) "
+            f"(got {value!r:.80})"
+        )
+    return float(value)
 
 
 def check_max_retries(max_retries: object) -> int:
@@ -268,6 +297,15 @@ def resolve_config(
         InvalidRequestError: If a value is malformed.
     """
     env = os.environ if environ is None else environ
+    for name, value in (
+        ("account_id", account_id),
+        ("api_token", api_token),
+        ("api_email", api_email),
+        ("api_key", api_key),
+        ("base_url", base_url),
+    ):
+        if value is not None and not isinstance(value, str):  # the value is never shown
+            raise InvalidRequestError(f"{name}: must be a string (got {type(value).__name__})")
     account = account_id or _env(ACCOUNT_ID_ENV, env)
     if not account:
         raise AISearchError(
@@ -305,9 +343,7 @@ def resolve_config(
         _header_safe(key, "api_key"),
     )
 
-    url = (base_url or _env(BASE_URL_ENV, env) or DEFAULT_BASE_URL).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise InvalidRequestError(f"base_url: must start with http:// or https:// (got {url!r})")
+    url = _check_base_url((base_url or _env(BASE_URL_ENV, env) or DEFAULT_BASE_URL).rstrip("/"))
 
     return ClientConfig(
         account_id=account,
@@ -319,6 +355,32 @@ def resolve_config(
         api_email=email,
         api_key=SecretStr(key) if key else None,
     )
+
+
+def _check_base_url(url: str) -> str:
+    """Check the API root: http(s), a host, no query, fragment, spaces or control characters."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            f"base_url: must start with http:// or https:// (got {url!r:.120})"
+        )
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise InvalidRequestError(f"base_url: not a valid URL ({exc})") from None
+    if (
+        not parsed.host
+        or not 0 < (parsed.port or 80) <= 65535
+        or parsed.query
+        or parsed.fragment
+        or "?" in url
+        or "#" in url
+        or any(c.isspace() or not c.isprintable() for c in url)
+    ):
+        raise InvalidRequestError(
+            "base_url: must be an http(s) URL with a host (and a port up to 65535) and no "
+            f"query, fragment, spaces or control characters (got {url!r:.120})"
+        )
+    return url
 
 
 _HEADER_SAFE_RE = re.compile(r"[\x21-\x7e]+")

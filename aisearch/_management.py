@@ -15,6 +15,7 @@ from aisearch._base import (
     LIST_PER_PAGE,
     ProgressCallback,
     _BaseClient,
+    _check_bool,
     _list_result_parser,
     _none_parser,
     _Request,
@@ -311,7 +312,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         body = {
             "key": self._check_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": bool(wait_for_completion),
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
         parsed: Item = self._request(req, _result_parser(Item, "item"))
@@ -737,7 +738,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         body = {
             "key": self._check_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": bool(wait_for_completion),
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
         parsed: Item = await self._request(req, _result_parser(Item, "item"))
