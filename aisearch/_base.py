@@ -998,9 +998,12 @@ class _BaseClient(Generic[_HttpT]):
             )
         return [check_path_id(v, f"item_ids[{i}]", "item") for i, v in enumerate(item_ids)]
 
-    @staticmethod
     def _wait_step(
-        items: list[Item], on_progress: ProgressCallback | None, deadline: float, timeout: float
+        self,
+        items: list[Item],
+        on_progress: ProgressCallback | None,
+        deadline: float,
+        timeout: float,
     ) -> float | None:
         """Report progress; return ``None`` when done, else the seconds left before the deadline."""
         done, failed = _indexing_progress(items)
@@ -1008,7 +1011,8 @@ class _BaseClient(Generic[_HttpT]):
             on_progress(done, len(items), items)
         if failed:
             names = ", ".join(f"{i.key or i.id}: {i.error or 'error'}" for i in failed)
-            raise IndexingError(f"indexing failed for {len(failed)} item(s): {names}", items=failed)
+            message = f"indexing failed for {len(failed)} item(s): {names}"  # server text: scrub
+            raise IndexingError(_scrub(message, self._config.secrets()), items=failed)
         if done == len(items):
             return None
         remaining = deadline - time.monotonic()

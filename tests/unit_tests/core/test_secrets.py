@@ -361,3 +361,15 @@ def test_the_client_scrubs_an_error_built_without_its_response():
     client._scrubbed(err)  # ...the client knows it
     assert (err.message, err.body, str(err)) == ("echo ***", {"m": "***"}, "HTTP 400: echo ***")
     client.close()
+
+
+def test_an_item_error_echoing_the_token_is_scrubbed_from_the_indexing_error(harness):
+    from aisearch import IndexingError
+    from tests.unit_tests.core.payloads import envelope, item
+
+    failed = item("i1", status="error", error=f"cannot fetch with {TOKEN}")
+    h = harness(lambda r: httpx.Response(200, json=envelope(failed)))
+    with pytest.raises(IndexingError) as info:
+        h.call("wait_until_indexed", "docs", ["i1"])
+    assert TOKEN not in str(info.value) and "cannot fetch with ***" in str(info.value)
+    assert len(str(pickle.loads(pickle.dumps(info.value)))) == len(str(info.value))
