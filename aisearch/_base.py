@@ -16,9 +16,8 @@ import mimetypes
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -28,6 +27,8 @@ from aisearch._config import (
     ClientConfig,
     Unset,
     check_max_retries,
+    check_optional_seconds,
+    check_path_id,
     check_seconds,
     make_timeout,
     resolve_config,
@@ -43,7 +44,9 @@ from aisearch._exceptions import (
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
-    excerpt,
+    request_secrets,
+    scrub,
+    scrub_value,
 )
 from aisearch._fanout import (
     MergeMode,
@@ -98,9 +101,64 @@ _DONE_STATUSES = frozenset({"completed", "skipped"})
 USER_AGENT = f"aisearch-py/{__version__}"
 
 
+MAX_JSON_DEPTH = 64
+MAX_FILTER_CHARS = 8192
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    """Name the first part of ``value`` that cannot travel as JSON, or return ``None``."""
+    where = path or "body"
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where}: must be a finite number (got {value})"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where}: must be valid Unicode text (it holds a lone surrogate)"
+        return None
+    if depth >= MAX_JSON_DEPTH:
+        return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where}: keys must be strings (got {type(key).__name__})"
+            child = f"{path}.{key}" if path else key
+            problem = _json_problem(key, child, depth + 1) or _json_problem(item, child, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]", depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"{where}: must be a JSON value (got {type(value).__name__})"
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Raise ``InvalidRequestError`` naming the first part of ``value`` that is not JSON."""
+    problem = _json_problem(value, path)
+    if problem:
+        raise InvalidRequestError(problem)
+
+
+def _encode_json(body: Any) -> bytes:
+    """Encode a request body once, as httpx would; a value that cannot be sent is named."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError):
+        pass
+    _check_json(body, "")
+    raise InvalidRequestError("body: cannot be encoded as JSON")  # pragma: no cover - defensive
+
+
 @dataclass
 class _Request:
-    """A request to build (and rebuild on every retry)."""
+    """A request to build (and rebuild on every retry); a JSON body is encoded here, once."""
 
     method: str
     path: str
@@ -108,6 +166,11 @@ class _Request:
     params: dict[str, Any] | None = None
     files: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
+    content: bytes | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.json is not None:
+            self.content = _encode_json(self.json)
 
 
 class _Envelope(BaseModel):
@@ -155,7 +218,9 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
     except ValueError:
         data = None
     if isinstance(data, Mapping) and data.get("success") is False:
-        return error_from_body(data, response.status_code, _request_id(response), "success: false")
+        return error_from_body(
+            data, response.status_code, _request_id(response), "success: false", response=response
+        )
     detail = ""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]
@@ -163,44 +228,69 @@ def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AI
         detail = f": {loc}: {first['msg']}" if loc else f": {first['msg']}"
     else:
         detail = f": {exc}"
-    return APIResponseValidationError(
-        f"unexpected {what} response body{detail}",
-        status_code=response.status_code,
-        body_excerpt=excerpt(response.content),
-    )
+    return APIResponseValidationError(f"unexpected {what} response body{detail}", response=response)
+
+
+def _fit(
+    response: httpx.Response,
+    what: str,
+    build: Callable[[], _T],
+    errors: tuple[type[Exception], ...] = (ValidationError,),
+) -> _T:
+    """Run ``build``; if the body does not fit, raise the validation error.
+
+    It is raised outside the ``except`` block, so that the exception chain
+    (``__context__``) does not keep pydantic's error, which quotes the body.
+    """
+    try:
+        return build()
+    except errors as exc:
+        failure: Exception = exc
+    raise _validation_error(response, what, failure)
 
 
 def _parse_search(response: httpx.Response) -> SearchResult:
-    try:
-        env = validate_json_tolerant(_SearchEnvelope, response.content)
-    except ValidationError as exc:
-        raise _validation_error(response, "search", exc) from None
+    env = _fit(
+        response, "search", lambda: validate_json_tolerant(_SearchEnvelope, response.content)
+    )
     if env.success is False:
         raise error_from_body(
-            env.model_dump(), response.status_code, _request_id(response), "success: false"
+            env.model_dump(),
+            response.status_code,
+            _request_id(response),
+            "success: false",
+            response=response,
         )
     if env.result is None:
         raise _validation_error(response, "search", ValueError("no result"))
     return env.result
 
 
+def _enveloped_completion(response: httpx.Response) -> ChatCompletion | None:
+    """A completion wrapped in the v4 envelope (tolerated), else ``None``."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(data, Mapping) and data.get("success") is not False:
+        result = data.get("result")
+        if isinstance(result, Mapping) and "choices" in result:
+            try:
+                return ChatCompletion.model_validate(result)
+            except ValidationError:
+                return None
+    return None
+
+
 def _parse_chat(response: httpx.Response) -> ChatCompletion:
     try:
         return validate_json_tolerant(ChatCompletion, response.content)
     except ValidationError as exc:
-        # Tolerate a completion wrapped in the v4 envelope.
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            data = None
-        if isinstance(data, Mapping) and data.get("success") is not False:
-            result = data.get("result")
-            if isinstance(result, Mapping) and "choices" in result:
-                try:
-                    return ChatCompletion.model_validate(result)
-                except ValidationError:
-                    pass
-        raise _validation_error(response, "chat completion", exc) from None
+        failure = exc
+    wrapped = _enveloped_completion(response)
+    if wrapped is not None:
+        return wrapped
+    raise _validation_error(response, "chat completion", failure)
 
 
 def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
@@ -210,13 +300,14 @@ def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
         raise APIResponseValidationError(
             f"empty {what} response body", status_code=response.status_code
         )
-    try:
-        env = _Envelope.model_validate_json(response.content)
-    except ValidationError as exc:
-        raise _validation_error(response, what, exc) from None
+    env = _fit(response, what, lambda: _Envelope.model_validate_json(response.content))
     if env.success is False:
         raise error_from_body(
-            env.model_dump(), response.status_code, _request_id(response), "success: false"
+            env.model_dump(),
+            response.status_code,
+            _request_id(response),
+            "success: false",
+            response=response,
         )
     return env
 
@@ -224,10 +315,7 @@ def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
 def _result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Response], Any]:
     def parse(response: httpx.Response) -> Any:
         env = _parse_envelope(response, what)
-        try:
-            return model.model_validate(env.result)
-        except ValidationError as exc:
-            raise _validation_error(response, what, exc) from None
+        return _fit(response, what, lambda: model.model_validate(env.result))
 
     return parse
 
@@ -243,10 +331,12 @@ def _list_result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Re
         env = _parse_envelope(response, what)
         if not isinstance(env.result, list):
             raise _validation_error(response, what, ValueError("result is not a list"))
-        try:
-            return [model.model_validate(drop_absent_nulls(entry)) for entry in env.result]
-        except ValidationError as exc:
-            raise _validation_error(response, what, exc) from None
+        entries = env.result
+        return _fit(
+            response,
+            what,
+            lambda: [model.model_validate(drop_absent_nulls(entry)) for entry in entries],
+        )
 
     return parse
 
@@ -279,9 +369,9 @@ def _legacy_chunk(entry: Mapping[str, Any]) -> Chunk:
 
 
 def _parse_legacy(response: httpx.Response) -> SearchResult:
-    env = _parse_envelope(response, "legacy search")
-    result = env.result
-    try:
+    result = _parse_envelope(response, "legacy search").result
+
+    def build() -> SearchResult:
         if not isinstance(result, Mapping):
             raise TypeError("result is not an object")
         data = result.get("data") or []
@@ -294,41 +384,28 @@ def _parse_legacy(response: httpx.Response) -> SearchResult:
             data=data,
             **extras,
         )
-    except (ValidationError, TypeError, KeyError, AttributeError) as exc:
-        raise _validation_error(response, "legacy search", exc) from None
+
+    return _fit(
+        response, "legacy search", build, (ValidationError, TypeError, KeyError, AttributeError)
+    )
 
 
-_ALWAYS_SCRUB_LENGTH = 16
-_TOKEN_CHARS = r"A-Za-z0-9_.\-"
+def _check_extra(value: object, field: str) -> Mapping[str, Any] | None:
+    """Check an escape hatch: a mapping (or ``None``) of JSON values, named on error."""
+    mapping = check_mapping(value, field)
+    if mapping:
+        _check_json(dict(mapping), field)
+    return mapping
 
 
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    """Replace secrets in ``text`` by ``***``.
-
-    A secret of 16 or more characters is replaced wherever it appears. A shorter one (a
-    local test token such as ``local``) only where it stands alone, not inside a longer
-    word, so that ``instance 'local-notes'`` or ``<html>`` are not mangled.
-    """
-    for secret in secrets:
-        if not secret or secret not in text:
-            continue
-        if len(secret) >= _ALWAYS_SCRUB_LENGTH:
-            text = text.replace(secret, "***")
-        else:
-            alone = rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])"
-            text = re.sub(alone, "***", text)
-    return text
-
-
-def _scrub_value(value: Any, secrets: Sequence[str]) -> Any:
-    """``_scrub`` every string in a decoded JSON value (an error body)."""
-    if isinstance(value, str):
-        return _scrub(value, secrets)
-    if isinstance(value, Mapping):
-        return {k: _scrub_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_value(v, secrets) for v in value]
+def _check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{field}: must be true or false (got {value!r:.80})")
     return value
+
+
+_scrub = scrub  # the names the tests and older code use
+_scrub_value = scrub_value
 
 
 def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
@@ -337,12 +414,7 @@ def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     return done, failed
 
 
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidRequestError(f"{name}: must be a positive number of seconds (got {value!r})")
-    if math.isinf(value):
-        raise InvalidRequestError(f"{name}: must be finite (got {value!r})")
-    return float(value)
+_check_positive = check_seconds
 
 
 _INSTANCE_BOUNDS: dict[str, tuple[float, float]] = {
@@ -435,8 +507,8 @@ class _BaseClient(Generic[_HttpT]):
         )
         self._config: ClientConfig = dataclasses.replace(
             config,
-            total_timeout=check_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_seconds(stream_idle_timeout, "stream_idle_timeout"),
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
         )
         self._account_path = f"/accounts/{self._config.account_id}"
 
@@ -511,9 +583,9 @@ class _BaseClient(Generic[_HttpT]):
         if max_retries is not None:
             changes["max_retries"] = check_max_retries(max_retries)
         if total_timeout is not UNSET:
-            changes["total_timeout"] = check_seconds(total_timeout, "total_timeout")
+            changes["total_timeout"] = check_optional_seconds(total_timeout, "total_timeout")
         if stream_idle_timeout is not UNSET:
-            changes["stream_idle_timeout"] = check_seconds(
+            changes["stream_idle_timeout"] = check_optional_seconds(
                 stream_idle_timeout, "stream_idle_timeout"
             )
         clone = copy.copy(self)
@@ -535,10 +607,12 @@ class _BaseClient(Generic[_HttpT]):
 
     def _build(self, req: _Request) -> httpx.Request:
         headers = self._config.auth_headers()
+        if req.content is not None:
+            headers["Content-Type"] = "application/json"
         return self._client.build_request(
             req.method,
             _parsed_url(self._config.base_url + req.path),
-            json=req.json,
+            content=req.content,
             params=req.params,
             files=req.files,
             data=req.data,
@@ -552,17 +626,20 @@ class _BaseClient(Generic[_HttpT]):
         except ValueError:
             body = response.text
         default = response.reason_phrase or "request failed"
-        error = error_from_body(body, response.status_code, _request_id(response), default)
-        error.response = response
+        error = error_from_body(
+            body, response.status_code, _request_id(response), default, response=response
+        )
         return self._scrubbed(error)
 
     def _scrubbed(self, error: APIStatusError) -> APIStatusError:
-        """Take the credentials out of an error's message and body (services may echo them)."""
+        """Take the client's credentials out of an error's message and body.
+
+        Errors built from a response are already scrubbed by their constructor (with the
+        credentials of the request); this also covers one built without the response.
+        """
         secrets = self._config.secrets()
-        scrubbed = _scrub(error.message, secrets)
-        if scrubbed != error.message:
-            error.message = scrubbed
-            error.args = (error._format(),)
+        error.message = _scrub(error.message, secrets)
+        error.args = (error._format(),)
         error.body = _scrub_value(error.body, secrets)
         return error
 
@@ -575,8 +652,8 @@ class _BaseClient(Generic[_HttpT]):
         instance_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         opts = coerce_options(options)
-        extra_options = check_mapping(extra_options, "extra_options")
-        extra_body = check_mapping(extra_body, "extra_body")
+        extra_options = _check_extra(extra_options, "extra_options")
+        extra_body = _check_extra(extra_body, "extra_body")
         ai_opts = opts.to_json_dict() if opts is not None else {}
         if instance_ids is not None:
             ai_opts["instance_ids"] = instance_ids
@@ -762,16 +839,19 @@ class _BaseClient(Generic[_HttpT]):
                 body[name] = value
         if stream:
             body["stream"] = True
-        extra_body = check_mapping(extra_body, "extra_body")
+        extra_body = _check_extra(extra_body, "extra_body")
         if extra_body:
             deep_merge(body, extra_body)
         return _Request("POST", f"{self._account_path}/autorag/rags/{rag_id}/{route}", json=body)
 
     # management requests
 
-    def _namespaces_path(self, name: str | None = None) -> str:
-        base = f"{self._account_path}/ai-search/namespaces"
-        return base if name is None else f"{base}/{validate_namespace(name, 'name')}"
+    def _namespaces_path(self) -> str:
+        return f"{self._account_path}/ai-search/namespaces"
+
+    def _namespace_path(self, name: str) -> str:
+        # no default here: get_namespace(None) must not become a GET (or DELETE) of the list
+        return f"{self._namespaces_path()}/{validate_namespace(name, 'name')}"
 
     def _create_namespace_req(self, name: str, description: str | None) -> _Request:
         body: dict[str, Any] = {"name": validate_namespace(name, "name")}
@@ -801,6 +881,7 @@ class _BaseClient(Generic[_HttpT]):
         path = self._instance_path(instance_id, namespace, "/items")
         self._check_key(key)
         if isinstance(content, str):
+            _check_json(content, "content")  # a lone surrogate cannot be encoded
             content = content.encode("utf-8")
         if not isinstance(content, (bytes, bytearray)):
             raise InvalidRequestError(
@@ -810,16 +891,17 @@ class _BaseClient(Generic[_HttpT]):
             raise InvalidRequestError(
                 f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
             )
-        data: dict[str, Any] = {"wait_for_completion": "true" if wait_for_completion else "false"}
+        wait = _check_bool(wait_for_completion, "wait_for_completion")
+        data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise InvalidRequestError(
                     f"metadata: must be a mapping (got {type(metadata).__name__})"
                 )
-            try:
-                data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(f"metadata: must be JSON-serialisable ({exc})") from None
+            problem = _json_problem(dict(metadata), "metadata")
+            if problem:
+                raise InvalidRequestError(f"metadata: must be JSON-serialisable ({problem})")
+            data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
         mime = mimetypes.guess_type(key)[0] or "application/octet-stream"
         files = {"file": (key, bytes(content), mime)}
         return _Request("POST", path, files=files, data=data)
@@ -831,12 +913,14 @@ class _BaseClient(Generic[_HttpT]):
                 f"key: must be a non-empty string of at most {MAX_ITEM_KEY} characters "
                 f"(got {key!r:.80})"
             )
+        _check_json(key, "key")
+        if _CONTROL_RE.search(key):
+            raise InvalidRequestError(f"key: must not contain control characters (got {key!r:.80})")
         return key
 
     def _item_path(self, instance_id: str, item_id: str, namespace: str | None) -> str:
-        if not isinstance(item_id, str) or not item_id:
-            raise InvalidRequestError(f"item_id: must be a non-empty string (got {item_id!r})")
-        return self._instance_path(instance_id, namespace, f"/items/{quote(item_id, safe='')}")
+        item_id = check_path_id(item_id, "item_id", "item")
+        return self._instance_path(instance_id, namespace, f"/items/{item_id}")
 
     def _update_instance_req(
         self, instance_id: str, namespace: str | None, fields: Mapping[str, Any]
@@ -847,11 +931,10 @@ class _BaseClient(Generic[_HttpT]):
     def _sync_item_req(
         self, instance_id: str, item_id: str, wait_for_completion: bool, namespace: str | None
     ) -> _Request:
-        if not isinstance(wait_for_completion, bool):
-            raise InvalidRequestError(
-                f"wait_for_completion: must be true or false (got {wait_for_completion!r:.80})"
-            )
-        body = {"next_action": "INDEX", "wait_for_completion": wait_for_completion}
+        body = {
+            "next_action": "INDEX",
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+        }
         return _Request("PATCH", self._item_path(instance_id, item_id, namespace), json=body)
 
     def _item_chunks_req(
@@ -865,11 +948,8 @@ class _BaseClient(Generic[_HttpT]):
     def _job_path(
         self, instance_id: str, job_id: str, namespace: str | None, suffix: str = ""
     ) -> str:
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidRequestError(f"job_id: must be a non-empty string (got {job_id!r:.80})")
-        return self._instance_path(
-            instance_id, namespace, f"/jobs/{quote(job_id, safe='')}{suffix}"
-        )
+        job_id = check_path_id(job_id, "job_id", "job")
+        return self._instance_path(instance_id, namespace, f"/jobs/{job_id}{suffix}")
 
     def _create_job_req(
         self, instance_id: str, description: str | None, namespace: str | None
@@ -889,9 +969,13 @@ class _BaseClient(Generic[_HttpT]):
     ) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if metadata_filter is not None:
-            params["metadata_filter"] = json.dumps(
-                validate_filters(metadata_filter, path="metadata_filter")
-            )
+            encoded = json.dumps(validate_filters(metadata_filter, path="metadata_filter"))
+            if len(encoded) > MAX_FILTER_CHARS:  # it travels in the URL
+                raise InvalidRequestError(
+                    f"metadata_filter: must be at most {MAX_FILTER_CHARS} characters as JSON "
+                    f"(got {len(encoded)})"
+                )
+            params["metadata_filter"] = encoded
         if status is not None:
             if status not in ITEM_STATUSES:
                 raise InvalidRequestError(
@@ -918,18 +1002,42 @@ class _BaseClient(Generic[_HttpT]):
     def _page_items(env: _Envelope, model: type[_T], response: httpx.Response) -> list[_T]:
         if not isinstance(env.result, list):
             raise _validation_error(response, "list", ValueError("result is not a list"))
-        try:
-            return [model.model_validate(entry) for entry in env.result]  # type: ignore[attr-defined]
-        except ValidationError as exc:
-            raise _validation_error(response, "list", exc) from None
+        entries = env.result
+        return _fit(
+            response,
+            "list",
+            lambda: [model.model_validate(entry) for entry in entries],  # type: ignore[attr-defined]
+        )
 
     @staticmethod
-    def _wait_args(timeout: float, poll_interval: float) -> tuple[float, float]:
+    def _wait_args(
+        timeout: float, poll_interval: float, on_progress: object
+    ) -> tuple[float, float]:
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidRequestError(
+                f"on_progress: must be a callable or None (got {type(on_progress).__name__})"
+            )
         return _check_positive(timeout, "timeout"), _check_positive(poll_interval, "poll_interval")
 
-    @staticmethod
+    def _wait_ids(
+        self, instance_id: str, item_ids: Sequence[str] | None, namespace: str | None
+    ) -> list[str] | None:
+        """Check every id of a wait before the first poll (a string is not a list of ids)."""
+        self._instance_path(instance_id, namespace)
+        if item_ids is None:
+            return None
+        if isinstance(item_ids, (str, bytes, bytearray)) or not isinstance(item_ids, Sequence):
+            raise InvalidRequestError(
+                f"item_ids: must be a list of item ids or None (got {type(item_ids).__name__})"
+            )
+        return [check_path_id(v, f"item_ids[{i}]", "item") for i, v in enumerate(item_ids)]
+
     def _wait_step(
-        items: list[Item], on_progress: ProgressCallback | None, deadline: float, timeout: float
+        self,
+        items: list[Item],
+        on_progress: ProgressCallback | None,
+        deadline: float,
+        timeout: float,
     ) -> float | None:
         """Report progress; return ``None`` when done, else the seconds left before the deadline."""
         done, failed = _indexing_progress(items)
@@ -937,7 +1045,8 @@ class _BaseClient(Generic[_HttpT]):
             on_progress(done, len(items), items)
         if failed:
             names = ", ".join(f"{i.key or i.id}: {i.error or 'error'}" for i in failed)
-            raise IndexingError(f"indexing failed for {len(failed)} item(s): {names}", items=failed)
+            message = f"indexing failed for {len(failed)} item(s): {names}"  # server text: scrub
+            raise IndexingError(_scrub(message, self._config.secrets()), items=failed)
         if done == len(items):
             return None
         remaining = deadline - time.monotonic()
@@ -981,12 +1090,14 @@ class _BaseClient(Generic[_HttpT]):
         if isinstance(data, Mapping) and (
             data.get("success") is False or "error" in data or data.get("errors")
         ):
-            return error_from_body(data, response.status_code, _request_id(response), "error")
+            return error_from_body(
+                data, response.status_code, _request_id(response), "error", response=response
+            )
         ctype = response.headers.get("content-type", "")
         return APIResponseValidationError(
             f"expected a text/event-stream response, got content type {ctype!r}",
-            status_code=response.status_code,
-            body_excerpt=excerpt(body),
+            content=body,
+            response=response,
         )
 
 
@@ -996,10 +1107,20 @@ def _is_event_stream(response: httpx.Response) -> bool:
 
 
 def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
+    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request."""
+    error: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
-    if isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
-        return APIConnectionError(
+        error = APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
+    elif isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
+        error = APIConnectionError(
             f"connection error: {type(exc).__name__} (request could not be sent)", request=request
         )
-    return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}", request=request)
+    else:
+        error = APIConnectionError(
+            f"connection error: {type(exc).__name__}: {exc}", request=request
+        )
+    if error.request is not None:  # the cause (exc.__cause__) shows no credential either
+        secrets = request_secrets(request)
+        exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
+        exc.request = error.request
+    return error

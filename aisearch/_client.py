@@ -52,6 +52,7 @@ from aisearch._exceptions import (
     APITimeoutError,
     InvalidRequestError,
     StreamInterruptedError,
+    request_secrets,
 )
 from aisearch._fanout import (
     MergeMode,
@@ -363,7 +364,10 @@ class AISearchClient(_SyncManagement):
             if not _is_event_stream(response):
                 raise self._stream_content_error(response, response.read())
             decoder = StreamDecoder(
-                response.status_code, _request_id(response), join_errors=join_errors
+                response.status_code,
+                _request_id(response),
+                join_errors=join_errors,
+                secrets=request_secrets(response.request),
             )
             for sse in EventSource(response).iter_sse():
                 yield from decoder.feed(sse)
@@ -958,7 +962,10 @@ class AsyncAISearchClient(_AsyncManagement):
                 body = await _bounded(response.aread(), _wait(end, idle), "response body")
                 raise self._stream_content_error(response, body)
             decoder = StreamDecoder(
-                response.status_code, _request_id(response), join_errors=join_errors
+                response.status_code,
+                _request_id(response),
+                join_errors=join_errors,
+                secrets=request_secrets(response.request),
             )
             events = EventSource(response).aiter_sse()
             try:

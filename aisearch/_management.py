@@ -15,13 +15,11 @@ from aisearch._base import (
     LIST_PER_PAGE,
     ProgressCallback,
     _BaseClient,
+    _check_bool,
     _list_result_parser,
     _none_parser,
     _Request,
     _result_parser,
-)
-from aisearch._config import (
-    validate_instance_id,
 )
 from aisearch._models import (
     Instance,
@@ -82,7 +80,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         Returns:
             The namespace.
         """
-        req = _Request("GET", self._namespaces_path(name))
+        req = _Request("GET", self._namespace_path(name))
         parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
         return parsed
 
@@ -92,7 +90,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         Args:
             name: Namespace name.
         """
-        self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+        self._request(_Request("DELETE", self._namespace_path(name)), _none_parser)
 
     # ------------------------------------------------------------------ instances
 
@@ -314,7 +312,7 @@ class _SyncManagement(_BaseClient[httpx.Client]):
         body = {
             "key": self._check_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": bool(wait_for_completion),
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
         parsed: Item = self._request(req, _result_parser(Item, "item"))
@@ -444,9 +442,8 @@ class _SyncManagement(_BaseClient[httpx.Client]):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval)
-        validate_instance_id(instance_id)
-        ids = None if item_ids is None else [str(i) for i in item_ids]
+        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:
             if ids is None:
@@ -505,7 +502,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         Returns:
             The namespace.
         """
-        req = _Request("GET", self._namespaces_path(name))
+        req = _Request("GET", self._namespace_path(name))
         parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
         return parsed
 
@@ -515,7 +512,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         Args:
             name: Namespace name.
         """
-        await self._request(_Request("DELETE", self._namespaces_path(name)), _none_parser)
+        await self._request(_Request("DELETE", self._namespace_path(name)), _none_parser)
 
     # ------------------------------------------------------------------ instances
 
@@ -741,7 +738,7 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
         body = {
             "key": self._check_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": bool(wait_for_completion),
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
         parsed: Item = await self._request(req, _result_parser(Item, "item"))
@@ -875,9 +872,8 @@ class _AsyncManagement(_BaseClient[httpx.AsyncClient]):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval)
-        validate_instance_id(instance_id)
-        ids = None if item_ids is None else [str(i) for i in item_ids]
+        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:
             if ids is None:

@@ -22,9 +22,10 @@ Unknown event names are ignored. A stream that ends without ``[DONE]`` raises
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import httpx
 from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
@@ -34,6 +35,7 @@ from aisearch._exceptions import (
     APIStatusError,
     StreamInterruptedError,
     excerpt,
+    request_secrets,
     status_error_class,
 )
 from aisearch._models import (
@@ -50,20 +52,39 @@ from aisearch._models import (
 __all__ = ["StreamDecoder", "error_from_body"]
 
 
+def _error_status(value: object) -> int | None:
+    """An HTTP error status carried in a body (``status``), if it is one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+        return value
+    return None
+
+
 def error_from_body(
-    body: Any, status_code: int, request_id: str | None, default: str
+    body: Any,
+    status_code: int,
+    request_id: str | None,
+    default: str,
+    *,
+    response: httpx.Response | None = None,
+    secrets: Sequence[str] = (),
 ) -> APIStatusError:
     """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
+
+    The error's constructor takes the credentials (``secrets`` and those of
+    ``response.request``) out of everything it keeps.
 
     Args:
         body: The decoded body (any JSON value, or text).
         status_code: HTTP status to report.
         request_id: The request id, when known.
         default: Message used when the body carries none.
+        response: The response the body came from, when there is one.
+        secrets: Credentials to scrub besides those of ``response.request``.
 
     Returns:
         The exception to raise (its class depends on ``status_code``).
     """
+    secrets = (*secrets, *request_secrets(None if response is None else response.request))
     code: int | str | None = None
     message = default
     if isinstance(body, Mapping):
@@ -83,14 +104,23 @@ def error_from_body(
             message = error
         elif isinstance(body.get("message"), str) and body["message"]:
             message = body["message"]
-        if isinstance(body.get("status"), int) and status_code < 400:
-            status_code = body["status"]
+        carried = _error_status(body.get("status"))
+        if carried is not None and status_code < 400:
+            status_code = carried
     elif isinstance(body, str) and body.strip():
-        message = excerpt(body)
-    if code is not None and not isinstance(code, (int, str)):
+        message = excerpt(body, secrets=secrets)
+    if isinstance(code, bool) or (code is not None and not isinstance(code, (int, str))):
         code = str(code)
     cls = status_error_class(status_code)
-    return cls(message, status_code=status_code, code=code, request_id=request_id, body=body)
+    return cls(
+        message,
+        status_code=status_code,
+        code=code,
+        request_id=request_id,
+        body=body,
+        response=response,
+        secrets=secrets,
+    )
 
 
 class StreamDecoder:
@@ -101,13 +131,20 @@ class StreamDecoder:
         request_id: Request id of the response, when known.
         join_errors: A namespace stream: per-instance errors sent as a separate event join
             the sources (which are held back until the next event).
+        secrets: Credentials of the request, taken out of every error built from the stream.
     """
 
     def __init__(
-        self, status_code: int = 200, request_id: str | None = None, *, join_errors: bool = False
+        self,
+        status_code: int = 200,
+        request_id: str | None = None,
+        *,
+        join_errors: bool = False,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.status_code = status_code
         self.request_id = request_id
+        self._secrets = tuple(secrets)
         self.done = False
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
@@ -198,7 +235,8 @@ class StreamDecoder:
             raise APIResponseValidationError(
                 f"stream event {sse.event!r} does not carry JSON data",
                 status_code=self.status_code,
-                body_excerpt=excerpt(sse.data),
+                content=sse.data,
+                secrets=self._secrets,
             ) from None
 
     def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
@@ -208,12 +246,16 @@ class StreamDecoder:
                 errors=[InstanceError.model_validate(e) for e in (errors or [])],
             )
         except (ValidationError, TypeError) as exc:
-            raise APIResponseValidationError(
-                f"stream sources do not fit the chunk model: {exc.__class__.__name__}",
-                status_code=self.status_code,
-                body_excerpt=excerpt(raw),
-            ) from None
-        return [event]
+            failure = exc.__class__.__name__
+        else:
+            return [event]
+        # raised outside the except block: pydantic's error (it quotes the data) is not chained
+        raise APIResponseValidationError(
+            f"stream sources do not fit the chunk model: {failure}",
+            status_code=self.status_code,
+            content=raw,
+            secrets=self._secrets,
+        )
 
     def _on_chunks(self, sse: ServerSentEvent) -> list[StreamEvent]:
         data = self._json(sse)
@@ -224,7 +266,8 @@ class StreamDecoder:
         raise APIResponseValidationError(
             "the 'chunks' event is neither a JSON array nor an object with 'chunks'",
             status_code=self.status_code,
-            body_excerpt=excerpt(sse.data),
+            content=sse.data,
+            secrets=self._secrets,
         )
 
     def _on_errors(self, sse: ServerSentEvent) -> list[StreamEvent]:
@@ -235,7 +278,8 @@ class StreamDecoder:
             raise APIResponseValidationError(
                 "the 'errors' event is neither a JSON array nor an object with 'errors'",
                 status_code=self.status_code,
-                body_excerpt=excerpt(sse.data),
+                content=sse.data,
+                secrets=self._secrets,
             )
         return self._sources([], data, sse.data)
 
@@ -245,9 +289,11 @@ class StreamDecoder:
         except ValueError:
             body = sse.data
         status = self.status_code if self.status_code >= 400 else 500
-        if isinstance(body, Mapping) and isinstance(body.get("status"), int):
-            status = body["status"]
-        raise error_from_body(body, status, self.request_id, "error event in the stream")
+        if isinstance(body, Mapping):
+            status = _error_status(body.get("status")) or status
+        raise error_from_body(
+            body, status, self.request_id, "error event in the stream", secrets=self._secrets
+        )
 
     def _on_message(self, sse: ServerSentEvent) -> list[StreamEvent]:
         if sse.data.strip() == "[DONE]":
@@ -267,15 +313,30 @@ class StreamDecoder:
             raise APIResponseValidationError(
                 "stream data is not a JSON object",
                 status_code=self.status_code,
-                body_excerpt=excerpt(sse.data),
+                content=sse.data,
+                secrets=self._secrets,
             )
         is_error = data.get("success") is False or "error" in data
         if is_error or ("errors" in data and "chunks" not in data and "choices" not in data):
             status = self.status_code if self.status_code >= 400 else 500
-            raise error_from_body(data, status, self.request_id, "error in the stream")
+            raise error_from_body(
+                data, status, self.request_id, "error in the stream", secrets=self._secrets
+            )
         if "choices" not in data and isinstance(data.get("chunks"), list):
             return self._sources(data["chunks"], data.get("errors"), sse.data)
         return self._deltas(data, sse.data)
+
+    def _usage_of(self, usage: Mapping[str, Any], raw: str) -> Usage:
+        try:
+            return Usage.model_validate(usage)
+        except ValidationError:
+            pass
+        raise APIResponseValidationError(  # outside the except block: nothing chained
+            "stream usage does not fit the usage model",
+            status_code=self.status_code,
+            content=raw,
+            secrets=self._secrets,
+        )
 
     def _deltas(self, data: Mapping[str, Any], raw: str) -> list[StreamEvent]:
         out: list[StreamEvent] = []
@@ -285,14 +346,7 @@ class StreamDecoder:
         self._model = model or self._model
         usage = data.get("usage")
         if isinstance(usage, Mapping):
-            try:
-                self._usage = Usage.model_validate(usage)
-            except ValidationError:
-                raise APIResponseValidationError(
-                    "stream usage does not fit the usage model",
-                    status_code=self.status_code,
-                    body_excerpt=excerpt(raw),
-                ) from None
+            self._usage = self._usage_of(usage, raw)
         choices = data.get("choices")
         if isinstance(choices, list):
             for choice in choices:

@@ -27,7 +27,7 @@ from aisearch import (
     StreamEndEvent,
     TextDeltaEvent,
 )
-from aisearch._config import check_seconds
+from aisearch._config import MAX_SECONDS, check_optional_seconds
 from aisearch._retry import (
     attempt_budget,
     attempt_time,
@@ -125,9 +125,9 @@ BAD_SECONDS = [
     (0, "must be a positive number of seconds (got 0)"),
     (-1.5, "must be a positive number of seconds (got -1.5)"),
     (math.nan, "must be a positive number of seconds (got nan)"),
-    (math.inf, "must be finite (got inf)"),
-    (float("1e400"), "must be finite (got inf)"),
-    (10**400, "must be finite (got 1000000000"),
+    (math.inf, "must be finite and at most 604800 seconds (7 days) (got inf)"),
+    (float("1e400"), "must be finite and at most 604800 seconds (7 days) (got inf)"),
+    (10**400, "must be finite and at most 604800 seconds (7 days) (got 1000000000"),
     ("1", "must be a positive number of seconds (got '1')"),
     (True, "must be a positive number of seconds (got True)"),
     ([1], "must be a positive number of seconds (got [1])"),
@@ -488,13 +488,13 @@ def test_connection_errors_still_retry_under_a_total(harness, clock, no_jitter):
 )
 def test_check_seconds_accepts_exactly_finite_positive_numbers(value):
     try:
-        got = check_seconds(value, "total_timeout")
+        got = check_optional_seconds(value, "total_timeout")
     except InvalidRequestError as exc:
         assert str(exc).startswith("total_timeout: must be ")
         finite = isinstance(value, (int, float)) and not isinstance(value, bool)
         if finite:
             try:
-                finite = math.isfinite(float(value)) and value > 0
+                finite = math.isfinite(float(value)) and 0 < value <= MAX_SECONDS
             except OverflowError:
                 finite = False
         assert not finite

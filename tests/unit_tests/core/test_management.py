@@ -279,7 +279,7 @@ def test_upload_bad_inputs(harness, args, kwargs, message):
 
 
 def test_create_or_update_get_delete_item(harness):
-    h = harness(fixed(envelope(item("i/1", status="running"))))
+    h = harness(fixed(envelope(item("i-1", status="running"))))
     result = h.call("create_or_update_item", "docs", "guide.md", wait_for_completion=True)
     assert result.status == "running"
     assert h.last.method == "PUT"
@@ -289,11 +289,11 @@ def test_create_or_update_get_delete_item(harness):
         "next_action": "INDEX",
         "wait_for_completion": True,
     }
-    h.call("get_item", "docs", "i/1")
-    assert h.last.url.raw_path.decode().endswith("/instances/docs/items/i%2F1")
-    h.call("delete_item", "docs", "i/1")
+    h.call("get_item", "docs", "i.1~x")
+    assert h.last.url.raw_path.decode().endswith("/instances/docs/items/i.1~x")
+    h.call("delete_item", "docs", "i.1~x")
     assert h.last.method == "DELETE"
-    with pytest.raises(InvalidRequestError, match="item_id: must be a non-empty string"):
+    with pytest.raises(InvalidRequestError, match="item_id: must be 1 to 128 characters"):
         h.call("get_item", "docs", "")
 
 
@@ -638,11 +638,11 @@ def test_list_jobs_fetches_every_page(harness):
 def test_get_and_cancel_job(harness, namespace, ns_path):
     ended = {**JOB, "ended_at": "2026-08-01T10:01:00.000Z", "end_reason": "cancelled"}
     h = harness(fixed(envelope(ended)))
-    job = h.call("get_job", "docs", "job/1", namespace=namespace)
+    job = h.call("get_job", "docs", "job.1", namespace=namespace)
     assert (job.end_reason, job.ended_at) == ("cancelled", "2026-08-01T10:01:00.000Z")
     assert h.last.method == "GET"
     assert h.last.url.raw_path.decode() == (
-        f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/{ns_path}/instances/docs/jobs/job%2F1"
+        f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/{ns_path}/instances/docs/jobs/job.1"
     )
     cancelled = h.call("cancel_job", "docs", "job-1", namespace=namespace)
     assert isinstance(cancelled, Job) and cancelled.end_reason == "cancelled"
@@ -657,7 +657,7 @@ def test_get_and_cancel_job(harness, namespace, ns_path):
 @pytest.mark.parametrize("job_id", ["", None, 7])
 def test_bad_job_id_sends_nothing(harness, method, job_id):
     h = harness(fixed(envelope(JOB)))
-    with pytest.raises(InvalidRequestError, match="job_id: must be a non-empty string"):
+    with pytest.raises(InvalidRequestError, match="job_id: must be 1 to 128 characters"):
         h.call(method, "docs", job_id)
     assert h.requests == []
 
@@ -696,12 +696,12 @@ def test_job_log_without_an_id_is_a_validation_error(harness):
 
 @pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
 def test_sync_item(harness, namespace, ns_path):
-    h = harness(fixed(envelope(item("i/1", status="queued"))))
-    got = h.call("sync_item", "docs", "i/1", wait_for_completion=True, namespace=namespace)
+    h = harness(fixed(envelope(item("i-1", status="queued"))))
+    got = h.call("sync_item", "docs", "i.1~x", wait_for_completion=True, namespace=namespace)
     assert isinstance(got, Item) and got.status == "queued"
     assert h.last.method == "PATCH"
     assert h.last.url.raw_path.decode().endswith(
-        f"/namespaces/{ns_path}/instances/docs/items/i%2F1"
+        f"/namespaces/{ns_path}/instances/docs/items/i.1~x"
     )
     assert body_of(h.last) == {"next_action": "INDEX", "wait_for_completion": True}
     h.call("sync_item", "docs", "i1")
@@ -712,7 +712,7 @@ def test_sync_item_bad_arguments_send_nothing(harness):
     h = harness(fixed(envelope(item("i1"))))
     with pytest.raises(InvalidRequestError, match="wait_for_completion: must be true or false"):
         h.call("sync_item", "docs", "i1", wait_for_completion="yes")
-    with pytest.raises(InvalidRequestError, match="item_id: must be a non-empty string"):
+    with pytest.raises(InvalidRequestError, match="item_id: must be 1 to 128 characters"):
         h.call("sync_item", "docs", "")
     assert h.requests == []
 
@@ -740,7 +740,7 @@ CHUNKS = [
 @pytest.mark.parametrize(("namespace", "ns_path"), [(None, "default"), ("team-a", "team-a")])
 def test_list_item_chunks(harness, namespace, ns_path):
     h = harness(fixed(envelope(CHUNKS)))
-    chunks = h.call("list_item_chunks", "docs", "i/1", limit=2, offset=4, namespace=namespace)
+    chunks = h.call("list_item_chunks", "docs", "i.1~x", limit=2, offset=4, namespace=namespace)
     assert all(isinstance(c, ItemChunk) for c in chunks)
     assert [(c.id, c.text, c.start_byte, c.end_byte) for c in chunks] == [
         ("c0", "First part.", 0, 11),
@@ -755,7 +755,7 @@ def test_list_item_chunks(harness, namespace, ns_path):
     assert (
         h.last.url.raw_path.decode()
         .split("?")[0]
-        .endswith(f"/namespaces/{ns_path}/instances/docs/items/i%2F1/chunks")
+        .endswith(f"/namespaces/{ns_path}/instances/docs/items/i.1~x/chunks")
     )
     assert dict(h.last.url.params) == {"limit": "2", "offset": "4"}
 

@@ -169,6 +169,14 @@ _CHAT_KWARGS = st.fixed_dictionaries(
 )
 
 
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate cannot be sent
+        return False
+    return True
+
+
 def _allowed(kwargs: dict[str, Any]) -> bool:
     """The rules, written independently of the code under test."""
 
@@ -184,7 +192,13 @@ def _allowed(kwargs: dict[str, Any]) -> bool:
         "model": lambda v: isinstance(v, str),
         "extra_body": lambda v: isinstance(v, dict),
         "k": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 50,
-        "filters": lambda v: isinstance(v, dict) and not v,  # only {} is a valid filter here
+        # Vectorize-style equality filters: the strategy's dicts map text keys to ints, valid
+        # when every key is a non-empty, valid-Unicode metadata name (no $ operators)
+        "filters": lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(key, str) and key and not key.startswith("$") for key in v)
+            and all(_unicode(key) for key in v)
+        ),
     }
     return all(v is None or checks[name](v) for name, v in kwargs.items())
 
