@@ -207,5 +207,32 @@ class SearchOption:
         obj._search_config.set(self.name, value)
 
 
+class RetrieverOptionAttributes:
+    """The search options of a retriever as attributes, each a :class:`SearchOption`.
+
+    ``similarity_top_k`` and ``filters`` are the retrievers' own documented properties.
+    """
+
+    retrieval_type = SearchOption()
+    match_threshold = SearchOption()
+    context_expansion = SearchOption()
+    fusion_method = SearchOption()
+    keyword_match_mode = SearchOption()
+    boost_by = SearchOption()
+    metadata_only = SearchOption()
+    return_on_failure = SearchOption()
+    query_rewrite = SearchOption()
+    reranking = SearchOption()
+    cache = SearchOption()
+
+
+class EngineOptionAttributes(RetrieverOptionAttributes):
+    """Every search option of an engine as an attribute, each a :class:`SearchOption`."""
+
+    similarity_top_k = SearchOption()
+    filters = SearchOption()
+    custom_metadata = SearchOption()
+
+
 class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):
     """Connection settings and search options, as keywords (engines, LLM, tool spec)."""

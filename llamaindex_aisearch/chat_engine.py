@@ -22,7 +22,7 @@ from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._mapping import to_aisearch_messages
-from ._options import EngineKwargs, SearchConfig, SearchOption
+from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
     StreamState,
     aclose_quietly,
@@ -38,7 +38,7 @@ DEFAULT_TOKEN_LIMIT = 6000
 """Default memory budget (tokens of history sent with each turn)."""
 
 
-class AISearchChatEngine(BaseChatEngine):
+class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
     """Multi-turn chat over AI Search: the service retrieves with the conversation.
 
     Each turn sends the system prompt, the history kept in ``memory`` and the new user
@@ -73,21 +73,6 @@ class AISearchChatEngine(BaseChatEngine):
             reply = chat.chat("And the water temperature?")
             print(reply.response, reply.source_nodes[0].node.metadata["filename"])
     """
-
-    similarity_top_k = SearchOption()
-    retrieval_type = SearchOption()
-    match_threshold = SearchOption()
-    filters = SearchOption()
-    context_expansion = SearchOption()
-    fusion_method = SearchOption()
-    keyword_match_mode = SearchOption()
-    boost_by = SearchOption()
-    metadata_only = SearchOption()
-    return_on_failure = SearchOption()
-    query_rewrite = SearchOption()
-    reranking = SearchOption()
-    cache = SearchOption()
-    custom_metadata = SearchOption()
 
     def __init__(
         self,

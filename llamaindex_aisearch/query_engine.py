@@ -21,7 +21,7 @@ from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
-from ._options import EngineKwargs, SearchConfig, SearchOption
+from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
     StreamState,
     aclose_quietly,
@@ -34,7 +34,7 @@ from ._streams import (
 __all__ = ["AISearchQueryEngine"]
 
 
-class AISearchQueryEngine(BaseQueryEngine):
+class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
     """Answer queries with AI Search chat completions (server-side retrieval + generation).
 
     ``query`` / ``aquery`` return a ``Response`` whose ``source_nodes`` are the retrieved
@@ -69,21 +69,6 @@ class AISearchQueryEngine(BaseQueryEngine):
             for token in response.response_gen:
                 print(token, end="")
     """
-
-    similarity_top_k = SearchOption()
-    retrieval_type = SearchOption()
-    match_threshold = SearchOption()
-    filters = SearchOption()
-    context_expansion = SearchOption()
-    fusion_method = SearchOption()
-    keyword_match_mode = SearchOption()
-    boost_by = SearchOption()
-    metadata_only = SearchOption()
-    return_on_failure = SearchOption()
-    query_rewrite = SearchOption()
-    reranking = SearchOption()
-    cache = SearchOption()
-    custom_metadata = SearchOption()
 
     def __init__(
         self,

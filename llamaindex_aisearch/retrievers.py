@@ -40,8 +40,8 @@ from ._options import (
     FusionMethod,
     KeywordMatchMode,
     RetrievalType,
+    RetrieverOptionAttributes,
     SearchConfig,
-    SearchOption,
     check_top_k,
 )
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
@@ -61,25 +61,13 @@ MultiMode = Literal["auto", "namespace", "fan_out"]
 _MAX_NAMESPACE_INSTANCES = 10
 
 
-class _RetrieverBase(BaseRetriever):
+class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
     """Connection, search options and per-instance settings shared by both retrievers.
 
     Every search option is an attribute: assigning one (``retriever.match_threshold =
     0.4``) validates it at once (``aisearch.InvalidRequestError`` naming the field, and the
     retriever keeps its old value) and the next search sends it.
     """
-
-    retrieval_type = SearchOption()
-    match_threshold = SearchOption()
-    context_expansion = SearchOption()
-    fusion_method = SearchOption()
-    keyword_match_mode = SearchOption()
-    boost_by = SearchOption()
-    metadata_only = SearchOption()
-    return_on_failure = SearchOption()
-    query_rewrite = SearchOption()
-    reranking = SearchOption()
-    cache = SearchOption()
 
     def __init__(
         self,
