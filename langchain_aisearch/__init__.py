@@ -8,6 +8,7 @@ completions with sources and citations (`ChatAISearch`), and agent tools
 from __future__ import annotations
 
 from aisearch import AllInstancesFailedError, InstanceError, SearchTarget
+from langchain_aisearch._common import SettingsValidationError
 from langchain_aisearch._mapping import chunk_to_document, sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import (
@@ -29,6 +30,7 @@ __all__ = [
     "InstanceError",
     "InstanceSearchError",
     "SearchTarget",
+    "SettingsValidationError",
     "chunk_to_document",
     "sources_to_documents",
 ]

@@ -39,7 +39,13 @@ from aisearch import (
 )
 from aisearch._models import coerce_options  # the core's own options validation
 
-__all__ = ["AISearchConnection", "HidesSecretsInErrors", "SearchOptionFields", "validate_k"]
+__all__ = [
+    "AISearchConnection",
+    "HidesSecretsInErrors",
+    "SearchOptionFields",
+    "SettingsValidationError",
+    "validate_k",
+]
 
 ACCOUNT_ID_ENV = ["CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID"]
 API_TOKEN_ENV = ["CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN"]
@@ -163,7 +169,21 @@ def _scrub(value: Any, secrets: set[str], depth: int = 0) -> Any:
     return value
 
 
-def hide_secrets(exc: ValidationError, *sources: Any) -> ValidationError:
+class SettingsValidationError(InvalidRequestError, ValidationError):
+    """An invalid setting of a LangChain class of this package (construction or assignment).
+
+    Both a pydantic `ValidationError` (what LangChain code and users catch, with `errors()`
+    naming each field) and an `aisearch.InvalidRequestError` (so that one `except
+    InvalidRequestError` catches bad values at every layer, as the README promises).
+    Its inputs are hidden (see `hide_secrets`).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pydantic's own errors are not picklable; keep the text, which names each field
+        return (InvalidRequestError, (str(self),))
+
+
+def hide_secrets(exc: ValidationError, *sources: Any) -> SettingsValidationError:
     """Rebuild a pydantic `ValidationError` so that no view of it holds a secret.
 
     pydantic keeps each error's input: `str(exc)` quotes it (`input_value={...}`, the
@@ -202,7 +222,7 @@ def hide_secrets(exc: ValidationError, *sources: Any) -> ValidationError:
             item["ctx"] = _scrub(dict(err["ctx"]), secrets)
         details.append(item)
     try:
-        return ValidationError.from_exception_data(exc.title, details, hide_input=True)
+        return SettingsValidationError.from_exception_data(exc.title, details, hide_input=True)
     except (KeyError, TypeError, ValueError):  # a custom error type: keep its message
         plain = [
             InitErrorDetails(
@@ -215,7 +235,7 @@ def hide_secrets(exc: ValidationError, *sources: Any) -> ValidationError:
             )
             for err in errors
         ]
-        return ValidationError.from_exception_data(exc.title, plain, hide_input=True)
+        return SettingsValidationError.from_exception_data(exc.title, plain, hide_input=True)
 
 
 class HidesSecretsInErrors(BaseModel):

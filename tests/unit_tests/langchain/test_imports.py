@@ -13,6 +13,7 @@ EXPECTED_ALL = [
     "InstanceError",
     "InstanceSearchError",
     "SearchTarget",
+    "SettingsValidationError",
     "chunk_to_document",
     "sources_to_documents",
 ]

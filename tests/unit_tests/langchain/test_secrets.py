@@ -19,6 +19,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from aisearch import InvalidRequestError
 from langchain_aisearch import (
     AISearchAnswerTool,
     AISearchMultiRetriever,
@@ -114,6 +115,7 @@ def test_construction_errors_hide_the_token(cls_name, error):
     bad, field = ERRORS[error]
     exc = _catch(lambda: cls(**_kwargs(base, bad)))
     assert isinstance(exc, ValidationError)  # what LangChain users catch
+    assert isinstance(exc, InvalidRequestError)  # one type for bad values at every layer
     assert field in str(exc)  # still names the field
     _assert_clean(exc)
 
@@ -124,6 +126,7 @@ def test_model_validate_errors_hide_the_token(cls_name, error):
     bad, field = ERRORS[error]
     exc = _catch(lambda: cls.model_validate(_kwargs(base, bad)))
     assert isinstance(exc, ValidationError)
+    assert isinstance(exc, InvalidRequestError)
     assert field in str(exc)
     _assert_clean(exc)
 
