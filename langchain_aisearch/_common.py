@@ -31,6 +31,7 @@ from aisearch import (
     RerankingOptions,
     SearchOptions,
 )
+from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 from aisearch._models import coerce_options  # the core's own options validation
 
 __all__ = ["AISearchConnection", "SearchOptionFields", "validate_k"]
@@ -152,7 +153,16 @@ class AISearchConnection(BaseModel):
     """An async core client to use instead of building one."""
 
     _sync_client: AISearchClient | None = PrivateAttr(default=None)
-    _async_clients: dict[int, tuple[Any, AsyncAISearchClient]] = PrivateAttr(default_factory=dict)
+    # id(loop) -> (loop, client, closer); the closer (kept referenced here) closes the client
+    # when its loop shuts down, or soon after this object is garbage-collected
+    _async_clients: dict[int, tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
+        default_factory=dict
+    )
+    # entries replaced after a settings change: their closers wait for their loop's shutdown
+    # (closing at once could cut a request still running on the old client)
+    _retired_async_clients: list[tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
+        default_factory=list
+    )
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("namespace")
@@ -180,7 +190,8 @@ class AISearchConnection(BaseModel):
     def _drop_built_clients(self) -> None:
         """Forget the clients built from the old settings (the next call builds new ones)."""
         with self._client_lock:
-            self._sync_client = None
+            self._sync_client = None  # closed when collected (a running call may still hold it)
+            self._retired_async_clients.extend(self._async_clients.values())
             self._async_clients = {}
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -194,6 +205,7 @@ class AISearchConnection(BaseModel):
             ("_client_lock", threading.Lock()),
             ("_sync_client", None),
             ("_async_clients", {}),
+            ("_retired_async_clients", []),
         ):
             if name in private and private[name] is not None:
                 memo[id(private[name])] = fresh
@@ -237,6 +249,7 @@ class AISearchConnection(BaseModel):
         with self._client_lock:
             if self._sync_client is None:
                 self._sync_client = AISearchClient(**self._client_kwargs())
+                close_when_collected(self._sync_client)
             return self._sync_client
 
     def _get_async_client(self) -> AsyncAISearchClient:
@@ -256,7 +269,11 @@ class AISearchConnection(BaseModel):
                 self._async_clients = {
                     k: v for k, v in self._async_clients.items() if not v[0].is_closed()
                 }
-                cached = (loop, AsyncAISearchClient(**self._client_kwargs()))
+                self._retired_async_clients = [
+                    v for v in self._retired_async_clients if not v[0].is_closed()
+                ]
+                client = AsyncAISearchClient(**self._client_kwargs())
+                cached = (loop, client, close_at_loop_shutdown(client))
                 self._async_clients[key] = cached
         return cached[1]
 
@@ -270,15 +287,24 @@ class AISearchConnection(BaseModel):
     async def aclose(self) -> None:
         """Close every core client this object built; injected clients stay open.
 
-        Async clients opened in other, still running event loops are only dropped.
+        Async clients opened in other, still running event loops are kept for their loop
+        (which closes them at its shutdown).
         """
         self.close()
         loop = asyncio.get_running_loop()
         with self._client_lock:
-            clients, self._async_clients = self._async_clients, {}
-        for owner, client in clients.values():
-            if owner is loop:
-                await client.aclose()
+            entries = [*self._async_clients.values(), *self._retired_async_clients]
+            closers = [closer for owner, _, closer in entries if owner is loop]
+            self._async_clients = {
+                k: v
+                for k, v in self._async_clients.items()
+                if v[0] is not loop and not v[0].is_closed()
+            }
+            self._retired_async_clients = [
+                v for v in self._retired_async_clients if v[0] is not loop and not v[0].is_closed()
+            ]
+        for closer in closers:
+            await closer.aclose()
 
 
 _RETRIEVAL_FIELDS = (
