@@ -273,7 +273,7 @@ class AISearchConnection(BaseModel):
                     v for v in self._retired_async_clients if not v[0].is_closed()
                 ]
                 client = AsyncAISearchClient(**self._client_kwargs())
-                cached = (loop, client, close_at_loop_shutdown(client))
+                cached = (loop, client, close_at_loop_shutdown(client, self))
                 self._async_clients[key] = cached
         return cached[1]
 

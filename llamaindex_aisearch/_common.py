@@ -248,7 +248,7 @@ class AISearchConnection(BaseModel):
                 client = AsyncAISearchClient(
                     **self._client_kwargs(), http_client=self._async_http_client
                 )
-                cached = (loop, client, close_at_loop_shutdown(client))
+                cached = (loop, client, close_at_loop_shutdown(client, self))
                 self._loop_clients[id(loop)] = cached
             return cached[1]
 
