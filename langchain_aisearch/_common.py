@@ -37,6 +37,7 @@ from aisearch import (
     RerankingOptions,
     SearchOptions,
 )
+from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 from aisearch._models import coerce_options  # the core's own options validation
 
 __all__ = [
@@ -337,7 +338,16 @@ class AISearchConnection(HidesSecretsInErrors):
     """An async core client to use instead of building one."""
 
     _sync_client: AISearchClient | None = PrivateAttr(default=None)
-    _async_clients: dict[int, tuple[Any, AsyncAISearchClient]] = PrivateAttr(default_factory=dict)
+    # id(loop) -> (loop, client, closer); the closer (kept referenced here) closes the client
+    # when its loop shuts down, or soon after this object is garbage-collected
+    _async_clients: dict[int, tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
+        default_factory=dict
+    )
+    # entries replaced after a settings change: their closers wait for their loop's shutdown
+    # (closing at once could cut a request still running on the old client)
+    _retired_async_clients: list[tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
+        default_factory=list
+    )
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("namespace")
@@ -369,7 +379,8 @@ class AISearchConnection(HidesSecretsInErrors):
     def _drop_built_clients(self) -> None:
         """Forget the clients built from the old settings (the next call builds new ones)."""
         with self._client_lock:
-            self._sync_client = None
+            self._sync_client = None  # closed when collected (a running call may still hold it)
+            self._retired_async_clients.extend(self._async_clients.values())
             self._async_clients = {}
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -383,6 +394,7 @@ class AISearchConnection(HidesSecretsInErrors):
             ("_client_lock", threading.Lock()),
             ("_sync_client", None),
             ("_async_clients", {}),
+            ("_retired_async_clients", []),
         ):
             if name in private and private[name] is not None:
                 memo[id(private[name])] = fresh
@@ -426,6 +438,7 @@ class AISearchConnection(HidesSecretsInErrors):
         with self._client_lock:
             if self._sync_client is None:
                 self._sync_client = AISearchClient(**self._client_kwargs())
+                close_when_collected(self._sync_client)
             return self._sync_client
 
     def _get_async_client(self) -> AsyncAISearchClient:
@@ -445,7 +458,11 @@ class AISearchConnection(HidesSecretsInErrors):
                 self._async_clients = {
                     k: v for k, v in self._async_clients.items() if not v[0].is_closed()
                 }
-                cached = (loop, AsyncAISearchClient(**self._client_kwargs()))
+                self._retired_async_clients = [
+                    v for v in self._retired_async_clients if not v[0].is_closed()
+                ]
+                client = AsyncAISearchClient(**self._client_kwargs())
+                cached = (loop, client, close_at_loop_shutdown(client, self))
                 self._async_clients[key] = cached
         return cached[1]
 
@@ -459,15 +476,24 @@ class AISearchConnection(HidesSecretsInErrors):
     async def aclose(self) -> None:
         """Close every core client this object built; injected clients stay open.
 
-        Async clients opened in other, still running event loops are only dropped.
+        Async clients opened in other, still running event loops are kept for their loop
+        (which closes them at its shutdown).
         """
         self.close()
         loop = asyncio.get_running_loop()
         with self._client_lock:
-            clients, self._async_clients = self._async_clients, {}
-        for owner, client in clients.values():
-            if owner is loop:
-                await client.aclose()
+            entries = [*self._async_clients.values(), *self._retired_async_clients]
+            closers = [closer for owner, _, closer in entries if owner is loop]
+            self._async_clients = {
+                k: v
+                for k, v in self._async_clients.items()
+                if v[0] is not loop and not v[0].is_closed()
+            }
+            self._retired_async_clients = [
+                v for v in self._retired_async_clients if v[0] is not loop and not v[0].is_closed()
+            ]
+        for closer in closers:
+            await closer.aclose()
 
 
 _RETRIEVAL_FIELDS = (

@@ -7,7 +7,7 @@ import inspect
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from typing_extensions import TypedDict
 
 from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
+from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 
 __all__ = [
     "AISearchConnection",
@@ -159,10 +160,13 @@ class AISearchConnection(BaseModel):
     _async_client: AsyncAISearchClient | None = None
     _injected_client: bool = False
     _injected_async_client: bool = False
-    # id(loop) -> (loop, client). Not a WeakKeyDictionary: a client's connections refer back
-    # to their loop, so the loop would never be collected; clients of closed loops are
-    # dropped when another loop asks instead.
-    _loop_clients: dict[int, tuple[asyncio.AbstractEventLoop, AsyncAISearchClient]]
+    # id(loop) -> (loop, client, closer). Not a WeakKeyDictionary: a client's connections
+    # refer back to their loop, so the loop would never be collected; clients of closed loops
+    # are dropped when another loop asks instead (the closer closed them at loop shutdown).
+    _loop_clients: dict[
+        int,
+        tuple[asyncio.AbstractEventLoop, AsyncAISearchClient, AsyncGenerator[None, None]],
+    ]
     _lock: threading.Lock
 
     def __init__(
@@ -293,6 +297,7 @@ class AISearchConnection(BaseModel):
                     self._client = AISearchClient(
                         **self._client_kwargs(), http_client=self._http_client
                     )
+                    close_when_collected(self._client)
                 client = self._client
         return client
 
@@ -316,14 +321,14 @@ class AISearchConnection(BaseModel):
             cached = self._loop_clients.get(id(loop))
             if cached is None or cached[0] is not loop:
                 self._loop_clients = {
-                    key: pair for key, pair in self._loop_clients.items() if not pair[0].is_closed()
+                    key: entry
+                    for key, entry in self._loop_clients.items()
+                    if not entry[0].is_closed()
                 }
-                cached = (
-                    loop,
-                    AsyncAISearchClient(
-                        **self._client_kwargs(), http_client=self._async_http_client
-                    ),
+                client = AsyncAISearchClient(
+                    **self._client_kwargs(), http_client=self._async_http_client
                 )
+                cached = (loop, client, close_at_loop_shutdown(client, self))
                 self._loop_clients[id(loop)] = cached
             return cached[1]
 
@@ -339,15 +344,24 @@ class AISearchConnection(BaseModel):
     async def aclose(self) -> None:
         """Close the asynchronous clients this connection built (never an injected one).
 
-        Clients of other event loops cannot be closed from this one: they are dropped.
+        Clients of other event loops cannot be closed from this one: those of running loops
+        are kept for their loop, those of closed loops dropped (a loop run by ``asyncio.run``
+        or an ``asyncio.Runner`` closes its own client at shutdown).
         """
         running = asyncio.get_running_loop()
         with self._lock:
-            clients = [c for loop, c in self._loop_clients.values() if loop is running]
-            self._loop_clients.clear()
+            closers = [c for loop, _, c in self._loop_clients.values() if loop is running]
+            self._loop_clients = {
+                key: entry
+                for key, entry in self._loop_clients.items()
+                if entry[0] is not running and not entry[0].is_closed()
+            }
+            clients = []
             if not self._injected_async_client and self._async_client is not None:
                 clients.append(self._async_client)
                 self._async_client = None
+        for closer in closers:
+            await closer.aclose()
         for client in clients:
             await client.aclose()
 

@@ -28,6 +28,9 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     env.pop("AISEARCH_BASE_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
+    # shown once per place (Python hides ResourceWarning by default): an example that leaves
+    # a socket or file unclosed fails run_example below
+    env["PYTHONWARNINGS"] = "default::ResourceWarning"
     return env
 
 
@@ -43,6 +46,7 @@ def run_example(name: str, *args: str) -> str:
     )
     assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
+    assert "ResourceWarning" not in proc.stderr, proc.stderr
     return proc.stdout
 
 
@@ -117,6 +121,7 @@ def test_demo_stops_cleanly_when_interrupted(sig: signal.Signals) -> None:
             proc.kill()
     out = "".join(lines) + rest
     assert proc.returncode == 130, (out, err)
+    assert "ResourceWarning" not in err, err
     assert "interrupted: the local server has been stopped" in out
     data_dir = re.search(r"data directory (\S+)", out)
     assert data_dir is not None

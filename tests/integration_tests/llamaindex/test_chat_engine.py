@@ -18,23 +18,25 @@ pytestmark = pytest.mark.integration
 
 
 def _recording_connection(
-    local_server: LocalServer, bodies: list[dict[str, Any]]
+    local_server: LocalServer, bodies: list[dict[str, Any]], request: pytest.FixtureRequest
 ) -> AISearchConnection:
-    def record(request: httpx.Request) -> None:
-        if request.url.path.endswith("/chat/completions"):
-            bodies.append(json.loads(request.content))
+    def record(req: httpx.Request) -> None:
+        if req.url.path.endswith("/chat/completions"):
+            bodies.append(json.loads(req.content))
 
+    http = httpx.Client(event_hooks={"request": [record]})
+    request.addfinalizer(http.close)  # an injected client is never closed by the connection
     return AISearchConnection(
         account_id=local_server.account_id,
         api_token=local_server.token,
         base_url=local_server.base_url,
         max_retries=0,
-        http_client=httpx.Client(event_hooks={"request": [record]}),
+        http_client=http,
     )
 
 
 def test_multi_turn_sends_the_conversation_and_remembers(
-    local_server: LocalServer, docs_instance: str
+    local_server: LocalServer, docs_instance: str, request: pytest.FixtureRequest
 ) -> None:
     bodies: list[dict[str, Any]] = []
     chat = AISearchChatEngine(
@@ -42,7 +44,7 @@ def test_multi_turn_sends_the_conversation_and_remembers(
         system_prompt="You are a barista.",
         query_rewrite=True,
         cache=False,
-        connection=_recording_connection(local_server, bodies),
+        connection=_recording_connection(local_server, bodies, request),
     )
     first = chat.chat("Tell me about the Kenya Nyeri coffee")
     assert isinstance(first, AgentChatResponse)

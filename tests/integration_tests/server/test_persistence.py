@@ -173,6 +173,9 @@ def test_kill_9_during_ingestion_loses_nothing_acknowledged(tmp_path):
         stop.set()
         if proc.poll() is None:
             proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
 
     proc = _start(tmp_path, port)
@@ -209,4 +212,6 @@ def test_kill_9_during_ingestion_loses_nothing_acknowledged(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+        if proc.stderr is not None:
+            proc.stderr.close()
     assert proc.returncode == 0  # clean shutdown on SIGTERM

@@ -1,0 +1,100 @@
+"""Closing the core clients that the framework adapters build and own.
+
+A LangChain retriever or a LlamaIndex connection builds its core clients itself, and users
+rarely close it (nothing in either framework asks them to). Without these helpers, a dropped
+adapter's pooled sockets were closed only by the garbage collector, each with a
+``ResourceWarning`` (an unclosed socket, or an asyncio transport of a loop that is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Any
+
+__all__ = ["close_at_loop_shutdown", "close_when_collected"]
+
+
+def close_when_collected(client: Any) -> None:
+    """Close a built sync client's own HTTP pool when the client is garbage-collected.
+
+    Args:
+        client: An :class:`aisearch.AISearchClient` the caller built (an injected
+            ``http_client`` is never closed).
+    """
+    if client._owns_client:
+        # the finalizer holds the httpx client only, never the core client it watches
+        weakref.finalize(client, client._client.close)
+
+
+# every started closer, until it has run: a closer must outlive its owner when the owner is
+# collected while its loop runs (see close_at_loop_shutdown)
+_PENDING: dict[AsyncGenerator[None, None], asyncio.AbstractEventLoop] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        try:
+            await client.aclose()
+        finally:
+            _prune()
+
+
+def _prune() -> None:
+    # drop finished closers and those of loops closed without shutting their generators down
+    with _PENDING_LOCK:
+        done = [g for g, loop in _PENDING.items() if _finished(g) or loop.is_closed()]
+        for gen in done:
+            del _PENDING[gen]
+
+
+def _finished(closer: AsyncGenerator[None, None]) -> bool:
+    return getattr(closer, "ag_frame", None) is None
+
+
+async def _aclose(closer: AsyncGenerator[None, None]) -> None:
+    # a coroutine, not closer.aclose() itself: a task cancelled before it starts (the loop
+    # shutting down) then leaves the closer untouched, for the loop's shutdown to run it
+    await closer.aclose()
+    with _PENDING_LOCK:
+        _PENDING.pop(closer, None)
+
+
+def _close_soon(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(loop.create_task, _aclose(closer))
+
+
+def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, None]:
+    """Have the running event loop close an async client at its shutdown, or sooner.
+
+    Must be called from a coroutine running in that loop. The returned async generator is
+    started here (it reaches its ``yield`` without awaiting anything), which registers it
+    with the running loop; ``asyncio.run`` and ``asyncio.Runner`` finalise such generators
+    at shutdown (``loop.shutdown_asyncgens``), running its ``finally`` in the loop the
+    client's connections belong to. When ``owner`` is garbage-collected while the loop still
+    runs, the client is closed in the loop soon after. ``await gen.aclose()`` closes it now.
+
+    Args:
+        client: An :class:`aisearch.AsyncAISearchClient` built for the running loop.
+        owner: The object the client was built for.
+
+    Returns:
+        The started generator.
+    """
+    loop = asyncio.get_running_loop()
+    closer = _close_at_shutdown(client)
+    with contextlib.suppress(StopIteration):  # the generator's yield ends the first send
+        closer.asend(None).send(None)
+    _prune()
+    with _PENDING_LOCK:
+        _PENDING[closer] = loop
+    weakref.finalize(owner, _close_soon, loop, closer)
+    return closer
