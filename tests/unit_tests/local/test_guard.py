@@ -154,7 +154,7 @@ def test_parse_host_header(value: str, parsed: tuple[str, int | None]) -> None:
 
 
 def test_no_host_header_passes_and_origin_scheme_must_match() -> None:
-    guard, app = _guard()
+    guard, _app = _guard()
     # HTTP/1.0 without Host: a browser always sends Host, so this is not DNS rebinding.
     assert _call(guard, {}, method="GET")[0] == 200
     host = {"host": "127.0.0.1:18787"}
