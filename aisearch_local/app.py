@@ -215,7 +215,13 @@ def endpoint(fn: Handler) -> Handler:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    return parse_json_object(await request.body())
+    raw = await request.body()
+    if len(raw) > _INLINE_PARSE_BYTES:  # off the event loop: other requests keep being served
+        return await run_in_threadpool(parse_json_object, raw)
+    return parse_json_object(raw)
+
+
+_INLINE_PARSE_BYTES = 256 * 1024
 
 
 def _page_args(request: Request, *, max_per_page: int, default_per_page: int) -> tuple[int, int]:

@@ -228,3 +228,21 @@ def test_bad_metadata_file_part_is_400_naming_metadata(review_server, data, need
     message = doc["errors"][0]["message"]
     assert doc["errors"][0]["code"] == 7001 and message.startswith("metadata"), doc
     assert needle in message
+
+
+# -- F4: a body's structure is bounded, not only its byte count -------------------------------
+
+
+def test_a_body_of_millions_of_empty_arrays_is_400_before_parsing(review_server):
+    iid = f"big{uuid.uuid4().hex[:6]}"
+    _create(review_server, AIS + "/instances", {"id": iid})
+    body = b'{"query": "x", "zz": [' + b",".join([b"[]"] * (15 * 1024 * 1024 // 3)) + b"]}"
+    assert len(body) < 16 * 1024 * 1024  # under the search route's byte limit
+    status, _, doc = _raw(review_server, "POST", AIS + f"/instances/{iid}/search", body)
+    assert status == 400, doc
+    message = doc["errors"][0]["message"]
+    assert doc["errors"][0]["code"] == 7001 and message.startswith("request body: "), doc
+    assert "arrays and objects" in message
+    ok = json.dumps({"query": "coffee, " * 40_000}).encode()  # 40,000 commas: passes
+    status, _, doc = _raw(review_server, "POST", AIS + f"/instances/{iid}/search", ok)
+    assert status == 200, doc
