@@ -236,7 +236,8 @@ class Perimeter:
                 403,
                 10000,
                 f"Host {host[:100]!r} is not allowed: not a well-formed host[:port]; this "
-                f"server answers to {', '.join(sorted(self.hosts))}",
+                f"server answers to {', '.join(sorted(self.hosts))} (--allowed-host NAME "
+                "accepts another name)",
             )
         if parsed is not None and not self.any_host and parsed[0] not in self.hosts:
             return (
