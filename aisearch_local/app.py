@@ -215,7 +215,13 @@ def endpoint(fn: Handler) -> Handler:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    return parse_json_object(await request.body())
+    raw = await request.body()
+    if len(raw) > _INLINE_PARSE_BYTES:  # off the event loop: other requests keep being served
+        return await run_in_threadpool(parse_json_object, raw)
+    return parse_json_object(raw)
+
+
+_INLINE_PARSE_BYTES = 256 * 1024
 
 
 def _page_args(request: Request, *, max_per_page: int, default_per_page: int) -> tuple[int, int]:
@@ -475,6 +481,14 @@ async def items_upload(request: Request) -> Response:
             "wait_for_completion",
         )
         data = await upload.read(MAX_FILE_BYTES + 1)
+        if isinstance(raw_meta, UploadFile):  # curl -F 'metadata=@m.json': the file is the JSON
+            meta_bytes = await raw_meta.read(MAX_FILE_BYTES + 1)
+            if len(meta_bytes) > MAX_FILE_BYTES:
+                raise bad_request("metadata", f"larger than {MAX_FILE_BYTES} bytes")
+            try:
+                raw_meta = meta_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raise bad_request("metadata", "a file part must hold UTF-8 JSON text") from None
     del wait  # indexing is always synchronous here: the answer is the final state
     if not key or len(key) > 128:
         raise bad_request("file", f"the filename must be 1 to 128 characters (got {len(key)})")
@@ -485,8 +499,6 @@ async def items_upload(request: Request) -> Response:
         )
     metadata: dict[str, Any] = {}
     if raw_meta not in (None, ""):
-        if isinstance(raw_meta, UploadFile):
-            raw_meta = (await raw_meta.read()).decode("utf-8", "replace")
         parsed = parse_json(str(raw_meta), "metadata")
         metadata = validate_item_metadata(parsed)
     item = await run_in_threadpool(svc.index_document, inst, key=key, data=data, metadata=metadata)
@@ -1492,6 +1504,10 @@ def create_app(
         routes=_routes(),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
+    # Cloudflare's API never redirects; Starlette's default would answer ``.../items/%2e%2e/``
+    # with a 307 to ``.../items/..`` (before auth and the id checks), and a client that follows
+    # redirects would then act on the parent resource.
+    app.router.redirect_slashes = False
     app.state.service = svc
     app.state.token = token
     if source_roots is not None:

@@ -40,6 +40,7 @@ __all__ = [
     "Perimeter",
     "body_limit",
     "normalize_host",
+    "parse_host_header",
     "source_outside_roots",
 ]
 
@@ -95,7 +96,8 @@ def normalize_host(value: str) -> str:
     """Return the host part of a ``Host`` header or ``--allowed-host`` value, lower case.
 
     ``"LocalHost:8787"`` -> ``"localhost"``, ``"[::1]:8787"`` -> ``"::1"``, ``"::1"`` -> ``"::1"``,
-    ``"example.com."`` -> ``"example.com"``.
+    ``"example.com."`` -> ``"example.com"``. Lenient, for configuration values; a request's
+    ``Host`` header goes through the strict :func:`parse_host_header`.
     """
     v = value.strip().lower()
     if v.startswith("["):
@@ -106,6 +108,30 @@ def normalize_host(value: str) -> str:
     else:  # a bare IPv6 address, or a name without port
         host = v
     return host.rstrip(".")
+
+
+_HOST_HEADER_RE = re.compile(r"(?:\[([0-9a-f:.]+)\]|([a-z0-9_.-]+))(?::([0-9]{1,5}))?")
+
+
+def parse_host_header(value: str) -> tuple[str, int | None] | None:
+    """Parse a ``Host`` header: ``host[:port]``, ``[ipv6][:port]``; None when malformed.
+
+    Only a well-formed value is accepted (RFC 9110 section 7.2): ``[::1]evil.example``,
+    ``[::1]@evil``, ``127.0.0.1:18787@evil.example``, an empty value or a port over 65535
+    give None, and the request is refused like a Host that is not allowed.
+
+    Returns:
+        ``(host, port)``, the host in lower case without a trailing dot, the port None when
+        absent; or None.
+    """
+    m = _HOST_HEADER_RE.fullmatch(value.strip().lower())
+    if m is None:
+        return None
+    host = (m.group(1) or m.group(2) or "").rstrip(".")
+    port = int(m.group(3)) if m.group(3) is not None else None
+    if not host or (port is not None and port > 65535):
+        return None
+    return host, port
 
 
 def _mib(n: int) -> str:
@@ -152,7 +178,8 @@ class Perimeter:
         headers = _headers(scope)
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
-        refusal = self._check_headers(method, path, headers)
+        scheme = str(scope.get("scheme", "http")).lower()
+        refusal = self._check_headers(method, path, headers, scheme)
         if refusal is not None:
             await _refuse(send, *refusal)
             return
@@ -199,16 +226,26 @@ class Perimeter:
         await self.app(scope, replay, send)
 
     def _check_headers(
-        self, method: str, path: str, headers: dict[str, str]
+        self, method: str, path: str, headers: dict[str, str], scheme: str = "http"
     ) -> tuple[int, int, str] | None:
         host = headers.get("host")
-        if host is not None and not self.any_host and normalize_host(host) not in self.hosts:
+        # No Host at all (HTTP/1.0) cannot come from a browser, which always sends one: passes.
+        parsed = parse_host_header(host) if host is not None else None
+        if host is not None and parsed is None:
+            return (
+                403,
+                10000,
+                f"Host {host[:100]!r} is not allowed: not a well-formed host[:port]; this "
+                f"server answers to {', '.join(sorted(self.hosts))} (--allowed-host NAME "
+                "accepts another name)",
+            )
+        if parsed is not None and not self.any_host and parsed[0] not in self.hosts:
             return (
                 403,
                 10000,
                 f"Host {host!r} is not allowed: this server answers to "
                 f"{', '.join(sorted(self.hosts))}; start it with --allowed-host "
-                f"{normalize_host(host)} to accept that name",
+                f"{parsed[0]} to accept that name",
             )
         if method not in STATE_CHANGING:
             return None
@@ -221,7 +258,7 @@ class Perimeter:
                 "(a page of another origin sent it)",
             )
         origin = headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, host):
+        if origin is not None and not self._origin_allowed(origin, parsed, scheme):
             return (
                 403,
                 10000,
@@ -242,7 +279,10 @@ class Perimeter:
                 )
         return None
 
-    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+    def _origin_allowed(
+        self, origin: str, host: tuple[str, int | None] | None, scheme: str
+    ) -> bool:
+        """Whether ``Origin`` is allowed: listed, or the server's own (scheme, host, port)."""
         value = origin.strip().rstrip("/").lower()
         if self.any_origin or value in self.origins:
             return True
@@ -250,13 +290,12 @@ class Perimeter:
             return False
         try:
             page = urlsplit(value)
-            if page.scheme not in ("http", "https") or not page.hostname:
-                return False  # "null" (sandboxed frames, file: pages) and the like
-            default = 443 if page.scheme == "https" else 80
-            server = urlsplit("//" + host.strip().lower())
+            if page.scheme != scheme or not page.hostname:
+                return False  # another scheme, "null" (sandboxed frames, file: pages), ...
+            default = 443 if scheme == "https" else 80
             return (page.hostname.rstrip("."), page.port or default) == (
-                (server.hostname or "").rstrip("."),
-                server.port or default,
+                host[0],
+                host[1] or default,
             )
         except ValueError:  # a port that is not a number
             return False

@@ -10,7 +10,10 @@ Every JSON the server accepts (request bodies, the ``metadata`` form field of an
   ``2**53 - 1`` (:data:`MAX_INT`); a float such as ``1e300`` is a finite float and is kept;
 * strings (values or keys) holding a lone UTF-16 surrogate (``"\ud800"``): they cannot be
   encoded as UTF-8;
-* nesting deeper than :data:`MAX_DEPTH` levels (objects and arrays).
+* nesting deeper than :data:`MAX_DEPTH` levels (objects and arrays);
+* more than :data:`MAX_CONTAINERS` ``[`` and ``{`` or :data:`MAX_SEPARATORS` ``,`` in the raw
+  text, counted before parsing (at C speed, strings included): a 15 MiB body of empty arrays
+  would otherwise cost over a gigabyte and seconds of parsing before any other check.
 
 The error names the path of the offending value (``metadata.note``, ``messages[0].content``).
 
@@ -31,9 +34,11 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 __all__ = [
+    "MAX_CONTAINERS",
     "MAX_DEPTH",
     "MAX_INT",
     "MAX_READ_DEPTH",
+    "MAX_SEPARATORS",
     "JSONValueError",
     "SafeJSONResponse",
     "check_text",
@@ -49,6 +54,13 @@ logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 32
 """Deepest nesting of objects and arrays accepted in a JSON input (the top level is 1)."""
+
+MAX_CONTAINERS = 100_000
+"""Most ``[`` plus ``{`` characters accepted in a JSON input's raw text (inside strings too)."""
+
+MAX_SEPARATORS = 1_000_000
+"""Most ``,`` characters accepted in a JSON input's raw text (inside strings too): a bound on
+the number of values. A 10 MiB base64 file part holds none; prose about one per 40 characters."""
 
 MAX_INT = 2**53 - 1
 """Largest integer magnitude accepted in a JSON input (I-JSON's interoperable range)."""
@@ -141,6 +153,26 @@ def _check_tree(value: Any, root: str, prefix: str) -> None:
                 stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
 
 
+def _check_size(raw: bytes | str, what: str) -> None:
+    """Refuse a text with too many containers or separators, before parsing it."""
+    if isinstance(raw, str):
+        containers, separators = raw.count("[") + raw.count("{"), raw.count(",")
+    else:
+        containers, separators = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
+    if containers > MAX_CONTAINERS:
+        raise JSONValueError(
+            what,
+            f"holds {containers} '[' and '{{' (at most {MAX_CONTAINERS} arrays and objects, "
+            "counted in the raw text, strings included)",
+        )
+    if separators > MAX_SEPARATORS:
+        raise JSONValueError(
+            what,
+            f"holds {separators} ',' (at most {MAX_SEPARATORS} values, counted in the raw "
+            "text, strings included)",
+        )
+
+
 def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = "") -> Any:
     """Parse JSON, refusing anything the server could not store and serve back.
 
@@ -158,6 +190,7 @@ def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = 
         JSONValueError: Not JSON, or a value outside what the module docstring allows; the
             error's ``field`` is the path of the value (``what`` for the top level).
     """
+    _check_size(raw, what)
     try:
         value = json.loads(
             raw,

@@ -573,6 +573,33 @@ class LocalService:
         cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
         check_searchable(cfg)
         src = cfg.get("source")
+        try:
+            source_dir = self._source_folder(cfg, src, source_dir)
+        except (OSError, ValueError) as exc:  # NUL byte, name too long, ...: not a folder path
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise bad_request("source", f"is not a usable folder path ({reason})") from None
+        inst = self.store.create_instance(
+            namespace,
+            iid,
+            cfg,
+            embedder=self.embedder.name,
+            dim=self.embedder.dim,
+            source_dir=source_dir,
+        )
+        if inst is None:
+            raise APIError(409, 7009, f"instance {iid!r} already exists in namespace {namespace!r}")
+        return inst
+
+    def _source_folder(self, cfg: dict[str, Any], src: Any, source_dir: str | None) -> str | None:
+        """Return the folder an instance indexes: ``source_dir`` or its ``source`` path.
+
+        Raises:
+            APIError: 400 naming ``source`` when the folder lies outside the source roots.
+            OSError: ``source`` cannot be resolved (e.g. a name too long).
+            ValueError: ``source`` holds a NUL byte.
+        """
+        if isinstance(src, str) and "\x00" in src:
+            raise ValueError("embedded null byte")  # never a folder, nor a bucket name
         if (
             source_dir is None
             and self.source_roots is not None
@@ -594,17 +621,7 @@ class LocalService:
             and Path(src).is_dir()
         ):
             source_dir = str(Path(src).resolve())
-        inst = self.store.create_instance(
-            namespace,
-            iid,
-            cfg,
-            embedder=self.embedder.name,
-            dim=self.embedder.dim,
-            source_dir=source_dir,
-        )
-        if inst is None:
-            raise APIError(409, 7009, f"instance {iid!r} already exists in namespace {namespace!r}")
-        return inst
+        return source_dir
 
     def update_instance(self, inst: InstanceRecord, body: dict[str, Any]) -> InstanceRecord:
         """Merge a partial update into the instance configuration."""

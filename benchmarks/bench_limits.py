@@ -13,6 +13,11 @@ from the first byte sent to the answer's status line, the status, how many body 
 sent by then, and the server's RSS (``/proc/<pid>/status``) before the first and after the last
 request. Targets: a 50 MB body answered 413 in under a second; RSS flat.
 
+First, per body *shape* (a fresh server each run): the review's 15 MiB search body of empty
+arrays (``{"query": "x", "zz": [[], [], ...]}``) and a legitimate 10 MiB one-string query; prints
+the status, the time to it, the server's peak RSS (``VmHWM``) before and after, and how long a
+health probe sent meanwhile waited. ``--shapes-only`` stops there.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_limits.py
@@ -22,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -30,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,10 +113,17 @@ def send(port: int, path: str, body: bytes, chunked: bool) -> tuple[float, int, 
     return elapsed, status, min(sent, len(body))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+def hwm_mb(pid: int) -> float:
+    """Peak resident set size of a process in MB (``VmHWM``, Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def serve() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run ``aisearch-local serve --sample-corpus`` in a subprocess; yield (process, port)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-limits-") as data_dir:
         proc = subprocess.Popen(
@@ -139,49 +153,105 @@ def main() -> int:
                     break
                 except httpx.TransportError:
                     if proc.poll() is not None or time.monotonic() > deadline:
-                        print("the server did not start", file=sys.stderr)
-                        return 1
+                        raise RuntimeError("the server did not start") from None
                     time.sleep(0.2)
-            routes = {
-                "search": "/client/v4/accounts/a/ai-search/instances/coffee/search",
-                "create": "/client/v4/accounts/a/ai-search/instances",
-            }
-            start_rss = rss_mb(proc.pid)
-            print(f"server pid {proc.pid}, RSS at start {start_rss:.0f} MB")
-            print(
-                f"{'route':<7} {'size':>6} {'framing':<15} {'status':>6} {'median s':>9} "
-                f"{'max s':>7} {'sent MB':>8} {'RSS before':>11} {'RSS after':>10}"
-            )
-            for route, path in routes.items():
-                for size in SIZES:
-                    body = json_body(size * MB, route)
-                    for chunked in (False, True):
-                        before = rss_mb(proc.pid)
-                        runs = [send(port, path, body, chunked) for _ in range(args.repeats)]
-                        after = rss_mb(proc.pid)
-                        times = [r[0] for r in runs]
-                        statuses = sorted({r[1] for r in runs})
-                        sent = max(r[2] for r in runs) / MB
-                        framing = "chunked" if chunked else "Content-Length"
-                        print(
-                            f"{route:<7} {size:>4}MB {framing:<15} "
-                            f"{'/'.join(map(str, statuses)):>6} {statistics.median(times):>9.3f} "
-                            f"{max(times):>7.3f} {sent:>8.2f} {before:>9.0f}MB {after:>8.0f}MB"
-                        )
-            end_rss = rss_mb(proc.pid)
-            r = httpx.post(
-                f"http://127.0.0.1:{port}{routes['search']}",
-                json={"query": "espresso grind"},
-                timeout=60,
-            )
-            print(
-                f"RSS at end {end_rss:.0f} MB ({end_rss - start_rss:+.0f} MB); "
-                f"a normal search afterwards: {r.status_code}"
-            )
-            print(json.dumps({"start_rss_mb": round(start_rss), "end_rss_mb": round(end_rss)}))
+            yield proc, port
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def shape_bodies() -> dict[str, bytes]:
+    """JSON bodies under the 16 MiB search limit whose cost is not their byte count."""
+    containers = b'{"query": "x", "zz": [' + b",".join([b"[]"] * (15 * 1024 * 1024 // 3)) + b"]}"
+    return {
+        "15MiB [] (review)": containers,
+        "10MiB one string": json_body(10 * 1024 * 1024, "search"),
+    }
+
+
+def measure_shapes(repeats: int) -> None:
+    """Per body shape, on a fresh server each run: status, time, peak RSS, a health probe."""
+    path = "/client/v4/accounts/a/ai-search/instances/coffee/search"
+    print(
+        f"{'shape':<20} {'status':>6} {'median s':>9} {'HWM before':>11} {'HWM after':>10} "
+        f"{'health s':>9}"
+    )
+    for name, body in shape_bodies().items():
+        rows = []
+        for _ in range(repeats):
+            with serve() as (proc, port):
+                before = hwm_mb(proc.pid)
+                probe: list[float] = []
+
+                def health(port: int = port, probe: list[float] = probe) -> None:
+                    time.sleep(0.3)  # while the big body is parsed
+                    t0 = time.perf_counter()
+                    httpx.get(f"http://127.0.0.1:{port}/client/v4/_local/health", timeout=120)
+                    probe.append(time.perf_counter() - t0)
+
+                thread = threading.Thread(target=health)
+                thread.start()
+                elapsed, status, _sent = send(port, path, body, False)
+                thread.join()
+                rows.append((elapsed, status, before, hwm_mb(proc.pid), probe[0]))
+        print(
+            f"{name:<20} {'/'.join(sorted({str(r[1]) for r in rows})):>6} "
+            f"{statistics.median(r[0] for r in rows):>9.3f} "
+            f"{statistics.median(r[2] for r in rows):>9.0f}MB "
+            f"{statistics.median(r[3] for r in rows):>8.0f}MB "
+            f"{statistics.median(r[4] for r in rows):>9.3f}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--shapes-only", action="store_true", help="only the body-shape cases (fresh servers)"
+    )
+    args = parser.parse_args()
+    measure_shapes(max(1, min(args.repeats, 3)))
+    if args.shapes_only:
+        return 0
+    with serve() as (proc, port):
+        routes = {
+            "search": "/client/v4/accounts/a/ai-search/instances/coffee/search",
+            "create": "/client/v4/accounts/a/ai-search/instances",
+        }
+        start_rss = rss_mb(proc.pid)
+        print(f"server pid {proc.pid}, RSS at start {start_rss:.0f} MB")
+        print(
+            f"{'route':<7} {'size':>6} {'framing':<15} {'status':>6} {'median s':>9} "
+            f"{'max s':>7} {'sent MB':>8} {'RSS before':>11} {'RSS after':>10}"
+        )
+        for route, path in routes.items():
+            for size in SIZES:
+                body = json_body(size * MB, route)
+                for chunked in (False, True):
+                    before = rss_mb(proc.pid)
+                    runs = [send(port, path, body, chunked) for _ in range(args.repeats)]
+                    after = rss_mb(proc.pid)
+                    times = [r[0] for r in runs]
+                    statuses = sorted({r[1] for r in runs})
+                    sent = max(r[2] for r in runs) / MB
+                    framing = "chunked" if chunked else "Content-Length"
+                    print(
+                        f"{route:<7} {size:>4}MB {framing:<15} "
+                        f"{'/'.join(map(str, statuses)):>6} {statistics.median(times):>9.3f} "
+                        f"{max(times):>7.3f} {sent:>8.2f} {before:>9.0f}MB {after:>8.0f}MB"
+                    )
+        end_rss = rss_mb(proc.pid)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}{routes['search']}",
+            json={"query": "espresso grind"},
+            timeout=60,
+        )
+        print(
+            f"RSS at end {end_rss:.0f} MB ({end_rss - start_rss:+.0f} MB); "
+            f"a normal search afterwards: {r.status_code}"
+        )
+        print(json.dumps({"start_rss_mb": round(start_rss), "end_rss_mb": round(end_rss)}))
     return 0
 
 

@@ -66,6 +66,11 @@ HOSTILE_SEGMENTS = [
     "a;b",
     "a@b",
     "~a",
+    "%2e%2e/",
+    "../",
+    ".%2e/",
+    "%2e/",
+    "a/",
 ]
 
 SPECIAL_STRINGS = [
@@ -220,7 +225,18 @@ RETRIEVAL_FIELDS: dict[str, list[Any]] = {
 
 INSTANCE_FIELDS: dict[str, list[Any]] = {
     "type": [None, "r2", "web-crawler", ["r2"]],
-    "source": [None, "bucket", 3, ["a"]],
+    "source": [
+        None,
+        "bucket",
+        3,
+        ["a"],
+        "/tmp/x/\x00",
+        "/tmp/" + "a" * 300,
+        "/tmp/x/" + "a/" * 3000,
+        "/",
+        "/proc/self/../..",
+        "bucket\x00",
+    ],
     "source_params": [None, {"prefix": "a/"}, "x", []],
     "ai_search_model": ["@cf/meta/llama-3.3-70b-instruct-fp8-fast", 3, None],
     "embedding_model": ["", None, {"a": 1}],
@@ -501,8 +517,12 @@ def _multipart(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         + content
     )
     if meta is not None:
+        # metadata as a plain field, or as a file part (curl -F 'metadata=@m.json')
+        as_file = draw(st.booleans())
         parts.append(
-            b'Content-Disposition: form-data; name="metadata"\r\n\r\n'
+            b'Content-Disposition: form-data; name="metadata"'
+            + (b'; filename="m.json"\r\nContent-Type: application/json' if as_file else b"")
+            + b"\r\n\r\n"
             + meta.encode("utf-8", "surrogatepass")
         )
     if wait is not None:
@@ -662,9 +682,11 @@ def send(
 
 
 def check_response(status: int, headers: dict[str, str], body: bytes) -> str | None:
-    """Return what is wrong with an answer, or None: no 5xx, every error an envelope."""
+    """Return what is wrong with an answer, or None: no 5xx nor 3xx, every error an envelope."""
     if status >= 500:
         return f"HTTP {status}: {body[:300]!r}"
+    if 300 <= status < 400:  # Cloudflare's API never redirects; a client following one may
+        return f"HTTP {status} redirect to {headers.get('location')!r}"  # act on another path
     if status < 400:
         return None
     try:

@@ -22,6 +22,7 @@ from aisearch_local.guard import (
     Perimeter,
     body_limit,
     normalize_host,
+    parse_host_header,
     source_outside_roots,
 )
 
@@ -55,9 +56,11 @@ def _call(
     method: str = "POST",
     path: str = PATH,
     chunks: tuple[bytes, ...] = (b"",),
+    scheme: str = "http",
 ) -> tuple[int, dict[str, Any] | None]:
     scope = {
         "type": "http",
+        "scheme": scheme,
         "method": method,
         "path": path,
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
@@ -108,6 +111,62 @@ def test_normalize_host(value: str, host: str) -> None:
     assert normalize_host(value) == host
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::1]evil.example",
+        "[::1]@evil",
+        "127.0.0.1:18787@evil.example",
+        "127.0.0.1:8787:1",
+        "localhost:99999",
+        "localhost:",
+        "localhost:x",
+        "",
+        " ",
+        "::1",
+        "local host",
+        "localhost/x",
+        "user@localhost",
+        "[]",
+        "[::1",
+    ],
+)
+def test_a_malformed_host_header_is_refused(host: str) -> None:
+    assert parse_host_header(host) is None
+    guard, app = _guard()
+    status, body = _call(guard, {"host": host}, method="GET")
+    assert status == 403 and not app.calls
+    _assert_envelope(body, 10000, "Host")
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("LocalHost:8787", ("localhost", 8787)),
+        ("[::1]:8787", ("::1", 8787)),
+        ("[::1]", ("::1", None)),
+        ("127.0.0.1.", ("127.0.0.1", None)),
+        ("search.internal:65535", ("search.internal", 65535)),
+    ],
+)
+def test_parse_host_header(value: str, parsed: tuple[str, int | None]) -> None:
+    assert parse_host_header(value) == parsed
+
+
+def test_no_host_header_passes_and_origin_scheme_must_match() -> None:
+    guard, _app = _guard()
+    # HTTP/1.0 without Host: a browser always sends Host, so this is not DNS rebinding.
+    assert _call(guard, {}, method="GET")[0] == 200
+    host = {"host": "127.0.0.1:18787"}
+    assert _call(guard, {**host, "origin": "http://127.0.0.1:18787"})[0] == 200
+    status, body = _call(guard, {**host, "origin": "https://127.0.0.1:18787"})
+    assert status == 403
+    _assert_envelope(body, 10000, "Origin")
+    assert _call(guard, {**host, "origin": "https://127.0.0.1:18787"}, scheme="https")[0] == 200
+    status, body = _call(guard, {**host, "origin": "http://127.0.0.1:18787"}, scheme="https")
+    assert status == 403
+
+
 def test_body_limits_by_route() -> None:
     ns = "/client/v4/accounts/a/ai-search/namespaces/default/instances/x"
     assert body_limit("POST", ns + "/items") == MAX_UPLOAD_BODY_BYTES
@@ -133,7 +192,13 @@ def test_wildcard_bind_is_not_an_allowed_host() -> None:
 def test_any_host_header_is_served_only_when_allowed(host: str) -> None:
     guard, _app = _guard()
     status, body = _call(guard, {"host": host}, method="GET")
-    allowed = normalize_host(host) in {"localhost", "127.0.0.1", "::1", "search.internal"}
+    parsed = parse_host_header(host)
+    allowed = parsed is not None and parsed[0] in {
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "search.internal",
+    }
     assert (status == 200) is allowed
     if not allowed:
         assert status == 403
@@ -157,7 +222,7 @@ def test_only_the_server_own_origin_changes_state(origin: str) -> None:
     status, body = _call(guard, {"host": "127.0.0.1:8787", "origin": origin})
     if status == 200:
         page = urlsplit(origin.strip().lower())
-        assert page.scheme in ("http", "https")
+        assert page.scheme == "http"  # the server's own scheme
         assert (page.hostname or "").rstrip(".") == "127.0.0.1" and page.port == 8787
     else:
         assert status == 403

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisearch_local.jsonsafe import (
+    MAX_CONTAINERS,
     MAX_DEPTH,
     MAX_INT,
+    MAX_SEPARATORS,
     JSONValueError,
     SafeJSONResponse,
     dumps_safe,
@@ -162,3 +164,33 @@ def test_safe_response_renders_like_starlette_when_it_can():
         "a": None,
         "b": "\ufffd",
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        # the review's shape: 15 MiB of empty arrays cost over 1 GB and seconds to parse
+        (b'{"query": "x", "zz": [' + b",".join([b"[]"] * (5 * 1024 * 1024)) + b"]}", "'['"),
+        (b'{"zz": [' + b"{}," * MAX_CONTAINERS + b"{}]}", "arrays and objects"),
+        (b'{"zz": [' + b"1," * (MAX_SEPARATORS + 1) + b"1]}", "','"),
+        ('{"zz": [' + "0," * (MAX_SEPARATORS + 1) + "0]}", "values"),  # str input too
+    ],
+)
+def test_too_many_containers_or_values_are_refused_before_parsing(raw, needle):
+    with pytest.raises(JSONValueError) as info:
+        loads_strict(raw)
+    assert info.value.field == "request body"
+    assert needle in info.value.message
+
+
+def test_big_legitimate_bodies_pass_the_structure_caps():
+    # a chat file part of 10 MiB in base64, and a long prose query (a comma every 40 bytes)
+    b64 = "QUJD" * (10 * 1024 * 1024 * 4 // 3 // 4)
+    doc = loads_strict(
+        json.dumps({"messages": [{"role": "user", "content": [{"type": "file", "data": b64}]}]})
+    )
+    assert len(doc["messages"][0]["content"][0]["data"]) == len(b64)
+    prose = ("A moka pot brews strong coffee, slowly. " * (6 * 1024 * 1024 // 40))[:-1]
+    assert loads_strict(json.dumps({"query": prose}))["query"] == prose
+    edge = b"[" + b"[]," * (MAX_CONTAINERS - 2) + b"[]]"  # exactly MAX_CONTAINERS arrays
+    assert len(loads_strict(edge)) == MAX_CONTAINERS - 1
