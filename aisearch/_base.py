@@ -44,6 +44,7 @@ from aisearch._exceptions import (
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
+    redact_request,
     request_secrets,
     scrub,
     scrub_value,
@@ -1119,8 +1120,33 @@ def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APICo
         error = APIConnectionError(
             f"connection error: {type(exc).__name__}: {exc}", request=request
         )
-    if error.request is not None:  # the cause (exc.__cause__) shows no credential either
-        secrets = request_secrets(request)
-        exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
-        exc.request = error.request
+    scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
     return error
+
+
+def scrub_chain(exc: BaseException, request: httpx.Request | None) -> None:
+    """Take the credentials of ``request`` out of ``exc`` and everything it chains.
+
+    Used on the httpx error an ``AISearchError`` is raised from: the string arguments of
+    every exception in the chain (``__cause__`` and ``__context__``, recursively) are
+    scrubbed, and every httpx error keeps a redacted copy of its request.
+
+    Args:
+        exc: The exception to keep as the cause.
+        request: The request that was sent, or ``None``.
+    """
+    if request is None:
+        return
+    secrets = request_secrets(request)
+    redacted = redact_request(request)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in link.args)
+        if isinstance(link, httpx.RequestError):
+            link.request = redacted
+        todo += [link.__cause__, link.__context__]

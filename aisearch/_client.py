@@ -40,6 +40,7 @@ from aisearch._base import (
     _request_id,
     _wrap_transport_error,
     logger,
+    scrub_chain,
 )
 from aisearch._config import (
     DEFAULT_NAMESPACE,
@@ -382,8 +383,10 @@ class AISearchClient(_SyncManagement):
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
+            scrub_chain(exc, response.request)
             raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
+            scrub_chain(exc, response.request)
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
             ) from exc
@@ -985,8 +988,10 @@ class AsyncAISearchClient(_AsyncManagement):
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
+            scrub_chain(exc, response.request)
             raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
+            scrub_chain(exc, response.request)
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
             ) from exc
