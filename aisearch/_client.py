@@ -8,20 +8,24 @@ streaming, paging and polling differ between them.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, cast
 
+import httpcore
 import httpx
 from httpx_sse import EventSource
 
@@ -130,6 +134,114 @@ def _start_attempt(request: httpx.Request, config: ClientConfig, end: float | No
     if end is not None and timeouts:  # else every phase timeout is within the budget already
         request.extensions["timeout"] = capped_timeouts(timeouts, allowed)
     return now + allowed
+
+
+_attempt_end: ContextVar[float | None] = ContextVar("aisearch_attempt_end", default=None)
+"""Deadline (monotonic) of the sync attempt being sent in this context, read by the backend."""
+
+
+def _left(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` of one socket operation, shrunk to the time left before the attempt's end.
+
+    Raises:
+        httpcore.TimeoutException: ``error``, when no time is left.
+    """
+    end = _attempt_end.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current attempt's deadline.
+
+    httpcore applies the read timeout to each socket read, so a server trickling the
+    response headers a byte at a time would otherwise never time out.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+        )
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, whose connections obey the current attempt's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_socket_operations(client: httpx.Client) -> int:
+    """Give every connection pool of ``client`` (one it built) the deadline backend.
+
+    httpx offers no public way to pass a network backend while keeping its own transport
+    set-up (limits, proxies from the environment, TLS), so the backend of each pool is
+    swapped after the fact; ``test_the_own_pool_has_the_deadline_backend`` fails loudly
+    if httpx or httpcore change that shape.
+
+    Returns:
+        How many pools were given the backend.
+    """
+    done = 0
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+            done += 1
+    return done
 
 
 class _Watch:
@@ -289,11 +401,14 @@ class AISearchClient(_SyncManagement):
                 f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
             )
         self._owns_client = http_client is None
-        self._client = http_client or httpx.Client(
-            headers={"User-Agent": USER_AGENT},
-            timeout=self._config.timeout,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        if http_client is None:
+            http_client = httpx.Client(
+                headers={"User-Agent": USER_AGENT},
+                timeout=self._config.timeout,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+            _bound_socket_operations(http_client)
+        self._client = http_client
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -317,21 +432,25 @@ class AISearchClient(_SyncManagement):
         """
         request = self._build(req)
         deadline = _start_attempt(request, self._config, end)
+        token = _attempt_end.set(deadline)  # every socket read and write ends by then
         try:
-            response = self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise _wrap_transport_error(exc, request) from exc
-        logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
-        if stream and response.status_code < 400:
-            return response
-        if deadline is not None:
-            _watch_body(response, _Watch(deadline, None))
-        try:
-            response.read()
-        except httpx.HTTPError as exc:
-            raise _wrap_transport_error(exc, request) from exc
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
+            if stream and response.status_code < 400:
+                return response
+            if deadline is not None:
+                _watch_body(response, _Watch(deadline, None))
+            try:
+                response.read()
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            finally:
+                response.close()
         finally:
-            response.close()
+            _attempt_end.reset(token)
         if response.status_code >= 400:
             raise self._status_error(response)
         return response
