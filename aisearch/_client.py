@@ -31,10 +31,13 @@ from httpx_sse import EventSource
 
 from aisearch._base import (
     _T,
+    MAX_ERROR_BODY,
     MAX_PAGES,
     USER_AGENT,
     Messages,
     Options,
+    _add_capped,
+    _capped_response,
     _is_event_stream,
     _parse_chat,
     _parse_envelope,
@@ -308,6 +311,28 @@ class _WatchedStream(httpx.SyncByteStream):
         self._inner.close()
 
 
+def _read_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
+
+
+async def _aread_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
+
+
 def _watch_body(response: httpx.Response, watch: _Watch) -> None:
     """Make the (not yet read) body of a sync response obey ``watch``."""
     inner = cast(httpx.SyncByteStream, response.stream)
@@ -444,16 +469,17 @@ class AISearchClient(_SyncManagement):
             if deadline is not None:
                 _watch_body(response, _Watch(deadline, None))
             try:
-                response.read()
+                if response.status_code < 400:
+                    response.read()
+                    return response
+                error_response = _read_error_body(response)
             except httpx.HTTPError as exc:
                 raise _wrap_transport_error(exc, request) from exc
             finally:
                 response.close()
         finally:
             _attempt_end.reset(token)
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        return response
+        raise self._status_error(error_response)
 
     def _retrying(self, req: _Request, call: Callable[[], _T], end: float | None) -> _T:
         """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
@@ -1038,14 +1064,15 @@ class AsyncAISearchClient(_AsyncManagement):
         if stream and response.status_code < 400:
             return response
         try:
-            await response.aread()
+            if response.status_code < 400:
+                await response.aread()
+                return response
+            error_response = await _aread_error_body(response)
         except httpx.HTTPError as exc:
             raise _wrap_transport_error(exc, request) from exc
         finally:
             await response.aclose()
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        return response
+        raise self._status_error(error_response)
 
     async def _retrying(
         self, req: _Request, call: Callable[[], Awaitable[_T]], end: float | None

@@ -558,9 +558,9 @@ def test_socket_operations_fail_once_the_attempt_deadline_passed():
             stream.write(b"x")
         with pytest.raises(httpcore.ConnectTimeout):
             _backend([]).connect_tcp("h", 80)
-        with httpcore.ConnectionPool(network_backend=_backend(list(answer))) as pool:
-            with pytest.raises(httpcore.ConnectTimeout):
-                pool.request("GET", "http://h/")
+        pool = httpcore.ConnectionPool(network_backend=_backend(list(answer)))
+        with pool, pytest.raises(httpcore.ConnectTimeout):
+            pool.request("GET", "http://h/")
         stream.close()
     finally:
         _attempt_end.reset(token)
@@ -568,7 +568,13 @@ def test_socket_operations_fail_once_the_attempt_deadline_passed():
 
 @pytest.mark.parametrize(
     ("timeout", "left", "expected"),
-    [(None, None, None), (5.0, None, 5.0), (None, 60.0, 60.0), (5.0, 60.0, 5.0), (90.0, 60.0, 60.0)],
+    [
+        (None, None, None),
+        (5.0, None, 5.0),
+        (None, 60.0, 60.0),
+        (5.0, 60.0, 5.0),
+        (90.0, 60.0, 60.0),
+    ],
 )
 def test_a_socket_timeout_is_shrunk_to_the_time_left(timeout, left, expected):
     import time

@@ -434,3 +434,67 @@ def test_an_item_error_echoing_the_token_is_scrubbed_from_the_indexing_error(har
         h.call("wait_until_indexed", "docs", ["i1"])
     assert TOKEN not in str(info.value) and "cannot fetch with ***" in str(info.value)
     assert len(str(pickle.loads(pickle.dumps(info.value)))) == len(str(info.value))
+
+
+class _Counted(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A 20 MB body sent 64 KiB at a time, counting the pieces the client pulled."""
+
+    def __init__(self, piece: bytes) -> None:
+        self.piece = piece
+        self.pulled = 0
+
+    def __iter__(self) -> Any:
+        for _ in range(HUGE // len(self.piece)):
+            self.pulled += 1
+            yield self.piece
+
+    async def __aiter__(self) -> Any:
+        for _ in range(HUGE // len(self.piece)):
+            self.pulled += 1
+            yield self.piece
+
+
+@pytest.mark.parametrize("how", [SEARCH, STREAM], ids=["search", "stream"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_a_20_mb_error_body_is_read_up_to_the_cap(harness, how, content_type):
+    from aisearch._base import MAX_ERROR_BODY
+
+    body = _Counted(b"x" * 65536)
+    h = harness(
+        lambda r: httpx.Response(
+            500, headers={"content-type": content_type, "content-length": str(HUGE)}, stream=body
+        ),
+        max_retries=0,
+    )
+    with pytest.raises(APIStatusError) as info:
+        _run(h, how)
+    err = info.value
+    assert body.pulled <= MAX_ERROR_BODY // 65536 + 1  # the rest was never read
+    assert err.response.content == b"x" * MAX_ERROR_BODY and err.body == "x" * MAX_ERROR_BODY
+    assert err.status_code == 500 and err.response.headers["content-type"] == content_type
+    assert len(pickle.dumps(err)) < MAX_ERROR_BODY + 65536  # the body once, not 41 MB
+    back = pickle.loads(pickle.dumps(err))
+    assert back.response.content == err.response.content and back.body == err.body
+
+
+def test_an_error_body_under_the_cap_is_kept_whole_and_decoded(harness):
+    payload = error_body(7, "y" * 1000)
+    h = harness(
+        lambda r: httpx.Response(400, json=payload, headers={"content-encoding": "identity"}),
+        max_retries=0,
+    )
+    with pytest.raises(APIStatusError) as info:
+        h.call("search", "docs", "q")
+    assert info.value.body == payload and info.value.response.json() == payload
+    assert info.value.code == 7
+    back = pickle.loads(pickle.dumps(info.value))
+    assert back.body == payload and back.response.json() == payload
+
+
+def test_a_text_body_that_is_not_the_response_text_is_pickled_as_it_is():
+    response = httpx.Response(502, content="café".encode("latin-1"))
+    for body in ("other", "café"):  # the response decodes to "caf\ufffd", not "café"
+        err = APIStatusError("m", status_code=502, body=body, response=response)
+        assert pickle.loads(pickle.dumps(err)).body == body
+    err = APIStatusError("m", status_code=502, body="", response=httpx.Response(502))
+    assert pickle.loads(pickle.dumps(err)).body == ""
