@@ -44,6 +44,7 @@ from aisearch._exceptions import (
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
+    redact_request,
     request_secrets,
     scrub,
     scrub_value,
@@ -1101,6 +1102,46 @@ class _BaseClient(Generic[_HttpT]):
         )
 
 
+MAX_ERROR_BODY = 1024 * 1024
+"""Most bytes of an error body the client reads (the rest is discarded, the connection closed)."""
+
+_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _add_capped(parts: list[bytes], size: int, chunk: bytes) -> int:
+    """Keep ``chunk`` and return the new size; above ``MAX_ERROR_BODY`` the caller stops."""
+    parts.append(chunk)
+    return size + len(chunk)
+
+
+def _capped_response(response: httpx.Response, parts: list[bytes]) -> httpx.Response:
+    """A read copy of an error response holding at most ``MAX_ERROR_BODY`` bytes of its body.
+
+    Args:
+        response: The response whose body was read (in part) as ``parts`` (decoded bytes).
+        parts: The pieces read.
+
+    Returns:
+        A response with the same status, headers (but the encoding and length ones, which no
+        longer apply) and request, whose content is the first ``MAX_ERROR_BODY`` bytes.
+    """
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in _HOP_HEADERS
+    ]
+    extensions = {
+        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
+    }
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(parts)[:MAX_ERROR_BODY],
+        request=response.request,
+        extensions=extensions,
+    )
+
+
 def _is_event_stream(response: httpx.Response) -> bool:
     ctype: str = response.headers.get("content-type", "")
     return ctype.partition(";")[0].strip().lower() == "text/event-stream"
@@ -1119,8 +1160,31 @@ def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APICo
         error = APIConnectionError(
             f"connection error: {type(exc).__name__}: {exc}", request=request
         )
-    if error.request is not None:  # the cause (exc.__cause__) shows no credential either
-        secrets = request_secrets(request)
-        exc.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
-        exc.request = error.request
+    scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
     return error
+
+
+def scrub_chain(exc: BaseException, request: httpx.Request) -> None:
+    """Take the credentials of ``request`` out of ``exc`` and everything it chains.
+
+    Used on the httpx error an ``AISearchError`` is raised from: the string arguments of
+    every exception in the chain (``__cause__`` and ``__context__``, recursively) are
+    scrubbed, and every httpx error keeps a redacted copy of its request.
+
+    Args:
+        exc: The exception to keep as the cause.
+        request: The request that was sent.
+    """
+    secrets = request_secrets(request)
+    redacted = redact_request(request)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in link.args)
+        if isinstance(link, httpx.RequestError):
+            link.request = redacted
+        todo += [link.__cause__, link.__context__]

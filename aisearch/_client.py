@@ -8,29 +8,36 @@ streaming, paging and polling differ between them.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, cast
 
+import httpcore
 import httpx
 from httpx_sse import EventSource
 
 from aisearch._base import (
     _T,
+    MAX_ERROR_BODY,
     MAX_PAGES,
     USER_AGENT,
     Messages,
     Options,
+    _add_capped,
+    _capped_response,
     _is_event_stream,
     _parse_chat,
     _parse_envelope,
@@ -40,6 +47,7 @@ from aisearch._base import (
     _request_id,
     _wrap_transport_error,
     logger,
+    scrub_chain,
 )
 from aisearch._config import (
     DEFAULT_NAMESPACE,
@@ -131,6 +139,114 @@ def _start_attempt(request: httpx.Request, config: ClientConfig, end: float | No
     return now + allowed
 
 
+_attempt_end: ContextVar[float | None] = ContextVar("aisearch_attempt_end", default=None)
+"""Deadline (monotonic) of the sync attempt being sent in this context, read by the backend."""
+
+
+def _left(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` of one socket operation, shrunk to the time left before the attempt's end.
+
+    Raises:
+        httpcore.TimeoutException: ``error``, when no time is left.
+    """
+    end = _attempt_end.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current attempt's deadline.
+
+    httpcore applies the read timeout to each socket read, so a server trickling the
+    response headers a byte at a time would otherwise never time out.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+        )
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, whose connections obey the current attempt's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_socket_operations(client: httpx.Client) -> int:
+    """Give every connection pool of ``client`` (one it built) the deadline backend.
+
+    httpx offers no public way to pass a network backend while keeping its own transport
+    set-up (limits, proxies from the environment, TLS), so the backend of each pool is
+    swapped after the fact; ``test_the_own_pool_has_the_deadline_backend`` fails loudly
+    if httpx or httpcore change that shape.
+
+    Returns:
+        How many pools were given the backend.
+    """
+    done = 0
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+            done += 1
+    return done
+
+
 class _Watch:
     """The deadlines of a response body read synchronously.
 
@@ -193,6 +309,28 @@ class _WatchedStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _read_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
+
+
+async def _aread_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
 
 
 def _watch_body(response: httpx.Response, watch: _Watch) -> None:
@@ -288,11 +426,14 @@ class AISearchClient(_SyncManagement):
                 f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
             )
         self._owns_client = http_client is None
-        self._client = http_client or httpx.Client(
-            headers={"User-Agent": USER_AGENT},
-            timeout=self._config.timeout,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        if http_client is None:
+            http_client = httpx.Client(
+                headers={"User-Agent": USER_AGENT},
+                timeout=self._config.timeout,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+            _bound_socket_operations(http_client)
+        self._client = http_client
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,24 +457,29 @@ class AISearchClient(_SyncManagement):
         """
         request = self._build(req)
         deadline = _start_attempt(request, self._config, end)
+        token = _attempt_end.set(deadline)  # every socket read and write ends by then
         try:
-            response = self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise _wrap_transport_error(exc, request) from exc
-        logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
-        if stream and response.status_code < 400:
-            return response
-        if deadline is not None:
-            _watch_body(response, _Watch(deadline, None))
-        try:
-            response.read()
-        except httpx.HTTPError as exc:
-            raise _wrap_transport_error(exc, request) from exc
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
+            if stream and response.status_code < 400:
+                return response
+            if deadline is not None:
+                _watch_body(response, _Watch(deadline, None))
+            try:
+                if response.status_code < 400:
+                    response.read()
+                    return response
+                error_response = _read_error_body(response)
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            finally:
+                response.close()
         finally:
-            response.close()
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        return response
+            _attempt_end.reset(token)
+        raise self._status_error(error_response)
 
     def _retrying(self, req: _Request, call: Callable[[], _T], end: float | None) -> _T:
         """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
@@ -382,8 +528,10 @@ class AISearchClient(_SyncManagement):
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
+            scrub_chain(exc, response.request)
             raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
+            scrub_chain(exc, response.request)
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
             ) from exc
@@ -916,14 +1064,15 @@ class AsyncAISearchClient(_AsyncManagement):
         if stream and response.status_code < 400:
             return response
         try:
-            await response.aread()
+            if response.status_code < 400:
+                await response.aread()
+                return response
+            error_response = await _aread_error_body(response)
         except httpx.HTTPError as exc:
             raise _wrap_transport_error(exc, request) from exc
         finally:
             await response.aclose()
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        return response
+        raise self._status_error(error_response)
 
     async def _retrying(
         self, req: _Request, call: Callable[[], Awaitable[_T]], end: float | None
@@ -985,8 +1134,10 @@ class AsyncAISearchClient(_AsyncManagement):
             self._scrubbed(exc)
             raise
         except httpx.TimeoutException as exc:
+            scrub_chain(exc, response.request)
             raise APITimeoutError(_stream_timeout_message(exc), request=response.request) from exc
         except httpx.HTTPError as exc:
+            scrub_chain(exc, response.request)
             raise StreamInterruptedError(
                 f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
             ) from exc

@@ -241,10 +241,16 @@ def redact_response(response: httpx.Response, secrets: Sequence[str]) -> httpx.R
     )
 
 
+_BODY_IS_TEXT = "__aisearch_body_is_the_response_text__"
+"""Pickled in place of ``APIStatusError.body`` when it is the text of ``response`` (kept once)."""
+
+
 def _restore(cls: type[AISearchError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     error = cls.__new__(cls, *args)
     error.args = args
     error.__dict__.update(state)
+    if state.get("body") == _BODY_IS_TEXT:
+        error.__dict__["body"] = state["response"].text
     return error
 
 
@@ -325,6 +331,15 @@ class APIStatusError(AISearchError):
         self.body = scrub_value(body, secrets)
         self.response = None if response is None else redact_response(response, secrets)
         super().__init__(self._format())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        response = self.response
+        if isinstance(self.body, str) and response is not None and self.body:
+            text = response.content.decode(response.encoding or "utf-8", errors="replace")
+            if text == self.body:  # a text body: pickled once, as the response's content
+                state["body"] = _BODY_IS_TEXT
+        return (_restore, (type(self), self.args, state))
 
     def _format(self) -> str:
         code = f" (code {cap(str(self.code), 200)})" if self.code is not None else ""

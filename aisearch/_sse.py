@@ -232,12 +232,15 @@ class StreamDecoder:
         try:
             return json.loads(sse.data)
         except ValueError:
-            raise APIResponseValidationError(
-                f"stream event {sse.event!r} does not carry JSON data",
-                status_code=self.status_code,
-                content=sse.data,
-                secrets=self._secrets,
-            ) from None
+            pass
+        # raised outside the except block: the JSONDecodeError (its .doc is the raw line,
+        # which may echo the credential) is neither the cause nor the context
+        raise APIResponseValidationError(
+            f"stream event {sse.event!r} does not carry JSON data",
+            status_code=self.status_code,
+            content=sse.data,
+            secrets=self._secrets,
+        )
 
     def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
         try:

@@ -2,14 +2,17 @@
 
 A raw HTTP server on 127.0.0.1 (``tests/integration_tests/core/hostile.py``, in a thread)
 trickles a valid 334-byte search answer 4 bytes every 50 ms (4.2 s in all), sends a
-chunked body that never ends, or keeps an SSE stream alive with ``: keep-alive`` comments and
-no event. Each case is run with ``AISearchClient`` and ``AsyncAISearchClient``
+chunked body that never ends, keeps an SSE stream alive with ``: keep-alive`` comments and
+no event, or trickles the response headers (``slowheaders``: a status line, then one header
+byte per 50 ms, forever). Each case is run with ``AISearchClient`` and ``AsyncAISearchClient``
 (``timeout=2``, ``max_retries=0``: one attempt) and must end with ``APITimeoutError``; the
 median wall time of ``--runs`` runs is printed. A last pair of rows shows the trickle with
 the default retries (2) capped by ``total_timeout=3``.
 
 Issue #11 measured before the deadlines (answer trickled at 4 bytes/s): the search took 51 s and
-succeeded, an endless body held a call 46 s, a comment-only stream 45 s.
+succeeded, an endless body held a call 46 s, a comment-only stream 45 s. Before the sync
+client bounded each socket read by the attempt's deadline (review F5), headers trickled at
+2 bytes/s held a sync call 24.5 s (``timeout=2, total_timeout=3``), forever if never done.
 
 Usage::
 
@@ -84,7 +87,9 @@ def main() -> int:
             "base_url": server.base_url,
             "timeout": TIMEOUT,
         }
-        configs = [({"max_retries": 0}, case) for case in ("trickle", "endless", "comments")]
+        configs = [
+            ({"max_retries": 0}, case) for case in ("trickle", "endless", "comments", "slowheaders")
+        ]
         configs.append(({"total_timeout": 3.0}, "trickle"))
         for extra, case in configs:
             label = case if "total_timeout" not in extra else f"{case}, 2 retries, total 3 s"

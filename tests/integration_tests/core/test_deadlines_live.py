@@ -82,7 +82,7 @@ def test_the_trickle_answer_is_valid_and_takes_long(server):
 # ---------------------------------------------------------------------- plain calls
 
 
-@pytest.mark.parametrize("instance", ["trickle", "endless"])
+@pytest.mark.parametrize("instance", ["trickle", "endless", "slowheaders"])
 def test_sync_search_ends_at_the_timeout(server, instance):
     with sync_client(server) as client:
         _, took = timed_sync(lambda: client.search(instance, "q"))

@@ -504,3 +504,88 @@ def test_check_seconds_accepts_exactly_finite_positive_numbers(value):
     else:
         assert not isinstance(value, bool) and value > 0 and math.isfinite(got)
         assert got == float(value)
+
+
+# ------------------------------------------- sync socket operations end by the attempt deadline
+
+
+def test_the_own_pool_has_the_deadline_backend(monkeypatch):
+    # pins the private shape of httpx/httpcore the sync client relies on: if httpx changes
+    # it, this fails loudly instead of a trickling server hanging a call again
+    from aisearch._client import _bound_socket_operations, _DeadlineBackend
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # an env proxy: a second pool
+    client = AISearchClient(account_id="acc", api_token="t" * 20)
+    pools = [client._client._transport._pool, *(t._pool for t in client._client._mounts.values())]
+    assert len(pools) == 2
+    assert all(isinstance(p._network_backend, _DeadlineBackend) for p in pools)
+    client.close()
+    injected = httpx.Client()
+    client = AISearchClient(account_id="acc", api_token="t" * 20, http_client=injected)
+    assert not isinstance(injected._transport._pool._network_backend, _DeadlineBackend)
+    assert _bound_socket_operations(httpx.Client(transport=httpx.MockTransport(print))) == 0
+    injected.close()
+
+
+def _backend(buffer: list[bytes]) -> Any:
+    import httpcore
+
+    from aisearch._client import _DeadlineBackend
+
+    return _DeadlineBackend(httpcore.MockBackend(buffer))
+
+
+def test_socket_operations_fail_once_the_attempt_deadline_passed():
+    import time
+
+    import httpcore
+
+    from aisearch._client import _attempt_end
+
+    answer = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok"]
+    token = _attempt_end.set(time.monotonic() + 60)
+    try:
+        with httpcore.ConnectionPool(network_backend=_backend(list(answer))) as pool:
+            assert pool.request("GET", "http://h/").content == b"ok"
+        stream = _backend([]).connect_tcp("h", 80, timeout=5)
+        assert stream.start_tls(None, "h", timeout=5).get_extra_info("x") is None
+        assert _backend([]).connect_unix_socket("/s").read(10) == b""
+        _backend([]).sleep(0)
+        _attempt_end.set(time.monotonic() - 1)  # the attempt's time is up
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=5)
+        with pytest.raises(httpcore.WriteTimeout):
+            stream.write(b"x")
+        with pytest.raises(httpcore.ConnectTimeout):
+            _backend([]).connect_tcp("h", 80)
+        pool = httpcore.ConnectionPool(network_backend=_backend(list(answer)))
+        with pool, pytest.raises(httpcore.ConnectTimeout):
+            pool.request("GET", "http://h/")
+        stream.close()
+    finally:
+        _attempt_end.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "left", "expected"),
+    [
+        (None, None, None),
+        (5.0, None, 5.0),
+        (None, 60.0, 60.0),
+        (5.0, 60.0, 5.0),
+        (90.0, 60.0, 60.0),
+    ],
+)
+def test_a_socket_timeout_is_shrunk_to_the_time_left(timeout, left, expected):
+    import time
+
+    import httpcore
+
+    from aisearch._client import _attempt_end, _left
+
+    token = _attempt_end.set(None if left is None else time.monotonic() + left)
+    try:
+        got = _left(timeout, httpcore.ReadTimeout)
+    finally:
+        _attempt_end.reset(token)
+    assert got == expected or (expected == 60.0 and 59.0 < got <= 60.0)

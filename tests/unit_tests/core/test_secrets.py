@@ -24,6 +24,7 @@ from aisearch import (
     APIStatusError,
     APITimeoutError,
     AsyncAISearchClient,
+    StreamInterruptedError,
 )
 from aisearch._exceptions import MAX_MESSAGE_CHARS
 from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_body
@@ -63,6 +64,32 @@ def _raise(exc_type: type[Exception]) -> Callable[[str], Callable[[httpx.Request
             raise exc_type(f"failed while sending {secret} upstream")
 
         return handler
+
+    return make
+
+
+class _Broken(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """An event stream that sends its sources, then fails with ``exc_type`` (sync or async)."""
+
+    def __init__(self, exc_type: type[Exception], secret: str) -> None:
+        self._exc_type = exc_type
+        self._secret = secret
+
+    def _fail(self) -> Exception:
+        return self._exc_type(f"lost the stream of {self._secret}")
+
+    def __iter__(self) -> Any:
+        yield b"event: chunks\ndata: []\n\n"
+        raise self._fail()
+
+    async def __aiter__(self) -> Any:
+        yield b"event: chunks\ndata: []\n\n"
+        raise self._fail()
+
+
+def _breaks(exc_type: type[Exception]) -> Callable[[str], Callable[[httpx.Request], Any]]:
+    def make(secret: str) -> Callable[[httpx.Request], Any]:
+        return lambda request: httpx.Response(200, headers=SSE, stream=_Broken(exc_type, secret))
 
     return make
 
@@ -168,7 +195,47 @@ PATHS: list[tuple[str, type[AISearchError], tuple[str, str, tuple[Any, ...]], An
     ("timeout", APITimeoutError, SEARCH, _raise(httpx.ReadTimeout)),
     ("stream connection error", APIConnectionError, STREAM, _raise(httpx.ConnectError)),
     ("local protocol error", APIConnectionError, SEARCH, _raise(httpx.LocalProtocolError)),
+    (
+        "SSE message non-JSON data",
+        APIResponseValidationError,
+        STREAM,
+        _answer(200, content=b"data: not json Authorization: Bearer SECRET\n\n", headers=SSE),
+    ),
+    (
+        "SSE errors event non-JSON data",
+        APIResponseValidationError,
+        ("collect", "stream_namespace_chat_completions", (["docs"], MSGS)),
+        _answer(200, content=b"event: errors\ndata: SECRET\n\n", headers=SSE),
+    ),
+    ("stream read timeout mid-way", APITimeoutError, STREAM, _breaks(httpx.ReadTimeout)),
+    ("stream broken mid-way", StreamInterruptedError, STREAM, _breaks(httpx.ReadError)),
+    ("read error of the body", APIConnectionError, SEARCH, _breaks(httpx.ReadError)),
 ]
+
+
+def _chain_views(err: BaseException) -> dict[str, str]:
+    """Every exception chained to ``err`` (``__cause__``, ``__context__``, recursively)."""
+    views: dict[str, str] = {}
+    todo: list[tuple[str, BaseException | None]] = [
+        ("__cause__", err.__cause__),
+        ("__context__", err.__context__),
+    ]
+    seen: set[int] = set()
+    while todo:
+        where, link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        views[where] = f"{link} {link!r} {link.args!r} {vars(link)!r}"
+        for attr in ("doc", "body", "input", "content"):
+            if hasattr(link, attr):
+                views[f"{where}.{attr}"] = repr(getattr(link, attr))
+        request = getattr(link, "_request", None)
+        if isinstance(request, httpx.Request):
+            views[f"{where}.request.headers"] = repr(request.headers.raw)
+            views[f"{where}.request.content"] = repr(request.content)
+        todo += [(f"{where}.__cause__", link.__cause__), (f"{where}.__context__", link.__context__)]
+    return views
 
 
 def _views(err: BaseException) -> dict[str, str | bytes]:
@@ -194,13 +261,7 @@ def _views(err: BaseException) -> dict[str, str | bytes]:
         views["response.headers"] = repr(response.headers.raw)
         views["response.content"] = response.content
         views["response pickle"] = pickle.dumps(response)
-    for link in ("__cause__", "__context__"):
-        chained = getattr(err, link)
-        if chained is not None:
-            views[link] = f"{chained} {chained!r}"
-            chained_request = getattr(chained, "_request", None)
-            if chained_request is not None:
-                views[f"{link}.request.headers"] = repr(chained_request.headers.raw)
+    views.update(_chain_views(err))
     return views
 
 
@@ -292,7 +353,7 @@ def test_access_headers_of_an_injected_client_are_redacted_and_scrubbed(cls):
 
 def test_matrix_size():
     # documented in the report: auth modes x paths x (sync, async); views per case vary
-    assert len(AUTH_MODES) * len(PATHS) * 2 == 96
+    assert len(AUTH_MODES) * len(PATHS) * 2 == 116
 
 
 # --------------------------------------------------------------------------- message caps
@@ -373,3 +434,67 @@ def test_an_item_error_echoing_the_token_is_scrubbed_from_the_indexing_error(har
         h.call("wait_until_indexed", "docs", ["i1"])
     assert TOKEN not in str(info.value) and "cannot fetch with ***" in str(info.value)
     assert len(str(pickle.loads(pickle.dumps(info.value)))) == len(str(info.value))
+
+
+class _Counted(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A 20 MB body sent 64 KiB at a time, counting the pieces the client pulled."""
+
+    def __init__(self, piece: bytes) -> None:
+        self.piece = piece
+        self.pulled = 0
+
+    def __iter__(self) -> Any:
+        for _ in range(HUGE // len(self.piece)):
+            self.pulled += 1
+            yield self.piece
+
+    async def __aiter__(self) -> Any:
+        for _ in range(HUGE // len(self.piece)):
+            self.pulled += 1
+            yield self.piece
+
+
+@pytest.mark.parametrize("how", [SEARCH, STREAM], ids=["search", "stream"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_a_20_mb_error_body_is_read_up_to_the_cap(harness, how, content_type):
+    from aisearch._base import MAX_ERROR_BODY
+
+    body = _Counted(b"x" * 65536)
+    h = harness(
+        lambda r: httpx.Response(
+            500, headers={"content-type": content_type, "content-length": str(HUGE)}, stream=body
+        ),
+        max_retries=0,
+    )
+    with pytest.raises(APIStatusError) as info:
+        _run(h, how)
+    err = info.value
+    assert body.pulled <= MAX_ERROR_BODY // 65536 + 1  # the rest was never read
+    assert err.response.content == b"x" * MAX_ERROR_BODY and err.body == "x" * MAX_ERROR_BODY
+    assert err.status_code == 500 and err.response.headers["content-type"] == content_type
+    assert len(pickle.dumps(err)) < MAX_ERROR_BODY + 65536  # the body once, not 41 MB
+    back = pickle.loads(pickle.dumps(err))
+    assert back.response.content == err.response.content and back.body == err.body
+
+
+def test_an_error_body_under_the_cap_is_kept_whole_and_decoded(harness):
+    payload = error_body(7, "y" * 1000)
+    h = harness(
+        lambda r: httpx.Response(400, json=payload, headers={"content-encoding": "identity"}),
+        max_retries=0,
+    )
+    with pytest.raises(APIStatusError) as info:
+        h.call("search", "docs", "q")
+    assert info.value.body == payload and info.value.response.json() == payload
+    assert info.value.code == 7
+    back = pickle.loads(pickle.dumps(info.value))
+    assert back.body == payload and back.response.json() == payload
+
+
+def test_a_text_body_that_is_not_the_response_text_is_pickled_as_it_is():
+    response = httpx.Response(502, content="café".encode("latin-1"))
+    for body in ("other", "café"):  # the response decodes to "caf\ufffd", not "café"
+        err = APIStatusError("m", status_code=502, body=body, response=response)
+        assert pickle.loads(pickle.dumps(err)).body == body
+    err = APIStatusError("m", status_code=502, body="", response=httpx.Response(502))
+    assert pickle.loads(pickle.dumps(err)).body == ""
