@@ -227,20 +227,17 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
             cfg.pop(name, None)
     t = cfg.get("type")
     _check(t in (None, "r2", "web-crawler"), "type", "must be r2, web-crawler or null")
-    for name in _STRING_FIELDS:
-        if cfg.get(name) is not None:
-            _check(
-                isinstance(cfg[name], str),
-                name,
-                f"must be a string or null (got {_json_type(cfg[name])})",
-            )
-    for name in _OBJECT_FIELDS:
-        if cfg.get(name) is not None:
-            _check(
-                isinstance(cfg[name], dict),
-                name,
-                f"must be an object or null (got {_json_type(cfg[name])})",
-            )
+    for names, kind, label in (
+        (_STRING_FIELDS, str, "a string"),
+        (_OBJECT_FIELDS, dict, "an object"),
+    ):
+        for name in names:
+            if cfg.get(name) is not None:
+                _check(
+                    isinstance(cfg[name], kind),
+                    name,
+                    f"must be {label} or null (got {_json_type(cfg[name])})",
+                )
     for name in _BOOLEAN_FIELDS:
         if name in cfg:
             _check(isinstance(cfg[name], bool), name, f"must be a boolean (got {cfg[name]!r})")
