@@ -405,17 +405,10 @@ def _check_bool(value: object, field: str) -> bool:
     return value
 
 
-_scrub = scrub  # the names the tests and older code use
-_scrub_value = scrub_value
-
-
 def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     done = sum(1 for item in items if item.status in _DONE_STATUSES)
     failed = [item for item in items if item.status == "error"]
     return done, failed
-
-
-_check_positive = check_seconds
 
 
 _INSTANCE_BOUNDS: dict[str, tuple[float, float]] = {
@@ -639,9 +632,9 @@ class _BaseClient(Generic[_HttpT]):
         credentials of the request); this also covers one built without the response.
         """
         secrets = self._config.secrets()
-        error.message = _scrub(error.message, secrets)
+        error.message = scrub(error.message, secrets)
         error.args = (error._format(),)
-        error.body = _scrub_value(error.body, secrets)
+        error.body = scrub_value(error.body, secrets)
         return error
 
     def _body(
@@ -1018,7 +1011,7 @@ class _BaseClient(Generic[_HttpT]):
             raise InvalidRequestError(
                 f"on_progress: must be a callable or None (got {type(on_progress).__name__})"
             )
-        return _check_positive(timeout, "timeout"), _check_positive(poll_interval, "poll_interval")
+        return check_seconds(timeout, "timeout"), check_seconds(poll_interval, "poll_interval")
 
     def _wait_ids(
         self, instance_id: str, item_ids: Sequence[str] | None, namespace: str | None
@@ -1047,7 +1040,7 @@ class _BaseClient(Generic[_HttpT]):
         if failed:
             names = ", ".join(f"{i.key or i.id}: {i.error or 'error'}" for i in failed)
             message = f"indexing failed for {len(failed)} item(s): {names}"  # server text: scrub
-            raise IndexingError(_scrub(message, self._config.secrets()), items=failed)
+            raise IndexingError(scrub(message, self._config.secrets()), items=failed)
         if done == len(items):
             return None
         remaining = deadline - time.monotonic()

@@ -381,19 +381,32 @@ def resolve_config(
     )
 
 
+_USERINFO_RE = re.compile(r"//[^/?#]*@")
+
+
 def _check_base_url(url: str) -> str:
-    """Check the API root: http(s), a host, no query, fragment, spaces or control characters."""
+    """Check the API root: http(s), a host, no credentials, query, fragment or control characters.
+
+    Credentials in the URL (``https://user:secret@host``) are refused without echoing them:
+    they would travel in every request's URL, and so in errors and logs.
+    """
+    shown = _USERINFO_RE.sub("//***@", url, count=1)
     if not url.startswith(("http://", "https://")):
         raise InvalidRequestError(
-            f"base_url: must start with http:// or https:// (got {url!r:.120})"
+            f"base_url: must start with http:// or https:// (got {shown!r:.120})"
         )
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise InvalidRequestError(f"base_url: not a valid URL ({exc})") from None
+    if parsed.userinfo or shown != url:
+        raise InvalidRequestError(
+            "base_url: must not carry credentials (user:password@); pass the token as "
+            f"api_token (got {shown!r:.120})"
+        )
     if (
         not parsed.host
-        or not 0 < (parsed.port or 80) <= 65535
+        or (parsed.port is not None and not 0 < parsed.port <= 65535)
         or parsed.query
         or parsed.fragment
         or "?" in url
@@ -401,8 +414,8 @@ def _check_base_url(url: str) -> str:
         or any(c.isspace() or not c.isprintable() for c in url)
     ):
         raise InvalidRequestError(
-            "base_url: must be an http(s) URL with a host (and a port up to 65535) and no "
-            f"query, fragment, spaces or control characters (got {url!r:.120})"
+            "base_url: must be an http(s) URL with a host (and a port from 1 to 65535) and no "
+            f"query, fragment, spaces or control characters (got {shown!r:.120})"
         )
     return url
 

@@ -155,17 +155,22 @@ def attempt_budget(timeout: httpx.Timeout) -> float | None:
     """Seconds one attempt may take in all: the largest value of ``timeout``.
 
     ``timeout=10`` gives 10 s; the default ``httpx.Timeout(30.0, connect=5.0)`` gives 30 s.
+    A ``read`` of ``None`` means "no limit on waiting for the answer" (httpx's meaning, e.g.
+    ``httpx.Timeout(None, connect=5.0)`` for long generations): the attempt has no budget then,
+    rather than the connect limit's.
 
     Args:
         timeout: The call's ``httpx.Timeout``.
 
     Returns:
-        The budget, or ``None`` when every value is ``None`` (no timeout at all).
+        The budget, or ``None`` when ``read`` is ``None`` or every value is ``None``.
     """
+    if timeout.read is None:
+        return None
     values = [
         v for v in (timeout.connect, timeout.read, timeout.write, timeout.pool) if v is not None
     ]
-    return max(values) if values else None
+    return max(values)
 
 
 def call_end(total_timeout: float | None, now: float) -> float | None:

@@ -186,7 +186,7 @@ class Perimeter:
         limit = body_limit(method, path)
         length = headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 await _refuse(send, 400, 7001, f"Content-Length: not a byte count ({length!r})")
                 return
             if int(length) > limit:
@@ -249,15 +249,17 @@ class Perimeter:
             )
         if method not in STATE_CHANGING:
             return None
+        origin = headers.get("origin")
         site = headers.get("sec-fetch-site", "").strip().lower()
-        if site in ("cross-site", "same-site"):
+        # a page of an origin the operator listed (--allowed-origin) is another site by
+        # design: its browser says same-site or cross-site, and that is allowed
+        if site in ("cross-site", "same-site") and not self._listed(origin):
             return (
                 403,
                 10000,
                 f"Sec-Fetch-Site: {site} requests may not change this server's state "
                 "(a page of another origin sent it)",
             )
-        origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, parsed, scheme):
             return (
                 403,
@@ -279,12 +281,18 @@ class Perimeter:
                 )
         return None
 
+    def _listed(self, origin: str | None) -> bool:
+        """Whether ``Origin`` is one the operator allowed (``--allowed-origin``)."""
+        if origin is None:
+            return False
+        return self.any_origin or origin.strip().rstrip("/").lower() in self.origins
+
     def _origin_allowed(
         self, origin: str, host: tuple[str, int | None] | None, scheme: str
     ) -> bool:
         """Whether ``Origin`` is allowed: listed, or the server's own (scheme, host, port)."""
         value = origin.strip().rstrip("/").lower()
-        if self.any_origin or value in self.origins:
+        if self._listed(origin):
             return True
         if host is None:
             return False

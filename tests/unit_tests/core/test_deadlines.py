@@ -61,7 +61,9 @@ SSE = {"content-type": "text/event-stream"}
         (httpx.Timeout(30.0, connect=5.0), 30.0),
         (httpx.Timeout(1.0, read=7.0), 7.0),
         (httpx.Timeout(1.0, pool=9.0), 9.0),
-        (httpx.Timeout(None, connect=3.0), 3.0),
+        # no read limit (long generations): no attempt budget, not the connect limit's 3 s
+        (httpx.Timeout(None, connect=3.0), None),
+        (httpx.Timeout(5.0, read=None), None),
         (httpx.Timeout(None), None),
     ],
 )

@@ -62,6 +62,26 @@ def test_a_bad_base_url_is_named(url):
         AISearchClient(account_id=ACCOUNT, api_token=TOKEN, base_url=url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:pa55-SECRET@api.example/client/v4",
+        "http://:pa55-SECRET@127.0.0.1:8787/client/v4",
+        "ftp://user:pa55-SECRET@api.example/",
+        "http://user:pa55-SECRET@h/x?y=1",
+    ],
+)
+def test_credentials_in_base_url_are_refused_without_echo(url):
+    with pytest.raises(InvalidRequestError, match=r"^base_url: ") as info:
+        AISearchClient(account_id=ACCOUNT, api_token=TOKEN, base_url=url)
+    assert "pa55-SECRET" not in str(info.value)
+
+
+def test_port_zero_is_refused():
+    with pytest.raises(InvalidRequestError, match=r"^base_url: .*port from 1 to 65535"):
+        AISearchClient(account_id=ACCOUNT, api_token=TOKEN, base_url="http://127.0.0.1:0/v4")
+
+
 BAD_SECONDS = [
     0,
     -1,

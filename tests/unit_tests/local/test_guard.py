@@ -330,3 +330,13 @@ def test_source_roots(tmp_path: Any) -> None:
         assert message is not None and str(root) in message
     assert "no folder" in (source_outside_roots(str(root), []) or "")
     assert source_outside_roots(str(tmp_path / "rootx"), [root]) is not None  # not a prefix
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u00b9\u00b2", "1_0", "+2", " 2x"])
+def test_a_content_length_that_is_not_ascii_digits_is_a_400(length: str) -> None:
+    # str.isdigit() holds for the superscripts, which int() then refuses (a 500 before)
+    guard, app = _guard()
+    headers = {"host": "localhost", "content-type": "application/json", "content-length": length}
+    status, body = _call(guard, headers, chunks=(b"{}",))
+    assert status == 400 and not app.calls
+    _assert_envelope(body, 7001, "Content-Length")
