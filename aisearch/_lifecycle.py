@@ -36,13 +36,26 @@ _PENDING: dict[AsyncGenerator[None, None], asyncio.AbstractEventLoop] = {}
 _PENDING_LOCK = threading.Lock()
 
 
-async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
+# tasks closing a client soon after its owner was collected, kept until they are done (the
+# loop holds only weak references to its tasks)
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+async def _close_at_shutdown(
+    client: Any, finalizers: list[weakref.finalize[Any, Any]], me: list[Any]
+) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
         try:
             await client.aclose()
         finally:
+            for finalizer in finalizers:  # the owner's finalizer no longer needs this loop
+                finalizer.detach()
+            with _PENDING_LOCK:
+                for closer in me:  # this generator: it has run
+                    _PENDING.pop(closer, None)
+            me.clear()
             _prune()
 
 
@@ -66,10 +79,16 @@ async def _aclose(closer: AsyncGenerator[None, None]) -> None:
         _PENDING.pop(closer, None)
 
 
+def _start_close(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    task = loop.create_task(_aclose(closer))
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
 def _close_soon(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
     if not loop.is_closed():
         with contextlib.suppress(RuntimeError):  # closed meanwhile
-            loop.call_soon_threadsafe(loop.create_task, _aclose(closer))
+            loop.call_soon_threadsafe(_start_close, loop, closer)
 
 
 def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, None]:
@@ -90,11 +109,16 @@ def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, N
         The started generator.
     """
     loop = asyncio.get_running_loop()
-    closer = _close_at_shutdown(client)
+    finalizers: list[weakref.finalize[Any, Any]] = []
+    me: list[Any] = []
+    closer = _close_at_shutdown(client, finalizers, me)
+    me.append(closer)
     with contextlib.suppress(StopIteration):  # the generator's yield ends the first send
         closer.asend(None).send(None)
     _prune()
     with _PENDING_LOCK:
         _PENDING[closer] = loop
-    weakref.finalize(owner, _close_soon, loop, closer)
+    # detached once the closer has run, so a long-lived owner used with one asyncio.run per
+    # call does not keep every finished loop alive
+    finalizers.append(weakref.finalize(owner, _close_soon, loop, closer))
     return closer
