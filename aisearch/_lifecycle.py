@@ -9,13 +9,38 @@ adapter's pooled sockets were closed only by the garbage collector, each with a
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 __all__ = ["close_at_loop_shutdown", "close_when_collected"]
+
+
+# Finalizers run wherever the last reference goes or the garbage collector runs, which may be
+# deep in a recursion (a parser refusing a document nested 100,000 levels): with no stack left
+# they fail with RecursionError. Such a close is deferred to the next helper call or exit.
+_DEFERRED: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+
+def _safely(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except RecursionError:
+        _DEFERRED.append((fn, args))
+
+
+def _run_deferred() -> None:
+    while _DEFERRED:
+        fn, args = _DEFERRED.pop()
+        _safely(fn, *args)
+        if _DEFERRED and _DEFERRED[-1] == (fn, args):  # still no stack: leave it for later
+            return
+
+
+atexit.register(_run_deferred)
 
 
 def close_when_collected(client: Any) -> None:
@@ -25,9 +50,10 @@ def close_when_collected(client: Any) -> None:
         client: An :class:`aisearch.AISearchClient` the caller built (an injected
             ``http_client`` is never closed).
     """
+    _run_deferred()
     if client._owns_client:
         # the finalizer holds the httpx client only, never the core client it watches
-        weakref.finalize(client, client._client.close)
+        weakref.finalize(client, _safely, client._client.close)
 
 
 # every started closer, until it has run: a closer must outlive its owner when the owner is
@@ -108,6 +134,7 @@ def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, N
     Returns:
         The started generator.
     """
+    _run_deferred()
     loop = asyncio.get_running_loop()
     finalizers: list[weakref.finalize[Any, Any]] = []
     me: list[Any] = []
@@ -120,5 +147,5 @@ def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, N
         _PENDING[closer] = loop
     # detached once the closer has run, so a long-lived owner used with one asyncio.run per
     # call does not keep every finished loop alive
-    finalizers.append(weakref.finalize(owner, _close_soon, loop, closer))
+    finalizers.append(weakref.finalize(owner, _safely, _close_soon, loop, closer))
     return closer

@@ -117,3 +117,27 @@ def test_closers_of_a_loop_closed_without_shutdown_are_dropped_later():
     asyncio.run(register())
     assert not any(pending is loop for pending in _PENDING.values())
     assert not _PENDING
+
+
+def test_a_close_without_stack_left_is_deferred_to_the_next_call():
+    # a finalizer may run deep in a recursion (the garbage collector runs wherever it must)
+    from aisearch import _lifecycle
+
+    calls: list[str] = []
+    depth = {"fail": 2}
+
+    def close(name: str) -> None:
+        if depth["fail"]:
+            depth["fail"] -= 1
+            raise RecursionError("maximum recursion depth exceeded")
+        calls.append(name)
+
+    _lifecycle._safely(close, "pool")  # no exception escapes the finalizer
+    assert calls == []
+    assert list(_lifecycle._DEFERRED) == [(close, ("pool",))]
+    _lifecycle._run_deferred()  # still no stack: kept for later, no endless retry
+    assert calls == []
+    assert list(_lifecycle._DEFERRED) == [(close, ("pool",))]
+    close_when_collected(AISearchClient(account_id="acc", api_token="tok"))  # drains it
+    assert calls == ["pool"]
+    assert _lifecycle._DEFERRED == []
