@@ -44,6 +44,7 @@ from aisearch._exceptions import (
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
+    copy_response,
     redact_request,
     request_secrets,
     scrub,
@@ -1098,8 +1099,6 @@ class _BaseClient(Generic[_HttpT]):
 MAX_ERROR_BODY = 1024 * 1024
 """Most bytes of an error body the client reads (the rest is discarded, the connection closed)."""
 
-_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-
 
 def _add_capped(parts: list[bytes], size: int, chunk: bytes) -> int:
     """Keep ``chunk`` and return the new size; above ``MAX_ERROR_BODY`` the caller stops."""
@@ -1118,21 +1117,7 @@ def _capped_response(response: httpx.Response, parts: list[bytes]) -> httpx.Resp
         A response with the same status, headers (but the encoding and length ones, which no
         longer apply) and request, whose content is the first ``MAX_ERROR_BODY`` bytes.
     """
-    headers = [
-        (name, value)
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _HOP_HEADERS
-    ]
-    extensions = {
-        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
-    }
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=b"".join(parts)[:MAX_ERROR_BODY],
-        request=response.request,
-        extensions=extensions,
-    )
+    return copy_response(response, b"".join(parts)[:MAX_ERROR_BODY], request=response.request)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

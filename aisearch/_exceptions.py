@@ -26,7 +26,7 @@ No exception message ever contains the API token or key.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -207,6 +207,42 @@ def redact_request(request: httpx.Request) -> httpx.Request:
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
+def copy_response(
+    response: httpx.Response,
+    content: bytes,
+    *,
+    request: httpx.Request | None,
+    header: Callable[[str], str] = str,
+) -> httpx.Response:
+    """A read copy of a response with another body.
+
+    Args:
+        response: The response copied: its status, headers and HTTP version are kept, but the
+            encoding and length headers, which no longer apply to ``content``.
+        content: The copy's (decoded) body.
+        request: The copy's request.
+        header: Applied to every header value kept.
+
+    Returns:
+        The copy.
+    """
+    headers = [
+        (name, header(value))
+        for name, value in response.headers.multi_items()
+        if name.lower() not in _HOP_HEADERS
+    ]
+    extensions = {
+        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
+    }
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=request,
+        extensions=extensions,
+    )
+
+
 def redact_response(response: httpx.Response, secrets: Sequence[str]) -> httpx.Response:
     """Copy a response without credentials: body and headers scrubbed, request redacted.
 
@@ -223,21 +259,12 @@ def redact_response(response: httpx.Response, secrets: Sequence[str]) -> httpx.R
         content = b""
     if secrets:  # latin-1 maps every byte to one character and back
         content = scrub(content.decode("latin-1"), secrets).encode("latin-1")
-    headers = [
-        (name, scrub(value, secrets))
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _HOP_HEADERS
-    ]
     request = _request_of(response)
-    extensions = {
-        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
-    }
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=content,
+    return copy_response(
+        response,
+        content,
         request=None if request is None else redact_request(request),
-        extensions=extensions,
+        header=lambda value: scrub(value, secrets),
     )
 
 
