@@ -1,7 +1,8 @@
-"""Request building and response parsing shared by the sync and async clients.
+"""Request building shared by the sync and async clients: one request type, every builder.
 
-``_BaseClient`` builds every request (paths, bodies, validation before any network call)
-and the module-level parsers turn responses into models; the clients only send.
+``_BaseClient`` holds the configuration and builds every request (paths, bodies, checks
+before any network call); the clients (``_async/``, generated ``_sync/``) only send them and
+parse the answers with ``_parse``. Parameter checks live in ``_params``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import mimetypes
 import re
 import time
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from aisearch._config import (
     UNSET,
@@ -37,115 +36,54 @@ from aisearch._config import (
 )
 from aisearch._exceptions import (
     AISearchError,
-    APIConnectionError,
-    APIResponseValidationError,
     APIStatusError,
-    APITimeoutError,
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
-    copy_response,
-    redact_request,
-    request_secrets,
-    scrub,
-    scrub_value,
+    status_error,
+    stream_content_error,
 )
-from aisearch._fanout import (
-    MergeMode,
-    SearchTarget,
-    check_fanout_args,
-    normalize_targets,
-)
-from aisearch._filters import (
-    is_legacy_filter,
-    to_legacy_filter,
-    validate_filters,
-    validate_legacy_filter,
-)
-from aisearch._models import (
-    ChatCompletion,
-    ChatMessage,
-    Chunk,
-    ChunkItem,
-    Item,
-    SearchOptions,
-    SearchResult,
-    check_mapping,
+from aisearch._fanout import prepare as fanout_prepare
+from aisearch._filters import validate_filters
+from aisearch._models import Item
+from aisearch._params import (
+    Messages,
+    Options,
+    check_bool,
+    check_extra,
+    check_instance_config,
+    check_instance_update,
+    check_int_range,
+    check_json,
     coerce_messages,
     coerce_options,
     deep_merge,
-    drop_absent_nulls,
+    json_problem,
+    legacy_options,
     query_or_messages,
-    validate_json_tolerant,
 )
-from aisearch._sse import error_from_body
+from aisearch._parse import page_done, page_items
+from aisearch._redact import scrub
 from aisearch._version import __version__
 
-__all__ = ["_BaseClient"]
+__all__ = ["USER_AGENT", "ProgressCallback", "_BaseClient", "_Request"]
 
 logger = logging.getLogger("aisearch")
 
 _T = TypeVar("_T")
 _HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
 
-Messages = Sequence[ChatMessage | Mapping[str, Any]]
-Options = SearchOptions | Mapping[str, Any] | None
 ProgressCallback = Callable[[int, int, list[Item]], None]
 
 MAX_INSTANCE_IDS = 10
 MAX_ITEM_BYTES = 4 * 1024 * 1024
 MAX_ITEM_KEY = 128
-MAX_PAGES = 10_000
-ITEMS_PER_PAGE = 50
-LIST_PER_PAGE = 100
+MAX_CHUNKS_LIMIT = 100
+MAX_FILTER_CHARS = 8192
 ITEM_STATUSES = ("queued", "running", "completed", "error", "skipped", "outdated")
 _DONE_STATUSES = frozenset({"completed", "skipped"})
-USER_AGENT = f"aisearch-py/{__version__}"
-
-
-MAX_JSON_DEPTH = 64
-MAX_FILTER_CHARS = 8192
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _json_problem(value: Any, path: str, depth: int = 0) -> str | None:
-    """Name the first part of ``value`` that cannot travel as JSON, or return ``None``."""
-    where = path or "body"
-    if value is None or isinstance(value, (bool, int)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{where}: must be a finite number (got {value})"
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{where}: must be valid Unicode text (it holds a lone surrogate)"
-        return None
-    if depth >= MAX_JSON_DEPTH:
-        return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where}: keys must be strings (got {type(key).__name__})"
-            child = f"{path}.{key}" if path else key
-            problem = _json_problem(key, child, depth + 1) or _json_problem(item, child, depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            problem = _json_problem(item, f"{where}[{i}]", depth + 1)
-            if problem:
-                return problem
-        return None
-    return f"{where}: must be a JSON value (got {type(value).__name__})"
-
-
-def _check_json(value: Any, path: str) -> None:
-    """Raise ``InvalidRequestError`` naming the first part of ``value`` that is not JSON."""
-    problem = _json_problem(value, path)
-    if problem:
-        raise InvalidRequestError(problem)
+USER_AGENT = f"aisearch-py/{__version__}"
 
 
 def _encode_json(body: Any) -> bytes:
@@ -154,7 +92,7 @@ def _encode_json(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError, RecursionError):
         pass
-    _check_json(body, "")
+    check_json(body, "")
     raise InvalidRequestError("body: cannot be encoded as JSON")  # pragma: no cover - defensive
 
 
@@ -175,21 +113,6 @@ class _Request:
             self.content = _encode_json(self.json)
 
 
-class _Envelope(BaseModel):
-    """The Cloudflare v4 envelope (``result`` left raw here)."""
-
-    success: bool | None = None
-    errors: list[Any] = []
-    result: Any = None
-    result_info: dict[str, Any] | None = None
-
-
-class _SearchEnvelope(BaseModel):
-    success: bool | None = None
-    errors: list[Any] = []
-    result: SearchResult | None = None
-
-
 @functools.lru_cache(maxsize=1024)
 def _parsed_url(url: str) -> httpx.URL:
     """Parse a request URL once and share it (``httpx.URL`` is immutable).
@@ -208,270 +131,14 @@ def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
 
-def _request_id(response: httpx.Response) -> str | None:
-    rid: str | None = response.headers.get("cf-ray") or response.headers.get("x-request-id")
-    return rid
-
-
-def _validation_error(response: httpx.Response, what: str, exc: Exception) -> AISearchError:
-    """Build the error for a 2xx body that does not fit; ``success: false`` wins."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        data = None
-    if isinstance(data, Mapping) and data.get("success") is False:
-        return error_from_body(
-            data, response.status_code, _request_id(response), "success: false", response=response
-        )
-    detail = ""
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        detail = f": {loc}: {first['msg']}" if loc else f": {first['msg']}"
-    else:
-        detail = f": {exc}"
-    return APIResponseValidationError(f"unexpected {what} response body{detail}", response=response)
-
-
-def _fit(
-    response: httpx.Response,
-    what: str,
-    build: Callable[[], _T],
-    errors: tuple[type[Exception], ...] = (ValidationError,),
-) -> _T:
-    """Run ``build``; if the body does not fit, raise the validation error.
-
-    It is raised outside the ``except`` block, so that the exception chain
-    (``__context__``) does not keep pydantic's error, which quotes the body.
-    """
-    try:
-        return build()
-    except errors as exc:
-        failure: Exception = exc
-    raise _validation_error(response, what, failure)
-
-
-def _parse_search(response: httpx.Response) -> SearchResult:
-    env = _fit(
-        response, "search", lambda: validate_json_tolerant(_SearchEnvelope, response.content)
-    )
-    if env.success is False:
-        raise error_from_body(
-            env.model_dump(),
-            response.status_code,
-            _request_id(response),
-            "success: false",
-            response=response,
-        )
-    if env.result is None:
-        raise _validation_error(response, "search", ValueError("no result"))
-    return env.result
-
-
-def _enveloped_completion(response: httpx.Response) -> ChatCompletion | None:
-    """A completion wrapped in the v4 envelope (tolerated), else ``None``."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return None
-    if isinstance(data, Mapping) and data.get("success") is not False:
-        result = data.get("result")
-        if isinstance(result, Mapping) and "choices" in result:
-            try:
-                return ChatCompletion.model_validate(result)
-            except ValidationError:
-                return None
-    return None
-
-
-def _parse_chat(response: httpx.Response) -> ChatCompletion:
-    try:
-        return validate_json_tolerant(ChatCompletion, response.content)
-    except ValidationError as exc:
-        failure = exc
-    wrapped = _enveloped_completion(response)
-    if wrapped is not None:
-        return wrapped
-    raise _validation_error(response, "chat completion", failure)
-
-
-def _parse_envelope(response: httpx.Response, what: str) -> _Envelope:
-    if not response.content.strip():
-        if response.status_code in (202, 204):
-            return _Envelope(success=True)
-        raise APIResponseValidationError(
-            f"empty {what} response body", status_code=response.status_code
-        )
-    env = _fit(response, what, lambda: _Envelope.model_validate_json(response.content))
-    if env.success is False:
-        raise error_from_body(
-            env.model_dump(),
-            response.status_code,
-            _request_id(response),
-            "success: false",
-            response=response,
-        )
-    return env
-
-
-def _result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Response], Any]:
-    def parse(response: httpx.Response) -> Any:
-        env = _parse_envelope(response, what)
-        return _fit(response, what, lambda: model.model_validate(env.result))
-
-    return parse
-
-
-def _none_parser(response: httpx.Response) -> None:
-    _parse_envelope(response, "delete")
-
-
-def _list_result_parser(model: type[BaseModel], what: str) -> Callable[[httpx.Response], Any]:
-    """Parse an enveloped, unpaginated list (nulls that mean absent take their defaults)."""
-
-    def parse(response: httpx.Response) -> Any:
-        env = _parse_envelope(response, what)
-        if not isinstance(env.result, list):
-            raise _validation_error(response, what, ValueError("result is not a list"))
-        entries = env.result
-        return _fit(
-            response,
-            what,
-            lambda: [model.model_validate(drop_absent_nulls(entry)) for entry in entries],
-        )
-
-    return parse
-
-
-def _legacy_chunk(entry: Mapping[str, Any]) -> Chunk:
-    content = entry.get("content") or []
-    texts = [str(c.get("text", "")) for c in content if isinstance(c, Mapping)]
-    first_id = next((c.get("id") for c in content if isinstance(c, Mapping) and c.get("id")), None)
-    attributes = entry.get("attributes") or {}
-    filename = entry.get("filename") or ""
-    timestamp = attributes.get("modified_date") if isinstance(attributes, Mapping) else None
-    chunk_type = next(
-        (c.get("type") for c in content if isinstance(c, Mapping) and c.get("type")), "text"
-    )
-    return Chunk(
-        id=str(entry.get("file_id") or first_id or filename),
-        type=str(chunk_type),
-        score=entry["score"],
-        text="\n".join(texts),
-        item=ChunkItem(
-            key=filename,
-            timestamp=timestamp if isinstance(timestamp, (int, float)) else None,
-            metadata=dict(attributes) if isinstance(attributes, Mapping) else {},
-        ),
-        filename=filename,
-        attributes=attributes,
-        file_id=entry.get("file_id"),
-        content=content,
-    )
-
-
-def _parse_legacy(response: httpx.Response) -> SearchResult:
-    result = _parse_envelope(response, "legacy search").result
-
-    def build() -> SearchResult:
-        if not isinstance(result, Mapping):
-            raise TypeError("result is not an object")
-        data = result.get("data") or []
-        chunks = [_legacy_chunk(entry) for entry in data]
-        extras = {k: v for k, v in result.items() if k not in ("data", "search_query", "response")}
-        return SearchResult(
-            search_query=result.get("search_query"),
-            chunks=chunks,
-            response=result.get("response"),
-            data=data,
-            **extras,
-        )
-
-    return _fit(
-        response, "legacy search", build, (ValidationError, TypeError, KeyError, AttributeError)
-    )
-
-
-def _check_extra(value: object, field: str) -> Mapping[str, Any] | None:
-    """Check an escape hatch: a mapping (or ``None``) of JSON values, named on error."""
-    mapping = check_mapping(value, field)
-    if mapping:
-        _check_json(dict(mapping), field)
-    return mapping
-
-
-def _check_bool(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidRequestError(f"{field}: must be true or false (got {value!r:.80})")
-    return value
-
-
 def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     done = sum(1 for item in items if item.status in _DONE_STATUSES)
     failed = [item for item in items if item.status == "error"]
     return done, failed
 
 
-_INSTANCE_BOUNDS: dict[str, tuple[float, float]] = {
-    "max_num_results": (1, 50),
-    "score_threshold": (0, 1),
-    "chunk_overlap": (0, 30),
-}
-_SYNC_INTERVALS = (900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
-_NOT_UPDATABLE = {
-    "type": "the source type is fixed at creation (create a new instance instead)",
-    "hybrid_search_enabled": "deprecated and not accepted by an update (set index_method)",
-}
-MAX_CHUNKS_LIMIT = 100
-
-
-def _check_instance_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    if "id" in config:
-        raise InvalidRequestError("id: pass the instance id as the instance_id argument")
-    for name, (lo, hi) in _INSTANCE_BOUNDS.items():
-        if name in config:
-            value = config[name]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not lo <= value <= hi
-            ):
-                raise InvalidRequestError(f"{name}: must be between {lo} and {hi} (got {value!r})")
-    if "sync_interval" in config and config["sync_interval"] not in _SYNC_INTERVALS:
-        raise InvalidRequestError(
-            f"sync_interval: must be one of {', '.join(map(str, _SYNC_INTERVALS))} "
-            f"(got {config['sync_interval']!r})"
-        )
-    return dict(config)
-
-
-def _check_instance_update(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Check an update body: at least one field, no create-only field, documented bounds."""
-    if not fields:
-        raise InvalidRequestError(
-            "fields: pass at least one configuration field to update (API.md section 10)"
-        )
-    for name, reason in _NOT_UPDATABLE.items():
-        if name in fields:
-            raise InvalidRequestError(f"{name}: cannot be updated; {reason}")
-    return _check_instance_config(fields)
-
-
-def _check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
-    """Check an integer argument (bools rejected) against ``lo..hi`` (``hi=None``: no bound)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < lo
-        or (hi is not None and value > hi)
-    ):
-        allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise InvalidRequestError(f"{name}: must be an integer {allowed} (got {value!r:.80})")
-    return value
-
-
 class _BaseClient(Generic[_HttpT]):
-    """Request building and response parsing shared by both clients."""
+    """Configuration and request building shared by both clients."""
 
     _client: _HttpT
     _owns_client: bool
@@ -616,26 +283,16 @@ class _BaseClient(Generic[_HttpT]):
         )
 
     def _status_error(self, response: httpx.Response) -> APIStatusError:
-        try:
-            body: Any = json.loads(response.content) if response.content else None
-        except ValueError:
-            body = response.text
-        default = response.reason_phrase or "request failed"
-        error = error_from_body(
-            body, response.status_code, _request_id(response), default, response=response
-        )
-        return self._scrubbed(error)
+        """The error for an error response, built without the client's credentials."""
+        return status_error(response, self._config.secrets())
 
-    def _scrubbed(self, error: APIStatusError) -> APIStatusError:
-        """Take the client's credentials out of an error's message and body.
+    @staticmethod
+    def _scrubbed(error: APIStatusError) -> APIStatusError:
+        """Return ``error``: errors are scrubbed when they are built, not afterwards.
 
-        Errors built from a response are already scrubbed by their constructor (with the
-        credentials of the request); this also covers one built without the response.
+        Every status error the clients raise is built with the credentials of its request
+        (``status_error``, ``StreamDecoder(secrets=...)``), which carry the client's own.
         """
-        secrets = self._config.secrets()
-        error.message = scrub(error.message, secrets)
-        error.args = (error._format(),)
-        error.body = scrub_value(error.body, secrets)
         return error
 
     def _body(
@@ -647,8 +304,8 @@ class _BaseClient(Generic[_HttpT]):
         instance_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         opts = coerce_options(options)
-        extra_options = _check_extra(extra_options, "extra_options")
-        extra_body = _check_extra(extra_body, "extra_body")
+        extra_options = check_extra(extra_options, "extra_options")
+        extra_body = check_extra(extra_body, "extra_body")
         ai_opts = opts.to_json_dict() if opts is not None else {}
         if instance_ids is not None:
             ai_opts["instance_ids"] = instance_ids
@@ -780,61 +437,18 @@ class _BaseClient(Generic[_HttpT]):
     ) -> _Request:
         validate_instance_id(rag_id, "rag_id")
         body: dict[str, Any] = query_or_messages(query, None)
-        if filters is not None:
-            body["filters"] = (
-                validate_legacy_filter(filters)
-                if is_legacy_filter(filters)
-                else to_legacy_filter(filters)
-            )
-            if body["filters"] is None:
-                del body["filters"]
-        if max_num_results is not None:
-            if (
-                isinstance(max_num_results, bool)
-                or not isinstance(max_num_results, int)
-                or not 1 <= max_num_results <= 50
-            ):
-                raise InvalidRequestError(
-                    "max_num_results: must be an integer between 1 and 50 "
-                    f"(got {max_num_results!r})"
-                )
-            body["max_num_results"] = max_num_results
-        if score_threshold is not None:
-            if (
-                isinstance(score_threshold, bool)
-                or not isinstance(score_threshold, (int, float))
-                or not 0 <= score_threshold <= 1
-            ):
-                raise InvalidRequestError(
-                    f"score_threshold: must be a number between 0 and 1 (got {score_threshold!r})"
-                )
-            body["ranking_options"] = {"score_threshold": score_threshold}
-        if rewrite_query is not None:
-            if not isinstance(rewrite_query, bool):
-                raise InvalidRequestError(
-                    f"rewrite_query: must be true or false (got {rewrite_query!r})"
-                )
-            body["rewrite_query"] = rewrite_query
-        if reranking is not None:
-            if isinstance(reranking, bool):
-                body["reranking"] = {"enabled": reranking}
-            elif isinstance(reranking, Mapping) and set(reranking) <= {"enabled", "model"}:
-                body["reranking"] = dict(reranking)
-            else:
-                raise InvalidRequestError(
-                    "reranking: must be a bool or a mapping with 'enabled' and/or 'model' "
-                    f"(got {reranking!r})"
-                )
-        for name, value in (("model", model), ("system_prompt", system_prompt)):
-            if value is not None:
-                if not isinstance(value, str):
-                    raise InvalidRequestError(
-                        f"{name}: must be a string (got {type(value).__name__})"
-                    )
-                body[name] = value
+        body |= legacy_options(
+            filters=filters,
+            max_num_results=max_num_results,
+            score_threshold=score_threshold,
+            rewrite_query=rewrite_query,
+            reranking=reranking,
+            model=model,
+            system_prompt=system_prompt,
+        )
         if stream:
             body["stream"] = True
-        extra_body = _check_extra(extra_body, "extra_body")
+        extra_body = check_extra(extra_body, "extra_body")
         if extra_body:
             deep_merge(body, extra_body)
         return _Request("POST", f"{self._account_path}/autorag/rags/{rag_id}/{route}", json=body)
@@ -860,7 +474,7 @@ class _BaseClient(Generic[_HttpT]):
         self, instance_id: str, namespace: str | None, config: Mapping[str, Any]
     ) -> _Request:
         validate_instance_id(instance_id)
-        body = {"id": instance_id, **_check_instance_config(config)}
+        body = {"id": instance_id, **check_instance_config(config)}
         path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/instances"
         return _Request("POST", path, json=body)
 
@@ -876,7 +490,7 @@ class _BaseClient(Generic[_HttpT]):
         path = self._instance_path(instance_id, namespace, "/items")
         self._check_key(key)
         if isinstance(content, str):
-            _check_json(content, "content")  # a lone surrogate cannot be encoded
+            check_json(content, "content")  # a lone surrogate cannot be encoded
             content = content.encode("utf-8")
         if not isinstance(content, (bytes, bytearray)):
             raise InvalidRequestError(
@@ -886,14 +500,14 @@ class _BaseClient(Generic[_HttpT]):
             raise InvalidRequestError(
                 f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
             )
-        wait = _check_bool(wait_for_completion, "wait_for_completion")
+        wait = check_bool(wait_for_completion, "wait_for_completion")
         data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise InvalidRequestError(
                     f"metadata: must be a mapping (got {type(metadata).__name__})"
                 )
-            problem = _json_problem(dict(metadata), "metadata")
+            problem = json_problem(dict(metadata), "metadata")
             if problem:
                 raise InvalidRequestError(f"metadata: must be JSON-serialisable ({problem})")
             data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
@@ -908,7 +522,7 @@ class _BaseClient(Generic[_HttpT]):
                 f"key: must be a non-empty string of at most {MAX_ITEM_KEY} characters "
                 f"(got {key!r:.80})"
             )
-        _check_json(key, "key")
+        check_json(key, "key")
         if _CONTROL_RE.search(key):
             raise InvalidRequestError(f"key: must not contain control characters (got {key!r:.80})")
         return key
@@ -921,22 +535,22 @@ class _BaseClient(Generic[_HttpT]):
         self, instance_id: str, namespace: str | None, fields: Mapping[str, Any]
     ) -> _Request:
         path = self._instance_path(instance_id, namespace)
-        return _Request("PUT", path, json=_check_instance_update(fields))
+        return _Request("PUT", path, json=check_instance_update(fields))
 
     def _sync_item_req(
         self, instance_id: str, item_id: str, wait_for_completion: bool, namespace: str | None
     ) -> _Request:
         body = {
             "next_action": "INDEX",
-            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+            "wait_for_completion": check_bool(wait_for_completion, "wait_for_completion"),
         }
         return _Request("PATCH", self._item_path(instance_id, item_id, namespace), json=body)
 
     def _item_chunks_req(
         self, instance_id: str, item_id: str, limit: int, offset: int, namespace: str | None
     ) -> _Request:
-        _check_int_range(limit, "limit", 1, MAX_CHUNKS_LIMIT)
-        _check_int_range(offset, "offset", 0, None)
+        check_int_range(limit, "limit", 1, MAX_CHUNKS_LIMIT)
+        check_int_range(offset, "offset", 0, None)
         path = self._item_path(instance_id, item_id, namespace) + "/chunks"
         return _Request("GET", path, params={"limit": limit, "offset": offset})
 
@@ -979,30 +593,8 @@ class _BaseClient(Generic[_HttpT]):
             params["status"] = status
         return params
 
-    @staticmethod
-    def _page_done(env: _Envelope, got: int, total: int, per_page: int) -> bool:
-        if got == 0:
-            return True
-        info = env.result_info or {}
-        total_count = info.get("total_count")
-        if isinstance(total_count, int):
-            return total >= total_count
-        total_pages = info.get("total_pages")
-        page = info.get("page")
-        if isinstance(total_pages, int) and isinstance(page, int):
-            return page >= total_pages
-        return got < per_page
-
-    @staticmethod
-    def _page_items(env: _Envelope, model: type[_T], response: httpx.Response) -> list[_T]:
-        if not isinstance(env.result, list):
-            raise _validation_error(response, "list", ValueError("result is not a list"))
-        entries = env.result
-        return _fit(
-            response,
-            "list",
-            lambda: [model.model_validate(entry) for entry in entries],  # type: ignore[attr-defined]
-        )
+    _page_done = staticmethod(page_done)
+    _page_items = staticmethod(page_items)
 
     @staticmethod
     def _wait_args(
@@ -1052,18 +644,7 @@ class _BaseClient(Generic[_HttpT]):
             )
         return remaining
 
-    def _fanout_prepare(
-        self,
-        targets: Sequence[str | SearchTarget],
-        query: str,
-        options: Options,
-        merge: MergeMode,
-        top_k: int | None,
-        max_concurrency: int,
-    ) -> tuple[list[SearchTarget], SearchOptions | None]:
-        check_fanout_args(merge, top_k, max_concurrency)
-        query_or_messages(query, None)
-        return normalize_targets(targets), coerce_options(options)
+    _fanout_prepare = staticmethod(fanout_prepare)
 
     def _log_retry(self, req: _Request, exc: AISearchError, delay: float, attempt: int) -> None:
         logger.debug(
@@ -1076,93 +657,4 @@ class _BaseClient(Generic[_HttpT]):
             type(exc).__name__,
         )
 
-    @staticmethod
-    def _stream_content_error(response: httpx.Response, body: bytes) -> AISearchError:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if isinstance(data, Mapping) and (
-            data.get("success") is False or "error" in data or data.get("errors")
-        ):
-            return error_from_body(
-                data, response.status_code, _request_id(response), "error", response=response
-            )
-        ctype = response.headers.get("content-type", "")
-        return APIResponseValidationError(
-            f"expected a text/event-stream response, got content type {ctype!r}",
-            content=body,
-            response=response,
-        )
-
-
-MAX_ERROR_BODY = 1024 * 1024
-"""Most bytes of an error body the client reads (the rest is discarded, the connection closed)."""
-
-
-def _add_capped(parts: list[bytes], size: int, chunk: bytes) -> int:
-    """Keep ``chunk`` and return the new size; above ``MAX_ERROR_BODY`` the caller stops."""
-    parts.append(chunk)
-    return size + len(chunk)
-
-
-def _capped_response(response: httpx.Response, parts: list[bytes]) -> httpx.Response:
-    """A read copy of an error response holding at most ``MAX_ERROR_BODY`` bytes of its body.
-
-    Args:
-        response: The response whose body was read (in part) as ``parts`` (decoded bytes).
-        parts: The pieces read.
-
-    Returns:
-        A response with the same status, headers (but the encoding and length ones, which no
-        longer apply) and request, whose content is the first ``MAX_ERROR_BODY`` bytes.
-    """
-    return copy_response(response, b"".join(parts)[:MAX_ERROR_BODY], request=response.request)
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    ctype: str = response.headers.get("content-type", "")
-    return ctype.partition(";")[0].strip().lower() == "text/event-stream"
-
-
-def _wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
-    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request."""
-    error: APIConnectionError
-    if isinstance(exc, httpx.TimeoutException):
-        error = APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
-    elif isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
-        error = APIConnectionError(
-            f"connection error: {type(exc).__name__} (request could not be sent)", request=request
-        )
-    else:
-        error = APIConnectionError(
-            f"connection error: {type(exc).__name__}: {exc}", request=request
-        )
-    scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
-    return error
-
-
-def scrub_chain(exc: BaseException, request: httpx.Request) -> None:
-    """Take the credentials of ``request`` out of ``exc`` and everything it chains.
-
-    Used on the httpx error an ``AISearchError`` is raised from: the string arguments of
-    every exception in the chain (``__cause__`` and ``__context__``, recursively) are
-    scrubbed, and every httpx error keeps a redacted copy of its request.
-
-    Args:
-        exc: The exception to keep as the cause.
-        request: The request that was sent.
-    """
-    secrets = request_secrets(request)
-    redacted = redact_request(request)
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        link = todo.pop()
-        if link is None or id(link) in seen:
-            continue
-        seen.add(id(link))
-        link.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in link.args)
-        if isinstance(link, httpx.RequestError):
-            link.request = redacted
-        todo += [link.__cause__, link.__context__]
+    _stream_content_error = staticmethod(stream_content_error)
