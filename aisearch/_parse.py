@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from aisearch._exceptions import (
     APIResponseValidationError,
+    APIStatusError,
     error_from_body,
     request_id,
     response_validation_error,
@@ -76,6 +77,13 @@ class _SearchEnvelope(BaseModel):
     result: SearchResult | None = None
 
 
+def _reported(body: Any, response: httpx.Response) -> APIStatusError:
+    """The error a 2xx body with ``success: false`` reports."""
+    return error_from_body(
+        body, response.status_code, request_id(response), "success: false", response=response
+    )
+
+
 def _fit(
     response: httpx.Response,
     what: str,
@@ -99,13 +107,7 @@ def parse_search(response: httpx.Response) -> SearchResult:
         response, "search", lambda: validate_json_tolerant(_SearchEnvelope, response.content)
     )
     if env.success is False:
-        raise error_from_body(
-            env.model_dump(),
-            response.status_code,
-            request_id(response),
-            "success: false",
-            response=response,
-        )
+        raise _reported(env.model_dump(), response)
     if env.result is None:
         raise response_validation_error(response, "search", ValueError("no result"))
     return env.result
@@ -147,13 +149,7 @@ def parse_envelope(response: httpx.Response, what: str) -> Envelope:
         )
     env = _fit(response, what, lambda: Envelope.model_validate_json(response.content))
     if env.success is False:
-        raise error_from_body(
-            env.model_dump(),
-            response.status_code,
-            request_id(response),
-            "success: false",
-            response=response,
-        )
+        raise _reported(env.model_dump(), response)
     return env
 
 

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar
 
 import httpx
 
@@ -65,6 +65,9 @@ from aisearch._params import (
 from aisearch._parse import page_done, page_items
 from aisearch._redact import scrub
 from aisearch._version import __version__
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["USER_AGENT", "ProgressCallback", "_BaseClient", "_Request"]
 
@@ -137,6 +140,19 @@ def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     return done, failed
 
 
+class _Settings(TypedDict):
+    """The constructor arguments ``resolve_config`` combines with the environment."""
+
+    account_id: str | None
+    api_token: str | None
+    api_email: str | None
+    api_key: str | None
+    namespace: str
+    base_url: str | None
+    timeout: float | httpx.Timeout
+    max_retries: int
+
+
 class _BaseClient(Generic[_HttpT]):
     """Configuration and request building shared by both clients."""
 
@@ -146,27 +162,11 @@ class _BaseClient(Generic[_HttpT]):
     def __init__(
         self,
         *,
-        account_id: str | None,
-        api_token: str | None,
-        api_email: str | None,
-        api_key: str | None,
-        namespace: str,
-        base_url: str | None,
-        timeout: float | httpx.Timeout,
-        max_retries: int,
         total_timeout: float | None = None,
         stream_idle_timeout: float | None = None,
+        **settings: Unpack[_Settings],
     ) -> None:
-        config = resolve_config(
-            account_id=account_id,
-            api_token=api_token,
-            api_email=api_email,
-            api_key=api_key,
-            namespace=namespace,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        config = resolve_config(**settings)
         self._config: ClientConfig = dataclasses.replace(
             config,
             total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
