@@ -6,12 +6,15 @@ allowed. ``coerce_options`` and ``format_validation_error`` are public (the adap
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, cast
 
 from pydantic import BeforeValidator, field_validator
 
+from aisearch._config import check_seconds, validate_instance_id
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import is_legacy_filter, to_legacy_filter, validate_legacy_filter
 from aisearch._models import ChatMessage
@@ -31,13 +34,18 @@ __all__ = [
     "check_bool",
     "check_extra",
     "check_instance_config",
+    "check_instance_ids",
     "check_instance_update",
     "check_int_range",
+    "check_item_content",
+    "check_item_key",
     "check_json",
     "check_mapping",
+    "check_wait_args",
     "coerce_messages",
     "coerce_options",
     "deep_merge",
+    "item_metadata_json",
     "json_problem",
     "legacy_options",
     "query_or_messages",
@@ -49,6 +57,10 @@ Options = SearchOptions | Mapping[str, Any] | None
 """Search options as callers pass them: ``SearchOptions``, a mapping of its shape, or ``None``."""
 
 MAX_JSON_DEPTH = 64
+MAX_INSTANCE_IDS = 10
+MAX_ITEM_BYTES = 4 * 1024 * 1024
+MAX_ITEM_KEY = 128
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def json_problem(value: Any, path: str, depth: int = 0) -> str | None:
@@ -236,6 +248,74 @@ def check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
         allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise InvalidRequestError(f"{name}: must be an integer {allowed} (got {value!r:.80})")
     return value
+
+
+def check_wait_args(
+    timeout: float, poll_interval: float, on_progress: object
+) -> tuple[float, float]:
+    """Check the arguments of a wait: two durations and an optional progress callback."""
+    if on_progress is not None and not callable(on_progress):
+        raise InvalidRequestError(
+            f"on_progress: must be a callable or None (got {type(on_progress).__name__})"
+        )
+    return check_seconds(timeout, "timeout"), check_seconds(poll_interval, "poll_interval")
+
+
+def check_instance_ids(instance_ids: Sequence[str]) -> list[str]:
+    """Check the instances of a namespace call: a list of 1 to 10 valid instance ids."""
+    if isinstance(instance_ids, str) or not isinstance(instance_ids, Sequence):
+        raise InvalidRequestError(
+            f"instance_ids: must be a list of 1 to {MAX_INSTANCE_IDS} instance ids "
+            f"(got {type(instance_ids).__name__})"
+        )
+    if not 1 <= len(instance_ids) <= MAX_INSTANCE_IDS:
+        raise InvalidRequestError(
+            f"instance_ids: must contain between 1 and {MAX_INSTANCE_IDS} ids "
+            f"(got {len(instance_ids)})"
+        )
+    for i, instance_id in enumerate(instance_ids):
+        validate_instance_id(instance_id, f"instance_ids[{i}]")
+    return list(instance_ids)
+
+
+# --------------------------------------------------------------------------- items
+
+
+def check_item_key(key: object) -> str:
+    """Check an item key: 1 to 128 characters of valid text, no control characters."""
+    if not isinstance(key, str) or not key or len(key) > MAX_ITEM_KEY:
+        raise InvalidRequestError(
+            f"key: must be a non-empty string of at most {MAX_ITEM_KEY} characters "
+            f"(got {key!r:.80})"
+        )
+    check_json(key, "key")
+    if _CONTROL_RE.search(key):
+        raise InvalidRequestError(f"key: must not contain control characters (got {key!r:.80})")
+    return key
+
+
+def check_item_content(content: object) -> bytes:
+    """Check an item's content (bytes, or text sent as UTF-8) against the 4 MB limit."""
+    if isinstance(content, str):
+        check_json(content, "content")  # a lone surrogate cannot be encoded
+        content = content.encode("utf-8")
+    if not isinstance(content, (bytes, bytearray)):
+        raise InvalidRequestError(f"content: must be bytes or str (got {type(content).__name__})")
+    if len(content) > MAX_ITEM_BYTES:
+        raise InvalidRequestError(
+            f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
+        )
+    return bytes(content)
+
+
+def item_metadata_json(metadata: object) -> str:
+    """Check an item's metadata (a mapping of JSON values) and encode it as JSON."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidRequestError(f"metadata: must be a mapping (got {type(metadata).__name__})")
+    problem = json_problem(dict(metadata), "metadata")
+    if problem:
+        raise InvalidRequestError(f"metadata: must be JSON-serialisable ({problem})")
+    return json.dumps(dict(metadata), allow_nan=False)
 
 
 # --------------------------------------------------------------------------- instance config

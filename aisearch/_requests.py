@@ -13,7 +13,6 @@ import functools
 import json
 import logging
 import mimetypes
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from aisearch._config import (
     check_max_retries,
     check_optional_seconds,
     check_path_id,
-    check_seconds,
     make_timeout,
     resolve_config,
     validate_instance_id,
@@ -52,13 +50,17 @@ from aisearch._params import (
     check_bool,
     check_extra,
     check_instance_config,
+    check_instance_ids,
     check_instance_update,
     check_int_range,
+    check_item_content,
+    check_item_key,
     check_json,
+    check_wait_args,
     coerce_messages,
     coerce_options,
     deep_merge,
-    json_problem,
+    item_metadata_json,
     legacy_options,
     query_or_messages,
 )
@@ -78,14 +80,10 @@ _HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
 
 ProgressCallback = Callable[[int, int, list[Item]], None]
 
-MAX_INSTANCE_IDS = 10
-MAX_ITEM_BYTES = 4 * 1024 * 1024
-MAX_ITEM_KEY = 128
 MAX_CHUNKS_LIMIT = 100
 MAX_FILTER_CHARS = 8192
 ITEM_STATUSES = ("queued", "running", "completed", "error", "skipped", "outdated")
 _DONE_STATUSES = frozenset({"completed", "skipped"})
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 USER_AGENT = f"aisearch-py/{__version__}"
 
 
@@ -317,22 +315,6 @@ class _BaseClient(Generic[_HttpT]):
             deep_merge(base, extra_body)
         return base
 
-    @staticmethod
-    def _instance_ids(instance_ids: Sequence[str]) -> list[str]:
-        if isinstance(instance_ids, str) or not isinstance(instance_ids, Sequence):
-            raise InvalidRequestError(
-                f"instance_ids: must be a list of 1 to {MAX_INSTANCE_IDS} instance ids "
-                f"(got {type(instance_ids).__name__})"
-            )
-        if not 1 <= len(instance_ids) <= MAX_INSTANCE_IDS:
-            raise InvalidRequestError(
-                f"instance_ids: must contain between 1 and {MAX_INSTANCE_IDS} ids "
-                f"(got {len(instance_ids)})"
-            )
-        for i, instance_id in enumerate(instance_ids):
-            validate_instance_id(instance_id, f"instance_ids[{i}]")
-        return list(instance_ids)
-
     def _search_req(
         self,
         instance_id: str,
@@ -395,7 +377,7 @@ class _BaseClient(Generic[_HttpT]):
         extra_options: Mapping[str, Any] | None,
         extra_body: Mapping[str, Any] | None,
     ) -> _Request:
-        ids = self._instance_ids(instance_ids)
+        ids = check_instance_ids(instance_ids)
         path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/search"
         body = self._body(
             query_or_messages(query, messages), options, extra_options, extra_body, ids
@@ -414,7 +396,7 @@ class _BaseClient(Generic[_HttpT]):
         *,
         stream: bool,
     ) -> _Request:
-        ids = self._instance_ids(instance_ids)
+        ids = check_instance_ids(instance_ids)
         path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/chat/completions"
         body = self._chat_body(messages, model, options, extra_options, extra_body, stream, ids)
         return _Request("POST", path, json=body)
@@ -488,44 +470,15 @@ class _BaseClient(Generic[_HttpT]):
         namespace: str | None,
     ) -> _Request:
         path = self._instance_path(instance_id, namespace, "/items")
-        self._check_key(key)
-        if isinstance(content, str):
-            check_json(content, "content")  # a lone surrogate cannot be encoded
-            content = content.encode("utf-8")
-        if not isinstance(content, (bytes, bytearray)):
-            raise InvalidRequestError(
-                f"content: must be bytes or str (got {type(content).__name__})"
-            )
-        if len(content) > MAX_ITEM_BYTES:
-            raise InvalidRequestError(
-                f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
-            )
+        check_item_key(key)
+        content = check_item_content(content)
         wait = check_bool(wait_for_completion, "wait_for_completion")
         data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:
-            if not isinstance(metadata, Mapping):
-                raise InvalidRequestError(
-                    f"metadata: must be a mapping (got {type(metadata).__name__})"
-                )
-            problem = json_problem(dict(metadata), "metadata")
-            if problem:
-                raise InvalidRequestError(f"metadata: must be JSON-serialisable ({problem})")
-            data["metadata"] = json.dumps(dict(metadata), allow_nan=False)
+            data["metadata"] = item_metadata_json(metadata)
         mime = mimetypes.guess_type(key)[0] or "application/octet-stream"
         files = {"file": (key, bytes(content), mime)}
         return _Request("POST", path, files=files, data=data)
-
-    @staticmethod
-    def _check_key(key: object) -> str:
-        if not isinstance(key, str) or not key or len(key) > MAX_ITEM_KEY:
-            raise InvalidRequestError(
-                f"key: must be a non-empty string of at most {MAX_ITEM_KEY} characters "
-                f"(got {key!r:.80})"
-            )
-        check_json(key, "key")
-        if _CONTROL_RE.search(key):
-            raise InvalidRequestError(f"key: must not contain control characters (got {key!r:.80})")
-        return key
 
     def _item_path(self, instance_id: str, item_id: str, namespace: str | None) -> str:
         item_id = check_path_id(item_id, "item_id", "item")
@@ -593,18 +546,10 @@ class _BaseClient(Generic[_HttpT]):
             params["status"] = status
         return params
 
+    _check_key = staticmethod(check_item_key)
+    _wait_args = staticmethod(check_wait_args)
     _page_done = staticmethod(page_done)
     _page_items = staticmethod(page_items)
-
-    @staticmethod
-    def _wait_args(
-        timeout: float, poll_interval: float, on_progress: object
-    ) -> tuple[float, float]:
-        if on_progress is not None and not callable(on_progress):
-            raise InvalidRequestError(
-                f"on_progress: must be a callable or None (got {type(on_progress).__name__})"
-            )
-        return check_seconds(timeout, "timeout"), check_seconds(poll_interval, "poll_interval")
 
     def _wait_ids(
         self, instance_id: str, item_ids: Sequence[str] | None, namespace: str | None
