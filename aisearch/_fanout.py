@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from aisearch._exceptions import AISearchError, InvalidRequestError
 from aisearch._models import Chunk, FanOutResult, InstanceError, SearchResult
@@ -33,11 +33,12 @@ RRF_K = 60
 MergeMode = Literal["score", "rrf"]
 
 
+@runtime_checkable
 class SearchClient(Protocol):
     """What a fan-out needs of a client: ``search`` (sync, or async returning an awaitable).
 
     ``AISearchClient`` and ``AsyncAISearchClient`` are such clients; this module imports
-    neither.
+    neither. Runtime-checkable, so that a model holding a ``SearchTarget`` can check it.
     """
 
     def search(
