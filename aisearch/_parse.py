@@ -103,6 +103,7 @@ def _fit(
 
 
 def parse_search(response: httpx.Response) -> SearchResult:
+    """Parse an enveloped search result (``success: false`` raises its status error)."""
     env = _fit(
         response, "search", lambda: validate_json_tolerant(_SearchEnvelope, response.content)
     )
@@ -130,6 +131,7 @@ def _enveloped_completion(response: httpx.Response) -> ChatCompletion | None:
 
 
 def parse_chat(response: httpx.Response) -> ChatCompletion:
+    """Parse a chat completion (bare, as the API sends it, or in the v4 envelope)."""
     try:
         return validate_json_tolerant(ChatCompletion, response.content)
     except ValidationError as exc:
@@ -141,6 +143,7 @@ def parse_chat(response: httpx.Response) -> ChatCompletion:
 
 
 def parse_envelope(response: httpx.Response, what: str) -> Envelope:
+    """Parse the v4 envelope (an empty 202/204 body is a success), ``result`` left raw."""
     if not response.content.strip():
         if response.status_code in (202, 204):
             return Envelope(success=True)
@@ -172,6 +175,7 @@ def result_parser(model: type[_M], what: str) -> Callable[[httpx.Response], _M]:
 
 
 def none_parser(response: httpx.Response) -> None:
+    """Check the envelope of an answer without a result (a delete)."""
     parse_envelope(response, "delete")
 
 
@@ -228,6 +232,7 @@ def _legacy_chunk(entry: Mapping[str, Any]) -> Chunk:
 
 
 def parse_legacy(response: httpx.Response) -> SearchResult:
+    """Parse a legacy AutoRAG answer into a ``SearchResult`` (its ``data`` become chunks)."""
     result = parse_envelope(response, "legacy search").result
 
     def build() -> SearchResult:
@@ -250,6 +255,10 @@ def parse_legacy(response: httpx.Response) -> SearchResult:
 
 
 def page_done(env: Envelope, got: int, total: int, per_page: int) -> bool:
+    """Tell whether a listing is complete after a page of ``got`` entries (``total`` so far).
+
+    ``result_info.total_count`` decides, else ``page``/``total_pages``, else a short page.
+    """
     if got == 0:
         return True
     info = env.result_info or {}
@@ -264,6 +273,7 @@ def page_done(env: Envelope, got: int, total: int, per_page: int) -> bool:
 
 
 def page_items(env: Envelope, model: type[_T], response: httpx.Response) -> list[_T]:
+    """Validate the entries of one page into ``model``."""
     if not isinstance(env.result, list):
         raise response_validation_error(response, "list", ValueError("result is not a list"))
     entries = env.result
@@ -299,5 +309,6 @@ def capped_response(response: httpx.Response, parts: list[bytes]) -> httpx.Respo
 
 
 def is_event_stream(response: httpx.Response) -> bool:
+    """Tell whether a response is a server-sent-events stream (by its content type)."""
     ctype: str = response.headers.get("content-type", "")
     return ctype.partition(";")[0].strip().lower() == "text/event-stream"
