@@ -32,8 +32,6 @@ from aisearch._exceptions import (
 from aisearch._fanout import SearchTarget
 from aisearch._filters import to_legacy_filter, validate_filters
 from aisearch._models import (
-    BoostBy,
-    CacheOptions,
     ChatCompletion,
     ChatMessage,
     Choice,
@@ -49,12 +47,8 @@ from aisearch._models import (
     Job,
     JobLog,
     Namespace,
-    QueryRewriteOptions,
     R2Stats,
-    RerankingOptions,
-    RetrievalOptions,
     ScoringDetails,
-    SearchOptions,
     SearchResult,
     SourcesEvent,
     StreamEndEvent,
@@ -63,6 +57,16 @@ from aisearch._models import (
     Usage,
     VectorizeStats,
 )
+from aisearch._options import (
+    BoostBy,
+    CacheOptions,
+    QueryRewriteOptions,
+    RerankingOptions,
+    RetrievalOptions,
+    SearchOptions,
+    format_validation_error,
+)
+from aisearch._params import coerce_options
 from aisearch._version import __version__
 
 __all__ = [
@@ -120,6 +124,8 @@ __all__ = [
     "Usage",
     "VectorizeStats",
     "__version__",
+    "coerce_options",
+    "format_validation_error",
     "to_legacy_filter",
     "validate_filters",
 ]

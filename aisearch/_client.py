@@ -1,6 +1,6 @@
 """The AI Search clients: ``AISearchClient`` (sync) and ``AsyncAISearchClient`` (async).
 
-Both build on ``_BaseClient`` (``_base.py``), which builds every request and parses every
+Both build on ``_BaseClient`` (``_requests.py``), which builds every request and parses every
 response, and on the management mixins (``_management.py``); only sending (with retries),
 streaming, paging and polling differ between them.
 """
@@ -29,26 +29,6 @@ import httpcore
 import httpx
 from httpx_sse import EventSource
 
-from aisearch._base import (
-    _T,
-    MAX_ERROR_BODY,
-    MAX_PAGES,
-    USER_AGENT,
-    Messages,
-    Options,
-    _add_capped,
-    _capped_response,
-    _is_event_stream,
-    _parse_chat,
-    _parse_envelope,
-    _parse_legacy,
-    _parse_search,
-    _Request,
-    _request_id,
-    _wrap_transport_error,
-    logger,
-    scrub_chain,
-)
 from aisearch._config import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIMEOUT,
@@ -60,8 +40,10 @@ from aisearch._exceptions import (
     APITimeoutError,
     InvalidRequestError,
     StreamInterruptedError,
-    request_secrets,
+    scrub_chain,
 )
+from aisearch._exceptions import request_id as _request_id
+from aisearch._exceptions import wrap_transport_error as _wrap_transport_error
 from aisearch._fanout import (
     MergeMode,
     SearchTarget,
@@ -76,6 +58,17 @@ from aisearch._models import (
     SearchResult,
     StreamEvent,
 )
+from aisearch._params import Messages, Options
+from aisearch._parse import MAX_ERROR_BODY, MAX_PAGES
+from aisearch._parse import add_capped as _add_capped
+from aisearch._parse import capped_response as _capped_response
+from aisearch._parse import is_event_stream as _is_event_stream
+from aisearch._parse import parse_chat as _parse_chat
+from aisearch._parse import parse_envelope as _parse_envelope
+from aisearch._parse import parse_legacy as _parse_legacy
+from aisearch._parse import parse_search as _parse_search
+from aisearch._redact import request_secrets
+from aisearch._requests import _T, USER_AGENT, _Request, logger
 from aisearch._retry import (
     attempt_budget,
     attempt_time,

@@ -25,11 +25,22 @@ No exception message ever contains the API token or key.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import ValidationError
+
+from aisearch._redact import (
+    excerpt,
+    redact_request,
+    redact_response,
+    request_of,
+    request_secrets,
+    scrub,
+    scrub_value,
+)
 
 if TYPE_CHECKING:
     from aisearch._models import InstanceError, Item
@@ -54,71 +65,8 @@ __all__ = [
     "StreamInterruptedError",
 ]
 
-_EXCERPT_CHARS = 200
 MAX_MESSAGE_CHARS = 2048
 """Longest exception message (``str(exc)``, ``exc.message``); longer ones are cut and marked."""
-
-SENSITIVE_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "x-auth-key",
-        "cf-access-client-id",
-        "cf-access-client-secret",
-        "cookie",
-    }
-)
-"""Request headers whose values are redacted in exceptions and scrubbed from messages."""
-
-_ALWAYS_SCRUB_LENGTH = 16
-_TOKEN_CHARS = r"A-Za-z0-9_.\-"
-_REDACTED = "***"
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """Replace secrets in ``text`` by ``***``.
-
-    A secret of 16 or more characters is replaced wherever it appears. A shorter one (a
-    local test token such as ``local``) only where it stands alone, not inside a longer
-    word, so that ``instance 'local-notes'`` or ``<html>`` are not mangled.
-
-    Args:
-        text: The text.
-        secrets: The values to take out.
-
-    Returns:
-        The text without the secrets.
-    """
-    for secret in secrets:
-        if not secret or secret not in text:
-            continue
-        if len(secret) >= _ALWAYS_SCRUB_LENGTH:
-            text = text.replace(secret, _REDACTED)
-        else:
-            alone = rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])"
-            text = re.sub(alone, _REDACTED, text)
-    return text
-
-
-def scrub_value(value: Any, secrets: Sequence[str]) -> Any:
-    """``scrub`` every string (keys too) in a decoded JSON value (an error body).
-
-    Args:
-        value: A JSON value, or text.
-        secrets: The values to take out.
-
-    Returns:
-        A scrubbed copy (the value itself when there is nothing to scrub).
-    """
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    if isinstance(value, Mapping):
-        return {scrub_value(k, secrets): scrub_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_value(v, secrets) for v in value]
-    return value
 
 
 def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -134,138 +82,6 @@ def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
-
-
-def excerpt(text: str | bytes, limit: int = _EXCERPT_CHARS, secrets: Sequence[str] = ()) -> str:
-    """Return a short, single-line excerpt of a body for an error message.
-
-    The secrets are taken out of the whole text first, so a cut can never leave part of one.
-
-    Args:
-        text: The body, as text or bytes.
-        limit: Maximum number of characters kept.
-        secrets: Values to replace by ``***`` (credentials the server may echo).
-
-    Returns:
-        The excerpt, with ``...`` appended when it was cut.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    flat = " ".join(scrub(text, secrets).split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."
-
-
-def request_secrets(request: httpx.Request | None) -> tuple[str, ...]:
-    """Return the credential values a request carried (to scrub them from what answers it).
-
-    Args:
-        request: The request, or ``None``.
-
-    Returns:
-        The values of its sensitive headers (``Bearer`` and similar schemes stripped too).
-    """
-    if request is None:
-        return ()
-    out: list[str] = []
-    for name, value in request.headers.items():
-        if name.lower() in SENSITIVE_HEADERS and value:
-            scheme, _, credential = value.partition(" ")
-            # "Bearer <token>": the token is the secret (so "Bearer ***" stays readable)
-            out.append(credential.strip() if scheme.isalpha() and credential.strip() else value)
-    return tuple(sorted(set(out), key=len, reverse=True))
-
-
-def _request_of(response: httpx.Response | None) -> httpx.Request | None:
-    if response is None:
-        return None
-    try:
-        return response.request
-    except RuntimeError:  # a response built by hand has none
-        return None
-
-
-def redact_request(request: httpx.Request) -> httpx.Request:
-    """Copy a request with the values of its sensitive headers replaced by ``***``.
-
-    Args:
-        request: The request that was sent.
-
-    Returns:
-        A copy safe to keep in an exception (and to pickle); the body is kept when it was read.
-    """
-    headers = [
-        (name, _REDACTED if name.lower() in SENSITIVE_HEADERS else value)
-        for name, value in request.headers.multi_items()
-    ]
-    try:
-        content: bytes | None = request.content
-    except httpx.RequestNotRead:
-        content = None
-    return httpx.Request(request.method, request.url, headers=headers, content=content)
-
-
-_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-
-
-def copy_response(
-    response: httpx.Response,
-    content: bytes,
-    *,
-    request: httpx.Request | None,
-    header: Callable[[str], str] = str,
-) -> httpx.Response:
-    """A read copy of a response with another body.
-
-    Args:
-        response: The response copied: its status, headers and HTTP version are kept, but the
-            encoding and length headers, which no longer apply to ``content``.
-        content: The copy's (decoded) body.
-        request: The copy's request.
-        header: Applied to every header value kept.
-
-    Returns:
-        The copy.
-    """
-    headers = [
-        (name, header(value))
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _HOP_HEADERS
-    ]
-    extensions = {
-        k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
-    }
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=content,
-        request=request,
-        extensions=extensions,
-    )
-
-
-def redact_response(response: httpx.Response, secrets: Sequence[str]) -> httpx.Response:
-    """Copy a response without credentials: body and headers scrubbed, request redacted.
-
-    Args:
-        response: The (read) response.
-        secrets: Values to replace by ``***``.
-
-    Returns:
-        A copy safe to keep in an exception (and to pickle).
-    """
-    try:
-        content = response.content
-    except httpx.ResponseNotRead:
-        content = b""
-    if secrets:  # latin-1 maps every byte to one character and back
-        content = scrub(content.decode("latin-1"), secrets).encode("latin-1")
-    request = _request_of(response)
-    return copy_response(
-        response,
-        content,
-        request=None if request is None else redact_request(request),
-        header=lambda value: scrub(value, secrets),
-    )
 
 
 _BODY_IS_TEXT = "__aisearch_body_is_the_response_text__"
@@ -350,7 +166,7 @@ class APIStatusError(AISearchError):
         response: httpx.Response | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
-        secrets = (*secrets, *request_secrets(_request_of(response)))
+        secrets = (*secrets, *request_secrets(request_of(response)))
         self.status_code = status_code
         self.code = scrub(code, secrets) if isinstance(code, str) else code
         self.message = cap(scrub(message, secrets))
@@ -447,7 +263,7 @@ class APIResponseValidationError(AISearchError):
         response: httpx.Response | None = None,
         secrets: Sequence[str] = (),
     ):
-        secrets = (*secrets, *request_secrets(_request_of(response)))
+        secrets = (*secrets, *request_secrets(request_of(response)))
         if response is not None:
             status_code = response.status_code if status_code is None else status_code
             if content is None:
@@ -502,3 +318,221 @@ class AllInstancesFailedError(AISearchError):
             parts = "; ".join(f"{e.instance_id}: {e.message}" for e in self.errors)
             message = f"all {len(self.errors)} instance(s) failed: {parts}"
         super().__init__(message)
+
+
+# --------------------------------------------------------------------------- construction
+# Every error below is built with the credentials to take out (those of the request, and
+# ``secrets``): its constructor scrubs what it keeps; nothing is patched in afterwards.
+
+
+def request_id(response: httpx.Response) -> str | None:
+    """The ``cf-ray`` (or ``x-request-id``) header of a response, when present."""
+    rid: str | None = response.headers.get("cf-ray") or response.headers.get("x-request-id")
+    return rid
+
+
+def error_status(value: object) -> int | None:
+    """An HTTP error status carried in a body (``status``), if it is one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+        return value
+    return None
+
+
+def error_from_body(
+    body: Any,
+    status_code: int,
+    request_id: str | None,
+    default: str,
+    *,
+    response: httpx.Response | None = None,
+    secrets: Sequence[str] = (),
+) -> APIStatusError:
+    """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
+
+    The error's constructor takes the credentials (``secrets`` and those of
+    ``response.request``) out of everything it keeps.
+
+    Args:
+        body: The decoded body (any JSON value, or text).
+        status_code: HTTP status to report.
+        request_id: The request id, when known.
+        default: Message used when the body carries none.
+        response: The response the body came from, when there is one.
+        secrets: Credentials to scrub besides those of ``response.request``.
+
+    Returns:
+        The exception to raise (its class depends on ``status_code``).
+    """
+    secrets = (*secrets, *request_secrets(request_of(response)))
+    code: int | str | None = None
+    message = default
+    if isinstance(body, Mapping):
+        errors = body.get("errors")
+        error = body.get("error")
+        if isinstance(errors, list) and errors:
+            first = errors[0]
+            if isinstance(first, Mapping):
+                code = first.get("code")
+                message = str(first.get("message") or default)
+            else:
+                message = str(first)
+        elif isinstance(error, Mapping):
+            code = error.get("code")
+            message = str(error.get("message") or default)
+        elif isinstance(error, str) and error:
+            message = error
+        elif isinstance(body.get("message"), str) and body["message"]:
+            message = body["message"]
+        carried = error_status(body.get("status"))
+        if carried is not None and status_code < 400:
+            status_code = carried
+    elif isinstance(body, str) and body.strip():
+        message = excerpt(body, secrets=secrets)
+    if isinstance(code, bool) or (code is not None and not isinstance(code, (int, str))):
+        code = str(code)
+    cls = status_error_class(status_code)
+    return cls(
+        message,
+        status_code=status_code,
+        code=code,
+        request_id=request_id,
+        body=body,
+        response=response,
+        secrets=secrets,
+    )
+
+
+def status_error(response: httpx.Response, secrets: Sequence[str] = ()) -> APIStatusError:
+    """Build the error for an error response (status 400 or more), from its (read) body.
+
+    Args:
+        response: The response.
+        secrets: Credentials to scrub besides those of ``response.request``.
+
+    Returns:
+        The exception to raise.
+    """
+    try:
+        body: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = response.text
+    default = response.reason_phrase or "request failed"
+    return error_from_body(
+        body,
+        response.status_code,
+        request_id(response),
+        default,
+        response=response,
+        secrets=secrets,
+    )
+
+
+def _reported_failure(
+    response: httpx.Response, content: bytes, default: str, *, error_keys: bool
+) -> APIStatusError | None:
+    """The status error a JSON body reports, if it reports one.
+
+    ``success: false`` always reports one; with ``error_keys``, so does an ``error`` member
+    or a non-empty ``errors`` list.
+    """
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    if data.get("success") is False or (error_keys and ("error" in data or data.get("errors"))):
+        return error_from_body(
+            data, response.status_code, request_id(response), default, response=response
+        )
+    return None
+
+
+def response_validation_error(response: httpx.Response, what: str, exc: Exception) -> AISearchError:
+    """Build the error for a 2xx body that does not fit; ``success: false`` wins.
+
+    Args:
+        response: The (read) response.
+        what: What was expected (``search``, ``chat completion``...), for the message.
+        exc: Why the body did not fit (its first pydantic error is named).
+
+    Returns:
+        The exception to raise.
+    """
+    failure = _reported_failure(response, response.content, "success: false", error_keys=False)
+    if failure is not None:
+        return failure
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        detail = f": {loc}: {first['msg']}" if loc else f": {first['msg']}"
+    else:
+        detail = f": {exc}"
+    return APIResponseValidationError(f"unexpected {what} response body{detail}", response=response)
+
+
+def stream_content_error(response: httpx.Response, body: bytes) -> AISearchError:
+    """Build the error for a stream answered with another content type than SSE.
+
+    Args:
+        response: The response.
+        body: Its (capped) body.
+
+    Returns:
+        The status error the body reports, else an ``APIResponseValidationError``.
+    """
+    failure = _reported_failure(response, body, "error", error_keys=True)
+    if failure is not None:
+        return failure
+    ctype = response.headers.get("content-type", "")
+    return APIResponseValidationError(
+        f"expected a text/event-stream response, got content type {ctype!r}",
+        content=body,
+        response=response,
+    )
+
+
+def wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
+    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request.
+
+    Args:
+        exc: The httpx error (scrubbed in place first, with what it chains).
+        request: The request that was sent.
+
+    Returns:
+        The ``APITimeoutError`` or ``APIConnectionError`` to raise from ``exc``.
+    """
+    scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
+    if isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
+        return APIConnectionError(
+            f"connection error: {type(exc).__name__} (request could not be sent)", request=request
+        )
+    return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}", request=request)
+
+
+def scrub_chain(exc: BaseException, request: httpx.Request) -> None:
+    """Take the credentials of ``request`` out of ``exc`` and everything it chains.
+
+    Used on the httpx error an ``AISearchError`` is raised from: the string arguments of
+    every exception in the chain (``__cause__`` and ``__context__``, recursively) are
+    scrubbed, and every httpx error keeps a redacted copy of its request.
+
+    Args:
+        exc: The exception to keep as the cause.
+        request: The request that was sent.
+    """
+    secrets = request_secrets(request)
+    redacted = redact_request(request)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.args = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in link.args)
+        if isinstance(link, httpx.RequestError):
+            link.request = redacted
+        todo += [link.__cause__, link.__context__]

@@ -8,23 +8,51 @@ results of the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from aisearch._exceptions import AISearchError, InvalidRequestError
 from aisearch._models import Chunk, FanOutResult, InstanceError, SearchResult
+from aisearch._options import SearchOptions
+from aisearch._params import Options, coerce_options, query_or_messages
 
-if TYPE_CHECKING:
-    from aisearch._client import AISearchClient, AsyncAISearchClient
-
-__all__ = ["RRF_K", "SearchTarget", "merge_results", "normalize_targets"]
+__all__ = [
+    "RRF_K",
+    "SearchClient",
+    "SearchTarget",
+    "merge_results",
+    "normalize_targets",
+    "prepare",
+]
 
 RRF_K = 60
 """The constant ``k`` of reciprocal rank fusion: ``score = sum(1 / (k + rank))``."""
 
 MergeMode = Literal["score", "rrf"]
+
+
+@runtime_checkable
+class SearchClient(Protocol):
+    """What a fan-out needs of a client: ``search`` (sync, or async returning an awaitable).
+
+    ``AISearchClient`` and ``AsyncAISearchClient`` are such clients; this module imports
+    neither. Runtime-checkable, so that a model holding a ``SearchTarget`` can check it.
+    """
+
+    def search(
+        self,
+        instance_id: str,
+        query: str | None = None,
+        *,
+        options: SearchOptions | None = None,
+        namespace: str | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+    ) -> SearchResult | Awaitable[SearchResult]: ...
+
+
+_C = TypeVar("_C", bound=SearchClient)
 
 
 @dataclass(frozen=True)
@@ -44,7 +72,7 @@ class SearchTarget:
 
     instance_id: str
     namespace: str | None = None
-    client: Any = None
+    client: SearchClient | None = None
 
 
 def normalize_targets(targets: Sequence[str | SearchTarget]) -> list[SearchTarget]:
@@ -102,6 +130,35 @@ def check_fanout_args(merge: object, top_k: object, max_concurrency: object) -> 
         )
 
 
+def prepare(
+    targets: Sequence[str | SearchTarget],
+    query: str,
+    options: Options,
+    merge: MergeMode,
+    top_k: int | None,
+    max_concurrency: int,
+) -> tuple[list[SearchTarget], SearchOptions | None]:
+    """Check every argument of a fan-out before the first search.
+
+    Args:
+        targets: Instance ids or ``SearchTarget`` objects.
+        query: The query text.
+        options: The options of every search.
+        merge: ``"score"`` or ``"rrf"``.
+        top_k: ``None`` or a positive integer.
+        max_concurrency: A positive integer.
+
+    Returns:
+        The targets and the validated options (built once, shared by every search).
+
+    Raises:
+        InvalidRequestError: Naming the bad argument.
+    """
+    check_fanout_args(merge, top_k, max_concurrency)
+    query_or_messages(query, None)
+    return normalize_targets(targets), coerce_options(options)
+
+
 Outcome = tuple[SearchTarget, "SearchResult | AISearchError"]
 
 
@@ -154,10 +211,15 @@ def merge_results(
     return FanOutResult(chunks=chunks, errors=errors)
 
 
+def _client_of(target: SearchTarget, default: _C) -> _C:
+    """The client searching ``target``: its own (of the calling client's kind), else ``default``."""
+    return default if target.client is None else cast("_C", target.client)
+
+
 def run_sync(
-    client: AISearchClient,
+    client: _C,
     targets: list[SearchTarget],
-    search: Callable[[AISearchClient, SearchTarget], SearchResult],
+    search: Callable[[_C, SearchTarget], SearchResult],
     max_concurrency: int,
 ) -> list[Outcome]:
     """Run one search per target in a thread pool, keeping failures.
@@ -174,7 +236,7 @@ def run_sync(
 
     def one(target: SearchTarget) -> Outcome:
         try:
-            return target, search(target.client or client, target)
+            return target, search(_client_of(target, client), target)
         except AISearchError as exc:
             return target, exc
 
@@ -185,9 +247,9 @@ def run_sync(
 
 
 async def run_async(
-    client: AsyncAISearchClient,
+    client: _C,
     targets: list[SearchTarget],
-    search: Callable[[AsyncAISearchClient, SearchTarget], Awaitable[SearchResult]],
+    search: Callable[[_C, SearchTarget], Awaitable[SearchResult]],
     max_concurrency: int,
 ) -> list[Outcome]:
     """Run one search per target with ``asyncio.gather``, at most ``max_concurrency`` at once.
@@ -206,7 +268,7 @@ async def run_async(
     async def one(target: SearchTarget) -> Outcome:
         async with semaphore:
             try:
-                return target, await search(target.client or client, target)
+                return target, await search(_client_of(target, client), target)
             except AISearchError as exc:
                 return target, exc
 

@@ -9,18 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from aisearch._base import (
-    _T,
-    ITEMS_PER_PAGE,
-    LIST_PER_PAGE,
-    ProgressCallback,
-    _BaseClient,
-    _check_bool,
-    _list_result_parser,
-    _none_parser,
-    _Request,
-    _result_parser,
-)
 from aisearch._models import (
     Instance,
     InstanceStats,
@@ -30,6 +18,12 @@ from aisearch._models import (
     JobLog,
     Namespace,
 )
+from aisearch._params import check_bool as _check_bool
+from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE
+from aisearch._parse import list_result_parser as _list_result_parser
+from aisearch._parse import none_parser as _none_parser
+from aisearch._parse import result_parser as _result_parser
+from aisearch._requests import _T, ProgressCallback, _BaseClient, _Request
 
 __all__ = ["_AsyncManagement", "_SyncManagement"]
 

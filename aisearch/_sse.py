@@ -25,18 +25,15 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import httpx
 from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
 from aisearch._exceptions import (
     AISearchError,
     APIResponseValidationError,
-    APIStatusError,
     StreamInterruptedError,
-    excerpt,
-    request_secrets,
-    status_error_class,
+    error_from_body,
+    error_status,
 )
 from aisearch._models import (
     Chunk,
@@ -49,78 +46,7 @@ from aisearch._models import (
     drop_absent_nulls,
 )
 
-__all__ = ["StreamDecoder", "error_from_body"]
-
-
-def _error_status(value: object) -> int | None:
-    """An HTTP error status carried in a body (``status``), if it is one."""
-    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
-        return value
-    return None
-
-
-def error_from_body(
-    body: Any,
-    status_code: int,
-    request_id: str | None,
-    default: str,
-    *,
-    response: httpx.Response | None = None,
-    secrets: Sequence[str] = (),
-) -> APIStatusError:
-    """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
-
-    The error's constructor takes the credentials (``secrets`` and those of
-    ``response.request``) out of everything it keeps.
-
-    Args:
-        body: The decoded body (any JSON value, or text).
-        status_code: HTTP status to report.
-        request_id: The request id, when known.
-        default: Message used when the body carries none.
-        response: The response the body came from, when there is one.
-        secrets: Credentials to scrub besides those of ``response.request``.
-
-    Returns:
-        The exception to raise (its class depends on ``status_code``).
-    """
-    secrets = (*secrets, *request_secrets(None if response is None else response.request))
-    code: int | str | None = None
-    message = default
-    if isinstance(body, Mapping):
-        errors = body.get("errors")
-        error = body.get("error")
-        if isinstance(errors, list) and errors:
-            first = errors[0]
-            if isinstance(first, Mapping):
-                code = first.get("code")
-                message = str(first.get("message") or default)
-            else:
-                message = str(first)
-        elif isinstance(error, Mapping):
-            code = error.get("code")
-            message = str(error.get("message") or default)
-        elif isinstance(error, str) and error:
-            message = error
-        elif isinstance(body.get("message"), str) and body["message"]:
-            message = body["message"]
-        carried = _error_status(body.get("status"))
-        if carried is not None and status_code < 400:
-            status_code = carried
-    elif isinstance(body, str) and body.strip():
-        message = excerpt(body, secrets=secrets)
-    if isinstance(code, bool) or (code is not None and not isinstance(code, (int, str))):
-        code = str(code)
-    cls = status_error_class(status_code)
-    return cls(
-        message,
-        status_code=status_code,
-        code=code,
-        request_id=request_id,
-        body=body,
-        response=response,
-        secrets=secrets,
-    )
+__all__ = ["StreamDecoder"]
 
 
 class StreamDecoder:
@@ -293,7 +219,7 @@ class StreamDecoder:
             body = sse.data
         status = self.status_code if self.status_code >= 400 else 500
         if isinstance(body, Mapping):
-            status = _error_status(body.get("status")) or status
+            status = error_status(body.get("status")) or status
         raise error_from_body(
             body, status, self.request_id, "error event in the stream", secrets=self._secrets
         )

@@ -36,9 +36,9 @@ from aisearch import (
     QueryRewriteOptions,
     RerankingOptions,
     SearchOptions,
+    coerce_options,  # the core's own options validation
 )
 from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
-from aisearch._models import coerce_options  # the core's own options validation
 
 __all__ = [
     "AISearchConnection",

@@ -33,8 +33,8 @@ from aisearch import (
     StreamEndEvent,
     TextDeltaEvent,
     Usage,
+    format_validation_error,
 )
-from aisearch._models import format_validation_error
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,

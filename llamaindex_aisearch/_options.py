@@ -14,8 +14,8 @@ from aisearch import (
     QueryRewriteOptions,
     RerankingOptions,
     SearchOptions,
+    coerce_options,  # the core's own options validation
 )
-from aisearch._models import coerce_options  # the core's own options validation
 
 from ._common import ConnectionKwargs
 from .filters import FilterInput, to_aisearch_filters

@@ -15,7 +15,7 @@ from aisearch import (
     AsyncAISearchClient,
     InvalidRequestError,
 )
-from aisearch._base import _parsed_url
+from aisearch._requests import _parsed_url
 from tests.unit_tests.core.payloads import GLOBAL_KEY, SEARCH_RESPONSE, TOKEN
 
 CLIENTS = [AISearchClient, AsyncAISearchClient]

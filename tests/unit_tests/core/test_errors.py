@@ -346,7 +346,7 @@ def test_stream_error_status_whose_body_breaks(harness, mode):
 
 
 def test_error_from_body_edge_cases():
-    from aisearch._sse import error_from_body
+    from aisearch._exceptions import error_from_body
 
     err = error_from_body(
         {"status": 404, "errors": [{"code": 1.5, "message": "m"}]}, 200, None, "d"

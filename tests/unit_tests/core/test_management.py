@@ -315,7 +315,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     c = Clock()
-    monkeypatch.setattr("aisearch._base.time.monotonic", c.monotonic)
+    monkeypatch.setattr("time.monotonic", c.monotonic)
     monkeypatch.setattr("aisearch._management.time.monotonic", c.monotonic)
     return c
 

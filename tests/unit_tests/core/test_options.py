@@ -452,7 +452,7 @@ def test_chat_message_extra_fields_pass_through(harness):
 )
 def test_non_string_and_non_list_values(options, message):
     with pytest.raises(InvalidRequestError, match=message.replace("[", r"\[")):
-        from aisearch._models import coerce_options
+        from aisearch import coerce_options
 
         coerce_options(options)
 

@@ -62,6 +62,8 @@ EXPECTED_ALL = [
     "Usage",
     "VectorizeStats",
     "__version__",
+    "coerce_options",
+    "format_validation_error",
     "to_legacy_filter",
     "validate_filters",
 ]

@@ -6,7 +6,8 @@ import pytest
 from httpx_sse import ServerSentEvent
 
 from aisearch import APIStatusError, InternalServerError, NotFoundError, RateLimitError
-from aisearch._sse import StreamDecoder, error_from_body
+from aisearch._exceptions import error_from_body
+from aisearch._sse import StreamDecoder
 
 
 @pytest.mark.parametrize("event", ["error", "message"])
