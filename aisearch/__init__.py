@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from aisearch._client import AISearchClient, AsyncAISearchClient
+from aisearch._async._client import AsyncAISearchClient
+from aisearch._async._streams import AsyncEventStream
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aisearch._exceptions import (
     AISearchError,
@@ -63,6 +64,8 @@ from aisearch._models import (
     Usage,
     VectorizeStats,
 )
+from aisearch._sync._client import AISearchClient
+from aisearch._sync._streams import EventStream
 from aisearch._version import __version__
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "APITimeoutError",
     "AllInstancesFailedError",
     "AsyncAISearchClient",
+    "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
     "BoostBy",
@@ -88,6 +92,7 @@ __all__ = [
     "ChunkItem",
     "ConflictError",
     "EngineStats",
+    "EventStream",
     "FanOutResult",
     "IndexingError",
     "IndexingTimeoutError",

@@ -17,7 +17,8 @@ from aisearch._exceptions import AISearchError, InvalidRequestError
 from aisearch._models import Chunk, FanOutResult, InstanceError, SearchResult
 
 if TYPE_CHECKING:
-    from aisearch._client import AISearchClient, AsyncAISearchClient
+    from aisearch._async._client import AsyncAISearchClient
+    from aisearch._sync._client import AISearchClient
 
 __all__ = ["RRF_K", "SearchTarget", "merge_results", "normalize_targets"]
 
