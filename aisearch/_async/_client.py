@@ -26,6 +26,7 @@ from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from aisearch._deadlines import new_async_client
 from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, run_async
+from aisearch._generation import check_generation
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
 
 __all__ = ["AsyncAISearchClient"]
@@ -159,6 +160,9 @@ class AsyncAISearchClient(_AsyncManagement):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> ChatCompletion:
         """Retrieve from one instance and generate an answer.
 
@@ -170,6 +174,9 @@ class AsyncAISearchClient(_AsyncManagement):
             namespace: Namespace (the client's default when ``None``).
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             The completion, with the chunks it used.
@@ -183,6 +190,7 @@ class AsyncAISearchClient(_AsyncManagement):
             extra_options,
             extra_body,
             stream=False,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return await self._request(req, _parse_chat)
 
@@ -196,6 +204,9 @@ class AsyncAISearchClient(_AsyncManagement):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> AsyncEventStream:
         """Stream a chat completion: a ``SourcesEvent``, ``TextDeltaEvent``s, a ``StreamEndEvent``.
 
@@ -209,6 +220,9 @@ class AsyncAISearchClient(_AsyncManagement):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
@@ -226,6 +240,7 @@ class AsyncAISearchClient(_AsyncManagement):
             extra_options,
             extra_body,
             stream=True,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return AsyncEventStream(self._stream(req))
 
@@ -269,6 +284,9 @@ class AsyncAISearchClient(_AsyncManagement):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> ChatCompletion:
         """Chat over 1 to 10 instances of a namespace.
 
@@ -280,6 +298,9 @@ class AsyncAISearchClient(_AsyncManagement):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             The completion with its chunks and per-instance ``errors``.
@@ -293,6 +314,7 @@ class AsyncAISearchClient(_AsyncManagement):
             extra_options,
             extra_body,
             stream=False,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return await self._request(req, _parse_chat)
 
@@ -306,6 +328,9 @@ class AsyncAISearchClient(_AsyncManagement):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> AsyncEventStream:
         """Stream a chat over 1 to 10 instances of a namespace.
 
@@ -317,6 +342,9 @@ class AsyncAISearchClient(_AsyncManagement):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
@@ -330,6 +358,7 @@ class AsyncAISearchClient(_AsyncManagement):
             extra_options,
             extra_body,
             stream=True,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return AsyncEventStream(self._stream(req, join_errors=True))
 

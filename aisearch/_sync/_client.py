@@ -25,6 +25,7 @@ from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from aisearch._deadlines import new_client
 from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, run_sync
+from aisearch._generation import check_generation
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
 from aisearch._sync._management import _Management
 from aisearch._sync._streams import EventStream
@@ -154,6 +155,9 @@ class AISearchClient(_Management):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> ChatCompletion:
         """Retrieve from one instance and generate an answer.
 
@@ -165,6 +169,9 @@ class AISearchClient(_Management):
             namespace: Namespace (the client's default when ``None``).
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             The completion, with the chunks it used.
@@ -178,6 +185,7 @@ class AISearchClient(_Management):
             extra_options,
             extra_body,
             stream=False,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return self._request(req, _parse_chat)
 
@@ -191,6 +199,9 @@ class AISearchClient(_Management):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> EventStream:
         """Stream a chat completion: a ``SourcesEvent``, ``TextDeltaEvent``s, a ``StreamEndEvent``.
 
@@ -204,6 +215,9 @@ class AISearchClient(_Management):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop early).
@@ -221,6 +235,7 @@ class AISearchClient(_Management):
             extra_options,
             extra_body,
             stream=True,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return EventStream(self._stream(req))
 
@@ -264,6 +279,9 @@ class AISearchClient(_Management):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> ChatCompletion:
         """Chat over 1 to 10 instances of a namespace.
 
@@ -275,6 +293,9 @@ class AISearchClient(_Management):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             The completion with its chunks and per-instance ``errors``.
@@ -288,6 +309,7 @@ class AISearchClient(_Management):
             extra_options,
             extra_body,
             stream=False,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return self._request(req, _parse_chat)
 
@@ -301,6 +323,9 @@ class AISearchClient(_Management):
         namespace: str | None = None,
         extra_options: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
     ) -> EventStream:
         """Stream a chat over 1 to 10 instances of a namespace.
 
@@ -312,6 +337,9 @@ class AISearchClient(_Management):
             namespace: Namespace.
             extra_options: Merged into ``ai_search_options`` last.
             extra_body: Merged into the top-level body last.
+            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
+            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
+            stop: A stop sequence, or a list of at most 4.
 
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop early).
@@ -325,6 +353,7 @@ class AISearchClient(_Management):
             extra_options,
             extra_body,
             stream=True,
+            generation=check_generation(temperature, max_tokens, stop),
         )
         return EventStream(self._stream(req, join_errors=True))
 
