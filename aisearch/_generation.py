@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from aisearch._base import _check_int_range
 from aisearch._exceptions import InvalidRequestError
 
 __all__ = ["MAX_STOP_SEQUENCES", "MAX_TEMPERATURE", "MAX_TOKENS", "check_generation"]
@@ -51,15 +52,7 @@ def check_generation(
             )
         body["temperature"] = temperature
     if max_tokens is not None:
-        if (
-            isinstance(max_tokens, bool)
-            or not isinstance(max_tokens, int)
-            or not 1 <= max_tokens <= MAX_TOKENS
-        ):
-            raise InvalidRequestError(
-                f"max_tokens: must be an integer between 1 and {MAX_TOKENS} (got {max_tokens!r})"
-            )
-        body["max_tokens"] = max_tokens
+        body["max_tokens"] = _check_int_range(max_tokens, "max_tokens", 1, MAX_TOKENS)
     if stop is not None:
         if isinstance(stop, str):
             body["stop"] = stop

@@ -22,15 +22,7 @@ from aisearch._base import (
     _result_parser,
 )
 from aisearch._deadlines import agather
-from aisearch._models import (
-    Instance,
-    InstanceStats,
-    Item,
-    ItemChunk,
-    Job,
-    JobLog,
-    Namespace,
-)
+from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
 
 __all__ = ["_AsyncManagement"]
 

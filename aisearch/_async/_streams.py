@@ -7,7 +7,6 @@ is generated from it by ``scripts/unasync.py``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from types import TracebackType
 
 from aisearch._models import StreamEvent
 
@@ -45,10 +44,5 @@ class AsyncEventStream:
     async def __aenter__(self) -> AsyncEventStream:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -22,15 +22,7 @@ from aisearch._base import (
     _result_parser,
 )
 from aisearch._deadlines import gather
-from aisearch._models import (
-    Instance,
-    InstanceStats,
-    Item,
-    ItemChunk,
-    Job,
-    JobLog,
-    Namespace,
-)
+from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
 from aisearch._sync._transport import _Transport
 
 __all__ = ["_Management"]

@@ -8,7 +8,6 @@ is generated from it by ``scripts/unasync.py``.
 from __future__ import annotations
 
 from collections.abc import Generator
-from types import TracebackType
 
 from aisearch._models import StreamEvent
 
@@ -46,10 +45,5 @@ class EventStream:
     def __enter__(self) -> EventStream:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
