@@ -10,7 +10,6 @@ async                       sync                     what
 ``new_async_client``        ``new_client``           the pooled httpx client the client owns
 ``AsyncAttempt``            ``Attempt``              one attempt's deadline, as a whole
 ``AsyncStreamWatch``        ``StreamWatch``          a stream's total and idle deadlines
-``aread_error_body``        ``read_error_body``      an error body, at most ``MAX_ERROR_BODY``
 ``asleep``                  ``sleep``                the pause between retries and polls
 ``agather``                 ``gather``               concurrent (async) or sequential (sync) calls
 ==========================  =======================  ==========================================
@@ -36,7 +35,7 @@ import httpcore
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from aisearch._base import MAX_ERROR_BODY, USER_AGENT, _add_capped, _capped_response
+from aisearch._base import USER_AGENT
 from aisearch._config import ClientConfig
 from aisearch._exceptions import APITimeoutError
 from aisearch._retry import attempt_budget, attempt_time, capped_timeouts
@@ -47,12 +46,10 @@ __all__ = [
     "Attempt",
     "StreamWatch",
     "agather",
-    "aread_error_body",
     "asleep",
     "gather",
     "new_async_client",
     "new_client",
-    "read_error_body",
     "sleep",
     "start_attempt",
     "stream_timeout_message",
@@ -364,17 +361,6 @@ class StreamWatch:
                 raise httpx.ReadTimeout(why)
 
 
-def read_error_body(response: httpx.Response) -> httpx.Response:
-    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size = _add_capped(parts, size, chunk)
-        if size > MAX_ERROR_BODY:
-            break
-    return _capped_response(response, parts)
-
-
 # ---------------------------------------------------------------------------- async
 
 
@@ -465,14 +451,3 @@ class AsyncStreamWatch:
                 yield sse
         finally:
             await events.aclose()
-
-
-async def aread_error_body(response: httpx.Response) -> httpx.Response:
-    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size = _add_capped(parts, size, chunk)
-        if size > MAX_ERROR_BODY:
-            break
-    return _capped_response(response, parts)

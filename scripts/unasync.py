@@ -27,8 +27,8 @@ SOURCE = ROOT / "aisearch" / "_async"
 TARGET = ROOT / "aisearch" / "_sync"
 
 SUBS = [
-    # the async names of the hand-written helpers in aisearch/_deadlines.py
     (r"aread_error_body", "read_error_body"),
+    # the async names of the hand-written helpers in aisearch/_deadlines.py
     (r"new_async_client", "new_client"),
     (r"asleep", "sleep"),
     (r"agather", "gather"),
@@ -50,6 +50,7 @@ SUBS = [
     (r"__anext__", "__next__"),
     (r"aclose", "close"),
     (r"aread", "read"),
+    (r"aiter_bytes", "iter_bytes"),
     # prose
     (r"Asynchronous", "Synchronous"),
     (r"\(async\)", "(sync)"),

@@ -181,17 +181,9 @@ class AsyncAISearchClient(_AsyncManagement):
         Returns:
             The completion, with the chunks it used.
         """
-        req = self._chat_req(
-            instance_id,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=False,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
+        req = self._chat_req(*args, stream=False, generation=generation)
         return await self._request(req, _parse_chat)
 
     def stream_chat_completions(
@@ -231,17 +223,9 @@ class AsyncAISearchClient(_AsyncManagement):
             StreamInterruptedError: (while iterating) if the stream ends without ``[DONE]``.
             APIStatusError: (while iterating) for error statuses or error events.
         """
-        req = self._chat_req(
-            instance_id,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=True,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
+        req = self._chat_req(*args, stream=True, generation=generation)
         return AsyncEventStream(self._stream(req))
 
     async def namespace_search(
@@ -305,17 +289,9 @@ class AsyncAISearchClient(_AsyncManagement):
         Returns:
             The completion with its chunks and per-instance ``errors``.
         """
-        req = self._ns_chat_req(
-            instance_ids,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=False,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
+        req = self._ns_chat_req(*args, stream=False, generation=generation)
         return await self._request(req, _parse_chat)
 
     def stream_namespace_chat_completions(
@@ -349,17 +325,9 @@ class AsyncAISearchClient(_AsyncManagement):
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
         """
-        req = self._ns_chat_req(
-            instance_ids,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=True,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
+        req = self._ns_chat_req(*args, stream=True, generation=generation)
         return AsyncEventStream(self._stream(req, join_errors=True))
 
     # ------------------------------------------------------------------ legacy AutoRAG

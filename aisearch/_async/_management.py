@@ -16,10 +16,8 @@ from aisearch._base import (
     LIST_PER_PAGE,
     ProgressCallback,
     _check_bool,
-    _list_result_parser,
     _none_parser,
     _Request,
-    _result_parser,
 )
 from aisearch._deadlines import agather
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
@@ -43,8 +41,7 @@ class _AsyncManagement(_AsyncTransport):
             The namespace.
         """
         req = self._create_namespace_req(name, description)
-        parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
-        return parsed
+        return await self._fetch(req, Namespace, "namespace")
 
     async def list_namespaces(self) -> list[Namespace]:
         """List every namespace (all pages).
@@ -64,8 +61,7 @@ class _AsyncManagement(_AsyncTransport):
             The namespace.
         """
         req = _Request("GET", self._namespace_path(name))
-        parsed: Namespace = await self._request(req, _result_parser(Namespace, "namespace"))
-        return parsed
+        return await self._fetch(req, Namespace, "namespace")
 
     async def delete_namespace(self, name: str) -> None:
         """Delete an (empty) namespace.
@@ -91,8 +87,7 @@ class _AsyncManagement(_AsyncTransport):
             The instance.
         """
         req = self._create_instance_req(instance_id, namespace, config)
-        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return await self._fetch(req, Instance, "instance")
 
     async def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
         """List every instance of a namespace (all pages).
@@ -117,8 +112,7 @@ class _AsyncManagement(_AsyncTransport):
             The instance.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace))
-        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return await self._fetch(req, Instance, "instance")
 
     async def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
         """Delete an instance and all its indexed data.
@@ -148,8 +142,7 @@ class _AsyncManagement(_AsyncTransport):
             InvalidRequestError: No field, a create-only field, or a documented bound broken.
         """
         req = self._update_instance_req(instance_id, namespace, fields)
-        parsed: Instance = await self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return await self._fetch(req, Instance, "instance")
 
     async def instance_stats(
         self, instance_id: str, *, namespace: str | None = None
@@ -164,8 +157,7 @@ class _AsyncManagement(_AsyncTransport):
             The statistics.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
-        parsed: InstanceStats = await self._request(req, _result_parser(InstanceStats, "stats"))
-        return parsed
+        return await self._fetch(req, InstanceStats, "stats")
 
     # ------------------------------------------------------------------ jobs
 
@@ -183,8 +175,7 @@ class _AsyncManagement(_AsyncTransport):
             The job.
         """
         req = self._create_job_req(instance_id, description, namespace)
-        parsed: Job = await self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return await self._fetch(req, Job, "job")
 
     async def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
         """List every sync job of an instance (all pages).
@@ -211,8 +202,7 @@ class _AsyncManagement(_AsyncTransport):
             The job.
         """
         req = _Request("GET", self._job_path(instance_id, job_id, namespace))
-        parsed: Job = await self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return await self._fetch(req, Job, "job")
 
     async def cancel_job(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -228,9 +218,7 @@ class _AsyncManagement(_AsyncTransport):
             The job as the service returns it.
         """
         path = self._job_path(instance_id, job_id, namespace)
-        req = _Request("PATCH", path, json={"action": "cancel"})
-        parsed: Job = await self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return await self._fetch(_Request("PATCH", path, json={"action": "cancel"}), Job, "job")
 
     async def job_logs(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -274,8 +262,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
-        parsed: Item = await self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return await self._fetch(req, Item, "item")
 
     async def create_or_update_item(
         self,
@@ -302,8 +289,7 @@ class _AsyncManagement(_AsyncTransport):
             "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
-        parsed: Item = await self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return await self._fetch(req, Item, "item")
 
     async def list_items(
         self,
@@ -342,8 +328,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = _Request("GET", self._item_path(instance_id, item_id, namespace))
-        parsed: Item = await self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return await self._fetch(req, Item, "item")
 
     async def delete_item(
         self, instance_id: str, item_id: str, *, namespace: str | None = None
@@ -378,8 +363,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
-        parsed: Item = await self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return await self._fetch(req, Item, "item")
 
     async def list_item_chunks(
         self,
@@ -403,8 +387,7 @@ class _AsyncManagement(_AsyncTransport):
             Up to ``limit`` chunks, in the service's order.
         """
         req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
-        parsed: list[ItemChunk] = await self._request(req, _list_result_parser(ItemChunk, "chunks"))
-        return parsed
+        return await self._fetch_list(req, ItemChunk, "chunks")
 
     async def wait_until_indexed(
         self,

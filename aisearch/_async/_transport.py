@@ -11,18 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from aisearch._base import (
     _T,
+    MAX_ERROR_BODY,
     MAX_PAGES,
+    _add_capped,
     _BaseClient,
+    _capped_response,
     _is_event_stream,
+    _list_result_parser,
     _parse_envelope,
     _Request,
     _request_id,
+    _result_parser,
     _wrap_transport_error,
     logger,
     scrub_chain,
@@ -30,7 +36,6 @@ from aisearch._base import (
 from aisearch._deadlines import (
     AsyncAttempt,
     AsyncStreamWatch,
-    aread_error_body,
     asleep,
     idle_timeout,
     start_attempt,
@@ -48,6 +53,19 @@ from aisearch._retry import call_end, delay_for, is_retryable, sleep_fits
 from aisearch._sse import StreamDecoder
 
 __all__ = ["_AsyncTransport"]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+async def aread_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
 
 
 class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
@@ -108,6 +126,16 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
             return parse(await self._send(req, end))
 
         return await self._retrying(req, call, end)
+
+    async def _fetch(self, req: _Request, model: type[_M], what: str) -> _M:
+        """Send ``req``; its ``result[what]`` (or ``result``) as a ``model``."""
+        parsed: _M = await self._request(req, _result_parser(model, what))
+        return parsed
+
+    async def _fetch_list(self, req: _Request, model: type[_M], what: str) -> list[_M]:
+        """Send ``req``; its ``result[what]`` as a list of ``model``."""
+        parsed: list[_M] = await self._request(req, _list_result_parser(model, what))
+        return parsed
 
     async def _stream(
         self, req: _Request, *, join_errors: bool = False

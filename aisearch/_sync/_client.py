@@ -176,17 +176,9 @@ class AISearchClient(_Management):
         Returns:
             The completion, with the chunks it used.
         """
-        req = self._chat_req(
-            instance_id,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=False,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
+        req = self._chat_req(*args, stream=False, generation=generation)
         return self._request(req, _parse_chat)
 
     def stream_chat_completions(
@@ -226,17 +218,9 @@ class AISearchClient(_Management):
             StreamInterruptedError: (while iterating) if the stream ends without ``[DONE]``.
             APIStatusError: (while iterating) for error statuses or error events.
         """
-        req = self._chat_req(
-            instance_id,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=True,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
+        req = self._chat_req(*args, stream=True, generation=generation)
         return EventStream(self._stream(req))
 
     def namespace_search(
@@ -300,17 +284,9 @@ class AISearchClient(_Management):
         Returns:
             The completion with its chunks and per-instance ``errors``.
         """
-        req = self._ns_chat_req(
-            instance_ids,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=False,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
+        req = self._ns_chat_req(*args, stream=False, generation=generation)
         return self._request(req, _parse_chat)
 
     def stream_namespace_chat_completions(
@@ -344,17 +320,9 @@ class AISearchClient(_Management):
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop early).
         """
-        req = self._ns_chat_req(
-            instance_ids,
-            messages,
-            model,
-            options,
-            namespace,
-            extra_options,
-            extra_body,
-            stream=True,
-            generation=check_generation(temperature, max_tokens, stop),
-        )
+        generation = check_generation(temperature, max_tokens, stop)
+        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
+        req = self._ns_chat_req(*args, stream=True, generation=generation)
         return EventStream(self._stream(req, join_errors=True))
 
     # ------------------------------------------------------------------ legacy AutoRAG

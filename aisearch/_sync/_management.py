@@ -16,10 +16,8 @@ from aisearch._base import (
     LIST_PER_PAGE,
     ProgressCallback,
     _check_bool,
-    _list_result_parser,
     _none_parser,
     _Request,
-    _result_parser,
 )
 from aisearch._deadlines import gather
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
@@ -44,8 +42,7 @@ class _Management(_Transport):
             The namespace.
         """
         req = self._create_namespace_req(name, description)
-        parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
-        return parsed
+        return self._fetch(req, Namespace, "namespace")
 
     def list_namespaces(self) -> list[Namespace]:
         """List every namespace (all pages).
@@ -65,8 +62,7 @@ class _Management(_Transport):
             The namespace.
         """
         req = _Request("GET", self._namespace_path(name))
-        parsed: Namespace = self._request(req, _result_parser(Namespace, "namespace"))
-        return parsed
+        return self._fetch(req, Namespace, "namespace")
 
     def delete_namespace(self, name: str) -> None:
         """Delete an (empty) namespace.
@@ -92,8 +88,7 @@ class _Management(_Transport):
             The instance.
         """
         req = self._create_instance_req(instance_id, namespace, config)
-        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return self._fetch(req, Instance, "instance")
 
     def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
         """List every instance of a namespace (all pages).
@@ -118,8 +113,7 @@ class _Management(_Transport):
             The instance.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace))
-        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return self._fetch(req, Instance, "instance")
 
     def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
         """Delete an instance and all its indexed data.
@@ -149,8 +143,7 @@ class _Management(_Transport):
             InvalidRequestError: No field, a create-only field, or a documented bound broken.
         """
         req = self._update_instance_req(instance_id, namespace, fields)
-        parsed: Instance = self._request(req, _result_parser(Instance, "instance"))
-        return parsed
+        return self._fetch(req, Instance, "instance")
 
     def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
         """Read an instance's indexing statistics (item counts per status, engine figures).
@@ -163,8 +156,7 @@ class _Management(_Transport):
             The statistics.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
-        parsed: InstanceStats = self._request(req, _result_parser(InstanceStats, "stats"))
-        return parsed
+        return self._fetch(req, InstanceStats, "stats")
 
     # ------------------------------------------------------------------ jobs
 
@@ -182,8 +174,7 @@ class _Management(_Transport):
             The job.
         """
         req = self._create_job_req(instance_id, description, namespace)
-        parsed: Job = self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return self._fetch(req, Job, "job")
 
     def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
         """List every sync job of an instance (all pages).
@@ -210,8 +201,7 @@ class _Management(_Transport):
             The job.
         """
         req = _Request("GET", self._job_path(instance_id, job_id, namespace))
-        parsed: Job = self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return self._fetch(req, Job, "job")
 
     def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
         """Cancel a sync job (``PATCH {"action": "cancel"}``).
@@ -225,9 +215,7 @@ class _Management(_Transport):
             The job as the service returns it.
         """
         path = self._job_path(instance_id, job_id, namespace)
-        req = _Request("PATCH", path, json={"action": "cancel"})
-        parsed: Job = self._request(req, _result_parser(Job, "job"))
-        return parsed
+        return self._fetch(_Request("PATCH", path, json={"action": "cancel"}), Job, "job")
 
     def job_logs(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -271,8 +259,7 @@ class _Management(_Transport):
             The item.
         """
         req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
-        parsed: Item = self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return self._fetch(req, Item, "item")
 
     def create_or_update_item(
         self,
@@ -299,8 +286,7 @@ class _Management(_Transport):
             "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
-        parsed: Item = self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return self._fetch(req, Item, "item")
 
     def list_items(
         self,
@@ -337,8 +323,7 @@ class _Management(_Transport):
             The item.
         """
         req = _Request("GET", self._item_path(instance_id, item_id, namespace))
-        parsed: Item = self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return self._fetch(req, Item, "item")
 
     def delete_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> None:
         """Delete an item.
@@ -371,8 +356,7 @@ class _Management(_Transport):
             The item.
         """
         req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
-        parsed: Item = self._request(req, _result_parser(Item, "item"))
-        return parsed
+        return self._fetch(req, Item, "item")
 
     def list_item_chunks(
         self,
@@ -396,8 +380,7 @@ class _Management(_Transport):
             Up to ``limit`` chunks, in the service's order.
         """
         req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
-        parsed: list[ItemChunk] = self._request(req, _list_result_parser(ItemChunk, "chunks"))
-        return parsed
+        return self._fetch_list(req, ItemChunk, "chunks")
 
     def wait_until_indexed(
         self,
