@@ -69,7 +69,7 @@ async def aread_error_body(response: httpx.Response) -> httpx.Response:
 
 
 class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
-    """Send, retry, stream and page (async); the base of the async client."""
+    """Send, retry, stream and page (async); the client and its management build on it."""
 
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asleep)
 

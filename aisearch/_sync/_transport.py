@@ -70,7 +70,7 @@ def read_error_body(response: httpx.Response) -> httpx.Response:
 
 
 class _Transport(_BaseClient[httpx.Client]):
-    """Send, retry, stream and page (sync); the base of the async client."""
+    """Send, retry, stream and page (sync); the client and its management build on it."""
 
     _sleep: Callable[[float], None] = staticmethod(sleep)
 
