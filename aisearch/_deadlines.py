@@ -48,6 +48,7 @@ __all__ = [
     "agather",
     "asleep",
     "gather",
+    "idle_timeout",
     "new_async_client",
     "new_client",
     "sleep",
