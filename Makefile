@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/unasync.py --check
 	$(PY) -c "import aisearch, sys; bad = [m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'llama_index', 'aisearch_local', 'starlette', 'numpy')]; assert not bad, bad"
 
 format: $(STAMP)

@@ -8,7 +8,8 @@ Example:
 
 from __future__ import annotations
 
-from aisearch._client import AISearchClient, AsyncAISearchClient
+from aisearch._async._client import AsyncAISearchClient
+from aisearch._async._streams import AsyncEventStream
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aisearch._exceptions import (
     AISearchError,
@@ -67,6 +68,8 @@ from aisearch._options import (
     format_validation_error,
 )
 from aisearch._params import coerce_options
+from aisearch._sync._client import AISearchClient
+from aisearch._sync._streams import EventStream
 from aisearch._version import __version__
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "APITimeoutError",
     "AllInstancesFailedError",
     "AsyncAISearchClient",
+    "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
     "BoostBy",
@@ -92,6 +96,7 @@ __all__ = [
     "ChunkItem",
     "ConflictError",
     "EngineStats",
+    "EventStream",
     "FanOutResult",
     "IndexingError",
     "IndexingTimeoutError",

@@ -340,13 +340,13 @@ class _BaseClient(Generic[_HttpT]):
         extra_body: Mapping[str, Any] | None,
         *,
         stream: bool,
+        generation: Mapping[str, Any] | None = None,
     ) -> _Request:
         path = self._instance_path(instance_id, namespace, "/chat/completions")
-        return _Request(
-            "POST",
-            path,
-            json=self._chat_body(messages, model, options, extra_options, extra_body, stream),
+        body = self._chat_body(
+            messages, model, options, extra_options, extra_body, stream, None, generation
         )
+        return _Request("POST", path, json=body)
 
     def _chat_body(
         self,
@@ -357,12 +357,14 @@ class _BaseClient(Generic[_HttpT]):
         extra_body: Mapping[str, Any] | None,
         stream: bool,
         instance_ids: list[str] | None = None,
+        generation: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         base: dict[str, Any] = {"messages": coerce_messages(messages)}
         if model is not None:
             if not isinstance(model, str):
                 raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
             base["model"] = model
+        base.update(generation or {})  # checked by _generation.check_generation
         if stream:
             base["stream"] = True
         return self._body(base, options, extra_options, extra_body, instance_ids)
@@ -395,10 +397,13 @@ class _BaseClient(Generic[_HttpT]):
         extra_body: Mapping[str, Any] | None,
         *,
         stream: bool,
+        generation: Mapping[str, Any] | None = None,
     ) -> _Request:
         ids = check_instance_ids(instance_ids)
         path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/chat/completions"
-        body = self._chat_body(messages, model, options, extra_options, extra_body, stream, ids)
+        body = self._chat_body(
+            messages, model, options, extra_options, extra_body, stream, ids, generation
+        )
         return _Request("POST", path, json=body)
 
     def _legacy_req(

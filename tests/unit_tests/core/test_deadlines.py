@@ -189,7 +189,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr("aisearch._client.time.monotonic", c.monotonic)
+    monkeypatch.setattr("aisearch._deadlines.time.monotonic", c.monotonic)
     return c
 
 
@@ -514,7 +514,7 @@ def test_check_seconds_accepts_exactly_finite_positive_numbers(value):
 def test_the_own_pool_has_the_deadline_backend(monkeypatch):
     # pins the private shape of httpx/httpcore the sync client relies on: if httpx changes
     # it, this fails loudly instead of a trickling server hanging a call again
-    from aisearch._client import _bound_socket_operations, _DeadlineBackend
+    from aisearch._deadlines import _bound_socket_operations, _DeadlineBackend
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # an env proxy: a second pool
     client = AISearchClient(account_id="acc", api_token="t" * 20)
@@ -532,7 +532,7 @@ def test_the_own_pool_has_the_deadline_backend(monkeypatch):
 def _backend(buffer: list[bytes]) -> Any:
     import httpcore
 
-    from aisearch._client import _DeadlineBackend
+    from aisearch._deadlines import _DeadlineBackend
 
     return _DeadlineBackend(httpcore.MockBackend(buffer))
 
@@ -542,7 +542,7 @@ def test_socket_operations_fail_once_the_attempt_deadline_passed():
 
     import httpcore
 
-    from aisearch._client import _attempt_end
+    from aisearch._deadlines import _attempt_end
 
     answer = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"ok"]
     token = _attempt_end.set(time.monotonic() + 60)
@@ -583,7 +583,7 @@ def test_a_socket_timeout_is_shrunk_to_the_time_left(timeout, left, expected):
 
     import httpcore
 
-    from aisearch._client import _attempt_end, _left
+    from aisearch._deadlines import _attempt_end, _left
 
     token = _attempt_end.set(None if left is None else time.monotonic() + left)
     try:

@@ -316,7 +316,7 @@ class Clock:
 def clock(monkeypatch):
     c = Clock()
     monkeypatch.setattr("time.monotonic", c.monotonic)
-    monkeypatch.setattr("aisearch._management.time.monotonic", c.monotonic)
+    monkeypatch.setattr("aisearch._sync._management.time.monotonic", c.monotonic)
     return c
 
 

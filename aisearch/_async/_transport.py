@@ -1,0 +1,186 @@
+"""Sending (with retries), streaming and paging (async).
+
+The async module (``aisearch/_async/``) is written by hand; its sync twin (``aisearch/_sync/``)
+is generated from it by ``scripts/unasync.py``. Requests are built and responses parsed by
+``_BaseClient``; where the two transports differ (deadlines, sleeping), the helpers of
+``aisearch/_deadlines.py`` do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from aisearch._deadlines import (
+    AsyncAttempt,
+    AsyncStreamWatch,
+    asleep,
+    idle_timeout,
+    start_attempt,
+    stream_timeout_message,
+)
+from aisearch._exceptions import (
+    AISearchError,
+    APIStatusError,
+    APITimeoutError,
+    StreamInterruptedError,
+    scrub_chain,
+)
+from aisearch._exceptions import request_id as _request_id
+from aisearch._exceptions import wrap_transport_error as _wrap_transport_error
+from aisearch._models import StreamEvent
+from aisearch._parse import MAX_ERROR_BODY, MAX_PAGES
+from aisearch._parse import add_capped as _add_capped
+from aisearch._parse import capped_response as _capped_response
+from aisearch._parse import is_event_stream as _is_event_stream
+from aisearch._parse import list_result_parser as _list_result_parser
+from aisearch._parse import parse_envelope as _parse_envelope
+from aisearch._parse import result_parser as _result_parser
+from aisearch._redact import request_secrets
+from aisearch._requests import _T, _BaseClient, _Request, logger
+from aisearch._retry import call_end, delay_for, is_retryable, sleep_fits
+from aisearch._sse import StreamDecoder
+
+__all__ = ["_AsyncTransport"]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+async def aread_error_body(response: httpx.Response) -> httpx.Response:
+    """Read at most ``MAX_ERROR_BODY`` bytes of an error body (the caller closes ``response``)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size = _add_capped(parts, size, chunk)
+        if size > MAX_ERROR_BODY:
+            break
+    return _capped_response(response, parts)
+
+
+class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
+    """Send, retry, stream and page (async); the client and its management build on it."""
+
+    _sleep: Callable[[float], Awaitable[None]] = staticmethod(asleep)
+
+    async def _send(
+        self, req: _Request, end: float | None, *, stream: bool = False
+    ) -> httpx.Response:
+        """Send one attempt, within its budget and the call's deadline ``end``.
+
+        The body (for a stream: an error body only) is read by the attempt's deadline.
+        """
+        request = self._build(req)
+        async with AsyncAttempt(request, start_attempt(request, self._config, end)) as attempt:
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
+            if stream and response.status_code < 400:
+                return response
+            attempt.watch_body(response)
+            try:
+                if response.status_code < 400:
+                    await response.aread()
+                    return response
+                error_response = await aread_error_body(response)
+            except httpx.HTTPError as exc:
+                raise _wrap_transport_error(exc, request) from exc
+            finally:
+                await response.aclose()
+            raise self._status_error(error_response)
+
+    async def _retrying(
+        self, req: _Request, call: Callable[[], Awaitable[_T]], end: float | None
+    ) -> _T:
+        """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
+        retries = 0
+        while True:
+            try:
+                return await call()
+            except AISearchError as exc:
+                if retries >= self._config.max_retries or not is_retryable(exc):
+                    raise
+                delay = delay_for(exc, retries)
+                if not sleep_fits(delay, time.monotonic(), end):
+                    raise
+                retries += 1
+                self._log_retry(req, exc, delay, retries)
+                await self._sleep(delay)
+
+    async def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T:
+        end = call_end(self._config.total_timeout, time.monotonic())
+
+        async def call() -> _T:
+            return parse(await self._send(req, end))
+
+        return await self._retrying(req, call, end)
+
+    async def _fetch(self, req: _Request, model: type[_M], what: str) -> _M:
+        """Send ``req``; its ``result[what]`` (or ``result``) as a ``model``."""
+        parsed: _M = await self._request(req, _result_parser(model, what))
+        return parsed
+
+    async def _fetch_list(self, req: _Request, model: type[_M], what: str) -> list[_M]:
+        """Send ``req``; its ``result[what]`` as a list of ``model``."""
+        parsed: list[_M] = await self._request(req, _list_result_parser(model, what))
+        return parsed
+
+    async def _stream(
+        self, req: _Request, *, join_errors: bool = False
+    ) -> AsyncGenerator[StreamEvent, None]:
+        end = call_end(self._config.total_timeout, time.monotonic())
+        response = await self._retrying(req, lambda: self._send(req, end, stream=True), end)
+        watch = AsyncStreamWatch(response, end, idle_timeout(self._config))
+        try:
+            if not _is_event_stream(response):
+                raise self._stream_content_error(response, await watch.read())
+            decoder = StreamDecoder(
+                response.status_code,
+                _request_id(response),
+                join_errors=join_errors,
+                secrets=request_secrets(response.request),
+            )
+            events = watch.events()
+            try:
+                async for sse in events:
+                    for event in decoder.feed(sse):
+                        yield event
+                    if decoder.done:
+                        return
+            finally:
+                await events.aclose()
+            decoder.finish()
+        except APIStatusError as exc:  # an error event: scrub what the service echoed
+            self._scrubbed(exc)
+            raise
+        except httpx.TimeoutException as exc:
+            scrub_chain(exc, response.request)
+            raise APITimeoutError(stream_timeout_message(exc), request=response.request) from exc
+        except httpx.HTTPError as exc:
+            scrub_chain(exc, response.request)
+            raise StreamInterruptedError(
+                f"the event stream broke before 'data: [DONE]': {type(exc).__name__}"
+            ) from exc
+        finally:
+            await response.aclose()
+
+    async def _paginate(
+        self, path: str, model: type[_T], params: dict[str, Any], per_page: int
+    ) -> list[_T]:
+        end = call_end(self._config.total_timeout, time.monotonic())
+        out: list[_T] = []
+        for page in range(1, MAX_PAGES + 1):
+            req = _Request("GET", path, params={**params, "page": page, "per_page": per_page})
+            response = await self._retrying(req, partial(self._send, req, end), end)
+            env = _parse_envelope(response, "list")
+            batch = self._page_items(env, model, response)
+            out.extend(batch)
+            if self._page_done(env, len(batch), len(out), per_page):
+                break
+        return out

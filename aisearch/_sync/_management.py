@@ -1,0 +1,419 @@
+# GENERATED from aisearch/_async/_management.py by scripts/unasync.py: do not edit by hand.
+"""Management endpoints: namespaces, instances, stats, jobs and items (sync).
+
+The async module (``aisearch/_async/``) is written by hand; its sync twin (``aisearch/_sync/``)
+is generated from it by ``scripts/unasync.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aisearch._deadlines import gather
+from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
+from aisearch._params import check_bool as _check_bool
+from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE
+from aisearch._parse import none_parser as _none_parser
+from aisearch._requests import ProgressCallback, _Request
+from aisearch._sync._transport import _Transport
+
+__all__ = ["_Management"]
+
+
+class _Management(_Transport):
+    """Namespaces, instances, jobs and items (sync)."""
+
+    # ------------------------------------------------------------------ namespaces
+
+    def create_namespace(self, name: str, *, description: str | None = None) -> Namespace:
+        """Create a namespace.
+
+        Args:
+            name: Namespace name.
+            description: Up to 256 characters.
+
+        Returns:
+            The namespace.
+        """
+        req = self._create_namespace_req(name, description)
+        return self._fetch(req, Namespace, "namespace")
+
+    def list_namespaces(self) -> list[Namespace]:
+        """List every namespace (all pages).
+
+        Returns:
+            The namespaces.
+        """
+        return self._paginate(self._namespaces_path(), Namespace, {}, LIST_PER_PAGE)
+
+    def get_namespace(self, name: str) -> Namespace:
+        """Read a namespace.
+
+        Args:
+            name: Namespace name.
+
+        Returns:
+            The namespace.
+        """
+        req = _Request("GET", self._namespace_path(name))
+        return self._fetch(req, Namespace, "namespace")
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete an (empty) namespace.
+
+        Args:
+            name: Namespace name.
+        """
+        self._request(_Request("DELETE", self._namespace_path(name)), _none_parser)
+
+    # ------------------------------------------------------------------ instances
+
+    def create_instance(
+        self, instance_id: str, *, namespace: str | None = None, **config: Any
+    ) -> Instance:
+        """Create an instance (built-in storage unless ``type``/``source`` are given).
+
+        Args:
+            instance_id: The new id.
+            namespace: Namespace.
+            **config: Instance configuration fields (API.md section 10).
+
+        Returns:
+            The instance.
+        """
+        req = self._create_instance_req(instance_id, namespace, config)
+        return self._fetch(req, Instance, "instance")
+
+    def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
+        """List every instance of a namespace (all pages).
+
+        Args:
+            namespace: Namespace.
+
+        Returns:
+            The instances.
+        """
+        path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/instances"
+        return self._paginate(path, Instance, {}, LIST_PER_PAGE)
+
+    def get_instance(self, instance_id: str, *, namespace: str | None = None) -> Instance:
+        """Read an instance.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The instance.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace))
+        return self._fetch(req, Instance, "instance")
+
+    def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Delete an instance and all its indexed data.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._instance_path(instance_id, namespace))
+        self._request(req, _none_parser)
+
+    def update_instance(
+        self, instance_id: str, *, namespace: str | None = None, **fields: Any
+    ) -> Instance:
+        """Update an instance's configuration (only the fields given are sent).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+            **fields: Configuration fields to change (API.md section 10; ``id``, ``type``
+                and ``hybrid_search_enabled`` cannot be updated).
+
+        Returns:
+            The updated instance.
+
+        Raises:
+            InvalidRequestError: No field, a create-only field, or a documented bound broken.
+        """
+        req = self._update_instance_req(instance_id, namespace, fields)
+        return self._fetch(req, Instance, "instance")
+
+    def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
+        """Read an instance's indexing statistics (item counts per status, engine figures).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The statistics.
+        """
+        req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
+        return self._fetch(req, InstanceStats, "stats")
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(
+        self, instance_id: str, *, description: str | None = None, namespace: str | None = None
+    ) -> Job:
+        """Start a sync job (re-read the instance's source).
+
+        Args:
+            instance_id: The instance id.
+            description: Free-text description.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = self._create_job_req(instance_id, description, namespace)
+        return self._fetch(req, Job, "job")
+
+    def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
+        """List every sync job of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+
+        Returns:
+            The jobs.
+        """
+        path = self._instance_path(instance_id, namespace, "/jobs")
+        return self._paginate(path, Job, {}, LIST_PER_PAGE)
+
+    def get_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
+        """Read a sync job.
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job.
+        """
+        req = _Request("GET", self._job_path(instance_id, job_id, namespace))
+        return self._fetch(req, Job, "job")
+
+    def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
+        """Cancel a sync job (``PATCH {"action": "cancel"}``).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The job as the service returns it.
+        """
+        path = self._job_path(instance_id, job_id, namespace)
+        return self._fetch(_Request("PATCH", path, json={"action": "cancel"}), Job, "job")
+
+    def job_logs(
+        self, instance_id: str, job_id: str, *, namespace: str | None = None
+    ) -> list[JobLog]:
+        """List every log line of a sync job (all pages).
+
+        Args:
+            instance_id: The instance id.
+            job_id: The job id.
+            namespace: Namespace.
+
+        Returns:
+            The log lines.
+        """
+        path = self._job_path(instance_id, job_id, namespace, "/logs")
+        return self._paginate(path, JobLog, {}, LIST_PER_PAGE)
+
+    # ------------------------------------------------------------------ items
+
+    def upload_item(
+        self,
+        instance_id: str,
+        key: str,
+        content: bytes | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Upload (upsert) a file into a built-in-storage instance (multipart).
+
+        Args:
+            instance_id: The instance id.
+            key: File name (at most 128 characters).
+            content: File content (at most 4 MB).
+            metadata: Custom metadata (sent as a JSON string).
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
+        return self._fetch(req, Item, "item")
+
+    def create_or_update_item(
+        self,
+        instance_id: str,
+        key: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Create or re-index an item by key (``next_action: INDEX``).
+
+        Args:
+            instance_id: The instance id.
+            key: Item key (at most 128 characters).
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        body = {
+            "key": self._check_key(key),
+            "next_action": "INDEX",
+            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+        }
+        req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
+        return self._fetch(req, Item, "item")
+
+    def list_items(
+        self,
+        instance_id: str,
+        *,
+        metadata_filter: Mapping[str, Any] | None = None,
+        status: str | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """List every item of an instance (all pages).
+
+        Args:
+            instance_id: The instance id.
+            metadata_filter: Vectorize-style filter on item metadata.
+            status: Only items with this status.
+            namespace: Namespace.
+
+        Returns:
+            The items.
+        """
+        path = self._instance_path(instance_id, namespace, "/items")
+        params = self._list_items_params(metadata_filter, status)
+        return self._paginate(path, Item, params, ITEMS_PER_PAGE)
+
+    def get_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> Item:
+        """Read an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = _Request("GET", self._item_path(instance_id, item_id, namespace))
+        return self._fetch(req, Item, "item")
+
+    def delete_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> None:
+        """Delete an item.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            namespace: Namespace.
+        """
+        req = _Request("DELETE", self._item_path(instance_id, item_id, namespace))
+        self._request(req, _none_parser)
+
+    def sync_item(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        wait_for_completion: bool = False,
+        namespace: str | None = None,
+    ) -> Item:
+        """Re-index one item (``PATCH {"next_action": "INDEX"}``).
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            wait_for_completion: Ask the service to wait for indexing.
+            namespace: Namespace.
+
+        Returns:
+            The item.
+        """
+        req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
+        return self._fetch(req, Item, "item")
+
+    def list_item_chunks(
+        self,
+        instance_id: str,
+        item_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        namespace: str | None = None,
+    ) -> list[ItemChunk]:
+        """List one page of an item's stored chunks.
+
+        Args:
+            instance_id: The instance id.
+            item_id: The item id.
+            limit: Chunks per page, 1 to 100.
+            offset: Chunks to skip, at least 0.
+            namespace: Namespace.
+
+        Returns:
+            Up to ``limit`` chunks, in the service's order.
+        """
+        req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
+        return self._fetch_list(req, ItemChunk, "chunks")
+
+    def wait_until_indexed(
+        self,
+        instance_id: str,
+        item_ids: Sequence[str] | None = None,
+        *,
+        timeout: float = 120.0,
+        poll_interval: float = 0.5,
+        on_progress: ProgressCallback | None = None,
+        namespace: str | None = None,
+    ) -> list[Item]:
+        """Poll until items are indexed, an item fails, or the deadline passes.
+
+        Args:
+            instance_id: The instance id.
+            item_ids: Items to wait for (every item of the instance when ``None``).
+            timeout: Deadline in seconds (never polls forever).
+            poll_interval: Seconds between polls.
+            on_progress: Called as ``on_progress(done, total, items)`` after every poll.
+            namespace: Namespace.
+
+        Returns:
+            The items, all ``completed`` (or ``skipped``).
+
+        Raises:
+            IndexingError: If an item ends with status ``error``.
+            IndexingTimeoutError: If the deadline passes first.
+        """
+        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        ids = self._wait_ids(instance_id, item_ids, namespace)
+        deadline = time.monotonic() + timeout
+        while True:
+            if ids is None:
+                items = self.list_items(instance_id, namespace=namespace)
+            else:
+                items = gather(*(self.get_item(instance_id, i, namespace=namespace) for i in ids))
+            remaining = self._wait_step(items, on_progress, deadline, timeout)
+            if remaining is None:
+                return items
+            self._sleep(min(poll_interval, remaining))
