@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -27,7 +26,14 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
-from aisearch_local._upstream import checked_key, endpoint, transport_error, upstream_error
+from aisearch_local._upstream import (
+    checked_key,
+    endpoint,
+    parse_openai_spec,
+    transport_error,
+    upstream_error,
+)
+from aisearch_local.text import EMBED_STOPWORDS
 
 __all__ = [
     "DEFAULT_EMBEDDER_SPEC",
@@ -101,79 +107,6 @@ _BYTE_TABLE = bytes(
     (b if (48 <= b <= 57 or 97 <= b <= 122 or b >= 128) else 32) for b in range(256)
 )
 
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "did",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
-)
-
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser on a uint64 array (wrapping arithmetic, deterministic)."""
@@ -218,7 +151,7 @@ class HashingEmbedder:
         self.dim = dim
         self.name = f"hashing-v1-{dim}"
         self._pow_table = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
-        self._stop_hashes = np.sort(self._word_hashes(sorted(_STOPWORDS)))
+        self._stop_hashes = np.sort(self._word_hashes(sorted(EMBED_STOPWORDS)))
 
     def __repr__(self) -> str:
         return f"HashingEmbedder(dim={self.dim})"
@@ -537,26 +470,6 @@ class OpenAIEmbedder:
 # --------------------------------------------------------------------------------------------
 # Factory
 # --------------------------------------------------------------------------------------------
-
-
-def parse_openai_spec(spec: str) -> tuple[str, str]:
-    """Split ``"openai:MODEL@BASE_URL"`` into ``(model, base_url)``.
-
-    The model may itself contain ``@`` (e.g. ``@cf/baai/bge-m3``): the split happens at the
-    last ``@`` followed by ``http://`` or ``https://``.
-
-    Raises:
-        ValueError: The spec does not have that form.
-    """
-    rest = spec[len("openai:") :] if spec.startswith("openai:") else spec
-    matches = list(re.finditer(r"@(?=https?://)", rest))
-    match = matches[-1] if matches else None
-    if match is None or match.start() == 0:
-        raise ValueError(
-            f"expected 'openai:MODEL@BASE_URL' (e.g. openai:nomic-embed-text@http://127.0.0.1:11434),"
-            f" got {spec!r}"
-        )
-    return rest[: match.start()], rest[match.start() + 1 :]
 
 
 def make_embedder(spec: str | None = None, *, client: httpx.Client | None = None) -> Embedder:

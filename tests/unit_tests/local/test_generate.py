@@ -19,9 +19,9 @@ from aisearch_local.generate import (
     OpenAICompatibleGenerator,
     build_rag_messages,
     make_generator,
-    rerank_scores,
-    rewrite_query,
 )
+from aisearch_local.search import rerank_scores
+from aisearch_local.text import rewrite_query
 
 
 def chunk(i: int, text: str, key: str = "doc.md") -> dict[str, Any]:
