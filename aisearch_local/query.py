@@ -162,10 +162,11 @@ class QueryService:
                 return iid, str(exc)
 
         results = await asyncio.gather(*(one(i) for i in ids))
-        out = Retrieval(req.query, [], resolver.defaults, errors=[])
+        errors: list[dict[str, str]] = []
+        out = Retrieval(req.query, [], resolver.defaults, errors=errors)
         for iid, res in results:
             if isinstance(res, str):
-                out.errors.append({"instance_id": iid, "message": res})  # type: ignore[union-attr]
+                errors.append({"instance_id": iid, "message": res})
                 continue
             if not out.instances:
                 out.options = res.options
