@@ -96,13 +96,15 @@ def instance_of(request: Request) -> InstanceRecord:
     )
 
 
-def item_of(request: Request, inst: InstanceRecord) -> dict[str, Any]:
-    """The item named by the path, or 404 / 7002."""
-    return service(request).require_item(inst, str(request.path_params["item_id"]))
+def item_of(request: Request) -> tuple[InstanceRecord, dict[str, Any]]:
+    """The instance and the item named by the path, or 404 / 7002."""
+    inst = instance_of(request)
+    return inst, service(request).require_item(inst, str(request.path_params["item_id"]))
 
 
-def job_of(request: Request, inst: InstanceRecord) -> dict[str, Any]:
-    """The job named by the path, or 404 / 7002."""
+def job_of(request: Request, inst: InstanceRecord | None = None) -> dict[str, Any]:
+    """The job named by the path (of ``inst``, else of the path's instance), or 404 / 7002."""
+    inst = inst or instance_of(request)
     return service(request).require_job(inst, str(request.path_params["job_id"]))
 
 

@@ -65,7 +65,7 @@ def _validate_namespace_body(body: dict[str, Any]) -> tuple[str | None, dict[str
 @endpoint
 async def namespaces_list(request: Request) -> Response:
     """List namespaces."""
-    rows = service(request).store.list_namespaces()
+    rows = service(request).namespaces()
     term = request.query_params.get("search")
     if term:
         t = term.lower()
@@ -86,10 +86,7 @@ async def namespaces_create(request: Request) -> Response:
             "name", "must be 1 to 64 lowercase letters, digits, '_' and single '-' between them"
         )
     desc, extra = _validate_namespace_body(body)
-    created = service(request).store.create_namespace(name, desc, extra)
-    if created is None:
-        raise APIError(409, 7009, f"namespace {name!r} already exists")
-    return envelope(created)
+    return envelope(service(request).create_namespace(name, desc, extra))
 
 
 @endpoint
@@ -105,27 +102,13 @@ async def namespace_update(request: Request) -> Response:
     svc.require_namespace(ns)
     body = await json_body(request)
     desc, extra = _validate_namespace_body(body)
-    if ns == "default" and desc is not None:
-        raise bad_request(
-            "description", "the description of the default namespace cannot be changed"
-        )
-    return envelope(svc.store.update_namespace(ns, desc, extra))
+    return envelope(svc.update_namespace(ns, desc, extra))
 
 
 @endpoint
 async def namespace_delete(request: Request) -> Response:
     """Delete an empty namespace."""
-    svc, ns = service(request), namespace_of(request)
-    found = svc.require_namespace(ns)
-    if ns == "default":
-        raise bad_request("name", "the default namespace cannot be deleted")
-    n = svc.store.count_instances(ns)
-    if n:
-        raise bad_request(
-            "name", f"namespace {ns!r} still holds {n} instance(s); delete them first"
-        )
-    svc.store.delete_namespace(ns)
-    return envelope(found)
+    return envelope(service(request).delete_namespace(namespace_of(request)))
 
 
 # -- instances --------------------------------------------------------------------------------
@@ -139,7 +122,7 @@ async def instances_list(request: Request) -> Response:
     if len(ns) > 64 or not NAMESPACE_RE.fullmatch(ns):
         raise bad_request("namespace", f"must be a namespace name (got {ns[:80]!r})")
     svc.require_namespace(ns)
-    rows = [svc.instance_dict(i) for i in svc.store.list_instances(ns)]
+    rows = [svc.instance_dict(i) for i in svc.instances(ns)]
     term = request.query_params.get("search")
     if term:
         rows = [r for r in rows if term.lower() in r["id"].lower()]
@@ -180,17 +163,15 @@ async def instance_delete(request: Request) -> Response:
     svc = service(request)
     inst = instance_of(request)
     out = svc.instance_dict(inst)
-    await run_in_threadpool(svc.store.delete_instance, inst)
-    svc.clear_fault(inst.namespace, inst.id)
+    await run_in_threadpool(svc.delete_instance, inst)
     return envelope(out)
 
 
 @endpoint
 async def instance_stats(request: Request) -> Response:
     """Indexing statistics of an instance."""
-    svc = service(request)
     inst = instance_of(request)
-    st = svc.store.stats(inst)
+    st = service(request).stats(inst)
     counts = st["counts"]
     result: dict[str, Any] = {s: int(counts.get(s, 0)) for s in _ITEM_STATUSES}
     result.update(
@@ -319,7 +300,7 @@ async def items_list(request: Request) -> Response:
     inst = instance_of(request)
     q = request.query_params
     page, per_page = page_args(request, max_per_page=50, default_per_page=20)
-    rows = svc.store.list_items(inst)
+    rows = svc.items(inst)
     status = q.get("status")
     if status is not None:
         if status not in _ITEM_STATUSES:
@@ -352,37 +333,30 @@ async def items_list(request: Request) -> Response:
 @endpoint
 async def item_get(request: Request) -> Response:
     """Read an item."""
-    inst = instance_of(request)
-    return envelope(_public_item(item_of(request, inst)))
+    return envelope(_public_item(item_of(request)[1]))
 
 
 @endpoint
 async def item_delete(request: Request) -> Response:
     """Delete an item and its chunks."""
-    svc = service(request)
-    inst = instance_of(request)
-    item = item_of(request, inst)
-    await run_in_threadpool(svc.store.delete_item, inst, item["_pk"])
+    inst, item = item_of(request)
+    await run_in_threadpool(service(request).delete_item, inst, item)
     return envelope({"key": item["key"]})
 
 
 @endpoint
 async def item_sync(request: Request) -> Response:
     """Re-index one item (``PATCH {next_action: "INDEX"}``)."""
-    svc = service(request)
-    inst = instance_of(request)
-    item = item_of(request, inst)
+    inst, item = item_of(request)
     _check_index_body(await optional_json_body(request))
-    out = await run_in_threadpool(svc.reindex, inst, item["key"])
+    out = await run_in_threadpool(service(request).reindex, inst, item["key"])
     return envelope(_public_item(out))
 
 
 @endpoint
 async def item_chunks(request: Request) -> Response:
     """List an item's chunks (``limit`` 1-100, ``offset``)."""
-    svc = service(request)
-    inst = instance_of(request)
-    item = item_of(request, inst)
+    inst, item = item_of(request)
     try:
         limit = int(request.query_params.get("limit", "20"))
         offset = int(request.query_params.get("offset", "0"))
@@ -392,7 +366,7 @@ async def item_chunks(request: Request) -> Response:
         raise bad_request("limit", f"must be an integer between 1 and 100 (got {limit})")
     if not 0 <= offset <= _MAX_OFFSET:
         raise bad_request("offset", f"must be an integer between 0 and {_MAX_OFFSET}")
-    rows = svc.store.item_chunks(inst, item["_pk"], limit, offset)
+    rows = service(request).item_chunks(inst, item, limit, offset)
     ref = {"key": item["key"], "metadata": item["metadata"], "timestamp": item.get("timestamp")}
     result = [
         {
@@ -410,11 +384,8 @@ async def item_chunks(request: Request) -> Response:
 @endpoint
 async def item_download(request: Request) -> Response:
     """Return the raw bytes of an item."""
-    svc = service(request)
-    inst = instance_of(request)
-    item = item_of(request, inst)
-    data = svc.store.item_data(item["_pk"]) or b""
-    return Response(data, media_type="application/octet-stream")
+    _, item = item_of(request)
+    return Response(service(request).item_data(item), media_type="application/octet-stream")
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -433,41 +404,28 @@ async def jobs_create(request: Request) -> Response:
     desc = body.get("description")
     if desc is not None and (not isinstance(desc, str) or len(desc) > 1024):
         raise bad_request("description", "must be a string of at most 1024 characters")
-    job = svc.store.create_job(inst, desc)
-
-    def run() -> None:
-        try:
-            reason, log = svc.sync_source(inst)
-        except Exception as exc:  # a job failure is reported in the job, not as a 500
-            logger.exception("sync job failed")
-            reason, log = f"error: {exc}", []
-        svc.store.finish_job(inst, job["id"], reason, log)
-
-    await run_in_threadpool(run)
-    return envelope(_public_job(svc.store.get_job(inst, job["id"]) or job))
+    job = await run_in_threadpool(svc.run_sync_job, inst, desc)
+    return envelope(_public_job(job))
 
 
 @endpoint
 async def jobs_list(request: Request) -> Response:
     """List sync jobs."""
-    svc = service(request)
-    inst = instance_of(request)
+    jobs = service(request).jobs(instance_of(request))
     page, per_page = page_args(request, max_per_page=100, default_per_page=20)
-    return paged([_public_job(j) for j in svc.store.list_jobs(inst)], page, per_page)
+    return paged([_public_job(j) for j in jobs], page, per_page)
 
 
 @endpoint
 async def job_get(request: Request) -> Response:
     """Read a job."""
-    inst = instance_of(request)
-    return envelope(_public_job(job_of(request, inst)))
+    return envelope(_public_job(job_of(request)))
 
 
 @endpoint
 async def job_logs(request: Request) -> Response:
     """A job's log lines."""
-    inst = instance_of(request)
-    job = job_of(request, inst)
+    job = job_of(request)
     logs = [
         {
             "id": i + 1,

@@ -33,7 +33,7 @@ from aisearch_local.ingest import (
 )
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
-from aisearch_local.store import InstanceRecord, NewChunk, Store, now_ms
+from aisearch_local.store import ChunkRow, InstanceRecord, NewChunk, Store, now_ms
 from aisearch_local.validation import (
     INSTANCE_ID_RE,
     check_searchable,
@@ -177,6 +177,48 @@ class LocalService:
                     del self.faults[(namespace, instance_id)]
             return copy.copy(fault)
 
+    # -- namespaces -------------------------------------------------------------------------
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace, in the wire format."""
+        return self.store.list_namespaces()
+
+    def create_namespace(
+        self, name: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create a namespace (409 / 7009 when it exists)."""
+        created = self.store.create_namespace(name, description, extra)
+        if created is None:
+            raise APIError(409, 7009, f"namespace {name!r} already exists")
+        return created
+
+    def update_namespace(
+        self, namespace: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update a namespace's description and extra fields (not the default's description).
+
+        Returns:
+            The namespace, or None when it no longer exists.
+        """
+        if namespace == "default" and description is not None:
+            raise bad_request(
+                "description", "the description of the default namespace cannot be changed"
+            )
+        return self.store.update_namespace(namespace, description, extra)
+
+    def delete_namespace(self, namespace: str) -> dict[str, Any]:
+        """Delete an empty namespace other than ``default``; return what it was."""
+        found = self.require_namespace(namespace)
+        if namespace == "default":
+            raise bad_request("name", "the default namespace cannot be deleted")
+        n = self.store.count_instances(namespace)
+        if n:
+            raise bad_request(
+                "name", f"namespace {namespace!r} still holds {n} instance(s); delete them first"
+            )
+        self.store.delete_namespace(namespace)
+        return found
+
     # -- lookups ----------------------------------------------------------------------------
 
     def require_namespace(self, namespace: str) -> dict[str, Any]:
@@ -308,6 +350,54 @@ class LocalService:
         cfg = {**inst.config, **patch}
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
+
+    def instances(self, namespace: str) -> list[InstanceRecord]:
+        """The instances of a namespace, oldest first."""
+        return self.store.list_instances(namespace)
+
+    def delete_instance(self, inst: InstanceRecord) -> None:
+        """Delete an instance, all its indexed data and its fault (blocking)."""
+        self.store.delete_instance(inst)
+        self.clear_fault(inst.namespace, inst.id)
+
+    def stats(self, inst: InstanceRecord) -> dict[str, Any]:
+        """Item counts by status, chunk and payload totals, last activity."""
+        return self.store.stats(inst)
+
+    # -- items and jobs ---------------------------------------------------------------------
+
+    def items(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """The items of an instance, by key."""
+        return self.store.list_items(inst)
+
+    def delete_item(self, inst: InstanceRecord, item: dict[str, Any]) -> None:
+        """Delete an item and its chunks (blocking)."""
+        self.store.delete_item(inst, item["_pk"])
+
+    def item_chunks(
+        self, inst: InstanceRecord, item: dict[str, Any], limit: int, offset: int
+    ) -> list[ChunkRow]:
+        """A page of an item's chunks, in order."""
+        return self.store.item_chunks(inst, item["_pk"], limit, offset)
+
+    def item_data(self, item: dict[str, Any]) -> bytes:
+        """The stored bytes of an item (empty when none are kept)."""
+        return self.store.item_data(item["_pk"]) or b""
+
+    def jobs(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """The sync jobs of an instance, newest first."""
+        return self.store.list_jobs(inst)
+
+    def run_sync_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
+        """Run a sync job to its end (blocking); a failure ends the job, it is not raised."""
+        job = self.store.create_job(inst, description)
+        try:
+            reason, log = self.sync_source(inst)
+        except Exception as exc:  # a job failure is reported in the job, not as a 500
+            logger.exception("sync job failed")
+            reason, log = f"error: {exc}", []
+        self.store.finish_job(inst, job["id"], reason, log)
+        return self.store.get_job(inst, job["id"]) or job
 
     # -- ingestion --------------------------------------------------------------------------
 

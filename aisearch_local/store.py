@@ -360,6 +360,17 @@ class Store:
         status = "error" if error else "completed"
         if error is None and embeddings is not None and len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
+        # the columns from status to chunks_count, shared by the update and the insert
+        fields = (
+            status,
+            error,
+            checksum,
+            len(data),
+            dumps_strict(metadata),
+            timestamp_ms,
+            source_id,
+            0 if error else len(chunks),
+        )
         with self.transaction() as cur:
             cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
             row = cur.fetchone()
@@ -370,41 +381,14 @@ class Store:
                     "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
                     "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
                     "modified_at = ?, data = ? WHERE pk = ?",
-                    (
-                        status,
-                        error,
-                        checksum,
-                        len(data),
-                        dumps_strict(metadata),
-                        timestamp_ms,
-                        source_id,
-                        0 if error else len(chunks),
-                        ts,
-                        data,
-                        item_pk,
-                    ),
+                    (*fields, ts, data, item_pk),
                 )
             else:
                 cur.execute(
                     "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
                     "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
                     "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        inst.pk,
-                        item_id,
-                        key,
-                        status,
-                        error,
-                        checksum,
-                        len(data),
-                        dumps_strict(metadata),
-                        timestamp_ms,
-                        source_id,
-                        0 if error else len(chunks),
-                        ts,
-                        ts,
-                        data,
-                    ),
+                    (inst.pk, item_id, key, *fields, ts, ts, data),
                 )
                 item_pk = int(cur.lastrowid or 0)
             if error is None and embeddings is not None:

@@ -90,6 +90,14 @@ def check_searchable(config: dict[str, Any]) -> None:
         raise ValidationError(exc.field.lstrip("."), exc.message) from None
 
 
+_BOUNDED_FIELDS = (
+    ("chunk_size", "an integer", 16, 4096),
+    ("chunk_overlap", "an integer", 0, 30),
+    ("max_num_results", "an integer", 1, 50),
+    ("score_threshold", "a number", 0, 1),
+)
+
+
 def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Validate the configuration fields of an instance create/update body (API.md section 10).
 
@@ -119,34 +127,13 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
     for name in _BOOLEAN_FIELDS:
         if name in cfg:
             _check(isinstance(cfg[name], bool), name, f"must be a boolean (got {cfg[name]!r})")
-    if "chunk_size" in cfg:
-        v = cfg["chunk_size"]
-        _check(
-            _is_int(v) and 16 <= v <= 4096,
-            "chunk_size",
-            f"must be an integer between 16 and 4096 (got {v!r})",
-        )
-    if "chunk_overlap" in cfg:
-        v = cfg["chunk_overlap"]
-        _check(
-            _is_int(v) and 0 <= v <= 30,
-            "chunk_overlap",
-            f"must be an integer between 0 and 30 (got {v!r})",
-        )
-    if "max_num_results" in cfg:
-        v = cfg["max_num_results"]
-        _check(
-            _is_int(v) and 1 <= v <= 50,
-            "max_num_results",
-            f"must be an integer between 1 and 50 (got {v!r})",
-        )
-    if "score_threshold" in cfg:
-        v = cfg["score_threshold"]
-        _check(
-            _is_num(v) and 0 <= v <= 1,
-            "score_threshold",
-            f"must be a number between 0 and 1 (got {v!r})",
-        )
+    for name, number, lo, hi in _BOUNDED_FIELDS:
+        if name in cfg:
+            v = cfg[name]
+            ok = _is_int(v) if number == "an integer" else _is_num(v)
+            _check(
+                ok and lo <= v <= hi, name, f"must be {number} between {lo} and {hi} (got {v!r})"
+            )
     if "fusion_method" in cfg:
         _check(cfg["fusion_method"] in ("rrf", "max"), "fusion_method", "must be rrf or max")
     if "cache_threshold" in cfg:
