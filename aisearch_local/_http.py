@@ -27,6 +27,7 @@ from aisearch_local.store import InstanceRecord
 from aisearch_local.validation import INSTANCE_ID_RE, NAMESPACE_RE, parse_json_object
 
 __all__ = [
+    "EarlyResponse",
     "Handler",
     "check_auth",
     "check_path_ids",
@@ -70,6 +71,14 @@ def error_response(exc: APIError) -> JSONResponse:
         err["error_chain"] = exc.error_chain
     body = {"success": False, "errors": [err], "messages": [], "result": None}
     return SafeJSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+class EarlyResponse(Exception):
+    """Raised by a handler's helper to answer with ``response`` at once (an injected fault)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("early response")
+        self.response = response
 
 
 def service(request: Request) -> LocalService:
@@ -201,6 +210,8 @@ def endpoint(fn: Handler) -> Handler:
             check_auth(request)
             check_path_ids(request)
             return await fn(request)
+        except EarlyResponse as early:
+            return early.response
         except ValidationError as exc:
             return error_response(APIError.from_validation(exc))
         except APIError as exc:

@@ -26,13 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
-from aisearch_local._upstream import (
-    checked_key,
-    endpoint,
-    parse_openai_spec,
-    transport_error,
-    upstream_error,
-)
+from aisearch_local import _upstream
 from aisearch_local.text import EMBED_STOPWORDS
 
 __all__ = [
@@ -44,7 +38,6 @@ __all__ = [
     "OpenAIEmbedder",
     "WordLlamaEmbedder",
     "make_embedder",
-    "parse_openai_spec",
 ]
 
 logger = logging.getLogger(__name__)
@@ -388,8 +381,8 @@ class OpenAIEmbedder:
             raise ValueError(f"batch_size must be between 1 and 2048, got {batch_size!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._url = endpoint(base_url, "embeddings", EmbedderError)
-        self._api_key = checked_key(api_key, EmbedderError)
+        self._url = _upstream.endpoint(base_url, "embeddings", EmbedderError)
+        self._api_key = _upstream.checked_key(api_key, EmbedderError)
         self._client = client or httpx.Client(timeout=timeout)
         self._batch_size = batch_size
         self.name = f"openai:{model}@{self.base_url}"
@@ -410,12 +403,12 @@ class OpenAIEmbedder:
             raise EmbedderError(f"embedding upstream {self._url} timed out") from exc
         except httpx.HTTPError as exc:
             raise EmbedderError(
-                f"embedding upstream {self._url} unreachable: {transport_error(exc)}"
+                f"embedding upstream {self._url} unreachable: {_upstream.transport_error(exc)}"
             ) from exc
         if response.status_code != 200:
             raise EmbedderError(
                 f"embedding upstream {self._url} returned HTTP {response.status_code}: "
-                f"{upstream_error(response)}"
+                f"{_upstream.upstream_error(response)}"
             )
         try:
             data = response.json()["data"]
@@ -500,7 +493,7 @@ def make_embedder(spec: str | None = None, *, client: httpx.Client | None = None
         return WordLlamaEmbedder()
     if spec.startswith("openai:"):
         try:
-            model, base_url = parse_openai_spec(spec)
+            model, base_url = _upstream.parse_openai_spec(spec)
         except ValueError as exc:
             raise EmbedderError(f"invalid embedder spec: {exc}") from exc
         return OpenAIEmbedder(

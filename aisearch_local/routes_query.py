@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from aisearch_local._http import (
+    EarlyResponse,
     endpoint,
     envelope,
     instance_of,
@@ -54,17 +55,17 @@ def _malformed(kind: str) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def _fault(
-    qs: QueryService, inst: InstanceRecord, kind: str
-) -> tuple[Fault | None, Response | None]:
-    """Take the instance's fault: raise its error, or return the malformed answer to send."""
+async def _fault(qs: QueryService, inst: InstanceRecord, kind: str) -> Fault | None:
+    """Take the instance's fault: raise its error or its malformed answer, or return it."""
     fault = await qs.take_fault(inst.namespace, inst.id)
     if fault is None:
-        return None, None
+        return None
     err = fault_error(fault)
     if err is not None:
         raise err
-    return fault, _malformed(kind) if fault.malformed_body else None
+    if fault.malformed_body:
+        raise EarlyResponse(_malformed(kind))
+    return fault
 
 
 def _search_result(found: Retrieval) -> dict[str, Any]:
@@ -83,9 +84,7 @@ async def instance_search(request: Request) -> Response:
     """Search one instance (enveloped)."""
     qs, inst = queries(request), instance_of(request)
     req = SearchRequest.parse(await json_body(request))
-    _, early = await _fault(qs, inst, "search")
-    if early is not None:
-        return early
+    await _fault(qs, inst, "search")
     return envelope(_search_result(await qs.search_instance(inst, req)))
 
 
@@ -103,9 +102,7 @@ async def instance_chat(request: Request) -> Response:
     """RAG chat completion on one instance (not enveloped; SSE when ``stream``)."""
     qs, inst = queries(request), instance_of(request)
     req = ChatRequest.parse(await json_body(request))
-    fault, early = await _fault(qs, inst, "chat")
-    if early is not None:
-        return early
+    fault = await _fault(qs, inst, "chat")
     found = await qs.search_instance(inst, req.search)
     return await _chat(qs, req, found, fault)
 
@@ -217,18 +214,14 @@ def _stream_chat(qs: QueryService, plan: ChatPlan, fault: Fault | None) -> Itera
 
 async def _legacy_common(
     request: Request,
-) -> tuple[
-    QueryService, InstanceRecord, dict[str, Any], str, list[dict[str, Any]], Response | None
-]:
+) -> tuple[QueryService, InstanceRecord, dict[str, Any], str, list[dict[str, Any]]]:
     qs = queries(request)
     inst = service(request).require_instance("default", str(request.path_params["rag_id"]))
     body = await json_body(request)
     query, opts = qs.legacy_options(body, inst)
-    _, early = await _fault(qs, inst, "search")
-    if early is not None:
-        return qs, inst, body, query, [], early
+    await _fault(qs, inst, "search")
     text, chunks = await run_in_threadpool(qs.legacy_search, inst, query, opts)
-    return qs, inst, body, text, chunks, None
+    return qs, inst, body, text, chunks
 
 
 def _legacy_page(text: str, data: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -245,18 +238,14 @@ def _legacy_page(text: str, data: list[dict[str, Any]], **extra: Any) -> dict[st
 @endpoint
 async def legacy_search(request: Request) -> Response:
     """Legacy ``/autorag/rags/{id}/search``."""
-    qs, inst, _body, text, chunks, early = await _legacy_common(request)
-    if early is not None:
-        return early
+    qs, inst, _body, text, chunks = await _legacy_common(request)
     return envelope(_legacy_page(text, qs.legacy_data(chunks, inst)))
 
 
 @endpoint
 async def legacy_ai_search(request: Request) -> Response:
     """Legacy ``/autorag/rags/{id}/ai-search`` (search + answer; ``stream`` supported)."""
-    qs, inst, body, text, chunks, early = await _legacy_common(request)
-    if early is not None:
-        return early
+    qs, inst, body, text, chunks = await _legacy_common(request)
     settings = ChatSettings.parse(
         {k: v for k, v in body.items() if k in ("model", "stream", "max_tokens", "stop")}
     )

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from aisearch_local._upstream import parse_openai_spec
 from aisearch_local.embed import (
     Embedder,
     EmbedderError,
@@ -19,7 +20,6 @@ from aisearch_local.embed import (
     OpenAIEmbedder,
     WordLlamaEmbedder,
     make_embedder,
-    parse_openai_spec,
 )
 
 TEXTS = [
