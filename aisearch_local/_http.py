@@ -43,6 +43,7 @@ __all__ = [
     "optional_json_body",
     "page_args",
     "paged",
+    "paged_list",
     "queries",
     "server_error",
     "service",
@@ -275,6 +276,12 @@ def paged(rows: list[Any], page: int, per_page: int) -> JSONResponse:
         "total_pages": (len(rows) + per_page - 1) // per_page,
     }
     return envelope(chunk, result_info=info)
+
+
+def paged_list(request: Request, rows: list[Any], *, max_per_page: int) -> JSONResponse:
+    """The page of ``rows`` the query string asks for (20 per page by default)."""
+    page, per_page = page_args(request, max_per_page=max_per_page, default_per_page=20)
+    return paged(rows, page, per_page)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

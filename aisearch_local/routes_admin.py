@@ -26,6 +26,7 @@ from aisearch_local._http import (
     optional_json_body,
     page_args,
     paged,
+    paged_list,
     service,
 )
 from aisearch_local.errors import APIError, bad_request
@@ -72,8 +73,7 @@ async def namespaces_list(request: Request) -> Response:
         rows = [
             r for r in rows if t in r["name"].lower() or t in (r.get("description") or "").lower()
         ]
-    page, per_page = page_args(request, max_per_page=100, default_per_page=20)
-    return paged(rows, page, per_page)
+    return paged_list(request, rows, max_per_page=100)
 
 
 @endpoint
@@ -108,7 +108,8 @@ async def namespace_update(request: Request) -> Response:
 @endpoint
 async def namespace_delete(request: Request) -> Response:
     """Delete an empty namespace."""
-    return envelope(service(request).delete_namespace(namespace_of(request)))
+    ns = namespace_of(request)
+    return envelope(service(request).delete_namespace(ns))
 
 
 # -- instances --------------------------------------------------------------------------------
@@ -128,8 +129,7 @@ async def instances_list(request: Request) -> Response:
         rows = [r for r in rows if term.lower() in r["id"].lower()]
     if request.query_params.get("order_by_direction") == "desc":
         rows.reverse()
-    page, per_page = page_args(request, max_per_page=100, default_per_page=20)
-    return paged(rows, page, per_page)
+    return paged_list(request, rows, max_per_page=100)
 
 
 @endpoint
@@ -412,8 +412,7 @@ async def jobs_create(request: Request) -> Response:
 async def jobs_list(request: Request) -> Response:
     """List sync jobs."""
     jobs = service(request).jobs(instance_of(request))
-    page, per_page = page_args(request, max_per_page=100, default_per_page=20)
-    return paged([_public_job(j) for j in jobs], page, per_page)
+    return paged_list(request, [_public_job(j) for j in jobs], max_per_page=100)
 
 
 @endpoint
@@ -435,8 +434,7 @@ async def job_logs(request: Request) -> Response:
         }
         for i, line in enumerate(job["_log"])
     ]
-    page, per_page = page_args(request, max_per_page=100, default_per_page=20)
-    return paged(logs, page, per_page)
+    return paged_list(request, logs, max_per_page=100)
 
 
 @endpoint
