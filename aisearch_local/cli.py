@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aisearch_local.errors import APIError, ValidationError
+
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
 
@@ -149,7 +151,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aisearch_local.app import create_app
-    from aisearch_local.errors import APIError, ValidationError
     from aisearch_local.service import Fault, LocalService
 
     console = _console()
@@ -233,7 +234,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Index a folder into an instance without starting the server."""
-    from aisearch_local.errors import APIError, ValidationError
     from aisearch_local.service import LocalService
 
     svc = LocalService(args.data_dir, embedder=args.embedder, generator="extractive")

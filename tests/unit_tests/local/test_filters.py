@@ -124,13 +124,7 @@ def test_legacy_filter(flt, expected):
             "'or' filter only takes 'eq'",
         ),
         (
-            {
-                "type": "or",
-                "filters": [
-                    {"type": "eq", "key": "a", "value": 1},
-                    {"type": "eq", "key": "b", "value": 1},
-                ],
-            },
+            {"type": "or", "filters": [{"type": "eq", "key": k, "value": 1} for k in "ab"]},
             "one and the same key",
         ),
         ({"type": "and", "filters": [{"type": "and", "filters": []}]}, "filters.filters[0].type"),
