@@ -6,7 +6,6 @@ Handlers only: parse the path, query string and body, call
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -40,8 +39,6 @@ from aisearch_local.validation import (
     validate_item_metadata,
     validate_key,
 )
-
-logger = logging.getLogger("aisearch_local.app")
 
 _ITEM_STATUSES = ("queued", "running", "completed", "error", "skipped", "outdated")
 _MAX_OFFSET = 2**63 - 1  # SQLite INTEGER
