@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.jsonsafe import SafeJSONResponse
 from aisearch_local.query import QueryService
+from aisearch_local.records import InstanceRecord
 from aisearch_local.service import LocalService
-from aisearch_local.store import InstanceRecord
 from aisearch_local.validation import INSTANCE_ID_RE, NAMESPACE_RE, parse_json_object
 
 __all__ = [

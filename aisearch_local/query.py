@@ -23,8 +23,8 @@ from aisearch_local.filters import compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
+from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
-from aisearch_local.store import InstanceRecord, item_attributes
 from aisearch_local.text import message_text, rewrite_query
 
 __all__ = ["ChatPlan", "QueryService", "Retrieval", "fault_error"]

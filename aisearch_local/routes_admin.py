@@ -31,8 +31,8 @@ from aisearch_local._http import (
 from aisearch_local.errors import APIError, bad_request
 from aisearch_local.filters import compile_filter
 from aisearch_local.ingest import MAX_FILE_BYTES
+from aisearch_local.records import item_attributes
 from aisearch_local.service import Fault
-from aisearch_local.store import item_attributes
 from aisearch_local.validation import (
     NAMESPACE_RE,
     parse_json,

@@ -31,8 +31,8 @@ from aisearch_local.generate import Generation
 from aisearch_local.jsonsafe import SafeJSONResponse, dumps_safe
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.query import ChatPlan, QueryService, Retrieval, fault_error
+from aisearch_local.records import InstanceRecord
 from aisearch_local.service import Fault
-from aisearch_local.store import InstanceRecord
 
 __all__ = [
     "instance_chat",

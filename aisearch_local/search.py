@@ -32,7 +32,8 @@ import numpy as np
 
 from aisearch_local.embed import Embedder
 from aisearch_local.options import ResolvedOptions
-from aisearch_local.store import InstanceIndex, InstanceRecord, Store
+from aisearch_local.records import InstanceIndex, InstanceRecord
+from aisearch_local.store import Store
 from aisearch_local.text import KEYWORD_STOPWORDS, content_terms
 
 __all__ = [

@@ -31,9 +31,10 @@ from aisearch_local.ingest import (
     extract_text,
     scan_source_dir,
 )
+from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
-from aisearch_local.store import ChunkRow, InstanceRecord, NewChunk, Store, now_ms
+from aisearch_local.store import Store
 from aisearch_local.validation import (
     INSTANCE_ID_RE,
     check_searchable,
