@@ -1,8 +1,9 @@
-"""The local AI Search service: everything the HTTP routes do, without HTTP.
+"""The local AI Search service: namespaces, instances, items, jobs and faults, without HTTP.
 
 :class:`LocalService` owns the store, the embedder, the generator, the searcher, the chat cache
-and the injected faults. The routes in :mod:`aisearch_local.app` parse requests, call it and
-shape responses; the CLI uses it directly for ``ingest`` and ``inspect``.
+and the injected faults. The admin routes (:mod:`aisearch_local.routes_admin`) parse requests,
+call it and shape responses; search and chat go through :class:`aisearch_local.query.QueryService`,
+which wraps it; the CLI uses it directly for ``ingest`` and ``inspect``.
 """
 
 from __future__ import annotations
