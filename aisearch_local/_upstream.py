@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-__all__ = ["checked_key", "endpoint", "transport_error", "upstream_error"]
+__all__ = ["checked_key", "endpoint", "parse_openai_spec", "transport_error", "upstream_error"]
 
 
 def endpoint(base_url: str, path: str, error: type[Exception]) -> str:
@@ -59,3 +59,23 @@ def transport_error(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.LocalProtocolError):
         return type(exc).__name__
     return f"{type(exc).__name__}: {exc}"
+
+
+def parse_openai_spec(spec: str) -> tuple[str, str]:
+    """Split ``"openai:MODEL@BASE_URL"`` into ``(model, base_url)``.
+
+    The model may itself contain ``@`` (e.g. ``@cf/baai/bge-m3``): the split happens at the
+    last ``@`` followed by ``http://`` or ``https://``.
+
+    Raises:
+        ValueError: The spec does not have that form.
+    """
+    rest = spec[len("openai:") :] if spec.startswith("openai:") else spec
+    matches = list(re.finditer(r"@(?=https?://)", rest))
+    match = matches[-1] if matches else None
+    if match is None or match.start() == 0:
+        raise ValueError(
+            f"expected 'openai:MODEL@BASE_URL' (e.g. openai:nomic-embed-text@http://127.0.0.1:11434),"
+            f" got {spec!r}"
+        )
+    return rest[: match.start()], rest[match.start() + 1 :]

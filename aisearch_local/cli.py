@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aisearch_local.errors import APIError, ValidationError
+
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
 
@@ -149,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aisearch_local.app import create_app
-    from aisearch_local.service import APIError, Fault, LocalService
+    from aisearch_local.service import Fault, LocalService
 
     console = _console()
     try:
@@ -222,8 +224,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         console.print("aisearch-local stopped" + (" (signal)" if received else ""))
-    except APIError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+    except (APIError, ValidationError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
         return 1
     finally:
         svc.close()
@@ -232,7 +234,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Index a folder into an instance without starting the server."""
-    from aisearch_local.service import APIError, LocalService
+    from aisearch_local.service import LocalService
 
     svc = LocalService(args.data_dir, embedder=args.embedder, generator="extractive")
     try:
@@ -241,8 +243,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _console().print(f"[red]error:[/red] {folder} is not a folder")
             return 2
         _ingest_folder(svc, args.namespace, args.instance, folder, create={})
-    except APIError as exc:
-        _console().print(f"[red]error:[/red] {exc.message}")
+    except (APIError, ValidationError) as exc:
+        _console().print(f"[red]error:[/red] {exc}")
         return 1
     finally:
         svc.close()

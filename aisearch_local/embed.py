@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -27,7 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
-from aisearch_local._upstream import checked_key, endpoint, transport_error, upstream_error
+from aisearch_local import _upstream
+from aisearch_local.text import EMBED_STOPWORDS
 
 __all__ = [
     "DEFAULT_EMBEDDER_SPEC",
@@ -38,7 +38,6 @@ __all__ = [
     "OpenAIEmbedder",
     "WordLlamaEmbedder",
     "make_embedder",
-    "parse_openai_spec",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,79 +100,6 @@ _BYTE_TABLE = bytes(
     (b if (48 <= b <= 57 or 97 <= b <= 122 or b >= 128) else 32) for b in range(256)
 )
 
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "did",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
-)
-
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser on a uint64 array (wrapping arithmetic, deterministic)."""
@@ -218,7 +144,7 @@ class HashingEmbedder:
         self.dim = dim
         self.name = f"hashing-v1-{dim}"
         self._pow_table = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
-        self._stop_hashes = np.sort(self._word_hashes(sorted(_STOPWORDS)))
+        self._stop_hashes = np.sort(self._word_hashes(sorted(EMBED_STOPWORDS)))
 
     def __repr__(self) -> str:
         return f"HashingEmbedder(dim={self.dim})"
@@ -455,8 +381,8 @@ class OpenAIEmbedder:
             raise ValueError(f"batch_size must be between 1 and 2048, got {batch_size!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._url = endpoint(base_url, "embeddings", EmbedderError)
-        self._api_key = checked_key(api_key, EmbedderError)
+        self._url = _upstream.endpoint(base_url, "embeddings", EmbedderError)
+        self._api_key = _upstream.checked_key(api_key, EmbedderError)
         self._client = client or httpx.Client(timeout=timeout)
         self._batch_size = batch_size
         self.name = f"openai:{model}@{self.base_url}"
@@ -477,12 +403,12 @@ class OpenAIEmbedder:
             raise EmbedderError(f"embedding upstream {self._url} timed out") from exc
         except httpx.HTTPError as exc:
             raise EmbedderError(
-                f"embedding upstream {self._url} unreachable: {transport_error(exc)}"
+                f"embedding upstream {self._url} unreachable: {_upstream.transport_error(exc)}"
             ) from exc
         if response.status_code != 200:
             raise EmbedderError(
                 f"embedding upstream {self._url} returned HTTP {response.status_code}: "
-                f"{upstream_error(response)}"
+                f"{_upstream.upstream_error(response)}"
             )
         try:
             data = response.json()["data"]
@@ -539,26 +465,6 @@ class OpenAIEmbedder:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_openai_spec(spec: str) -> tuple[str, str]:
-    """Split ``"openai:MODEL@BASE_URL"`` into ``(model, base_url)``.
-
-    The model may itself contain ``@`` (e.g. ``@cf/baai/bge-m3``): the split happens at the
-    last ``@`` followed by ``http://`` or ``https://``.
-
-    Raises:
-        ValueError: The spec does not have that form.
-    """
-    rest = spec[len("openai:") :] if spec.startswith("openai:") else spec
-    matches = list(re.finditer(r"@(?=https?://)", rest))
-    match = matches[-1] if matches else None
-    if match is None or match.start() == 0:
-        raise ValueError(
-            f"expected 'openai:MODEL@BASE_URL' (e.g. openai:nomic-embed-text@http://127.0.0.1:11434),"
-            f" got {spec!r}"
-        )
-    return rest[: match.start()], rest[match.start() + 1 :]
-
-
 def make_embedder(spec: str | None = None, *, client: httpx.Client | None = None) -> Embedder:
     """Build an embedder from a spec string.
 
@@ -587,7 +493,7 @@ def make_embedder(spec: str | None = None, *, client: httpx.Client | None = None
         return WordLlamaEmbedder()
     if spec.startswith("openai:"):
         try:
-            model, base_url = parse_openai_spec(spec)
+            model, base_url = _upstream.parse_openai_spec(spec)
         except ValueError as exc:
             raise EmbedderError(f"invalid embedder spec: {exc}") from exc
         return OpenAIEmbedder(

@@ -23,7 +23,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FilterError", "Predicate", "compile_filter", "compile_legacy_filter"]
+from aisearch_local.errors import ValidationError
+
+__all__ = ["Predicate", "compile_filter", "compile_legacy_filter"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -32,10 +34,6 @@ _LISTS = ("$in", "$nin")
 _LEGACY_OPS = {"eq": "$eq", "ne": "$ne", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
 _SECONDS_LIMIT = 100_000_000_000
 _DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
-
-
-class FilterError(ValueError):
-    """A filter that does not follow the syntax; the message names the offending path."""
 
 
 def _scalar(value: Any) -> bool:
@@ -118,20 +116,21 @@ def compile_filter(filters: Any, *, path: str = "filters") -> Predicate:
         A function of an item's attribute mapping.
 
     Raises:
-        FilterError: When the filter does not follow the syntax.
+        ValidationError: When the filter does not follow the syntax.
     """
     if filters is None:
         return lambda _attrs: True
     if not isinstance(filters, Mapping):
-        raise FilterError(f"{path}: must be an object mapping field names to conditions")
+        raise ValidationError(path, "must be an object mapping field names to conditions")
     preds: list[Predicate] = []
     for raw_field, cond in filters.items():
         if not isinstance(raw_field, str) or not raw_field:
-            raise FilterError(f"{path}: field names must be non-empty strings")
+            raise ValidationError(path, "field names must be non-empty strings")
         if raw_field.startswith("$"):
-            raise FilterError(
-                f"{path}.{raw_field}: logical operators are not supported; several keys are "
-                "combined with AND, use $in for OR on one field"
+            raise ValidationError(
+                f"{path}.{raw_field}",
+                "logical operators are not supported; several keys are "
+                "combined with AND, use $in for OR on one field",
             )
         field = raw_field.lower()
         fpath = f"{path}.{raw_field}"
@@ -139,24 +138,28 @@ def compile_filter(filters: Any, *, path: str = "filters") -> Predicate:
             preds.append(_field_predicate(field, "$eq", cond))
             continue
         if not isinstance(cond, Mapping) or not cond:
-            raise FilterError(
-                f"{fpath}: must be a string, number, boolean, null or an object of operators "
-                f"({', '.join(_COMPARISONS + _LISTS)})"
+            raise ValidationError(
+                fpath,
+                "must be a string, number, boolean, null or an object of operators "
+                f"({', '.join(_COMPARISONS + _LISTS)})",
             )
         for op, operand in cond.items():
             if op in _COMPARISONS:
                 if not _scalar(operand):
-                    raise FilterError(f"{fpath}.{op}: must be a string, number, boolean or null")
+                    raise ValidationError(
+                        f"{fpath}.{op}", "must be a string, number, boolean or null"
+                    )
             elif op in _LISTS:
                 if not isinstance(operand, list) or not all(
                     _scalar(v) and v is not None for v in operand
                 ):
-                    raise FilterError(
-                        f"{fpath}.{op}: must be a list of strings, numbers or booleans"
+                    raise ValidationError(
+                        f"{fpath}.{op}", "must be a list of strings, numbers or booleans"
                     )
             else:
-                raise FilterError(
-                    f"{fpath}: unknown operator {op!r}; allowed: {', '.join(_COMPARISONS + _LISTS)}"
+                raise ValidationError(
+                    fpath,
+                    f"unknown operator {op!r}; allowed: {', '.join(_COMPARISONS + _LISTS)}",
                 )
             preds.append(_field_predicate(field, op, operand))
     return lambda attrs: all(p(attrs) for p in preds)
@@ -164,18 +167,18 @@ def compile_filter(filters: Any, *, path: str = "filters") -> Predicate:
 
 def _legacy_comparison(node: Any, path: str) -> tuple[str, str, Any]:
     if not isinstance(node, Mapping):
-        raise FilterError(f"{path}: must be an object {{type, key, value}}")
+        raise ValidationError(path, "must be an object {type, key, value}")
     op = node.get("type")
     if op not in _LEGACY_OPS:
-        raise FilterError(
-            f"{path}.type: must be one of {', '.join(_LEGACY_OPS)} (or and/or at the top level)"
+        raise ValidationError(
+            f"{path}.type", f"must be one of {', '.join(_LEGACY_OPS)} (or and/or at the top level)"
         )
     key = node.get("key")
     if not isinstance(key, str) or not key:
-        raise FilterError(f"{path}.key: must be a non-empty string")
+        raise ValidationError(f"{path}.key", "must be a non-empty string")
     value = node.get("value")
     if not _scalar(value) or value is None:
-        raise FilterError(f"{path}.value: must be a string, number or boolean")
+        raise ValidationError(f"{path}.value", "must be a string, number or boolean")
     return _LEGACY_OPS[op], key.lower(), value
 
 
@@ -190,23 +193,23 @@ def compile_legacy_filter(filters: Any, *, path: str = "filters") -> Predicate:
         A function of an item's attribute mapping.
 
     Raises:
-        FilterError: When the filter does not follow the legacy syntax.
+        ValidationError: When the filter does not follow the legacy syntax.
     """
     if filters is None or filters == {}:
         return lambda _attrs: True
     if not isinstance(filters, Mapping):
-        raise FilterError(f"{path}: must be an object")
+        raise ValidationError(path, "must be an object")
     kind = filters.get("type")
     if kind in ("and", "or"):
         subs = filters.get("filters")
         if not isinstance(subs, list) or not subs:
-            raise FilterError(f"{path}.filters: must be a non-empty list of comparisons")
+            raise ValidationError(f"{path}.filters", "must be a non-empty list of comparisons")
         parts = [_legacy_comparison(s, f"{path}.filters[{i}]") for i, s in enumerate(subs)]
         if kind == "or" and (
             any(op != "$eq" for op, _, _ in parts) or len({k for _, k, _ in parts}) > 1
         ):
-            raise FilterError(
-                f"{path}: an 'or' filter only takes 'eq' comparisons on one and the same key"
+            raise ValidationError(
+                path, "an 'or' filter only takes 'eq' comparisons on one and the same key"
             )
         preds = [_field_predicate(k, op, v) for op, k, v in parts]
         if kind == "and":

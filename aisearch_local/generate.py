@@ -1,4 +1,4 @@
-"""Answer generation, query rewriting and reranking for the local AI Search server.
+"""Answer generation for the local AI Search server.
 
 * :class:`ExtractiveGenerator` (spec ``"extractive"``, the default) composes a deterministic
   answer from the retrieved chunks' sentences that best match the last user message, each
@@ -6,9 +6,9 @@
   answer.
 * :class:`OpenAICompatibleGenerator` (spec ``"openai:MODEL@BASE_URL"``) sends a RAG prompt to
   any OpenAI-compatible ``/v1/chat/completions`` upstream (Ollama, vLLM, llama.cpp ...).
-* :func:`rewrite_query` and :func:`rerank_scores` are deterministic local approximations of
-  the real service's LLM query rewrite and cross-encoder reranker
-  (``@cf/baai/bge-reranker-base``). They are lexical: they do not understand synonyms.
+
+The local query rewrite is :func:`aisearch_local.text.rewrite_query`, the local reranker
+:func:`aisearch_local.search.rerank_scores`.
 
 Tokens are counted as whitespace-delimited words throughout (an approximation of model tokens).
 """
@@ -28,7 +28,14 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from aisearch_local._upstream import checked_key, endpoint, transport_error, upstream_error
+from aisearch_local._upstream import (
+    checked_key,
+    endpoint,
+    parse_openai_spec,
+    transport_error,
+    upstream_error,
+)
+from aisearch_local.text import TOKEN, content_terms, message_text
 
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
@@ -39,9 +46,6 @@ __all__ = [
     "GeneratorError",
     "OpenAICompatibleGenerator",
     "make_generator",
-    "message_text",
-    "rerank_scores",
-    "rewrite_query",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,199 +125,8 @@ class Generator(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# Text helpers
+# Token counting and limits
 # --------------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "tell",
-        "please",
-        "explain",
-        "describe",
-        "give",
-        "show",
-        "know",
-        "want",
-        "need",
-        "get",
-    ]
-)
-
-
-def _stem(word: str) -> str:
-    """A tiny suffix stripper ("stemming-lite"): brewing/brewed/brews -> brew."""
-    for suffix, keep in (
-        ("ational", "ate"),
-        ("ization", "ize"),
-        ("iveness", "ive"),
-        ("fulness", "ful"),
-        ("ousness", "ous"),
-        ("ies", "y"),
-        ("ied", "y"),
-        ("ing", ""),
-        ("edly", ""),
-        ("ed", ""),
-        ("ly", ""),
-        ("es", ""),
-        ("s", ""),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            stem = word[: len(word) - len(suffix)] + keep
-            if suffix in ("ing", "ed") and len(stem) > 3 and stem[-1] == stem[-2]:
-                stem = stem[:-1]  # stopped -> stop, running -> run
-            return stem
-    return word
-
-
-def _terms(text: str) -> list[str]:
-    """Content terms: lower-cased words minus stop words, stemmed."""
-    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The text of an OpenAI-style message (string content or a list of text parts)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            elif isinstance(part, str):
-                parts.append(part)
-        return " ".join(parts)
-    return ""
 
 
 def _count_tokens(text: str) -> int:
@@ -321,7 +134,7 @@ def _count_tokens(text: str) -> int:
 
 
 def _prompt_tokens(messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> int:
-    return sum(_count_tokens(message_text(m)) for m in messages) + sum(
+    return sum(_count_tokens(message_text(m.get("content"))) for m in messages) + sum(
         _count_tokens(str(c.get("text") or "")) for c in chunks
     )
 
@@ -398,7 +211,7 @@ def _sentences(text: str) -> list[str]:
             sentence = " ".join(piece.split())
             sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence)
             sentence = _EMPHASIS.sub("", sentence).strip()
-            if len(_TOKEN.findall(sentence)) >= 2:
+            if len(TOKEN.findall(sentence)) >= 2:
                 out.append(sentence)
     return out
 
@@ -441,7 +254,9 @@ class ExtractiveGenerator:
         return f"ExtractiveGenerator(sentences={self.sentences})"
 
     def _budget(self, messages: Sequence[dict[str, Any]]) -> int:
-        system = " ".join(message_text(m) for m in messages if m.get("role") == "system")
+        system = " ".join(
+            message_text(m.get("content")) for m in messages if m.get("role") == "system"
+        )
         if not system:
             return self.sentences
         if _BRIEF.search(system):
@@ -457,13 +272,13 @@ class ExtractiveGenerator:
         question = ""
         for m in reversed(messages):
             if m.get("role") == "user":
-                question = message_text(m)
+                question = message_text(m.get("content"))
                 break
-        q_terms = set(_terms(question))
+        q_terms = set(content_terms(question))
         candidates: list[tuple[int, int, str, set[str]]] = []
         for ci, chunk in enumerate(chunks):
             for si, sentence in enumerate(_sentences(str(chunk.get("text") or ""))):
-                candidates.append((ci, si, sentence, set(_terms(sentence))))
+                candidates.append((ci, si, sentence, set(content_terms(sentence))))
         if not candidates:
             return NO_CONTEXT_ANSWER
         df = Counter(t for *_, terms in candidates for t in terms & q_terms)
@@ -565,7 +380,9 @@ def build_rag_messages(
     The caller's system messages replace :data:`DEFAULT_RAG_INSTRUCTIONS` (system messages act
     as the generation system prompt, as in the real API); the other messages follow unchanged.
     """
-    system = "\n\n".join(message_text(m) for m in messages if m.get("role") == "system")
+    system = "\n\n".join(
+        message_text(m.get("content")) for m in messages if m.get("role") == "system"
+    )
     lines = [system or DEFAULT_RAG_INSTRUCTIONS, "", "Context:"]
     if not chunks:
         lines.append("(no indexed content matched the question)")
@@ -767,8 +584,6 @@ def make_generator(spec: str | None = None) -> Generator:
     Raises:
         GeneratorError: Unknown or malformed spec.
     """
-    from aisearch_local.embed import parse_openai_spec
-
     spec = (spec or DEFAULT_GENERATOR_SPEC).strip()
     if spec == "extractive":
         return ExtractiveGenerator()
@@ -782,191 +597,3 @@ def make_generator(spec: str | None = None) -> Generator:
         )
     allowed = ", ".join(repr(s) for s in GENERATOR_SPECS)
     raise GeneratorError(f"unknown generator spec {spec!r}; allowed: {allowed}")
-
-
-# --------------------------------------------------------------------------------------------
-# Query rewrite (local approximation)
-# --------------------------------------------------------------------------------------------
-
-_FOLLOW_UP_WORDS = frozenset(
-    [
-        "it",
-        "its",
-        "it's",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "this",
-        "that",
-        "these",
-        "those",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "hers",
-        "one",
-        "ones",
-        "there",
-        "same",
-        "such",
-        "former",
-        "latter",
-        "above",
-    ]
-)
-_FOLLOW_UP_START = re.compile(
-    r"^\s*(and|also|what about|how about|and what|why|then|so|or|but|ok|okay)\b", re.IGNORECASE
-)
-
-
-def rewrite_query(messages: list[dict[str, Any]]) -> str:
-    """Rewrite a conversation into a standalone search query (a local approximation).
-
-    The real service asks an LLM to rewrite follow-ups using the history. Locally:
-
-    1. The query is the last user message (stripped); with a single user message it is used as
-       is (like the real service, which sends the first message unchanged).
-    2. The last message is a *follow-up* when it contains a pronoun or demonstrative (``it``,
-       ``they``, ``this``, ``those`` ...), starts with ``and``/``what about``/``how about``..., or
-       has at most 3 content words.
-    3. For a follow-up, up to 6 salient terms from earlier user turns (newest turn first, words
-       of 3+ letters that are not stop words, preferring capitalised words and ones repeated
-       across turns, not already in the last message) are appended.
-
-    Args:
-        messages: OpenAI-style messages.
-
-    Returns:
-        The search query ("" when there is no user text).
-    """
-    users = [message_text(m).strip() for m in messages if m.get("role") == "user"]
-    users = [u for u in users if u]
-    if not users:
-        others = [message_text(m).strip() for m in messages if message_text(m).strip()]
-        return others[-1] if others else ""
-    last = users[-1]
-    if len(users) == 1:
-        return last
-    last_words = {w.lower() for w in _TOKEN.findall(last)}
-    content = [w for w in last_words if w not in _STOPWORDS]
-    follow_up = (
-        bool(last_words & _FOLLOW_UP_WORDS)
-        or bool(_FOLLOW_UP_START.match(last))
-        or len(content) <= 3
-    )
-    if not follow_up:
-        return last
-    last_stems = {_stem(w) for w in content}
-    counts: Counter[str] = Counter()
-    for turn in users[:-1]:
-        counts.update({_stem(w.lower()) for w in _TOKEN.findall(turn)})
-    candidates: list[tuple[float, int, str]] = []
-    seen: set[str] = set()
-    order = 0
-    for age, turn in enumerate(reversed(users[:-1])):
-        for word in _TOKEN.findall(turn):
-            low = word.lower()
-            stem = _stem(low)
-            if (
-                len(low) < 3
-                or low in _STOPWORDS
-                or low in _FOLLOW_UP_WORDS
-                or low.isdigit()
-                or stem in last_stems
-                or stem in seen
-            ):
-                continue
-            seen.add(stem)
-            salience = (
-                1.0 / (1 + age) + (0.5 if word[:1].isupper() else 0.0) + 0.3 * (counts[stem] - 1)
-            )
-            candidates.append((salience, order, word))
-            order += 1
-    best = sorted(candidates, key=lambda c: (-c[0], c[1]))[:6]
-    extra = [w for _, _, w in sorted(best, key=lambda c: c[1])]
-    return f"{last} {' '.join(extra)}".strip() if extra else last
-
-
-# --------------------------------------------------------------------------------------------
-# Reranking (local approximation)
-# --------------------------------------------------------------------------------------------
-
-
-def _min_window(positions: dict[str, list[int]]) -> int:
-    """Length of the smallest token window holding one occurrence of every key."""
-    events = sorted((p, t) for t, ps in positions.items() for p in ps)
-    need = len(positions)
-    have: Counter[str] = Counter()
-    best = math.inf
-    left = 0
-    covered = 0
-    for pos, term in events:
-        if have[term] == 0:
-            covered += 1
-        have[term] += 1
-        while covered == need:
-            best = min(best, pos - events[left][0] + 1)
-            lterm = events[left][1]
-            have[lterm] -= 1
-            if have[lterm] == 0:
-                covered -= 1
-            left += 1
-    return int(best) if best != math.inf else 0
-
-
-def rerank_scores(query: str, texts: Sequence[str]) -> list[float]:
-    """Relevance of each text to the query in 0..1 (a local cross-encoder approximation).
-
-    Deterministic and lexical, over stemmed content words:
-
-    * ``coverage``: share of the query's distinct terms present in the text (weight 0.5);
-    * ``bm25``: BM25 (k1=1.2, b=0.75, IDF over ``texts``) squashed with ``s / (s + 2)``
-      (weight 0.3);
-    * ``proximity``: ``matched / smallest window holding all matched terms`` (weight 0.2;
-      1.0 for a single matched term).
-
-    A text with no query term scores 0.0; an empty query gives 0.0 for every text.
-
-    Args:
-        query: The search query.
-        texts: Candidate texts.
-
-    Returns:
-        One score per text, in the same order.
-    """
-    q_terms = list(dict.fromkeys(_terms(query)))
-    if not texts:
-        return []
-    if not q_terms:
-        return [0.0] * len(texts)
-    docs = [_terms(t) for t in texts]
-    n = len(docs)
-    avg_len = (sum(len(d) for d in docs) / n) or 1.0
-    df = Counter(t for d in docs for t in set(d) & set(q_terms))
-    scores: list[float] = []
-    for doc in docs:
-        tf = Counter(doc)
-        matched = [t for t in q_terms if tf[t]]
-        if not matched:
-            scores.append(0.0)
-            continue
-        coverage = len(matched) / len(q_terms)
-        bm25 = 0.0
-        for t in matched:
-            idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            bm25 += idf * tf[t] * 2.2 / (tf[t] + 1.2 * (0.25 + 0.75 * len(doc) / avg_len))
-        bm25_norm = bm25 / (bm25 + 2.0)
-        if len(matched) == 1:
-            proximity = 1.0
-        else:
-            positions: dict[str, list[int]] = {t: [] for t in matched}
-            for i, t in enumerate(doc):
-                if t in positions:
-                    positions[t].append(i)
-            proximity = len(matched) / max(_min_window(positions), len(matched))
-        score = 0.5 * coverage + 0.3 * bm25_norm + 0.2 * proximity
-        scores.append(round(min(1.0, max(0.0, score)), 6))
-    return scores

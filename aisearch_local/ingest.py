@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from aisearch_local.jsonsafe import JSONValueError, loads_strict, scrub_text
+from aisearch_local.errors import ValidationError
+from aisearch_local.jsonsafe import loads_strict, scrub_text
 
 __all__ = [
     "MAX_CHUNK_OVERLAP",
@@ -444,7 +445,7 @@ def _read_sidecar(path: Path, key: str) -> tuple[dict[str, Any], str | None]:
         return {}, None
     try:
         value = loads_strict(sidecar.read_bytes(), what="metadata", prefix="metadata")
-    except (OSError, JSONValueError) as exc:
+    except (OSError, ValidationError) as exc:
         message = f"{key}{SIDECAR_SUFFIX}: unreadable metadata sidecar ({exc})"
         logger.warning("%s", message)
         return {}, message

@@ -33,13 +33,14 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from aisearch_local.errors import ValidationError
+
 __all__ = [
     "MAX_CONTAINERS",
     "MAX_DEPTH",
     "MAX_INT",
     "MAX_READ_DEPTH",
     "MAX_SEPARATORS",
-    "JSONValueError",
     "SafeJSONResponse",
     "check_text",
     "dumps_safe",
@@ -69,15 +70,6 @@ MAX_READ_DEPTH = 64
 """Nesting kept when serialising stored data; deeper values are replaced by ``null``."""
 
 _MAX_INT_DIGITS = len(str(MAX_INT)) + 1  # a sign or a leading zero at most
-
-
-class JSONValueError(ValueError):
-    """A JSON input the server refuses; ``field`` is the path of the offending value."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class _Bad:
@@ -132,19 +124,19 @@ def _check_tree(value: Any, root: str, prefix: str) -> None:
         node, path, depth = stack.pop()
         if isinstance(node, str):
             if _has_lone_surrogate(node):
-                raise JSONValueError(
+                raise ValidationError(
                     path or root, "contains a lone UTF-16 surrogate (not encodable as UTF-8)"
                 )
         elif isinstance(node, _Bad):
-            raise JSONValueError(path or root, node.why)
+            raise ValidationError(path or root, node.why)
         elif isinstance(node, (dict, list)):
             if depth > MAX_DEPTH:
-                raise JSONValueError(path or root, f"nests deeper than {MAX_DEPTH} levels")
+                raise ValidationError(path or root, f"nests deeper than {MAX_DEPTH} levels")
             if isinstance(node, dict):
                 for k, v in node.items():
                     if _has_lone_surrogate(k):
                         shown = k.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-                        raise JSONValueError(
+                        raise ValidationError(
                             _join(path, shown),
                             "the field name contains a lone UTF-16 surrogate",
                         )
@@ -160,13 +152,13 @@ def _check_size(raw: bytes | str, what: str) -> None:
     else:
         containers, separators = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
     if containers > MAX_CONTAINERS:
-        raise JSONValueError(
+        raise ValidationError(
             what,
             f"holds {containers} '[' and '{{' (at most {MAX_CONTAINERS} arrays and objects, "
             "counted in the raw text, strings included)",
         )
     if separators > MAX_SEPARATORS:
-        raise JSONValueError(
+        raise ValidationError(
             what,
             f"holds {separators} ',' (at most {MAX_SEPARATORS} values, counted in the raw "
             "text, strings included)",
@@ -187,7 +179,7 @@ def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = 
         The parsed value.
 
     Raises:
-        JSONValueError: Not JSON, or a value outside what the module docstring allows; the
+        ValidationError: Not JSON, or a value outside what the module docstring allows; the
             error's ``field`` is the path of the value (``what`` for the top level).
     """
     _check_size(raw, what)
@@ -199,17 +191,17 @@ def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = 
             parse_int=_parse_int,
         )
     except RecursionError:
-        raise JSONValueError(what, f"nests deeper than {MAX_DEPTH} levels") from None
+        raise ValidationError(what, f"nests deeper than {MAX_DEPTH} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise JSONValueError(what, f"is not valid JSON ({exc})") from exc
+        raise ValidationError(what, f"is not valid JSON ({exc})") from exc
     _check_tree(value, what, prefix)
     return value
 
 
 def check_text(value: str, field: str) -> None:
-    """Raise :class:`JSONValueError` when a string holds a lone surrogate."""
+    """Raise :class:`ValidationError` when a string holds a lone surrogate."""
     if _has_lone_surrogate(value):
-        raise JSONValueError(field, "contains a lone UTF-16 surrogate (not encodable as UTF-8)")
+        raise ValidationError(field, "contains a lone UTF-16 surrogate (not encodable as UTF-8)")
 
 
 # -- reads --------------------------------------------------------------------------------------

@@ -13,387 +13,43 @@ Scores, as returned in ``scoring_details``:
 * ``rrf``: ``sum(1 / (60 + rank))`` over the two lists, divided by its maximum ``2 / 61``.
 * ``max``: the higher of ``vector_score`` and ``keyword_score / best keyword_score``.
 * boosting adds up to 0.15 per ``boost_by`` entry and renormalises to 0..1.
-* reranking (a local approximation, see :func:`aisearch_local.generate.rerank_scores`) replaces
+* reranking (a local approximation, see :func:`rerank_scores`) replaces
   the score by ``reranking_score``.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
 import threading
-import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from aisearch_local.embed import Embedder
-from aisearch_local.filters import FilterError, Predicate, compile_filter
-from aisearch_local.store import InstanceIndex, InstanceRecord, Store
+from aisearch_local.options import ResolvedOptions
+from aisearch_local.records import InstanceIndex, InstanceRecord
+from aisearch_local.store import Store
+from aisearch_local.text import KEYWORD_STOPWORDS, content_terms
 
 __all__ = [
     "CANDIDATES",
-    "ChatCache",
-    "OptionsError",
-    "ResolvedOptions",
     "Searcher",
-    "message_text",
-    "query_from_messages",
-    "resolve_options",
+    "fts_expression",
+    "keyword_terms",
+    "rerank_scores",
+    "vector_candidates",
 ]
 
 CANDIDATES = 50
 RRF_K = 60
 BOOST_WEIGHT = 0.15
-ROLES = ("system", "developer", "user", "assistant", "tool")
-CACHE_THRESHOLDS = {
-    "super_strict_match": 1.0,
-    "close_enough": 0.8,
-    "flexible_friend": 0.6,
-    "anything_goes": 0.4,
-}
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "should",
-        "so",
-        "that",
-        "the",
-        "their",
-        "this",
-        "to",
-        "was",
-        "we",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-        # contraction tails: what's -> what, s
-        "s",
-        "t",
-        "d",
-        "ll",
-        "re",
-        "ve",
-        "m",
-    ]
-)
-
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aisearch-local-keyword")
-
-
-class OptionsError(ValueError):
-    """A request field outside its allowed values; ``field`` is its JSON path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-# -- option resolution -----------------------------------------------------------------------
-
-
-@dataclass
-class ResolvedOptions:
-    """``ai_search_options`` merged with the instance defaults and validated."""
-
-    retrieval_type: str = "hybrid"
-    match_threshold: float = 0.4
-    max_num_results: int = 10
-    filters: Any = None
-    context_expansion: int = 0
-    fusion_method: str = "rrf"
-    keyword_match_mode: str = "and"
-    boost_by: list[dict[str, str]] = field(default_factory=list)
-    metadata_only: bool = False
-    return_on_failure: bool = True
-    rewrite: bool = False
-    reranking: bool = False
-    reranking_threshold: float = 0.4
-    cache: bool = False
-    cache_threshold: str = "close_enough"
-    predicate: Predicate | None = None
-
-    def cache_key(self) -> str:
-        """Return a JSON string of every option that changes the result."""
-        skip = ("predicate", "cache", "cache_threshold")
-        data = {k: v for k, v in self.__dict__.items() if k not in skip}
-        return json.dumps(data, sort_keys=True, default=str)
-
-
-def _obj(raw: Any, path: str) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise OptionsError(path, f"must be an object (got {type(raw).__name__})")
-    return raw
-
-
-def _number(value: Any, path: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise OptionsError(path, f"must be a number between {lo:g} and {hi:g} (got {value!r})")
-    return float(value)
-
-
-def _integer(value: Any, path: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise OptionsError(path, f"must be an integer between {lo} and {hi} (got {value!r})")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise OptionsError(path, f"must be a boolean (got {value!r})")
-    return value
-
-
-def _enum(value: Any, path: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise OptionsError(path, f"must be one of {', '.join(allowed)} (got {value!r})")
-    return str(value)
-
-
-def _index_method(config: Mapping[str, Any]) -> tuple[bool, bool]:
-    im = config.get("index_method") or {}
-    return bool(im.get("vector", True)), bool(im.get("keyword", True))
-
-
-def field_types(config: Mapping[str, Any]) -> dict[str, str]:
-    """Return the declared custom metadata field types (lowercase names) plus ``timestamp``."""
-    out = {"timestamp": "datetime"}
-    for entry in config.get("custom_metadata") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("field_name"), str):
-            out[entry["field_name"].lower()] = str(entry.get("data_type", "text"))
-    return out
-
-
-def _boost_by(raw: Any, path: str, types: Mapping[str, str]) -> list[dict[str, str]]:
-    if not isinstance(raw, list):
-        raise OptionsError(path, "must be a list of {field, direction} objects")
-    if len(raw) > 3:
-        raise OptionsError(path, f"must have at most 3 entries (got {len(raw)})")
-    out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(raw):
-        epath = f"{path}[{i}]"
-        entry = _obj(entry, epath)
-        name = entry.get("field")
-        if not isinstance(name, str) or not 1 <= len(name) <= 64:
-            raise OptionsError(f"{epath}.field", "must be a string of 1 to 64 characters")
-        key = name.lower()
-        if key in seen:
-            raise OptionsError(f"{epath}.field", f"duplicate field {name!r}")
-        seen.add(key)
-        kind = types.get(key)
-        numeric = kind in (None, "number", "datetime")
-        default = "asc" if kind in ("number", "datetime") else "exists"
-        direction = entry.get("direction", default) or default
-        _enum(direction, f"{epath}.direction", ("asc", "desc", "exists", "not_exists"))
-        if direction in ("asc", "desc") and not numeric:
-            raise OptionsError(
-                f"{epath}.direction",
-                f"{direction!r} needs a number or datetime field; {name!r} is {kind}, "
-                "use exists or not_exists",
-            )
-        out.append({"field": key, "direction": direction})
-    return out
-
-
-def resolve_options(
-    raw: Any, config: Mapping[str, Any], *, path: str = "ai_search_options"
-) -> ResolvedOptions:
-    """Validate ``ai_search_options`` and fill the gaps from the instance configuration.
-
-    Args:
-        raw: The request's ``ai_search_options`` (or None).
-        config: The instance configuration.
-        path: Field path prefix for error messages.
-
-    Returns:
-        The merged options.
-
-    Raises:
-        OptionsError: A field is outside its documented range.
-    """
-    opts = _obj(raw, path)
-    retrieval = _obj(opts.get("retrieval"), f"{path}.retrieval")
-    rpath = f"{path}.retrieval"
-    res = ResolvedOptions()
-    has_vector, has_keyword = _index_method(config)
-    default_type = (
-        "hybrid" if has_vector and has_keyword else ("vector" if has_vector else "keyword")
-    )
-    rt = retrieval.get("retrieval_type")
-    res.retrieval_type = (
-        default_type
-        if rt is None
-        else _enum(rt, f"{rpath}.retrieval_type", ("vector", "keyword", "hybrid"))
-    )
-    needs_vector = res.retrieval_type in ("vector", "hybrid")
-    needs_keyword = res.retrieval_type in ("keyword", "hybrid")
-    if (needs_vector and not has_vector) or (needs_keyword and not has_keyword):
-        raise OptionsError(
-            f"{rpath}.retrieval_type",
-            f"{res.retrieval_type!r} is not compatible with the instance's index_method "
-            f"(vector={str(has_vector).lower()}, keyword={str(has_keyword).lower()})",
-        )
-    mt = retrieval.get("match_threshold", config.get("score_threshold"))
-    res.match_threshold = 0.4 if mt is None else _number(mt, f"{rpath}.match_threshold", 0, 1)
-    mn = retrieval.get("max_num_results", config.get("max_num_results"))
-    res.max_num_results = 10 if mn is None else _integer(mn, f"{rpath}.max_num_results", 1, 50)
-    if "filters" in retrieval and retrieval["filters"] is not None:
-        try:
-            res.predicate = compile_filter(retrieval["filters"], path=f"{rpath}.filters")
-        except FilterError as exc:
-            where, _, why = str(exc).partition(": ")
-            raise OptionsError(where, why) from exc
-        res.filters = retrieval["filters"]
-    ce = retrieval.get("context_expansion")
-    res.context_expansion = 0 if ce is None else _integer(ce, f"{rpath}.context_expansion", 0, 3)
-    fm = retrieval.get("fusion_method", config.get("fusion_method"))
-    res.fusion_method = "rrf" if fm is None else _enum(fm, f"{rpath}.fusion_method", ("rrf", "max"))
-    instance_retrieval = config.get("retrieval_options") or {}
-    km = retrieval.get("keyword_match_mode", instance_retrieval.get("keyword_match_mode"))
-    km = {"exact_match": "and", "fuzzy_match": "or"}.get(km, km) if isinstance(km, str) else km
-    res.keyword_match_mode = (
-        "and" if km is None else _enum(km, f"{rpath}.keyword_match_mode", ("and", "or"))
-    )
-    types = field_types(config)
-    if "boost_by" in retrieval and retrieval["boost_by"] is not None:
-        res.boost_by = _boost_by(retrieval["boost_by"], f"{rpath}.boost_by", types)
-    elif instance_retrieval.get("boost_by"):
-        res.boost_by = _boost_by(
-            instance_retrieval["boost_by"], "retrieval_options.boost_by", types
-        )
-    if "metadata_only" in retrieval:
-        res.metadata_only = _bool(retrieval["metadata_only"], f"{rpath}.metadata_only")
-    if "return_on_failure" in retrieval:
-        res.return_on_failure = _bool(retrieval["return_on_failure"], f"{rpath}.return_on_failure")
-
-    rewrite = _obj(opts.get("query_rewrite"), f"{path}.query_rewrite")
-    en = rewrite.get("enabled", config.get("rewrite_query", False))
-    res.rewrite = _bool(en if en is not None else False, f"{path}.query_rewrite.enabled")
-    for name in ("model", "rewrite_prompt"):
-        if rewrite.get(name) is not None and not isinstance(rewrite[name], str):
-            raise OptionsError(f"{path}.query_rewrite.{name}", "must be a string")
-
-    rerank = _obj(opts.get("reranking"), f"{path}.reranking")
-    en = rerank.get("enabled", config.get("reranking", False))
-    res.reranking = _bool(en if en is not None else False, f"{path}.reranking.enabled")
-    if rerank.get("match_threshold") is not None:
-        res.reranking_threshold = _number(
-            rerank["match_threshold"], f"{path}.reranking.match_threshold", 0, 1
-        )
-    if rerank.get("model") is not None and not isinstance(rerank["model"], str):
-        raise OptionsError(f"{path}.reranking.model", "must be a string")
-
-    cache = _obj(opts.get("cache"), f"{path}.cache")
-    en = cache.get("enabled", config.get("cache", True))
-    res.cache = _bool(en if en is not None else True, f"{path}.cache.enabled")
-    ct = cache.get("cache_threshold", config.get("cache_threshold"))
-    res.cache_threshold = (
-        "close_enough"
-        if ct is None
-        else _enum(ct, f"{path}.cache.cache_threshold", tuple(CACHE_THRESHOLDS))
-    )
-
-    cm = opts.get("custom_metadata")
-    if cm is not None:
-        cm = _obj(cm, f"{path}.custom_metadata")
-        if len(cm) > 2:
-            raise OptionsError(
-                f"{path}.custom_metadata", f"must have at most 2 entries (got {len(cm)})"
-            )
-        for k, v in cm.items():
-            if isinstance(v, (dict, list)) or v is None:
-                raise OptionsError(
-                    f"{path}.custom_metadata.{k}", "must be a string, number or boolean"
-                )
-    return res
-
-
-# -- messages --------------------------------------------------------------------------------
-
-
-def message_text(content: Any) -> str:
-    """Return the text of a message content (string, null, or a list of parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            str(p.get("text", ""))
-            for p in content
-            if isinstance(p, dict) and p.get("type") == "text"
-        ]
-        return " ".join(parts)
-    return str(content)
-
-
-def validate_messages(messages: Any, path: str = "messages") -> list[dict[str, Any]]:
-    """Validate an OpenAI-style message list; return it as plain dicts."""
-    if not isinstance(messages, list) or not messages:
-        raise OptionsError(path, "must be a non-empty list of {role, content} objects")
-    out: list[dict[str, Any]] = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            raise OptionsError(f"{path}[{i}]", "must be an object with role and content")
-        role = msg.get("role")
-        if role not in ROLES:
-            raise OptionsError(
-                f"{path}[{i}].role", f"must be one of {', '.join(ROLES)} (got {role!r})"
-            )
-        content = msg.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise OptionsError(f"{path}[{i}].content", "must be a string, a list of parts or null")
-        out.append(dict(msg))
-    if not any(m["role"] == "user" and message_text(m.get("content")).strip() for m in out):
-        raise OptionsError(path, "must contain at least one user message with non-empty content")
-    return out
-
-
-def query_from_messages(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Return the last user message's text: the search query when rewriting is off."""
-    for msg in reversed(messages):
-        if msg.get("role") == "user":
-            text = message_text(msg.get("content")).strip()
-            if text:
-                return text
-    return ""
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -404,7 +60,7 @@ def keyword_terms(query: str, *, trigram: bool) -> list[str]:
     terms = [t for t in re.findall(r"\w+", query.lower()) if t]
     if trigram:
         terms = [t for t in terms if len(t) >= 3]
-    content = [t for t in terms if t not in _STOPWORDS]
+    content = [t for t in terms if t not in KEYWORD_STOPWORDS]
     chosen = content or terms
     seen: dict[str, None] = {}
     for t in chosen:
@@ -653,8 +309,6 @@ class Searcher:
             ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
         if opts.reranking and ranked:
-            from aisearch_local.generate import rerank_scores
-
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
                 cand.reranking_score = float(rs)
@@ -786,57 +440,81 @@ class Searcher:
         return "".join(parts)
 
 
-# -- similarity cache --------------------------------------------------------------------------
+# -- reranking (local approximation) ----------------------------------------------------------
 
 
-def _shingles(text: str) -> frozenset[str]:
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < 3:
-        return frozenset([" ".join(words)])
-    return frozenset(" ".join(words[i : i + 3]) for i in range(len(words) - 2))
+def _min_window(positions: dict[str, list[int]]) -> int:
+    """Length of the smallest token window holding one occurrence of every key."""
+    events = sorted((p, t) for t, ps in positions.items() for p in ps)
+    need = len(positions)
+    have: Counter[str] = Counter()
+    best = math.inf
+    left = 0
+    covered = 0
+    for pos, term in events:
+        if have[term] == 0:
+            covered += 1
+        have[term] += 1
+        while covered == need:
+            best = min(best, pos - events[left][0] + 1)
+            lterm = events[left][1]
+            have[lterm] -= 1
+            if have[lterm] == 0:
+                covered -= 1
+            left += 1
+    return int(best) if best != math.inf else 0
 
 
-class ChatCache:
-    """The similarity cache of chat completions (word 3-shingle Jaccard, not MinHash).
+def rerank_scores(query: str, texts: Sequence[str]) -> list[float]:
+    """Relevance of each text to the query in 0..1 (a local cross-encoder approximation).
 
-    An entry matches when everything but the prompt is identical (instance versions, model,
-    options, limits) and the prompts' Jaccard similarity reaches the threshold of the
-    requested ``cache_threshold``. Writes to an instance change its version and so invalidate
-    its entries.
+    Deterministic and lexical, over stemmed content words:
+
+    * ``coverage``: share of the query's distinct terms present in the text (weight 0.5);
+    * ``bm25``: BM25 (k1=1.2, b=0.75, IDF over ``texts``) squashed with ``s / (s + 2)``
+      (weight 0.3);
+    * ``proximity``: ``matched / smallest window holding all matched terms`` (weight 0.2;
+      1.0 for a single matched term).
+
+    A text with no query term scores 0.0; an empty query gives 0.0 for every text.
+
+    Args:
+        query: The search query.
+        texts: Candidate texts.
+
+    Returns:
+        One score per text, in the same order.
     """
-
-    def __init__(self, max_entries: int = 512, ttl_s: float = 30 * 24 * 3600) -> None:
-        self._entries: OrderedDict[tuple[str, str], tuple[frozenset[str], float, Any]] = (
-            OrderedDict()
-        )
-        self._lock = threading.Lock()
-        self._max = max_entries
-        self._ttl = ttl_s
-
-    def get(self, context: str, prompt: str, threshold: str) -> Any | None:
-        """Return a cached value for a similar prompt in the same context, or None."""
-        need = CACHE_THRESHOLDS[threshold]
-        sh = _shingles(prompt)
-        now = time.monotonic()
-        with self._lock:
-            exact = self._entries.get((context, prompt))
-            if exact is not None and now - exact[1] < self._ttl:
-                return exact[2]
-            if need >= 1.0:
-                return None
-            for (ctx, _p), (other, ts, value) in reversed(self._entries.items()):
-                if ctx != context or now - ts >= self._ttl:
-                    continue
-                inter = len(sh & other)
-                union = len(sh | other) or 1
-                if inter / union >= need:
-                    return value
-        return None
-
-    def put(self, context: str, prompt: str, value: Any) -> None:
-        """Store a value."""
-        with self._lock:
-            self._entries[(context, prompt)] = (_shingles(prompt), time.monotonic(), value)
-            self._entries.move_to_end((context, prompt))
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+    q_terms = list(dict.fromkeys(content_terms(query)))
+    if not texts:
+        return []
+    if not q_terms:
+        return [0.0] * len(texts)
+    docs = [content_terms(t) for t in texts]
+    n = len(docs)
+    avg_len = (sum(len(d) for d in docs) / n) or 1.0
+    df = Counter(t for d in docs for t in set(d) & set(q_terms))
+    scores: list[float] = []
+    for doc in docs:
+        tf = Counter(doc)
+        matched = [t for t in q_terms if tf[t]]
+        if not matched:
+            scores.append(0.0)
+            continue
+        coverage = len(matched) / len(q_terms)
+        bm25 = 0.0
+        for t in matched:
+            idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            bm25 += idf * tf[t] * 2.2 / (tf[t] + 1.2 * (0.25 + 0.75 * len(doc) / avg_len))
+        bm25_norm = bm25 / (bm25 + 2.0)
+        if len(matched) == 1:
+            proximity = 1.0
+        else:
+            positions: dict[str, list[int]] = {t: [] for t in matched}
+            for i, t in enumerate(doc):
+                if t in positions:
+                    positions[t].append(i)
+            proximity = len(matched) / max(_min_window(positions), len(matched))
+        score = 0.5 * coverage + 0.3 * bm25_norm + 0.2 * proximity
+        scores.append(round(min(1.0, max(0.0, score)), 6))
+    return scores

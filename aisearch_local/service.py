@@ -1,16 +1,16 @@
-"""The local AI Search service: everything the HTTP routes do, without HTTP.
+"""The local AI Search service: namespaces, instances, items, jobs and faults, without HTTP.
 
 :class:`LocalService` owns the store, the embedder, the generator, the searcher, the chat cache
-and the injected faults. The routes in :mod:`aisearch_local.app` parse requests, call it and
-shape responses; the CLI uses it directly for ``ingest`` and ``inspect``.
+and the injected faults. The admin routes (:mod:`aisearch_local.routes_admin`) parse requests,
+call it and shape responses; search and chat go through :class:`aisearch_local.query.QueryService`,
+which wraps it; the CLI uses it directly for ``ingest`` and ``inspect``.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
-import math
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from aisearch_local.cache import ChatCache
 from aisearch_local.embed import Embedder, make_embedder
-from aisearch_local.generate import Generator, make_generator
+from aisearch_local.errors import APIError, bad_request, not_found
+from aisearch_local.generate import Generation, Generator, make_generator
+from aisearch_local.guard import source_outside_roots
 from aisearch_local.ingest import (
     MAX_FILE_BYTES,
     IngestError,
@@ -29,73 +32,22 @@ from aisearch_local.ingest import (
     extract_text,
     scan_source_dir,
 )
-from aisearch_local.jsonsafe import MAX_INT, JSONValueError, check_text, loads_strict, scrub_text
-from aisearch_local.search import (
-    ChatCache,
-    OptionsError,
-    Searcher,
-    resolve_options,
+from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
+from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
+from aisearch_local.search import Searcher
+from aisearch_local.store import Store
+from aisearch_local.validation import (
+    INSTANCE_ID_RE,
+    check_searchable,
+    checked_source_file,
+    validate_instance_config,
 )
-from aisearch_local.store import InstanceRecord, NewChunk, Store, now_ms
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "APIError",
-    "Fault",
-    "LocalService",
-    "bad_request",
-    "not_found",
-]
+__all__ = ["DEFAULT_MODEL", "Fault", "LocalService"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
-MAX_KEY_LENGTH = 128
-INSTANCE_ID_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
-NAMESPACE_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
-RESERVED_FIELDS = frozenset({"timestamp", "folder", "filename"})
-DATA_TYPES = ("text", "number", "boolean", "datetime")
-SYNC_INTERVALS = (900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
-CACHE_TTLS = (600, 1800, 3600, 7200, 21600, 43200, 86400, 172800, 259200, 518400)
-CACHE_THRESHOLDS = ("super_strict_match", "close_enough", "flexible_friend", "anything_goes")
-
-
-class APIError(Exception):
-    """An error answered with the Cloudflare envelope.
-
-    Args:
-        status: HTTP status.
-        code: Cloudflare error code (``errors[0].code``).
-        message: Human-readable message naming the field or object.
-        headers: Extra response headers (``Retry-After``...).
-        error_chain: Optional nested errors (auth header errors).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        error_chain: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.error_chain = error_chain
-
-
-def bad_request(field: str, message: str) -> APIError:
-    """Return a 400 / 7001 validation error naming ``field``."""
-    return APIError(400, 7001, f"{field}: {message}")
-
-
-def not_found(message: str) -> APIError:
-    """Return a 404 / 7002 error."""
-    return APIError(404, 7002, message)
 
 
 @dataclass
@@ -159,277 +111,6 @@ def _defaults(embedder: Embedder) -> dict[str, Any]:
     }
 
 
-def _check(cond: bool, field: str, message: str) -> None:
-    if not cond:
-        raise bad_request(field, message)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-_STRING_FIELDS = (
-    "source",
-    "token_id",
-    "ai_gateway_id",
-    "ai_search_model",
-    "embedding_model",
-    "rewrite_model",
-    "reranking_model",
-    "summarization_model",
-    "system_prompt_ai_search",
-    "system_prompt_index_summarization",
-    "system_prompt_rewrite_query",
-)
-_OBJECT_FIELDS = ("source_params", "metadata", "public_endpoint_params")
-_BOOLEAN_FIELDS = (
-    "chunk",
-    "rewrite_query",
-    "reranking",
-    "cache",
-    "hybrid_search_enabled",
-    "paused",
-    "summarization",
-)
-
-
-def check_searchable(config: dict[str, Any]) -> None:
-    """Check that a complete instance configuration resolves into search options.
-
-    Run on the merged configuration of every create and update, so a stored configuration can
-    always be searched (``retrieval_options.boost_by`` entries, thresholds, enums).
-
-    Raises:
-        APIError: 400 / 7001 naming the configuration field.
-    """
-    try:
-        resolve_options(None, config, path="")
-    except OptionsError as exc:
-        raise bad_request(exc.field.lstrip("."), str(exc).partition(": ")[2]) from None
-
-
-def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """Validate the configuration fields of an instance create/update body (API.md section 10).
-
-    Unknown fields are kept (the API grows); documented ones are checked.
-
-    Raises:
-        APIError: 400 / 7001 naming the field and the allowed values.
-    """
-    cfg = dict(body)
-    cfg.pop("id", None)
-    if not creating:
-        for name in ("type", "hybrid_search_enabled"):
-            cfg.pop(name, None)
-    t = cfg.get("type")
-    _check(t in (None, "r2", "web-crawler"), "type", "must be r2, web-crawler or null")
-    for names, kind, label in (
-        (_STRING_FIELDS, str, "a string"),
-        (_OBJECT_FIELDS, dict, "an object"),
-    ):
-        for name in names:
-            if cfg.get(name) is not None:
-                _check(
-                    isinstance(cfg[name], kind),
-                    name,
-                    f"must be {label} or null (got {_json_type(cfg[name])})",
-                )
-    for name in _BOOLEAN_FIELDS:
-        if name in cfg:
-            _check(isinstance(cfg[name], bool), name, f"must be a boolean (got {cfg[name]!r})")
-    if "chunk_size" in cfg:
-        v = cfg["chunk_size"]
-        _check(
-            _is_int(v) and 16 <= v <= 4096,
-            "chunk_size",
-            f"must be an integer between 16 and 4096 (got {v!r})",
-        )
-    if "chunk_overlap" in cfg:
-        v = cfg["chunk_overlap"]
-        _check(
-            _is_int(v) and 0 <= v <= 30,
-            "chunk_overlap",
-            f"must be an integer between 0 and 30 (got {v!r})",
-        )
-    if "max_num_results" in cfg:
-        v = cfg["max_num_results"]
-        _check(
-            _is_int(v) and 1 <= v <= 50,
-            "max_num_results",
-            f"must be an integer between 1 and 50 (got {v!r})",
-        )
-    if "score_threshold" in cfg:
-        v = cfg["score_threshold"]
-        _check(
-            _is_num(v) and 0 <= v <= 1,
-            "score_threshold",
-            f"must be a number between 0 and 1 (got {v!r})",
-        )
-    if "fusion_method" in cfg:
-        _check(cfg["fusion_method"] in ("rrf", "max"), "fusion_method", "must be rrf or max")
-    if "cache_threshold" in cfg:
-        _check(
-            cfg["cache_threshold"] in CACHE_THRESHOLDS,
-            "cache_threshold",
-            f"must be one of {', '.join(CACHE_THRESHOLDS)}",
-        )
-    if "cache_ttl" in cfg:
-        _check(cfg["cache_ttl"] in CACHE_TTLS, "cache_ttl", f"must be one of {CACHE_TTLS}")
-    if "sync_interval" in cfg:
-        _check(
-            cfg["sync_interval"] in SYNC_INTERVALS,
-            "sync_interval",
-            f"must be one of {SYNC_INTERVALS}",
-        )
-    if cfg.get("index_method") is not None:
-        im = cfg["index_method"]
-        _check(isinstance(im, dict), "index_method", "must be an object {vector, keyword}")
-        vec, kw = im.get("vector", True), im.get("keyword", True)
-        _check(isinstance(vec, bool), "index_method.vector", "must be a boolean")
-        _check(isinstance(kw, bool), "index_method.keyword", "must be a boolean")
-        _check(vec or kw, "index_method", "at least one of vector and keyword must be true")
-        cfg["index_method"] = {"vector": vec, "keyword": kw}
-    elif "hybrid_search_enabled" in cfg and creating:
-        cfg["index_method"] = {"vector": True, "keyword": bool(cfg["hybrid_search_enabled"])}
-    if cfg.get("indexing_options") is not None:
-        io = cfg["indexing_options"]
-        _check(isinstance(io, dict), "indexing_options", "must be an object")
-        tok = io.get("keyword_tokenizer", "porter")
-        _check(
-            tok in ("porter", "trigram"),
-            "indexing_options.keyword_tokenizer",
-            "must be porter or trigram",
-        )
-    if cfg.get("retrieval_options") is not None:
-        ro = cfg["retrieval_options"]
-        _check(isinstance(ro, dict), "retrieval_options", "must be an object")
-        km = ro.get("keyword_match_mode")
-        if km is not None:
-            if isinstance(km, str):
-                km = {"exact_match": "and", "fuzzy_match": "or"}.get(km, km)
-            _check(km in ("and", "or"), "retrieval_options.keyword_match_mode", "must be and or or")
-            ro = {**ro, "keyword_match_mode": km}
-            cfg["retrieval_options"] = ro
-        bb = ro.get("boost_by")
-        if bb is not None:
-            _check(
-                isinstance(bb, list) and len(bb) <= 3,
-                "retrieval_options.boost_by",
-                "must be a list of at most 3 entries",
-            )
-    if cfg.get("custom_metadata") is not None:
-        cm = cfg["custom_metadata"]
-        _check(
-            isinstance(cm, list) and len(cm) <= 5,
-            "custom_metadata",
-            "must be a list of at most 5 fields",
-        )
-        seen: set[str] = set()
-        for i, entry in enumerate(cm):
-            path = f"custom_metadata[{i}]"
-            _check(isinstance(entry, dict), path, "must be an object {field_name, data_type}")
-            name = entry.get("field_name")
-            _check(
-                isinstance(name, str) and 1 <= len(name) <= 64,
-                f"{path}.field_name",
-                "must be a string of 1 to 64 characters",
-            )
-            _check(
-                name.lower() not in RESERVED_FIELDS,
-                f"{path}.field_name",
-                f"{name!r} is reserved (timestamp, folder, filename)",
-            )
-            _check(name.lower() not in seen, f"{path}.field_name", f"duplicate field {name!r}")
-            seen.add(name.lower())
-            _check(
-                entry.get("data_type") in DATA_TYPES,
-                f"{path}.data_type",
-                f"must be one of {', '.join(DATA_TYPES)}",
-            )
-    return cfg
-
-
-def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
-    """Validate custom item metadata: an object of strings (<= 500 chars), numbers, booleans.
-
-    Field names are 1 to 64 characters; numbers are finite and integers within +-(2^53 - 1);
-    strings are valid Unicode (no lone surrogate). Everything accepted can be stored and served
-    back as JSON.
-    """
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise bad_request(field, "must be a JSON object of string, number or boolean values")
-    for k, v in raw.items():
-        path = f"{field}.{k}"
-        if not isinstance(k, str) or not 1 <= len(k) <= 64 or not _encodable(k):
-            raise bad_request(path, "field names must be strings of 1 to 64 characters")
-        if not isinstance(v, (str, int, float, bool)):
-            raise bad_request(path, f"must be a string, number or boolean (got {_json_type(v)})")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise bad_request(path, "must be a finite number")
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
-            raise bad_request(path, f"integers must be between -{MAX_INT} and {MAX_INT}")
-        if isinstance(v, str):
-            if len(v) > 500:
-                raise bad_request(path, f"text values are limited to 500 characters (got {len(v)})")
-            if not _encodable(v):
-                raise bad_request(path, "contains a lone UTF-16 surrogate")
-    return dict(raw)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        check_text(text, "")
-    except JSONValueError:
-        return False
-    return True
-
-
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def validate_key(key: Any, field: str = "key") -> str:
-    """Validate an item key: 1 to 128 characters, a relative POSIX path without dot segments.
-
-    Refused: control characters, lone surrogates, a leading ``/``, and ``.`` or ``..`` as a
-    path segment (a key names a file under an instance's source folder, never outside it).
-
-    Raises:
-        APIError: 400 / 7001 naming ``field``.
-    """
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
-        n = len(key) if isinstance(key, str) else _json_type(key)
-        raise bad_request(field, f"must be a string of 1 to {MAX_KEY_LENGTH} characters (got {n})")
-    if _CONTROL_RE.search(key) or not _encodable(key):
-        raise bad_request(field, "must not contain control characters or lone surrogates")
-    if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
-        raise bad_request(
-            field, f"must be a relative path without '.' or '..' segments (got {key!r})"
-        )
-    return key
-
-
-def _checked_source_file(sf: SourceFile) -> SourceFile:
-    """Apply the upload rules to a source file's key and sidecar metadata (errors: the item's)."""
-    if not _encodable(sf.key):  # a file name that is not valid UTF-8 (surrogate-escaped)
-        sf.key = scrub_text(sf.key)
-        sf.metadata, sf.metadata_error = {}, f"{sf.key}: the file name is not valid UTF-8"
-    if sf.metadata_error is not None:
-        return sf
-    try:
-        validate_key(sf.key)
-        sf.metadata = validate_item_metadata(sf.metadata)
-    except APIError as exc:
-        sf.metadata = {}
-        sf.metadata_error = f"{sf.key}: {exc.message}"
-    return sf
-
-
 class LocalService:
     """State and operations of one local AI Search server.
 
@@ -457,7 +138,7 @@ class LocalService:
             else generator
         )
         self.searcher = Searcher(self.store, self.embedder)
-        self.cache = ChatCache()
+        self.cache: ChatCache[tuple[Generation, list[dict[str, Any]]]] = ChatCache()
         self.faults: dict[tuple[str, str], Fault] = {}
         self._fault_lock = threading.Lock()
         # folders that instances created over HTTP may index (None: any; see guard.py)
@@ -498,6 +179,48 @@ class LocalService:
                     del self.faults[(namespace, instance_id)]
             return copy.copy(fault)
 
+    # -- namespaces -------------------------------------------------------------------------
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace, in the wire format."""
+        return self.store.list_namespaces()
+
+    def create_namespace(
+        self, name: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create a namespace (409 / 7009 when it exists)."""
+        created = self.store.create_namespace(name, description, extra)
+        if created is None:
+            raise APIError(409, 7009, f"namespace {name!r} already exists")
+        return created
+
+    def update_namespace(
+        self, namespace: str, description: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update a namespace's description and extra fields (not the default's description).
+
+        Returns:
+            The namespace, or None when it no longer exists.
+        """
+        if namespace == "default" and description is not None:
+            raise bad_request(
+                "description", "the description of the default namespace cannot be changed"
+            )
+        return self.store.update_namespace(namespace, description, extra)
+
+    def delete_namespace(self, namespace: str) -> dict[str, Any]:
+        """Delete an empty namespace other than ``default``; return what it was."""
+        found = self.require_namespace(namespace)
+        if namespace == "default":
+            raise bad_request("name", "the default namespace cannot be deleted")
+        n = self.store.count_instances(namespace)
+        if n:
+            raise bad_request(
+                "name", f"namespace {namespace!r} still holds {n} instance(s); delete them first"
+            )
+        self.store.delete_namespace(namespace)
+        return found
+
     # -- lookups ----------------------------------------------------------------------------
 
     def require_namespace(self, namespace: str) -> dict[str, Any]:
@@ -514,6 +237,14 @@ class LocalService:
         if inst is None:
             raise not_found(f"instance {instance_id!r} not found in namespace {namespace!r}")
         return inst
+
+    def require_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any]:
+        """Return an item of the instance or raise 404 / 7002."""
+        return _found(self.store.get_item(inst, item_id), f"item {item_id!r}", inst)
+
+    def require_job(self, inst: InstanceRecord, job_id: str) -> dict[str, Any]:
+        """Return a job of the instance or raise 404 / 7002."""
+        return _found(self.store.get_job(inst, job_id), f"job {job_id!r}", inst)
 
     def check_embedder(self, inst: InstanceRecord) -> None:
         """Raise a clear error when the instance was indexed with another embedder."""
@@ -557,16 +288,13 @@ class LocalService:
         iid = body.get("id")
         if not isinstance(iid, str):
             raise bad_request("id", "is required: a string of 1 to 64 characters")
-        _check(
-            isinstance(iid, str) and 1 <= len(iid) <= 64,
-            "id",
-            "must be a string of 1 to 64 characters",
-        )
-        _check(
-            bool(INSTANCE_ID_RE.fullmatch(iid)),
-            "id",
-            f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
-        )
+        if not 1 <= len(iid) <= 64:
+            raise bad_request("id", "must be a string of 1 to 64 characters")
+        if not INSTANCE_ID_RE.fullmatch(iid):
+            raise bad_request(
+                "id",
+                f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
+            )
         cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
         check_searchable(cfg)
         src = cfg.get("source")
@@ -604,8 +332,6 @@ class LocalService:
             and isinstance(src, str)
             and Path(src).is_absolute()
         ):
-            from aisearch_local.guard import source_outside_roots
-
             refusal = source_outside_roots(src, self.source_roots)
             if refusal is not None:
                 raise bad_request("source", refusal)
@@ -626,6 +352,54 @@ class LocalService:
         cfg = {**inst.config, **patch}
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
+
+    def instances(self, namespace: str) -> list[InstanceRecord]:
+        """The instances of a namespace, oldest first."""
+        return self.store.list_instances(namespace)
+
+    def delete_instance(self, inst: InstanceRecord) -> None:
+        """Delete an instance, all its indexed data and its fault (blocking)."""
+        self.store.delete_instance(inst)
+        self.clear_fault(inst.namespace, inst.id)
+
+    def stats(self, inst: InstanceRecord) -> dict[str, Any]:
+        """Item counts by status, chunk and payload totals, last activity."""
+        return self.store.stats(inst)
+
+    # -- items and jobs ---------------------------------------------------------------------
+
+    def items(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """The items of an instance, by key."""
+        return self.store.list_items(inst)
+
+    def delete_item(self, inst: InstanceRecord, item: dict[str, Any]) -> None:
+        """Delete an item and its chunks (blocking)."""
+        self.store.delete_item(inst, item["_pk"])
+
+    def item_chunks(
+        self, inst: InstanceRecord, item: dict[str, Any], limit: int, offset: int
+    ) -> list[ChunkRow]:
+        """A page of an item's chunks, in order."""
+        return self.store.item_chunks(inst, item["_pk"], limit, offset)
+
+    def item_data(self, item: dict[str, Any]) -> bytes:
+        """The stored bytes of an item (empty when none are kept)."""
+        return self.store.item_data(item["_pk"]) or b""
+
+    def jobs(self, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """The sync jobs of an instance, newest first."""
+        return self.store.list_jobs(inst)
+
+    def run_sync_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
+        """Run a sync job to its end (blocking); a failure ends the job, it is not raised."""
+        job = self.store.create_job(inst, description)
+        try:
+            reason, log = self.sync_source(inst)
+        except Exception as exc:  # a job failure is reported in the job, not as a 500
+            logger.exception("sync job failed")
+            reason, log = f"error: {exc}", []
+        self.store.finish_job(inst, job["id"], reason, log)
+        return self.store.get_job(inst, job["id"]) or job
 
     # -- ingestion --------------------------------------------------------------------------
 
@@ -683,6 +457,40 @@ class LocalService:
             error=error,
         )
 
+    def reindex(self, inst: InstanceRecord, key: str) -> dict[str, Any]:
+        """Re-index an item by key, from its source folder file or else its stored bytes.
+
+        Raises:
+            APIError: 404 / 7002 when neither exists.
+        """
+        existing = self.store.get_item_by_key(inst, key)
+        if inst.source_dir:
+            root = Path(inst.source_dir).resolve()
+            path = (root / key).resolve()
+            if path.is_relative_to(root) and path.is_file():
+                for sf in self.iter_source_files(Path(inst.source_dir)):
+                    if sf.key == key:
+                        return self.index_document(
+                            inst,
+                            key=key,
+                            data=sf.data,
+                            metadata=sf.metadata,
+                            timestamp_ms=sf.timestamp_ms,
+                            source_id=f"local:{inst.source_dir}",
+                            metadata_error=sf.metadata_error,
+                        )
+        if existing is None:
+            raise not_found(f"item with key {key!r} not found in instance {inst.id!r}")
+        data = self.store.item_data(existing["_pk"]) or b""
+        return self.index_document(
+            inst,
+            key=key,
+            data=data,
+            metadata=existing["metadata"],
+            timestamp_ms=existing.get("timestamp"),
+            source_id=existing.get("source_id"),
+        )
+
     def sync_source(
         self,
         inst: InstanceRecord,
@@ -694,8 +502,6 @@ class LocalService:
         Returns:
             ``(end_reason, log)`` where log lines are ``{message, created_at}``-like dicts.
         """
-        import hashlib
-
         if not inst.source_dir:
             return "no source folder configured; nothing to sync", []
         source_id = f"local:{inst.source_dir}"
@@ -762,48 +568,12 @@ class LocalService:
         The bundled sample corpus folder is also a Python package: its documents come from
         :func:`aisearch_local.sample_corpus.iter_sample_documents`, which skips the code.
         """
-        from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
-
         if folder.resolve() == SAMPLE_CORPUS_DIR:
             return iter_sample_documents()
-        return (_checked_source_file(sf) for sf in scan_source_dir(folder))
-
-    def options_error(self, exc: OptionsError) -> APIError:
-        """Turn an options validation error into a 400 / 7001 API error."""
-        return APIError(400, 7001, str(exc))
+        return (checked_source_file(sf) for sf in scan_source_dir(folder))
 
 
-def parse_json(raw: bytes | str, what: str = "request body") -> Any:
-    """Parse JSON with :func:`aisearch_local.jsonsafe.loads_strict` or raise 400 / 7001.
-
-    The error names the path of the refused value: bare for a request body (``query``), under
-    ``what`` otherwise (``metadata.note``).
-    """
-    try:
-        return loads_strict(raw, what=what, prefix="" if what == "request body" else what)
-    except JSONValueError as exc:
-        raise bad_request(exc.field, exc.message) from None
-
-
-def parse_json_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
-    """Parse a JSON object body (strictly, see :func:`parse_json`) or raise 400 / 7001."""
-    if not raw.strip():
-        raise bad_request(what, "must be a JSON object (got an empty body)")
-    value = parse_json(raw, what)
-    if not isinstance(value, dict):
-        raise bad_request(what, f"must be a JSON object (got {_json_type(value)})")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+def _found(row: dict[str, Any] | None, what: str, inst: InstanceRecord) -> dict[str, Any]:
+    if row is None:
+        raise not_found(f"{what} not found in instance {inst.id!r}")
+    return row

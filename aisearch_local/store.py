@@ -26,16 +26,33 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
+from aisearch_local.records import (
+    INSTANCE_COLUMNS,
+    ITEM_COLUMNS,
+    JOB_COLUMNS,
+    SCHEMA,
+    ChunkRow,
+    InstanceIndex,
+    InstanceRecord,
+    NewChunk,
+    instance_row,
+    item_attributes,
+    item_row,
+    job_row,
+    metadata_dict,
+    namespace_row,
+    now_iso,
+    now_ms,
+)
 
 __all__ = [
+    "DB_FILENAME",
     "ChunkRow",
     "InstanceIndex",
     "InstanceRecord",
@@ -43,193 +60,11 @@ __all__ = [
     "Store",
     "item_attributes",
     "now_iso",
+    "now_ms",
 ]
 
 DB_FILENAME = "aisearch-local.sqlite3"
 _ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
-
-
-def _config_dict(text: str, namespace: str, instance_id: str) -> dict[str, Any]:
-    value = loads_lenient(text, {}, what=f"configuration of instance {namespace}/{instance_id}")
-    return value if isinstance(value, dict) else {}
-
-
-def _metadata_dict(text: str) -> dict[str, Any]:
-    value = loads_lenient(text, {}, what="item metadata")
-    return value if isinstance(value, dict) else {}
-
-
-def _log_list(text: str) -> list[dict[str, Any]]:
-    value = loads_lenient(text, [], what="job log")
-    if not isinstance(value, list):
-        return []
-    return [line for line in value if isinstance(line, dict) and "message" in line]
-
-
-def now_iso() -> str:
-    """Return the current UTC time as an ISO-8601 string with a ``Z`` suffix."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now_ms() -> int:
-    """Return the current Unix time in milliseconds."""
-    return int(datetime.now(timezone.utc).timestamp() * 1000)
-
-
-def item_attributes(key: str, timestamp_ms: int | None, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Build the filterable attributes of an item: custom metadata plus the built-ins.
-
-    Built-ins follow AI Search: ``filename`` (the key), ``folder`` (the key's directory with a
-    trailing slash, ``""`` at the root) and ``timestamp`` (last modified, Unix milliseconds).
-    """
-    attrs = {k.lower(): v for k, v in metadata.items()}
-    folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-    attrs["filename"] = key
-    attrs["folder"] = folder
-    attrs["timestamp"] = timestamp_ms
-    return attrs
-
-
-@dataclass
-class InstanceRecord:
-    """An instance row: its primary key, identity, configuration and embedder."""
-
-    pk: int
-    namespace: str
-    id: str
-    config: dict[str, Any]
-    embedder: str
-    dim: int
-    source_dir: str | None
-    created_at: str
-    modified_at: str
-
-
-@dataclass
-class NewChunk:
-    """A chunk to insert: text, byte span in the source and its embedding."""
-
-    text: str
-    start: int
-    end: int
-
-
-@dataclass
-class ChunkRow:
-    """A stored chunk with the fields the search pipeline returns."""
-
-    cid: int
-    id: str
-    item_pk: int
-    seq: int
-    text: str
-    start_byte: int
-    end_byte: int
-
-
-@dataclass
-class InstanceIndex:
-    """The in-memory search view of one instance, rebuilt after every write.
-
-    Attributes:
-        matrix: float32 ``(n_chunks, dim)`` of L2-normalised embeddings.
-        cids: chunk primary keys aligned with the matrix rows (sorted ascending).
-        item_pks: the item primary key of every row.
-        items: item primary key -> ``{"key", "timestamp", "metadata", "attrs"}``.
-    """
-
-    version: int
-    matrix: np.ndarray
-    cids: np.ndarray
-    item_pks: np.ndarray
-    items: dict[int, dict[str, Any]]
-    cache: dict[str, Any] = field(default_factory=dict)
-
-    def rows_of(self, cids: Sequence[int]) -> list[int]:
-        """Return the matrix row of each chunk primary key, -1 when absent (one numpy pass)."""
-        if not cids:
-            return []
-        want = np.asarray(cids, dtype=np.int64)
-        pos = np.searchsorted(self.cids, want)
-        found = pos < len(self.cids)
-        found[found] = self.cids[pos[found]] == want[found]
-        rows: list[int] = np.where(found, pos, -1).tolist()
-        return rows
-
-    def row_of(self, cid: int) -> int | None:
-        """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
-        pos = int(np.searchsorted(self.cids, cid))
-        if pos < len(self.cids) and int(self.cids[pos]) == cid:
-            return pos
-        return None
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS namespaces (
-    name TEXT PRIMARY KEY,
-    description TEXT,
-    extra TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS instances (
-    pk INTEGER PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    embedder TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    source_dir TEXT,
-    created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL,
-    UNIQUE(namespace, id)
-);
-CREATE TABLE IF NOT EXISTS items (
-    pk INTEGER PRIMARY KEY,
-    inst_pk INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    checksum TEXT NOT NULL,
-    file_size INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    timestamp_ms INTEGER,
-    source_id TEXT,
-    chunks_count INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL,
-    data BLOB,
-    UNIQUE(inst_pk, key)
-);
-CREATE INDEX IF NOT EXISTS items_id ON items(inst_pk, id);
-CREATE TABLE IF NOT EXISTS chunks (
-    cid INTEGER PRIMARY KEY,
-    inst_pk INTEGER NOT NULL,
-    item_pk INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    text TEXT NOT NULL,
-    start_byte INTEGER NOT NULL,
-    end_byte INTEGER NOT NULL,
-    embedding BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_item ON chunks(item_pk, seq);
-CREATE INDEX IF NOT EXISTS chunks_inst ON chunks(inst_pk);
-CREATE TABLE IF NOT EXISTS jobs (
-    pk INTEGER PRIMARY KEY,
-    inst_pk INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    description TEXT,
-    started_at TEXT,
-    ended_at TEXT,
-    end_reason TEXT,
-    last_seen_at TEXT,
-    log TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 class Store:
@@ -251,7 +86,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA cache_size=-65536")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(SCHEMA)
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
         self._closed = False
@@ -317,20 +152,6 @@ class Store:
 
     # -- namespaces -------------------------------------------------------------------------
 
-    @staticmethod
-    def _ns_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-        name, description, extra, created_at, modified_at = row
-        out: dict[str, Any] = {
-            "name": name,
-            "description": description,
-            "created_at": created_at,
-            "modified_at": modified_at,
-        }
-        extra_fields = loads_lenient(extra, {}, what=f"namespace {name!r} extra fields")
-        if isinstance(extra_fields, dict):
-            out.update({k: v for k, v in extra_fields.items() if k not in out})
-        return out
-
     def create_namespace(
         self, name: str, description: str | None, extra: dict[str, Any]
     ) -> dict[str, Any] | None:
@@ -354,14 +175,14 @@ class Store:
             "WHERE name = ?",
             (name,),
         )
-        return self._ns_dict(rows[0]) if rows else None
+        return namespace_row(rows[0]) if rows else None
 
     def list_namespaces(self) -> list[dict[str, Any]]:
         """Return every namespace, ordered by name."""
         rows = self._query(
             "SELECT name, description, extra, created_at, modified_at FROM namespaces ORDER BY name"
         )
-        return [self._ns_dict(r) for r in rows]
+        return [namespace_row(r) for r in rows]
 
     def update_namespace(
         self, name: str, description: str | None, extra: dict[str, Any]
@@ -393,23 +214,6 @@ class Store:
         )
 
     # -- instances --------------------------------------------------------------------------
-
-    @staticmethod
-    def _inst(row: tuple[Any, ...]) -> InstanceRecord:
-        pk, namespace, id_, config, embedder, dim, source_dir, created_at, modified_at = row
-        return InstanceRecord(
-            pk=pk,
-            namespace=namespace,
-            id=id_,
-            config=_config_dict(config, namespace, id_),
-            embedder=embedder,
-            dim=dim,
-            source_dir=source_dir,
-            created_at=created_at,
-            modified_at=modified_at,
-        )
-
-    _INST_COLS = "pk, namespace, id, config, embedder, dim, source_dir, created_at, modified_at"
 
     @staticmethod
     def _tokenizer(config: dict[str, Any]) -> str:
@@ -449,21 +253,21 @@ class Store:
     def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
         """Return an instance, or None."""
         rows = self._query(
-            f"SELECT {self._INST_COLS} FROM instances WHERE namespace = ? AND id = ?",
+            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE namespace = ? AND id = ?",
             (namespace, instance_id),
         )
-        return self._inst(rows[0]) if rows else None
+        return instance_row(rows[0]) if rows else None
 
     def list_instances(self, namespace: str | None = None) -> list[InstanceRecord]:
         """Return the instances of a namespace (every namespace when None)."""
         if namespace is None:
-            rows = self._query(f"SELECT {self._INST_COLS} FROM instances ORDER BY pk")
+            rows = self._query(f"SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY pk")
         else:
             rows = self._query(
-                f"SELECT {self._INST_COLS} FROM instances WHERE namespace = ? ORDER BY pk",
+                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE namespace = ? ORDER BY pk",
                 (namespace,),
             )
-        return [self._inst(r) for r in rows]
+        return [instance_row(r) for r in rows]
 
     def update_instance(self, inst: InstanceRecord, config: dict[str, Any]) -> InstanceRecord:
         """Replace an instance's configuration; rebuild FTS when the tokenizer changed."""
@@ -532,48 +336,6 @@ class Store:
         """Return the stable id of the item with this key (upload is an upsert by key)."""
         return str(uuid.uuid5(_ITEM_NS, f"{inst.namespace}/{inst.id}/{key}"))
 
-    _ITEM_COLS = (
-        "pk, id, key, status, error, checksum, file_size, metadata, timestamp_ms, source_id, "
-        "chunks_count, created_at, modified_at"
-    )
-
-    @staticmethod
-    def _item(row: tuple[Any, ...], namespace: str) -> dict[str, Any]:
-        (
-            pk,
-            id_,
-            key,
-            status,
-            error,
-            checksum,
-            file_size,
-            metadata,
-            ts_ms,
-            source_id,
-            chunks_count,
-            created_at,
-            modified_at,
-        ) = row
-        out: dict[str, Any] = {
-            "id": id_,
-            "key": key,
-            "status": status,
-            "next_action": None,
-            "checksum": checksum,
-            "chunks_count": chunks_count,
-            "file_size": file_size,
-            "created_at": created_at,
-            "last_seen_at": modified_at,
-            "namespace": namespace,
-            "source_id": source_id,
-            "metadata": _metadata_dict(metadata),
-            "timestamp": ts_ms,
-            "_pk": pk,
-        }
-        if error:
-            out["error"] = error
-        return out
-
     def write_item(
         self,
         inst: InstanceRecord,
@@ -598,6 +360,17 @@ class Store:
         status = "error" if error else "completed"
         if error is None and embeddings is not None and len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
+        # the columns from status to chunks_count, shared by the update and the insert
+        fields = (
+            status,
+            error,
+            checksum,
+            len(data),
+            dumps_strict(metadata),
+            timestamp_ms,
+            source_id,
+            0 if error else len(chunks),
+        )
         with self.transaction() as cur:
             cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
             row = cur.fetchone()
@@ -608,47 +381,20 @@ class Store:
                     "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
                     "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
                     "modified_at = ?, data = ? WHERE pk = ?",
-                    (
-                        status,
-                        error,
-                        checksum,
-                        len(data),
-                        dumps_strict(metadata),
-                        timestamp_ms,
-                        source_id,
-                        0 if error else len(chunks),
-                        ts,
-                        data,
-                        item_pk,
-                    ),
+                    (*fields, ts, data, item_pk),
                 )
             else:
                 cur.execute(
                     "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
                     "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
                     "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        inst.pk,
-                        item_id,
-                        key,
-                        status,
-                        error,
-                        checksum,
-                        len(data),
-                        dumps_strict(metadata),
-                        timestamp_ms,
-                        source_id,
-                        0 if error else len(chunks),
-                        ts,
-                        ts,
-                        data,
-                    ),
+                    (inst.pk, item_id, key, *fields, ts, ts, data),
                 )
                 item_pk = int(cur.lastrowid or 0)
             if error is None and embeddings is not None:
                 self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings)
-            cur.execute("SELECT " + self._ITEM_COLS + " FROM items WHERE pk = ?", (item_pk,))
-            out = self._item(cur.fetchone(), inst.namespace)
+            cur.execute("SELECT " + ITEM_COLUMNS + " FROM items WHERE pk = ?", (item_pk,))
+            out = item_row(cur.fetchone(), inst.namespace)
         self._bump(inst.pk)
         return out
 
@@ -733,16 +479,16 @@ class Store:
     def get_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any] | None:
         """Return an item by its id (exactly; a key is never taken for an id), or None."""
         rows = self._query(
-            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND id = ?", (inst.pk, item_id)
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE inst_pk = ? AND id = ?", (inst.pk, item_id)
         )
-        return self._item(rows[0], inst.namespace) if rows else None
+        return item_row(rows[0], inst.namespace) if rows else None
 
     def get_item_by_key(self, inst: InstanceRecord, key: str) -> dict[str, Any] | None:
         """Return an item by key, or None."""
         rows = self._query(
-            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
         )
-        return self._item(rows[0], inst.namespace) if rows else None
+        return item_row(rows[0], inst.namespace) if rows else None
 
     def item_data(self, item_pk: int) -> bytes | None:
         """Return the stored bytes of an item, or None."""
@@ -752,9 +498,9 @@ class Store:
     def list_items(self, inst: InstanceRecord) -> list[dict[str, Any]]:
         """Return every item of an instance ordered by key."""
         rows = self._query(
-            f"SELECT {self._ITEM_COLS} FROM items WHERE inst_pk = ? ORDER BY key", (inst.pk,)
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE inst_pk = ? ORDER BY key", (inst.pk,)
         )
-        return [self._item(r, inst.namespace) for r in rows]
+        return [item_row(r, inst.namespace) for r in rows]
 
     def delete_item(self, inst: InstanceRecord, item_pk: int) -> None:
         """Delete an item and its chunks."""
@@ -804,7 +550,7 @@ class Store:
             matrix = np.zeros((0, inst.dim), dtype=np.float32)
         items: dict[int, dict[str, Any]] = {}
         for pk, key, metadata, ts_ms in item_rows:
-            meta = _metadata_dict(metadata)
+            meta = metadata_dict(metadata)
             items[int(pk)] = {
                 "key": key,
                 "timestamp": ts_ms,
@@ -850,22 +596,6 @@ class Store:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    _JOB_COLS = "id, source, description, started_at, ended_at, end_reason, last_seen_at, log"
-
-    @staticmethod
-    def _job(row: tuple[Any, ...]) -> dict[str, Any]:
-        id_, source, description, started, ended, reason, seen, log = row
-        return {
-            "id": id_,
-            "source": source,
-            "description": description,
-            "started_at": started,
-            "ended_at": ended,
-            "end_reason": reason,
-            "last_seen_at": seen,
-            "_log": _log_list(log),
-        }
-
     def create_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
         """Create a running job row and return it."""
         job_id = uuid.uuid4().hex
@@ -895,13 +625,13 @@ class Store:
     def get_job(self, inst: InstanceRecord, job_id: str) -> dict[str, Any] | None:
         """Return a job, or None."""
         rows = self._query(
-            f"SELECT {self._JOB_COLS} FROM jobs WHERE inst_pk = ? AND id = ?", (inst.pk, job_id)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE inst_pk = ? AND id = ?", (inst.pk, job_id)
         )
-        return self._job(rows[0]) if rows else None
+        return job_row(rows[0]) if rows else None
 
     def list_jobs(self, inst: InstanceRecord) -> list[dict[str, Any]]:
         """Return an instance's jobs, newest first."""
         rows = self._query(
-            f"SELECT {self._JOB_COLS} FROM jobs WHERE inst_pk = ? ORDER BY pk DESC", (inst.pk,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE inst_pk = ? ORDER BY pk DESC", (inst.pk,)
         )
-        return [self._job(r) for r in rows]
+        return [job_row(r) for r in rows]

@@ -183,15 +183,7 @@ class LocalServer:
         self.service.set_fault(
             namespace,
             instance_id,
-            Fault(
-                latency_ms=latency_ms,
-                status=status,
-                code=code,
-                retry_after=retry_after,
-                truncate_stream=truncate_stream,
-                malformed_body=malformed_body,
-                times=times,
-            ),
+            Fault(latency_ms, status, code, retry_after, truncate_stream, malformed_body, times),
         )
 
     def clear_faults(self) -> None:

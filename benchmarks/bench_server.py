@@ -33,7 +33,8 @@ import httpx
 import numpy as np
 
 from aisearch_local.embed import make_embedder
-from aisearch_local.search import CANDIDATES, Searcher, resolve_options
+from aisearch_local.options import resolve_options
+from aisearch_local.search import CANDIDATES, Searcher
 from aisearch_local.service import LocalService
 from aisearch_local.store import NewChunk
 from aisearch_local.testing import LocalServer

@@ -719,29 +719,29 @@ def read_everything(server: LocalServer, account: str = ACCOUNT) -> tuple[int, l
         base_url=_account_url(server, account), headers=server.headers, timeout=60
     ) as http:
 
-        def get(path: str, **params: Any) -> Any:
+        def call(method: str, path: str, **kw: Any) -> httpx.Response | None:
+            """Send one request; record a transport error or a status >= 300 as a failure."""
             nonlocal calls
             calls += 1
+            where = f"{method} {path!r} {kw.get('params', '')}".rstrip()
             try:
-                r = http.get(path, params=params)
+                r = http.request(method, path, **kw)
             except httpx.HTTPError as exc:
-                failures.append(f"GET {path!r} {params}: {exc!r}")
+                failures.append(f"{where}: {exc!r}")
                 return None
             if r.status_code >= 300:
-                failures.append(f"GET {path} {params}: {r.status_code} {r.text[:300]}")
+                failures.append(f"{where}: {r.status_code} {r.text[:300]}")
+                return None
+            return r
+
+        def get(path: str, **params: Any) -> Any:
+            r = call("GET", path, params=params)
+            if r is None:
                 return None
             return r.json() if "json" in r.headers.get("content-type", "") else r.content
 
         def post(path: str, body: dict[str, Any]) -> None:
-            nonlocal calls
-            calls += 1
-            try:
-                r = http.post(path, json=body)
-            except httpx.HTTPError as exc:
-                failures.append(f"POST {path!r}: {exc!r}")
-                return
-            if r.status_code >= 300:
-                failures.append(f"POST {path}: {r.status_code} {r.text[:300]}")
+            call("POST", path, json=body)
 
         def all_pages(path: str, per_page: int) -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -65,6 +67,11 @@ def test_local_health_needs_no_auth(local_server):
     assert r.status_code == 200 and r.json()["result"]["status"] == "ok"
 
 
+def _options(options: Any) -> dict[str, Any]:
+    """A search body for ``x`` with these ``ai_search_options``."""
+    return {"query": "x", "ai_search_options": options}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -76,94 +83,27 @@ def test_local_health_needs_no_auth(local_server):
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages"),
         ({"query": "x", "ai_search_options": []}, "ai_search_options"),
+        (_options({"retrieval": {"max_num_results": 0}}), "max_num_results"),
+        (_options({"retrieval": {"max_num_results": 51}}), "max_num_results"),
+        (_options({"retrieval": {"max_num_results": "5"}}), "max_num_results"),
+        (_options({"retrieval": {"match_threshold": -0.1}}), "match_threshold"),
+        (_options({"retrieval": {"match_threshold": 1.5}}), "match_threshold"),
+        (_options({"retrieval": {"context_expansion": 4}}), "context_expansion"),
+        (_options({"retrieval": {"retrieval_type": "semantic"}}), "retrieval_type"),
+        (_options({"retrieval": {"fusion_method": "sum"}}), "fusion_method"),
+        (_options({"retrieval": {"keyword_match_mode": "xor"}}), "keyword_match_mode"),
+        (_options({"retrieval": {"boost_by": [{"field": f"f{i}"} for i in range(4)]}}), "boost_by"),
         (
-            {"query": "x", "ai_search_options": {"retrieval": {"max_num_results": 0}}},
-            "max_num_results",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"max_num_results": 51}}},
-            "max_num_results",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"max_num_results": "5"}}},
-            "max_num_results",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"match_threshold": -0.1}}},
-            "match_threshold",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"match_threshold": 1.5}}},
-            "match_threshold",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"context_expansion": 4}}},
-            "context_expansion",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"retrieval_type": "semantic"}}},
-            "retrieval_type",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"fusion_method": "sum"}}},
-            "fusion_method",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"keyword_match_mode": "xor"}}},
-            "keyword_match_mode",
-        ),
-        (
-            {
-                "query": "x",
-                "ai_search_options": {
-                    "retrieval": {"boost_by": [{"field": f"f{i}"} for i in range(4)]}
-                },
-            },
-            "boost_by",
-        ),
-        (
-            {
-                "query": "x",
-                "ai_search_options": {
-                    "retrieval": {"boost_by": [{"field": "timestamp", "direction": "up"}]}
-                },
-            },
+            _options({"retrieval": {"boost_by": [{"field": "timestamp", "direction": "up"}]}}),
             "direction",
         ),
-        (
-            {"query": "x", "ai_search_options": {"retrieval": {"filters": {"$or": [{"a": 1}]}}}},
-            "filters",
-        ),
-        (
-            {
-                "query": "x",
-                "ai_search_options": {"retrieval": {"filters": {"folder": {"$regex": "a"}}}},
-            },
-            "filters.folder",
-        ),
-        (
-            {
-                "query": "x",
-                "ai_search_options": {"retrieval": {"filters": {"folder": {"$in": "a"}}}},
-            },
-            "$in",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"reranking": {"match_threshold": 2}}},
-            "reranking.match_threshold",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"reranking": {"enabled": "yes"}}},
-            "reranking.enabled",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"cache": {"cache_threshold": "bogus"}}},
-            "cache_threshold",
-        ),
-        (
-            {"query": "x", "ai_search_options": {"custom_metadata": {"a": 1, "b": 2, "c": 3}}},
-            "custom_metadata",
-        ),
+        (_options({"retrieval": {"filters": {"$or": [{"a": 1}]}}}), "filters"),
+        (_options({"retrieval": {"filters": {"folder": {"$regex": "a"}}}}), "filters.folder"),
+        (_options({"retrieval": {"filters": {"folder": {"$in": "a"}}}}), "$in"),
+        (_options({"reranking": {"match_threshold": 2}}), "reranking.match_threshold"),
+        (_options({"reranking": {"enabled": "yes"}}), "reranking.enabled"),
+        (_options({"cache": {"cache_threshold": "bogus"}}), "cache_threshold"),
+        (_options({"custom_metadata": {"a": 1, "b": 2, "c": 3}}), "custom_metadata"),
     ],
 )
 def test_search_bounds(server_http, empty_instance, body, field):
@@ -171,12 +111,17 @@ def test_search_bounds(server_http, empty_instance, body, field):
     assert_error(r, 400, 7001, field)
 
 
-def test_invalid_json_body(server_http, empty_instance):
-    r = server_http.post(
-        f"/ai-search/instances/{empty_instance}/search",
-        content=b"{not json",
+def _search_raw(http: httpx.Client, instance: str, content: bytes) -> httpx.Response:
+    """POST raw bytes as a JSON search body."""
+    return http.post(
+        f"/ai-search/instances/{instance}/search",
+        content=content,
         headers={"content-type": "application/json"},
     )
+
+
+def test_invalid_json_body(server_http, empty_instance):
+    r = _search_raw(server_http, empty_instance, b"{not json")
     assert_error(r, 400, 7001, "request body")
 
 
@@ -292,11 +237,7 @@ def test_duplicate_instance_conflict(server_http, empty_instance):
 
 
 def test_never_a_traceback(server_http, empty_instance):
-    r = server_http.post(
-        f"/ai-search/instances/{empty_instance}/search",
-        content=b"\xff\xfe garbage",
-        headers={"content-type": "application/json"},
-    )
+    r = _search_raw(server_http, empty_instance, b"\xff\xfe garbage")
     assert r.status_code == 400
     assert "Traceback" not in r.text
 

@@ -239,101 +239,95 @@ def _upload_with_metadata(http: httpx.Client, meta_text: str) -> httpx.Response:
     )
 
 
+# (name, method, path, body template with @ for the value, field named in the 400)
 WRITES = [
     (
         "upload metadata",
-        lambda http, v: _upload_with_metadata(http, _put_in('{"note": @}', v)),
+        "UPLOAD",
+        "/ai-search/instances/hard/items",
+        '{"note": @}',
         "metadata.note",
     ),
     (
         "create instance unknown field",
-        lambda http, v: http.post(
-            f"{NS}/instances", content=_put_in('{"id": "poisoned", "extra_field": @}', v)
-        ),
+        "POST",
+        f"{NS}/instances",
+        '{"id": "poisoned", "extra_field": @}',
         "extra_field",
     ),
     (
         "update instance unknown field",
-        lambda http, v: http.put(f"{NS}/instances/hard", content=_put_in('{"extra_field": @}', v)),
+        "PUT",
+        f"{NS}/instances/hard",
+        '{"extra_field": @}',
         "extra_field",
     ),
     (
         "update instance documented field",
-        lambda http, v: http.put(
-            f"{NS}/instances/hard", content=_put_in('{"score_threshold": @}', v)
-        ),
+        "PUT",
+        f"{NS}/instances/hard",
+        '{"score_threshold": @}',
         "score_threshold",
     ),
     (
         "update namespace public_endpoint_params",
-        lambda http, v: http.put(
-            "/ai-search/namespaces/hard-ns", content=_put_in('{"public_endpoint_params": @}', v)
-        ),
+        "PUT",
+        "/ai-search/namespaces/hard-ns",
+        '{"public_endpoint_params": @}',
         "public_endpoint_params",
     ),
     (
         "create namespace",
-        lambda http, v: http.post(
-            "/ai-search/namespaces", content=_put_in('{"name": "poison-ns", "description": @}', v)
-        ),
+        "POST",
+        "/ai-search/namespaces",
+        '{"name": "poison-ns", "description": @}',
         "description",
     ),
-    (
-        "items create_or_update",
-        lambda http, v: http.put(f"{NS}/instances/hard/items", content=_put_in('{"key": @}', v)),
-        "key",
-    ),
-    (
-        "job description",
-        lambda http, v: http.post(
-            f"{NS}/instances/hard/jobs", content=_put_in('{"description": @}', v)
-        ),
-        "description",
-    ),
-    (
-        "fault",
-        lambda http, v: httpx.put(
-            str(http.base_url).split("/accounts/")[0] + "/_local/faults/default/hard",
-            content=_put_in('{"latency_ms": @}', v),
-            headers=http.headers,
-        ),
-        "latency_ms",
-    ),
+    ("items create_or_update", "PUT", f"{NS}/instances/hard/items", '{"key": @}', "key"),
+    ("job description", "POST", f"{NS}/instances/hard/jobs", '{"description": @}', "description"),
+    ("fault", "PUT", "/_local/faults/default/hard", '{"latency_ms": @}', "latency_ms"),
     (
         "search",
-        lambda http, v: http.post(
-            f"{NS}/instances/hard/search",
-            content=_put_in(
-                '{"query": "x", "ai_search_options": {"retrieval": {"match_threshold": @}}}', v
-            ),
-        ),
+        "POST",
+        f"{NS}/instances/hard/search",
+        '{"query": "x", "ai_search_options": {"retrieval": {"match_threshold": @}}}',
         "ai_search_options.retrieval.match_threshold",
     ),
     (
         "chat",
-        lambda http, v: http.post(
-            f"{NS}/instances/hard/chat/completions",
-            content=_put_in('{"messages": [{"role": "user", "content": @}]}', v),
-        ),
+        "POST",
+        f"{NS}/instances/hard/chat/completions",
+        '{"messages": [{"role": "user", "content": @}]}',
         "messages[0].content",
     ),
     (
         "legacy",
-        lambda http, v: http.post(
-            "/autorag/rags/hard/search", content=_put_in('{"query": "x", "max_num_results": @}', v)
-        ),
+        "POST",
+        "/autorag/rags/hard/search",
+        '{"query": "x", "max_num_results": @}',
         "max_num_results",
     ),
 ]
 
 
-@pytest.mark.parametrize(("route", "write", "field"), WRITES, ids=[w[0] for w in WRITES])
+def _write(http: httpx.Client, method: str, path: str, body: str) -> httpx.Response:
+    if method == "UPLOAD":
+        return _upload_with_metadata(http, body)
+    if path.startswith("/_local/"):  # outside the account prefix of the client's base URL
+        url = str(http.base_url).split("/accounts/")[0] + path
+        return httpx.request(method, url, content=body, headers=http.headers)
+    return http.request(method, path, content=body)
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "path", "template", "field"), WRITES, ids=[w[0] for w in WRITES]
+)
 def test_a_value_that_cannot_be_served_back_is_refused_and_reads_stay_up(
-    hard_server, route, write, field
+    hard_server, route, method, path, template, field
 ):
     for kind, value in POISON_JSON:
         with _http(hard_server) as http:
-            r = write(http, value)
+            r = _write(http, method, path, _put_in(template, value))
         assert r.status_code == 400, (route, kind, r.text)
         body = r.json()
         assert body["success"] is False and body["errors"][0]["code"] == 7001
@@ -349,9 +343,10 @@ def test_refused_writes_leave_nothing_behind_across_a_restart(tmp_path: Path):
         assert http.post("/ai-search/instances", json={"id": "hard"}).status_code == 201
         r = _upload_with_metadata(http, '{"note": "fine"}')
         assert r.status_code == 200, r.text
-        for route, write, _field in WRITES:
+        for route, method, path, template, _field in WRITES:
             for kind, value in POISON_JSON:
-                assert write(http, value).status_code == 400, (route, kind)
+                r = _write(http, method, path, _put_in(template, value))
+                assert r.status_code == 400, (route, kind)
     with LocalServer(data_dir=data, token="t") as server, _http(server) as http:
         calls, failures = read_everything(server, "local-account")
         assert failures == []

@@ -8,6 +8,7 @@ operator did not allow; while clients that are not browsers keep working.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -279,17 +280,12 @@ def _raw_request(port: int, head: str, body_chunks: Iterator[bytes]) -> tuple[by
                 break
         else:
             finished = True
-        answer = b""
         sock.settimeout(30)
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                answer += data
-        except ConnectionResetError:
-            pass
-        return answer, finished
+        parts: list[bytes] = []  # everything until the server closes (or resets) the connection
+        with contextlib.suppress(ConnectionResetError):
+            for data in iter(lambda: sock.recv(65536), b""):
+                parts.append(data)  # kept when a reset ends the loop
+        return b"".join(parts), finished
 
 
 def _parse(answer: bytes) -> tuple[int, dict[str, object]]:

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from aisearch_local._upstream import parse_openai_spec
 from aisearch_local.embed import (
     Embedder,
     EmbedderError,
@@ -19,8 +20,8 @@ from aisearch_local.embed import (
     OpenAIEmbedder,
     WordLlamaEmbedder,
     make_embedder,
-    parse_openai_spec,
 )
+from tests.unit_tests.local._network import NETWORK_FAULTS
 
 TEXTS = [
     "How do I brew espresso at home?",
@@ -303,22 +304,11 @@ def test_openai_embedder_upstream_errors(response: httpx.Response, match: str) -
 
 
 def test_openai_embedder_connection_and_timeout_errors() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    emb = OpenAIEmbedder(
-        "http://h", "m", dim=4, client=httpx.Client(transport=httpx.MockTransport(refuse))
-    )
-    with pytest.raises(EmbedderError, match="unreachable"):
-        emb.embed(["x"])
-    emb = OpenAIEmbedder(
-        "http://h", "m", dim=4, client=httpx.Client(transport=httpx.MockTransport(slow))
-    )
-    with pytest.raises(EmbedderError, match="timed out"):
-        emb.embed(["x"])
+    for handler, match in NETWORK_FAULTS:
+        client = httpx.Client(transport=httpx.MockTransport(handler))
+        emb = OpenAIEmbedder("http://h", "m", dim=4, client=client)
+        with pytest.raises(EmbedderError, match=match):
+            emb.embed(["x"])
 
 
 def test_openai_embedder_dimension_change_is_an_error() -> None:

@@ -19,9 +19,10 @@ from aisearch_local.generate import (
     OpenAICompatibleGenerator,
     build_rag_messages,
     make_generator,
-    rerank_scores,
-    rewrite_query,
 )
+from aisearch_local.search import rerank_scores
+from aisearch_local.text import rewrite_query
+from tests.unit_tests.local._network import NETWORK_FAULTS
 
 
 def chunk(i: int, text: str, key: str = "doc.md") -> dict[str, Any]:
@@ -427,13 +428,7 @@ def test_openai_generator_errors(response: httpx.Response, match: str) -> None:
 
 
 def test_openai_generator_network_errors() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
-
-    for handler, match in ((refuse, "unreachable"), (slow, "timed out")):
+    for handler, match in NETWORK_FAULTS:
         client = httpx.Client(transport=httpx.MockTransport(handler))
         gen = OpenAICompatibleGenerator("http://h", "m", client=client)
         with pytest.raises(GeneratorError, match=match):

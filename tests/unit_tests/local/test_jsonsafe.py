@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aisearch_local.errors import ValidationError
 from aisearch_local.jsonsafe import (
     MAX_CONTAINERS,
     MAX_DEPTH,
     MAX_INT,
     MAX_SEPARATORS,
-    JSONValueError,
     SafeJSONResponse,
     dumps_safe,
     dumps_strict,
@@ -63,17 +63,17 @@ def test_accepted_values(text):
     ],
 )
 def test_refused_values_name_their_path(text, field, needle):
-    with pytest.raises(JSONValueError) as err:
+    with pytest.raises(ValidationError) as err:
         loads_strict(text)
     assert err.value.field == field
     assert needle in err.value.message
 
 
 def test_prefix_names_nested_fields():
-    with pytest.raises(JSONValueError) as err:
+    with pytest.raises(ValidationError) as err:
         loads_strict('{"note": NaN}', what="metadata", prefix="metadata")
     assert str(err.value).startswith("metadata.note: ")
-    with pytest.raises(JSONValueError) as err:
+    with pytest.raises(ValidationError) as err:
         loads_strict("NaN", what="metadata", prefix="metadata")
     assert str(err.value).startswith("metadata: ")
 
@@ -112,7 +112,7 @@ def test_strict_parse_accepts_exactly_what_can_be_served_back(value):
     text = json.dumps(value, allow_nan=True)  # what a permissive client sends
     try:
         parsed = loads_strict(text)
-    except JSONValueError:
+    except ValidationError:
         assert not _finite(value)
         return
     assert _finite(value)
@@ -177,7 +177,7 @@ def test_safe_response_renders_like_starlette_when_it_can():
     ],
 )
 def test_too_many_containers_or_values_are_refused_before_parsing(raw, needle):
-    with pytest.raises(JSONValueError) as info:
+    with pytest.raises(ValidationError) as info:
         loads_strict(raw)
     assert info.value.field == "request body"
     assert needle in info.value.message

@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 
 from aisearch_local.embed import HashingEmbedder
-from aisearch_local.search import OptionsError, resolve_options
+from aisearch_local.errors import ValidationError
+from aisearch_local.options import resolve_options
 from aisearch_local.service import LocalService
 from aisearch_local.store import InstanceRecord
 
@@ -168,7 +169,7 @@ def test_boost_can_reorder_results(svc, inst):
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 @pytest.mark.parametrize("field", ["tag", "iced"])
 def test_boost_asc_or_desc_on_a_text_or_boolean_field_is_an_error(inst, field, direction):
-    with pytest.raises(OptionsError) as info:
+    with pytest.raises(ValidationError) as info:
         resolve_options(
             {"retrieval": {"boost_by": [{"field": field, "direction": direction}]}}, inst.config
         )

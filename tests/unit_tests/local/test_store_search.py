@@ -7,16 +7,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from aisearch_local.search import (
-    ChatCache,
-    OptionsError,
-    fts_expression,
-    keyword_terms,
-    query_from_messages,
-    resolve_options,
-    validate_messages,
-)
-from aisearch_local.service import APIError, LocalService
+from aisearch_local.cache import ChatCache
+from aisearch_local.errors import APIError, ValidationError
+from aisearch_local.options import query_from_messages, resolve_options, validate_messages
+from aisearch_local.search import fts_expression, keyword_terms
+from aisearch_local.service import LocalService
 from aisearch_local.store import NewChunk
 
 
@@ -114,7 +109,7 @@ def test_embedder_mismatch(svc, tmp_path):
     ],
 )
 def test_resolve_options_errors(raw, field):
-    with pytest.raises(OptionsError) as info:
+    with pytest.raises(ValidationError) as info:
         resolve_options(raw, {})
     assert field in str(info.value)
 
@@ -157,7 +152,7 @@ def test_messages_validation_and_query():
         ]
     )
     assert query_from_messages(msgs) == "hi there"
-    with pytest.raises(OptionsError):
+    with pytest.raises(ValidationError):
         validate_messages([{"role": "assistant", "content": "x"}])
 
 

@@ -1,0 +1,344 @@
+"""Search and chat orchestration: what the query routes do, without HTTP.
+
+:class:`QueryService` wraps a :class:`~aisearch_local.service.LocalService` and runs one request:
+options resolved per instance, query rewrite, retrieval (``return_on_failure``), the namespace
+fan-out with per-instance errors, injected faults, the chat model, the similarity cache and
+generation. The routes in :mod:`aisearch_local.routes_query` parse bodies into
+:mod:`aisearch_local.models` and shape the answers (envelope, completion, SSE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from anyio import to_thread
+
+from aisearch_local.errors import APIError, ValidationError, bad_request
+from aisearch_local.filters import compile_filter, compile_legacy_filter
+from aisearch_local.generate import Generation
+from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
+from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
+from aisearch_local.records import InstanceRecord, item_attributes
+from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
+from aisearch_local.text import message_text, rewrite_query
+
+__all__ = ["ChatPlan", "QueryService", "Retrieval", "fault_error"]
+
+logger = logging.getLogger("aisearch_local.app")
+
+Chunks = list[dict[str, Any]]
+
+
+@dataclass
+class Retrieval:
+    """The result of a search over one instance or several.
+
+    Attributes:
+        query: The query actually searched (after rewriting).
+        chunks: The chunks, best first (with ``instance_id`` when several instances).
+        options: The resolved options (of the first searched instance for a namespace).
+        errors: Per-instance failures of a namespace search (None for one instance).
+        instances: The instances that answered.
+    """
+
+    query: str
+    chunks: Chunks
+    options: ResolvedOptions
+    errors: list[dict[str, str]] | None = None
+    instances: list[InstanceRecord] = field(default_factory=list)
+
+
+@dataclass
+class ChatPlan:
+    """Everything needed to answer a chat once the chunks are known.
+
+    Attributes:
+        model: The model named in the answer.
+        messages: The conversation.
+        chunks: The chunks to answer from (a cache hit brings its own).
+        errors: Per-instance failures of a namespace chat (None for one instance).
+        settings: ``max_tokens``, ``stop``, ``stream``.
+        cached: The cached answer, or None.
+        headers: ``cf-aig-cache-status`` when the cache is on.
+        remember: Stores a fresh answer in the cache (a no-op when it must not).
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    chunks: Chunks
+    errors: list[dict[str, str]] | None
+    settings: ChatSettings
+    cached: Generation | None
+    headers: dict[str, str]
+    remember: Callable[[Generation], None]
+
+
+def fault_error(fault: Fault) -> APIError | None:
+    """The error an injected fault answers with, or None when it sets no status."""
+    if fault.status is None:
+        return None
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    code = fault.code if fault.code is not None else (7017 if fault.status >= 500 else 7000)
+    return APIError(fault.status, code, f"injected fault: HTTP {fault.status}", headers=headers)
+
+
+class QueryService:
+    """Search and chat over the instances of a :class:`LocalService`.
+
+    Args:
+        svc: The service owning the store, searcher, generator, cache and faults.
+    """
+
+    def __init__(self, svc: LocalService) -> None:
+        self._svc = svc
+
+    # -- faults -----------------------------------------------------------------------------
+
+    async def take_fault(self, namespace: str, instance_id: str) -> Fault | None:
+        """Take the instance's fault for one request, after its injected latency."""
+        fault = self._svc.take_fault(namespace, instance_id)
+        if fault is not None and fault.latency_ms:
+            await asyncio.sleep(fault.latency_ms / 1000)
+        return fault
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _search(
+        self, inst: InstanceRecord, req: SearchRequest, resolver: OptionsResolver | None
+    ) -> Retrieval:
+        svc = self._svc
+        svc.check_embedder(inst)
+        if resolver is None:
+            opts = resolve_options(req.options, inst.config)
+        else:
+            opts = resolver.resolve(inst.config)
+        text = req.query
+        if req.messages is not None and opts.rewrite:
+            rewritten = rewrite_query(req.messages)
+            if rewritten.strip():
+                text = rewritten
+        try:
+            chunks = svc.searcher.search(inst, text, opts)
+        except Exception:
+            if not opts.return_on_failure:
+                raise
+            logger.exception("retrieval failed on %s; returning no chunks", inst.id)
+            chunks = []
+        return Retrieval(text, chunks, opts, instances=[inst])
+
+    async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
+        """Search one instance (off the event loop)."""
+        return await to_thread.run_sync(self._search, inst, req, None)
+
+    async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
+        """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
+
+        The options are validated once against the default configuration (a bad field is a
+        400) and resolved once per distinct instance configuration.
+        """
+        svc = self._svc
+        ids = req.instance_ids()
+        resolver = OptionsResolver(req.options)
+
+        async def one(iid: str) -> tuple[str, Retrieval | str]:
+            inst = svc.store.get_instance(namespace, iid)
+            if inst is None:
+                return iid, f"instance {iid!r} not found in namespace {namespace!r}"
+            fault = await self.take_fault(namespace, iid)
+            if fault is not None:
+                err = fault_error(fault)
+                if err is not None:
+                    return iid, f"HTTP {err.status}: {err.message}"
+                if fault.malformed_body:
+                    return iid, "malformed response from instance"
+            try:
+                return iid, await to_thread.run_sync(self._search, inst, req, resolver)
+            except (APIError, ValidationError) as exc:
+                return iid, str(exc)
+
+        results = await asyncio.gather(*(one(i) for i in ids))
+        errors: list[dict[str, str]] = []
+        out = Retrieval(req.query, [], resolver.defaults, errors=errors)
+        for iid, res in results:
+            if isinstance(res, str):
+                errors.append({"instance_id": iid, "message": res})
+                continue
+            if not out.instances:
+                out.options = res.options
+            out.instances.extend(res.instances)
+            out.query = res.query
+            out.chunks.extend({**c, "instance_id": iid} for c in res.chunks)
+        out.chunks.sort(key=lambda c: -float(c["score"]))
+        del out.chunks[req.max_results() :]
+        return out
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def chat_model(self, settings: ChatSettings, inst: InstanceRecord | None) -> str:
+        """The model of an answer: the requested one, the instance's, or the default."""
+        if settings.model:
+            return str(settings.model)
+        if inst is not None and inst.config.get("ai_search_model"):
+            return str(inst.config["ai_search_model"])
+        return DEFAULT_MODEL
+
+    def plan_chat(self, req: ChatRequest, found: Retrieval) -> ChatPlan:
+        """Pick the model and look the prompt up in the similarity cache."""
+        svc, opts, settings = self._svc, found.options, req.settings
+        insts = found.instances
+        model = self.chat_model(settings, insts[0] if insts else None)
+        messages = req.search.messages or []
+        raw = req.search.raw_options
+        scope = "instance" if found.errors is None else json.dumps(raw.get("instance_ids"))
+        versions = [(i.namespace, i.id, i.pk, svc.store.version(i.pk)) for i in insts]
+        context = json.dumps(
+            [
+                versions,
+                model,
+                settings.max_tokens,
+                settings.stop,
+                opts.cache_key() + scope,
+                svc.generator.name,
+            ],
+            sort_keys=True,
+        )
+        prompt = "\n".join(f"{m['role']}: {message_text(m.get('content'))}" for m in messages)
+        chunks, errors = found.chunks, found.errors
+        cached: Generation | None = None
+        if opts.cache:
+            hit = svc.cache.get(context, prompt, opts.cache_threshold)
+            if hit is not None:
+                cached, chunks = hit
+        headers = {"cf-aig-cache-status": "HIT" if cached is not None else "MISS"}
+
+        def remember(gen: Generation) -> None:
+            if opts.cache and cached is None and not errors:
+                svc.cache.put(context, prompt, (gen, chunks))
+
+        return ChatPlan(
+            model=model,
+            messages=messages,
+            chunks=chunks,
+            errors=errors,
+            settings=settings,
+            cached=cached,
+            headers=headers if opts.cache else {},
+            remember=remember,
+        )
+
+    def answer(self, plan: ChatPlan) -> Generation:
+        """The whole answer of a plan (cached or generated and remembered); blocking."""
+        if plan.cached is not None:
+            return plan.cached
+        gen = self.generate(plan.messages, plan.chunks, plan.settings, plan.model)
+        plan.remember(gen)
+        return gen
+
+    def answer_stream(self, plan: ChatPlan) -> Iterator[str | Generation]:
+        """The answer of a plan as text pieces, then its :class:`Generation`; blocking."""
+        if plan.cached is not None:
+            return iter([plan.cached.text, plan.cached])
+        return self.stream(plan.messages, plan.chunks, plan.settings, plan.model)
+
+    def generate(
+        self, messages: list[dict[str, Any]], chunks: Chunks, settings: ChatSettings, model: str
+    ) -> Generation:
+        """Generate an answer from chunks (blocking)."""
+        return self._svc.generator.generate(
+            messages, chunks, max_tokens=settings.max_tokens, stop=settings.stop, model=model
+        )
+
+    def stream(
+        self, messages: list[dict[str, Any]], chunks: Chunks, settings: ChatSettings, model: str
+    ) -> Iterator[str | Generation]:
+        """Stream an answer from chunks: text pieces, then the :class:`Generation`."""
+        return self._svc.generator.stream(
+            messages, chunks, max_tokens=settings.max_tokens, stop=settings.stop, model=model
+        )
+
+    # -- legacy AutoRAG ---------------------------------------------------------------------
+
+    def legacy_options(
+        self, body: dict[str, Any], inst: InstanceRecord
+    ) -> tuple[str, ResolvedOptions]:
+        """Translate a legacy body into the query and resolved options (legacy field names)."""
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise bad_request("query", "must be a non-empty string")
+        retrieval: dict[str, Any] = {}
+        if body.get("max_num_results") is not None:
+            retrieval["max_num_results"] = body["max_num_results"]
+        ranking = body.get("ranking_options")
+        if ranking is not None:
+            if not isinstance(ranking, dict):
+                raise bad_request("ranking_options", "must be an object")
+            if ranking.get("score_threshold") is not None:
+                retrieval["match_threshold"] = ranking["score_threshold"]
+        raw: dict[str, Any] = {"retrieval": retrieval}
+        rerank = body.get("reranking")
+        if rerank is not None:
+            if not isinstance(rerank, dict):
+                raise bad_request("reranking", "must be an object")
+            raw["reranking"] = {
+                k: v for k, v in rerank.items() if k in ("enabled", "model", "match_threshold")
+            }
+        if body.get("rewrite_query") is not None:
+            raw["query_rewrite"] = {"enabled": body["rewrite_query"]}
+        try:
+            opts = resolve_options(raw, inst.config)
+        except ValidationError as exc:
+            raise ValidationError(_legacy_name(exc.field), _legacy_name(exc.message)) from exc
+        flt = body.get("filters")
+        if flt is not None:
+            if isinstance(flt, dict) and "type" in flt:
+                opts.predicate = compile_legacy_filter(flt)
+            else:
+                opts.predicate = compile_filter(flt)
+            opts.filters = flt
+        return query, opts
+
+    def legacy_search(
+        self, inst: InstanceRecord, query: str, opts: ResolvedOptions
+    ) -> tuple[str, Chunks]:
+        """Search one instance for a legacy request (blocking): the query used and the chunks."""
+        svc = self._svc
+        svc.check_embedder(inst)
+        text = query
+        if opts.rewrite:
+            text = rewrite_query([{"role": "user", "content": query}]) or query
+        return text, svc.searcher.search(inst, text, opts)
+
+    def legacy_data(self, chunks: Chunks, inst: InstanceRecord) -> list[dict[str, Any]]:
+        """The ``data`` list of a legacy answer: one entry per chunk, with its file."""
+        data = []
+        for c in chunks:
+            item = c["item"]
+            attrs = {
+                "modified_date": item.get("timestamp"),
+                "folder": item_attributes(item["key"], None, {})["folder"],
+                **item.get("metadata", {}),
+            }
+            stored = self._svc.store.get_item_by_key(inst, item["key"])
+            data.append(
+                {
+                    "file_id": stored["id"] if stored else c["id"],
+                    "filename": item["key"],
+                    "score": c["score"],
+                    "attributes": attrs,
+                    "content": [{"id": c["id"], "type": "text", "text": c["text"]}],
+                }
+            )
+        return data
+
+
+def _legacy_name(text: str) -> str:
+    """Rename the fields of a validation message to the legacy body's names."""
+    text = text.replace(
+        "ai_search_options.retrieval.match_threshold", "ranking_options.score_threshold"
+    )
+    return text.replace("ai_search_options.retrieval.", "").replace("ai_search_options.", "")

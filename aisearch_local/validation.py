@@ -1,0 +1,314 @@
+"""Validation of what clients send the server besides search options: bodies, configs, keys.
+
+Instance configurations (API.md section 10), item metadata and keys, and JSON bodies. Every
+check raises :class:`aisearch_local.errors.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from aisearch_local.cache import CACHE_THRESHOLDS
+from aisearch_local.errors import ValidationError, bad_request, json_type
+from aisearch_local.ingest import SourceFile
+from aisearch_local.jsonsafe import MAX_INT, check_text, loads_strict, scrub_text
+from aisearch_local.options import resolve_options
+
+__all__ = [
+    "INSTANCE_ID_RE",
+    "NAMESPACE_RE",
+    "check_searchable",
+    "checked_source_file",
+    "parse_json",
+    "parse_json_object",
+    "validate_instance_config",
+    "validate_item_metadata",
+    "validate_key",
+]
+
+MAX_KEY_LENGTH = 128
+INSTANCE_ID_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
+RESERVED_FIELDS = frozenset({"timestamp", "folder", "filename"})
+DATA_TYPES = ("text", "number", "boolean", "datetime")
+SYNC_INTERVALS = (900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
+CACHE_TTLS = (600, 1800, 3600, 7200, 21600, 43200, 86400, 172800, 259200, 518400)
+
+
+def _check(cond: bool, field: str, message: str) -> None:
+    if not cond:
+        raise bad_request(field, message)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_STRING_FIELDS = (
+    "source",
+    "token_id",
+    "ai_gateway_id",
+    "ai_search_model",
+    "embedding_model",
+    "rewrite_model",
+    "reranking_model",
+    "summarization_model",
+    "system_prompt_ai_search",
+    "system_prompt_index_summarization",
+    "system_prompt_rewrite_query",
+)
+_OBJECT_FIELDS = ("source_params", "metadata", "public_endpoint_params")
+_BOOLEAN_FIELDS = (
+    "chunk",
+    "rewrite_query",
+    "reranking",
+    "cache",
+    "hybrid_search_enabled",
+    "paused",
+    "summarization",
+)
+
+
+def check_searchable(config: dict[str, Any]) -> None:
+    """Check that a complete instance configuration resolves into search options.
+
+    Run on the merged configuration of every create and update, so a stored configuration can
+    always be searched (``retrieval_options.boost_by`` entries, thresholds, enums).
+
+    Raises:
+        APIError: 400 / 7001 naming the configuration field.
+    """
+    try:
+        resolve_options(None, config, path="")
+    except ValidationError as exc:  # the paths of instance fields have no prefix
+        raise ValidationError(exc.field.lstrip("."), exc.message) from None
+
+
+_BOUNDED_FIELDS = (
+    ("chunk_size", "an integer", 16, 4096),
+    ("chunk_overlap", "an integer", 0, 30),
+    ("max_num_results", "an integer", 1, 50),
+    ("score_threshold", "a number", 0, 1),
+)
+
+
+def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Validate the configuration fields of an instance create/update body (API.md section 10).
+
+    Unknown fields are kept (the API grows); documented ones are checked.
+
+    Raises:
+        APIError: 400 / 7001 naming the field and the allowed values.
+    """
+    cfg = dict(body)
+    cfg.pop("id", None)
+    if not creating:
+        for name in ("type", "hybrid_search_enabled"):
+            cfg.pop(name, None)
+    t = cfg.get("type")
+    _check(t in (None, "r2", "web-crawler"), "type", "must be r2, web-crawler or null")
+    for names, kind, label in (
+        (_STRING_FIELDS, str, "a string"),
+        (_OBJECT_FIELDS, dict, "an object"),
+    ):
+        for name in names:
+            if cfg.get(name) is not None:
+                _check(
+                    isinstance(cfg[name], kind),
+                    name,
+                    f"must be {label} or null (got {json_type(cfg[name])})",
+                )
+    for name in _BOOLEAN_FIELDS:
+        if name in cfg:
+            _check(isinstance(cfg[name], bool), name, f"must be a boolean (got {cfg[name]!r})")
+    for name, number, lo, hi in _BOUNDED_FIELDS:
+        if name in cfg:
+            v = cfg[name]
+            ok = _is_int(v) if number == "an integer" else _is_num(v)
+            _check(
+                ok and lo <= v <= hi, name, f"must be {number} between {lo} and {hi} (got {v!r})"
+            )
+    if "fusion_method" in cfg:
+        _check(cfg["fusion_method"] in ("rrf", "max"), "fusion_method", "must be rrf or max")
+    if "cache_threshold" in cfg:
+        _check(
+            cfg["cache_threshold"] in CACHE_THRESHOLDS,
+            "cache_threshold",
+            f"must be one of {', '.join(CACHE_THRESHOLDS)}",
+        )
+    if "cache_ttl" in cfg:
+        _check(cfg["cache_ttl"] in CACHE_TTLS, "cache_ttl", f"must be one of {CACHE_TTLS}")
+    if "sync_interval" in cfg:
+        _check(
+            cfg["sync_interval"] in SYNC_INTERVALS,
+            "sync_interval",
+            f"must be one of {SYNC_INTERVALS}",
+        )
+    if cfg.get("index_method") is not None:
+        im = cfg["index_method"]
+        _check(isinstance(im, dict), "index_method", "must be an object {vector, keyword}")
+        vec, kw = im.get("vector", True), im.get("keyword", True)
+        _check(isinstance(vec, bool), "index_method.vector", "must be a boolean")
+        _check(isinstance(kw, bool), "index_method.keyword", "must be a boolean")
+        _check(vec or kw, "index_method", "at least one of vector and keyword must be true")
+        cfg["index_method"] = {"vector": vec, "keyword": kw}
+    elif "hybrid_search_enabled" in cfg and creating:
+        cfg["index_method"] = {"vector": True, "keyword": bool(cfg["hybrid_search_enabled"])}
+    if cfg.get("indexing_options") is not None:
+        io = cfg["indexing_options"]
+        _check(isinstance(io, dict), "indexing_options", "must be an object")
+        tok = io.get("keyword_tokenizer", "porter")
+        _check(
+            tok in ("porter", "trigram"),
+            "indexing_options.keyword_tokenizer",
+            "must be porter or trigram",
+        )
+    if cfg.get("retrieval_options") is not None:
+        ro = cfg["retrieval_options"]
+        _check(isinstance(ro, dict), "retrieval_options", "must be an object")
+        km = ro.get("keyword_match_mode")
+        if km is not None:
+            if isinstance(km, str):
+                km = {"exact_match": "and", "fuzzy_match": "or"}.get(km, km)
+            _check(km in ("and", "or"), "retrieval_options.keyword_match_mode", "must be and or or")
+            ro = {**ro, "keyword_match_mode": km}
+            cfg["retrieval_options"] = ro
+        bb = ro.get("boost_by")
+        if bb is not None:
+            _check(
+                isinstance(bb, list) and len(bb) <= 3,
+                "retrieval_options.boost_by",
+                "must be a list of at most 3 entries",
+            )
+    if cfg.get("custom_metadata") is not None:
+        cm = cfg["custom_metadata"]
+        _check(
+            isinstance(cm, list) and len(cm) <= 5,
+            "custom_metadata",
+            "must be a list of at most 5 fields",
+        )
+        seen: set[str] = set()
+        for i, entry in enumerate(cm):
+            path = f"custom_metadata[{i}]"
+            _check(isinstance(entry, dict), path, "must be an object {field_name, data_type}")
+            name = entry.get("field_name")
+            _check(
+                isinstance(name, str) and 1 <= len(name) <= 64,
+                f"{path}.field_name",
+                "must be a string of 1 to 64 characters",
+            )
+            _check(
+                name.lower() not in RESERVED_FIELDS,
+                f"{path}.field_name",
+                f"{name!r} is reserved (timestamp, folder, filename)",
+            )
+            _check(name.lower() not in seen, f"{path}.field_name", f"duplicate field {name!r}")
+            seen.add(name.lower())
+            _check(
+                entry.get("data_type") in DATA_TYPES,
+                f"{path}.data_type",
+                f"must be one of {', '.join(DATA_TYPES)}",
+            )
+    return cfg
+
+
+def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
+    """Validate custom item metadata: an object of strings (<= 500 chars), numbers, booleans.
+
+    Field names are 1 to 64 characters; numbers are finite and integers within +-(2^53 - 1);
+    strings are valid Unicode (no lone surrogate). Everything accepted can be stored and served
+    back as JSON.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise bad_request(field, "must be a JSON object of string, number or boolean values")
+    for k, v in raw.items():
+        path = f"{field}.{k}"
+        if not isinstance(k, str) or not 1 <= len(k) <= 64 or not _encodable(k):
+            raise bad_request(path, "field names must be strings of 1 to 64 characters")
+        if not isinstance(v, (str, int, float, bool)):
+            raise bad_request(path, f"must be a string, number or boolean (got {json_type(v)})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise bad_request(path, "must be a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            raise bad_request(path, f"integers must be between -{MAX_INT} and {MAX_INT}")
+        if isinstance(v, str):
+            if len(v) > 500:
+                raise bad_request(path, f"text values are limited to 500 characters (got {len(v)})")
+            if not _encodable(v):
+                raise bad_request(path, "contains a lone UTF-16 surrogate")
+    return dict(raw)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        check_text(text, "")
+    except ValidationError:
+        return False
+    return True
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_key(key: Any, field: str = "key") -> str:
+    """Validate an item key: 1 to 128 characters, a relative POSIX path without dot segments.
+
+    Refused: control characters, lone surrogates, a leading ``/``, and ``.`` or ``..`` as a
+    path segment (a key names a file under an instance's source folder, never outside it).
+
+    Raises:
+        APIError: 400 / 7001 naming ``field``.
+    """
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        n = len(key) if isinstance(key, str) else json_type(key)
+        raise bad_request(field, f"must be a string of 1 to {MAX_KEY_LENGTH} characters (got {n})")
+    if _CONTROL_RE.search(key) or not _encodable(key):
+        raise bad_request(field, "must not contain control characters or lone surrogates")
+    if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
+        raise bad_request(
+            field, f"must be a relative path without '.' or '..' segments (got {key!r})"
+        )
+    return key
+
+
+def checked_source_file(sf: SourceFile) -> SourceFile:
+    """Apply the upload rules to a source file's key and sidecar metadata (errors: the item's)."""
+    if not _encodable(sf.key):  # a file name that is not valid UTF-8 (surrogate-escaped)
+        sf.key = scrub_text(sf.key)
+        sf.metadata, sf.metadata_error = {}, f"{sf.key}: the file name is not valid UTF-8"
+    if sf.metadata_error is not None:
+        return sf
+    try:
+        validate_key(sf.key)
+        sf.metadata = validate_item_metadata(sf.metadata)
+    except ValidationError as exc:
+        sf.metadata = {}
+        sf.metadata_error = f"{sf.key}: {exc}"
+    return sf
+
+
+def parse_json(raw: bytes | str, what: str = "request body") -> Any:
+    """Parse JSON with :func:`aisearch_local.jsonsafe.loads_strict` or raise 400 / 7001.
+
+    The error names the path of the refused value: bare for a request body (``query``), under
+    ``what`` otherwise (``metadata.note``).
+    """
+    return loads_strict(raw, what=what, prefix="" if what == "request body" else what)
+
+
+def parse_json_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
+    """Parse a JSON object body (strictly, see :func:`parse_json`) or raise 400 / 7001."""
+    if not raw.strip():
+        raise bad_request(what, "must be a JSON object (got an empty body)")
+    value = parse_json(raw, what)
+    if not isinstance(value, dict):
+        raise bad_request(what, f"must be a JSON object (got {json_type(value)})")
+    return value
