@@ -37,6 +37,7 @@ from aisearch import (
     RerankingOptions,
     SearchOptions,
 )
+from aisearch._config import ENV, validate_instance_id
 from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 from aisearch._models import coerce_options  # the core's own options validation
 
@@ -47,36 +48,6 @@ __all__ = [
     "SettingsValidationError",
     "validate_k",
 ]
-
-ACCOUNT_ID_ENV = ["CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID"]
-API_TOKEN_ENV = ["CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN"]
-API_EMAIL_ENV = "CLOUDFLARE_EMAIL"
-API_KEY_ENV = "CLOUDFLARE_API_KEY"
-BASE_URL_ENV = "AISEARCH_BASE_URL"
-
-_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")  # the core client's rule
-
-
-def validate_instance_id(value: str, field: str = "instance_id") -> str:
-    """Check an instance id before any network call.
-
-    Args:
-        value: The id to check.
-        field: The field name used in the error message.
-
-    Returns:
-        The id, unchanged.
-
-    Raises:
-        ValueError: When the id is empty, too long or holds characters the API rejects.
-    """
-    if not isinstance(value, str) or not _INSTANCE_ID_RE.fullmatch(value):
-        msg = (
-            f"{field}: must be 1 to 64 characters of lowercase letters, digits, '-' "
-            f"or '_' (got {value!r})"
-        )
-        raise ValueError(msg)
-    return value
 
 
 def validate_k(k: Any, field: str = "k") -> int:
@@ -302,27 +273,27 @@ class AISearchConnection(HidesSecretsInErrors):
         hide_input_in_errors=True,
     )
 
-    account_id: str | None = Field(default_factory=from_env(ACCOUNT_ID_ENV, default=None))
+    account_id: str | None = Field(default_factory=from_env(ENV["account_id"], default=None))
     """Cloudflare account id (env `CLOUDFLARE_ACCOUNT_ID`, then `CF_ACCOUNT_ID`)."""
 
     api_token: SecretStr | None = Field(
-        default_factory=secret_from_env(API_TOKEN_ENV, default=None), repr=False
+        default_factory=secret_from_env(ENV["api_token"], default=None), repr=False
     )
     """API token with AI Search:Run (env `CLOUDFLARE_API_TOKEN`, `CF_AI_SEARCH_API_TOKEN`,
     `CF_API_TOKEN`)."""
 
-    api_email: str | None = Field(default_factory=from_env(API_EMAIL_ENV, default=None))
+    api_email: str | None = Field(default_factory=from_env(ENV["api_email"], default=None))
     """Account email for legacy global-key auth (env `CLOUDFLARE_EMAIL`)."""
 
     api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(API_KEY_ENV, default=None), repr=False
+        default_factory=secret_from_env(ENV["api_key"], default=None), repr=False
     )
     """Legacy global API key, used with `api_email` (env `CLOUDFLARE_API_KEY`)."""
 
     namespace: str = "default"
     """AI Search namespace of the instance(s)."""
 
-    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    base_url: str | None = Field(default_factory=from_env(ENV["base_url"], default=None))
     """API base URL (env `AISEARCH_BASE_URL`), e.g. a local `aisearch-local` server."""
 
     timeout: float | None = Field(default=None, gt=0, strict=True)

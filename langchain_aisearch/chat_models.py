@@ -34,11 +34,11 @@ from aisearch import (
     TextDeltaEvent,
     Usage,
 )
+from aisearch._config import validate_instance_id
 from aisearch._models import format_validation_error
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
-    validate_instance_id,
     validate_k,
 )
 from langchain_aisearch._mapping import (

@@ -25,10 +25,10 @@ from aisearch import (
     SearchResult,
     SearchTarget,
 )
+from aisearch._config import validate_instance_id
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
-    validate_instance_id,
     validate_k,
 )
 from langchain_aisearch._mapping import chunk_to_document

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import os
 import threading
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from typing_extensions import TypedDict
 
 from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
+from aisearch._config import env_value
 from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 
 __all__ = [
@@ -75,21 +75,6 @@ def presigned(fn: _F) -> _F:
     """
     fn.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     return fn
-
-
-_ACCOUNT_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
-_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN")
-_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
-_KEY_ENV = ("CLOUDFLARE_API_KEY",)
-_BASE_URL_ENV = ("AISEARCH_BASE_URL",)
-
-
-def _from_env(names: Sequence[str]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class ConnectionKwargs(TypedDict, total=False):
@@ -244,17 +229,17 @@ class AISearchConnection(BaseModel):
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002
         """Fill unset settings from the environment."""
         if self.account_id is None:
-            self.account_id = _from_env(_ACCOUNT_ENV)
+            self.account_id = env_value("account_id")
         if self.api_token is None:
-            token = _from_env(_TOKEN_ENV)
+            token = env_value("api_token")
             self.api_token = SecretStr(token) if token else None
         if self.api_email is None:
-            self.api_email = _from_env(_EMAIL_ENV)
+            self.api_email = env_value("api_email")
         if self.api_key is None:
-            key = _from_env(_KEY_ENV)
+            key = env_value("api_key")
             self.api_key = SecretStr(key) if key else None
         if self.base_url is None:
-            self.base_url = _from_env(_BASE_URL_ENV)
+            self.base_url = env_value("base_url")
 
     def _check_credentials(self) -> None:
         if not self.account_id:

@@ -46,21 +46,6 @@ COMPLETION = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "CF_ACCOUNT_ID",
-        "CLOUDFLARE_API_TOKEN",
-        "CF_AI_SEARCH_API_TOKEN",
-        "CF_API_TOKEN",
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "AISEARCH_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def _recording() -> tuple[list[dict[str, Any]], AISearchConnection]:
     seen: list[dict[str, Any]] = []
 
