@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -17,15 +17,16 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from aisearch import (
-    AISearchError,
     AllInstancesFailedError,
     FanOutResult,
     InstanceError,
     InvalidRequestError,
+    PartialFailureError,
     SearchResult,
     SearchTarget,
 )
 from aisearch._config import validate_instance_id
+from aisearch._exceptions import error_summary
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
@@ -53,17 +54,11 @@ class AISearchInstanceWarning(UserWarning):
     """One or more instances of a multi-instance search failed; the rest answered."""
 
 
-class InstanceSearchError(AISearchError):
-    """Some instances of a multi-instance search failed (`on_instance_error="raise"`).
+InstanceSearchError = PartialFailureError
+"""Some instances of a multi-instance search failed (`on_instance_error="raise"`).
 
-    Attributes:
-        errors: One entry per failed instance.
-    """
-
-    def __init__(self, errors: Sequence[InstanceError]) -> None:
-        self.errors = list(errors)
-        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in self.errors)
-        super().__init__(f"{len(self.errors)} instance(s) failed: {parts}")
+The core's `aisearch.PartialFailureError` under this package's name; `errors` holds one
+entry per failed instance."""
 
 
 def _call_options(
@@ -339,9 +334,9 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
             raise InstanceSearchError(errors)
 
     def _warn(self, errors: list[InstanceError]) -> None:
-        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in errors)
         warnings.warn(
-            f"AI Search: {len(errors)} instance(s) failed, results are partial: {parts}",
+            f"AI Search: {len(errors)} instance(s) failed, results are partial: "
+            f"{error_summary(errors)}",
             AISearchInstanceWarning,
             stacklevel=4,
         )

@@ -9,7 +9,7 @@ from llama_index.core.base.llms.types import ChatMessage as LIChatMessage
 from llama_index.core.base.llms.types import MessageRole
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from aisearch import Chunk, InstanceError
+from aisearch import Chunk
 
 __all__ = [
     "CANONICAL_KEYS",
@@ -17,7 +17,6 @@ __all__ = [
     "LLM_EXCLUDED_KEYS",
     "chunk_to_node",
     "chunks_to_nodes",
-    "error_summary",
     "to_aisearch_messages",
 ]
 
@@ -140,8 +139,3 @@ def to_aisearch_messages(messages: Sequence[LIChatMessage]) -> list[dict[str, An
             raise ValueError(f"messages: unsupported role {role!r}")
         out.append({"role": mapped, "content": message.content or ""})
     return out
-
-
-def error_summary(errors: Sequence[InstanceError]) -> str:
-    """One line per failed instance: ``instance: message``."""
-    return "; ".join(f"{e.instance_id}: {e.message}" for e in errors)

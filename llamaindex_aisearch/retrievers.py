@@ -14,7 +14,6 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from typing_extensions import Unpack
 
 from aisearch import (
-    AISearchError,
     AllInstancesFailedError,
     APIStatusError,
     BoostBy,
@@ -22,11 +21,13 @@ from aisearch import (
     Chunk,
     InstanceError,
     InvalidRequestError,
+    PartialFailureError,
     QueryRewriteOptions,
     RerankingOptions,
     SearchOptions,
     SearchTarget,
 )
+from aisearch._exceptions import error_summary
 
 from ._common import (
     AISearchConnection,
@@ -35,7 +36,7 @@ from ._common import (
     presigned,
     resolve_connection,
 )
-from ._mapping import chunks_to_nodes, error_summary
+from ._mapping import chunks_to_nodes
 from ._options import (
     FusionMethod,
     KeywordMatchMode,
@@ -313,18 +314,11 @@ class MultiRetrievalResult:
     """The query the service searched with, when it reported one."""
 
 
-class InstanceFailureError(AISearchError):
-    """Some instances failed and ``on_instance_error="raise"`` was set.
+InstanceFailureError = PartialFailureError
+"""Some instances failed and ``on_instance_error="raise"`` was set.
 
-    Attributes:
-        errors: One entry per failed instance.
-        nodes: The nodes the other instances returned.
-    """
-
-    def __init__(self, errors: list[InstanceError], nodes: list[NodeWithScore]) -> None:
-        self.errors = list(errors)
-        self.nodes = list(nodes)
-        super().__init__(f"{len(self.errors)} instance(s) failed: {error_summary(self.errors)}")
+The core's ``aisearch.PartialFailureError`` under this package's name: ``errors`` holds one
+entry per failed instance, ``nodes`` the nodes the other instances returned."""
 
 
 class AISearchMultiRetriever(_RetrieverBase):
