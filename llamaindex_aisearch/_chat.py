@@ -71,7 +71,7 @@ class ChatTarget:
         self.instance_ids = ids
         self.model = model
         self.namespace = namespace
-        self.config = SearchConfig(**search)
+        self.config = SearchConfig(search)
         self.extra_options: dict[str, Any] | None = check_mapping(extra_options, "extra_options")
         self.extra_body: dict[str, Any] | None = check_mapping(extra_body, "extra_body") or None
         self.connection = resolve_connection(connection, connection_kwargs)

@@ -16,14 +16,10 @@ from typing_extensions import Unpack
 from aisearch import (
     AllInstancesFailedError,
     APIStatusError,
-    BoostBy,
-    CacheOptions,
     Chunk,
     InstanceError,
     InvalidRequestError,
     PartialFailureError,
-    QueryRewriteOptions,
-    RerankingOptions,
     SearchOptions,
     SearchTarget,
 )
@@ -31,19 +27,18 @@ from aisearch._exceptions import error_summary
 
 from ._common import (
     AISearchConnection,
-    ConnectionKwargs,
     check_mapping,
     presigned,
     resolve_connection,
 )
 from ._mapping import chunks_to_nodes
 from ._options import (
-    FusionMethod,
-    KeywordMatchMode,
-    RetrievalType,
+    RETRIEVER_SEARCH_KEYS,
+    RetrieverKwargs,
     RetrieverOptionAttributes,
     SearchConfig,
     check_top_k,
+    split_kwargs,
 )
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
 from .filters import FilterInput
@@ -73,41 +68,15 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
     def __init__(
         self,
         *,
-        similarity_top_k: int | None,
-        retrieval_type: RetrievalType | None,
-        match_threshold: float | None,
-        filters: FilterInput | None,
-        context_expansion: int | None,
-        fusion_method: FusionMethod | None,
-        keyword_match_mode: KeywordMatchMode | None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None,
-        metadata_only: bool | None,
-        return_on_failure: bool | None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None,
-        extra_options: Mapping[str, Any] | None,
         namespace: str | None,
         connection: AISearchConnection | None,
         callback_manager: CallbackManager | None,
         verbose: bool,
-        connection_kwargs: Mapping[str, Any],
+        kwargs: Mapping[str, Any],
     ) -> None:
-        self._config = SearchConfig(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-        )
+        search, connection_kwargs = split_kwargs(kwargs, RETRIEVER_SEARCH_KEYS)
+        extra_options = search.pop("extra_options", None)
+        self._config = SearchConfig(search)
         self.extra_options = extra_options
         self.namespace = namespace
         self._connection = resolve_connection(connection, connection_kwargs)
@@ -191,6 +160,15 @@ class AISearchRetriever(_RetrieverBase):
 
     Args:
         instance_id: The AI Search instance to search.
+        namespace: The instance's namespace (default: the connection's, ``"default"``).
+        connection: A shared :class:`AISearchConnection`; otherwise pass its settings
+            (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
+        callback_manager: LlamaIndex (legacy) callback manager.
+        verbose: LlamaIndex verbosity flag.
+        **kwargs: The search options below (:class:`RetrieverSearchKwargs`), then
+            connection settings (see :class:`AISearchConnection`).
+
+    Search options (keywords; each is also an attribute that re-validates on assignment):
         similarity_top_k: Number of chunks to return, 1..50 (``max_num_results``).
         retrieval_type: ``"vector"``, ``"keyword"`` or ``"hybrid"``.
         match_threshold: Minimum score, 0..1.
@@ -207,12 +185,6 @@ class AISearchRetriever(_RetrieverBase):
         reranking: ``True``/``False`` or ``RerankingOptions`` (or a dict).
         cache: ``True``/``False`` or ``CacheOptions`` (or a dict).
         extra_options: Raw ``ai_search_options`` deep-merged last.
-        namespace: The instance's namespace (default: the connection's, ``"default"``).
-        connection: A shared :class:`AISearchConnection`; otherwise pass its settings
-            (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
-        callback_manager: LlamaIndex (legacy) callback manager.
-        verbose: LlamaIndex verbosity flag.
-        **connection_kwargs: Connection settings (see :class:`AISearchConnection`).
 
     Example:
         .. code-block:: python
@@ -225,25 +197,11 @@ class AISearchRetriever(_RetrieverBase):
         self,
         instance_id: str,
         *,
-        similarity_top_k: int | None = None,
-        retrieval_type: RetrievalType | None = None,
-        match_threshold: float | None = None,
-        filters: FilterInput | None = None,
-        context_expansion: int | None = None,
-        fusion_method: FusionMethod | None = None,
-        keyword_match_mode: KeywordMatchMode | None = None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
-        metadata_only: bool | None = None,
-        return_on_failure: bool | None = None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
         namespace: str | None = None,
         connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
-        **connection_kwargs: Unpack[ConnectionKwargs],
+        **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
         if not isinstance(instance_id, str) or not instance_id:
             raise InvalidRequestError(
@@ -252,25 +210,11 @@ class AISearchRetriever(_RetrieverBase):
         self.instance_id = instance_id
         """The AI Search instance searched."""
         super().__init__(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-            extra_options=extra_options,
             namespace=namespace,
             connection=connection,
             callback_manager=callback_manager,
             verbose=verbose,
-            connection_kwargs=connection_kwargs,
+            kwargs=kwargs,
         )
 
     def _describe_target(self) -> str:
@@ -358,29 +302,15 @@ class AISearchMultiRetriever(_RetrieverBase):
         self,
         instance_ids: Sequence[str | SearchTarget],
         *,
-        similarity_top_k: int | None = None,
         on_instance_error: OnInstanceError = "warn",
         mode: MultiMode = "auto",
         merge: Literal["score", "rrf"] = "score",
         max_concurrency: int = 8,
-        retrieval_type: RetrievalType | None = None,
-        match_threshold: float | None = None,
-        filters: FilterInput | None = None,
-        context_expansion: int | None = None,
-        fusion_method: FusionMethod | None = None,
-        keyword_match_mode: KeywordMatchMode | None = None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
-        metadata_only: bool | None = None,
-        return_on_failure: bool | None = None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
         namespace: str | None = None,
         connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
-        **connection_kwargs: Unpack[ConnectionKwargs],
+        **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
         targets: list[str | SearchTarget] = (
             [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
@@ -403,7 +333,7 @@ class AISearchMultiRetriever(_RetrieverBase):
                 "mode='namespace' needs 1 to 10 plain instance ids in one namespace "
                 f"(got {len(targets)} target(s)); use mode='fan_out' or 'auto'"
             )
-        check_top_k(similarity_top_k)
+        check_top_k(kwargs.get("similarity_top_k"))
         self.use_namespace_endpoint = mode == "namespace" or (
             mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
         )
@@ -414,25 +344,11 @@ class AISearchMultiRetriever(_RetrieverBase):
         self.merge = merge
         self.max_concurrency = max_concurrency
         super().__init__(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-            extra_options=extra_options,
             namespace=namespace,
             connection=connection,
             callback_manager=callback_manager,
             verbose=verbose,
-            connection_kwargs=connection_kwargs,
+            kwargs=kwargs,
         )
 
     @property
