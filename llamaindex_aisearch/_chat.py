@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
 from ._options import SEARCH_KEYS, SearchConfig
+from ._streams import AsyncEvents, Events
 
 __all__ = ["ChatTarget", "check_text"]
 
@@ -113,19 +114,21 @@ class ChatTarget:
             self.instance_ids, messages, **self._kwargs()
         )
 
-    def stream(self, messages: list[dict[str, Any]]) -> Iterator[Any]:
+    def stream(self, messages: list[dict[str, Any]]) -> Events:
         """A streamed chat completion (sync): sources event first, then text, then end."""
         client = self.connection.client
         if self.instance_id is not None:
-            return iter(
-                client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
+            events = client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
+        else:
+            assert self.instance_ids is not None
+            events = client.stream_namespace_chat_completions(
+                self.instance_ids, messages, **self._kwargs()
             )
-        assert self.instance_ids is not None
-        return iter(
-            client.stream_namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
-        )
+        # a generator (typed Iterator) today, an EventStream once the core returns one: both
+        # close
+        return cast("Events", events)
 
-    def astream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    def astream(self, messages: list[dict[str, Any]]) -> AsyncEvents:
         """A streamed chat completion (async)."""
         client = self.connection.async_client
         if self.instance_id is not None:
@@ -135,4 +138,4 @@ class ChatTarget:
             events = client.stream_namespace_chat_completions(
                 self.instance_ids, messages, **self._kwargs()
             )
-        return events.__aiter__()
+        return cast("AsyncEvents", events)

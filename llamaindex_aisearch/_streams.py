@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from llama_index.core.schema import NodeWithScore
 
-from aisearch import ChatCompletion, SourcesEvent, StreamEndEvent, TextDeltaEvent
+from aisearch import ChatCompletion, SourcesEvent, StreamEndEvent, StreamEvent, TextDeltaEvent
 
 from ._mapping import chunks_to_nodes
 
 __all__ = [
+    "AsyncEvents",
+    "Events",
     "StreamState",
-    "aclose_quietly",
     "acollect_sources",
-    "close_quietly",
     "collect_sources",
     "completion_metadata",
 ]
@@ -52,64 +52,82 @@ def _state(sources: SourcesEvent | None, instance_id: str | None, query: str | N
     return state
 
 
+class Events(Protocol):
+    """A sync event stream: a generator today, an ``aisearch`` ``EventStream`` as well."""
+
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None:
+        """Release the HTTP response."""
+
+
+class AsyncEvents(Protocol):
+    """An async event stream: an async generator, or an ``AsyncEventStream``."""
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
+
+    def aclose(self) -> Awaitable[None]:
+        """Release the HTTP response."""
+
+
 def collect_sources(
-    events: Iterator[Any], *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, Iterator[Any]]:
+    events: Events, *, instance_id: str | None, query: str | None
+) -> tuple[StreamState, Generator[StreamEvent, None, None]]:
     """Read the first event of a stream; return the state (with sources) and the rest.
 
     The first event is read eagerly, so errors the server reports before streaming (404,
     401, 400 ...) raise here, typed, and the sources are known before the first token.
+    Closing the rest (or reading it to the end) closes the stream.
     """
-    first = next(events, None)
+    iterator = iter(events)
+    try:
+        first = next(iterator, None)
+    except BaseException:
+        events.close()
+        raise
     if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), events
-    if first is None:
-        return _state(None, instance_id, query), events
-    return _state(None, instance_id, query), _prepend_sync(first, events)
+        return _state(first, instance_id, query), _rest(None, iterator, events)
+    return _state(None, instance_id, query), _rest(first, iterator, events)
 
 
-def _prepend_sync(first: Any, events: Iterator[Any]) -> Iterator[Any]:
+def _rest(
+    first: StreamEvent | None, iterator: Iterator[StreamEvent], events: Events
+) -> Generator[StreamEvent, None, None]:
     try:
-        yield first
-        yield from events
+        if first is not None:
+            yield first
+        yield from iterator
     finally:
-        close_quietly(events)
+        events.close()
 
 
-async def _prepend(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _arest(
+    first: StreamEvent | None, iterator: AsyncIterator[StreamEvent], events: AsyncEvents
+) -> AsyncGenerator[StreamEvent, None]:
     try:
-        yield first
-        async for event in events:
+        if first is not None:
+            yield first
+        async for event in iterator:
             yield event
     finally:
-        await aclose_quietly(events)
+        await events.aclose()
 
 
 async def acollect_sources(
-    events: AsyncIterator[Any], *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, AsyncIterator[Any]]:
+    events: AsyncEvents, *, instance_id: str | None, query: str | None
+) -> tuple[StreamState, AsyncGenerator[StreamEvent, None]]:
     """Async form of :func:`collect_sources`."""
+    iterator = events.__aiter__()
     try:
-        first = await events.__anext__()
+        first: StreamEvent | None = await iterator.__anext__()
     except StopAsyncIteration:
-        return _state(None, instance_id, query), events
+        first = None
+    except BaseException:
+        await events.aclose()
+        raise
     if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), events
-    return _state(None, instance_id, query), _prepend(first, events)
-
-
-def close_quietly(events: Iterator[Any]) -> None:
-    """Close a generator-based stream (releases the HTTP response)."""
-    close = getattr(events, "close", None)
-    if callable(close):
-        close()
-
-
-async def aclose_quietly(events: AsyncIterator[Any]) -> None:
-    """Close an async generator-based stream (releases the HTTP response)."""
-    aclose = getattr(events, "aclose", None)
-    if callable(aclose):
-        await aclose()
+        return _state(first, instance_id, query), _arest(None, iterator, events)
+    return _state(None, instance_id, query), _arest(first, iterator, events)
 
 
 def completion_metadata(

@@ -17,7 +17,7 @@ from llama_index.core.chat_engine.types import (
 from llama_index.core.memory import BaseMemory, ChatMemoryBuffer
 from typing_extensions import Unpack
 
-from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError, StreamEndEvent, StreamEvent, TextDeltaEvent
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
@@ -25,9 +25,7 @@ from ._mapping import to_aisearch_messages
 from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
     StreamState,
-    aclose_quietly,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -222,7 +220,9 @@ def _write_to_memory(response: StreamingAgentChatResponse, memory: BaseMemory) -
         response.write_response_to_history(memory)
 
 
-def _chat_stream(state: StreamState, events: Any) -> Generator[ChatResponse, None, None]:
+def _chat_stream(
+    state: StreamState, events: Generator[StreamEvent, None, None]
+) -> Generator[ChatResponse, None, None]:
     text = ""
     try:
         for event in events:
@@ -239,10 +239,12 @@ def _chat_stream(state: StreamState, events: Any) -> Generator[ChatResponse, Non
         if not text:
             yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""))
     finally:
-        close_quietly(events)
+        events.close()
 
 
-async def _achat_stream(state: StreamState, events: Any) -> AsyncGenerator[ChatResponse, None]:
+async def _achat_stream(
+    state: StreamState, events: AsyncGenerator[StreamEvent, None]
+) -> AsyncGenerator[ChatResponse, None]:
     text = ""
     try:
         async for event in events:
@@ -259,4 +261,4 @@ async def _achat_stream(state: StreamState, events: Any) -> AsyncGenerator[ChatR
         if not text:
             yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""))
     finally:
-        await aclose_quietly(events)
+        await events.aclose()

@@ -23,7 +23,13 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.schema import NodeWithScore
 from typing_extensions import Unpack
 
-from aisearch import ChatCompletion, InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import (
+    ChatCompletion,
+    InvalidRequestError,
+    StreamEndEvent,
+    StreamEvent,
+    TextDeltaEvent,
+)
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection, ConnectionKwargs, describe_validation_error
@@ -31,9 +37,7 @@ from ._mapping import to_aisearch_messages
 from ._options import SEARCH_KEYS, EngineKwargs, coerce_search_options
 from ._streams import (
     StreamState,
-    aclose_quietly,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -289,7 +293,9 @@ class AISearchLLM(LLM):
         )
         return self._agen(state, events)
 
-    def _gen(self, state: StreamState, events: Any) -> Generator[ChatResponse, None, None]:
+    def _gen(
+        self, state: StreamState, events: Generator[StreamEvent, None, None]
+    ) -> Generator[ChatResponse, None, None]:
         text = ""
         try:
             for event in events:
@@ -301,9 +307,11 @@ class AISearchLLM(LLM):
                     state.on_end(event)
                     yield self._delta(state, text, "")
         finally:
-            close_quietly(events)
+            events.close()
 
-    async def _agen(self, state: StreamState, events: Any) -> AsyncGenerator[ChatResponse, None]:
+    async def _agen(
+        self, state: StreamState, events: AsyncGenerator[StreamEvent, None]
+    ) -> AsyncGenerator[ChatResponse, None]:
         text = ""
         try:
             async for event in events:
@@ -315,7 +323,7 @@ class AISearchLLM(LLM):
                     state.on_end(event)
                     yield self._delta(state, text, "")
         finally:
-            await aclose_quietly(events)
+            await events.aclose()
 
     def _delta(self, state: StreamState, text: str, delta: str) -> ChatResponse:
         return ChatResponse(

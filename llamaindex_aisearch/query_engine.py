@@ -17,16 +17,14 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.schema import QueryBundle
 from typing_extensions import Unpack
 
-from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError, StreamEndEvent, StreamEvent, TextDeltaEvent
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
     StreamState,
-    aclose_quietly,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -166,7 +164,9 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
         )
 
 
-def _tokens(state: StreamState, events: Any) -> Generator[str, None, None]:
+def _tokens(
+    state: StreamState, events: Generator[StreamEvent, None, None]
+) -> Generator[str, None, None]:
     try:
         for event in events:
             if isinstance(event, TextDeltaEvent):
@@ -176,10 +176,12 @@ def _tokens(state: StreamState, events: Any) -> Generator[str, None, None]:
             elif isinstance(event, StreamEndEvent):
                 state.on_end(event)
     finally:
-        close_quietly(events)
+        events.close()
 
 
-async def _atokens(state: StreamState, events: Any) -> AsyncGenerator[str, None]:
+async def _atokens(
+    state: StreamState, events: AsyncGenerator[StreamEvent, None]
+) -> AsyncGenerator[str, None]:
     try:
         async for event in events:
             if isinstance(event, TextDeltaEvent):
@@ -189,4 +191,4 @@ async def _atokens(state: StreamState, events: Any) -> AsyncGenerator[str, None]
             elif isinstance(event, StreamEndEvent):
                 state.on_end(event)
     finally:
-        await aclose_quietly(events)
+        await events.aclose()
