@@ -31,6 +31,7 @@ from aisearch import (
     InvalidRequestError,
     SourcesEvent,
     StreamEndEvent,
+    StreamEvent,
     TextDeltaEvent,
     Usage,
 )
@@ -337,7 +338,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
 
     # ------------------------------------------------------------------ stream
 
-    def _chunk(self, event: Any, state: dict[str, Any]) -> ChatGenerationChunk | None:
+    def _chunk(self, event: StreamEvent, state: dict[str, Any]) -> ChatGenerationChunk | None:
         """Map one stream event to a chunk; `state` tracks the model and sources."""
         if isinstance(event, SourcesEvent):
             state["sources_sent"] = True

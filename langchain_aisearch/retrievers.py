@@ -249,11 +249,13 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     def _to_result(
         self, result: SearchResult | FanOutResult, query: str, k: int
     ) -> tuple[list[Document], list[InstanceError]]:
-        search_query = getattr(result, "search_query", None) or query
+        search_query = (result.search_query if isinstance(result, SearchResult) else None) or query
         docs = [chunk_to_document(c, search_query=search_query) for c in result.chunks]
         return docs[:k], list(result.errors)
 
-    def _search(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+    def _search(
+        self, query: str, k: int, filters: Mapping[str, Any] | None
+    ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
         client = self._get_client()
         if self.uses_namespace_endpoint:
@@ -274,7 +276,9 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
             extra_options=self.extra_options,
         )
 
-    async def _asearch(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+    async def _asearch(
+        self, query: str, k: int, filters: Mapping[str, Any] | None
+    ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
         client = self._get_async_client()
         if self.uses_namespace_endpoint:
