@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from llama_index.core.schema import NodeWithScore
 
@@ -13,7 +14,9 @@ from aisearch import ChatCompletion, SourcesEvent, StreamEndEvent, StreamEvent, 
 from ._mapping import chunks_to_nodes
 
 __all__ = [
+    "AsyncDeltas",
     "AsyncEvents",
+    "Deltas",
     "Events",
     "StreamState",
     "acollect_sources",
@@ -43,6 +46,16 @@ class StreamState:
         if event.model is not None and self.metadata.get("model") is None:
             self.metadata["model"] = event.model
 
+    def read(self, event: StreamEvent) -> str | Literal[False] | None:
+        """Record one event: a text delta's text, ``None`` for the end, ``False`` otherwise."""
+        if isinstance(event, TextDeltaEvent):
+            self.on_text(event)
+            return event.text
+        if isinstance(event, StreamEndEvent):
+            self.on_end(event)
+            return None
+        return False
+
 
 def _state(sources: SourcesEvent | None, instance_id: str | None, query: str | None) -> StreamState:
     state = StreamState(metadata={"model": None, "usage": None, "search_query": query})
@@ -70,14 +83,19 @@ class AsyncEvents(Protocol):
         """Release the HTTP response."""
 
 
+Deltas = Generator[str | None, None, None]
+"""The text deltas of a stream, then ``None`` for its end event; closing it closes the stream."""
+AsyncDeltas = AsyncGenerator[str | None, None]
+
+
 def collect_sources(
     events: Events, *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, Generator[StreamEvent, None, None]]:
-    """Read the first event of a stream; return the state (with sources) and the rest.
+) -> tuple[StreamState, Deltas]:
+    """Read the first event of a stream; return the state (with sources) and the deltas.
 
     The first event is read eagerly, so errors the server reports before streaming (404,
     401, 400 ...) raise here, typed, and the sources are known before the first token.
-    Closing the rest (or reading it to the end) closes the stream.
+    Reading the deltas records the model, usage and finish reason in the state.
     """
     iterator = iter(events)
     try:
@@ -85,37 +103,42 @@ def collect_sources(
     except BaseException:
         events.close()
         raise
-    if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), _rest(None, iterator, events)
-    return _state(None, instance_id, query), _rest(first, iterator, events)
+    state = _state(first if isinstance(first, SourcesEvent) else None, instance_id, query)
+    return state, _deltas(
+        state, None if isinstance(first, SourcesEvent) else first, iterator, events
+    )
 
 
-def _rest(
-    first: StreamEvent | None, iterator: Iterator[StreamEvent], events: Events
-) -> Generator[StreamEvent, None, None]:
+def _deltas(
+    state: StreamState, first: StreamEvent | None, iterator: Iterator[StreamEvent], events: Events
+) -> Deltas:
     try:
-        if first is not None:
-            yield first
-        yield from iterator
+        for event in itertools.chain((first,) if first is not None else (), iterator):
+            if (text := state.read(event)) is not False:
+                yield text
     finally:
         events.close()
 
 
-async def _arest(
-    first: StreamEvent | None, iterator: AsyncIterator[StreamEvent], events: AsyncEvents
-) -> AsyncGenerator[StreamEvent, None]:
+async def _adeltas(
+    state: StreamState,
+    first: StreamEvent | None,
+    iterator: AsyncIterator[StreamEvent],
+    events: AsyncEvents,
+) -> AsyncDeltas:
     try:
-        if first is not None:
-            yield first
+        if first is not None and (text := state.read(first)) is not False:
+            yield text
         async for event in iterator:
-            yield event
+            if (text := state.read(event)) is not False:
+                yield text
     finally:
         await events.aclose()
 
 
 async def acollect_sources(
     events: AsyncEvents, *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, AsyncGenerator[StreamEvent, None]]:
+) -> tuple[StreamState, AsyncDeltas]:
     """Async form of :func:`collect_sources`."""
     iterator = events.__aiter__()
     try:
@@ -125,9 +148,9 @@ async def acollect_sources(
     except BaseException:
         await events.aclose()
         raise
-    if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), _arest(None, iterator, events)
-    return _state(None, instance_id, query), _arest(first, iterator, events)
+    state = _state(first if isinstance(first, SourcesEvent) else None, instance_id, query)
+    rest = None if isinstance(first, SourcesEvent) else first
+    return state, _adeltas(state, rest, iterator, events)
 
 
 def completion_metadata(

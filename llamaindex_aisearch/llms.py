@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
@@ -26,9 +27,6 @@ from typing_extensions import Unpack
 from aisearch import (
     ChatCompletion,
     InvalidRequestError,
-    StreamEndEvent,
-    StreamEvent,
-    TextDeltaEvent,
 )
 
 from ._chat import ChatTarget, check_text
@@ -36,6 +34,8 @@ from ._common import AISearchConnection, ConnectionKwargs, describe_validation_e
 from ._mapping import to_aisearch_messages
 from ._options import SEARCH_KEYS, EngineKwargs, coerce_search_options
 from ._streams import (
+    AsyncDeltas,
+    Deltas,
     StreamState,
     acollect_sources,
     collect_sources,
@@ -293,37 +293,21 @@ class AISearchLLM(LLM):
         )
         return self._agen(state, events)
 
-    def _gen(
-        self, state: StreamState, events: Generator[StreamEvent, None, None]
-    ) -> Generator[ChatResponse, None, None]:
+    def _gen(self, state: StreamState, deltas: Deltas) -> Generator[ChatResponse, None, None]:
         text = ""
-        try:
-            for event in events:
-                if isinstance(event, TextDeltaEvent):
-                    state.on_text(event)
-                    text += event.text
-                    yield self._delta(state, text, event.text)
-                elif isinstance(event, StreamEndEvent):
-                    state.on_end(event)
-                    yield self._delta(state, text, "")
-        finally:
-            events.close()
+        with contextlib.closing(deltas):
+            for delta in deltas:
+                text += delta or ""
+                yield self._delta(state, text, delta or "")
 
     async def _agen(
-        self, state: StreamState, events: AsyncGenerator[StreamEvent, None]
+        self, state: StreamState, deltas: AsyncDeltas
     ) -> AsyncGenerator[ChatResponse, None]:
         text = ""
-        try:
-            async for event in events:
-                if isinstance(event, TextDeltaEvent):
-                    state.on_text(event)
-                    text += event.text
-                    yield self._delta(state, text, event.text)
-                elif isinstance(event, StreamEndEvent):
-                    state.on_end(event)
-                    yield self._delta(state, text, "")
-        finally:
-            await events.aclose()
+        async with contextlib.aclosing(deltas):
+            async for delta in deltas:
+                text += delta or ""
+                yield self._delta(state, text, delta or "")
 
     def _delta(self, state: StreamState, text: str, delta: str) -> ChatResponse:
         return ChatResponse(

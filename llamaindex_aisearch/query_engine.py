@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
@@ -17,13 +18,14 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.schema import QueryBundle
 from typing_extensions import Unpack
 
-from aisearch import InvalidRequestError, StreamEndEvent, StreamEvent, TextDeltaEvent
+from aisearch import InvalidRequestError
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
-    StreamState,
+    AsyncDeltas,
+    Deltas,
     acollect_sources,
     collect_sources,
     completion_metadata,
@@ -140,7 +142,7 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
             self._target.stream(messages), instance_id=self._target.instance_id, query=query
         )
         return StreamingResponse(
-            response_gen=_tokens(state, events),
+            response_gen=_tokens(events),
             source_nodes=state.nodes,
             metadata=state.metadata,
         )
@@ -158,37 +160,19 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
             self._target.astream(messages), instance_id=self._target.instance_id, query=query
         )
         return AsyncStreamingResponse(
-            response_gen=_atokens(state, events),
+            response_gen=_atokens(events),
             source_nodes=state.nodes,
             metadata=state.metadata,
         )
 
 
-def _tokens(
-    state: StreamState, events: Generator[StreamEvent, None, None]
-) -> Generator[str, None, None]:
-    try:
-        for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    yield event.text
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-    finally:
-        events.close()
+def _tokens(deltas: Deltas) -> Generator[str, None, None]:
+    with contextlib.closing(deltas):
+        yield from (text for text in deltas if text)
 
 
-async def _atokens(
-    state: StreamState, events: AsyncGenerator[StreamEvent, None]
-) -> AsyncGenerator[str, None]:
-    try:
-        async for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    yield event.text
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-    finally:
-        await events.aclose()
+async def _atokens(deltas: AsyncDeltas) -> AsyncGenerator[str, None]:
+    async with contextlib.aclosing(deltas):
+        async for text in deltas:
+            if text:
+                yield text
