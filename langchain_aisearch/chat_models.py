@@ -147,12 +147,8 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_id: str | None = None
     """The instance to answer from (or use `instance_ids`)."""

@@ -94,12 +94,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_id: str
     """The AI Search instance to query."""
@@ -188,12 +184,8 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_ids: list[str | SearchTarget] = Field(min_length=1)
     """Instances to search: ids in `namespace`, or `SearchTarget`s for other
