@@ -96,46 +96,40 @@ class ChatTarget:
             "extra_body": self.extra_body,
         }
 
+    def _args(self, messages: list[dict[str, Any]]) -> tuple[Any, ...]:
+        """The positional arguments of the single- or the multi-instance method."""
+        return (self.instance_id or self.instance_ids, messages)
+
     def complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (sync)."""
         client = self.connection.client
-        if self.instance_id is not None:
-            return client.chat_completions(self.instance_id, messages, **self._kwargs())
-        assert self.instance_ids is not None
-        return client.namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
+        send = client.chat_completions if self.instance_id else client.namespace_chat_completions
+        return send(*self._args(messages), **self._kwargs())
 
     async def acomplete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (async)."""
         client = self.connection.async_client
-        if self.instance_id is not None:
-            return await client.chat_completions(self.instance_id, messages, **self._kwargs())
-        assert self.instance_ids is not None
-        return await client.namespace_chat_completions(
-            self.instance_ids, messages, **self._kwargs()
-        )
+        send = client.chat_completions if self.instance_id else client.namespace_chat_completions
+        return await send(*self._args(messages), **self._kwargs())
 
     def stream(self, messages: list[dict[str, Any]]) -> Events:
         """A streamed chat completion (sync): sources event first, then text, then end."""
         client = self.connection.client
-        if self.instance_id is not None:
-            events = client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
-        else:
-            assert self.instance_ids is not None
-            events = client.stream_namespace_chat_completions(
-                self.instance_ids, messages, **self._kwargs()
-            )
+        send = (
+            client.stream_chat_completions
+            if self.instance_id
+            else client.stream_namespace_chat_completions
+        )
         # a generator (typed Iterator) today, an EventStream once the core returns one: both
         # close
-        return cast("Events", events)
+        return cast("Events", send(*self._args(messages), **self._kwargs()))
 
     def astream(self, messages: list[dict[str, Any]]) -> AsyncEvents:
         """A streamed chat completion (async)."""
         client = self.connection.async_client
-        if self.instance_id is not None:
-            events = client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
-        else:
-            assert self.instance_ids is not None
-            events = client.stream_namespace_chat_completions(
-                self.instance_ids, messages, **self._kwargs()
-            )
-        return cast("AsyncEvents", events)
+        send = (
+            client.stream_chat_completions
+            if self.instance_id
+            else client.stream_namespace_chat_completions
+        )
+        return cast("AsyncEvents", send(*self._args(messages), **self._kwargs()))
