@@ -124,6 +124,16 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
             for c in result.chunks
         ]
 
+    def _call(self, kwargs: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The result count and the search keywords of one call (`k`, `filters` checked)."""
+        k, filters = _call_options(self.k, kwargs)
+        options = self._search_options(max_num_results=k, filters=filters)
+        return k, {
+            "options": options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
+
     def _get_relevant_documents(
         self,
         query: str,
@@ -131,15 +141,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,  # noqa: ARG002
         **kwargs: Any,
     ) -> list[Document]:
-        k, filters = _call_options(self.k, kwargs)
-        options = self._search_options(max_num_results=k, filters=filters)
-        result = self._get_client().search(
-            self.instance_id,
-            query,
-            options=options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
-        )
+        k, call = self._call(kwargs)
+        result = self._get_client().search(self.instance_id, query, **call)
         return self._to_documents(result)[:k]
 
     async def _aget_relevant_documents(
@@ -149,15 +152,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,  # noqa: ARG002
         **kwargs: Any,
     ) -> list[Document]:
-        k, filters = _call_options(self.k, kwargs)
-        options = self._search_options(max_num_results=k, filters=filters)
-        result = await self._get_async_client().search(
-            self.instance_id,
-            query,
-            options=options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
-        )
+        k, call = self._call(kwargs)
+        result = await self._get_async_client().search(self.instance_id, query, **call)
         return self._to_documents(result)[:k]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -52,8 +53,19 @@ def format_documents(docs: Sequence[Document]) -> str:
     return "\n\n".join(parts)
 
 
-def _tool_error(exc: AISearchError) -> ToolException:
-    return ToolException(f"AI Search error: {exc}")
+@contextlib.contextmanager
+def _tool_errors() -> Iterator[None]:
+    """Raise AI Search errors as `ToolException`s (shown to the model)."""
+    try:
+        yield
+    except AISearchError as exc:
+        raise ToolException(f"AI Search error: {exc}") from exc
+
+
+def _config(
+    run_manager: CallbackManagerForToolRun | AsyncCallbackManagerForToolRun | None,
+) -> RunnableConfig:
+    return {"callbacks": run_manager.get_child() if run_manager else None}
 
 
 class _AISearchTool(HidesSecretsInErrors, BaseTool):
@@ -73,27 +85,17 @@ class _AISearchTool(HidesSecretsInErrors, BaseTool):
         raise NotImplementedError
 
     def _run(
-        self,
-        query: str,
-        run_manager: CallbackManagerForToolRun | None = None,
+        self, query: str, run_manager: CallbackManagerForToolRun | None = None
     ) -> tuple[str, list[Document]]:
-        config: RunnableConfig = {"callbacks": run_manager.get_child() if run_manager else None}
-        try:
-            result = self._runnable().invoke(query, config=config)
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
+        with _tool_errors():
+            result = self._runnable().invoke(query, config=_config(run_manager))
         return self._output(result)
 
     async def _arun(
-        self,
-        query: str,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        self, query: str, run_manager: AsyncCallbackManagerForToolRun | None = None
     ) -> tuple[str, list[Document]]:
-        config: RunnableConfig = {"callbacks": run_manager.get_child() if run_manager else None}
-        try:
-            result = await self._runnable().ainvoke(query, config=config)
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
+        with _tool_errors():
+            result = await self._runnable().ainvoke(query, config=_config(run_manager))
         return self._output(result)
 
 

@@ -209,11 +209,12 @@ class SearchOption:
 
 
 class RetrieverOptionAttributes:
-    """The search options of a retriever as attributes, each a :class:`SearchOption`.
+    """The search options of a retriever as attributes, each a :class:`SearchOption`."""
 
-    ``similarity_top_k`` and ``filters`` are the retrievers' own documented properties.
-    """
-
+    similarity_top_k = SearchOption()
+    """Number of chunks to return (1..50); ``None`` uses the instance's setting."""
+    filters = SearchOption()
+    """Metadata filters (LlamaIndex ``MetadataFilters`` or a raw AI Search filter)."""
     retrieval_type = SearchOption()
     match_threshold = SearchOption()
     context_expansion = SearchOption()
@@ -230,8 +231,6 @@ class RetrieverOptionAttributes:
 class EngineOptionAttributes(RetrieverOptionAttributes):
     """Every search option of an engine as an attribute, each a :class:`SearchOption`."""
 
-    similarity_top_k = SearchOption()
-    filters = SearchOption()
     custom_metadata = SearchOption()
 
 

@@ -41,7 +41,6 @@ from ._options import (
     split_kwargs,
 )
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
-from .filters import FilterInput
 
 __all__ = [
     "AISearchMultiRetriever",
@@ -118,25 +117,12 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
         """The validated ``ai_search_options`` sent with every search."""
         return self._config.options
 
-    @property
-    def similarity_top_k(self) -> int | None:
-        """Number of chunks to return (1..50); ``None`` uses the instance's setting."""
-        value: int | None = self._config.get("similarity_top_k")
-        return value
-
-    @similarity_top_k.setter
-    def similarity_top_k(self, value: int | None) -> None:
-        self._config.set("similarity_top_k", value)
-
-    @property
-    def filters(self) -> FilterInput | None:
-        """Metadata filters (LlamaIndex ``MetadataFilters`` or a raw AI Search filter)."""
-        value: FilterInput | None = self._config.get("filters")
-        return value
-
-    @filters.setter
-    def filters(self, value: FilterInput | None) -> None:
-        self._config.set("filters", value)
+    def _search_kwargs(self) -> dict[str, Any]:
+        return {
+            "options": self._config.options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -223,11 +209,7 @@ class AISearchRetriever(_RetrieverBase):
     @presigned
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = self._connection.client.search(
-            self.instance_id,
-            query_bundle.query_str,
-            options=self._config.options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
+            self.instance_id, query_bundle.query_str, **self._search_kwargs()
         )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
@@ -235,11 +217,7 @@ class AISearchRetriever(_RetrieverBase):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = await self._connection.async_client.search(
-            self.instance_id,
-            query_bundle.query_str,
-            options=self._config.options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
+            self.instance_id, query_bundle.query_str, **self._search_kwargs()
         )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
@@ -447,23 +425,9 @@ class AISearchMultiRetriever(_RetrieverBase):
         query_str = query.query_str if isinstance(query, QueryBundle) else query
         client = self._connection.client
         if self.use_namespace_endpoint:
-            result = client.namespace_search(
-                self.instance_ids,
-                query_str,
-                options=self._config.options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
-            )
+            result = client.namespace_search(self.instance_ids, query_str, **self._search_kwargs())
             return self._finish(query_str, result.chunks, result.errors, result.search_query)
-        fan = client.fan_out_search(
-            self._fan_out_targets(),
-            query_str,
-            options=self._fan_out_options(),
-            merge=self.merge,
-            top_k=self.similarity_top_k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
-        )
+        fan = client.fan_out_search(self._fan_out_targets(), query_str, **self._fan_out_kwargs())
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
     async def aretrieve_with_errors(self, query: str | QueryBundle) -> MultiRetrievalResult:
@@ -472,26 +436,22 @@ class AISearchMultiRetriever(_RetrieverBase):
         client = self._connection.async_client
         if self.use_namespace_endpoint:
             result = await client.namespace_search(
-                self.instance_ids,
-                query_str,
-                options=self._config.options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
+                self.instance_ids, query_str, **self._search_kwargs()
             )
             return self._finish(query_str, result.chunks, result.errors, result.search_query)
         fan = await client.fan_out_search(
-            self._fan_out_targets(),
-            query_str,
-            options=self._fan_out_options(),
-            merge=self.merge,
-            top_k=self.similarity_top_k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
+            self._fan_out_targets(), query_str, **self._fan_out_kwargs()
         )
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
-    def _fan_out_options(self) -> SearchOptions | None:
-        return self._config.options
+    def _fan_out_kwargs(self) -> dict[str, Any]:
+        return {
+            "options": self._config.options,
+            "merge": self.merge,
+            "top_k": self.similarity_top_k,
+            "max_concurrency": self.max_concurrency,
+            "extra_options": self.extra_options,
+        }
 
     def _apply_policy(self, result: MultiRetrievalResult) -> list[NodeWithScore]:
         if result.errors:
