@@ -22,6 +22,7 @@ from aisearch import (
     InstanceError,
     InvalidRequestError,
     PartialFailureError,
+    SearchOptions,
     SearchResult,
     SearchTarget,
 )
@@ -247,22 +248,24 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         options = self._search_options(max_num_results=k, filters=filters)
         client = self._get_client()
         if self.uses_namespace_endpoint:
-            return client.namespace_search(
-                self._ids(),
-                query,
-                options=options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
-            )
-        return client.fan_out_search(
-            self.instance_ids,
-            query,
-            options=options,
-            merge=self.merge,
-            top_k=k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
-        )
+            return client.namespace_search(self._ids(), query, **self._namespace_kwargs(options))
+        return client.fan_out_search(self.instance_ids, query, **self._fan_out_kwargs(options, k))
+
+    def _namespace_kwargs(self, options: SearchOptions) -> dict[str, Any]:
+        return {
+            "options": options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
+
+    def _fan_out_kwargs(self, options: SearchOptions, k: int) -> dict[str, Any]:
+        return {
+            "options": options,
+            "merge": self.merge,
+            "top_k": k,
+            "max_concurrency": self.max_concurrency,
+            "extra_options": self.extra_options,
+        }
 
     async def _asearch(
         self, query: str, k: int, filters: Mapping[str, Any] | None
@@ -271,20 +274,10 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         client = self._get_async_client()
         if self.uses_namespace_endpoint:
             return await client.namespace_search(
-                self._ids(),
-                query,
-                options=options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
+                self._ids(), query, **self._namespace_kwargs(options)
             )
         return await client.fan_out_search(
-            self.instance_ids,
-            query,
-            options=options,
-            merge=self.merge,
-            top_k=k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
+            self.instance_ids, query, **self._fan_out_kwargs(options, k)
         )
 
     def search_with_errors(

@@ -209,12 +209,15 @@ class SearchOption:
 
 
 class RetrieverOptionAttributes:
-    """The search options of a retriever as attributes, each a :class:`SearchOption`."""
+    """The search options of a retriever as attributes, each a :class:`SearchOption`.
+
+    ``similarity_top_k`` is the number of chunks to return (1..50; ``None`` uses the
+    instance's setting), ``filters`` LlamaIndex ``MetadataFilters`` or a raw AI Search
+    filter; the others are described with :class:`RetrieverSearchKwargs`.
+    """
 
     similarity_top_k = SearchOption()
-    """Number of chunks to return (1..50); ``None`` uses the instance's setting."""
     filters = SearchOption()
-    """Metadata filters (LlamaIndex ``MetadataFilters`` or a raw AI Search filter)."""
     retrieval_type = SearchOption()
     match_threshold = SearchOption()
     context_expansion = SearchOption()
