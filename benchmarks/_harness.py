@@ -8,6 +8,7 @@ of every comparison use the same ``httpx`` pool settings (``LIMITS``).
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import statistics
 import tempfile
@@ -230,3 +231,57 @@ def index_sample(server: ServerInfo, prefix: str) -> tuple[str, list[str]]:
             client.wait_until_indexed(iid, up, timeout=300)
             shards.append(iid)
     return docs_id, shards
+
+
+def multi_lines(
+    single: Callable[[str], Any], ns: Callable[[str], Any], fan: Callable[[str], Any], rounds: int
+) -> list[str]:
+    """Time one instance against eight (namespace endpoint, client fan-out), interleaved.
+
+    Each callable runs one query (a retriever's ``invoke`` or ``retrieve``); the shards are
+    expected to have 100 ms of injected latency each.
+    """
+    q = QUERIES[0]
+    sides = {"single": single, "ns": ns, "fan": fan}
+    for call in sides.values():
+        call(q)
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, call in sides.items():
+            started = time.perf_counter()
+            assert call(q)
+            samples[name].append(time.perf_counter() - started)
+    base = median_ms(samples["single"])
+    return [
+        ratio_line("multi x8 @100ms, namespace endpoint", median_ms(samples["ns"]), base, 1.3),
+        ratio_line("multi x8 @100ms, client fan-out", median_ms(samples["fan"]), base, 1.3),
+    ]
+
+
+def run_benchmarks(
+    description: str,
+    framework: str,
+    prefix: str,
+    benches: Callable[[ServerInfo, str, list[str], argparse.Namespace], list[str]],
+    *,
+    repeats: int,
+    rounds_help: str,
+    repeats_help: str,
+    multi_help: str,
+) -> None:
+    """Parse the common options, start the child server, index, run, print a summary."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=1000, help=rounds_help)
+    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    parser.add_argument("--multi-rounds", type=int, default=15, help=multi_help)
+    args = parser.parse_args()
+    lines: list[str] = []
+    with child_server() as server:
+        print(f"local server {server.base_url} (child process); indexing ...", flush=True)
+        instance_id, shards = index_sample(server, prefix)
+        for line in benches(server, instance_id, shards, args):
+            lines.append(line)
+            print(line, flush=True)
+    print(f"\nsummary ({framework} adapter vs raw httpx, same server, same run)")
+    for line in lines:
+        print("  " + line)
