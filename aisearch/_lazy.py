@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
 
 if TYPE_CHECKING:
-    from aisearch._client import AISearchClient, AsyncAISearchClient
+    from aisearch import AISearchClient, AsyncAISearchClient
 
 __all__ = ["LazyClients"]
 
