@@ -9,11 +9,12 @@ of every comparison use the same ``httpx`` pool settings (``LIMITS``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -259,27 +260,38 @@ def multi_lines(
 
 
 def run_benchmarks(
-    description: str,
     framework: str,
     prefix: str,
-    benches: Callable[[ServerInfo, str, list[str], argparse.Namespace], list[str]],
+    single: Callable[[ServerInfo, str, int], list[str]],
+    concurrent: Callable[[ServerInfo, str, int], Awaitable[list[str]]],
+    multi: Callable[[ServerInfo, list[str], int], list[str]],
     *,
     repeats: int,
-    rounds_help: str,
-    repeats_help: str,
-    multi_help: str,
 ) -> None:
-    """Parse the common options, start the child server, index, run, print a summary."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--rounds", type=int, default=1000, help=rounds_help)
-    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
-    parser.add_argument("--multi-rounds", type=int, default=15, help=multi_help)
+    """Parse the common options, start the child server, index, run, print a summary.
+
+    Args:
+        framework: Named in the summary.
+        prefix: Instance id prefix of the indexed sample.
+        single: Sequential calls against the raw POST (``--rounds`` calls).
+        concurrent: Concurrent calls against raw asyncio (``--repeats`` runs).
+        multi: Eight slowed instances against one (``--multi-rounds`` calls).
+        repeats: Default of ``--repeats``.
+    """
+    parser = argparse.ArgumentParser(description=f"{framework} adapter overhead, as ratios")
+    parser.add_argument("--rounds", type=int, default=1000, help="sequential calls per side")
+    parser.add_argument("--repeats", type=int, default=repeats, help="concurrent runs per side")
+    parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
     args = parser.parse_args()
     lines: list[str] = []
     with child_server() as server:
         print(f"local server {server.base_url} (child process); indexing ...", flush=True)
         instance_id, shards = index_sample(server, prefix)
-        for line in benches(server, instance_id, shards, args):
+        for line in [
+            *single(server, instance_id, args.rounds),
+            *asyncio.run(concurrent(server, instance_id, args.repeats)),
+            *multi(server, shards, args.multi_rounds),
+        ]:
             lines.append(line)
             print(line, flush=True)
     print(f"\nsummary ({framework} adapter vs raw httpx, same server, same run)")

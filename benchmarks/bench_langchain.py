@@ -21,7 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
@@ -173,27 +172,8 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
     return lines
 
 
-def _benches(
-    server: ServerInfo, docs: str, shards: list[str], args: argparse.Namespace
-) -> list[str]:
-    return [
-        *bench_invoke(server, docs, args.rounds),
-        *asyncio.run(bench_abatch(server, docs, args.repeats)),
-        *bench_multi(server, shards, args.multi_rounds),
-    ]
-
-
 def main() -> None:
-    run_benchmarks(
-        __doc__.splitlines()[0],
-        "LangChain",
-        "lc-bench",
-        _benches,
-        repeats=21,
-        rounds_help="invoke calls per side",
-        repeats_help="abatch runs per side",
-        multi_help="multi-instance calls",
-    )
+    run_benchmarks("LangChain", "lc-bench", bench_invoke, bench_abatch, bench_multi, repeats=21)
 
 
 if __name__ == "__main__":

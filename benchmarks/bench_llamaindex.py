@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
@@ -147,26 +146,9 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
     return lines
 
 
-def _benches(
-    server: ServerInfo, instance_id: str, shards: list[str], args: argparse.Namespace
-) -> list[str]:
-    return [
-        *bench_retrieve(server, instance_id, args.rounds),
-        *asyncio.run(bench_aretrieve(server, instance_id, args.repeats)),
-        *bench_multi(server, shards, args.multi_rounds),
-    ]
-
-
 def main() -> None:
     run_benchmarks(
-        __doc__.splitlines()[0],
-        "LlamaIndex",
-        "li-bench",
-        _benches,
-        repeats=7,
-        rounds_help="retrieve calls per side",
-        repeats_help="200-call async runs per side",
-        multi_help="multi retriever calls",
+        "LlamaIndex", "li-bench", bench_retrieve, bench_aretrieve, bench_multi, repeats=7
     )
 
 

@@ -115,11 +115,8 @@ class ChatTarget:
     def stream(self, messages: list[dict[str, Any]]) -> Events:
         """A streamed chat completion (sync): sources event first, then text, then end."""
         client = self.connection.client
-        send = (
-            client.stream_chat_completions
-            if self.instance_id
-            else client.stream_namespace_chat_completions
-        )
+        single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
+        send = single if self.instance_id else multi
         # a generator (typed Iterator) today, an EventStream once the core returns one: both
         # close
         return cast("Events", send(*self._args(messages), **self._kwargs()))
@@ -127,9 +124,6 @@ class ChatTarget:
     def astream(self, messages: list[dict[str, Any]]) -> AsyncEvents:
         """A streamed chat completion (async)."""
         client = self.connection.async_client
-        send = (
-            client.stream_chat_completions
-            if self.instance_id
-            else client.stream_namespace_chat_completions
-        )
+        single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
+        send = single if self.instance_id else multi
         return cast("AsyncEvents", send(*self._args(messages), **self._kwargs()))

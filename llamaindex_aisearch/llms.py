@@ -326,12 +326,7 @@ class AISearchLLM(LLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:  # noqa: ARG002
         """Completion of one prompt (sent as a user message)."""
-        response = self.chat(self._prompt_messages(prompt, formatted))
-        return CompletionResponse(
-            text=response.message.content or "",
-            raw=response.raw,
-            additional_kwargs=response.additional_kwargs,
-        )
+        return _completion(self.chat(self._prompt_messages(prompt, formatted)))
 
     @llm_completion_callback()
     async def acomplete(
@@ -341,12 +336,7 @@ class AISearchLLM(LLM):
         **kwargs: Any,  # noqa: ARG002
     ) -> CompletionResponse:
         """Async form of :meth:`complete`."""
-        response = await self.achat(self._prompt_messages(prompt, formatted))
-        return CompletionResponse(
-            text=response.message.content or "",
-            raw=response.raw,
-            additional_kwargs=response.additional_kwargs,
-        )
+        return _completion(await self.achat(self._prompt_messages(prompt, formatted)))
 
     @llm_completion_callback()
     def stream_complete(
@@ -360,11 +350,7 @@ class AISearchLLM(LLM):
 
         def gen() -> CompletionResponseGen:
             for response in stream:
-                yield CompletionResponse(
-                    text=response.message.content or "",
-                    delta=response.delta,
-                    additional_kwargs=response.additional_kwargs,
-                )
+                yield _completion(response, streamed=True)
 
         return gen()
 
@@ -380,10 +366,21 @@ class AISearchLLM(LLM):
 
         async def gen() -> CompletionResponseAsyncGen:
             async for response in stream:
-                yield CompletionResponse(
-                    text=response.message.content or "",
-                    delta=response.delta,
-                    additional_kwargs=response.additional_kwargs,
-                )
+                yield _completion(response, streamed=True)
 
         return gen()
+
+
+def _completion(response: ChatResponse, *, streamed: bool = False) -> CompletionResponse:
+    """A chat response as a completion response (streamed: with its delta, without raw)."""
+    if streamed:
+        return CompletionResponse(
+            text=response.message.content or "",
+            delta=response.delta,
+            additional_kwargs=response.additional_kwargs,
+        )
+    return CompletionResponse(
+        text=response.message.content or "",
+        raw=response.raw,
+        additional_kwargs=response.additional_kwargs,
+    )
