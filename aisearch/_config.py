@@ -25,10 +25,13 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_NAMESPACE",
     "DEFAULT_TIMEOUT",
+    "ENV",
+    "ENV_NAMES",
     "ClientConfig",
     "check_optional_seconds",
     "check_path_id",
     "check_seconds",
+    "env_value",
     "resolve_config",
     "validate_instance_id",
     "validate_namespace",
@@ -47,6 +50,20 @@ API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN
 API_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
 API_KEY_ENV = ("CLOUDFLARE_API_KEY",)
 BASE_URL_ENV = ("AISEARCH_BASE_URL",)
+
+ENV: dict[str, tuple[str, ...]] = {
+    "account_id": ACCOUNT_ID_ENV,
+    "api_token": API_TOKEN_ENV,
+    "api_email": API_EMAIL_ENV,
+    "api_key": API_KEY_ENV,
+    "base_url": BASE_URL_ENV,
+}
+"""The one table of environment variables: setting -> variables read, first set one wins.
+
+The core client, both framework adapters and the test fixtures read it."""
+
+ENV_NAMES: tuple[str, ...] = tuple(name for names in ENV.values() for name in names)
+"""Every environment variable a client reads (e.g. to clear them in tests)."""
 
 
 class Unset(enum.Enum):
@@ -139,9 +156,20 @@ def validate_namespace(value: object, field: str = "namespace") -> str:
     return check_path_id(value, field, "instance")
 
 
-def _env(names: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
-    for name in names:
-        value = environ.get(name)
+def env_value(setting: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The environment's value for a setting: the first non-empty variable of ``ENV``.
+
+    Args:
+        setting: A key of ``ENV`` (``"account_id"``, ``"api_token"``, ``"api_email"``,
+            ``"api_key"`` or ``"base_url"``).
+        environ: The environment (``os.environ`` when ``None``).
+
+    Returns:
+        The value, or ``None`` when no variable is set.
+    """
+    env = os.environ if environ is None else environ
+    for name in ENV[setting]:
+        value = env.get(name)
         if value:
             return value
     return None
@@ -330,7 +358,7 @@ def resolve_config(
     ):
         if value is not None and not isinstance(value, str):  # the value is never shown
             raise InvalidRequestError(f"{name}: must be a string (got {type(value).__name__})")
-    account = account_id or _env(ACCOUNT_ID_ENV, env)
+    account = account_id or env_value("account_id", env)
     if not account:
         raise AISearchError(
             "account_id: missing; pass account_id=... or set " + " or ".join(ACCOUNT_ID_ENV)
@@ -351,9 +379,9 @@ def resolve_config(
             raise AISearchError("api_email and api_key: both are needed for global-key auth")
         email, key = api_email, api_key
     else:
-        token = _env(API_TOKEN_ENV, env)
+        token = env_value("api_token", env)
         if token is None:
-            email, key = _env(API_EMAIL_ENV, env), _env(API_KEY_ENV, env)
+            email, key = env_value("api_email", env), env_value("api_key", env)
             if not (email and key):
                 raise AISearchError(
                     "api_token: missing; pass api_token=... (or api_email=... and api_key=...) "
@@ -367,7 +395,7 @@ def resolve_config(
         _header_safe(key, "api_key"),
     )
 
-    url = _check_base_url((base_url or _env(BASE_URL_ENV, env) or DEFAULT_BASE_URL).rstrip("/"))
+    url = _check_base_url((base_url or env_value("base_url", env) or DEFAULT_BASE_URL).rstrip("/"))
 
     return ClientConfig(
         account_id=account,

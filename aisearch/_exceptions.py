@@ -18,6 +18,8 @@ The hierarchy::
     ├── StreamInterruptedError               an SSE stream ended without ``data: [DONE]``
     ├── IndexingError                        an item ended with status ``error``
     ├── IndexingTimeoutError                 ``wait_until_indexed`` ran out of time
+    ├── PartialFailureError                  some instances of a multi-instance call failed
+    │                                        (raised only when the caller asks for it)
     └── AllInstancesFailedError              every instance of a multi-instance call failed
 
 No exception message ever contains the API token or key.
@@ -60,6 +62,7 @@ __all__ = [
     "InternalServerError",
     "InvalidRequestError",
     "NotFoundError",
+    "PartialFailureError",
     "PermissionDeniedError",
     "RateLimitError",
     "StreamInterruptedError",
@@ -305,6 +308,31 @@ class IndexingTimeoutError(AISearchError):
         self.items: list[Item] = list(items or [])
 
 
+def error_summary(errors: Sequence[InstanceError]) -> str:
+    """``instance: message`` for each failed instance, joined by ``; ``."""
+    return "; ".join(f"{e.instance_id}: {e.message}" for e in errors)
+
+
+class PartialFailureError(AISearchError):
+    """Some instances of a multi-instance search failed while the others answered.
+
+    Raised only when the caller asks for it (the adapters' ``on_instance_error="raise"``);
+    LangChain's ``InstanceSearchError`` and LlamaIndex's ``InstanceFailureError`` are this
+    class under their old names.
+
+    Attributes:
+        errors: One entry per failed instance, with its message and exception.
+        results: What the other instances returned (e.g. LlamaIndex nodes); may be empty.
+        nodes: The same list as ``results`` (LlamaIndex's name for it).
+    """
+
+    def __init__(self, errors: Sequence[InstanceError], results: Sequence[Any] = ()) -> None:
+        self.errors: list[InstanceError] = list(errors)
+        self.results: list[Any] = list(results)
+        self.nodes = self.results
+        super().__init__(f"{len(self.errors)} instance(s) failed: {error_summary(self.errors)}")
+
+
 class AllInstancesFailedError(AISearchError):
     """Every instance of a multi-instance operation failed.
 
@@ -315,8 +343,7 @@ class AllInstancesFailedError(AISearchError):
     def __init__(self, errors: list[InstanceError], message: str | None = None):
         self.errors = list(errors)
         if message is None:
-            parts = "; ".join(f"{e.instance_id}: {e.message}" for e in self.errors)
-            message = f"all {len(self.errors)} instance(s) failed: {parts}"
+            message = f"all {len(self.errors)} instance(s) failed: {error_summary(self.errors)}"
         super().__init__(message)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from aisearch._exceptions import AISearchError
 
 __all__ = [
+    "CHUNK_METADATA_KEYS",
     "ChatCompletion",
     "ChatMessage",
     "Choice",
@@ -39,6 +40,7 @@ __all__ = [
     "TextDeltaEvent",
     "Usage",
     "VectorizeStats",
+    "chunk_metadata",
 ]
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -117,6 +119,73 @@ class Chunk(_ResponseModel):
     """Per-stage scores, when sent."""
     instance_id: str | None = None
     """The instance the chunk comes from (namespace search and fan-out)."""
+
+
+CHUNK_METADATA_KEYS: tuple[str, ...] = (
+    "id",
+    "score",
+    "type",
+    "filename",
+    "source",
+    "timestamp",
+    "scoring_details",
+    "instance_id",
+    "search_query",
+)
+"""The canonical metadata keys of a chunk mapped into a framework (see ``chunk_metadata``)."""
+
+
+def chunk_metadata(
+    chunk: Chunk | Mapping[str, Any],
+    *,
+    search_query: str | None = None,
+    instance_id: str | None = None,
+) -> dict[str, Any]:
+    """The metadata a framework document or node carries for one chunk.
+
+    The item's custom metadata first, then the canonical keys (``CHUNK_METADATA_KEYS``),
+    which win over custom keys of the same name. ``filename`` and ``source`` are the item
+    key; ``scoring_details`` is a JSON-ready dict of the scores that are set.
+
+    Args:
+        chunk: A ``Chunk``, or its JSON form (what the API sends, ``chunk.model_dump(
+            mode="json")``), which is read as it is, without validating it again.
+        search_query: The query the service actually ran (rewritten when rewriting is on).
+        instance_id: Fallback instance id when the chunk carries none (single-instance
+            routes); the chunk's own ``instance_id`` always wins.
+
+    Returns:
+        A new dict; the chunk is not modified.
+    """
+    if isinstance(chunk, Mapping):
+        item: Mapping[str, Any] = chunk.get("item") or {}
+        metadata = dict(item.get("metadata") or {})
+        key, timestamp = item.get("key", ""), item.get("timestamp")
+        chunk_id, score, kind = chunk.get("id"), chunk.get("score"), chunk.get("type", "text")
+        scoring = chunk.get("scoring_details")
+        own_instance = chunk.get("instance_id")
+    else:
+        metadata = dict(chunk.item.metadata)
+        key, timestamp = chunk.item.key, chunk.item.timestamp
+        chunk_id, score, kind = chunk.id, chunk.score, chunk.type
+        details = chunk.scoring_details
+        if details is None:
+            scoring = None
+        elif details.__pydantic_extra__:
+            scoring = details.model_dump(mode="json", exclude_none=True)
+        else:  # the declared fields are all JSON scalars: skip the serializer
+            scoring = {name: value for name, value in details.__dict__.items() if value is not None}
+        own_instance = chunk.instance_id
+    metadata["id"] = chunk_id
+    metadata["score"] = score
+    metadata["type"] = kind
+    metadata["filename"] = key
+    metadata["source"] = key
+    metadata["timestamp"] = timestamp
+    metadata["scoring_details"] = scoring
+    metadata["instance_id"] = own_instance or instance_id
+    metadata["search_query"] = search_query
+    return metadata
 
 
 class InstanceError(_ResponseModel):

@@ -8,11 +8,13 @@ of every comparison use the same ``httpx`` pool settings (``LIMITS``).
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import multiprocessing
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,3 +232,68 @@ def index_sample(server: ServerInfo, prefix: str) -> tuple[str, list[str]]:
             client.wait_until_indexed(iid, up, timeout=300)
             shards.append(iid)
     return docs_id, shards
+
+
+def multi_lines(
+    single: Callable[[str], Any], ns: Callable[[str], Any], fan: Callable[[str], Any], rounds: int
+) -> list[str]:
+    """Time one instance against eight (namespace endpoint, client fan-out), interleaved.
+
+    Each callable runs one query (a retriever's ``invoke`` or ``retrieve``); the shards are
+    expected to have 100 ms of injected latency each.
+    """
+    q = QUERIES[0]
+    sides = {"single": single, "ns": ns, "fan": fan}
+    for call in sides.values():
+        call(q)
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, call in sides.items():
+            started = time.perf_counter()
+            assert call(q)
+            samples[name].append(time.perf_counter() - started)
+    base = median_ms(samples["single"])
+    return [
+        ratio_line("multi x8 @100ms, namespace endpoint", median_ms(samples["ns"]), base, 1.3),
+        ratio_line("multi x8 @100ms, client fan-out", median_ms(samples["fan"]), base, 1.3),
+    ]
+
+
+def run_benchmarks(
+    framework: str,
+    prefix: str,
+    single: Callable[[ServerInfo, str, int], list[str]],
+    concurrent: Callable[[ServerInfo, str, int], Awaitable[list[str]]],
+    multi: Callable[[ServerInfo, list[str], int], list[str]],
+    *,
+    repeats: int,
+) -> None:
+    """Parse the common options, start the child server, index, run, print a summary.
+
+    Args:
+        framework: Named in the summary.
+        prefix: Instance id prefix of the indexed sample.
+        single: Sequential calls against the raw POST (``--rounds`` calls).
+        concurrent: Concurrent calls against raw asyncio (``--repeats`` runs).
+        multi: Eight slowed instances against one (``--multi-rounds`` calls).
+        repeats: Default of ``--repeats``.
+    """
+    parser = argparse.ArgumentParser(description=f"{framework} adapter overhead, as ratios")
+    parser.add_argument("--rounds", type=int, default=1000, help="sequential calls per side")
+    parser.add_argument("--repeats", type=int, default=repeats, help="concurrent runs per side")
+    parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
+    args = parser.parse_args()
+    lines: list[str] = []
+    with child_server() as server:
+        print(f"local server {server.base_url} (child process); indexing ...", flush=True)
+        instance_id, shards = index_sample(server, prefix)
+        for line in [
+            *single(server, instance_id, args.rounds),
+            *asyncio.run(concurrent(server, instance_id, args.repeats)),
+            *multi(server, shards, args.multi_rounds),
+        ]:
+            lines.append(line)
+            print(line, flush=True)
+    print(f"\nsummary ({framework} adapter vs raw httpx, same server, same run)")
+    for line in lines:
+        print("  " + line)

@@ -21,7 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
@@ -33,11 +32,11 @@ from _harness import (
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
-    child_server,
-    index_sample,
     info_line,
     median_ms,
+    multi_lines,
     ratio_line,
+    run_benchmarks,
     search_body,
 )
 from langchain_core.callbacks import (
@@ -166,46 +165,15 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
     single = AISearchRetriever(instance_id=shards[0], k=8, **conn)
     via_ns = AISearchMultiRetriever(instance_ids=shards, k=8, **conn)
     via_fan = AISearchMultiRetriever(instance_ids=shards, k=8, force_fan_out=True, **conn)
-    q = QUERIES[0]
-    for r in (single, via_ns, via_fan):
-        r.invoke(q)
-    samples: dict[str, list[float]] = {"single": [], "ns": [], "fan": []}
-    for _ in range(rounds):
-        for name, r in (("single", single), ("ns", via_ns), ("fan", via_fan)):
-            started = time.perf_counter()
-            docs = r.invoke(q)
-            samples[name].append(time.perf_counter() - started)
-            assert docs
+    lines = multi_lines(single.invoke, via_ns.invoke, via_fan.invoke, rounds)
     server.clear_faults()
     for r in (single, via_ns, via_fan):
         r.close()
-    base = median_ms(samples["single"])
-    return [
-        ratio_line("multi x8 @100ms, namespace endpoint", median_ms(samples["ns"]), base, 1.3),
-        ratio_line("multi x8 @100ms, client fan-out", median_ms(samples["fan"]), base, 1.3),
-    ]
+    return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1000, help="invoke calls per side")
-    parser.add_argument("--repeats", type=int, default=21, help="abatch runs per side")
-    parser.add_argument("--multi-rounds", type=int, default=15, help="multi-instance calls")
-    args = parser.parse_args()
-    lines: list[str] = []
-    with child_server() as server:
-        print(f"local server {server.base_url} (child process); indexing ...", flush=True)
-        docs, shards = index_sample(server, "lc-bench")
-        for line in [
-            *bench_invoke(server, docs, args.rounds),
-            *asyncio.run(bench_abatch(server, docs, args.repeats)),
-            *bench_multi(server, shards, args.multi_rounds),
-        ]:
-            lines.append(line)
-            print(line, flush=True)
-    print("\nsummary (LangChain adapter vs raw httpx, same server, same run)")
-    for line in lines:
-        print("  " + line)
+    run_benchmarks("LangChain", "lc-bench", bench_invoke, bench_abatch, bench_multi, repeats=21)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
@@ -34,11 +33,11 @@ from _harness import (
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
-    child_server,
     cpu_line,
-    index_sample,
     median_ms,
+    multi_lines,
     ratio_line,
+    run_benchmarks,
     search_body,
 )
 from llama_index.core.retrievers import BaseRetriever
@@ -141,45 +140,16 @@ def bench_multi(server: ServerInfo, shards: list[str], rounds: int) -> list[str]
     single = AISearchRetriever(shards[0], similarity_top_k=8, connection=conn)
     via_ns = AISearchMultiRetriever(shards, similarity_top_k=8, connection=conn)
     via_fan = AISearchMultiRetriever(shards, similarity_top_k=8, mode="fan_out", connection=conn)
-    q = QUERIES[0]
-    for r in (single, via_ns, via_fan):
-        r.retrieve(q)
-    samples: dict[str, list[float]] = {"single": [], "ns": [], "fan": []}
-    for _ in range(rounds):
-        for name, r in (("single", single), ("ns", via_ns), ("fan", via_fan)):
-            started = time.perf_counter()
-            nodes = r.retrieve(q)
-            samples[name].append(time.perf_counter() - started)
-            assert nodes
+    lines = multi_lines(single.retrieve, via_ns.retrieve, via_fan.retrieve, rounds)
     server.clear_faults()
     conn.close()
-    base = median_ms(samples["single"])
-    return [
-        ratio_line("multi x8 @100ms, namespace endpoint", median_ms(samples["ns"]), base, 1.3),
-        ratio_line("multi x8 @100ms, client fan-out", median_ms(samples["fan"]), base, 1.3),
-    ]
+    return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1000, help="retrieve calls per side")
-    parser.add_argument("--repeats", type=int, default=7, help="200-call async runs per side")
-    parser.add_argument("--multi-rounds", type=int, default=15, help="multi retriever calls")
-    args = parser.parse_args()
-    lines: list[str] = []
-    with child_server() as server:
-        print(f"local server {server.base_url} (child process); indexing ...", flush=True)
-        instance_id, shards = index_sample(server, "li-bench")
-        for line in [
-            *bench_retrieve(server, instance_id, args.rounds),
-            *asyncio.run(bench_aretrieve(server, instance_id, args.repeats)),
-            *bench_multi(server, shards, args.multi_rounds),
-        ]:
-            lines.append(line)
-            print(line, flush=True)
-    print("\nsummary (LlamaIndex adapter vs raw httpx, same server, same run)")
-    for line in lines:
-        print("  " + line)
+    run_benchmarks(
+        "LlamaIndex", "li-bench", bench_retrieve, bench_aretrieve, bench_multi, repeats=7
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def main() -> None:
         try:
             strict.invoke(QUERY)
         except InstanceSearchError as exc:
-            print(f"  on_instance_error='raise': {type(exc).__name__}: {exc}")
+            print(f"  on_instance_error='raise': InstanceSearchError: {exc}")
 
         # 4. Every instance failing is always an error, listing each one.
         if target.server is not None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, cast
 
@@ -38,7 +36,8 @@ from aisearch import (
     SearchOptions,
     coerce_options,  # the core's own options validation
 )
-from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
+from aisearch._config import ENV, validate_instance_id
+from aisearch._lazy import LazyClients
 
 __all__ = [
     "AISearchConnection",
@@ -47,36 +46,6 @@ __all__ = [
     "SettingsValidationError",
     "validate_k",
 ]
-
-ACCOUNT_ID_ENV = ["CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID"]
-API_TOKEN_ENV = ["CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN"]
-API_EMAIL_ENV = "CLOUDFLARE_EMAIL"
-API_KEY_ENV = "CLOUDFLARE_API_KEY"
-BASE_URL_ENV = "AISEARCH_BASE_URL"
-
-_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")  # the core client's rule
-
-
-def validate_instance_id(value: str, field: str = "instance_id") -> str:
-    """Check an instance id before any network call.
-
-    Args:
-        value: The id to check.
-        field: The field name used in the error message.
-
-    Returns:
-        The id, unchanged.
-
-    Raises:
-        ValueError: When the id is empty, too long or holds characters the API rejects.
-    """
-    if not isinstance(value, str) or not _INSTANCE_ID_RE.fullmatch(value):
-        msg = (
-            f"{field}: must be 1 to 64 characters of lowercase letters, digits, '-' "
-            f"or '_' (got {value!r})"
-        )
-        raise ValueError(msg)
-    return value
 
 
 def validate_k(k: Any, field: str = "k") -> int:
@@ -302,27 +271,27 @@ class AISearchConnection(HidesSecretsInErrors):
         hide_input_in_errors=True,
     )
 
-    account_id: str | None = Field(default_factory=from_env(ACCOUNT_ID_ENV, default=None))
+    account_id: str | None = Field(default_factory=from_env(ENV["account_id"], default=None))
     """Cloudflare account id (env `CLOUDFLARE_ACCOUNT_ID`, then `CF_ACCOUNT_ID`)."""
 
     api_token: SecretStr | None = Field(
-        default_factory=secret_from_env(API_TOKEN_ENV, default=None), repr=False
+        default_factory=secret_from_env(ENV["api_token"], default=None), repr=False
     )
     """API token with AI Search:Run (env `CLOUDFLARE_API_TOKEN`, `CF_AI_SEARCH_API_TOKEN`,
     `CF_API_TOKEN`)."""
 
-    api_email: str | None = Field(default_factory=from_env(API_EMAIL_ENV, default=None))
+    api_email: str | None = Field(default_factory=from_env(ENV["api_email"], default=None))
     """Account email for legacy global-key auth (env `CLOUDFLARE_EMAIL`)."""
 
     api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(API_KEY_ENV, default=None), repr=False
+        default_factory=secret_from_env(ENV["api_key"], default=None), repr=False
     )
     """Legacy global API key, used with `api_email` (env `CLOUDFLARE_API_KEY`)."""
 
     namespace: str = "default"
     """AI Search namespace of the instance(s)."""
 
-    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    base_url: str | None = Field(default_factory=from_env(ENV["base_url"], default=None))
     """API base URL (env `AISEARCH_BASE_URL`), e.g. a local `aisearch-local` server."""
 
     timeout: float | None = Field(default=None, gt=0, strict=True)
@@ -337,18 +306,7 @@ class AISearchConnection(HidesSecretsInErrors):
     async_client: AsyncAISearchClient | None = Field(default=None, exclude=True, repr=False)
     """An async core client to use instead of building one."""
 
-    _sync_client: AISearchClient | None = PrivateAttr(default=None)
-    # id(loop) -> (loop, client, closer); the closer (kept referenced here) closes the client
-    # when its loop shuts down, or soon after this object is garbage-collected
-    _async_clients: dict[int, tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
-        default_factory=dict
-    )
-    # entries replaced after a settings change: their closers wait for their loop's shutdown
-    # (closing at once could cut a request still running on the old client)
-    _retired_async_clients: list[tuple[Any, AsyncAISearchClient, Any]] = PrivateAttr(
-        default_factory=list
-    )
-    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _clients: LazyClients = PrivateAttr(default_factory=LazyClients)
 
     @field_validator("namespace")
     @classmethod
@@ -378,10 +336,7 @@ class AISearchConnection(HidesSecretsInErrors):
 
     def _drop_built_clients(self) -> None:
         """Forget the clients built from the old settings (the next call builds new ones)."""
-        with self._client_lock:
-            self._sync_client = None  # closed when collected (a running call may still hold it)
-            self._retired_async_clients.extend(self._async_clients.values())
-            self._async_clients = {}
+        self._clients.reset()
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         """Copy the settings; share injected clients; build new clients when first used."""
@@ -390,14 +345,8 @@ class AISearchConnection(HidesSecretsInErrors):
             if shared is not None:
                 memo[id(shared)] = shared
         private = self.__pydantic_private__ or {}
-        for name, fresh in (
-            ("_client_lock", threading.Lock()),
-            ("_sync_client", None),
-            ("_async_clients", {}),
-            ("_retired_async_clients", []),
-        ):
-            if name in private and private[name] is not None:
-                memo[id(private[name])] = fresh
+        if "_clients" in private:
+            memo[id(private["_clients"])] = LazyClients()
         return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -426,52 +375,29 @@ class AISearchConnection(HidesSecretsInErrors):
             kwargs["timeout"] = self.timeout
         return kwargs
 
+    def _build_client(self) -> AISearchClient:
+        return AISearchClient(**self._client_kwargs())
+
+    def _build_async_client(self) -> AsyncAISearchClient:
+        return AsyncAISearchClient(**self._client_kwargs())
+
     def _get_client(self) -> AISearchClient:
         """Return the injected client, or build one pooled client once."""
         if self.client is not None:
             return self.client
-        # read through the private dict: `self._sync_client` goes through pydantic's slow
-        # `__getattr__` on every call
-        built = self.__pydantic_private__["_sync_client"]  # type: ignore[index]
-        if built is not None:
-            return cast(AISearchClient, built)
-        with self._client_lock:
-            if self._sync_client is None:
-                self._sync_client = AISearchClient(**self._client_kwargs())
-                close_when_collected(self._sync_client)
-            return self._sync_client
+        # through the private dict: `self._clients` goes through pydantic's slow `__getattr__`
+        clients: LazyClients = self.__pydantic_private__["_clients"]  # type: ignore[index]
+        return clients.sync(self._build_client)
 
     def _get_async_client(self) -> AsyncAISearchClient:
-        """Return the injected async client, or one pooled client per event loop.
-
-        An `httpx.AsyncClient` keeps connections bound to the loop that opened them, so
-        a client built in one `asyncio.run` is not reused in the next one.
-        """
+        """Return the injected async client, or one pooled client per event loop."""
         if self.async_client is not None:
             return self.async_client
-        loop = asyncio.get_running_loop()
-        key = id(loop)
-        with self._client_lock:
-            cached = self._async_clients.get(key)
-            if cached is None or cached[0] is not loop:
-                # drop clients of loops that are gone (ids can be reused)
-                self._async_clients = {
-                    k: v for k, v in self._async_clients.items() if not v[0].is_closed()
-                }
-                self._retired_async_clients = [
-                    v for v in self._retired_async_clients if not v[0].is_closed()
-                ]
-                client = AsyncAISearchClient(**self._client_kwargs())
-                cached = (loop, client, close_at_loop_shutdown(client, self))
-                self._async_clients[key] = cached
-        return cached[1]
+        return self._clients.async_(self._build_async_client)
 
     def close(self) -> None:
         """Close the sync core client this object built; injected clients stay open."""
-        with self._client_lock:
-            client, self._sync_client = self._sync_client, None
-        if client is not None:
-            client.close()
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close every core client this object built; injected clients stay open.
@@ -479,21 +405,8 @@ class AISearchConnection(HidesSecretsInErrors):
         Async clients opened in other, still running event loops are kept for their loop
         (which closes them at its shutdown).
         """
-        self.close()
-        loop = asyncio.get_running_loop()
-        with self._client_lock:
-            entries = [*self._async_clients.values(), *self._retired_async_clients]
-            closers = [closer for owner, _, closer in entries if owner is loop]
-            self._async_clients = {
-                k: v
-                for k, v in self._async_clients.items()
-                if v[0] is not loop and not v[0].is_closed()
-            }
-            self._retired_async_clients = [
-                v for v in self._retired_async_clients if v[0] is not loop and not v[0].is_closed()
-            ]
-        for closer in closers:
-            await closer.aclose()
+        self._clients.close()
+        await self._clients.aclose()
 
 
 _RETRIEVAL_FIELDS = (
@@ -580,8 +493,11 @@ class SearchOptionFields(BaseModel):
     # of the option field values they were built from (what those values are sent as). A
     # call reuses them only while that JSON is unchanged, so an assignment or an in-place
     # change (e.g. `retriever.filters["folder"] = ...`, or `1` becoming `True`) rebuilds and
-    # revalidates them. Reusing skips the options' validation and a pass over every field:
-    # with the caches cold after waiting on the network, about 40 us of a local search's 3 ms.
+    # revalidates them. Reusing skips the options' validation and a pass over every field.
+    # Kept because benchmarks/bench_langchain.py needs it (issue 12, two interleaved runs
+    # each): invoke vs the bare-retriever floor 1.010 / 1.041 with it, 1.048 / 1.089
+    # without; client CPU per call over the floor about 0 ms with it, +0.27 / +0.31 ms
+    # without.
     _options_cache: dict[int | None, tuple[bytes, SearchOptions]] = PrivateAttr(
         default_factory=dict
     )

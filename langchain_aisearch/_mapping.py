@@ -19,7 +19,8 @@ from langchain_core.messages import (
 )
 from langchain_core.messages import content as types
 
-from aisearch import Chunk, ScoringDetails
+from aisearch import Chunk
+from aisearch._models import chunk_metadata
 
 __all__ = [
     "API_ROLES",
@@ -39,18 +40,6 @@ MODEL_PROVIDER = "aisearch"
 
 API_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
-CANONICAL_KEYS = (
-    "id",
-    "score",
-    "type",
-    "filename",
-    "source",
-    "timestamp",
-    "scoring_details",
-    "instance_id",
-    "search_query",
-)
-
 
 def chunk_to_source(chunk: Chunk, instance_id: str | None = None) -> dict[str, Any]:
     """Return a chunk as a JSON-ready dict (the shape the API sends).
@@ -64,16 +53,6 @@ def chunk_to_source(chunk: Chunk, instance_id: str | None = None) -> dict[str, A
     if instance_id is not None and not source.get("instance_id"):
         source["instance_id"] = instance_id
     return source
-
-
-def _scoring_dict(scoring: ScoringDetails | None) -> dict[str, Any] | None:
-    """The set per-stage scores as a JSON-ready dict (extra fields included)."""
-    if scoring is None:
-        return None
-    if scoring.__pydantic_extra__:
-        return scoring.model_dump(mode="json", exclude_none=True)
-    # the declared fields are all JSON scalars: skip the serializer
-    return {name: value for name, value in scoring.__dict__.items() if value is not None}
 
 
 def chunk_to_document(
@@ -98,29 +77,8 @@ def chunk_to_document(
     Returns:
         The Document. The chunk is not modified.
     """
-    item = chunk.item
-    if item is not None:
-        custom: dict[str, Any] = item.metadata or {}
-        key: str | None = item.key
-        timestamp = item.timestamp
-    else:
-        custom, key, timestamp = {}, getattr(chunk, "filename", None), None
-    # The Document validates (so copies) the custom metadata; the canonical keys then go
-    # into that copy: one dict copy per chunk instead of two.
-    doc = Document(page_content=chunk.text or "", metadata=custom, id=chunk.id)
-    metadata = doc.metadata
-    if metadata is custom:  # a pydantic that kept the caller's dict: never mutate the chunk
-        metadata = doc.metadata = dict(custom)
-    metadata["id"] = chunk.id
-    metadata["score"] = chunk.score
-    metadata["type"] = chunk.type
-    metadata["filename"] = key
-    metadata["source"] = key
-    metadata["timestamp"] = timestamp
-    metadata["scoring_details"] = _scoring_dict(chunk.scoring_details)
-    metadata["instance_id"] = chunk.instance_id or instance_id
-    metadata["search_query"] = search_query
-    return doc
+    metadata = chunk_metadata(chunk, search_query=search_query, instance_id=instance_id)
+    return Document(page_content=chunk.text or "", metadata=metadata, id=chunk.id)
 
 
 def sources_to_documents(message: BaseMessage) -> list[Document]:
@@ -130,10 +88,15 @@ def sources_to_documents(message: BaseMessage) -> list[Document]:
         message: An `AIMessage` (or aggregated `AIMessageChunk`) from `ChatAISearch`.
 
     Returns:
-        One Document per source chunk, mapped as the retrievers map search results.
+        One Document per source chunk, mapped as the retrievers map search results (the
+        sources are read as they are, not validated back into `Chunk`s).
     """
     return [
-        chunk_to_document(Chunk.model_validate(source))
+        Document(
+            page_content=source.get("text") or "",
+            metadata=chunk_metadata(source),
+            id=source.get("id"),
+        )
         for source in message.response_metadata.get("sources") or []
     ]
 

@@ -31,14 +31,15 @@ from aisearch import (
     InvalidRequestError,
     SourcesEvent,
     StreamEndEvent,
+    StreamEvent,
     TextDeltaEvent,
     Usage,
     format_validation_error,
 )
+from aisearch._config import validate_instance_id
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
-    validate_instance_id,
     validate_k,
 )
 from langchain_aisearch._mapping import (
@@ -146,12 +147,8 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_id: str | None = None
     """The instance to answer from (or use `instance_ids`)."""
@@ -337,7 +334,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
 
     # ------------------------------------------------------------------ stream
 
-    def _chunk(self, event: Any, state: dict[str, Any]) -> ChatGenerationChunk | None:
+    def _chunk(self, event: StreamEvent, state: dict[str, Any]) -> ChatGenerationChunk | None:
         """Map one stream event to a chunk; `state` tracks the model and sources."""
         if isinstance(event, SourcesEvent):
             state["sources_sent"] = True

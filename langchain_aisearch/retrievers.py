@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -17,18 +17,20 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from aisearch import (
-    AISearchError,
     AllInstancesFailedError,
     FanOutResult,
     InstanceError,
     InvalidRequestError,
+    PartialFailureError,
+    SearchOptions,
     SearchResult,
     SearchTarget,
 )
+from aisearch._config import validate_instance_id
+from aisearch._exceptions import error_summary
 from langchain_aisearch._common import (
     AISearchConnection,
     SearchOptionFields,
-    validate_instance_id,
     validate_k,
 )
 from langchain_aisearch._mapping import chunk_to_document
@@ -53,17 +55,11 @@ class AISearchInstanceWarning(UserWarning):
     """One or more instances of a multi-instance search failed; the rest answered."""
 
 
-class InstanceSearchError(AISearchError):
-    """Some instances of a multi-instance search failed (`on_instance_error="raise"`).
+InstanceSearchError = PartialFailureError
+"""Some instances of a multi-instance search failed (`on_instance_error="raise"`).
 
-    Attributes:
-        errors: One entry per failed instance.
-    """
-
-    def __init__(self, errors: Sequence[InstanceError]) -> None:
-        self.errors = list(errors)
-        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in self.errors)
-        super().__init__(f"{len(self.errors)} instance(s) failed: {parts}")
+The core's `aisearch.PartialFailureError` under this package's name; `errors` holds one
+entry per failed instance."""
 
 
 def _call_options(
@@ -99,12 +95,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_id: str
     """The AI Search instance to query."""
@@ -133,6 +125,16 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
             for c in result.chunks
         ]
 
+    def _call(self, kwargs: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The result count and the search keywords of one call (`k`, `filters` checked)."""
+        k, filters = _call_options(self.k, kwargs)
+        options = self._search_options(max_num_results=k, filters=filters)
+        return k, {
+            "options": options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
+
     def _get_relevant_documents(
         self,
         query: str,
@@ -140,15 +142,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,  # noqa: ARG002
         **kwargs: Any,
     ) -> list[Document]:
-        k, filters = _call_options(self.k, kwargs)
-        options = self._search_options(max_num_results=k, filters=filters)
-        result = self._get_client().search(
-            self.instance_id,
-            query,
-            options=options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
-        )
+        k, call = self._call(kwargs)
+        result = self._get_client().search(self.instance_id, query, **call)
         return self._to_documents(result)[:k]
 
     async def _aget_relevant_documents(
@@ -158,15 +153,8 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,  # noqa: ARG002
         **kwargs: Any,
     ) -> list[Document]:
-        k, filters = _call_options(self.k, kwargs)
-        options = self._search_options(max_num_results=k, filters=filters)
-        result = await self._get_async_client().search(
-            self.instance_id,
-            query,
-            options=options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
-        )
+        k, call = self._call(kwargs)
+        result = await self._get_async_client().search(self.instance_id, query, **call)
         return self._to_documents(result)[:k]
 
 
@@ -193,12 +181,8 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        arbitrary_types_allowed=True,
-        populate_by_name=True,
-        validate_assignment=True,
-    )
+    # the connection's config, but LangChain's base (listed last) sets extra="ignore"
+    model_config = ConfigDict(extra="forbid")
 
     instance_ids: list[str | SearchTarget] = Field(min_length=1)
     """Instances to search: ids in `namespace`, or `SearchTarget`s for other
@@ -254,50 +238,46 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     def _to_result(
         self, result: SearchResult | FanOutResult, query: str, k: int
     ) -> tuple[list[Document], list[InstanceError]]:
-        search_query = getattr(result, "search_query", None) or query
+        search_query = (result.search_query if isinstance(result, SearchResult) else None) or query
         docs = [chunk_to_document(c, search_query=search_query) for c in result.chunks]
         return docs[:k], list(result.errors)
 
-    def _search(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+    def _search(
+        self, query: str, k: int, filters: Mapping[str, Any] | None
+    ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
         client = self._get_client()
         if self.uses_namespace_endpoint:
-            return client.namespace_search(
-                self._ids(),
-                query,
-                options=options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
-            )
-        return client.fan_out_search(
-            self.instance_ids,
-            query,
-            options=options,
-            merge=self.merge,
-            top_k=k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
-        )
+            return client.namespace_search(self._ids(), query, **self._namespace_kwargs(options))
+        return client.fan_out_search(self.instance_ids, query, **self._fan_out_kwargs(options, k))
 
-    async def _asearch(self, query: str, k: int, filters: Mapping[str, Any] | None) -> Any:
+    def _namespace_kwargs(self, options: SearchOptions) -> dict[str, Any]:
+        return {
+            "options": options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
+
+    def _fan_out_kwargs(self, options: SearchOptions, k: int) -> dict[str, Any]:
+        return {
+            "options": options,
+            "merge": self.merge,
+            "top_k": k,
+            "max_concurrency": self.max_concurrency,
+            "extra_options": self.extra_options,
+        }
+
+    async def _asearch(
+        self, query: str, k: int, filters: Mapping[str, Any] | None
+    ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
         client = self._get_async_client()
         if self.uses_namespace_endpoint:
             return await client.namespace_search(
-                self._ids(),
-                query,
-                options=options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
+                self._ids(), query, **self._namespace_kwargs(options)
             )
         return await client.fan_out_search(
-            self.instance_ids,
-            query,
-            options=options,
-            merge=self.merge,
-            top_k=k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
+            self.instance_ids, query, **self._fan_out_kwargs(options, k)
         )
 
     def search_with_errors(
@@ -339,9 +319,9 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
             raise InstanceSearchError(errors)
 
     def _warn(self, errors: list[InstanceError]) -> None:
-        parts = "; ".join(f"{e.instance_id}: {e.message}" for e in errors)
         warnings.warn(
-            f"AI Search: {len(errors)} instance(s) failed, results are partial: {parts}",
+            f"AI Search: {len(errors)} instance(s) failed, results are partial: "
+            f"{error_summary(errors)}",
             AISearchInstanceWarning,
             stacklevel=4,
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,11 +53,53 @@ def format_documents(docs: Sequence[Document]) -> str:
     return "\n\n".join(parts)
 
 
-def _tool_error(exc: AISearchError) -> ToolException:
-    return ToolException(f"AI Search error: {exc}")
+@contextlib.contextmanager
+def _tool_errors() -> Iterator[None]:
+    """Raise AI Search errors as `ToolException`s (shown to the model)."""
+    try:
+        yield
+    except AISearchError as exc:
+        raise ToolException(f"AI Search error: {exc}") from exc
 
 
-class AISearchSearchTool(HidesSecretsInErrors, BaseTool):
+def _config(
+    run_manager: CallbackManagerForToolRun | AsyncCallbackManagerForToolRun | None,
+) -> RunnableConfig:
+    return {"callbacks": run_manager.get_child() if run_manager else None}
+
+
+class _AISearchTool(HidesSecretsInErrors, BaseTool):
+    """Runs a retriever or chat model on the query; AI Search errors become tool errors."""
+
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
+
+    args_schema: type[BaseModel] = AISearchQueryInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+    def _runnable(self) -> Runnable[str, Any]:
+        raise NotImplementedError
+
+    def _output(self, result: Any) -> tuple[str, list[Document]]:
+        raise NotImplementedError
+
+    def _run(
+        self, query: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, list[Document]]:
+        with _tool_errors():
+            result = self._runnable().invoke(query, config=_config(run_manager))
+        return self._output(result)
+
+    async def _arun(
+        self, query: str, run_manager: AsyncCallbackManagerForToolRun | None = None
+    ) -> tuple[str, list[Document]]:
+        with _tool_errors():
+            result = await self._runnable().ainvoke(query, config=_config(run_manager))
+        return self._output(result)
+
+
+class AISearchSearchTool(_AISearchTool):
     """Search tool: returns readable passages to the model and the Documents as artifact.
 
     Example:
@@ -70,46 +114,20 @@ class AISearchSearchTool(HidesSecretsInErrors, BaseTool):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
-    )
-
     name: str = "aisearch_search"
     description: str = (
         "Search the knowledge base (Cloudflare AI Search) and return the most relevant "
         "passages with their sources. Input: a natural-language query."
     )
-    args_schema: type[BaseModel] = AISearchQueryInput
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
     retriever: AISearchRetriever | AISearchMultiRetriever
     """The retriever the tool searches with."""
 
-    def _run(
-        self,
-        query: str,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        try:
-            docs = self.retriever.invoke(
-                query, config={"callbacks": run_manager.get_child() if run_manager else None}
-            )
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
-        return format_documents(docs), docs
+    def _runnable(self) -> Runnable[str, list[Document]]:
+        return self.retriever
 
-    async def _arun(
-        self,
-        query: str,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        try:
-            docs = await self.retriever.ainvoke(
-                query, config={"callbacks": run_manager.get_child() if run_manager else None}
-            )
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
-        return format_documents(docs), docs
+    def _output(self, result: list[Document]) -> tuple[str, list[Document]]:
+        return format_documents(result), result
 
 
 def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
@@ -120,7 +138,7 @@ def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
     return f"{text}\n\nSources:\n{sources}"
 
 
-class AISearchAnswerTool(HidesSecretsInErrors, BaseTool):
+class AISearchAnswerTool(_AISearchTool):
     """Answer tool: asks AI Search for a cited answer; the sources travel as artifact.
 
     Example:
@@ -132,45 +150,18 @@ class AISearchAnswerTool(HidesSecretsInErrors, BaseTool):
         ```
     """
 
-    model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
-    )
-
     name: str = "aisearch_answer"
     description: str = (
         "Ask the knowledge base (Cloudflare AI Search) a question and get a short answer "
         "grounded in its documents, with numbered sources. Input: the question."
     )
-    args_schema: type[BaseModel] = AISearchQueryInput
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
     chat: ChatAISearch
     """The chat model that retrieves and answers."""
 
-    def _run(
-        self,
-        query: str,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        try:
-            message = self.chat.invoke(
-                query, config={"callbacks": run_manager.get_child() if run_manager else None}
-            )
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
-        docs = sources_to_documents(message)
-        return _answer_content(message, docs), docs
+    def _runnable(self) -> Runnable[str, BaseMessage]:
+        return self.chat
 
-    async def _arun(
-        self,
-        query: str,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        try:
-            message = await self.chat.ainvoke(
-                query, config={"callbacks": run_manager.get_child() if run_manager else None}
-            )
-        except AISearchError as exc:
-            raise _tool_error(exc) from exc
-        docs = sources_to_documents(message)
-        return _answer_content(message, docs), docs
+    def _output(self, result: BaseMessage) -> tuple[str, list[Document]]:
+        docs = sources_to_documents(result)
+        return _answer_content(result, docs), docs

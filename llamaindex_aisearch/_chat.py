@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
 from ._options import SEARCH_KEYS, SearchConfig
+from ._streams import AsyncEvents, Events
 
 __all__ = ["ChatTarget", "check_text"]
 
@@ -71,7 +72,7 @@ class ChatTarget:
         self.instance_ids = ids
         self.model = model
         self.namespace = namespace
-        self.config = SearchConfig(**search)
+        self.config = SearchConfig(search)
         self.extra_options: dict[str, Any] | None = check_mapping(extra_options, "extra_options")
         self.extra_body: dict[str, Any] | None = check_mapping(extra_body, "extra_body") or None
         self.connection = resolve_connection(connection, connection_kwargs)
@@ -95,44 +96,34 @@ class ChatTarget:
             "extra_body": self.extra_body,
         }
 
+    def _args(self, messages: list[dict[str, Any]]) -> tuple[Any, ...]:
+        """The positional arguments of the single- or the multi-instance method."""
+        return (self.instance_id or self.instance_ids, messages)
+
     def complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (sync)."""
         client = self.connection.client
-        if self.instance_id is not None:
-            return client.chat_completions(self.instance_id, messages, **self._kwargs())
-        assert self.instance_ids is not None
-        return client.namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
+        send = client.chat_completions if self.instance_id else client.namespace_chat_completions
+        return send(*self._args(messages), **self._kwargs())
 
     async def acomplete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (async)."""
         client = self.connection.async_client
-        if self.instance_id is not None:
-            return await client.chat_completions(self.instance_id, messages, **self._kwargs())
-        assert self.instance_ids is not None
-        return await client.namespace_chat_completions(
-            self.instance_ids, messages, **self._kwargs()
-        )
+        send = client.chat_completions if self.instance_id else client.namespace_chat_completions
+        return await send(*self._args(messages), **self._kwargs())
 
-    def stream(self, messages: list[dict[str, Any]]) -> Iterator[Any]:
+    def stream(self, messages: list[dict[str, Any]]) -> Events:
         """A streamed chat completion (sync): sources event first, then text, then end."""
         client = self.connection.client
-        if self.instance_id is not None:
-            return iter(
-                client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
-            )
-        assert self.instance_ids is not None
-        return iter(
-            client.stream_namespace_chat_completions(self.instance_ids, messages, **self._kwargs())
-        )
+        single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
+        send = single if self.instance_id else multi
+        # a generator (typed Iterator) today, an EventStream once the core returns one: both
+        # close
+        return cast("Events", send(*self._args(messages), **self._kwargs()))
 
-    def astream(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]:
+    def astream(self, messages: list[dict[str, Any]]) -> AsyncEvents:
         """A streamed chat completion (async)."""
         client = self.connection.async_client
-        if self.instance_id is not None:
-            events = client.stream_chat_completions(self.instance_id, messages, **self._kwargs())
-        else:
-            assert self.instance_ids is not None
-            events = client.stream_namespace_chat_completions(
-                self.instance_ids, messages, **self._kwargs()
-            )
-        return events.__aiter__()
+        single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
+        send = single if self.instance_id else multi
+        return cast("AsyncEvents", send(*self._args(messages), **self._kwargs()))

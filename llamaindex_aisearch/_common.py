@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
-import os
-import threading
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -15,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from typing_extensions import TypedDict
 
 from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
-from aisearch._lifecycle import close_at_loop_shutdown, close_when_collected
+from aisearch._config import env_value
+from aisearch._lazy import LazyClients
 
 __all__ = [
     "AISearchConnection",
@@ -75,21 +73,6 @@ def presigned(fn: _F) -> _F:
     """
     fn.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     return fn
-
-
-_ACCOUNT_ENV = ("CLOUDFLARE_ACCOUNT_ID", "CF_ACCOUNT_ID")
-_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN")
-_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
-_KEY_ENV = ("CLOUDFLARE_API_KEY",)
-_BASE_URL_ENV = ("AISEARCH_BASE_URL",)
-
-
-def _from_env(names: Sequence[str]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class ConnectionKwargs(TypedDict, total=False):
@@ -156,18 +139,9 @@ class AISearchConnection(BaseModel):
 
     _http_client: httpx.Client | None = None
     _async_http_client: httpx.AsyncClient | None = None
-    _client: AISearchClient | None = None
-    _async_client: AsyncAISearchClient | None = None
-    _injected_client: bool = False
-    _injected_async_client: bool = False
-    # id(loop) -> (loop, client, closer). Not a WeakKeyDictionary: a client's connections
-    # refer back to their loop, so the loop would never be collected; clients of closed loops
-    # are dropped when another loop asks instead (the closer closed them at loop shutdown).
-    _loop_clients: dict[
-        int,
-        tuple[asyncio.AbstractEventLoop, AsyncAISearchClient, AsyncGenerator[None, None]],
-    ]
-    _lock: threading.Lock
+    _client: AISearchClient | None = None  # injected
+    _async_client: AsyncAISearchClient | None = None  # injected
+    _clients: LazyClients
 
     def __init__(
         self,
@@ -188,14 +162,11 @@ class AISearchConnection(BaseModel):
             error = InvalidRequestError(describe_validation_error(exc))
         if error is not None:
             raise error
-        self._lock = threading.Lock()
         self._http_client = http_client
         self._async_http_client = async_http_client
-        self._loop_clients = {}
         self._client = client
         self._async_client = async_client
-        self._injected_client = client is not None
-        self._injected_async_client = async_client is not None
+        self._clients = LazyClients()
         if client is None and async_client is None:
             self._check_credentials()
 
@@ -244,17 +215,17 @@ class AISearchConnection(BaseModel):
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002
         """Fill unset settings from the environment."""
         if self.account_id is None:
-            self.account_id = _from_env(_ACCOUNT_ENV)
+            self.account_id = env_value("account_id")
         if self.api_token is None:
-            token = _from_env(_TOKEN_ENV)
+            token = env_value("api_token")
             self.api_token = SecretStr(token) if token else None
         if self.api_email is None:
-            self.api_email = _from_env(_EMAIL_ENV)
+            self.api_email = env_value("api_email")
         if self.api_key is None:
-            key = _from_env(_KEY_ENV)
+            key = env_value("api_key")
             self.api_key = SecretStr(key) if key else None
         if self.base_url is None:
-            self.base_url = _from_env(_BASE_URL_ENV)
+            self.base_url = env_value("base_url")
 
     def _check_credentials(self) -> None:
         if not self.account_id:
@@ -287,59 +258,29 @@ class AISearchConnection(BaseModel):
             kwargs["timeout"] = self.timeout
         return kwargs
 
+    def _build_client(self) -> AISearchClient:
+        return AISearchClient(**self._client_kwargs(), http_client=self._http_client)
+
+    def _build_async_client(self) -> AsyncAISearchClient:
+        return AsyncAISearchClient(**self._client_kwargs(), http_client=self._async_http_client)
+
     @property
     def client(self) -> AISearchClient:
         """The synchronous core client (built on first use, then reused)."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = AISearchClient(
-                        **self._client_kwargs(), http_client=self._http_client
-                    )
-                    close_when_collected(self._client)
-                client = self._client
-        return client
+        if self._client is not None:
+            return self._client
+        return self._clients.sync(self._build_client)
 
     @property
     def async_client(self) -> AsyncAISearchClient:
         """The asynchronous core client for the running event loop (built once per loop)."""
         if self._async_client is not None:
             return self._async_client
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        with self._lock:
-            if loop is None:
-                # No running loop (e.g. built ahead of time): one shared client.
-                if self._async_client is None:
-                    self._async_client = AsyncAISearchClient(
-                        **self._client_kwargs(), http_client=self._async_http_client
-                    )
-                return self._async_client
-            cached = self._loop_clients.get(id(loop))
-            if cached is None or cached[0] is not loop:
-                self._loop_clients = {
-                    key: entry
-                    for key, entry in self._loop_clients.items()
-                    if not entry[0].is_closed()
-                }
-                client = AsyncAISearchClient(
-                    **self._client_kwargs(), http_client=self._async_http_client
-                )
-                cached = (loop, client, close_at_loop_shutdown(client, self))
-                self._loop_clients[id(loop)] = cached
-            return cached[1]
+        return self._clients.async_(self._build_async_client)
 
     def close(self) -> None:
         """Close the synchronous client this connection built (never an injected one)."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None and not self._injected_client:
-            client.close()
-        elif self._injected_client:
-            self._client = client
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close the asynchronous clients this connection built (never an injected one).
@@ -348,22 +289,7 @@ class AISearchConnection(BaseModel):
         are kept for their loop, those of closed loops dropped (a loop run by ``asyncio.run``
         or an ``asyncio.Runner`` closes its own client at shutdown).
         """
-        running = asyncio.get_running_loop()
-        with self._lock:
-            closers = [c for loop, _, c in self._loop_clients.values() if loop is running]
-            self._loop_clients = {
-                key: entry
-                for key, entry in self._loop_clients.items()
-                if entry[0] is not running and not entry[0].is_closed()
-            }
-            clients = []
-            if not self._injected_async_client and self._async_client is not None:
-                clients.append(self._async_client)
-                self._async_client = None
-        for closer in closers:
-            await closer.aclose()
-        for client in clients:
-            await client.aclose()
+        await self._clients.aclose()
 
 
 def resolve_connection(

@@ -9,7 +9,8 @@ from llama_index.core.base.llms.types import ChatMessage as LIChatMessage
 from llama_index.core.base.llms.types import MessageRole
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from aisearch import Chunk, InstanceError
+from aisearch import Chunk
+from aisearch._models import CHUNK_METADATA_KEYS, chunk_metadata
 
 __all__ = [
     "CANONICAL_KEYS",
@@ -17,21 +18,10 @@ __all__ = [
     "LLM_EXCLUDED_KEYS",
     "chunk_to_node",
     "chunks_to_nodes",
-    "error_summary",
     "to_aisearch_messages",
 ]
 
-CANONICAL_KEYS: tuple[str, ...] = (
-    "id",
-    "score",
-    "type",
-    "filename",
-    "source",
-    "timestamp",
-    "scoring_details",
-    "instance_id",
-    "search_query",
-)
+CANONICAL_KEYS: tuple[str, ...] = CHUNK_METADATA_KEYS
 """Metadata keys every node carries; they win over the item's own metadata keys."""
 
 LLM_EXCLUDED_KEYS: tuple[str, ...] = (
@@ -82,24 +72,7 @@ def chunk_to_node(
     Returns:
         The node with the chunk's score.
     """
-    item = chunk.item
-    metadata: dict[str, Any] = dict(item.metadata or {})
-    details = chunk.scoring_details
-    metadata.update(
-        {
-            "id": chunk.id,
-            "score": chunk.score,
-            "type": chunk.type,
-            "filename": item.key,
-            "source": item.key,
-            "timestamp": item.timestamp,
-            "scoring_details": (
-                details.model_dump(mode="json", exclude_none=True) if details is not None else None
-            ),
-            "instance_id": chunk.instance_id or instance_id,
-            "search_query": search_query,
-        }
-    )
+    metadata = chunk_metadata(chunk, search_query=search_query, instance_id=instance_id)
     node = TextNode(
         id_=chunk.id,
         text=chunk.text or "",
@@ -140,8 +113,3 @@ def to_aisearch_messages(messages: Sequence[LIChatMessage]) -> list[dict[str, An
             raise ValueError(f"messages: unsupported role {role!r}")
         out.append({"role": mapped, "content": message.content or ""})
     return out
-
-
-def error_summary(errors: Sequence[InstanceError]) -> str:
-    """One line per failed instance: ``instance: message``."""
-    return "; ".join(f"{e.instance_id}: {e.message}" for e in errors)

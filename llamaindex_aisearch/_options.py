@@ -22,6 +22,8 @@ from .filters import FilterInput, to_aisearch_filters
 
 __all__ = [
     "EngineKwargs",
+    "RetrieverKwargs",
+    "RetrieverSearchKwargs",
     "SearchConfig",
     "SearchKwargs",
     "SearchOption",
@@ -36,8 +38,8 @@ FusionMethod = Literal["rrf", "max"]
 KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
 
 
-class SearchKwargs(TypedDict, total=False):
-    """Search options accepted by the query engine, chat engine, LLM and tool spec.
+class RetrieverSearchKwargs(TypedDict, total=False):
+    """Search options accepted by the retrievers (and, with ``custom_metadata``, the rest).
 
     Every option left unset is not sent, so the instance's own configuration applies.
     """
@@ -55,17 +57,25 @@ class SearchKwargs(TypedDict, total=False):
     query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None
     reranking: bool | RerankingOptions | Mapping[str, Any] | None
     cache: bool | CacheOptions | Mapping[str, Any] | None
-    custom_metadata: Mapping[str, str | int | float | bool] | None
     extra_options: Mapping[str, Any] | None
 
 
+class SearchKwargs(RetrieverSearchKwargs, total=False):
+    """Search options accepted by the query engine, chat engine, LLM and tool spec."""
+
+    custom_metadata: Mapping[str, str | int | float | bool] | None
+
+
 SEARCH_KEYS = frozenset(SearchKwargs.__annotations__)
+RETRIEVER_SEARCH_KEYS = frozenset(RetrieverSearchKwargs.__annotations__)
 
 
-def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_kwargs(
+    kwargs: Mapping[str, Any], keys: frozenset[str] = SEARCH_KEYS
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split keyword arguments into (search options, everything else)."""
-    search = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
-    rest = {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
+    search = {k: v for k, v in kwargs.items() if k in keys}
+    rest = {k: v for k, v in kwargs.items() if k not in keys}
     return search, rest
 
 
@@ -92,25 +102,22 @@ def _toggle(value: Any) -> Any:
     return value
 
 
-def build_search_options(
-    *,
-    similarity_top_k: int | None = None,
-    retrieval_type: RetrievalType | None = None,
-    match_threshold: float | None = None,
-    filters: FilterInput | None = None,
-    context_expansion: int | None = None,
-    fusion_method: FusionMethod | None = None,
-    keyword_match_mode: KeywordMatchMode | None = None,
-    boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
-    metadata_only: bool | None = None,
-    return_on_failure: bool | None = None,
-    query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
-    reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
-    cache: bool | CacheOptions | Mapping[str, Any] | None = None,
-    custom_metadata: Mapping[str, str | int | float | bool] | None = None,
-) -> SearchOptions | None:
-    """Build and validate the core ``SearchOptions`` from flat, typed arguments.
+_TOGGLES = ("query_rewrite", "reranking", "cache")
+_RETRIEVAL_KEYS = (
+    "retrieval_type",
+    "match_threshold",
+    "context_expansion",
+    "fusion_method",
+    "keyword_match_mode",
+    "metadata_only",
+    "return_on_failure",
+)
 
+
+def build_search_options(values: Mapping[str, Any]) -> SearchOptions | None:
+    """Build and validate the core ``SearchOptions`` from flat, typed options.
+
+    ``values`` holds :class:`SearchKwargs` entries except ``extra_options``.
     ``query_rewrite``, ``reranking`` and ``cache`` accept ``True``/``False`` (shorthand for
     ``{"enabled": ...}``), the core option model, or a mapping of it. Unset (``None``)
     options are not sent.
@@ -122,24 +129,18 @@ def build_search_options(
         InvalidRequestError: A bad value, naming the field path and the allowed range.
         ValueError: A filter that AI Search cannot express (see ``filters.py``).
     """
-    check_top_k(similarity_top_k)
+    top_k = check_top_k(values.get("similarity_top_k"))
+    boost_by = values.get("boost_by")
     retrieval: dict[str, Any] = {
-        "max_num_results": similarity_top_k,
-        "retrieval_type": retrieval_type,
-        "match_threshold": match_threshold,
-        "filters": to_aisearch_filters(filters),
-        "context_expansion": context_expansion,
-        "fusion_method": fusion_method,
-        "keyword_match_mode": keyword_match_mode,
+        "max_num_results": top_k,
+        "filters": to_aisearch_filters(values.get("filters")),
         "boost_by": list(boost_by) if boost_by is not None else None,
-        "metadata_only": metadata_only,
-        "return_on_failure": return_on_failure,
     }
+    retrieval.update((name, values.get(name)) for name in _RETRIEVAL_KEYS)
+    custom_metadata = values.get("custom_metadata")
     data: dict[str, Any] = {
         "retrieval": {k: v for k, v in retrieval.items() if v is not None} or None,
-        "query_rewrite": _toggle(query_rewrite),
-        "reranking": _toggle(reranking),
-        "cache": _toggle(cache),
+        **{name: _toggle(values.get(name)) for name in _TOGGLES},
         "custom_metadata": dict(custom_metadata) if custom_metadata is not None else None,
     }
     data = {k: v for k, v in data.items() if v is not None}
@@ -164,9 +165,9 @@ class SearchConfig:
     changes nothing and an accepted one is sent with the next request.
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, options: Mapping[str, Any]) -> None:
         self._values = {k: v for k, v in options.items() if v is not None}
-        self.options: SearchOptions | None = build_search_options(**self._values)
+        self.options: SearchOptions | None = build_search_options(self._values)
 
     def get(self, name: str) -> Any:
         """The flat value of one option (``None`` when unset)."""
@@ -179,7 +180,7 @@ class SearchConfig:
             InvalidRequestError: A bad value, naming the field and the allowed range.
         """
         values = {**self._values, name: value}
-        self.options = build_search_options(**values)  # validate before committing
+        self.options = build_search_options(values)  # validate before committing
         self._values = {k: v for k, v in values.items() if v is not None}
 
     def replace(self, options: SearchOptions | None) -> None:
@@ -210,9 +211,13 @@ class SearchOption:
 class RetrieverOptionAttributes:
     """The search options of a retriever as attributes, each a :class:`SearchOption`.
 
-    ``similarity_top_k`` and ``filters`` are the retrievers' own documented properties.
+    ``similarity_top_k`` is the number of chunks to return (1..50; ``None`` uses the
+    instance's setting), ``filters`` LlamaIndex ``MetadataFilters`` or a raw AI Search
+    filter; the others are described with :class:`RetrieverSearchKwargs`.
     """
 
+    similarity_top_k = SearchOption()
+    filters = SearchOption()
     retrieval_type = SearchOption()
     match_threshold = SearchOption()
     context_expansion = SearchOption()
@@ -229,10 +234,12 @@ class RetrieverOptionAttributes:
 class EngineOptionAttributes(RetrieverOptionAttributes):
     """Every search option of an engine as an attribute, each a :class:`SearchOption`."""
 
-    similarity_top_k = SearchOption()
-    filters = SearchOption()
     custom_metadata = SearchOption()
 
 
 class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):
     """Connection settings and search options, as keywords (engines, LLM, tool spec)."""
+
+
+class RetrieverKwargs(ConnectionKwargs, RetrieverSearchKwargs, total=False):
+    """Connection settings and search options, as keywords (the retrievers)."""

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from llama_index.core.schema import NodeWithScore
 
-from aisearch import ChatCompletion, SourcesEvent, StreamEndEvent, TextDeltaEvent
+from aisearch import ChatCompletion, SourcesEvent, StreamEndEvent, StreamEvent, TextDeltaEvent
 
 from ._mapping import chunks_to_nodes
 
 __all__ = [
+    "AsyncDeltas",
+    "AsyncEvents",
+    "Deltas",
+    "Events",
     "StreamState",
-    "aclose_quietly",
     "acollect_sources",
-    "close_quietly",
     "collect_sources",
     "completion_metadata",
 ]
@@ -43,6 +46,16 @@ class StreamState:
         if event.model is not None and self.metadata.get("model") is None:
             self.metadata["model"] = event.model
 
+    def read(self, event: StreamEvent) -> str | Literal[False] | None:
+        """Record one event: a text delta's text, ``None`` for the end, ``False`` otherwise."""
+        if isinstance(event, TextDeltaEvent):
+            self.on_text(event)
+            return event.text
+        if isinstance(event, StreamEndEvent):
+            self.on_end(event)
+            return None
+        return False
+
 
 def _state(sources: SourcesEvent | None, instance_id: str | None, query: str | None) -> StreamState:
     state = StreamState(metadata={"model": None, "usage": None, "search_query": query})
@@ -52,64 +65,92 @@ def _state(sources: SourcesEvent | None, instance_id: str | None, query: str | N
     return state
 
 
+class Events(Protocol):
+    """A sync event stream: a generator today, an ``aisearch`` ``EventStream`` as well."""
+
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None:
+        """Release the HTTP response."""
+
+
+class AsyncEvents(Protocol):
+    """An async event stream: an async generator, or an ``AsyncEventStream``."""
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
+
+    def aclose(self) -> Awaitable[None]:
+        """Release the HTTP response."""
+
+
+Deltas = Generator[str | None, None, None]
+"""The text deltas of a stream, then ``None`` for its end event; closing it closes the stream."""
+AsyncDeltas = AsyncGenerator[str | None, None]
+
+
 def collect_sources(
-    events: Iterator[Any], *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, Iterator[Any]]:
-    """Read the first event of a stream; return the state (with sources) and the rest.
+    events: Events, *, instance_id: str | None, query: str | None
+) -> tuple[StreamState, Deltas]:
+    """Read the first event of a stream; return the state (with sources) and the deltas.
 
     The first event is read eagerly, so errors the server reports before streaming (404,
     401, 400 ...) raise here, typed, and the sources are known before the first token.
+    Reading the deltas records the model, usage and finish reason in the state.
     """
-    first = next(events, None)
-    if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), events
-    if first is None:
-        return _state(None, instance_id, query), events
-    return _state(None, instance_id, query), _prepend_sync(first, events)
-
-
-def _prepend_sync(first: Any, events: Iterator[Any]) -> Iterator[Any]:
+    iterator = iter(events)
     try:
-        yield first
-        yield from events
-    finally:
-        close_quietly(events)
+        first = next(iterator, None)
+    except BaseException:
+        events.close()
+        raise
+    state = _state(first if isinstance(first, SourcesEvent) else None, instance_id, query)
+    return state, _deltas(
+        state, None if isinstance(first, SourcesEvent) else first, iterator, events
+    )
 
 
-async def _prepend(first: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+def _deltas(
+    state: StreamState, first: StreamEvent | None, iterator: Iterator[StreamEvent], events: Events
+) -> Deltas:
     try:
-        yield first
-        async for event in events:
-            yield event
+        for event in itertools.chain((first,) if first is not None else (), iterator):
+            if (text := state.read(event)) is not False:
+                yield text
     finally:
-        await aclose_quietly(events)
+        events.close()
+
+
+async def _adeltas(
+    state: StreamState,
+    first: StreamEvent | None,
+    iterator: AsyncIterator[StreamEvent],
+    events: AsyncEvents,
+) -> AsyncDeltas:
+    try:
+        if first is not None and (text := state.read(first)) is not False:
+            yield text
+        async for event in iterator:
+            if (text := state.read(event)) is not False:
+                yield text
+    finally:
+        await events.aclose()
 
 
 async def acollect_sources(
-    events: AsyncIterator[Any], *, instance_id: str | None, query: str | None
-) -> tuple[StreamState, AsyncIterator[Any]]:
+    events: AsyncEvents, *, instance_id: str | None, query: str | None
+) -> tuple[StreamState, AsyncDeltas]:
     """Async form of :func:`collect_sources`."""
+    iterator = events.__aiter__()
     try:
-        first = await events.__anext__()
+        first: StreamEvent | None = await iterator.__anext__()
     except StopAsyncIteration:
-        return _state(None, instance_id, query), events
-    if isinstance(first, SourcesEvent):
-        return _state(first, instance_id, query), events
-    return _state(None, instance_id, query), _prepend(first, events)
-
-
-def close_quietly(events: Iterator[Any]) -> None:
-    """Close a generator-based stream (releases the HTTP response)."""
-    close = getattr(events, "close", None)
-    if callable(close):
-        close()
-
-
-async def aclose_quietly(events: AsyncIterator[Any]) -> None:
-    """Close an async generator-based stream (releases the HTTP response)."""
-    aclose = getattr(events, "aclose", None)
-    if callable(aclose):
-        await aclose()
+        first = None
+    except BaseException:
+        await events.aclose()
+        raise
+    state = _state(first if isinstance(first, SourcesEvent) else None, instance_id, query)
+    rest = None if isinstance(first, SourcesEvent) else first
+    return state, _adeltas(state, rest, iterator, events)
 
 
 def completion_metadata(

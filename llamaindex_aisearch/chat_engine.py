@@ -17,17 +17,16 @@ from llama_index.core.chat_engine.types import (
 from llama_index.core.memory import BaseMemory, ChatMemoryBuffer
 from typing_extensions import Unpack
 
-from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._mapping import to_aisearch_messages
 from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
-    StreamState,
-    aclose_quietly,
+    AsyncDeltas,
+    Deltas,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -191,7 +190,7 @@ class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
             self._target.stream(messages), instance_id=self._target.instance_id, query=message
         )
         response = StreamingAgentChatResponse(
-            chat_stream=_chat_stream(state, events), source_nodes=state.nodes
+            chat_stream=_chat_stream(events), source_nodes=state.nodes
         )
         thread = Thread(target=_write_to_memory, args=(response, self._memory), daemon=True)
         response.write_response_to_history_thread = thread
@@ -207,7 +206,7 @@ class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
             self._target.astream(messages), instance_id=self._target.instance_id, query=message
         )
         response = StreamingAgentChatResponse(
-            achat_stream=_achat_stream(state, events), source_nodes=state.nodes
+            achat_stream=_achat_stream(events), source_nodes=state.nodes
         )
         response.awrite_response_to_history_task = asyncio.create_task(
             response.awrite_response_to_history(self._memory)
@@ -222,41 +221,27 @@ def _write_to_memory(response: StreamingAgentChatResponse, memory: BaseMemory) -
         response.write_response_to_history(memory)
 
 
-def _chat_stream(state: StreamState, events: Any) -> Generator[ChatResponse, None, None]:
-    text = ""
-    try:
-        for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    text += event.text
-                    yield ChatResponse(
-                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
-                        delta=event.text,
-                    )
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-        if not text:
-            yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""))
-    finally:
-        close_quietly(events)
+def _reply(text: str, delta: str | None = None) -> ChatResponse:
+    return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta)
 
 
-async def _achat_stream(state: StreamState, events: Any) -> AsyncGenerator[ChatResponse, None]:
+def _chat_stream(deltas: Deltas) -> Generator[ChatResponse, None, None]:
     text = ""
-    try:
-        async for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    text += event.text
-                    yield ChatResponse(
-                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
-                        delta=event.text,
-                    )
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-        if not text:
-            yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""))
-    finally:
-        await aclose_quietly(events)
+    with contextlib.closing(deltas):
+        for delta in deltas:
+            if delta:
+                text += delta
+                yield _reply(text, delta)
+    if not text:
+        yield _reply("")
+
+
+async def _achat_stream(deltas: AsyncDeltas) -> AsyncGenerator[ChatResponse, None]:
+    text = ""
+    async with contextlib.aclosing(deltas):
+        async for delta in deltas:
+            if delta:
+                text += delta
+                yield _reply(text, delta)
+    if not text:
+        yield _reply("")

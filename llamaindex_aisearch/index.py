@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
@@ -274,23 +274,11 @@ class AISearchIndex(BaseManagedIndex):
         """
         client = self._connection.client
         items: list[Item] = []
-        for doc, key in zip(documents, item_keys(documents), strict=True):
-            item = client.upload_item(
-                self.instance_id,
-                key,
-                doc.get_content(metadata_mode=MetadataMode.NONE),
-                metadata=_item_metadata(doc) or None,
-                namespace=self.namespace,
-            )
-            self._remember(doc, item)
-            items.append(item)
+        for doc, args, kwargs in self._uploads(documents):
+            items.append(self._remember(doc, client.upload_item(*args, **kwargs)))
         if wait and items:
-            items = client.wait_until_indexed(
-                self.instance_id,
-                [i.id for i in items],
-                timeout=self.wait_timeout,
-                namespace=self.namespace,
-            )
+            ids = [i.id for i in items]
+            items = client.wait_until_indexed(self.instance_id, ids, **self._wait_kwargs())
         return items
 
     async def ainsert_documents(
@@ -299,29 +287,30 @@ class AISearchIndex(BaseManagedIndex):
         """Async form of :meth:`insert_documents` (on the async client)."""
         client = self._connection.async_client
         items: list[Item] = []
-        for doc, key in zip(documents, item_keys(documents), strict=True):
-            item = await client.upload_item(
-                self.instance_id,
-                key,
-                doc.get_content(metadata_mode=MetadataMode.NONE),
-                metadata=_item_metadata(doc) or None,
-                namespace=self.namespace,
-            )
-            self._remember(doc, item)
-            items.append(item)
+        for doc, args, kwargs in self._uploads(documents):
+            items.append(self._remember(doc, await client.upload_item(*args, **kwargs)))
         if wait and items:
-            items = await client.wait_until_indexed(
-                self.instance_id,
-                [i.id for i in items],
-                timeout=self.wait_timeout,
-                namespace=self.namespace,
-            )
+            ids = [i.id for i in items]
+            items = await client.wait_until_indexed(self.instance_id, ids, **self._wait_kwargs())
         return items
 
-    def _remember(self, doc: BaseNode, item: Item) -> None:
+    def _uploads(
+        self, documents: Sequence[BaseNode]
+    ) -> Iterator[tuple[BaseNode, tuple[str, str, str], dict[str, Any]]]:
+        """Each document and the arguments of its upload (instance, key, text; metadata)."""
+        for doc, key in zip(documents, item_keys(documents), strict=True):
+            text = doc.get_content(metadata_mode=MetadataMode.NONE)
+            kwargs = {"metadata": _item_metadata(doc) or None, "namespace": self.namespace}
+            yield doc, (self.instance_id, key, text), kwargs
+
+    def _wait_kwargs(self) -> dict[str, Any]:
+        return {"timeout": self.wait_timeout, "namespace": self.namespace}
+
+    def _remember(self, doc: BaseNode, item: Item) -> Item:
         with self._lock:
             self._doc_items[doc.ref_doc_id or doc.node_id] = item.id
             self._doc_items[doc.node_id] = item.id
+        return item
 
     def insert(self, document: Document, **insert_kwargs: Any) -> None:
         """Upload one document as an item and wait until it is searchable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
@@ -23,17 +24,20 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.schema import NodeWithScore
 from typing_extensions import Unpack
 
-from aisearch import ChatCompletion, InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import (
+    ChatCompletion,
+    InvalidRequestError,
+)
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection, ConnectionKwargs, describe_validation_error
 from ._mapping import to_aisearch_messages
 from ._options import SEARCH_KEYS, EngineKwargs, coerce_search_options
 from ._streams import (
+    AsyncDeltas,
+    Deltas,
     StreamState,
-    aclose_quietly,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -289,33 +293,21 @@ class AISearchLLM(LLM):
         )
         return self._agen(state, events)
 
-    def _gen(self, state: StreamState, events: Any) -> Generator[ChatResponse, None, None]:
+    def _gen(self, state: StreamState, deltas: Deltas) -> Generator[ChatResponse, None, None]:
         text = ""
-        try:
-            for event in events:
-                if isinstance(event, TextDeltaEvent):
-                    state.on_text(event)
-                    text += event.text
-                    yield self._delta(state, text, event.text)
-                elif isinstance(event, StreamEndEvent):
-                    state.on_end(event)
-                    yield self._delta(state, text, "")
-        finally:
-            close_quietly(events)
+        with contextlib.closing(deltas):
+            for delta in deltas:
+                text += delta or ""
+                yield self._delta(state, text, delta or "")
 
-    async def _agen(self, state: StreamState, events: Any) -> AsyncGenerator[ChatResponse, None]:
+    async def _agen(
+        self, state: StreamState, deltas: AsyncDeltas
+    ) -> AsyncGenerator[ChatResponse, None]:
         text = ""
-        try:
-            async for event in events:
-                if isinstance(event, TextDeltaEvent):
-                    state.on_text(event)
-                    text += event.text
-                    yield self._delta(state, text, event.text)
-                elif isinstance(event, StreamEndEvent):
-                    state.on_end(event)
-                    yield self._delta(state, text, "")
-        finally:
-            await aclose_quietly(events)
+        async with contextlib.aclosing(deltas):
+            async for delta in deltas:
+                text += delta or ""
+                yield self._delta(state, text, delta or "")
 
     def _delta(self, state: StreamState, text: str, delta: str) -> ChatResponse:
         return ChatResponse(
@@ -334,12 +326,7 @@ class AISearchLLM(LLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:  # noqa: ARG002
         """Completion of one prompt (sent as a user message)."""
-        response = self.chat(self._prompt_messages(prompt, formatted))
-        return CompletionResponse(
-            text=response.message.content or "",
-            raw=response.raw,
-            additional_kwargs=response.additional_kwargs,
-        )
+        return _completion(self.chat(self._prompt_messages(prompt, formatted)))
 
     @llm_completion_callback()
     async def acomplete(
@@ -349,12 +336,7 @@ class AISearchLLM(LLM):
         **kwargs: Any,  # noqa: ARG002
     ) -> CompletionResponse:
         """Async form of :meth:`complete`."""
-        response = await self.achat(self._prompt_messages(prompt, formatted))
-        return CompletionResponse(
-            text=response.message.content or "",
-            raw=response.raw,
-            additional_kwargs=response.additional_kwargs,
-        )
+        return _completion(await self.achat(self._prompt_messages(prompt, formatted)))
 
     @llm_completion_callback()
     def stream_complete(
@@ -368,11 +350,7 @@ class AISearchLLM(LLM):
 
         def gen() -> CompletionResponseGen:
             for response in stream:
-                yield CompletionResponse(
-                    text=response.message.content or "",
-                    delta=response.delta,
-                    additional_kwargs=response.additional_kwargs,
-                )
+                yield _completion(response, streamed=True)
 
         return gen()
 
@@ -388,10 +366,21 @@ class AISearchLLM(LLM):
 
         async def gen() -> CompletionResponseAsyncGen:
             async for response in stream:
-                yield CompletionResponse(
-                    text=response.message.content or "",
-                    delta=response.delta,
-                    additional_kwargs=response.additional_kwargs,
-                )
+                yield _completion(response, streamed=True)
 
         return gen()
+
+
+def _completion(response: ChatResponse, *, streamed: bool = False) -> CompletionResponse:
+    """A chat response as a completion response (streamed: with its delta, without raw)."""
+    if streamed:
+        return CompletionResponse(
+            text=response.message.content or "",
+            delta=response.delta,
+            additional_kwargs=response.additional_kwargs,
+        )
+    return CompletionResponse(
+        text=response.message.content or "",
+        raw=response.raw,
+        additional_kwargs=response.additional_kwargs,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
@@ -17,16 +18,15 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.schema import QueryBundle
 from typing_extensions import Unpack
 
-from aisearch import InvalidRequestError, StreamEndEvent, TextDeltaEvent
+from aisearch import InvalidRequestError
 
 from ._chat import ChatTarget, check_text
 from ._common import AISearchConnection
 from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
-    StreamState,
-    aclose_quietly,
+    AsyncDeltas,
+    Deltas,
     acollect_sources,
-    close_quietly,
     collect_sources,
     completion_metadata,
 )
@@ -142,7 +142,7 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
             self._target.stream(messages), instance_id=self._target.instance_id, query=query
         )
         return StreamingResponse(
-            response_gen=_tokens(state, events),
+            response_gen=_tokens(events),
             source_nodes=state.nodes,
             metadata=state.metadata,
         )
@@ -160,33 +160,19 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
             self._target.astream(messages), instance_id=self._target.instance_id, query=query
         )
         return AsyncStreamingResponse(
-            response_gen=_atokens(state, events),
+            response_gen=_atokens(events),
             source_nodes=state.nodes,
             metadata=state.metadata,
         )
 
 
-def _tokens(state: StreamState, events: Any) -> Generator[str, None, None]:
-    try:
-        for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    yield event.text
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-    finally:
-        close_quietly(events)
+def _tokens(deltas: Deltas) -> Generator[str, None, None]:
+    with contextlib.closing(deltas):
+        yield from (text for text in deltas if text)
 
 
-async def _atokens(state: StreamState, events: Any) -> AsyncGenerator[str, None]:
-    try:
-        async for event in events:
-            if isinstance(event, TextDeltaEvent):
-                state.on_text(event)
-                if event.text:
-                    yield event.text
-            elif isinstance(event, StreamEndEvent):
-                state.on_end(event)
-    finally:
-        await aclose_quietly(events)
+async def _atokens(deltas: AsyncDeltas) -> AsyncGenerator[str, None]:
+    async with contextlib.aclosing(deltas):
+        async for text in deltas:
+            if text:
+                yield text

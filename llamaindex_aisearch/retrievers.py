@@ -14,38 +14,33 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from typing_extensions import Unpack
 
 from aisearch import (
-    AISearchError,
     AllInstancesFailedError,
     APIStatusError,
-    BoostBy,
-    CacheOptions,
     Chunk,
     InstanceError,
     InvalidRequestError,
-    QueryRewriteOptions,
-    RerankingOptions,
+    PartialFailureError,
     SearchOptions,
     SearchTarget,
 )
+from aisearch._exceptions import error_summary
 
 from ._common import (
     AISearchConnection,
-    ConnectionKwargs,
     check_mapping,
     presigned,
     resolve_connection,
 )
-from ._mapping import chunks_to_nodes, error_summary
+from ._mapping import chunks_to_nodes
 from ._options import (
-    FusionMethod,
-    KeywordMatchMode,
-    RetrievalType,
+    RETRIEVER_SEARCH_KEYS,
+    RetrieverKwargs,
     RetrieverOptionAttributes,
     SearchConfig,
     check_top_k,
+    split_kwargs,
 )
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning
-from .filters import FilterInput
 
 __all__ = [
     "AISearchMultiRetriever",
@@ -72,41 +67,15 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
     def __init__(
         self,
         *,
-        similarity_top_k: int | None,
-        retrieval_type: RetrievalType | None,
-        match_threshold: float | None,
-        filters: FilterInput | None,
-        context_expansion: int | None,
-        fusion_method: FusionMethod | None,
-        keyword_match_mode: KeywordMatchMode | None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None,
-        metadata_only: bool | None,
-        return_on_failure: bool | None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None,
-        extra_options: Mapping[str, Any] | None,
         namespace: str | None,
         connection: AISearchConnection | None,
         callback_manager: CallbackManager | None,
         verbose: bool,
-        connection_kwargs: Mapping[str, Any],
+        kwargs: Mapping[str, Any],
     ) -> None:
-        self._config = SearchConfig(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-        )
+        search, connection_kwargs = split_kwargs(kwargs, RETRIEVER_SEARCH_KEYS)
+        extra_options = search.pop("extra_options", None)
+        self._config = SearchConfig(search)
         self.extra_options = extra_options
         self.namespace = namespace
         self._connection = resolve_connection(connection, connection_kwargs)
@@ -148,25 +117,12 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
         """The validated ``ai_search_options`` sent with every search."""
         return self._config.options
 
-    @property
-    def similarity_top_k(self) -> int | None:
-        """Number of chunks to return (1..50); ``None`` uses the instance's setting."""
-        value: int | None = self._config.get("similarity_top_k")
-        return value
-
-    @similarity_top_k.setter
-    def similarity_top_k(self, value: int | None) -> None:
-        self._config.set("similarity_top_k", value)
-
-    @property
-    def filters(self) -> FilterInput | None:
-        """Metadata filters (LlamaIndex ``MetadataFilters`` or a raw AI Search filter)."""
-        value: FilterInput | None = self._config.get("filters")
-        return value
-
-    @filters.setter
-    def filters(self, value: FilterInput | None) -> None:
-        self._config.set("filters", value)
+    def _search_kwargs(self) -> dict[str, Any]:
+        return {
+            "options": self._config.options,
+            "namespace": self.namespace,
+            "extra_options": self.extra_options,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -190,6 +146,15 @@ class AISearchRetriever(_RetrieverBase):
 
     Args:
         instance_id: The AI Search instance to search.
+        namespace: The instance's namespace (default: the connection's, ``"default"``).
+        connection: A shared :class:`AISearchConnection`; otherwise pass its settings
+            (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
+        callback_manager: LlamaIndex (legacy) callback manager.
+        verbose: LlamaIndex verbosity flag.
+        **kwargs: The search options below (:class:`RetrieverSearchKwargs`), then
+            connection settings (see :class:`AISearchConnection`).
+
+    Search options (keywords; each is also an attribute that re-validates on assignment):
         similarity_top_k: Number of chunks to return, 1..50 (``max_num_results``).
         retrieval_type: ``"vector"``, ``"keyword"`` or ``"hybrid"``.
         match_threshold: Minimum score, 0..1.
@@ -206,12 +171,6 @@ class AISearchRetriever(_RetrieverBase):
         reranking: ``True``/``False`` or ``RerankingOptions`` (or a dict).
         cache: ``True``/``False`` or ``CacheOptions`` (or a dict).
         extra_options: Raw ``ai_search_options`` deep-merged last.
-        namespace: The instance's namespace (default: the connection's, ``"default"``).
-        connection: A shared :class:`AISearchConnection`; otherwise pass its settings
-            (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
-        callback_manager: LlamaIndex (legacy) callback manager.
-        verbose: LlamaIndex verbosity flag.
-        **connection_kwargs: Connection settings (see :class:`AISearchConnection`).
 
     Example:
         .. code-block:: python
@@ -224,25 +183,11 @@ class AISearchRetriever(_RetrieverBase):
         self,
         instance_id: str,
         *,
-        similarity_top_k: int | None = None,
-        retrieval_type: RetrievalType | None = None,
-        match_threshold: float | None = None,
-        filters: FilterInput | None = None,
-        context_expansion: int | None = None,
-        fusion_method: FusionMethod | None = None,
-        keyword_match_mode: KeywordMatchMode | None = None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
-        metadata_only: bool | None = None,
-        return_on_failure: bool | None = None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
         namespace: str | None = None,
         connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
-        **connection_kwargs: Unpack[ConnectionKwargs],
+        **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
         if not isinstance(instance_id, str) or not instance_id:
             raise InvalidRequestError(
@@ -251,25 +196,11 @@ class AISearchRetriever(_RetrieverBase):
         self.instance_id = instance_id
         """The AI Search instance searched."""
         super().__init__(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-            extra_options=extra_options,
             namespace=namespace,
             connection=connection,
             callback_manager=callback_manager,
             verbose=verbose,
-            connection_kwargs=connection_kwargs,
+            kwargs=kwargs,
         )
 
     def _describe_target(self) -> str:
@@ -278,11 +209,7 @@ class AISearchRetriever(_RetrieverBase):
     @presigned
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = self._connection.client.search(
-            self.instance_id,
-            query_bundle.query_str,
-            options=self._config.options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
+            self.instance_id, query_bundle.query_str, **self._search_kwargs()
         )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
@@ -290,11 +217,7 @@ class AISearchRetriever(_RetrieverBase):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         result = await self._connection.async_client.search(
-            self.instance_id,
-            query_bundle.query_str,
-            options=self._config.options,
-            namespace=self.namespace,
-            extra_options=self.extra_options,
+            self.instance_id, query_bundle.query_str, **self._search_kwargs()
         )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
@@ -313,18 +236,11 @@ class MultiRetrievalResult:
     """The query the service searched with, when it reported one."""
 
 
-class InstanceFailureError(AISearchError):
-    """Some instances failed and ``on_instance_error="raise"`` was set.
+InstanceFailureError = PartialFailureError
+"""Some instances failed and ``on_instance_error="raise"`` was set.
 
-    Attributes:
-        errors: One entry per failed instance.
-        nodes: The nodes the other instances returned.
-    """
-
-    def __init__(self, errors: list[InstanceError], nodes: list[NodeWithScore]) -> None:
-        self.errors = list(errors)
-        self.nodes = list(nodes)
-        super().__init__(f"{len(self.errors)} instance(s) failed: {error_summary(self.errors)}")
+The core's ``aisearch.PartialFailureError`` under this package's name: ``errors`` holds one
+entry per failed instance, ``nodes`` the nodes the other instances returned."""
 
 
 class AISearchMultiRetriever(_RetrieverBase):
@@ -364,29 +280,15 @@ class AISearchMultiRetriever(_RetrieverBase):
         self,
         instance_ids: Sequence[str | SearchTarget],
         *,
-        similarity_top_k: int | None = None,
         on_instance_error: OnInstanceError = "warn",
         mode: MultiMode = "auto",
         merge: Literal["score", "rrf"] = "score",
         max_concurrency: int = 8,
-        retrieval_type: RetrievalType | None = None,
-        match_threshold: float | None = None,
-        filters: FilterInput | None = None,
-        context_expansion: int | None = None,
-        fusion_method: FusionMethod | None = None,
-        keyword_match_mode: KeywordMatchMode | None = None,
-        boost_by: Sequence[BoostBy | Mapping[str, Any]] | None = None,
-        metadata_only: bool | None = None,
-        return_on_failure: bool | None = None,
-        query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None = None,
-        reranking: bool | RerankingOptions | Mapping[str, Any] | None = None,
-        cache: bool | CacheOptions | Mapping[str, Any] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
         namespace: str | None = None,
         connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
-        **connection_kwargs: Unpack[ConnectionKwargs],
+        **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
         targets: list[str | SearchTarget] = (
             [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
@@ -409,7 +311,7 @@ class AISearchMultiRetriever(_RetrieverBase):
                 "mode='namespace' needs 1 to 10 plain instance ids in one namespace "
                 f"(got {len(targets)} target(s)); use mode='fan_out' or 'auto'"
             )
-        check_top_k(similarity_top_k)
+        check_top_k(kwargs.get("similarity_top_k"))
         self.use_namespace_endpoint = mode == "namespace" or (
             mode == "auto" and plain and len(targets) <= _MAX_NAMESPACE_INSTANCES
         )
@@ -420,25 +322,11 @@ class AISearchMultiRetriever(_RetrieverBase):
         self.merge = merge
         self.max_concurrency = max_concurrency
         super().__init__(
-            similarity_top_k=similarity_top_k,
-            retrieval_type=retrieval_type,
-            match_threshold=match_threshold,
-            filters=filters,
-            context_expansion=context_expansion,
-            fusion_method=fusion_method,
-            keyword_match_mode=keyword_match_mode,
-            boost_by=boost_by,
-            metadata_only=metadata_only,
-            return_on_failure=return_on_failure,
-            query_rewrite=query_rewrite,
-            reranking=reranking,
-            cache=cache,
-            extra_options=extra_options,
             namespace=namespace,
             connection=connection,
             callback_manager=callback_manager,
             verbose=verbose,
-            connection_kwargs=connection_kwargs,
+            kwargs=kwargs,
         )
 
     @property
@@ -537,23 +425,9 @@ class AISearchMultiRetriever(_RetrieverBase):
         query_str = query.query_str if isinstance(query, QueryBundle) else query
         client = self._connection.client
         if self.use_namespace_endpoint:
-            result = client.namespace_search(
-                self.instance_ids,
-                query_str,
-                options=self._config.options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
-            )
+            result = client.namespace_search(self.instance_ids, query_str, **self._search_kwargs())
             return self._finish(query_str, result.chunks, result.errors, result.search_query)
-        fan = client.fan_out_search(
-            self._fan_out_targets(),
-            query_str,
-            options=self._fan_out_options(),
-            merge=self.merge,
-            top_k=self.similarity_top_k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
-        )
+        fan = client.fan_out_search(self._fan_out_targets(), query_str, **self._fan_out_kwargs())
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
     async def aretrieve_with_errors(self, query: str | QueryBundle) -> MultiRetrievalResult:
@@ -562,26 +436,22 @@ class AISearchMultiRetriever(_RetrieverBase):
         client = self._connection.async_client
         if self.use_namespace_endpoint:
             result = await client.namespace_search(
-                self.instance_ids,
-                query_str,
-                options=self._config.options,
-                namespace=self.namespace,
-                extra_options=self.extra_options,
+                self.instance_ids, query_str, **self._search_kwargs()
             )
             return self._finish(query_str, result.chunks, result.errors, result.search_query)
         fan = await client.fan_out_search(
-            self._fan_out_targets(),
-            query_str,
-            options=self._fan_out_options(),
-            merge=self.merge,
-            top_k=self.similarity_top_k,
-            max_concurrency=self.max_concurrency,
-            extra_options=self.extra_options,
+            self._fan_out_targets(), query_str, **self._fan_out_kwargs()
         )
         return self._finish(query_str, fan.chunks, fan.errors, None)
 
-    def _fan_out_options(self) -> SearchOptions | None:
-        return self._config.options
+    def _fan_out_kwargs(self) -> dict[str, Any]:
+        return {
+            "options": self._config.options,
+            "merge": self.merge,
+            "top_k": self.similarity_top_k,
+            "max_concurrency": self.max_concurrency,
+            "extra_options": self.extra_options,
+        }
 
     def _apply_policy(self, result: MultiRetrievalResult) -> list[NodeWithScore]:
         if result.errors:

@@ -12,6 +12,7 @@ from langchain_aisearch import (
     InstanceSearchError,
 )
 
+from .._sockets import client_sockets
 from .conftest import QUERY
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,18 @@ def _check_docs(docs, instance_id=None):
             assert doc.metadata["instance_id"] == instance_id
     scores = [d.metadata["score"] for d in docs]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_lazy_client_built_once_and_shared_by_batch(local, lc_target):
+    # one pooled client serves every call: one connection carries every request
+    retriever = AISearchRetriever(instance_id=lc_target.instance_id, k=2)
+    before = client_sockets(local.port)
+    results = retriever.batch([QUERY] * 4, config={"max_concurrency": 1})
+    assert [len(docs) for docs in results] == [2, 2, 2, 2]
+    assert retriever.invoke(QUERY)
+    assert len(client_sockets(local.port) - before) == 1
+    retriever.close()
+    assert client_sockets(local.port) - before == set()
 
 
 def test_invoke_maps_documents(lc_target):

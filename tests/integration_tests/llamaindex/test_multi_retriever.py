@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -38,16 +39,18 @@ def tea_instance(make_instance: Callable[..., str], local_server: LocalServer) -
     return iid
 
 
+def _pair(
+    conn: AISearchConnection, docs: str, tea: str, mode: str, **options: Any
+) -> AISearchMultiRetriever:
+    """Both instances, searched in ``mode``."""
+    return AISearchMultiRetriever([docs, tea], mode=mode, connection=conn, **options)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("mode", ["namespace", "fan_out"])
 async def test_results_from_every_instance_carry_instance_id(
     conn: AISearchConnection, docs_instance: str, tea_instance: str, mode: str
 ) -> None:
-    retriever = AISearchMultiRetriever(
-        [docs_instance, tea_instance],
-        similarity_top_k=10,
-        mode=mode,  # type: ignore[arg-type]
-        connection=conn,
-    )
+    retriever = _pair(conn, docs_instance, tea_instance, mode, similarity_top_k=10)
     for nodes in (
         retriever.retrieve("sencha tea steeping water espresso"),
         await retriever.aretrieve("sencha tea steeping water espresso"),
@@ -122,12 +125,7 @@ async def test_raise_policy(
     mode: str,
 ) -> None:
     local_server.set_fault(tea_instance, status=500)
-    retriever = AISearchMultiRetriever(
-        [docs_instance, tea_instance],
-        on_instance_error="raise",
-        mode=mode,  # type: ignore[arg-type]
-        connection=conn,
-    )
+    retriever = _pair(conn, docs_instance, tea_instance, mode, on_instance_error="raise")
     with pytest.raises(InstanceFailureError, match=tea_instance) as info:
         retriever.retrieve("espresso")
     assert info.value.nodes
@@ -146,12 +144,7 @@ async def test_all_failing_raises_listing_each(
 ) -> None:
     local_server.set_fault(docs_instance, status=500)
     local_server.set_fault(tea_instance, status=503)
-    retriever = AISearchMultiRetriever(
-        [docs_instance, tea_instance],
-        on_instance_error="ignore",
-        mode=mode,  # type: ignore[arg-type]
-        connection=conn,
-    )
+    retriever = _pair(conn, docs_instance, tea_instance, mode, on_instance_error="ignore")
     with pytest.raises(AllInstancesFailedError) as info:
         retriever.retrieve("espresso")
     assert {e.instance_id for e in info.value.errors} == {docs_instance, tea_instance}
@@ -209,12 +202,13 @@ async def test_extra_options_reach_every_instance(
     conn: AISearchConnection, docs_instance: str, tea_instance: str, mode: str
 ) -> None:
     # the raw escape hatch carries a filter the typed fields do not set
-    retriever = AISearchMultiRetriever(
-        [docs_instance, tea_instance],
+    retriever = _pair(
+        conn,
+        docs_instance,
+        tea_instance,
+        mode,
         similarity_top_k=10,
-        mode=mode,  # type: ignore[arg-type]
         extra_options={"retrieval": {"filters": {"folder": "tea/"}}},
-        connection=conn,
     )
     for nodes in (
         retriever.retrieve("sencha tea steeping water espresso"),

@@ -258,6 +258,8 @@ def test_asyncio_run_per_call_does_not_leak_clients_or_sockets(
     # client sockets to the server's port are counted (not every fd: the server runs in a
     # thread of this process and its own sockets come and go with keep-alive timeouts).
     import asyncio
+    import gc
+    import weakref
 
     conn = AISearchConnection(
         account_id=local_server.account_id,
@@ -265,10 +267,22 @@ def test_asyncio_run_per_call_does_not_leak_clients_or_sockets(
         base_url=local_server.base_url,
     )
     retriever = AISearchRetriever(docs_instance, similarity_top_k=2, connection=conn)
+    clients: list[weakref.ref[Any]] = []
+
+    async def once() -> list[Any]:
+        nodes = await retriever.aretrieve(QUERY)
+        clients.append(weakref.ref(conn.async_client))
+        return nodes
+
     before = client_sockets(local_server.port)
     for _ in range(40):
-        assert asyncio.run(retriever.aretrieve(QUERY))
-        assert len(conn._loop_clients) == 1
+        assert asyncio.run(once())
+    gc.collect()
+    # one client per run (weakref.ref returns the same reference for the same object), and
+    # the clients of finished runs are let go (at most the last one is held until another
+    # loop asks)
+    assert len({id(ref) for ref in clients}) == 40
+    assert sum(ref() is not None for ref in clients) <= 1
     # each run's loop closed its client's sockets at its shutdown (no garbage collection
     # needed); the leak this guards against kept one client and socket per run (40)
     opened = client_sockets(local_server.port) - before

@@ -46,6 +46,7 @@ EXPECTED_ALL = [
     "JobLog",
     "Namespace",
     "NotFoundError",
+    "PartialFailureError",
     "PermissionDeniedError",
     "QueryRewriteOptions",
     "R2Stats",
@@ -101,6 +102,7 @@ def test_error_tree():
         "IndexingError",
         "IndexingTimeoutError",
         "AllInstancesFailedError",
+        "PartialFailureError",
         "APIStatusError",
         "APIConnectionError",
     ):
@@ -116,6 +118,15 @@ def test_all_instances_failed_error_message():
     assert err.errors == errors
     assert str(err) == "all 2 instance(s) failed: a: down; b: gone"
     assert str(aisearch.AllInstancesFailedError([], "custom")) == "custom"
+
+
+def test_partial_failure_error_keeps_errors_and_results():
+    errors = [aisearch.InstanceError(instance_id="b", message="down")]
+    err = aisearch.PartialFailureError(errors, ["node"])
+    assert err.errors == errors
+    assert err.results == err.nodes == ["node"]
+    assert str(err) == "1 instance(s) failed: b: down"
+    assert aisearch.PartialFailureError(errors).results == []
 
 
 def test_import_loads_no_framework_or_server_code():

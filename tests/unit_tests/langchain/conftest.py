@@ -120,18 +120,3 @@ def search_server():
     recorder = Recorder(respond)
     sync, asyncc = make_clients(recorder)
     return recorder, sync, asyncc
-
-
-@pytest.fixture(autouse=True)
-def _no_credentials_in_env(monkeypatch):
-    for name in (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "CF_ACCOUNT_ID",
-        "CLOUDFLARE_API_TOKEN",
-        "CF_AI_SEARCH_API_TOKEN",
-        "CF_API_TOKEN",
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "AISEARCH_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)

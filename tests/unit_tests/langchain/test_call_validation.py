@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from aisearch import InvalidRequestError
 from langchain_aisearch import AISearchMultiRetriever, AISearchRetriever, ChatAISearch
 
+from ..._support import ANY_VALUE
 from .conftest import Recorder, chunk, completion, make_clients, search_envelope
 
 
@@ -151,19 +152,10 @@ def test_retriever_call_arguments_checked_before_the_network(cls, kwargs, field)
 
 # ------------------------------------------------------------------ fuzz
 
-_ANY = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8),
-    st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=6),
-    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)
 _CHAT_KWARGS = st.fixed_dictionaries(
     {},
     optional={
-        name: _ANY
+        name: ANY_VALUE
         for name in ("max_tokens", "temperature", "stop", "model", "extra_body", "k", "filters")
     },
 )

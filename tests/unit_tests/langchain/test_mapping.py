@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from langchain_core.documents import Document
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -220,21 +217,17 @@ def test_scoring_details_keep_extra_fields_and_drop_unset_ones():
     }
 
 
-def test_mapper_copies_the_metadata_even_if_document_kept_the_callers_dict(monkeypatch):
-    # chunk_to_document adds its keys to the Document's validated copy of the item's
-    # metadata; should a Document ever keep the caller's dict, the chunk stays untouched
-    class KeepsDict(Document):
-        def __init__(self, page_content: str, **kwargs: Any) -> None:
-            metadata = kwargs.get("metadata")
-            super().__init__(page_content, **kwargs)
-            if metadata is not None:
-                self.metadata = metadata
-
-    monkeypatch.setattr("langchain_aisearch._mapping.Document", KeepsDict)
+def test_mapper_never_shares_the_chunks_metadata():
+    # every Document gets its own metadata dict: changing one never reaches the chunk or
+    # another Document mapped from it
     chunk = Chunk.model_validate(CHUNK)
     before = dict(chunk.item.metadata)
     doc = chunk_to_document(chunk, search_query="q")
+    twin = chunk_to_document(chunk, search_query="q")
     assert chunk.item.metadata == before
     assert doc.metadata["search_query"] == "q"
     assert doc.metadata["title"] == "Espresso"
     assert doc.metadata["score"] == 0.83  # the canonical key won over the custom one
+    doc.metadata["title"] = "changed"
+    assert chunk.item.metadata == before
+    assert twin.metadata["title"] == "Espresso"

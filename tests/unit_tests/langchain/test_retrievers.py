@@ -144,8 +144,9 @@ def test_deepcopy_shares_injected_clients_and_builds_its_own_otherwise(search_se
     built = AISearchRetriever(instance_id="docs", account_id="acc", api_token=TOKEN)
     own = built._get_client()
     twin = built.model_copy(deep=True)
-    assert twin._client_lock is not built._client_lock
     assert twin._get_client() is not own
+    twin.close()  # closing the copy's clients leaves the original's alone
+    assert built._get_client() is own
     assert twin.api_token is not None and twin.api_token.get_secret_value() == TOKEN
 
 
@@ -314,26 +315,32 @@ def test_options_follow_changes_to_equal_values_of_another_type(search_server):
     assert [repr(s["custom_metadata"]["n"]) for s in sent] == ["0", "0", "False"]
 
 
-def test_an_in_place_change_while_options_are_built_is_not_missed(search_server, monkeypatch):
+def test_an_in_place_change_while_options_are_built_is_not_missed(search_server):
     # another thread changes a filter in place while a call builds its options: that call
-    # may send either value, every later call sends the new one
+    # may send either value, every later call sends the new one. The change is made from
+    # inside the build: the validation of a filter condition reads its items.
     recorder, sync, _ = search_server
-    retriever = AISearchRetriever(instance_id="docs", client=sync, filters={"folder": "a/"})
-    original = AISearchRetriever._build_search_options
+    armed: list[bool] = []
 
-    def build_then_change(self: AISearchRetriever, *args: Any) -> Any:
-        options = original(self, *args)
-        assert self.filters is not None
-        self.filters["folder"] = "b/"
-        return options
+    class ChangesWhenRead(dict[str, Any]):
+        def items(self) -> Any:
+            if armed:
+                armed.clear()
+                assert retriever.filters is not None
+                retriever.filters["folder"] = "b/"
+            return super().items()
 
-    monkeypatch.setattr(AISearchRetriever, "_build_search_options", build_then_change)
+    retriever = AISearchRetriever(
+        instance_id="docs",
+        client=sync,
+        filters={"folder": "a/", "tag": ChangesWhenRead({"$eq": "x"})},
+    )
+    armed.append(True)
     retriever.invoke("q", k=3)
-    monkeypatch.setattr(AISearchRetriever, "_build_search_options", original)
     retriever.invoke("q", k=3)
-    assert [b["ai_search_options"]["retrieval"]["filters"] for b in recorder.bodies] == [
-        {"folder": "a/"},
-        {"folder": "b/"},
+    assert [b["ai_search_options"]["retrieval"]["filters"]["folder"] for b in recorder.bodies] == [
+        "a/",
+        "b/",
     ]
 
 
@@ -360,29 +367,21 @@ def test_an_invalid_in_place_change_fails_the_next_call_before_the_network(searc
     assert len(recorder.bodies) == 1
 
 
-def test_options_are_built_once_while_nothing_changes(search_server, monkeypatch):
-    _, sync, _ = search_server
+def test_options_sent_follow_every_change_and_nothing_else(search_server):
+    recorder, sync, _ = search_server
     retriever = AISearchRetriever(instance_id="docs", client=sync, k=3, match_threshold=0.2)
-    built: list[Any] = []
-    original = AISearchRetriever._build_search_options
-
-    def spy(self: AISearchRetriever, *args: Any) -> Any:
-        built.append(args)
-        return original(self, *args)
-
-    monkeypatch.setattr(AISearchRetriever, "_build_search_options", spy)
     for _ in range(3):
         retriever.invoke("q")
-    assert built == []  # built at construction, reused since
     retriever.invoke("q", k=5)
     retriever.invoke("q", k=5)
-    assert built == [(5, None)]
     retriever.invoke("q", filters={"x": 1})
-    retriever.invoke("q", filters={"x": 1})  # per-call filters are never cached
-    assert built[1:] == [(3, {"x": 1}), (3, {"x": 1})]
-    retriever.match_threshold = 0.5  # the assignment's own validation rebuilds once
+    retriever.invoke("q")  # per-call filters apply to their call only
+    retriever.match_threshold = 0.5
     retriever.invoke("q")
-    assert built[3:] == [(3, None)]
+    sent = [b["ai_search_options"]["retrieval"] for b in recorder.bodies]
+    assert [r["max_num_results"] for r in sent] == [3, 3, 3, 5, 5, 3, 3, 3]
+    assert [r.get("filters") for r in sent] == [None] * 5 + [{"x": 1}, None, None]
+    assert [r["match_threshold"] for r in sent] == [0.2] * 7 + [0.5]
 
 
 def test_documents_mapped_and_k_respected(search_server):
@@ -400,27 +399,6 @@ async def test_async_uses_async_client(search_server):
     docs = await retriever.ainvoke("q", k=2)
     assert len(docs) == 2
     assert len(recorder.requests) == 1
-
-
-def test_lazy_client_built_once_and_shared_by_batch(monkeypatch):
-    recorder = Recorder(lambda r, b: httpx.Response(200, json=search_envelope([chunk(1)])))
-    built: list[Any] = []
-    import langchain_aisearch._common as common
-
-    real = common.AISearchClient
-
-    def factory(**kwargs):
-        built.append(kwargs)
-        return real(**kwargs, http_client=httpx.Client(transport=httpx.MockTransport(recorder)))
-
-    monkeypatch.setattr(common, "AISearchClient", factory)
-    retriever = AISearchRetriever(
-        instance_id="docs", account_id="acc", api_token=TOKEN, base_url="http://x/client/v4"
-    )
-    results = retriever.batch(["a", "b", "c", "d"])
-    assert [len(r) for r in results] == [1, 1, 1, 1]
-    assert len(built) == 1
-    assert len(recorder.requests) == 4
 
 
 async def test_close_releases_built_clients_only(search_server):

@@ -28,11 +28,8 @@ from langchain_aisearch import (
     ChatAISearch,
 )
 
+from ..._support import FRAGMENTS, SECRET
 from .conftest import Recorder, make_clients
-
-SECRET = "tok-SECRET-7f3Qz9Wd"
-FRAGMENTS = (SECRET, SECRET[:7], SECRET[-4:], "7f3Qz9", "Qz9Wd")
-"""The token, its start (pydantic's truncation shows 'tok-SEC...') and its end."""
 
 CLASSES: dict[str, tuple[type, dict[str, Any]]] = {
     "retriever": (AISearchRetriever, {"instance_id": "docs"}),

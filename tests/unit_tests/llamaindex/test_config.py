@@ -27,22 +27,6 @@ from llamaindex_aisearch import (
 )
 
 SECRET = "sk-very-secret-token-123"
-ENV_NAMES = (
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CF_ACCOUNT_ID",
-    "CLOUDFLARE_API_TOKEN",
-    "CF_AI_SEARCH_API_TOKEN",
-    "CF_API_TOKEN",
-    "CLOUDFLARE_EMAIL",
-    "CLOUDFLARE_API_KEY",
-    "AISEARCH_BASE_URL",
-)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
 
 
 def _conn(**kwargs: Any) -> AISearchConnection:

@@ -27,8 +27,8 @@ from llamaindex_aisearch import (
     AISearchToolSpec,
 )
 
-SECRET = "tok-SECRET-7f3Qz9Wd"
-FRAGMENTS = (SECRET, SECRET[:7], SECRET[-4:], "7f3Qz9", "Qz9Wd")
+from ..._support import ANY_VALUE, FRAGMENTS, SECRET
+
 BASE_URL = "https://aisearch.test/client/v4"
 
 SEARCH_RESULT = {
@@ -44,21 +44,6 @@ COMPLETION = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
     "chunks": [],
 }
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "CF_ACCOUNT_ID",
-        "CLOUDFLARE_API_TOKEN",
-        "CF_AI_SEARCH_API_TOKEN",
-        "CF_API_TOKEN",
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "AISEARCH_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _recording() -> tuple[list[dict[str, Any]], AISearchConnection]:
@@ -339,15 +324,6 @@ def test_engine_own_settings_are_checked() -> None:
         AISearchLLM("docs", context_window="big", **_conn_kwargs)
 
 
-_ANY = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=6),
-    st.lists(st.integers(), max_size=3),
-    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)
 _FUZZ_NAMES = (
     "similarity_top_k",
     "match_threshold",
@@ -363,7 +339,7 @@ _FUZZ_NAMES = (
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(name=st.sampled_from(_FUZZ_NAMES), value=_ANY)
+@given(name=st.sampled_from(_FUZZ_NAMES), value=ANY_VALUE)
 def test_fuzz_retriever_arguments(name: str, value: Any) -> None:
     """Any value of a retriever argument is accepted or refused by name: never a raw error."""
     try:

@@ -1,0 +1,22 @@
+"""Values shared by the adapter test suites: a secret to hunt for and hostile inputs."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+SECRET = "tok-SECRET-7f3Qz9Wd"
+"""A token that must never appear in an error, a repr or a log."""
+
+FRAGMENTS = (SECRET, SECRET[:7], SECRET[-4:], "7f3Qz9", "Qz9Wd")
+"""The token, its start (pydantic's truncation shows 'tok-SEC...') and its end."""
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=6),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+"""Any JSON-ish value, including the hostile ones (huge ints, NaN, infinities)."""
