@@ -68,7 +68,7 @@ MAX_STOP_SEQUENCES = 4
 
 # One rule per generation setting, shared by the constructor fields and the per-call check.
 Temperature = Annotated[float, Field(ge=0.0, le=5.0, strict=True, allow_inf_nan=False)]
-MaxTokens = Annotated[int, Field(ge=1, strict=True)]
+MaxTokens = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 StopSequences = Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES, strict=True)]
 
 
@@ -160,13 +160,13 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     """Generation model; `None` uses the instance's configured model."""
 
     temperature: Temperature | None = None
-    """Sampling temperature (0..5), sent as an extra body key when set."""
+    """Sampling temperature (0..5), sent as the request's `temperature` when set."""
 
     max_tokens: MaxTokens | None = None
-    """Maximum tokens to generate (>= 1), sent as an extra body key when set."""
+    """Maximum tokens to generate (>= 1), sent as the request's `max_tokens` when set."""
 
     stop: StopSequences | None = None
-    """Up to 4 stop sequences, sent as an extra body key when set."""
+    """Up to 4 stop sequences, sent as the request's `stop` when set."""
 
     k: int | None = Field(default=None, ge=1, le=50, strict=True)
     """Number of chunks to retrieve (`max_num_results`); `None` uses the instance's."""
@@ -259,18 +259,8 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else self.k
         if kwargs or stop is not None:
             _check_call(stop, kwargs)
-        body: dict[str, Any] = {}
-        temperature = kwargs.get("temperature", self.temperature)
-        if temperature is not None:
-            body["temperature"] = temperature
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
+        body = {**(self.extra_body or {}), **(kwargs.get("extra_body") or {})}
         effective_stop = stop if stop is not None else self.stop
-        if effective_stop:
-            body["stop"] = list(effective_stop)
-        body.update(self.extra_body or {})
-        body.update(kwargs.get("extra_body") or {})
         target = self.instance_ids if self.instance_ids is not None else self.instance_id
         call = {
             "messages": messages_to_api(messages),
@@ -279,6 +269,9 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             "namespace": self.namespace,
             "extra_options": self.extra_options,
             "extra_body": body or None,
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "stop": list(effective_stop) if effective_stop else None,
         }
         return target, call
 
