@@ -1,4 +1,4 @@
-"""Values shared by the adapter test suites: a secret to hunt for and hostile inputs."""
+"""Values shared by the test suites: a secret to hunt for and hostile inputs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,22 @@ SECRET = "tok-SECRET-7f3Qz9Wd"
 FRAGMENTS = (SECRET, SECRET[:7], SECRET[-4:], "7f3Qz9", "Qz9Wd")
 """The token, its start (pydantic's truncation shows 'tok-SEC...') and its end."""
 
-ANY_VALUE = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8),
+
+def hostile_values(
+    *more: st.SearchStrategy[object], int_bound: int = 2**70, text_size: int = 8
+) -> st.SearchStrategy[object]:
+    """JSON-ish scalars including the hostile ones (huge ints, NaN, infinities), then ``more``."""
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-int_bound, max_value=int_bound),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=text_size),
+        *more,
+    )
+
+
+ANY_VALUE = hostile_values(
     st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=6),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )

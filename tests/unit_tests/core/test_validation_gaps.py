@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
+from tests._support import hostile_values
 from tests.unit_tests.core.payloads import ACCOUNT, SEARCH_RESPONSE, TOKEN, envelope, item
 
 MSGS = [{"role": "user", "content": "x"}]
@@ -216,16 +217,13 @@ def test_the_body_is_encoded_once_and_sent_as_json(harness):
 # --------------------------------------------------------------------------- Hypothesis
 
 
-anything = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20),
+anything = hostile_values(
     st.binary(max_size=5),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.sampled_from(["\ud800", "..", "a/b", "http://", "https://h", "docs", 1e400, 10**400]),
+    int_bound=10**30,
+    text_size=20,
 )
 
 
