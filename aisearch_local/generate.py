@@ -22,11 +22,13 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import httpx
 from httpx_sse import SSEError, connect_sse
+from typing_extensions import Unpack
 
 from aisearch_local._upstream import (
     checked_key,
@@ -89,36 +91,42 @@ class Generation:
     completion_tokens: int
 
 
+Messages = list[dict[str, Any]]
+"""OpenAI-style messages (``role``, ``content``)."""
+ChunkDicts = list[dict[str, Any]]
+"""API-shaped chunks ``{id, text, score, item{key, metadata}}`` in rank order."""
+
+
+class Limits(TypedDict, total=False):
+    """The keyword arguments of :meth:`Generator.generate` and :meth:`Generator.stream`."""
+
+    max_tokens: int | None
+    """Cut the answer after this many tokens (``finish_reason="length"``)."""
+    stop: list[str] | None
+    """Cut the answer before the earliest of these strings."""
+    model: str | None
+    """The model asked for (a generator may ignore it)."""
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Writes an answer from a conversation and the retrieved chunks.
 
     ``chunks`` are API-shaped dicts ``{id, text, score, item{key, metadata}}`` in rank order;
-    ``[n]`` in an answer cites ``chunks[n - 1]``.
+    ``[n]`` in an answer cites ``chunks[n - 1]``. Both methods take the :class:`Limits`
+    keywords ``max_tokens``, ``stop`` and ``model``.
     """
 
     name: str
 
     def generate(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
     ) -> Generation:
         """Return the whole answer."""
         ...
 
     def stream(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
     ) -> Iterator[str | Generation]:
         """Yield text pieces, then exactly one final :class:`Generation` (full text, usage)."""
         ...
@@ -139,16 +147,18 @@ def _prompt_tokens(messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str
     )
 
 
-def _check_limits(max_tokens: int | None, stop: list[str] | None) -> list[str]:
+def _check_limits(limits: Limits) -> tuple[int | None, list[str]]:
+    """The checked ``max_tokens`` and the non-empty ``stop`` strings."""
+    max_tokens, stop = limits.get("max_tokens"), limits.get("stop")
     if max_tokens is not None and (
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
     if stop is None:
-        return []
+        return max_tokens, []
     if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
         raise ValueError("stop must be a list of strings or None")
-    return [s for s in stop if s]
+    return max_tokens, [s for s in stop if s]
 
 
 def _apply_limits(text: str, max_tokens: int | None, stop: list[str]) -> tuple[str, str]:
@@ -313,22 +323,16 @@ class ExtractiveGenerator:
         return " ".join(picked)
 
     def generate(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,  # noqa: ARG002 - part of the Generator protocol
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
     ) -> Generation:
         """Compose the answer.
 
         Args:
             messages: OpenAI-style messages (``role``, ``content``).
             chunks: Retrieved chunks in rank order.
-            max_tokens: Cut the answer after this many words (``finish_reason="length"``).
-            stop: Cut the answer before the earliest of these strings.
-            model: Ignored (there is no model).
+            **limits: ``max_tokens`` cuts the answer after this many words
+                (``finish_reason="length"``), ``stop`` before the earliest of these strings;
+                ``model`` is ignored (there is no model).
 
         Returns:
             The generation with word-count usage.
@@ -336,7 +340,7 @@ class ExtractiveGenerator:
         Raises:
             ValueError: ``max_tokens`` is not a positive integer or ``stop`` not a list of str.
         """
-        stops = _check_limits(max_tokens, stop)
+        max_tokens, stops = _check_limits(limits)
         text, reason = _apply_limits(self.compose(messages, chunks), max_tokens, stops)
         return Generation(
             text=text,
@@ -346,16 +350,10 @@ class ExtractiveGenerator:
         )
 
     def stream(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
     ) -> Iterator[str | Generation]:
         """Yield the :meth:`generate` text in word-sized pieces, then the :class:`Generation`."""
-        generation = self.generate(messages, chunks, max_tokens=max_tokens, stop=stop, model=model)
+        generation = self.generate(messages, chunks, **limits)
         yield from _pieces(generation.text)
         yield generation
 
@@ -461,31 +459,48 @@ class OpenAICompatibleGenerator:
     def _fail(self, what: str) -> GeneratorError:
         return GeneratorError(f"generation upstream {self._url} {what}")
 
-    def generate(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,  # noqa: ARG002 - the configured upstream model is used
+    @contextmanager
+    def _upstream_errors(self) -> Iterator[None]:
+        """Turn a transport failure into a :class:`GeneratorError` naming the upstream."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise self._fail("timed out") from exc
+        except SSEError as exc:
+            raise self._fail(f"did not answer with an event stream: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise self._fail(f"unreachable: {transport_error(exc)}") from exc
+
+    def _status_error(self, response: httpx.Response) -> GeneratorError:
+        return self._fail(f"returned HTTP {response.status_code}: {upstream_error(response)}")
+
+    @staticmethod
+    def _generation(
+        text: str, reason: str, usage: dict[str, Any], body: dict[str, Any]
     ) -> Generation:
-        """Ask the upstream for the whole answer.
+        """The finished answer: the upstream's usage where it sent one, else word counts."""
+        return Generation(
+            text=text,
+            finish_reason=reason,
+            prompt_tokens=int(usage.get("prompt_tokens") or _prompt_tokens(body["messages"], [])),
+            completion_tokens=int(usage.get("completion_tokens") or _count_tokens(text)),
+        )
+
+    def generate(
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
+    ) -> Generation:
+        """Ask the upstream for the whole answer (``model`` is ignored: the configured one is used).
 
         Raises:
             GeneratorError: Unreachable, timed out, HTTP error, or malformed body.
             ValueError: Invalid ``max_tokens`` or ``stop``.
         """
-        stops = _check_limits(max_tokens, stop)
+        max_tokens, stops = _check_limits(limits)
         body = self._body(messages, chunks, max_tokens, stops, stream=False)
-        try:
+        with self._upstream_errors():
             response = self._client.post(self._url, json=body, headers=self._headers())
-        except httpx.TimeoutException as exc:
-            raise self._fail("timed out") from exc
-        except httpx.HTTPError as exc:
-            raise self._fail(f"unreachable: {transport_error(exc)}") from exc
         if response.status_code != 200:
-            raise self._fail(f"returned HTTP {response.status_code}: {upstream_error(response)}")
+            raise self._status_error(response)
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -494,80 +509,56 @@ class OpenAICompatibleGenerator:
             usage = data.get("usage") or {}
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._fail(f"sent a malformed completion body: {exc!r}") from exc
-        return Generation(
-            text=text,
-            finish_reason=str(reason),
-            prompt_tokens=int(usage.get("prompt_tokens") or _prompt_tokens(body["messages"], [])),
-            completion_tokens=int(usage.get("completion_tokens") or _count_tokens(text)),
-        )
+        return self._generation(text, str(reason), usage, body)
 
     def stream(
-        self,
-        messages: list[dict[str, Any]],
-        chunks: list[dict[str, Any]],
-        *,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-        model: str | None = None,  # noqa: ARG002 - the configured upstream model is used
+        self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
     ) -> Iterator[str | Generation]:
         """Stream the upstream answer (SSE), then yield one final :class:`Generation`.
 
         Usage comes from the upstream's final usage event when it sends one
-        (``stream_options.include_usage``), else from word counts.
+        (``stream_options.include_usage``), else from word counts. ``model`` is ignored.
 
         Raises:
             GeneratorError: Unreachable, timed out, HTTP error, or malformed event.
             ValueError: Invalid ``max_tokens`` or ``stop``.
         """
-        stops = _check_limits(max_tokens, stop)
+        max_tokens, stops = _check_limits(limits)
         body = self._body(messages, chunks, max_tokens, stops, stream=True)
         pieces: list[str] = []
         reason = "stop"
         usage: dict[str, Any] = {}
-        try:
-            with connect_sse(
+        with (
+            self._upstream_errors(),
+            connect_sse(
                 self._client, "POST", self._url, json=body, headers=self._headers()
-            ) as source:
-                response = source.response
-                if response.status_code != 200:
-                    response.read()
+            ) as source,
+        ):
+            if source.response.status_code != 200:
+                source.response.read()
+                raise self._status_error(source.response)
+            for event in source.iter_sse():
+                if event.data.strip() == "[DONE]":
+                    break
+                try:
+                    data = json.loads(event.data)
+                except ValueError as exc:
                     raise self._fail(
-                        f"returned HTTP {response.status_code}: {upstream_error(response)}"
-                    )
-                for event in source.iter_sse():
-                    if event.data.strip() == "[DONE]":
-                        break
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError as exc:
-                        raise self._fail(
-                            f"sent a malformed stream event: {event.data[:100]!r}"
-                        ) from exc
-                    if not isinstance(data, dict):
-                        continue
-                    if isinstance(data.get("usage"), dict):
-                        usage = data["usage"]
-                    for choice in data.get("choices") or []:
-                        delta = (choice or {}).get("delta") or {}
-                        content = delta.get("content")
-                        if isinstance(content, str) and content:
-                            pieces.append(content)
-                            yield content
-                        if choice.get("finish_reason"):
-                            reason = str(choice["finish_reason"])
-        except httpx.TimeoutException as exc:
-            raise self._fail("timed out") from exc
-        except SSEError as exc:
-            raise self._fail(f"did not answer with an event stream: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise self._fail(f"unreachable: {transport_error(exc)}") from exc
-        text = "".join(pieces)
-        yield Generation(
-            text=text,
-            finish_reason=reason,
-            prompt_tokens=int(usage.get("prompt_tokens") or _prompt_tokens(body["messages"], [])),
-            completion_tokens=int(usage.get("completion_tokens") or _count_tokens(text)),
-        )
+                        f"sent a malformed stream event: {event.data[:100]!r}"
+                    ) from exc
+                if not isinstance(data, dict):
+                    continue
+                if isinstance(data.get("usage"), dict):
+                    usage = data["usage"]
+                for choice in data.get("choices") or []:
+                    delta = (choice or {}).get("delta") or {}
+                    content = delta.get("content")
+                    if isinstance(content, str) and content:
+                        pieces.append(content)
+                        yield content
+                    if choice.get("finish_reason"):
+                        reason = str(choice["finish_reason"])
+        yield self._generation("".join(pieces), reason, usage, body)
 
     def close(self) -> None:
         """Close the HTTP client."""
