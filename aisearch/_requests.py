@@ -16,7 +16,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import httpx
 
@@ -28,7 +28,6 @@ from aisearch._config import (
     check_optional_seconds,
     check_path_id,
     make_timeout,
-    resolve_config,
     validate_instance_id,
     validate_namespace,
 )
@@ -67,7 +66,7 @@ from aisearch._redact import scrub
 from aisearch._version import __version__
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 __all__ = ["USER_AGENT", "ProgressCallback", "_BaseClient", "_Request"]
 
@@ -136,39 +135,13 @@ def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
     return done, failed
 
 
-class _Settings(TypedDict):
-    """The constructor arguments ``resolve_config`` combines with the environment."""
-
-    account_id: str | None
-    api_token: str | None
-    api_email: str | None
-    api_key: str | None
-    namespace: str
-    base_url: str | None
-    timeout: float | httpx.Timeout
-    max_retries: int
-
-
 class _BaseClient(Generic[_HttpT]):
     """Configuration and request building shared by both clients."""
 
     _client: _HttpT
     _owns_client: bool
-
-    def __init__(
-        self,
-        *,
-        total_timeout: float | None = None,
-        stream_idle_timeout: float | None = None,
-        **settings: Unpack[_Settings],
-    ) -> None:
-        config = resolve_config(**settings)
-        self._config: ClientConfig = dataclasses.replace(
-            config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
-        )
-        self._account_path = f"/accounts/{self._config.account_id}"
+    _config: ClientConfig
+    _account_path: str
 
     # ------------------------------------------------------------------ properties
 

@@ -8,6 +8,7 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,12 @@ import httpx
 
 from aisearch._async._management import _AsyncManagement
 from aisearch._async._streams import AsyncEventStream
-from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from aisearch._config import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    check_optional_seconds,
+    resolve_config,
+)
 from aisearch._deadlines import new_async_client
 from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_async
@@ -82,7 +88,7 @@ class AsyncAISearchClient(_AsyncManagement):
         total_timeout: float | None = None,
         stream_idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(
+        config = resolve_config(
             account_id=account_id,
             api_token=api_token,
             api_email=api_email,
@@ -91,9 +97,13 @@ class AsyncAISearchClient(_AsyncManagement):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            total_timeout=total_timeout,
-            stream_idle_timeout=stream_idle_timeout,
         )
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = f"/accounts/{config.account_id}"
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise InvalidRequestError(
                 f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"

@@ -9,12 +9,18 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from aisearch._config import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    check_optional_seconds,
+    resolve_config,
+)
 from aisearch._deadlines import new_client
 from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_sync
@@ -83,7 +89,7 @@ class AISearchClient(_Management):
         total_timeout: float | None = None,
         stream_idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(
+        config = resolve_config(
             account_id=account_id,
             api_token=api_token,
             api_email=api_email,
@@ -92,9 +98,13 @@ class AISearchClient(_Management):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            total_timeout=total_timeout,
-            stream_idle_timeout=stream_idle_timeout,
         )
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = f"/accounts/{config.account_id}"
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise InvalidRequestError(
                 f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
