@@ -2,19 +2,15 @@
 
 Every check raises ``InvalidRequestError`` naming the parameter (or field path) and what is
 allowed. ``coerce_options`` and ``format_validation_error`` are public (the adapters use them).
-The keyword options the search, chat and legacy methods share are declared once here, as
-``TypedDict``s taken with ``**params: Unpack[...]`` (PEP 692), and documented in ``PARAM_DOCS``.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, TypedDict, TypeVar, cast
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, cast
 
 from pydantic import BeforeValidator, field_validator
 
@@ -33,13 +29,8 @@ from aisearch._options import (
 )
 
 __all__ = [
-    "PARAM_DOCS",
-    "ChatParams",
-    "LegacyChatParams",
-    "LegacyParams",
     "Messages",
     "Options",
-    "SearchParams",
     "check_bool",
     "check_extra",
     "check_generation",
@@ -50,7 +41,6 @@ __all__ = [
     "check_item_content",
     "check_item_key",
     "check_json",
-    "check_keywords",
     "check_mapping",
     "check_wait_args",
     "coerce_messages",
@@ -60,15 +50,12 @@ __all__ = [
     "json_problem",
     "legacy_options",
     "query_or_messages",
-    "takes",
 ]
 
 Messages = Sequence[ChatMessage | Mapping[str, Any]]
 """Chat messages as callers pass them: ``ChatMessage`` objects or mappings."""
 Options = SearchOptions | Mapping[str, Any] | None
 """Search options as callers pass them: ``SearchOptions``, a mapping of its shape, or ``None``."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 MAX_JSON_DEPTH = 64
 MAX_INSTANCE_IDS = 10
@@ -80,112 +67,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TEMPERATURE = 5.0
 MAX_TOKENS = 2**31 - 1
 MAX_STOP_SEQUENCES = 4
-
-
-class _BodyParams(TypedDict, total=False):
-    options: Options
-    namespace: str | None
-    extra_options: Mapping[str, Any] | None
-    extra_body: Mapping[str, Any] | None
-
-
-class SearchParams(_BodyParams, total=False):
-    """The keyword options of ``search`` and ``namespace_search``."""
-
-    messages: Messages | None
-
-
-class ChatParams(_BodyParams, total=False):
-    """The keyword options of the four chat methods."""
-
-    model: str | None
-    temperature: float | None
-    max_tokens: int | None
-    stop: str | Sequence[str] | None
-
-
-class LegacyParams(TypedDict, total=False):
-    """The keyword options of ``legacy_search``."""
-
-    filters: Mapping[str, Any] | None
-    max_num_results: int | None
-    score_threshold: float | None
-    rewrite_query: bool | None
-    reranking: bool | Mapping[str, Any] | None
-    extra_body: Mapping[str, Any] | None
-
-
-class LegacyChatParams(LegacyParams, total=False):
-    """The keyword options of ``legacy_ai_search`` and ``stream_legacy_ai_search``."""
-
-    model: str | None
-    system_prompt: str | None
-
-
-PARAM_DOCS = {
-    "messages": "A conversation to search with (either this or ``query``).",
-    "model": "Generation model (the instance's when ``None``).",
-    "system_prompt": "Generation system prompt.",
-    "options": "``SearchOptions`` or a mapping of the same shape.",
-    "namespace": "Namespace (the client's default when ``None``).",
-    "filters": "A legacy ``{type,key,value}`` filter, or Vectorize syntax (translated).",
-    "max_num_results": "1 to 50.",
-    "score_threshold": "0 to 1 (sent as ``ranking_options.score_threshold``).",
-    "rewrite_query": "Rewrite the query with an LLM.",
-    "reranking": '``True``/``False`` or ``{"enabled": ..., "model": ...}``.',
-    "extra_options": "Merged into ``ai_search_options`` last (escape hatch).",
-    "extra_body": "Merged into the top-level body last (escape hatch).",
-    "temperature": "Sampling temperature, 0 to 5 (a local bound; the API documents none).",
-    "max_tokens": "Most tokens to generate, 1 to 2**31 - 1.",
-    "stop": "A stop sequence, or a list of at most 4.",
-}
-"""One line of documentation per shared keyword option, for every method that takes it."""
-
-
-def takes(spec: type) -> Callable[[_F], _F]:
-    """Declare that a method takes the keys of ``spec`` (a ``TypedDict``) as ``**params``.
-
-    ``inspect.signature`` and ``help()`` then show each key as a keyword-only parameter
-    defaulting to ``None``, and the docstring's ``**params:`` line becomes one ``Args`` line
-    per key (from ``PARAM_DOCS``). The method itself is returned, not wrapped.
-    """
-    order = list(PARAM_DOCS)
-    keys = {key: spec.__annotations__[key] for key in sorted(spec.__annotations__, key=order.index)}
-
-    def apply(fn: _F) -> _F:
-        sig = inspect.signature(fn)
-        fixed = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        named = [
-            inspect.Parameter(
-                key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann.__forward_arg__
-            )
-            for key, ann in keys.items()
-        ]
-        fn.__signature__ = sig.replace(parameters=[*fixed, *named])  # type: ignore[attr-defined]
-        fn.__doc__ = re.sub(
-            r"^( *)\*\*params:.*$",
-            lambda m: "\n".join(f"{m[1]}{key}: {PARAM_DOCS[key]}" for key in keys),
-            fn.__doc__ or "",
-            count=1,
-            flags=re.M,
-        )
-        return fn
-
-    return apply
-
-
-def check_keywords(params: Mapping[str, Any], spec: type) -> None:
-    """Raise ``TypeError`` for a keyword that is no key of ``spec``, as Python would.
-
-    Raises:
-        TypeError: Naming the first unexpected keyword, and the closest allowed one.
-    """
-    unexpected = params.keys() - spec.__annotations__.keys()
-    if unexpected:
-        key = min(unexpected)
-        near = difflib.get_close_matches(key, list(spec.__annotations__), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")
 
 
 def json_problem(value: Any, path: str, depth: int = 0) -> str | None:
@@ -375,7 +256,7 @@ def check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
     return value
 
 
-def check_generation(params: ChatParams) -> dict[str, Any]:
+def check_generation(params: Mapping[str, Any]) -> dict[str, Any]:
     """The body fields of the generation settings that are set, checked.
 
     Returns:
@@ -591,7 +472,7 @@ class _LegacyOptions(_RequestModel):
         }
 
 
-def legacy_options(params: LegacyParams | LegacyChatParams) -> dict[str, Any]:
+def legacy_options(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check the options of a legacy route and return them as body members.
 
     Args:

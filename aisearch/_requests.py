@@ -37,13 +37,16 @@ from aisearch._exceptions import (
     InvalidRequestError,
 )
 from aisearch._filters import validate_filters
-from aisearch._models import Item
-from aisearch._params import (
+from aisearch._keywords import (
     ChatParams,
     LegacyChatParams,
     LegacyParams,
-    Messages,
     SearchParams,
+    check_keywords,
+)
+from aisearch._models import Item
+from aisearch._params import (
+    Messages,
     check_bool,
     check_extra,
     check_generation,
@@ -54,7 +57,6 @@ from aisearch._params import (
     check_item_content,
     check_item_key,
     check_json,
-    check_keywords,
     coerce_messages,
     coerce_options,
     deep_merge,

@@ -25,16 +25,9 @@ from aisearch._config import (
 from aisearch._deadlines import new_async_client
 from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_async
+from aisearch._keywords import ChatParams, LegacyChatParams, LegacyParams, SearchParams, takes
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
-from aisearch._params import (
-    ChatParams,
-    LegacyChatParams,
-    LegacyParams,
-    Messages,
-    Options,
-    SearchParams,
-    takes,
-)
+from aisearch._params import Messages, Options
 from aisearch._parse import parse_chat as _parse_chat
 from aisearch._parse import parse_legacy as _parse_legacy
 from aisearch._parse import parse_search as _parse_search
