@@ -13,10 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
-from aisearch import AISearchClient, AsyncAISearchClient
+from aisearch import AISearchClient, AsyncAISearchClient, InvalidRequestError
 from tests.unit_tests.core.payloads import ACCOUNT, TOKEN
 
 Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def raising(error: Exception) -> Handler:
+    """A handler failing every request with ``error`` (a transport failure)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    return handler
 
 
 def body_of(request: httpx.Request) -> Any:
@@ -72,6 +81,13 @@ class Harness:
         if self.mode == "sync":
             return result
         return asyncio.run(result)
+
+    def rejects(self, name: str, *args: Any, **kwargs: Any) -> str:
+        """The message of the ``InvalidRequestError`` a call raises before sending anything."""
+        with pytest.raises(InvalidRequestError) as info:
+            self.call(name, *args, **kwargs)
+        assert self.requests == []
+        return str(info.value)
 
     def collect(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Run a streaming method to the end and return its events."""

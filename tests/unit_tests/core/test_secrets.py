@@ -27,10 +27,7 @@ from aisearch import (
     StreamInterruptedError,
 )
 from aisearch._exceptions import MAX_MESSAGE_CHARS
-from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_body
-
-MSGS = [{"role": "user", "content": "x"}]
-SSE = {"content-type": "text/event-stream"}
+from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, MSGS, SSE, TOKEN, error_body
 
 AUTH_MODES: dict[str, dict[str, Any]] = {
     "bearer": {"api_token": TOKEN},
