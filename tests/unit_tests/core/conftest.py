@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from aisearch import AISearchClient, AsyncAISearchClient, InvalidRequestError
+from aisearch._config import ACCOUNT_ID_ENV, API_EMAIL_ENV, API_KEY_ENV, API_TOKEN_ENV, BASE_URL_ENV
 from tests.unit_tests.core.payloads import ACCOUNT, TOKEN
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -139,14 +140,5 @@ def harness(mode: str) -> Callable[..., Harness]:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "CF_ACCOUNT_ID",
-        "CLOUDFLARE_API_TOKEN",
-        "CF_AI_SEARCH_API_TOKEN",
-        "CF_API_TOKEN",
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "AISEARCH_BASE_URL",
-    ):
+    for name in (*ACCOUNT_ID_ENV, *API_TOKEN_ENV, *API_EMAIL_ENV, *API_KEY_ENV, *BASE_URL_ENV):
         monkeypatch.delenv(name, raising=False)
