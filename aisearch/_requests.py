@@ -131,12 +131,6 @@ def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
 
-def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
-    done = sum(1 for item in items if item.status in _DONE_STATUSES)
-    failed = [item for item in items if item.status == "error"]
-    return done, failed
-
-
 class _BaseClient(Generic[_HttpT]):
     """Configuration and request building shared by both clients."""
 
@@ -467,7 +461,8 @@ class _BaseClient(Generic[_HttpT]):
         timeout: float,
     ) -> float | None:
         """Report progress; return ``None`` when done, else the seconds left before the deadline."""
-        done, failed = _indexing_progress(items)
+        done = sum(1 for item in items if item.status in _DONE_STATUSES)
+        failed = [item for item in items if item.status == "error"]
         if on_progress is not None:
             on_progress(done, len(items), items)
         if failed:
