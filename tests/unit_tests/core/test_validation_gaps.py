@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
-from tests.unit_tests.core.payloads import ACCOUNT, MSGS, SEARCH_RESPONSE, TOKEN, envelope, item
+from tests.unit_tests.core.payloads import ACCOUNT, SEARCH_RESPONSE, TOKEN, envelope, item
 
+MSGS = [{"role": "user", "content": "x"}]
 NOT_STRINGS = [5, 1.5, True, b"acc", ["acc"], {"a": 1}, object()]
 
 
