@@ -1,23 +1,11 @@
 """Where the sync and async transports really differ: deadlines, sleeping, concurrency.
 
-``aisearch/_async/`` is written once and ``aisearch/_sync/`` is generated from it
-(``scripts/unasync.py``). The async code calls the helpers of this module by their async
-names; the generator renames each call to its sync twin here:
-
-==========================  =======================  ==========================================
-async                       sync                     what
-==========================  =======================  ==========================================
-``new_async_client``        ``new_client``           the pooled httpx client the client owns
-``AsyncAttempt``            ``Attempt``              one attempt's deadline, as a whole
-``AsyncStreamWatch``        ``StreamWatch``          a stream's total and idle deadlines
-``asleep``                  ``sleep``                the pause between retries and polls
-``agather``                 ``gather``               concurrent (async) or sequential (sync) calls
-==========================  =======================  ==========================================
-
-How each bounds an attempt differs: the async client runs the attempt under
-``asyncio.timeout``; the sync client cannot interrupt a thread, so every socket operation
-of its own pool (``_DeadlineBackend``) and every read of a body (``_WatchedStream``) is
-shortened to the attempt's deadline, held in a context variable while it is sent.
+``aisearch/_async/`` calls these helpers by their async names (``new_async_client``,
+``AsyncAttempt``, ``AsyncStreamWatch``, ``asleep``, ``agather``); ``scripts/unasync.py``
+renames each call to its sync twin here (``new_client``, ``Attempt``, ``StreamWatch``,
+``sleep``, ``gather``). The async client bounds an attempt with ``asyncio.timeout``; the sync
+one shortens every socket operation and body read to the attempt's deadline, held in a
+context variable (docs/client.md, "Timeouts and deadlines").
 """
 
 from __future__ import annotations

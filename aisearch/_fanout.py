@@ -105,31 +105,6 @@ def normalize_targets(targets: Sequence[str | SearchTarget]) -> list[SearchTarge
     return out
 
 
-def check_fanout_args(merge: object, top_k: object, max_concurrency: object) -> None:
-    """Validate the fan-out knobs.
-
-    Args:
-        merge: ``"score"`` or ``"rrf"``.
-        top_k: ``None`` or a positive integer.
-        max_concurrency: A positive integer.
-
-    Raises:
-        InvalidRequestError: Naming the bad argument.
-    """
-    if merge not in ("score", "rrf"):
-        raise InvalidRequestError(f"merge: must be one of 'score', 'rrf' (got {merge!r})")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidRequestError(f"top_k: must be a positive integer or None (got {top_k!r})")
-    if (
-        isinstance(max_concurrency, bool)
-        or not isinstance(max_concurrency, int)
-        or not 1 <= max_concurrency <= 64
-    ):
-        raise InvalidRequestError(
-            f"max_concurrency: must be an integer between 1 and 64 (got {max_concurrency!r})"
-        )
-
-
 def prepare(
     targets: Sequence[str | SearchTarget],
     query: str,
@@ -146,7 +121,7 @@ def prepare(
         options: The options of every search.
         merge: ``"score"`` or ``"rrf"``.
         top_k: ``None`` or a positive integer.
-        max_concurrency: A positive integer.
+        max_concurrency: An integer from 1 to 64.
 
     Returns:
         The targets and the validated options (built once, shared by every search).
@@ -154,7 +129,18 @@ def prepare(
     Raises:
         InvalidRequestError: Naming the bad argument.
     """
-    check_fanout_args(merge, top_k, max_concurrency)
+    if merge not in ("score", "rrf"):
+        raise InvalidRequestError(f"merge: must be one of 'score', 'rrf' (got {merge!r})")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidRequestError(f"top_k: must be a positive integer or None (got {top_k!r})")
+    if (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not 1 <= max_concurrency <= 64
+    ):
+        raise InvalidRequestError(
+            f"max_concurrency: must be an integer between 1 and 64 (got {max_concurrency!r})"
+        )
     query_or_messages(query, None)
     return normalize_targets(targets), coerce_options(options)
 

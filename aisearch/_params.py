@@ -33,6 +33,7 @@ __all__ = [
     "Options",
     "check_bool",
     "check_extra",
+    "check_generation",
     "check_instance_config",
     "check_instance_ids",
     "check_instance_update",
@@ -61,6 +62,11 @@ MAX_INSTANCE_IDS = 10
 MAX_ITEM_BYTES = 4 * 1024 * 1024
 MAX_ITEM_KEY = 128
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# local bounds of the generation settings (API.md documents none), as the adapters' and the
+# local server's: Workers AI's temperature range, the chat-completions limit of stop sequences
+MAX_TEMPERATURE = 5.0
+MAX_TOKENS = 2**31 - 1
+MAX_STOP_SEQUENCES = 4
 
 
 def json_problem(value: Any, path: str, depth: int = 0) -> str | None:
@@ -250,6 +256,48 @@ def check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
     return value
 
 
+def check_generation(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The body fields of the generation settings that are set, checked.
+
+    Returns:
+        ``{"temperature": ..., "max_tokens": ..., "stop": ...}`` without the unset ones.
+
+    Raises:
+        InvalidRequestError: Naming the field, for a wrong type or a value out of range.
+    """
+    temperature, max_tokens, stop = (params.get(k) for k in ("temperature", "max_tokens", "stop"))
+    body: dict[str, Any] = {}
+    if temperature is not None:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature)
+            or not 0 <= temperature <= MAX_TEMPERATURE
+        ):
+            raise InvalidRequestError(
+                f"temperature: must be a number between 0 and 5 (got {temperature!r})"
+            )
+        body["temperature"] = temperature
+    if max_tokens is not None:
+        body["max_tokens"] = check_int_range(max_tokens, "max_tokens", 1, MAX_TOKENS)
+    if stop is not None:
+        if isinstance(stop, str):
+            body["stop"] = stop
+        elif (
+            isinstance(stop, Sequence)
+            and len(stop) <= MAX_STOP_SEQUENCES
+            and all(isinstance(s, str) for s in stop)
+        ):
+            body["stop"] = list(stop)
+        else:
+            got = f"{len(stop)} items" if isinstance(stop, Sequence) else type(stop).__name__
+            raise InvalidRequestError(
+                f"stop: must be a string or a list of at most {MAX_STOP_SEQUENCES} strings "
+                f"(got {got})"
+            )
+    return body
+
+
 def check_wait_args(
     timeout: float, poll_interval: float, on_progress: object
 ) -> tuple[float, float]:
@@ -424,12 +472,12 @@ class _LegacyOptions(_RequestModel):
         }
 
 
-def legacy_options(**options: Any) -> dict[str, Any]:
+def legacy_options(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check the options of a legacy route and return them as body members.
 
     Args:
-        **options: ``filters``, ``max_num_results``, ``score_threshold``, ``rewrite_query``,
-            ``reranking``, ``model``, ``system_prompt``; ``None`` means not given.
+        params: The route's keyword options (``extra_body`` is merged by the caller);
+            ``None`` means not given.
 
     Returns:
         The body members, in the legacy wire form.
@@ -437,5 +485,5 @@ def legacy_options(**options: Any) -> dict[str, Any]:
     Raises:
         InvalidRequestError: Naming the option and what is allowed.
     """
-    given = {name: value for name, value in options.items() if value is not None}
+    given = {k: v for k, v in params.items() if v is not None and k != "extra_body"}
     return build_model(_LegacyOptions, given, "").to_body()

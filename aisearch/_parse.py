@@ -29,7 +29,6 @@ from aisearch._models import (
     drop_absent_nulls,
     validate_json_tolerant,
 )
-from aisearch._redact import copy_response
 
 __all__ = [
     "ITEMS_PER_PAGE",
@@ -37,8 +36,6 @@ __all__ = [
     "MAX_ERROR_BODY",
     "MAX_PAGES",
     "Envelope",
-    "add_capped",
-    "capped_response",
     "is_event_stream",
     "list_result_parser",
     "none_parser",
@@ -286,26 +283,6 @@ def page_items(env: Envelope, model: type[_T], response: httpx.Response) -> list
 
 MAX_ERROR_BODY = 1024 * 1024
 """Most bytes of an error body the client reads (the rest is discarded, the connection closed)."""
-
-
-def add_capped(parts: list[bytes], size: int, chunk: bytes) -> int:
-    """Keep ``chunk`` and return the new size; above ``MAX_ERROR_BODY`` the caller stops."""
-    parts.append(chunk)
-    return size + len(chunk)
-
-
-def capped_response(response: httpx.Response, parts: list[bytes]) -> httpx.Response:
-    """A read copy of an error response holding at most ``MAX_ERROR_BODY`` bytes of its body.
-
-    Args:
-        response: The response whose body was read (in part) as ``parts`` (decoded bytes).
-        parts: The pieces read.
-
-    Returns:
-        A response with the same status, headers (but the encoding and length ones, which no
-        longer apply) and request, whose content is the first ``MAX_ERROR_BODY`` bytes.
-    """
-    return copy_response(response, b"".join(parts)[:MAX_ERROR_BODY], request=response.request)
 
 
 def is_event_stream(response: httpx.Response) -> bool:

@@ -16,7 +16,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 import httpx
 
@@ -28,27 +28,28 @@ from aisearch._config import (
     check_optional_seconds,
     check_path_id,
     make_timeout,
-    resolve_config,
     validate_instance_id,
     validate_namespace,
 )
 from aisearch._exceptions import (
-    AISearchError,
-    APIStatusError,
     IndexingError,
     IndexingTimeoutError,
     InvalidRequestError,
-    status_error,
-    stream_content_error,
 )
-from aisearch._fanout import prepare as fanout_prepare
 from aisearch._filters import validate_filters
+from aisearch._keywords import (
+    ChatParams,
+    LegacyChatParams,
+    LegacyParams,
+    SearchParams,
+    check_keywords,
+)
 from aisearch._models import Item
 from aisearch._params import (
     Messages,
-    Options,
     check_bool,
     check_extra,
+    check_generation,
     check_instance_config,
     check_instance_ids,
     check_instance_update,
@@ -56,7 +57,6 @@ from aisearch._params import (
     check_item_content,
     check_item_key,
     check_json,
-    check_wait_args,
     coerce_messages,
     coerce_options,
     deep_merge,
@@ -64,12 +64,11 @@ from aisearch._params import (
     legacy_options,
     query_or_messages,
 )
-from aisearch._parse import page_done, page_items
 from aisearch._redact import scrub
 from aisearch._version import __version__
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 __all__ = ["USER_AGENT", "ProgressCallback", "_BaseClient", "_Request"]
 
@@ -132,45 +131,13 @@ def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
 
-def _indexing_progress(items: list[Item]) -> tuple[int, list[Item]]:
-    done = sum(1 for item in items if item.status in _DONE_STATUSES)
-    failed = [item for item in items if item.status == "error"]
-    return done, failed
-
-
-class _Settings(TypedDict):
-    """The constructor arguments ``resolve_config`` combines with the environment."""
-
-    account_id: str | None
-    api_token: str | None
-    api_email: str | None
-    api_key: str | None
-    namespace: str
-    base_url: str | None
-    timeout: float | httpx.Timeout
-    max_retries: int
-
-
 class _BaseClient(Generic[_HttpT]):
     """Configuration and request building shared by both clients."""
 
     _client: _HttpT
     _owns_client: bool
-
-    def __init__(
-        self,
-        *,
-        total_timeout: float | None = None,
-        stream_idle_timeout: float | None = None,
-        **settings: Unpack[_Settings],
-    ) -> None:
-        config = resolve_config(**settings)
-        self._config: ClientConfig = dataclasses.replace(
-            config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
-        )
-        self._account_path = f"/accounts/{self._config.account_id}"
+    _config: ClientConfig
+    _account_path: str
 
     # ------------------------------------------------------------------ properties
 
@@ -280,33 +247,15 @@ class _BaseClient(Generic[_HttpT]):
             timeout=self._config.timeout,
         )
 
-    def _status_error(self, response: httpx.Response) -> APIStatusError:
-        """The error for an error response, built without the client's credentials."""
-        return status_error(response, self._config.secrets())
-
-    @staticmethod
-    def _scrubbed(error: APIStatusError) -> APIStatusError:
-        """Return ``error``: errors are scrubbed when they are built, not afterwards.
-
-        Every status error the clients raise is built with the credentials of its request
-        (``status_error``, ``StreamDecoder(secrets=...)``), which carry the client's own.
-        """
-        return error
-
     def _body(
-        self,
-        base: dict[str, Any],
-        options: Options,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
-        instance_ids: list[str] | None = None,
+        self, base: dict[str, Any], params: ChatParams | SearchParams, ids: list[str] | None
     ) -> dict[str, Any]:
-        opts = coerce_options(options)
-        extra_options = check_extra(extra_options, "extra_options")
-        extra_body = check_extra(extra_body, "extra_body")
+        opts = coerce_options(params.get("options"))
+        extra_options = check_extra(params.get("extra_options"), "extra_options")
+        extra_body = check_extra(params.get("extra_body"), "extra_body")
         ai_opts = opts.to_json_dict() if opts is not None else {}
-        if instance_ids is not None:
-            ai_opts["instance_ids"] = instance_ids
+        if ids is not None:
+            ai_opts["instance_ids"] = ids
         if extra_options:
             deep_merge(ai_opts, extra_options)
         if ai_opts:
@@ -315,127 +264,67 @@ class _BaseClient(Generic[_HttpT]):
             deep_merge(base, extra_body)
         return base
 
+    def _target(
+        self, target: str | Sequence[str], namespace: str | None, suffix: str, namespaced: bool
+    ) -> tuple[str, list[str] | None]:
+        """The path of a search or chat; the instance ids too when it spans a namespace."""
+        if not namespaced:
+            return self._instance_path(cast(str, target), namespace, suffix), None
+        ids = check_instance_ids(target)
+        return f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}{suffix}", ids
+
     def _search_req(
         self,
-        instance_id: str,
+        target: str | Sequence[str],
         query: str | None,
-        messages: Messages | None,
-        options: Options,
-        namespace: str | None,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
+        params: SearchParams,
+        *,
+        namespaced: bool = False,
     ) -> _Request:
-        path = self._instance_path(instance_id, namespace, "/search")
-        body = self._body(query_or_messages(query, messages), options, extra_options, extra_body)
-        return _Request("POST", path, json=body)
+        check_keywords(params, SearchParams)
+        path, ids = self._target(target, params.get("namespace"), "/search", namespaced)
+        base = query_or_messages(query, params.get("messages"))
+        return _Request("POST", path, json=self._body(base, params, ids))
 
     def _chat_req(
         self,
-        instance_id: str,
+        target: str | Sequence[str],
         messages: Messages,
-        model: str | None,
-        options: Options,
-        namespace: str | None,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
+        params: ChatParams,
         *,
         stream: bool,
-        generation: Mapping[str, Any] | None = None,
+        namespaced: bool = False,
     ) -> _Request:
-        path = self._instance_path(instance_id, namespace, "/chat/completions")
-        body = self._chat_body(
-            messages, model, options, extra_options, extra_body, stream, None, generation
-        )
-        return _Request("POST", path, json=body)
-
-    def _chat_body(
-        self,
-        messages: Messages,
-        model: str | None,
-        options: Options,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
-        stream: bool,
-        instance_ids: list[str] | None = None,
-        generation: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        check_keywords(params, ChatParams)
+        generation = check_generation(params)
+        suffix = "/chat/completions"
+        path, ids = self._target(target, params.get("namespace"), suffix, namespaced)
         base: dict[str, Any] = {"messages": coerce_messages(messages)}
+        model = params.get("model")
         if model is not None:
             if not isinstance(model, str):
                 raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
             base["model"] = model
-        base.update(generation or {})  # checked by _generation.check_generation
+        base.update(generation)
         if stream:
             base["stream"] = True
-        return self._body(base, options, extra_options, extra_body, instance_ids)
-
-    def _ns_search_req(
-        self,
-        instance_ids: Sequence[str],
-        query: str | None,
-        messages: Messages | None,
-        options: Options,
-        namespace: str | None,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
-    ) -> _Request:
-        ids = check_instance_ids(instance_ids)
-        path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/search"
-        body = self._body(
-            query_or_messages(query, messages), options, extra_options, extra_body, ids
-        )
-        return _Request("POST", path, json=body)
-
-    def _ns_chat_req(
-        self,
-        instance_ids: Sequence[str],
-        messages: Messages,
-        model: str | None,
-        options: Options,
-        namespace: str | None,
-        extra_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
-        *,
-        stream: bool,
-        generation: Mapping[str, Any] | None = None,
-    ) -> _Request:
-        ids = check_instance_ids(instance_ids)
-        path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/chat/completions"
-        body = self._chat_body(
-            messages, model, options, extra_options, extra_body, stream, ids, generation
-        )
-        return _Request("POST", path, json=body)
+        return _Request("POST", path, json=self._body(base, params, ids))
 
     def _legacy_req(
         self,
         rag_id: str,
         route: Literal["search", "ai-search"],
         query: str,
+        params: LegacyParams | LegacyChatParams,
         *,
-        filters: Mapping[str, Any] | None,
-        max_num_results: int | None,
-        score_threshold: float | None,
-        rewrite_query: bool | None,
-        reranking: bool | Mapping[str, Any] | None,
-        model: str | None = None,
-        system_prompt: str | None = None,
         stream: bool = False,
-        extra_body: Mapping[str, Any] | None,
     ) -> _Request:
+        check_keywords(params, LegacyParams if route == "search" else LegacyChatParams)
         validate_instance_id(rag_id, "rag_id")
-        body: dict[str, Any] = query_or_messages(query, None)
-        body |= legacy_options(
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            model=model,
-            system_prompt=system_prompt,
-        )
+        body: dict[str, Any] = query_or_messages(query, None) | legacy_options(params)
         if stream:
             body["stream"] = True
-        extra_body = check_extra(extra_body, "extra_body")
+        extra_body = check_extra(params.get("extra_body"), "extra_body")
         if extra_body:
             deep_merge(body, extra_body)
         return _Request("POST", f"{self._account_path}/autorag/rags/{rag_id}/{route}", json=body)
@@ -551,11 +440,6 @@ class _BaseClient(Generic[_HttpT]):
             params["status"] = status
         return params
 
-    _check_key = staticmethod(check_item_key)
-    _wait_args = staticmethod(check_wait_args)
-    _page_done = staticmethod(page_done)
-    _page_items = staticmethod(page_items)
-
     def _wait_ids(
         self, instance_id: str, item_ids: Sequence[str] | None, namespace: str | None
     ) -> list[str] | None:
@@ -577,7 +461,8 @@ class _BaseClient(Generic[_HttpT]):
         timeout: float,
     ) -> float | None:
         """Report progress; return ``None`` when done, else the seconds left before the deadline."""
-        done, failed = _indexing_progress(items)
+        done = sum(1 for item in items if item.status in _DONE_STATUSES)
+        failed = [item for item in items if item.status == "error"]
         if on_progress is not None:
             on_progress(done, len(items), items)
         if failed:
@@ -593,18 +478,3 @@ class _BaseClient(Generic[_HttpT]):
                 items=items,
             )
         return remaining
-
-    _fanout_prepare = staticmethod(fanout_prepare)
-
-    def _log_retry(self, req: _Request, exc: AISearchError, delay: float, attempt: int) -> None:
-        logger.debug(
-            "retrying %s %s in %.2f s (retry %d of %d) after %s",
-            req.method,
-            req.path,
-            delay,
-            attempt,
-            self._config.max_retries,
-            type(exc).__name__,
-        )
-
-    _stream_content_error = staticmethod(stream_content_error)

@@ -154,6 +154,17 @@ class StreamDecoder:
                 "the event stream ended before 'data: [DONE]' (connection dropped or server error)"
             )
 
+    def _invalid(self, message: str, raw: str) -> APIResponseValidationError:
+        """The error for stream data ``raw`` that does not fit (credentials taken out)."""
+        return APIResponseValidationError(
+            message, status_code=self.status_code, content=raw, secrets=self._secrets
+        )
+
+    def _reported(self, body: Any, default: str, status: int | None = None) -> AISearchError:
+        """The status error an error event or error body reports (credentials taken out)."""
+        status = status or (self.status_code if self.status_code >= 400 else 500)
+        return error_from_body(body, status, self.request_id, default, secrets=self._secrets)
+
     def _json(self, sse: ServerSentEvent) -> Any:
         try:
             return json.loads(sse.data)
@@ -161,12 +172,7 @@ class StreamDecoder:
             pass
         # raised outside the except block: the JSONDecodeError (its .doc is the raw line,
         # which may echo the credential) is neither the cause nor the context
-        raise APIResponseValidationError(
-            f"stream event {sse.event!r} does not carry JSON data",
-            status_code=self.status_code,
-            content=sse.data,
-            secrets=self._secrets,
-        )
+        raise self._invalid(f"stream event {sse.event!r} does not carry JSON data", sse.data)
 
     def _sources(self, chunks: Any, errors: Any, raw: str) -> list[StreamEvent]:
         try:
@@ -179,12 +185,7 @@ class StreamDecoder:
         else:
             return [event]
         # raised outside the except block: pydantic's error (it quotes the data) is not chained
-        raise APIResponseValidationError(
-            f"stream sources do not fit the chunk model: {failure}",
-            status_code=self.status_code,
-            content=raw,
-            secrets=self._secrets,
-        )
+        raise self._invalid(f"stream sources do not fit the chunk model: {failure}", raw)
 
     def _on_chunks(self, sse: ServerSentEvent) -> list[StreamEvent]:
         data = self._json(sse)
@@ -192,11 +193,8 @@ class StreamDecoder:
             return self._sources(data, None, sse.data)
         if isinstance(data, Mapping) and isinstance(data.get("chunks", False), (list, type(None))):
             return self._sources(data["chunks"], data.get("errors"), sse.data)  # null: none
-        raise APIResponseValidationError(
-            "the 'chunks' event is neither a JSON array nor an object with 'chunks'",
-            status_code=self.status_code,
-            content=sse.data,
-            secrets=self._secrets,
+        raise self._invalid(
+            "the 'chunks' event is neither a JSON array nor an object with 'chunks'", sse.data
         )
 
     def _on_errors(self, sse: ServerSentEvent) -> list[StreamEvent]:
@@ -204,11 +202,8 @@ class StreamDecoder:
         if isinstance(data, Mapping):
             data = data.get("errors")
         if data is not None and not isinstance(data, list):
-            raise APIResponseValidationError(
-                "the 'errors' event is neither a JSON array nor an object with 'errors'",
-                status_code=self.status_code,
-                content=sse.data,
-                secrets=self._secrets,
+            raise self._invalid(
+                "the 'errors' event is neither a JSON array nor an object with 'errors'", sse.data
             )
         return self._sources([], data, sse.data)
 
@@ -217,12 +212,8 @@ class StreamDecoder:
             body: Any = json.loads(sse.data)
         except ValueError:
             body = sse.data
-        status = self.status_code if self.status_code >= 400 else 500
-        if isinstance(body, Mapping):
-            status = error_status(body.get("status")) or status
-        raise error_from_body(
-            body, status, self.request_id, "error event in the stream", secrets=self._secrets
-        )
+        status = error_status(body.get("status")) if isinstance(body, Mapping) else None
+        raise self._reported(body, "error event in the stream", status)
 
     def _on_message(self, sse: ServerSentEvent) -> list[StreamEvent]:
         if sse.data.strip() == "[DONE]":
@@ -239,18 +230,10 @@ class StreamDecoder:
             return []
         data = self._json(sse)
         if not isinstance(data, Mapping):
-            raise APIResponseValidationError(
-                "stream data is not a JSON object",
-                status_code=self.status_code,
-                content=sse.data,
-                secrets=self._secrets,
-            )
+            raise self._invalid("stream data is not a JSON object", sse.data)
         is_error = data.get("success") is False or "error" in data
         if is_error or ("errors" in data and "chunks" not in data and "choices" not in data):
-            status = self.status_code if self.status_code >= 400 else 500
-            raise error_from_body(
-                data, status, self.request_id, "error in the stream", secrets=self._secrets
-            )
+            raise self._reported(data, "error in the stream")
         if "choices" not in data and isinstance(data.get("chunks"), list):
             return self._sources(data["chunks"], data.get("errors"), sse.data)
         return self._deltas(data, sse.data)
@@ -260,12 +243,8 @@ class StreamDecoder:
             return Usage.model_validate(usage)
         except ValidationError:
             pass
-        raise APIResponseValidationError(  # outside the except block: nothing chained
-            "stream usage does not fit the usage model",
-            status_code=self.status_code,
-            content=raw,
-            secrets=self._secrets,
-        )
+        # outside the except block: nothing chained
+        raise self._invalid("stream usage does not fit the usage model", raw)
 
     def _deltas(self, data: Mapping[str, Any], raw: str) -> list[StreamEvent]:
         out: list[StreamEvent] = []

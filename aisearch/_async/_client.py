@@ -8,23 +8,32 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from aisearch._async._management import _AsyncManagement
 from aisearch._async._streams import AsyncEventStream
-from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from aisearch._config import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    check_optional_seconds,
+    resolve_config,
+)
 from aisearch._deadlines import new_async_client
 from aisearch._exceptions import InvalidRequestError
-from aisearch._fanout import MergeMode, SearchTarget, merge_results, run_async
-from aisearch._generation import check_generation
+from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_async
+from aisearch._keywords import ChatParams, LegacyChatParams, LegacyParams, SearchParams, takes
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
 from aisearch._params import Messages, Options
 from aisearch._parse import parse_chat as _parse_chat
 from aisearch._parse import parse_legacy as _parse_legacy
 from aisearch._parse import parse_search as _parse_search
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncAISearchClient"]
 
@@ -72,7 +81,7 @@ class AsyncAISearchClient(_AsyncManagement):
         total_timeout: float | None = None,
         stream_idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(
+        config = resolve_config(
             account_id=account_id,
             api_token=api_token,
             api_email=api_email,
@@ -81,9 +90,13 @@ class AsyncAISearchClient(_AsyncManagement):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            total_timeout=total_timeout,
-            stream_idle_timeout=stream_idle_timeout,
         )
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = f"/accounts/{config.account_id}"
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise InvalidRequestError(
                 f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"
@@ -112,27 +125,16 @@ class AsyncAISearchClient(_AsyncManagement):
 
     # ------------------------------------------------------------------ search and chat
 
+    @takes(SearchParams)
     async def search(
-        self,
-        instance_id: str,
-        query: str | None = None,
-        *,
-        messages: Messages | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, instance_id: str, query: str | None = None, **params: Unpack[SearchParams]
     ) -> SearchResult:
         """Search one instance (retrieval only).
 
         Args:
             instance_id: The instance id.
             query: The query text (either this or ``messages``).
-            messages: A conversation to search with (either this or ``query``).
-            options: ``SearchOptions`` or a mapping of the same shape.
-            namespace: Namespace (the client's default when ``None``).
-            extra_options: Merged into ``ai_search_options`` last (escape hatch).
-            extra_body: Merged into the top-level body last (escape hatch).
+            **params: The keyword options of ``SearchParams``.
 
         Returns:
             The chunks, best first, with ``search_query`` and ``query_kind``.
@@ -142,60 +144,28 @@ class AsyncAISearchClient(_AsyncManagement):
             APIStatusError: For error responses (after retries).
             APIResponseValidationError: If the body does not fit.
         """
-        req = self._search_req(
-            instance_id, query, messages, options, namespace, extra_options, extra_body
-        )
-        return await self._request(req, _parse_search)
+        return await self._request(self._search_req(instance_id, query, params), _parse_search)
 
+    @takes(ChatParams)
     async def chat_completions(
-        self,
-        instance_id: str,
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_id: str, messages: Messages, **params: Unpack[ChatParams]
     ) -> ChatCompletion:
         """Retrieve from one instance and generate an answer.
 
         Args:
             instance_id: The instance id.
             messages: The conversation (``ChatMessage`` or dicts).
-            model: Generation model (the instance's when ``None``).
-            options: ``SearchOptions`` or a mapping of the same shape.
-            namespace: Namespace (the client's default when ``None``).
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             The completion, with the chunks it used.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
-        req = self._chat_req(*args, stream=False, generation=generation)
+        req = self._chat_req(instance_id, messages, params, stream=False)
         return await self._request(req, _parse_chat)
 
+    @takes(ChatParams)
     def stream_chat_completions(
-        self,
-        instance_id: str,
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_id: str, messages: Messages, **params: Unpack[ChatParams]
     ) -> AsyncEventStream:
         """Stream a chat completion: a ``SourcesEvent``, ``TextDeltaEvent``s, a ``StreamEndEvent``.
 
@@ -204,14 +174,7 @@ class AsyncAISearchClient(_AsyncManagement):
         Args:
             instance_id: The instance id.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
@@ -220,247 +183,112 @@ class AsyncAISearchClient(_AsyncManagement):
             StreamInterruptedError: (while iterating) if the stream ends without ``[DONE]``.
             APIStatusError: (while iterating) for error statuses or error events.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
-        req = self._chat_req(*args, stream=True, generation=generation)
+        req = self._chat_req(instance_id, messages, params, stream=True)
         return AsyncEventStream(self._stream(req))
 
+    @takes(SearchParams)
     async def namespace_search(
-        self,
-        instance_ids: Sequence[str],
-        query: str | None = None,
-        *,
-        messages: Messages | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, instance_ids: Sequence[str], query: str | None = None, **params: Unpack[SearchParams]
     ) -> SearchResult:
         """Search 1 to 10 instances of a namespace in one call.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             query: The query text (either this or ``messages``).
-            messages: A conversation (either this or ``query``).
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
+            **params: The keyword options of ``SearchParams``.
 
         Returns:
             Merged chunks (each with ``instance_id``) and the per-instance ``errors``.
         """
-        req = self._ns_search_req(
-            instance_ids, query, messages, options, namespace, extra_options, extra_body
-        )
+        req = self._search_req(instance_ids, query, params, namespaced=True)
         return await self._request(req, _parse_search)
 
+    @takes(ChatParams)
     async def namespace_chat_completions(
-        self,
-        instance_ids: Sequence[str],
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_ids: Sequence[str], messages: Messages, **params: Unpack[ChatParams]
     ) -> ChatCompletion:
         """Chat over 1 to 10 instances of a namespace.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             The completion with its chunks and per-instance ``errors``.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
-        req = self._ns_chat_req(*args, stream=False, generation=generation)
+        req = self._chat_req(instance_ids, messages, params, stream=False, namespaced=True)
         return await self._request(req, _parse_chat)
 
+    @takes(ChatParams)
     def stream_namespace_chat_completions(
-        self,
-        instance_ids: Sequence[str],
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_ids: Sequence[str], messages: Messages, **params: Unpack[ChatParams]
     ) -> AsyncEventStream:
         """Stream a chat over 1 to 10 instances of a namespace.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
-        req = self._ns_chat_req(*args, stream=True, generation=generation)
+        req = self._chat_req(instance_ids, messages, params, stream=True, namespaced=True)
         return AsyncEventStream(self._stream(req, join_errors=True))
 
     # ------------------------------------------------------------------ legacy AutoRAG
 
+    @takes(LegacyParams)
     async def legacy_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyParams]
     ) -> SearchResult:
         """Search with the legacy ``/autorag/rags/{rag_id}/search`` route.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            filters: A legacy ``{type,key,value}`` filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1 (sent as ``ranking_options.score_threshold``).
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyParams``.
 
         Returns:
             Chunks normalised to ``Chunk`` (``filename``, ``attributes`` kept as extras).
         """
-        req = self._legacy_req(
-            rag_id,
-            "search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "search", query, params)
         return await self._request(req, _parse_legacy)
 
+    @takes(LegacyChatParams)
     async def legacy_ai_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        model: str | None = None,
-        system_prompt: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyChatParams]
     ) -> SearchResult:
         """Search and generate with the legacy ``/autorag/rags/{rag_id}/ai-search`` route.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            model: Generation model.
-            system_prompt: Generation system prompt.
-            filters: A legacy filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1.
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyChatParams``.
 
         Returns:
             The result, with the generated text in ``response``.
         """
-        req = self._legacy_req(
-            rag_id,
-            "ai-search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            model=model,
-            system_prompt=system_prompt,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "ai-search", query, params)
         return await self._request(req, _parse_legacy)
 
+    @takes(LegacyChatParams)
     def stream_legacy_ai_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        model: str | None = None,
-        system_prompt: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyChatParams]
     ) -> AsyncEventStream:
         """Stream the legacy ``/ai-search`` answer: ``TextDeltaEvent``s then a ``StreamEndEvent``.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            model: Generation model.
-            system_prompt: Generation system prompt.
-            filters: A legacy filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1.
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyChatParams``.
 
         Returns:
             An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop
             early). The legacy stream carries no sources.
         """
-        req = self._legacy_req(
-            rag_id,
-            "ai-search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            model=model,
-            system_prompt=system_prompt,
-            stream=True,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "ai-search", query, params, stream=True)
         return AsyncEventStream(self._stream(req))
 
     # ------------------------------------------------------------------ fan-out
@@ -494,7 +322,7 @@ class AsyncAISearchClient(_AsyncManagement):
         Returns:
             Merged chunks (each with ``instance_id``) and one ``InstanceError`` per failure.
         """
-        tgts, opts = self._fanout_prepare(targets, query, options, merge, top_k, max_concurrency)
+        tgts, opts = prepare(targets, query, options, merge, top_k, max_concurrency)
 
         async def one(client: AsyncAISearchClient, target: SearchTarget) -> SearchResult:
             return await client.search(

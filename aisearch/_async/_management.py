@@ -13,8 +13,8 @@ from typing import Any
 from aisearch._async._transport import _AsyncTransport
 from aisearch._deadlines import agather
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
-from aisearch._params import check_bool as _check_bool
-from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE
+from aisearch._params import check_bool, check_item_key, check_wait_args
+from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE, list_result_parser, result_parser
 from aisearch._parse import none_parser as _none_parser
 from aisearch._requests import ProgressCallback, _Request
 
@@ -37,7 +37,7 @@ class _AsyncManagement(_AsyncTransport):
             The namespace.
         """
         req = self._create_namespace_req(name, description)
-        return await self._fetch(req, Namespace, "namespace")
+        return await self._request(req, result_parser(Namespace, "namespace"))
 
     async def list_namespaces(self) -> list[Namespace]:
         """List every namespace (all pages).
@@ -57,7 +57,7 @@ class _AsyncManagement(_AsyncTransport):
             The namespace.
         """
         req = _Request("GET", self._namespace_path(name))
-        return await self._fetch(req, Namespace, "namespace")
+        return await self._request(req, result_parser(Namespace, "namespace"))
 
     async def delete_namespace(self, name: str) -> None:
         """Delete an (empty) namespace.
@@ -83,7 +83,7 @@ class _AsyncManagement(_AsyncTransport):
             The instance.
         """
         req = self._create_instance_req(instance_id, namespace, config)
-        return await self._fetch(req, Instance, "instance")
+        return await self._request(req, result_parser(Instance, "instance"))
 
     async def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
         """List every instance of a namespace (all pages).
@@ -108,7 +108,7 @@ class _AsyncManagement(_AsyncTransport):
             The instance.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace))
-        return await self._fetch(req, Instance, "instance")
+        return await self._request(req, result_parser(Instance, "instance"))
 
     async def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
         """Delete an instance and all its indexed data.
@@ -138,7 +138,7 @@ class _AsyncManagement(_AsyncTransport):
             InvalidRequestError: No field, a create-only field, or a documented bound broken.
         """
         req = self._update_instance_req(instance_id, namespace, fields)
-        return await self._fetch(req, Instance, "instance")
+        return await self._request(req, result_parser(Instance, "instance"))
 
     async def instance_stats(
         self, instance_id: str, *, namespace: str | None = None
@@ -153,7 +153,7 @@ class _AsyncManagement(_AsyncTransport):
             The statistics.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
-        return await self._fetch(req, InstanceStats, "stats")
+        return await self._request(req, result_parser(InstanceStats, "stats"))
 
     # ------------------------------------------------------------------ jobs
 
@@ -171,7 +171,7 @@ class _AsyncManagement(_AsyncTransport):
             The job.
         """
         req = self._create_job_req(instance_id, description, namespace)
-        return await self._fetch(req, Job, "job")
+        return await self._request(req, result_parser(Job, "job"))
 
     async def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
         """List every sync job of an instance (all pages).
@@ -198,7 +198,7 @@ class _AsyncManagement(_AsyncTransport):
             The job.
         """
         req = _Request("GET", self._job_path(instance_id, job_id, namespace))
-        return await self._fetch(req, Job, "job")
+        return await self._request(req, result_parser(Job, "job"))
 
     async def cancel_job(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -214,7 +214,8 @@ class _AsyncManagement(_AsyncTransport):
             The job as the service returns it.
         """
         path = self._job_path(instance_id, job_id, namespace)
-        return await self._fetch(_Request("PATCH", path, json={"action": "cancel"}), Job, "job")
+        req = _Request("PATCH", path, json={"action": "cancel"})
+        return await self._request(req, result_parser(Job, "job"))
 
     async def job_logs(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -258,7 +259,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
-        return await self._fetch(req, Item, "item")
+        return await self._request(req, result_parser(Item, "item"))
 
     async def create_or_update_item(
         self,
@@ -280,12 +281,12 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         body = {
-            "key": self._check_key(key),
+            "key": check_item_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+            "wait_for_completion": check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
-        return await self._fetch(req, Item, "item")
+        return await self._request(req, result_parser(Item, "item"))
 
     async def list_items(
         self,
@@ -324,7 +325,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = _Request("GET", self._item_path(instance_id, item_id, namespace))
-        return await self._fetch(req, Item, "item")
+        return await self._request(req, result_parser(Item, "item"))
 
     async def delete_item(
         self, instance_id: str, item_id: str, *, namespace: str | None = None
@@ -359,7 +360,7 @@ class _AsyncManagement(_AsyncTransport):
             The item.
         """
         req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
-        return await self._fetch(req, Item, "item")
+        return await self._request(req, result_parser(Item, "item"))
 
     async def list_item_chunks(
         self,
@@ -383,7 +384,7 @@ class _AsyncManagement(_AsyncTransport):
             Up to ``limit`` chunks, in the service's order.
         """
         req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
-        return await self._fetch_list(req, ItemChunk, "chunks")
+        return await self._request(req, list_result_parser(ItemChunk, "chunks"))
 
     async def wait_until_indexed(
         self,
@@ -412,7 +413,7 @@ class _AsyncManagement(_AsyncTransport):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        timeout, poll_interval = check_wait_args(timeout, poll_interval, on_progress)
         ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:

@@ -9,16 +9,22 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from aisearch._config import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from aisearch._config import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TIMEOUT,
+    check_optional_seconds,
+    resolve_config,
+)
 from aisearch._deadlines import new_client
 from aisearch._exceptions import InvalidRequestError
-from aisearch._fanout import MergeMode, SearchTarget, merge_results, run_sync
-from aisearch._generation import check_generation
+from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_sync
+from aisearch._keywords import ChatParams, LegacyChatParams, LegacyParams, SearchParams, takes
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
 from aisearch._params import Messages, Options
 from aisearch._parse import parse_chat as _parse_chat
@@ -26,6 +32,9 @@ from aisearch._parse import parse_legacy as _parse_legacy
 from aisearch._parse import parse_search as _parse_search
 from aisearch._sync._management import _Management
 from aisearch._sync._streams import EventStream
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AISearchClient"]
 
@@ -73,7 +82,7 @@ class AISearchClient(_Management):
         total_timeout: float | None = None,
         stream_idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(
+        config = resolve_config(
             account_id=account_id,
             api_token=api_token,
             api_email=api_email,
@@ -82,9 +91,13 @@ class AISearchClient(_Management):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            total_timeout=total_timeout,
-            stream_idle_timeout=stream_idle_timeout,
         )
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = f"/accounts/{config.account_id}"
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise InvalidRequestError(
                 f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
@@ -107,27 +120,16 @@ class AISearchClient(_Management):
 
     # ------------------------------------------------------------------ search and chat
 
+    @takes(SearchParams)
     def search(
-        self,
-        instance_id: str,
-        query: str | None = None,
-        *,
-        messages: Messages | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, instance_id: str, query: str | None = None, **params: Unpack[SearchParams]
     ) -> SearchResult:
         """Search one instance (retrieval only).
 
         Args:
             instance_id: The instance id.
             query: The query text (either this or ``messages``).
-            messages: A conversation to search with (either this or ``query``).
-            options: ``SearchOptions`` or a mapping of the same shape.
-            namespace: Namespace (the client's default when ``None``).
-            extra_options: Merged into ``ai_search_options`` last (escape hatch).
-            extra_body: Merged into the top-level body last (escape hatch).
+            **params: The keyword options of ``SearchParams``.
 
         Returns:
             The chunks, best first, with ``search_query`` and ``query_kind``.
@@ -137,60 +139,28 @@ class AISearchClient(_Management):
             APIStatusError: For error responses (after retries).
             APIResponseValidationError: If the body does not fit.
         """
-        req = self._search_req(
-            instance_id, query, messages, options, namespace, extra_options, extra_body
-        )
-        return self._request(req, _parse_search)
+        return self._request(self._search_req(instance_id, query, params), _parse_search)
 
+    @takes(ChatParams)
     def chat_completions(
-        self,
-        instance_id: str,
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_id: str, messages: Messages, **params: Unpack[ChatParams]
     ) -> ChatCompletion:
         """Retrieve from one instance and generate an answer.
 
         Args:
             instance_id: The instance id.
             messages: The conversation (``ChatMessage`` or dicts).
-            model: Generation model (the instance's when ``None``).
-            options: ``SearchOptions`` or a mapping of the same shape.
-            namespace: Namespace (the client's default when ``None``).
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             The completion, with the chunks it used.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
-        req = self._chat_req(*args, stream=False, generation=generation)
+        req = self._chat_req(instance_id, messages, params, stream=False)
         return self._request(req, _parse_chat)
 
+    @takes(ChatParams)
     def stream_chat_completions(
-        self,
-        instance_id: str,
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_id: str, messages: Messages, **params: Unpack[ChatParams]
     ) -> EventStream:
         """Stream a chat completion: a ``SourcesEvent``, ``TextDeltaEvent``s, a ``StreamEndEvent``.
 
@@ -199,14 +169,7 @@ class AISearchClient(_Management):
         Args:
             instance_id: The instance id.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop early).
@@ -215,247 +178,112 @@ class AISearchClient(_Management):
             StreamInterruptedError: (while iterating) if the stream ends without ``[DONE]``.
             APIStatusError: (while iterating) for error statuses or error events.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_id, messages, model, options, namespace, extra_options, extra_body)
-        req = self._chat_req(*args, stream=True, generation=generation)
+        req = self._chat_req(instance_id, messages, params, stream=True)
         return EventStream(self._stream(req))
 
+    @takes(SearchParams)
     def namespace_search(
-        self,
-        instance_ids: Sequence[str],
-        query: str | None = None,
-        *,
-        messages: Messages | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, instance_ids: Sequence[str], query: str | None = None, **params: Unpack[SearchParams]
     ) -> SearchResult:
         """Search 1 to 10 instances of a namespace in one call.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             query: The query text (either this or ``messages``).
-            messages: A conversation (either this or ``query``).
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
+            **params: The keyword options of ``SearchParams``.
 
         Returns:
             Merged chunks (each with ``instance_id``) and the per-instance ``errors``.
         """
-        req = self._ns_search_req(
-            instance_ids, query, messages, options, namespace, extra_options, extra_body
-        )
+        req = self._search_req(instance_ids, query, params, namespaced=True)
         return self._request(req, _parse_search)
 
+    @takes(ChatParams)
     def namespace_chat_completions(
-        self,
-        instance_ids: Sequence[str],
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_ids: Sequence[str], messages: Messages, **params: Unpack[ChatParams]
     ) -> ChatCompletion:
         """Chat over 1 to 10 instances of a namespace.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             The completion with its chunks and per-instance ``errors``.
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
-        req = self._ns_chat_req(*args, stream=False, generation=generation)
+        req = self._chat_req(instance_ids, messages, params, stream=False, namespaced=True)
         return self._request(req, _parse_chat)
 
+    @takes(ChatParams)
     def stream_namespace_chat_completions(
-        self,
-        instance_ids: Sequence[str],
-        messages: Messages,
-        *,
-        model: str | None = None,
-        options: Options = None,
-        namespace: str | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | Sequence[str] | None = None,
+        self, instance_ids: Sequence[str], messages: Messages, **params: Unpack[ChatParams]
     ) -> EventStream:
         """Stream a chat over 1 to 10 instances of a namespace.
 
         Args:
             instance_ids: 1 to 10 instance ids.
             messages: The conversation.
-            model: Generation model.
-            options: ``SearchOptions`` or a mapping.
-            namespace: Namespace.
-            extra_options: Merged into ``ai_search_options`` last.
-            extra_body: Merged into the top-level body last.
-            temperature: Sampling temperature, 0 to 5 (a local bound; the API documents none).
-            max_tokens: Most tokens to generate, 1 to 2**31 - 1.
-            stop: A stop sequence, or a list of at most 4.
+            **params: The keyword options of ``ChatParams``.
 
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop early).
         """
-        generation = check_generation(temperature, max_tokens, stop)
-        args = (instance_ids, messages, model, options, namespace, extra_options, extra_body)
-        req = self._ns_chat_req(*args, stream=True, generation=generation)
+        req = self._chat_req(instance_ids, messages, params, stream=True, namespaced=True)
         return EventStream(self._stream(req, join_errors=True))
 
     # ------------------------------------------------------------------ legacy AutoRAG
 
+    @takes(LegacyParams)
     def legacy_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyParams]
     ) -> SearchResult:
         """Search with the legacy ``/autorag/rags/{rag_id}/search`` route.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            filters: A legacy ``{type,key,value}`` filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1 (sent as ``ranking_options.score_threshold``).
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyParams``.
 
         Returns:
             Chunks normalised to ``Chunk`` (``filename``, ``attributes`` kept as extras).
         """
-        req = self._legacy_req(
-            rag_id,
-            "search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "search", query, params)
         return self._request(req, _parse_legacy)
 
+    @takes(LegacyChatParams)
     def legacy_ai_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        model: str | None = None,
-        system_prompt: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyChatParams]
     ) -> SearchResult:
         """Search and generate with the legacy ``/autorag/rags/{rag_id}/ai-search`` route.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            model: Generation model.
-            system_prompt: Generation system prompt.
-            filters: A legacy filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1.
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyChatParams``.
 
         Returns:
             The result, with the generated text in ``response``.
         """
-        req = self._legacy_req(
-            rag_id,
-            "ai-search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            model=model,
-            system_prompt=system_prompt,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "ai-search", query, params)
         return self._request(req, _parse_legacy)
 
+    @takes(LegacyChatParams)
     def stream_legacy_ai_search(
-        self,
-        rag_id: str,
-        query: str,
-        *,
-        model: str | None = None,
-        system_prompt: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        max_num_results: int | None = None,
-        score_threshold: float | None = None,
-        rewrite_query: bool | None = None,
-        reranking: bool | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, rag_id: str, query: str, **params: Unpack[LegacyChatParams]
     ) -> EventStream:
         """Stream the legacy ``/ai-search`` answer: ``TextDeltaEvent``s then a ``StreamEndEvent``.
 
         Args:
             rag_id: The AutoRAG (instance) name.
             query: The query text.
-            model: Generation model.
-            system_prompt: Generation system prompt.
-            filters: A legacy filter, or Vectorize syntax (translated).
-            max_num_results: 1 to 50.
-            score_threshold: 0 to 1.
-            rewrite_query: Rewrite the query with an LLM.
-            reranking: ``True``/``False`` or ``{"enabled": ..., "model": ...}``.
-            extra_body: Merged into the body last.
+            **params: The keyword options of ``LegacyChatParams``.
 
         Returns:
             An ``EventStream`` of typed events (iterate it; ``close()`` it to stop
             early). The legacy stream carries no sources.
         """
-        req = self._legacy_req(
-            rag_id,
-            "ai-search",
-            query,
-            filters=filters,
-            max_num_results=max_num_results,
-            score_threshold=score_threshold,
-            rewrite_query=rewrite_query,
-            reranking=reranking,
-            model=model,
-            system_prompt=system_prompt,
-            stream=True,
-            extra_body=extra_body,
-        )
+        req = self._legacy_req(rag_id, "ai-search", query, params, stream=True)
         return EventStream(self._stream(req))
 
     # ------------------------------------------------------------------ fan-out
@@ -489,7 +317,7 @@ class AISearchClient(_Management):
         Returns:
             Merged chunks (each with ``instance_id``) and one ``InstanceError`` per failure.
         """
-        tgts, opts = self._fanout_prepare(targets, query, options, merge, top_k, max_concurrency)
+        tgts, opts = prepare(targets, query, options, merge, top_k, max_concurrency)
 
         def one(client: AISearchClient, target: SearchTarget) -> SearchResult:
             return client.search(

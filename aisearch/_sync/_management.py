@@ -13,8 +13,8 @@ from typing import Any
 
 from aisearch._deadlines import gather
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
-from aisearch._params import check_bool as _check_bool
-from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE
+from aisearch._params import check_bool, check_item_key, check_wait_args
+from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE, list_result_parser, result_parser
 from aisearch._parse import none_parser as _none_parser
 from aisearch._requests import ProgressCallback, _Request
 from aisearch._sync._transport import _Transport
@@ -38,7 +38,7 @@ class _Management(_Transport):
             The namespace.
         """
         req = self._create_namespace_req(name, description)
-        return self._fetch(req, Namespace, "namespace")
+        return self._request(req, result_parser(Namespace, "namespace"))
 
     def list_namespaces(self) -> list[Namespace]:
         """List every namespace (all pages).
@@ -58,7 +58,7 @@ class _Management(_Transport):
             The namespace.
         """
         req = _Request("GET", self._namespace_path(name))
-        return self._fetch(req, Namespace, "namespace")
+        return self._request(req, result_parser(Namespace, "namespace"))
 
     def delete_namespace(self, name: str) -> None:
         """Delete an (empty) namespace.
@@ -84,7 +84,7 @@ class _Management(_Transport):
             The instance.
         """
         req = self._create_instance_req(instance_id, namespace, config)
-        return self._fetch(req, Instance, "instance")
+        return self._request(req, result_parser(Instance, "instance"))
 
     def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
         """List every instance of a namespace (all pages).
@@ -109,7 +109,7 @@ class _Management(_Transport):
             The instance.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace))
-        return self._fetch(req, Instance, "instance")
+        return self._request(req, result_parser(Instance, "instance"))
 
     def delete_instance(self, instance_id: str, *, namespace: str | None = None) -> None:
         """Delete an instance and all its indexed data.
@@ -139,7 +139,7 @@ class _Management(_Transport):
             InvalidRequestError: No field, a create-only field, or a documented bound broken.
         """
         req = self._update_instance_req(instance_id, namespace, fields)
-        return self._fetch(req, Instance, "instance")
+        return self._request(req, result_parser(Instance, "instance"))
 
     def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
         """Read an instance's indexing statistics (item counts per status, engine figures).
@@ -152,7 +152,7 @@ class _Management(_Transport):
             The statistics.
         """
         req = _Request("GET", self._instance_path(instance_id, namespace, "/stats"))
-        return self._fetch(req, InstanceStats, "stats")
+        return self._request(req, result_parser(InstanceStats, "stats"))
 
     # ------------------------------------------------------------------ jobs
 
@@ -170,7 +170,7 @@ class _Management(_Transport):
             The job.
         """
         req = self._create_job_req(instance_id, description, namespace)
-        return self._fetch(req, Job, "job")
+        return self._request(req, result_parser(Job, "job"))
 
     def list_jobs(self, instance_id: str, *, namespace: str | None = None) -> list[Job]:
         """List every sync job of an instance (all pages).
@@ -197,7 +197,7 @@ class _Management(_Transport):
             The job.
         """
         req = _Request("GET", self._job_path(instance_id, job_id, namespace))
-        return self._fetch(req, Job, "job")
+        return self._request(req, result_parser(Job, "job"))
 
     def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | None = None) -> Job:
         """Cancel a sync job (``PATCH {"action": "cancel"}``).
@@ -211,7 +211,8 @@ class _Management(_Transport):
             The job as the service returns it.
         """
         path = self._job_path(instance_id, job_id, namespace)
-        return self._fetch(_Request("PATCH", path, json={"action": "cancel"}), Job, "job")
+        req = _Request("PATCH", path, json={"action": "cancel"})
+        return self._request(req, result_parser(Job, "job"))
 
     def job_logs(
         self, instance_id: str, job_id: str, *, namespace: str | None = None
@@ -255,7 +256,7 @@ class _Management(_Transport):
             The item.
         """
         req = self._upload_req(instance_id, key, content, metadata, wait_for_completion, namespace)
-        return self._fetch(req, Item, "item")
+        return self._request(req, result_parser(Item, "item"))
 
     def create_or_update_item(
         self,
@@ -277,12 +278,12 @@ class _Management(_Transport):
             The item.
         """
         body = {
-            "key": self._check_key(key),
+            "key": check_item_key(key),
             "next_action": "INDEX",
-            "wait_for_completion": _check_bool(wait_for_completion, "wait_for_completion"),
+            "wait_for_completion": check_bool(wait_for_completion, "wait_for_completion"),
         }
         req = _Request("PUT", self._instance_path(instance_id, namespace, "/items"), json=body)
-        return self._fetch(req, Item, "item")
+        return self._request(req, result_parser(Item, "item"))
 
     def list_items(
         self,
@@ -319,7 +320,7 @@ class _Management(_Transport):
             The item.
         """
         req = _Request("GET", self._item_path(instance_id, item_id, namespace))
-        return self._fetch(req, Item, "item")
+        return self._request(req, result_parser(Item, "item"))
 
     def delete_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> None:
         """Delete an item.
@@ -352,7 +353,7 @@ class _Management(_Transport):
             The item.
         """
         req = self._sync_item_req(instance_id, item_id, wait_for_completion, namespace)
-        return self._fetch(req, Item, "item")
+        return self._request(req, result_parser(Item, "item"))
 
     def list_item_chunks(
         self,
@@ -376,7 +377,7 @@ class _Management(_Transport):
             Up to ``limit`` chunks, in the service's order.
         """
         req = self._item_chunks_req(instance_id, item_id, limit, offset, namespace)
-        return self._fetch_list(req, ItemChunk, "chunks")
+        return self._request(req, list_result_parser(ItemChunk, "chunks"))
 
     def wait_until_indexed(
         self,
@@ -405,7 +406,7 @@ class _Management(_Transport):
             IndexingError: If an item ends with status ``error``.
             IndexingTimeoutError: If the deadline passes first.
         """
-        timeout, poll_interval = self._wait_args(timeout, poll_interval, on_progress)
+        timeout, poll_interval = check_wait_args(timeout, poll_interval, on_progress)
         ids = self._wait_ids(instance_id, item_ids, namespace)
         deadline = time.monotonic() + timeout
         while True:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
 from aisearch._deadlines import (
     Attempt,
@@ -27,29 +26,24 @@ from aisearch._deadlines import (
 )
 from aisearch._exceptions import (
     AISearchError,
-    APIStatusError,
     APITimeoutError,
     StreamInterruptedError,
     scrub_chain,
+    status_error,
+    stream_content_error,
 )
 from aisearch._exceptions import request_id as _request_id
 from aisearch._exceptions import wrap_transport_error as _wrap_transport_error
 from aisearch._models import StreamEvent
-from aisearch._parse import MAX_ERROR_BODY, MAX_PAGES
-from aisearch._parse import add_capped as _add_capped
-from aisearch._parse import capped_response as _capped_response
+from aisearch._parse import MAX_ERROR_BODY, MAX_PAGES, page_done, page_items
 from aisearch._parse import is_event_stream as _is_event_stream
-from aisearch._parse import list_result_parser as _list_result_parser
 from aisearch._parse import parse_envelope as _parse_envelope
-from aisearch._parse import result_parser as _result_parser
-from aisearch._redact import request_secrets
+from aisearch._redact import copy_response, request_secrets
 from aisearch._requests import _T, _BaseClient, _Request, logger
 from aisearch._retry import call_end, delay_for, is_retryable, sleep_fits
 from aisearch._sse import StreamDecoder
 
 __all__ = ["_Transport"]
-
-_M = TypeVar("_M", bound=BaseModel)
 
 
 def read_error_body(response: httpx.Response) -> httpx.Response:
@@ -57,10 +51,11 @@ def read_error_body(response: httpx.Response) -> httpx.Response:
     parts: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
-        size = _add_capped(parts, size, chunk)
+        parts.append(chunk)
+        size += len(chunk)
         if size > MAX_ERROR_BODY:
             break
-    return _capped_response(response, parts)
+    return copy_response(response, b"".join(parts)[:MAX_ERROR_BODY], request=response.request)
 
 
 class _Transport(_BaseClient[httpx.Client]):
@@ -92,7 +87,7 @@ class _Transport(_BaseClient[httpx.Client]):
                 raise _wrap_transport_error(exc, request) from exc
             finally:
                 response.close()
-            raise self._status_error(error_response)
+            raise status_error(error_response, self._config.secrets())
 
     def _retrying(self, req: _Request, call: Callable[[], _T], end: float | None) -> _T:
         """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""
@@ -107,7 +102,15 @@ class _Transport(_BaseClient[httpx.Client]):
                 if not sleep_fits(delay, time.monotonic(), end):
                     raise
                 retries += 1
-                self._log_retry(req, exc, delay, retries)
+                logger.debug(
+                    "retrying %s %s in %.2f s (retry %d of %d) after %s",
+                    req.method,
+                    req.path,
+                    delay,
+                    retries,
+                    self._config.max_retries,
+                    type(exc).__name__,
+                )
                 self._sleep(delay)
 
     def _request(self, req: _Request, parse: Callable[[httpx.Response], _T]) -> _T:
@@ -118,16 +121,6 @@ class _Transport(_BaseClient[httpx.Client]):
 
         return self._retrying(req, call, end)
 
-    def _fetch(self, req: _Request, model: type[_M], what: str) -> _M:
-        """Send ``req``; its ``result[what]`` (or ``result``) as a ``model``."""
-        parsed: _M = self._request(req, _result_parser(model, what))
-        return parsed
-
-    def _fetch_list(self, req: _Request, model: type[_M], what: str) -> list[_M]:
-        """Send ``req``; its ``result[what]`` as a list of ``model``."""
-        parsed: list[_M] = self._request(req, _list_result_parser(model, what))
-        return parsed
-
     def _stream(
         self, req: _Request, *, join_errors: bool = False
     ) -> Generator[StreamEvent, None, None]:
@@ -136,7 +129,7 @@ class _Transport(_BaseClient[httpx.Client]):
         watch = StreamWatch(response, end, idle_timeout(self._config))
         try:
             if not _is_event_stream(response):
-                raise self._stream_content_error(response, watch.read())
+                raise stream_content_error(response, watch.read())
             decoder = StreamDecoder(
                 response.status_code,
                 _request_id(response),
@@ -153,9 +146,6 @@ class _Transport(_BaseClient[httpx.Client]):
             finally:
                 events.close()
             decoder.finish()
-        except APIStatusError as exc:  # an error event: scrub what the service echoed
-            self._scrubbed(exc)
-            raise
         except httpx.TimeoutException as exc:
             scrub_chain(exc, response.request)
             raise APITimeoutError(stream_timeout_message(exc), request=response.request) from exc
@@ -176,8 +166,8 @@ class _Transport(_BaseClient[httpx.Client]):
             req = _Request("GET", path, params={**params, "page": page, "per_page": per_page})
             response = self._retrying(req, partial(self._send, req, end), end)
             env = _parse_envelope(response, "list")
-            batch = self._page_items(env, model, response)
+            batch = page_items(env, model, response)
             out.extend(batch)
-            if self._page_done(env, len(batch), len(out), per_page):
+            if page_done(env, len(batch), len(out), per_page):
                 break
         return out

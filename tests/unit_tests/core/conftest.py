@@ -13,10 +13,20 @@ from typing import Any
 import httpx
 import pytest
 
-from aisearch import AISearchClient, AsyncAISearchClient
+from aisearch import AISearchClient, AsyncAISearchClient, InvalidRequestError
+from aisearch._config import ACCOUNT_ID_ENV, API_EMAIL_ENV, API_KEY_ENV, API_TOKEN_ENV, BASE_URL_ENV
 from tests.unit_tests.core.payloads import ACCOUNT, TOKEN
 
 Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def raising(error: Exception) -> Handler:
+    """A handler failing every request with ``error`` (a transport failure)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    return handler
 
 
 def body_of(request: httpx.Request) -> Any:
@@ -73,6 +83,13 @@ class Harness:
             return result
         return asyncio.run(result)
 
+    def rejects(self, name: str, *args: Any, **kwargs: Any) -> str:
+        """The message of the ``InvalidRequestError`` a call raises before sending anything."""
+        with pytest.raises(InvalidRequestError) as info:
+            self.call(name, *args, **kwargs)
+        assert self.requests == []
+        return str(info.value)
+
     def collect(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Run a streaming method to the end and return its events."""
         events: list[Any] = []
@@ -123,14 +140,5 @@ def harness(mode: str) -> Callable[..., Harness]:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "CLOUDFLARE_ACCOUNT_ID",
-        "CF_ACCOUNT_ID",
-        "CLOUDFLARE_API_TOKEN",
-        "CF_AI_SEARCH_API_TOKEN",
-        "CF_API_TOKEN",
-        "CLOUDFLARE_EMAIL",
-        "CLOUDFLARE_API_KEY",
-        "AISEARCH_BASE_URL",
-    ):
+    for name in (*ACCOUNT_ID_ENV, *API_TOKEN_ENV, *API_EMAIL_ENV, *API_KEY_ENV, *BASE_URL_ENV):
         monkeypatch.delenv(name, raising=False)

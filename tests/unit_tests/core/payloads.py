@@ -9,6 +9,8 @@ TOKEN = "tok-SECRET-9f8e7d6c5b4a"
 GLOBAL_KEY = "key-SECRET-0a1b2c3d4e"
 ACCOUNT = "acc123"
 BASE = "https://api.cloudflare.com/client/v4"
+MSGS = [{"role": "user", "content": "x"}]
+SSE = {"content-type": "text/event-stream"}
 
 # API.md 4.2
 SEARCH_RESPONSE: dict[str, Any] = {

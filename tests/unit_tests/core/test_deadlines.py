@@ -36,9 +36,11 @@ from aisearch._retry import (
     is_retryable,
     sleep_fits,
 )
+from tests.unit_tests.core.conftest import raising
 from tests.unit_tests.core.payloads import (
     ACCOUNT,
     SEARCH_RESPONSE,
+    SSE,
     STREAM_CHUNKS_EVENT,
     STREAM_DELTAS,
     STREAM_DONE,
@@ -49,7 +51,6 @@ from tests.unit_tests.core.payloads import (
 )
 
 MESSAGES = [{"role": "user", "content": "q"}]
-SSE = {"content-type": "text/event-stream"}
 
 # ---------------------------------------------------------------------- pure arithmetic
 
@@ -240,10 +241,7 @@ def fail(status: int) -> httpx.Response:
 
 
 def test_pool_timeout_is_not_retried(harness):
-    def handler(request):
-        raise httpx.PoolTimeout("no connection free")
-
-    h = harness(handler, max_retries=3)
+    h = harness(raising(httpx.PoolTimeout("no connection free")), max_retries=3)
     with pytest.raises(APITimeoutError) as info:
         h.call("search", "docs", "q")
     assert isinstance(info.value.__cause__, httpx.PoolTimeout)
@@ -270,12 +268,7 @@ def test_without_total_timeout_every_retry_runs(harness, clock, no_jitter):
 def test_total_timeout_shrinks_the_phase_timeouts(harness, clock):
     h = harness(lambda request: httpx.Response(200, json=SEARCH_RESPONSE), total_timeout=0.25)
     h.call("search", "docs", "q")
-    assert h.last.extensions["timeout"] == {
-        "connect": 0.25,
-        "read": 0.25,
-        "write": 0.25,
-        "pool": 0.25,
-    }
+    assert h.last.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 0.25)
 
 
 def test_a_late_wake_up_past_the_deadline_sends_nothing(harness, clock, no_jitter):

@@ -21,6 +21,7 @@ from aisearch import (
     PermissionDeniedError,
     RateLimitError,
 )
+from tests.unit_tests.core.conftest import raising
 from tests.unit_tests.core.payloads import GLOBAL_KEY, TOKEN, error_body
 
 STATUS_CLASSES = [
@@ -181,10 +182,7 @@ def test_empty_2xx_body(harness):
 
 
 def test_connection_error_is_wrapped(harness):
-    def handler(request):
-        raise httpx.ConnectError("connection refused")
-
-    h = harness(handler, max_retries=0)
+    h = harness(raising(httpx.ConnectError("connection refused")), max_retries=0)
     with pytest.raises(APIConnectionError) as info:
         h.call("search", "docs", "q")
     assert not isinstance(info.value, APITimeoutError)
@@ -193,10 +191,7 @@ def test_connection_error_is_wrapped(harness):
 
 
 def test_timeout_is_wrapped(harness):
-    def handler(request):
-        raise httpx.ReadTimeout("slow")
-
-    h = harness(handler, max_retries=0)
+    h = harness(raising(httpx.ReadTimeout("slow")), max_retries=0)
     with pytest.raises(APITimeoutError):
         h.call("search", "docs", "q")
 
@@ -359,10 +354,10 @@ def test_error_from_body_edge_cases():
 
 def test_local_protocol_error_never_quotes_header_values(harness):
     # httpx's LocalProtocolError text can quote an illegal header value (the token)
-    def handler(request):
-        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {TOKEN}\\n'")
-
-    h = harness(handler, max_retries=0)
+    h = harness(
+        raising(httpx.LocalProtocolError(f"Illegal header value b'Bearer {TOKEN}\\n'")),
+        max_retries=0,
+    )
     with pytest.raises(APIConnectionError) as info:
         h.call("search", "docs", "q")
     assert TOKEN not in str(info.value)

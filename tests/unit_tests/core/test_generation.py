@@ -9,10 +9,9 @@ import pytest
 
 from aisearch import InvalidRequestError
 from tests.unit_tests.core.conftest import body_of, stream_content
-from tests.unit_tests.core.payloads import CHAT_RESPONSE, STREAM_NEW
+from tests.unit_tests.core.payloads import CHAT_RESPONSE, SSE, STREAM_NEW
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
-SSE = {"content-type": "text/event-stream"}
 CHATS = [
     ("chat_completions", "docs", False),
     ("stream_chat_completions", "docs", True),

@@ -17,9 +17,7 @@ import pytest
 
 from aisearch import AISearchClient, AsyncAISearchClient, InvalidRequestError
 from aisearch._config import check_path_id
-from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, item
-
-MSGS = [{"role": "user", "content": "x"}]
+from tests.unit_tests.core.payloads import ACCOUNT, BASE, MSGS, envelope, item
 
 # Hostile in every id position: dot segments, separators, their encoded forms, any escape,
 # control characters, empty or blank, look-alikes, too long, and values that are not strings.

@@ -27,10 +27,7 @@ from aisearch import (
     StreamInterruptedError,
 )
 from aisearch._exceptions import MAX_MESSAGE_CHARS
-from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_body
-
-MSGS = [{"role": "user", "content": "x"}]
-SSE = {"content-type": "text/event-stream"}
+from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, MSGS, SSE, TOKEN, error_body
 
 AUTH_MODES: dict[str, dict[str, Any]] = {
     "bearer": {"api_token": TOKEN},
@@ -56,6 +53,10 @@ def _answer(status: int, **kwargs: Any) -> Callable[[str], Callable[[httpx.Reque
         return lambda request: httpx.Response(status, **_fill(kwargs, secret))
 
     return make
+
+
+def _sse(content: bytes) -> Callable[[str], Callable[[httpx.Request], Any]]:
+    return _answer(200, content=content, headers=SSE)
 
 
 def _raise(exc_type: type[Exception]) -> Callable[[str], Callable[[httpx.Request], Any]]:
@@ -165,31 +166,26 @@ PATHS: list[tuple[str, type[AISearchError], tuple[str, str, tuple[Any, ...]], An
         "SSE non-JSON data",
         APIResponseValidationError,
         STREAM,
-        _answer(200, content=b"event: chunks\ndata: SECRET\n\n", headers=SSE),
+        _sse(b"event: chunks\ndata: SECRET\n\n"),
     ),
     (
         "SSE message not JSON object",
         APIResponseValidationError,
         STREAM,
-        _answer(200, content=b'data: ["SECRET"]\n\n', headers=SSE),
+        _sse(b'data: ["SECRET"]\n\n'),
     ),
     (
         "SSE error event",
         APIStatusError,
         STREAM,
-        _answer(200, content=b'event: error\ndata: {"error": "SECRET"}\n\n', headers=SSE),
+        _sse(b'event: error\ndata: {"error": "SECRET"}\n\n'),
     ),
-    (
-        "SSE error event, text",
-        APIStatusError,
-        STREAM,
-        _answer(200, content=b"event: error\ndata: SECRET\n\n", headers=SSE),
-    ),
+    ("SSE error event, text", APIStatusError, STREAM, _sse(b"event: error\ndata: SECRET\n\n")),
     (
         "SSE in-stream error object",
         APIStatusError,
         STREAM,
-        _answer(200, content=b'data: {"errors": [{"message": "SECRET"}]}\n\n', headers=SSE),
+        _sse(b'data: {"errors": [{"message": "SECRET"}]}\n\n'),
     ),
     ("connection error", APIConnectionError, SEARCH, _raise(httpx.ConnectError)),
     ("timeout", APITimeoutError, SEARCH, _raise(httpx.ReadTimeout)),
@@ -199,13 +195,13 @@ PATHS: list[tuple[str, type[AISearchError], tuple[str, str, tuple[Any, ...]], An
         "SSE message non-JSON data",
         APIResponseValidationError,
         STREAM,
-        _answer(200, content=b"data: not json Authorization: Bearer SECRET\n\n", headers=SSE),
+        _sse(b"data: not json Authorization: Bearer SECRET\n\n"),
     ),
     (
         "SSE errors event non-JSON data",
         APIResponseValidationError,
         ("collect", "stream_namespace_chat_completions", (["docs"], MSGS)),
-        _answer(200, content=b"event: errors\ndata: SECRET\n\n", headers=SSE),
+        _sse(b"event: errors\ndata: SECRET\n\n"),
     ),
     ("stream read timeout mid-way", APITimeoutError, STREAM, _breaks(httpx.ReadTimeout)),
     ("stream broken mid-way", StreamInterruptedError, STREAM, _breaks(httpx.ReadError)),
@@ -372,7 +368,7 @@ HUGE = 20 * 1024 * 1024
         (SEARCH, _answer(200, content=b"<html>" + b"h" * HUGE), APIResponseValidationError),
         (
             STREAM,
-            _answer(200, content=b"event: error\ndata: " + b"e" * HUGE + b"\n\n", headers=SSE),
+            _sse(b"event: error\ndata: " + b"e" * HUGE + b"\n\n"),
             APIStatusError,
         ),
     ],
