@@ -44,12 +44,7 @@ atexit.register(_run_deferred)
 
 
 def close_when_collected(client: Any) -> None:
-    """Close a built sync client's own HTTP pool when the client is garbage-collected.
-
-    Args:
-        client: An :class:`aisearch.AISearchClient` the caller built (an injected
-            ``http_client`` is never closed).
-    """
+    """Close a built sync client's own HTTP pool (never an injected one) when it is collected."""
     _run_deferred()
     if client._owns_client:
         # the finalizer holds the httpx client only, never the core client it watches
@@ -124,15 +119,9 @@ def close_at_loop_shutdown(client: Any, owner: object) -> AsyncGenerator[None, N
     started here (it reaches its ``yield`` without awaiting anything), which registers it
     with the running loop; ``asyncio.run`` and ``asyncio.Runner`` finalise such generators
     at shutdown (``loop.shutdown_asyncgens``), running its ``finally`` in the loop the
-    client's connections belong to. When ``owner`` is garbage-collected while the loop still
-    runs, the client is closed in the loop soon after. ``await gen.aclose()`` closes it now.
-
-    Args:
-        client: An :class:`aisearch.AsyncAISearchClient` built for the running loop.
-        owner: The object the client was built for.
-
-    Returns:
-        The started generator.
+    client's connections belong to. When ``owner`` (what the client was built for) is
+    garbage-collected while the loop still runs, the client is closed in the loop soon
+    after. ``await gen.aclose()`` closes it now.
     """
     _run_deferred()
     loop = asyncio.get_running_loop()

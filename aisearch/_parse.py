@@ -154,15 +154,7 @@ def parse_envelope(response: httpx.Response, what: str) -> Envelope:
 
 
 def result_parser(model: type[_M], what: str) -> Callable[[httpx.Response], _M]:
-    """A parser of an enveloped ``result`` into ``model``.
-
-    Args:
-        model: The response model.
-        what: What is parsed, for error messages.
-
-    Returns:
-        The parser.
-    """
+    """A parser of an enveloped ``result`` into ``model`` (``what`` names it in errors)."""
 
     def parse(response: httpx.Response) -> _M:
         env = parse_envelope(response, what)
@@ -177,15 +169,7 @@ def none_parser(response: httpx.Response) -> None:
 
 
 def list_result_parser(model: type[_M], what: str) -> Callable[[httpx.Response], list[_M]]:
-    """A parser of an enveloped, unpaginated list (nulls that mean absent take their defaults).
-
-    Args:
-        model: The model of one entry.
-        what: What is parsed, for error messages.
-
-    Returns:
-        The parser.
-    """
+    """A parser of an enveloped, unpaginated list (nulls that mean absent take their defaults)."""
 
     def parse(response: httpx.Response) -> list[_M]:
         env = parse_envelope(response, what)
