@@ -34,7 +34,6 @@ __all__ = [
     "env_value",
     "resolve_config",
     "validate_instance_id",
-    "validate_namespace",
 ]
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -116,11 +115,6 @@ def check_path_id(value: object, field: str, kind: IdKind = "instance") -> str:
 
 def validate_instance_id(value: object, field: str = "instance_id") -> str:
     """Check an instance id (lowercase letters, digits, ``-`` and ``_``; 1 to 64 characters)."""
-    return check_path_id(value, field, "instance")
-
-
-def validate_namespace(value: object, field: str = "namespace") -> str:
-    """Check a namespace name (same character rules as instance ids)."""
     return check_path_id(value, field, "instance")
 
 
@@ -307,7 +301,7 @@ def resolve_config(
     return ClientConfig(
         account_id=account,
         base_url=url,
-        namespace=validate_namespace(namespace),
+        namespace=check_path_id(namespace, "namespace"),
         timeout=make_timeout(timeout),
         max_retries=check_max_retries(max_retries),
         api_token=SecretStr(token) if token else None,
