@@ -86,18 +86,9 @@ def idle_timeout(config: ClientConfig) -> float | None:
 
 
 def start_attempt(request: httpx.Request, config: ClientConfig, end: float | None) -> float | None:
-    """Fix the time an attempt may take and shrink the request's phase timeouts to it.
+    """Fix the attempt's deadline (``None``: none) and shrink the request's phase timeouts to it.
 
-    Args:
-        request: The request about to be sent.
-        config: The client's configuration (its timeout gives the attempt's budget).
-        end: The call's deadline, or ``None``.
-
-    Returns:
-        The attempt's deadline (monotonic), or ``None`` when it has none.
-
-    Raises:
-        APITimeoutError: If ``end`` has already passed.
+    Raises ``APITimeoutError`` when ``end`` has already passed.
     """
     now = time.monotonic()
     allowed = attempt_time(now, attempt_budget(config.timeout), end)
@@ -125,11 +116,7 @@ _attempt_end: ContextVar[float | None] = ContextVar("aisearch_attempt_end", defa
 
 
 def _left(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
-    """``timeout`` of one socket operation, shrunk to the time left before the attempt's end.
-
-    Raises:
-        httpcore.TimeoutException: ``error``, when no time is left.
-    """
+    """``timeout`` of one socket operation, shrunk to the time left; ``error`` when none is left."""
     end = _attempt_end.get()
     if end is None:
         return timeout
@@ -208,15 +195,12 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 def _bound_socket_operations(client: httpx.Client) -> int:
-    """Give every connection pool of ``client`` (one it built) the deadline backend.
+    """Give every connection pool of ``client`` (one it built) the deadline backend; how many.
 
     httpx offers no public way to pass a network backend while keeping its own transport
     set-up (limits, proxies from the environment, TLS), so the backend of each pool is
     swapped after the fact; ``test_the_own_pool_has_the_deadline_backend`` fails loudly
     if httpx or httpcore change that shape.
-
-    Returns:
-        How many pools were given the backend.
     """
     done = 0
     for transport in [client._transport, *client._mounts.values()]:

@@ -73,15 +73,7 @@ MAX_MESSAGE_CHARS = 2048
 
 
 def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters, saying how much was left out.
-
-    Args:
-        text: The text.
-        limit: The longest text kept.
-
-    Returns:
-        The text, or its first ``limit`` characters and a marker.
-    """
+    """Cut ``text`` to ``limit`` characters, saying how much was left out."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
@@ -232,14 +224,7 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 
 
 def status_error_class(status_code: int) -> type[APIStatusError]:
-    """Map an HTTP status code to the exception class raised for it.
-
-    Args:
-        status_code: The HTTP status code.
-
-    Returns:
-        The most specific ``APIStatusError`` subclass.
-    """
+    """The most specific ``APIStatusError`` subclass for an HTTP status code."""
     if status_code >= 500:
         return InternalServerError
     return _STATUS_ERRORS.get(status_code, APIStatusError)
@@ -377,18 +362,8 @@ def error_from_body(
     """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
 
     The error's constructor takes the credentials (``secrets`` and those of
-    ``response.request``) out of everything it keeps.
-
-    Args:
-        body: The decoded body (any JSON value, or text).
-        status_code: HTTP status to report.
-        request_id: The request id, when known.
-        default: Message used when the body carries none.
-        response: The response the body came from, when there is one.
-        secrets: Credentials to scrub besides those of ``response.request``.
-
-    Returns:
-        The exception to raise (its class depends on ``status_code``).
+    ``response.request``) out of everything it keeps. ``default`` is the message when the
+    body (any JSON value, or text) carries none.
     """
     secrets = (*secrets, *request_secrets(request_of(response)))
     code: int | str | None = None
@@ -430,15 +405,7 @@ def error_from_body(
 
 
 def status_error(response: httpx.Response, secrets: Sequence[str] = ()) -> APIStatusError:
-    """Build the error for an error response (status 400 or more), from its (read) body.
-
-    Args:
-        response: The response.
-        secrets: Credentials to scrub besides those of ``response.request``.
-
-    Returns:
-        The exception to raise.
-    """
+    """Build the error for an error response (status 400 or more), from its (read) body."""
     try:
         body: Any = json.loads(response.content) if response.content else None
     except ValueError:
@@ -476,15 +443,9 @@ def _reported_failure(
 
 
 def response_validation_error(response: httpx.Response, what: str, exc: Exception) -> AISearchError:
-    """Build the error for a 2xx body that does not fit; ``success: false`` wins.
+    """Build the error for a 2xx body that does not fit ``what``; ``success: false`` wins.
 
-    Args:
-        response: The (read) response.
-        what: What was expected (``search``, ``chat completion``...), for the message.
-        exc: Why the body did not fit (its first pydantic error is named).
-
-    Returns:
-        The exception to raise.
+    The message names the first pydantic error of ``exc``.
     """
     failure = _reported_failure(response, response.content, "success: false", error_keys=False)
     if failure is not None:
@@ -499,15 +460,7 @@ def response_validation_error(response: httpx.Response, what: str, exc: Exceptio
 
 
 def stream_content_error(response: httpx.Response, body: bytes) -> AISearchError:
-    """Build the error for a stream answered with another content type than SSE.
-
-    Args:
-        response: The response.
-        body: Its (capped) body.
-
-    Returns:
-        The status error the body reports, else an ``APIResponseValidationError``.
-    """
+    """The status error a non-SSE stream body reports, else an ``APIResponseValidationError``."""
     failure = _reported_failure(response, body, "error", error_keys=True)
     if failure is not None:
         return failure
@@ -520,15 +473,7 @@ def stream_content_error(response: httpx.Response, body: bytes) -> AISearchError
 
 
 def wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
-    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request.
-
-    Args:
-        exc: The httpx error (scrubbed in place first, with what it chains).
-        request: The request that was sent.
-
-    Returns:
-        The ``APITimeoutError`` or ``APIConnectionError`` to raise from ``exc``.
-    """
+    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request."""
     scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
@@ -545,10 +490,6 @@ def scrub_chain(exc: BaseException, request: httpx.Request) -> None:
     Used on the httpx error an ``AISearchError`` is raised from: the string arguments of
     every exception in the chain (``__cause__`` and ``__context__``, recursively) are
     scrubbed, and every httpx error keeps a redacted copy of its request.
-
-    Args:
-        exc: The exception to keep as the cause.
-        request: The request that was sent.
     """
     secrets = request_secrets(request)
     redacted = redact_request(request)

@@ -76,17 +76,7 @@ class SearchTarget:
 
 
 def normalize_targets(targets: Sequence[str | SearchTarget]) -> list[SearchTarget]:
-    """Turn instance ids and ``SearchTarget`` objects into a list of targets.
-
-    Args:
-        targets: A non-empty sequence.
-
-    Returns:
-        The targets.
-
-    Raises:
-        InvalidRequestError: If empty or an entry has the wrong type.
-    """
+    """Turn instance ids and ``SearchTarget`` objects (a non-empty sequence) into targets."""
     if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
         raise InvalidRequestError(
             "targets: must be a non-empty list of instance ids or SearchTarget"
@@ -113,21 +103,9 @@ def prepare(
     top_k: int | None,
     max_concurrency: int,
 ) -> tuple[list[SearchTarget], SearchOptions | None]:
-    """Check every argument of a fan-out before the first search.
+    """Check every argument of a fan-out before the first search (messages name the argument).
 
-    Args:
-        targets: Instance ids or ``SearchTarget`` objects.
-        query: The query text.
-        options: The options of every search.
-        merge: ``"score"`` or ``"rrf"``.
-        top_k: ``None`` or a positive integer.
-        max_concurrency: An integer from 1 to 64.
-
-    Returns:
-        The targets and the validated options (built once, shared by every search).
-
-    Raises:
-        InvalidRequestError: Naming the bad argument.
+    Returns the targets and the validated options, built once and shared by every search.
     """
     if merge not in ("score", "rrf"):
         raise InvalidRequestError(f"merge: must be one of 'score', 'rrf' (got {merge!r})")
@@ -151,19 +129,12 @@ Outcome = tuple[SearchTarget, "SearchResult | AISearchError"]
 def merge_results(
     outcomes: Sequence[Outcome], *, merge: MergeMode = "score", top_k: int | None = None
 ) -> FanOutResult:
-    """Merge per-target outcomes into one ranked result.
+    """Merge ``(target, result or error)`` outcomes, in target order, into one ranked result.
 
     ``score`` sorts every chunk by its own score (ties keep target order). ``rrf`` ranks
     by reciprocal rank fusion over each target's ranking and stores the fused value in
-    the chunk's extra field ``rrf_score``; the service ``score`` is left untouched.
-
-    Args:
-        outcomes: ``(target, result or error)`` pairs, in target order.
-        merge: ``"score"`` or ``"rrf"``.
-        top_k: Keep at most this many chunks.
-
-    Returns:
-        The merged chunks (each with ``instance_id`` set) and one error per failed target.
+    the chunk's extra field ``rrf_score``; the service ``score`` is left untouched. Each
+    chunk gets its ``instance_id``; each failed target one error.
     """
     errors: list[InstanceError] = []
     ranked: list[tuple[float, int, Chunk]] = []
@@ -208,17 +179,7 @@ def run_sync(
     search: Callable[[_C, SearchTarget], SearchResult],
     max_concurrency: int,
 ) -> list[Outcome]:
-    """Run one search per target in a thread pool, keeping failures.
-
-    Args:
-        client: The default client.
-        targets: Targets in order.
-        search: Callable doing one search.
-        max_concurrency: Worker threads.
-
-    Returns:
-        ``(target, result or error)`` in target order.
-    """
+    """Run one search per target in a thread pool, keeping failures, in target order."""
 
     def one(target: SearchTarget) -> Outcome:
         try:
@@ -238,17 +199,7 @@ async def run_async(
     search: Callable[[_C, SearchTarget], Awaitable[SearchResult]],
     max_concurrency: int,
 ) -> list[Outcome]:
-    """Run one search per target with ``asyncio.gather``, at most ``max_concurrency`` at once.
-
-    Args:
-        client: The default client.
-        targets: Targets in order.
-        search: Coroutine function doing one search.
-        max_concurrency: Concurrent searches.
-
-    Returns:
-        ``(target, result or error)`` in target order.
-    """
+    """Run one search per target with ``asyncio.gather``, at most ``max_concurrency`` at once."""
     semaphore = asyncio.Semaphore(max_concurrency)
 
     async def one(target: SearchTarget) -> Outcome:

@@ -104,14 +104,7 @@ def validate_filters(filters: object, *, path: str = "filters") -> dict[str, Any
 
 
 def is_legacy_filter(filters: object) -> bool:
-    """Tell whether a mapping looks like a legacy ``{type, key, value}`` / compound filter.
-
-    Args:
-        filters: The candidate filter.
-
-    Returns:
-        ``True`` for the legacy form, ``False`` otherwise (e.g. Vectorize syntax).
-    """
+    """Tell whether a mapping looks like a legacy ``{type, key, value}`` / compound filter."""
     if not isinstance(filters, Mapping):
         return False
     kind = filters.get("type")
@@ -136,18 +129,9 @@ def _validate_legacy_comparison(comp: object, where: str) -> None:
 
 
 def validate_legacy_filter(filters: object, *, path: str = "filters") -> dict[str, Any]:
-    """Validate a legacy AutoRAG filter (one comparison, or one level of and/or).
+    """Validate a legacy AutoRAG filter (one comparison, or one level of and/or) into a dict.
 
-    Args:
-        filters: The legacy filter.
-        path: The field path used in error messages.
-
-    Returns:
-        The filter as a ``dict``.
-
-    Raises:
-        InvalidRequestError: If it is malformed, nested, or an ``or`` mixes keys or uses
-            an operator other than ``eq``.
+    An ``or`` must compare one key with ``eq``; ``path`` is the field path in error messages.
     """
     if not isinstance(filters, Mapping):
         raise InvalidRequestError(f"{path}: must be a mapping (got {type(filters).__name__})")

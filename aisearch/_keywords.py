@@ -125,8 +125,7 @@ def takes(spec: type) -> Callable[[_F], _F]:
 def check_keywords(params: Mapping[str, Any], spec: type) -> None:
     """Raise ``TypeError`` for a keyword that is no key of ``spec``, as Python would.
 
-    Raises:
-        TypeError: Naming the first unexpected keyword, and the closest allowed one.
+    The message names the first unexpected keyword and the closest allowed one.
     """
     unexpected = params.keys() - spec.__annotations__.keys()
     if unexpected:

@@ -510,12 +510,6 @@ def drop_absent_nulls(value: Any) -> Any:
     then take their defaults. Required members (``id``, ``score`` ...) are left alone, so a
     null there still fails validation. Kept out of the models (a Python validator per chunk
     costs more than the rest of the parse), and applied only when the fast path failed.
-
-    Args:
-        value: A decoded JSON value.
-
-    Returns:
-        The value without those null members.
     """
     if isinstance(value, dict):
         return {
@@ -531,15 +525,7 @@ def drop_absent_nulls(value: Any) -> Any:
 def validate_json_tolerant(model: type[_M], content: bytes) -> _M:
     """Validate a JSON body, retrying once without the nulls that mean absent.
 
-    Args:
-        model: The response model.
-        content: The raw body.
-
-    Returns:
-        The validated model.
-
-    Raises:
-        ValidationError: The error of the first attempt, when the body does not fit.
+    A body that still does not fit raises the ``ValidationError`` of the first attempt.
     """
     try:
         return model.model_validate_json(content)

@@ -122,16 +122,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
 def build_model(cls: type[_M], value: object, prefix: str) -> _M:
     """Validate ``value`` (a mapping or an instance) into ``cls``, raising ``InvalidRequestError``.
 
-    Args:
-        cls: The request model.
-        value: A model instance or a mapping of its fields.
-        prefix: The field path used in messages.
-
-    Returns:
-        The model instance.
-
-    Raises:
-        InvalidRequestError: If the value does not validate.
+    ``prefix`` is the field path the messages start with.
     """
     if isinstance(value, cls):
         return value

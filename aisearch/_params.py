@@ -70,15 +70,9 @@ MAX_STOP_SEQUENCES = 4
 
 
 def json_problem(value: Any, path: str, depth: int = 0) -> str | None:
-    """Name the first part of ``value`` that cannot travel as JSON, or return ``None``.
+    """Name the first part of ``value`` that cannot travel as JSON (``path: problem``), or ``None``.
 
-    Args:
-        value: The value.
-        path: Its field path, for the message (``""``: the body).
-        depth: Its nesting depth (at most ``MAX_JSON_DEPTH``).
-
-    Returns:
-        ``path: problem``, or ``None`` when the value is JSON.
+    ``path`` is its field path (``""``: the body), ``depth`` its nesting (``MAX_JSON_DEPTH``).
     """
     where = path or "body"
     if value is None or isinstance(value, (bool, int)):
@@ -136,18 +130,7 @@ def coerce_options(options: Options) -> SearchOptions | None:
 
 
 def coerce_messages(messages: Messages | None, field: str = "messages") -> list[dict[str, Any]]:
-    """Validate messages (``ChatMessage`` or dicts) and serialise them for the wire.
-
-    Args:
-        messages: A non-empty sequence of messages.
-        field: The parameter name used in messages.
-
-    Returns:
-        JSON-ready message dicts.
-
-    Raises:
-        InvalidRequestError: If the sequence is empty or a message is malformed.
-    """
+    """Validate a non-empty sequence of messages (``ChatMessage`` or dicts) into wire dicts."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise InvalidRequestError(
             f"{field}: must be a non-empty list of messages (got {type(messages).__name__})"
@@ -168,18 +151,7 @@ def _check_query(query: object) -> str:
 
 
 def query_or_messages(query: str | None, messages: Messages | None) -> dict[str, Any]:
-    """Build the ``query`` xor ``messages`` part of a search body.
-
-    Args:
-        query: The query text.
-        messages: Or the conversation.
-
-    Returns:
-        ``{"query": ...}`` or ``{"messages": [...]}``.
-
-    Raises:
-        InvalidRequestError: Unless exactly one is given and it is valid.
-    """
+    """Build the ``{"query": ...}`` xor ``{"messages": [...]}`` part of a search body."""
     if query is not None and messages is not None:
         raise InvalidRequestError("query, messages: pass either query or messages, not both")
     if query is None and messages is None:
@@ -190,15 +162,7 @@ def query_or_messages(query: str | None, messages: Messages | None) -> dict[str,
 
 
 def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``extra`` into ``base`` recursively (extra wins); returns ``base``.
-
-    Args:
-        base: The dict to update in place.
-        extra: The values to merge in.
-
-    Returns:
-        ``base``.
-    """
+    """Merge ``extra`` into ``base`` recursively (extra wins); returns ``base``."""
     for key, value in extra.items():
         current = base.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
@@ -211,18 +175,7 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
 
 
 def check_mapping(value: object, field: str) -> Mapping[str, Any] | None:
-    """Check that an escape-hatch argument is a mapping (or ``None``).
-
-    Args:
-        value: The argument.
-        field: Its name.
-
-    Returns:
-        The mapping or ``None``.
-
-    Raises:
-        InvalidRequestError: If it is neither.
-    """
+    """Check that an escape-hatch argument is a mapping (or ``None``)."""
     if value is None or isinstance(value, Mapping):
         return value
     raise InvalidRequestError(f"{field}: must be a mapping (got {type(value).__name__})")
@@ -257,14 +210,7 @@ def check_int_range(value: object, name: str, lo: int, hi: int | None) -> int:
 
 
 def check_generation(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The body fields of the generation settings that are set, checked.
-
-    Returns:
-        ``{"temperature": ..., "max_tokens": ..., "stop": ...}`` without the unset ones.
-
-    Raises:
-        InvalidRequestError: Naming the field, for a wrong type or a value out of range.
-    """
+    """The body fields of the generation settings that are set, checked (errors name the field)."""
     temperature, max_tokens, stop = (params.get(k) for k in ("temperature", "max_tokens", "stop"))
     body: dict[str, Any] = {}
     if temperature is not None:
@@ -473,17 +419,9 @@ class _LegacyOptions(_RequestModel):
 
 
 def legacy_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the options of a legacy route and return them as body members.
+    """Check the keyword options of a legacy route (``None``: not given) into wire body members.
 
-    Args:
-        params: The route's keyword options (``extra_body`` is merged by the caller);
-            ``None`` means not given.
-
-    Returns:
-        The body members, in the legacy wire form.
-
-    Raises:
-        InvalidRequestError: Naming the option and what is allowed.
+    ``extra_body`` is merged by the caller.
     """
     given = {k: v for k, v in params.items() if v is not None and k != "extra_body"}
     return build_model(_LegacyOptions, given, "").to_body()

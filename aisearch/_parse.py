@@ -154,15 +154,7 @@ def parse_envelope(response: httpx.Response, what: str) -> Envelope:
 
 
 def result_parser(model: type[_M], what: str) -> Callable[[httpx.Response], _M]:
-    """A parser of an enveloped ``result`` into ``model``.
-
-    Args:
-        model: The response model.
-        what: What is parsed, for error messages.
-
-    Returns:
-        The parser.
-    """
+    """A parser of an enveloped ``result`` into ``model`` (``what`` names it in errors)."""
 
     def parse(response: httpx.Response) -> _M:
         env = parse_envelope(response, what)
@@ -177,26 +169,10 @@ def none_parser(response: httpx.Response) -> None:
 
 
 def list_result_parser(model: type[_M], what: str) -> Callable[[httpx.Response], list[_M]]:
-    """A parser of an enveloped, unpaginated list (nulls that mean absent take their defaults).
-
-    Args:
-        model: The model of one entry.
-        what: What is parsed, for error messages.
-
-    Returns:
-        The parser.
-    """
+    """A parser of an enveloped, unpaginated list (nulls that mean absent take their defaults)."""
 
     def parse(response: httpx.Response) -> list[_M]:
-        env = parse_envelope(response, what)
-        if not isinstance(env.result, list):
-            raise response_validation_error(response, what, ValueError("result is not a list"))
-        entries = env.result
-        return _fit(
-            response,
-            what,
-            lambda: [model.model_validate(drop_absent_nulls(entry)) for entry in entries],
-        )
+        return page_items(parse_envelope(response, what), model, response, what, drop_absent_nulls)
 
     return parse
 
@@ -269,15 +245,21 @@ def page_done(env: Envelope, got: int, total: int, per_page: int) -> bool:
     return got < per_page
 
 
-def page_items(env: Envelope, model: type[_T], response: httpx.Response) -> list[_T]:
-    """Validate the entries of one page into ``model``."""
+def page_items(
+    env: Envelope,
+    model: type[_T],
+    response: httpx.Response,
+    what: str = "list",
+    prepare: Callable[[Any], Any] = lambda entry: entry,
+) -> list[_T]:
+    """Validate the entries of one page (each passed through ``prepare``) into ``model``."""
     if not isinstance(env.result, list):
-        raise response_validation_error(response, "list", ValueError("result is not a list"))
+        raise response_validation_error(response, what, ValueError("result is not a list"))
     entries = env.result
     return _fit(
         response,
-        "list",
-        lambda: [model.model_validate(entry) for entry in entries],  # type: ignore[attr-defined]
+        what,
+        lambda: [model.model_validate(prepare(e)) for e in entries],  # type: ignore[attr-defined]
     )
 
 

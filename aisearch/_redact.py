@@ -48,13 +48,6 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     A secret of 16 or more characters is replaced wherever it appears. A shorter one (a
     local test token such as ``local``) only where it stands alone, not inside a longer
     word, so that ``instance 'local-notes'`` or ``<html>`` are not mangled.
-
-    Args:
-        text: The text.
-        secrets: The values to take out.
-
-    Returns:
-        The text without the secrets.
     """
     for secret in secrets:
         if not secret or secret not in text:
@@ -68,15 +61,7 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
 
 
 def scrub_value(value: Any, secrets: Sequence[str]) -> Any:
-    """``scrub`` every string (keys too) in a decoded JSON value (an error body).
-
-    Args:
-        value: A JSON value, or text.
-        secrets: The values to take out.
-
-    Returns:
-        A scrubbed copy (the value itself when there is nothing to scrub).
-    """
+    """``scrub`` every string (keys too) of a decoded JSON value; the value itself if no secret."""
     if not secrets:
         return value
     if isinstance(value, str):
@@ -89,17 +74,9 @@ def scrub_value(value: Any, secrets: Sequence[str]) -> Any:
 
 
 def excerpt(text: str | bytes, limit: int = _EXCERPT_CHARS, secrets: Sequence[str] = ()) -> str:
-    """Return a short, single-line excerpt of a body for an error message.
+    """A short, single-line excerpt of a body for an error message (``...`` when cut).
 
     The secrets are taken out of the whole text first, so a cut can never leave part of one.
-
-    Args:
-        text: The body, as text or bytes.
-        limit: Maximum number of characters kept.
-        secrets: Values to replace by ``***`` (credentials the server may echo).
-
-    Returns:
-        The excerpt, with ``...`` appended when it was cut.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
@@ -108,14 +85,7 @@ def excerpt(text: str | bytes, limit: int = _EXCERPT_CHARS, secrets: Sequence[st
 
 
 def request_secrets(request: httpx.Request | None) -> tuple[str, ...]:
-    """Return the credential values a request carried (to scrub them from what answers it).
-
-    Args:
-        request: The request, or ``None``.
-
-    Returns:
-        The values of its sensitive headers (``Bearer`` and similar schemes stripped too).
-    """
+    """The credential values a request carried (``Bearer`` and similar schemes stripped)."""
     if request is None:
         return ()
     out: list[str] = []
@@ -137,14 +107,7 @@ def request_of(response: httpx.Response | None) -> httpx.Request | None:
 
 
 def redact_request(request: httpx.Request) -> httpx.Request:
-    """Copy a request with the values of its sensitive headers replaced by ``***``.
-
-    Args:
-        request: The request that was sent.
-
-    Returns:
-        A copy safe to keep in an exception (and to pickle); the body is kept when it was read.
-    """
+    """A copy of a request safe to keep and pickle: sensitive header values are ``***``."""
     headers = [
         (name, _REDACTED if name.lower() in SENSITIVE_HEADERS else value)
         for name, value in request.headers.multi_items()
@@ -166,17 +129,10 @@ def copy_response(
     request: httpx.Request | None,
     header: Callable[[str], str] = str,
 ) -> httpx.Response:
-    """A read copy of a response with another body.
+    """A read copy of a response with another (decoded) body and ``request``.
 
-    Args:
-        response: The response copied: its status, headers and HTTP version are kept, but the
-            encoding and length headers, which no longer apply to ``content``.
-        content: The copy's (decoded) body.
-        request: The copy's request.
-        header: Applied to every header value kept.
-
-    Returns:
-        The copy.
+    Status, headers and HTTP version are kept, but not the encoding and length headers,
+    which no longer apply to ``content``; ``header`` is applied to every value kept.
     """
     headers = [
         (name, header(value))
@@ -196,15 +152,7 @@ def copy_response(
 
 
 def redact_response(response: httpx.Response, secrets: Sequence[str]) -> httpx.Response:
-    """Copy a response without credentials: body and headers scrubbed, request redacted.
-
-    Args:
-        response: The (read) response.
-        secrets: Values to replace by ``***``.
-
-    Returns:
-        A copy safe to keep in an exception (and to pickle).
-    """
+    """Copy a response without credentials: body and headers scrubbed, request redacted."""
     try:
         content = response.content
     except httpx.ResponseNotRead:

@@ -29,7 +29,6 @@ from aisearch._config import (
     check_path_id,
     make_timeout,
     validate_instance_id,
-    validate_namespace,
 )
 from aisearch._exceptions import (
     IndexingError,
@@ -126,7 +125,7 @@ def _parsed_url(url: str) -> httpx.URL:
 @functools.lru_cache(maxsize=1024)
 def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     """Validate the ids once per (account, namespace, instance) and build the path."""
-    validate_namespace(namespace)
+    check_path_id(namespace, "namespace")
     validate_instance_id(instance_id)
     return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
@@ -223,12 +222,14 @@ class _BaseClient(Generic[_HttpT]):
     # ------------------------------------------------------------------ request building
 
     def _ns(self, namespace: str | None) -> str:
-        return self._config.namespace if namespace is None else validate_namespace(namespace)
+        return (
+            self._config.namespace if namespace is None else check_path_id(namespace, "namespace")
+        )
 
     def _instance_path(self, instance_id: str, namespace: str | None, suffix: str = "") -> str:
         ns = self._config.namespace if namespace is None else namespace
         if not isinstance(ns, str) or not isinstance(instance_id, str):
-            validate_namespace(ns)
+            check_path_id(ns, "namespace")
             validate_instance_id(instance_id)
         return _instance_base(self._account_path, ns, instance_id) + suffix
 
@@ -336,10 +337,10 @@ class _BaseClient(Generic[_HttpT]):
 
     def _namespace_path(self, name: str) -> str:
         # no default here: get_namespace(None) must not become a GET (or DELETE) of the list
-        return f"{self._namespaces_path()}/{validate_namespace(name, 'name')}"
+        return f"{self._namespaces_path()}/{check_path_id(name, 'name')}"
 
     def _create_namespace_req(self, name: str, description: str | None) -> _Request:
-        body: dict[str, Any] = {"name": validate_namespace(name, "name")}
+        body: dict[str, Any] = {"name": check_path_id(name, "name")}
         if description is not None:
             if not isinstance(description, str) or len(description) > 256:
                 raise InvalidRequestError("description: must be a string of at most 256 characters")

@@ -47,27 +47,12 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 def is_retryable_status(status_code: int) -> bool:
-    """Tell whether an HTTP status is worth retrying (408, 409, 429, >= 500).
-
-    Args:
-        status_code: The HTTP status.
-
-    Returns:
-        ``True`` when a retry may succeed.
-    """
+    """Tell whether an HTTP status is worth retrying (408, 409, 429, >= 500)."""
     return status_code in RETRYABLE_STATUS or status_code >= 500
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Tell whether an error raised by a request is worth retrying.
-
-    Args:
-        error: The exception.
-
-    Returns:
-        ``True`` for connection errors, timeouts and retryable status errors; ``False`` for a
-        timed-out wait for a pooled connection (``httpx.PoolTimeout``).
-    """
+    """Tell whether a request's error is worth retrying (a ``PoolTimeout`` is not)."""
     if isinstance(error, APIConnectionError):
         return not isinstance(error.__cause__, httpx.PoolTimeout)
     if isinstance(error, APIStatusError):
@@ -78,14 +63,9 @@ def is_retryable(error: BaseException) -> bool:
 def parse_retry_after(
     headers: Mapping[str, str], *, now: Callable[[], float] = time.time
 ) -> float | None:
-    """Read ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or ``None``.
 
-    Args:
-        headers: Response headers (case-insensitive mapping, e.g. ``httpx.Headers``).
-        now: Clock used for HTTP dates.
-
-    Returns:
-        Seconds to wait (never negative), or ``None`` when absent or unparsable.
+    Never negative; ``None`` when absent or unparsable. ``now`` is the clock for HTTP dates.
     """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
@@ -117,16 +97,10 @@ def retry_delay(
     retry_after: float | None = None,
     rand: Callable[[], float] | None = None,
 ) -> float:
-    """Compute the wait before the next attempt.
+    """Seconds before the next attempt after ``retries_done`` retries.
 
-    Args:
-        retries_done: Retries already made (0 before the first retry).
-        retry_after: Seconds the server asked for (``Retry-After``), if any.
-        rand: Source of jitter in ``[0, 1)`` (``random.random`` when ``None``).
-
-    Returns:
-        Seconds to sleep: ``min(retry_after, 60)`` when given, else
-        ``min(0.5 * 2**retries_done, 8) * (1 - 0.25 * rand())``.
+    ``min(retry_after, 60)`` when the server asked, else
+    ``min(0.5 * 2**retries_done, 8) * (1 - 0.25 * rand())`` (``rand``: ``random.random``).
     """
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
@@ -136,15 +110,7 @@ def retry_delay(
 
 
 def delay_for(error: AISearchError, retries_done: int) -> float:
-    """Wait before retrying ``error``, honouring its ``Retry-After`` header.
-
-    Args:
-        error: A retryable error.
-        retries_done: Retries already made.
-
-    Returns:
-        Seconds to sleep.
-    """
+    """Seconds to wait before retrying ``error``, honouring its ``Retry-After`` header."""
     retry_after = None
     if isinstance(error, APIStatusError) and error.response is not None:
         retry_after = parse_retry_after(error.response.headers)
@@ -158,12 +124,6 @@ def attempt_budget(timeout: httpx.Timeout) -> float | None:
     A ``read`` of ``None`` means "no limit on waiting for the answer" (httpx's meaning, e.g.
     ``httpx.Timeout(None, connect=5.0)`` for long generations): the attempt has no budget then,
     rather than the connect limit's.
-
-    Args:
-        timeout: The call's ``httpx.Timeout``.
-
-    Returns:
-        The budget, or ``None`` when ``read`` is ``None`` or every value is ``None``.
     """
     if timeout.read is None:
         return None
@@ -174,31 +134,15 @@ def attempt_budget(timeout: httpx.Timeout) -> float | None:
 
 
 def call_end(total_timeout: float | None, now: float) -> float | None:
-    """The deadline of a whole call.
-
-    Args:
-        total_timeout: Seconds the call may take, or ``None``.
-        now: The monotonic time the call starts.
-
-    Returns:
-        ``now + total_timeout``, or ``None`` when there is no cap.
-    """
+    """The deadline of a call starting at ``now``: ``now + total_timeout``, or ``None``."""
     return None if total_timeout is None else now + total_timeout
 
 
 def attempt_time(now: float, budget: float | None, end: float | None) -> float | None:
     """Seconds one attempt starting at ``now`` may take: its budget, never past ``end``.
 
-    Also the wait for a stream's next event, with the idle timeout as ``budget``.
-
-    Args:
-        now: The monotonic time the attempt starts.
-        budget: ``attempt_budget`` of the timeout, or ``None``.
-        end: The call's deadline, or ``None``.
-
-    Returns:
-        The smaller of ``budget`` and ``end - now`` (zero or less once ``end`` has passed), or
-        ``None`` when neither exists.
+    Also the wait for a stream's next event, with the idle timeout as ``budget``. Zero or less
+    once ``end`` has passed; ``None`` when there is neither budget nor deadline.
     """
     if end is None:
         return budget
@@ -207,27 +151,10 @@ def attempt_time(now: float, budget: float | None, end: float | None) -> float |
 
 
 def sleep_fits(delay: float, now: float, end: float | None) -> bool:
-    """Tell whether a retry may sleep ``delay`` seconds and still start before ``end``.
-
-    Args:
-        delay: The backoff.
-        now: The monotonic time now.
-        end: The call's deadline, or ``None``.
-
-    Returns:
-        ``False`` when the sleep would reach the deadline (the retry could not run).
-    """
+    """Tell whether a retry may sleep ``delay`` seconds and still start before ``end``."""
     return end is None or now + delay < end
 
 
 def capped_timeouts(timeouts: Mapping[str, float | None], remaining: float) -> dict[str, float]:
-    """Shrink every phase timeout of a request (connect, read, write, pool) to ``remaining``.
-
-    Args:
-        timeouts: The request's ``extensions["timeout"]`` (``None`` values: no timeout).
-        remaining: Seconds left before the attempt's deadline (> 0).
-
-    Returns:
-        A new mapping where no value exceeds ``remaining``.
-    """
+    """Shrink every phase timeout in a request's ``extensions["timeout"]`` to ``remaining``."""
     return {k: remaining if v is None or v > remaining else v for k, v in timeouts.items()}

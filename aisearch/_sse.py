@@ -89,17 +89,10 @@ class StreamDecoder:
             self._handlers["errors"] = self._on_errors
 
     def feed(self, sse: ServerSentEvent) -> list[StreamEvent]:
-        """Translate one server-sent event.
+        """Translate one server-sent event into zero or more typed events.
 
-        Args:
-            sse: The parsed event.
-
-        Returns:
-            Zero or more typed events.
-
-        Raises:
-            APIStatusError: For error events or error bodies.
-            APIResponseValidationError: For data that is not the expected JSON.
+        Error events and error bodies raise ``APIStatusError``; data that is not the expected
+        JSON ``APIResponseValidationError``.
         """
         self._raise_deferred()
         if self.done:
@@ -143,11 +136,7 @@ class StreamDecoder:
             )
 
     def finish(self) -> None:
-        """Call when the byte stream ended.
-
-        Raises:
-            StreamInterruptedError: If ``[DONE]`` never arrived.
-        """
+        """Call when the byte stream ended: ``StreamInterruptedError`` if ``[DONE]`` never came."""
         self._raise_deferred()
         if not self.done:
             raise StreamInterruptedError(

@@ -9,7 +9,7 @@ import weakref
 import httpx
 
 from aisearch import AISearchClient
-from aisearch._lifecycle import _PENDING, close_at_loop_shutdown, close_when_collected
+from aisearch._lazy import _PENDING, close_at_loop_shutdown, close_when_collected
 
 
 class FakeAsyncClient:
@@ -121,7 +121,7 @@ def test_closers_of_a_loop_closed_without_shutdown_are_dropped_later():
 
 def test_a_close_without_stack_left_is_deferred_to_the_next_call():
     # a finalizer may run deep in a recursion (the garbage collector runs wherever it must)
-    from aisearch import _lifecycle
+    from aisearch import _lazy
 
     calls: list[str] = []
     depth = {"fail": 2}
@@ -132,12 +132,12 @@ def test_a_close_without_stack_left_is_deferred_to_the_next_call():
             raise RecursionError("maximum recursion depth exceeded")
         calls.append(name)
 
-    _lifecycle._safely(close, "pool")  # no exception escapes the finalizer
+    _lazy._safely(close, "pool")  # no exception escapes the finalizer
     assert calls == []
-    assert list(_lifecycle._DEFERRED) == [(close, ("pool",))]
-    _lifecycle._run_deferred()  # still no stack: kept for later, no endless retry
+    assert list(_lazy._DEFERRED) == [(close, ("pool",))]
+    _lazy._run_deferred()  # still no stack: kept for later, no endless retry
     assert calls == []
-    assert list(_lifecycle._DEFERRED) == [(close, ("pool",))]
+    assert list(_lazy._DEFERRED) == [(close, ("pool",))]
     close_when_collected(AISearchClient(account_id="acc", api_token="tok"))  # drains it
     assert calls == ["pool"]
-    assert _lifecycle._DEFERRED == []
+    assert _lazy._DEFERRED == []
