@@ -11,7 +11,7 @@ from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
 from aisearch._generation import check_generation
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
-from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig, split_kwargs
+from ._options import PLACE_KEYS, EngineKwargs, EngineOptionAttributes, SearchConfig, split_kwargs
 from ._streams import AsyncEvents, Events
 
 __all__ = ["GENERATION_KEYS", "ChatKwargs", "ChatTarget", "TargetOwner", "check_text"]
@@ -35,9 +35,7 @@ def check_text(value: Any, name: str) -> None:
 class _TargetKwargs(TypedDict, total=False):
     instance_ids: Sequence[str] | None
     model: str | None
-    namespace: str | None
     extra_body: Mapping[str, Any] | None
-    connection: AISearchConnection | None
 
 
 class ChatKwargs(_TargetKwargs, EngineKwargs, total=False):
@@ -50,7 +48,7 @@ class ChatKwargs(_TargetKwargs, EngineKwargs, total=False):
     """
 
 
-TARGET_KEYS = frozenset(_TargetKwargs.__annotations__)
+TARGET_KEYS = PLACE_KEYS | frozenset(_TargetKwargs.__annotations__)
 
 
 def _check_ids(instance_id: Any, instance_ids: Any) -> list[str] | None:
@@ -177,12 +175,13 @@ class TargetOwner(EngineOptionAttributes):
     """
 
     _target: ChatTarget
+    _search_config: SearchConfig
+
+    def _set_target(self, target: ChatTarget) -> None:
+        self._target = target
+        self._search_config = target.config  # what the option attributes read and set
 
     @property
     def connection(self) -> AISearchConnection:
         """The connection (shared pooled clients) this object uses."""
         return self._target.connection
-
-    @property
-    def _search_config(self) -> SearchConfig:
-        return self._target.config
