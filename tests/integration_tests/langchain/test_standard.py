@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import pytest
 from langchain_core.tools import BaseTool, create_retriever_tool
 from langchain_tests.integration_tests import (
     ChatModelIntegrationTests,
@@ -26,8 +25,6 @@ from langchain_aisearch import (
 )
 
 from .conftest import QUERY, TARGET
-
-pytestmark = pytest.mark.integration
 
 
 def _multi_ids() -> list[str]:

@@ -16,8 +16,6 @@ from llamaindex_aisearch import AISearchConnection, AISearchLLM
 
 from .conftest import EventCollector
 
-pytestmark = pytest.mark.integration
-
 MESSAGES = [ChatMessage(role=MessageRole.USER, content="How should I store roasted beans?")]
 
 
