@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 from _harness import (
+    BATCH,
     LIMITS,
-    QUERIES,
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
@@ -37,6 +37,7 @@ from _harness import (
     median_ms,
     multi_lines,
     ratio_line,
+    raw_batch,
     run_benchmarks,
     search_body,
 )
@@ -88,24 +89,16 @@ def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[st
 
 
 async def bench_aretrieve(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
-    queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
     ours_http = httpx.AsyncClient(timeout=30.0, limits=LIMITS)
     conn = _connection(server, async_http_client=ours_http)
     retriever = AISearchRetriever(instance_id, similarity_top_k=TOP_K, connection=conn)
     url = server.search_url(instance_id)
 
     async with ours_http, httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw:
-
-        async def one(q: str) -> Any:
-            response = await raw.post(url, json=search_body(q), headers=server.headers)
-            response.raise_for_status()
-            return response.json()["result"]["chunks"]
-
-        async def base() -> None:
-            await asyncio.gather(*(one(q) for q in queries))
+        base = raw_batch(raw, server, url)
 
         async def ours() -> None:
-            await asyncio.gather(*(retriever.aretrieve(q) for q in queries))
+            await asyncio.gather(*(retriever.aretrieve(q) for q in BATCH))
 
         await base()  # warm up
         await ours()
@@ -129,7 +122,7 @@ async def bench_aretrieve(server: ServerInfo, instance_id: str, repeats: int) ->
             median_ms(samples["base"]),
             1.15,
         ),
-        cpu_line("aretrieve client CPU per call", cpu["ours"], cpu["base"], repeats * len(queries)),
+        cpu_line("aretrieve client CPU per call", cpu["ours"], cpu["base"], repeats * len(BATCH)),
     ]
 
 
