@@ -107,6 +107,30 @@ def search_body(query: str, k: int = TOP_K) -> dict[str, Any]:
     return {"query": query, "ai_search_options": {"retrieval": {"max_num_results": k}}}
 
 
+async def ainterleaved(
+    sides: dict[str, Callable[[], Awaitable[None]]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Run every side once per repeat, rotating which goes first (after one warm-up each).
+
+    Returns:
+        Each side's median wall time per run (ms) and its total client CPU time (s).
+    """
+    for fn in sides.values():  # warm up
+        await fn()
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    cpu = dict.fromkeys(sides, 0.0)
+    order = list(sides.items())
+    for i in range(repeats):
+        shift = i % len(order)
+        for name, fn in order[shift:] + order[:shift]:
+            cpu0 = time.process_time()
+            started = time.perf_counter()
+            await fn()
+            samples[name].append(time.perf_counter() - started)
+            cpu[name] += time.process_time() - cpu0
+    return {name: median_ms(s) for name, s in samples.items()}, cpu
+
+
 BATCH = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
 """200 distinct queries for the concurrent benchmarks."""
 

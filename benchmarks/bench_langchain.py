@@ -21,7 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -31,8 +30,8 @@ from _harness import (
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
+    ainterleaved,
     info_line,
-    median_ms,
     multi_lines,
     ratio_line,
     raw_batch,
@@ -130,17 +129,8 @@ async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> li
         async def floor() -> None:
             await floor_retriever.abatch(BATCH, config={"max_concurrency": 16})
 
-        sides = [("ours", ours), ("base", base), ("floor", floor)]
-        for _, fn in sides:  # warm up
-            await fn()
-        samples: dict[str, list[float]] = {name: [] for name, _ in sides}
-        for i in range(repeats):
-            shift = i % len(sides)
-            for name, fn in sides[shift:] + sides[:shift]:
-                started = time.perf_counter()
-                await fn()
-                samples[name].append(time.perf_counter() - started)
-    t_ours, t_base, t_floor = (median_ms(samples[n]) for n in ("ours", "base", "floor"))
+        wall, _ = await ainterleaved({"ours": ours, "base": base, "floor": floor}, repeats)
+    t_ours, t_base, t_floor = wall["ours"], wall["base"], wall["floor"]
     label = f"abatch 200 @16 median wall ({repeats} runs)"
     return [
         ratio_line(label, t_ours, t_base, 1.15),

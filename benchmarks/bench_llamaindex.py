@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -33,8 +32,8 @@ from _harness import (
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
+    ainterleaved,
     cpu_line,
-    median_ms,
     multi_lines,
     ratio_line,
     raw_batch,
@@ -100,26 +99,13 @@ async def bench_aretrieve(server: ServerInfo, instance_id: str, repeats: int) ->
         async def ours() -> None:
             await asyncio.gather(*(retriever.aretrieve(q) for q in BATCH))
 
-        await base()  # warm up
-        await ours()
-        samples: dict[str, list[float]] = {"ours": [], "base": []}
-        cpu = dict.fromkeys(samples, 0.0)
-        for i in range(repeats):
-            pair = [("ours", ours), ("base", base)]
-            if i % 2:
-                pair.reverse()
-            for name, fn in pair:
-                cpu0 = time.process_time()
-                started = time.perf_counter()
-                await fn()
-                samples[name].append(time.perf_counter() - started)
-                cpu[name] += time.process_time() - cpu0
+        wall, cpu = await ainterleaved({"ours": ours, "base": base}, repeats)
     await conn.aclose()
     return [
         ratio_line(
             f"200 concurrent aretrieve, median ({repeats} runs)",
-            median_ms(samples["ours"]),
-            median_ms(samples["base"]),
+            wall["ours"],
+            wall["base"],
             1.15,
         ),
         cpu_line("aretrieve client CPU per call", cpu["ours"], cpu["base"], repeats * len(BATCH)),
