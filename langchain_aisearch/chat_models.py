@@ -122,6 +122,28 @@ def _errors(errors: Sequence[InstanceError]) -> list[dict[str, Any]]:
     return [{"instance_id": e.instance_id, "message": e.message} for e in errors]
 
 
+class _Chunks:
+    """A core event stream as LangChain chunks, iterated sync or async.
+
+    The mapping is ``ChatAISearch._chunks``, one step per event with this stream's state;
+    only the iteration differs between ``_stream`` and ``_astream``.
+    """
+
+    def __init__(self, chat: ChatAISearch, events: Any) -> None:
+        self._chat = chat
+        self._events = events
+        self._state: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[ChatGenerationChunk]:
+        for event in self._events:
+            yield from self._chat._chunks(event, self._state)
+
+    async def __aiter__(self) -> AsyncIterator[ChatGenerationChunk]:
+        async for event in self._events:
+            for chunk in self._chat._chunks(event, self._state):
+                yield chunk
+
+
 class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     """Chat model over AI Search chat completions: retrieval plus generation.
 
@@ -404,6 +426,16 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         )
         return [ChatGenerationChunk(message=no_sources), chunk]
 
+    def _chunk_stream(
+        self,
+        client: Callable[[], AISearchClient | AsyncAISearchClient],
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> _Chunks:
+        """A streamed call whose events come out as chunks (sync or async, as the client)."""
+        return _Chunks(self, self._send(client, "stream_", messages, stop, kwargs))
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -411,12 +443,10 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        state: dict[str, Any] = {}
-        for event in self._send(self._get_client, "stream_", messages, stop, kwargs):
-            for chunk in self._chunks(event, state):
-                if run_manager is not None and chunk.text:  # a text delta
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        for chunk in self._chunk_stream(self._get_client, messages, stop, kwargs):
+            if run_manager is not None and chunk.text:  # a text delta
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     async def _astream(
         self,
@@ -425,9 +455,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        state: dict[str, Any] = {}
-        async for event in self._send(self._get_async_client, "stream_", messages, stop, kwargs):
-            for chunk in self._chunks(event, state):
-                if run_manager is not None and chunk.text:  # a text delta
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        async for chunk in self._chunk_stream(self._get_async_client, messages, stop, kwargs):
+            if run_manager is not None and chunk.text:  # a text delta
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
