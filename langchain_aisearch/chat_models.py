@@ -41,7 +41,6 @@ from aisearch import (
 from aisearch._config import validate_instance_id
 from langchain_aisearch._common import (
     AISearchConnection,
-    SearchOptionFields,
     validate_k,
 )
 from langchain_aisearch._mapping import (
@@ -52,6 +51,7 @@ from langchain_aisearch._mapping import (
     translate_content,
     translate_content_chunk,
 )
+from langchain_aisearch._options import SearchOptionFields
 
 __all__ = ["ChatAISearch"]
 
