@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
 import tempfile
@@ -104,6 +105,62 @@ def interleaved(
 def search_body(query: str, k: int = TOP_K) -> dict[str, Any]:
     """The body both sides send."""
     return {"query": query, "ai_search_options": {"retrieval": {"max_num_results": k}}}
+
+
+async def ainterleaved(
+    sides: dict[str, Callable[[], Awaitable[None]]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Run every side once per repeat, rotating which goes first (after one warm-up each).
+
+    Returns:
+        Each side's median wall time per run (ms) and its total client CPU time (s).
+    """
+    for fn in sides.values():  # warm up
+        await fn()
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    cpu = dict.fromkeys(sides, 0.0)
+    order = list(sides.items())
+    for i in range(repeats):
+        shift = i % len(order)
+        for name, fn in order[shift:] + order[:shift]:
+            cpu0 = time.process_time()
+            started = time.perf_counter()
+            await fn()
+            samples[name].append(time.perf_counter() - started)
+            cpu[name] += time.process_time() - cpu0
+    return {name: median_ms(s) for name, s in samples.items()}, cpu
+
+
+BATCH = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
+"""200 distinct queries for the concurrent benchmarks."""
+
+
+def raw_batch(
+    raw: httpx.AsyncClient, server: ServerInfo, url: str, concurrency: int | None = None
+) -> Callable[[], Awaitable[None]]:
+    """The async baseline: every query of ``BATCH`` as a raw POST, all at once.
+
+    Args:
+        raw: The baseline's pooled client.
+        server: The running server.
+        url: The search URL.
+        concurrency: At most this many requests in flight (``None``: no limit).
+
+    Returns:
+        A coroutine function sending the whole batch.
+    """
+    limit = asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
+
+    async def one(q: str) -> Any:
+        async with limit:
+            response = await raw.post(url, json=search_body(q), headers=server.headers)
+            response.raise_for_status()
+            return response.json()["result"]["chunks"]
+
+    async def base() -> None:
+        await asyncio.gather(*(one(q) for q in BATCH))
+
+    return base
 
 
 def against_raw_and_floor(

@@ -21,21 +21,20 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
 from _harness import (
+    BATCH,
     LIMITS,
-    QUERIES,
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
+    ainterleaved,
     info_line,
-    median_ms,
     multi_lines,
     ratio_line,
+    raw_batch,
     run_benchmarks,
     search_body,
 )
@@ -108,7 +107,6 @@ def bench_invoke(server: ServerInfo, instance_id: str, rounds: int) -> list[str]
 
 
 async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
-    queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
     url = server.search_url(instance_id)
     async with (
         httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw,
@@ -123,34 +121,16 @@ async def bench_abatch(server: ServerInfo, instance_id: str, repeats: int) -> li
         )
         retriever = AISearchRetriever(instance_id=instance_id, k=TOP_K, async_client=core)
         floor_retriever = _FloorRetriever(ahttp=floor_http, url=url, headers=server.headers)
-        sem = asyncio.Semaphore(16)
-
-        async def one(q: str) -> Any:
-            async with sem:
-                response = await raw.post(url, json=search_body(q), headers=server.headers)
-                response.raise_for_status()
-                return response.json()["result"]["chunks"]
-
-        async def base() -> None:
-            await asyncio.gather(*(one(q) for q in queries))
+        base = raw_batch(raw, server, url, concurrency=16)
 
         async def ours() -> None:
-            await retriever.abatch(queries, config={"max_concurrency": 16})
+            await retriever.abatch(BATCH, config={"max_concurrency": 16})
 
         async def floor() -> None:
-            await floor_retriever.abatch(queries, config={"max_concurrency": 16})
+            await floor_retriever.abatch(BATCH, config={"max_concurrency": 16})
 
-        sides = [("ours", ours), ("base", base), ("floor", floor)]
-        for _, fn in sides:  # warm up
-            await fn()
-        samples: dict[str, list[float]] = {name: [] for name, _ in sides}
-        for i in range(repeats):
-            shift = i % len(sides)
-            for name, fn in sides[shift:] + sides[:shift]:
-                started = time.perf_counter()
-                await fn()
-                samples[name].append(time.perf_counter() - started)
-    t_ours, t_base, t_floor = (median_ms(samples[n]) for n in ("ours", "base", "floor"))
+        wall, _ = await ainterleaved({"ours": ours, "base": base, "floor": floor}, repeats)
+    t_ours, t_base, t_floor = wall["ours"], wall["base"], wall["floor"]
     label = f"abatch 200 @16 median wall ({repeats} runs)"
     return [
         ratio_line(label, t_ours, t_base, 1.15),

@@ -23,20 +23,20 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
 from _harness import (
+    BATCH,
     LIMITS,
-    QUERIES,
     TOP_K,
     ServerInfo,
     against_raw_and_floor,
+    ainterleaved,
     cpu_line,
-    median_ms,
     multi_lines,
     ratio_line,
+    raw_batch,
     run_benchmarks,
     search_body,
 )
@@ -88,48 +88,27 @@ def bench_retrieve(server: ServerInfo, instance_id: str, rounds: int) -> list[st
 
 
 async def bench_aretrieve(server: ServerInfo, instance_id: str, repeats: int) -> list[str]:
-    queries = [QUERIES[i % len(QUERIES)] + f" #{i}" for i in range(200)]
     ours_http = httpx.AsyncClient(timeout=30.0, limits=LIMITS)
     conn = _connection(server, async_http_client=ours_http)
     retriever = AISearchRetriever(instance_id, similarity_top_k=TOP_K, connection=conn)
     url = server.search_url(instance_id)
 
     async with ours_http, httpx.AsyncClient(timeout=30.0, limits=LIMITS) as raw:
-
-        async def one(q: str) -> Any:
-            response = await raw.post(url, json=search_body(q), headers=server.headers)
-            response.raise_for_status()
-            return response.json()["result"]["chunks"]
-
-        async def base() -> None:
-            await asyncio.gather(*(one(q) for q in queries))
+        base = raw_batch(raw, server, url)
 
         async def ours() -> None:
-            await asyncio.gather(*(retriever.aretrieve(q) for q in queries))
+            await asyncio.gather(*(retriever.aretrieve(q) for q in BATCH))
 
-        await base()  # warm up
-        await ours()
-        samples: dict[str, list[float]] = {"ours": [], "base": []}
-        cpu = dict.fromkeys(samples, 0.0)
-        for i in range(repeats):
-            pair = [("ours", ours), ("base", base)]
-            if i % 2:
-                pair.reverse()
-            for name, fn in pair:
-                cpu0 = time.process_time()
-                started = time.perf_counter()
-                await fn()
-                samples[name].append(time.perf_counter() - started)
-                cpu[name] += time.process_time() - cpu0
+        wall, cpu = await ainterleaved({"ours": ours, "base": base}, repeats)
     await conn.aclose()
     return [
         ratio_line(
             f"200 concurrent aretrieve, median ({repeats} runs)",
-            median_ms(samples["ours"]),
-            median_ms(samples["base"]),
+            wall["ours"],
+            wall["base"],
             1.15,
         ),
-        cpu_line("aretrieve client CPU per call", cpu["ours"], cpu["base"], repeats * len(queries)),
+        cpu_line("aretrieve client CPU per call", cpu["ours"], cpu["base"], repeats * len(BATCH)),
     ]
 
 

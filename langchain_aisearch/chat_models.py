@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 from langchain_core.caches import BaseCache
@@ -25,6 +25,8 @@ from pydantic import (
 )
 
 from aisearch import (
+    AISearchClient,
+    AsyncAISearchClient,
     CacheOptions,
     ChatCompletion,
     InstanceError,
@@ -39,7 +41,6 @@ from aisearch import (
 from aisearch._config import validate_instance_id
 from langchain_aisearch._common import (
     AISearchConnection,
-    SearchOptionFields,
     validate_k,
 )
 from langchain_aisearch._mapping import (
@@ -50,6 +51,7 @@ from langchain_aisearch._mapping import (
     translate_content,
     translate_content_chunk,
 )
+from langchain_aisearch._options import SearchOptionFields
 
 __all__ = ["ChatAISearch"]
 
@@ -118,6 +120,28 @@ def _usage(usage: Usage | None) -> UsageMetadata | None:
 
 def _errors(errors: Sequence[InstanceError]) -> list[dict[str, Any]]:
     return [{"instance_id": e.instance_id, "message": e.message} for e in errors]
+
+
+class _Chunks:
+    """A core event stream as LangChain chunks, iterated sync or async.
+
+    The mapping is ``ChatAISearch._chunks``, one step per event with this stream's state;
+    only the iteration differs between ``_stream`` and ``_astream``.
+    """
+
+    def __init__(self, chat: ChatAISearch, events: Any) -> None:
+        self._chat = chat
+        self._events = events
+        self._state: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[ChatGenerationChunk]:
+        for event in self._events:
+            yield from self._chat._chunks(event, self._state)
+
+    async def __aiter__(self) -> AsyncIterator[ChatGenerationChunk]:
+        async for event in self._events:
+            for chunk in self._chat._chunks(event, self._state):
+                yield chunk
 
 
 class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
@@ -275,6 +299,30 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         }
         return target, call
 
+    def _send(
+        self,
+        client: Callable[[], AISearchClient | AsyncAISearchClient],
+        prefix: str,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Start a call: the request (built once for the four ways to call) on its endpoint.
+
+        Args:
+            client: Gets the sync or the async core client (after the checks).
+            prefix: ``""`` for a completion, ``"stream_"`` for a stream.
+            messages: The conversation.
+            stop: LangChain's per-call stop sequences.
+            kwargs: The per-call settings.
+
+        Returns:
+            What the core method returns: a completion, a stream, or an awaitable of one.
+        """
+        target, call = self._request(messages, stop, kwargs)
+        kind = "namespace_chat_completions" if isinstance(target, list) else "chat_completions"
+        return getattr(client(), prefix + kind)(target, **call)
+
     def _result(self, completion: ChatCompletion) -> ChatResult:
         choice = completion.choices[0] if completion.choices else None
         metadata: dict[str, Any] = {
@@ -302,13 +350,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        target, call = self._request(messages, stop, kwargs)
-        client = self._get_client()
-        if isinstance(target, list):
-            completion = client.namespace_chat_completions(target, **call)
-        else:
-            completion = client.chat_completions(target, **call)
-        return self._result(completion)
+        return self._result(self._send(self._get_client, "", messages, stop, kwargs))
 
     async def _agenerate(
         self,
@@ -317,12 +359,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        target, call = self._request(messages, stop, kwargs)
-        client = self._get_async_client()
-        if isinstance(target, list):
-            completion = await client.namespace_chat_completions(target, **call)
-        else:
-            completion = await client.chat_completions(target, **call)
+        completion = await self._send(self._get_async_client, "", messages, stop, kwargs)
         return self._result(completion)
 
     # ------------------------------------------------------------------ stream
@@ -372,13 +409,32 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             )
         return None
 
-    @staticmethod
-    def _no_sources_chunk() -> ChatGenerationChunk:
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="", response_metadata={"model_provider": MODEL_PROVIDER, "sources": []}
-            )
+    def _chunks(self, event: StreamEvent, state: dict[str, Any]) -> list[ChatGenerationChunk]:
+        """The chunks one stream event yields, the sources chunk always first.
+
+        The step both `_stream` and `_astream` take for every event (no I/O): a stream
+        without a sources event still starts with an empty-sources chunk.
+        """
+        chunk = self._chunk(event, state)
+        if chunk is None:
+            return []
+        if state.get("sources_sent"):
+            return [chunk]
+        state["sources_sent"] = True
+        no_sources = AIMessageChunk(
+            content="", response_metadata={"model_provider": MODEL_PROVIDER, "sources": []}
         )
+        return [ChatGenerationChunk(message=no_sources), chunk]
+
+    def _chunk_stream(
+        self,
+        client: Callable[[], AISearchClient | AsyncAISearchClient],
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> _Chunks:
+        """A streamed call whose events come out as chunks (sync or async, as the client)."""
+        return _Chunks(self, self._send(client, "stream_", messages, stop, kwargs))
 
     def _stream(
         self,
@@ -387,22 +443,9 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        target, call = self._request(messages, stop, kwargs)
-        client = self._get_client()
-        if isinstance(target, list):
-            events = client.stream_namespace_chat_completions(target, **call)
-        else:
-            events = client.stream_chat_completions(target, **call)
-        state: dict[str, Any] = {}
-        for event in events:
-            chunk = self._chunk(event, state)
-            if chunk is None:
-                continue
-            if not state.get("sources_sent"):
-                state["sources_sent"] = True
-                yield self._no_sources_chunk()
-            if run_manager is not None and isinstance(event, TextDeltaEvent):
-                run_manager.on_llm_new_token(event.text, chunk=chunk)
+        for chunk in self._chunk_stream(self._get_client, messages, stop, kwargs):
+            if run_manager is not None and chunk.text:  # a text delta
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
     async def _astream(
@@ -412,20 +455,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        target, call = self._request(messages, stop, kwargs)
-        client = self._get_async_client()
-        if isinstance(target, list):
-            events = client.stream_namespace_chat_completions(target, **call)
-        else:
-            events = client.stream_chat_completions(target, **call)
-        state: dict[str, Any] = {}
-        async for event in events:
-            chunk = self._chunk(event, state)
-            if chunk is None:
-                continue
-            if not state.get("sources_sent"):
-                state["sources_sent"] = True
-                yield self._no_sources_chunk()
-            if run_manager is not None and isinstance(event, TextDeltaEvent):
-                await run_manager.on_llm_new_token(event.text, chunk=chunk)
+        async for chunk in self._chunk_stream(self._get_async_client, messages, stop, kwargs):
+            if run_manager is not None and chunk.text:  # a text delta
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk

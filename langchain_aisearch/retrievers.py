@@ -30,10 +30,10 @@ from aisearch._config import validate_instance_id
 from aisearch._exceptions import error_summary
 from langchain_aisearch._common import (
     AISearchConnection,
-    SearchOptionFields,
     validate_k,
 )
 from langchain_aisearch._mapping import chunk_to_document
+from langchain_aisearch._options import SearchOptionFields
 
 __all__ = [
     "AISearchInstanceWarning",

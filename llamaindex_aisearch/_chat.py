@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from typing_extensions import TypedDict
+
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
+from aisearch._generation import check_generation
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
-from ._options import SEARCH_KEYS, SearchConfig
+from ._options import PLACE_KEYS, EngineKwargs, EngineOptionAttributes, SearchConfig, split_kwargs
 from ._streams import AsyncEvents, Events
 
-__all__ = ["ChatTarget", "check_text"]
+__all__ = ["GENERATION_KEYS", "ChatKwargs", "ChatTarget", "TargetOwner", "check_text"]
+
+GENERATION_KEYS = ("temperature", "max_tokens", "stop")
+"""The typed generation settings (the LLM's fields), checked by the core's rules."""
 
 
 def check_text(value: Any, name: str) -> None:
@@ -26,56 +32,95 @@ def check_text(value: Any, name: str) -> None:
         )
 
 
+class _TargetKwargs(TypedDict, total=False):
+    instance_ids: Sequence[str] | None
+    model: str | None
+    extra_body: Mapping[str, Any] | None
+
+
+class ChatKwargs(_TargetKwargs, EngineKwargs, total=False):
+    """What every chat-completions adapter (engines, LLM, tool spec) takes as keywords.
+
+    ``instance_ids`` (several instances of one namespace, instead of ``instance_id``),
+    ``model``, ``namespace``, ``extra_body`` (raw top-level request fields merged last) and
+    ``connection`` (a shared :class:`AISearchConnection`), all ``None`` by default, then the
+    search options and the connection settings.
+    """
+
+
+TARGET_KEYS = PLACE_KEYS | frozenset(_TargetKwargs.__annotations__)
+
+
+def _check_ids(instance_id: Any, instance_ids: Any) -> list[str] | None:
+    if (instance_id is None) == (instance_ids is None):
+        raise InvalidRequestError("pass exactly one of instance_id=... or instance_ids=[...]")
+    if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
+        raise InvalidRequestError(f"instance_id: must be a non-empty string (got {instance_id!r})")
+    if instance_ids is None:
+        return None
+    if isinstance(instance_ids, str):
+        raise InvalidRequestError(
+            "instance_ids: must be a list of instance ids, not a string "
+            "(use instance_id=... for one instance)"
+        )
+    ids = list(instance_ids)
+    if not 1 <= len(ids) <= 10:
+        raise InvalidRequestError(f"instance_ids: must hold 1 to 10 instance ids (got {len(ids)})")
+    for i, value in enumerate(ids):
+        if not isinstance(value, str) or not value:
+            raise InvalidRequestError(
+                f"instance_ids[{i}]: must be a non-empty string (got {value!r})"
+            )
+    return ids
+
+
 class ChatTarget:
-    """Where chat completions go (one instance, or up to 10 in a namespace) and with what."""
+    """Where chat completions go (one instance, or up to 10 in a namespace) and with what.
+
+    Built from an adapter's ``instance_id`` and its :class:`ChatKwargs`; the LLM adds its
+    generation settings. ``settings`` holds the keyword arguments every request sends
+    (besides the messages and the options); :meth:`set` changes one, checked first.
+    """
 
     def __init__(
         self,
-        *,
         instance_id: str | None,
-        instance_ids: Sequence[str] | None,
-        model: str | None,
-        namespace: str | None,
-        extra_body: Mapping[str, Any] | None,
-        connection: AISearchConnection | None,
         kwargs: Mapping[str, Any],
+        generation: Mapping[str, Any] | None = None,
     ) -> None:
-        if (instance_id is None) == (instance_ids is None):
-            raise InvalidRequestError("pass exactly one of instance_id=... or instance_ids=[...]")
-        if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
-            raise InvalidRequestError(
-                f"instance_id: must be a non-empty string (got {instance_id!r})"
-            )
-        ids: list[str] | None = None
-        if instance_ids is not None:
-            if isinstance(instance_ids, str):
-                raise InvalidRequestError(
-                    "instance_ids: must be a list of instance ids, not a string "
-                    "(use instance_id=... for one instance)"
-                )
-            ids = list(instance_ids)
-            if not 1 <= len(ids) <= 10:
-                raise InvalidRequestError(
-                    f"instance_ids: must hold 1 to 10 instance ids (got {len(ids)})"
-                )
-            for i, value in enumerate(ids):
-                if not isinstance(value, str) or not value:
-                    raise InvalidRequestError(
-                        f"instance_ids[{i}]: must be a non-empty string (got {value!r})"
-                    )
-        search = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
-        connection_kwargs = {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
-        extra_options = search.pop("extra_options", None)
-        check_text(model, "model")
-        check_text(namespace, "namespace")
+        target = {k: v for k, v in kwargs.items() if k in TARGET_KEYS}
         self.instance_id = instance_id
-        self.instance_ids = ids
-        self.model = model
-        self.namespace = namespace
+        self.instance_ids = _check_ids(instance_id, target.get("instance_ids"))
+        search, connection_kwargs = split_kwargs(
+            {k: v for k, v in kwargs.items() if k not in TARGET_KEYS}
+        )
+        extra_options = search.pop("extra_options", None)
+        given = {**target, **(generation or {})}
+        self.settings: dict[str, Any] = {}
+        for name in ("model", "namespace", *GENERATION_KEYS):
+            self.set(name, given.get(name))
         self.config = SearchConfig(search)
-        self.extra_options: dict[str, Any] | None = check_mapping(extra_options, "extra_options")
-        self.extra_body: dict[str, Any] | None = check_mapping(extra_body, "extra_body") or None
-        self.connection = resolve_connection(connection, connection_kwargs)
+        self.settings["extra_options"] = check_mapping(extra_options, "extra_options")
+        self.settings["extra_body"] = check_mapping(target.get("extra_body"), "extra_body") or None
+        self.connection = resolve_connection(target.get("connection"), connection_kwargs)
+
+    def set(self, name: str, value: Any) -> None:
+        """Change ``model``, ``namespace`` or a generation setting; the next request sends it.
+
+        Raises:
+            InvalidRequestError: A bad value, naming the field (nothing changes then).
+        """
+        if name in GENERATION_KEYS:
+            check_generation(**{**dict.fromkeys(GENERATION_KEYS), name: value})
+        else:
+            check_text(value, name)
+        self.settings[name] = value
+
+    @property
+    def model(self) -> str | None:
+        """The generation model (``None``: the instance's)."""
+        model: str | None = self.settings["model"]
+        return model
 
     @property
     def options(self) -> SearchOptions | None:
@@ -88,13 +133,7 @@ class ChatTarget:
         return self.instance_id or ",".join(self.instance_ids or [])
 
     def _kwargs(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "options": self.options,
-            "namespace": self.namespace,
-            "extra_options": self.extra_options,
-            "extra_body": self.extra_body,
-        }
+        return {**self.settings, "options": self.options}
 
     def _args(self, messages: list[dict[str, Any]]) -> tuple[Any, ...]:
         """The positional arguments of the single- or the multi-instance method."""
@@ -127,3 +166,22 @@ class ChatTarget:
         single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
         send = single if self.instance_id else multi
         return cast("AsyncEvents", send(*self._args(messages), **self._kwargs()))
+
+
+class TargetOwner(EngineOptionAttributes):
+    """An adapter sending chat completions through its :class:`ChatTarget`.
+
+    Its search options are attributes (see :class:`EngineOptionAttributes`).
+    """
+
+    _target: ChatTarget
+    _search_config: SearchConfig
+
+    def _set_target(self, target: ChatTarget) -> None:
+        self._target = target
+        self._search_config = target.config  # what the option attributes read and set
+
+    @property
+    def connection(self) -> AISearchConnection:
+        """The connection (shared pooled clients) this object uses."""
+        return self._target.connection

@@ -17,11 +17,13 @@ from aisearch import (
     coerce_options,  # the core's own options validation
 )
 
-from ._common import ConnectionKwargs
+from ._common import AISearchConnection, ConnectionKwargs
 from .filters import FilterInput, to_aisearch_filters
 
 __all__ = [
+    "PLACE_KEYS",
     "EngineKwargs",
+    "PlaceKwargs",
     "RetrieverKwargs",
     "RetrieverSearchKwargs",
     "SearchConfig",
@@ -237,9 +239,24 @@ class EngineOptionAttributes(RetrieverOptionAttributes):
     custom_metadata = SearchOption()
 
 
-class EngineKwargs(ConnectionKwargs, SearchKwargs, total=False):
-    """Connection settings and search options, as keywords (engines, LLM, tool spec)."""
+class PlaceKwargs(TypedDict, total=False):
+    """Where every adapter sends its requests: ``namespace`` and a shared ``connection``.
+
+    ``namespace`` is the instances' namespace (``None``: the connection's, ``"default"``);
+    ``connection`` an :class:`AISearchConnection` to share (``None``: one is built from the
+    connection settings).
+    """
+
+    namespace: str | None
+    connection: AISearchConnection | None
 
 
-class RetrieverKwargs(ConnectionKwargs, RetrieverSearchKwargs, total=False):
-    """Connection settings and search options, as keywords (the retrievers)."""
+PLACE_KEYS = frozenset(PlaceKwargs.__annotations__)
+
+
+class EngineKwargs(PlaceKwargs, ConnectionKwargs, SearchKwargs, total=False):
+    """Place, connection settings and search options, as keywords (engines, LLM, tool spec)."""
+
+
+class RetrieverKwargs(PlaceKwargs, ConnectionKwargs, RetrieverSearchKwargs, total=False):
+    """Place, connection settings and search options, as keywords (the retrievers)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from threading import Thread
 from typing import Any
 
@@ -19,10 +19,8 @@ from typing_extensions import Unpack
 
 from aisearch import InvalidRequestError
 
-from ._chat import ChatTarget, check_text
-from ._common import AISearchConnection
+from ._chat import ChatKwargs, ChatTarget, TargetOwner, check_text
 from ._mapping import to_aisearch_messages
-from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
 from ._streams import (
     AsyncDeltas,
     Deltas,
@@ -37,7 +35,7 @@ DEFAULT_TOKEN_LIMIT = 6000
 """Default memory budget (tokens of history sent with each turn)."""
 
 
-class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
+class AISearchChatEngine(TargetOwner, BaseChatEngine):
     """Multi-turn chat over AI Search: the service retrieves with the conversation.
 
     Each turn sends the system prompt, the history kept in ``memory`` and the new user
@@ -77,26 +75,13 @@ class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
         self,
         instance_id: str | None = None,
         *,
-        instance_ids: Sequence[str] | None = None,
-        model: str | None = None,
         system_prompt: str | None = None,
         memory: BaseMemory | None = None,
         chat_history: Sequence[ChatMessage] | None = None,
         token_limit: int = DEFAULT_TOKEN_LIMIT,
-        namespace: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        connection: AISearchConnection | None = None,
-        **kwargs: Unpack[EngineKwargs],
+        **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        self._target = ChatTarget(
-            instance_id=instance_id,
-            instance_ids=instance_ids,
-            model=model,
-            namespace=namespace,
-            extra_body=extra_body,
-            connection=connection,
-            kwargs=kwargs,
-        )
+        self._set_target(ChatTarget(instance_id, kwargs))
         check_text(system_prompt, "system_prompt")
         if isinstance(token_limit, bool) or not isinstance(token_limit, int) or token_limit < 1:
             raise InvalidRequestError(
@@ -107,15 +92,6 @@ class AISearchChatEngine(EngineOptionAttributes, BaseChatEngine):
         self._memory: BaseMemory = memory or ChatMemoryBuffer.from_defaults(
             chat_history=list(chat_history) if chat_history else None, token_limit=token_limit
         )
-
-    @property
-    def connection(self) -> AISearchConnection:
-        """The connection (shared pooled clients) this engine uses."""
-        return self._target.connection
-
-    @property
-    def _search_config(self) -> SearchConfig:
-        return self._target.config
 
     @property
     def memory(self) -> BaseMemory:

@@ -29,10 +29,10 @@ from aisearch import (
     InvalidRequestError,
 )
 
-from ._chat import ChatTarget, check_text
+from ._chat import GENERATION_KEYS, TARGET_KEYS, ChatKwargs, ChatTarget
 from ._common import AISearchConnection, ConnectionKwargs, describe_validation_error
 from ._mapping import to_aisearch_messages
-from ._options import SEARCH_KEYS, EngineKwargs, coerce_search_options
+from ._options import SEARCH_KEYS, coerce_search_options
 from ._streams import (
     AsyncDeltas,
     Deltas,
@@ -71,11 +71,16 @@ class AISearchLLM(LLM):
         model: Generation model (default: the instance's).
         namespace: The instances' namespace (default: the connection's).
         context_window: Prompt budget reported in ``metadata`` (see DEFAULT_CONTEXT_WINDOW).
-        num_output: Output budget reported in ``metadata``.
+        num_output: Output budget reported in ``metadata`` (``max_tokens`` when that is set).
+        temperature: Sampling temperature, 0 to 5 (``None``: the model's default).
+        max_tokens: Most tokens to generate, 1 to 2**31 - 1 (``None``: the model's default).
+        stop: A stop sequence, or a list of at most 4.
         system_prompt: System message prepended to every chat.
-        extra_body: Raw top-level request fields merged last.
+        extra_body: Raw top-level request fields merged last (over the settings above).
         connection: A shared :class:`AISearchConnection`.
         callback_manager: LlamaIndex (legacy) callback manager.
+        search_options: The ``ai_search_options`` as one mapping (instead of the
+            individual search options).
         **kwargs: Search options and connection settings, as for the query engine.
 
     Example:
@@ -95,6 +100,15 @@ class AISearchLLM(LLM):
     namespace: str | None = Field(default=None, description="Namespace of the instances.")
     context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, gt=0)
     num_output: int = Field(default=DEFAULT_NUM_OUTPUT, gt=0)
+    temperature: float | None = Field(
+        default=None, description="Sampling temperature, 0 to 5 (None: the model's default)."
+    )
+    max_tokens: int | None = Field(
+        default=None, description="Most tokens to generate (None: the model's default)."
+    )
+    stop: str | list[str] | None = Field(
+        default=None, description="A stop sequence, or a list of at most 4."
+    )
     search_options: dict[str, Any] | None = Field(
         default=None, description="The ai_search_options sent (validated; read-only)."
     )
@@ -105,49 +119,41 @@ class AISearchLLM(LLM):
         self,
         instance_id: str | None = None,
         *,
-        instance_ids: Sequence[str] | None = None,
-        model: str | None = None,
-        namespace: str | None = None,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
         num_output: int = DEFAULT_NUM_OUTPUT,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | list[str] | None = None,
         system_prompt: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         search_options: Mapping[str, Any] | None = None,
-        **kwargs: Unpack[EngineKwargs],
+        **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        own = SEARCH_KEYS | set(ConnectionKwargs.__annotations__)
+        own = SEARCH_KEYS | TARGET_KEYS | set(ConnectionKwargs.__annotations__)
         llm_fields = {k: v for k, v in kwargs.items() if k not in own}  # e.g. from_dict()
         unknown = sorted(set(llm_fields) - set(type(self).model_fields))
         if unknown:  # LlamaIndex's LLM base would silently ignore them
             raise TypeError(
                 f"unexpected keyword argument(s) {unknown}; search options are: "
                 f"{', '.join(sorted(SEARCH_KEYS))}; connection settings are: "
-                f"{', '.join(sorted(ConnectionKwargs.__annotations__))}; raw request fields "
-                "(e.g. max_tokens, temperature) go in extra_body={...}"
+                f"{', '.join(sorted(ConnectionKwargs.__annotations__))}; generation settings "
+                f"are: {', '.join(GENERATION_KEYS)}; other raw request fields (e.g. top_p) go "
+                "in extra_body={...}"
             )
-        target = ChatTarget(
-            instance_id=instance_id,
-            instance_ids=instance_ids,
-            model=model,
-            namespace=namespace,
-            extra_body=extra_body,
-            connection=connection,
-            kwargs={k: v for k, v in kwargs.items() if k in own},
-        )
+        generation = {"temperature": temperature, "max_tokens": max_tokens, "stop": stop}
+        target = ChatTarget(instance_id, {k: v for k, v in kwargs.items() if k in own}, generation)
         if search_options is not None:
             if target.options is not None:
                 raise TypeError("pass search_options=... or individual search options, not both")
             target.config.replace(coerce_search_options(search_options))
+        fields = {name: target.settings[name] for name in ("model", "namespace", *GENERATION_KEYS)}
         error: InvalidRequestError | None = None
         try:
             super().__init__(
                 **llm_fields,
+                **fields,
                 instance_id=instance_id,
-                instance_ids=list(instance_ids) if instance_ids is not None else None,
-                model=model,
-                namespace=namespace,
+                instance_ids=target.instance_ids,
                 context_window=context_window,
                 num_output=num_output,
                 system_prompt=system_prompt,
@@ -163,9 +169,9 @@ class AISearchLLM(LLM):
     def __setattr__(self, name: str, value: Any) -> None:
         """Assignments of settings take effect on the next call, or raise.
 
-        ``search_options`` (a mapping or ``SearchOptions``), ``model`` and ``namespace``
-        are validated and used by the next request; ``instance_id`` / ``instance_ids``
-        cannot change (build another LLM).
+        ``search_options`` (a mapping or ``SearchOptions``), ``model``, ``namespace``,
+        ``temperature``, ``max_tokens`` and ``stop`` are validated and used by the next
+        request; ``instance_id`` / ``instance_ids`` cannot change (build another LLM).
 
         Raises:
             aisearch.InvalidRequestError: A bad value, naming the field.
@@ -176,9 +182,8 @@ class AISearchLLM(LLM):
                 options = coerce_search_options(value) if value is not None else None
                 target.config.replace(options)
                 value = options.to_json_dict() if options is not None else None
-            elif name in ("model", "namespace"):
-                check_text(value, name)
-                setattr(target, name, value)
+            elif name in ("model", "namespace", *GENERATION_KEYS):
+                target.set(name, value)
             elif name in ("instance_id", "instance_ids"):
                 raise InvalidRequestError(
                     f"{name}: cannot change after construction; build another AISearchLLM"
@@ -210,7 +215,7 @@ class AISearchLLM(LLM):
         """LLM metadata: a chat model, no function calling."""
         return LLMMetadata(
             context_window=self.context_window,
-            num_output=self.num_output,
+            num_output=self.max_tokens if self.max_tokens is not None else self.num_output,
             is_chat_model=True,
             is_function_calling_model=False,
             model_name=self.model or "ai-search-default",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
@@ -20,9 +20,7 @@ from typing_extensions import Unpack
 
 from aisearch import InvalidRequestError
 
-from ._chat import ChatTarget, check_text
-from ._common import AISearchConnection
-from ._options import EngineKwargs, EngineOptionAttributes, SearchConfig
+from ._chat import ChatKwargs, ChatTarget, TargetOwner, check_text
 from ._streams import (
     AsyncDeltas,
     Deltas,
@@ -34,7 +32,7 @@ from ._streams import (
 __all__ = ["AISearchQueryEngine"]
 
 
-class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
+class AISearchQueryEngine(TargetOwner, BaseQueryEngine):
     """Answer queries with AI Search chat completions (server-side retrieval + generation).
 
     ``query`` / ``aquery`` return a ``Response`` whose ``source_nodes`` are the retrieved
@@ -74,25 +72,12 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
         self,
         instance_id: str | None = None,
         *,
-        instance_ids: Sequence[str] | None = None,
-        model: str | None = None,
         system_prompt: str | None = None,
         streaming: bool = False,
-        namespace: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
-        **kwargs: Unpack[EngineKwargs],
+        **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        self._target = ChatTarget(
-            instance_id=instance_id,
-            instance_ids=instance_ids,
-            model=model,
-            namespace=namespace,
-            extra_body=extra_body,
-            connection=connection,
-            kwargs=kwargs,
-        )
+        self._set_target(ChatTarget(instance_id, kwargs))
         check_text(system_prompt, "system_prompt")
         if not isinstance(streaming, bool):
             raise InvalidRequestError(
@@ -103,15 +88,6 @@ class AISearchQueryEngine(EngineOptionAttributes, BaseQueryEngine):
         self.streaming = streaming
         """Whether ``query`` / ``aquery`` return streaming responses."""
         super().__init__(callback_manager=callback_manager)
-
-    @property
-    def connection(self) -> AISearchConnection:
-        """The connection (shared pooled clients) this engine uses."""
-        return self._target.connection
-
-    @property
-    def _search_config(self) -> SearchConfig:
-        return self._target.config
 
     def __repr__(self) -> str:
         return (

@@ -33,6 +33,7 @@ from ._common import (
 )
 from ._mapping import chunks_to_nodes
 from ._options import (
+    PLACE_KEYS,
     RETRIEVER_SEARCH_KEYS,
     RetrieverKwargs,
     RetrieverOptionAttributes,
@@ -65,20 +66,15 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
     """
 
     def __init__(
-        self,
-        *,
-        namespace: str | None,
-        connection: AISearchConnection | None,
-        callback_manager: CallbackManager | None,
-        verbose: bool,
-        kwargs: Mapping[str, Any],
+        self, kwargs: Mapping[str, Any], callback_manager: CallbackManager | None, verbose: bool
     ) -> None:
-        search, connection_kwargs = split_kwargs(kwargs, RETRIEVER_SEARCH_KEYS)
+        search, rest = split_kwargs(kwargs, RETRIEVER_SEARCH_KEYS)
+        place, connection_kwargs = split_kwargs(rest, PLACE_KEYS)
         extra_options = search.pop("extra_options", None)
         self._config = SearchConfig(search)
         self.extra_options = extra_options
-        self.namespace = namespace
-        self._connection = resolve_connection(connection, connection_kwargs)
+        self.namespace = place.get("namespace")
+        self._connection = resolve_connection(place.get("connection"), connection_kwargs)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -183,8 +179,6 @@ class AISearchRetriever(_RetrieverBase):
         self,
         instance_id: str,
         *,
-        namespace: str | None = None,
-        connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         **kwargs: Unpack[RetrieverKwargs],
@@ -195,13 +189,7 @@ class AISearchRetriever(_RetrieverBase):
             )
         self.instance_id = instance_id
         """The AI Search instance searched."""
-        super().__init__(
-            namespace=namespace,
-            connection=connection,
-            callback_manager=callback_manager,
-            verbose=verbose,
-            kwargs=kwargs,
-        )
+        super().__init__(kwargs, callback_manager, verbose)
 
     def _describe_target(self) -> str:
         return repr(self.instance_id)
@@ -284,8 +272,6 @@ class AISearchMultiRetriever(_RetrieverBase):
         mode: MultiMode = "auto",
         merge: Literal["score", "rrf"] = "score",
         max_concurrency: int = 8,
-        namespace: str | None = None,
-        connection: AISearchConnection | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         **kwargs: Unpack[RetrieverKwargs],
@@ -321,13 +307,7 @@ class AISearchMultiRetriever(_RetrieverBase):
         self.on_instance_error = on_instance_error
         self.merge = merge
         self.max_concurrency = max_concurrency
-        super().__init__(
-            namespace=namespace,
-            connection=connection,
-            callback_manager=callback_manager,
-            verbose=verbose,
-            kwargs=kwargs,
-        )
+        super().__init__(kwargs, callback_manager, verbose)
 
     @property
     def on_instance_error(self) -> OnInstanceError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.response.schema import Response
@@ -10,8 +10,9 @@ from llama_index.core.schema import NodeWithScore
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 from typing_extensions import Unpack
 
-from ._common import AISearchConnection, resolve_connection
-from ._options import SEARCH_KEYS, EngineKwargs
+from ._chat import TARGET_KEYS, ChatKwargs
+from ._common import resolve_connection
+from ._options import split_kwargs
 from .query_engine import AISearchQueryEngine
 from .retrievers import AISearchMultiRetriever, AISearchRetriever
 
@@ -82,18 +83,13 @@ class AISearchToolSpec(BaseToolSpec):
         self,
         instance_id: str | None = None,
         *,
-        instance_ids: Sequence[str] | None = None,
-        model: str | None = None,
         system_prompt: str | None = None,
-        namespace: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        connection: AISearchConnection | None = None,
-        **kwargs: Unpack[EngineKwargs],
+        **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        search: dict[str, Any] = {k: v for k, v in kwargs.items() if k in SEARCH_KEYS}
-        connection = resolve_connection(
-            connection, {k: v for k, v in kwargs.items() if k not in SEARCH_KEYS}
-        )
+        search, rest = split_kwargs(kwargs)
+        target = {k: rest.pop(k) for k in TARGET_KEYS & set(rest)}
+        instance_ids, namespace = target.get("instance_ids"), target.get("namespace")
+        connection = resolve_connection(target.pop("connection", None), rest)
         similarity_top_k = search.pop("similarity_top_k", DEFAULT_TOP_K)
         retriever_options: dict[str, Any] = {
             k: v for k, v in search.items() if k != "custom_metadata"
@@ -126,13 +122,10 @@ class AISearchToolSpec(BaseToolSpec):
             return
         self._engine = AISearchQueryEngine(
             instance_id,
-            instance_ids=instance_ids,
-            model=model,
             system_prompt=system_prompt,
-            namespace=namespace,
-            extra_body=extra_body,
             connection=connection,
             similarity_top_k=similarity_top_k,
+            **target,
             **search,
         )
 

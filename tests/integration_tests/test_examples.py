@@ -13,9 +13,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from aisearch_local.testing import LocalServer
 
 pytestmark = pytest.mark.integration
 
@@ -24,26 +29,39 @@ EXAMPLES = ROOT / "examples"
 LIVE_VARS = ("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "AISEARCH_DEMO_INSTANCE")
 
 
-def _env() -> dict[str, str]:
+def _env(server: LocalServer | None = None) -> dict[str, str]:
+    """The examples' environment: none of the caller's live settings, or ``server``'s."""
     env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     env.pop("AISEARCH_BASE_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
     # shown once per place (Python hides ResourceWarning by default): an example that leaves
     # a socket or file unclosed fails run_example below
     env["PYTHONWARNINGS"] = "default::ResourceWarning"
+    if server is not None:  # a local server standing in for Cloudflare
+        env["CLOUDFLARE_ACCOUNT_ID"] = server.account_id
+        env["CLOUDFLARE_API_TOKEN"] = server.token
+        env["AISEARCH_BASE_URL"] = server.base_url
     return env
 
 
-def run_example(name: str, *args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
+def _run(
+    argv: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python child in the repository root, capturing its output (4 minutes at most)."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        input=stdin,
         cwd=ROOT,
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
+
+
+def run_example(name: str, *args: str) -> str:
+    proc = _run([str(EXAMPLES / name), *args], _env())
     assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "ResourceWarning" not in proc.stderr, proc.stderr
@@ -214,6 +232,28 @@ for index, code in enumerate(blocks):
 """
 
 
+@contextmanager
+def _sample_server(
+    token: str, instances: dict[str, tuple[str, ...]], **options: Any
+) -> Iterator[LocalServer]:
+    """A local server whose instances hold the sample documents under their key prefixes."""
+    from aisearch import AISearchClient
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+    from aisearch_local.testing import LocalServer
+
+    docs = list(iter_sample_documents())
+    with LocalServer(token=token) as server:
+        with AISearchClient(
+            account_id=server.account_id, api_token=server.token, base_url=server.base_url
+        ) as client:
+            for name, prefixes in instances.items():
+                client.create_instance(name, custom_metadata=CUSTOM_METADATA, **options)
+                for doc in docs:
+                    if doc.key.startswith(prefixes):
+                        client.upload_item(name, doc.key, doc.data, metadata=doc.metadata)
+        yield server
+
+
 def readme_python_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -225,44 +265,15 @@ def test_readme_python_blocks_run_against_the_local_server() -> None:
     """The README's Python snippets, with the environment its quickstart tells users to set."""
     import json
 
-    from aisearch import AISearchClient
-    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
-    from aisearch_local.testing import LocalServer
-
     blocks = readme_python_blocks()
     assert len(blocks) >= 5
-    with LocalServer(token="readme-token") as server:
-        connection = {
-            "account_id": server.account_id,
-            "api_token": server.token,
-            "base_url": server.base_url,
-        }
-        docs = list(iter_sample_documents())
-        with AISearchClient(**connection) as client:
-            # the instances the snippets name
-            for name, folders in (
-                ("my-instance", ("",)),
-                ("beans", ("beans/", "roasting/")),
-                ("brewing", ("brewing/", "equipment/", "troubleshooting/")),
-            ):
-                client.create_instance(name, custom_metadata=CUSTOM_METADATA)
-                for doc in (d for d in docs if d.key.startswith(folders)):
-                    client.upload_item(name, doc.key, doc.data, metadata=doc.metadata)
-        env = _env() | {
-            "CLOUDFLARE_ACCOUNT_ID": server.account_id,
-            "CLOUDFLARE_API_TOKEN": server.token,
-            "AISEARCH_BASE_URL": server.base_url,
-        }
-        proc = subprocess.run(
-            [sys.executable, "-c", README_RUNNER],
-            input=json.dumps(blocks),
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+    instances = {  # the instances the snippets name
+        "my-instance": ("",),
+        "beans": ("beans/", "roasting/"),
+        "brewing": ("brewing/", "equipment/", "troubleshooting/"),
+    }
+    with _sample_server("readme-token", instances) as server:
+        proc = _run(["-c", README_RUNNER], _env(server), stdin=json.dumps(blocks))
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     assert out.count("--- README python block") == len(blocks)
@@ -273,39 +284,14 @@ def test_readme_python_blocks_run_against_the_local_server() -> None:
 @pytest.fixture(scope="module")
 def stand_in_for_cloudflare() -> Iterator[dict[str, str]]:
     """A local server playing Cloudflare: the live-mode environment points at it."""
-    from aisearch import AISearchClient
-    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
-    from aisearch_local.testing import LocalServer
-
-    with LocalServer(token="live-token") as server:
-        with AISearchClient(
-            account_id=server.account_id, api_token=server.token, base_url=server.base_url
-        ) as client:
-            client.create_instance(
-                "cf-coffee",
-                custom_metadata=CUSTOM_METADATA,
-                retrieval_options={"keyword_match_mode": "or"},
-            )
-            for doc in iter_sample_documents():
-                client.upload_item("cf-coffee", doc.key, doc.data, metadata=doc.metadata)
-        yield _env() | {
-            "CLOUDFLARE_ACCOUNT_ID": server.account_id,
-            "CLOUDFLARE_API_TOKEN": server.token,
-            "AISEARCH_BASE_URL": server.base_url,
-            "AISEARCH_DEMO_INSTANCE": "cf-coffee",
-        }
+    with _sample_server(
+        "live-token", {"cf-coffee": ("",)}, retrieval_options={"keyword_match_mode": "or"}
+    ) as server:
+        yield _env(server) | {"AISEARCH_DEMO_INSTANCE": "cf-coffee"}
 
 
 def _run_live(name: str, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    proc = _run([str(EXAMPLES / name)], env)
     assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 

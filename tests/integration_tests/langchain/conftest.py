@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,11 @@ def local(request, lc_target):
     if lc_target.live:
         pytest.skip("needs the local server's fault injection")
     return request.getfixturevalue("local_server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this directory ``integration`` (the one place that says so)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)

@@ -10,8 +10,6 @@ from langchain_aisearch import ChatAISearch, sources_to_documents
 
 from .conftest import QUERY
 
-pytestmark = pytest.mark.integration
-
 
 def _check_answer(message):
     assert message.text

@@ -15,8 +15,6 @@ from langchain_aisearch import (
 from .._sockets import client_sockets
 from .conftest import QUERY
 
-pytestmark = pytest.mark.integration
-
 CANONICAL = {"id", "score", "type", "filename", "source", "timestamp", "scoring_details"}
 
 

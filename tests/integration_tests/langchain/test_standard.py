@@ -7,9 +7,8 @@ skip themselves; nothing is deleted or overridden.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-import pytest
 from langchain_core.tools import BaseTool, create_retriever_tool
 from langchain_tests.integration_tests import (
     ChatModelIntegrationTests,
@@ -27,8 +26,6 @@ from langchain_aisearch import (
 
 from .conftest import QUERY, TARGET
 
-pytestmark = pytest.mark.integration
-
 
 def _multi_ids() -> list[str]:
     ids = [TARGET.instance_id]
@@ -37,108 +34,69 @@ def _multi_ids() -> list[str]:
     return ids
 
 
+# The suites read their settings as properties; the constant ones are class attributes here,
+# the ones naming TARGET (set up when the session starts) stay properties.
+
+
 class TestAISearchRetrieverStandard(RetrieversIntegrationTests):
-    @property
-    def retriever_constructor(self) -> type[AISearchRetriever]:
-        return AISearchRetriever
+    retriever_constructor = AISearchRetriever
+    retriever_query_example = QUERY
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {"instance_id": TARGET.instance_id}
 
-    @property
-    def retriever_query_example(self) -> str:
-        return QUERY
 
-
-class TestAISearchMultiRetrieverStandard(RetrieversIntegrationTests):
-    @property
-    def retriever_constructor(self) -> type[AISearchMultiRetriever]:
-        return AISearchMultiRetriever
+class TestAISearchMultiRetrieverStandard(TestAISearchRetrieverStandard):
+    retriever_constructor = AISearchMultiRetriever  # type: ignore[assignment]
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {"instance_ids": _multi_ids()}
 
-    @property
-    def retriever_query_example(self) -> str:
-        return QUERY
 
-
-class TestAISearchFanOutRetrieverStandard(RetrieversIntegrationTests):
-    @property
-    def retriever_constructor(self) -> type[AISearchMultiRetriever]:
-        return AISearchMultiRetriever
-
+class TestAISearchFanOutRetrieverStandard(TestAISearchMultiRetrieverStandard):
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {"instance_ids": _multi_ids(), "force_fan_out": True, "merge": "rrf"}
 
-    @property
-    def retriever_query_example(self) -> str:
-        return QUERY
-
 
 class TestChatAISearchStandard(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatAISearch]:
-        return ChatAISearch
+    chat_model_class = ChatAISearch
+    has_tool_calling = False
+    has_structured_output = False
+    model_override_value = "@cf/meta/llama-3.1-8b-instruct-fast"
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"instance_id": TARGET.instance_id}
 
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str | None:
-        return "@cf/meta/llama-3.1-8b-instruct-fast"
-
 
 class TestSearchToolStandard(ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return AISearchSearchTool
+    tool_constructor = AISearchSearchTool
+    tool_invoke_params_example: ClassVar[dict[str, Any]] = {"query": QUERY}
 
     @property
     def tool_constructor_params(self) -> dict[str, Any]:
         return {"retriever": AISearchRetriever(instance_id=TARGET.instance_id, k=3)}
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": QUERY}
 
-
-class TestAnswerToolStandard(ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return AISearchAnswerTool
+class TestAnswerToolStandard(TestSearchToolStandard):
+    tool_constructor = AISearchAnswerTool
 
     @property
     def tool_constructor_params(self) -> dict[str, Any]:
         return {"chat": ChatAISearch(instance_id=TARGET.instance_id)}
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": QUERY}
 
+class TestRetrieverToolStandard(TestSearchToolStandard):
+    tool_constructor_params: ClassVar[dict[str, Any]] = {}  # a built tool takes none
 
-class TestRetrieverToolStandard(ToolsIntegrationTests):
     @property
-    def tool_constructor(self) -> BaseTool:
+    def tool_constructor(self) -> BaseTool:  # type: ignore[override]
         return create_retriever_tool(
             AISearchMultiRetriever(instance_ids=_multi_ids(), k=3),
             "aisearch_multi_search",
             "Search the coffee knowledge base across instances.",
             response_format="content_and_artifact",
         )
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": QUERY}

@@ -21,8 +21,6 @@ from langchain_aisearch import (
 
 from .conftest import QUERY
 
-pytestmark = pytest.mark.integration
-
 
 class ScriptedToolModel(GenericFakeChatModel):
     """A fake chat model that replays scripted messages and accepts bound tools."""

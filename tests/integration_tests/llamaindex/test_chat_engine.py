@@ -14,8 +14,6 @@ from aisearch import NotFoundError, StreamInterruptedError
 from aisearch_local.testing import LocalServer
 from llamaindex_aisearch import AISearchChatEngine, AISearchConnection
 
-pytestmark = pytest.mark.integration
-
 
 def _recording_connection(
     local_server: LocalServer, bodies: list[dict[str, Any]], request: pytest.FixtureRequest

@@ -18,8 +18,6 @@ from llamaindex_aisearch import (
     AISearchRetriever,
 )
 
-pytestmark = pytest.mark.integration
-
 DOCS = [
     Document(
         text="The Probat roaster needs its chaff collector emptied after every third batch.",

@@ -16,8 +16,6 @@ from llamaindex_aisearch import AISearchConnection, AISearchLLM
 
 from .conftest import EventCollector
 
-pytestmark = pytest.mark.integration
-
 MESSAGES = [ChatMessage(role=MessageRole.USER, content="How should I store roasted beans?")]
 
 
@@ -85,3 +83,21 @@ def test_errors_propagate_typed(conn: AISearchConnection) -> None:
         llm.complete("x")
     with pytest.raises(NotFoundError):
         llm.stream_chat(MESSAGES)
+
+
+async def test_generation_settings_reach_the_server(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    full = AISearchLLM(docs_instance, connection=conn).complete("How should I store beans?")
+    short = AISearchLLM(docs_instance, connection=conn, temperature=0.0, max_tokens=5)
+    for response in (
+        short.complete("How should I store beans?"),
+        await short.acomplete("How should I store beans?"),
+    ):
+        assert response.additional_kwargs["finish_reason"] == "length"
+        assert response.additional_kwargs["usage"]["completion_tokens"] <= 5
+        assert len(response.text) < len(full.text)
+    word = full.text.split()[3]
+    stopped = AISearchLLM(docs_instance, connection=conn, stop=[word])
+    text = "".join(r.delta or "" for r in stopped.stream_complete("How should I store beans?"))
+    assert word not in text and len(text) < len(full.text)

@@ -20,8 +20,6 @@ from llamaindex_aisearch import (
 
 from .conftest import EventCollector
 
-pytestmark = pytest.mark.integration
-
 TEA = "Green tea steeping: water at 80 degrees, three minutes, loose Sencha leaves."
 
 
@@ -62,14 +60,21 @@ async def test_results_from_every_instance_carry_instance_id(
         assert tea[0].node.metadata["filename"] == "tea/sencha.txt"
 
 
+@pytest.fixture
+def tea_fails(local_server: LocalServer, tea_instance: str) -> str:
+    """The tea instance, failing with 500 / Cloudflare code 7017 during the test."""
+    local_server.set_fault(tea_instance, status=500, code=7017)
+    return tea_instance
+
+
 def test_partial_failure_warns_and_dispatches_an_event(
     conn: AISearchConnection,
     local_server: LocalServer,
     docs_instance: str,
-    tea_instance: str,
+    tea_fails: str,
     collector: EventCollector,
 ) -> None:
-    local_server.set_fault(tea_instance, status=500, code=7017)
+    tea_instance = tea_fails
     retriever = AISearchMultiRetriever([docs_instance, tea_instance], connection=conn)
     with pytest.warns(AISearchInstanceWarning, match=tea_instance):
         nodes = retriever.retrieve("espresso")
@@ -83,13 +88,9 @@ def test_partial_failure_warns_and_dispatches_an_event(
 
 
 def test_fan_out_partial_failure_keeps_the_typed_error(
-    conn: AISearchConnection,
-    local_server: LocalServer,
-    docs_instance: str,
-    tea_instance: str,
-    collector: EventCollector,
+    conn: AISearchConnection, docs_instance: str, tea_fails: str, collector: EventCollector
 ) -> None:
-    local_server.set_fault(tea_instance, status=500, code=7017)
+    tea_instance = tea_fails
     retriever = AISearchMultiRetriever(
         [docs_instance, tea_instance], mode="fan_out", on_instance_error="ignore", connection=conn
     )
@@ -118,13 +119,9 @@ async def test_aretrieve_with_errors(
 
 @pytest.mark.parametrize("mode", ["namespace", "fan_out"])
 async def test_raise_policy(
-    conn: AISearchConnection,
-    local_server: LocalServer,
-    docs_instance: str,
-    tea_instance: str,
-    mode: str,
+    conn: AISearchConnection, docs_instance: str, tea_fails: str, mode: str
 ) -> None:
-    local_server.set_fault(tea_instance, status=500)
+    tea_instance = tea_fails
     retriever = _pair(conn, docs_instance, tea_instance, mode, on_instance_error="raise")
     with pytest.raises(InstanceFailureError, match=tea_instance) as info:
         retriever.retrieve("espresso")

@@ -12,8 +12,6 @@ from llamaindex_aisearch import (
     AISearchRetriever,
 )
 
-pytestmark = pytest.mark.integration
-
 QUERY = "espresso extraction time and grind size"
 
 

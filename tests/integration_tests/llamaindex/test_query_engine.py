@@ -16,8 +16,6 @@ from llamaindex_aisearch import AISearchConnection, AISearchQueryEngine
 
 from .conftest import EventCollector
 
-pytestmark = pytest.mark.integration
-
 QUESTION = "What grind size and ratio should I use for a French press?"
 
 
@@ -99,18 +97,14 @@ def test_query_events_fire(
     conn: AISearchConnection, docs_instance: str, collector: EventCollector
 ) -> None:
     AISearchQueryEngine(docs_instance, connection=conn).query(QUESTION)
-    starts = collector.of(QueryStartEvent)
-    ends = collector.of(QueryEndEvent)
-    assert len(starts) == 1 and len(ends) == 1
-    assert ends[0].response.source_nodes
+    assert collector.once(QueryStartEvent, QueryEndEvent).response.source_nodes
 
 
 async def test_query_events_fire_async(
     conn: AISearchConnection, docs_instance: str, collector: EventCollector
 ) -> None:
     await AISearchQueryEngine(docs_instance, streaming=True, connection=conn).aquery(QUESTION)
-    assert len(collector.of(QueryStartEvent)) == 1
-    assert len(collector.of(QueryEndEvent)) == 1
+    collector.once(QueryStartEvent, QueryEndEvent)
 
 
 def test_errors_propagate_typed(conn: AISearchConnection, local_server: LocalServer) -> None:

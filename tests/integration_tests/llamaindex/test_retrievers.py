@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import llama_index.core.instrumentation as instrument
 import pytest
 from llama_index.core.instrumentation.events.retrieval import (
     RetrievalEndEvent,
@@ -27,9 +26,7 @@ from llamaindex_aisearch import AISearchConnection, AISearchRetriever
 from llamaindex_aisearch._mapping import CANONICAL_KEYS
 
 from .._sockets import client_sockets
-from .conftest import EventCollector
-
-pytestmark = pytest.mark.integration
+from .conftest import EventCollector, installed
 
 QUERY = "espresso extraction time and grind size"
 
@@ -203,10 +200,8 @@ def test_retrieval_events_fire(
     conn: AISearchConnection, docs_instance: str, collector: EventCollector
 ) -> None:
     AISearchRetriever(docs_instance, connection=conn).retrieve(QUERY)
-    starts = collector.of(RetrievalStartEvent)
-    ends = collector.of(RetrievalEndEvent)
-    assert len(starts) == 1 and len(ends) == 1
-    assert ends[0].nodes and ends[0].nodes[0].node.metadata["instance_id"] == docs_instance
+    end = collector.once(RetrievalStartEvent, RetrievalEndEvent)
+    assert end.nodes and end.nodes[0].node.metadata["instance_id"] == docs_instance
 
 
 class _SpanRecorder(SimpleSpanHandler):
@@ -221,11 +216,7 @@ class _SpanRecorder(SimpleSpanHandler):
 
 @pytest.fixture
 def spans() -> Iterator[_SpanRecorder]:
-    root = instrument.get_dispatcher()  # type: ignore[attr-defined]
-    handler = _SpanRecorder()
-    root.add_span_handler(handler)
-    yield handler
-    root.span_handlers.remove(handler)
+    yield from installed(_SpanRecorder())
 
 
 async def test_retrieve_spans_carry_bound_arguments(

@@ -19,8 +19,6 @@ from llamaindex_aisearch import (
     AISearchToolSpec,
 )
 
-pytestmark = pytest.mark.integration
-
 QUESTION = "How long should a pour-over brew take?"
 
 

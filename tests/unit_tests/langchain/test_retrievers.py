@@ -195,50 +195,59 @@ def test_token_never_in_repr_or_serialised_forms():
 # --------------------------------------------------------------------------- requests
 
 
-def test_request_body_sends_only_set_options_and_per_call_filters(search_server):
+# fields, per-call arguments -> the ai_search_options sent (only what is set, per call wins)
+SENT_OPTIONS = {
+    "per-call k and filters": (
+        {
+            "k": 5,
+            "retrieval_type": "hybrid",
+            "reranking": {"enabled": True},
+            "filters": {"folder": "a/"},
+            "extra_options": {"retrieval": {"future_knob": 1}},
+        },
+        {"k": 2, "filters": {"lang": "en"}},
+        {
+            "retrieval": {
+                "retrieval_type": "hybrid",
+                "filters": {"lang": "en"},
+                "max_num_results": 2,
+                "future_knob": 1,
+            },
+            "reranking": {"enabled": True},
+        },
+    ),
+    "cache, custom metadata, keyword mode alias": (
+        {
+            "k": 2,
+            "keyword_match_mode": "fuzzy_match",
+            "cache": {"enabled": True},
+            "custom_metadata": {"app": "faq"},
+        },
+        {},
+        {
+            "retrieval": {"keyword_match_mode": "or", "max_num_results": 2},
+            "cache": {"enabled": True},
+            "custom_metadata": {"app": "faq"},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SENT_OPTIONS))
+def test_request_body_sends_only_set_options_and_per_call_values(search_server, case):
     recorder, sync, _ = search_server
-    retriever = AISearchRetriever(
-        instance_id="docs",
-        client=sync,
-        k=5,
-        retrieval_type="hybrid",
-        reranking={"enabled": True},
-        filters={"folder": "a/"},
-        extra_options={"retrieval": {"future_knob": 1}},
-    )
-    retriever.invoke("espresso", k=2, filters={"lang": "en"})
+    fields, call, sent = SENT_OPTIONS[case]
+    AISearchRetriever(instance_id="docs", client=sync, **fields).invoke("espresso", **call)
     (body,) = recorder.bodies
     assert body["query"] == "espresso"
-    assert body["ai_search_options"] == {
-        "retrieval": {
-            "retrieval_type": "hybrid",
-            "filters": {"lang": "en"},
-            "max_num_results": 2,
-            "future_knob": 1,
-        },
-        "reranking": {"enabled": True},
-    }
+    assert body["ai_search_options"] == sent
     assert recorder.paths[0].endswith(
         "/accounts/acc/ai-search/namespaces/default/instances/docs/search"
     )
     assert recorder.requests[0][0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_cache_custom_metadata_and_keyword_mode_aliases_are_sent(search_server):
-    recorder, sync, _ = search_server
-    AISearchRetriever(
-        instance_id="docs",
-        client=sync,
-        k=2,
-        keyword_match_mode="fuzzy_match",
-        cache={"enabled": True},
-        custom_metadata={"app": "faq"},
-    ).invoke("q")
-    assert recorder.bodies[0]["ai_search_options"] == {
-        "retrieval": {"keyword_match_mode": "or", "max_num_results": 2},
-        "cache": {"enabled": True},
-        "custom_metadata": {"app": "faq"},
-    }
+def test_reserved_custom_metadata_key_is_refused():
     with pytest.raises(ValidationError, match="custom_metadata: key 'task' is reserved"):
         AISearchRetriever(instance_id="docs", custom_metadata={"task": "x"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from langchain_core.tools import BaseTool, create_retriever_tool
@@ -26,68 +26,52 @@ def _sync_client():
 
 
 class TestChatAISearchUnit(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[ChatAISearch]:
-        return ChatAISearch
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return {"instance_id": "docs", "model": "@cf/meta/llama-3.3-70b-instruct-fp8-fast"}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
-        return (
-            {
-                "CLOUDFLARE_API_TOKEN": "env-token",
-                "CLOUDFLARE_ACCOUNT_ID": "env-account",
-                "AISEARCH_BASE_URL": "http://127.0.0.1:1/client/v4",
-            },
-            {"instance_id": "docs"},
-            {
-                "api_token": "env-token",
-                "account_id": "env-account",
-                "base_url": "http://127.0.0.1:1/client/v4",
-            },
-        )
+    # the suites read these as properties; constant ones are plain class attributes
+    chat_model_class = ChatAISearch
+    chat_model_params: ClassVar[dict[str, Any]] = {
+        "instance_id": "docs",
+        "model": "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+    }
+    has_tool_calling = False
+    has_structured_output = False
+    init_from_env_params = (
+        {
+            "CLOUDFLARE_API_TOKEN": "env-token",
+            "CLOUDFLARE_ACCOUNT_ID": "env-account",
+            "AISEARCH_BASE_URL": "http://127.0.0.1:1/client/v4",
+        },
+        {"instance_id": "docs"},
+        {
+            "api_token": "env-token",
+            "account_id": "env-account",
+            "base_url": "http://127.0.0.1:1/client/v4",
+        },
+    )
 
 
 class TestSearchToolUnit(ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return AISearchSearchTool
+    tool_constructor = AISearchSearchTool
+    tool_invoke_params_example: ClassVar[dict[str, Any]] = {"query": "espresso grind size"}
 
     @property
-    def tool_constructor_params(self) -> dict[str, Any]:
+    def tool_constructor_params(self) -> dict[str, Any]:  # a new retriever for every test
         return {"retriever": AISearchRetriever(instance_id="docs", client=_sync_client())}
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": "espresso grind size"}
 
 
 class TestAnswerToolUnit(ToolsUnitTests):
-    @property
-    def tool_constructor(self) -> type[BaseTool]:
-        return AISearchAnswerTool
+    tool_constructor = AISearchAnswerTool
+    tool_invoke_params_example: ClassVar[dict[str, Any]] = {
+        "query": "How long should espresso extract?"
+    }
 
     @property
     def tool_constructor_params(self) -> dict[str, Any]:
         return {"chat": ChatAISearch(instance_id="docs", client=_sync_client())}
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": "How long should espresso extract?"}
-
 
 class TestRetrieverToolUnit(ToolsUnitTests):
+    tool_invoke_params_example: ClassVar[dict[str, Any]] = {"query": "milk texture"}
+
     @property
     def tool_constructor(self) -> BaseTool:
         return create_retriever_tool(
@@ -96,7 +80,3 @@ class TestRetrieverToolUnit(ToolsUnitTests):
             "Search the coffee knowledge base.",
             response_format="content_and_artifact",
         )
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": "milk texture"}

@@ -188,8 +188,9 @@ def test_connection_and_settings_are_exclusive() -> None:
         AISearchRetriever("docs", account_id="a", api_token="t", top_k=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"unexpected keyword.*'top_k'.*similarity_top_k"):
         AISearchLLM("docs", account_id="a", api_token="t", top_k=3)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"unexpected keyword.*'max_tokens'"):
-        AISearchLLM("docs", account_id="a", api_token="t", max_tokens=5)  # type: ignore[call-arg]
+    # max_tokens, temperature and stop are fields now; other raw fields go in extra_body
+    with pytest.raises(TypeError, match=r"unexpected keyword.*'top_p'.*extra_body"):
+        AISearchLLM("docs", account_id="a", api_token="t", top_p=0.5)  # type: ignore[call-arg]
 
 
 # -- validation before any network call -----------------------------------------------

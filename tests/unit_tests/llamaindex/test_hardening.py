@@ -13,6 +13,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 
 from aisearch import InvalidRequestError, RerankingOptions
@@ -256,6 +257,75 @@ def test_llm_assignments_take_effect_or_raise() -> None:
     llm.search_options = None
     llm.complete("q")
     assert "ai_search_options" not in seen[-1]
+
+
+def test_llm_generation_settings_are_sent_typed() -> None:
+    seen, conn = _recording()
+    llm = AISearchLLM("docs", connection=conn, temperature=0.2, max_tokens=64, stop=["\n\n"])
+    llm.complete("q")
+    assert (seen[-1]["temperature"], seen[-1]["max_tokens"], seen[-1]["stop"]) == (
+        0.2,
+        64,
+        ["\n\n"],
+    )
+    assert llm.metadata.num_output == 64  # LlamaIndex reads the output budget here
+    plain = AISearchLLM("docs", connection=conn)
+    plain.chat([ChatMessage(role=MessageRole.USER, content="q")])
+    assert not {"temperature", "max_tokens", "stop"} & set(seen[-1])
+    assert plain.metadata.num_output == plain.num_output
+    # extra_body still merges last, over the typed settings
+    AISearchLLM("docs", connection=conn, temperature=0.2, extra_body={"temperature": 0.9}).complete(
+        "q"
+    )
+    assert seen[-1]["temperature"] == 0.9
+
+
+BAD_GENERATION: list[tuple[str, Any]] = [
+    ("temperature", 5.5),
+    ("temperature", -0.1),
+    ("temperature", math.nan),
+    ("temperature", math.inf),
+    ("temperature", True),
+    ("temperature", "0.5"),
+    ("max_tokens", 0),
+    ("max_tokens", 2**31),
+    ("max_tokens", 1.5),
+    ("max_tokens", True),
+    ("stop", ["a", "b", "c", "d", "e"]),
+    ("stop", 3),
+    ("stop", ["a", 1]),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_GENERATION)
+def test_llm_bad_generation_setting_is_refused_naming_the_field(field: str, value: Any) -> None:
+    seen, conn = _recording()
+    with pytest.raises(InvalidRequestError, match=f"^{field}: ") as info:
+        AISearchLLM("docs", connection=conn, **{field: value})
+    _assert_clean(info.value)
+    llm = AISearchLLM("docs", connection=conn, temperature=0.3, max_tokens=32, stop="END")
+    with pytest.raises(InvalidRequestError, match=f"^{field}: "):
+        setattr(llm, field, value)
+    assert (llm.temperature, llm.max_tokens, llm.stop) == (0.3, 32, "END")  # unchanged
+    llm.complete("q")
+    assert (seen[-1]["temperature"], seen[-1]["max_tokens"], seen[-1]["stop"]) == (0.3, 32, "END")
+    assert seen[-1]["max_tokens"] == llm.metadata.num_output
+
+
+def test_llm_generation_assignments_take_effect() -> None:
+    seen, conn = _recording()
+    llm = AISearchLLM("docs", connection=conn, temperature=0.3)
+    llm.temperature, llm.max_tokens, llm.stop = 1.5, 10, ["###"]
+    llm.complete("q")
+    assert (seen[-1]["temperature"], seen[-1]["max_tokens"], seen[-1]["stop"]) == (
+        1.5,
+        10,
+        ["###"],
+    )
+    assert llm.metadata.num_output == 10
+    llm.temperature = llm.max_tokens = llm.stop = None
+    llm.complete("q")
+    assert not {"temperature", "max_tokens", "stop"} & set(seen[-1])
 
 
 # ------------------------------------------------------------------ wrong types
