@@ -8,7 +8,7 @@ from typing import Any, cast
 from typing_extensions import TypedDict
 
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
-from aisearch._generation import check_generation
+from aisearch._params import check_generation
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
 from ._options import PLACE_KEYS, EngineKwargs, EngineOptionAttributes, SearchConfig, split_kwargs
@@ -111,7 +111,7 @@ class ChatTarget:
             InvalidRequestError: A bad value, naming the field (nothing changes then).
         """
         if name in GENERATION_KEYS:
-            check_generation(**{**dict.fromkeys(GENERATION_KEYS), name: value})
+            check_generation({name: value})
         else:
             check_text(value, name)
         self.settings[name] = value
