@@ -138,7 +138,7 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
         _check(cfg["fusion_method"] in ("rrf", "max"), "fusion_method", "must be rrf or max")
     if "cache_threshold" in cfg:
         _check(
-            cfg["cache_threshold"] in CACHE_THRESHOLDS,
+            isinstance(cfg["cache_threshold"], str) and cfg["cache_threshold"] in CACHE_THRESHOLDS,
             "cache_threshold",
             f"must be one of {', '.join(CACHE_THRESHOLDS)}",
         )

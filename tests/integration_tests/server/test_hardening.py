@@ -622,3 +622,19 @@ def test_source_folder_with_bad_sidecars_and_names_syncs_without_5xx(hard_server
     _assert_reads_ok(hard_server)
     with _http(hard_server) as http:
         assert http.delete("/ai-search/instances/synced").status_code == 200
+
+
+@pytest.mark.parametrize("value", [["close_enough"], {"a": 1}, [1], None, 1])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_a_cache_threshold_of_the_wrong_type_is_a_400(hard_server, method, value):
+    # a list or an object used to reach a dict lookup and end as a 500 (found by the fuzzer)
+    body = {"cache_threshold": value}
+    with _http(hard_server) as http:
+        if method == "POST":
+            r = http.post("/ai-search/instances", json={"id": "cache-typed", **body})
+        else:
+            http.post("/ai-search/instances", json={"id": "cache-typed"})
+            r = http.request(method, "/ai-search/instances/cache-typed", json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["errors"][0]
+    assert error["code"] == 7001 and error["message"].startswith("cache_threshold: must be one of")
