@@ -37,7 +37,9 @@ from aisearch_local._upstream import (
     transport_error,
     upstream_error,
 )
-from aisearch_local.text import TOKEN, content_terms, message_text
+from aisearch_local.search import rerank_scores
+from aisearch_local.text import TOKEN, content_terms, rewrite_query
+from aisearch_local.text import message_text as _content_text
 
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
@@ -48,9 +50,18 @@ __all__ = [
     "GeneratorError",
     "OpenAICompatibleGenerator",
     "make_generator",
+    "message_text",
+    "rerank_scores",
+    "rewrite_query",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of an OpenAI-style message (string content, or the text parts of a list)."""
+    return _content_text(message.get("content"), lenient=True)
+
 
 DEFAULT_GENERATOR_SPEC = "extractive"
 GENERATOR_SPECS = ("extractive", "openai:MODEL@BASE_URL")
@@ -142,7 +153,7 @@ def _count_tokens(text: str) -> int:
 
 
 def _prompt_tokens(messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> int:
-    return sum(_count_tokens(message_text(m.get("content"))) for m in messages) + sum(
+    return sum(_count_tokens(message_text(m)) for m in messages) + sum(
         _count_tokens(str(c.get("text") or "")) for c in chunks
     )
 
@@ -264,9 +275,7 @@ class ExtractiveGenerator:
         return f"ExtractiveGenerator(sentences={self.sentences})"
 
     def _budget(self, messages: Sequence[dict[str, Any]]) -> int:
-        system = " ".join(
-            message_text(m.get("content")) for m in messages if m.get("role") == "system"
-        )
+        system = " ".join(message_text(m) for m in messages if m.get("role") == "system")
         if not system:
             return self.sentences
         if _BRIEF.search(system):
@@ -282,7 +291,7 @@ class ExtractiveGenerator:
         question = ""
         for m in reversed(messages):
             if m.get("role") == "user":
-                question = message_text(m.get("content"))
+                question = message_text(m)
                 break
         q_terms = set(content_terms(question))
         candidates: list[tuple[int, int, str, set[str]]] = []
@@ -378,9 +387,7 @@ def build_rag_messages(
     The caller's system messages replace :data:`DEFAULT_RAG_INSTRUCTIONS` (system messages act
     as the generation system prompt, as in the real API); the other messages follow unchanged.
     """
-    system = "\n\n".join(
-        message_text(m.get("content")) for m in messages if m.get("role") == "system"
-    )
+    system = "\n\n".join(message_text(m) for m in messages if m.get("role") == "system")
     lines = [system or DEFAULT_RAG_INSTRUCTIONS, "", "Context:"]
     if not chunks:
         lines.append("(no indexed content matched the question)")

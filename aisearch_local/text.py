@@ -73,11 +73,13 @@ ANSWER_STOPWORDS = (EMBED_STOPWORDS - {"us"}) | _words(
 TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def message_text(content: Any) -> str:
+def message_text(content: Any, *, lenient: bool = False) -> str:
     """Return the text of a message content: a string, null, or a list of ``text`` parts.
 
-    A list keeps its ``{"type": "text", "text": ...}`` parts, joined by spaces; anything else
-    in it (images, bare values) has no text.
+    Strict (search, validation): a list keeps its ``{"type": "text", "text": ...}`` parts,
+    joined by spaces; anything else in it (images, bare values) has no text. Lenient
+    (generation and the query rewrite, as they always read it): any part with a string
+    ``text`` and bare string parts count too, and content of another type has no text.
     """
     if content is None:
         return ""
@@ -85,12 +87,16 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         parts = [
-            str(p.get("text", ""))
+            p if isinstance(p, str) else str(p.get("text", ""))
             for p in content
-            if isinstance(p, dict) and p.get("type") == "text"
+            if (isinstance(p, dict) and p.get("type") == "text")
+            or (
+                lenient
+                and (isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str)))
+            )
         ]
         return " ".join(parts)
-    return str(content)
+    return "" if lenient else str(content)
 
 
 def stem_word(word: str) -> str:
@@ -158,13 +164,17 @@ def rewrite_query(messages: list[dict[str, Any]]) -> str:
     Returns:
         The search query ("" when there is no user text).
     """
-    users = [message_text(m.get("content")).strip() for m in messages if m.get("role") == "user"]
+    users = [
+        message_text(m.get("content"), lenient=True).strip()
+        for m in messages
+        if m.get("role") == "user"
+    ]
     users = [u for u in users if u]
     if not users:
         others = [
-            message_text(m.get("content")).strip()
+            message_text(m.get("content"), lenient=True).strip()
             for m in messages
-            if message_text(m.get("content")).strip()
+            if message_text(m.get("content"), lenient=True).strip()
         ]
         return others[-1] if others else ""
     last = users[-1]

@@ -19,9 +19,10 @@ from aisearch_local.generate import (
     OpenAICompatibleGenerator,
     build_rag_messages,
     make_generator,
+    message_text,
+    rerank_scores,
+    rewrite_query,
 )
-from aisearch_local.search import rerank_scores
-from aisearch_local.text import rewrite_query
 from tests.unit_tests.local._network import NETWORK_FAULTS
 
 
@@ -475,3 +476,18 @@ def test_question_headings_and_markdown_emphasis() -> None:
         [{"role": "user", "content": "Why is my espresso sour?"}], chunks
     )
     assert out.text == "Roast. A light roast makes espresso sour. [1]"
+
+
+def test_generation_reads_every_text_part_of_a_message() -> None:
+    # generation has always read untyped {"text": ...} parts and bare strings too; search
+    # validation reads only {"type": "text"} parts (aisearch_local.text.message_text)
+    content = [{"type": "text", "text": "How hot"}, {"text": "for green tea?"}, "please", {"x": 1}]
+    assert message_text({"role": "user", "content": content}) == "How hot for green tea? please"
+    assert message_text({"role": "user", "content": 7}) == ""
+    chunks = [
+        chunk(1, "Coffee is brewed at ninety degrees."),
+        chunk(2, "Green tea steeps at 80 degrees for two minutes.", "tea.md"),
+    ]
+    answer = ExtractiveGenerator().generate([{"role": "user", "content": content}], chunks)
+    assert answer.text.startswith("Green tea steeps at 80 degrees")
+    assert answer.prompt_tokens == 6 + 6 + 9  # words of the question and of both chunks
