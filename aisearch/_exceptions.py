@@ -311,9 +311,15 @@ class PartialFailureError(AISearchError):
         nodes: The same list as ``results`` (LlamaIndex's name for it).
     """
 
-    def __init__(self, errors: Sequence[InstanceError], results: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        errors: Sequence[InstanceError],
+        results: Sequence[Any] = (),
+        *,
+        nodes: Sequence[Any] | None = None,
+    ) -> None:
         self.errors: list[InstanceError] = list(errors)
-        self.results: list[Any] = list(results)
+        self.results: list[Any] = list(results if nodes is None else nodes)
         self.nodes = self.results
         super().__init__(f"{len(self.errors)} instance(s) failed: {error_summary(self.errors)}")
 

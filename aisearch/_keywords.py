@@ -122,14 +122,15 @@ def takes(spec: type) -> Callable[[_F], _F]:
     return apply
 
 
-def check_keywords(params: Mapping[str, Any], spec: type) -> None:
+def check_keywords(params: Mapping[str, Any], spec: type, method: str) -> None:
     """Raise ``TypeError`` for a keyword that is no key of ``spec``, as Python would.
 
-    The message names the first unexpected keyword and the closest allowed one.
+    The message names ``method`` (``"AISearchClient.search"``), the first unexpected keyword
+    and the closest allowed one.
     """
     unexpected = params.keys() - spec.__annotations__.keys()
     if unexpected:
         key = min(unexpected)
         near = difflib.get_close_matches(key, list(spec.__annotations__), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise TypeError(f"got an unexpected keyword argument {key!r}{hint}")
+        raise TypeError(f"{method}() got an unexpected keyword argument {key!r}{hint}")

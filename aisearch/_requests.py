@@ -282,7 +282,8 @@ class _BaseClient(Generic[_HttpT]):
         *,
         namespaced: bool = False,
     ) -> _Request:
-        check_keywords(params, SearchParams)
+        method = "namespace_search" if namespaced else "search"
+        check_keywords(params, SearchParams, f"{type(self).__name__}.{method}")
         path, ids = self._target(target, params.get("namespace"), "/search", namespaced)
         base = query_or_messages(query, params.get("messages"))
         return _Request("POST", path, json=self._body(base, params, ids))
@@ -296,7 +297,10 @@ class _BaseClient(Generic[_HttpT]):
         stream: bool,
         namespaced: bool = False,
     ) -> _Request:
-        check_keywords(params, ChatParams)
+        method = (
+            f"{'stream_' if stream else ''}{'namespace_' if namespaced else ''}chat_completions"
+        )
+        check_keywords(params, ChatParams, f"{type(self).__name__}.{method}")
         generation = check_generation(params)
         suffix = "/chat/completions"
         path, ids = self._target(target, params.get("namespace"), suffix, namespaced)
@@ -320,7 +324,12 @@ class _BaseClient(Generic[_HttpT]):
         *,
         stream: bool = False,
     ) -> _Request:
-        check_keywords(params, LegacyParams if route == "search" else LegacyChatParams)
+        method = "legacy_search" if route == "search" else "legacy_ai_search"
+        check_keywords(
+            params,
+            LegacyParams if route == "search" else LegacyChatParams,
+            f"{type(self).__name__}.{'stream_' if stream else ''}{method}",
+        )
         validate_instance_id(rag_id, "rag_id")
         body: dict[str, Any] = query_or_messages(query, None) | legacy_options(params)
         if stream:

@@ -29,6 +29,8 @@ def test_an_unexpected_keyword_is_a_type_error_naming_it(harness, name, args, ty
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{typo}'") as info:
         h.call(name, *args, **{typo: 1})
     assert f"did you mean '{meant}'?" in str(info.value)
+    # as Python words it: the class and the method come first
+    assert f"AISearchClient.{name}() got an unexpected" in str(info.value)
     assert h.requests == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -127,6 +128,10 @@ def test_partial_failure_error_keeps_errors_and_results():
     assert err.results == err.nodes == ["node"]
     assert str(err) == "1 instance(s) failed: b: down"
     assert aisearch.PartialFailureError(errors).results == []
+    # LlamaIndex's InstanceFailureError(errors, nodes=...) keeps working under the new name
+    assert aisearch.PartialFailureError(errors=errors, nodes=["n"]).nodes == ["n"]
+    again = pickle.loads(pickle.dumps(err))
+    assert (type(again), str(again), again.results) == (type(err), str(err), ["node"])
 
 
 def test_import_loads_no_framework_or_server_code():
