@@ -67,7 +67,7 @@ from aisearch._redact import scrub
 from aisearch._version import __version__
 
 if TYPE_CHECKING:
-    pass
+    from typing_extensions import Self
 
 __all__ = ["USER_AGENT", "ProgressCallback", "_BaseClient", "_Request"]
 
@@ -190,7 +190,7 @@ class _BaseClient(Generic[_HttpT]):
         max_retries: int | None = None,
         total_timeout: float | Unset | None = UNSET,
         stream_idle_timeout: float | Unset | None = UNSET,
-    ) -> Any:
+    ) -> Self:
         """Return a copy with other timeouts and/or retry count, sharing the HTTP pool.
 
         Args:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, cast, overload
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
@@ -27,8 +27,10 @@ from pydantic import (
 from aisearch import (
     AISearchClient,
     AsyncAISearchClient,
+    AsyncEventStream,
     CacheOptions,
     ChatCompletion,
+    EventStream,
     InstanceError,
     InvalidRequestError,
     SourcesEvent,
@@ -129,17 +131,17 @@ class _Chunks:
     only the iteration differs between ``_stream`` and ``_astream``.
     """
 
-    def __init__(self, chat: ChatAISearch, events: Any) -> None:
+    def __init__(self, chat: ChatAISearch, events: EventStream | AsyncEventStream) -> None:
         self._chat = chat
         self._events = events
         self._state: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[ChatGenerationChunk]:
-        for event in self._events:
+        for event in cast(EventStream, self._events):  # from a sync client
             yield from self._chat._chunks(event, self._state)
 
     async def __aiter__(self) -> AsyncIterator[ChatGenerationChunk]:
-        async for event in self._events:
+        async for event in cast(AsyncEventStream, self._events):  # from an async client
             for chunk in self._chat._chunks(event, self._state):
                 yield chunk
 
@@ -299,14 +301,44 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         }
         return target, call
 
+    @overload
     def _send(
         self,
-        client: Callable[[], AISearchClient | AsyncAISearchClient],
-        prefix: str,
+        client: Callable[[], AISearchClient],
+        prefix: Literal[""],
         messages: list[BaseMessage],
         stop: list[str] | None,
         kwargs: Mapping[str, Any],
-    ) -> Any:
+    ) -> ChatCompletion: ...
+
+    @overload
+    def _send(
+        self,
+        client: Callable[[], AsyncAISearchClient],
+        prefix: Literal[""],
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> Awaitable[ChatCompletion]: ...
+
+    @overload
+    def _send(
+        self,
+        client: Callable[[], AISearchClient | AsyncAISearchClient],
+        prefix: Literal["stream_"],
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> EventStream | AsyncEventStream: ...
+
+    def _send(
+        self,
+        client: Callable[[], AISearchClient | AsyncAISearchClient],
+        prefix: Literal["", "stream_"],
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> ChatCompletion | Awaitable[ChatCompletion] | EventStream | AsyncEventStream:
         """Start a call: the request (built once for the four ways to call) on its endpoint.
 
         Args:
@@ -321,7 +353,9 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         """
         target, call = self._request(messages, stop, kwargs)
         kind = "namespace_chat_completions" if isinstance(target, list) else "chat_completions"
-        return getattr(client(), prefix + kind)(target, **call)
+        sent: ChatCompletion | Awaitable[ChatCompletion] | EventStream | AsyncEventStream
+        sent = getattr(client(), prefix + kind)(target, **call)
+        return sent
 
     def _result(self, completion: ChatCompletion) -> ChatResult:
         choice = completion.choices[0] if completion.choices else None
