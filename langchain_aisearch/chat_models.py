@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal, cast, overload
+from typing import Annotated, Any, ClassVar, cast, overload
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
@@ -122,6 +122,10 @@ def _usage(usage: Usage | None) -> UsageMetadata | None:
 
 def _errors(errors: Sequence[InstanceError]) -> list[dict[str, Any]]:
     return [{"instance_id": e.instance_id, "message": e.message} for e in errors]
+
+
+_Call = tuple[str | list[str], dict[str, Any]]
+"""A checked chat request: its target (an instance id or a namespace's ids) and arguments."""
 
 
 class _Chunks:
@@ -273,13 +277,18 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> _Call:
         unknown = set(kwargs) - _CALL_KWARGS
         if unknown:
             allowed = ", ".join(sorted(_CALL_KWARGS))
             msg = f"unexpected argument(s) {sorted(unknown)} (allowed per call: {allowed})"
             raise TypeError(msg)
-        if self.instance_id is None and self.instance_ids is None:
+        target: str | list[str]
+        if self.instance_ids is not None:
+            target = self.instance_ids
+        elif self.instance_id is not None:
+            target = self.instance_id
+        else:
             msg = "ChatAISearch needs instance_id or instance_ids"
             raise InvalidRequestError(msg)
         k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else self.k
@@ -287,7 +296,6 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             _check_call(stop, kwargs)
         body = {**(self.extra_body or {}), **(kwargs.get("extra_body") or {})}
         effective_stop = stop if stop is not None else self.stop
-        target = self.instance_ids if self.instance_ids is not None else self.instance_id
         call = {
             "messages": messages_to_api(messages),
             "model": kwargs.get("model") or self.model,
@@ -302,59 +310,36 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         return target, call
 
     @overload
-    def _send(
-        self,
-        client: Callable[[], AISearchClient],
-        prefix: Literal[""],
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
-    ) -> ChatCompletion: ...
-
+    def _send(self, client: Callable[[], AISearchClient], call: _Call) -> ChatCompletion: ...
     @overload
     def _send(
-        self,
-        client: Callable[[], AsyncAISearchClient],
-        prefix: Literal[""],
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
+        self, client: Callable[[], AsyncAISearchClient], call: _Call
     ) -> Awaitable[ChatCompletion]: ...
-
     @overload
     def _send(
-        self,
-        client: Callable[[], AISearchClient | AsyncAISearchClient],
-        prefix: Literal["stream_"],
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
+        self, client: Callable[[], AISearchClient | AsyncAISearchClient], call: _Call, stream: bool
     ) -> EventStream | AsyncEventStream: ...
 
     def _send(
         self,
         client: Callable[[], AISearchClient | AsyncAISearchClient],
-        prefix: Literal["", "stream_"],
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
+        call: _Call,
+        stream: bool = False,
     ) -> ChatCompletion | Awaitable[ChatCompletion] | EventStream | AsyncEventStream:
-        """Start a call: the request (built once for the four ways to call) on its endpoint.
+        """Send a checked request (``_request``) to its endpoint, one way of the four.
 
         Args:
             client: Gets the sync or the async core client (after the checks).
-            prefix: ``""`` for a completion, ``"stream_"`` for a stream.
-            messages: The conversation.
-            stop: LangChain's per-call stop sequences.
-            kwargs: The per-call settings.
+            call: The target (one instance id, or a namespace's list) and the keyword arguments.
+            stream: A stream rather than a completion.
 
         Returns:
             What the core method returns: a completion, a stream, or an awaitable of one.
         """
-        target, call = self._request(messages, stop, kwargs)
+        target, kwargs = call
         kind = "namespace_chat_completions" if isinstance(target, list) else "chat_completions"
         sent: ChatCompletion | Awaitable[ChatCompletion] | EventStream | AsyncEventStream
-        sent = getattr(client(), prefix + kind)(target, **call)
+        sent = getattr(client(), ("stream_" if stream else "") + kind)(target, **kwargs)
         return sent
 
     def _result(self, completion: ChatCompletion) -> ChatResult:
@@ -384,7 +369,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        return self._result(self._send(self._get_client, "", messages, stop, kwargs))
+        return self._result(self._send(self._get_client, self._request(messages, stop, kwargs)))
 
     async def _agenerate(
         self,
@@ -393,7 +378,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,  # noqa: ARG002
         **kwargs: Any,
     ) -> ChatResult:
-        completion = await self._send(self._get_async_client, "", messages, stop, kwargs)
+        completion = await self._send(self._get_async_client, self._request(messages, stop, kwargs))
         return self._result(completion)
 
     # ------------------------------------------------------------------ stream
@@ -468,7 +453,7 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         kwargs: Mapping[str, Any],
     ) -> _Chunks:
         """A streamed call whose events come out as chunks (sync or async, as the client)."""
-        return _Chunks(self, self._send(client, "stream_", messages, stop, kwargs))
+        return _Chunks(self, self._send(client, self._request(messages, stop, kwargs), stream=True))
 
     def _stream(
         self,
