@@ -16,6 +16,7 @@ allows ``eq`` on a single key.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,87 @@ def _check_scalar(value: object, where: str, *, allow_null: bool) -> None:
         raise InvalidRequestError(f"{where}: must be {kinds} (got {value!r})")
 
 
+def _same_key_values(branches: list[Any]) -> tuple[str, list[Any]] | None:
+    """``("k", [a, b])`` when every branch is ``{"k": a}``, ``{"k": {"$eq": a}}`` or ``$in``."""
+    keys: set[object] = set()
+    values: list[Any] = []
+    for branch in branches:
+        if not isinstance(branch, Mapping) or len(branch) != 1:
+            return None
+        ((key, condition),) = branch.items()
+        keys.add(key)
+        if isinstance(condition, Mapping) and list(condition) == ["$in"]:
+            if not isinstance(condition["$in"], (list, tuple)):
+                return None
+            values.extend(condition["$in"])
+        else:
+            if isinstance(condition, Mapping):
+                if list(condition) != ["$eq"]:
+                    return None
+                condition = condition["$eq"]
+            values.append(condition)
+    if len(keys) != 1 or not all(_is_scalar(v) for v in values):
+        return None
+    (key,) = keys
+    if not isinstance(key, str):
+        return None
+    unique = {(type(v), v): v for v in values}  # 1 and True stay two values
+    return key, list(unique.values())
+
+
+def _merged(branches: list[Any]) -> dict[str, Any] | None:
+    """The branches of an ``$and`` as one filter, when no two of them set the same thing."""
+    merged: dict[str, Any] = {}
+    for branch in branches:
+        if not isinstance(branch, Mapping):
+            return None
+        for key, condition in branch.items():
+            if key not in merged:
+                merged[key] = dict(condition) if isinstance(condition, Mapping) else condition
+                continue
+            earlier = merged[key]
+            if not (isinstance(earlier, dict) and isinstance(condition, Mapping)):
+                return None
+            if earlier.keys() & condition.keys():
+                return None
+            earlier.update(condition)
+    return merged
+
+
+def _logical_hint(op: str, branches: object) -> str:
+    """What to write instead of ``$or`` / ``$and`` (Vectorize filters have neither)."""
+    listed = list(branches) if isinstance(branches, (list, tuple)) else None
+    if op == "$or":
+        same = _same_key_values(listed) if listed else None
+        if same is not None:
+            key, values = same
+            return f"$or is not supported; for one key use {_json({key: {'$in': values}})}"
+        return (
+            "$or is not supported; several keys in one filter are ANDed and there is no OR "
+            "across keys (for one key use $in; otherwise search once per alternative)"
+        )
+    if op == "$and":
+        merged = _merged(listed) if listed else None
+        if merged:
+            return (
+                f"$and is not supported; several keys in one filter are ANDed: use {_json(merged)}"
+            )
+        return (
+            "$and is not supported; several keys in one filter are ANDed: write them in one mapping"
+        )
+    return (
+        f"logical operator {op!r} is not supported; several keys are ANDed implicitly and "
+        "there is no $and/$or"
+    )
+
+
+def _json(value: object) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def validate_filters(filters: object, *, path: str = "filters") -> dict[str, Any]:
     """Validate a Vectorize-style metadata filter.
 
@@ -72,10 +154,7 @@ def validate_filters(filters: object, *, path: str = "filters") -> dict[str, Any
             raise InvalidRequestError(f"{path}: keys must be non-empty strings (got {key!r})")
         where = f"{path}.{key}"
         if key.startswith("$"):
-            raise InvalidRequestError(
-                f"{where}: logical operator {key!r} is not supported; several keys are "
-                f"ANDed implicitly and there is no $and/$or"
-            )
+            raise InvalidRequestError(f"{where}: {_logical_hint(key, condition)}")
         if isinstance(condition, Mapping):
             if not condition:
                 raise InvalidRequestError(f"{where}: operator object must not be empty")

@@ -126,6 +126,7 @@ CHUNK_METADATA_KEYS: tuple[str, ...] = (
     "score",
     "type",
     "filename",
+    "folder",
     "source",
     "timestamp",
     "scoring_details",
@@ -145,7 +146,9 @@ def chunk_metadata(
 
     The item's custom metadata first, then the canonical keys (``CHUNK_METADATA_KEYS``),
     which win over custom keys of the same name. ``filename`` and ``source`` are the item
-    key; ``scoring_details`` is a JSON-ready dict of the scores that are set.
+    key; ``folder`` its directory with a trailing slash (``""`` at the root), as the
+    service derives the ``folder`` filter attribute; ``scoring_details`` is a JSON-ready
+    dict of the scores that are set.
 
     Args:
         chunk: A ``Chunk``, or its JSON form (what the API sends, ``chunk.model_dump(
@@ -180,6 +183,7 @@ def chunk_metadata(
     metadata["score"] = score
     metadata["type"] = kind
     metadata["filename"] = key
+    metadata["folder"] = key[: key.rfind("/") + 1]  # what a {"folder": ...} filter matches
     metadata["source"] = key
     metadata["timestamp"] = timestamp
     metadata["scoring_details"] = scoring

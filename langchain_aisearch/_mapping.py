@@ -65,8 +65,9 @@ def chunk_to_document(
 
     `page_content` is the chunk text and `id` the chunk id. Metadata starts with the
     item's custom metadata; the canonical keys (`id`, `score`, `type`, `filename`,
-    `source`, `timestamp`, `scoring_details`, `instance_id`, `search_query`) are
-    written last and win over custom keys of the same name.
+    `folder` (the key's directory, `brewing/`: what a `folder` filter matches), `source`,
+    `timestamp`, `scoring_details`, `instance_id`, `search_query`) are written last and
+    win over custom keys of the same name.
 
     Args:
         chunk: The chunk from a search or chat completion.

@@ -11,7 +11,14 @@ from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
 from aisearch._params import check_generation
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
-from ._options import PLACE_KEYS, EngineKwargs, EngineOptionAttributes, SearchConfig, split_kwargs
+from ._options import (
+    PLACE_KEYS,
+    EngineKwargs,
+    EngineOptionAttributes,
+    SearchConfig,
+    check_option_keywords,
+    split_kwargs,
+)
 from ._streams import AsyncEvents, Events
 
 __all__ = ["GENERATION_KEYS", "ChatKwargs", "ChatTarget", "TargetOwner", "check_text"]
@@ -77,9 +84,10 @@ def _check_ids(instance_id: Any, instance_ids: Any) -> list[str] | None:
 class ChatTarget:
     """Where chat completions go (one instance, or up to 10 in a namespace) and with what.
 
-    Built from an adapter's ``instance_id`` and its :class:`ChatKwargs`; the LLM adds its
-    generation settings. ``settings`` holds the keyword arguments every request sends
-    (besides the messages and the options); :meth:`set` changes one, checked first.
+    Built from an adapter's ``instance_id`` and its :class:`ChatKwargs` (an unknown keyword
+    is refused in ``owner``'s name); the LLM adds its generation settings. ``settings``
+    holds the keyword arguments every request sends (besides the messages and the
+    options); :meth:`set` changes one, checked first.
     """
 
     def __init__(
@@ -87,7 +95,11 @@ class ChatTarget:
         instance_id: str | None,
         kwargs: Mapping[str, Any],
         generation: Mapping[str, Any] | None = None,
+        *,
+        owner: type | None = None,
     ) -> None:
+        if owner is not None:
+            check_option_keywords(owner, kwargs, other=TARGET_KEYS)
         target = {k: v for k, v in kwargs.items() if k in TARGET_KEYS}
         self.instance_id = instance_id
         self.instance_ids = _check_ids(instance_id, target.get("instance_ids"))

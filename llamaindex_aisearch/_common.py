@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +19,7 @@ from aisearch._lazy import LazyClients
 __all__ = [
     "AISearchConnection",
     "ConnectionKwargs",
+    "check_keywords",
     "check_mapping",
     "describe_validation_error",
     "presigned",
@@ -46,6 +48,51 @@ def describe_validation_error(exc: ValidationError) -> str:
             problem = f"{err['msg'][:1].lower()}{err['msg'][1:]}"
         parts.append(f"{path or '<root>'}: {problem}")
     return "; ".join(parts)
+
+
+def check_keywords(
+    owner: type,
+    kwargs: Mapping[str, Any],
+    groups: Mapping[str, Iterable[str]],
+    *,
+    other: Iterable[str] = (),
+    note: str = "",
+) -> None:
+    """Refuse a keyword ``owner``'s constructor does not take, as Python would, and say more.
+
+    ``groups`` maps a label (``"search options"``) to the keywords of that kind; the
+    constructor's own named parameters and ``other`` are accepted too, listed as "other
+    arguments".
+    The ``TypeError`` names the first unexpected keyword, the closest accepted one
+    (``difflib``, else one ending in ``_<keyword>``) and every group, then ``note``.
+
+    Raises:
+        TypeError: ``AISearchRetriever() got an unexpected keyword argument
+            'similarity_topk' (did you mean 'similarity_top_k'?); search options are: ...``
+    """
+    named = [
+        p.name
+        for p in list(inspect.signature(owner.__init__).parameters.values())[1:]  # type: ignore[misc]
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    named += other
+    listed = {label: sorted(set(keys)) for label, keys in groups.items()}
+    known = set(named).union(*listed.values())
+    unexpected = set(kwargs) - known
+    if not unexpected:
+        return
+    key = min(unexpected)
+    near = difflib.get_close_matches(key, sorted(known), n=1)
+    near = near or [k for k in sorted(known) if k.endswith(f"_{key}")][:1]  # top_k
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    others = sorted(set(named) - set().union(*listed.values()))
+    listing = [f"{label} are: {', '.join(keys)}" for label, keys in listed.items()]
+    if others:
+        listing.append(f"other arguments are: {', '.join(others)}")
+    raise TypeError(
+        f"{owner.__name__}() got an unexpected keyword argument {key!r}{hint}; "
+        f"{'; '.join(listing)}{note}"
+    )
 
 
 def check_mapping(value: Any, name: str) -> dict[str, Any] | None:

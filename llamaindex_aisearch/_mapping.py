@@ -28,6 +28,7 @@ LLM_EXCLUDED_KEYS: tuple[str, ...] = (
     "id",
     "score",
     "type",
+    "folder",
     "source",
     "timestamp",
     "scoring_details",
@@ -60,8 +61,9 @@ def chunk_to_node(
     """Map one chunk to ``NodeWithScore(TextNode(id_=chunk id, text, metadata), score)``.
 
     Metadata is the item's custom metadata, then the canonical keys (which win):
-    ``id, score, type, filename, source, timestamp, scoring_details, instance_id,
-    search_query``. ``filename`` and ``source`` are the item key. ``instance_id`` is the
+    ``id, score, type, filename, folder, source, timestamp, scoring_details, instance_id,
+    search_query``. ``filename`` and ``source`` are the item key, ``folder`` its directory
+    (``brewing/``; what a ``folder`` filter matches). ``instance_id`` is the
     chunk's own (multi-instance results), else ``instance_id`` (the instance searched).
 
     Args:

@@ -17,7 +17,7 @@ from aisearch import (
     coerce_options,  # the core's own options validation
 )
 
-from ._common import AISearchConnection, ConnectionKwargs
+from ._common import AISearchConnection, ConnectionKwargs, check_keywords
 from .filters import FilterInput, to_aisearch_filters
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SearchKwargs",
     "SearchOption",
     "build_search_options",
+    "check_option_keywords",
     "check_top_k",
     "coerce_search_options",
     "split_kwargs",
@@ -260,3 +261,30 @@ class EngineKwargs(PlaceKwargs, ConnectionKwargs, SearchKwargs, total=False):
 
 class RetrieverKwargs(PlaceKwargs, ConnectionKwargs, RetrieverSearchKwargs, total=False):
     """Place, connection settings and search options, as keywords (the retrievers)."""
+
+
+CONNECTION_KEYS = frozenset(ConnectionKwargs.__annotations__)
+
+
+def check_option_keywords(
+    owner: type,
+    kwargs: Mapping[str, Any],
+    search_keys: frozenset[str] = SEARCH_KEYS,
+    other: frozenset[str] = PLACE_KEYS,
+    *,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    note: str = "",
+) -> None:
+    """Refuse a keyword that is no search option, connection setting or other argument.
+
+    Raises:
+        TypeError: Naming the keyword and the closest real one, and listing the search
+            options, the connection settings (then ``groups``) and the other arguments.
+    """
+    check_keywords(
+        owner,
+        kwargs,
+        {"search options": search_keys, "connection settings": CONNECTION_KEYS, **(groups or {})},
+        other=other,
+        note=note,
+    )

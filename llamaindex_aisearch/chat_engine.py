@@ -81,7 +81,7 @@ class AISearchChatEngine(TargetOwner, BaseChatEngine):
         token_limit: int = DEFAULT_TOKEN_LIMIT,
         **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        self._set_target(ChatTarget(instance_id, kwargs))
+        self._set_target(ChatTarget(instance_id, kwargs, owner=type(self)))
         check_text(system_prompt, "system_prompt")
         if isinstance(token_limit, bool) or not isinstance(token_limit, int) or token_limit < 1:
             raise InvalidRequestError(

@@ -21,7 +21,7 @@ from typing_extensions import Unpack
 
 from aisearch import InvalidRequestError, Item, NotFoundError
 
-from ._common import AISearchConnection, ConnectionKwargs, resolve_connection
+from ._common import AISearchConnection, ConnectionKwargs, check_keywords, resolve_connection
 from .chat_engine import AISearchChatEngine
 from .query_engine import AISearchQueryEngine
 from .retrievers import AISearchRetriever
@@ -169,6 +169,12 @@ class AISearchIndex(BaseManagedIndex):
         transformations: list[TransformComponent] | None = None,
         **connection_kwargs: Unpack[ConnectionKwargs],
     ) -> None:
+        check_keywords(
+            type(self),
+            connection_kwargs,
+            {"connection settings": ConnectionKwargs.__annotations__},
+            note="; search options go to as_retriever() or as_query_engine()",
+        )
         if not isinstance(instance_id, str) or not instance_id:
             raise InvalidRequestError(
                 f"instance_id: must be a non-empty string (got {instance_id!r})"

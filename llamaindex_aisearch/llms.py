@@ -32,7 +32,7 @@ from aisearch import (
 from ._chat import GENERATION_KEYS, TARGET_KEYS, ChatKwargs, ChatTarget
 from ._common import AISearchConnection, ConnectionKwargs, describe_validation_error
 from ._mapping import to_aisearch_messages
-from ._options import SEARCH_KEYS, coerce_search_options
+from ._options import SEARCH_KEYS, check_option_keywords, coerce_search_options
 from ._streams import (
     AsyncDeltas,
     Deltas,
@@ -131,15 +131,14 @@ class AISearchLLM(LLM):
     ) -> None:
         own = SEARCH_KEYS | TARGET_KEYS | set(ConnectionKwargs.__annotations__)
         llm_fields = {k: v for k, v in kwargs.items() if k not in own}  # e.g. from_dict()
-        unknown = sorted(set(llm_fields) - set(type(self).model_fields))
-        if unknown:  # LlamaIndex's LLM base would silently ignore them
-            raise TypeError(
-                f"unexpected keyword argument(s) {unknown}; search options are: "
-                f"{', '.join(sorted(SEARCH_KEYS))}; connection settings are: "
-                f"{', '.join(sorted(ConnectionKwargs.__annotations__))}; generation settings "
-                f"are: {', '.join(GENERATION_KEYS)}; other raw request fields (e.g. top_p) go "
-                "in extra_body={...}"
-            )
+        # LlamaIndex's LLM base would silently ignore unknown keywords
+        check_option_keywords(
+            type(self),
+            kwargs,
+            other=TARGET_KEYS | set(type(self).model_fields),
+            groups={"generation settings": GENERATION_KEYS},
+            note="; other raw request fields (e.g. top_p) go in extra_body={...}",
+        )
         generation = {"temperature": temperature, "max_tokens": max_tokens, "stop": stop}
         target = ChatTarget(instance_id, {k: v for k, v in kwargs.items() if k in own}, generation)
         if search_options is not None:

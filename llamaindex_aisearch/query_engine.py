@@ -77,7 +77,7 @@ class AISearchQueryEngine(TargetOwner, BaseQueryEngine):
         callback_manager: CallbackManager | None = None,
         **kwargs: Unpack[ChatKwargs],
     ) -> None:
-        self._set_target(ChatTarget(instance_id, kwargs))
+        self._set_target(ChatTarget(instance_id, kwargs, owner=type(self)))
         check_text(system_prompt, "system_prompt")
         if not isinstance(streaming, bool):
             raise InvalidRequestError(

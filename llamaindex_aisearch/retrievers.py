@@ -38,6 +38,7 @@ from ._options import (
     RetrieverKwargs,
     RetrieverOptionAttributes,
     SearchConfig,
+    check_option_keywords,
     check_top_k,
     split_kwargs,
 )
@@ -68,6 +69,7 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
     def __init__(
         self, kwargs: Mapping[str, Any], callback_manager: CallbackManager | None, verbose: bool
     ) -> None:
+        check_option_keywords(type(self), kwargs, RETRIEVER_SEARCH_KEYS)
         search, rest = split_kwargs(kwargs, RETRIEVER_SEARCH_KEYS)
         place, connection_kwargs = split_kwargs(rest, PLACE_KEYS)
         extra_options = search.pop("extra_options", None)

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 
 from ._chat import TARGET_KEYS, ChatKwargs
 from ._common import resolve_connection
-from ._options import split_kwargs
+from ._options import check_option_keywords, split_kwargs
 from .query_engine import AISearchQueryEngine
 from .retrievers import AISearchMultiRetriever, AISearchRetriever
 
@@ -86,6 +86,7 @@ class AISearchToolSpec(BaseToolSpec):
         system_prompt: str | None = None,
         **kwargs: Unpack[ChatKwargs],
     ) -> None:
+        check_option_keywords(type(self), kwargs, other=TARGET_KEYS)
         search, rest = split_kwargs(kwargs)
         target = {k: rest.pop(k) for k in TARGET_KEYS & set(rest)}
         instance_ids, namespace = target.get("instance_ids"), target.get("namespace")

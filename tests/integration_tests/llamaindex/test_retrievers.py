@@ -322,3 +322,22 @@ async def test_server_errors_propagate_typed(
             retriever.retrieve("x")
     assert info.value.status_code == 503
     assert info.value.code == 7017
+
+
+def test_node_folder_is_what_a_folder_filter_matches(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    nodes = AISearchRetriever(
+        docs_instance, similarity_top_k=50, match_threshold=0.0, connection=conn
+    ).retrieve("V60 pour over")
+    v60 = next(n for n in nodes if n.node.metadata["filename"] == "brewing/pour-over-v60.md")
+    folder = v60.node.metadata["folder"]
+    assert folder == "brewing/"
+    assert "folder: " not in v60.node.get_content(metadata_mode=MetadataMode.LLM)
+    filters = MetadataFilters(filters=[MetadataFilter(key="folder", value=folder)])
+    filtered = AISearchRetriever(
+        docs_instance, similarity_top_k=50, match_threshold=0.0, filters=filters, connection=conn
+    ).retrieve("V60 pour over")
+    assert v60.node.node_id in {n.node.node_id for n in filtered}
+    assert {n.node.metadata["folder"] for n in filtered} == {folder}
+    assert any(n.node.metadata["folder"] != folder for n in nodes)

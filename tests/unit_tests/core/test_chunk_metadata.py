@@ -19,11 +19,11 @@ def test_canonical_keys_win_and_the_chunk_is_not_modified() -> None:
     chunk = Chunk.model_validate(RAW)
     meta = chunk_metadata(chunk, search_query="q", instance_id="docs")
     assert meta == {
-        "folder": "f",
         "id": "c1",
         "score": 0.5,
         "type": "text",
         "filename": "a.md",
+        "folder": "",
         "source": "a.md",
         "timestamp": 12.0,
         "scoring_details": {"vector_score": 0.5},
@@ -49,3 +49,14 @@ def test_extra_scores_are_kept() -> None:
     chunk = Chunk.model_validate({**RAW, "scoring_details": {"new_score": 0.1}})
     assert chunk_metadata(chunk)["scoring_details"] == {"new_score": 0.1}
     assert chunk_metadata(Chunk(id="c", score=0.0))["scoring_details"] is None
+
+
+def test_folder_is_the_key_directory_a_folder_filter_matches() -> None:
+    def folder(key: str) -> str:
+        return chunk_metadata({"id": "c", "score": 0.0, "item": {"key": key}})["folder"]
+
+    assert folder("brewing/v60.md") == "brewing/"
+    assert folder("docs/getting-started/guide.pdf") == "docs/getting-started/"
+    assert folder("readme.md") == ""
+    chunk = Chunk.model_validate({**RAW, "item": {"key": "a/b/c.md", "metadata": {"folder": "x/"}}})
+    assert chunk_metadata(chunk)["folder"] == "a/b/"  # the built-in attribute wins

@@ -35,8 +35,7 @@ INVALID = [
     ),
     ({"": 1}, "filters: keys must be non-empty strings (got '')"),
     ({1: 1}, "filters: keys must be non-empty strings (got 1)"),
-    ({"$and": [{"a": 1}]}, "filters.$and: logical operator '$and' is not supported"),
-    ({"$or": [{"a": 1}]}, "filters.$or: logical operator '$or' is not supported"),
+    ({"$not": {"a": 1}}, "filters.$not: logical operator '$not' is not supported"),
     (
         {"folder": {"$regex": "x"}},
         "filters.folder: unsupported operator '$regex' (allowed: $eq, $ne, $gt, $gte, $lt, "
@@ -228,3 +227,60 @@ def test_invalid_legacy_filters(flt, message):
     with pytest.raises(InvalidRequestError) as info:
         validate_legacy_filter(flt)
     assert message in str(info.value)
+
+
+_OR_OTHER = (
+    "$or is not supported; several keys in one filter are ANDed and there is no OR across "
+    "keys (for one key use $in; otherwise search once per alternative)"
+)
+_AND_OTHER = (
+    "$and is not supported; several keys in one filter are ANDed: write them in one mapping"
+)
+
+LOGICAL = [
+    # $or over one key's values: the $in the user meant
+    (
+        {"$or": [{"k": "a"}, {"k": "b"}]},
+        '$or is not supported; for one key use {"k": {"$in": ["a", "b"]}}',
+    ),
+    ({"$or": [{"k": "a"}]}, '$or is not supported; for one key use {"k": {"$in": ["a"]}}'),
+    (
+        {"$or": [{"n": {"$eq": 1}}, {"n": {"$in": [2, 1, True]}}]},
+        '$or is not supported; for one key use {"n": {"$in": [1, 2, true]}}',
+    ),
+    # anything else: say that keys are ANDed and there is no OR across keys
+    ({"$or": [{"k": "a"}, {"j": "b"}]}, _OR_OTHER),
+    ({"$or": [{"k": "a", "j": "b"}]}, _OR_OTHER),
+    ({"$or": ["k"]}, _OR_OTHER),
+    ({"$or": [{"k": {"$ne": "a"}}]}, _OR_OTHER),
+    ({"$or": [{"k": {"$in": "ab"}}]}, _OR_OTHER),
+    ({"$or": [{"k": ["a"]}]}, _OR_OTHER),
+    ({"$or": [{1: "a"}]}, _OR_OTHER),
+    ({"$or": []}, _OR_OTHER),
+    ({"$or": {"k": "a"}}, _OR_OTHER),
+    # $and: the one mapping that means the same, when there is one
+    (
+        {"$and": [{"a": 1}, {"b": {"$gte": 2}}]},
+        "$and is not supported; several keys in one filter are ANDed: "
+        'use {"a": 1, "b": {"$gte": 2}}',
+    ),
+    (
+        {"$and": [{"t": {"$gte": 1}}, {"t": {"$lt": 5}}]},
+        "$and is not supported; several keys in one filter are ANDed: "
+        'use {"t": {"$gte": 1, "$lt": 5}}',
+    ),
+    ({"$and": [{"a": 1}, {"a": 2}]}, _AND_OTHER),
+    ({"$and": [{"t": {"$gte": 1}}, {"t": {"$gte": 2}}]}, _AND_OTHER),
+    ({"$and": ["a"]}, _AND_OTHER),
+    ({"$and": []}, _AND_OTHER),
+    ({"$and": [{"a": object}]}, "ANDed: use {'a': <class 'object'>}"),
+]
+
+
+@pytest.mark.parametrize(("flt", "message"), LOGICAL)
+def test_and_or_say_what_to_write_instead(flt, message):
+    op = next(iter(flt))
+    with pytest.raises(InvalidRequestError) as info:
+        validate_filters(flt)
+    assert str(info.value).startswith(f"filters.{op}: ")
+    assert str(info.value).endswith(message)

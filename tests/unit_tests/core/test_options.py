@@ -128,7 +128,7 @@ BAD_OPTIONS = [
     ),
     (
         {"retrieval": {"filters": {"$or": []}}},
-        f"{R}.filters.$or: logical operator '$or' is not supported",
+        f"{R}.filters.$or: $or is not supported; several keys in one filter are ANDed",
     ),
     ({"retrieval": {"filters": "folder=docs"}}, f"{R}.filters: must be a mapping"),
     (

@@ -45,6 +45,7 @@ def test_chunk_to_document_maps_every_canonical_key():
         "score": 0.83,
         "type": "text",
         "filename": "brewing/espresso.md",
+        "folder": "brewing/",
         "source": "brewing/espresso.md",
         "timestamp": 1735689600,
         "scoring_details": {"vector_score": 0.83, "keyword_score": 2.5, "fusion_method": "rrf"},

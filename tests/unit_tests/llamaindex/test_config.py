@@ -193,6 +193,87 @@ def test_connection_and_settings_are_exclusive() -> None:
         AISearchLLM("docs", account_id="a", api_token="t", top_p=0.5)  # type: ignore[call-arg]
 
 
+_MISSPELT = [
+    (
+        lambda: AISearchRetriever(instance_id="x", similarity_topk=3),  # type: ignore[call-arg]
+        "AISearchRetriever",
+        "similarity_topk",
+        "similarity_top_k",
+    ),
+    (
+        lambda: AISearchRetriever("x", top_k=3),  # type: ignore[call-arg]
+        "AISearchRetriever",
+        "top_k",
+        "similarity_top_k",
+    ),
+    (
+        lambda: AISearchMultiRetriever(["x"], on_instance_eror="raise"),  # type: ignore[call-arg]
+        "AISearchMultiRetriever",
+        "on_instance_eror",
+        "on_instance_error",
+    ),
+    (
+        lambda: AISearchQueryEngine("x", retreival_type="hybrid"),  # type: ignore[call-arg]
+        "AISearchQueryEngine",
+        "retreival_type",
+        "retrieval_type",
+    ),
+    (
+        lambda: AISearchChatEngine("x", system_promt="hi"),  # type: ignore[call-arg]
+        "AISearchChatEngine",
+        "system_promt",
+        "system_prompt",
+    ),
+    (
+        lambda: AISearchLLM("x", temprature=0.5),  # type: ignore[call-arg]
+        "AISearchLLM",
+        "temprature",
+        "temperature",
+    ),
+    (
+        lambda: AISearchToolSpec("x", acount_id="a"),  # type: ignore[call-arg]
+        "AISearchToolSpec",
+        "acount_id",
+        "account_id",
+    ),
+    (
+        lambda: AISearchIndex("x", base_ur="http://x"),  # type: ignore[call-arg]
+        "AISearchIndex",
+        "base_ur",
+        "base_url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "owner", "bad", "near"), _MISSPELT)
+def test_a_misspelt_keyword_names_the_closest_real_one(
+    build: Any, owner: str, bad: str, near: str
+) -> None:
+    with pytest.raises(TypeError) as info:
+        build()
+    message = str(info.value)
+    assert message.startswith(
+        f"{owner}() got an unexpected keyword argument {bad!r} (did you mean {near!r}?); "
+    )
+    assert "connection settings are: account_id, api_email," in message
+    if owner != "AISearchIndex":
+        assert "search options are: boost_by, cache," in message
+        assert "similarity_top_k" in message
+    else:
+        assert "search options go to as_retriever()" in message
+
+
+def test_an_unknown_keyword_with_no_close_match_lists_the_options() -> None:
+    with pytest.raises(TypeError) as info:
+        AISearchRetriever("x", zzz=1)  # type: ignore[call-arg]
+    message = str(info.value)
+    assert message.startswith("AISearchRetriever() got an unexpected keyword argument 'zzz'; ")
+    assert (
+        "other arguments are: callback_manager, connection, instance_id, namespace, verbose"
+        in message
+    )
+
+
 # -- validation before any network call -----------------------------------------------
 
 
