@@ -11,11 +11,11 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
 from aisearch import AISearchError
-from langchain_aisearch._common import AISearchConnection, HidesSecretsInErrors
+from langchain_aisearch._common import AISearchConnection, HidesSecretsInErrors, hide_secrets
 from langchain_aisearch._mapping import sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
@@ -73,8 +73,20 @@ class _AISearchTool(HidesSecretsInErrors, BaseTool):
     """Runs a retriever or chat model on the query; AI Search errors become tool errors."""
 
     model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        hide_input_in_errors=True,
+        validate_assignment=True,
     )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        error: ValidationError | None = None
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:  # `tool.retriever = 5`: the error every class raises
+            error = hide_secrets(exc, {name: value})
+        if error is not None:
+            raise error
 
     args_schema: type[BaseModel] = AISearchQueryInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
