@@ -386,14 +386,30 @@ class AISearchConnection(HidesSecretsInErrors):
         return self._clients.async_(self._build_async_client)
 
     def close(self) -> None:
-        """Close the sync core client this object built; injected clients stay open."""
+        """Close the sync core client this object built; injected clients stay open.
+
+        The object stays usable: its next call opens a new pool.
+        """
         self._clients.close()
 
     async def aclose(self) -> None:
         """Close every core client this object built; injected clients stay open.
 
         Async clients opened in other, still running event loops are kept for their loop
-        (which closes them at its shutdown).
+        (which closes them at its shutdown). The object stays usable: its next call opens
+        a new pool.
         """
         self._clients.close()
         await self._clients.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

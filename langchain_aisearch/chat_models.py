@@ -59,6 +59,17 @@ __all__ = ["ChatAISearch"]
 
 register_translator(MODEL_PROVIDER, translate_content, translate_content_chunk)
 
+NO_TOOLS_MESSAGE = (
+    "ChatAISearch cannot {what}: Cloudflare AI Search chat completions have no tool calling "
+    "or structured output. To use AI Search in an agent, give its tools to a chat model "
+    "that calls tools:\n"
+    "    from langchain_aisearch import AISearchAnswerTool, AISearchSearchTool\n"
+    "e.g. create_agent(ChatOpenAI(model=...), tools=[AISearchSearchTool("
+    "retriever=AISearchRetriever(instance_id=...)), AISearchAnswerTool("
+    "chat=ChatAISearch(instance_id=...))])"
+)
+"""What `bind_tools` and `with_structured_output` raise (`what`: the refused request)."""
+
 DEFAULT_MODEL_NAME = "instance-default"
 """`ls_model_name` reported when no model is set (the instance's model applies)."""
 
@@ -164,8 +175,10 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     one (`chunk_position="last"`) carries usage, `model_name` and `finish_reason`; a
     stream cut before its end raises `aisearch.StreamInterruptedError`.
 
-    The service has no tool calling and no structured output; `bind_tools` is not
-    supported.
+    The service has no tool calling and no structured output: `bind_tools`,
+    `with_structured_output` and `create_agent(ChatAISearch(...), tools=[...])` raise a
+    `NotImplementedError` saying so. For an agent, give another chat model the tools
+    `AISearchSearchTool` / `AISearchAnswerTool`.
 
     Example:
         ```python
@@ -272,6 +285,26 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
         if ls_stop:
             params["ls_stop"] = ls_stop
         return params
+
+    # ------------------------------------------------------------------ no tools
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        """Not supported: AI Search has no tool calling (the error says what to use).
+
+        Raises:
+            NotImplementedError: Always; its message points to `AISearchSearchTool` and
+                `AISearchAnswerTool` used with another chat model.
+        """
+        raise NotImplementedError(NO_TOOLS_MESSAGE.format(what="call tools (bind_tools)"))
+
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:  # noqa: ARG002
+        """Not supported: AI Search has no structured output (the error says what to use).
+
+        Raises:
+            NotImplementedError: Always; its message points to the AI Search tools.
+        """
+        msg = NO_TOOLS_MESSAGE.format(what="return structured output (with_structured_output)")
+        raise NotImplementedError(msg)
 
     # ------------------------------------------------------------------ request
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -60,6 +61,46 @@ InstanceSearchError = PartialFailureError
 
 The core's `aisearch.PartialFailureError` under this package's name; `errors` holds one
 entry per failed instance."""
+
+
+# Packages between the user's call and the warning: LangChain's runnables (invoke, batch,
+# chains, agents), this package, the core, and the machinery that runs them.
+_LIBRARY_ROOTS = frozenset(
+    {
+        "aisearch",
+        "asyncio",
+        "concurrent",
+        "contextlib",
+        "langchain",
+        "langchain_aisearch",
+        "langchain_classic",
+        "langchain_core",
+        "langgraph",
+        "langsmith",
+        "threading",
+    }
+)
+
+
+def _caller_stacklevel() -> int:
+    """The `stacklevel` that attributes a warning to the user's code calling LangChain.
+
+    A fixed level fits one path only (`invoke`, not `batch`, a chain or an agent); this
+    counts the frames of the libraries in between. Where no user frame is on the stack (a
+    `batch` worker thread), the outermost frame is used.
+
+    Returns:
+        The level to pass to `warnings.warn` from the function that called this one.
+    """
+    frame = sys._getframe(1)  # the function calling `warnings.warn`: level 1
+    level = 1
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__") or ""
+        if module.partition(".")[0] not in _LIBRARY_ROOTS:
+            break
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _call_options(
@@ -323,7 +364,7 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
             f"AI Search: {len(errors)} instance(s) failed, results are partial: "
             f"{error_summary(errors)}",
             AISearchInstanceWarning,
-            stacklevel=4,
+            stacklevel=_caller_stacklevel(),
         )
 
     @staticmethod

@@ -11,10 +11,11 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import Self
 
 from aisearch import AISearchError
-from langchain_aisearch._common import HidesSecretsInErrors
+from langchain_aisearch._common import AISearchConnection, HidesSecretsInErrors, hide_secrets
 from langchain_aisearch._mapping import sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
@@ -72,14 +73,53 @@ class _AISearchTool(HidesSecretsInErrors, BaseTool):
     """Runs a retriever or chat model on the query; AI Search errors become tool errors."""
 
     model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        hide_input_in_errors=True,
+        validate_assignment=True,
     )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        error: ValidationError | None = None
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:  # `tool.retriever = 5`: the error every class raises
+            error = hide_secrets(exc, {name: value})
+        if error is not None:
+            raise error
 
     args_schema: type[BaseModel] = AISearchQueryInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
 
     def _runnable(self) -> Runnable[str, Any]:
         raise NotImplementedError
+
+    def _connection(self) -> AISearchConnection:
+        """The retriever or chat model whose built core clients the tool closes."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the sync core client its retriever or chat model built (not injected ones).
+
+        The tool stays usable: its next call opens a new pool.
+        """
+        self._connection().close()
+
+    async def aclose(self) -> None:
+        """Close the core clients its retriever or chat model built (not injected ones)."""
+        await self._connection().aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def _output(self, result: Any) -> tuple[str, list[Document]]:
         raise NotImplementedError
@@ -126,6 +166,9 @@ class AISearchSearchTool(_AISearchTool):
     def _runnable(self) -> Runnable[str, list[Document]]:
         return self.retriever
 
+    def _connection(self) -> AISearchConnection:
+        return self.retriever
+
     def _output(self, result: list[Document]) -> tuple[str, list[Document]]:
         return format_documents(result), result
 
@@ -160,6 +203,9 @@ class AISearchAnswerTool(_AISearchTool):
     """The chat model that retrieves and answers."""
 
     def _runnable(self) -> Runnable[str, BaseMessage]:
+        return self.chat
+
+    def _connection(self) -> AISearchConnection:
         return self.chat
 
     def _output(self, result: BaseMessage) -> tuple[str, list[Document]]:

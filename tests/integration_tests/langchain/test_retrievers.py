@@ -195,3 +195,37 @@ async def test_multi_extra_options_reach_every_instance(two_instances, force_fan
         assert docs
         assert all(d.metadata["filename"].startswith("beans/") for d in docs)
     await retriever.aclose()
+
+
+def test_with_closes_each_per_request_retriever(local, lc_target):
+    # objects made per request: `with` closes each one's pool on the way out
+    before = client_sockets(local.port)
+    for _ in range(20):
+        with AISearchRetriever(instance_id=lc_target.instance_id, k=1) as retriever:
+            assert retriever.invoke(QUERY)
+            assert len(client_sockets(local.port) - before) == 1
+    assert client_sockets(local.port) - before == set()
+
+
+@pytest.mark.parametrize("force_fan_out", [False, True])
+def test_with_closes_the_multi_retriever_pool(local, two_instances, force_fan_out):
+    before = client_sockets(local.port)
+    with AISearchMultiRetriever(
+        instance_ids=two_instances, k=4, force_fan_out=force_fan_out
+    ) as retriever:
+        assert retriever.invoke(QUERY)
+        assert client_sockets(local.port) - before
+    assert client_sockets(local.port) - before == set()
+    assert retriever.invoke(QUERY)  # still usable: a new pool, closed by close()
+    retriever.close()
+    assert client_sockets(local.port) - before == set()
+
+
+async def test_async_with_closes_the_pools(local, two_instances):
+    before = client_sockets(local.port)
+    async with AISearchRetriever(instance_id=two_instances[0], k=2) as retriever:
+        assert await retriever.ainvoke(QUERY)
+    async with AISearchMultiRetriever(instance_ids=two_instances, force_fan_out=True) as multi:
+        assert await multi.ainvoke(QUERY)
+        assert client_sockets(local.port) - before
+    assert client_sockets(local.port) - before == set()

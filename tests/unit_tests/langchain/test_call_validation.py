@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from aisearch import InvalidRequestError
-from langchain_aisearch import AISearchMultiRetriever, AISearchRetriever, ChatAISearch
+from langchain_aisearch import (
+    AISearchAnswerTool,
+    AISearchMultiRetriever,
+    AISearchRetriever,
+    AISearchSearchTool,
+    ChatAISearch,
+)
 
 from ..._support import ANY_VALUE
 from .conftest import Recorder, chunk, completion, make_clients, search_envelope
@@ -224,3 +230,74 @@ def test_fuzz_chat_call_arguments(kwargs):
         assert any(n in str(info.value) for n in bad), (bad, str(info.value))
         assert recorder.requests == []
     sync.close()
+
+
+# One exception type for bad values at every layer: `except InvalidRequestError` catches a
+# bad per-call value, a bad constructor argument and a bad assignment, of every class.
+def _objects(sync: Any) -> dict[str, Any]:
+    retriever = AISearchRetriever(instance_id="docs", client=sync)
+    chat = ChatAISearch(instance_id="docs", client=sync)
+    return {
+        "retriever": retriever,
+        "multi": AISearchMultiRetriever(instance_ids=["a", "b"], client=sync),
+        "chat": chat,
+        "search tool": AISearchSearchTool(retriever=retriever),
+        "answer tool": AISearchAnswerTool(chat=chat),
+    }
+
+
+BAD_CONSTRUCTIONS: dict[str, Any] = {
+    "retriever k": lambda: AISearchRetriever(instance_id="docs", k=100),
+    "retriever id": lambda: AISearchRetriever(instance_id="Bad Id!"),
+    "retriever filter": lambda: AISearchRetriever(instance_id="docs", filters={"$or": []}),
+    "retriever misspelt": lambda: AISearchRetriever(instance_id="docs", top_k=3),
+    "multi k": lambda: AISearchMultiRetriever(instance_ids=["a"], k=100),
+    "multi empty": lambda: AISearchMultiRetriever(instance_ids=[]),
+    "chat temperature": lambda: ChatAISearch(instance_id="docs", temperature=9),
+    "chat both ids": lambda: ChatAISearch(instance_id="a", instance_ids=["b"]),
+    "search tool retriever": lambda: AISearchSearchTool(retriever=5),
+    "search tool name": lambda: AISearchSearchTool(
+        retriever=AISearchRetriever(instance_id="docs"), name=5
+    ),
+    "answer tool chat": lambda: AISearchAnswerTool(chat={"instance_id": "docs", "k": 100}),
+    "validate": lambda: AISearchRetriever.model_validate({"instance_id": "docs", "k": 100}),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONSTRUCTIONS))
+def test_one_exception_type_for_bad_constructor_values(name):
+    with pytest.raises(InvalidRequestError) as info:
+        BAD_CONSTRUCTIONS[name]()
+    assert isinstance(info.value, ValidationError)  # pydantic's behaviour is kept
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("retriever", "k", 100),
+        ("multi", "k", 100),
+        ("chat", "temperature", 9),
+        ("search tool", "retriever", 5),
+        ("answer tool", "chat", 5),
+    ],
+)
+def test_one_exception_type_for_bad_assignments(name, field, value):
+    _, sync, _ = _server()
+    obj = _objects(sync)[name]
+    old = getattr(obj, field)
+    with pytest.raises(InvalidRequestError, match=field) as info:
+        setattr(obj, field, value)
+    assert isinstance(info.value, ValidationError)
+    assert getattr(obj, field) is old
+
+
+@pytest.mark.parametrize("name", ["retriever", "multi", "chat"])
+async def test_one_exception_type_for_a_bad_per_call_k(name):
+    recorder, sync, asyncc = _server()
+    obj = _objects(sync)[name]
+    obj.async_client = asyncc
+    with pytest.raises(InvalidRequestError, match=r"k: must be an integer between 1 and 50"):
+        obj.invoke("q", k=100)
+    with pytest.raises(InvalidRequestError, match=r"k: must be an integer between 1 and 50"):
+        await obj.ainvoke("q", k=100)
+    assert recorder.requests == []

@@ -264,3 +264,34 @@ def test_tokens_reach_callbacks_in_order():
     handler = Tokens()
     list(ChatAISearch(instance_id="docs", client=sync).stream("x", config={"callbacks": [handler]}))
     assert [t for t in handler.tokens if t] == ["Grind ", "fine [1]."]
+
+
+def _says_what_to_use(exc: pytest.ExceptionInfo[NotImplementedError]) -> None:
+    text = str(exc.value)
+    assert "no tool calling" in text
+    assert "from langchain_aisearch import AISearchAnswerTool, AISearchSearchTool" in text
+
+
+def test_bind_tools_and_structured_output_say_what_to_use_instead():
+    chat = ChatAISearch(instance_id="docs")
+    with pytest.raises(NotImplementedError, match=r"cannot call tools") as exc:
+        chat.bind_tools([])
+    _says_what_to_use(exc)
+    with pytest.raises(NotImplementedError, match=r"cannot return structured output") as exc:
+        chat.with_structured_output(dict)
+    _says_what_to_use(exc)
+
+
+def test_create_agent_with_tools_says_what_to_use_instead():
+    agents = pytest.importorskip("langchain.agents")
+    from langchain_core.tools import tool
+
+    @tool
+    def echo(text: str) -> str:
+        """Echo the text."""
+        return text
+
+    agent = agents.create_agent(ChatAISearch(instance_id="docs"), tools=[echo])
+    with pytest.raises(NotImplementedError, match=r"cannot call tools") as exc:
+        agent.invoke({"messages": [HumanMessage("hi")]})
+    _says_what_to_use(exc)

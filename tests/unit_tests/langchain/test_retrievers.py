@@ -4,12 +4,14 @@ import copy
 import json
 import pickle
 import threading
+import warnings
 from typing import Any
 
 import httpx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
+from langchain_core.runnables import RunnableLambda
 from pydantic import ValidationError
 
 from aisearch import (
@@ -525,6 +527,41 @@ def test_multi_partial_failure_warns_and_emits_custom_event():
             },
         )
     ]
+
+
+def _partial_failure_retriever() -> AISearchMultiRetriever:
+    errors = [{"instance_id": "b", "message": "instance b is down"}]
+    _, sync, asyncc = _namespace_server(errors, [chunk(1, "a")])
+    return AISearchMultiRetriever(instance_ids=["a", "b"], client=sync, async_client=asyncc)
+
+
+def _recorded(call) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    assert [w.category for w in caught] == [AISearchInstanceWarning]
+    return caught
+
+
+@pytest.mark.parametrize("path", ["invoke", "chain", "one-item batch"])
+def test_multi_warning_points_at_the_callers_line(path):
+    retriever = _partial_failure_retriever()
+    runnable = retriever | RunnableLambda(lambda docs: docs) if path == "chain" else retriever
+    if path == "one-item batch":
+        (w,) = _recorded(lambda: runnable.batch(["q"]))
+    else:
+        (w,) = _recorded(lambda: runnable.invoke("q"))
+    assert w.filename == __file__  # the user's code, not langchain_core's
+    assert "instance b is down" in str(w.message)
+
+
+async def test_multi_warning_points_at_the_callers_line_async():
+    retriever = _partial_failure_retriever()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await retriever.ainvoke("q")
+    (w,) = caught
+    assert w.filename == __file__
 
 
 def test_multi_on_instance_error_raise_and_ignore():
