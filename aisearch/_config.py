@@ -286,12 +286,20 @@ def resolve_config(
     token: str | None = None
     email: str | None = None
     key: str | None = None
+    # An argument equal to an environment variable most likely came from it (an adapter reads
+    # the environment and passes the value on): the message then names the variable.
     if api_token:
-        token, source = api_token, "api_token="
+        token_env, env_token = env_entry("api_token", env)
+        token = api_token
+        source = token_env if token_env and env_token == api_token else "api_token="
     elif api_email or api_key:
         if not (api_email and api_key):
             raise AISearchError("api_email and api_key: both are needed for global-key auth")
-        email, key, source = api_email, api_key, "api_email= and api_key="
+        email, key = api_email, api_key
+        from_env = (env_value("api_email", env), env_value("api_key", env)) == (email, key)
+        source = (
+            " and ".join(API_EMAIL_ENV + API_KEY_ENV) if from_env else "api_email= and api_key="
+        )
     else:
         token_env, token = env_entry("api_token", env)
         source = token_env or ""

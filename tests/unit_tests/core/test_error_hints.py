@@ -115,6 +115,24 @@ def _denied(status: int) -> httpx.Response:
             "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
             "check the key and email, and that the key is the account's global API key",
         ),
+        (  # an adapter passes what it read from the environment: the variable is named
+            {"CLOUDFLARE_API_TOKEN": TOKEN},
+            {"api_token": TOKEN},
+            "the API token from CLOUDFLARE_API_TOKEN",
+            TOKEN_CHECK,
+        ),
+        (
+            {"CLOUDFLARE_API_TOKEN": "another-token"},
+            {"api_token": TOKEN},
+            "the API token from api_token=",
+            TOKEN_CHECK,
+        ),
+        (
+            {"CLOUDFLARE_EMAIL": "me@example.com", "CLOUDFLARE_API_KEY": GLOBAL_KEY},
+            {"api_token": None, "api_email": "me@example.com", "api_key": GLOBAL_KEY},
+            "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
+            "check the key and email, and that the key is the account's global API key",
+        ),
         (
             {"AISEARCH_BASE_URL": LOCAL},
             {"api_token": TOKEN},
