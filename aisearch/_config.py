@@ -28,9 +28,12 @@ __all__ = [
     "ENV",
     "ENV_NAMES",
     "ClientConfig",
+    "auth_hint",
     "check_optional_seconds",
     "check_path_id",
     "check_seconds",
+    "connection_hint",
+    "env_entry",
     "env_value",
     "resolve_config",
     "validate_instance_id",
@@ -120,12 +123,19 @@ def validate_instance_id(value: object, field: str = "instance_id") -> str:
 
 def env_value(setting: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The first non-empty variable of ``ENV[setting]`` in ``environ`` (default ``os.environ``)."""
+    return env_entry(setting, environ)[1]
+
+
+def env_entry(
+    setting: str, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """``(name, value)`` of the first set variable of ``ENV[setting]``, else ``(None, None)``."""
     env = os.environ if environ is None else environ
     for name in ENV[setting]:
         value = env.get(name)
         if value:
-            return value
-    return None
+            return name, value
+    return None, None
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,6 +156,8 @@ class ClientConfig:
             until its last event); ``None`` for no cap beyond the attempts' own.
         stream_idle_timeout: Seconds a stream may go without an event (``None``: the
             attempt budget of ``timeout``).
+        credential_source: Where the credential came from, by name and never by value (e.g.
+            ``"api_token="`` or ``"CLOUDFLARE_API_TOKEN"``), for 401/403 messages.
     """
 
     account_id: str
@@ -158,6 +170,7 @@ class ClientConfig:
     api_key: SecretStr | None = None
     total_timeout: float | None = None
     stream_idle_timeout: float | None = None
+    credential_source: str = ""
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer ...`` or ``X-Auth-Email`` + ``X-Auth-Key`` for one request."""
@@ -273,16 +286,26 @@ def resolve_config(
     token: str | None = None
     email: str | None = None
     key: str | None = None
+    # An argument equal to an environment variable most likely came from it (an adapter reads
+    # the environment and passes the value on): the message then names the variable.
     if api_token:
+        token_env, env_token = env_entry("api_token", env)
         token = api_token
+        source = token_env if token_env and env_token == api_token else "api_token="
     elif api_email or api_key:
         if not (api_email and api_key):
             raise AISearchError("api_email and api_key: both are needed for global-key auth")
         email, key = api_email, api_key
+        from_env = (env_value("api_email", env), env_value("api_key", env)) == (email, key)
+        source = (
+            " and ".join(API_EMAIL_ENV + API_KEY_ENV) if from_env else "api_email= and api_key="
+        )
     else:
-        token = env_value("api_token", env)
+        token_env, token = env_entry("api_token", env)
+        source = token_env or ""
         if token is None:
             email, key = env_value("api_email", env), env_value("api_key", env)
+            source = " and ".join(API_EMAIL_ENV + API_KEY_ENV)
             if not (email and key):
                 raise AISearchError(
                     "api_token: missing; pass api_token=... (or api_email=... and api_key=...) "
@@ -307,6 +330,46 @@ def resolve_config(
         api_token=SecretStr(token) if token else None,
         api_email=email,
         api_key=SecretStr(key) if key else None,
+        credential_source=source,
+    )
+
+
+def auth_hint(config: ClientConfig) -> str:
+    """What a 401 or 403 should tell: the credential used (by name, never by value), what to check.
+
+    Against the public API: the token's permissions; against another base URL (a local
+    server): the server's ``--token`` / ``AISEARCH_LOCAL_TOKEN``.
+    """
+    if config.api_token is not None:
+        used = f"the API token from {config.credential_source or 'api_token'}"
+    else:
+        used = f"the global API key and email from {config.credential_source or 'api_key'}"
+    if config.base_url == DEFAULT_BASE_URL:
+        if config.api_token is not None:
+            check = (
+                "check that the token is valid and has the AI Search permissions the call "
+                "needs (AI Search:Run to search and chat, AI Search:Edit to manage namespaces, "
+                "instances and items)"
+            )
+        else:
+            check = "check the key and email, and that the key is the account's global API key"
+    else:
+        check = (
+            f"the server at {config.base_url} accepts the token it was started with "
+            "(aisearch-local serve --token, --token-file or AISEARCH_LOCAL_TOKEN); check that "
+            "they match"
+        )
+    return f"credential used: {used}; {check}"
+
+
+def connection_hint(config: ClientConfig) -> str | None:
+    """What a connection error should add: against the public API, how to reach a local server."""
+    if config.base_url != DEFAULT_BASE_URL:
+        return None
+    return (
+        f"base_url is the public API ({DEFAULT_BASE_URL}) since neither base_url= nor "
+        "AISEARCH_BASE_URL was set; for a local server pass base_url=... or set "
+        "AISEARCH_BASE_URL (e.g. http://127.0.0.1:8787/client/v4)"
     )
 
 

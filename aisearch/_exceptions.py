@@ -142,6 +142,8 @@ class APIStatusError(AISearchError):
         code: Cloudflare's ``errors[0].code``, when the body carried one.
         message: Cloudflare's ``errors[0].message``, else a short excerpt of the body.
         request_id: The ``cf-ray`` (or ``x-request-id``) response header, when present.
+        hint: What the client adds to the message (e.g. for 401/403, the credential used,
+            by name, and what to check), or ``None``.
         body: The decoded JSON body (or the raw text when it was not JSON).
         response: The HTTP response, when available: a copy whose body and headers are
             scrubbed of the credentials and whose ``request`` has them redacted.
@@ -160,8 +162,10 @@ class APIStatusError(AISearchError):
         body: Any = None,
         response: httpx.Response | None = None,
         secrets: Sequence[str] = (),
+        hint: str | None = None,
     ) -> None:
         secrets = (*secrets, *request_secrets(request_of(response)))
+        self.hint = None if hint is None else cap(scrub(hint, secrets), 500)
         self.status_code = status_code
         self.code = scrub(code, secrets) if isinstance(code, str) else code
         self.message = cap(scrub(message, secrets))
@@ -182,7 +186,8 @@ class APIStatusError(AISearchError):
     def _format(self) -> str:
         code = f" (code {cap(str(self.code), 200)})" if self.code is not None else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
-        return f"HTTP {self.status_code}{code}: {self.message}{rid}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"HTTP {self.status_code}{code}: {self.message}{hint}{rid}"
 
 
 class BadRequestError(APIStatusError):
@@ -364,12 +369,13 @@ def error_from_body(
     *,
     response: httpx.Response | None = None,
     secrets: Sequence[str] = (),
+    hint: str | None = None,
 ) -> APIStatusError:
     """Build the status error for a Cloudflare error body (envelope or ``{"error": ...}``).
 
     The error's constructor takes the credentials (``secrets`` and those of
     ``response.request``) out of everything it keeps. ``default`` is the message when the
-    body (any JSON value, or text) carries none.
+    body (any JSON value, or text) carries none; ``hint`` is added to it.
     """
     secrets = (*secrets, *request_secrets(request_of(response)))
     code: int | str | None = None
@@ -407,11 +413,19 @@ def error_from_body(
         body=body,
         response=response,
         secrets=secrets,
+        hint=hint,
     )
 
 
-def status_error(response: httpx.Response, secrets: Sequence[str] = ()) -> APIStatusError:
-    """Build the error for an error response (status 400 or more), from its (read) body."""
+def status_error(
+    response: httpx.Response,
+    secrets: Sequence[str] = (),
+    hints: Mapping[int, str] | None = None,
+) -> APIStatusError:
+    """Build the error for an error response (status 400 or more), from its (read) body.
+
+    ``hints`` maps a status code to what the message adds (e.g. which credential a 401 used).
+    """
     try:
         body: Any = json.loads(response.content) if response.content else None
     except ValueError:
@@ -424,6 +438,7 @@ def status_error(response: httpx.Response, secrets: Sequence[str] = ()) -> APISt
         default,
         response=response,
         secrets=secrets,
+        hint=(hints or {}).get(response.status_code),
     )
 
 
@@ -478,16 +493,38 @@ def stream_content_error(response: httpx.Response, body: bytes) -> AISearchError
     )
 
 
-def wrap_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> APIConnectionError:
-    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request."""
+def target(request: httpx.Request) -> str:
+    """``METHOD scheme://host:port/path`` of a request: no credentials, query or fragment."""
+    url = request.url
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    where = f"{host}:{port}" if port else host
+    return f"{request.method} {url.scheme}://{where}{url.path}"
+
+
+def wrap_transport_error(
+    exc: httpx.HTTPError, request: httpx.Request, hint: str | None = None
+) -> APIConnectionError:
+    """Wrap an httpx error; the wrapper and the wrapped error keep a redacted request.
+
+    The message names the URL that was tried (no credentials, query or fragment) and ends
+    with ``hint`` when one is given (e.g. how to point the client at a local server).
+    """
     scrub_chain(exc, request)  # the cause (and what it chains) shows no credential either
+    tried = f" (while trying {target(request)})"
+    after = f"; {hint}" if hint else ""
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"request timed out ({type(exc).__name__})", request=request)
+        return APITimeoutError(
+            f"request timed out ({type(exc).__name__}){tried}{after}", request=request
+        )
     if isinstance(exc, httpx.LocalProtocolError):  # its text may quote a header value
         return APIConnectionError(
-            f"connection error: {type(exc).__name__} (request could not be sent)", request=request
+            f"connection error: {type(exc).__name__} (request could not be sent){tried}{after}",
+            request=request,
         )
-    return APIConnectionError(f"connection error: {type(exc).__name__}: {exc}", request=request)
+    return APIConnectionError(
+        f"connection error: {type(exc).__name__}: {exc}{tried}{after}", request=request
+    )
 
 
 def scrub_chain(exc: BaseException, request: httpx.Request) -> None:

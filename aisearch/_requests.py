@@ -24,9 +24,11 @@ from aisearch._config import (
     UNSET,
     ClientConfig,
     Unset,
+    auth_hint,
     check_max_retries,
     check_optional_seconds,
     check_path_id,
+    connection_hint,
     make_timeout,
     validate_instance_id,
 )
@@ -232,6 +234,15 @@ class _BaseClient(Generic[_HttpT]):
             check_path_id(ns, "namespace")
             validate_instance_id(instance_id)
         return _instance_base(self._account_path, ns, instance_id) + suffix
+
+    def _status_hints(self) -> dict[int, str]:
+        """What a status error's message adds, by status: the credential used for 401 and 403."""
+        hint = auth_hint(self._config)
+        return {401: hint, 403: hint}
+
+    def _connection_hint(self) -> str | None:
+        """What a connection error's message adds (how to reach a local server), if anything."""
+        return connection_hint(self._config)
 
     def _build(self, req: _Request) -> httpx.Request:
         headers = self._config.auth_headers()

@@ -1,11 +1,12 @@
 """Retry and deadline policy as pure functions: what retries, what waits, what time is left.
 
 Connection errors, timeouts and HTTP 408, 409, 429 and >= 500 are retried; other 4xx
-never, and neither is a wait for a pooled connection that timed out (``httpx.PoolTimeout``:
-the pool is full of this process's own requests, a retry would only queue again). The wait
-is ``Retry-After`` when the server sent one (capped at 60 s), otherwise an exponential
-backoff from 0.5 s doubling to at most 8 s, with jitter (the delay is drawn from
-``[0.75 * base, base]``).
+never, nor a 409 whose Cloudflare code says the resource already exists (7009: asking again
+cannot succeed; 7099 "modified concurrently" and other 409s are retried), and neither is a
+wait for a pooled connection that timed out (``httpx.PoolTimeout``: the pool is full of this
+process's own requests, a retry would only queue again). The wait is ``Retry-After`` when the
+server sent one (capped at 60 s), otherwise an exponential backoff from 0.5 s doubling to at
+most 8 s, with jitter (the delay is drawn from ``[0.75 * base, base]``).
 
 Deadlines are ``time.monotonic()`` values. One attempt may take the largest value of the
 ``httpx.Timeout`` (``attempt_budget``), from connect to the last byte of the body; a call may
@@ -24,10 +25,13 @@ import httpx
 from aisearch._exceptions import AISearchError, APIConnectionError, APIStatusError
 
 __all__ = [
+    "ALREADY_EXISTS",
     "INITIAL_DELAY",
     "MAX_DELAY",
     "MAX_RETRY_AFTER",
+    "NOT_RETRIED_CODES",
     "RETRYABLE_STATUS",
+    "already_exists",
     "attempt_budget",
     "attempt_time",
     "call_end",
@@ -46,9 +50,31 @@ JITTER = 0.25
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
-def is_retryable_status(status_code: int) -> bool:
-    """Tell whether an HTTP status is worth retrying (408, 409, 429, >= 500)."""
+ALREADY_EXISTS = 7009
+"""Cloudflare's code for a 409 meaning "already exists" (7099 is "modified concurrently")."""
+
+NOT_RETRIED_CODES: dict[int, frozenset[int]] = {409: frozenset({ALREADY_EXISTS})}
+"""Cloudflare error codes that make a retryable status final, by status (7009: already exists)."""
+
+
+def is_retryable_status(status_code: int, code: int | str | None = None) -> bool:
+    """Tell whether an HTTP status is worth retrying (408, 409, 429, >= 500).
+
+    ``code`` is the body's Cloudflare error code: a 409 with 7009 ("already exists") is not.
+    """
+    final = NOT_RETRIED_CODES.get(status_code, frozenset())
+    if code is not None and str(code) in {str(c) for c in final}:
+        return False
     return status_code in RETRYABLE_STATUS or status_code >= 500
+
+
+def already_exists(error: BaseException) -> bool:
+    """Tell whether ``error`` is a 409 saying the resource already exists (code 7009)."""
+    return (
+        isinstance(error, APIStatusError)
+        and error.status_code == 409
+        and str(error.code) == str(ALREADY_EXISTS)
+    )
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -56,7 +82,7 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, APIConnectionError):
         return not isinstance(error.__cause__, httpx.PoolTimeout)
     if isinstance(error, APIStatusError):
-        return is_retryable_status(error.status_code)
+        return is_retryable_status(error.status_code, error.code)
     return False
 
 

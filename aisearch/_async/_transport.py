@@ -74,7 +74,7 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
             try:
                 response = await self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise _wrap_transport_error(exc, request) from exc
+                raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
             if stream and response.status_code < 400:
                 return response
@@ -85,10 +85,10 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
                     return response
                 error_response = await aread_error_body(response)
             except httpx.HTTPError as exc:
-                raise _wrap_transport_error(exc, request) from exc
+                raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             finally:
                 await response.aclose()
-            raise status_error(error_response, self._config.secrets())
+            raise status_error(error_response, self._config.secrets(), self._status_hints())
 
     async def _retrying(
         self, req: _Request, call: Callable[[], Awaitable[_T]], end: float | None

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aisearch._deadlines import gather
+from aisearch._exceptions import ConflictError
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
 from aisearch._params import check_bool, check_item_key, check_wait_args
 from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE, list_result_parser, result_parser
 from aisearch._parse import none_parser as _none_parser
 from aisearch._requests import ProgressCallback, _Request
+from aisearch._retry import already_exists
 from aisearch._sync._transport import _Transport
 
 __all__ = ["_Management"]
@@ -27,18 +29,28 @@ class _Management(_Transport):
 
     # ------------------------------------------------------------------ namespaces
 
-    def create_namespace(self, name: str, *, description: str | None = None) -> Namespace:
-        """Create a namespace.
+    def create_namespace(
+        self, name: str, *, description: str | None = None, exist_ok: bool = False
+    ) -> Namespace:
+        """Create a namespace, or with ``exist_ok=True`` get it if it exists (get-or-create).
 
         Args:
             name: Namespace name.
             description: Up to 256 characters.
+            exist_ok: When the namespace already exists (409, code 7009), return it as it is
+                (its description is not changed) instead of raising ``ConflictError``.
 
         Returns:
             The namespace.
         """
+        exist_ok = check_bool(exist_ok, "exist_ok")
         req = self._create_namespace_req(name, description)
-        return self._request(req, result_parser(Namespace, "namespace"))
+        try:
+            return self._request(req, result_parser(Namespace, "namespace"))
+        except ConflictError as exc:
+            if not (exist_ok and already_exists(exc)):
+                raise
+        return self.get_namespace(name)
 
     def list_namespaces(self) -> list[Namespace]:
         """List every namespace (all pages).
@@ -71,20 +83,37 @@ class _Management(_Transport):
     # ------------------------------------------------------------------ instances
 
     def create_instance(
-        self, instance_id: str, *, namespace: str | None = None, **config: Any
+        self,
+        instance_id: str,
+        *,
+        namespace: str | None = None,
+        exist_ok: bool = False,
+        **config: Any,
     ) -> Instance:
         """Create an instance (built-in storage unless ``type``/``source`` are given).
+
+        With ``exist_ok=True`` this is a get-or-create: a second run of the same setup code
+        gets the instance instead of failing.
 
         Args:
             instance_id: The new id.
             namespace: Namespace.
+            exist_ok: When the instance already exists (409, code 7009), return it as it is
+                (``config`` is not compared or applied; use ``update_instance`` for that)
+                instead of raising ``ConflictError``. An "already exists" 409 is never retried.
             **config: Instance configuration fields (API.md section 10).
 
         Returns:
             The instance.
         """
+        exist_ok = check_bool(exist_ok, "exist_ok")
         req = self._create_instance_req(instance_id, namespace, config)
-        return self._request(req, result_parser(Instance, "instance"))
+        try:
+            return self._request(req, result_parser(Instance, "instance"))
+        except ConflictError as exc:
+            if not (exist_ok and already_exists(exc)):
+                raise
+        return self.get_instance(instance_id, namespace=namespace)
 
     def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
         """List every instance of a namespace (all pages).

@@ -73,7 +73,7 @@ class _Transport(_BaseClient[httpx.Client]):
             try:
                 response = self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise _wrap_transport_error(exc, request) from exc
+                raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
             if stream and response.status_code < 400:
                 return response
@@ -84,10 +84,10 @@ class _Transport(_BaseClient[httpx.Client]):
                     return response
                 error_response = read_error_body(response)
             except httpx.HTTPError as exc:
-                raise _wrap_transport_error(exc, request) from exc
+                raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             finally:
                 response.close()
-            raise status_error(error_response, self._config.secrets())
+            raise status_error(error_response, self._config.secrets(), self._status_hints())
 
     def _retrying(self, req: _Request, call: Callable[[], _T], end: float | None) -> _T:
         """Run ``call`` until it succeeds or may not be retried (no sleep reaching ``end``)."""

@@ -54,7 +54,9 @@ def test_status_maps_to_exception_with_envelope_fields(harness, status, cls, cod
     assert err.request_id == "8f1-SJC"
     assert err.body == error_body(code, message)
     assert err.response is not None and err.response.status_code == status
-    assert str(err) == f"HTTP {status} (code {code}): {message} [request id 8f1-SJC]"
+    hint = "; credential used: the API token from api_token=" if status in (401, 403) else ""
+    assert str(err).startswith(f"HTTP {status} (code {code}): {message}{hint}")
+    assert str(err).endswith(" [request id 8f1-SJC]")
     assert len(h.requests) == 1
 
 

@@ -811,3 +811,51 @@ def test_sync_and_async_methods_share_a_signature(name):
     assert inspect.iscoroutinefunction(async_method)
     assert inspect.signature(sync_method) == inspect.signature(async_method)
     assert "namespace" in inspect.signature(sync_method).parameters
+
+
+def _get_or_create(existing: dict, code: int = 7009):
+    """A handler: a POST answers 409 with ``code``; a GET answers ``existing``."""
+
+    def handler(request):
+        if request.method == "POST":
+            return httpx.Response(409, json=error_body(code, "already exists"))
+        return httpx.Response(200, json=envelope(existing))
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("method", "existing", "post", "get"),
+    [
+        ("create_instance", {"id": "docs"}, f"{ROOT}/default/instances", "/default/instances/docs"),
+        ("create_namespace", {"name": "docs"}, ROOT, "/docs"),
+    ],
+)
+def test_exist_ok_gets_the_existing_one_without_retrying(harness, method, existing, post, get):
+    h = harness(_get_or_create(existing), max_retries=3)
+    got = h.call(method, "docs", exist_ok=True)
+    assert isinstance(got, Instance if method == "create_instance" else Namespace)
+    assert [(r.method, str(r.url)) for r in h.requests] == [("POST", post), ("GET", ROOT + get)]
+    assert h.sleeps == []
+    h = harness(_get_or_create(existing), max_retries=3)
+    with pytest.raises(ConflictError) as info:
+        h.call(method, "docs")
+    assert info.value.code == 7009
+    assert len(h.requests) == 1 and h.sleeps == []
+
+
+@pytest.mark.parametrize("method", ["create_instance", "create_namespace"])
+def test_exist_ok_does_not_swallow_other_conflicts(harness, method):
+    h = harness(_get_or_create({}, code=7099), max_retries=1)
+    with pytest.raises(ConflictError) as info:
+        h.call(method, "docs", exist_ok=True)
+    assert info.value.code == 7099
+    assert [r.method for r in h.requests] == ["POST", "POST"]  # retried, never read
+
+
+@pytest.mark.parametrize("method", ["create_instance", "create_namespace"])
+def test_exist_ok_must_be_a_bool(harness, method):
+    h = harness(_get_or_create({}))
+    assert (
+        h.rejects(method, "docs", exist_ok="yes") == "exist_ok: must be true or false (got 'yes')"
+    )

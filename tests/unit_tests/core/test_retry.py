@@ -12,6 +12,7 @@ from aisearch import (
     APIStatusError,
     APITimeoutError,
     BadRequestError,
+    ConflictError,
     InternalServerError,
     InvalidRequestError,
     RateLimitError,
@@ -93,6 +94,31 @@ def test_parse_retry_after_http_date():
 def test_retryable_statuses(status, retry):
     assert is_retryable_status(status) is retry
     assert is_retryable(APIStatusError("x", status_code=status)) is retry
+
+
+@pytest.mark.parametrize(
+    ("code", "retry"),
+    [(7009, False), ("7009", False), (7099, True), (None, True), (1, True), ("x", True)],
+)
+def test_409_already_exists_is_final_and_other_409s_retry(code, retry):
+    assert is_retryable_status(409, code) is retry
+    assert is_retryable(APIStatusError("x", status_code=409, code=code)) is retry
+    assert is_retryable_status(503, 7009)  # the code table is per status
+
+
+def test_409_already_exists_is_not_retried(harness):
+    conflict = httpx.Response(409, json=error_body(7009, "namespace 'a' already exists"))
+    h = harness(sequence(conflict, ok()), max_retries=5)
+    with pytest.raises(ConflictError):
+        h.call("create_namespace", "a")
+    assert len(h.requests) == 1 and h.sleeps == []
+
+
+def test_409_modified_concurrently_is_retried(harness, no_jitter):
+    conflict = httpx.Response(409, json=error_body(7099, "namespace modified concurrently"))
+    h = harness(sequence(conflict, ok()), max_retries=1)
+    h.call("search", "docs", "q")
+    assert len(h.requests) == 2 and h.sleeps == [0.5]
 
 
 def test_retryable_errors():

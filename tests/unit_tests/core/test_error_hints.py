@@ -1,0 +1,169 @@
+"""Errors say what to do next: the URL a connection error tried, the credential a 401/403 used."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from aisearch import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from tests.unit_tests.core.conftest import raising
+from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_body
+
+LOCAL = "http://127.0.0.1:8787/client/v4"
+PUBLIC_HINT = (
+    "base_url is the public API (https://api.cloudflare.com/client/v4) since neither base_url= "
+    "nor AISEARCH_BASE_URL was set; for a local server pass base_url=... or set "
+    "AISEARCH_BASE_URL (e.g. http://127.0.0.1:8787/client/v4)"
+)
+SEARCH_PATH = f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/instances/docs/search"
+
+
+def test_connection_error_names_the_public_url_and_how_to_reach_a_local_server(harness):
+    h = harness(raising(httpx.ConnectError("[Errno -2] Name or service not known")), max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        h.call("search", "docs", "q")
+    assert str(info.value) == (
+        "connection error: ConnectError: [Errno -2] Name or service not known (while trying "
+        f"POST https://api.cloudflare.com:443{SEARCH_PATH}); {PUBLIC_HINT}"
+    )
+
+
+def test_connection_error_to_a_local_server_names_its_url_without_the_query(harness):
+    h = harness(
+        raising(httpx.ConnectError("[Errno 111] Connection refused")),
+        max_retries=0,
+        base_url=LOCAL,
+    )
+    with pytest.raises(APIConnectionError) as info:
+        h.call("list_instances")
+    assert h.last.url.query  # paging parameters were sent, but are not shown
+    assert str(info.value) == (
+        "connection error: ConnectError: [Errno 111] Connection refused (while trying GET "
+        f"http://127.0.0.1:8787/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/"
+        "instances)"
+    )
+
+
+def test_base_url_from_the_environment_gets_no_public_api_hint(harness, monkeypatch):
+    monkeypatch.setenv("AISEARCH_BASE_URL", "http://[::1]:9000/client/v4")
+    h = harness(raising(httpx.ConnectError("refused")), max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        h.call("search", "docs", "q")
+    assert str(info.value).endswith(f"(while trying POST http://[::1]:9000{SEARCH_PATH})")
+
+
+def test_timeout_names_the_url(harness):
+    h = harness(raising(httpx.ConnectTimeout("timed out")), max_retries=0, base_url=LOCAL)
+    with pytest.raises(APITimeoutError) as info:
+        h.call("search", "docs", "q")
+    assert str(info.value) == (
+        f"request timed out (ConnectTimeout) (while trying POST http://127.0.0.1:8787{SEARCH_PATH})"
+    )
+
+
+def test_unsendable_request_names_the_url_but_not_the_header(harness):
+    h = harness(raising(httpx.LocalProtocolError(f"bad header {TOKEN}")), max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        h.call("search", "docs", "q")
+    assert str(info.value).startswith(
+        "connection error: LocalProtocolError (request could not be sent) (while trying POST "
+        f"https://api.cloudflare.com:443{SEARCH_PATH}); "
+    )
+    assert TOKEN not in str(info.value)
+
+
+TOKEN_CHECK = (
+    "check that the token is valid and has the AI Search permissions the call needs "
+    "(AI Search:Run to search and chat, AI Search:Edit to manage namespaces, instances and items)"
+)
+LOCAL_CHECK = (
+    f"the server at {LOCAL} accepts the token it was started with (aisearch-local serve "
+    "--token, --token-file or AISEARCH_LOCAL_TOKEN); check that they match"
+)
+
+
+def _denied(status: int) -> httpx.Response:
+    body = error_body(10000 if status == 403 else 10001, "Authentication error")
+    return httpx.Response(status, json=body)
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "used", "check"),
+    [
+        ({}, {"api_token": TOKEN}, "the API token from api_token=", TOKEN_CHECK),
+        (
+            {"CF_API_TOKEN": TOKEN},
+            {"api_token": None},
+            "the API token from CF_API_TOKEN",
+            TOKEN_CHECK,
+        ),
+        (
+            {},
+            {"api_token": None, "api_email": "me@example.com", "api_key": GLOBAL_KEY},
+            "the global API key and email from api_email= and api_key=",
+            "check the key and email, and that the key is the account's global API key",
+        ),
+        (
+            {"CLOUDFLARE_EMAIL": "me@example.com", "CLOUDFLARE_API_KEY": GLOBAL_KEY},
+            {"api_token": None},
+            "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
+            "check the key and email, and that the key is the account's global API key",
+        ),
+        (  # an adapter passes what it read from the environment: the variable is named
+            {"CLOUDFLARE_API_TOKEN": TOKEN},
+            {"api_token": TOKEN},
+            "the API token from CLOUDFLARE_API_TOKEN",
+            TOKEN_CHECK,
+        ),
+        (
+            {"CLOUDFLARE_API_TOKEN": "another-token"},
+            {"api_token": TOKEN},
+            "the API token from api_token=",
+            TOKEN_CHECK,
+        ),
+        (
+            {"CLOUDFLARE_EMAIL": "me@example.com", "CLOUDFLARE_API_KEY": GLOBAL_KEY},
+            {"api_token": None, "api_email": "me@example.com", "api_key": GLOBAL_KEY},
+            "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
+            "check the key and email, and that the key is the account's global API key",
+        ),
+        (
+            {"AISEARCH_BASE_URL": LOCAL},
+            {"api_token": TOKEN},
+            "the API token from api_token=",
+            LOCAL_CHECK,
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("status", "cls"), [(401, AuthenticationError), (403, PermissionDeniedError)]
+)
+def test_auth_errors_name_the_credential_and_what_to_check(
+    harness, monkeypatch, env, kwargs, used, check, status, cls
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    h = harness(lambda r: _denied(status), max_retries=0, **kwargs)
+    with pytest.raises(cls) as info:
+        h.call("search", "docs", "q")
+    err = info.value
+    code = 10000 if status == 403 else 10001
+    assert str(err) == (
+        f"HTTP {status} (code {code}): Authentication error; credential used: {used}; {check}"
+    )
+    assert err.hint == f"credential used: {used}; {check}"
+    assert TOKEN not in str(err) and GLOBAL_KEY not in str(err)
+
+
+def test_other_status_errors_get_no_credential_hint(harness):
+    h = harness(lambda r: httpx.Response(404, json=error_body(7002, "not found")), max_retries=0)
+    with pytest.raises(NotFoundError) as info:
+        h.call("get_instance", "docs")
+    assert info.value.hint is None
+    assert str(info.value) == "HTTP 404 (code 7002): not found"
