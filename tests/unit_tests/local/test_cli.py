@@ -123,3 +123,11 @@ def test_ingest_with_other_embedder_is_refused(tmp_path, capsys):
     )
     assert code == 1
     assert "--embedder" in capsys.readouterr().err
+
+
+def test_a_user_error_is_one_line_and_an_exit_status(tmp_path, capsys):
+    code = main(["serve", "--source", str(tmp_path / "nope"), "--instance", "x"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"aisearch-local: error: --source {tmp_path / 'nope'}: not a folder\n"
+    )
