@@ -421,11 +421,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """Return the installed version of aisearch-py (the source tree's, if not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aisearch-py")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        from aisearch_local import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``aisearch-local``."""
     parser = argparse.ArgumentParser(
         prog="aisearch-local", description="A local, wire-compatible Cloudflare AI Search server."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -490,8 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--embedder", default="hashing")
     ingest.set_defaults(func=cmd_ingest)
 
-    for name in ("inspect", "stats"):
-        insp = sub.add_parser(name, help="show instances, item and chunk counts")
+    helps = {
+        "inspect": "show each instance's embedder, item and chunk counts (with --instance NAME, "
+        "also its failed items)",
+        "stats": "an alias of inspect (the same table and options)",
+    }
+    for name, text in helps.items():
+        insp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         common(insp)
         insp.add_argument("--instance", help="also list this instance's failed items")
         insp.set_defaults(func=cmd_inspect)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -200,3 +201,16 @@ def test_serve_on_port_0_prints_the_port_it_bound(tmp_path: Path):
         if proc.stderr:
             proc.stderr.close()
     assert proc.returncode == 0
+
+
+# -- --version -----------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aisearch_local.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"aisearch-local {version('aisearch-py')}\n")
