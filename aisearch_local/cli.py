@@ -17,9 +17,11 @@ HTTP index only folders under ``--allow-source-root`` (see docs/security.md).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +37,16 @@ __all__ = ["main"]
 DEFAULT_DATA_DIR = ".aisearch-local"
 DEFAULT_SAMPLE_INSTANCE = "coffee"
 TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
+# the top-level modules of the optional extras, and the extra that installs each
+EXTRA_OF_MODULE = {
+    "starlette": "local",
+    "uvicorn": "local",
+    "numpy": "local",
+    "rich": "local",
+    "multipart": "local",
+    "python_multipart": "local",
+    "wordllama": "semantic",
+}
 logger = logging.getLogger("aisearch_local")
 FAULT_FIELDS = (
     "latency_ms",
@@ -45,6 +57,80 @@ FAULT_FIELDS = (
     "malformed_body",
     "times",
 )
+
+
+class UserError(Exception):
+    """A mistake in the command line or the environment: one line on stderr, no traceback.
+
+    Args:
+        message: What went wrong and what to do.
+        code: The exit status (2: a bad argument, 1: the environment).
+    """
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(message: str) -> None:
+    """Print one error line on stderr, without rich (which may be the missing extra)."""
+    sys.stderr.write(f"aisearch-local: error: {message}\n")
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """Return the extra that installs the module an ``ImportError`` names, if it is one of ours.
+
+    A module blocked with ``sys.modules[name] = None`` names ``name.sub``; a module that is not
+    installed names itself: both count.
+    """
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return EXTRA_OF_MODULE.get((name or "").partition(".")[0])
+
+
+def install_hint(extra: str) -> str:
+    """Return ``pip install "aisearch-py[EXTRA]"``."""
+    return f'pip install "aisearch-py[{extra}]"'
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets before anything is printed or indexed.
+
+    One socket per address the host resolves to, as asyncio's ``create_server`` (which
+    uvicorn uses) binds them: ``localhost`` is both ``127.0.0.1`` and ``::1``. With
+    ``--port 0`` the first socket's port is used for the others.
+
+    Raises:
+        UserError: The host does not resolve, or an address is in use, cannot be assigned or
+            is not allowed.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    socks: list[socket.socket] = []
+    try:
+        for family, _, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, socket.SOCK_STREAM, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:
+                address = (address[0], socks[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+    except OSError as exc:
+        for sock in socks:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is already in use (another aisearch-local?): stop it "
+                "or pass another --port",
+                code=1,
+            ) from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}", code=1) from None
+    return socks
 
 
 def _console() -> Any:
@@ -147,32 +233,44 @@ def _read_token(args: argparse.Namespace) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT/SIGTERM."""
+    """Run the server until SIGINT/SIGTERM.
+
+    Everything a user can get wrong is checked before the "serving" banner: the extras
+    (imported first), the token, the folders, the port (bound here, then handed to uvicorn)
+    and the embedder and generator.
+    """
     import uvicorn
 
     from aisearch_local.app import create_app
-    from aisearch_local.service import Fault, LocalService
+    from aisearch_local.service import Fault
 
     console = _console()
     try:
         token = _read_token(args)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+        raise UserError(str(exc)) from None
     roots = [Path(r).resolve() for r in args.allow_source_root or []]
     for root in roots:
         if not root.is_dir():
-            console.print(f"[red]error:[/red] --allow-source-root {root}: not a folder")
-            return 2
-    svc = LocalService(args.data_dir, embedder=args.embedder, generator=args.generator)
+            raise UserError(f"--allow-source-root {root}: not a folder")
+    folder: Path | None = None
+    if args.source:
+        if not args.instance:
+            raise UserError("--source needs --instance NAME")
+        folder = Path(args.source).resolve()
+        if not folder.is_dir():
+            raise UserError(f"--source {folder}: not a folder")
+    socks = _bind(args.host, args.port)
+    try:
+        svc = _service(args.data_dir, args.embedder, args.generator)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
     try:
         if args.sample_corpus:
             _sample_corpus(svc, args.namespace, args.instance or DEFAULT_SAMPLE_INSTANCE)
-        if args.source:
-            if not args.instance:
-                console.print("[red]--source needs --instance NAME[/red]")
-                return 2
-            folder = Path(args.source).resolve()
+        if folder is not None:
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
             roots.append(folder)
         for spec in args.fault or []:
@@ -187,7 +285,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             allowed_origins=args.allowed_origin or [],
             source_roots=roots,
         )
-        base = f"http://{args.host}:{args.port}/client/v4"
+        # listen before the banner, so that a client that reads it can connect at once
+        # (uvicorn's create_server(sock=...) listens again: harmless)
+        for sock in socks:
+            sock.listen(2048)
+        port = socks[0].getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base = f"http://{host}:{port}/client/v4"
         console.print(f"aisearch-local serving {base}  (data: {Path(args.data_dir).resolve()})")
         console.print(
             f"  embedder={svc.embedder.name} generator={svc.generator.name} "
@@ -207,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
         config = uvicorn.Config(
-            app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off"
+            app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
         server = uvicorn.Server(config)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
@@ -219,33 +323,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            server.run()
+            server.run(sockets=socks)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         console.print("aisearch-local stopped" + (" (signal)" if received else ""))
     except (APIError, ValidationError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 1
+        raise UserError(str(exc), code=1) from None
     finally:
+        for sock in socks:
+            sock.close()
         svc.close()
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    """Index a folder into an instance without starting the server."""
+def _service(data_dir: str, embedder: str, generator: str) -> LocalService:
+    """Open the data folder with this embedder and generator.
+
+    Raises:
+        UserError: The embedder's or generator's spec is wrong or its backend is unavailable
+            (a missing extra names its install command).
+    """
+    from aisearch_local.embed import EmbedderError
+    from aisearch_local.generate import GeneratorError
     from aisearch_local.service import LocalService
 
-    svc = LocalService(args.data_dir, embedder=args.embedder, generator="extractive")
     try:
-        folder = Path(args.folder).resolve()
-        if not folder.is_dir():
-            _console().print(f"[red]error:[/red] {folder} is not a folder")
-            return 2
+        return LocalService(data_dir, embedder=embedder, generator=generator)
+    except EmbedderError as exc:
+        cause = exc.__cause__
+        extra = missing_extra(cause) if isinstance(cause, ImportError) else None
+        if extra:
+            raise UserError(
+                f"--embedder {embedder} needs the [{extra}] extra: {install_hint(extra)}", code=1
+            ) from None
+        raise UserError(f"--embedder {embedder}: {exc}", code=1) from None
+    except GeneratorError as exc:
+        raise UserError(f"--generator {generator}: {exc}", code=1) from None
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Index a folder into an instance without starting the server."""
+    folder = Path(args.folder).resolve()
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder")
+    svc = _service(args.data_dir, args.embedder, "extractive")
+    try:
         _ingest_folder(svc, args.namespace, args.instance, folder, create={})
     except (APIError, ValidationError) as exc:
-        _console().print(f"[red]error:[/red] {exc}")
-        return 1
+        raise UserError(str(exc), code=1) from None
     finally:
         svc.close()
     return 0
@@ -259,13 +385,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from aisearch_local.store import DB_FILENAME, Store
 
     if not (Path(args.data_dir) / DB_FILENAME).is_file():
-        _console().print(
-            f"[red]error[/red] no aisearch-local data in {args.data_dir} (no {DB_FILENAME}); "
-            "pass the --data-dir the server or ingest used",
-            markup=True,
-            highlight=False,
+        raise UserError(
+            f"no aisearch-local data in {args.data_dir} (no {DB_FILENAME}); "
+            "pass the --data-dir the server or ingest used"
         )
-        return 2
     store = Store(args.data_dir)
     try:
         table = Table(title=f"aisearch-local data in {Path(args.data_dir).resolve()}")
@@ -298,11 +421,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """Return the installed version of aisearch-py (the source tree's, if not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aisearch-py")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        from aisearch_local import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``aisearch-local``."""
     parser = argparse.ArgumentParser(
         prog="aisearch-local", description="A local, wire-compatible Cloudflare AI Search server."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -367,8 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--embedder", default="hashing")
     ingest.set_defaults(func=cmd_ingest)
 
-    for name in ("inspect", "stats"):
-        insp = sub.add_parser(name, help="show instances, item and chunk counts")
+    helps = {
+        "inspect": "show each instance's embedder, item and chunk counts (with --instance NAME, "
+        "also its failed items)",
+        "stats": "an alias of inspect (the same table and options)",
+    }
+    for name, text in helps.items():
+        insp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         common(insp)
         insp.add_argument("--instance", help="also list this instance's failed items")
         insp.set_defaults(func=cmd_inspect)
@@ -387,7 +528,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except UserError as exc:
+        _fail(str(exc))
+        return exc.code
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        sys.stderr.write(f"aisearch-local needs the [{extra}] extra: {install_hint(extra)}\n")
+        return 1
     return code
 
 

@@ -7,6 +7,18 @@ service, the service as an ``LLM``, agent tools and a managed index, built on th
 
 from __future__ import annotations
 
+from importlib import import_module as _import_module
+
+try:
+    _import_module("llama_index.core")
+except ModuleNotFoundError as _exc:  # pragma: no cover - tested in a subprocess
+    if (_exc.name or "").partition(".")[0] != "llama_index":
+        raise
+    raise ModuleNotFoundError(
+        'llamaindex_aisearch needs the [llamaindex] extra: pip install "aisearch-py[llamaindex]"',
+        name=_exc.name,
+    ) from _exc
+
 from ._common import AISearchConnection
 from .chat_engine import AISearchChatEngine
 from .events import AISearchInstanceErrorEvent, AISearchInstanceWarning

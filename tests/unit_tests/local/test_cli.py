@@ -123,3 +123,35 @@ def test_ingest_with_other_embedder_is_refused(tmp_path, capsys):
     )
     assert code == 1
     assert "--embedder" in capsys.readouterr().err
+
+
+def test_inspect_and_stats_have_different_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    lines = {ln.split()[0]: " ".join(ln.split()[1:]) for ln in out.splitlines() if ln.strip()}
+    assert lines["inspect"] != lines["stats"]
+    assert "alias of inspect" in out
+    pages = []
+    for name in ("inspect", "stats"):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        pages.append(capsys.readouterr().out.split("options:")[0].split("\n", 2)[2])
+    assert pages[0] != pages[1]
+
+
+def test_version_flag(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"aisearch-local {version('aisearch-py')}\n"
+
+
+def test_a_user_error_is_one_line_and_an_exit_status(tmp_path, capsys):
+    code = main(["serve", "--source", str(tmp_path / "nope"), "--instance", "x"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"aisearch-local: error: --source {tmp_path / 'nope'}: not a folder\n"
+    )
