@@ -7,17 +7,9 @@ completions with sources and citations (`ChatAISearch`), and agent tools
 
 from __future__ import annotations
 
-from importlib import import_module as _import_module
+from aisearch._extras import require_extra as _require_extra
 
-try:
-    _import_module("langchain_core")
-except ModuleNotFoundError as _exc:  # pragma: no cover - tested in a subprocess
-    if (_exc.name or "").partition(".")[0] != "langchain_core":
-        raise
-    raise ModuleNotFoundError(
-        'langchain_aisearch needs the [langchain] extra: pip install "aisearch-py[langchain]"',
-        name=_exc.name,
-    ) from _exc
+_require_extra("langchain_core", "langchain", "langchain_aisearch")
 
 from aisearch import AllInstancesFailedError, InstanceError, SearchTarget
 from langchain_aisearch._common import SettingsValidationError

@@ -245,7 +245,31 @@ _CLIENT_SETTINGS = frozenset(
 )
 
 
-class AISearchConnection(HidesSecretsInErrors):
+class ClosesOnExit:
+    """`with` / `async with` for an object whose `close()` / `aclose()` close what it built."""
+
+    def close(self) -> None:
+        """Close the clients this object built."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the clients this object built (async)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     """Connection fields and lazily built, cached core clients.
 
     Every LangChain class of this package mixes this in. Credentials fall back to the
@@ -401,15 +425,3 @@ class AISearchConnection(HidesSecretsInErrors):
         """
         self._clients.close()
         await self._clients.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()

@@ -12,10 +12,14 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from typing_extensions import Self
 
 from aisearch import AISearchError
-from langchain_aisearch._common import AISearchConnection, HidesSecretsInErrors, hide_secrets
+from langchain_aisearch._common import (
+    AISearchConnection,
+    ClosesOnExit,
+    HidesSecretsInErrors,
+    hide_secrets,
+)
 from langchain_aisearch._mapping import sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
@@ -69,7 +73,7 @@ def _config(
     return {"callbacks": run_manager.get_child() if run_manager else None}
 
 
-class _AISearchTool(HidesSecretsInErrors, BaseTool):
+class _AISearchTool(ClosesOnExit, HidesSecretsInErrors, BaseTool):
     """Runs a retriever or chat model on the query; AI Search errors become tool errors."""
 
     model_config = ConfigDict(
@@ -108,18 +112,6 @@ class _AISearchTool(HidesSecretsInErrors, BaseTool):
     async def aclose(self) -> None:
         """Close the core clients its retriever or chat model built (not injected ones)."""
         await self._connection().aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def _output(self, result: Any) -> tuple[str, list[Document]]:
         raise NotImplementedError

@@ -7,17 +7,9 @@ service, the service as an ``LLM``, agent tools and a managed index, built on th
 
 from __future__ import annotations
 
-from importlib import import_module as _import_module
+from aisearch._extras import require_extra as _require_extra
 
-try:
-    _import_module("llama_index.core")
-except ModuleNotFoundError as _exc:  # pragma: no cover - tested in a subprocess
-    if (_exc.name or "").partition(".")[0] != "llama_index":
-        raise
-    raise ModuleNotFoundError(
-        'llamaindex_aisearch needs the [llamaindex] extra: pip install "aisearch-py[llamaindex]"',
-        name=_exc.name,
-    ) from _exc
+_require_extra("llama_index.core", "llamaindex", "llamaindex_aisearch")
 
 from ._common import AISearchConnection
 from .chat_engine import AISearchChatEngine
