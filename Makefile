@@ -52,7 +52,7 @@ fuzz: $(STAMP)
 	$(PY) benchmarks/fuzz_server.py $(FUZZ_ARGS)
 
 serve: $(STAMP)
-	$(VENV)/bin/aisearch-local serve --host 127.0.0.1 --port 8787 --data-dir .aisearch-data --sample-corpus --instance docs
+	$(VENV)/bin/aisearch-local serve --host 127.0.0.1 --port 8787 --data-dir .aisearch-data --sample-corpus --instance coffee
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

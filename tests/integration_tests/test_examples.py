@@ -268,7 +268,7 @@ def test_readme_python_blocks_run_against_the_local_server() -> None:
     blocks = readme_python_blocks()
     assert len(blocks) >= 5
     instances = {  # the instances the snippets name
-        "my-instance": ("",),
+        "coffee": ("",),  # what `make serve` / `--sample-corpus` serve
         "beans": ("beans/", "roasting/"),
         "brewing": ("brewing/", "equipment/", "troubleshooting/"),
     }
