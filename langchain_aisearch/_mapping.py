@@ -186,6 +186,8 @@ def _claim_start(text: str, marker_start: int, floor: int) -> int:
     for match in _SENTENCE_END_RE.finditer(text, floor, marker_start):
         if match.end() < marker_start:
             start = match.end()
+    while start < marker_start and text[start].isspace():  # a span starts at its first word
+        start += 1
     return start
 
 

@@ -160,6 +160,20 @@ def test_find_citations_spans_and_targets():
     }
 
 
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        ("Grind fine [1] and use 18 grams [2].", ["Grind fine [1]", "and use 18 grams [2]"]),
+        ("  \n Grind fine [1]", ["Grind fine [1]"]),
+        ("Grind fine.\n\n  Use 18 grams [2]", ["Use 18 grams [2]"]),
+        ("Grind fine [1] [2]", ["Grind fine [1]", "[2]"]),
+    ],
+)
+def test_a_citation_span_starts_at_its_first_word(text, spans):
+    cites = find_citations(text, SOURCES)
+    assert [text[c["start_index"] : c["end_index"]] for c in cites] == spans
+
+
 def test_multi_marker_cites_each_source():
     cites = find_citations("Both say so [1, 2].", SOURCES)
     assert [c["extras"]["chunk_id"] for c in cites] == ["a", "b"]
