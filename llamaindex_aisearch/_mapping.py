@@ -24,17 +24,7 @@ __all__ = [
 CANONICAL_KEYS: tuple[str, ...] = CHUNK_METADATA_KEYS
 """Metadata keys every node carries; they win over the item's own metadata keys."""
 
-LLM_EXCLUDED_KEYS: tuple[str, ...] = (
-    "id",
-    "score",
-    "type",
-    "folder",
-    "source",
-    "timestamp",
-    "scoring_details",
-    "instance_id",
-    "search_query",
-)
+LLM_EXCLUDED_KEYS: tuple[str, ...] = tuple(k for k in CHUNK_METADATA_KEYS if k != "filename")
 """Canonical keys kept out of the text an LLM sees (``filename`` and item metadata stay)."""
 
 EMBED_EXCLUDED_KEYS: tuple[str, ...] = LLM_EXCLUDED_KEYS
