@@ -367,8 +367,8 @@ def connection_hint(config: ClientConfig) -> str | None:
     if config.base_url != DEFAULT_BASE_URL:
         return None
     return (
-        f"base_url is the public API ({DEFAULT_BASE_URL}) since neither base_url= nor "
-        "AISEARCH_BASE_URL was set; for a local server pass base_url=... or set "
+        f"base_url is the public API ({DEFAULT_BASE_URL}), the default when neither "
+        "base_url= nor AISEARCH_BASE_URL is given; for a local server pass base_url=... or set "
         "AISEARCH_BASE_URL (e.g. http://127.0.0.1:8787/client/v4)"
     )
 

@@ -17,8 +17,8 @@ from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_bod
 
 LOCAL = "http://127.0.0.1:8787/client/v4"
 PUBLIC_HINT = (
-    "base_url is the public API (https://api.cloudflare.com/client/v4) since neither base_url= "
-    "nor AISEARCH_BASE_URL was set; for a local server pass base_url=... or set "
+    "base_url is the public API (https://api.cloudflare.com/client/v4), the default when "
+    "neither base_url= nor AISEARCH_BASE_URL is given; for a local server pass base_url=... or set "
     "AISEARCH_BASE_URL (e.g. http://127.0.0.1:8787/client/v4)"
 )
 SEARCH_PATH = f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/instances/docs/search"
