@@ -16,6 +16,12 @@ With `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN` and `AISEARCH_DEMO_INSTANCE
 1, 2 and 4 run against that Cloudflare instance instead (nothing is uploaded), and part 3 is
 skipped: faults can only be injected into the local server.
 
+Needs `pip install "aisearch-py[langchain,llamaindex,local]"` (or `[examples]`): both frameworks
+and the local server, which brings `rich`; the wordllama embedder below also needs
+`aisearch-py[semantic]`. Nothing to start first: without Cloudflare credentials the script
+starts its own local AI Search server (`aisearch_local` on 127.0.0.1, a free port, a temporary
+data directory) and stops it at the end; `make serve` is not needed.
+
     python examples/demo.py                             # or: make demo
     AISEARCH_DEMO_EMBEDDER=wordllama python examples/demo.py   # the semantic local embedder
 """
