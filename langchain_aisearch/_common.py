@@ -35,6 +35,8 @@ __all__ = [
     "AISearchConnection",
     "HidesSecretsInErrors",
     "SettingsValidationError",
+    "closest_setting",
+    "setting_names",
     "validate_k",
 ]
 
@@ -158,17 +160,21 @@ def closest_setting(key: str, known: Collection[str]) -> str | None:
     return near[0] if near else None
 
 
-def _unknown_setting(key: Any, known: Collection[str]) -> PydanticCustomError | str:
+_UNKNOWN = frozenset({"extra_forbidden", "no_such_attribute"})
+"""pydantic's error types for a name the class does not have (constructor, assignment)."""
+
+
+def _unknown_setting(err: Any, known: Collection[str]) -> PydanticCustomError | str:
     """The error type of an unknown setting: pydantic's, with a "did you mean" when one fits."""
+    key = err["loc"][0]
     near = closest_setting(key, known) if isinstance(key, str) and known else None
     if near is None:
-        return "extra_forbidden"
-    return PydanticCustomError(
-        "extra_forbidden", f"Extra inputs are not permitted (did you mean {near!r}?)"
-    )
+        return str(err["type"])
+    message = str(err["msg"]).replace("{", "{{").replace("}", "}}")
+    return PydanticCustomError(err["type"], f"{message} (did you mean {near!r}?)")
 
 
-def _setting_names(model: type[BaseModel]) -> set[str]:
+def setting_names(model: type[BaseModel]) -> set[str]:
     """The public settings of a model class, by field name and alias."""
     names = {name for name in model.model_fields if not name.startswith("_")}
     names |= {f.alias for f in model.model_fields.values() if f.alias}
@@ -186,7 +192,8 @@ def hide_secrets(
     secrets in `errors()` (the `api_token`/`api_key` values, `SecretStr`s, any string
     holding a secret found in `sources`); the field paths and messages are kept.
 
-    An unknown setting (`extra_forbidden`) also names the closest of `known`
+    An unknown setting (`extra_forbidden`, or `no_such_attribute` on assignment) also
+    names the closest of `known`
     ("did you mean 'k'?").
 
     Args:
@@ -204,7 +211,7 @@ def hide_secrets(
     for err in errors:
         # the value of an unknown or secret argument may be a credential under a
         # misspelt name (`api_tokn=...`): never shown
-        if err["type"] == "extra_forbidden" or any(_is_secret_key(p) for p in err["loc"]):
+        if err["type"] in _UNKNOWN or any(_is_secret_key(p) for p in err["loc"]):
             value = err["input"]
             if isinstance(value, str) and len(value) >= 8:  # shorter: not worth hiding
                 secrets.add(value)
@@ -214,8 +221,8 @@ def hide_secrets(
     details: list[InitErrorDetails] = []
     for err in errors:
         kind: PydanticCustomError | str = err["type"]
-        if kind == "extra_forbidden" and len(err["loc"]) == 1:
-            kind = _unknown_setting(err["loc"][0], known)
+        if kind in _UNKNOWN and len(err["loc"]) == 1:
+            kind = _unknown_setting(err, known)
         item = InitErrorDetails(type=kind, loc=err["loc"], input=_scrub(err["input"], secrets))
         if "ctx" in err:
             item["ctx"] = _scrub(dict(err["ctx"]), secrets)
@@ -253,7 +260,7 @@ class HidesSecretsInErrors(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            error = hide_secrets(exc, data, known=_setting_names(type(self)))
+            error = hide_secrets(exc, data, known=setting_names(type(self)))
         if error is not None:  # raised outside the handler: no secret-bearing __context__
             raise error
 
@@ -264,7 +271,7 @@ class HidesSecretsInErrors(BaseModel):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            error = hide_secrets(exc, obj, known=_setting_names(cls))
+            error = hide_secrets(exc, obj, known=setting_names(cls))
         raise error
 
 
@@ -368,7 +375,13 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in type(self).model_fields:
-            super().__setattr__(name, value)
+            unknown: ValidationError | None = None
+            try:
+                super().__setattr__(name, value)  # a private attribute, or no such setting
+            except ValidationError as exc:
+                unknown = hide_secrets(exc, {name: value}, known=setting_names(type(self)))
+            if unknown is not None:
+                raise unknown
             return
         old = self.__dict__.get(name, _UNSET)
         error: ValidationError | None = None

@@ -19,6 +19,7 @@ from langchain_aisearch._common import (
     ClosesOnExit,
     HidesSecretsInErrors,
     hide_secrets,
+    setting_names,
 )
 from langchain_aisearch._mapping import find_citations, sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
@@ -88,7 +89,7 @@ class _AISearchTool(ClosesOnExit, HidesSecretsInErrors, BaseTool):
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:  # `tool.retriever = 5`: the error every class raises
-            error = hide_secrets(exc, {name: value})
+            error = hide_secrets(exc, {name: value}, known=setting_names(type(self)))
         if error is not None:
             raise error
 

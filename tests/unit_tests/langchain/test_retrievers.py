@@ -99,6 +99,30 @@ def test_misspelt_setting_says_which_one_was_meant(build, wrong, meant):
     assert error["type"] == "extra_forbidden"
 
 
+@pytest.mark.parametrize(
+    ("build", "wrong", "meant"),
+    [
+        (lambda: AISearchRetriever(instance_id="coffee"), "top_k", "k"),
+        (lambda: ChatAISearch(instance_id="c"), "temprature", "temperature"),
+        (
+            lambda: AISearchSearchTool(retriever=AISearchRetriever(instance_id="c")),
+            "retriver",
+            "retriever",
+        ),
+        (lambda: AISearchRetriever(instance_id="c"), "api_tokn", "api_token"),
+    ],
+)
+def test_assigning_a_misspelt_setting_says_which_one_was_meant(build, wrong, meant):
+    obj = build()
+    with pytest.raises(InvalidRequestError) as caught:
+        setattr(obj, wrong, TOKEN)
+    assert isinstance(caught.value, ValidationError)
+    text = str(caught.value)
+    assert f"Object has no attribute {wrong!r} (did you mean {meant!r}?)" in text
+    assert TOKEN not in text and TOKEN not in repr(caught.value.errors())
+    assert not hasattr(obj, wrong)
+
+
 def test_an_unknown_setting_like_no_real_one_gets_no_guess():
     with pytest.raises(InvalidRequestError) as caught:
         AISearchRetriever(instance_id="coffee", zzzz=1)
