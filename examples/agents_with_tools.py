@@ -5,6 +5,11 @@ Mirrors notebooks/03_agents_with_tools.ipynb. AI Search itself cannot call tools
 the tool once and then answers from what the tool returned. Swap in any tool-calling chat model
 (ChatOpenAI, ChatAnthropic, a local Ollama model...) and the rest stays the same.
 
+Needs `pip install "aisearch-py[examples]"`: both frameworks, `langchain` (for `create_agent`)
+and the local server. Nothing to start first: without Cloudflare credentials the script starts
+its own local AI Search server (`aisearch_local` on 127.0.0.1, a free port, a temporary data
+directory) and stops it at the end; `make serve` is not needed.
+
     python examples/agents_with_tools.py
 """
 

@@ -5,16 +5,28 @@ wire-compatible AI Search server) on 127.0.0.1 with a temporary data directory, 
 bundled sample corpus (a coffee roastery's knowledge base) through the core client, and shows:
 
 1. a LangChain retrieval with scores and sources;
-2. a LangChain `ChatAISearch` answer streamed token by token, then its numbered sources;
-3. a multi-instance search where one instance fails (an injected fault) and its error is
+2. a filtered search (a metadata filter on the folder);
+3. a LangChain `ChatAISearch` answer streamed token by token, its citations mapped to their
+   sources, and its sources, the cited ones first; locally, a line saying the answer comes
+   from an extractive stand-in and the command that switches to an OpenAI-compatible model;
+4. query rewriting: the query the service actually searched with (`search_query`);
+5. an agent's tool call: `AISearchSearchTool` invoked as an agent invokes it (there is no
+   tool-calling model offline, so the demo makes the call itself and says so);
+6. a multi-instance search where one instance fails (an injected fault) and its error is
    reported beside the other instances' results;
-4. a LlamaIndex streaming query with its `source_nodes`.
+7. a LlamaIndex streaming query with its `source_nodes`.
 
 The server stops on exit, on Ctrl-C and on SIGTERM.
 
-With `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN` and `AISEARCH_DEMO_INSTANCE` set, parts
-1, 2 and 4 run against that Cloudflare instance instead (nothing is uploaded), and part 3 is
+With `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_TOKEN` and `AISEARCH_DEMO_INSTANCE` set, every
+part but 6 runs against that Cloudflare instance instead (nothing is uploaded), and part 6 is
 skipped: faults can only be injected into the local server.
+
+Needs `pip install "aisearch-py[langchain,llamaindex,local]"` (or `[examples]`): both frameworks
+and the local server, which brings `rich`; the wordllama embedder below also needs
+`aisearch-py[semantic]`. Nothing to start first: without Cloudflare credentials the script
+starts its own local AI Search server (`aisearch_local` on 127.0.0.1, a free port, a temporary
+data directory) and stops it at the end; `make serve` is not needed.
 
     python examples/demo.py                             # or: make demo
     AISEARCH_DEMO_EMBEDDER=wordllama python examples/demo.py   # the semantic local embedder
@@ -24,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -55,7 +68,21 @@ SPLIT = {
 FAULTY_INSTANCE = "cafe-menu"
 
 RETRIEVAL_QUERY = "How long should an espresso shot take?"
-CHAT_QUESTION = "Why is my espresso sour?"
+FILTER = {"folder": "troubleshooting/"}
+CHAT_QUESTION = "How do I fix channeling in espresso?"
+# a follow-up that means nothing on its own: rewriting makes it a standalone query
+CONVERSATION = [
+    {"role": "user", "content": "Why is my espresso sour?"},
+    {"role": "assistant", "content": "A sour shot is usually under-extracted [1]."},
+    {"role": "user", "content": "How do I fix it?"},
+]
+TOOL_QUERY = "How many days should beans rest after roasting before brewing?"
+# `make serve` with an OpenAI-compatible model (here Ollama's) answering instead of the
+# extractive stand-in; the flags are aisearch_local.cli's
+SWITCH_GENERATOR = (
+    "aisearch-local serve --sample-corpus --instance coffee "
+    "--generator openai:llama3.2@http://127.0.0.1:11434"
+)
 MULTI_QUERY = "How long should coffee rest after roasting before I brew espresso?"
 LLAMA_QUESTION = "What causes a slow drawdown in a V60?"
 
@@ -191,7 +218,7 @@ def cloudflare_target(account_id: str, api_token: str, instance: str) -> Iterato
 
 
 # --------------------------------------------------------------------------------------------
-# The four parts
+# The seven parts
 # --------------------------------------------------------------------------------------------
 
 
@@ -220,35 +247,141 @@ def part_retrieval(target: Target) -> None:
     console.print(table)
 
 
+def part_filtered(target: Target) -> None:
+    from langchain_aisearch import AISearchRetriever
+
+    console.rule("[bold]2. Filtered search: a metadata filter on the folder")
+    retriever = AISearchRetriever(instance_id=target.instance, k=4, client=target.client)
+    console.print(f"[dim]retriever.invoke({RETRIEVAL_QUERY!r}, filters={FILTER!r})[/]")
+    docs = retriever.invoke(RETRIEVAL_QUERY, filters=FILTER)
+    table = Table(box=box.SIMPLE_HEAVY, expand=True)
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("score", justify="right")
+    table.add_column("folder", style="magenta", no_wrap=True)
+    table.add_column("source", style="cyan", no_wrap=True)
+    table.add_column("text", ratio=1)
+    for i, doc in enumerate(docs, 1):
+        meta = doc.metadata
+        table.add_row(
+            str(i),
+            f"{meta.get('score', 0.0):.3f}",
+            str(meta.get("folder", "")),
+            str(meta.get("source", "?")),
+            Text(_short(doc.page_content, 80)),
+        )
+    console.print(table)
+    inside = sum(1 for d in docs if d.metadata.get("folder") == FILTER["folder"])
+    console.print(f"[dim]{inside} of {len(docs)} results are in {FILTER['folder']}[/]")
+
+
 def part_chat(target: Target) -> None:
     from langchain_aisearch import ChatAISearch
 
-    console.rule("[bold]2. LangChain chat: ChatAISearch, streamed")
+    console.rule("[bold]3. LangChain chat: ChatAISearch, streamed, with citations")
     chat = ChatAISearch(instance_id=target.instance, k=4, client=target.client)
     console.print(f"[dim]chat.stream({CHAT_QUESTION!r})[/]\n")
-    sources: list[dict[str, Any]] = []
+    message: Any = None
     tokens = 0
     for chunk in chat.stream(CHAT_QUESTION):
-        if not sources and chunk.response_metadata.get("sources"):
-            sources = chunk.response_metadata["sources"]
+        message = chunk if message is None else message + chunk  # the whole answer
         if isinstance(chunk.content, str) and chunk.content:
             tokens += 1
             console.print(Text(chunk.content, style="bold"), end="")
     console.print(f"\n\n[dim]{tokens} streamed pieces[/]")
-    table = Table(title="sources", box=box.SIMPLE, title_justify="left")
+    sources: list[dict[str, Any]] = message.response_metadata.get("sources") or []
+    # LangChain's standard citations: each [n] marker, the claim it closes, its source
+    citations = [
+        annotation
+        for block in message.content_blocks
+        if block["type"] == "text"
+        for annotation in block.get("annotations", [])
+        if annotation["type"] == "citation"
+    ]
+    table = Table(title="citations -> sources", box=box.SIMPLE, title_justify="left")
+    table.add_column("marker", justify="right", style="bold")
+    table.add_column("source", style="cyan", no_wrap=True)
+    table.add_column("claim", ratio=1)
+    for citation in citations:
+        n = citation["extras"]["source_index"]
+        claim = message.text[citation["start_index"] : citation["end_index"]]
+        table.add_row(f"[{n}] ->", str(citation.get("title", "?")), Text(_short(claim, 70)))
+    console.print(table)
+    cited = {c["extras"]["source_index"] for c in citations}
+    order = sorted(range(1, len(sources) + 1), key=lambda n: n not in cited)
+    table = Table(title="sources, the cited ones first", box=box.SIMPLE, title_justify="left")
     table.add_column("[n]", justify="right", style="bold")
+    table.add_column("", style="green")
     table.add_column("source", style="cyan")
     table.add_column("score", justify="right")
-    for i, source in enumerate(sources, 1):
+    for n in order:
+        source = sources[n - 1]
         item = source.get("item") or {}
-        table.add_row(f"[{i}]", str(item.get("key", "?")), f"{source.get('score', 0.0):.3f}")
+        table.add_row(
+            f"[{n}]",
+            "cited" if n in cited else "",
+            str(item.get("key", "?")),
+            f"{source.get('score', 0.0):.3f}",
+        )
     console.print(table)
+    if not target.live:
+        console.print(
+            "[yellow]Local answers come from an extractive stand-in[/] (the best-matching "
+            "sentences, each with its \\[n]), not a language model. To answer with an "
+            "OpenAI-compatible model (here Ollama's llama3.2; set "
+            "AISEARCH_LOCAL_UPSTREAM_API_KEY for a hosted one), start the local server with:"
+        )
+        console.print(f"  [bold]{SWITCH_GENERATOR}[/]", soft_wrap=True)
+
+
+def part_rewrite(target: Target) -> None:
+    console.rule("[bold]4. Query rewriting: the query the service actually searched with")
+    console.print(
+        f"[dim]a follow-up question: {CONVERSATION[-1]['content']!r}, after "
+        f"{CONVERSATION[0]['content']!r}\n"
+        "client.search(instance, messages=conversation, options=...)[/]"
+    )
+    table = Table(box=box.SIMPLE_HEAVY, expand=True)
+    table.add_column("query rewriting", no_wrap=True)
+    table.add_column("search_query (what the service searched with)", style="bold")
+    table.add_column("top result", style="cyan", no_wrap=True)
+    for enabled in (False, True):
+        options = {"query_rewrite": {"enabled": enabled}, "retrieval": {"max_num_results": 3}}
+        result = target.client.search(target.instance, messages=CONVERSATION, options=options)
+        top = result.chunks[0].item.key if result.chunks and result.chunks[0].item else "-"
+        table.add_row("on" if enabled else "off", repr(result.search_query), str(top))
+    console.print(table)
+
+
+def part_tool(target: Target) -> None:
+    from langchain_aisearch import AISearchRetriever, AISearchSearchTool
+
+    console.rule("[bold]5. An agent's tool call: AISearchSearchTool")
+    tool = AISearchSearchTool(
+        retriever=AISearchRetriever(instance_id=target.instance, k=3, client=target.client)
+    )
+    call = {"type": "tool_call", "id": "call-1", "name": tool.name, "args": {"query": TOOL_QUERY}}
+    console.print(
+        "[dim]Offline there is no tool-calling model, so the demo makes the call an agent's "
+        "model would make (pass the tool to `create_agent(model, \\[tool])` and a real model "
+        "makes it):[/]\n"
+        f"tool call  -> {tool.name}(query={TOOL_QUERY!r})"
+    )
+    message = tool.invoke(call)
+    console.print(
+        f"tool result -> a {type(message).__name__} with {len(message.artifact)} Documents as "
+        "its artifact; the model reads:"
+    )
+    content = str(message.content)
+    for header in re.finditer(r"^\[\d+\] .*$", content, flags=re.M):
+        first = next((ln for ln in content[header.end() :].splitlines() if ln.strip()), "")
+        console.print(Text(f"  {header.group()}", style="cyan"))
+        console.print(Text(f"    {_short(first, 100)}"))
 
 
 def part_multi(target: Target) -> None:
     from langchain_aisearch import AISearchMultiRetriever
 
-    console.rule("[bold]3. Multi-instance search with a failing instance")
+    console.rule("[bold]6. Multi-instance search with a failing instance")
     if target.live or target.server is None:
         console.print(
             "[yellow]skipped in live mode:[/] faults can only be injected into the local server. "
@@ -302,7 +435,7 @@ def part_multi(target: Target) -> None:
 def part_llamaindex(target: Target) -> None:
     from llamaindex_aisearch import AISearchQueryEngine
 
-    console.rule("[bold]4. LlamaIndex: AISearchQueryEngine, streaming")
+    console.rule("[bold]7. LlamaIndex: AISearchQueryEngine, streaming")
     engine = AISearchQueryEngine(
         target.instance, streaming=True, similarity_top_k=4, client=target.client
     )
@@ -339,7 +472,10 @@ def main() -> int:
     try:
         with context as target:
             part_retrieval(target)
+            part_filtered(target)
             part_chat(target)
+            part_rewrite(target)
+            part_tool(target)
             part_multi(target)
             part_llamaindex(target)
     except KeyboardInterrupt:

@@ -4,6 +4,11 @@ Mirrors notebooks/02_llamaindex_quickstart.ipynb. Runs on a local server seeded 
 corpus, or on Cloudflare when CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and
 AISEARCH_DEMO_INSTANCE are set.
 
+Needs `pip install "aisearch-py[llamaindex,local]"` (or `[examples]`): LlamaIndex and the local
+server. Nothing to start first: without Cloudflare credentials the script starts its own local
+AI Search server (`aisearch_local` on 127.0.0.1, a free port, a temporary data directory) and
+stops it at the end; `make serve` is not needed.
+
     python examples/llamaindex_quickstart.py
 """
 

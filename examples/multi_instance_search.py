@@ -5,6 +5,11 @@ into three instances and faults are injected into the local server. Against Clou
 (CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN, AISEARCH_DEMO_INSTANCE and optionally
 AISEARCH_DEMO_INSTANCES=a,b,c) the failing instance is one that does not exist.
 
+Needs `pip install "aisearch-py[langchain,llamaindex,local]"` (or `[examples]`): both frameworks
+and the local server. Nothing to start first: without Cloudflare credentials the script starts
+its own local AI Search server (`aisearch_local` on 127.0.0.1, a free port, a temporary data
+directory) and stops it at the end; `make serve` is not needed.
+
     python examples/multi_instance_search.py
 """
 

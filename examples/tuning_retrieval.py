@@ -5,6 +5,11 @@ Runs on a local server seeded with the sample corpus, or on Cloudflare when
 CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_TOKEN and AISEARCH_DEMO_INSTANCE are set (the instance
 must then have keyword indexing enabled for the keyword and hybrid parts).
 
+Needs `pip install "aisearch-py[examples]"`: `matplotlib` (for the plot) and the local server.
+Nothing to start first: without Cloudflare credentials the script starts its own local AI Search
+server (`aisearch_local` on 127.0.0.1, a free port, a temporary data directory) and stops it at
+the end; `make serve` is not needed.
+
     python examples/tuning_retrieval.py [PLOT.png]
 """
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_core.utils import from_env, secret_from_env
@@ -34,6 +35,8 @@ __all__ = [
     "AISearchConnection",
     "HidesSecretsInErrors",
     "SettingsValidationError",
+    "closest_setting",
+    "setting_names",
     "validate_k",
 ]
 
@@ -143,7 +146,44 @@ class SettingsValidationError(InvalidRequestError, ValidationError):
         return (InvalidRequestError, (str(self),))
 
 
-def hide_secrets(exc: ValidationError, *sources: Any) -> SettingsValidationError:
+def closest_setting(key: str, known: Collection[str]) -> str | None:
+    """The setting a misspelt or foreign name most likely meant, or `None`.
+
+    `difflib`'s closest match (`instnce_id` -> `instance_id`), else the setting a name
+    from another library ends with (`top_k`, `similarity_top_k` -> `k`), else the one
+    that ends with the name (`top_k` for `k`).
+    """
+    names = sorted(known)
+    near = difflib.get_close_matches(key, names, n=1)
+    near = near or [n for n in names if key.endswith(f"_{n}")][:1]
+    near = near or [n for n in names if n.endswith(f"_{key}")][:1]
+    return near[0] if near else None
+
+
+_UNKNOWN = frozenset({"extra_forbidden", "no_such_attribute"})
+"""pydantic's error types for a name the class does not have (constructor, assignment)."""
+
+
+def _unknown_setting(err: Any, known: Collection[str]) -> PydanticCustomError | str:
+    """The error type of an unknown setting: pydantic's, with a "did you mean" when one fits."""
+    key = err["loc"][0]
+    near = closest_setting(key, known) if isinstance(key, str) and known else None
+    if near is None:
+        return str(err["type"])
+    message = str(err["msg"]).replace("{", "{{").replace("}", "}}")
+    return PydanticCustomError(err["type"], f"{message} (did you mean {near!r}?)")
+
+
+def setting_names(model: type[BaseModel]) -> set[str]:
+    """The public settings of a model class, by field name and alias."""
+    names = {name for name in model.model_fields if not name.startswith("_")}
+    names |= {f.alias for f in model.model_fields.values() if f.alias}
+    return names
+
+
+def hide_secrets(
+    exc: ValidationError, *sources: Any, known: Collection[str] = ()
+) -> SettingsValidationError:
     """Rebuild a pydantic `ValidationError` so that no view of it holds a secret.
 
     pydantic keeps each error's input: `str(exc)` quotes it (`input_value={...}`, the
@@ -152,9 +192,14 @@ def hide_secrets(exc: ValidationError, *sources: Any) -> SettingsValidationError
     secrets in `errors()` (the `api_token`/`api_key` values, `SecretStr`s, any string
     holding a secret found in `sources`); the field paths and messages are kept.
 
+    An unknown setting (`extra_forbidden`, or `no_such_attribute` on assignment) also
+    names the closest of `known`
+    ("did you mean 'k'?").
+
     Args:
         exc: The error pydantic raised.
         *sources: Where the secrets are (the constructor data, the model).
+        known: The settings of the class, for the "did you mean" of an unknown one.
 
     Returns:
         A new `ValidationError` with the same title, locations, types and messages.
@@ -166,7 +211,7 @@ def hide_secrets(exc: ValidationError, *sources: Any) -> SettingsValidationError
     for err in errors:
         # the value of an unknown or secret argument may be a credential under a
         # misspelt name (`api_tokn=...`): never shown
-        if err["type"] == "extra_forbidden" or any(_is_secret_key(p) for p in err["loc"]):
+        if err["type"] in _UNKNOWN or any(_is_secret_key(p) for p in err["loc"]):
             value = err["input"]
             if isinstance(value, str) and len(value) >= 8:  # shorter: not worth hiding
                 secrets.add(value)
@@ -175,9 +220,10 @@ def hide_secrets(exc: ValidationError, *sources: Any) -> SettingsValidationError
             err["input"] = _MASK
     details: list[InitErrorDetails] = []
     for err in errors:
-        item = InitErrorDetails(
-            type=err["type"], loc=err["loc"], input=_scrub(err["input"], secrets)
-        )
+        kind: PydanticCustomError | str = err["type"]
+        if kind in _UNKNOWN and len(err["loc"]) == 1:
+            kind = _unknown_setting(err, known)
+        item = InitErrorDetails(type=kind, loc=err["loc"], input=_scrub(err["input"], secrets))
         if "ctx" in err:
             item["ctx"] = _scrub(dict(err["ctx"]), secrets)
         details.append(item)
@@ -214,7 +260,7 @@ class HidesSecretsInErrors(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            error = hide_secrets(exc, data)
+            error = hide_secrets(exc, data, known=setting_names(type(self)))
         if error is not None:  # raised outside the handler: no secret-bearing __context__
             raise error
 
@@ -225,7 +271,7 @@ class HidesSecretsInErrors(BaseModel):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            error = hide_secrets(exc, obj)
+            error = hide_secrets(exc, obj, known=setting_names(cls))
         raise error
 
 
@@ -329,7 +375,13 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in type(self).model_fields:
-            super().__setattr__(name, value)
+            unknown: ValidationError | None = None
+            try:
+                super().__setattr__(name, value)  # a private attribute, or no such setting
+            except ValidationError as exc:
+                unknown = hide_secrets(exc, {name: value}, known=setting_names(type(self)))
+            if unknown is not None:
+                raise unknown
             return
         old = self.__dict__.get(name, _UNSET)
         error: ValidationError | None = None

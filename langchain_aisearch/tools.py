@@ -19,8 +19,9 @@ from langchain_aisearch._common import (
     ClosesOnExit,
     HidesSecretsInErrors,
     hide_secrets,
+    setting_names,
 )
-from langchain_aisearch._mapping import sources_to_documents
+from langchain_aisearch._mapping import find_citations, sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
 
@@ -88,7 +89,7 @@ class _AISearchTool(ClosesOnExit, HidesSecretsInErrors, BaseTool):
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:  # `tool.retriever = 5`: the error every class raises
-            error = hide_secrets(exc, {name: value})
+            error = hide_secrets(exc, {name: value}, known=setting_names(type(self)))
         if error is not None:
             raise error
 
@@ -166,15 +167,29 @@ class AISearchSearchTool(_AISearchTool):
 
 
 def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
+    """The answer, then its sources: those the answer cites first, marked, then the rest.
+
+    Each source keeps the number its `[n]` markers use (the service's order).
+    """
     text = message.text
     if not docs:
         return text
-    sources = "\n".join(f"[{n}] {d.metadata.get('source')}" for n, d in enumerate(docs, 1))
-    return f"{text}\n\nSources:\n{sources}"
+    sources = message.response_metadata.get("sources") or []
+    cited = {c["extras"]["source_index"] for c in find_citations(text, sources)}
+    order = sorted(range(1, len(docs) + 1), key=lambda n: n not in cited)  # stable
+    lines = "\n".join(
+        f"[{n}]{' (cited)' if n in cited else ''} {docs[n - 1].metadata.get('source')}"
+        for n in order
+    )
+    return f"{text}\n\nSources:\n{lines}"
 
 
 class AISearchAnswerTool(_AISearchTool):
     """Answer tool: asks AI Search for a cited answer; the sources travel as artifact.
+
+    The model reads the answer, then `Sources:`: the ones the answer cites (its `[n]`
+    markers) first, marked `(cited)`, then the others, each under the number its markers
+    use. The artifact keeps the service's order (`artifact[n - 1]` is source `[n]`).
 
     Example:
         ```python

@@ -26,7 +26,7 @@ from .chat_engine import AISearchChatEngine
 from .query_engine import AISearchQueryEngine
 from .retrievers import AISearchRetriever
 
-__all__ = ["AISearchIndex"]
+__all__ = ["READER_BOOKKEEPING", "AISearchIndex"]
 
 DEFAULT_WAIT_TIMEOUT = 120.0
 
@@ -116,11 +116,30 @@ def item_keys(docs: Sequence[BaseNode]) -> list[str]:
     return out
 
 
+READER_BOOKKEEPING = frozenset(
+    {
+        "file_path",
+        "file_type",
+        "file_size",
+        "creation_date",
+        "last_modified_date",
+        "last_accessed_date",
+    }
+)
+"""What ``SimpleDirectoryReader`` records about a file and an item does not carry.
+
+Item metadata comes back with every chunk, where an LLM reads it: an absolute local path
+(a user name, a directory layout), sizes and file-system dates are noise there, or worse.
+``file_name`` is kept (it names the item, and its folders are in the key when needed);
+the item's own ``timestamp`` says when it was uploaded.
+"""
+
+
 def _item_metadata(doc: BaseNode) -> dict[str, Any]:
     return {
         k: v
         for k, v in (doc.metadata or {}).items()
-        if k != "key" and isinstance(v, (str, int, float, bool))
+        if k != "key" and k not in READER_BOOKKEEPING and isinstance(v, (str, int, float, bool))
     }
 
 
@@ -128,7 +147,8 @@ class AISearchIndex(BaseManagedIndex):
     """An AI Search instance as a LlamaIndex managed index.
 
     The service chunks, embeds and indexes: ``from_documents`` / ``insert`` upload each
-    document as an item (text plus its scalar metadata) and wait, bounded by
+    document as an item (text plus its scalar metadata but a reader's file bookkeeping,
+    ``READER_BOOKKEEPING``) and wait, bounded by
     ``wait_timeout`` seconds, until the items are indexed and searchable. The item key is
     the document's ``key`` metadata, else ``file_name``, else ``<doc id>.txt`` (uploading
     the same key again replaces the item). ``delete_ref_doc`` deletes the item.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,12 +39,28 @@ def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 1200) -> st
     return "\n\n".join(parts)
 
 
+_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def cited_numbers(answer: str, count: int) -> set[int]:
+    """The source numbers an answer's ``[n]`` markers cite (``[1, 3]`` cites two), 1..count."""
+    found = {int(n) for group in _MARKER_RE.findall(answer) for n in group.split(",")}
+    return {n for n in found if 1 <= n <= count}
+
+
 def _with_sources(answer: str, nodes: Sequence[NodeWithScore]) -> str:
+    """The answer, then its sources: the cited ones first, marked, then the rest.
+
+    Each source keeps the number its ``[n]`` markers use (the ``source_nodes`` order).
+    """
     if not nodes:
         return answer
+    cited = cited_numbers(answer, len(nodes))
+    order = sorted(range(1, len(nodes) + 1), key=lambda n: n not in cited)  # stable
     sources = ", ".join(
-        f"[{i}] {n.node.metadata.get('filename') or n.node.node_id}"
-        for i, n in enumerate(nodes, start=1)
+        f"[{n}]{' (cited)' if n in cited else ''} "
+        f"{nodes[n - 1].node.metadata.get('filename') or nodes[n - 1].node.node_id}"
+        for n in order
     )
     return f"{answer}\n\nSources: {sources}"
 
@@ -52,7 +69,9 @@ class AISearchToolSpec(BaseToolSpec):
     """Two agent tools over AI Search: ``search`` and ``answer`` (sync and async).
 
     ``search(query)`` returns the matching passages, numbered and attributed; ``answer(
-    question)`` returns the service's grounded answer followed by its sources. Both return
+    question)`` returns the service's grounded answer followed by its sources (those the
+    answer cites first, marked ``(cited)``, then the rest, each under the number its ``[n]``
+    markers use; ``source_nodes`` keep the service's order). Both return
     a ``Response`` whose text is what the agent's LLM reads and whose ``source_nodes`` are
     the chunks as nodes, so ``ToolOutput.raw_output.source_nodes`` (and an agent chat
     response's ``source_nodes``) carry the sources.

@@ -81,31 +81,81 @@ def test_every_example_script_is_covered() -> None:
     assert scripts == covered
 
 
-def test_demo_shows_all_four_parts_and_stops_the_server() -> None:
+DEMO_PARTS = (
+    "1. LangChain retrieval",
+    "2. Filtered search",
+    "3. LangChain chat",
+    "4. Query rewriting",
+    "5. An agent's tool call",
+    "6. Multi-instance search",
+    "7. LlamaIndex",
+)
+
+
+def _demo_sections(out: str) -> dict[str, str]:
+    """The demo's output per part, by the part's number."""
+    assert all(title in out for title in DEMO_PARTS), out
+    bounds = [out.index(title) for title in DEMO_PARTS] + [len(out)]
+    return {title[0]: out[bounds[i] : bounds[i + 1]] for i, title in enumerate(DEMO_PARTS)}
+
+
+def test_demo_shows_every_part_and_stops_the_server() -> None:
     out = run_example("demo.py")
-    for title in (
-        "1. LangChain retrieval",
-        "2. LangChain chat",
-        "3. Multi-instance search",
-        "4. LlamaIndex",
-    ):
-        assert title in out
+    part = _demo_sections(out)
     assert "43 documents in instance coffee" in out
     # retrieval: scored rows with sources
-    retrieval = out.split("1. LangChain retrieval")[1].split("2. LangChain chat")[0]
-    assert len(re.findall(r"^\s+\d\s+[01]\.\d{3}\s+\S+/\S+", retrieval, flags=re.M)) == 4
-    assert "brewing/espresso-basics.md" in retrieval
-    # chat: an answer with [n] markers, then a numbered source list
-    chat = out.split("2. LangChain chat")[1].split("3. Multi-instance")[0]
-    assert re.search(r"\[1\]", chat)
-    assert "troubleshooting/sour-espresso.md" in chat
+    rows = re.findall(r"^\s+\d\s+[01]\.\d{3}\s+(\S+/\S+)", part["1"], flags=re.M)
+    assert len(rows) == 4 and "brewing/espresso-basics.md" in rows
+    # a filtered search: every row in the folder the filter names, and the call shown
+    assert "filters={'folder': 'troubleshooting/'}" in part["2"]
+    rows = re.findall(r"^\s+\d\s+[01]\.\d{3}\s+(\S+)\s+(\S+)", part["2"], flags=re.M)
+    assert len(rows) == 4 and all(f == "troubleshooting/" for f, _ in rows), part["2"]
+    assert all(source.startswith("troubleshooting/") for _, source in rows)
+    # chat: the answer's [n] markers, each mapped to its source ...
+    chat = part["3"]
+    answer = chat.split("\n\n")[1]
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    mapped = re.findall(r"^\s+\[(\d+)\] ->\s+(\S+)", chat, flags=re.M)
+    assert markers and {int(n) for n, _ in mapped} == markers, chat
+    # ... then the sources, the cited ones first and marked, under the numbers they have
+    listing = chat.split("sources, the cited ones first")[1]
+    sources = re.findall(r"^\s+\[(\d+)\]\s+(cited\s+)?(\S+)\s+[01]\.\d{3}", listing, flags=re.M)
+    numbers = [int(n) for n, _, _ in sources]
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    cited = [int(n) for n, mark, _ in sources if mark]
+    assert set(cited) == markers and numbers[: len(cited)] == cited
+    assert numbers != sorted(numbers)  # the question's answer does not cite [1]: reordered
+    keys = {int(n): key for n, _, key in sources}
+    assert all(keys[int(n)] == key for n, key in mapped)
+    assert "troubleshooting/channeling.md" in dict(mapped).values()
+    # the extractive stand-in, and a command that switches the local server to a model
+    assert "Local answers come from an extractive stand-in" in chat
+    command = re.search(r"^\s+(aisearch-local serve .*)$", chat, flags=re.M)
+    assert command is not None, chat
+    from aisearch_local.cli import build_parser
+    from aisearch_local.generate import OpenAICompatibleGenerator, make_generator
+
+    args = build_parser().parse_args(command.group(1).split()[1:])
+    assert args.command == "serve" and args.sample_corpus and args.instance == "coffee"
+    assert isinstance(make_generator(args.generator), OpenAICompatibleGenerator)
+    # query rewriting: the query the service searched with, off and on
+    rewrite = dict(re.findall(r"^\s+(off|on)\s+'([^']*)'", part["4"], flags=re.M))
+    assert rewrite["off"] == "How do I fix it?", part["4"]
+    assert rewrite["on"].startswith("How do I fix it?") and "espresso" in rewrite["on"]
+    assert "troubleshooting/sour-espresso.md" in part["4"]
+    # an agent's tool call, said to be made by the demo itself, and its result
+    tool = part["5"]
+    assert "Offline there is no tool-calling model" in tool
+    assert "tool call  -> aisearch_search(query=" in tool
+    assert "tool result -> a ToolMessage with 3 Documents as its artifact" in tool
+    assert "[1] roasting/resting-and-degassing.md (score " in tool
     # multi-instance: the failing instance is reported next to the others' results
-    multi = out.split("3. Multi-instance")[1].split("4. LlamaIndex")[0]
+    multi = part["6"]
     assert "cafe-menu" in multi and "503" in multi
     assert "beans-and-roasting" in multi and "brewing-and-gear" in multi
     assert "2 instance(s) answered, 1 reported an error" in multi
     # llamaindex: sources before tokens, then the source_nodes table
-    llama = out.split("4. LlamaIndex")[1]
+    llama = part["7"]
     assert "source_nodes are ready before the first token: 4" in llama
     assert "troubleshooting/slow-drawdown-pour-over.md" in llama
     assert "stopped the local server" in out
@@ -303,7 +353,10 @@ def test_demo_live_mode_uploads_nothing_and_skips_the_fault(
     assert "live mode" in out and "cf-coffee" in out
     assert "uploading" not in out and "local AI Search server" not in out
     assert "skipped in live mode" in out
-    assert "troubleshooting/sour-espresso.md" in out.split("2. LangChain chat")[1]
+    part = _demo_sections(out)
+    assert "troubleshooting/channeling.md" in part["3"]
+    assert "extractive stand-in" not in out  # Cloudflare answers with its model
+    assert "search_query" in part["4"] and "tool result -> a ToolMessage" in part["5"]
     assert "source_nodes are ready before the first token: 4" in out
 
 

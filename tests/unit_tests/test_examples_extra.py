@@ -81,3 +81,77 @@ def test_the_examples_extra_installs_what_the_examples_import():
         if not {_norm(d) for d in dists.get(mod, [mod])} & installed
     }
     assert not missing, f"add to the [examples] extra in pyproject.toml: {missing}"
+
+
+# --------------------------------------------------------------------------- what each one says
+
+OUR_EXTRAS = {"aisearch_local": "local", "langchain_aisearch": "langchain"}
+OUR_EXTRAS["llamaindex_aisearch"] = "llamaindex"
+INSTALL = re.compile(r'pip install "aisearch-py\[([a-z,]+)\]"')
+RUNS_THE_SERVER = re.compile(
+    r"starts its own local AI\s+Search server|`make serve`"  # by itself, or started by the user
+)
+SCRIPTS_AND_NOTEBOOKS = sorted(
+    [p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_")]
+    + list((ROOT / "notebooks").glob("*.ipynb")),
+    key=lambda p: p.name,
+)
+
+
+def _intro_and_code(path: Path) -> tuple[str, str]:
+    """A script's docstring and code (with the `_target` helper it imports), or a notebook's
+    first markdown cell and code cells."""
+    if path.suffix == ".py":
+        code = path.read_text()
+        if "_target" in _imports(code):
+            code += "\n" + (path.parent / "_target.py").read_text()
+        return ast.get_docstring(ast.parse(code)) or "", code
+    cells = json.loads(path.read_text())["cells"]
+    intro = next("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    return intro, "\n".join(lines)
+
+
+def _extras_closure(extras: list[str]) -> set[str]:
+    """The extras ``aisearch-py[extras]`` installs, self-references expanded."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo, seen = list(extras), set()
+    while todo:
+        current = todo.pop()
+        assert current in project["optional-dependencies"], f"no extra named {current!r}"
+        if current not in seen:
+            seen.add(current)
+            for spec in project["optional-dependencies"][current]:
+                req = Requirement(spec)
+                if _norm(req.name) == _norm(project["name"]):
+                    todo.extend(req.extras)
+    return seen
+
+
+@pytest.mark.parametrize("path", SCRIPTS_AND_NOTEBOOKS, ids=lambda p: p.name)
+def test_each_example_and_notebook_says_what_it_needs_and_who_starts_the_server(path):
+    intro, code = _intro_and_code(path)
+    where = "module docstring" if path.suffix == ".py" else "first markdown cell"
+    found = INSTALL.search(intro)
+    assert found, f'{path.name}: say `pip install "aisearch-py[...]"` in its {where}'
+    assert RUNS_THE_SERVER.search(intro), (
+        f"{path.name}: say in its {where} that it starts its own local AI Search server "
+        "(or that `make serve` must run first)"
+    )
+    # the extras it names install what it imports: ours through their extra, the rest as
+    # distributions of those extras
+    extras = found.group(1).split(",")
+    closure = _extras_closure(extras)
+    installed = set().union(*(_extra_distributions(e) for e in extras))
+    dists = packages_distributions()
+    local = {p.stem for p in (ROOT / "examples").glob("*.py")}
+    imported = _imports(code) - local - {"aisearch"} - set(sys.stdlib_module_names)
+    for mod in sorted(imported):
+        if mod in OUR_EXTRAS:
+            assert OUR_EXTRAS[mod] in closure, (
+                f"{path.name} imports {mod}: needs [{OUR_EXTRAS[mod]}]"
+            )
+        else:
+            names = {_norm(d) for d in dists.get(mod, [mod])}
+            assert names & installed, f"{path.name} imports {mod}: {extras} do not install it"

@@ -8,6 +8,7 @@ import pytest
 from llama_index.core import Document
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.readers.file.base import default_file_metadata_func
 
 from aisearch import NotFoundError
 from llamaindex_aisearch import (
@@ -17,6 +18,7 @@ from llamaindex_aisearch import (
     AISearchQueryEngine,
     AISearchRetriever,
 )
+from llamaindex_aisearch.index import READER_BOOKKEEPING
 
 DOCS = [
     Document(
@@ -149,3 +151,38 @@ def test_directory_reader_files_with_the_same_name_stay_separate_items(
     nodes = index.as_retriever(similarity_top_k=1).retrieve("Mahlkonig grinder crew")
     assert nodes[0].node.metadata["filename"] == "team-a/README.md"
     assert "Mahlkonig" in nodes[0].node.get_content()
+
+
+def test_directory_reader_bookkeeping_is_not_item_metadata(
+    conn: AISearchConnection, make_instance: Callable[..., str], tmp_path
+) -> None:
+    # The item metadata comes back with every chunk, in the text an LLM reads: the reader's
+    # absolute path, size and file-system dates must not travel there; file_name and the
+    # user's own metadata do.
+    from llama_index.core import SimpleDirectoryReader
+    from llama_index.core.schema import MetadataMode
+
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "roaster.md").write_text("The Probat chaff collector is emptied daily.\n")
+    docs = SimpleDirectoryReader(
+        str(tmp_path),
+        recursive=True,
+        file_metadata=lambda path: {
+            **default_file_metadata_func(path),
+            "team": "roastery",
+        },
+    ).load_data()
+    dropped = set(READER_BOOKKEEPING)
+    recorded = dropped & docs[0].metadata.keys()  # the reader did record them
+    assert {"file_path", "file_type", "file_size", "last_modified_date"} <= recorded
+    assert str(tmp_path) in docs[0].metadata["file_path"]
+    iid = make_instance()  # no schema: the local server keeps every metadata field
+    index = AISearchIndex.from_documents(docs, instance_id=iid, connection=conn, wait_timeout=60)
+    [item] = conn.client.list_items(iid)
+    assert item.metadata == {"file_name": "roaster.md", "team": "roastery"}
+    [node] = index.as_retriever(similarity_top_k=1).retrieve("chaff collector")
+    assert node.node.metadata["file_name"] == "roaster.md"
+    assert node.node.metadata["team"] == "roastery"
+    llm_text = node.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert str(tmp_path) not in llm_text
+    assert not dropped & node.node.metadata.keys()

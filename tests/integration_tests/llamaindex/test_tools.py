@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,23 @@ def test_tool_spec_search_and_answer_sync(conn: AISearchConnection, docs_instanc
     answer = tools["answer"].call(question=QUESTION)
     assert answer.raw_output.source_nodes
     assert "Sources: [1] " in answer.content
+
+
+def test_tool_spec_answer_lists_the_cited_sources_first_and_marks_them(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    answer = AISearchToolSpec(docs_instance, connection=conn).answer(QUESTION)
+    text, listing = (answer.response or "").split("\n\nSources: ")
+    found = {int(n) for group in re.findall(r"\[([\d, ]+)\]", text) for n in group.split(",")}
+    cited = sorted(found)
+    rest = [n for n in range(1, len(answer.source_nodes) + 1) if n not in cited]
+    # the answer leaves out a source numbered before one it cites: the listing's order is
+    # not the service's, so the test shows the reordering
+    assert cited and rest and rest[0] < cited[-1], text
+    names = [n.node.metadata["filename"] for n in answer.source_nodes]  # the service's order
+    assert listing.split(", ") == [f"[{n}] (cited) {names[n - 1]}" for n in cited] + [
+        f"[{n}] {names[n - 1]}" for n in rest
+    ]
 
 
 async def test_tool_spec_search_and_answer_async(

@@ -27,6 +27,8 @@ from langchain_aisearch import (
     AISearchInstanceWarning,
     AISearchMultiRetriever,
     AISearchRetriever,
+    AISearchSearchTool,
+    ChatAISearch,
     InstanceSearchError,
 )
 
@@ -69,9 +71,63 @@ def test_per_call_bad_filter_is_a_typed_error_before_network(search_server):
     assert recorder.requests == []
 
 
-def test_misspelt_option_fails_loudly():
-    with pytest.raises(ValidationError, match="top_k"):
-        AISearchRetriever(instance_id="docs", top_k=3)
+@pytest.mark.parametrize(
+    ("build", "wrong", "meant"),
+    [
+        (lambda: AISearchRetriever(instance_id="coffee", top_k=3), "top_k", "k"),
+        (lambda: AISearchRetriever(instance_id="c", similarity_top_k=3), "similarity_top_k", "k"),
+        (lambda: AISearchRetriever(instnce_id="coffee"), "instnce_id", "instance_id"),
+        (lambda: AISearchRetriever.model_validate({"instance_id": "c", "top_k": 3}), "top_k", "k"),
+        (lambda: AISearchMultiRetriever(instance_id=["a", "b"]), "instance_id", "instance_ids"),
+        (lambda: ChatAISearch(instance_id="c", temprature=0.2), "temprature", "temperature"),
+        (
+            lambda: AISearchSearchTool(retriver=AISearchRetriever(instance_id="c")),
+            "retriver",
+            "retriever",
+        ),
+        (lambda: AISearchRetriever(instance_id="c", api_tokn=TOKEN), "api_tokn", "api_token"),
+    ],
+)
+def test_misspelt_setting_says_which_one_was_meant(build, wrong, meant):
+    with pytest.raises(InvalidRequestError) as caught:
+        build()
+    assert isinstance(caught.value, ValidationError)  # what LangChain code catches
+    text = str(caught.value)
+    assert f"{wrong}\n  Extra inputs are not permitted (did you mean {meant!r}?)" in text
+    assert TOKEN not in text
+    [error] = [e for e in caught.value.errors() if e["loc"] == (wrong,)]
+    assert error["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize(
+    ("build", "wrong", "meant"),
+    [
+        (lambda: AISearchRetriever(instance_id="coffee"), "top_k", "k"),
+        (lambda: ChatAISearch(instance_id="c"), "temprature", "temperature"),
+        (
+            lambda: AISearchSearchTool(retriever=AISearchRetriever(instance_id="c")),
+            "retriver",
+            "retriever",
+        ),
+        (lambda: AISearchRetriever(instance_id="c"), "api_tokn", "api_token"),
+    ],
+)
+def test_assigning_a_misspelt_setting_says_which_one_was_meant(build, wrong, meant):
+    obj = build()
+    with pytest.raises(InvalidRequestError) as caught:
+        setattr(obj, wrong, TOKEN)
+    assert isinstance(caught.value, ValidationError)
+    text = str(caught.value)
+    assert f"Object has no attribute {wrong!r} (did you mean {meant!r}?)" in text
+    assert TOKEN not in text and TOKEN not in repr(caught.value.errors())
+    assert not hasattr(obj, wrong)
+
+
+def test_an_unknown_setting_like_no_real_one_gets_no_guess():
+    with pytest.raises(InvalidRequestError) as caught:
+        AISearchRetriever(instance_id="coffee", zzzz=1)
+    assert "zzzz\n  Extra inputs are not permitted [type=extra_forbidden]" in str(caught.value)
+    assert "did you mean" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,8 @@ async def test_answer_tool_async_artifact_is_sources():
     _, asyncc = _clients()
     tool = AISearchAnswerTool(chat=ChatAISearch(instance_id="docs", async_client=asyncc))
     message = await tool.ainvoke(_call("grind?"))
-    assert message.content.startswith("Grind fine [1].\n\nSources:\n[1] doc-1.md\n[2] doc-2.md")
+    expected = "Grind fine [1].\n\nSources:\n[1] (cited) doc-1.md\n[2] doc-2.md"
+    assert message.content.startswith(expected)
     assert [d.metadata["source"] for d in message.artifact] == ["doc-1.md", "doc-2.md"]
 
 
