@@ -198,3 +198,24 @@ def test_disabled_mcp_is_60007_before_any_jsonrpc(server, admin):
         "errors": [{"code": 60007, "message": "mcp endpoint disabled"}],
         "result": {},
     }
+
+
+async def test_injected_faults_reach_the_tool_as_errors(server, admin):
+    iid = _instance(admin, {"enabled": True})
+    eid = admin.get(f"/ai-search/instances/{iid}").json()["result"]["public_endpoint_id"]
+    url = f"http://127.0.0.1:{server.port}/_public/{eid}/mcp"
+    async with (
+        streamable_http_client(url) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        server.set_fault(iid, status=503, times=1)
+        failed = await session.call_tool("search", {"query": "espresso"})
+        assert failed.isError is True
+        assert failed.content[0].text == "7017: injected fault: HTTP 503"  # type: ignore[union-attr]
+        server.set_fault(iid, malformed_body=True, times=1)
+        failed = await session.call_tool("search", {"query": "espresso"})
+        assert failed.isError is True
+        assert failed.content[0].text.startswith("7000: malformed response")  # type: ignore[union-attr]
+        again = await session.call_tool("search", {"query": "espresso"})
+        assert again.isError is False
