@@ -172,6 +172,10 @@ def test_search_and_chat_need_no_token(server, admin, anon, instance):
     assert found["chunks"][0]["item"]["key"] == "espresso.md"
     r = anon.post(f"{base}/search", json={"messages": CHAT["messages"]})
     assert r.json()["success"] is True
+    # a local choice (API.md 18.4): /search ignores stream and answers the envelope
+    r = anon.post(f"{base}/search", json={**QUERY, "stream": True})
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["success"] is True
     chat = anon.post(f"{base}/chat/completions", json=CHAT)
     assert chat.status_code == 200
     body = chat.json()
