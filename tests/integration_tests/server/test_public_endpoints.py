@@ -185,6 +185,12 @@ def test_search_and_chat_need_no_token(server, admin, anon, instance):
     assert (
         anon.get(f"/client/v4/accounts/{server.account_id}/ai-search/instances").status_code == 401
     )
+    # Cloudflare Access headers are accepted and never echoed
+    access = {"CF-Access-Client-Id": "id.access", "CF-Access-Client-Secret": "s3cr3t-value"}
+    r = anon.post(f"{base}/search", json=QUERY, headers=access)
+    assert r.status_code == 200
+    assert "s3cr3t-value" not in r.text
+    assert "s3cr3t-value" not in str(r.headers)
     # a token sent anyway is ignored, not checked
     r = anon.post(f"{base}/search", json=QUERY, headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 200

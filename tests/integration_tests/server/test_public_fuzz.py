@@ -167,3 +167,85 @@ def test_fuzz_public_routes_no_5xx(target):
             c.close()
     assert len(statuses) >= 250
     assert {200, 400, 404, 405} <= set(statuses)
+
+
+_PARAM_VALUES = st.one_of(
+    json_values,
+    st.sampled_from([True, False, None, 0, 1, 60000, 3600000, "fixed", "sliding", "*"]),
+    st.lists(
+        st.sampled_from(["a.example.com", "*", "https://x.y", "fuzz", "..", "\ud800"]), max_size=3
+    ),
+)
+_PARAM_KEYS = [
+    "enabled",
+    "authorized_hosts",
+    "rate_limit",
+    "mcp",
+    "search_endpoint",
+    "chat_completions_endpoint",
+    "custom_domains",
+    "default_domain_enabled",
+    "instances_allowed",
+    "other",
+]
+
+
+@st.composite
+def public_params(draw: st.DrawFn) -> object:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(json_values)
+    out: dict[str, object] = {}
+    for key in draw(st.lists(st.sampled_from(_PARAM_KEYS), max_size=5, unique=True)):
+        if key == "rate_limit" and draw(st.booleans()):
+            out[key] = {
+                draw(st.sampled_from(["requests", "period_ms", "technique", "x"])): draw(
+                    _PARAM_VALUES
+                )
+            }
+        elif key in ("mcp", "search_endpoint") and draw(st.booleans()):
+            out[key] = {draw(st.sampled_from(["disabled", "description"])): draw(_PARAM_VALUES)}
+        else:
+            out[key] = draw(_PARAM_VALUES)
+    return out
+
+
+def test_fuzz_public_endpoint_params_no_5xx(target):
+    server, _ = target
+    statuses: list[int] = []
+    with httpx.Client(base_url=server.account_url, headers=server.headers, timeout=60) as admin:
+        # objects of its own: the route fuzz keeps its endpoints as they were
+        assert admin.post("/ai-search/instances", json={"id": "pep"}).status_code == 201
+        assert admin.post("/ai-search/namespaces", json={"name": "pep-ns"}).status_code == 200
+        r = admin.post("/ai-search/namespaces/pep-ns/instances", json={"id": "fuzz"})
+        assert r.status_code == 201
+
+        @settings(
+            max_examples=150,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(params=public_params(), on_namespace=st.booleans())
+        def run(params: object, on_namespace: bool) -> None:
+            path = "/ai-search/namespaces/pep-ns" if on_namespace else "/ai-search/instances/pep"
+            raw = encode({"public_endpoint_params": params}).encode("utf-8", "surrogatepass")
+            r = admin.put(path, content=raw, headers={"content-type": "application/json"})
+            statuses.append(r.status_code)
+            assert r.status_code in (200, 400), r.text
+            if r.status_code == 200:  # what was stored is served, and the endpoint still answers
+                result = r.json()["result"]
+                stored = admin.get(path).json()["result"]
+                assert stored["public_endpoint_params"] == result["public_endpoint_params"]
+                eid = result.get("public_endpoint_id")
+                seg = f"ns-{eid}" if on_namespace else eid
+                answer = httpx.post(
+                    f"http://127.0.0.1:{server.port}/_public/{seg}/search",
+                    json={"query": "espresso"},
+                )
+                assert answer.status_code < 500, answer.text
+            else:
+                assert r.json()["errors"][0]["code"] in (7001, 7096, 7097)
+
+        run()
+    assert {200, 400} <= set(statuses)
