@@ -9,9 +9,12 @@ from aisearch import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
+    BadRequestError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
 )
+from aisearch._exceptions import error_from_body
 from tests.unit_tests.core.conftest import raising
 from tests.unit_tests.core.payloads import ACCOUNT, GLOBAL_KEY, TOKEN, error_body
 
@@ -162,8 +165,106 @@ def test_auth_errors_name_the_credential_and_what_to_check(
 
 
 def test_other_status_errors_get_no_credential_hint(harness):
-    h = harness(lambda r: httpx.Response(404, json=error_body(7002, "not found")), max_retries=0)
-    with pytest.raises(NotFoundError) as info:
+    h = harness(lambda r: httpx.Response(400, json=error_body(7001, "bad")), max_retries=0)
+    with pytest.raises(BadRequestError) as info:
         h.call("get_instance", "docs")
     assert info.value.hint is None
-    assert str(info.value) == "HTTP 404 (code 7002): not found"
+    assert str(info.value) == "HTTP 400 (code 7001): bad"
+
+
+LIST_DEFAULT = "client.list_instances(namespace='default') lists its instances"
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs", "hint"),
+    [
+        (
+            "get_instance",
+            ("cofee",),
+            {},
+            f"check the instance id 'cofee' and the namespace 'default'; {LIST_DEFAULT}",
+        ),
+        (
+            "search",
+            ("cofee", "q"),
+            {"namespace": "shop"},
+            "check the instance id 'cofee' and the namespace 'shop'; "
+            "client.list_instances(namespace='shop') lists its instances",
+        ),
+        (
+            "legacy_search",
+            ("cofee", "q"),
+            {},
+            f"check the instance id 'cofee' and the namespace 'default'; {LIST_DEFAULT}",
+        ),
+        (
+            "get_item",
+            ("coffee", "it-1"),
+            {},
+            "check the item id 'it-1', the instance id 'coffee' and the namespace 'default'",
+        ),
+        (
+            "get_job",
+            ("coffee", "job-1"),
+            {"namespace": "shop"},
+            "check the job id 'job-1', the instance id 'coffee' and the namespace 'shop'",
+        ),
+        (
+            "get_namespace",
+            ("shop",),
+            {},
+            "check the namespace 'shop'; client.list_namespaces() lists them",
+        ),
+        (
+            "list_instances",
+            (),
+            {"namespace": "shop"},
+            "check the namespace 'shop'; client.list_namespaces() lists them",
+        ),
+        ("list_namespaces", (), {}, None),
+    ],
+)
+def test_not_found_says_which_ids_to_check_and_what_lists_them(harness, method, args, kwargs, hint):
+    h = harness(lambda r: httpx.Response(404, json=error_body(7002, "not found")), max_retries=0)
+    with pytest.raises(NotFoundError) as info:
+        h.call(method, *args, **kwargs)
+    assert info.value.hint == hint
+    tail = f"; {hint}" if hint else ""
+    assert str(info.value) == f"HTTP 404 (code 7002): not found{tail}"
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "code", "hint"),
+    [
+        (
+            "create_instance",
+            ("coffee",),
+            7009,
+            "to reuse the existing instance, pass exist_ok=True to create_instance() "
+            "(a get-or-create; update_instance() changes its configuration)",
+        ),
+        (
+            "create_namespace",
+            ("shop",),
+            7009,
+            "to reuse the existing namespace, pass exist_ok=True to create_namespace()",
+        ),
+        ("create_namespace", ("shop",), 7099, None),  # modified concurrently: no exist_ok
+        ("upload_item", ("coffee", "a.md", "text"), 7009, None),  # not a create with exist_ok
+        ("create_job", ("coffee",), 7009, None),
+    ],
+)
+def test_already_exists_names_the_call_that_reuses_it(harness, method, args, code, hint):
+    h = harness(
+        lambda r: httpx.Response(409, json=error_body(code, "already exists")), max_retries=0
+    )
+    with pytest.raises(ConflictError) as info:
+        h.call(method, *args)
+    assert info.value.hint == hint
+    tail = f"; {hint}" if hint else ""
+    assert str(info.value) == f"HTTP 409 (code {code}): already exists{tail}"
+
+
+def test_a_hand_built_error_without_a_request_gets_no_resource_hint():
+    err = error_from_body(error_body(7002, "not found"), 404, None, "x")
+    assert err.hint is None
