@@ -415,6 +415,31 @@ def resource_hint(status_code: int, code: object, request: httpx.Request | None)
     return None
 
 
+CODE_STATUS: dict[int, int] = {
+    7001: 400, 7002: 404, 7003: 404, 7009: 409, 7020: 429, 7049: 500,
+    7069: 429, 7074: 400, 7089: 400, 7097: 400, 7099: 409,
+}  # fmt: skip
+"""The HTTP status of each Cloudflare error code API.md documents with one (sections 12, 18)."""
+
+
+def entry_error(message: str, entry: Mapping[str, Any]) -> APIStatusError | None:
+    """The status error a per-instance error entry carries, if it carries a status or a code.
+
+    The service sends ``{instance_id, message}`` only; an entry that also has an HTTP error
+    ``status`` (or ``status_code``), or a ``code`` whose status is documented (``CODE_STATUS``),
+    gives the error of that status, with the entry's code. Otherwise ``None``.
+    """
+    code = entry.get("code")
+    if isinstance(code, bool) or not isinstance(code, (int, str)):
+        code = None
+    status = error_status(entry.get("status")) or error_status(entry.get("status_code"))
+    if status is None and code is not None:
+        status = next((v for k, v in CODE_STATUS.items() if str(k) == str(code)), None)
+    if status is None:
+        return None
+    return status_error_class(status)(message, status_code=status, code=code, body=dict(entry))
+
+
 def error_from_body(
     body: Any,
     status_code: int,
