@@ -363,8 +363,18 @@ def auth_hint(config: ClientConfig) -> str:
 
 
 def connection_hint(config: ClientConfig) -> str | None:
-    """What a connection error should add: against the public API, how to reach a local server."""
+    """What a connection error should add: how to reach a local server.
+
+    Against the public API: that a local server needs ``base_url`` / ``AISEARCH_BASE_URL``;
+    against a loopback address: that the local server may not be running; else nothing.
+    """
     if config.base_url != DEFAULT_BASE_URL:
+        host = httpx.URL(config.base_url).host
+        if host == "localhost" or host == "::1" or host.startswith("127."):
+            return (
+                "is the local server running? start it with aisearch-local serve (its --port "
+                "must match the port of base_url= or AISEARCH_BASE_URL)"
+            )
         return None
     return (
         f"base_url is the public API ({DEFAULT_BASE_URL}), the default when neither "

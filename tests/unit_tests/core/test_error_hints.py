@@ -25,6 +25,10 @@ PUBLIC_HINT = (
     "AISEARCH_BASE_URL (e.g. http://127.0.0.1:8787/client/v4)"
 )
 SEARCH_PATH = f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/instances/docs/search"
+LOCAL_HINT = (
+    "is the local server running? start it with aisearch-local serve (its --port must match "
+    "the port of base_url= or AISEARCH_BASE_URL)"
+)
 
 
 def test_connection_error_names_the_public_url_and_how_to_reach_a_local_server(harness):
@@ -49,7 +53,7 @@ def test_connection_error_to_a_local_server_names_its_url_without_the_query(harn
     assert str(info.value) == (
         "connection error: ConnectError: [Errno 111] Connection refused (while trying GET "
         f"http://127.0.0.1:8787/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/"
-        "instances)"
+        f"instances); {LOCAL_HINT}"
     )
 
 
@@ -58,7 +62,25 @@ def test_base_url_from_the_environment_gets_no_public_api_hint(harness, monkeypa
     h = harness(raising(httpx.ConnectError("refused")), max_retries=0)
     with pytest.raises(APIConnectionError) as info:
         h.call("search", "docs", "q")
-    assert str(info.value).endswith(f"(while trying POST http://[::1]:9000{SEARCH_PATH})")
+    assert str(info.value).endswith(
+        f"(while trying POST http://[::1]:9000{SEARCH_PATH}); {LOCAL_HINT}"
+    )
+
+
+@pytest.mark.parametrize("host", ["localhost:8787", "127.0.0.2:80", "[::1]:9000"])
+def test_a_loopback_base_url_asks_whether_the_local_server_runs(harness, host):
+    h = harness(raising(httpx.ConnectError("refused")), max_retries=0, base_url=f"http://{host}/v4")
+    with pytest.raises(APIConnectionError) as info:
+        h.call("list_namespaces")
+    assert str(info.value).endswith(f"; {LOCAL_HINT}")
+
+
+@pytest.mark.parametrize("host", ["search.example.com", "10.0.0.7:8787", "[::2]:80"])
+def test_another_base_url_gets_no_hint(harness, host):
+    h = harness(raising(httpx.ConnectError("refused")), max_retries=0, base_url=f"http://{host}/v4")
+    with pytest.raises(APIConnectionError) as info:
+        h.call("list_namespaces")
+    assert str(info.value).endswith("/namespaces)")
 
 
 def test_timeout_names_the_url(harness):
@@ -66,7 +88,8 @@ def test_timeout_names_the_url(harness):
     with pytest.raises(APITimeoutError) as info:
         h.call("search", "docs", "q")
     assert str(info.value) == (
-        f"request timed out (ConnectTimeout) (while trying POST http://127.0.0.1:8787{SEARCH_PATH})"
+        "request timed out (ConnectTimeout) (while trying POST "
+        f"http://127.0.0.1:8787{SEARCH_PATH}); {LOCAL_HINT}"
     )
 
 
