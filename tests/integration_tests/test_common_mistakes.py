@@ -233,6 +233,26 @@ def forgotten_base_url(ctx: Context) -> Outcome:
     return _caught(call)
 
 
+def forgotten_base_url_online(ctx: Context) -> Outcome:
+    def refuse(request: httpx.Request) -> httpx.Response:  # Cloudflare's answer to a bad token
+        body = {
+            "success": False,
+            "errors": [{"code": 10000, "message": "Authentication error"}],
+            "messages": [],
+            "result": None,
+        }
+        return httpx.Response(403, json=body)
+
+    def call() -> None:
+        http = httpx.Client(transport=httpx.MockTransport(refuse))  # never touches the network
+        with AISearchClient(
+            account_id="my-account", api_token="my-token", http_client=http, max_retries=0
+        ) as client:
+            client.search("coffee", "espresso")
+
+    return _caught(call)
+
+
 def missing_extra_langchain(ctx: Context) -> Outcome:
     return _without("langchain_core", "langchain_aisearch")
 
@@ -314,10 +334,16 @@ MISTAKES: list[tuple[str, Callable[[Context], Outcome], type[BaseException], lis
         ["ConnectError", "while trying POST http://127.0.0.1:", "aisearch-local serve"],
     ),
     (
-        "Forgotten base URL",
+        "Forgotten base URL (offline)",
         forgotten_base_url,
         APIConnectionError,
         ["https://api.cloudflare.com:443/client/v4/accounts/", "AISEARCH_BASE_URL", "base_url="],
+    ),
+    (
+        "Forgotten base URL (online: Cloudflare refuses the token)",
+        forgotten_base_url_online,
+        PermissionDeniedError,
+        ["HTTP 403", "the public API (https://api.cloudflare.com/client/v4)", "AISEARCH_BASE_URL"],
     ),
     (
         "Missing extra (LangChain)",

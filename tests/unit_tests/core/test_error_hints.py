@@ -104,9 +104,17 @@ def test_unsendable_request_names_the_url_but_not_the_header(harness):
     assert TOKEN not in str(info.value)
 
 
+PUBLIC_API = (
+    "the call went to the public API (https://api.cloudflare.com/client/v4), the default when "
+    "neither base_url= nor AISEARCH_BASE_URL is given (set one to reach a local server)"
+)
 TOKEN_CHECK = (
     "check that the token is valid and has the AI Search permissions the call needs "
-    "(AI Search:Run to search and chat, AI Search:Edit to manage namespaces, instances and items)"
+    "(AI Search:Run to search and chat, AI Search:Edit to manage namespaces, instances and "
+    f"items); {PUBLIC_API}"
+)
+KEY_CHECK = (
+    f"check the key and email, and that the key is the account's global API key; {PUBLIC_API}"
 )
 LOCAL_CHECK = (
     f"the server at {LOCAL} accepts the token it was started with (aisearch-local serve "
@@ -133,13 +141,13 @@ def _denied(status: int) -> httpx.Response:
             {},
             {"api_token": None, "api_email": "me@example.com", "api_key": GLOBAL_KEY},
             "the global API key and email from api_email= and api_key=",
-            "check the key and email, and that the key is the account's global API key",
+            KEY_CHECK,
         ),
         (
             {"CLOUDFLARE_EMAIL": "me@example.com", "CLOUDFLARE_API_KEY": GLOBAL_KEY},
             {"api_token": None},
             "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
-            "check the key and email, and that the key is the account's global API key",
+            KEY_CHECK,
         ),
         (  # an adapter passes what it read from the environment: the variable is named
             {"CLOUDFLARE_API_TOKEN": TOKEN},
@@ -157,7 +165,7 @@ def _denied(status: int) -> httpx.Response:
             {"CLOUDFLARE_EMAIL": "me@example.com", "CLOUDFLARE_API_KEY": GLOBAL_KEY},
             {"api_token": None, "api_email": "me@example.com", "api_key": GLOBAL_KEY},
             "the global API key and email from CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY",
-            "check the key and email, and that the key is the account's global API key",
+            KEY_CHECK,
         ),
         (
             {"AISEARCH_BASE_URL": LOCAL},
