@@ -6,6 +6,8 @@ import uuid
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from tests.integration_tests.server._helpers import assert_error
 
@@ -67,3 +69,22 @@ def test_namespace_search_reports_the_suggestion_per_instance(server_http, names
             "(did you mean 'coffee'?)",
         }
     ]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(asked=st.from_regex(r"[a-z0-9_]{1,20}(-[a-z0-9_]{1,20}){0,2}", fullmatch=True))
+def test_any_unknown_id_gets_the_envelope_and_only_real_suggestions(server_http, namespace, asked):
+    assume(asked not in ("coffee", "coffee-beans", "tea"))
+    message = _message(server_http.get(f"/ai-search/namespaces/{namespace}/instances/{asked}"))
+    head = f"instance {asked!r} not found in namespace {namespace!r}"
+    assert message.startswith(head)
+    rest = message.removeprefix(head)
+    if rest:
+        names = rest.removeprefix(" (did you mean ").removesuffix("?)").split(" or ")
+        assert names and all(n.strip("'") in ("coffee", "coffee-beans", "tea") for n in names)
