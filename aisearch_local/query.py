@@ -148,7 +148,7 @@ class QueryService:
         async def one(iid: str) -> tuple[str, Retrieval | str]:
             inst = svc.store.get_instance(namespace, iid)
             if inst is None:
-                return iid, svc.unknown_instance(namespace, iid)
+                return iid, f"instance {iid!r} not found in namespace {namespace!r}"
             fault = await self.take_fault(namespace, iid)
             if fault is not None:
                 err = fault_error(fault)

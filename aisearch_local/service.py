@@ -240,7 +240,12 @@ class LocalService:
         return inst
 
     def unknown_instance(self, namespace: str, instance_id: str) -> str:
-        """The message of a 404 for an instance: what was asked, and the closest existing ids."""
+        """The message of a 404 for an instance: what was asked, and the closest existing ids.
+
+        It names other instances of the namespace: only for callers who may list them (the
+        authenticated routes), never a public endpoint (whose misses all read the same, by
+        design) nor namespace search's per-instance errors.
+        """
         ids = [inst.id for inst in self.store.list_instances(namespace)]
         near = difflib.get_close_matches(instance_id, ids, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""

@@ -56,7 +56,8 @@ def test_suggestions_come_from_the_same_namespace_only(server_http, namespace):
     assert "coffee-beans" not in message
 
 
-def test_namespace_search_reports_the_suggestion_per_instance(server_http, namespace):
+def test_namespace_search_errors_suggest_nothing(server_http, namespace):
+    # its per-instance errors may reach callers who cannot list the namespace's instances
     r = server_http.post(
         f"/ai-search/namespaces/{namespace}/search",
         json={"query": "x", "ai_search_options": {"instance_ids": ["cofee", "tea"]}},
@@ -65,8 +66,7 @@ def test_namespace_search_reports_the_suggestion_per_instance(server_http, names
     assert r.json()["result"]["errors"] == [
         {
             "instance_id": "cofee",
-            "message": f"instance 'cofee' not found in namespace {namespace!r} "
-            "(did you mean 'coffee'?)",
+            "message": f"instance 'cofee' not found in namespace {namespace!r}",
         }
     ]
 
