@@ -416,10 +416,10 @@ def resource_hint(status_code: int, code: object, request: httpx.Request | None)
 
 
 CODE_STATUS: dict[int, int] = {
-    7001: 400, 7002: 404, 7003: 404, 7009: 409, 7020: 429, 7049: 500,
-    7069: 429, 7074: 400, 7089: 400, 7097: 400, 7099: 409,
+    7001: 400, 7002: 404, 7009: 409, 7020: 429, 7049: 500, 7069: 429, 7089: 400, 7097: 400,
+    7099: 409,
 }  # fmt: skip
-"""The HTTP status of each Cloudflare error code API.md documents with one (sections 12, 18)."""
+"""The HTTP status of each Cloudflare error code API.md documents with one (sections 11, 18)."""
 
 
 def entry_error(message: str, entry: Mapping[str, Any]) -> APIStatusError | None:
