@@ -337,7 +337,8 @@ def resolve_config(
 def auth_hint(config: ClientConfig) -> str:
     """What a 401 or 403 should tell: the credential used (by name, never by value), what to check.
 
-    Against the public API: the token's permissions; against another base URL (a local
+    Against the public API: the token's permissions, and that the call went there (a local
+    server needs ``base_url`` / ``AISEARCH_BASE_URL``); against another base URL (a local
     server): the server's ``--token`` / ``AISEARCH_LOCAL_TOKEN``.
     """
     if config.api_token is not None:
@@ -353,6 +354,10 @@ def auth_hint(config: ClientConfig) -> str:
             )
         else:
             check = "check the key and email, and that the key is the account's global API key"
+        check += (
+            f"; the call went to the public API ({DEFAULT_BASE_URL}), the default when neither "
+            "base_url= nor AISEARCH_BASE_URL is given (set one to reach a local server)"
+        )
     else:
         check = (
             f"the server at {config.base_url} accepts the token it was started with "
@@ -363,8 +368,18 @@ def auth_hint(config: ClientConfig) -> str:
 
 
 def connection_hint(config: ClientConfig) -> str | None:
-    """What a connection error should add: against the public API, how to reach a local server."""
+    """What a connection error should add: how to reach a local server.
+
+    Against the public API: that a local server needs ``base_url`` / ``AISEARCH_BASE_URL``;
+    against a loopback address: that the local server may not be running; else nothing.
+    """
     if config.base_url != DEFAULT_BASE_URL:
+        host = httpx.URL(config.base_url).host
+        if host == "localhost" or host == "::1" or host.startswith("127."):
+            return (
+                "is the local server running? start it with aisearch-local serve (its --port "
+                "must match the port of base_url= or AISEARCH_BASE_URL)"
+            )
         return None
     return (
         f"base_url is the public API ({DEFAULT_BASE_URL}), the default when neither "

@@ -28,6 +28,7 @@ No exception message ever contains the API token or key.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -361,6 +362,84 @@ def error_status(value: object) -> int | None:
     return None
 
 
+ALREADY_EXISTS = 7009
+"""Cloudflare's code for a 409 meaning "already exists" (7099 is "modified concurrently")."""
+
+_ACCOUNT = r"/accounts/[^/]+"
+_INSTANCE_PATH = re.compile(
+    _ACCOUNT + r"/ai-search/(?:namespaces/(?P<ns>[^/]+)/)?instances/(?P<id>[^/]+)"
+    r"(?:/(?P<kind>items|jobs)/(?P<sub>[^/]+))?(?:/[^/]+)*\Z"
+)
+_LEGACY_PATH = re.compile(_ACCOUNT + r"/autorag/rags/(?P<id>[^/]+)(?:/[^/]+)*\Z")
+_NAMESPACE_PATH = re.compile(
+    _ACCOUNT + r"/ai-search/namespaces/(?P<ns>[^/]+)(?:/instances|/search|/chat/completions)?\Z"
+)
+_CREATE_PATH = re.compile(
+    _ACCOUNT + r"/ai-search/(?:namespaces(?:/(?P<ns>[^/]+)/instances)?|instances)\Z"
+)
+
+
+def resource_hint(status_code: int, code: object, request: httpx.Request | None) -> str | None:
+    """What a 404 or an "already exists" 409 should add: what to check, or which call reuses it.
+
+    Read from the request's path (the ids in it are checked before sending): a 404 on an
+    instance names the instance id and namespace and the call listing them; on a namespace,
+    ``list_namespaces()``; a 409 / 7009 on a create, ``exist_ok=True``.
+    """
+    if request is None:
+        return None
+    path = request.url.path
+    if status_code == 409 and str(code) == str(ALREADY_EXISTS) and request.method == "POST":
+        created = _CREATE_PATH.search(path)
+        if created is None:
+            return None
+        if created.group(0).endswith("/namespaces"):
+            return "to reuse the existing namespace, pass exist_ok=True to create_namespace()"
+        return (
+            "to reuse the existing instance, pass exist_ok=True to create_instance() "
+            "(a get-or-create; update_instance() changes its configuration)"
+        )
+    if status_code != 404:
+        return None
+    found = _INSTANCE_PATH.search(path) or _LEGACY_PATH.search(path)
+    if found is not None:
+        parts = found.groupdict()
+        ns = parts.get("ns") or "default"
+        where = f"the instance id {parts['id']!r} and the namespace {ns!r}"
+        if parts.get("kind"):
+            return f"check the {parts['kind'][:-1]} id {parts['sub']!r}, {where}"
+        return f"check {where}; client.list_instances(namespace={ns!r}) lists its instances"
+    named = _NAMESPACE_PATH.search(path)
+    if named is not None:
+        return f"check the namespace {named.group('ns')!r}; client.list_namespaces() lists them"
+    return None
+
+
+CODE_STATUS: dict[int, int] = {
+    7001: 400, 7002: 404, 7009: 409, 7020: 429, 7049: 500, 7069: 429, 7089: 400, 7097: 400,
+    7099: 409,
+}  # fmt: skip
+"""The HTTP status of each Cloudflare error code API.md documents with one (sections 11, 18)."""
+
+
+def entry_error(message: str, entry: Mapping[str, Any]) -> APIStatusError | None:
+    """The status error a per-instance error entry carries, if it carries a status or a code.
+
+    The service sends ``{instance_id, message}`` only; an entry that also has an HTTP error
+    ``status`` (or ``status_code``), or a ``code`` whose status is documented (``CODE_STATUS``),
+    gives the error of that status, with the entry's code. Otherwise ``None``.
+    """
+    code = entry.get("code")
+    if isinstance(code, bool) or not isinstance(code, (int, str)):
+        code = None
+    status = error_status(entry.get("status")) or error_status(entry.get("status_code"))
+    if status is None and code is not None:
+        status = next((v for k, v in CODE_STATUS.items() if str(k) == str(code)), None)
+    if status is None:
+        return None
+    return status_error_class(status)(message, status_code=status, code=code, body=dict(entry))
+
+
 def error_from_body(
     body: Any,
     status_code: int,
@@ -375,7 +454,8 @@ def error_from_body(
 
     The error's constructor takes the credentials (``secrets`` and those of
     ``response.request``) out of everything it keeps. ``default`` is the message when the
-    body (any JSON value, or text) carries none; ``hint`` is added to it.
+    body (any JSON value, or text) carries none; ``hint`` is added to it (by default, what
+    :func:`resource_hint` reads from the request).
     """
     secrets = (*secrets, *request_secrets(request_of(response)))
     code: int | str | None = None
@@ -404,6 +484,8 @@ def error_from_body(
         message = excerpt(body, secrets=secrets)
     if isinstance(code, bool) or (code is not None and not isinstance(code, (int, str))):
         code = str(code)
+    if hint is None:
+        hint = resource_hint(status_code, code, request_of(response))
     cls = status_error_class(status_code)
     return cls(
         message,

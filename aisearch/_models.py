@@ -10,9 +10,17 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from aisearch._exceptions import AISearchError
+from aisearch._exceptions import AISearchError, entry_error
 
 __all__ = [
     "CHUNK_METADATA_KEYS",
@@ -206,7 +214,15 @@ class InstanceError(_ResponseModel):
     message: str = ""
     """What went wrong."""
     error: AISearchError | None = Field(default=None, exclude=True)
-    """The exception raised for this instance (client-side fan-out only)."""
+    """The exception raised for this instance (client-side fan-out); for an entry a namespace
+    endpoint sends, the ``APIStatusError`` of its ``status`` or ``code`` when it carries one
+    (the service sends only ``instance_id`` and ``message``: then ``None``)."""
+
+    @model_validator(mode="after")
+    def _error_from_entry(self) -> InstanceError:
+        if self.error is None and self.model_extra:
+            self.error = entry_error(self.message, {"message": self.message, **self.model_extra})
+        return self
 
 
 class SearchResult(_ResponseModel):

@@ -22,7 +22,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from aisearch._exceptions import AISearchError, APIConnectionError, APIStatusError
+from aisearch._exceptions import ALREADY_EXISTS, AISearchError, APIConnectionError, APIStatusError
 
 __all__ = [
     "ALREADY_EXISTS",
@@ -49,9 +49,6 @@ MAX_RETRY_AFTER = 60.0
 JITTER = 0.25
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
-
-ALREADY_EXISTS = 7009
-"""Cloudflare's code for a 409 meaning "already exists" (7099 is "modified concurrently")."""
 
 NOT_RETRIED_CODES: dict[int, frozenset[int]] = {409: frozenset({ALREADY_EXISTS})}
 """Cloudflare error codes that make a retryable status final, by status (7009: already exists)."""

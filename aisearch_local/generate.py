@@ -53,6 +53,7 @@ __all__ = [
     "message_text",
     "rerank_scores",
     "rewrite_query",
+    "word_pieces",
 ]
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def _apply_limits(text: str, max_tokens: int | None, stop: list[str]) -> tuple[s
     return text, "stop"
 
 
-def _pieces(text: str) -> list[str]:
+def word_pieces(text: str) -> list[str]:
     """Word-sized pieces (word plus following whitespace) whose concatenation is ``text``."""
     return re.findall(r"\s+|\S+\s*", text) if text else []
 
@@ -363,7 +364,7 @@ class ExtractiveGenerator:
     ) -> Iterator[str | Generation]:
         """Yield the :meth:`generate` text in word-sized pieces, then the :class:`Generation`."""
         generation = self.generate(messages, chunks, **limits)
-        yield from _pieces(generation.text)
+        yield from word_pieces(generation.text)
         yield generation
 
 

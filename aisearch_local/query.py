@@ -20,7 +20,7 @@ from anyio import to_thread
 
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
-from aisearch_local.generate import Generation
+from aisearch_local.generate import Generation, word_pieces
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
 from aisearch_local.records import InstanceRecord, item_attributes
@@ -240,9 +240,13 @@ class QueryService:
         return gen
 
     def answer_stream(self, plan: ChatPlan) -> Iterator[str | Generation]:
-        """The answer of a plan as text pieces, then its :class:`Generation`; blocking."""
+        """The answer of a plan as text pieces, then its :class:`Generation`; blocking.
+
+        A cached answer (a similarity-cache hit) streams word by word too, as a fresh one does,
+        not as one piece.
+        """
         if plan.cached is not None:
-            return iter([plan.cached.text, plan.cached])
+            return iter([*word_pieces(plan.cached.text), plan.cached])
         return self.stream(plan.messages, plan.chunks, plan.settings, plan.model)
 
     def generate(

@@ -9,6 +9,7 @@ which wraps it; the CLI uses it directly for ``ingest`` and ``inspect``.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import logging
 import threading
@@ -242,8 +243,20 @@ class LocalService:
         self.require_namespace(namespace)
         inst = self.store.get_instance(namespace, instance_id)
         if inst is None:
-            raise not_found(f"instance {instance_id!r} not found in namespace {namespace!r}")
+            raise not_found(self.unknown_instance(namespace, instance_id))
         return inst
+
+    def unknown_instance(self, namespace: str, instance_id: str) -> str:
+        """The message of a 404 for an instance: what was asked, and the closest existing ids.
+
+        It names other instances of the namespace: only for callers who may list them (the
+        authenticated routes), never a public endpoint (whose misses all read the same, by
+        design) nor namespace search's per-instance errors.
+        """
+        ids = [inst.id for inst in self.store.list_instances(namespace)]
+        near = difflib.get_close_matches(instance_id, ids, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+        return f"instance {instance_id!r} not found in namespace {namespace!r}{hint}"
 
     def require_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any]:
         """Return an item of the instance or raise 404 / 7002."""

@@ -129,5 +129,7 @@ def test_server_not_running_names_the_url(local_server: LocalServer):
     message = str(info.value)
     assert message.startswith("connection error: ConnectError: ")
     assert message.endswith(
-        f"(while trying GET {base}/accounts/acc/ai-search/namespaces/default/instances/docs)"
+        f"(while trying GET {base}/accounts/acc/ai-search/namespaces/default/instances/docs); "
+        "is the local server running? start it with aisearch-local serve (its --port must "
+        "match the port of base_url= or AISEARCH_BASE_URL)"
     )
