@@ -12,6 +12,10 @@ This module holds the route table and the application factory. Where things live
 :mod:`aisearch_local.routes_query` (search, chat, legacy). To add a route: write the handler,
 decorated with ``@endpoint``, in one of the two route modules, and add its ``Route`` below.
 
+Public endpoints (API.md section 18.2, no token) are mounted on ``/_public``
+(:mod:`aisearch_local.public`): ``/_public/{public_endpoint_id}/search``,
+``/chat/completions`` and ``/mcp``, ``/_public/ns-{id}/...`` for a namespace.
+
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
 /client/v4/_local/faults``) and ``GET /client/v4/_local/health``.
@@ -24,12 +28,14 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from aisearch_local._http import http_error, server_error
 from aisearch_local.embed import Embedder
 from aisearch_local.generate import Generator
 from aisearch_local.guard import Perimeter
+from aisearch_local.public import PREFIX as PUBLIC_PREFIX
+from aisearch_local.public import PublicEndpoints
 from aisearch_local.query import QueryService
 from aisearch_local.routes_admin import (
     fault_delete,
@@ -155,12 +161,16 @@ def create_app(
             always passes a list).
 
     Returns:
-        The application; ``app.state.service`` is the :class:`LocalService`.
+        The application; ``app.state.service`` is the :class:`LocalService`,
+        ``app.state.public`` the :class:`~aisearch_local.public.PublicEndpoints` (its
+        ``limiter.clock`` is the rate limit's clock).
     """
     svc = service or LocalService(data_dir, embedder=embedder, generator=generator)
+    queries = QueryService(svc)
+    public = PublicEndpoints(svc, queries)
 
     app = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), Mount(PUBLIC_PREFIX, app=public)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     # Cloudflare's API never redirects; Starlette's default would answer ``.../items/%2e%2e/``
@@ -168,7 +178,8 @@ def create_app(
     # redirects would then act on the parent resource.
     app.router.redirect_slashes = False
     app.state.service = svc
-    app.state.queries = QueryService(svc)
+    app.state.queries = queries
+    app.state.public = public
     app.state.token = token
     if source_roots is not None:
         svc.source_roots = tuple(str(Path(r).resolve()) for r in source_roots)

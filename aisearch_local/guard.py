@@ -9,7 +9,9 @@ request, when:
 * a state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) comes from a browser page
   of another origin: an ``Origin`` header that is not the server's own origin nor an allowed
   origin, or ``Sec-Fetch-Site: cross-site`` / ``same-site``: 403 / 10000. Clients that are not
-  browsers send neither header and pass;
+  browsers send neither header and pass. Not on the public endpoints (``/_public/...``), where
+  each endpoint's ``authorized_hosts`` decide (:mod:`aisearch_local.public`), and whose
+  refusals here take their envelope (``result: {}``, no ``messages``);
 * a state-changing request to a JSON route declares another ``Content-Type`` than
   ``application/json`` or ``application/*+json``: 415 / 7001. A cross-site form or ``fetch``
   can only send ``text/plain``, ``application/x-www-form-urlencoded``, ``multipart/form-data``
@@ -72,6 +74,7 @@ _UPLOAD_RE = re.compile(r"/instances/[^/]+/items/?$")
 _QUERY_RE = re.compile(r"/(search|chat/completions|ai-search)/?$")
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
+_PUBLIC_PREFIX = "/_public/"
 
 
 def body_limit(method: str, path: str) -> int:
@@ -179,18 +182,25 @@ class Perimeter:
         method = str(scope.get("method", "GET")).upper()
         path = str(scope.get("path", ""))
         scheme = str(scope.get("scheme", "http")).lower()
+        public = path.startswith(_PUBLIC_PREFIX)
         refusal = self._check_headers(method, path, headers, scheme)
         if refusal is not None:
-            await _refuse(send, *refusal)
+            await _refuse(send, *refusal, public=public)
             return
         limit = body_limit(method, path)
         length = headers.get("content-length")
         if length is not None:
             if not (length.isascii() and length.isdigit()):
-                await _refuse(send, 400, 7001, f"Content-Length: not a byte count ({length!r})")
+                await _refuse(
+                    send,
+                    400,
+                    7001,
+                    f"Content-Length: not a byte count ({length!r})",
+                    public=public,
+                )
                 return
             if int(length) > limit:
-                await _refuse(send, *_too_large(method, path, limit, int(length)))
+                await _refuse(send, *_too_large(method, path, limit, int(length)), public=public)
                 return
         if method not in STATE_CHANGING:
             await self.app(scope, receive, send)
@@ -205,7 +215,7 @@ class Perimeter:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _refuse(send, *_too_large(method, path, limit, None))
+                await _refuse(send, *_too_large(method, path, limit, None), public=public)
                 return
             if chunk:
                 chunks.append(chunk)
@@ -249,6 +259,8 @@ class Perimeter:
             )
         if method not in STATE_CHANGING:
             return None
+        if path.startswith(_PUBLIC_PREFIX):
+            return self._check_content_type(method, path, headers)
         origin = headers.get("origin")
         site = headers.get("sec-fetch-site", "").strip().lower()
         # a page of an origin the operator listed (--allowed-origin) is another site by
@@ -267,6 +279,12 @@ class Perimeter:
                 f"Origin {origin!r} may not change this server's state; start it with "
                 f"--allowed-origin {origin} to allow that page",
             )
+        return self._check_content_type(method, path, headers)
+
+    @staticmethod
+    def _check_content_type(
+        method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, int, str] | None:
         if not (method == "POST" and _UPLOAD_RE.search(path)):
             # No Content-Type at all is accepted (raw-HTTP tools and tests post bytes without
             # one): a browser page sending a body without one still sends Origin, refused above.
@@ -336,15 +354,12 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-async def _refuse(send: Send, status: int, code: int, message: str) -> None:
-    body = json.dumps(
-        {
-            "success": False,
-            "errors": [{"code": code, "message": message}],
-            "messages": [],
-            "result": None,
-        }
-    ).encode()
+async def _refuse(
+    send: Send, status: int, code: int, message: str, *, public: bool = False
+) -> None:
+    doc: dict[str, Any] = {"success": False, "errors": [{"code": code, "message": message}]}
+    doc.update({"result": {}} if public else {"messages": [], "result": None})
+    body = json.dumps(doc).encode()
     await send(
         {
             "type": "http.response.start",

@@ -32,6 +32,8 @@ from aisearch_local.ingest import (
     extract_text,
     scan_source_dir,
 )
+from aisearch_local.public_params import FIELD as PUBLIC_PARAMS
+from aisearch_local.public_params import apply_public_params
 from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
@@ -189,6 +191,7 @@ class LocalService:
         self, name: str, description: str | None, extra: dict[str, Any]
     ) -> dict[str, Any]:
         """Create a namespace (409 / 7009 when it exists)."""
+        apply_public_params(extra, None, namespace=True)
         created = self.store.create_namespace(name, description, extra)
         if created is None:
             raise APIError(409, 7009, f"namespace {name!r} already exists")
@@ -206,6 +209,10 @@ class LocalService:
             raise bad_request(
                 "description", "the description of the default namespace cannot be changed"
             )
+        names = {i.id for i in self.store.list_instances(namespace)}
+        apply_public_params(
+            extra, self.store.get_namespace(namespace), namespace=True, instances=names
+        )
         return self.store.update_namespace(namespace, description, extra)
 
     def delete_namespace(self, namespace: str) -> dict[str, Any]:
@@ -295,7 +302,10 @@ class LocalService:
                 "id",
                 f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
             )
-        cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
+        patch = apply_public_params(
+            validate_instance_config(body, creating=True), None, namespace=False
+        )
+        cfg = {**_defaults(self.embedder), **patch}
         check_searchable(cfg)
         src = cfg.get("source")
         try:
@@ -348,7 +358,9 @@ class LocalService:
 
     def update_instance(self, inst: InstanceRecord, body: dict[str, Any]) -> InstanceRecord:
         """Merge a partial update into the instance configuration."""
-        patch = validate_instance_config(body, creating=False)
+        patch = apply_public_params(
+            validate_instance_config(body, creating=False), inst.config, namespace=False
+        )
         cfg = {**inst.config, **patch}
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
@@ -361,6 +373,15 @@ class LocalService:
         """Delete an instance, all its indexed data and its fault (blocking)."""
         self.store.delete_instance(inst)
         self.clear_fault(inst.namespace, inst.id)
+        # a deleted instance leaves its namespace's public allowlist (API.md section 18.2)
+        ns = self.store.get_namespace(inst.namespace) or {}
+        params = ns.get(PUBLIC_PARAMS)
+        allowed = params.get("instances_allowed") if isinstance(params, dict) else None
+        if isinstance(params, dict) and isinstance(allowed, list) and inst.id in allowed:
+            kept = [i for i in allowed if i != inst.id]
+            self.store.update_namespace(
+                inst.namespace, None, {PUBLIC_PARAMS: {**params, "instances_allowed": kept}}
+            )
 
     def stats(self, inst: InstanceRecord) -> dict[str, Any]:
         """Item counts by status, chunk and payload totals, last activity."""

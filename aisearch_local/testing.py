@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from aisearch_local.app import create_app
 from aisearch_local.embed import Embedder
@@ -75,6 +76,7 @@ class LocalServer:
             "source_roots": None if source_roots is None else tuple(source_roots),
         }
         self.service: LocalService | None = None
+        self.app: Starlette | None = None  # the application, once started
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -116,6 +118,7 @@ class LocalServer:
             bind_host=self.host,
             **self._perimeter,
         )
+        self.app = app
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto is IPPROTO_TCP; with proto 0, Nagle + delayed ACK add ~40 ms to every request.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -145,6 +148,7 @@ class LocalServer:
             self._thread.join(timeout=10)
         self._server = None
         self._thread = None
+        self.app = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -1,0 +1,156 @@
+"""``POST /mcp`` of a public endpoint: an MCP server with one tool, ``search`` (API.md 18.3).
+
+Built on the MCP Python SDK's low-level :class:`mcp.server.lowlevel.Server` and its
+:class:`~mcp.server.streamable_http_manager.StreamableHTTPSessionManager` in stateless mode
+with JSON responses (no ``initialize`` needed, nothing kept between requests). A server and a
+session manager are made for each HTTP request: the tool's description and input differ per
+endpoint, and the manager's task group then lives exactly as long as the request (the app needs
+no lifespan, which ``LocalServer`` and test clients do not run).
+
+The tool (local choices where API.md 18.4 says the service is silent):
+
+* description: ``public_endpoint_params.mcp.description`` (default "Finds exactly what you're
+  looking for");
+* input: ``query`` (string, required), ``max_num_results`` (1-50, optional) and, on a namespace
+  endpoint, ``instance_ids`` (optional; the allowlist otherwise, with the 60012 / 60013 rules of
+  the REST body reported as a tool error);
+* output: text content listing each chunk with its source (file name, score, instance) and
+  structured content ``{"search_query": ..., "chunks": [...]}``, the chunks exactly as
+  ``/search`` returns them. Errors are tool results with ``isError: true``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mcp.types as types
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.types import Receive, Scope, Send
+
+from aisearch_local import __version__
+from aisearch_local.errors import APIError, ValidationError
+from aisearch_local.models import SearchRequest
+
+if TYPE_CHECKING:
+    from aisearch_local.public import Endpoint, PublicEndpoints
+
+__all__ = ["format_results", "input_schema", "serve_mcp"]
+
+TOOL = "search"
+MAX_RESULTS = 50
+
+
+def input_schema(namespace: bool) -> dict[str, Any]:
+    """The JSON Schema of the ``search`` tool's arguments."""
+    props: dict[str, Any] = {
+        "query": {"type": "string", "minLength": 1, "description": "What to search for."},
+        "max_num_results": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_RESULTS,
+            "description": "How many chunks to return at most (default: the instance's).",
+        },
+    }
+    if namespace:
+        props["instance_ids"] = {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "maxItems": 10,
+            "description": "The instances to search (default: every instance this endpoint "
+            "exposes).",
+        }
+    return {
+        "type": "object",
+        "properties": props,
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+
+def format_results(query: str, chunks: list[dict[str, Any]]) -> str:
+    """The readable text of a search: each chunk with its source, best first."""
+    if not chunks:
+        return f"No results for {query!r}."
+    lines = [f"{len(chunks)} result{'s' if len(chunks) != 1 else ''} for {query!r}:"]
+    sources: dict[str, None] = {}
+    for n, c in enumerate(chunks, 1):
+        item = c.get("item")
+        key = item.get("key") if isinstance(item, dict) else None
+        source = str(key or c.get("id") or "?")
+        sources[source] = None
+        where = f", instance {c['instance_id']}" if c.get("instance_id") else ""
+        score = c.get("score")
+        shown = f"{score:.3f}" if isinstance(score, (int, float)) else "?"
+        lines.append(f"\n[{n}] {source} (score {shown}{where})\n{str(c.get('text', '')).strip()}")
+    lines.append("\nSources: " + ", ".join(sources))
+    return "\n".join(lines)
+
+
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], isError=True)
+
+
+def _build(public: PublicEndpoints, ep: Endpoint) -> Server[Any, Any]:
+    server: Server[Any, Any] = Server("aisearch-local", version=__version__)
+    tool = types.Tool(
+        name=TOOL,
+        description=str(ep.params["mcp"]["description"]),
+        inputSchema=input_schema(ep.is_namespace),
+        annotations=types.ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+
+    @server.list_tools()  # type: ignore[no-untyped-call,untyped-decorator]
+    async def list_tools() -> list[types.Tool]:
+        return [tool]
+
+    @server.call_tool()  # type: ignore[untyped-decorator]
+    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        if name != TOOL:
+            return _error(f"unknown tool {name[:100]!r}: this server has one tool, {TOOL!r}")
+        return await run_tool(public, ep, arguments)
+
+    return server
+
+
+async def run_tool(
+    public: PublicEndpoints, ep: Endpoint, arguments: dict[str, Any]
+) -> types.CallToolResult:
+    """Run the ``search`` tool (arguments already checked against :func:`input_schema`)."""
+    from aisearch_local.public import PublicError
+
+    query = str(arguments.get("query", ""))
+    options: dict[str, Any] = {}
+    if arguments.get("max_num_results") is not None:
+        options["retrieval"] = {"max_num_results": arguments["max_num_results"]}
+    if ep.is_namespace and arguments.get("instance_ids") is not None:
+        options["instance_ids"] = arguments["instance_ids"]
+    try:
+        req = SearchRequest.parse({"query": query, "ai_search_options": options or None})
+        found = await public.retrieve(ep, req)
+    except PublicError as exc:
+        return _error(f"{exc.code}: {exc.message}")
+    except ValidationError as exc:
+        return _error(f"7001: {exc}")
+    except APIError as exc:
+        return _error(f"{exc.code}: {exc.message}")
+    result: dict[str, Any] = {"search_query": found.query, "chunks": found.chunks}
+    if found.errors:
+        result["errors"] = found.errors
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=format_results(query, found.chunks))],
+        structuredContent=result,
+        isError=False,
+    )
+
+
+async def serve_mcp(
+    public: PublicEndpoints, ep: Endpoint, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer one MCP Streamable HTTP request (stateless, JSON responses) for ``ep``."""
+    manager = StreamableHTTPSessionManager(
+        app=_build(public, ep), stateless=True, json_response=True
+    )
+    async with manager.run():
+        await manager.handle_request(scope, receive, send)

@@ -1,0 +1,86 @@
+"""The rate limit of the public endpoints (``public_endpoint_params.rate_limit``).
+
+One counter per endpoint, shared by its ``/search``, ``/chat/completions`` and ``/mcp`` routes
+and by every client (the real service does not document per-client limits). Time is cut into
+windows of ``period_ms`` (window ``k`` is ``[k * period, (k + 1) * period)`` of the clock):
+
+* ``fixed``: at most ``requests`` in each window;
+* ``sliding``: Cloudflare's sliding-window estimate, the previous window's count weighted by
+  the part of it still inside the last ``period_ms``, plus the current window's count, stays
+  at most ``requests``.
+
+A refused request is not counted. The clock is injectable (seconds, monotonic by default), so
+tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+__all__ = ["RateLimiter"]
+
+
+@dataclass
+class _Window:
+    rule: tuple[int, int, str]
+    index: int
+    count: int
+    previous: int
+
+
+class RateLimiter:
+    """Counters of the public endpoints.
+
+    Args:
+        clock: Returns the time in seconds (``time.monotonic`` by default).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._windows: dict[Hashable, _Window] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: Hashable, requests: int, period_ms: int, technique: str) -> float | None:
+        """Count one request of ``key``, or refuse it.
+
+        Returns:
+            None when allowed (and counted); else the seconds until a request would be allowed.
+        """
+        now_ms = self.clock() * 1000.0
+        index = math.floor(now_ms / period_ms)
+        rule = (requests, period_ms, technique)
+        with self._lock:
+            w = self._windows.get(key)
+            if w is None or w.rule != rule:  # first request, or the rule changed: start over
+                w = self._windows[key] = _Window(rule, index, 0, 0)
+            if index != w.index:
+                w.previous = w.count if index == w.index + 1 else 0
+                w.index, w.count = index, 0
+            elapsed = now_ms - index * period_ms
+            if technique == "sliding":
+                used = w.previous * (period_ms - elapsed) / period_ms + w.count
+            else:
+                used = w.count
+            if used + 1 <= requests:
+                w.count += 1
+                return None
+            return self._wait_ms(w, requests, period_ms, elapsed) / 1000.0
+
+    @staticmethod
+    def _wait_ms(w: _Window, requests: int, period_ms: int, elapsed: float) -> float:
+        """Milliseconds until one more request fits."""
+        to_next = period_ms - elapsed
+        if w.rule[2] != "sliding":
+            return to_next
+        if w.previous > 0 and w.count + 1 <= requests:
+            # previous * (period - t) / period + count + 1 <= requests, solved for t
+            t = period_ms * (1 - (requests - w.count - 1) / w.previous)
+            return max(t - elapsed, 1.0)
+        # not before the next window, where this window's count is the weighted one
+        if w.count > 0 and requests - 1 < w.count:
+            return to_next + period_ms * (1 - (requests - 1) / w.count)
+        return to_next
