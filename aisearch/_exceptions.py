@@ -237,9 +237,9 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 _CODE_ERRORS: dict[int, type[APIStatusError]] = {
     60005: RateLimitError,  # the endpoint's rate_limit
     60006: NotFoundError,  # no such route on an instance endpoint
-    60007: PermissionDeniedError,  # search_endpoint.disabled
-    60008: PermissionDeniedError,  # chat_completions_endpoint.disabled
-    60009: PermissionDeniedError,  # mcp.disabled
+    60007: PermissionDeniedError,  # mcp.disabled
+    60008: PermissionDeniedError,  # search_endpoint.disabled
+    60009: PermissionDeniedError,  # chat_completions_endpoint.disabled
     60012: BadRequestError,  # malformed instance_ids
     60013: NotFoundError,  # instance unknown or not in instances_allowed
     60014: NotFoundError,  # no such route on a namespace endpoint
