@@ -77,12 +77,13 @@ def check_endpoint(url: object, field: str = "endpoint") -> str:
 
     ``https://`` with a host, or ``http://`` to ``localhost``, ``127.0.0.1`` or ``[::1]`` only
     (a local server): an Access secret must not cross a network in clear text. No credentials
-    (``user:password@``, never echoed), query, fragment, spaces or control characters. A path is
-    allowed (the local server serves each endpoint under ``/_public/<id>``).
+    (``user:password@``, never echoed: no ``@`` at all), query, fragment, spaces or control
+    characters. A path is allowed (the local server serves each endpoint under
+    ``/_public/<id>``).
     """
     if not isinstance(url, str):
         raise InvalidRequestError(f"{field}: must be a URL string (got {type(url).__name__})")
-    if "@" in url.partition("//")[2].partition("/")[0]:
+    if "@" in url:  # user:password@ (never echoed); no endpoint URL has an '@' elsewhere
         raise InvalidRequestError(
             f"{field}: must not carry credentials (user:password@); pass a Cloudflare Access "
             "service token as access_client_id and access_client_secret"

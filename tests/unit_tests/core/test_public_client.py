@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch import (
     AISearchError,
@@ -36,6 +38,7 @@ from aisearch import (
     StreamEndEvent,
     TextDeltaEvent,
 )
+from aisearch._public import LOCAL_HOSTS, check_endpoint
 from tests.unit_tests.core.payloads import (
     CHAT_RESPONSE,
     MSGS,
@@ -414,3 +417,29 @@ def test_lifecycle_and_options() -> None:
     asyncio.run(run())
     with pytest.raises(InvalidRequestError, match=r"http_client: must be an httpx\.Client "):
         AISearchPublicClient(endpoint=ENDPOINT, http_client=httpx.AsyncClient())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- fuzzing
+
+
+_PIECES = st.sampled_from(
+    ["https://", "http://", "ftp://", "//", "user:pw@", "@", "search.example.com",
+     "127.0.0.1", "localhost", "[::1]", ":8787", ":0", ":99999", ":x", "/_public/ab",
+     "/", "..", "?q", "#f", " ", "\n", "\x00", "\ud800", "%2e", "é", "ns-1"]
+)  # fmt: skip
+
+
+@settings(deadline=None)  # no timed assertion: the machine may be busy
+@given(st.lists(_PIECES | st.text(max_size=4), max_size=8).map("".join))
+def test_any_endpoint_is_either_accepted_clean_or_refused_naming_the_field(url: str) -> None:
+    try:
+        kept = check_endpoint(url)
+    except InvalidRequestError as exc:
+        assert str(exc).startswith("endpoint: ")
+        assert "pw@" not in str(exc)
+        return
+    parsed = httpx.URL(kept)
+    assert parsed.scheme == "https" or parsed.host in LOCAL_HOSTS
+    assert parsed.host and not parsed.userinfo and not parsed.query and not parsed.fragment
+    assert not kept.endswith("/")
+    assert all(c.isprintable() and not c.isspace() for c in kept)
