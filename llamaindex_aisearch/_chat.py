@@ -148,8 +148,12 @@ class ChatTarget:
 
     @property
     def label(self) -> str:
-        """The instance id, or the comma-joined ids of a namespace target."""
-        return self.instance_id or ",".join(self.instance_ids or [])
+        """The instance id, the comma-joined ids of a namespace target, or the public endpoint."""
+        return (
+            self.instance_id
+            or ",".join(self.instance_ids or [])
+            or (self.connection.public_endpoint or "")
+        )
 
     def _kwargs(self) -> dict[str, Any]:
         return {**self.settings, "options": self.options}

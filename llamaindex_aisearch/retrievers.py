@@ -211,6 +211,8 @@ class AISearchRetriever(_RetrieverBase):
             )
 
     def _describe_target(self) -> str:
+        if self.instance_id is None:
+            return f"public_endpoint={self._connection.public_endpoint!r}"
         return repr(self.instance_id)
 
     @presigned
@@ -493,7 +495,7 @@ class AISearchMultiRetriever(_RetrieverBase):
                 raise InstanceFailureError(result.errors, result.nodes)
             if self.on_instance_error == "warn":
                 warnings.warn(
-                    f"AI Search: {len(result.errors)} of {len(self.targets)} instance(s) "
+                    f"AI Search: {len(result.errors)} of {len(self.targets) or 'the'} instance(s) "
                     f"failed: {error_summary(result.errors)}",
                     AISearchInstanceWarning,
                     stacklevel=4,

@@ -36,6 +36,12 @@ def test_the_connection_builds_a_public_client() -> None:
     assert conn.uses_public_endpoint and conn.public_endpoint == ENDPOINT
     assert isinstance(conn.public_client, AISearchPublicClient)
     assert conn.public_client is conn.public_client
+    assert repr(AISearchRetriever(connection=conn)).startswith(
+        f"AISearchRetriever(public_endpoint={ENDPOINT!r}, "
+    )
+    assert repr(AISearchQueryEngine(connection=conn)).startswith(
+        f"AISearchQueryEngine({ENDPOINT!r}, "
+    )
     # management needs an account: a clear error, not a missing-account one
     with pytest.raises(AISearchError, match=r"a public endpoint serves search and chat"):
         _ = conn.client
