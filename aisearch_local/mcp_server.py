@@ -29,6 +29,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
 from aisearch_local import __version__
+from aisearch_local._http import EarlyResponse
 from aisearch_local.errors import APIError, ValidationError
 from aisearch_local.models import SearchRequest
 
@@ -131,6 +132,8 @@ async def run_tool(
         found = await public.retrieve(ep, req)
     except PublicError as exc:
         return _error(f"{exc.code}: {exc.message}")
+    except EarlyResponse:  # an injected malformed-body fault
+        return _error("7000: malformed response from the instance (injected fault)")
     except ValidationError as exc:
         return _error(f"7001: {exc}")
     except APIError as exc:

@@ -122,6 +122,22 @@ def test_enabling_generates_an_id_that_is_kept_forever(admin, instance):
     assert _ok(admin.get(f"/ai-search/instances/{iid}"))["public_endpoint_id"] == eid
 
 
+def test_a_namespace_gets_its_id_on_create_or_update_and_keeps_it(admin, anon):
+    name = f"pn-{uuid.uuid4().hex[:10]}"
+    created = _ok(
+        admin.post("/ai-search/namespaces", json={"name": name, "public_endpoint_params": ENABLED})
+    )
+    nid = created["public_endpoint_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", nid)
+    assert created["public_endpoint_params"]["instances_allowed"] == []
+    for params in (None, {"enabled": False}, ENABLED):
+        r = admin.put(f"/ai-search/namespaces/{name}", json={"public_endpoint_params": params})
+        assert _ok(r)["public_endpoint_id"] == nid
+    assert _ok(admin.get(f"/ai-search/namespaces/{name}"))["public_endpoint_id"] == nid
+    # an instance id is not a namespace id, nor the other way round
+    _err(anon.post(f"/_public/{nid}/search", json=QUERY), 404, 60003)
+
+
 def test_each_put_replaces_the_whole_object_but_custom_domains(admin, instance):
     iid, _ = instance(
         {
@@ -624,3 +640,12 @@ def test_the_perimeter_answers_public_paths_in_their_envelope(anon, instance):
     r = anon.post(f"/_public/{eid}/search", json=QUERY, headers={"Host": "evil.example"})
     assert r.status_code == 403
     assert r.json()["result"] == {}
+
+
+def test_injected_faults_apply_to_public_instance_routes(server, anon, instance):
+    iid, eid = instance()
+    server.set_fault(iid, status=503, retry_after=2, times=1)
+    r = anon.post(f"/_public/{eid}/search", json=QUERY)
+    assert _err(r, 503, 7017) == "injected fault: HTTP 503"
+    assert r.headers["retry-after"] == "2"
+    assert anon.post(f"/_public/{eid}/search", json=QUERY).status_code == 200
