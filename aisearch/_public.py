@@ -106,6 +106,10 @@ def check_endpoint(url: object, field: str = "endpoint") -> str:
         )
     if parsed.port is not None and not 0 < parsed.port <= 65535:
         raise InvalidRequestError(f"{field}: the port must be from 1 to 65535 (got {shown})")
+    segments = url.split("//", 1)[-1].split("/")[1:]
+    if any(seg.replace("%2e", ".").replace("%2E", ".") in (".", "..") for seg in segments):
+        # httpx resolves them: the calls would go to another path than the one given
+        raise InvalidRequestError(f"{field}: must have no '.' or '..' path segments (got {shown})")
     return url.rstrip("/")
 
 

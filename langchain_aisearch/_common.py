@@ -277,6 +277,24 @@ class ClosesOnExit:
         await self.aclose()
 
 
+def _choose_target(data: dict[str, Any]) -> dict[str, Any]:
+    """Account or public endpoint: arguments win over `AISEARCH_PUBLIC_ENDPOINT`.
+
+    Raises:
+        InvalidRequestError: Both a public endpoint and an account given as arguments.
+    """
+    account = sorted(k for k in _ACCOUNT_ARGS if data.get(k) is not None)
+    if account and data.get("public_endpoint") is not None:
+        msg = (
+            "public_endpoint: pass either public_endpoint (no account or token needed) or "
+            f"an account ({', '.join(account)}), not both"
+        )
+        raise InvalidRequestError(msg)
+    if account and "public_endpoint" not in data:
+        data = {**data, "public_endpoint": None}  # not read from the environment
+    return data
+
+
 class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     """Connection fields and lazily built, cached core clients.
 
@@ -353,17 +371,14 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     _public_clients: LazyClients = PrivateAttr(default_factory=LazyClients)
 
     def __init__(self, **data: Any) -> None:
-        account = sorted(k for k in _ACCOUNT_ARGS if data.get(k) is not None)
-        if account and data.get("public_endpoint") is not None:
-            msg = (
-                f"public_endpoint: pass either public_endpoint (no account or token needed) or "
-                f"an account ({', '.join(account)}), not both"
-            )
-            raise InvalidRequestError(msg)
-        # an account given as arguments wins over AISEARCH_PUBLIC_ENDPOINT in the environment
-        if account and "public_endpoint" not in data:
-            data["public_endpoint"] = None
-        super().__init__(**data)
+        super().__init__(**_choose_target(data))
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """`BaseModel.model_validate`, choosing the account or the endpoint as `__init__` does."""
+        if isinstance(obj, Mapping):
+            obj = _choose_target(dict(obj))
+        return super().model_validate(obj, *args, **kwargs)
 
     @field_validator("namespace")
     @classmethod

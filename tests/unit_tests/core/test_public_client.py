@@ -345,6 +345,9 @@ BAD_ENDPOINTS = [
     ("https://search.example.com:x", r"endpoint: not a valid URL \(Invalid port"),
     ("https://search.example.com:0", r"endpoint: the port must be from 1 to 65535"),
     ("https://search.example.com:99999", r"endpoint: the port must be from 1 to 65535"),
+    ("http://127.0.0.1:8787/_public/../client/v4", r"endpoint: must have no '\.' or '\.\.'"),
+    ("https://search.example.com/./x", r"endpoint: must have no '\.' or '\.\.' path"),
+    ("https://search.example.com/%2E%2e", r"endpoint: must have no '\.' or '\.\.' path"),
 ]
 
 
@@ -443,3 +446,5 @@ def test_any_endpoint_is_either_accepted_clean_or_refused_naming_the_field(url: 
     assert parsed.host and not parsed.userinfo and not parsed.query and not parsed.fragment
     assert not kept.endswith("/")
     assert all(c.isprintable() and not c.isspace() for c in kept)
+    assert httpx.URL(kept + "/search").path.endswith("/search")  # no dot segment to resolve
+    assert ".." not in httpx.URL(kept).path.split("/")

@@ -69,6 +69,9 @@ def test_the_environment_variable_chooses_the_public_endpoint(
     # an account given as arguments wins over the environment variable
     account = AISearchRetriever(instance_id="docs", account_id="acc", api_token="tok")
     assert not account.uses_public_endpoint
+    data = {"instance_id": "docs", "account_id": "acc", "api_token": "tok"}
+    assert not AISearchRetriever.model_validate(data).uses_public_endpoint
+    assert AISearchRetriever.model_validate({}).public_endpoint == NS_ENDPOINT
     monkeypatch.setenv("AISEARCH_PUBLIC_ENDPOINT", "http://example.com")
     with pytest.raises(ValidationError, match=r"public_endpoint: must use https://"):
         AISearchRetriever()
