@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 from aisearch._async._client import AsyncAISearchClient
+from aisearch._async._public import AsyncAISearchPublicClient
 from aisearch._async._streams import AsyncEventStream
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aisearch._exceptions import (
@@ -25,6 +26,7 @@ from aisearch._exceptions import (
     IndexingTimeoutError,
     InternalServerError,
     InvalidRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     PartialFailureError,
     PermissionDeniedError,
@@ -70,6 +72,7 @@ from aisearch._options import (
 )
 from aisearch._params import coerce_options
 from aisearch._sync._client import AISearchClient
+from aisearch._sync._public import AISearchPublicClient
 from aisearch._sync._streams import EventStream
 from aisearch._version import __version__
 
@@ -79,12 +82,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AISearchClient",
     "AISearchError",
+    "AISearchPublicClient",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AllInstancesFailedError",
     "AsyncAISearchClient",
+    "AsyncAISearchPublicClient",
     "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
@@ -110,6 +115,7 @@ __all__ = [
     "ItemChunk",
     "Job",
     "JobLog",
+    "MethodNotAllowedError",
     "Namespace",
     "NotFoundError",
     "PartialFailureError",

@@ -16,6 +16,8 @@ from pydantic import SecretStr
 from aisearch._exceptions import AISearchError, InvalidRequestError
 
 __all__ = [
+    "ACCESS_CLIENT_ID_ENV",
+    "ACCESS_CLIENT_SECRET_ENV",
     "ACCOUNT_ID_ENV",
     "API_EMAIL_ENV",
     "API_KEY_ENV",
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV",
     "ENV_NAMES",
+    "PUBLIC_ENDPOINT_ENV",
     "ClientConfig",
     "auth_hint",
     "check_optional_seconds",
@@ -52,6 +55,9 @@ API_TOKEN_ENV = ("CLOUDFLARE_API_TOKEN", "CF_AI_SEARCH_API_TOKEN", "CF_API_TOKEN
 API_EMAIL_ENV = ("CLOUDFLARE_EMAIL",)
 API_KEY_ENV = ("CLOUDFLARE_API_KEY",)
 BASE_URL_ENV = ("AISEARCH_BASE_URL",)
+PUBLIC_ENDPOINT_ENV = ("AISEARCH_PUBLIC_ENDPOINT",)
+ACCESS_CLIENT_ID_ENV = ("CF_ACCESS_CLIENT_ID",)
+ACCESS_CLIENT_SECRET_ENV = ("CF_ACCESS_CLIENT_SECRET",)
 
 ENV: dict[str, tuple[str, ...]] = {
     "account_id": ACCOUNT_ID_ENV,
@@ -59,6 +65,9 @@ ENV: dict[str, tuple[str, ...]] = {
     "api_email": API_EMAIL_ENV,
     "api_key": API_KEY_ENV,
     "base_url": BASE_URL_ENV,
+    "public_endpoint": PUBLIC_ENDPOINT_ENV,
+    "access_client_id": ACCESS_CLIENT_ID_ENV,
+    "access_client_secret": ACCESS_CLIENT_SECRET_ENV,
 }
 """The one table of environment variables: setting -> variables read, first set one wins.
 

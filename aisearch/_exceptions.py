@@ -11,6 +11,7 @@ The hierarchy::
     │   ├── AuthenticationError              401
     │   ├── PermissionDeniedError            403
     │   ├── NotFoundError                    404
+    │   ├── MethodNotAllowedError            405
     │   ├── ConflictError                    409
     │   ├── RateLimitError                   429
     │   └── InternalServerError              >= 500
@@ -62,6 +63,7 @@ __all__ = [
     "IndexingTimeoutError",
     "InternalServerError",
     "InvalidRequestError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "PartialFailureError",
     "PermissionDeniedError",
@@ -207,6 +209,10 @@ class NotFoundError(APIStatusError):
     """HTTP 404: unknown account, namespace, instance or item."""
 
 
+class MethodNotAllowedError(APIStatusError):
+    """HTTP 405: the route does not take this method (a public endpoint's code 60016)."""
+
+
 class ConflictError(APIStatusError):
     """HTTP 409: the resource already exists or is busy."""
 
@@ -224,13 +230,36 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    405: MethodNotAllowedError,
     409: ConflictError,
     429: RateLimitError,
 }
 
+_CODE_ERRORS: dict[int, type[APIStatusError]] = {
+    60005: RateLimitError,  # the endpoint's rate_limit
+    60006: NotFoundError,  # no such route on an instance endpoint
+    60007: PermissionDeniedError,  # mcp.disabled
+    60008: PermissionDeniedError,  # search_endpoint.disabled
+    60009: PermissionDeniedError,  # chat_completions_endpoint.disabled
+    60012: BadRequestError,  # malformed instance_ids
+    60013: NotFoundError,  # instance unknown or not in instances_allowed
+    60014: NotFoundError,  # no such route on a namespace endpoint
+    60015: BadRequestError,  # the body is not a JSON object
+    60016: MethodNotAllowedError,  # a method other than POST
+    60018: NotFoundError,  # the default domain is disabled
+    60100: InternalServerError,
+}
+"""Public-endpoint error codes (API.md 18.2) whose class is not the one of their status
+(60007-60009 come with 401 but mean "disabled", not "bad credentials")."""
 
-def status_error_class(status_code: int) -> type[APIStatusError]:
-    """The most specific ``APIStatusError`` subclass for an HTTP status code."""
+
+def status_error_class(status_code: int, code: object = None) -> type[APIStatusError]:
+    """The most specific ``APIStatusError`` subclass for an HTTP status and Cloudflare code.
+
+    A public endpoint's 60xxx ``code`` decides (``_CODE_ERRORS``); otherwise the status.
+    """
+    if isinstance(code, int) and not isinstance(code, bool) and code in _CODE_ERRORS:
+        return _CODE_ERRORS[code]
     if status_code >= 500:
         return InternalServerError
     return _STATUS_ERRORS.get(status_code, APIStatusError)
@@ -486,7 +515,7 @@ def error_from_body(
         code = str(code)
     if hint is None:
         hint = resource_hint(status_code, code, request_of(response))
-    cls = status_error_class(status_code)
+    cls = status_error_class(status_code, code)
     return cls(
         message,
         status_code=status_code,

@@ -19,10 +19,14 @@ import contextlib
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from aisearch import AISearchClient, AsyncAISearchClient
+
+# the clients built: an account client (AISearchClient) or a public-endpoint one
+_S = TypeVar("_S")
+_A = TypeVar("_A")
 
 __all__ = ["LazyClients", "close_at_loop_shutdown", "close_when_collected"]
 
@@ -173,36 +177,39 @@ class LazyClients:
         # at once could cut a request still running on the old client)
         self._retired: list[_Entry] = []
 
-    def sync(self, build: Callable[[], AISearchClient]) -> AISearchClient:
-        """The sync client, built by ``build`` on first use, then reused."""
+    def sync(self, build: Callable[[], _S]) -> _S:
+        """The sync client, built by ``build`` on first use, then reused.
+
+        One ``LazyClients`` holds one kind of client (``build`` always returns the same type).
+        """
         client = self._sync
         if client is not None:
-            return client
+            return cast(_S, client)
         with self._lock:
             if self._sync is None:
-                self._sync = build()
+                self._sync = cast("AISearchClient", build())
                 close_when_collected(self._sync)
-            return self._sync
+            return cast(_S, self._sync)
 
-    def async_(self, build: Callable[[], AsyncAISearchClient]) -> AsyncAISearchClient:
+    def async_(self, build: Callable[[], _A]) -> _A:
         """The async client of the running event loop, built by ``build`` once per loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             with self._lock:
                 if self._loopless is None:
-                    self._loopless = build()
-                return self._loopless
+                    self._loopless = cast("AsyncAISearchClient", build())
+                return cast(_A, self._loopless)
         with self._lock:
             cached = self._by_loop.get(id(loop))
             if cached is None or cached[0] is not loop:
                 # drop the clients of loops that are gone (ids can be reused)
                 self._by_loop = {k: v for k, v in self._by_loop.items() if not v[0].is_closed()}
                 self._retired = [v for v in self._retired if not v[0].is_closed()]
-                client = build()
+                client = cast("AsyncAISearchClient", build())
                 cached = (loop, client, close_at_loop_shutdown(client, self))
                 self._by_loop[id(loop)] = cached
-            return cached[1]
+            return cast(_A, cached[1])
 
     def reset(self) -> None:
         """Forget the built clients (settings changed): the next call builds new ones.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from langchain_core.utils import from_env, secret_from_env
@@ -25,11 +25,14 @@ from typing_extensions import Self
 
 from aisearch import (
     AISearchClient,
+    AISearchPublicClient,
     AsyncAISearchClient,
+    AsyncAISearchPublicClient,
     InvalidRequestError,
 )
 from aisearch._config import ENV, validate_instance_id
 from aisearch._lazy import LazyClients
+from aisearch._public import check_endpoint
 
 __all__ = [
     "AISearchConnection",
@@ -67,7 +70,7 @@ def _short(value: Any, limit: int = 80) -> str:
 
 # ---------------------------------------------------------------- secrets in errors
 
-SECRET_FIELDS = frozenset({"api_token", "api_key"})
+SECRET_FIELDS = frozenset({"api_token", "api_key", "access_client_id", "access_client_secret"})
 """Fields whose values never appear in an error (constructor or assignment)."""
 _MASK = "**********"
 _SECRET_NAME = re.compile(r"token|secret|passw|credential|auth|key$", re.IGNORECASE)
@@ -287,8 +290,13 @@ _CLIENT_SETTINGS = frozenset(
         "base_url",
         "timeout",
         "max_retries",
+        "public_endpoint",
+        "access_client_id",
+        "access_client_secret",
     }
 )
+# Arguments that choose an account over a public endpoint found in the environment.
+_ACCOUNT_ARGS = ("account_id", "api_token", "api_email", "api_key", "client", "async_client")
 
 
 class ClosesOnExit:
@@ -313,6 +321,24 @@ class ClosesOnExit:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _choose_target(data: dict[str, Any]) -> dict[str, Any]:
+    """Account or public endpoint: arguments win over `AISEARCH_PUBLIC_ENDPOINT`.
+
+    Raises:
+        InvalidRequestError: Both a public endpoint and an account given as arguments.
+    """
+    account = sorted(k for k in _ACCOUNT_ARGS if data.get(k) is not None)
+    if account and data.get("public_endpoint") is not None:
+        msg = (
+            "public_endpoint: pass either public_endpoint (no account or token needed) or "
+            f"an account ({', '.join(account)}), not both"
+        )
+        raise InvalidRequestError(msg)
+    if account and "public_endpoint" not in data:
+        data = {**data, "public_endpoint": None}  # not read from the environment
+    return data
 
 
 class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
@@ -366,12 +392,54 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     async_client: AsyncAISearchClient | None = Field(default=None, exclude=True, repr=False)
     """An async core client to use instead of building one."""
 
+    public_endpoint: str | None = Field(
+        default_factory=from_env(ENV["public_endpoint"], default=None), validate_default=True
+    )
+    """A public endpoint to use instead of an account and token (env
+    `AISEARCH_PUBLIC_ENDPOINT`): `https://<id>.search.ai.cloudflare.com`, `https://ns-<id>...`,
+    a custom domain, or `http://127.0.0.1:PORT/_public/<id>` (a local server). The endpoint
+    chooses the instance (or the namespace's allowed instances): `instance_id` is then not
+    needed. Arguments win over the environment: `account_id=`, `api_token=` or `client=` given
+    with the variable set use the account."""
+
+    access_client_id: SecretStr | None = Field(
+        default_factory=secret_from_env(ENV["access_client_id"], default=None), repr=False
+    )
+    """Cloudflare Access service token id, for a public endpoint's custom domain behind
+    Access (env `CF_ACCESS_CLIENT_ID`)."""
+
+    access_client_secret: SecretStr | None = Field(
+        default_factory=secret_from_env(ENV["access_client_secret"], default=None), repr=False
+    )
+    """Its secret (env `CF_ACCESS_CLIENT_SECRET`)."""
+
     _clients: LazyClients = PrivateAttr(default_factory=LazyClients)
+    _public_clients: LazyClients = PrivateAttr(default_factory=LazyClients)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**_choose_target(data))
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """`BaseModel.model_validate`, choosing the account or the endpoint as `__init__` does."""
+        if isinstance(obj, Mapping):
+            obj = _choose_target(dict(obj))
+        return super().model_validate(obj, *args, **kwargs)
 
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
         return validate_instance_id(value, "namespace")
+
+    @field_validator("public_endpoint")
+    @classmethod
+    def _check_public_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value, "public_endpoint")
+
+    @property
+    def uses_public_endpoint(self) -> bool:
+        """Whether calls go to `public_endpoint` (no account, no API token)."""
+        return self.public_endpoint is not None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in type(self).model_fields:
@@ -394,7 +462,14 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
             if old is not _UNSET:
                 self.__dict__[name] = old
             secret = {name: value} if name in SECRET_FIELDS else None
-            error = hide_secrets(exc, secret, self.api_token, self.api_key)
+            error = hide_secrets(
+                exc,
+                secret,
+                self.api_token,
+                self.api_key,
+                self.access_client_id,
+                self.access_client_secret,
+            )
         if error is not None:
             raise error
         if name in _CLIENT_SETTINGS:
@@ -403,6 +478,7 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     def _drop_built_clients(self) -> None:
         """Forget the clients built from the old settings (the next call builds new ones)."""
         self._clients.reset()
+        self._public_clients.reset()
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         """Copy the settings; share injected clients; build new clients when first used."""
@@ -411,8 +487,9 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
             if shared is not None:
                 memo[id(shared)] = shared
         private = self.__pydantic_private__ or {}
-        if "_clients" in private:
-            memo[id(private["_clients"])] = LazyClients()
+        for name in ("_clients", "_public_clients"):
+            if name in private:
+                memo[id(private[name])] = LazyClients()
         return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -425,7 +502,12 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
     @property
     def lc_secrets(self) -> dict[str, str]:
         """Secret fields and the environment variables they come from."""
-        return {"api_token": "CLOUDFLARE_API_TOKEN", "api_key": "CLOUDFLARE_API_KEY"}
+        return {
+            "api_token": "CLOUDFLARE_API_TOKEN",
+            "api_key": "CLOUDFLARE_API_KEY",
+            "access_client_id": "CF_ACCESS_CLIENT_ID",
+            "access_client_secret": "CF_ACCESS_CLIENT_SECRET",
+        }
 
     def _client_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -461,12 +543,43 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
             return self.async_client
         return self._clients.async_(self._build_async_client)
 
+    def _public_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "endpoint": self.public_endpoint,
+            "max_retries": self.max_retries,
+        }
+        for name in ("access_client_id", "access_client_secret"):
+            secret: SecretStr | None = getattr(self, name)
+            kwargs[name] = secret.get_secret_value() if secret is not None else None
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
+    def _get_public_client(self) -> AISearchPublicClient:
+        """The public-endpoint client (built once, on first use)."""
+        return self._public_clients.sync(lambda: AISearchPublicClient(**self._public_kwargs()))
+
+    def _get_async_public_client(self) -> AsyncAISearchPublicClient:
+        """The async public-endpoint client of the running event loop (built once per loop)."""
+        return self._public_clients.async_(
+            lambda: AsyncAISearchPublicClient(**self._public_kwargs())
+        )
+
+    def _public_for(
+        self, getter: Callable[[], AISearchClient | AsyncAISearchClient]
+    ) -> AISearchPublicClient | AsyncAISearchPublicClient:
+        """The public-endpoint client of the same kind (sync or async) as `getter`'s."""
+        if getter == self._get_async_client:
+            return self._get_async_public_client()
+        return self._get_public_client()
+
     def close(self) -> None:
         """Close the sync core client this object built; injected clients stay open.
 
         The object stays usable: its next call opens a new pool.
         """
         self._clients.close()
+        self._public_clients.close()
 
     async def aclose(self) -> None:
         """Close every core client this object built; injected clients stay open.
@@ -476,4 +589,6 @@ class AISearchConnection(ClosesOnExit, HidesSecretsInErrors):
         a new pool.
         """
         self._clients.close()
+        self._public_clients.close()
         await self._clients.aclose()
+        await self._public_clients.aclose()

@@ -135,7 +135,7 @@ def _errors(errors: Sequence[InstanceError]) -> list[dict[str, Any]]:
     return [{"instance_id": e.instance_id, "message": e.message} for e in errors]
 
 
-_Call = tuple[str | list[str], dict[str, Any]]
+_Call = tuple[str | list[str] | None, dict[str, Any]]
 """A checked chat request: its target (an instance id or a namespace's ids) and arguments."""
 
 
@@ -174,6 +174,10 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
     When streaming, the first chunk carries the sources (before any text), the last
     one (`chunk_position="last"`) carries usage, `model_name` and `finish_reason`; a
     stream cut before its end raises `aisearch.StreamInterruptedError`.
+
+    With `public_endpoint=` (or `AISEARCH_PUBLIC_ENDPOINT`) it answers through a public
+    endpoint with no account or token; `instance_id` is then not needed, and on a namespace
+    endpoint `instance_ids` (optional) picks some of the instances it allows.
 
     The service has no tool calling and no structured output: `bind_tools`,
     `with_structured_output` and `create_agent(ChatAISearch(...), tools=[...])` raise a
@@ -316,13 +320,16 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             allowed = ", ".join(sorted(_CALL_KWARGS))
             msg = f"unexpected argument(s) {sorted(unknown)} (allowed per call: {allowed})"
             raise TypeError(msg)
-        target: str | list[str]
+        target: str | list[str] | None
         if self.instance_ids is not None:
             target = self.instance_ids
-        elif self.instance_id is not None:
-            target = self.instance_id
+        elif self.instance_id is not None or self.uses_public_endpoint:
+            target = self.instance_id  # through a public endpoint: a label only
         else:
-            msg = "ChatAISearch needs instance_id or instance_ids"
+            msg = (
+                "ChatAISearch needs instance_id or instance_ids (or public_endpoint, or "
+                "AISEARCH_PUBLIC_ENDPOINT)"
+            )
             raise InvalidRequestError(msg)
         k = validate_k(kwargs["k"]) if kwargs.get("k") is not None else self.k
         if kwargs or stop is not None:
@@ -370,8 +377,15 @@ class ChatAISearch(AISearchConnection, SearchOptionFields, BaseChatModel):
             What the core method returns: a completion, a stream, or an awaitable of one.
         """
         target, kwargs = call
-        kind = "namespace_chat_completions" if isinstance(target, list) else "chat_completions"
         sent: ChatCompletion | Awaitable[ChatCompletion] | EventStream | AsyncEventStream
+        if self.uses_public_endpoint:
+            public = self._public_for(client)
+            method = ("stream_" if stream else "") + "chat_completions"
+            ids = target if isinstance(target, list) else None
+            kwargs = {k: v for k, v in kwargs.items() if k != "namespace"}
+            sent = getattr(public, method)(kwargs.pop("messages"), instance_ids=ids, **kwargs)
+            return sent
+        kind = "namespace_chat_completions" if isinstance(target, list) else "chat_completions"
         sent = getattr(client(), ("stream_" if stream else "") + kind)(target, **kwargs)
         return sent
 

@@ -123,6 +123,10 @@ def _call_options(
 class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
     """Retriever over one Cloudflare AI Search instance (`POST .../search`).
 
+    With `public_endpoint=` (or `AISEARCH_PUBLIC_ENDPOINT`) it searches a public endpoint
+    instead, with no account or token: `instance_id` is then optional (only a label for the
+    documents' `instance_id`), and a namespace endpoint searches every instance it allows.
+
     Each chunk becomes a `Document` whose `id` is the chunk id and whose metadata holds
     the item's custom metadata plus `id`, `score`, `type`, `filename`, `source`,
     `timestamp`, `scoring_details`, `instance_id` and `search_query`.
@@ -139,19 +143,24 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
     # the connection's config, but LangChain's base (listed last) sets extra="ignore"
     model_config = ConfigDict(extra="forbid")
 
-    instance_id: str
-    """The AI Search instance to query."""
+    instance_id: str | None = None
+    """The AI Search instance to query (not needed with `public_endpoint`)."""
 
     k: int = Field(default=4, ge=1, le=50, strict=True)
     """Number of documents to return (1..50); also per call: `invoke(q, k=3)`."""
 
     @field_validator("instance_id")
     @classmethod
-    def _check_instance_id(cls, value: str) -> str:
-        return validate_instance_id(value)
+    def _check_instance_id(cls, value: str | None) -> str | None:
+        return None if value is None else validate_instance_id(value)
 
     @model_validator(mode="after")
     def _check_options(self) -> AISearchRetriever:
+        if self.instance_id is None and not self.uses_public_endpoint:
+            msg = (
+                "instance_id: required, unless public_endpoint (or AISEARCH_PUBLIC_ENDPOINT) is set"
+            )
+            raise ValueError(msg)
         self._search_options(max_num_results=self.k)  # bad options fail here, not later
         return self
 
@@ -170,11 +179,7 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         """The result count and the search keywords of one call (`k`, `filters` checked)."""
         k, filters = _call_options(self.k, kwargs)
         options = self._search_options(max_num_results=k, filters=filters)
-        return k, {
-            "options": options,
-            "namespace": self.namespace,
-            "extra_options": self.extra_options,
-        }
+        return k, {"options": options, "extra_options": self.extra_options}
 
     def _get_relevant_documents(
         self,
@@ -184,7 +189,11 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         k, call = self._call(kwargs)
-        result = self._get_client().search(self.instance_id, query, **call)
+        if self.instance_id is None or self.uses_public_endpoint:
+            result = self._get_public_client().search(query, **call)
+        else:
+            client = self._get_client()
+            result = client.search(self.instance_id, query, namespace=self.namespace, **call)
         return self._to_documents(result)[:k]
 
     async def _aget_relevant_documents(
@@ -195,7 +204,11 @@ class AISearchRetriever(AISearchConnection, SearchOptionFields, BaseRetriever):
         **kwargs: Any,
     ) -> list[Document]:
         k, call = self._call(kwargs)
-        result = await self._get_async_client().search(self.instance_id, query, **call)
+        if self.instance_id is None or self.uses_public_endpoint:
+            result = await self._get_async_public_client().search(query, **call)
+        else:
+            client = self._get_async_client()
+            result = await client.search(self.instance_id, query, namespace=self.namespace, **call)
         return self._to_documents(result)[:k]
 
 
@@ -206,6 +219,10 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     request, merged and ranked by the service). More instances, or targets in other
     namespaces or accounts (`SearchTarget`), run as a concurrent client-side fan-out
     merged by `merge` ("score" or "rrf"). Every Document carries its `instance_id`.
+
+    With `public_endpoint=` (a namespace's public endpoint, `https://ns-<id>...`) it
+    searches through that endpoint with no account or token: `instance_ids` is then optional
+    (`None`: every instance the endpoint allows) and holds at most 10 plain ids.
 
     A failing instance never disappears silently: `on_instance_error="warn"` (default)
     emits an `AISearchInstanceWarning` and an `aisearch_instance_error` custom callback
@@ -225,9 +242,9 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     # the connection's config, but LangChain's base (listed last) sets extra="ignore"
     model_config = ConfigDict(extra="forbid")
 
-    instance_ids: list[str | SearchTarget] = Field(min_length=1)
+    instance_ids: list[str | SearchTarget] | None = Field(default=None, min_length=1)
     """Instances to search: ids in `namespace`, or `SearchTarget`s for other
-    namespaces or accounts."""
+    namespaces or accounts. Required unless `public_endpoint` is set."""
 
     k: int = Field(default=4, ge=1, le=50, strict=True)
     """Number of documents to return in total (1..50); also per call."""
@@ -246,14 +263,35 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
 
     @field_validator("instance_ids")
     @classmethod
-    def _check_instance_ids(cls, value: list[str | SearchTarget]) -> list[str | SearchTarget]:
-        for i, target in enumerate(value):
+    def _check_instance_ids(
+        cls, value: list[str | SearchTarget] | None
+    ) -> list[str | SearchTarget] | None:
+        for i, target in enumerate(value or []):
             ident = target if isinstance(target, str) else target.instance_id
             validate_instance_id(ident, f"instance_ids[{i}]")
         return value
 
     @model_validator(mode="after")
     def _check_options(self) -> AISearchMultiRetriever:
+        if self.uses_public_endpoint:
+            targets = self.instance_ids or []
+            if (
+                self.force_fan_out
+                or len(targets) > NAMESPACE_SEARCH_LIMIT
+                or not all(isinstance(t, str) for t in targets)
+            ):
+                msg = (
+                    "public_endpoint: a public endpoint searches the instances it allows in one "
+                    f"request: instance_ids must be None or 1 to {NAMESPACE_SEARCH_LIMIT} plain "
+                    "ids (no SearchTarget), and force_fan_out False"
+                )
+                raise ValueError(msg)
+        elif self.instance_ids is None:
+            msg = (
+                "instance_ids: required, unless public_endpoint (or AISEARCH_PUBLIC_ENDPOINT) "
+                "is set"
+            )
+            raise ValueError(msg)
         self._search_options(max_num_results=self.k)
         return self
 
@@ -265,16 +303,19 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
     @property
     def uses_namespace_endpoint(self) -> bool:
         """Whether a search goes through one namespace request (else a fan-out)."""
-        if self.force_fan_out or len(self.instance_ids) > NAMESPACE_SEARCH_LIMIT:
+        targets = self.instance_ids or []
+        if self.uses_public_endpoint:
+            return True
+        if self.force_fan_out or len(targets) > NAMESPACE_SEARCH_LIMIT:
             return False
         return all(
             isinstance(t, str)
             or (t.client is None and (t.namespace is None or t.namespace == self.namespace))
-            for t in self.instance_ids
+            for t in targets
         )
 
     def _ids(self) -> list[str]:
-        return [t if isinstance(t, str) else t.instance_id for t in self.instance_ids]
+        return [t if isinstance(t, str) else t.instance_id for t in self.instance_ids or []]
 
     def _to_result(
         self, result: SearchResult | FanOutResult, query: str, k: int
@@ -287,10 +328,13 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         self, query: str, k: int, filters: Mapping[str, Any] | None
     ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
+        if self.uses_public_endpoint:
+            return self._get_public_client().search(query, **self._public_search_kwargs(options))
         client = self._get_client()
         if self.uses_namespace_endpoint:
             return client.namespace_search(self._ids(), query, **self._namespace_kwargs(options))
-        return client.fan_out_search(self.instance_ids, query, **self._fan_out_kwargs(options, k))
+        targets = self.instance_ids or []
+        return client.fan_out_search(targets, query, **self._fan_out_kwargs(options, k))
 
     def _namespace_kwargs(self, options: SearchOptions) -> dict[str, Any]:
         return {
@@ -298,6 +342,10 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
             "namespace": self.namespace,
             "extra_options": self.extra_options,
         }
+
+    def _public_search_kwargs(self, options: SearchOptions) -> dict[str, Any]:
+        ids = self._ids() or None  # None: every instance the endpoint allows
+        return {"options": options, "instance_ids": ids, "extra_options": self.extra_options}
 
     def _fan_out_kwargs(self, options: SearchOptions, k: int) -> dict[str, Any]:
         return {
@@ -312,13 +360,16 @@ class AISearchMultiRetriever(AISearchConnection, SearchOptionFields, BaseRetriev
         self, query: str, k: int, filters: Mapping[str, Any] | None
     ) -> SearchResult | FanOutResult:
         options = self._search_options(max_num_results=k, filters=filters)
+        if self.uses_public_endpoint:
+            public = self._get_async_public_client()
+            return await public.search(query, **self._public_search_kwargs(options))
         client = self._get_async_client()
         if self.uses_namespace_endpoint:
             return await client.namespace_search(
                 self._ids(), query, **self._namespace_kwargs(options)
             )
         return await client.fan_out_search(
-            self.instance_ids, query, **self._fan_out_kwargs(options, k)
+            self.instance_ids or [], query, **self._fan_out_kwargs(options, k)
         )
 
     def search_with_errors(

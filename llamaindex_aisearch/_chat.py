@@ -58,9 +58,14 @@ class ChatKwargs(_TargetKwargs, EngineKwargs, total=False):
 TARGET_KEYS = PLACE_KEYS | frozenset(_TargetKwargs.__annotations__)
 
 
-def _check_ids(instance_id: Any, instance_ids: Any) -> list[str] | None:
-    if (instance_id is None) == (instance_ids is None):
+def _check_ids(instance_id: Any, instance_ids: Any, public: bool = False) -> list[str] | None:
+    if instance_id is not None and instance_ids is not None:
         raise InvalidRequestError("pass exactly one of instance_id=... or instance_ids=[...]")
+    if instance_id is None and instance_ids is None and not public:
+        raise InvalidRequestError(
+            "pass exactly one of instance_id=... or instance_ids=[...] (or neither with "
+            "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
+        )
     if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
         raise InvalidRequestError(f"instance_id: must be a non-empty string (got {instance_id!r})")
     if instance_ids is None:
@@ -101,11 +106,12 @@ class ChatTarget:
         if owner is not None:
             check_option_keywords(owner, kwargs, other=TARGET_KEYS)
         target = {k: v for k, v in kwargs.items() if k in TARGET_KEYS}
-        self.instance_id = instance_id
-        self.instance_ids = _check_ids(instance_id, target.get("instance_ids"))
         search, connection_kwargs = split_kwargs(
             {k: v for k, v in kwargs.items() if k not in TARGET_KEYS}
         )
+        self.instance_id = instance_id
+        # neither is checked once the connection is known (a public endpoint needs neither)
+        self.instance_ids = _check_ids(instance_id, target.get("instance_ids"), public=True)
         extra_options = search.pop("extra_options", None)
         given = {**target, **(generation or {})}
         self.settings: dict[str, Any] = {}
@@ -115,6 +121,7 @@ class ChatTarget:
         self.settings["extra_options"] = check_mapping(extra_options, "extra_options")
         self.settings["extra_body"] = check_mapping(target.get("extra_body"), "extra_body") or None
         self.connection = resolve_connection(target.get("connection"), connection_kwargs)
+        _check_ids(instance_id, self.instance_ids, self.connection.uses_public_endpoint)
 
     def set(self, name: str, value: Any) -> None:
         """Change ``model``, ``namespace`` or a generation setting; the next request sends it.
@@ -141,8 +148,12 @@ class ChatTarget:
 
     @property
     def label(self) -> str:
-        """The instance id, or the comma-joined ids of a namespace target."""
-        return self.instance_id or ",".join(self.instance_ids or [])
+        """The instance id, the comma-joined ids of a namespace target, or the public endpoint."""
+        return (
+            self.instance_id
+            or ",".join(self.instance_ids or [])
+            or (self.connection.public_endpoint or "")
+        )
 
     def _kwargs(self) -> dict[str, Any]:
         return {**self.settings, "options": self.options}
@@ -151,20 +162,33 @@ class ChatTarget:
         """The positional arguments of the single- or the multi-instance method."""
         return (self.instance_id or self.instance_ids, messages)
 
+    def _public_kwargs(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """A public endpoint's chat keywords (no namespace; ``instance_ids`` optional)."""
+        kwargs = {k: v for k, v in self._kwargs().items() if k != "namespace"}
+        return {**kwargs, "messages": messages, "instance_ids": self.instance_ids}
+
     def complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (sync)."""
+        if self.connection.uses_public_endpoint:
+            return self.connection.public_client.chat_completions(**self._public_kwargs(messages))
         client = self.connection.client
         send = client.chat_completions if self.instance_id else client.namespace_chat_completions
         return send(*self._args(messages), **self._kwargs())
 
     async def acomplete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
         """One chat completion (async)."""
+        if self.connection.uses_public_endpoint:
+            public = self.connection.async_public_client
+            return await public.chat_completions(**self._public_kwargs(messages))
         client = self.connection.async_client
         send = client.chat_completions if self.instance_id else client.namespace_chat_completions
         return await send(*self._args(messages), **self._kwargs())
 
     def stream(self, messages: list[dict[str, Any]]) -> Events:
         """A streamed chat completion (sync): sources event first, then text, then end."""
+        if self.connection.uses_public_endpoint:
+            public = self.connection.public_client
+            return cast("Events", public.stream_chat_completions(**self._public_kwargs(messages)))
         client = self.connection.client
         single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
         send = single if self.instance_id else multi
@@ -174,6 +198,10 @@ class ChatTarget:
 
     def astream(self, messages: list[dict[str, Any]]) -> AsyncEvents:
         """A streamed chat completion (async)."""
+        if self.connection.uses_public_endpoint:
+            apublic = self.connection.async_public_client
+            events = apublic.stream_chat_completions(**self._public_kwargs(messages))
+            return cast("AsyncEvents", events)
         client = self.connection.async_client
         single, multi = client.stream_chat_completions, client.stream_namespace_chat_completions
         send = single if self.instance_id else multi

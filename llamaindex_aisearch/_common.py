@@ -12,9 +12,17 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from typing_extensions import TypedDict
 
-from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, InvalidRequestError
-from aisearch._config import env_value
+from aisearch import (
+    AISearchClient,
+    AISearchError,
+    AISearchPublicClient,
+    AsyncAISearchClient,
+    AsyncAISearchPublicClient,
+    InvalidRequestError,
+)
+from aisearch._config import PUBLIC_ENDPOINT_ENV, env_value
 from aisearch._lazy import LazyClients
+from aisearch._public import check_endpoint
 
 __all__ = [
     "AISearchConnection",
@@ -136,6 +144,12 @@ class ConnectionKwargs(TypedDict, total=False):
     async_client: AsyncAISearchClient | None
     http_client: httpx.Client | None
     async_http_client: httpx.AsyncClient | None
+    public_endpoint: str | None
+    access_client_id: str | SecretStr | None
+    access_client_secret: str | SecretStr | None
+
+
+_ACCOUNT_FIELDS = ("account_id", "api_token", "api_email", "api_key")
 
 
 class AISearchConnection(BaseModel):
@@ -149,6 +163,14 @@ class AISearchConnection(BaseModel):
     ``async_http_client`` (``httpx`` clients the core clients should send through; with an
     injected ``httpx.AsyncClient`` one core client serves every event loop, so use it from
     one loop only).
+
+    A public endpoint needs no account or token: ``public_endpoint="https://<id>.search.ai.
+    cloudflare.com"`` (or ``https://ns-<id>...``, a custom domain, or
+    ``http://127.0.0.1:PORT/_public/<id>``; env ``AISEARCH_PUBLIC_ENDPOINT``), with an optional
+    Cloudflare Access service token (``access_client_id`` / ``access_client_secret``, env
+    ``CF_ACCESS_CLIENT_ID`` / ``CF_ACCESS_CLIENT_SECRET``). Retrievers, engines, the LLM and
+    the tool spec then need no ``instance_id``. An account given as arguments (or an injected
+    client) wins over ``AISEARCH_PUBLIC_ENDPOINT``; passing both explicitly is an error.
 
     Credentials fall back to the environment: ``CLOUDFLARE_ACCOUNT_ID`` (then
     ``CF_ACCOUNT_ID``), ``CLOUDFLARE_API_TOKEN`` (then ``CF_AI_SEARCH_API_TOKEN``,
@@ -183,12 +205,19 @@ class AISearchConnection(BaseModel):
     """Request timeout; ``None`` keeps the core client's default (30 s, connect 5 s)."""
     max_retries: int = Field(default=2, ge=0, le=10, strict=True)
     """Retries on connection errors, timeouts, 408/409/429/5xx (0..10)."""
+    public_endpoint: str | None = None
+    """A public endpoint URL to use instead of an account (env ``AISEARCH_PUBLIC_ENDPOINT``)."""
+    access_client_id: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """Cloudflare Access service token id (env ``CF_ACCESS_CLIENT_ID``); never serialised."""
+    access_client_secret: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """Its secret (env ``CF_ACCESS_CLIENT_SECRET``); never serialised."""
 
     _http_client: httpx.Client | None = None
     _async_http_client: httpx.AsyncClient | None = None
     _client: AISearchClient | None = None  # injected
     _async_client: AsyncAISearchClient | None = None  # injected
     _clients: LazyClients
+    _public_clients: LazyClients
 
     def __init__(
         self,
@@ -214,7 +243,20 @@ class AISearchConnection(BaseModel):
         self._client = client
         self._async_client = async_client
         self._clients = LazyClients()
-        if client is None and async_client is None:
+        self._public_clients = LazyClients()
+        given = {**data, "client": client, "async_client": async_client}
+        account = sorted(k for k in (*_ACCOUNT_FIELDS, "client", "async_client") if given.get(k))
+        if self.public_endpoint is not None and account:
+            raise InvalidRequestError(
+                "public_endpoint: pass either public_endpoint (no account or token needed) or "
+                f"an account ({', '.join(account)}), not both"
+            )
+        if self.public_endpoint is None and not account:
+            # arguments win over the environment: an account given as one chooses the account
+            url = env_value("public_endpoint")
+            if url:
+                self.public_endpoint = check_endpoint(url, PUBLIC_ENDPOINT_ENV[0])
+        if client is None and async_client is None and not self.uses_public_endpoint:
             self._check_credentials()
 
     @classmethod
@@ -241,6 +283,16 @@ class AISearchConnection(BaseModel):
         if not value:
             raise ValueError("namespace must be a non-empty string")
         return value
+
+    @field_validator("public_endpoint")
+    @classmethod
+    def _check_public_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value, "public_endpoint")
+
+    @property
+    def uses_public_endpoint(self) -> bool:
+        """Whether searches and chats go to ``public_endpoint`` (no account, no API token)."""
+        return self.public_endpoint is not None
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -273,8 +325,17 @@ class AISearchConnection(BaseModel):
             self.api_key = SecretStr(key) if key else None
         if self.base_url is None:
             self.base_url = env_value("base_url")
+        for name in ("access_client_id", "access_client_secret"):
+            if getattr(self, name) is None:
+                value = env_value(name)
+                setattr(self, name, SecretStr(value) if value else None)
 
     def _check_credentials(self) -> None:
+        if self.uses_public_endpoint:
+            raise AISearchError(
+                "this needs an account and an API token (account_id=..., api_token=...): a "
+                "public endpoint serves search and chat completions only"
+            )
         if not self.account_id:
             raise AISearchError(
                 "account_id is required: pass account_id=... or set CLOUDFLARE_ACCOUNT_ID "
@@ -311,6 +372,31 @@ class AISearchConnection(BaseModel):
     def _build_async_client(self) -> AsyncAISearchClient:
         return AsyncAISearchClient(**self._client_kwargs(), http_client=self._async_http_client)
 
+    def _public_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"endpoint": self.public_endpoint, "max_retries": self.max_retries}
+        for name in ("access_client_id", "access_client_secret"):
+            secret: SecretStr | None = getattr(self, name)
+            kwargs[name] = secret.get_secret_value() if secret is not None else None
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
+    @property
+    def public_client(self) -> AISearchPublicClient:
+        """The synchronous public-endpoint client (built on first use, then reused)."""
+        return self._public_clients.sync(
+            lambda: AISearchPublicClient(**self._public_kwargs(), http_client=self._http_client)
+        )
+
+    @property
+    def async_public_client(self) -> AsyncAISearchPublicClient:
+        """The asynchronous public-endpoint client for the running event loop."""
+        return self._public_clients.async_(
+            lambda: AsyncAISearchPublicClient(
+                **self._public_kwargs(), http_client=self._async_http_client
+            )
+        )
+
     @property
     def client(self) -> AISearchClient:
         """The synchronous core client (built on first use, then reused)."""
@@ -328,6 +414,7 @@ class AISearchConnection(BaseModel):
     def close(self) -> None:
         """Close the synchronous client this connection built (never an injected one)."""
         self._clients.close()
+        self._public_clients.close()
 
     async def aclose(self) -> None:
         """Close the asynchronous clients this connection built (never an injected one).
@@ -337,6 +424,7 @@ class AISearchConnection(BaseModel):
         or an ``asyncio.Runner`` closes its own client at shutdown).
         """
         await self._clients.aclose()
+        await self._public_clients.aclose()
 
 
 def resolve_connection(

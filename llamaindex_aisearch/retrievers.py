@@ -122,6 +122,14 @@ class _RetrieverBase(RetrieverOptionAttributes, BaseRetriever):
             "extra_options": self.extra_options,
         }
 
+    def _public_kwargs(self, instance_ids: list[str] | None = None) -> dict[str, Any]:
+        """A public endpoint's search keywords (it has no namespace to choose)."""
+        return {
+            "options": self._config.options,
+            "instance_ids": instance_ids,
+            "extra_options": self.extra_options,
+        }
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self._describe_target()}, "
@@ -142,8 +150,12 @@ class AISearchRetriever(_RetrieverBase):
     sent, so the instance's own configuration applies. Errors propagate as the core's
     typed exceptions (``aisearch.NotFoundError``, ``aisearch.AuthenticationError`` ...).
 
+    With ``public_endpoint=...`` (or ``AISEARCH_PUBLIC_ENDPOINT``) it searches a public
+    endpoint with no account or token: ``instance_id`` may then be left out (it only labels
+    the nodes' ``instance_id``).
+
     Args:
-        instance_id: The AI Search instance to search.
+        instance_id: The AI Search instance to search (optional with a public endpoint).
         namespace: The instance's namespace (default: the connection's, ``"default"``).
         connection: A shared :class:`AISearchConnection`; otherwise pass its settings
             (``account_id``, ``api_token``, ``base_url``, ``client`` ...) as keywords.
@@ -179,36 +191,52 @@ class AISearchRetriever(_RetrieverBase):
 
     def __init__(
         self,
-        instance_id: str,
+        instance_id: str | None = None,
         *,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
-        if not isinstance(instance_id, str) or not instance_id:
+        if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
             raise InvalidRequestError(
                 f"instance_id: must be a non-empty string (got {instance_id!r})"
             )
         self.instance_id = instance_id
-        """The AI Search instance searched."""
+        """The AI Search instance searched (``None``: the public endpoint's)."""
         super().__init__(kwargs, callback_manager, verbose)
+        if instance_id is None and not self._connection.uses_public_endpoint:
+            raise InvalidRequestError(
+                "instance_id: must be a non-empty string (it may be left out only with "
+                "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
+            )
 
     def _describe_target(self) -> str:
+        if self.instance_id is None:
+            return f"public_endpoint={self._connection.public_endpoint!r}"
         return repr(self.instance_id)
 
     @presigned
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        result = self._connection.client.search(
-            self.instance_id, query_bundle.query_str, **self._search_kwargs()
-        )
+        query = query_bundle.query_str
+        if self.instance_id is None or self._connection.uses_public_endpoint:
+            result = self._connection.public_client.search(query, **self._public_kwargs())
+        else:
+            result = self._connection.client.search(
+                self.instance_id, query, **self._search_kwargs()
+            )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
         )
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        result = await self._connection.async_client.search(
-            self.instance_id, query_bundle.query_str, **self._search_kwargs()
-        )
+        query = query_bundle.query_str
+        if self.instance_id is None or self._connection.uses_public_endpoint:
+            public = self._connection.async_public_client
+            result = await public.search(query, **self._public_kwargs())
+        else:
+            result = await self._connection.async_client.search(
+                self.instance_id, query, **self._search_kwargs()
+            )
         return chunks_to_nodes(
             result.chunks, search_query=result.search_query, instance_id=self.instance_id
         )
@@ -249,6 +277,10 @@ class AISearchMultiRetriever(_RetrieverBase):
     :meth:`retrieve_with_errors` returns the nodes and the errors together. When every
     instance fails, ``aisearch.AllInstancesFailedError`` is raised.
 
+    With ``public_endpoint=...`` (a namespace's public endpoint) it searches through that
+    endpoint in one request with no account or token: ``instance_ids`` is then optional
+    (``None``: every instance the endpoint allows) and holds at most 10 plain ids.
+
     Args:
         instance_ids: Instance ids, or ``aisearch.SearchTarget`` objects.
         similarity_top_k: Number of merged chunks to return, 1..50.
@@ -268,7 +300,7 @@ class AISearchMultiRetriever(_RetrieverBase):
 
     def __init__(
         self,
-        instance_ids: Sequence[str | SearchTarget],
+        instance_ids: Sequence[str | SearchTarget] | None = None,
         *,
         on_instance_error: OnInstanceError = "warn",
         mode: MultiMode = "auto",
@@ -279,9 +311,9 @@ class AISearchMultiRetriever(_RetrieverBase):
         **kwargs: Unpack[RetrieverKwargs],
     ) -> None:
         targets: list[str | SearchTarget] = (
-            [instance_ids] if isinstance(instance_ids, str) else list(instance_ids)
+            [instance_ids] if isinstance(instance_ids, str) else list(instance_ids or [])
         )
-        if not targets:
+        if not targets and instance_ids is not None:
             raise InvalidRequestError("instance_ids: must name at least one instance")
         for i, target in enumerate(targets):
             if not (isinstance(target, SearchTarget) or (isinstance(target, str) and target)):
@@ -310,6 +342,19 @@ class AISearchMultiRetriever(_RetrieverBase):
         self.merge = merge
         self.max_concurrency = max_concurrency
         super().__init__(kwargs, callback_manager, verbose)
+        if self._connection.uses_public_endpoint:
+            if mode == "fan_out" or not plain or len(targets) > _MAX_NAMESPACE_INSTANCES:
+                raise InvalidRequestError(
+                    "public_endpoint: a public endpoint searches the instances it allows in "
+                    f"one request: instance_ids must be None or 1 to {_MAX_NAMESPACE_INSTANCES} "
+                    "plain ids (no SearchTarget), and mode not 'fan_out'"
+                )
+            self.use_namespace_endpoint = True
+        elif not targets:
+            raise InvalidRequestError(
+                "instance_ids: must name at least one instance (it may be left out only with "
+                "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
+            )
 
     @property
     def on_instance_error(self) -> OnInstanceError:
@@ -405,6 +450,10 @@ class AISearchMultiRetriever(_RetrieverBase):
             aisearch.AllInstancesFailedError: Every instance failed.
         """
         query_str = query.query_str if isinstance(query, QueryBundle) else query
+        if self._connection.uses_public_endpoint:
+            public = self._connection.public_client
+            result = public.search(query_str, **self._public_kwargs(self.instance_ids or None))
+            return self._finish(query_str, result.chunks, result.errors, result.search_query)
         client = self._connection.client
         if self.use_namespace_endpoint:
             result = client.namespace_search(self.instance_ids, query_str, **self._search_kwargs())
@@ -415,6 +464,11 @@ class AISearchMultiRetriever(_RetrieverBase):
     async def aretrieve_with_errors(self, query: str | QueryBundle) -> MultiRetrievalResult:
         """Async form of :meth:`retrieve_with_errors`."""
         query_str = query.query_str if isinstance(query, QueryBundle) else query
+        if self._connection.uses_public_endpoint:
+            apublic = self._connection.async_public_client
+            kwargs = self._public_kwargs(self.instance_ids or None)
+            result = await apublic.search(query_str, **kwargs)
+            return self._finish(query_str, result.chunks, result.errors, result.search_query)
         client = self._connection.async_client
         if self.use_namespace_endpoint:
             result = await client.namespace_search(
@@ -441,7 +495,7 @@ class AISearchMultiRetriever(_RetrieverBase):
                 raise InstanceFailureError(result.errors, result.nodes)
             if self.on_instance_error == "warn":
                 warnings.warn(
-                    f"AI Search: {len(result.errors)} of {len(self.targets)} instance(s) "
+                    f"AI Search: {len(result.errors)} of {len(self.targets) or 'the'} instance(s) "
                     f"failed: {error_summary(result.errors)}",
                     AISearchInstanceWarning,
                     stacklevel=4,

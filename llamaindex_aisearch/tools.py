@@ -77,7 +77,8 @@ class AISearchToolSpec(BaseToolSpec):
     response's ``source_nodes``) carry the sources.
 
     Args:
-        instance_id: The instance to search (or ``instance_ids``, several instances).
+        instance_id: The instance to search (or ``instance_ids``, several instances; neither
+            with ``public_endpoint=...``, whose endpoint chooses).
         instance_ids: Several instances (namespace search up to 10, fan-out beyond).
         similarity_top_k: Passages per call (default 5).
         model: Generation model for ``answer``.
@@ -114,10 +115,15 @@ class AISearchToolSpec(BaseToolSpec):
         retriever_options: dict[str, Any] = {
             k: v for k, v in search.items() if k != "custom_metadata"
         }
-        if (instance_id is None) == (instance_ids is None):
+        if instance_id is not None and instance_ids is not None:
             raise TypeError("pass exactly one of instance_id=... or instance_ids=[...]")
+        if instance_id is None and instance_ids is None and not connection.uses_public_endpoint:
+            raise TypeError(
+                "pass exactly one of instance_id=... or instance_ids=[...] (or neither with "
+                "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
+            )
         self._retriever: AISearchRetriever | AISearchMultiRetriever
-        if instance_id is not None:
+        if instance_id is not None or instance_ids is None:
             self._retriever = AISearchRetriever(
                 instance_id,
                 similarity_top_k=similarity_top_k,

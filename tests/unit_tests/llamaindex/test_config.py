@@ -255,7 +255,8 @@ def test_a_misspelt_keyword_names_the_closest_real_one(
     assert message.startswith(
         f"{owner}() got an unexpected keyword argument {bad!r} (did you mean {near!r}?); "
     )
-    assert "connection settings are: account_id, api_email," in message
+    settings = "connection settings are: access_client_id, access_client_secret, account_id, "
+    assert settings + "api_email," in message
     if owner != "AISearchIndex":
         assert "search options are: boost_by, cache," in message
         assert "similarity_top_k" in message

@@ -1,0 +1,268 @@
+"""``AsyncAISearchPublicClient``: search and chat through a public endpoint (no API token).
+
+The async module (``aisearch/_async/``) is written by hand; its sync twin (``aisearch/_sync/``)
+is generated from it by ``scripts/unasync.py``. Sending, retries, timeouts and streaming are
+``_AsyncTransport``'s, the bodies ``_BaseClient``'s, the answers the same typed results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+from aisearch._async._streams import AsyncEventStream
+from aisearch._async._transport import _AsyncTransport
+from aisearch._config import DEFAULT_TIMEOUT, check_optional_seconds
+from aisearch._deadlines import new_async_client
+from aisearch._exceptions import InvalidRequestError
+from aisearch._keywords import ChatParams, check_keywords, takes
+from aisearch._models import ChatCompletion, SearchResult
+from aisearch._params import (
+    Messages,
+    check_generation,
+    check_instance_ids,
+    coerce_messages,
+    query_or_messages,
+)
+from aisearch._parse import parse_chat as _parse_chat
+from aisearch._parse import parse_search as _parse_search
+from aisearch._public import (
+    PublicChatParams,
+    PublicSearchParams,
+    public_hint,
+    resolve_public_config,
+)
+from aisearch._requests import _Request
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["AsyncAISearchPublicClient"]
+
+
+class AsyncAISearchPublicClient(_AsyncTransport):
+    """Asynchronous client of an AI Search public endpoint: no account, no API token.
+
+    The endpoint of one instance answers for that instance; the endpoint of a namespace
+    (``https://ns-<id>...``) searches the instances it allows, all of them unless a call
+    names some in ``instance_ids``. Results, streams and errors are the same types as
+    ``AsyncAISearchClient``'s; a public endpoint's own codes map into the same tree
+    (60005 ``RateLimitError``, 60007-60009 ``PermissionDeniedError`` for a disabled route,
+    60006/60013/60014/60018 ``NotFoundError``, 60012/60015 ``BadRequestError``, 60016
+    ``MethodNotAllowedError``, 60100 ``InternalServerError``).
+
+    Args:
+        endpoint: The endpoint URL (env ``AISEARCH_PUBLIC_ENDPOINT``):
+            ``https://<public_endpoint_id>.search.ai.cloudflare.com``,
+            ``https://ns-<id>.search.ai.cloudflare.com``, a custom domain, or
+            ``http://127.0.0.1:PORT/_public/<id>`` (a local server; plain http only there).
+        access_client_id: Cloudflare Access service token id, for a custom domain behind
+            Access (env ``CF_ACCESS_CLIENT_ID``); sent as ``CF-Access-Client-Id``.
+        access_client_secret: Its secret (env ``CF_ACCESS_CLIENT_SECRET``); sent as
+            ``CF-Access-Client-Secret``.
+        timeout: Default timeout of every call.
+        max_retries: Retries of connection errors, timeouts, 408/409/429/5xx.
+        http_client: An ``httpx.AsyncClient`` to use (not closed by ``aclose()``).
+        total_timeout: Cap in seconds of a whole call, retries and backoff included.
+        stream_idle_timeout: Longest wait in seconds between two events of a stream.
+
+    Raises:
+        AISearchError: If the endpoint is missing, or only half of the Access token is given.
+        InvalidRequestError: If the endpoint is not an https URL (http only for localhost).
+
+    Example:
+        >>> async with AsyncAISearchPublicClient(
+        ...     endpoint="https://0123abcd.search.ai.cloudflare.com"
+        ... ) as client:
+        ...     result = await client.search("How do I get started?")
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str | None = None,
+        access_client_id: str | None = None,
+        access_client_secret: str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        total_timeout: float | None = None,
+        stream_idle_timeout: float | None = None,
+    ) -> None:
+        config = resolve_public_config(
+            endpoint=endpoint,
+            access_client_id=access_client_id,
+            access_client_secret=access_client_secret,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = ""
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise InvalidRequestError(
+                f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"
+            )
+        self._owns_client = http_client is None
+        self._client = http_client or new_async_client(self._config.timeout)
+
+    @property
+    def endpoint(self) -> str:
+        """The public endpoint URL, without a trailing slash."""
+        return self._config.base_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint={self._config.base_url!r})"
+
+    __str__ = __repr__
+
+    def _status_hints(self) -> dict[int, str]:
+        hint = public_hint(self._config)
+        return {401: hint, 403: hint}
+
+    def _connection_hint(self) -> str | None:
+        return None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client (unless it was injected or shared)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    # unasync: async only
+    async def close(self) -> None:
+        """Alias of ``aclose()``."""
+        await self.aclose()
+
+    # unasync: end
+    async def __aenter__(self) -> AsyncAISearchPublicClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ requests
+
+    def _ids(self, instance_ids: Sequence[str] | None) -> list[str] | None:
+        return None if instance_ids is None else check_instance_ids(instance_ids)
+
+    def _public_search_req(
+        self,
+        query: str | None,
+        instance_ids: Sequence[str] | None,
+        params: PublicSearchParams,
+    ) -> _Request:
+        check_keywords(params, PublicSearchParams, f"{type(self).__name__}.search")
+        base = query_or_messages(query, params.get("messages"))
+        body = self._body(base, cast(ChatParams, params), self._ids(instance_ids))
+        return _Request("POST", "/search", json=body)
+
+    def _public_chat_req(
+        self,
+        messages: Messages,
+        instance_ids: Sequence[str] | None,
+        params: PublicChatParams,
+        *,
+        stream: bool,
+    ) -> _Request:
+        method = f"{'stream_' if stream else ''}chat_completions"
+        check_keywords(params, PublicChatParams, f"{type(self).__name__}.{method}")
+        generation = check_generation(params)
+        base: dict[str, Any] = {"messages": coerce_messages(messages)}
+        model = params.get("model")
+        if model is not None:
+            if not isinstance(model, str):
+                raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
+            base["model"] = model
+        base.update(generation)
+        if stream:
+            base["stream"] = True
+        body = self._body(base, cast(ChatParams, params), self._ids(instance_ids))
+        return _Request("POST", "/chat/completions", json=body)
+
+    # ------------------------------------------------------------------ search and chat
+
+    @takes(PublicSearchParams)
+    async def search(
+        self,
+        query: str | None = None,
+        *,
+        instance_ids: Sequence[str] | None = None,
+        **params: Unpack[PublicSearchParams],
+    ) -> SearchResult:
+        """Search through the endpoint (``POST /search``; retrieval only).
+
+        Args:
+            query: The query text (either this or ``messages``).
+            instance_ids: On a namespace endpoint, 1 to 10 of the instances it allows
+                (``None``: every allowed instance). Sent as ``ai_search_options.instance_ids``.
+            **params: The keyword options of ``PublicSearchParams``.
+
+        Returns:
+            The chunks, best first, with ``search_query`` (and a namespace's per-instance
+            ``errors``).
+
+        Raises:
+            InvalidRequestError: Before any network call, for bad arguments.
+            APIStatusError: For error responses (after retries).
+            APIResponseValidationError: If the body does not fit.
+        """
+        req = self._public_search_req(query, instance_ids, params)
+        return await self._request(req, _parse_search)
+
+    @takes(PublicChatParams)
+    async def chat_completions(
+        self,
+        messages: Messages,
+        *,
+        instance_ids: Sequence[str] | None = None,
+        **params: Unpack[PublicChatParams],
+    ) -> ChatCompletion:
+        """Retrieve and generate an answer through the endpoint (``POST /chat/completions``).
+
+        Args:
+            messages: The conversation (``ChatMessage`` or dicts).
+            instance_ids: On a namespace endpoint, 1 to 10 of the instances it allows
+                (``None``: every allowed instance).
+            **params: The keyword options of ``PublicChatParams``.
+
+        Returns:
+            The completion, with the chunks it used.
+        """
+        req = self._public_chat_req(messages, instance_ids, params, stream=False)
+        return await self._request(req, _parse_chat)
+
+    @takes(PublicChatParams)
+    def stream_chat_completions(
+        self,
+        messages: Messages,
+        *,
+        instance_ids: Sequence[str] | None = None,
+        **params: Unpack[PublicChatParams],
+    ) -> AsyncEventStream:
+        """Stream a chat completion: a ``SourcesEvent``, ``TextDeltaEvent``s, a ``StreamEndEvent``.
+
+        Arguments are validated now; the request is sent when iteration starts.
+
+        Args:
+            messages: The conversation.
+            instance_ids: On a namespace endpoint, 1 to 10 of the instances it allows
+                (``None``: every allowed instance).
+            **params: The keyword options of ``PublicChatParams``.
+
+        Returns:
+            An ``AsyncEventStream`` of typed events (iterate it; ``aclose()`` it to stop early).
+
+        Raises:
+            StreamInterruptedError: (while iterating) if the stream ends without ``[DONE]``.
+            APIStatusError: (while iterating) for error statuses or error events.
+        """
+        req = self._public_chat_req(messages, instance_ids, params, stream=True)
+        return AsyncEventStream(self._stream(req, join_errors=True))
