@@ -88,10 +88,10 @@ class ScoringDetails(_ResponseModel):
     """Vector similarity, 0 to 1."""
     keyword_score: float | None = None
     """BM25 keyword score."""
-    vector_rank: int | None = None
-    """Rank in the vector result list."""
-    keyword_rank: int | None = None
-    """Rank in the keyword result list."""
+    vector_rank: int | float | None = None
+    """Rank in the vector result list (an ``int`` when sent as one; the SDK types it a number)."""
+    keyword_rank: int | float | None = None
+    """Rank in the keyword result list (an ``int`` when sent as one; the SDK types it a number)."""
     fusion_method: str | None = None
     """``rrf`` or ``max`` for hybrid retrieval."""
     reranking_score: float | None = None
