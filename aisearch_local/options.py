@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aisearch_local.cache import CACHE_THRESHOLDS
-from aisearch_local.errors import ValidationError
+from aisearch_local.errors import ValidationError, json_type
 from aisearch_local.filters import Predicate, compile_filter
 from aisearch_local.text import message_text
 
 __all__ = [
     "CONFIG_FIELDS",
+    "RESERVED_CUSTOM_METADATA",
     "OptionsResolver",
     "ResolvedOptions",
+    "check_custom_metadata",
     "field_types",
     "query_from_messages",
     "resolve_options",
@@ -139,6 +141,34 @@ def _boost_by(raw: Any, path: str, types: Mapping[str, str]) -> list[dict[str, s
     return out
 
 
+RESERVED_CUSTOM_METADATA = ("ai-search", "task", "origin")
+"""Keys ``custom_metadata`` may not use, besides any key starting with ``cf.``."""
+
+
+def check_custom_metadata(raw: Any, path: str) -> None:
+    """Check ``ai_search_options.custom_metadata`` (search and chat alike; API.md 18.1).
+
+    At most 2 entries of string, number or boolean values, for AI Gateway logs; the keys
+    ``ai-search``, ``task``, ``origin`` and ``cf.*`` are reserved. The local server checks and
+    otherwise ignores them (it has no AI Gateway).
+
+    Raises:
+        ValidationError: Naming the entry and what is allowed.
+    """
+    cm = _obj(raw, path)
+    if len(cm) > 2:
+        raise ValidationError(path, f"must have at most 2 entries (got {len(cm)})")
+    for key, value in cm.items():
+        if not key:
+            raise ValidationError(path, "keys must be non-empty strings")
+        if key in RESERVED_CUSTOM_METADATA or key.startswith("cf."):
+            raise ValidationError(path, f"key {key!r} is reserved (ai-search, task, origin, cf.*)")
+        if isinstance(value, (dict, list)) or value is None:
+            raise ValidationError(
+                f"{path}.{key}", f"must be a string, number or boolean (got {json_type(value)})"
+            )
+
+
 def resolve_options(
     raw: Any, config: Mapping[str, Any], *, path: str = "ai_search_options"
 ) -> ResolvedOptions:
@@ -233,18 +263,8 @@ def resolve_options(
         else _enum(ct, f"{path}.cache.cache_threshold", tuple(CACHE_THRESHOLDS))
     )
 
-    cm = opts.get("custom_metadata")
-    if cm is not None:
-        cm = _obj(cm, f"{path}.custom_metadata")
-        if len(cm) > 2:
-            raise ValidationError(
-                f"{path}.custom_metadata", f"must have at most 2 entries (got {len(cm)})"
-            )
-        for k, v in cm.items():
-            if isinstance(v, (dict, list)) or v is None:
-                raise ValidationError(
-                    f"{path}.custom_metadata.{k}", "must be a string, number or boolean"
-                )
+    if opts.get("custom_metadata") is not None:
+        check_custom_metadata(opts["custom_metadata"], f"{path}.custom_metadata")
     return res
 
 
