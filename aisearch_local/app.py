@@ -12,6 +12,9 @@ This module holds the route table and the application factory. Where things live
 :mod:`aisearch_local.routes_query` (search, chat, legacy). To add a route: write the handler,
 decorated with ``@endpoint``, in one of the two route modules, and add its ``Route`` below.
 
+The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliases, under
+``/ai-search/rags/{id}/...`` (the form the AI Search REST guide showed during the rename).
+
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
 /client/v4/_local/faults``) and ``GET /client/v4/_local/health``.
@@ -120,8 +123,13 @@ def _routes() -> list[Route]:
         Route(ns + "/chat/completions", namespace_chat, methods=["POST"]),
         *_instance_routes(base),
         *_instance_routes(ns),
-        Route(ACCOUNT + "/autorag/rags/{rag_id}/search", legacy_search, methods=["POST"]),
-        Route(ACCOUNT + "/autorag/rags/{rag_id}/ai-search", legacy_ai_search, methods=["POST"]),
+        *(
+            Route(ACCOUNT + prefix + "/rags/{rag_id}/" + name, handler, methods=["POST"])
+            # /ai-search/rags/...: the seed 004 form of the legacy routes (API.md 3.5), the same
+            # handlers, bodies and answers as /autorag/rags/...
+            for prefix in ("/autorag", "/ai-search")
+            for name, handler in (("search", legacy_search), ("ai-search", legacy_ai_search))
+        ),
     ]
 
 

@@ -608,11 +608,11 @@ def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
                 ("/namespaces/{ns}/search", "/namespaces/{ns}/chat/completions")
             ):
                 body = draw(_search_body(chat=template.endswith("completions"), namespace=True))
-            elif template.endswith("/search") and "autorag" not in template:
+            elif template.endswith("/search") and "/rags/" not in template:
                 body = draw(_search_body(chat=False, namespace=False))
             elif template.endswith("/chat/completions"):
                 body = draw(_search_body(chat=True, namespace=False))
-            elif "autorag" in template:
+            elif "/rags/" in template:
                 body = draw(_mutated({"query": "espresso"}, LEGACY_FIELDS))
             elif template.endswith("/instances") and method == "POST":
                 body = draw(_mutated({"id": draw(_new_id())}, INSTANCE_FIELDS))

@@ -3,8 +3,10 @@ query_kind, the /ai-search/rags aliases of the legacy routes (API.md 18.1, 3.5, 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,17 @@ def _ask(body: dict[str, Any], **options: Any) -> dict[str, Any]:
 
 SEARCH = {"query": "espresso grind"}
 CHAT = {"messages": [{"role": "user", "content": "espresso grind"}]}
+
+
+def sse_events(raw: str) -> list[tuple[str | None, str]]:
+    """Split an SSE body into (event, data) pairs."""
+    out = []
+    for block in raw.split("\n\n"):
+        if block.strip():
+            lines = block.split("\n")
+            event = next((ln[7:] for ln in lines if ln.startswith("event: ")), None)
+            out.append((event, "\n".join(ln[6:] for ln in lines if ln.startswith("data: "))))
+    return out
 
 
 # --------------------------------------------------------------------------- custom_metadata
@@ -113,3 +126,55 @@ def test_custom_metadata_fuzz_answers_200_or_7001(server_http, docs_instance):
             assert_error(r, 400, 7001, "custom_metadata")
 
     run()
+
+
+# --------------------------------------------------------------------------- the rags aliases
+
+LEGACY_BODIES = {
+    "search": {"query": "espresso", "max_num_results": 3},
+    "ai-search": {"query": "How long should cold brew steep?", "system_prompt": "Be helpful."},
+}
+
+
+@pytest.mark.parametrize("name", ["search", "ai-search"])
+def test_ai_search_rags_alias_answers_as_the_legacy_route(server_http, docs_instance, name):
+    body = LEGACY_BODIES[name]
+    legacy = server_http.post(f"/autorag/rags/{docs_instance}/{name}", json=body)
+    alias = server_http.post(f"/ai-search/rags/{docs_instance}/{name}", json=body)
+    assert alias.status_code == legacy.status_code == 200, alias.text
+    assert alias.json() == legacy.json()
+    result = alias.json()["result"]
+    assert result["object"] == "vector_store.search_results.page"
+    assert result["data"]
+    assert ("response" in result) == (name == "ai-search")
+
+
+def test_ai_search_rags_alias_streams(server_http, docs_instance):
+    body = {**LEGACY_BODIES["ai-search"], "stream": True}
+    streams = []
+    for prefix in ("/autorag", "/ai-search"):
+        with server_http.stream("POST", f"{prefix}/rags/{docs_instance}/ai-search", json=body) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            streams.append(r.read().decode())
+    legacy, alias = streams
+    assert alias == legacy
+    events = sse_events(alias)
+    assert events[-1] == (None, "[DONE]")
+    assert "".join(json.loads(data)["response"] for _, data in events[:-1]).strip()
+
+
+@pytest.mark.parametrize("name", ["search", "ai-search"])
+def test_ai_search_rags_alias_errors_as_the_legacy_route(
+    server_http, local_server, docs_instance, name
+):
+    assert_error(
+        server_http.post(f"/ai-search/rags/no-such-rag/{name}", json={"query": "x"}), 404, 7002
+    )
+    assert_error(server_http.post(f"/ai-search/rags/{docs_instance}/{name}", json={}), 400, 7001)
+    assert_error(server_http.post(f"/ai-search/rags/UPPER/{name}", json={"query": "x"}), 400, 7001)
+    anonymous = httpx.post(
+        f"{local_server.account_url}/ai-search/rags/{docs_instance}/{name}", json={"query": "x"}
+    )
+    assert_error(anonymous, 401, 1001)
+    assert server_http.get(f"/ai-search/rags/{docs_instance}/{name}").status_code == 405
