@@ -178,3 +178,254 @@ def test_ai_search_rags_alias_errors_as_the_legacy_route(
     )
     assert_error(anonymous, 401, 1001)
     assert server_http.get(f"/ai-search/rags/{docs_instance}/{name}").status_code == 405
+
+
+# --------------------------------------------------------------------------- multimodal parts
+
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"
+    "60e6kgAAAABJRU5ErkJggg=="
+)
+IMAGE = {"type": "image_url", "image_url": {"url": PNG}}
+TEXT = {"type": "text", "text": "espresso grind size"}
+KEYWORD = {"retrieval": {"retrieval_type": "keyword", "keyword_match_mode": "or"}}
+
+
+def _search(http: httpx.Client, instance: str, body: dict[str, Any]) -> httpx.Response:
+    return http.post(f"/ai-search/instances/{instance}/search", json=body)
+
+
+def _user(*parts: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": list(parts)}]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "espresso grind size"},
+        _user(TEXT),
+        {"messages": [{"role": "user", "content": "espresso"}]},
+    ],
+)
+def test_text_queries_are_query_kind_text(server_http, docs_instance, body):
+    result = _search(server_http, docs_instance, body).json()["result"]
+    assert result["query_kind"] == "text"
+    assert result["chunks"]
+
+
+def test_multimodal_keyword_search_answers_from_the_text_parts(server_http, docs_instance):
+    r = _search(server_http, docs_instance, {**_user(TEXT, IMAGE), "ai_search_options": KEYWORD})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert result["query_kind"] == "multimodal"
+    assert result["search_query"] == "espresso grind size"
+    assert result["chunks"]
+
+
+@pytest.mark.parametrize("retrieval_type", [None, "vector", "hybrid"])
+def test_image_queries_need_an_image_embedder(server_http, docs_instance, retrieval_type):
+    opts = {"retrieval": {"retrieval_type": retrieval_type}} if retrieval_type else {}
+    for parts, kind in (((IMAGE,), "image"), ((TEXT, IMAGE), "multimodal")):
+        r = _search(server_http, docs_instance, {**_user(*parts), "ai_search_options": opts})
+        assert_error(
+            r,
+            400,
+            7089,
+            f"the query has an image (query_kind '{kind}') but the embedding model cannot embed "
+            "images: the local embedder 'hashing",
+            "' takes text only",
+        )
+        if kind == "multimodal":
+            assert "retrieval_type 'keyword' searches its text parts" in r.text
+
+
+def test_image_only_keyword_search_is_7089(server_http, docs_instance):
+    r = _search(server_http, docs_instance, {**_user(IMAGE), "ai_search_options": KEYWORD})
+    assert_error(r, 400, 7089, "an image-only query needs a vector index")
+
+
+def test_the_last_user_message_is_the_query_even_image_only(server_http, docs_instance):
+    # an image-only last message is the query: not the earlier text message
+    body = {
+        "messages": [
+            {"role": "user", "content": "espresso grind size"},
+            {"role": "assistant", "content": "Fine."},
+            {"role": "user", "content": [IMAGE]},
+        ],
+        "ai_search_options": KEYWORD,
+    }
+    assert_error(_search(server_http, docs_instance, body), 400, 7089)
+    body["messages"][-1]["content"] = [{"type": "text", "text": "grinder burrs"}, IMAGE]
+    result = _search(server_http, docs_instance, body).json()["result"]
+    assert (result["search_query"], result["query_kind"]) == ("grinder burrs", "multimodal")
+
+
+def test_a_file_part_is_accepted_but_not_searched(server_http, docs_instance):
+    doc = {
+        "type": "file",
+        "file": {"filename": "a.txt", "file_data": "data:text/plain;base64,aGk="},
+    }
+    result = _search(server_http, docs_instance, _user(TEXT, doc)).json()["result"]
+    assert (result["search_query"], result["query_kind"]) == ("espresso grind size", "text")
+    assert_error(
+        _search(server_http, docs_instance, _user(doc)), 400, 7001, "file parts are not searched"
+    )
+
+
+def test_multimodal_chat_and_namespace(server_http, docs_instance):
+    body = {**_user(TEXT, IMAGE), "ai_search_options": KEYWORD}
+    r = server_http.post(f"/ai-search/instances/{docs_instance}/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["chunks"]
+    ns = {**body, "ai_search_options": {**KEYWORD, "instance_ids": [docs_instance]}}
+    result = server_http.post("/ai-search/namespaces/default/search", json=ns).json()["result"]
+    assert result["query_kind"] == "multimodal" and result["chunks"]
+    ns["messages"] = _user(IMAGE)["messages"]
+    r = server_http.post("/ai-search/namespaces/default/search", json=ns)
+    assert_error(r, 400, 7089, "an image-only query")
+    ns["ai_search_options"] = {"instance_ids": [docs_instance]}
+    r = server_http.post("/ai-search/namespaces/default/chat/completions", json=ns)
+    assert_error(r, 400, 7089, "takes text only")
+
+
+def test_an_answer_about_another_image_is_no_cache_hit(server_http, docs_instance):
+    path = f"/ai-search/instances/{docs_instance}/chat/completions"
+    opts = {**KEYWORD, "cache": {"enabled": True}}
+    text = {"type": "text", "text": "What grind size suits a moka pot with this image?"}
+    first = server_http.post(path, json={**_user(text, IMAGE), "ai_search_options": opts})
+    again = server_http.post(path, json={**_user(text, IMAGE), "ai_search_options": opts})
+    other_png = {"type": "image_url", "image_url": {"url": "https://example.com/moka.png"}}
+    other = server_http.post(path, json={**_user(text, other_png), "ai_search_options": opts})
+    statuses = [r.headers["cf-aig-cache-status"] for r in (first, again, other)]
+    assert statuses == ["MISS", "HIT", "MISS"]
+
+
+HUGE = "data:image/png;base64," + "A" * (10 * 1024 * 1024 * 4 // 3 + 8)
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        (
+            {"type": "audio", "audio": {}},
+            "content[0].type: must be one of text, image_url, file (got 'audio')",
+        ),
+        ({"type": 3}, "content[0].type: must be one of text, image_url, file (got a number)"),
+        ({"text": "no type"}, "content[0].type: must be one of text, image_url, file (got null)"),
+        ("bare", "content[0]: must be a {type, ...} object (got a string)"),
+        ({"type": "text", "text": 5}, "content[0].text: must be a string (got a number)"),
+        ({"type": "image_url"}, "content[0].image_url: must be an object with a url (got null)"),
+        (
+            {"type": "image_url", "image_url": "https://x"},
+            "image_url: must be an object with a url (got a string)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": 5}},
+            "content[0].image_url.url: must be a string (got a number)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": ["a"]}},
+            "image_url.url: must be a string (got an array)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "javascript:alert(1)"}},
+            "must be an http(s) URL or a data:image/<type>;base64,... URL",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}},
+            "must be an http(s) URL or a data:image",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "https://"}},
+            "must be an http(s) URL with a host",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "https://a b"}},
+            "must be an http(s) URL with a host, no spaces",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "https://x/" + "a" * 9000}},
+            "image_url.url: must be at most 8192 characters (got 9010)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}},
+            "must be an image data URL (got 'text/plain')",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png,raw"}},
+            "must be a base64 data URL (data:image/<type>;base64,<data>)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@@"}},
+            "must carry non-empty, valid base64 data",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}},
+            "must carry non-empty, valid base64 data",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": HUGE}},
+            "a data URL may carry at most 10 MiB decoded (got 10.0 MiB)",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": PNG, "detail": "ultra"}},
+            "image_url.detail: must be one of auto, low, high",
+        ),
+        (
+            {"type": "file", "file": {}},
+            "content[0].file: must carry file_data (a base64 data URL) or file_id",
+        ),
+        ({"type": "file", "file": "x"}, "content[0].file: must be an object (got a string)"),
+        (
+            {"type": "file", "file": {"file_id": 3}},
+            "content[0].file.file_id: must be a string (got a number)",
+        ),
+        (
+            {"type": "file", "file": {"file_data": "aGk="}},
+            "file.file_data: must be a base64 data URL (data:<mime>;base64,<data>)",
+        ),
+    ],
+)
+def test_hostile_parts_are_clear_400s(server_http, docs_instance, part, message):
+    for route in ("search", "chat/completions"):
+        body = {"messages": [{"role": "user", "content": [TEXT, part][1:]}]}
+        if route == "search":
+            r = _search(server_http, docs_instance, body)
+        else:
+            r = server_http.post(f"/ai-search/instances/{docs_instance}/{route}", json=body)
+        assert_error(
+            r, 400, 7001, "messages[0]." + message if message.startswith("content") else message
+        )
+
+
+def test_parts_fuzz_answers_200_400_never_5xx(server_http, docs_instance):
+    url = st.sampled_from(
+        [PNG, "https://example.com/a.png", "data:image/png;base64,", "ftp://x", ""]
+    )
+    part = st.one_of(
+        st.fixed_dictionaries({"type": st.just("text"), "text": _JSON}),
+        st.fixed_dictionaries(
+            {"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": url | _JSON})}
+        ),
+        st.fixed_dictionaries({"type": st.just("file"), "file": _JSON}),
+        _JSON,
+    )
+
+    @settings(
+        max_examples=80,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(parts=st.lists(part, max_size=3), kw=st.booleans())
+    def run(parts: list[Any], kw: bool) -> None:
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": parts}]}
+        if kw:
+            body["ai_search_options"] = KEYWORD
+        r = _search(server_http, docs_instance, body)
+        assert r.status_code in (200, 400), r.text
+        if r.status_code == 400:
+            assert r.json()["errors"][0]["code"] in (7001, 7089), r.text
+
+    run()
