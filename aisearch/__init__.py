@@ -11,6 +11,15 @@ from __future__ import annotations
 from aisearch._async._client import AsyncAISearchClient
 from aisearch._async._streams import AsyncEventStream
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from aisearch._content import (
+    ContentPart,
+    FileData,
+    FilePart,
+    ImageURL,
+    ImageURLPart,
+    OtherPart,
+    TextPart,
+)
 from aisearch._exceptions import (
     AISearchError,
     AllInstancesFailedError,
@@ -96,9 +105,14 @@ __all__ = [
     "Chunk",
     "ChunkItem",
     "ConflictError",
+    "ContentPart",
     "EngineStats",
     "EventStream",
     "FanOutResult",
+    "FileData",
+    "FilePart",
+    "ImageURL",
+    "ImageURLPart",
     "IndexingError",
     "IndexingTimeoutError",
     "Instance",
@@ -112,6 +126,7 @@ __all__ = [
     "JobLog",
     "Namespace",
     "NotFoundError",
+    "OtherPart",
     "PartialFailureError",
     "PermissionDeniedError",
     "QueryRewriteOptions",
@@ -128,6 +143,7 @@ __all__ = [
     "StreamEvent",
     "StreamInterruptedError",
     "TextDeltaEvent",
+    "TextPart",
     "Usage",
     "VectorizeStats",
     "__version__",

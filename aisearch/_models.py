@@ -10,8 +10,17 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
+from aisearch._content import ContentPart, TextPart, content_error
 from aisearch._exceptions import AISearchError
 
 __all__ = [
@@ -62,8 +71,22 @@ class ChatMessage(_ResponseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who wrote the message."""
-    content: str | list[Any] | None = None
-    """Text, multimodal parts (``text``/``image_url``/``file``), or null."""
+    content: str | list[ContentPart] | None = None
+    """Text, multimodal parts (``TextPart``, ``ImageURLPart``, ``FilePart``, or mappings of
+    their shape), or null."""
+
+    @field_validator("content", mode="wrap")
+    @classmethod
+    def _readable_content(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # one message naming the part (``[1].image_url.url: ...``), not one per union branch
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            raise ValueError(
+                f"must be a string, a list of parts or null (got {type(value).__name__})"
+            )
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError(content_error(exc)) from None
 
 
 def _none_to_empty_dict(value: object) -> object:
@@ -276,7 +299,10 @@ class ChatCompletion(_ResponseModel):
             return ""
         if isinstance(content, str):
             return content
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+        return "".join(
+            part.text if isinstance(part, TextPart) else str(getattr(part, "text", "") or "")
+            for part in content
+        )
 
 
 class SourcesEvent(_ResponseModel):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from aisearch import BadRequestError, InvalidRequestError, SearchOptions
+from aisearch import (
+    BadRequestError,
+    ChatMessage,
+    ImageURLPart,
+    InvalidRequestError,
+    SearchOptions,
+    TextPart,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,3 +41,25 @@ def test_reserved_custom_metadata_is_refused_by_both_sides(client, docs_instance
         client.search(docs_instance, QUERY, extra_options={"custom_metadata": {"cf.x": 1}})
     assert info.value.status_code == 400
     assert "ai_search_options.custom_metadata: key 'cf.x' is reserved" in str(info.value)
+
+
+# --------------------------------------------------------------------------- multimodal parts
+
+IMAGE = ImageURLPart(image_url={"url": "https://example.com/grinder.png"})
+KEYWORD = {"retrieval": {"retrieval_type": "keyword", "keyword_match_mode": "or"}}
+
+
+def test_multimodal_search_over_http(client, docs_instance):
+    message = ChatMessage(role="user", content=[TextPart(text="espresso grind size"), IMAGE])
+    result = client.search(docs_instance, messages=[message], options=KEYWORD)
+    assert (result.query_kind, result.search_query) == ("multimodal", "espresso grind size")
+    assert result.chunks
+    assert client.search(docs_instance, QUERY).query_kind == "text"
+
+
+async def test_image_search_needs_an_image_embedder(async_client, docs_instance):
+    with pytest.raises(BadRequestError) as info:
+        await async_client.search(docs_instance, messages=[{"role": "user", "content": [IMAGE]}])
+    assert info.value.status_code == 400
+    assert info.value.code == 7089
+    assert "takes text only" in str(info.value)
