@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch import (
     ChatMessage,
@@ -15,6 +17,7 @@ from aisearch import (
     OtherPart,
     TextPart,
 )
+from aisearch._params import coerce_messages
 from tests.unit_tests.core.conftest import body_of
 from tests.unit_tests.core.payloads import CHAT_RESPONSE, SEARCH_RESPONSE
 
@@ -188,3 +191,37 @@ def test_an_image_only_search_is_sent_as_is(harness):
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": URL}}]}
         ]
     }
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_PART = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "image_url", "file", "x"])},
+        optional={
+            "text": _JSON,
+            "image_url": _JSON
+            | st.fixed_dictionaries(
+                {"url": _JSON | st.sampled_from([URL, PNG, "data:", "ftp://a"])}
+            ),
+            "file": _JSON,
+        },
+    ),
+    _JSON,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(content=st.lists(_PART, max_size=3) | _JSON)
+def test_any_content_is_accepted_or_refused_with_invalid_request_error(content):
+    try:
+        out = coerce_messages([{"role": "user", "content": content}])
+    except InvalidRequestError as exc:
+        assert str(exc).startswith("messages[0]"), str(exc)
+    else:
+        assert out[0]["role"] == "user"
