@@ -313,6 +313,19 @@ MESSAGES: list[Any] = [
     [],
     "hello",
     [[]],
+    # multimodal parts (API.md 18.1): images answer 7089 unless keyword retrieval reads the text
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}],
+    [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "grind"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        }
+    ],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 3}}]}],
+    [{"role": "user", "content": [{"type": "audio"}, "bare", {"type": "file", "file": {}}]}],
 ]
 
 
