@@ -92,7 +92,7 @@ IMAGE_QUERY_CODE = 7089
 """The code of an image query the instance cannot search (API.md 18.1)."""
 
 
-def check_image_query(req: SearchRequest, opts: ResolvedOptions, embedder: str) -> None:
+def check_image_query(req: SearchRequest, opts: ResolvedOptions) -> None:
     """Refuse (400 / 7089) an image query that this server cannot search.
 
     The local embedders take text only, so a vector or hybrid search of a query with an
@@ -112,7 +112,7 @@ def check_image_query(req: SearchRequest, opts: ResolvedOptions, embedder: str) 
             400,
             IMAGE_QUERY_CODE,
             f"the query has an image (query_kind {req.query_kind!r}) but the embedding model "
-            f"cannot embed images: the local embedder {embedder!r} takes text only{hint}",
+            f"cannot embed images: the embedders of aisearch-local take text only{hint}",
         )
     if req.query_kind == "image":
         raise APIError(
@@ -162,7 +162,7 @@ class QueryService:
             opts = resolve_options(req.options, inst.config)
         else:
             opts = resolver.resolve(inst.config)
-        check_image_query(req, opts, svc.embedder.name)
+        check_image_query(req, opts)
         text = req.query
         if req.messages is not None and opts.rewrite:
             rewritten = rewrite_query(req.messages)

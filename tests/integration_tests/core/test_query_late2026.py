@@ -62,4 +62,4 @@ async def test_image_search_needs_an_image_embedder(async_client, docs_instance)
         await async_client.search(docs_instance, messages=[{"role": "user", "content": [IMAGE]}])
     assert info.value.status_code == 400
     assert info.value.code == 7089
-    assert "takes text only" in str(info.value)
+    assert "take text only" in str(info.value)
