@@ -428,3 +428,28 @@ def test_parts_fuzz_answers_200_400_never_5xx(server_http, docs_instance):
             assert r.json()["errors"][0]["code"] in (7001, 7089), r.text
 
     run()
+
+
+def test_search_query_and_query_kind_with_rewriting(server_http, docs_instance):
+    body = {
+        "messages": [
+            {"role": "user", "content": "How do I dial in espresso?"},
+            {"role": "assistant", "content": "Adjust the grind."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "How long does it take?"}, IMAGE],
+            },
+        ],
+        "ai_search_options": {**KEYWORD, "query_rewrite": {"enabled": True}},
+    }
+    result = _search(server_http, docs_instance, body).json()["result"]
+    assert result["query_kind"] == "multimodal"
+    assert result["search_query"].startswith("How long does it take?")
+    assert "espresso" in result["search_query"].lower()  # the rewrite read the history
+    ns = {
+        **body,
+        "ai_search_options": {**body["ai_search_options"], "instance_ids": [docs_instance]},
+    }
+    result = server_http.post("/ai-search/namespaces/default/search", json=ns).json()["result"]
+    assert result["query_kind"] == "multimodal"
+    assert "espresso" in result["search_query"].lower()
