@@ -12,6 +12,15 @@ from aisearch._async._client import AsyncAISearchClient
 from aisearch._async._public import AsyncAISearchPublicClient
 from aisearch._async._streams import AsyncEventStream
 from aisearch._config import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from aisearch._content import (
+    ContentPart,
+    FileData,
+    FilePart,
+    ImageURL,
+    ImageURLPart,
+    OtherPart,
+    TextPart,
+)
 from aisearch._exceptions import (
     AISearchError,
     AllInstancesFailedError,
@@ -101,9 +110,14 @@ __all__ = [
     "Chunk",
     "ChunkItem",
     "ConflictError",
+    "ContentPart",
     "EngineStats",
     "EventStream",
     "FanOutResult",
+    "FileData",
+    "FilePart",
+    "ImageURL",
+    "ImageURLPart",
     "IndexingError",
     "IndexingTimeoutError",
     "Instance",
@@ -118,6 +132,7 @@ __all__ = [
     "MethodNotAllowedError",
     "Namespace",
     "NotFoundError",
+    "OtherPart",
     "PartialFailureError",
     "PermissionDeniedError",
     "QueryRewriteOptions",
@@ -134,6 +149,7 @@ __all__ = [
     "StreamEvent",
     "StreamInterruptedError",
     "TextDeltaEvent",
+    "TextPart",
     "Usage",
     "VectorizeStats",
     "__version__",

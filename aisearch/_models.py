@@ -16,10 +16,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 
+from aisearch._content import ContentPart, TextPart, content_error
 from aisearch._exceptions import AISearchError, entry_error
 
 __all__ = [
@@ -70,8 +72,22 @@ class ChatMessage(_ResponseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who wrote the message."""
-    content: str | list[Any] | None = None
-    """Text, multimodal parts (``text``/``image_url``/``file``), or null."""
+    content: str | list[ContentPart] | None = None
+    """Text, multimodal parts (``TextPart``, ``ImageURLPart``, ``FilePart``, or mappings of
+    their shape), or null."""
+
+    @field_validator("content", mode="wrap")
+    @classmethod
+    def _readable_content(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # one message naming the part (``[1].image_url.url: ...``), not one per union branch
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            raise ValueError(
+                f"must be a string, a list of parts or null (got {type(value).__name__})"
+            )
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError(content_error(exc)) from None
 
 
 def _none_to_empty_dict(value: object) -> object:
@@ -96,10 +112,10 @@ class ScoringDetails(_ResponseModel):
     """Vector similarity, 0 to 1."""
     keyword_score: float | None = None
     """BM25 keyword score."""
-    vector_rank: int | None = None
-    """Rank in the vector result list."""
-    keyword_rank: int | None = None
-    """Rank in the keyword result list."""
+    vector_rank: int | float | None = None
+    """Rank in the vector result list (an ``int`` when sent as one; the SDK types it a number)."""
+    keyword_rank: int | float | None = None
+    """Rank in the keyword result list (an ``int`` when sent as one; the SDK types it a number)."""
     fusion_method: str | None = None
     """``rrf`` or ``max`` for hybrid retrieval."""
     reranking_score: float | None = None
@@ -292,7 +308,10 @@ class ChatCompletion(_ResponseModel):
             return ""
         if isinstance(content, str):
             return content
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+        return "".join(
+            part.text if isinstance(part, TextPart) else str(getattr(part, "text", "") or "")
+            for part in content
+        )
 
 
 class SourcesEvent(_ResponseModel):

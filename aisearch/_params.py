@@ -15,6 +15,7 @@ from typing import Annotated, Any, cast
 from pydantic import BeforeValidator, field_validator
 
 from aisearch._config import check_seconds, validate_instance_id
+from aisearch._content import check_parts
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import is_legacy_filter, to_legacy_filter, validate_legacy_filter
 from aisearch._models import ChatMessage
@@ -140,6 +141,7 @@ def coerce_messages(messages: Messages | None, field: str = "messages") -> list[
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         model = build_model(ChatMessage, message, f"{field}[{i}]")
+        check_parts(model.content, f"{field}[{i}].content")
         out.append(model.model_dump(mode="json", exclude_unset=True))
     return out
 

@@ -15,6 +15,8 @@ decorated with ``@endpoint``, in one of the two route modules, and add its ``Rou
 Public endpoints (API.md section 18.2, no token) are mounted on ``/_public``
 (:mod:`aisearch_local.public`): ``/_public/{public_endpoint_id}/search``,
 ``/chat/completions`` and ``/mcp``, ``/_public/ns-{id}/...`` for a namespace.
+The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliases, under
+``/ai-search/rags/{id}/...`` (the form the AI Search REST guide showed during the rename).
 
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
@@ -126,8 +128,13 @@ def _routes() -> list[Route]:
         Route(ns + "/chat/completions", namespace_chat, methods=["POST"]),
         *_instance_routes(base),
         *_instance_routes(ns),
-        Route(ACCOUNT + "/autorag/rags/{rag_id}/search", legacy_search, methods=["POST"]),
-        Route(ACCOUNT + "/autorag/rags/{rag_id}/ai-search", legacy_ai_search, methods=["POST"]),
+        *(
+            Route(ACCOUNT + prefix + "/rags/{rag_id}/" + name, handler, methods=["POST"])
+            # /ai-search/rags/...: the seed 004 form of the legacy routes (API.md 3.5), the same
+            # handlers, bodies and answers as /autorag/rags/...
+            for prefix in ("/autorag", "/ai-search")
+            for name, handler in (("search", legacy_search), ("ai-search", legacy_ai_search))
+        ),
     ]
 
 

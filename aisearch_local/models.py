@@ -26,14 +26,19 @@ class SearchRequest:
     """A parsed search body (or the retrieval half of a chat body).
 
     Attributes:
-        query: The query text (the last user message when the body has ``messages``).
+        query: The query text (the last user message's text parts when the body has
+            ``messages``).
         messages: The validated messages, or None for a ``query`` body.
         raw_options: ``ai_search_options`` as sent (validated later, per instance).
+        query_kind: ``text``, ``image`` or ``multimodal``: the parts of the query message.
+        images: How many ``image_url`` parts the query message carries.
     """
 
     query: str
     messages: list[dict[str, Any]] | None
     raw_options: Any
+    query_kind: str = "text"
+    images: int = 0
 
     @classmethod
     def parse(cls, body: dict[str, Any], *, chat: bool = False) -> SearchRequest:
@@ -50,7 +55,8 @@ class SearchRequest:
                 raise bad_request("query", "must be a non-empty string")
             return cls(query, None, body.get("ai_search_options"))
         msgs = validate_messages(messages)
-        return cls(query_from_messages(msgs), msgs, body.get("ai_search_options"))
+        q = query_from_messages(msgs)
+        return cls(q.text, msgs, body.get("ai_search_options"), q.kind, q.images)
 
     @property
     def options(self) -> Any:

@@ -8,19 +8,23 @@ raise :class:`aisearch_local.errors.ValidationError` naming the JSON path of the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aisearch_local.cache import CACHE_THRESHOLDS
-from aisearch_local.errors import ValidationError
+from aisearch_local.errors import ValidationError, json_type
 from aisearch_local.filters import Predicate, compile_filter
 from aisearch_local.text import message_text
 
 __all__ = [
     "CONFIG_FIELDS",
+    "RESERVED_CUSTOM_METADATA",
     "OptionsResolver",
+    "Query",
     "ResolvedOptions",
+    "check_custom_metadata",
     "field_types",
     "query_from_messages",
     "resolve_options",
@@ -139,6 +143,34 @@ def _boost_by(raw: Any, path: str, types: Mapping[str, str]) -> list[dict[str, s
     return out
 
 
+RESERVED_CUSTOM_METADATA = ("ai-search", "task", "origin")
+"""Keys ``custom_metadata`` may not use, besides any key starting with ``cf.``."""
+
+
+def check_custom_metadata(raw: Any, path: str) -> None:
+    """Check ``ai_search_options.custom_metadata`` (search and chat alike; API.md 18.1).
+
+    At most 2 entries of string, number or boolean values, for AI Gateway logs; the keys
+    ``ai-search``, ``task``, ``origin`` and ``cf.*`` are reserved. The local server checks and
+    otherwise ignores them (it has no AI Gateway).
+
+    Raises:
+        ValidationError: Naming the entry and what is allowed.
+    """
+    cm = _obj(raw, path)
+    if len(cm) > 2:
+        raise ValidationError(path, f"must have at most 2 entries (got {len(cm)})")
+    for key, value in cm.items():
+        if not key:
+            raise ValidationError(path, "keys must be non-empty strings")
+        if key in RESERVED_CUSTOM_METADATA or key.startswith("cf."):
+            raise ValidationError(path, f"key {key!r} is reserved (ai-search, task, origin, cf.*)")
+        if isinstance(value, (dict, list)) or value is None:
+            raise ValidationError(
+                f"{path}.{key}", f"must be a string, number or boolean (got {json_type(value)})"
+            )
+
+
 def resolve_options(
     raw: Any, config: Mapping[str, Any], *, path: str = "ai_search_options"
 ) -> ResolvedOptions:
@@ -233,26 +265,111 @@ def resolve_options(
         else _enum(ct, f"{path}.cache.cache_threshold", tuple(CACHE_THRESHOLDS))
     )
 
-    cm = opts.get("custom_metadata")
-    if cm is not None:
-        cm = _obj(cm, f"{path}.custom_metadata")
-        if len(cm) > 2:
-            raise ValidationError(
-                f"{path}.custom_metadata", f"must have at most 2 entries (got {len(cm)})"
-            )
-        for k, v in cm.items():
-            if isinstance(v, (dict, list)) or v is None:
-                raise ValidationError(
-                    f"{path}.custom_metadata.{k}", "must be a string, number or boolean"
-                )
+    if opts.get("custom_metadata") is not None:
+        check_custom_metadata(opts["custom_metadata"], f"{path}.custom_metadata")
     return res
 
 
 # -- messages --------------------------------------------------------------------------------
 
 
+PART_TYPES = ("text", "image_url", "file")
+"""The content part types a message may carry (API.md 4.1 and 18.1)."""
+
+MAX_DATA_URL_BYTES = 10 * 1024 * 1024
+"""Most decoded bytes a ``data:`` URL may carry: the documented limit of a ``file`` part
+(API.md 5.1), applied to ``image_url`` data URLs too (a local choice: the real limit of an
+image is undocumented)."""
+
+MAX_URL_CHARS = 8192
+"""Longest ``http(s)`` image URL (a local choice: the real limit is undocumented)."""
+
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)((?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}", re.ASCII)
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(path, f"must be a string (got {json_type(value)})")
+    return value
+
+
+def _data_url(url: str, path: str, *, image: bool) -> None:
+    """Check a base64 ``data:`` URL: its media type, its alphabet and its decoded size."""
+    head = _DATA_URL.match(url)
+    if head is None:
+        want = "data:image/<type>;base64,<data>" if image else "data:<mime>;base64,<data>"
+        raise ValidationError(path, f"must be a base64 data URL ({want})")
+    if image and not head.group(1).lower().startswith("image/"):
+        raise ValidationError(path, f"must be an image data URL (got {head.group(1)!r})")
+    data = url[head.end() :]
+    size = len(data) * 3 // 4 - (len(data) - len(data.rstrip("=")))
+    if size > MAX_DATA_URL_BYTES:
+        raise ValidationError(
+            path, f"a data URL may carry at most 10 MiB decoded (got {size / 2**20:.1f} MiB)"
+        )
+    if not data or len(data) % 4 or not _BASE64.fullmatch(data):
+        raise ValidationError(path, "must carry non-empty, valid base64 data after 'base64,'")
+
+
+def _image_url(raw: Any, path: str) -> None:
+    if not isinstance(raw, dict):
+        raise ValidationError(path, f"must be an object with a url (got {json_type(raw)})")
+    url = _string(raw.get("url"), f"{path}.url")
+    if url[:5].lower() == "data:":
+        _data_url(url, f"{path}.url", image=True)
+    elif url[:8].lower() == "https://" or url[:7].lower() == "http://":
+        if len(url) > MAX_URL_CHARS:
+            raise ValidationError(
+                f"{path}.url", f"must be at most {MAX_URL_CHARS} characters (got {len(url)})"
+            )
+        if len(url) <= url.index("//") + 2 or any(c.isspace() for c in url):
+            raise ValidationError(f"{path}.url", "must be an http(s) URL with a host, no spaces")
+    else:
+        raise ValidationError(
+            f"{path}.url", "must be an http(s) URL or a data:image/<type>;base64,... URL"
+        )
+    if raw.get("detail") is not None:
+        _enum(raw["detail"], f"{path}.detail", ("auto", "low", "high"))
+
+
+def _file(raw: Any, path: str) -> None:
+    if not isinstance(raw, dict):
+        raise ValidationError(path, f"must be an object (got {json_type(raw)})")
+    for name in ("filename", "file_data", "file_id"):
+        if raw.get(name) is not None:
+            _string(raw[name], f"{path}.{name}")
+    if raw.get("file_data") is None and raw.get("file_id") is None:
+        raise ValidationError(path, "must carry file_data (a base64 data URL) or file_id")
+    if raw.get("file_data") is not None:
+        _data_url(raw["file_data"], f"{path}.file_data", image=False)
+
+
+def _check_parts(content: list[Any], path: str) -> None:
+    for j, part in enumerate(content):
+        ppath = f"{path}[{j}]"
+        if not isinstance(part, dict):
+            raise ValidationError(ppath, f"must be a {{type, ...}} object (got {json_type(part)})")
+        kind = part.get("type")
+        if kind not in PART_TYPES:
+            got = repr(kind) if isinstance(kind, str) else json_type(kind)
+            raise ValidationError(
+                f"{ppath}.type", f"must be one of {', '.join(PART_TYPES)} (got {got[:80]})"
+            )
+        if kind == "text":
+            _string(part.get("text"), f"{ppath}.text")
+        elif kind == "image_url":
+            _image_url(part.get("image_url"), f"{ppath}.image_url")
+        else:
+            _file(part.get("file"), f"{ppath}.file")
+
+
 def validate_messages(messages: Any, path: str = "messages") -> list[dict[str, Any]]:
-    """Validate an OpenAI-style message list; return it as plain dicts."""
+    """Validate an OpenAI-style message list; return it as plain dicts.
+
+    A content list holds ``text``, ``image_url`` and ``file`` parts, each checked (see
+    :func:`_check_parts`); at least one user message must carry text or an image.
+    """
     if not isinstance(messages, list) or not messages:
         raise ValidationError(path, "must be a non-empty list of {role, content} objects")
     out: list[dict[str, Any]] = []
@@ -269,20 +386,61 @@ def validate_messages(messages: Any, path: str = "messages") -> list[dict[str, A
             raise ValidationError(
                 f"{path}[{i}].content", "must be a string, a list of parts or null"
             )
+        if isinstance(content, list):
+            _check_parts(content, f"{path}[{i}].content")
         out.append(dict(msg))
-    if not any(m["role"] == "user" and message_text(m.get("content")).strip() for m in out):
-        raise ValidationError(path, "must contain at least one user message with non-empty content")
+    if not any(m["role"] == "user" and _has_content(m.get("content")) for m in out):
+        raise ValidationError(
+            path,
+            "must contain at least one user message with non-empty content (text or an "
+            "image_url part; file parts are not searched)",
+        )
     return out
 
 
-def query_from_messages(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Return the last user message's text: the search query when rewriting is off."""
+def _image_count(content: Any) -> int:
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+
+
+def _has_content(content: Any) -> bool:
+    """Whether a message has something to search: text or an image (file parts are not)."""
+    return bool(message_text(content).strip()) or _image_count(content) > 0
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a search looks for: the last user message with text or images.
+
+    Attributes:
+        text: Its text parts, joined (``""`` for an image-only message).
+        kind: ``text``, ``image`` (images, no text) or ``multimodal`` (both): the answer's
+            ``query_kind``. A ``file`` part is passed on to generation but is not searched and
+            does not change the kind (a local choice).
+        images: How many ``image_url`` parts it carries.
+    """
+
+    text: str
+    kind: str = "text"
+    images: int = 0
+
+
+def query_from_messages(messages: Sequence[Mapping[str, Any]]) -> Query:
+    """Return the search query of a conversation: its last user message with text or images.
+
+    A later image-only message is the query, not an earlier text one (query rewriting, when
+    on, still reads the text of the whole conversation).
+    """
     for msg in reversed(messages):
-        if msg.get("role") == "user":
-            text = message_text(msg.get("content")).strip()
-            if text:
-                return text
-    return ""
+        content = msg.get("content")
+        if msg.get("role") == "user" and _has_content(content):
+            text = message_text(content).strip()
+            images = _image_count(content)
+            if not images:
+                return Query(text)
+            return Query(text, "multimodal" if text else "image", images)
+    return Query("")
 
 
 CONFIG_FIELDS = (

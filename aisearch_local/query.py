@@ -10,6 +10,7 @@ generation. The routes in :mod:`aisearch_local.routes_query` parse bodies into
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -27,7 +28,14 @@ from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
 from aisearch_local.text import message_text, rewrite_query
 
-__all__ = ["ChatPlan", "QueryService", "Retrieval", "fault_error"]
+__all__ = [
+    "IMAGE_QUERY_CODE",
+    "ChatPlan",
+    "QueryService",
+    "Retrieval",
+    "check_image_query",
+    "fault_error",
+]
 
 logger = logging.getLogger("aisearch_local.app")
 
@@ -40,6 +48,7 @@ class Retrieval:
 
     Attributes:
         query: The query actually searched (after rewriting).
+        query_kind: ``text``, ``image`` or ``multimodal`` (the parts of the query message).
         chunks: The chunks, best first (with ``instance_id`` when several instances).
         options: The resolved options (of the first searched instance for a namespace).
         errors: Per-instance failures of a namespace search (None for one instance).
@@ -51,6 +60,7 @@ class Retrieval:
     options: ResolvedOptions
     errors: list[dict[str, str]] | None = None
     instances: list[InstanceRecord] = field(default_factory=list)
+    query_kind: str = "text"
 
 
 @dataclass
@@ -76,6 +86,41 @@ class ChatPlan:
     cached: Generation | None
     headers: dict[str, str]
     remember: Callable[[Generation], None]
+
+
+IMAGE_QUERY_CODE = 7089
+"""The code of an image query the instance cannot search (API.md 18.1)."""
+
+
+def check_image_query(req: SearchRequest, opts: ResolvedOptions) -> None:
+    """Refuse (400 / 7089) an image query that this server cannot search.
+
+    The local embedders take text only, so a vector or hybrid search of a query with an
+    image answers as the real service does without an image-capable embedding model. Keyword
+    retrieval searches the text parts of a ``multimodal`` query (a local choice); an
+    ``image``-only query has nothing to search by keyword.
+    """
+    if not req.images:
+        return
+    if opts.retrieval_type != "keyword":
+        hint = (
+            "; retrieval_type 'keyword' searches its text parts"
+            if req.query_kind == "multimodal"
+            else ""
+        )
+        raise APIError(
+            400,
+            IMAGE_QUERY_CODE,
+            f"the query has an image (query_kind {req.query_kind!r}) but the embedding model "
+            f"cannot embed images: the embedders of aisearch-local take text only{hint}",
+        )
+    if req.query_kind == "image":
+        raise APIError(
+            400,
+            IMAGE_QUERY_CODE,
+            "an image-only query needs a vector index with an image-capable embedding model; "
+            "keyword retrieval searches text only",
+        )
 
 
 def fault_error(fault: Fault) -> APIError | None:
@@ -117,6 +162,7 @@ class QueryService:
             opts = resolve_options(req.options, inst.config)
         else:
             opts = resolver.resolve(inst.config)
+        check_image_query(req, opts)
         text = req.query
         if req.messages is not None and opts.rewrite:
             rewritten = rewrite_query(req.messages)
@@ -129,7 +175,7 @@ class QueryService:
                 raise
             logger.exception("retrieval failed on %s; returning no chunks", inst.id)
             chunks = []
-        return Retrieval(text, chunks, opts, instances=[inst])
+        return Retrieval(text, chunks, opts, instances=[inst], query_kind=req.query_kind)
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
@@ -158,12 +204,19 @@ class QueryService:
                     return iid, "malformed response from instance"
             try:
                 return iid, await to_thread.run_sync(self._search, inst, req, resolver)
-            except (APIError, ValidationError) as exc:
+            except APIError as exc:
+                if exc.code == IMAGE_QUERY_CODE:
+                    image_errors.append(exc)
+                return iid, str(exc)
+            except ValidationError as exc:
                 return iid, str(exc)
 
+        image_errors: list[APIError] = []
         results = await asyncio.gather(*(one(i) for i in ids))
+        if image_errors and all(isinstance(res, str) for _, res in results):
+            raise image_errors[0]  # the image query itself is what no instance can search
         errors: list[dict[str, str]] = []
-        out = Retrieval(req.query, [], resolver.defaults, errors=errors)
+        out = Retrieval(req.query, [], resolver.defaults, errors=errors, query_kind=req.query_kind)
         for iid, res in results:
             if isinstance(res, str):
                 errors.append({"instance_id": iid, "message": res})
@@ -196,9 +249,21 @@ class QueryService:
         raw = req.search.raw_options
         scope = "instance" if found.errors is None else json.dumps(raw.get("instance_ids"))
         versions = [(i.namespace, i.id, i.pk, svc.store.version(i.pk)) for i in insts]
+        media = [
+            p
+            for m in messages
+            if isinstance(m.get("content"), list)
+            for p in m["content"]
+            if isinstance(p, dict) and p.get("type") != "text"
+        ]
         context = json.dumps(
             [
                 versions,
+                # images and files are not in the prompt text: an answer about another image
+                # is no cache hit
+                hashlib.sha256(json.dumps(media, sort_keys=True).encode()).hexdigest()
+                if media
+                else None,
                 model,
                 settings.max_tokens,
                 settings.stop,

@@ -71,7 +71,7 @@ async def _fault(qs: QueryService, inst: InstanceRecord, kind: str) -> Fault | N
 def _search_result(found: Retrieval) -> dict[str, Any]:
     result: dict[str, Any] = {
         "search_query": found.query,
-        "query_kind": "text",
+        "query_kind": found.query_kind,
         "chunks": found.chunks,
     }
     if found.errors:

@@ -105,8 +105,89 @@ def sources_to_documents(message: BaseMessage) -> list[Document]:
 # --------------------------------------------------------------------------- messages
 
 
+_MODEL_SIDE_BLOCKS = frozenset(
+    {
+        "reasoning",
+        "tool_call",
+        "tool_call_chunk",
+        "invalid_tool_call",
+        "server_tool_call",
+        "server_tool_call_chunk",
+        "server_tool_result",
+        "citation",
+    }
+)
+"""Blocks a model wrote (reasoning, tool calls, citations): not sent back as input."""
+
+
+def _data(block: dict[str, Any]) -> str | None:
+    """The base64 data of a standard block: v1 `base64`, or v0 `data` with `source_type`."""
+    if block.get("base64"):
+        return str(block["base64"])
+    if block.get("source_type") == "base64" and block.get("data"):
+        return str(block["data"])
+    return None
+
+
+def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+    """A standard `image` block (v1, or v0 with `source_type`) as an `image_url` part."""
+    data = _data(block)
+    if block.get("url"):
+        url = str(block["url"])
+    elif data is not None:
+        url = f"data:{block.get('mime_type') or 'image/png'};base64,{data}"
+    else:
+        msg = (
+            "an image content block is sent by url or base64 data (AI Search takes no "
+            f"image file ids); got keys {sorted(block)}"
+        )
+        raise ValueError(msg)
+    image: dict[str, Any] = {"url": url}
+    detail = (block.get("extras") or {}).get("detail")
+    if detail in ("auto", "low", "high"):
+        image["detail"] = detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _file_part(block: dict[str, Any]) -> dict[str, Any]:
+    """A `file` block as a `file` part: OpenAI-style as is; standard by base64 data or id."""
+    if isinstance(block.get("file"), dict):
+        return {"type": "file", "file": block["file"]}
+    data = _data(block)
+    file: dict[str, Any] = {}
+    name = (
+        block.get("filename")
+        or (block.get("extras") or {}).get("filename")
+        or (block.get("metadata") or {}).get("filename")
+    )
+    if name:
+        file["filename"] = name
+    if data is not None:
+        file["file_data"] = (
+            f"data:{block.get('mime_type') or 'application/octet-stream'};base64,{data}"
+        )
+    elif block.get("file_id"):  # v1
+        file["file_id"] = block["file_id"]
+    elif block.get("source_type") == "id" and block.get("id"):  # v0
+        file["file_id"] = block["id"]
+    else:
+        msg = (
+            "a file content block is sent as base64 data or a file id (AI Search does not "
+            f"fetch file URLs); got keys {sorted(block)}"
+        )
+        raise ValueError(msg)
+    return {"type": "file", "file": file}
+
+
 def _content_to_api(content: str | list[str | dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Map LangChain message content to the API's string or OpenAI-style parts."""
+    """Map LangChain message content to the API's string or OpenAI-style parts.
+
+    Text blocks and strings -> `text`; OpenAI-style `image_url` parts as they are (a bare
+    string `image_url` becomes `{"url": ...}`); standard `image` blocks (v1 `url`/`base64`,
+    v0 `source_type` `url`/`base64`) -> `image_url` (base64 as a `data:` URL); `file` blocks
+    -> `file` (base64 data or a file id; OpenAI-style `{"file": {...}}` as is). Blocks a model
+    wrote (reasoning, tool calls, citations) are not sent; any other block raises.
+    """
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
@@ -118,15 +199,19 @@ def _content_to_api(content: str | list[str | dict[str, Any]]) -> str | list[dic
         if kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image_url":
-            parts.append({"type": "image_url", "image_url": block["image_url"]})
-        elif kind == "image" and block.get("url"):
-            parts.append({"type": "image_url", "image_url": {"url": block["url"]}})
-        elif kind == "image" and block.get("base64"):
-            mime = block.get("mime_type", "image/png")
-            url = f"data:{mime};base64,{block['base64']}"
-            parts.append({"type": "image_url", "image_url": {"url": url}})
-        elif kind in {"reasoning", "tool_call", "tool_call_chunk", "citation"}:
-            continue  # model-side blocks the API does not take as input
+            image = block.get("image_url")
+            parts.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": image} if isinstance(image, str) else image,
+                }
+            )
+        elif kind == "image":
+            parts.append(_image_part(block))
+        elif kind == "file":
+            parts.append(_file_part(block))
+        elif kind in _MODEL_SIDE_BLOCKS:
+            continue
         else:
             msg = f"message content block of type {kind!r} is not supported by AI Search"
             raise ValueError(msg)

@@ -313,6 +313,19 @@ MESSAGES: list[Any] = [
     [],
     "hello",
     [[]],
+    # multimodal parts (API.md 18.1): images answer 7089 unless keyword retrieval reads the text
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}],
+    [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "grind"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        }
+    ],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 3}}]}],
+    [{"role": "user", "content": [{"type": "audio"}, "bare", {"type": "file", "file": {}}]}],
 ]
 
 
@@ -608,11 +621,11 @@ def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
                 ("/namespaces/{ns}/search", "/namespaces/{ns}/chat/completions")
             ):
                 body = draw(_search_body(chat=template.endswith("completions"), namespace=True))
-            elif template.endswith("/search") and "autorag" not in template:
+            elif template.endswith("/search") and "/rags/" not in template:
                 body = draw(_search_body(chat=False, namespace=False))
             elif template.endswith("/chat/completions"):
                 body = draw(_search_body(chat=True, namespace=False))
-            elif "autorag" in template:
+            elif "/rags/" in template:
                 body = draw(_mutated({"query": "espresso"}, LEGACY_FIELDS))
             elif template.endswith("/instances") and method == "POST":
                 body = draw(_mutated({"id": draw(_new_id())}, INSTANCE_FIELDS))

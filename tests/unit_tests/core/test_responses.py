@@ -337,3 +337,16 @@ def test_null_elsewhere_still_fails_with_the_original_error(harness):
     h = harness(fixed(bad))
     with pytest.raises(APIResponseValidationError, match="score"):
         h.call("search", "docs", "q")
+
+
+def test_scoring_ranks_are_numbers_and_ints_stay_ints(harness):
+    # The official SDK types vector_rank / keyword_rank as numbers: a fractional rank parses.
+    chunk = {**SEARCH_RESPONSE["result"]["chunks"][0]}
+    chunk["scoring_details"] = {"vector_rank": 1.5, "keyword_rank": 2}
+    payload = {**SEARCH_RESPONSE, "result": {**SEARCH_RESPONSE["result"], "chunks": [chunk]}}
+    result = harness(fixed(payload)).call("search", "docs", "q")
+    sd = result.chunks[0].scoring_details
+    assert sd is not None
+    assert sd.vector_rank == 1.5
+    assert sd.keyword_rank == 2
+    assert type(sd.keyword_rank) is int

@@ -9,7 +9,12 @@ import pytest
 
 from aisearch_local.cache import ChatCache
 from aisearch_local.errors import APIError, ValidationError
-from aisearch_local.options import query_from_messages, resolve_options, validate_messages
+from aisearch_local.options import (
+    Query,
+    query_from_messages,
+    resolve_options,
+    validate_messages,
+)
 from aisearch_local.search import fts_expression, keyword_terms
 from aisearch_local.service import LocalService
 from aisearch_local.store import NewChunk
@@ -151,7 +156,12 @@ def test_messages_validation_and_query():
             {"role": "user", "content": [{"type": "text", "text": "hi there"}]},
         ]
     )
-    assert query_from_messages(msgs) == "hi there"
+    assert query_from_messages(msgs) == Query("hi there", "text", 0)
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    later = [*msgs, {"role": "user", "content": [image]}]
+    assert query_from_messages(validate_messages(later)) == Query("", "image", 1)
+    later[-1] = {"role": "user", "content": [image, {"type": "text", "text": "this?"}, image]}
+    assert query_from_messages(validate_messages(later)) == Query("this?", "multimodal", 2)
     with pytest.raises(ValidationError):
         validate_messages([{"role": "assistant", "content": "x"}])
 
