@@ -38,6 +38,7 @@ from aisearch_local.routes_admin import (
     health,
     instance_delete,
     instance_get,
+    instance_purge_cache,
     instance_stats,
     instance_update,
     instances_create,
@@ -120,6 +121,7 @@ def _routes() -> list[Route]:
         Route(ns + "/chat/completions", namespace_chat, methods=["POST"]),
         *_instance_routes(base),
         *_instance_routes(ns),
+        Route(ns + "/instances/{instance_id}/purge_cache", instance_purge_cache, methods=["POST"]),
         Route(ACCOUNT + "/autorag/rags/{rag_id}/search", legacy_search, methods=["POST"]),
         Route(ACCOUNT + "/autorag/rags/{rag_id}/ai-search", legacy_ai_search, methods=["POST"]),
     ]

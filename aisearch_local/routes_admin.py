@@ -165,6 +165,15 @@ async def instance_delete(request: Request) -> Response:
 
 
 @endpoint
+async def instance_purge_cache(request: Request) -> Response:
+    """Orphan every similarity-cache entry of an instance (no body; namespaced path only)."""
+    inst = instance_of(request)
+    await optional_json_body(request)  # no body is expected; a non-object one is refused
+    service(request).purge_cache(inst)
+    return envelope(None)
+
+
+@endpoint
 async def instance_stats(request: Request) -> Response:
     """Indexing statistics of an instance."""
     inst = instance_of(request)

@@ -353,6 +353,14 @@ class LocalService:
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
 
+    def purge_cache(self, inst: InstanceRecord) -> None:
+        """Orphan every similarity-cache entry of the instance (``POST .../purge_cache``).
+
+        Cache entries are keyed on the instance's version (:meth:`Store.version`): a new
+        version makes every earlier entry unreachable; the cache's LRU bound drops them later.
+        """
+        self.store.bump_version(inst.pk)
+
     def instances(self, namespace: str) -> list[InstanceRecord]:
         """The instances of a namespace, oldest first."""
         return self.store.list_instances(namespace)

@@ -169,6 +169,19 @@ class _AsyncManagement(_AsyncTransport):
         req = self._update_instance_req(instance_id, namespace, fields)
         return await self._request(req, result_parser(Instance, "instance"))
 
+    async def purge_cache(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Empty an instance's similarity cache: no earlier cached answer is served again.
+
+        ``POST .../namespaces/{namespace}/instances/{id}/purge_cache`` (no body). Use it after
+        changing the system prompt or the model, when cached answers would be stale.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("POST", self._instance_path(instance_id, namespace, "/purge_cache"))
+        await self._request(req, _none_parser)
+
     async def instance_stats(
         self, instance_id: str, *, namespace: str | None = None
     ) -> InstanceStats:

@@ -170,6 +170,19 @@ class _Management(_Transport):
         req = self._update_instance_req(instance_id, namespace, fields)
         return self._request(req, result_parser(Instance, "instance"))
 
+    def purge_cache(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Empty an instance's similarity cache: no earlier cached answer is served again.
+
+        ``POST .../namespaces/{namespace}/instances/{id}/purge_cache`` (no body). Use it after
+        changing the system prompt or the model, when cached answers would be stale.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("POST", self._instance_path(instance_id, namespace, "/purge_cache"))
+        self._request(req, _none_parser)
+
     def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
         """Read an instance's indexing statistics (item counts per status, engine figures).
 

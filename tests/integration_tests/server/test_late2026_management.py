@@ -1,0 +1,46 @@
+"""Late-2026 management API (issue #14 sections 1-2) over real HTTP: purge_cache, limits,
+instance types, list filters, error codes and the drift rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration_tests.server._helpers import assert_error, upload
+
+pytestmark = pytest.mark.integration
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------- purge_cache
+
+
+def test_purge_cache_orphans_every_cached_answer(server_http, make_instance):
+    iid = make_instance()
+    upload(server_http, iid, "pour.md", "A pour-over brew takes three to four minutes to drain.")
+    chat = f"/ai-search/namespaces/default/instances/{iid}/chat/completions"
+    prompt = {"messages": [{"role": "user", "content": "how long does a pour-over brew take"}]}
+    assert server_http.post(chat, json=prompt).headers["cf-aig-cache-status"] == "MISS"
+    assert server_http.post(chat, json=prompt).headers["cf-aig-cache-status"] == "HIT"
+
+    r = server_http.post(f"/ai-search/namespaces/default/instances/{iid}/purge_cache")
+    assert r.status_code == 200, r.text
+    assert r.json()["success"] is True
+
+    assert server_http.post(chat, json=prompt).headers["cf-aig-cache-status"] == "MISS"
+    assert server_http.post(chat, json=prompt).headers["cf-aig-cache-status"] == "HIT"
+
+
+def test_purge_cache_is_namespaced_only_and_needs_an_instance(server_http, make_instance):
+    iid = make_instance()
+    assert_error(server_http.post(f"/ai-search/instances/{iid}/purge_cache"), 404, 7003)
+    assert_error(
+        server_http.post("/ai-search/namespaces/default/instances/nope-x/purge_cache"), 404, 7002
+    )
+    assert_error(
+        server_http.get(f"/ai-search/namespaces/default/instances/{iid}/purge_cache"), 405, 7003
+    )
