@@ -228,6 +228,26 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
+ERROR_CODE_STATUS: dict[int, int] = {
+    7001: 400,  # validation error
+    7002: 404,  # unknown instance, item or job
+    7003: 404,  # no such route
+    7009: 409,  # already exists (never retried)
+    7020: 429,  # sync_in_cooldown (result: {}); Retry-After honoured
+    7069: 429,  # quota exceeded
+    7074: 400,  # more than 10 instances
+    7089: 400,  # an image query needs a vector index with an image-capable embedding model
+    7096: 400,  # default domain disabled without a custom domain
+    7097: 400,  # the allowlist names an unknown instance
+    7099: 409,  # namespace modified concurrently (retried)
+}
+"""Cloudflare AI Search error codes and their HTTP statuses (API.md sections 11 and 18.1).
+
+The class of an error follows its HTTP status; a 2xx body with ``success: false`` and no
+error status of its own takes the status of its code here.
+"""
+
+
 def status_error_class(status_code: int) -> type[APIStatusError]:
     """The most specific ``APIStatusError`` subclass for an HTTP status code."""
     if status_code >= 500:
@@ -398,6 +418,8 @@ def error_from_body(
         elif isinstance(body.get("message"), str) and body["message"]:
             message = body["message"]
         carried = error_status(body.get("status"))
+        if carried is None and isinstance(code, int) and not isinstance(code, bool):
+            carried = ERROR_CODE_STATUS.get(code)
         if carried is not None and status_code < 400:
             status_code = carried
     elif isinstance(body, str) and body.strip():

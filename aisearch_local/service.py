@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,6 +145,9 @@ class LocalService:
         self._fault_lock = threading.Lock()
         # folders that instances created over HTTP may index (None: any; see guard.py)
         self.source_roots: tuple[str, ...] | None = None
+        # seconds between two sync jobs of one instance (Cloudflare: 30; 0 here by default)
+        self.sync_cooldown_s: float = 0.0
+        self._last_sync: dict[int, float] = {}
 
     def close(self) -> None:
         """Close the store."""
@@ -399,7 +404,13 @@ class LocalService:
         return self.store.list_jobs(inst)
 
     def run_sync_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
-        """Run a sync job to its end (blocking); a failure ends the job, it is not raised."""
+        """Run a sync job to its end (blocking); a failure ends the job, it is not raised.
+
+        Raises:
+            APIError: 429 / 7020 ``sync_in_cooldown`` (``result: {}``, ``Retry-After``) when
+                the instance's last sync started less than ``sync_cooldown_s`` seconds ago.
+        """
+        self._check_cooldown(inst)
         job = self.store.create_job(inst, description)
         try:
             reason, log = self.sync_source(inst)
@@ -408,6 +419,21 @@ class LocalService:
             reason, log = f"error: {exc}", []
         self.store.finish_job(inst, job["id"], reason, log)
         return self.store.get_job(inst, job["id"]) or job
+
+    def _check_cooldown(self, inst: InstanceRecord) -> None:
+        now = time.monotonic()
+        with self._fault_lock:
+            last = self._last_sync.get(inst.pk)
+            if last is not None and now - last < self.sync_cooldown_s:
+                wait = max(1, math.ceil(self.sync_cooldown_s - (now - last)))
+                raise APIError(
+                    429,
+                    7020,
+                    "sync_in_cooldown",
+                    headers={"Retry-After": str(wait)},
+                    result={},
+                )
+            self._last_sync[inst.pk] = now
 
     # -- ingestion --------------------------------------------------------------------------
 

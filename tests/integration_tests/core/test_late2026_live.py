@@ -21,3 +21,23 @@ def test_purge_cache_makes_the_next_answer_a_cache_miss(client, make_instance, s
 async def test_async_purge_cache(async_client, make_instance):
     iid = make_instance()
     assert await async_client.purge_cache(iid) is None
+
+
+def test_sync_in_cooldown_raises_rate_limit_error_after_retries(
+    local_server, make_instance, monkeypatch
+):
+    from aisearch import AISearchClient, RateLimitError
+
+    iid = make_instance()
+    monkeypatch.setattr(local_server.service, "sync_cooldown_s", 3600.0)
+    with AISearchClient(
+        account_id=local_server.account_id,
+        api_token=local_server.token,
+        base_url=local_server.base_url,
+        max_retries=0,
+    ) as c:
+        c.create_job(iid)
+        with pytest.raises(RateLimitError) as info:
+            c.create_job(iid)
+    assert (info.value.code, info.value.body["result"]) == (7020, {})
+    assert "sync_in_cooldown" in str(info.value)

@@ -44,3 +44,26 @@ def test_purge_cache_is_namespaced_only_and_needs_an_instance(server_http, make_
     assert_error(
         server_http.get(f"/ai-search/namespaces/default/instances/{iid}/purge_cache"), 405, 7003
     )
+
+
+# --------------------------------------------------------------------------- error codes
+
+
+def test_sync_in_cooldown_is_429_7020_with_an_empty_result(
+    server_http, make_instance, local_server, monkeypatch
+):
+    iid = make_instance()
+    monkeypatch.setattr(local_server.service, "sync_cooldown_s", 3600.0)
+    jobs = f"/ai-search/namespaces/default/instances/{iid}/jobs"
+    assert server_http.post(jobs, json={}).status_code == 200
+    r = server_http.post(jobs, json={})
+    assert r.status_code == 429, r.text
+    assert r.json() == {
+        "success": False,
+        "errors": [{"code": 7020, "message": "sync_in_cooldown"}],
+        "messages": [],
+        "result": {},
+    }
+    assert 1 <= int(r.headers["retry-after"]) <= 3600
+    other = make_instance()  # the cooldown is per instance
+    assert server_http.post(f"/ai-search/instances/{other}/jobs", json={}).status_code == 200

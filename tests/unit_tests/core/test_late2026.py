@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.unit_tests.core.payloads import ACCOUNT, BASE
+from aisearch import (
+    APIStatusError,
+    BadRequestError,
+    ConflictError,
+    RateLimitError,
+)
+from aisearch._exceptions import ERROR_CODE_STATUS
+from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, error_body
 
 ROOT = f"{BASE}/accounts/{ACCOUNT}/ai-search/namespaces"
 
@@ -23,3 +31,91 @@ def test_purge_cache_posts_without_a_body_on_the_namespaced_path(harness):
     assert h.last.content == b""
     h.call("purge_cache", "docs", namespace="team-a")
     assert str(h.last.url) == f"{ROOT}/team-a/instances/docs/purge_cache"
+
+
+# --------------------------------------------------------------------------- error codes
+
+
+def sequence(*responses):
+    """A handler answering each request with the next response of ``responses``."""
+    pending = list(responses)
+
+    def handler(request):
+        return pending.pop(0) if len(pending) > 1 else pending[0]
+
+    return handler
+
+
+JOB = envelope({"id": "j1", "source": "user"})
+
+
+def cooldown(retry_after=None):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    body = {"success": False, "errors": [{"code": 7020, "message": "sync_in_cooldown"}]}
+    return httpx.Response(429, json={**body, "messages": [], "result": {}}, headers=headers)
+
+
+def test_sync_in_cooldown_honours_retry_after(harness):
+    h = harness(sequence(cooldown("7"), httpx.Response(200, json=JOB)))
+    assert h.call("create_job", "docs").id == "j1"
+    assert h.sleeps == [7.0]
+    assert len(h.requests) == 2
+
+
+def test_sync_in_cooldown_without_retry_after_backs_off_then_raises(harness):
+    h = harness(sequence(cooldown()), max_retries=1)
+    with pytest.raises(RateLimitError) as info:
+        h.call("create_job", "docs")
+    assert (info.value.status_code, info.value.code, info.value.body["result"]) == (429, 7020, {})
+    assert "sync_in_cooldown" in str(info.value)
+    assert len(h.requests) == 2 and len(h.sleeps) == 1 and 0.375 <= h.sleeps[0] <= 0.5
+
+
+def test_namespace_modified_concurrently_is_retried_already_exists_is_not(harness):
+    busy = httpx.Response(409, json=error_body(7099, "namespace modified concurrently"))
+    ns = envelope({"name": "team-a"})
+    h = harness(sequence(busy, httpx.Response(200, json=ns)))
+    assert h.call("create_namespace", "team-a").name == "team-a"
+    assert len(h.requests) == 2
+    exists = httpx.Response(409, json=error_body(7009, "already exists"))
+    h2 = harness(sequence(exists, httpx.Response(200, json=ns)))
+    with pytest.raises(ConflictError) as info:
+        h2.call("create_namespace", "team-a")
+    assert info.value.code == 7009 and len(h2.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (429, 7069, RateLimitError),
+        (400, 7074, BadRequestError),
+        (400, 7089, BadRequestError),
+        (400, 7096, BadRequestError),
+        (400, 7097, BadRequestError),
+        (409, 7099, ConflictError),
+    ],
+)
+def test_new_codes_map_into_the_error_tree(harness, status, code, cls):
+    h = harness(lambda request: httpx.Response(status, json=error_body(code, "refused")))
+    with pytest.raises(cls) as info:
+        h.call("get_instance", "docs")
+    assert (info.value.status_code, info.value.code) == (status, code)
+    assert ERROR_CODE_STATUS[code] == status
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "status"),
+    [(7020, RateLimitError, 429), (7099, ConflictError, 409), (7089, BadRequestError, 400)],
+)
+def test_a_2xx_success_false_takes_the_status_of_its_code(harness, code, cls, status):
+    h = harness(lambda request: httpx.Response(200, json=error_body(code, "refused")))
+    with pytest.raises(cls) as info:
+        h.call("get_instance", "docs")
+    assert info.value.status_code == status
+
+
+def test_an_unknown_code_on_a_2xx_stays_a_plain_status_error(harness):
+    h = harness(lambda request: httpx.Response(200, json=error_body(1234, "odd")))
+    with pytest.raises(APIStatusError) as info:
+        h.call("get_instance", "docs")
+    assert type(info.value) is APIStatusError and info.value.status_code == 200

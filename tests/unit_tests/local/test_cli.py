@@ -155,3 +155,12 @@ def test_a_user_error_is_one_line_and_an_exit_status(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"aisearch-local: error: --source {tmp_path / 'nope'}: not a folder\n"
     )
+
+
+def test_sync_cooldown_flag(capsys):
+    assert build_parser().parse_args(["serve"]).sync_cooldown == 0.0
+    assert build_parser().parse_args(["serve", "--sync-cooldown", "30"]).sync_cooldown == 30.0
+    for bad, why in (("nan", "between 0 and 86400"), ("-1", "between 0"), ("x", "not a number")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--sync-cooldown", bad])
+        assert why in capsys.readouterr().err
