@@ -14,7 +14,7 @@ from typing import Annotated, Any, cast
 
 from pydantic import BeforeValidator, field_validator
 
-from aisearch._config import check_seconds, validate_instance_id
+from aisearch._config import check_path_id, check_seconds, validate_instance_id
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import is_legacy_filter, to_legacy_filter, validate_legacy_filter
 from aisearch._models import ChatMessage
@@ -41,11 +41,14 @@ __all__ = [
     "check_item_content",
     "check_item_key",
     "check_json",
+    "check_list_text",
     "check_mapping",
     "check_wait_args",
     "coerce_messages",
     "coerce_options",
     "deep_merge",
+    "instance_list_params",
+    "item_list_params",
     "item_metadata_json",
     "json_problem",
     "legacy_options",
@@ -270,6 +273,80 @@ def check_instance_ids(instance_ids: Sequence[str]) -> list[str]:
     for i, instance_id in enumerate(instance_ids):
         validate_instance_id(instance_id, f"instance_ids[{i}]")
     return list(instance_ids)
+
+
+# --------------------------------------------------------------------------- list filters
+
+MAX_INSTANCE_SEARCH = 64
+"""Longest instance list ``search`` term (API.md 18.1: longer is rejected)."""
+MAX_HOSTNAME = 253
+"""Longest instance list ``hostname`` (a DNS name)."""
+MAX_LIST_TEXT = 256
+"""Longest other list filter text (``search``, ``source`` of items and namespaces; local bound)."""
+
+
+def check_list_text(value: object, name: str, limit: int) -> str:
+    """Check a text filter of a list call: a non-empty string of at most ``limit`` characters."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        got = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise InvalidRequestError(
+            f"{name}: must be a string of 1 to {limit} characters (got {got})"
+        )
+    check_json(value, name)
+    if _CONTROL_RE.search(value):
+        raise InvalidRequestError(f"{name}: must not contain control characters")
+    return value
+
+
+def _choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidRequestError(
+            f"{name}: must be one of {', '.join(allowed)} (got {value!r:.80})"
+        )
+    return value
+
+
+def instance_list_params(
+    search: str | None,
+    hostname: str | None,
+    order_by: str | None,
+    order_by_direction: str | None,
+) -> dict[str, Any]:
+    """The query string of an instance list: ``search`` (id contains), ``hostname``, order."""
+    params: dict[str, Any] = {}
+    if search is not None:
+        params["search"] = check_list_text(search, "search", MAX_INSTANCE_SEARCH)
+    if hostname is not None:
+        params["hostname"] = check_list_text(hostname, "hostname", MAX_HOSTNAME)
+    if order_by is not None:
+        params["order_by"] = _choice(order_by, "order_by", ("created_at",))
+    if order_by_direction is not None:
+        params["order_by_direction"] = _choice(
+            order_by_direction, "order_by_direction", ("asc", "desc")
+        )
+    return params
+
+
+def item_list_params(
+    item_id: str | None,
+    key: str | None,
+    search: str | None,
+    source: str | None,
+    sort_by: str | None,
+) -> dict[str, Any]:
+    """The query string of an item list: ``item_id``, ``key``, ``search``, ``source``, order."""
+    params: dict[str, Any] = {}
+    if item_id is not None:
+        params["item_id"] = check_path_id(item_id, "item_id", "item")
+    if key is not None:
+        params["key"] = check_item_key(key)
+    if search is not None:
+        params["search"] = check_list_text(search, "search", MAX_LIST_TEXT)
+    if source is not None:
+        params["source"] = check_list_text(source, "source", MAX_LIST_TEXT)
+    if sort_by is not None:
+        params["sort_by"] = _choice(sort_by, "sort_by", ("status", "modified_at"))
+    return params
 
 
 # --------------------------------------------------------------------------- items

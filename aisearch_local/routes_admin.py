@@ -35,6 +35,7 @@ from aisearch_local.records import item_attributes
 from aisearch_local.service import Fault
 from aisearch_local.validation import (
     NAMESPACE_RE,
+    instance_hostnames,
     parse_json,
     validate_item_metadata,
     validate_key,
@@ -120,11 +121,25 @@ async def instances_list(request: Request) -> Response:
     if len(ns) > 64 or not NAMESPACE_RE.fullmatch(ns):
         raise bad_request("namespace", f"must be a namespace name (got {ns[:80]!r})")
     svc.require_namespace(ns)
-    rows = [svc.instance_dict(i) for i in svc.instances(ns)]
-    term = request.query_params.get("search")
+    q = request.query_params
+    term = q.get("search")
+    if term is not None and len(term) > 64:
+        raise bad_request("search", f"must be at most 64 characters (got {len(term)})")
+    hostname = q.get("hostname")
+    if hostname is not None and not 1 <= len(hostname) <= 253:
+        raise bad_request("hostname", f"must be 1 to 253 characters (got {len(hostname)})")
+    if q.get("order_by", "created_at") != "created_at":
+        raise bad_request("order_by", f"must be created_at (got {q['order_by'][:80]!r})")
+    direction = q.get("order_by_direction", "asc")
+    if direction not in ("asc", "desc"):
+        raise bad_request("order_by_direction", f"must be asc or desc (got {direction[:80]!r})")
+    insts = svc.instances(ns)
+    if hostname is not None:
+        insts = [i for i in insts if hostname.lower() in instance_hostnames(i.config)]
+    rows = [svc.instance_dict(i) for i in insts]
     if term:
         rows = [r for r in rows if term.lower() in r["id"].lower()]
-    if request.query_params.get("order_by_direction") == "desc":
+    if direction == "desc":
         rows.reverse()
     return paged_list(request, rows, max_per_page=100)
 
@@ -330,7 +345,8 @@ async def items_list(request: Request) -> Response:
     if sort_by == "status":
         rows.sort(key=lambda r: r["status"])
     elif sort_by == "modified_at":
-        rows.sort(key=lambda r: r["last_seen_at"], reverse=True)
+        # newest first; an item written in the same millisecond as another is the later row
+        rows.sort(key=lambda r: (r["last_seen_at"], r["_pk"]), reverse=True)
     elif sort_by is not None:
         raise bad_request("sort_by", "must be status or modified_at")
     return paged([_public_item(r) for r in rows], page, per_page)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from aisearch_local.cache import CACHE_THRESHOLDS
 from aisearch_local.errors import ValidationError, bad_request, json_type
@@ -21,6 +22,7 @@ __all__ = [
     "NAMESPACE_RE",
     "check_searchable",
     "checked_source_file",
+    "instance_hostnames",
     "parse_json",
     "parse_json_object",
     "validate_instance_config",
@@ -216,6 +218,28 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
                 f"must be one of {', '.join(DATA_TYPES)}",
             )
     return cfg
+
+
+def instance_hostnames(config: dict[str, Any]) -> set[str]:
+    """The hostnames an instance answers for, lowercased: the instance list's ``hostname``.
+
+    A local choice (the SDK says only "exact Search for Agents hostname"): the host of a
+    web-crawler ``source`` URL and every ``public_endpoint_params.custom_domains`` entry.
+    """
+    names: set[str] = set()
+    src = config.get("source")
+    if config.get("type") == "web-crawler" and isinstance(src, str):
+        try:
+            host = urlsplit(src).hostname
+        except ValueError:  # "http://[": not a URL
+            host = None
+        if host:
+            names.add(host.lower())
+    pep = config.get("public_endpoint_params")
+    domains = pep.get("custom_domains") if isinstance(pep, dict) else None
+    if isinstance(domains, list):
+        names.update(d.lower().rstrip(".") for d in domains if isinstance(d, str))
+    return names
 
 
 def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:

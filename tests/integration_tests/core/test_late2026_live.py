@@ -41,3 +41,50 @@ def test_sync_in_cooldown_raises_rate_limit_error_after_retries(
             c.create_job(iid)
     assert (info.value.code, info.value.body["result"]) == (7020, {})
     assert "sync_in_cooldown" in str(info.value)
+
+
+def test_list_filters_and_update_namespace(client):
+    import uuid
+
+    ns = f"lf-{uuid.uuid4().hex[:8]}"
+    client.create_namespace(ns, description="Roasting notes")
+    try:
+        assert [n.name for n in client.list_namespaces(search="ROASTING NOTES")] == [ns]
+        updated = client.update_namespace(ns, description="Brewing notes")
+        assert updated.description == "Brewing notes"
+        assert client.get_namespace(ns).description == "Brewing notes"
+        assert client.list_namespaces(search="roasting notes") == []
+
+        client.create_instance(
+            "web-docs", namespace=ns, type="web-crawler", source="https://docs.example.com/"
+        )
+        client.create_instance("uploads", namespace=ns)
+        listed = client.list_instances(namespace=ns, hostname="DOCS.example.com")
+        assert [i.id for i in listed] == ["web-docs"]
+        assert [i.id for i in client.list_instances(namespace=ns, search="load")] == ["uploads"]
+        newest_first = client.list_instances(
+            namespace=ns, order_by="created_at", order_by_direction="desc"
+        )
+        assert [i.id for i in newest_first] == ["uploads", "web-docs"]
+
+        a = client.upload_item(
+            "uploads", "guides/kettle.md", "A gooseneck kettle pours slowly.", namespace=ns
+        )
+        client.upload_item("uploads", "notes/grind.md", "Grind just before brewing.", namespace=ns)
+        assert [i.key for i in client.list_items("uploads", namespace=ns, item_id=a.id)] == [
+            "guides/kettle.md"
+        ]
+        assert [
+            i.key for i in client.list_items("uploads", namespace=ns, key="notes/grind.md")
+        ] == ["notes/grind.md"]
+        assert [i.key for i in client.list_items("uploads", namespace=ns, search="KETTLE")] == [
+            "guides/kettle.md"
+        ]
+        assert len(client.list_items("uploads", namespace=ns, source="builtin")) == 2
+        assert client.list_items("uploads", namespace=ns, source="web-crawler:x") == []
+        by_time = client.list_items("uploads", namespace=ns, sort_by="modified_at")
+        assert [i.key for i in by_time] == ["notes/grind.md", "guides/kettle.md"]
+    finally:
+        for inst in client.list_instances(namespace=ns):
+            client.delete_instance(inst.id, namespace=ns)
+        client.delete_namespace(ns)

@@ -67,3 +67,40 @@ def test_sync_in_cooldown_is_429_7020_with_an_empty_result(
     assert 1 <= int(r.headers["retry-after"]) <= 3600
     other = make_instance()  # the cooldown is per instance
     assert server_http.post(f"/ai-search/instances/{other}/jobs", json={}).status_code == 200
+
+
+# --------------------------------------------------------------------------- list filters
+
+
+def test_instance_list_filters(server_http):
+    ns = _uid("lf")
+    assert server_http.post("/ai-search/namespaces", json={"name": ns}).status_code == 200
+    base = f"/ai-search/namespaces/{ns}/instances"
+    made = []
+    for iid, cfg in (
+        ("alpha-docs", {"type": "web-crawler", "source": "https://Docs.Example.com/start"}),
+        ("beta-docs", {}),
+        ("gamma", {"type": "web-crawler", "source": "https://blog.example.com"}),
+    ):
+        assert server_http.post(base, json={"id": iid, **cfg}).status_code == 201
+        made.append(iid)
+
+    def ids(**params):
+        r = server_http.get(base, params=params)
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["result"]]
+
+    assert ids() == made
+    assert ids(search="DOCS") == ["alpha-docs", "beta-docs"]
+    assert ids(hostname="docs.example.COM") == ["alpha-docs"]
+    assert ids(hostname="nowhere.example.com") == []
+    assert ids(order_by="created_at", order_by_direction="desc") == made[::-1]
+    assert_error(server_http.get(base, params={"search": "x" * 65}), 400, 7001, "search", "64")
+    assert_error(server_http.get(base, params={"hostname": "h" * 254}), 400, 7001, "hostname")
+    assert_error(server_http.get(base, params={"order_by": "name"}), 400, 7001, "order_by")
+    assert_error(
+        server_http.get(base, params={"order_by_direction": "up"}), 400, 7001, "order_by_direction"
+    )
+    for iid in made:
+        server_http.delete(f"{base}/{iid}")
+    server_http.delete(f"/ai-search/namespaces/{ns}")

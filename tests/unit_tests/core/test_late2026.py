@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -119,3 +121,105 @@ def test_an_unknown_code_on_a_2xx_stays_a_plain_status_error(harness):
     with pytest.raises(APIStatusError) as info:
         h.call("get_instance", "docs")
     assert type(info.value) is APIStatusError and info.value.status_code == 200
+
+
+# --------------------------------------------------------------------------- list filters
+
+
+def listing(rows):
+    info = {"page": 1, "per_page": 100, "count": len(rows), "total_count": len(rows)}
+    return fixed(envelope(rows, result_info=info))
+
+
+def test_list_instances_sends_the_filters(harness):
+    h = harness(listing([{"id": "docs"}]))
+    h.call(
+        "list_instances",
+        search="do",
+        hostname="docs.example.com",
+        order_by="created_at",
+        order_by_direction="desc",
+    )
+    params = dict(h.last.url.params)
+    assert {k: params[k] for k in ("search", "hostname", "order_by", "order_by_direction")} == {
+        "search": "do",
+        "hostname": "docs.example.com",
+        "order_by": "created_at",
+        "order_by_direction": "desc",
+    }
+    h.call("list_instances")
+    assert "search" not in h.last.url.params
+
+
+def test_list_instances_refuses_bad_filters(harness):
+    h = harness(listing([]))
+    assert h.rejects("list_instances", search="x" * 65) == (
+        "search: must be a string of 1 to 64 characters (got 65 characters)"
+    )
+    assert "hostname: must be a string of 1 to 253" in h.rejects(
+        "list_instances", hostname="h" * 254
+    )
+    assert "(got int)" in h.rejects("list_instances", hostname=5)
+    assert h.rejects("list_instances", order_by="name") == (
+        "order_by: must be one of created_at (got 'name')"
+    )
+    assert "order_by_direction: must be one of asc, desc" in h.rejects(
+        "list_instances", order_by_direction="up"
+    )
+    assert "search: must not contain control characters" in h.rejects(
+        "list_instances", search="a\nb"
+    )
+
+
+def test_list_items_sends_the_filters(harness):
+    h = harness(listing([]))
+    h.call(
+        "list_items",
+        "docs",
+        item_id="abc-1",
+        key="a/b.md",
+        search="b",
+        source="builtin",
+        sort_by="modified_at",
+    )
+    params = dict(h.last.url.params)
+    assert {k: params[k] for k in ("item_id", "key", "search", "source", "sort_by")} == {
+        "item_id": "abc-1",
+        "key": "a/b.md",
+        "search": "b",
+        "source": "builtin",
+        "sort_by": "modified_at",
+    }
+    h = harness(listing([]))
+    assert "sort_by: must be one of status, modified_at" in h.rejects(
+        "list_items", "docs", sort_by="name"
+    )
+    assert "item_id:" in h.rejects("list_items", "docs", item_id="../x")
+    assert "source: must be a string of 1 to 256" in h.rejects("list_items", "docs", source="")
+
+
+def test_list_namespaces_search_and_update_namespace(harness):
+    h = harness(listing([{"name": "team-a"}]))
+    h.call("list_namespaces", search="team")
+    assert h.last.url.params["search"] == "team"
+    h2 = harness(fixed(envelope({"name": "team-a", "description": "new"})))
+    ns = h2.call("update_namespace", "team-a", description="new")
+    assert ns.description == "new"
+    assert (h2.last.method, str(h2.last.url)) == ("PUT", f"{ROOT}/team-a")
+    assert json.loads(h2.last.content) == {"description": "new"}
+    h2.call("update_namespace", "team-a", public_endpoint_params={"enabled": True})
+    assert json.loads(h2.last.content) == {"public_endpoint_params": {"enabled": True}}
+
+
+def test_update_namespace_refuses_bad_input(harness):
+    h = harness(fixed(envelope({})))
+    assert h.rejects("update_namespace", "team-a") == (
+        "update_namespace: pass description= and/or public_endpoint_params="
+    )
+    assert "description: must be a string of at most 256" in h.rejects(
+        "update_namespace", "team-a", description="d" * 257
+    )
+    assert "public_endpoint_params: must be a mapping" in h.rejects(
+        "update_namespace", "team-a", public_endpoint_params=[1]
+    )
+    assert "name:" in h.rejects("update_namespace", "Team A", description="x")
