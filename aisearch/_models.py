@@ -23,6 +23,7 @@ __all__ = [
     "ChunkItem",
     "EngineStats",
     "FanOutResult",
+    "IndexingOptions",
     "Instance",
     "InstanceError",
     "InstanceStats",
@@ -343,6 +344,15 @@ class Namespace(_ResponseModel):
     """Free-text description."""
 
 
+class IndexingOptions(_ResponseModel):
+    """An instance's ``indexing_options`` (other members are kept as extra fields)."""
+
+    keyword_tokenizer: str | None = None
+    """``porter`` (stemming) or ``trigram`` (substring and code search)."""
+    use_ocr: bool | None = None
+    """OCR ingestion of PDFs and images (PDFs then take up to 10 MiB); default false."""
+
+
 class Instance(_ResponseModel):
     """An AI Search instance (configuration fields are kept as extra fields)."""
 
@@ -352,6 +362,8 @@ class Instance(_ResponseModel):
     """Namespace it belongs to."""
     status: str | None = None
     """Service status, when sent."""
+    indexing_options: IndexingOptions | None = None
+    """Indexing settings (``keyword_tokenizer``, ``use_ocr``), when sent."""
 
 
 class Item(_ResponseModel):

@@ -48,6 +48,7 @@ __all__ = [
     "coerce_options",
     "deep_merge",
     "instance_list_params",
+    "item_limit",
     "item_list_params",
     "item_metadata_json",
     "json_problem",
@@ -62,7 +63,23 @@ Options = SearchOptions | Mapping[str, Any] | None
 
 MAX_JSON_DEPTH = 64
 MAX_INSTANCE_IDS = 10
-MAX_ITEM_BYTES = 4 * 1024 * 1024
+MAX_ITEM_BYTES = 10 * 1024 * 1024
+"""Largest item: plain text, code and PDFs (API.md 18.1; a PDF only on an OCR instance)."""
+MAX_OTHER_ITEM_BYTES = 4 * 1024 * 1024
+"""Largest item of every other format."""
+TEN_MIB_EXTENSIONS = frozenset(
+    {
+        ".txt", ".md", ".markdown", ".mdx", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml",
+        ".yaml", ".yml", ".toml", ".ini", ".cfg", ".log", ".tex",
+        ".py", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".go", ".rs", ".c",
+        ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash",
+        ".sql", ".css", ".scss", ".lua", ".r", ".pl", ".dart", ".vue", ".svelte",
+        ".pdf",
+    }
+)  # fmt: skip
+"""Extensions sent up to 10 MiB: plain text, code (a local reading of the docs' wording, the
+same table as the local server's) and PDFs (which the service takes up to 10 MiB only with
+``indexing_options.use_ocr``: it answers 413 otherwise)."""
 MAX_ITEM_KEY = 128
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # local bounds of the generation settings (API.md documents none), as the adapters' and the
@@ -365,17 +382,33 @@ def check_item_key(key: object) -> str:
     return key
 
 
-def check_item_content(content: object) -> bytes:
-    """Check an item's content (bytes, or text sent as UTF-8) against the 4 MB limit."""
+def item_limit(key: str) -> int:
+    """The largest content of an item named ``key``: 10 MiB or 4 MiB by its extension."""
+    dot = key.rfind(".")
+    ext = key[dot:].lower() if dot > key.rfind("/") else ""
+    return MAX_ITEM_BYTES if ext in TEN_MIB_EXTENSIONS else MAX_OTHER_ITEM_BYTES
+
+
+def check_item_content(content: object, key: str = "") -> bytes:
+    """Check an item's content (bytes, or text sent as UTF-8) against its format's limit.
+
+    10 MiB for plain text, code and PDFs, 4 MiB for other formats (by ``key``'s extension).
+    """
     if isinstance(content, str):
         check_json(content, "content")  # a lone surrogate cannot be encoded
         content = content.encode("utf-8")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidRequestError(f"content: must be bytes or str (got {type(content).__name__})")
-    if len(content) > MAX_ITEM_BYTES:
-        raise InvalidRequestError(
-            f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
-        )
+    limit = item_limit(key)
+    if len(content) > limit:
+        if limit == MAX_ITEM_BYTES:
+            allowed = f"{limit} bytes (10 MiB)"
+        else:
+            allowed = (
+                f"{limit} bytes (4 MiB) for {key!r:.80}: 10 MiB applies to plain text, code "
+                "and PDFs only"
+            )
+        raise InvalidRequestError(f"content: must be at most {allowed} (got {len(content)})")
     return bytes(content)
 
 

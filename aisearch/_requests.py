@@ -406,7 +406,7 @@ class _BaseClient(Generic[_HttpT]):
     ) -> _Request:
         path = self._instance_path(instance_id, namespace, "/items")
         check_item_key(key)
-        content = check_item_content(content)
+        content = check_item_content(content, key)
         wait = check_bool(wait_for_completion, "wait_for_completion")
         data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:

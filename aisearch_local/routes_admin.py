@@ -30,9 +30,9 @@ from aisearch_local._http import (
 )
 from aisearch_local.errors import APIError, bad_request
 from aisearch_local.filters import compile_filter
-from aisearch_local.ingest import MAX_FILE_BYTES
+from aisearch_local.ingest import MAX_FILE_BYTES, size_problem
 from aisearch_local.records import item_attributes
-from aisearch_local.service import Fault
+from aisearch_local.service import Fault, uses_ocr
 from aisearch_local.validation import (
     NAMESPACE_RE,
     instance_hostnames,
@@ -257,7 +257,7 @@ async def items_upload(request: Request) -> Response:
         and length.isdigit()
         and int(length) > MAX_FILE_BYTES + 64 * 1024
     ):
-        raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
+        raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (10 MiB) limit")
     async with request.form(max_part_size=MAX_FILE_BYTES + 1) as form:
         upload = _form_value(form, "file", "file[file]")
         if not isinstance(upload, UploadFile):
@@ -281,10 +281,9 @@ async def items_upload(request: Request) -> Response:
     if not key or len(key) > 128:
         raise bad_request("file", f"the filename must be 1 to 128 characters (got {len(key)})")
     validate_key(key, "file.filename")
-    if len(data) > MAX_FILE_BYTES:
-        raise APIError(
-            413, 7001, f"file: {key!r} is larger than the {MAX_FILE_BYTES} byte (4 MB) limit"
-        )
+    problem = size_problem(key, len(data), use_ocr=uses_ocr(inst.config))
+    if problem is not None:
+        raise APIError(413, 7001, f"file: {problem}")
     metadata: dict[str, Any] = {}
     if raw_meta not in (None, ""):
         parsed = parse_json(str(raw_meta), "metadata")

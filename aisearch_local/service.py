@@ -27,12 +27,12 @@ from aisearch_local.errors import APIError, bad_request, not_found
 from aisearch_local.generate import Generation, Generator, make_generator
 from aisearch_local.guard import source_outside_roots
 from aisearch_local.ingest import (
-    MAX_FILE_BYTES,
     IngestError,
     SourceFile,
     chunk_text,
     extract_text,
     scan_source_dir,
+    size_problem,
 )
 from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
@@ -45,7 +45,7 @@ from aisearch_local.validation import (
     validate_instance_config,
 )
 
-__all__ = ["DEFAULT_MODEL", "Fault", "LocalService"]
+__all__ = ["DEFAULT_MODEL", "Fault", "LocalService", "uses_ocr"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _defaults(embedder: Embedder) -> dict[str, Any]:
         "fusion_method": "rrf",
         "hybrid_search_enabled": True,
         "index_method": {"vector": True, "keyword": True},
-        "indexing_options": {"keyword_tokenizer": "porter"},
+        "indexing_options": {"keyword_tokenizer": "porter", "use_ocr": False},
         "retrieval_options": {"keyword_match_mode": "and", "boost_by": []},
         "custom_metadata": [],
         "metadata": {},
@@ -147,6 +147,8 @@ class LocalService:
         self.source_roots: tuple[str, ...] | None = None
         # seconds between two sync jobs of one instance (Cloudflare: 30; 0 here by default)
         self.sync_cooldown_s: float = 0.0
+        # refuse unknown instance fields and ai_search_options keys (``--strict``)
+        self.strict: bool = False
         self._last_sync: dict[int, float] = {}
 
     def close(self) -> None:
@@ -300,7 +302,13 @@ class LocalService:
                 "id",
                 f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
             )
-        cfg = {**_defaults(self.embedder), **validate_instance_config(body, creating=True)}
+        given = validate_instance_config(body, creating=True, strict=self.strict)
+        defaults = _defaults(self.embedder)
+        cfg = {**defaults, **given}
+        cfg["indexing_options"] = {
+            **defaults["indexing_options"],
+            **(given.get("indexing_options") or {}),
+        }
         check_searchable(cfg)
         src = cfg.get("source")
         try:
@@ -353,7 +361,12 @@ class LocalService:
 
     def update_instance(self, inst: InstanceRecord, body: dict[str, Any]) -> InstanceRecord:
         """Merge a partial update into the instance configuration."""
-        patch = validate_instance_config(body, creating=False)
+        patch = validate_instance_config(body, creating=False, strict=self.strict)
+        if isinstance(patch.get("indexing_options"), dict):  # members not sent are kept
+            patch["indexing_options"] = {
+                **(inst.config.get("indexing_options") or {}),
+                **patch["indexing_options"],
+            }
         cfg = {**inst.config, **patch}
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
@@ -448,8 +461,9 @@ class LocalService:
         self, inst: InstanceRecord, key: str, data: bytes
     ) -> tuple[list[NewChunk], np.ndarray]:
         """Extract, chunk and embed a document (raises IngestError on bad input)."""
-        if len(data) > MAX_FILE_BYTES:
-            raise IngestError(f"{key}: file is larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
+        problem = size_problem(key, len(data), use_ocr=uses_ocr(inst.config))
+        if problem is not None:
+            raise IngestError(problem)
         text = extract_text(key, data)
         chunks = self._chunk(inst, text)
         if not chunks:
@@ -605,6 +619,12 @@ class LocalService:
         if folder.resolve() == SAMPLE_CORPUS_DIR:
             return iter_sample_documents()
         return (checked_source_file(sf) for sf in scan_source_dir(folder))
+
+
+def uses_ocr(config: dict[str, Any]) -> bool:
+    """The instance's ``indexing_options.use_ocr`` (false when unset)."""
+    io = config.get("indexing_options")
+    return isinstance(io, dict) and io.get("use_ocr") is True
 
 
 def _found(row: dict[str, Any] | None, what: str, inst: InstanceRecord) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from aisearch_local.options import resolve_options
 
 __all__ = [
     "INSTANCE_ID_RE",
+    "KNOWN_CONFIG_FIELDS",
     "NAMESPACE_RE",
     "check_searchable",
     "checked_source_file",
@@ -65,7 +66,7 @@ _STRING_FIELDS = (
     "system_prompt_index_summarization",
     "system_prompt_rewrite_query",
 )
-_OBJECT_FIELDS = ("source_params", "metadata", "public_endpoint_params")
+_OBJECT_FIELDS = ("public_endpoint_params",)
 _BOOLEAN_FIELDS = (
     "chunk",
     "rewrite_query",
@@ -75,6 +76,21 @@ _BOOLEAN_FIELDS = (
     "paused",
     "summarization",
 )
+
+
+KNOWN_CONFIG_FIELDS = frozenset(
+    {
+        "id", "type", "source", "source_params", "token_id", "ai_gateway_id", "ai_search_model",
+        "embedding_model", "rewrite_model", "reranking_model", "summarization_model",
+        "rewrite_query", "reranking", "cache", "cache_threshold", "cache_ttl", "chunk",
+        "chunk_size", "chunk_overlap", "max_num_results", "score_threshold", "fusion_method",
+        "index_method", "indexing_options", "retrieval_options", "custom_metadata", "metadata",
+        "public_endpoint_params", "sync_interval", "hybrid_search_enabled", "paused",
+        "summarization", "system_prompt_ai_search", "system_prompt_index_summarization",
+        "system_prompt_rewrite_query",
+    }
+)  # fmt: skip
+"""The create and update fields of an instance (API.md section 10, SDK 5.9.0)."""
 
 
 def check_searchable(config: dict[str, Any]) -> None:
@@ -100,14 +116,102 @@ _BOUNDED_FIELDS = (
 )
 
 
-def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+# The nested instance configuration objects, typed as the official SDK parses them back
+# (cloudflare 5.9.0 ``InstanceReadResponse``): a value the SDK cannot parse is never stored.
+# A spec is a type name, a tuple of allowed values, ("list", spec), ("map", spec) or a dict
+# of member specs (an object; members not listed are kept, see ``--strict``).
+Spec = Any
+_NESTED_CONFIG: dict[str, Spec] = {
+    "indexing_options": {"keyword_tokenizer": ("porter", "trigram"), "use_ocr": "boolean"},
+    "metadata": {"created_from_aisearch_wizard": "boolean", "worker_domain": "string"},
+    "source_params": {
+        "exclude_items": ("list", "string"),
+        "include_items": ("list", "string"),
+        "prefix": "string",
+        "r2_jurisdiction": "string",
+        "web_crawler": {
+            "parse_type": ("sitemap", "discover", "crawl", "feed-rss"),
+            "parse_options": {
+                "content_selector": ("list", {"path": "string", "selector": "string"}),
+                "include_headers": ("map", "string"),
+                "include_images": "boolean",
+                "specific_sitemaps": ("list", "string"),
+                "use_browser_rendering": "boolean",
+            },
+            "discover_options": {
+                "depth": "number",
+                "include_external_links": "boolean",
+                "include_subdomains": "boolean",
+                "limit": "number",
+                "max_age": "number",
+                "source": ("all", "sitemaps", "links"),
+            },
+        },
+    },
+}
+_REQUIRED_MEMBERS = {"content_selector": ("path", "selector")}
+
+
+def _check_spec(value: Any, spec: Spec, path: str, strict: bool) -> None:
+    """Check ``value`` (not None) against a nested config spec; raise naming ``path``."""
+    if spec == "boolean":
+        _check(isinstance(value, bool), path, f"must be a boolean (got {json_type(value)})")
+    elif spec == "string":
+        _check(isinstance(value, str), path, f"must be a string (got {json_type(value)})")
+    elif spec == "number":
+        _check(
+            _is_num(value) and math.isfinite(value),
+            path,
+            f"must be a number (got {json_type(value)})",
+        )
+    elif isinstance(spec, tuple) and spec[0] in ("list", "map") and len(spec) == 2:
+        kind, inner = spec
+        if kind == "list":
+            _check(isinstance(value, list), path, f"must be a list (got {json_type(value)})")
+            for i, v in enumerate(value):
+                _check(v is not None, f"{path}[{i}]", "must not be null")
+                _check_spec(v, inner, f"{path}[{i}]", strict)
+        else:
+            _check(isinstance(value, dict), path, f"must be an object (got {json_type(value)})")
+            for k, v in value.items():
+                _check_spec(v, inner, f"{path}.{k}", strict)
+    elif isinstance(spec, tuple):
+        _check(
+            isinstance(value, str) and value in spec,
+            path,
+            f"must be one of {', '.join(spec)} (got {str(value)[:80]!r})",
+        )
+    else:
+        _check(isinstance(value, dict), path, f"must be an object (got {json_type(value)})")
+        for name in _REQUIRED_MEMBERS.get(path.rsplit(".", 1)[-1].split("[")[0], ()):
+            _check(name in value, f"{path}.{name}", "is required")
+        for k, v in value.items():
+            if k not in spec:
+                _check(not strict, f"{path}.{k}", f"unknown field; known: {', '.join(spec)}")
+            elif v is not None:
+                _check_spec(v, spec[k], f"{path}.{k}", strict)
+
+
+def validate_instance_config(
+    body: dict[str, Any], *, creating: bool, strict: bool = False
+) -> dict[str, Any]:
     """Validate the configuration fields of an instance create/update body (API.md section 10).
 
-    Unknown fields are kept (the API grows); documented ones are checked.
+    Documented fields are checked, nested objects to the types the official SDK parses back.
+    Unknown fields (top level or nested) are kept and echoed when ``strict`` is false (the
+    default: the API grows) and refused naming the field with ``strict`` (``--strict``).
 
     Raises:
-        APIError: 400 / 7001 naming the field and the allowed values.
+        ValidationError: 400 / 7001 naming the field and the allowed values.
     """
+    if strict:
+        for name in body:
+            _check(
+                name in KNOWN_CONFIG_FIELDS,
+                name,
+                "unknown instance field (the server runs with --strict); "
+                f"known: {', '.join(sorted(KNOWN_CONFIG_FIELDS))}",
+            )
     cfg = dict(body)
     cfg.pop("id", None)
     if not creating:
@@ -162,15 +266,9 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
         cfg["index_method"] = {"vector": vec, "keyword": kw}
     elif "hybrid_search_enabled" in cfg and creating:
         cfg["index_method"] = {"vector": True, "keyword": bool(cfg["hybrid_search_enabled"])}
-    if cfg.get("indexing_options") is not None:
-        io = cfg["indexing_options"]
-        _check(isinstance(io, dict), "indexing_options", "must be an object")
-        tok = io.get("keyword_tokenizer", "porter")
-        _check(
-            tok in ("porter", "trigram"),
-            "indexing_options.keyword_tokenizer",
-            "must be porter or trigram",
-        )
+    for name, spec in _NESTED_CONFIG.items():
+        if cfg.get(name) is not None:
+            _check_spec(cfg[name], spec, name, strict)
     if cfg.get("retrieval_options") is not None:
         ro = cfg["retrieval_options"]
         _check(isinstance(ro, dict), "retrieval_options", "must be an object")

@@ -349,7 +349,8 @@ class _AsyncManagement(_AsyncTransport):
         Args:
             instance_id: The instance id.
             key: File name (at most 128 characters).
-            content: File content (at most 4 MB).
+            content: File content: at most 10 MiB for plain text, code and PDFs (a PDF only
+                on an instance with ``indexing_options.use_ocr``), 4 MiB for other formats.
             metadata: Custom metadata (sent as a JSON string).
             wait_for_completion: Ask the service to wait for indexing.
             namespace: Namespace.

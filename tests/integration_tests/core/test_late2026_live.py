@@ -88,3 +88,22 @@ def test_list_filters_and_update_namespace(client):
         for inst in client.list_instances(namespace=ns):
             client.delete_instance(inst.id, namespace=ns)
         client.delete_namespace(ns)
+
+
+def test_create_instance_without_type_and_use_ocr(client):
+    import uuid
+
+    web = f"web-{uuid.uuid4().hex[:8]}"
+    client.create_instance(web, type="web-crawler", source="https://docs.example.com")
+    plain = f"up-{uuid.uuid4().hex[:8]}"
+    inst = client.create_instance(plain, indexing_options={"use_ocr": True})
+    assert inst.type is None
+    assert inst.indexing_options.use_ocr is True
+    assert inst.indexing_options.keyword_tokenizer == "porter"
+    assert (
+        client.update_instance(plain, indexing_options={"use_ocr": False}).indexing_options.use_ocr
+        is False
+    )
+    client.upload_item(plain, "long.md", "espresso" + " " * (5 * 1024 * 1024))
+    for iid in (web, plain):
+        client.delete_instance(iid)

@@ -104,3 +104,101 @@ def test_instance_list_filters(server_http):
     for iid in made:
         server_http.delete(f"{base}/{iid}")
     server_http.delete(f"/ai-search/namespaces/{ns}")
+
+
+# --------------------------------------------------------------------------- limits, use_ocr
+
+
+def test_upload_limits_by_format(server_http, make_instance):
+    iid = make_instance()
+    items = f"/ai-search/namespaces/default/instances/{iid}/items"
+    four, ten = 4 * 1024 * 1024, 10 * 1024 * 1024
+    r = server_http.post(items, files={"file": ("page.html", b"<p>a</p>" + b" " * four)})
+    assert_error(
+        r,
+        413,
+        7001,
+        "file: page.html: file is larger than the 4194304 byte (4 MiB) limit of its format",
+        "10 MiB applies to plain text, code, and PDFs with indexing_options.use_ocr",
+    )
+    r = server_http.post(items, files={"file": ("notes.txt", b"a" * (ten + 1))})
+    assert_error(r, 413, 7001, "notes.txt: file is larger than the 10485760 byte (10 MiB) limit")
+    # a text file over 4 MiB is accepted (one long blank run: cheap to index)
+    ok = server_http.post(items, files={"file": ("long.txt", b"espresso" + b" " * (four + 10))})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["result"]["status"] == "completed"
+    # a PDF gets 10 MiB only on an instance with use_ocr (the local server cannot read PDFs:
+    # the item is then an error item, not a 413)
+    scan = ("scan.pdf", b"%PDF-1.7" + b" " * (four + 10))
+    assert_error(server_http.post(items, files={"file": scan}), 413, 7001, "4 MiB")
+    ocr = make_instance(indexing_options={"use_ocr": True})
+    r = server_http.post(f"/ai-search/instances/{ocr}/items", files={"file": scan})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["status"] == "error"
+    assert "unsupported file type .pdf" in r.json()["result"]["error"]
+
+
+def test_use_ocr_is_stored_echoed_and_typed(server_http, make_instance):
+    iid = make_instance()
+    base = f"/ai-search/instances/{iid}"
+    got = server_http.get(base).json()["result"]
+    assert got["indexing_options"] == {"keyword_tokenizer": "porter", "use_ocr": False}
+    r = server_http.put(base, json={"indexing_options": {"use_ocr": True}})
+    assert r.status_code == 200, r.text
+    # members not sent are kept: the tokenizer stays
+    assert r.json()["result"]["indexing_options"] == {
+        "keyword_tokenizer": "porter",
+        "use_ocr": True,
+    }
+    assert server_http.get(base).json()["result"]["indexing_options"]["use_ocr"] is True
+    tri = make_instance(indexing_options={"keyword_tokenizer": "trigram"})
+    got = server_http.get(f"/ai-search/instances/{tri}").json()["result"]
+    assert got["indexing_options"] == {"keyword_tokenizer": "trigram", "use_ocr": False}
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "why"),
+    [
+        ({"indexing_options": {"use_ocr": "notabool"}}, "indexing_options.use_ocr", "boolean"),
+        (
+            {"indexing_options": {"keyword_tokenizer": 3}},
+            "indexing_options.keyword_tokenizer",
+            "one of",
+        ),
+        ({"indexing_options": []}, "indexing_options", "must be an object"),
+        ({"metadata": {"worker_domain": 5}}, "metadata.worker_domain", "must be a string"),
+        ({"source_params": {"include_items": "docs/**"}}, "source_params.include_items", "list"),
+        ({"source_params": {"include_items": [1]}}, "source_params.include_items[0]", "string"),
+        (
+            {"source_params": {"web_crawler": {"parse_type": "everything"}}},
+            "source_params.web_crawler.parse_type",
+            "sitemap",
+        ),
+        (
+            {"source_params": {"web_crawler": {"discover_options": {"limit": "10"}}}},
+            "source_params.web_crawler.discover_options.limit",
+            "number",
+        ),
+        (
+            {"source_params": {"web_crawler": {"parse_options": {"content_selector": [{}]}}}},
+            "source_params.web_crawler.parse_options.content_selector[0].path",
+            "required",
+        ),
+        (
+            {"source_params": {"web_crawler": {"parse_options": {"include_headers": {"a": 1}}}}},
+            "source_params.web_crawler.parse_options.include_headers.a",
+            "string",
+        ),
+    ],
+)
+def test_mistyped_nested_config_is_refused_and_never_stored(
+    server_http, make_instance, config, field, why
+):
+    iid = _uid("nest")
+    r = server_http.post("/ai-search/instances", json={"id": iid, **config})
+    assert_error(r, 400, 7001, f"{field}: ", why)
+    assert_error(server_http.get(f"/ai-search/instances/{iid}"), 404, 7002)
+    existing = make_instance()
+    before = server_http.get(f"/ai-search/instances/{existing}").json()["result"]
+    assert_error(server_http.put(f"/ai-search/instances/{existing}", json=config), 400, 7001, field)
+    assert server_http.get(f"/ai-search/instances/{existing}").json()["result"] == before

@@ -14,6 +14,8 @@ from aisearch import (
     RateLimitError,
 )
 from aisearch._exceptions import ERROR_CODE_STATUS
+from aisearch._models import IndexingOptions
+from aisearch._params import item_limit
 from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, error_body
 
 ROOT = f"{BASE}/accounts/{ACCOUNT}/ai-search/namespaces"
@@ -223,3 +225,46 @@ def test_update_namespace_refuses_bad_input(harness):
         "update_namespace", "team-a", public_endpoint_params=[1]
     )
     assert "name:" in h.rejects("update_namespace", "Team A", description="x")
+
+
+# --------------------------------------------------------------------------- limits, use_ocr
+
+
+@pytest.mark.parametrize(
+    ("key", "limit"),
+    [
+        ("a.md", 10 * 1024 * 1024),
+        ("dir.v2/src/Main.PY", 10 * 1024 * 1024),
+        ("scan.pdf", 10 * 1024 * 1024),
+        ("page.html", 4 * 1024 * 1024),
+        ("dir.v2/README", 4 * 1024 * 1024),
+        ("deck.pptx", 4 * 1024 * 1024),
+    ],
+)
+def test_upload_limit_by_format(harness, key, limit):
+    h = harness(fixed(envelope({"id": "i1", "key": key})))
+    assert item_limit(key) == limit
+    h.call("upload_item", "docs", key, b"x" * limit)
+    assert len(h.requests) == 1
+    h.requests.clear()
+    assert "content: must be at most" in h.rejects("upload_item", "docs", key, b"x" * (limit + 1))
+
+
+def test_instance_types_indexing_options(harness):
+    h = harness(
+        fixed(
+            envelope(
+                {
+                    "id": "docs",
+                    "indexing_options": {"keyword_tokenizer": "trigram", "use_ocr": True},
+                }
+            )
+        )
+    )
+    inst = h.call("get_instance", "docs")
+    assert isinstance(inst.indexing_options, IndexingOptions)
+    assert (inst.indexing_options.keyword_tokenizer, inst.indexing_options.use_ocr) == (
+        "trigram",
+        True,
+    )
+    assert harness(fixed(envelope({"id": "d"}))).call("get_instance", "d").indexing_options is None

@@ -246,9 +246,15 @@ def test_upload_bytes_without_metadata(harness):
         (("docs", "k" * 129, "x"), {}, "key: must be a non-empty string of at most 128 characters"),
         (("docs", "a.md", 123), {}, "content: must be bytes or str (got int)"),
         (
-            ("docs", "a.md", b"x" * (4 * 1024 * 1024 + 1)),
+            ("docs", "a.md", b"x" * (10 * 1024 * 1024 + 1)),
             {},
-            "content: must be at most 4194304 bytes (4 MB) (got 4194305)",
+            "content: must be at most 10485760 bytes (10 MiB) (got 10485761)",
+        ),
+        (
+            ("docs", "page.html", b"x" * (4 * 1024 * 1024 + 1)),
+            {},
+            "content: must be at most 4194304 bytes (4 MiB) for 'page.html': 10 MiB applies to "
+            "plain text, code and PDFs only (got 4194305)",
         ),
         (("docs", "a.md", "x"), {"metadata": ["a"]}, "metadata: must be a mapping (got list)"),
         (
