@@ -243,8 +243,9 @@ ERROR_CODE_STATUS: dict[int, int] = {
 }
 """Cloudflare AI Search error codes and their HTTP statuses (API.md sections 11 and 18.1).
 
-The class of an error follows its HTTP status; a 2xx body with ``success: false`` and no
-error status of its own takes the status of its code here.
+The class of an error follows its HTTP status; a 2xx body with ``success: false`` (and no
+error ``status`` of its own) takes the class of its code's status here, keeping its
+``status_code``.
 """
 
 
@@ -418,8 +419,6 @@ def error_from_body(
         elif isinstance(body.get("message"), str) and body["message"]:
             message = body["message"]
         carried = error_status(body.get("status"))
-        if carried is None and isinstance(code, int) and not isinstance(code, bool):
-            carried = ERROR_CODE_STATUS.get(code)
         if carried is not None and status_code < 400:
             status_code = carried
     elif isinstance(body, str) and body.strip():
@@ -427,6 +426,8 @@ def error_from_body(
     if isinstance(code, bool) or (code is not None and not isinstance(code, (int, str))):
         code = str(code)
     cls = status_error_class(status_code)
+    if status_code < 400 and isinstance(code, int) and code in ERROR_CODE_STATUS:
+        cls = status_error_class(ERROR_CODE_STATUS[code])  # success: false on a 2xx
     return cls(
         message,
         status_code=status_code,

@@ -13,7 +13,7 @@ from aisearch import (
     ConflictError,
     RateLimitError,
 )
-from aisearch._exceptions import ERROR_CODE_STATUS
+from aisearch._exceptions import ERROR_CODE_STATUS, status_error_class
 from aisearch._models import IndexingOptions
 from aisearch._params import item_limit
 from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, error_body
@@ -111,11 +111,13 @@ def test_new_codes_map_into_the_error_tree(harness, status, code, cls):
     ("code", "cls", "status"),
     [(7020, RateLimitError, 429), (7099, ConflictError, 409), (7089, BadRequestError, 400)],
 )
-def test_a_2xx_success_false_takes_the_status_of_its_code(harness, code, cls, status):
+def test_a_2xx_success_false_takes_the_class_of_its_code(harness, code, cls, status):
     h = harness(lambda request: httpx.Response(200, json=error_body(code, "refused")))
     with pytest.raises(cls) as info:
         h.call("get_instance", "docs")
-    assert info.value.status_code == status
+    assert info.value.status_code == 200  # the HTTP status as received
+    assert status_error_class(status) is cls
+    assert len(h.requests) == 1  # a success: false body is never retried
 
 
 def test_an_unknown_code_on_a_2xx_stays_a_plain_status_error(harness):
