@@ -45,7 +45,7 @@ from aisearch_local.validation import (
     validate_instance_config,
 )
 
-__all__ = ["DEFAULT_MODEL", "Fault", "LocalService", "uses_ocr"]
+__all__ = ["DEFAULT_MODEL", "Fault", "LocalService", "infer_type", "uses_ocr"]
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,8 @@ class LocalService:
             **defaults["indexing_options"],
             **(given.get("indexing_options") or {}),
         }
+        if "type" not in body:
+            cfg["type"] = infer_type(cfg.get("source"))
         check_searchable(cfg)
         src = cfg.get("source")
         try:
@@ -619,6 +621,19 @@ class LocalService:
         if folder.resolve() == SAMPLE_CORPUS_DIR:
             return iter_sample_documents()
         return (checked_source_file(sf) for sf in scan_source_dir(folder))
+
+
+def infer_type(source: object) -> str | None:
+    """The ``type`` of an instance created without one (API.md 18.1).
+
+    An http(s) ``source`` is a ``web-crawler``, any other source an ``r2`` bucket name (or,
+    locally, a folder path), no source an upload-only instance (``None``).
+    """
+    if not isinstance(source, str) or not source:
+        return None
+    if source.lower().startswith(("http://", "https://")):
+        return "web-crawler"
+    return "r2"
 
 
 def uses_ocr(config: dict[str, Any]) -> bool:

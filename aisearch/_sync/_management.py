@@ -132,7 +132,10 @@ class _Management(_Transport):
         exist_ok: bool = False,
         **config: Any,
     ) -> Instance:
-        """Create an instance (built-in storage unless ``type``/``source`` are given).
+        """Create an instance (built-in storage unless ``source`` is given).
+
+        ``type`` may be omitted: the service infers it from ``source`` (an http(s) URL is a
+        ``web-crawler``, a bucket name ``r2``; no source: an upload-only instance).
 
         With ``exist_ok=True`` this is a get-or-create: a second run of the same setup code
         gets the instance instead of failing.

@@ -94,7 +94,8 @@ def test_create_instance_without_type_and_use_ocr(client):
     import uuid
 
     web = f"web-{uuid.uuid4().hex[:8]}"
-    client.create_instance(web, type="web-crawler", source="https://docs.example.com")
+    inst = client.create_instance(web, source="https://docs.example.com")
+    assert inst.type == "web-crawler"
     plain = f"up-{uuid.uuid4().hex[:8]}"
     inst = client.create_instance(plain, indexing_options={"use_ocr": True})
     assert inst.type is None

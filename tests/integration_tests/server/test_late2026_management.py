@@ -202,3 +202,28 @@ def test_mistyped_nested_config_is_refused_and_never_stored(
     before = server_http.get(f"/ai-search/instances/{existing}").json()["result"]
     assert_error(server_http.put(f"/ai-search/instances/{existing}", json=config), 400, 7001, field)
     assert server_http.get(f"/ai-search/instances/{existing}").json()["result"] == before
+
+
+# --------------------------------------------------------------------------- instance type
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("https://docs.example.com", "web-crawler"),
+        ("HTTP://docs.example.com/a", "web-crawler"),
+        ("my-bucket", "r2"),
+        (None, None),
+    ],
+)
+def test_create_without_type_infers_it_from_the_source(server_http, source, expected):
+    iid = _uid("typ")
+    body = {"id": iid} if source is None else {"id": iid, "source": source}
+    r = server_http.post("/ai-search/instances", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["result"]["type"] == expected
+    assert server_http.get(f"/ai-search/instances/{iid}").json()["result"]["type"] == expected
+    # an explicit type is kept as sent
+    other = _uid("typ")
+    r = server_http.post("/ai-search/instances", json={"id": other, "type": None, "source": "b"})
+    assert r.json()["result"]["type"] is None
