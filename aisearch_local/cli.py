@@ -285,6 +285,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
             roots.append(folder)
         svc.sync_cooldown_s = args.sync_cooldown
+        svc.strict = args.strict
         for spec in args.fault or []:
             ns, iid, values = spec
             svc.set_fault(ns, iid, Fault(**values))
@@ -512,6 +513,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refuse a sync job started within SECONDS of the instance's last one with "
         "429 / 7020 sync_in_cooldown and Retry-After (Cloudflare: 30; default 0: off)",
+    )
+    strictness = serve.add_mutually_exclusive_group()
+    strictness.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse unknown instance fields and ai_search_options sections or keys with "
+        "400 / 7001 naming them (catches misspelt options)",
+    )
+    strictness.add_argument(
+        "--lenient",
+        dest="strict",
+        action="store_false",
+        help="ignore unknown ai_search_options keys and keep unknown instance fields (default; "
+        "how Cloudflare treats them is undocumented)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)

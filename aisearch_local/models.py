@@ -16,7 +16,7 @@ from typing import Any
 
 from aisearch_local.errors import bad_request
 from aisearch_local.options import query_from_messages, validate_messages
-from aisearch_local.validation import INSTANCE_ID_RE
+from aisearch_local.validation import INSTANCE_ID_RE, check_option_keys
 
 __all__ = ["ChatRequest", "ChatSettings", "SearchRequest"]
 
@@ -36,8 +36,16 @@ class SearchRequest:
     raw_options: Any
 
     @classmethod
-    def parse(cls, body: dict[str, Any], *, chat: bool = False) -> SearchRequest:
-        """Parse a search body (exactly one of query and messages) or a chat body (messages)."""
+    def parse(
+        cls, body: dict[str, Any], *, chat: bool = False, strict: bool = False
+    ) -> SearchRequest:
+        """Parse a search body (exactly one of query and messages) or a chat body (messages).
+
+        With ``strict`` (``aisearch-local serve --strict``) an unknown section or key of
+        ``ai_search_options`` is refused; otherwise it is ignored (the default).
+        """
+        if strict:
+            check_option_keys(body.get("ai_search_options"))
         query = body.get("query")
         messages = body.get("messages")
         if chat:
@@ -131,7 +139,7 @@ class ChatRequest:
     search: SearchRequest
 
     @classmethod
-    def parse(cls, body: dict[str, Any]) -> ChatRequest:
+    def parse(cls, body: dict[str, Any], *, strict: bool = False) -> ChatRequest:
         """Parse a chat body once: the settings, then the messages and options."""
         settings = ChatSettings.parse(body)
-        return cls(settings, SearchRequest.parse(body, chat=True))
+        return cls(settings, SearchRequest.parse(body, chat=True, strict=strict))

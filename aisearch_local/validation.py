@@ -20,7 +20,9 @@ from aisearch_local.options import resolve_options
 __all__ = [
     "INSTANCE_ID_RE",
     "KNOWN_CONFIG_FIELDS",
+    "KNOWN_OPTIONS",
     "NAMESPACE_RE",
+    "check_option_keys",
     "check_searchable",
     "checked_source_file",
     "instance_hostnames",
@@ -91,6 +93,47 @@ KNOWN_CONFIG_FIELDS = frozenset(
     }
 )  # fmt: skip
 """The create and update fields of an instance (API.md section 10, SDK 5.9.0)."""
+
+
+KNOWN_OPTIONS: dict[str, frozenset[str] | None] = {
+    "retrieval": frozenset(
+        {
+            "retrieval_type", "match_threshold", "max_num_results", "filters",
+            "context_expansion", "fusion_method", "keyword_match_mode", "boost_by",
+            "metadata_only", "return_on_failure",
+        }
+    ),
+    "query_rewrite": frozenset({"enabled", "model", "rewrite_prompt"}),
+    "reranking": frozenset({"enabled", "model", "match_threshold"}),
+    "cache": frozenset({"enabled", "cache_threshold"}),
+    "custom_metadata": None,  # free keys (checked by the options)
+    "instance_ids": None,
+}  # fmt: skip
+"""The sections of ``ai_search_options`` and their keys (SDK 5.9.0, plus ``metadata_only``)."""
+
+
+def check_option_keys(raw: Any, path: str = "ai_search_options") -> None:
+    """Refuse an unknown section or key of ``ai_search_options`` (the ``--strict`` server).
+
+    Only names are checked here; values are checked by :func:`resolve_options`.
+    """
+    if not isinstance(raw, dict):
+        return
+    for section, value in raw.items():
+        _check(
+            section in KNOWN_OPTIONS,
+            f"{path}.{section}",
+            f"unknown section (the server runs with --strict); known: {', '.join(KNOWN_OPTIONS)}",
+        )
+        keys = KNOWN_OPTIONS[section]
+        if keys is None or not isinstance(value, dict):
+            continue
+        for key in value:
+            _check(
+                key in keys,
+                f"{path}.{section}.{key}",
+                f"unknown option (the server runs with --strict); known: {', '.join(sorted(keys))}",
+            )
 
 
 def check_searchable(config: dict[str, Any]) -> None:

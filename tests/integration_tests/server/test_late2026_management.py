@@ -227,3 +227,62 @@ def test_create_without_type_infers_it_from_the_source(server_http, source, expe
     other = _uid("typ")
     r = server_http.post("/ai-search/instances", json={"id": other, "type": None, "source": "b"})
     assert r.json()["result"]["type"] is None
+
+
+# --------------------------------------------------------------------------- strict / lenient
+
+
+def test_lenient_by_default_ignores_unknown_options_and_keeps_unknown_fields(
+    server_http, make_instance
+):
+    iid = make_instance(future_field={"a": 1}, indexing_options={"future": True})
+    got = server_http.get(f"/ai-search/instances/{iid}").json()["result"]
+    assert got["future_field"] == {"a": 1}
+    assert got["indexing_options"]["future"] is True
+    r = server_http.post(
+        f"/ai-search/instances/{iid}/search",
+        json={"query": "x", "ai_search_options": {"retrieval": {"max_num_result": 3}, "zz": {}}},
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_strict_refuses_unknown_options_and_fields(
+    server_http, make_instance, local_server, monkeypatch
+):
+    iid = make_instance()
+    monkeypatch.setattr(local_server.service, "strict", True)
+    search = f"/ai-search/namespaces/default/instances/{iid}/search"
+    typo = {"query": "x", "ai_search_options": {"retrieval": {"max_num_result": 3}}}
+    assert_error(
+        server_http.post(search, json=typo),
+        400,
+        7001,
+        "ai_search_options.retrieval.max_num_result: unknown option (the server runs with "
+        "--strict); known: boost_by, context_expansion",
+        "max_num_results",
+    )
+    section = {"query": "x", "ai_search_options": {"rerank": {"enabled": True}}}
+    assert_error(server_http.post(search, json=section), 400, 7001, "ai_search_options.rerank")
+    chat = f"/ai-search/instances/{iid}/chat/completions"
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "ai_search_options": {"cache": {"on": 1}},
+    }
+    assert_error(server_http.post(chat, json=body), 400, 7001, "ai_search_options.cache.on")
+    ok = {"query": "x", "ai_search_options": {"retrieval": {"max_num_results": 3}, "cache": {}}}
+    assert server_http.post(search, json=ok).status_code == 200
+    assert_error(
+        server_http.post("/ai-search/instances", json={"id": _uid("s"), "chunk_sise": 5}),
+        400,
+        7001,
+        "chunk_sise: unknown instance field",
+        "chunk_size",
+    )
+    assert_error(
+        server_http.put(
+            f"/ai-search/instances/{iid}", json={"indexing_options": {"use_orc": True}}
+        ),
+        400,
+        7001,
+        "indexing_options.use_orc: unknown field; known: keyword_tokenizer, use_ocr",
+    )

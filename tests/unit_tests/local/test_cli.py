@@ -164,3 +164,12 @@ def test_sync_cooldown_flag(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["serve", "--sync-cooldown", bad])
         assert why in capsys.readouterr().err
+
+
+def test_strict_and_lenient_flags(capsys):
+    assert build_parser().parse_args(["serve"]).strict is False
+    assert build_parser().parse_args(["serve", "--strict"]).strict is True
+    assert build_parser().parse_args(["serve", "--lenient"]).strict is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--strict", "--lenient"])
+    assert "not allowed with argument" in capsys.readouterr().err
