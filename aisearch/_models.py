@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from aisearch._exceptions import AISearchError
 
@@ -65,6 +74,20 @@ class ChatMessage(_ResponseModel):
     """Who wrote the message."""
     content: str | list[Any] | None = None
     """Text, multimodal parts (``text``/``image_url``/``file``), or null."""
+
+
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def _lenient_datetime(value: object) -> datetime | None:
+    """A datetime from ISO-8601 text or epoch seconds / milliseconds; ``None`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        parsed = _DATETIME.validate_python(value)
+    except ValidationError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _none_to_empty_dict(value: object) -> object:
@@ -438,8 +461,9 @@ class InstanceStats(_ResponseModel):
     """Items skipped (unsupported or unchanged)."""
     outdated: int | None = None
     """Items whose index is out of date."""
-    last_activity: str | None = None
-    """Time of the last indexing activity (ISO-8601, as sent)."""
+    last_activity: Annotated[datetime | None, BeforeValidator(_lenient_datetime)] = None
+    """Time of the last indexing activity, timezone-aware: sent as ISO-8601 or as Unix epoch
+    seconds or milliseconds (a value that is neither reads as ``None``)."""
     degraded: bool | None = None
     """True when the service could not compute the counts."""
     file_embed_errors: dict[str, Any] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -270,3 +271,29 @@ def test_instance_types_indexing_options(harness):
         True,
     )
     assert harness(fixed(envelope({"id": "d"}))).call("get_instance", "d").indexing_options is None
+
+
+# --------------------------------------------------------------------------- drift rows
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "2026-08-01T10:00:00Z",
+        "2026-08-01T10:00:00.000+00:00",
+        "2026-08-01T10:00:00",  # naive: read as UTC
+        1785578400,  # epoch seconds
+        1785578400000,  # epoch milliseconds
+        1785578400.0,
+    ],
+)
+def test_stats_last_activity_is_a_datetime_from_iso_or_epoch(harness, sent):
+    h = harness(fixed(envelope({"completed": 1, "last_activity": sent})))
+    stats = h.call("instance_stats", "docs")
+    assert stats.last_activity == datetime(2026, 8, 1, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("sent", [None, "soon", True, [1]])
+def test_stats_last_activity_unreadable_is_none(harness, sent):
+    h = harness(fixed(envelope({"completed": 1, "last_activity": sent})))
+    assert h.call("instance_stats", "docs").last_activity is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -534,7 +535,7 @@ def test_instance_stats_is_typed(harness, namespace, ns_path):
         stats.outdated,
     ) == (1, 2, 40, 3, 4, 0)
     assert stats.total == 50
-    assert stats.last_activity == "2026-08-01T10:00:00.000Z"
+    assert stats.last_activity == datetime(2026, 8, 1, 10, 0, tzinfo=timezone.utc)
     assert stats.degraded is False
     assert stats.file_embed_errors == {"bad.pdf": "unreadable"}
     assert stats.engine.vectorize.dimensions == 768
