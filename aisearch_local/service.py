@@ -27,6 +27,8 @@ from aisearch_local.errors import APIError, bad_request, not_found
 from aisearch_local.generate import Generation, Generator, make_generator
 from aisearch_local.guard import source_outside_roots
 from aisearch_local.ingest import (
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
     IngestError,
     SourceFile,
     chunk_text,
@@ -456,7 +458,10 @@ class LocalService:
         cfg = inst.config
         if cfg.get("chunk") is False:
             return [NewChunk(text=text, start=0, end=len(text))]
-        spans = chunk_text(text, int(cfg.get("chunk_size", 256)), int(cfg.get("chunk_overlap", 10)))
+        # chunk_size is stored as sent (no documented bound); the local chunker counts words
+        # and takes 16..4096 of them
+        size = min(max(int(cfg.get("chunk_size", 256)), MIN_CHUNK_SIZE), MAX_CHUNK_SIZE)
+        spans = chunk_text(text, size, int(cfg.get("chunk_overlap", 10)))
         return [NewChunk(text=s.text, start=s.start, end=s.end) for s in spans]
 
     def prepare(

@@ -152,7 +152,9 @@ def check_searchable(config: dict[str, Any]) -> None:
 
 
 _BOUNDED_FIELDS = (
-    ("chunk_size", "an integer", 16, 4096),
+    # API.md gives no chunk_size bound (Cloudflare: "the option range may vary depending on
+    # the model"): any positive integer is stored; the local chunker clamps it (service.py)
+    ("chunk_size", "an integer", 1, MAX_INT),
     ("chunk_overlap", "an integer", 0, 30),
     ("max_num_results", "an integer", 1, 50),
     ("score_threshold", "a number", 0, 1),

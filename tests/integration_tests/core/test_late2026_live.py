@@ -108,3 +108,45 @@ def test_create_instance_without_type_and_use_ocr(client):
     client.upload_item(plain, "long.md", "espresso" + " " * (5 * 1024 * 1024))
     for iid in (web, plain):
         client.delete_instance(iid)
+
+
+# One table for both sides (API.md section 10): the client's check and the server's answer.
+INSTANCE_IDS = [
+    ("a", True),
+    ("a-b", True),
+    ("a_b", True),
+    ("_a", True),
+    ("a-b-c_d9", True),
+    ("a" * 64, True),
+    ("a--b", False),
+    ("-a", False),
+    ("a-", False),
+    ("a" * 65, False),
+    ("Docs", False),
+    ("a.b", False),
+    ("a b", False),
+]
+
+
+@pytest.mark.parametrize(("instance_id", "valid"), INSTANCE_IDS)
+def test_instance_ids_are_validated_alike_by_client_and_server(server_http, instance_id, valid):
+    import uuid
+
+    from aisearch import InvalidRequestError
+    from aisearch._config import validate_instance_id
+
+    try:
+        validate_instance_id(instance_id)
+        client_ok = True
+    except InvalidRequestError:
+        client_ok = False
+    ns = f"ids-{uuid.uuid4().hex[:8]}"
+    assert server_http.post("/ai-search/namespaces", json={"name": ns}).status_code == 200
+    r = server_http.post(f"/ai-search/namespaces/{ns}/instances", json={"id": instance_id})
+    server_ok = r.status_code == 201
+    if not server_ok:
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == 7001, r.text
+    assert (client_ok, server_ok) == (valid, valid)
+    if server_ok:
+        server_http.delete(f"/ai-search/namespaces/{ns}/instances/{instance_id}")
+    server_http.delete(f"/ai-search/namespaces/{ns}")

@@ -286,3 +286,16 @@ def test_strict_refuses_unknown_options_and_fields(
         7001,
         "indexing_options.use_orc: unknown field; known: keyword_tokenizer, use_ocr",
     )
+
+
+# --------------------------------------------------------------------------- chunk_size
+
+
+@pytest.mark.parametrize("size", [1, 5, 10_000])
+def test_chunk_size_has_no_invented_bound(server_http, make_instance, size):
+    iid = make_instance(chunk_size=size)
+    got = server_http.get(f"/ai-search/instances/{iid}").json()["result"]
+    assert got["chunk_size"] == size  # stored and echoed as sent
+    item = upload(server_http, iid, "a.md", " ".join(f"w{n}" for n in range(40)))
+    # the local chunker takes 16..4096 words: 40 words are 3 chunks at 16, 1 at 4096
+    assert item["chunks_count"] == (1 if size > 40 else 3)

@@ -250,7 +250,7 @@ ROOT = f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/instances"
     [
         ("delete_item", ("victim", "i.1~x"), "victim/items/i.1~x"),
         ("get_item", ("a" * 64, "x" * 128), f"{'a' * 64}/items/{'x' * 128}"),
-        ("sync_item", ("_-", "a..b"), "_-/items/a..b"),
+        ("sync_item", ("_-_", "a..b"), "_-_/items/a..b"),
         ("list_item_chunks", ("docs", "-"), "docs/items/-/chunks"),
         ("cancel_job", ("docs", "0f9e.~_-"), "docs/jobs/0f9e.~_-"),
         ("job_logs", ("docs", "J0B"), "docs/jobs/J0B/logs"),
