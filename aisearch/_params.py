@@ -436,10 +436,29 @@ _NOT_UPDATABLE = {
 }
 
 
+SDK_FIELD_NAMES = {
+    "aisearch_model": "ai_search_model",
+    "system_prompt_aisearch": "system_prompt_ai_search",
+}
+"""The official SDK's Python names of instance fields and their wire names (accepted here)."""
+
+
 def check_instance_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the documented bounds of an instance configuration (create or update body)."""
+    """Check the documented bounds of an instance configuration (create or update body).
+
+    The official SDK's Python names (``aisearch_model``, ``system_prompt_aisearch``) are sent
+    under their wire names (``ai_search_model``, ``system_prompt_ai_search``).
+    """
     if "id" in config:
         raise InvalidRequestError("id: pass the instance id as the instance_id argument")
+    config = dict(config)
+    for sdk_name, wire in SDK_FIELD_NAMES.items():
+        if sdk_name in config:
+            if wire in config:
+                raise InvalidRequestError(
+                    f"{sdk_name}: the official SDK's name of {wire}; pass only one of them"
+                )
+            config[wire] = config.pop(sdk_name)
     for name, (lo, hi) in _INSTANCE_BOUNDS.items():
         if name in config:
             value = config[name]

@@ -150,3 +150,15 @@ def test_instance_ids_are_validated_alike_by_client_and_server(server_http, inst
     if server_ok:
         server_http.delete(f"/ai-search/namespaces/{ns}/instances/{instance_id}")
     server_http.delete(f"/ai-search/namespaces/{ns}")
+
+
+def test_sdk_python_field_names_reach_the_server_as_wire_names(client):
+    import uuid
+
+    iid = f"sdk-names-{uuid.uuid4().hex[:6]}"
+    inst = client.create_instance(iid, aisearch_model="@cf/meta/llama-3.1-8b-instruct")
+    assert inst.ai_search_model == "@cf/meta/llama-3.1-8b-instruct"
+    assert "aisearch_model" not in (inst.model_extra or {})
+    inst = client.update_instance(iid, system_prompt_aisearch="Answer briefly.")
+    assert inst.system_prompt_ai_search == "Answer briefly."
+    client.delete_instance(iid)

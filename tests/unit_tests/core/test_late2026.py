@@ -297,3 +297,22 @@ def test_stats_last_activity_is_a_datetime_from_iso_or_epoch(harness, sent):
 def test_stats_last_activity_unreadable_is_none(harness, sent):
     h = harness(fixed(envelope({"completed": 1, "last_activity": sent})))
     assert h.call("instance_stats", "docs").last_activity is None
+
+
+def test_the_sdk_python_names_of_instance_fields_are_sent_as_wire_names(harness):
+    h = harness(fixed(envelope({"id": "docs"}), 201))
+    h.call("create_instance", "docs", aisearch_model="@cf/x/y", chunk_overlap=10)
+    assert json.loads(h.last.content) == {
+        "id": "docs",
+        "ai_search_model": "@cf/x/y",
+        "chunk_overlap": 10,
+    }
+    h.call("update_instance", "docs", system_prompt_aisearch="Be brief.", aisearch_model="m")
+    assert json.loads(h.last.content) == {
+        "system_prompt_ai_search": "Be brief.",
+        "ai_search_model": "m",
+    }
+    h.requests.clear()
+    assert h.rejects("create_instance", "docs", aisearch_model="a", ai_search_model="b") == (
+        "aisearch_model: the official SDK's name of ai_search_model; pass only one of them"
+    )
