@@ -48,6 +48,7 @@ __all__ = [
     "StreamEndEvent",
     "StreamEvent",
     "TextDeltaEvent",
+    "UploadWarning",
     "Usage",
     "VectorizeStats",
     "chunk_metadata",
@@ -389,6 +390,22 @@ class Instance(_ResponseModel):
     """Indexing settings (``keyword_tokenizer``, ``use_ocr``), when sent."""
 
 
+class UploadWarning(_ResponseModel):
+    """A warning of an upload that succeeded (``Item.warnings``).
+
+    ``code`` is ``custom_metadata_field_not_filterable`` (``field`` is not declared in the
+    instance's ``custom_metadata``) or ``custom_metadata_value_not_indexed`` (its value is not
+    of the declared ``expected_type``); other codes are kept as sent.
+    """
+
+    code: str
+    """What is wrong."""
+    field: str | None = None
+    """The metadata field."""
+    expected_type: str | None = None
+    """The declared type (``text``, ``number``, ``boolean``, ``datetime``), when it applies."""
+
+
 class Item(_ResponseModel):
     """An item (document) of a built-in-storage instance."""
 
@@ -404,6 +421,15 @@ class Item(_ResponseModel):
     """Custom metadata."""
     error: str | None = None
     """Error message when the status is ``error``."""
+    warnings: list[UploadWarning] = Field(default_factory=list)
+    """What an upload's metadata got wrong (only upload answers carry them)."""
+
+    @field_validator("warnings", mode="before")
+    @classmethod
+    def _warning_list(cls, value: object) -> object:
+        if not isinstance(value, list):  # advisory: an unreadable value is no warning
+            return []
+        return [w for w in value if isinstance(w, Mapping) and isinstance(w.get("code"), str)]
 
     @field_validator("error", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from aisearch_local.service import Fault, uses_ocr
 from aisearch_local.validation import (
     NAMESPACE_RE,
     instance_hostnames,
+    metadata_warnings,
     parse_json,
     validate_item_metadata,
     validate_key,
@@ -289,7 +290,11 @@ async def items_upload(request: Request) -> Response:
         parsed = parse_json(str(raw_meta), "metadata")
         metadata = validate_item_metadata(parsed)
     item = await run_in_threadpool(svc.index_document, inst, key=key, data=data, metadata=metadata)
-    return envelope(_public_item(item))
+    out = _public_item(item)
+    warnings = metadata_warnings(metadata, inst.config)
+    if warnings:
+        out["warnings"] = warnings
+    return envelope(out)
 
 
 @endpoint

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_searchable",
     "checked_source_file",
     "instance_hostnames",
+    "metadata_warnings",
     "parse_json",
     "parse_json_object",
     "validate_instance_config",
@@ -412,6 +414,54 @@ def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
             if not _encodable(v):
                 raise bad_request(path, "contains a lone UTF-16 surrogate")
     return dict(raw)
+
+
+def _fits_type(value: Any, data_type: str) -> bool:
+    if data_type == "text":
+        return isinstance(value, str)
+    if data_type == "number":
+        return _is_num(value)
+    if data_type == "boolean":
+        return isinstance(value, bool)
+    if _is_num(value):  # datetime: epoch seconds or milliseconds, or ISO-8601 text
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def metadata_warnings(metadata: dict[str, Any], config: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``warnings`` of an upload whose metadata does not fit the instance's schema.
+
+    A field not declared in ``custom_metadata`` is not filterable
+    (``custom_metadata_field_not_filterable``); a value of another type than its declared
+    field's is not indexed (``custom_metadata_value_not_indexed`` with ``expected_type``).
+    The upload still succeeds (the official SDK's ``ItemUploadResponse.warnings``); the local
+    server keeps filtering on every key (a documented difference).
+    """
+    declared = {
+        str(e["field_name"]).lower(): str(e.get("data_type", "text"))
+        for e in config.get("custom_metadata") or []
+        if isinstance(e, dict) and isinstance(e.get("field_name"), str)
+    }
+    out: list[dict[str, str]] = []
+    for name, value in metadata.items():
+        expected = declared.get(name.lower())
+        if expected is None:
+            out.append({"code": "custom_metadata_field_not_filterable", "field": name})
+        elif not _fits_type(value, expected):
+            out.append(
+                {
+                    "code": "custom_metadata_value_not_indexed",
+                    "expected_type": expected,
+                    "field": name,
+                }
+            )
+    return out
 
 
 def _encodable(text: str) -> bool:

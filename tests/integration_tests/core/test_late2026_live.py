@@ -162,3 +162,17 @@ def test_sdk_python_field_names_reach_the_server_as_wire_names(client):
     inst = client.update_instance(iid, system_prompt_aisearch="Answer briefly.")
     assert inst.system_prompt_ai_search == "Answer briefly."
     client.delete_instance(iid)
+
+
+def test_upload_warnings_are_typed(client, make_instance):
+    from aisearch._models import UploadWarning
+
+    iid = make_instance(custom_metadata=[{"field_name": "level", "data_type": "number"}])
+    item = client.upload_item(iid, "a.md", "Moka pots.", metadata={"level": "x", "team": "b"})
+    assert item.warnings == [
+        UploadWarning(
+            code="custom_metadata_value_not_indexed", field="level", expected_type="number"
+        ),
+        UploadWarning(code="custom_metadata_field_not_filterable", field="team"),
+    ]
+    assert client.upload_item(iid, "b.md", "Moka pots.", metadata={"level": 2}).warnings == []

@@ -299,3 +299,38 @@ def test_chunk_size_has_no_invented_bound(server_http, make_instance, size):
     item = upload(server_http, iid, "a.md", " ".join(f"w{n}" for n in range(40)))
     # the local chunker takes 16..4096 words: 40 words are 3 chunks at 16, 1 at 4096
     assert item["chunks_count"] == (1 if size > 40 else 3)
+
+
+# --------------------------------------------------------------------------- upload warnings
+
+
+def test_upload_warns_about_undeclared_fields_and_mistyped_values(server_http, make_instance):
+    iid = make_instance(
+        custom_metadata=[
+            {"field_name": "level", "data_type": "text"},
+            {"field_name": "rating", "data_type": "number"},
+            {"field_name": "published", "data_type": "datetime"},
+            {"field_name": "draft", "data_type": "boolean"},
+        ]
+    )
+    good = upload(
+        server_http,
+        iid,
+        "ok.md",
+        "Espresso basics.",
+        {"level": "beginner", "rating": 4.5, "published": "2026-01-02T03:04:05Z", "draft": False},
+    )
+    assert "warnings" not in good
+    item = upload(
+        server_http,
+        iid,
+        "warn.md",
+        "Espresso basics.",
+        {"LEVEL": 3, "author": "ana", "published": 1767322800, "draft": "no"},
+    )
+    assert item["status"] == "completed"
+    assert item["warnings"] == [
+        {"code": "custom_metadata_value_not_indexed", "expected_type": "text", "field": "LEVEL"},
+        {"code": "custom_metadata_field_not_filterable", "field": "author"},
+        {"code": "custom_metadata_value_not_indexed", "expected_type": "boolean", "field": "draft"},
+    ]

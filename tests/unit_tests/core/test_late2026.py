@@ -15,7 +15,7 @@ from aisearch import (
     RateLimitError,
 )
 from aisearch._exceptions import ERROR_CODE_STATUS, status_error_class
-from aisearch._models import IndexingOptions
+from aisearch._models import IndexingOptions, UploadWarning
 from aisearch._params import item_limit
 from tests.unit_tests.core.payloads import ACCOUNT, BASE, envelope, error_body
 
@@ -316,3 +316,20 @@ def test_the_sdk_python_names_of_instance_fields_are_sent_as_wire_names(harness)
     assert h.rejects("create_instance", "docs", aisearch_model="a", ai_search_model="b") == (
         "aisearch_model: the official SDK's name of ai_search_model; pass only one of them"
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        (None, []),
+        ("odd", []),
+        (
+            [{"code": "custom_metadata_field_not_filterable", "field": "x"}, 5, {"field": "y"}],
+            [UploadWarning(code="custom_metadata_field_not_filterable", field="x")],
+        ),
+        ([{"code": "future_code", "detail": 1}], [UploadWarning(code="future_code", detail=1)]),
+    ],
+)
+def test_item_warnings_are_read_leniently(harness, sent, expected):
+    h = harness(fixed(envelope({"id": "i1", "key": "a.md", "warnings": sent})))
+    assert h.call("upload_item", "docs", "a.md", "x").warnings == expected
