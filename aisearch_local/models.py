@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aisearch_local.errors import bad_request
+from aisearch_local.errors import APIError, bad_request
 from aisearch_local.options import query_from_messages, validate_messages
 from aisearch_local.validation import INSTANCE_ID_RE, check_option_keys
 
@@ -72,6 +72,13 @@ class SearchRequest:
         """The ``ai_search_options.instance_ids`` of a namespace request, without repeats."""
         opts = self.raw_options if isinstance(self.raw_options, dict) else {}
         ids = opts.get("instance_ids")
+        if isinstance(ids, list) and len(ids) > 10:  # the service's own code for this case
+            raise APIError(
+                400,
+                7074,
+                "ai_search_options.instance_ids: at most 10 instances per request "
+                f"(got {len(ids)})",
+            )
         if not isinstance(ids, list) or not 1 <= len(ids) <= 10:
             n = len(ids) if isinstance(ids, list) else ids
             raise bad_request(
