@@ -6,6 +6,7 @@ check raises :class:`aisearch_local.errors.ValidationError` naming the field.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from datetime import datetime
@@ -114,6 +115,14 @@ KNOWN_OPTIONS: dict[str, frozenset[str] | None] = {
 """The sections of ``ai_search_options`` and their keys (SDK 5.9.0, plus ``metadata_only``)."""
 
 
+def _unknown(kind: str, name: str, known: Any) -> str:
+    """The message for an unknown name under ``--strict``: a did-you-mean, then the known ones."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown {kind} (the server runs with --strict); {hint}known: {', '.join(names)}"
+
+
 def check_option_keys(raw: Any, path: str = "ai_search_options") -> None:
     """Refuse an unknown section or key of ``ai_search_options`` (the ``--strict`` server).
 
@@ -125,7 +134,7 @@ def check_option_keys(raw: Any, path: str = "ai_search_options") -> None:
         _check(
             section in KNOWN_OPTIONS,
             f"{path}.{section}",
-            f"unknown section (the server runs with --strict); known: {', '.join(KNOWN_OPTIONS)}",
+            _unknown("section", str(section), KNOWN_OPTIONS),
         )
         keys = KNOWN_OPTIONS[section]
         if keys is None or not isinstance(value, dict):
@@ -134,7 +143,7 @@ def check_option_keys(raw: Any, path: str = "ai_search_options") -> None:
             _check(
                 key in keys,
                 f"{path}.{section}.{key}",
-                f"unknown option (the server runs with --strict); known: {', '.join(sorted(keys))}",
+                _unknown("option", str(key), keys),
             )
 
 
@@ -234,7 +243,7 @@ def _check_spec(value: Any, spec: Spec, path: str, strict: bool) -> None:
             _check(name in value, f"{path}.{name}", "is required")
         for k, v in value.items():
             if k not in spec:
-                _check(not strict, f"{path}.{k}", f"unknown field; known: {', '.join(spec)}")
+                _check(not strict, f"{path}.{k}", _unknown("field", str(k), spec))
             elif v is not None:
                 _check_spec(v, spec[k], f"{path}.{k}", strict)
 
@@ -256,8 +265,7 @@ def validate_instance_config(
             _check(
                 name in KNOWN_CONFIG_FIELDS,
                 name,
-                "unknown instance field (the server runs with --strict); "
-                f"known: {', '.join(sorted(KNOWN_CONFIG_FIELDS))}",
+                _unknown("instance field", name, KNOWN_CONFIG_FIELDS),
             )
     cfg = dict(body)
     cfg.pop("id", None)

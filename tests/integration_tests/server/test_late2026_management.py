@@ -258,8 +258,7 @@ def test_strict_refuses_unknown_options_and_fields(
         400,
         7001,
         "ai_search_options.retrieval.max_num_result: unknown option (the server runs with "
-        "--strict); known: boost_by, context_expansion",
-        "max_num_results",
+        "--strict); did you mean 'max_num_results'? known: boost_by, context_expansion",
     )
     section = {"query": "x", "ai_search_options": {"rerank": {"enabled": True}}}
     assert_error(server_http.post(search, json=section), 400, 7001, "ai_search_options.rerank")
@@ -275,8 +274,8 @@ def test_strict_refuses_unknown_options_and_fields(
         server_http.post("/ai-search/instances", json={"id": _uid("s"), "chunk_sise": 5}),
         400,
         7001,
-        "chunk_sise: unknown instance field",
-        "chunk_size",
+        "chunk_sise: unknown instance field (the server runs with --strict); did you mean "
+        "'chunk_size'? known: ai_gateway_id,",
     )
     assert_error(
         server_http.put(
@@ -284,7 +283,8 @@ def test_strict_refuses_unknown_options_and_fields(
         ),
         400,
         7001,
-        "indexing_options.use_orc: unknown field; known: keyword_tokenizer, use_ocr",
+        "indexing_options.use_orc: unknown field (the server runs with --strict); did you mean "
+        "'use_ocr'? known: keyword_tokenizer, use_ocr",
     )
 
 
