@@ -96,9 +96,11 @@ IdKind = Literal["instance", "item", "job"]
 # '/', '\\', '%' or a control character, and an id made only of dots ('.', '..') is refused:
 # httpx would resolve it as a dot segment (``items/..`` is the instance itself).
 _ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    # API.md section 10 (workerd's pattern, the API reference's 64): the local server's
+    # INSTANCE_ID_RE; "a--b", "-a" and "a-" are refused on both sides
     "instance": (
-        re.compile(r"[a-z0-9_-]{1,64}"),
-        "1 to 64 characters of lowercase letters, digits, '-' or '_'",
+        re.compile(r"(?=[a-z0-9_-]{1,64}\Z)[a-z0-9_]+(?:-[a-z0-9_]+)*"),
+        "1 to 64 characters of lowercase letters, digits and '_', with single '-' between them",
     ),
     "item": (
         re.compile(rf"(?!\.+\Z)[A-Za-z0-9._~-]{{1,{MAX_SERVER_ID}}}"),

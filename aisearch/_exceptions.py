@@ -252,6 +252,27 @@ _CODE_ERRORS: dict[int, type[APIStatusError]] = {
 """Public-endpoint error codes (API.md 18.2) whose class is not the one of their status
 (60007-60009 come with 401 but mean "disabled", not "bad credentials")."""
 
+ERROR_CODE_STATUS: dict[int, int] = {
+    7001: 400,  # validation error
+    7002: 404,  # unknown instance, item or job
+    7003: 404,  # no such route
+    7009: 409,  # already exists (never retried)
+    7020: 429,  # sync_in_cooldown (result: {}); Retry-After honoured
+    7049: 500,  # multi-instance search failed
+    7069: 429,  # quota exceeded
+    7074: 400,  # more than 10 instances
+    7089: 400,  # an image query needs a vector index with an image-capable embedding model
+    7096: 400,  # default domain disabled without a custom domain
+    7097: 400,  # the allowlist names an unknown instance
+    7099: 409,  # namespace modified concurrently (retried)
+}
+"""Cloudflare AI Search error codes and their HTTP statuses (API.md sections 11 and 18.1).
+
+The class of an error follows its HTTP status; a 2xx body with ``success: false`` (and no
+error ``status`` of its own) takes the class of its code's status here, keeping its
+``status_code``; so does a namespace endpoint's per-instance entry that carries a code.
+"""
+
 
 def status_error_class(status_code: int, code: object = None) -> type[APIStatusError]:
     """The most specific ``APIStatusError`` subclass for an HTTP status and Cloudflare code.
@@ -444,26 +465,20 @@ def resource_hint(status_code: int, code: object, request: httpx.Request | None)
     return None
 
 
-CODE_STATUS: dict[int, int] = {
-    7001: 400, 7002: 404, 7009: 409, 7020: 429, 7049: 500, 7069: 429, 7089: 400, 7097: 400,
-    7099: 409,
-}  # fmt: skip
-"""The HTTP status of each Cloudflare error code API.md documents with one (sections 11, 18)."""
-
-
 def entry_error(message: str, entry: Mapping[str, Any]) -> APIStatusError | None:
     """The status error a per-instance error entry carries, if it carries a status or a code.
 
     The service sends ``{instance_id, message}`` only; an entry that also has an HTTP error
-    ``status`` (or ``status_code``), or a ``code`` whose status is documented (``CODE_STATUS``),
-    gives the error of that status, with the entry's code. Otherwise ``None``.
+    ``status`` (or ``status_code``), or a ``code`` whose status is documented
+    (``ERROR_CODE_STATUS``), gives the error of that status, with the entry's code. Otherwise
+    ``None``.
     """
     code = entry.get("code")
     if isinstance(code, bool) or not isinstance(code, (int, str)):
         code = None
     status = error_status(entry.get("status")) or error_status(entry.get("status_code"))
     if status is None and code is not None:
-        status = next((v for k, v in CODE_STATUS.items() if str(k) == str(code)), None)
+        status = next((v for k, v in ERROR_CODE_STATUS.items() if str(k) == str(code)), None)
     if status is None:
         return None
     return status_error_class(status)(message, status_code=status, code=code, body=dict(entry))
@@ -516,6 +531,8 @@ def error_from_body(
     if hint is None:
         hint = resource_hint(status_code, code, request_of(response))
     cls = status_error_class(status_code, code)
+    if status_code < 400 and isinstance(code, int) and code in ERROR_CODE_STATUS:
+        cls = status_error_class(ERROR_CODE_STATUS[code])  # success: false on a 2xx
     return cls(
         message,
         status_code=status_code,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -33,6 +35,7 @@ __all__ = [
     "ChunkItem",
     "EngineStats",
     "FanOutResult",
+    "IndexingOptions",
     "Instance",
     "InstanceError",
     "InstanceStats",
@@ -48,6 +51,7 @@ __all__ = [
     "StreamEndEvent",
     "StreamEvent",
     "TextDeltaEvent",
+    "UploadWarning",
     "Usage",
     "VectorizeStats",
     "chunk_metadata",
@@ -88,6 +92,20 @@ class ChatMessage(_ResponseModel):
             return handler(value)
         except ValidationError as exc:
             raise ValueError(content_error(exc)) from None
+
+
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def _lenient_datetime(value: object) -> datetime | None:
+    """A datetime from ISO-8601 text or epoch seconds / milliseconds; ``None`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        parsed = _DATETIME.validate_python(value)
+    except ValidationError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _none_to_empty_dict(value: object) -> object:
@@ -378,6 +396,15 @@ class Namespace(_ResponseModel):
     """Free-text description."""
 
 
+class IndexingOptions(_ResponseModel):
+    """An instance's ``indexing_options`` (other members are kept as extra fields)."""
+
+    keyword_tokenizer: str | None = None
+    """``porter`` (stemming) or ``trigram`` (substring and code search)."""
+    use_ocr: bool | None = None
+    """OCR ingestion of PDFs and images (PDFs then take up to 10 MiB); default false."""
+
+
 class Instance(_ResponseModel):
     """An AI Search instance (configuration fields are kept as extra fields)."""
 
@@ -387,6 +414,24 @@ class Instance(_ResponseModel):
     """Namespace it belongs to."""
     status: str | None = None
     """Service status, when sent."""
+    indexing_options: IndexingOptions | None = None
+    """Indexing settings (``keyword_tokenizer``, ``use_ocr``), when sent."""
+
+
+class UploadWarning(_ResponseModel):
+    """A warning of an upload that succeeded (``Item.warnings``).
+
+    ``code`` is ``custom_metadata_field_not_filterable`` (``field`` is not declared in the
+    instance's ``custom_metadata``) or ``custom_metadata_value_not_indexed`` (its value is not
+    of the declared ``expected_type``); other codes are kept as sent.
+    """
+
+    code: str
+    """What is wrong."""
+    field: str | None = None
+    """The metadata field."""
+    expected_type: str | None = None
+    """The declared type (``text``, ``number``, ``boolean``, ``datetime``), when it applies."""
 
 
 class Item(_ResponseModel):
@@ -404,6 +449,15 @@ class Item(_ResponseModel):
     """Custom metadata."""
     error: str | None = None
     """Error message when the status is ``error``."""
+    warnings: list[UploadWarning] = Field(default_factory=list)
+    """What an upload's metadata got wrong (only upload answers carry them)."""
+
+    @field_validator("warnings", mode="before")
+    @classmethod
+    def _warning_list(cls, value: object) -> object:
+        if not isinstance(value, list):  # advisory: an unreadable value is no warning
+            return []
+        return [w for w in value if isinstance(w, Mapping) and isinstance(w.get("code"), str)]
 
     @field_validator("error", mode="before")
     @classmethod
@@ -461,8 +515,9 @@ class InstanceStats(_ResponseModel):
     """Items skipped (unsupported or unchanged)."""
     outdated: int | None = None
     """Items whose index is out of date."""
-    last_activity: str | None = None
-    """Time of the last indexing activity (ISO-8601, as sent)."""
+    last_activity: Annotated[datetime | None, BeforeValidator(_lenient_datetime)] = None
+    """Time of the last indexing activity, timezone-aware: sent as ISO-8601 or as Unix epoch
+    seconds or milliseconds (a value that is neither reads as ``None``)."""
     degraded: bool | None = None
     """True when the service could not compute the counts."""
     file_embed_errors: dict[str, Any] | None = None

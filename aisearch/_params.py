@@ -14,7 +14,7 @@ from typing import Annotated, Any, cast
 
 from pydantic import BeforeValidator, field_validator
 
-from aisearch._config import check_seconds, validate_instance_id
+from aisearch._config import check_path_id, check_seconds, validate_instance_id
 from aisearch._content import check_parts
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import is_legacy_filter, to_legacy_filter, validate_legacy_filter
@@ -42,11 +42,15 @@ __all__ = [
     "check_item_content",
     "check_item_key",
     "check_json",
+    "check_list_text",
     "check_mapping",
     "check_wait_args",
     "coerce_messages",
     "coerce_options",
     "deep_merge",
+    "instance_list_params",
+    "item_limit",
+    "item_list_params",
     "item_metadata_json",
     "json_problem",
     "legacy_options",
@@ -60,7 +64,23 @@ Options = SearchOptions | Mapping[str, Any] | None
 
 MAX_JSON_DEPTH = 64
 MAX_INSTANCE_IDS = 10
-MAX_ITEM_BYTES = 4 * 1024 * 1024
+MAX_ITEM_BYTES = 10 * 1024 * 1024
+"""Largest item: plain text, code and PDFs (API.md 18.1; a PDF only on an OCR instance)."""
+MAX_OTHER_ITEM_BYTES = 4 * 1024 * 1024
+"""Largest item of every other format."""
+TEN_MIB_EXTENSIONS = frozenset(
+    {
+        ".txt", ".md", ".markdown", ".mdx", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml",
+        ".yaml", ".yml", ".toml", ".ini", ".cfg", ".log", ".tex",
+        ".py", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".go", ".rs", ".c",
+        ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash",
+        ".sql", ".css", ".scss", ".lua", ".r", ".pl", ".dart", ".vue", ".svelte",
+        ".pdf",
+    }
+)  # fmt: skip
+"""Extensions sent up to 10 MiB: plain text, code (a local reading of the docs' wording, the
+same table as the local server's) and PDFs (which the service takes up to 10 MiB only with
+``indexing_options.use_ocr``: it answers 413 otherwise)."""
 MAX_ITEM_KEY = 128
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # local bounds of the generation settings (API.md documents none), as the adapters' and the
@@ -274,6 +294,80 @@ def check_instance_ids(instance_ids: Sequence[str]) -> list[str]:
     return list(instance_ids)
 
 
+# --------------------------------------------------------------------------- list filters
+
+MAX_INSTANCE_SEARCH = 64
+"""Longest instance list ``search`` term (API.md 18.1: longer is rejected)."""
+MAX_HOSTNAME = 253
+"""Longest instance list ``hostname`` (a DNS name)."""
+MAX_LIST_TEXT = 256
+"""Longest other list filter text (``search``, ``source`` of items and namespaces; local bound)."""
+
+
+def check_list_text(value: object, name: str, limit: int) -> str:
+    """Check a text filter of a list call: a non-empty string of at most ``limit`` characters."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        got = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise InvalidRequestError(
+            f"{name}: must be a string of 1 to {limit} characters (got {got})"
+        )
+    check_json(value, name)
+    if _CONTROL_RE.search(value):
+        raise InvalidRequestError(f"{name}: must not contain control characters")
+    return value
+
+
+def _choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidRequestError(
+            f"{name}: must be one of {', '.join(allowed)} (got {value!r:.80})"
+        )
+    return value
+
+
+def instance_list_params(
+    search: str | None,
+    hostname: str | None,
+    order_by: str | None,
+    order_by_direction: str | None,
+) -> dict[str, Any]:
+    """The query string of an instance list: ``search`` (id contains), ``hostname``, order."""
+    params: dict[str, Any] = {}
+    if search is not None:
+        params["search"] = check_list_text(search, "search", MAX_INSTANCE_SEARCH)
+    if hostname is not None:
+        params["hostname"] = check_list_text(hostname, "hostname", MAX_HOSTNAME)
+    if order_by is not None:
+        params["order_by"] = _choice(order_by, "order_by", ("created_at",))
+    if order_by_direction is not None:
+        params["order_by_direction"] = _choice(
+            order_by_direction, "order_by_direction", ("asc", "desc")
+        )
+    return params
+
+
+def item_list_params(
+    item_id: str | None,
+    key: str | None,
+    search: str | None,
+    source: str | None,
+    sort_by: str | None,
+) -> dict[str, Any]:
+    """The query string of an item list: ``item_id``, ``key``, ``search``, ``source``, order."""
+    params: dict[str, Any] = {}
+    if item_id is not None:
+        params["item_id"] = check_path_id(item_id, "item_id", "item")
+    if key is not None:
+        params["key"] = check_item_key(key)
+    if search is not None:
+        params["search"] = check_list_text(search, "search", MAX_LIST_TEXT)
+    if source is not None:
+        params["source"] = check_list_text(source, "source", MAX_LIST_TEXT)
+    if sort_by is not None:
+        params["sort_by"] = _choice(sort_by, "sort_by", ("status", "modified_at"))
+    return params
+
+
 # --------------------------------------------------------------------------- items
 
 
@@ -290,17 +384,33 @@ def check_item_key(key: object) -> str:
     return key
 
 
-def check_item_content(content: object) -> bytes:
-    """Check an item's content (bytes, or text sent as UTF-8) against the 4 MB limit."""
+def item_limit(key: str) -> int:
+    """The largest content of an item named ``key``: 10 MiB or 4 MiB by its extension."""
+    dot = key.rfind(".")
+    ext = key[dot:].lower() if dot > key.rfind("/") else ""
+    return MAX_ITEM_BYTES if ext in TEN_MIB_EXTENSIONS else MAX_OTHER_ITEM_BYTES
+
+
+def check_item_content(content: object, key: str = "") -> bytes:
+    """Check an item's content (bytes, or text sent as UTF-8) against its format's limit.
+
+    10 MiB for plain text, code and PDFs, 4 MiB for other formats (by ``key``'s extension).
+    """
     if isinstance(content, str):
         check_json(content, "content")  # a lone surrogate cannot be encoded
         content = content.encode("utf-8")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidRequestError(f"content: must be bytes or str (got {type(content).__name__})")
-    if len(content) > MAX_ITEM_BYTES:
-        raise InvalidRequestError(
-            f"content: must be at most {MAX_ITEM_BYTES} bytes (4 MB) (got {len(content)})"
-        )
+    limit = item_limit(key)
+    if len(content) > limit:
+        if limit == MAX_ITEM_BYTES:
+            allowed = f"{limit} bytes (10 MiB)"
+        else:
+            allowed = (
+                f"{limit} bytes (4 MiB) for {key!r:.80}: 10 MiB applies to plain text, code "
+                "and PDFs only"
+            )
+        raise InvalidRequestError(f"content: must be at most {allowed} (got {len(content)})")
     return bytes(content)
 
 
@@ -328,10 +438,29 @@ _NOT_UPDATABLE = {
 }
 
 
+SDK_FIELD_NAMES = {
+    "aisearch_model": "ai_search_model",
+    "system_prompt_aisearch": "system_prompt_ai_search",
+}
+"""The official SDK's Python names of instance fields and their wire names (accepted here)."""
+
+
 def check_instance_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the documented bounds of an instance configuration (create or update body)."""
+    """Check the documented bounds of an instance configuration (create or update body).
+
+    The official SDK's Python names (``aisearch_model``, ``system_prompt_aisearch``) are sent
+    under their wire names (``ai_search_model``, ``system_prompt_ai_search``).
+    """
     if "id" in config:
         raise InvalidRequestError("id: pass the instance id as the instance_id argument")
+    config = dict(config)
+    for sdk_name, wire in SDK_FIELD_NAMES.items():
+        if sdk_name in config:
+            if wire in config:
+                raise InvalidRequestError(
+                    f"{sdk_name}: the official SDK's name of {wire}; pass only one of them"
+                )
+            config[wire] = config.pop(sdk_name)
     for name, (lo, hi) in _INSTANCE_BOUNDS.items():
         if name in config:
             value = config[name]

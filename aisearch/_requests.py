@@ -58,6 +58,7 @@ from aisearch._params import (
     check_item_content,
     check_item_key,
     check_json,
+    check_mapping,
     coerce_messages,
     coerce_options,
     deep_merge,
@@ -367,6 +368,25 @@ class _BaseClient(Generic[_HttpT]):
             body["description"] = description
         return _Request("POST", self._namespaces_path(), json=body)
 
+    def _update_namespace_req(
+        self, name: str, description: str | None, public_endpoint_params: object
+    ) -> _Request:
+        path = self._namespace_path(name)
+        body: dict[str, Any] = {}
+        if description is not None:
+            if not isinstance(description, str) or len(description) > 256:
+                raise InvalidRequestError("description: must be a string of at most 256 characters")
+            body["description"] = description
+        pep = check_mapping(public_endpoint_params, "public_endpoint_params")
+        if pep is not None:
+            check_json(dict(pep), "public_endpoint_params")
+            body["public_endpoint_params"] = dict(pep)
+        if not body:
+            raise InvalidRequestError(
+                "update_namespace: pass description= and/or public_endpoint_params="
+            )
+        return _Request("PUT", path, json=body)
+
     def _create_instance_req(
         self, instance_id: str, namespace: str | None, config: Mapping[str, Any]
     ) -> _Request:
@@ -386,7 +406,7 @@ class _BaseClient(Generic[_HttpT]):
     ) -> _Request:
         path = self._instance_path(instance_id, namespace, "/items")
         check_item_key(key)
-        content = check_item_content(content)
+        content = check_item_content(content, key)
         wait = check_bool(wait_for_completion, "wait_for_completion")
         data: dict[str, Any] = {"wait_for_completion": "true" if wait else "false"}
         if metadata is not None:

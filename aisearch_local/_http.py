@@ -70,7 +70,7 @@ def error_response(exc: APIError) -> JSONResponse:
     err: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.error_chain:
         err["error_chain"] = exc.error_chain
-    body = {"success": False, "errors": [err], "messages": [], "result": None}
+    body = {"success": False, "errors": [err], "messages": [], "result": exc.result}
     return SafeJSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 

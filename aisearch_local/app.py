@@ -46,6 +46,7 @@ from aisearch_local.routes_admin import (
     health,
     instance_delete,
     instance_get,
+    instance_purge_cache,
     instance_stats,
     instance_update,
     instances_create,
@@ -128,6 +129,7 @@ def _routes() -> list[Route]:
         Route(ns + "/chat/completions", namespace_chat, methods=["POST"]),
         *_instance_routes(base),
         *_instance_routes(ns),
+        Route(ns + "/instances/{instance_id}/purge_cache", instance_purge_cache, methods=["POST"]),
         *(
             Route(ACCOUNT + prefix + "/rags/{rag_id}/" + name, handler, methods=["POST"])
             # /ai-search/rags/...: the seed 004 form of the legacy routes (API.md 3.5), the same

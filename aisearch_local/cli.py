@@ -232,6 +232,17 @@ def _read_token(args: argparse.Namespace) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def _seconds(text: str) -> float:
+    """An ``argparse`` type: a finite number of seconds from 0 to one day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds (got {text})")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM.
 
@@ -273,6 +284,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if folder is not None:
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
             roots.append(folder)
+        svc.sync_cooldown_s = args.sync_cooldown
+        svc.strict = args.strict
         for spec in args.fault or []:
             ns, iid, values = spec
             svc.set_fault(ns, iid, Fault(**values))
@@ -492,6 +505,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_parse_fault,
         help="inject a fault: [NAMESPACE/]INSTANCE:status=503,retry_after=2,latency_ms=100,...",
+    )
+    serve.add_argument(
+        "--sync-cooldown",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="refuse a sync job started within SECONDS of the instance's last one with "
+        "429 / 7020 sync_in_cooldown and Retry-After (Cloudflare: 30; default 0: off)",
+    )
+    strictness = serve.add_mutually_exclusive_group()
+    strictness.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse unknown instance fields and ai_search_options sections or keys with "
+        "400 / 7001 naming them (catches misspelt options)",
+    )
+    strictness.add_argument(
+        "--lenient",
+        dest="strict",
+        action="store_false",
+        help="ignore unknown ai_search_options keys and keep unknown instance fields (default; "
+        "how Cloudflare treats them is undocumented)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)

@@ -44,6 +44,8 @@ class APIError(Exception):
         message: Human-readable message naming the field or object.
         headers: Extra response headers (``Retry-After``...).
         error_chain: Optional nested errors (auth header errors).
+        result: The envelope's ``result`` (``None``; ``{}`` where Cloudflare sends an empty
+            object, e.g. 429 / 7020 ``sync_in_cooldown``).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class APIError(Exception):
         *,
         headers: dict[str, str] | None = None,
         error_chain: list[dict[str, Any]] | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -61,6 +64,7 @@ class APIError(Exception):
         self.message = message
         self.headers = headers or {}
         self.error_chain = error_chain
+        self.result = result
 
     @classmethod
     def from_validation(cls, exc: ValidationError) -> APIError:

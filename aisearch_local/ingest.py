@@ -33,22 +33,45 @@ __all__ = [
     "MAX_CHUNK_OVERLAP",
     "MAX_CHUNK_SIZE",
     "MAX_FILE_BYTES",
+    "MAX_OTHER_FILE_BYTES",
     "MIN_CHUNK_SIZE",
     "SIDECAR_SUFFIX",
     "SUPPORTED_EXTENSIONS",
+    "TEXT_CODE_EXTENSIONS",
     "ChunkSpan",
     "IngestError",
     "SourceFile",
     "builtin_attributes",
     "chunk_text",
     "extract_text",
+    "file_limit",
     "scan_source_dir",
+    "size_problem",
 ]
 
 logger = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
-"""Largest accepted document (4 MiB, the product limit)."""
+MiB = 1024 * 1024
+MAX_FILE_BYTES = 10 * MiB
+"""Largest accepted document of any format (API.md 18.1: plain text, code and PDFs)."""
+MAX_OTHER_FILE_BYTES = 4 * MiB
+"""Largest accepted document of every other format (HTML, office documents, images...)."""
+
+TEXT_CODE_EXTENSIONS = frozenset(
+    {
+        # plain text and markup read as text
+        ".txt", ".md", ".markdown", ".mdx", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".xml",
+        ".yaml", ".yml", ".toml", ".ini", ".cfg", ".log", ".tex",
+        # code
+        ".py", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".go", ".rs", ".c",
+        ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash",
+        ".sql", ".css", ".scss", ".lua", ".r", ".pl", ".dart", ".vue", ".svelte",
+    }
+)  # fmt: skip
+"""Plain text and code: the 10 MiB limit; so do PDFs on an instance with
+``indexing_options.use_ocr``; every other format gets 4 MiB (API.md 18.1).
+
+Which extensions count as "plain text / code" is a local reading of the docs' wording."""
 
 SUPPORTED_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".json"})
 """Extensions (lower case, with the dot) that :func:`extract_text` understands."""
@@ -72,6 +95,31 @@ class IngestError(Exception):
 
 def _extension(key: str) -> str:
     return PurePosixPath(key).suffix.lower()
+
+
+def file_limit(key: str, *, use_ocr: bool = False) -> int:
+    """The largest size of a document named ``key``, by its extension (case-insensitively).
+
+    10 MiB for plain text and code (:data:`TEXT_CODE_EXTENSIONS`) and, with ``use_ocr``
+    (the instance's ``indexing_options.use_ocr``), for PDFs; 4 MiB for everything else.
+    """
+    ext = _extension(key)
+    if ext in TEXT_CODE_EXTENSIONS or (use_ocr and ext == ".pdf"):
+        return MAX_FILE_BYTES
+    return MAX_OTHER_FILE_BYTES
+
+
+def size_problem(key: str, size: int, *, use_ocr: bool = False) -> str | None:
+    """Why a document of ``size`` bytes named ``key`` is too large, or None when it is not."""
+    limit = file_limit(key, use_ocr=use_ocr)
+    if size <= limit:
+        return None
+    if limit == MAX_FILE_BYTES:
+        return f"{key}: file is larger than the {limit} byte (10 MiB) limit"
+    return (
+        f"{key}: file is larger than the {limit} byte (4 MiB) limit of its format "
+        "(10 MiB applies to plain text, code, and PDFs with indexing_options.use_ocr)"
+    )
 
 
 def _decode(key: str, data: bytes) -> str:
@@ -279,7 +327,7 @@ def extract_text(key: str, data: bytes) -> str:
         joined with commas).
 
     Raises:
-        IngestError: Unsupported extension, over :data:`MAX_FILE_BYTES`, not UTF-8, invalid
+        IngestError: Unsupported extension, over :func:`file_limit`, not UTF-8, invalid
             JSON, or no text left after extraction.
     """
     ext = _extension(key)
@@ -287,8 +335,9 @@ def extract_text(key: str, data: bytes) -> str:
         shown = ext or "(none)"
         allowed = ", ".join(sorted(SUPPORTED_EXTENSIONS))
         raise IngestError(f"{key}: unsupported file type {shown}; supported: {allowed}")
-    if len(data) > MAX_FILE_BYTES:
-        raise IngestError(f"{key}: file is larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
+    problem = size_problem(key, len(data))
+    if problem is not None:
+        raise IngestError(problem)
     text = _decode(key, data)
     if ext in (".html", ".htm"):
         text = _html_to_text(text)

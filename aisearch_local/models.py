@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aisearch_local.errors import bad_request
+from aisearch_local.errors import APIError, bad_request
 from aisearch_local.options import query_from_messages, validate_messages
-from aisearch_local.validation import INSTANCE_ID_RE
+from aisearch_local.validation import INSTANCE_ID_RE, check_option_keys
 
 __all__ = ["ChatRequest", "ChatSettings", "SearchRequest"]
 
@@ -41,8 +41,16 @@ class SearchRequest:
     images: int = 0
 
     @classmethod
-    def parse(cls, body: dict[str, Any], *, chat: bool = False) -> SearchRequest:
-        """Parse a search body (exactly one of query and messages) or a chat body (messages)."""
+    def parse(
+        cls, body: dict[str, Any], *, chat: bool = False, strict: bool = False
+    ) -> SearchRequest:
+        """Parse a search body (exactly one of query and messages) or a chat body (messages).
+
+        With ``strict`` (``aisearch-local serve --strict``) an unknown section or key of
+        ``ai_search_options`` is refused; otherwise it is ignored (the default).
+        """
+        if strict:
+            check_option_keys(body.get("ai_search_options"))
         query = body.get("query")
         messages = body.get("messages")
         if chat:
@@ -70,6 +78,13 @@ class SearchRequest:
         """The ``ai_search_options.instance_ids`` of a namespace request, without repeats."""
         opts = self.raw_options if isinstance(self.raw_options, dict) else {}
         ids = opts.get("instance_ids")
+        if isinstance(ids, list) and len(ids) > 10:  # the service's own code for this case
+            raise APIError(
+                400,
+                7074,
+                "ai_search_options.instance_ids: at most 10 instances per request "
+                f"(got {len(ids)})",
+            )
         if not isinstance(ids, list) or not 1 <= len(ids) <= 10:
             n = len(ids) if isinstance(ids, list) else ids
             raise bad_request(
@@ -137,7 +152,7 @@ class ChatRequest:
     search: SearchRequest
 
     @classmethod
-    def parse(cls, body: dict[str, Any]) -> ChatRequest:
+    def parse(cls, body: dict[str, Any], *, strict: bool = False) -> ChatRequest:
         """Parse a chat body once: the settings, then the messages and options."""
         settings = ChatSettings.parse(body)
-        return cls(settings, SearchRequest.parse(body, chat=True))
+        return cls(settings, SearchRequest.parse(body, chat=True, strict=strict))

@@ -30,11 +30,13 @@ from aisearch_local._http import (
 )
 from aisearch_local.errors import APIError, bad_request
 from aisearch_local.filters import compile_filter
-from aisearch_local.ingest import MAX_FILE_BYTES
+from aisearch_local.ingest import MAX_FILE_BYTES, size_problem
 from aisearch_local.records import item_attributes
-from aisearch_local.service import Fault
+from aisearch_local.service import Fault, uses_ocr
 from aisearch_local.validation import (
     NAMESPACE_RE,
+    instance_hostnames,
+    metadata_warnings,
     parse_json,
     validate_item_metadata,
     validate_key,
@@ -120,11 +122,25 @@ async def instances_list(request: Request) -> Response:
     if len(ns) > 64 or not NAMESPACE_RE.fullmatch(ns):
         raise bad_request("namespace", f"must be a namespace name (got {ns[:80]!r})")
     svc.require_namespace(ns)
-    rows = [svc.instance_dict(i) for i in svc.instances(ns)]
-    term = request.query_params.get("search")
+    q = request.query_params
+    term = q.get("search")
+    if term is not None and len(term) > 64:
+        raise bad_request("search", f"must be at most 64 characters (got {len(term)})")
+    hostname = q.get("hostname")
+    if hostname is not None and not 1 <= len(hostname) <= 253:
+        raise bad_request("hostname", f"must be 1 to 253 characters (got {len(hostname)})")
+    if q.get("order_by", "created_at") != "created_at":
+        raise bad_request("order_by", f"must be created_at (got {q['order_by'][:80]!r})")
+    direction = q.get("order_by_direction", "asc")
+    if direction not in ("asc", "desc"):
+        raise bad_request("order_by_direction", f"must be asc or desc (got {direction[:80]!r})")
+    insts = svc.instances(ns)
+    if hostname is not None:
+        insts = [i for i in insts if hostname.lower() in instance_hostnames(i.config)]
+    rows = [svc.instance_dict(i) for i in insts]
     if term:
         rows = [r for r in rows if term.lower() in r["id"].lower()]
-    if request.query_params.get("order_by_direction") == "desc":
+    if direction == "desc":
         rows.reverse()
     return paged_list(request, rows, max_per_page=100)
 
@@ -162,6 +178,15 @@ async def instance_delete(request: Request) -> Response:
     out = svc.instance_dict(inst)
     await run_in_threadpool(svc.delete_instance, inst)
     return envelope(out)
+
+
+@endpoint
+async def instance_purge_cache(request: Request) -> Response:
+    """Orphan every similarity-cache entry of an instance (no body; namespaced path only)."""
+    inst = instance_of(request)
+    await optional_json_body(request)  # no body is expected; a non-object one is refused
+    service(request).purge_cache(inst)
+    return envelope(None)
 
 
 @endpoint
@@ -233,7 +258,7 @@ async def items_upload(request: Request) -> Response:
         and length.isdigit()
         and int(length) > MAX_FILE_BYTES + 64 * 1024
     ):
-        raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
+        raise APIError(413, 7001, f"file: larger than the {MAX_FILE_BYTES} byte (10 MiB) limit")
     async with request.form(max_part_size=MAX_FILE_BYTES + 1) as form:
         upload = _form_value(form, "file", "file[file]")
         if not isinstance(upload, UploadFile):
@@ -257,16 +282,19 @@ async def items_upload(request: Request) -> Response:
     if not key or len(key) > 128:
         raise bad_request("file", f"the filename must be 1 to 128 characters (got {len(key)})")
     validate_key(key, "file.filename")
-    if len(data) > MAX_FILE_BYTES:
-        raise APIError(
-            413, 7001, f"file: {key!r} is larger than the {MAX_FILE_BYTES} byte (4 MB) limit"
-        )
+    problem = size_problem(key, len(data), use_ocr=uses_ocr(inst.config))
+    if problem is not None:
+        raise APIError(413, 7001, f"file: {problem}")
     metadata: dict[str, Any] = {}
     if raw_meta not in (None, ""):
         parsed = parse_json(str(raw_meta), "metadata")
         metadata = validate_item_metadata(parsed)
     item = await run_in_threadpool(svc.index_document, inst, key=key, data=data, metadata=metadata)
-    return envelope(_public_item(item))
+    out = _public_item(item)
+    warnings = metadata_warnings(metadata, inst.config)
+    if warnings:
+        out["warnings"] = warnings
+    return envelope(out)
 
 
 @endpoint
@@ -321,7 +349,8 @@ async def items_list(request: Request) -> Response:
     if sort_by == "status":
         rows.sort(key=lambda r: r["status"])
     elif sort_by == "modified_at":
-        rows.sort(key=lambda r: r["last_seen_at"], reverse=True)
+        # newest first; an item written in the same millisecond as another is the later row
+        rows.sort(key=lambda r: (r["last_seen_at"], r["_pk"]), reverse=True)
     elif sort_by is not None:
         raise bad_request("sort_by", "must be status or modified_at")
     return paged([_public_item(r) for r in rows], page, per_page)

@@ -83,7 +83,7 @@ def _search_result(found: Retrieval) -> dict[str, Any]:
 async def instance_search(request: Request) -> Response:
     """Search one instance (enveloped)."""
     qs, inst = queries(request), instance_of(request)
-    req = SearchRequest.parse(await json_body(request))
+    req = SearchRequest.parse(await json_body(request), strict=service(request).strict)
     await _fault(qs, inst, "search")
     return envelope(_search_result(await qs.search_instance(inst, req)))
 
@@ -93,7 +93,7 @@ async def namespace_search(request: Request) -> Response:
     """Search several instances of a namespace; failures go to ``errors``."""
     ns = namespace_of(request)
     service(request).require_namespace(ns)
-    req = SearchRequest.parse(await json_body(request))
+    req = SearchRequest.parse(await json_body(request), strict=service(request).strict)
     return envelope(_search_result(await queries(request).search_namespace(ns, req)))
 
 
@@ -101,7 +101,7 @@ async def namespace_search(request: Request) -> Response:
 async def instance_chat(request: Request) -> Response:
     """RAG chat completion on one instance (not enveloped; SSE when ``stream``)."""
     qs, inst = queries(request), instance_of(request)
-    req = ChatRequest.parse(await json_body(request))
+    req = ChatRequest.parse(await json_body(request), strict=service(request).strict)
     fault = await _fault(qs, inst, "chat")
     found = await qs.search_instance(inst, req.search)
     return await _chat(qs, req, found, fault)
@@ -112,7 +112,7 @@ async def namespace_chat(request: Request) -> Response:
     """RAG chat completion over several instances of a namespace."""
     ns = namespace_of(request)
     service(request).require_namespace(ns)
-    req = ChatRequest.parse(await json_body(request))
+    req = ChatRequest.parse(await json_body(request), strict=service(request).strict)
     qs = queries(request)
     found = await qs.search_namespace(ns, req.search)
     return await _chat(qs, req, found, None)

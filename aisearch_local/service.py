@@ -12,7 +12,9 @@ import copy
 import difflib
 import hashlib
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,12 +28,14 @@ from aisearch_local.errors import APIError, bad_request, not_found
 from aisearch_local.generate import Generation, Generator, make_generator
 from aisearch_local.guard import source_outside_roots
 from aisearch_local.ingest import (
-    MAX_FILE_BYTES,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
     IngestError,
     SourceFile,
     chunk_text,
     extract_text,
     scan_source_dir,
+    size_problem,
 )
 from aisearch_local.public_params import FIELD as PUBLIC_PARAMS
 from aisearch_local.public_params import apply_public_params
@@ -46,7 +50,7 @@ from aisearch_local.validation import (
     validate_instance_config,
 )
 
-__all__ = ["DEFAULT_MODEL", "Fault", "LocalService"]
+__all__ = ["DEFAULT_MODEL", "Fault", "LocalService", "infer_type", "uses_ocr"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ def _defaults(embedder: Embedder) -> dict[str, Any]:
         "fusion_method": "rrf",
         "hybrid_search_enabled": True,
         "index_method": {"vector": True, "keyword": True},
-        "indexing_options": {"keyword_tokenizer": "porter"},
+        "indexing_options": {"keyword_tokenizer": "porter", "use_ocr": False},
         "retrieval_options": {"keyword_match_mode": "and", "boost_by": []},
         "custom_metadata": [],
         "metadata": {},
@@ -146,6 +150,11 @@ class LocalService:
         self._fault_lock = threading.Lock()
         # folders that instances created over HTTP may index (None: any; see guard.py)
         self.source_roots: tuple[str, ...] | None = None
+        # seconds between two sync jobs of one instance (Cloudflare: 30; 0 here by default)
+        self.sync_cooldown_s: float = 0.0
+        # refuse unknown instance fields and ai_search_options keys (``--strict``)
+        self.strict: bool = False
+        self._last_sync: dict[int, float] = {}
 
     def close(self) -> None:
         """Close the store."""
@@ -315,10 +324,17 @@ class LocalService:
                 "id",
                 f"must be lowercase letters, digits, '_' and single '-' between them (got {iid!r})",
             )
-        patch = apply_public_params(
-            validate_instance_config(body, creating=True), None, namespace=False
+        given = apply_public_params(
+            validate_instance_config(body, creating=True, strict=self.strict), None, namespace=False
         )
-        cfg = {**_defaults(self.embedder), **patch}
+        defaults = _defaults(self.embedder)
+        cfg = {**defaults, **given}
+        cfg["indexing_options"] = {
+            **defaults["indexing_options"],
+            **(given.get("indexing_options") or {}),
+        }
+        if "type" not in body:
+            cfg["type"] = infer_type(cfg.get("source"))
         check_searchable(cfg)
         src = cfg.get("source")
         try:
@@ -372,11 +388,26 @@ class LocalService:
     def update_instance(self, inst: InstanceRecord, body: dict[str, Any]) -> InstanceRecord:
         """Merge a partial update into the instance configuration."""
         patch = apply_public_params(
-            validate_instance_config(body, creating=False), inst.config, namespace=False
+            validate_instance_config(body, creating=False, strict=self.strict),
+            inst.config,
+            namespace=False,
         )
+        if isinstance(patch.get("indexing_options"), dict):  # members not sent are kept
+            patch["indexing_options"] = {
+                **(inst.config.get("indexing_options") or {}),
+                **patch["indexing_options"],
+            }
         cfg = {**inst.config, **patch}
         check_searchable(cfg)
         return self.store.update_instance(inst, cfg)
+
+    def purge_cache(self, inst: InstanceRecord) -> None:
+        """Orphan every similarity-cache entry of the instance (``POST .../purge_cache``).
+
+        Cache entries are keyed on the instance's version (:meth:`Store.version`): a new
+        version makes every earlier entry unreachable; the cache's LRU bound drops them later.
+        """
+        self.store.bump_version(inst.pk)
 
     def instances(self, namespace: str) -> list[InstanceRecord]:
         """The instances of a namespace, oldest first."""
@@ -425,7 +456,13 @@ class LocalService:
         return self.store.list_jobs(inst)
 
     def run_sync_job(self, inst: InstanceRecord, description: str | None) -> dict[str, Any]:
-        """Run a sync job to its end (blocking); a failure ends the job, it is not raised."""
+        """Run a sync job to its end (blocking); a failure ends the job, it is not raised.
+
+        Raises:
+            APIError: 429 / 7020 ``sync_in_cooldown`` (``result: {}``, ``Retry-After``) when
+                the instance's last sync started less than ``sync_cooldown_s`` seconds ago.
+        """
+        self._check_cooldown(inst)
         job = self.store.create_job(inst, description)
         try:
             reason, log = self.sync_source(inst)
@@ -435,21 +472,40 @@ class LocalService:
         self.store.finish_job(inst, job["id"], reason, log)
         return self.store.get_job(inst, job["id"]) or job
 
+    def _check_cooldown(self, inst: InstanceRecord) -> None:
+        now = time.monotonic()
+        with self._fault_lock:
+            last = self._last_sync.get(inst.pk)
+            if last is not None and now - last < self.sync_cooldown_s:
+                wait = max(1, math.ceil(self.sync_cooldown_s - (now - last)))
+                raise APIError(
+                    429,
+                    7020,
+                    "sync_in_cooldown",
+                    headers={"Retry-After": str(wait)},
+                    result={},
+                )
+            self._last_sync[inst.pk] = now
+
     # -- ingestion --------------------------------------------------------------------------
 
     def _chunk(self, inst: InstanceRecord, text: str) -> list[NewChunk]:
         cfg = inst.config
         if cfg.get("chunk") is False:
             return [NewChunk(text=text, start=0, end=len(text))]
-        spans = chunk_text(text, int(cfg.get("chunk_size", 256)), int(cfg.get("chunk_overlap", 10)))
+        # chunk_size is stored as sent (no documented bound); the local chunker counts words
+        # and takes 16..4096 of them
+        size = min(max(int(cfg.get("chunk_size", 256)), MIN_CHUNK_SIZE), MAX_CHUNK_SIZE)
+        spans = chunk_text(text, size, int(cfg.get("chunk_overlap", 10)))
         return [NewChunk(text=s.text, start=s.start, end=s.end) for s in spans]
 
     def prepare(
         self, inst: InstanceRecord, key: str, data: bytes
     ) -> tuple[list[NewChunk], np.ndarray]:
         """Extract, chunk and embed a document (raises IngestError on bad input)."""
-        if len(data) > MAX_FILE_BYTES:
-            raise IngestError(f"{key}: file is larger than the {MAX_FILE_BYTES} byte (4 MB) limit")
+        problem = size_problem(key, len(data), use_ocr=uses_ocr(inst.config))
+        if problem is not None:
+            raise IngestError(problem)
         text = extract_text(key, data)
         chunks = self._chunk(inst, text)
         if not chunks:
@@ -605,6 +661,25 @@ class LocalService:
         if folder.resolve() == SAMPLE_CORPUS_DIR:
             return iter_sample_documents()
         return (checked_source_file(sf) for sf in scan_source_dir(folder))
+
+
+def infer_type(source: object) -> str | None:
+    """The ``type`` of an instance created without one (API.md 18.1).
+
+    An http(s) ``source`` is a ``web-crawler``, any other source an ``r2`` bucket name (or,
+    locally, a folder path), no source an upload-only instance (``None``).
+    """
+    if not isinstance(source, str) or not source:
+        return None
+    if source.lower().startswith(("http://", "https://")):
+        return "web-crawler"
+    return "r2"
+
+
+def uses_ocr(config: dict[str, Any]) -> bool:
+    """The instance's ``indexing_options.use_ocr`` (false when unset)."""
+    io = config.get("indexing_options")
+    return isinstance(io, dict) and io.get("use_ocr") is True
 
 
 def _found(row: dict[str, Any] | None, what: str, inst: InstanceRecord) -> dict[str, Any]:

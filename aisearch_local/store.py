@@ -145,6 +145,14 @@ class Store:
                 self._external += 1
                 self._indexes.clear()
 
+    def bump_version(self, inst_pk: int) -> None:
+        """Change the instance's version without a write (``purge_cache``).
+
+        Every similarity-cache entry keyed on the old version is orphaned.
+        """
+        with self._lock:
+            self._bump(inst_pk)
+
     def version(self, inst_pk: int) -> int:
         """Return a counter that changes on every write to the instance."""
         self._sync_external()

@@ -6,9 +6,12 @@ check raises :class:`aisearch_local.errors.ValidationError` naming the field.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aisearch_local.cache import CACHE_THRESHOLDS
 from aisearch_local.errors import ValidationError, bad_request, json_type
@@ -18,9 +21,14 @@ from aisearch_local.options import resolve_options
 
 __all__ = [
     "INSTANCE_ID_RE",
+    "KNOWN_CONFIG_FIELDS",
+    "KNOWN_OPTIONS",
     "NAMESPACE_RE",
+    "check_option_keys",
     "check_searchable",
     "checked_source_file",
+    "instance_hostnames",
+    "metadata_warnings",
     "parse_json",
     "parse_json_object",
     "validate_instance_config",
@@ -63,7 +71,7 @@ _STRING_FIELDS = (
     "system_prompt_index_summarization",
     "system_prompt_rewrite_query",
 )
-_OBJECT_FIELDS = ("source_params", "metadata", "public_endpoint_params")
+_OBJECT_FIELDS = ("public_endpoint_params",)
 _BOOLEAN_FIELDS = (
     "chunk",
     "rewrite_query",
@@ -73,6 +81,70 @@ _BOOLEAN_FIELDS = (
     "paused",
     "summarization",
 )
+
+
+KNOWN_CONFIG_FIELDS = frozenset(
+    {
+        "id", "type", "source", "source_params", "token_id", "ai_gateway_id", "ai_search_model",
+        "embedding_model", "rewrite_model", "reranking_model", "summarization_model",
+        "rewrite_query", "reranking", "cache", "cache_threshold", "cache_ttl", "chunk",
+        "chunk_size", "chunk_overlap", "max_num_results", "score_threshold", "fusion_method",
+        "index_method", "indexing_options", "retrieval_options", "custom_metadata", "metadata",
+        "public_endpoint_params", "sync_interval", "hybrid_search_enabled", "paused",
+        "summarization", "system_prompt_ai_search", "system_prompt_index_summarization",
+        "system_prompt_rewrite_query",
+    }
+)  # fmt: skip
+"""The create and update fields of an instance (API.md section 10, SDK 5.9.0)."""
+
+
+KNOWN_OPTIONS: dict[str, frozenset[str] | None] = {
+    "retrieval": frozenset(
+        {
+            "retrieval_type", "match_threshold", "max_num_results", "filters",
+            "context_expansion", "fusion_method", "keyword_match_mode", "boost_by",
+            "metadata_only", "return_on_failure",
+        }
+    ),
+    "query_rewrite": frozenset({"enabled", "model", "rewrite_prompt"}),
+    "reranking": frozenset({"enabled", "model", "match_threshold"}),
+    "cache": frozenset({"enabled", "cache_threshold"}),
+    "custom_metadata": None,  # free keys (checked by the options)
+    "instance_ids": None,
+}  # fmt: skip
+"""The sections of ``ai_search_options`` and their keys (SDK 5.9.0, plus ``metadata_only``)."""
+
+
+def _unknown(kind: str, name: str, known: Any) -> str:
+    """The message for an unknown name under ``--strict``: a did-you-mean, then the known ones."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown {kind} (the server runs with --strict); {hint}known: {', '.join(names)}"
+
+
+def check_option_keys(raw: Any, path: str = "ai_search_options") -> None:
+    """Refuse an unknown section or key of ``ai_search_options`` (the ``--strict`` server).
+
+    Only names are checked here; values are checked by :func:`resolve_options`.
+    """
+    if not isinstance(raw, dict):
+        return
+    for section, value in raw.items():
+        _check(
+            section in KNOWN_OPTIONS,
+            f"{path}.{section}",
+            _unknown("section", str(section), KNOWN_OPTIONS),
+        )
+        keys = KNOWN_OPTIONS[section]
+        if keys is None or not isinstance(value, dict):
+            continue
+        for key in value:
+            _check(
+                key in keys,
+                f"{path}.{section}.{key}",
+                _unknown("option", str(key), keys),
+            )
 
 
 def check_searchable(config: dict[str, Any]) -> None:
@@ -91,21 +163,110 @@ def check_searchable(config: dict[str, Any]) -> None:
 
 
 _BOUNDED_FIELDS = (
-    ("chunk_size", "an integer", 16, 4096),
+    # API.md gives no chunk_size bound (Cloudflare: "the option range may vary depending on
+    # the model"): any positive integer is stored; the local chunker clamps it (service.py)
+    ("chunk_size", "an integer", 1, MAX_INT),
     ("chunk_overlap", "an integer", 0, 30),
     ("max_num_results", "an integer", 1, 50),
     ("score_threshold", "a number", 0, 1),
 )
 
 
-def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+# The nested instance configuration objects, typed as the official SDK parses them back
+# (cloudflare 5.9.0 ``InstanceReadResponse``): a value the SDK cannot parse is never stored.
+# A spec is a type name, a tuple of allowed values, ("list", spec), ("map", spec) or a dict
+# of member specs (an object; members not listed are kept, see ``--strict``).
+Spec = Any
+_NESTED_CONFIG: dict[str, Spec] = {
+    "indexing_options": {"keyword_tokenizer": ("porter", "trigram"), "use_ocr": "boolean"},
+    "metadata": {"created_from_aisearch_wizard": "boolean", "worker_domain": "string"},
+    "source_params": {
+        "exclude_items": ("list", "string"),
+        "include_items": ("list", "string"),
+        "prefix": "string",
+        "r2_jurisdiction": "string",
+        "web_crawler": {
+            "parse_type": ("sitemap", "discover", "crawl", "feed-rss"),
+            "parse_options": {
+                "content_selector": ("list", {"path": "string", "selector": "string"}),
+                "include_headers": ("map", "string"),
+                "include_images": "boolean",
+                "specific_sitemaps": ("list", "string"),
+                "use_browser_rendering": "boolean",
+            },
+            "discover_options": {
+                "depth": "number",
+                "include_external_links": "boolean",
+                "include_subdomains": "boolean",
+                "limit": "number",
+                "max_age": "number",
+                "source": ("all", "sitemaps", "links"),
+            },
+        },
+    },
+}
+_REQUIRED_MEMBERS = {"content_selector": ("path", "selector")}
+
+
+def _check_spec(value: Any, spec: Spec, path: str, strict: bool) -> None:
+    """Check ``value`` (not None) against a nested config spec; raise naming ``path``."""
+    if spec == "boolean":
+        _check(isinstance(value, bool), path, f"must be a boolean (got {json_type(value)})")
+    elif spec == "string":
+        _check(isinstance(value, str), path, f"must be a string (got {json_type(value)})")
+    elif spec == "number":
+        _check(
+            _is_num(value) and math.isfinite(value),
+            path,
+            f"must be a number (got {json_type(value)})",
+        )
+    elif isinstance(spec, tuple) and spec[0] in ("list", "map") and len(spec) == 2:
+        kind, inner = spec
+        if kind == "list":
+            _check(isinstance(value, list), path, f"must be a list (got {json_type(value)})")
+            for i, v in enumerate(value):
+                _check(v is not None, f"{path}[{i}]", "must not be null")
+                _check_spec(v, inner, f"{path}[{i}]", strict)
+        else:
+            _check(isinstance(value, dict), path, f"must be an object (got {json_type(value)})")
+            for k, v in value.items():
+                _check_spec(v, inner, f"{path}.{k}", strict)
+    elif isinstance(spec, tuple):
+        _check(
+            isinstance(value, str) and value in spec,
+            path,
+            f"must be one of {', '.join(spec)} (got {str(value)[:80]!r})",
+        )
+    else:
+        _check(isinstance(value, dict), path, f"must be an object (got {json_type(value)})")
+        for name in _REQUIRED_MEMBERS.get(path.rsplit(".", 1)[-1].split("[")[0], ()):
+            _check(name in value, f"{path}.{name}", "is required")
+        for k, v in value.items():
+            if k not in spec:
+                _check(not strict, f"{path}.{k}", _unknown("field", str(k), spec))
+            elif v is not None:
+                _check_spec(v, spec[k], f"{path}.{k}", strict)
+
+
+def validate_instance_config(
+    body: dict[str, Any], *, creating: bool, strict: bool = False
+) -> dict[str, Any]:
     """Validate the configuration fields of an instance create/update body (API.md section 10).
 
-    Unknown fields are kept (the API grows); documented ones are checked.
+    Documented fields are checked, nested objects to the types the official SDK parses back.
+    Unknown fields (top level or nested) are kept and echoed when ``strict`` is false (the
+    default: the API grows) and refused naming the field with ``strict`` (``--strict``).
 
     Raises:
-        APIError: 400 / 7001 naming the field and the allowed values.
+        ValidationError: 400 / 7001 naming the field and the allowed values.
     """
+    if strict:
+        for name in body:
+            _check(
+                name in KNOWN_CONFIG_FIELDS,
+                name,
+                _unknown("instance field", name, KNOWN_CONFIG_FIELDS),
+            )
     cfg = dict(body)
     cfg.pop("id", None)
     if not creating:
@@ -160,15 +321,9 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
         cfg["index_method"] = {"vector": vec, "keyword": kw}
     elif "hybrid_search_enabled" in cfg and creating:
         cfg["index_method"] = {"vector": True, "keyword": bool(cfg["hybrid_search_enabled"])}
-    if cfg.get("indexing_options") is not None:
-        io = cfg["indexing_options"]
-        _check(isinstance(io, dict), "indexing_options", "must be an object")
-        tok = io.get("keyword_tokenizer", "porter")
-        _check(
-            tok in ("porter", "trigram"),
-            "indexing_options.keyword_tokenizer",
-            "must be porter or trigram",
-        )
+    for name, spec in _NESTED_CONFIG.items():
+        if cfg.get(name) is not None:
+            _check_spec(cfg[name], spec, name, strict)
     if cfg.get("retrieval_options") is not None:
         ro = cfg["retrieval_options"]
         _check(isinstance(ro, dict), "retrieval_options", "must be an object")
@@ -218,6 +373,28 @@ def validate_instance_config(body: dict[str, Any], *, creating: bool) -> dict[st
     return cfg
 
 
+def instance_hostnames(config: dict[str, Any]) -> set[str]:
+    """The hostnames an instance answers for, lowercased: the instance list's ``hostname``.
+
+    A local choice (the SDK says only "exact Search for Agents hostname"): the host of a
+    web-crawler ``source`` URL and every ``public_endpoint_params.custom_domains`` entry.
+    """
+    names: set[str] = set()
+    src = config.get("source")
+    if config.get("type") == "web-crawler" and isinstance(src, str):
+        try:
+            host = urlsplit(src).hostname
+        except ValueError:  # "http://[": not a URL
+            host = None
+        if host:
+            names.add(host.lower())
+    pep = config.get("public_endpoint_params")
+    domains = pep.get("custom_domains") if isinstance(pep, dict) else None
+    if isinstance(domains, list):
+        names.update(d.lower().rstrip(".") for d in domains if isinstance(d, str))
+    return names
+
+
 def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
     """Validate custom item metadata: an object of strings (<= 500 chars), numbers, booleans.
 
@@ -245,6 +422,54 @@ def validate_item_metadata(raw: Any, field: str = "metadata") -> dict[str, Any]:
             if not _encodable(v):
                 raise bad_request(path, "contains a lone UTF-16 surrogate")
     return dict(raw)
+
+
+def _fits_type(value: Any, data_type: str) -> bool:
+    if data_type == "text":
+        return isinstance(value, str)
+    if data_type == "number":
+        return _is_num(value)
+    if data_type == "boolean":
+        return isinstance(value, bool)
+    if _is_num(value):  # datetime: epoch seconds or milliseconds, or ISO-8601 text
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def metadata_warnings(metadata: dict[str, Any], config: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``warnings`` of an upload whose metadata does not fit the instance's schema.
+
+    A field not declared in ``custom_metadata`` is not filterable
+    (``custom_metadata_field_not_filterable``); a value of another type than its declared
+    field's is not indexed (``custom_metadata_value_not_indexed`` with ``expected_type``).
+    The upload still succeeds (the official SDK's ``ItemUploadResponse.warnings``); the local
+    server keeps filtering on every key (a documented difference).
+    """
+    declared = {
+        str(e["field_name"]).lower(): str(e.get("data_type", "text"))
+        for e in config.get("custom_metadata") or []
+        if isinstance(e, dict) and isinstance(e.get("field_name"), str)
+    }
+    out: list[dict[str, str]] = []
+    for name, value in metadata.items():
+        expected = declared.get(name.lower())
+        if expected is None:
+            out.append({"code": "custom_metadata_field_not_filterable", "field": name})
+        elif not _fits_type(value, expected):
+            out.append(
+                {
+                    "code": "custom_metadata_value_not_indexed",
+                    "expected_type": expected,
+                    "field": name,
+                }
+            )
+    return out
 
 
 def _encodable(text: str) -> bool:

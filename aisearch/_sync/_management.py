@@ -14,7 +14,15 @@ from typing import Any
 from aisearch._deadlines import gather
 from aisearch._exceptions import ConflictError
 from aisearch._models import Instance, InstanceStats, Item, ItemChunk, Job, JobLog, Namespace
-from aisearch._params import check_bool, check_item_key, check_wait_args
+from aisearch._params import (
+    MAX_LIST_TEXT,
+    check_bool,
+    check_item_key,
+    check_list_text,
+    check_wait_args,
+    instance_list_params,
+    item_list_params,
+)
 from aisearch._parse import ITEMS_PER_PAGE, LIST_PER_PAGE, list_result_parser, result_parser
 from aisearch._parse import none_parser as _none_parser
 from aisearch._requests import ProgressCallback, _Request
@@ -52,13 +60,20 @@ class _Management(_Transport):
                 raise
         return self.get_namespace(name)
 
-    def list_namespaces(self) -> list[Namespace]:
+    def list_namespaces(self, *, search: str | None = None) -> list[Namespace]:
         """List every namespace (all pages).
+
+        Args:
+            search: Only namespaces whose name or description contains this text
+                (case-insensitive).
 
         Returns:
             The namespaces.
         """
-        return self._paginate(self._namespaces_path(), Namespace, {}, LIST_PER_PAGE)
+        params = (
+            {} if search is None else {"search": check_list_text(search, "search", MAX_LIST_TEXT)}
+        )
+        return self._paginate(self._namespaces_path(), Namespace, params, LIST_PER_PAGE)
 
     def get_namespace(self, name: str) -> Namespace:
         """Read a namespace.
@@ -70,6 +85,33 @@ class _Management(_Transport):
             The namespace.
         """
         req = _Request("GET", self._namespace_path(name))
+        return self._request(req, result_parser(Namespace, "namespace"))
+
+    def update_namespace(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        public_endpoint_params: Mapping[str, Any] | None = None,
+    ) -> Namespace:
+        """Update a namespace's description and/or public endpoint settings (PUT).
+
+        Only the fields given are sent; the ``default`` namespace's description cannot be
+        changed (its public endpoint can).
+
+        Args:
+            name: Namespace name.
+            description: Up to 256 characters.
+            public_endpoint_params: The namespace's public endpoint settings (API.md 18.2; a
+                PUT replaces the whole object).
+
+        Returns:
+            The updated namespace.
+
+        Raises:
+            InvalidRequestError: Neither field given, or a description over 256 characters.
+        """
+        req = self._update_namespace_req(name, description, public_endpoint_params)
         return self._request(req, result_parser(Namespace, "namespace"))
 
     def delete_namespace(self, name: str) -> None:
@@ -90,7 +132,10 @@ class _Management(_Transport):
         exist_ok: bool = False,
         **config: Any,
     ) -> Instance:
-        """Create an instance (built-in storage unless ``type``/``source`` are given).
+        """Create an instance (built-in storage unless ``source`` is given).
+
+        ``type`` may be omitted: the service infers it from ``source`` (an http(s) URL is a
+        ``web-crawler``, a bucket name ``r2``; no source: an upload-only instance).
 
         With ``exist_ok=True`` this is a get-or-create: a second run of the same setup code
         gets the instance instead of failing.
@@ -115,17 +160,32 @@ class _Management(_Transport):
                 raise
         return self.get_instance(instance_id, namespace=namespace)
 
-    def list_instances(self, *, namespace: str | None = None) -> list[Instance]:
+    def list_instances(
+        self,
+        *,
+        namespace: str | None = None,
+        search: str | None = None,
+        hostname: str | None = None,
+        order_by: str | None = None,
+        order_by_direction: str | None = None,
+    ) -> list[Instance]:
         """List every instance of a namespace (all pages).
 
         Args:
             namespace: Namespace.
+            search: Only instances whose id contains this text (case-insensitive; 1 to 64
+                characters).
+            hostname: Only the instance(s) of this "Search for Agents" hostname (exact,
+                case-insensitive; at most 253 characters).
+            order_by: ``"created_at"``.
+            order_by_direction: ``"asc"`` or ``"desc"``.
 
         Returns:
             The instances.
         """
         path = f"{self._account_path}/ai-search/namespaces/{self._ns(namespace)}/instances"
-        return self._paginate(path, Instance, {}, LIST_PER_PAGE)
+        params = instance_list_params(search, hostname, order_by, order_by_direction)
+        return self._paginate(path, Instance, params, LIST_PER_PAGE)
 
     def get_instance(self, instance_id: str, *, namespace: str | None = None) -> Instance:
         """Read an instance.
@@ -169,6 +229,19 @@ class _Management(_Transport):
         """
         req = self._update_instance_req(instance_id, namespace, fields)
         return self._request(req, result_parser(Instance, "instance"))
+
+    def purge_cache(self, instance_id: str, *, namespace: str | None = None) -> None:
+        """Empty an instance's similarity cache: no earlier cached answer is served again.
+
+        ``POST .../namespaces/{namespace}/instances/{id}/purge_cache`` (no body). Use it after
+        changing the system prompt or the model, when cached answers would be stale.
+
+        Args:
+            instance_id: The instance id.
+            namespace: Namespace.
+        """
+        req = _Request("POST", self._instance_path(instance_id, namespace, "/purge_cache"))
+        self._request(req, _none_parser)
 
     def instance_stats(self, instance_id: str, *, namespace: str | None = None) -> InstanceStats:
         """Read an instance's indexing statistics (item counts per status, engine figures).
@@ -276,7 +349,8 @@ class _Management(_Transport):
         Args:
             instance_id: The instance id.
             key: File name (at most 128 characters).
-            content: File content (at most 4 MB).
+            content: File content: at most 10 MiB for plain text, code and PDFs (a PDF only
+                on an instance with ``indexing_options.use_ocr``), 4 MiB for other formats.
             metadata: Custom metadata (sent as a JSON string).
             wait_for_completion: Ask the service to wait for indexing.
             namespace: Namespace.
@@ -320,6 +394,11 @@ class _Management(_Transport):
         *,
         metadata_filter: Mapping[str, Any] | None = None,
         status: str | None = None,
+        item_id: str | None = None,
+        key: str | None = None,
+        search: str | None = None,
+        source: str | None = None,
+        sort_by: str | None = None,
         namespace: str | None = None,
     ) -> list[Item]:
         """List every item of an instance (all pages).
@@ -328,13 +407,21 @@ class _Management(_Transport):
             instance_id: The instance id.
             metadata_filter: Vectorize-style filter on item metadata.
             status: Only items with this status.
+            item_id: Only the item with this id (at most one).
+            key: Only items with this exact key (one per source).
+            search: Only items whose key contains this text.
+            source: Only items of this source (``"builtin"`` for uploads, or a source id such
+                as ``"web-crawler:https://example.com"``).
+            sort_by: ``"status"`` (the service's default) or ``"modified_at"`` (newest first).
             namespace: Namespace.
 
         Returns:
             The items.
         """
         path = self._instance_path(instance_id, namespace, "/items")
-        params = self._list_items_params(metadata_filter, status)
+        params = self._list_items_params(metadata_filter, status) | item_list_params(
+            item_id, key, search, source, sort_by
+        )
         return self._paginate(path, Item, params, ITEMS_PER_PAGE)
 
     def get_item(self, instance_id: str, item_id: str, *, namespace: str | None = None) -> Item:

@@ -232,7 +232,16 @@ INSTANCE_FIELDS: dict[str, list[Any]] = {
         "/proc/self/../..",
         "bucket\x00",
     ],
-    "source_params": [None, {"prefix": "a/"}, "x", []],
+    "source_params": [
+        None,
+        {"prefix": "a/"},
+        "x",
+        [],
+        {"include_items": ["a/**"], "web_crawler": {"parse_type": "sitemap"}},
+        {"include_items": [None]},
+        {"web_crawler": {"discover_options": {"limit": float("inf")}}},
+        {"web_crawler": {"parse_options": {"content_selector": [{"path": "/"}]}}},
+    ],
     "ai_search_model": ["@cf/meta/llama-3.3-70b-instruct-fp8-fast", 3, None],
     "embedding_model": ["", None, {"a": 1}],
     "rewrite_query": [True, False, "true"],
@@ -248,7 +257,14 @@ INSTANCE_FIELDS: dict[str, list[Any]] = {
     "fusion_method": ["rrf", "max", "min"],
     "hybrid_search_enabled": [True, False, "no"],
     "index_method": [{"vector": True, "keyword": True}, {"vector": False, "keyword": False}, []],
-    "indexing_options": [{"keyword_tokenizer": "trigram"}, {"keyword_tokenizer": 3}, "x"],
+    "indexing_options": [
+        {"keyword_tokenizer": "trigram"},
+        {"keyword_tokenizer": 3},
+        "x",
+        {"use_ocr": True},
+        {"use_ocr": "notabool"},
+        {"use_ocr": None, "future": 1},
+    ],
     "retrieval_options": [
         {"keyword_match_mode": "or"},
         {"keyword_match_mode": ["or"]},
@@ -565,6 +581,9 @@ _QUERY_PARAMS: dict[str, list[str]] = {
     "offset": ["0", "-1", "9" * 40],
     "namespace": ["default", NAMESPACE, "..", "UP", "a" * 70],
     "order_by_direction": ["desc", "asc", "x"],
+    "order_by": ["created_at", "name", ""],
+    "hostname": ["docs.example.com", "", "h" * 254, "[::1]", "\x00"],
+    "source": ["builtin", "web-crawler:https://a.b", ""],
 }
 
 

@@ -144,7 +144,6 @@ def test_chat_bounds(server_http, empty_instance, body, field):
     [
         (None, "instance_ids"),
         ([], "instance_ids"),
-        ([f"i{n}" for n in range(11)], "1 to 10"),
         ([""], "instance_ids"),
     ],
 )
@@ -154,6 +153,24 @@ def test_namespace_instance_ids_bounds(server_http, ids, needle):
         "/ai-search/namespaces/default/search", json={"query": "x", "ai_search_options": opts}
     )
     assert_error(r, 400, 7001, needle)
+
+
+def test_more_than_ten_instances_is_7074(server_http):
+    opts = {"instance_ids": [f"i{n}" for n in range(11)]}
+    for route in ("search", "chat/completions"):
+        body = {"ai_search_options": opts}
+        body |= (
+            {"query": "x"}
+            if route == "search"
+            else {"messages": [{"role": "user", "content": "x"}]}
+        )
+        r = server_http.post(f"/ai-search/namespaces/default/{route}", json=body)
+        assert_error(
+            r,
+            400,
+            7074,
+            "ai_search_options.instance_ids: at most 10 instances per request (got 11)",
+        )
 
 
 @pytest.mark.parametrize(
@@ -200,7 +217,8 @@ def test_unknown_route_and_method(server_http, local_server):
         ({"id": "Bad Id"}, "id"),
         ({"id": "x" * 65}, "id"),
         ({"id": "ok-id", "chunk_overlap": 31}, "chunk_overlap"),
-        ({"id": "ok-id", "chunk_size": 5}, "chunk_size"),
+        ({"id": "ok-id", "chunk_size": 0}, "chunk_size"),
+        ({"id": "ok-id", "chunk_size": 5.5}, "chunk_size"),
         ({"id": "ok-id", "max_num_results": 0}, "max_num_results"),
         ({"id": "ok-id", "score_threshold": 2}, "score_threshold"),
         ({"id": "ok-id", "index_method": {"vector": False, "keyword": False}}, "index_method"),

@@ -215,8 +215,8 @@ def test_items_lifecycle(server_http, make_instance):
 def test_upload_limits(server_http, make_instance):
     iid = make_instance()
     big = b"a " * (2 * 1024 * 1024 + 10)
-    r = server_http.post(f"/ai-search/instances/{iid}/items", files={"file": ("big.txt", big)})
-    assert_error(r, 413, 7001, "4 MB")
+    r = server_http.post(f"/ai-search/instances/{iid}/items", files={"file": ("big.html", big)})
+    assert_error(r, 413, 7001, "4 MiB")
     r = server_http.post(
         f"/ai-search/instances/{iid}/items",
         files={"file": ("m.md", b"x")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -246,9 +247,15 @@ def test_upload_bytes_without_metadata(harness):
         (("docs", "k" * 129, "x"), {}, "key: must be a non-empty string of at most 128 characters"),
         (("docs", "a.md", 123), {}, "content: must be bytes or str (got int)"),
         (
-            ("docs", "a.md", b"x" * (4 * 1024 * 1024 + 1)),
+            ("docs", "a.md", b"x" * (10 * 1024 * 1024 + 1)),
             {},
-            "content: must be at most 4194304 bytes (4 MB) (got 4194305)",
+            "content: must be at most 10485760 bytes (10 MiB) (got 10485761)",
+        ),
+        (
+            ("docs", "page.html", b"x" * (4 * 1024 * 1024 + 1)),
+            {},
+            "content: must be at most 4194304 bytes (4 MiB) for 'page.html': 10 MiB applies to "
+            "plain text, code and PDFs only (got 4194305)",
         ),
         (("docs", "a.md", "x"), {"metadata": ["a"]}, "metadata: must be a mapping (got list)"),
         (
@@ -528,7 +535,7 @@ def test_instance_stats_is_typed(harness, namespace, ns_path):
         stats.outdated,
     ) == (1, 2, 40, 3, 4, 0)
     assert stats.total == 50
-    assert stats.last_activity == "2026-08-01T10:00:00.000Z"
+    assert stats.last_activity == datetime(2026, 8, 1, 10, 0, tzinfo=timezone.utc)
     assert stats.degraded is False
     assert stats.file_embed_errors == {"bad.pdf": "unreadable"}
     assert stats.engine.vectorize.dimensions == 768

@@ -301,8 +301,8 @@ def test_unset_and_none_fields_are_not_sent(harness):
 BAD_CALLS = [
     (
         ("search", "Docs", "q"),
-        "instance_id: must be 1 to 64 characters of lowercase letters, digits, '-' or '_' (got "
-        "'Docs')",
+        "instance_id: must be 1 to 64 characters of lowercase letters, digits and '_', with "
+        "single '-' between them (got 'Docs')",
     ),
     (("search", "a" * 65, "q"), "instance_id: must be 1 to 64 characters"),
     (("search", "../x", "q"), "instance_id: must be 1 to 64 characters"),

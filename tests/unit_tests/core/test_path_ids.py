@@ -89,6 +89,10 @@ ID_CASES: list[tuple[str, Builder]] = [
     ("name", lambda v: _call("create_namespace", v)),
     ("name", lambda v: _call("get_namespace", v)),
     ("name", lambda v: _call("delete_namespace", v)),
+    ("name", lambda v: _call("update_namespace", v, description="d")),
+    ("instance_id", lambda v: _call("purge_cache", v)),
+    # a list filter: None means "not given" there, so a hostile None is sent as False
+    ("item_id", lambda v: _call("list_items", OK, item_id=False if v is None else v)),
     ("instance_id", lambda v: _call("create_instance", v)),
     ("instance_id", lambda v: _call("get_instance", v)),
     ("instance_id", lambda v: _call("delete_instance", v)),
@@ -133,6 +137,7 @@ NAMESPACE_CALLS: list[tuple[str, tuple[Any, ...]]] = [
     ("delete_instance", (OK,)),
     ("update_instance", (OK,)),
     ("instance_stats", (OK,)),
+    ("purge_cache", (OK,)),
     ("create_job", (OK,)),
     ("list_jobs", (OK,)),
     ("get_job", (OK, OK)),
@@ -245,7 +250,7 @@ ROOT = f"/client/v4/accounts/{ACCOUNT}/ai-search/namespaces/default/instances"
     [
         ("delete_item", ("victim", "i.1~x"), "victim/items/i.1~x"),
         ("get_item", ("a" * 64, "x" * 128), f"{'a' * 64}/items/{'x' * 128}"),
-        ("sync_item", ("_-", "a..b"), "_-/items/a..b"),
+        ("sync_item", ("_-_", "a..b"), "_-_/items/a..b"),
         ("list_item_chunks", ("docs", "-"), "docs/items/-/chunks"),
         ("cancel_job", ("docs", "0f9e.~_-"), "docs/jobs/0f9e.~_-"),
         ("job_logs", ("docs", "J0B"), "docs/jobs/J0B/logs"),

@@ -85,11 +85,11 @@ def test_inspect_of_a_folder_without_data_fails_and_creates_nothing(tmp_path, ca
 def test_oversize_file_message_does_not_claim_a_wrong_size(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
-    (src / "big.md").write_bytes(b"x" * 4_500_000)
+    (src / "big.md").write_bytes(b"x" * 10_500_000)
     code = main(["ingest", str(src), "--instance", "docs", "--data-dir", str(tmp_path / "d")])
     err = capsys.readouterr().err
-    assert "big.md: file is larger than the 4194304 byte (4 MB) limit" in err
-    assert "4194305" not in err and "big.md: big.md" not in err
+    assert "big.md: file is larger than the 10485760 byte (10 MiB) limit" in err
+    assert "10485761" not in err and "big.md: big.md" not in err
     assert "1 errors" in err
     assert code == 0  # the run completed; the file is reported as an error item
 
@@ -155,3 +155,21 @@ def test_a_user_error_is_one_line_and_an_exit_status(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"aisearch-local: error: --source {tmp_path / 'nope'}: not a folder\n"
     )
+
+
+def test_sync_cooldown_flag(capsys):
+    assert build_parser().parse_args(["serve"]).sync_cooldown == 0.0
+    assert build_parser().parse_args(["serve", "--sync-cooldown", "30"]).sync_cooldown == 30.0
+    for bad, why in (("nan", "between 0 and 86400"), ("-1", "between 0"), ("x", "not a number")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--sync-cooldown", bad])
+        assert why in capsys.readouterr().err
+
+
+def test_strict_and_lenient_flags(capsys):
+    assert build_parser().parse_args(["serve"]).strict is False
+    assert build_parser().parse_args(["serve", "--strict"]).strict is True
+    assert build_parser().parse_args(["serve", "--lenient"]).strict is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--strict", "--lenient"])
+    assert "not allowed with argument" in capsys.readouterr().err

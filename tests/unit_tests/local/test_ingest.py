@@ -12,6 +12,7 @@ import pytest
 
 from aisearch_local.ingest import (
     MAX_FILE_BYTES,
+    MAX_OTHER_FILE_BYTES,
     SUPPORTED_EXTENSIONS,
     ChunkSpan,
     IngestError,
@@ -19,7 +20,9 @@ from aisearch_local.ingest import (
     builtin_attributes,
     chunk_text,
     extract_text,
+    file_limit,
     scan_source_dir,
+    size_problem,
 )
 
 # --------------------------------------------------------------------------------- extraction
@@ -27,7 +30,28 @@ from aisearch_local.ingest import (
 
 def test_supported_extensions() -> None:
     assert {".md", ".markdown", ".txt", ".html", ".htm", ".json"} == SUPPORTED_EXTENSIONS
-    assert MAX_FILE_BYTES == 4 * 1024 * 1024
+    assert MAX_FILE_BYTES == 10 * 1024 * 1024
+    assert MAX_OTHER_FILE_BYTES == 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("key", "use_ocr", "limit"),
+    [
+        ("a.md", False, 10 * 1024 * 1024),
+        ("src/main.PY", False, 10 * 1024 * 1024),
+        ("data.json", False, 10 * 1024 * 1024),
+        ("page.html", False, 4 * 1024 * 1024),
+        ("scan.pdf", False, 4 * 1024 * 1024),
+        ("scan.pdf", True, 10 * 1024 * 1024),
+        ("deck.pptx", True, 4 * 1024 * 1024),
+        ("Makefile", False, 4 * 1024 * 1024),
+    ],
+)
+def test_file_limit_by_format(key: str, use_ocr: bool, limit: int) -> None:
+    assert file_limit(key, use_ocr=use_ocr) == limit
+    assert size_problem(key, limit, use_ocr=use_ocr) is None
+    problem = size_problem(key, limit + 1, use_ocr=use_ocr)
+    assert problem is not None and problem.startswith(f"{key}: file is larger than the {limit}")
 
 
 def test_markdown_and_text_are_decoded_with_newlines_normalised() -> None:
@@ -101,7 +125,13 @@ def test_json_flattening() -> None:
         ("Makefile", b"all:", r"unsupported file type \(none\)"),
         ("img.PNG", b"\x89PNG", r"unsupported file type \.png"),
         ("bad.txt", b"ok \xff\xfe bytes", r"not valid UTF-8 text \(undecodable byte at offset 3\)"),
-        ("big.md", b"a" * (MAX_FILE_BYTES + 1), r"larger than the 4194304 byte \(4 MB\) limit"),
+        ("big.md", b"a" * (MAX_FILE_BYTES + 1), r"larger than the 10485760 byte \(10 MiB\) limit"),
+        (
+            "big.html",
+            b"a" * (MAX_OTHER_FILE_BYTES + 1),
+            r"larger than the 4194304 byte \(4 MiB\) limit of its format \(10 MiB applies to "
+            r"plain text, code, and PDFs with indexing_options.use_ocr\)",
+        ),
         ("blank.md", b"  \n\t\n", r"no text to index"),
         ("empty.txt", b"", r"no text to index"),
         ("scripts.html", b"<script>x()</script><style>a{}</style>", r"no text to index"),
@@ -272,7 +302,7 @@ def test_scan_oversized_file_is_read_only_past_the_limit(tmp_path: Path) -> None
     _write(tmp_path, "big.txt", b"a" * (MAX_FILE_BYTES + 1000))
     (big,) = scan_source_dir(tmp_path)
     assert len(big.data) == MAX_FILE_BYTES + 1
-    with pytest.raises(IngestError, match=r"big\.txt: file is larger than the 4194304 byte"):
+    with pytest.raises(IngestError, match=r"big\.txt: file is larger than the 10485760 byte"):
         extract_text(big.key, big.data)
 
 
