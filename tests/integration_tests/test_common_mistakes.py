@@ -211,6 +211,16 @@ def misspelt_option_llamaindex(ctx: Context) -> Outcome:
     )
 
 
+def misspelt_option_langchain(ctx: Context) -> Outcome:
+    from langchain_aisearch import AISearchRetriever
+
+    return _caught(
+        lambda: AISearchRetriever(
+            instance_id="coffee", account_id="my-account", api_token="my-token", top_k=3
+        )
+    )
+
+
 def server_not_running(ctx: Context) -> Outcome:
     def call() -> None:
         with ctx.client(base_url=ctx.down_url) as client:
@@ -326,6 +336,12 @@ MISTAKES: list[tuple[str, Callable[[Context], Outcome], type[BaseException], lis
         misspelt_option_llamaindex,
         TypeError,
         ["'similarity_top_kk'", "did you mean 'similarity_top_k'?", "search options are:"],
+    ),
+    (
+        "Misspelt option (LangChain)",
+        misspelt_option_langchain,
+        InvalidRequestError,
+        ["AISearchRetriever", "top_k", "did you mean 'k'?", "extra_forbidden"],
     ),
     (
         "Server not running",
