@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import ValidationError
 
+from aisearch._names import printable
 from aisearch._redact import (
     excerpt,
     redact_request,
@@ -76,7 +77,8 @@ MAX_MESSAGE_CHARS = 2048
 
 
 def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters, saying how much was left out."""
+    """Cut ``text`` to ``limit`` characters, saying how much was left out; always printable."""
+    text = printable(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... [{len(text) - limit} more characters]"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,8 @@ from llama_index.core.base.response.schema import Response
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 from typing_extensions import Unpack
+
+from aisearch._names import citation_markers
 
 from ._chat import TARGET_KEYS, ChatKwargs
 from ._common import resolve_connection
@@ -39,12 +40,9 @@ def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 1200) -> st
     return "\n\n".join(parts)
 
 
-_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
 def cited_numbers(answer: str, count: int) -> set[int]:
     """The source numbers an answer's ``[n]`` markers cite (``[1, 3]`` cites two), 1..count."""
-    found = {int(n) for group in _MARKER_RE.findall(answer) for n in group.split(",")}
+    found = {n for marker in citation_markers(answer) for n in marker.numbers}
     return {n for n in found if 1 <= n <= count}
 
 
