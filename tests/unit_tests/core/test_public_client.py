@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisearch import (
+    AISearchClient,
     AISearchError,
     AISearchPublicClient,
     APIStatusError,
@@ -40,6 +41,7 @@ from aisearch import (
 )
 from aisearch._public import LOCAL_HOSTS, check_endpoint
 from tests.unit_tests.core.payloads import (
+    ACCOUNT,
     CHAT_RESPONSE,
     MSGS,
     NAMESPACE_SEARCH_RESPONSE,
@@ -448,3 +450,22 @@ def test_any_endpoint_is_either_accepted_clean_or_refused_naming_the_field(url: 
     assert all(c.isprintable() and not c.isspace() for c in kept)
     assert httpx.URL(kept + "/search").path.endswith("/search")  # no dot segment to resolve
     assert ".." not in httpx.URL(kept).path.split("/")
+
+
+@pytest.mark.parametrize("cls", [AISearchPublicClient, AsyncAISearchPublicClient])
+def test_the_public_client_has_no_account_or_namespace(cls: type) -> None:
+    """A public endpoint has neither: the properties are not there (they read "" before)."""
+    client = cls(endpoint="https://abc.search.ai.cloudflare.com")
+    for name in ("account_id", "namespace"):
+        assert not hasattr(client, name), name
+        assert name not in dir(client), name
+    assert client.endpoint == "https://abc.search.ai.cloudflare.com"
+    if isinstance(client, AISearchPublicClient):
+        client.close()
+    else:
+        asyncio.run(client.aclose())
+
+
+def test_the_account_client_keeps_account_and_namespace() -> None:
+    with AISearchClient(account_id=ACCOUNT, api_token="t" * 40, namespace="ns1") as client:
+        assert (client.account_id, client.namespace) == (ACCOUNT, "ns1")
