@@ -110,9 +110,7 @@ class AISearchToolSpec(BaseToolSpec):
         instance_ids, namespace = target.get("instance_ids"), target.get("namespace")
         connection = resolve_connection(target.pop("connection", None), rest)
         similarity_top_k = search.pop("similarity_top_k", DEFAULT_TOP_K)
-        retriever_options: dict[str, Any] = {
-            k: v for k, v in search.items() if k != "custom_metadata"
-        }
+        retriever_options: dict[str, Any] = dict(search)
         if instance_id is not None and instance_ids is not None:
             raise TypeError("pass exactly one of instance_id=... or instance_ids=[...]")
         if instance_id is None and instance_ids is None and not connection.uses_public_endpoint:
