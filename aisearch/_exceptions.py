@@ -547,12 +547,18 @@ def error_from_body(
     )
 
 
+_REDIRECT_HINT = (
+    "a redirect is not followed (the credentials would go with it to another host): "
+    "use the URL it points to as the base URL or endpoint"
+)
+
+
 def status_error(
     response: httpx.Response,
     secrets: Sequence[str] = (),
     hints: Mapping[int, str] | None = None,
 ) -> APIStatusError:
-    """Build the error for an error response (status 400 or more), from its (read) body.
+    """Build the error for an error response (a redirect, or 400 or more), from its (read) body.
 
     ``hints`` maps a status code to what the message adds (e.g. which credential a 401 used).
     """
@@ -561,6 +567,9 @@ def status_error(
     except ValueError:
         body = response.text
     default = response.reason_phrase or "request failed"
+    hint = (hints or {}).get(response.status_code)
+    if response.is_redirect and hint is None:
+        hint = _REDIRECT_HINT
     return error_from_body(
         body,
         response.status_code,
@@ -568,7 +577,7 @@ def status_error(
         default,
         response=response,
         secrets=secrets,
-        hint=(hints or {}).get(response.status_code),
+        hint=hint,
     )
 
 

@@ -469,3 +469,52 @@ def test_the_public_client_has_no_account_or_namespace(cls: type) -> None:
 def test_the_account_client_keeps_account_and_namespace() -> None:
     with AISearchClient(account_id=ACCOUNT, api_token="t" * 40, namespace="ns1") as client:
         assert (client.account_id, client.namespace) == (ACCOUNT, "ns1")
+
+
+def _redirecting(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(307, headers={"location": "https://evil.example/steal"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_redirect_is_never_followed_with_the_access_headers(mode: str) -> None:
+    """httpx drops ``Authorization`` on a cross-origin redirect, but not the Access headers:
+    an injected client with ``follow_redirects=True`` sent them to the redirect's host."""
+    seen: list[httpx.Request] = []
+    access = {"access_client_id": ACCESS_ID, "access_client_secret": ACCESS_SECRET}
+    if mode == "sync":
+        http = httpx.Client(transport=_redirecting(seen), follow_redirects=True)
+        client = AISearchPublicClient(endpoint=ENDPOINT, http_client=http, **access)
+        with client, pytest.raises(APIStatusError) as info:
+            client.search("q")
+    else:
+
+        async def run() -> None:
+            http = httpx.AsyncClient(transport=_redirecting(seen), follow_redirects=True)
+            async with AsyncAISearchPublicClient(
+                endpoint=ENDPOINT, http_client=http, **access
+            ) as client:
+                await client.search("q")
+
+        with pytest.raises(APIStatusError) as info:
+            asyncio.run(run())
+    assert {r.url.host for r in seen} == {"0123abcd.search.ai.cloudflare.com"}
+    assert info.value.status_code == 307
+    assert "redirect" in str(info.value) and "not followed" in str(info.value)
+    assert ACCESS_SECRET not in str(info.value)
+
+
+def test_the_account_client_follows_no_redirect_with_its_api_key() -> None:
+    seen: list[httpx.Request] = []
+    http = httpx.Client(transport=_redirecting(seen), follow_redirects=True)
+    key = "k" * 37
+    client = AISearchClient(
+        account_id=ACCOUNT, api_email="me@example.com", api_key=key, http_client=http
+    )
+    with client, pytest.raises(APIStatusError) as info:
+        client.search("docs", "q")
+    assert {r.url.host for r in seen} == {"api.cloudflare.com"}
+    assert key not in str(info.value)
