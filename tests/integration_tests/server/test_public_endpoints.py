@@ -689,3 +689,12 @@ def test_a_cross_site_page_cannot_reach_the_management_api_through_public(
     assert r.status_code in (403, 404), r.text
     assert r.json()["result"] == {}  # the public envelope: the public app answered
     assert {i["id"] for i in _ok(admin.get("/ai-search/instances"))} == before
+
+
+def test_search_for_agents_well_known_search_is_not_served(anon, admin, instance, namespace):
+    """API.md 18.4: one secondary source only; a documented local choice (public-endpoints.md)."""
+    _, eid = instance()
+    r = anon.get(f"/_public/{eid}/.well-known/search", params={"q": "espresso"})
+    _err(r, 404, 60006)
+    nid = _enable_ns(admin, namespace())
+    _err(anon.get(f"/_public/ns-{nid}/.well-known/search", params={"q": "x"}), 404, 60014)
