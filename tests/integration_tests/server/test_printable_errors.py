@@ -19,15 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aisearch_local.testing import LocalServer
+from tests._support import json_like, surrogate_text
 
-_char = st.characters() | st.integers(0xD800, 0xDFFF).map(chr)  # lone surrogates often
-keys = st.text(alphabet=_char, max_size=4)
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | keys
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(keys, inner, max_size=2),
-    max_leaves=4,
-)
+keys = surrogate_text()
+values = json_like(keys)
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aisearch import AISearchClient, AISearchError, InvalidRequestError
+from tests._support import json_like, surrogate_text
 from tests.unit_tests.core.payloads import ACCOUNT, SEARCH_RESPONSE, TOKEN, envelope, item
 
 # any code point, lone surrogates often (st.characters() draws none)
-_char = st.characters() | st.integers(0xD800, 0xDFFF).map(chr)
-keys = st.text(alphabet=_char, max_size=4)
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | keys
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(keys, inner, max_size=2),
-    max_leaves=4,
-)
+keys = surrogate_text()
+values = json_like(keys)
 
 
 def _ok(request: httpx.Request) -> httpx.Response:
