@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import ValidationError
 
+from aisearch._names import printable
 from aisearch._redact import (
     excerpt,
     redact_request,
@@ -76,7 +77,8 @@ MAX_MESSAGE_CHARS = 2048
 
 
 def cap(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters, saying how much was left out."""
+    """Cut ``text`` to ``limit`` characters, saying how much was left out; always printable."""
+    text = printable(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
@@ -545,12 +547,18 @@ def error_from_body(
     )
 
 
+_REDIRECT_HINT = (
+    "a redirect is not followed (the credentials would go with it to another host): "
+    "use the URL it points to as the base URL or endpoint"
+)
+
+
 def status_error(
     response: httpx.Response,
     secrets: Sequence[str] = (),
     hints: Mapping[int, str] | None = None,
 ) -> APIStatusError:
-    """Build the error for an error response (status 400 or more), from its (read) body.
+    """Build the error for an error response (a redirect, or 400 or more), from its (read) body.
 
     ``hints`` maps a status code to what the message adds (e.g. which credential a 401 used).
     """
@@ -559,6 +567,9 @@ def status_error(
     except ValueError:
         body = response.text
     default = response.reason_phrase or "request failed"
+    hint = (hints or {}).get(response.status_code)
+    if response.is_redirect and hint is None:
+        hint = _REDIRECT_HINT
     return error_from_body(
         body,
         response.status_code,
@@ -566,7 +577,7 @@ def status_error(
         default,
         response=response,
         secrets=secrets,
-        hint=(hints or {}).get(response.status_code),
+        hint=hint,
     )
 
 

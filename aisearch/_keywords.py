@@ -8,12 +8,12 @@ Their documentation is written once too, in ``PARAM_DOCS``.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
+from aisearch._names import closest_names
 from aisearch._params import Messages, Options
 
 __all__ = [
@@ -131,6 +131,6 @@ def check_keywords(params: Mapping[str, Any], spec: type, method: str) -> None:
     unexpected = params.keys() - spec.__annotations__.keys()
     if unexpected:
         key = min(unexpected)
-        near = difflib.get_close_matches(key, list(spec.__annotations__), n=1)
+        near = closest_names(key, spec.__annotations__)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise TypeError(f"{method}() got an unexpected keyword argument {key!r}{hint}")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import validate_filters
+from aisearch._names import printable
 
 __all__ = [
     "BoostBy",
@@ -96,7 +97,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
             if isinstance(loc, int):
                 path += f"[{loc}]"
             else:
-                path = f"{path}.{loc}" if path else str(loc)
+                path = f"{path}.{printable(str(loc))}" if path else printable(str(loc))
         kind = err["type"]
         ctx = err.get("ctx") or {}
         if kind in ("value_error", "assertion_error") and "error" in ctx:
@@ -330,7 +331,9 @@ class SearchOptions(_RequestModel):
             if key in _RESERVED_CUSTOM_METADATA or key.startswith("cf."):
                 raise ValueError(f"key {key!r} is reserved (ai-search, task, origin, cf.*)")
             if isinstance(item, float) and not math.isfinite(item):
-                raise ValueError(f"{key}: must be a finite number (got {item!r})")
+                raise ValueError(f"{printable(key)}: must be a finite number (got {item!r})")
             if not isinstance(item, (str, int, float, bool)):
-                raise ValueError(f"{key}: must be a string, number or boolean (got {_short(item)})")
+                raise ValueError(
+                    f"{printable(key)}: must be a string, number or boolean (got {_short(item)})"
+                )
         return dict(value)

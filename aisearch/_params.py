@@ -19,6 +19,7 @@ from aisearch._content import check_parts
 from aisearch._exceptions import InvalidRequestError
 from aisearch._filters import is_legacy_filter, to_legacy_filter, validate_legacy_filter
 from aisearch._models import ChatMessage
+from aisearch._names import printable
 from aisearch._options import (
     MaxNumResults,
     SearchOptions,
@@ -112,7 +113,7 @@ def json_problem(value: Any, path: str, depth: int = 0) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{where}: keys must be strings (got {type(key).__name__})"
-            child = f"{path}.{key}" if path else key
+            child = f"{path}.{printable(key)}" if path else printable(key)
             problem = json_problem(key, child, depth + 1) or json_problem(item, child, depth + 1)
             if problem:
                 return problem

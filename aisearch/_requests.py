@@ -144,19 +144,9 @@ class _BaseClient(Generic[_HttpT]):
     # ------------------------------------------------------------------ properties
 
     @property
-    def account_id(self) -> str:
-        """The Cloudflare account id."""
-        return self._config.account_id
-
-    @property
     def base_url(self) -> str:
         """The API root URL."""
         return self._config.base_url
-
-    @property
-    def namespace(self) -> str:
-        """The default namespace."""
-        return self._config.namespace
 
     @property
     def timeout(self) -> httpx.Timeout:

@@ -212,6 +212,40 @@ def _sample_corpus(svc: LocalService, namespace: str, instance: str) -> None:
     )
 
 
+def _enable_public(svc: LocalService, namespace: str, instance: str) -> None:
+    """``--public``: enable the instance's public endpoint (kept as it is when enabled)."""
+    inst = svc.store.get_instance(namespace, instance)
+    if inst is None:  # not reached: --public needs --sample-corpus or --source
+        raise UserError(f"--public: no instance {namespace}/{instance}")
+    params = inst.config.get("public_endpoint_params")
+    if not (isinstance(params, dict) and params.get("enabled")):
+        svc.update_instance(inst, {"public_endpoint_params": {"enabled": True}})
+
+
+_BANNER_ENDPOINTS = 10
+
+
+def _print_public_endpoints(console: Any, svc: LocalService, origin: str) -> None:
+    """The banner's lines of the enabled public endpoints (no token), at most ten."""
+    from aisearch_local.public import enabled_endpoints
+
+    found = enabled_endpoints(svc)
+    if not found:
+        console.print(
+            "  public endpoints: none (public_endpoint_params.enabled, or serve --public)",
+            highlight=False,
+        )
+        return
+    console.print(
+        "  public endpoints (no token; append /search, /chat/completions or /mcp):",
+        highlight=False,
+    )
+    for what, path in found[:_BANNER_ENDPOINTS]:
+        console.print(f"    {what}: {origin}{path}", highlight=False, soft_wrap=True)
+    if len(found) > _BANNER_ENDPOINTS:
+        console.print(f"    ... and {len(found) - _BANNER_ENDPOINTS} more", highlight=False)
+
+
 def _read_token(args: argparse.Namespace) -> str | None:
     """Return the token of ``--token``, else ``--token-file``, else ``$AISEARCH_LOCAL_TOKEN``.
 
@@ -271,6 +305,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         folder = Path(args.source).resolve()
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
+    if args.public and not (args.sample_corpus or args.source):
+        raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
     socks = _bind(args.host, args.port)
     try:
         svc = _service(args.data_dir, args.embedder, args.generator)
@@ -284,6 +320,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if folder is not None:
             _ingest_folder(svc, args.namespace, args.instance, folder, create={})
             roots.append(folder)
+        if args.public:
+            _enable_public(svc, args.namespace, args.instance or DEFAULT_SAMPLE_INSTANCE)
         svc.sync_cooldown_s = args.sync_cooldown
         svc.strict = args.strict
         for spec in args.fault or []:
@@ -323,6 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"{', '.join(str(r) for r in roots) or 'none (--allow-source-root DIR)'}",
             highlight=False,
         )
+        _print_public_endpoints(console, svc, f"http://{host}:{port}")
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
@@ -495,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-corpus",
         action="store_true",
         help=f"index the bundled coffee corpus into --instance ({DEFAULT_SAMPLE_INSTANCE!r})",
+    )
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="enable the public endpoint (no token: search, chat, MCP) of the --sample-corpus "
+        "or --source instance; the banner prints its URL",
     )
     serve.add_argument(
         "--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL"

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 import mcp.types as types
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from aisearch_local import __version__
 from aisearch_local._http import EarlyResponse
 from aisearch_local.errors import APIError, ValidationError
 from aisearch_local.models import SearchRequest
+from aisearch_local.validation import parse_json
 
 if TYPE_CHECKING:
     from aisearch_local.public import Endpoint, PublicEndpoints
@@ -151,9 +153,49 @@ async def run_tool(
 async def serve_mcp(
     public: PublicEndpoints, ep: Endpoint, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    """Answer one MCP Streamable HTTP request (stateless, JSON responses) for ``ep``."""
+    """Answer one MCP Streamable HTTP request (stateless, JSON responses) for ``ep``.
+
+    The body is first parsed by the server's strict JSON parser: a lone surrogate, NaN or
+    nesting deeper than its limit is a JSON-RPC parse error (400, -32700) here, where the SDK
+    would answer 500 (a ``RecursionError``, or a surrogate it cannot serialise back).
+    """
+    body = await _read_body(receive)
+    if body.strip():
+        try:
+            parse_json(body)
+        except ValidationError as exc:
+            await _parse_error(str(exc))(scope, receive, send)
+            return
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
     manager = StreamableHTTPSessionManager(
         app=_build(public, ep), stateless=True, json_response=True
     )
     async with manager.run():
-        await manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (the perimeter has read it already, up to its limit)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _parse_error(message: str) -> JSONResponse:
+    """A JSON-RPC parse error (the SDK's code for a body that is not JSON), id null."""
+    error = {"code": -32700, "message": f"Parse error: {message}"}
+    return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=400)

@@ -59,7 +59,14 @@ from aisearch_local.routes_query import _chat, _fault, _search_result
 from aisearch_local.service import LocalService
 from aisearch_local.validation import parse_json
 
-__all__ = ["PREFIX", "Endpoint", "PublicEndpoints", "PublicError", "origin_allowed"]
+__all__ = [
+    "PREFIX",
+    "Endpoint",
+    "PublicEndpoints",
+    "PublicError",
+    "enabled_endpoints",
+    "origin_allowed",
+]
 
 logger = logging.getLogger("aisearch_local.app")
 
@@ -162,6 +169,33 @@ def origin_allowed(origin: str, hosts: list[str]) -> bool:
         elif host == entry:
             return True
     return False
+
+
+def enabled_endpoints(svc: LocalService) -> list[tuple[str, str]]:
+    """``(what, path)`` of every enabled public endpoint, instances first, then namespaces.
+
+    ``what`` is ``namespace/instance`` or ``namespace NAME``; ``path`` the endpoint's base path
+    (``/_public/<id>``, ``/_public/ns-<id>``) on the default "host", or on its custom domain
+    while ``default_domain_enabled`` is false.
+    """
+    found: list[tuple[str, str]] = []
+
+    def add(what: str, eid: object, params: dict[str, Any], prefix: str) -> None:
+        if not params["enabled"] or not isinstance(eid, str):
+            return
+        domains: list[str] = params["custom_domains"]
+        if params["default_domain_enabled"] or not domains:
+            found.append((what, f"{PREFIX}/{prefix}{eid}"))
+        else:
+            found.append((what, f"{PREFIX}/{domains[0]}"))
+
+    for inst in svc.store.list_instances():
+        params = effective_params(inst.config.get(FIELD), namespace=False)
+        add(f"{inst.namespace}/{inst.id}", inst.config.get("public_endpoint_id"), params, "")
+    for ns in svc.namespaces():
+        params = effective_params(ns.get(FIELD), namespace=True)
+        add(f"namespace {ns['name']}", ns.get("public_endpoint_id"), params, "ns-")
+    return found
 
 
 class PublicEndpoints:

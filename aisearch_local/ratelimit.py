@@ -9,7 +9,8 @@ windows of ``period_ms`` (window ``k`` is ``[k * period, (k + 1) * period)`` of 
   the part of it still inside the last ``period_ms``, plus the current window's count, stays
   at most ``requests``.
 
-A refused request is not counted. The clock is injectable (seconds, monotonic by default), so
+A refused request is not counted. Counters idle for two windows are dropped when a new endpoint
+is first counted. The clock is injectable (seconds, monotonic by default), so
 tests move time instead of sleeping.
 """
 
@@ -55,6 +56,8 @@ class RateLimiter:
         rule = (requests, period_ms, technique)
         with self._lock:
             w = self._windows.get(key)
+            if w is None:
+                self._drop_idle(now_ms)  # a new key: forget the counters that count nothing
             if w is None or w.rule != rule:  # first request, or the rule changed: start over
                 w = self._windows[key] = _Window(rule, index, 0, 0)
             if index != w.index:
@@ -69,6 +72,16 @@ class RateLimiter:
                 w.count += 1
                 return None
             return self._wait_ms(w, requests, period_ms, elapsed) / 1000.0
+
+    def _drop_idle(self, now_ms: float) -> None:
+        """Drop the counters two windows old or more, which weigh nothing any more.
+
+        A fresh counter behaves the same, so memory follows the endpoints in use, not all ever
+        seen.
+        """
+        idle = [k for k, w in self._windows.items() if math.floor(now_ms / w.rule[1]) > w.index + 1]
+        for k in idle:
+            del self._windows[k]
 
     @staticmethod
     def _wait_ms(w: _Window, requests: int, period_ms: int, elapsed: float) -> float:

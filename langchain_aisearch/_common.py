@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -32,6 +31,7 @@ from aisearch import (
 )
 from aisearch._config import ENV, validate_instance_id
 from aisearch._lazy import LazyClients
+from aisearch._names import closest_names
 from aisearch._public import check_endpoint
 
 __all__ = [
@@ -152,14 +152,9 @@ class SettingsValidationError(InvalidRequestError, ValidationError):
 def closest_setting(key: str, known: Collection[str]) -> str | None:
     """The setting a misspelt or foreign name most likely meant, or `None`.
 
-    `difflib`'s closest match (`instnce_id` -> `instance_id`), else the setting a name
-    from another library ends with (`top_k`, `similarity_top_k` -> `k`), else the one
-    that ends with the name (`top_k` for `k`).
+    The core's `closest_names` (`instnce_id` -> `instance_id`, `top_k` -> `k`, `k` -> `top_k`).
     """
-    names = sorted(known)
-    near = difflib.get_close_matches(key, names, n=1)
-    near = near or [n for n in names if key.endswith(f"_{n}")][:1]
-    near = near or [n for n in names if n.endswith(f"_{key}")][:1]
+    near = closest_names(key, known)
     return near[0] if near else None
 
 

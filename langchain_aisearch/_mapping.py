@@ -21,6 +21,7 @@ from langchain_core.messages import content as types
 
 from aisearch import Chunk
 from aisearch._models import chunk_metadata
+from aisearch._names import citation_markers
 
 __all__ = [
     "API_ROLES",
@@ -261,7 +262,6 @@ def messages_to_api(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- citations
 
-_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END_RE = re.compile(r"[.!?\n]\s*")
 
 
@@ -294,19 +294,18 @@ def find_citations(text: str, sources: Sequence[dict[str, Any]]) -> list[types.C
     """
     citations: list[types.Citation] = []
     floor = 0
-    for match in _MARKER_RE.finditer(text):
-        start = _claim_start(text, match.start(), floor)
-        for raw in match.group(1).split(","):
-            n = int(raw)
+    for marker in citation_markers(text):
+        start = _claim_start(text, marker.start, floor)
+        for n in marker.numbers:
             if not 1 <= n <= len(sources):
                 continue
             source = sources[n - 1]
             key = (source.get("item") or {}).get("key")
             citation: types.Citation = {
                 "type": "citation",
-                "id": f"aisearch-cite-{match.start()}-{n}",
+                "id": f"aisearch-cite-{marker.start}-{n}",
                 "start_index": start,
-                "end_index": match.end(),
+                "end_index": marker.end,
             }
             if key:
                 citation["title"] = key
@@ -322,7 +321,7 @@ def find_citations(text: str, sources: Sequence[dict[str, Any]]) -> list[types.C
             }
             citation["extras"] = {k: v for k, v in extras.items() if v is not None}
             citations.append(citation)
-        floor = match.end()
+        floor = marker.end
     return citations
 
 

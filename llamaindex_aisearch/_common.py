@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from aisearch import (
 )
 from aisearch._config import PUBLIC_ENDPOINT_ENV, env_value
 from aisearch._lazy import LazyClients
+from aisearch._names import closest_names
 from aisearch._public import check_endpoint
 
 __all__ = [
@@ -72,7 +72,7 @@ def check_keywords(
     constructor's own named parameters and ``other`` are accepted too, listed as "other
     arguments".
     The ``TypeError`` names the first unexpected keyword, the closest accepted one
-    (``difflib``, else one ending in ``_<keyword>``) and every group, then ``note``.
+    (the core's ``closest_names``) and every group, then ``note``.
 
     Raises:
         TypeError: ``AISearchRetriever() got an unexpected keyword argument
@@ -90,8 +90,7 @@ def check_keywords(
     if not unexpected:
         return
     key = min(unexpected)
-    near = difflib.get_close_matches(key, sorted(known), n=1)
-    near = near or [k for k in sorted(known) if k.endswith(f"_{key}")][:1]  # top_k
+    near = closest_names(key, known)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     others = sorted(set(named) - set().union(*listed.values()))
     listing = [f"{label} are: {', '.join(keys)}" for label, keys in listed.items()]

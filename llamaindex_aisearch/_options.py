@@ -42,7 +42,7 @@ KeywordMatchMode = Literal["and", "or", "exact_match", "fuzzy_match"]
 
 
 class RetrieverSearchKwargs(TypedDict, total=False):
-    """Search options accepted by the retrievers (and, with ``custom_metadata``, the rest).
+    """Search options accepted by the retrievers (and the rest).
 
     Every option left unset is not sent, so the instance's own configuration applies.
     """
@@ -60,13 +60,12 @@ class RetrieverSearchKwargs(TypedDict, total=False):
     query_rewrite: bool | QueryRewriteOptions | Mapping[str, Any] | None
     reranking: bool | RerankingOptions | Mapping[str, Any] | None
     cache: bool | CacheOptions | Mapping[str, Any] | None
+    custom_metadata: Mapping[str, str | int | float | bool] | None
     extra_options: Mapping[str, Any] | None
 
 
 class SearchKwargs(RetrieverSearchKwargs, total=False):
-    """Search options accepted by the query engine, chat engine, LLM and tool spec."""
-
-    custom_metadata: Mapping[str, str | int | float | bool] | None
+    """Search options accepted by the query engine, chat engine, LLM and tool spec (the same)."""
 
 
 SEARCH_KEYS = frozenset(SearchKwargs.__annotations__)
@@ -232,12 +231,11 @@ class RetrieverOptionAttributes:
     query_rewrite = SearchOption()
     reranking = SearchOption()
     cache = SearchOption()
+    custom_metadata = SearchOption()
 
 
 class EngineOptionAttributes(RetrieverOptionAttributes):
     """Every search option of an engine as an attribute, each a :class:`SearchOption`."""
-
-    custom_metadata = SearchOption()
 
 
 class PlaceKwargs(TypedDict, total=False):

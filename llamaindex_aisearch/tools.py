@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,8 @@ from llama_index.core.base.response.schema import Response
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 from typing_extensions import Unpack
+
+from aisearch._names import citation_markers
 
 from ._chat import TARGET_KEYS, ChatKwargs
 from ._common import resolve_connection
@@ -39,12 +40,9 @@ def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 1200) -> st
     return "\n\n".join(parts)
 
 
-_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
 def cited_numbers(answer: str, count: int) -> set[int]:
     """The source numbers an answer's ``[n]`` markers cite (``[1, 3]`` cites two), 1..count."""
-    found = {int(n) for group in _MARKER_RE.findall(answer) for n in group.split(",")}
+    found = {n for marker in citation_markers(answer) for n in marker.numbers}
     return {n for n in found if 1 <= n <= count}
 
 
@@ -112,9 +110,7 @@ class AISearchToolSpec(BaseToolSpec):
         instance_ids, namespace = target.get("instance_ids"), target.get("namespace")
         connection = resolve_connection(target.pop("connection", None), rest)
         similarity_top_k = search.pop("similarity_top_k", DEFAULT_TOP_K)
-        retriever_options: dict[str, Any] = {
-            k: v for k, v in search.items() if k != "custom_metadata"
-        }
+        retriever_options: dict[str, Any] = dict(search)
         if instance_id is not None and instance_ids is not None:
             raise TypeError("pass exactly one of instance_id=... or instance_ids=[...]")
         if instance_id is None and instance_ids is None and not connection.uses_public_endpoint:

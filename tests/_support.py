@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 
 SECRET = "tok-SECRET-7f3Qz9Wd"
@@ -30,3 +32,20 @@ ANY_VALUE = hostile_values(
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
 """Any JSON-ish value, including the hostile ones (huge ints, NaN, infinities)."""
+
+
+def surrogate_text(max_size: int = 4) -> st.SearchStrategy[str]:
+    """Text of any code points, lone surrogates often (``st.characters()`` draws none)."""
+    return st.text(
+        alphabet=st.characters() | st.integers(0xD800, 0xDFFF).map(chr), max_size=max_size
+    )
+
+
+def json_like(keys: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """JSON-shaped values (NaN and infinities included) whose strings and keys are ``keys``."""
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | keys
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(keys, inner, max_size=2),
+        max_leaves=4,
+    )

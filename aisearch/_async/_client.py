@@ -104,6 +104,16 @@ class AsyncAISearchClient(_AsyncManagement):
         self._owns_client = http_client is None
         self._client = http_client or new_async_client(self._config.timeout)
 
+    @property
+    def account_id(self) -> str:
+        """The Cloudflare account id."""
+        return self._config.account_id
+
+    @property
+    def namespace(self) -> str:
+        """The default namespace."""
+        return self._config.namespace
+
     # ------------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:

@@ -72,15 +72,17 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
         request = self._build(req)
         async with AsyncAttempt(request, start_attempt(request, self._config, end)) as attempt:
             try:
-                response = await self._client.send(request, stream=True)
+                # never follow a redirect, even with an injected follow_redirects=True client:
+                # httpx drops Authorization across origins, not X-Auth-Key or the Access headers
+                response = await self._client.send(request, stream=True, follow_redirects=False)
             except httpx.HTTPError as exc:
                 raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
-            if stream and response.status_code < 400:
+            if stream and response.status_code < 300:
                 return response
             attempt.watch_body(response)
             try:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     await response.aread()
                     return response
                 error_response = await aread_error_body(response)

@@ -105,6 +105,16 @@ class AISearchClient(_Management):
         self._owns_client = http_client is None
         self._client = http_client or new_client(self._config.timeout)
 
+    @property
+    def account_id(self) -> str:
+        """The Cloudflare account id."""
+        return self._config.account_id
+
+    @property
+    def namespace(self) -> str:
+        """The default namespace."""
+        return self._config.namespace
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:

@@ -71,15 +71,17 @@ class _Transport(_BaseClient[httpx.Client]):
         request = self._build(req)
         with Attempt(request, start_attempt(request, self._config, end)) as attempt:
             try:
-                response = self._client.send(request, stream=True)
+                # never follow a redirect, even with an injected follow_redirects=True client:
+                # httpx drops Authorization across origins, not X-Auth-Key or the Access headers
+                response = self._client.send(request, stream=True, follow_redirects=False)
             except httpx.HTTPError as exc:
                 raise _wrap_transport_error(exc, request, self._connection_hint()) from exc
             logger.debug("%s %s -> %d", req.method, req.path, response.status_code)
-            if stream and response.status_code < 400:
+            if stream and response.status_code < 300:
                 return response
             attempt.watch_body(response)
             try:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     response.read()
                     return response
                 error_response = read_error_body(response)

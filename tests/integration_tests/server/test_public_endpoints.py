@@ -659,3 +659,42 @@ def test_injected_faults_apply_to_public_instance_routes(server, anon, instance)
     assert _err(r, 503, 7017) == "injected fault: HTTP 503"
     assert r.headers["retry-after"] == "2"
     assert anon.post(f"/_public/{eid}/search", json=QUERY).status_code == 200
+
+
+# -- a web page cannot reach the management API through /_public ------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_public/%2e%2e/client/v4/accounts/{a}/ai-search/instances",
+        "/_public/{e}/..%2f..%2fclient%2fv4%2faccounts%2f{a}%2fai-search%2finstances",
+        "/_public/{e}/%2e%2e/%2e%2e/client/v4/accounts/{a}/ai-search/instances",
+        "/_public/..%2fclient%2fv4%2faccounts%2f{a}%2fai-search%2finstances",
+    ],
+)
+def test_a_cross_site_page_cannot_reach_the_management_api_through_public(
+    server, admin, instance, path
+):
+    """The perimeter lets ``/_public/...`` through without its Origin check (each endpoint's
+    ``authorized_hosts`` decide there); whatever the path holds, only the public app answers."""
+    _, eid = instance()
+    before = {i["id"] for i in _ok(admin.get("/ai-search/instances"))}
+    url = f"http://127.0.0.1:{server.port}" + path.format(a=server.account_id, e=eid)
+    r = httpx.post(
+        url,
+        json={"id": "evil-one"},
+        headers={"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+    )
+    assert r.status_code in (403, 404), r.text
+    assert r.json()["result"] == {}  # the public envelope: the public app answered
+    assert {i["id"] for i in _ok(admin.get("/ai-search/instances"))} == before
+
+
+def test_search_for_agents_well_known_search_is_not_served(anon, admin, instance, namespace):
+    """API.md 18.4: one secondary source only; a documented local choice (public-endpoints.md)."""
+    _, eid = instance()
+    r = anon.get(f"/_public/{eid}/.well-known/search", params={"q": "espresso"})
+    _err(r, 404, 60006)
+    nid = _enable_ns(admin, namespace())
+    _err(anon.get(f"/_public/ns-{nid}/.well-known/search", params={"q": "x"}), 404, 60014)

@@ -219,3 +219,34 @@ async def test_injected_faults_reach_the_tool_as_errors(server, admin):
         assert failed.content[0].text.startswith("7000: malformed response")  # type: ignore[union-attr]
         again = await session.call_tool("search", {"query": "espresso"})
         assert again.isError is False
+
+
+# -- hostile bodies ---------------------------------------------------------------------------
+
+
+def _call(query_json: bytes) -> bytes:
+    return (
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search",'
+        b'"arguments":{"query":' + query_json + b"}}}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_call(b'"\\ud800 espresso"'), "lone UTF-16 surrogate"),  # was 500 (serialising it)
+        (_call(b"[" * 5000 + b"]" * 5000), "nests deeper"),  # was 500 (RecursionError)
+        (_call(b"NaN"), "NaN"),
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/list","\\udfff":1}', "surrogate"),
+    ],
+    ids=["surrogate", "deep", "nan", "surrogate-key"],
+)
+def test_a_hostile_mcp_body_is_a_jsonrpc_parse_error_not_a_500(mcp_url, body, words):
+    r = httpx.post(
+        mcp_url, content=body, headers={**ACCEPT, "content-type": "application/json"}, timeout=60
+    )
+    assert r.status_code == 400, r.text
+    doc = r.json()  # valid JSON and UTF-8
+    assert doc["jsonrpc"] == "2.0" and doc["id"] is None
+    assert doc["error"]["code"] == -32700
+    assert words in doc["error"]["message"]

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisearch import (
+    AISearchClient,
     AISearchError,
     AISearchPublicClient,
     APIStatusError,
@@ -40,6 +41,7 @@ from aisearch import (
 )
 from aisearch._public import LOCAL_HOSTS, check_endpoint
 from tests.unit_tests.core.payloads import (
+    ACCOUNT,
     CHAT_RESPONSE,
     MSGS,
     NAMESPACE_SEARCH_RESPONSE,
@@ -448,3 +450,71 @@ def test_any_endpoint_is_either_accepted_clean_or_refused_naming_the_field(url: 
     assert all(c.isprintable() and not c.isspace() for c in kept)
     assert httpx.URL(kept + "/search").path.endswith("/search")  # no dot segment to resolve
     assert ".." not in httpx.URL(kept).path.split("/")
+
+
+@pytest.mark.parametrize("cls", [AISearchPublicClient, AsyncAISearchPublicClient])
+def test_the_public_client_has_no_account_or_namespace(cls: type) -> None:
+    """A public endpoint has neither: the properties are not there (they read "" before)."""
+    client = cls(endpoint="https://abc.search.ai.cloudflare.com")
+    for name in ("account_id", "namespace"):
+        assert not hasattr(client, name), name
+        assert name not in dir(client), name
+    assert client.endpoint == "https://abc.search.ai.cloudflare.com"
+    if isinstance(client, AISearchPublicClient):
+        client.close()
+    else:
+        asyncio.run(client.aclose())
+
+
+def test_the_account_client_keeps_account_and_namespace() -> None:
+    with AISearchClient(account_id=ACCOUNT, api_token="t" * 40, namespace="ns1") as client:
+        assert (client.account_id, client.namespace) == (ACCOUNT, "ns1")
+
+
+def _redirecting(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(307, headers={"location": "https://evil.example/steal"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_redirect_is_never_followed_with_the_access_headers(mode: str) -> None:
+    """httpx drops ``Authorization`` on a cross-origin redirect, but not the Access headers:
+    an injected client with ``follow_redirects=True`` sent them to the redirect's host."""
+    seen: list[httpx.Request] = []
+    access = {"access_client_id": ACCESS_ID, "access_client_secret": ACCESS_SECRET}
+    if mode == "sync":
+        http = httpx.Client(transport=_redirecting(seen), follow_redirects=True)
+        client = AISearchPublicClient(endpoint=ENDPOINT, http_client=http, **access)
+        with client, pytest.raises(APIStatusError) as info:
+            client.search("q")
+    else:
+
+        async def run() -> None:
+            http = httpx.AsyncClient(transport=_redirecting(seen), follow_redirects=True)
+            async with AsyncAISearchPublicClient(
+                endpoint=ENDPOINT, http_client=http, **access
+            ) as client:
+                await client.search("q")
+
+        with pytest.raises(APIStatusError) as info:
+            asyncio.run(run())
+    assert {r.url.host for r in seen} == {"0123abcd.search.ai.cloudflare.com"}
+    assert info.value.status_code == 307
+    assert "redirect" in str(info.value) and "not followed" in str(info.value)
+    assert ACCESS_SECRET not in str(info.value)
+
+
+def test_the_account_client_follows_no_redirect_with_its_api_key() -> None:
+    seen: list[httpx.Request] = []
+    http = httpx.Client(transport=_redirecting(seen), follow_redirects=True)
+    key = "k" * 37
+    client = AISearchClient(
+        account_id=ACCOUNT, api_email="me@example.com", api_key=key, http_client=http
+    )
+    with client, pytest.raises(APIStatusError) as info:
+        client.search("docs", "q")
+    assert {r.url.host for r in seen} == {"api.cloudflare.com"}
+    assert key not in str(info.value)

@@ -60,3 +60,18 @@ def test_retry_after_is_exact(requests, period_s, technique, steps):
             assert rl.hit("e", requests, period, technique) is not None
         clock.now = start + wait + 1e-6
         assert rl.hit("e", requests, period, technique) is None
+
+
+def test_counters_of_endpoints_no_longer_used_are_dropped() -> None:
+    """The counters do not grow with every endpoint ever seen (deleted ones included)."""
+    now = [6000.0]
+    limiter = RateLimiter(lambda: now[0])
+    for i in range(1000):
+        assert limiter.hit(("instance", f"e{i}"), 5, 60_000, "sliding") is None
+    assert len(limiter._windows) == 1000
+    now[0] += 120.0  # two periods on: none of them counts anything any more
+    assert limiter.hit(("instance", "fresh"), 5, 60_000, "fixed") is None
+    assert list(limiter._windows) == [("instance", "fresh")]
+    now[0] += 60.0  # one period on: its count still weighs on a sliding window
+    assert limiter.hit(("instance", "other"), 5, 60_000, "fixed") is None
+    assert len(limiter._windows) == 2
