@@ -454,3 +454,22 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8787)
     for block in _report(parser.parse_args().port):
         print(block)
+
+
+def test_troubleshooting_doc_shows_the_real_messages(monkeypatch):
+    """docs/troubleshooting.md quotes what each case prints today, word for word."""
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ENV_NAMES:  # _report clears them; monkeypatch restores them afterwards
+        monkeypatch.delenv(name, raising=False)
+    doc = (Path(__file__).parents[2] / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    stale = []
+    for block in _report(port):
+        title, _, rest = block.partition("\n\n```\n")
+        shown = rest.rsplit("\n```", 1)[0].replace(f"127.0.0.1:{port}", "127.0.0.1:8787")
+        if shown not in doc:
+            stale.append(title)
+    assert not stale, f"regenerate docs/troubleshooting.md for: {stale}"
