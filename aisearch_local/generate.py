@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,9 +35,14 @@ from aisearch_local._upstream import (
     transport_error,
     upstream_error,
 )
+from aisearch_local.extractive import (  # noqa: F401 (re-exported: the answers' contract)
+    NO_CONTEXT_ANSWER,
+    NO_MATCH_PREFIX,
+    compose_answer,
+)
 from aisearch_local.search import rerank_scores
-from aisearch_local.text import TOKEN, content_terms, rewrite_query
 from aisearch_local.text import message_text as _content_text
+from aisearch_local.text import rewrite_query
 
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
@@ -67,18 +70,6 @@ def message_text(message: dict[str, Any]) -> str:
 DEFAULT_GENERATOR_SPEC = "extractive"
 GENERATOR_SPECS = ("extractive", "openai:MODEL@BASE_URL")
 UPSTREAM_API_KEY_ENV = "AISEARCH_LOCAL_UPSTREAM_API_KEY"
-
-NO_CONTEXT_ANSWER = (
-    "I could not find any indexed content that matches your question, so I cannot answer it "
-    "from this AI Search instance."
-)
-
-
-NO_MATCH_PREFIX = (
-    "None of the retrieved passages shares a word with the question; the closest one says:"
-)
-RELATIVE_THRESHOLD = 0.5
-QUESTION_PENALTY = 0.3
 
 
 class GeneratorError(Exception):
@@ -198,9 +189,6 @@ def word_pieces(text: str) -> list[str]:
 # Extractive generator
 # --------------------------------------------------------------------------------------------
 
-_SENTENCE_SPLIT = re.compile(
-    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9#*-])|\n\s*\n|\n(?=\s*[#*-])"
-)
 _BRIEF = re.compile(
     r"\b(brief|briefly|concise|concisely|short|succinct|terse|one sentence|single sentence|"
     r"tl;?dr|in a few words)\b",
@@ -210,32 +198,6 @@ _DETAILED = re.compile(
     r"\b(detailed|in detail|thorough|thoroughly|comprehensive|elaborate|exhaustive|long)\b",
     re.IGNORECASE,
 )
-
-
-_MAX_SENTENCE_WORDS = 60
-_EMPHASIS = re.compile(r"\*\*|`")
-
-
-def _sentences(text: str) -> list[str]:
-    """Split chunk text into sentences (heading/list markers, ``**`` and backticks removed).
-
-    A "sentence" longer than 60 words (a table, flattened JSON, unpunctuated prose) is split
-    again at its line breaks.
-    """
-    out = []
-    for raw in _SENTENCE_SPLIT.split(text):
-        if not raw:
-            continue
-        pieces = [raw]
-        if len(raw.split()) > _MAX_SENTENCE_WORDS and "\n" in raw:
-            pieces = raw.split("\n")
-        for piece in pieces:
-            sentence = " ".join(piece.split())
-            sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence)
-            sentence = _EMPHASIS.sub("", sentence).strip()
-            if len(TOKEN.findall(sentence)) >= 2:
-                out.append(sentence)
-    return out
 
 
 class ExtractiveGenerator:
@@ -270,7 +232,7 @@ class ExtractiveGenerator:
         if not isinstance(sentences, int) or not 1 <= sentences <= 20:
             raise ValueError(f"sentences must be an integer between 1 and 20, got {sentences!r}")
         self.sentences = sentences
-        self.name = "extractive-v1"
+        self.name = "extractive-v2"
 
     def __repr__(self) -> str:
         return f"ExtractiveGenerator(sentences={self.sentences})"
@@ -287,50 +249,12 @@ class ExtractiveGenerator:
 
     def compose(self, messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> str:
         """The full answer before ``max_tokens``/``stop`` are applied."""
-        if not chunks:
-            return NO_CONTEXT_ANSWER
         question = ""
         for m in reversed(messages):
             if m.get("role") == "user":
                 question = message_text(m)
                 break
-        q_terms = set(content_terms(question))
-        candidates: list[tuple[int, int, str, set[str]]] = []
-        for ci, chunk in enumerate(chunks):
-            for si, sentence in enumerate(_sentences(str(chunk.get("text") or ""))):
-                candidates.append((ci, si, sentence, set(content_terms(sentence))))
-        if not candidates:
-            return NO_CONTEXT_ANSWER
-        df = Counter(t for *_, terms in candidates for t in terms & q_terms)
-        total = len(candidates)
-        idf = {t: math.log(1.0 + total / (1.0 + df.get(t, 0))) for t in q_terms}
-        q_weight = sum(idf.values()) or 1.0
-        scored = []
-        for ci, si, sentence, terms in candidates:
-            overlap = sum(idf[t] for t in terms & q_terms) / q_weight
-            if sentence.endswith("?"):
-                overlap *= QUESTION_PENALTY  # a heading like "Why is X sour?" is no answer
-            score = overlap + 0.02 / (1 + ci) + 0.01 / (1 + si)
-            scored.append((overlap, score, ci, si, sentence))
-        best = max(s[0] for s in scored)
-        if best <= 0:
-            _, _, ci, _, sentence = min(scored, key=lambda s: (s[2], s[3]))
-            return f"{NO_MATCH_PREFIX} {sentence} [{ci + 1}]"
-        # Keep sentences at least half as relevant as the best one: a sentence sharing one
-        # common word with a long question is noise next to one sharing most of it.
-        matching = [s for s in scored if s[0] >= RELATIVE_THRESHOLD * best]
-        matching.sort(key=lambda s: (-s[1], s[2], s[3]))
-        budget = self._budget(messages)
-        picked: list[str] = []
-        seen: set[str] = set()
-        for _, _, ci, _, sentence in matching:
-            if sentence.lower() in seen:
-                continue
-            seen.add(sentence.lower())
-            picked.append(f"{sentence} [{ci + 1}]")
-            if len(picked) >= budget:
-                break
-        return " ".join(picked)
+        return compose_answer(question, chunks, self._budget(messages))
 
     def generate(
         self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]
