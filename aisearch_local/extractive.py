@@ -14,15 +14,21 @@
    punctuation (a sentence cut at the chunk's end). Short sentences with no verb ("The most
    frequent reason.") are dropped unless a label carries them. Questions are never answers.
 3. **Relevance.** Every remaining sentence is scored by BM25 (stemmed content terms, see
-   :func:`aisearch_local.text.content_terms`) against the question, plus half the weight of
-   question terms found only in its section heading and a quarter of those found only in the
-   document's title or file name; the score is divided by ``1 + 0.1 * rank`` of its chunk.
-   A sentence needs a question term in its own text or its section heading. Sentences under
-   half the best score are dropped.
+   :func:`content_terms`) against the question, plus half the weight of question terms found
+   only in its section heading and a quarter of those found only in the document's title or
+   file name; then weighted by how much of the question it, its section and its document
+   cover, by whether its document's title names the question's subject, by its document's
+   coverage of the question (squared), by 1.5 when it holds what the question asks for (a
+   duration for "how long", a temperature, ...), and divided by ``1 + 0.1 * rank`` of its
+   chunk. A sentence needs a question term in its own text or its section heading. Sentences
+   under half the best score are dropped. A sentence leaning back on the one before ("Try it
+   if ...") is written with it.
 4. **Document structure.** When the question names a section ("What *causes* ...") whose items
    carry bold labels ("Common causes"), the answer starts with the section heading and its
    labels ("Common causes: grind too fine; too many fines; ..."), each group of labels citing
-   the chunk it is in; consecutive chunks of one document carry their section over.
+   the chunk it is in. A later chunk of a document starts in the section the nearest earlier
+   retrieved chunk of it ended in; when the heading is in that chunk, the first group cites
+   both (``[1, 2]``).
 5. **Citations.** Each sentence is followed by `` [n]``, ``n`` the 1-based number of its own
    chunk. Deterministic: ties go to the better-ranked chunk, then the earlier sentence.
 """
@@ -56,6 +62,7 @@ NO_MATCH_PREFIX = (
     "None of the retrieved passages shares a word with the question; the closest one says:"
 )
 RELATIVE_THRESHOLD = 0.5
+SUMMARY_THRESHOLD = 0.25
 HEADING_WEIGHT = 0.5
 TITLE_WEIGHT = 0.25
 TITLE_BONUS = 1.0
@@ -115,12 +122,14 @@ class Unit:
     section: tuple[int, int]
     label: str | None = None
     heading_text: str = ""
+    heading_chunk: int = -1
 
 
 @dataclass
 class _Section:
     heading: str = ""
     number: int = 0
+    origin: int = -1  # the chunk the heading line is in
 
 
 @dataclass
@@ -134,7 +143,12 @@ class _Reader:
     headings: dict[int, str] = field(default_factory=dict)
 
     def heading_line(self, text: str) -> None:
-        self.section = _Section(text, self.section.number + 1)
+        self.section = _Section(text, self.section.number + 1, self.chunk)
+
+    def extend(self, text: str) -> None:
+        last = self.units[-1]
+        last.text = f"{last.text} {text.strip()}"
+        last.terms.update(content_terms(text))
 
     def add(self, text: str, label: str | None = None) -> None:
         text = text.strip().rstrip(",;").strip()
@@ -151,6 +165,7 @@ class _Reader:
                 section=(self.chunk, self.section.number),
                 label=label,
                 heading_text=self.section.heading,
+                heading_chunk=self.section.origin,
             )
         )
 
@@ -180,7 +195,7 @@ _ANSWER_TYPES = (
     (re.compile(r"\bhow\s+(?:much|many)\b", re.I), re.compile(r"\d")),
 )
 ANSWER_TYPE_BOOST = 1.5
-_ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "that", "he", "she"})
+_ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "he", "she"})
 ANAPHORA_PENALTY = 0.75
 _SUFFIXES = (("ness", ""), ("ity", ""), ("ation", ""), ("ment", ""))
 
@@ -201,6 +216,11 @@ def content_terms(text: str) -> list[str]:
             term = term[:-1]  # descale -> descal, as descaling -> descal
         out.append(term)
     return out
+
+
+def _leans_back(sentence: str) -> bool:
+    """Whether a pronoun in its first three words refers to an earlier sentence."""
+    return bool(_ANAPHORA & {w.lower() for w in TOKEN.findall(sentence)[:3]})
 
 
 def _words(text: str) -> int:
@@ -271,15 +291,15 @@ def _title_terms(chunk: dict[str, Any], text: str) -> frozenset[str]:
 
 
 def read_chunk(
-    index: int, chunk: dict[str, Any], section: tuple[str, int] | None = None
-) -> tuple[list[Unit], tuple[str, int], dict[int, str]]:
+    index: int, chunk: dict[str, Any], section: tuple[str, int, int] | None = None
+) -> tuple[list[Unit], tuple[str, int, int], dict[int, str]]:
     """Read one chunk.
 
     Args:
         index: The chunk's 0-based position in the retrieved list.
         chunk: The API-shaped chunk.
-        section: The section the previous chunk of the same document ended in, if it was
-            retrieved too (``(heading, number)``).
+        section: The section an earlier retrieved chunk of the same document ended in
+            (``(heading, number, chunk index of the heading)``).
 
     Returns:
         The units, the section the chunk ends in, and its section headings by number.
@@ -351,6 +371,7 @@ def read_chunk(
         if len(pieces) == 1 and _words(body) > _MAX_SENTENCE_WORDS:
             pieces = [p.strip() for p in re.split(r"(?<=[;:])\s+", body) if p.strip()]
         first = True
+        line_start = len(reader.units)
         for piece in pieces:
             if label and first:
                 first = False
@@ -363,9 +384,14 @@ def read_chunk(
                     reader.add(carried, label)
                 continue
             first = False
-            if _is_sentence(piece):
+            if not _is_sentence(piece):
+                continue
+            if len(reader.units) > line_start and _leans_back(piece):
+                reader.extend(piece)  # "Try it if ..." goes with the sentence it refers to
+            else:
                 reader.add(piece)
-    return reader.units, (reader.section.heading, reader.section.number), reader.headings
+    end = (reader.section.heading, reader.section.number, reader.section.origin)
+    return reader.units, end, reader.headings
 
 
 def _row_text(header: list[str], cells: list[str]) -> str | None:
@@ -425,8 +451,8 @@ def _score(
     total *= 1.0 + TITLE_BONUS * sum(idf[t] for t in question & unit.title) / weight
     if wanted is not None and (wanted.search(unit.text) or wanted.search(unit.heading_text)):
         total *= ANSWER_TYPE_BOOST
-    if _ANAPHORA & {w.lower() for w in TOKEN.findall(unit.text)[:3]}:
-        total *= ANAPHORA_PENALTY  # "Try it if ..." needs the sentence before it
+    if _leans_back(unit.text):
+        total *= ANAPHORA_PENALTY  # "Try it if ..." needs a sentence this chunk does not have
     return total / (1 + RANK_DECAY * unit.chunk)
 
 
@@ -485,7 +511,7 @@ def _read_all(chunks: Sequence[dict[str, Any]]) -> tuple[list[Unit], dict[tuple[
         key = str((chunk.get("item") or {}).get("key") or "")
         if match and key:
             seqs.setdefault((key, int(match.group(1))), ci)
-    ends: dict[int, tuple[str, int]] = {}
+    ends: dict[int, tuple[str, int, int]] = {}
     units: list[Unit] = []
     headings: dict[tuple[int, int], str] = {}
     order = sorted(
@@ -498,9 +524,12 @@ def _read_all(chunks: Sequence[dict[str, Any]]) -> tuple[list[Unit], dict[tuple[
         match = _CHUNK_SEQ.search(str(chunk.get("id") or ""))
         key = str((chunk.get("item") or {}).get("key") or "")
         if match and key:
-            prev = seqs.get((key, int(match.group(1)) - 1))
-            if prev is not None and prev in ends:
-                carried = ends[prev]
+            # the nearest earlier chunk of the document that was retrieved: a chunk starts in
+            # the section that one ends in, or in a later one that began in between
+            seq = int(match.group(1))
+            earlier = [(s, ci) for (k, s), ci in seqs.items() if k == key and s < seq]
+            if earlier and max(earlier)[1] in ends:
+                carried = ends[max(earlier)[1]]
         found, end, names = read_chunk(ci, chunk, carried)
         ends[ci] = end
         units.extend(found)
@@ -516,8 +545,14 @@ def _sequence_position(chunk: dict[str, Any], ci: int) -> tuple[str, int, int]:
     return (key, int(match.group(1)) if match else 0, ci)
 
 
-def _summary(section_units: list[Unit], heading: str, seen_labels: set[str]) -> str | None:
-    """``Heading: label; label [n]; label [m].`` for a section's labelled items."""
+def _summary(
+    section_units: list[Unit], heading: str, seen_labels: set[str], heading_chunk: int
+) -> str | None:
+    """``Heading: label; label [n]; label [m].`` for a section's labelled items.
+
+    When the heading is in an earlier chunk than the labels' first group, that group cites
+    both (``Heading: label; label [h, n].``).
+    """
     groups: list[tuple[int, list[str]]] = []
     for unit in section_units:
         if unit.label is None or unit.label.lower() in seen_labels:
@@ -534,9 +569,13 @@ def _summary(section_units: list[Unit], heading: str, seen_labels: set[str]) -> 
             groups.append((unit.chunk, [label]))
     if sum(len(g) for _, g in groups) < 2:
         return None
-    parts = [f"{'; '.join(labels)} [{ci + 1}]" for ci, labels in groups]
-    body = "; ".join(parts)
-    return f"{heading.rstrip(':')}: {body[: body.rfind(' [')]}.{body[body.rfind(' [') :]}"
+    marks = [str(ci + 1) for ci, _ in groups]
+    if heading_chunk >= 0 and heading_chunk != groups[0][0]:
+        # the heading is in an earlier chunk of the document: the first group cites both
+        marks[0] = ", ".join(str(n + 1) for n in sorted({heading_chunk, groups[0][0]}))
+    body = "; ".join(f"{'; '.join(g)} [{m}]" for (_, g), m in zip(groups, marks, strict=True))
+    cut = body.rfind(" [")
+    return f"{heading.rstrip(':')}: {body[:cut]}.{body[cut:]}"
 
 
 def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int) -> str:
@@ -574,17 +613,20 @@ def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int)
     picked: list[str] = []
     seen_labels: set[str] = set()
     done: set[tuple[frozenset[str], str]] = set()
-    for _, unit in kept:
+    ranked = sorted(scored, key=lambda su: (-su[0], su[1].chunk, su[1].order))
+    for score, unit in ranked:
         # the question names this section ("causes" -> "Common causes"): its labels first
         heading = headings.get(unit.section, "")
         section = (unit.title, heading.lower())
+        if score < SUMMARY_THRESHOLD * best:
+            break
         if len(picked) >= budget or not unit.label or section in done:
             continue
         if not (q & unit.heading) - unit.title:
             continue
         done.add(section)
         same = [u for u in units if (u.title, headings.get(u.section, "").lower()) == section]
-        summary = _summary(same, heading, seen_labels)
+        summary = _summary(same, heading, seen_labels, unit.heading_chunk)
         if summary:
             picked.append(summary)
     seen: set[str] = set()

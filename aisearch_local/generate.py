@@ -1,9 +1,9 @@
 """Answer generation for the local AI Search server.
 
 * :class:`ExtractiveGenerator` (spec ``"extractive"``, the default) composes a deterministic
-  answer from the retrieved chunks' sentences that best match the last user message, each
-  followed by an ``[n]`` citation of its chunk. It needs no model and never returns an empty
-  answer.
+  answer from the retrieved chunks' sentences most relevant to the last user message
+  (:mod:`aisearch_local.extractive`), each followed by an ``[n]`` citation of its own chunk.
+  It needs no model and never returns an empty answer.
 * :class:`OpenAICompatibleGenerator` (spec ``"openai:MODEL@BASE_URL"``) sends a RAG prompt to
   any OpenAI-compatible ``/v1/chat/completions`` upstream (Ollama, vLLM, llama.cpp ...).
 
@@ -203,14 +203,13 @@ _DETAILED = re.compile(
 class ExtractiveGenerator:
     """Deterministic extractive answers with ``[n]`` citations (no model needed).
 
-    The question is the last user message. Every sentence of every chunk is scored by the
-    stemmed content words it shares with the question (each shared term weighted by its
-    inverse frequency across the chunks' sentences, normalised by the question's weight), with
-    a small tie-breaking bonus for higher-ranked chunks and earlier sentences. Sentences
-    ending with ``?`` (headings such as "Why is my espresso sour?") count 0.3 of their overlap,
-    and sentences scoring under half of the best sentence's overlap are dropped. The best remaining
-    sentences (3 by default) are output best first, each followed by `` [n]`` where ``n`` is
-    the 1-based position of its chunk in ``chunks``.
+    The question is the last user message; :func:`aisearch_local.extractive.compose_answer`
+    writes the answer: the chunks' sentences most relevant to it (BM25 with the section
+    heading, document title and chunk rank as context; headings, labels and chunk-boundary
+    fragments are never emitted), those under half the best score dropped, best first (3 by
+    default), each followed by `` [n]`` where ``n`` is the 1-based position of its own chunk in
+    ``chunks``. A question naming a section of labelled items ("What causes ...") starts with
+    that section's heading and labels.
 
     System prompt: when a system message asks for brevity (``brief``, ``concise``, ``short``,
     ``one sentence``, ...) only 1 sentence is used; when it asks for detail (``detailed``,
