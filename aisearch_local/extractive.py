@@ -84,7 +84,6 @@ _EMPHASIS = re.compile(r"\*\*|__|`")
 _CHUNK_SEQ = re.compile(r"-(\d+)$")
 _MAX_HEADING_WORDS = 15
 _MAX_SUMMARY_LABELS = 12
-_MAX_SENTENCE_WORDS = 80
 _SHORT_SENTENCE_WORDS = 4
 # Auxiliaries and common verbs: a short sentence needs one of these (or a past/3rd-person form)
 # to be a sentence rather than a label ("The most frequent reason.").
@@ -336,7 +335,11 @@ def read_chunk(
             continue  # the line above it was already read as a heading (no end punctuation)
         item = _LIST_MARKER.match(line)
         body = line[item.end() :] if item else line
-        if i == first_i and not item and (_continues(chunk) or not _starts_sentence(body)):
+        if (
+            i == first_i
+            and not item
+            and (_continues(chunk) or not (_starts_sentence(body) or _JSON_KEY.match(body)))
+        ):
             # the chunker cut this sentence: drop its tail, keep what follows
             body = " ".join(_split(body)[1:])
             if not body:
@@ -368,8 +371,6 @@ def read_chunk(
                 reader.add(f"{body}.")
             continue
         pieces = _split(body)
-        if len(pieces) == 1 and _words(body) > _MAX_SENTENCE_WORDS:
-            pieces = [p.strip() for p in re.split(r"(?<=[;:])\s+", body) if p.strip()]
         first = True
         line_start = len(reader.units)
         for piece in pieces:
@@ -494,13 +495,6 @@ def answer_type(question: str) -> re.Pattern[str] | None:
         if asks.search(question):
             return answer
     return None
-
-
-def _question(messages: Sequence[dict[str, Any]], text_of: Any) -> str:
-    for m in reversed(messages):
-        if m.get("role") == "user":
-            return str(text_of(m))
-    return ""
 
 
 def _read_all(chunks: Sequence[dict[str, Any]]) -> tuple[list[Unit], dict[tuple[int, int], str]]:

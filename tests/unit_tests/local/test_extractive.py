@@ -345,6 +345,33 @@ def test_questions_and_json_keys_are_read_as_structure() -> None:
     )
 
 
+def test_setext_headings_json_titles_and_tables_cut_from_their_header() -> None:
+    text = (
+        "Espresso guide\n==============\n\nEspresso is brewed at nine bar.\n\n"
+        "| Light | 7 days |\n| Dark | 3 days |\n\nRoast and espresso rest\n\n"
+        "| Roast | Espresso rest |\n|---|---|\n| Light | 14 days | extra |\n| | 3 days |"
+    )
+    out = answer("espresso guide light dark", [chunk(text)])
+    assert out == "Espresso is brewed at nine bar. [1]"  # rows without their header: skipped
+    card = "title: Espresso guide\nbody: Espresso is brewed at nine bar."
+    assert answer("espresso guide", [chunk(card)]) == "Espresso is brewed at nine bar. [1]"
+    # the title is the document's heading: a question on it gets the sentences under it
+    assert answer("guide", [chunk(card)]) == "Espresso is brewed at nine bar. [1]"
+    assert "title" not in answer("guide", [chunk(card)])
+
+
+def test_a_section_summary_needs_two_labels_and_lists_at_most_twelve() -> None:
+    one = "## Causes\n\nIntro to causes of sourness.\n\n**Grind.** Coarse grinds cause sourness."
+    out = answer("What causes sourness?", [chunk(one, "sour.md", seq=1)])
+    assert not out.startswith("Causes:")  # one label is no list
+    many = "## Causes\n\n" + "\n".join(
+        f"- **Cause {i}.** Reason {i} makes it sour." for i in range(15)
+    )
+    out = answer("What causes sourness?", [chunk(many, "sour.md", seq=1)])
+    summary = out.split(" [1]")[0]
+    assert summary.startswith("Causes: cause 0; cause 1;") and summary.count(";") == 11
+
+
 def test_without_usable_text_it_says_so() -> None:
     assert compose_answer("anything", [], 3) == NO_CONTEXT_ANSWER
     only_headings = [chunk("# Espresso\n\n## Grind")]
