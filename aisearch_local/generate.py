@@ -1,9 +1,9 @@
 """Answer generation for the local AI Search server.
 
 * :class:`ExtractiveGenerator` (spec ``"extractive"``, the default) composes a deterministic
-  answer from the retrieved chunks' sentences that best match the last user message, each
-  followed by an ``[n]`` citation of its chunk. It needs no model and never returns an empty
-  answer.
+  answer from the retrieved chunks' sentences most relevant to the last user message
+  (:mod:`aisearch_local.extractive`), each followed by an ``[n]`` citation of its own chunk.
+  It needs no model and never returns an empty answer.
 * :class:`OpenAICompatibleGenerator` (spec ``"openai:MODEL@BASE_URL"``) sends a RAG prompt to
   any OpenAI-compatible ``/v1/chat/completions`` upstream (Ollama, vLLM, llama.cpp ...).
 
@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,9 +35,14 @@ from aisearch_local._upstream import (
     transport_error,
     upstream_error,
 )
+from aisearch_local.extractive import (  # noqa: F401 (re-exported: the answers' contract)
+    NO_CONTEXT_ANSWER,
+    NO_MATCH_PREFIX,
+    compose_answer,
+)
 from aisearch_local.search import rerank_scores
-from aisearch_local.text import TOKEN, content_terms, rewrite_query
 from aisearch_local.text import message_text as _content_text
+from aisearch_local.text import rewrite_query
 
 __all__ = [
     "DEFAULT_GENERATOR_SPEC",
@@ -67,18 +70,6 @@ def message_text(message: dict[str, Any]) -> str:
 DEFAULT_GENERATOR_SPEC = "extractive"
 GENERATOR_SPECS = ("extractive", "openai:MODEL@BASE_URL")
 UPSTREAM_API_KEY_ENV = "AISEARCH_LOCAL_UPSTREAM_API_KEY"
-
-NO_CONTEXT_ANSWER = (
-    "I could not find any indexed content that matches your question, so I cannot answer it "
-    "from this AI Search instance."
-)
-
-
-NO_MATCH_PREFIX = (
-    "None of the retrieved passages shares a word with the question; the closest one says:"
-)
-RELATIVE_THRESHOLD = 0.5
-QUESTION_PENALTY = 0.3
 
 
 class GeneratorError(Exception):
@@ -198,9 +189,6 @@ def word_pieces(text: str) -> list[str]:
 # Extractive generator
 # --------------------------------------------------------------------------------------------
 
-_SENTENCE_SPLIT = re.compile(
-    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9#*-])|\n\s*\n|\n(?=\s*[#*-])"
-)
 _BRIEF = re.compile(
     r"\b(brief|briefly|concise|concisely|short|succinct|terse|one sentence|single sentence|"
     r"tl;?dr|in a few words)\b",
@@ -212,43 +200,16 @@ _DETAILED = re.compile(
 )
 
 
-_MAX_SENTENCE_WORDS = 60
-_EMPHASIS = re.compile(r"\*\*|`")
-
-
-def _sentences(text: str) -> list[str]:
-    """Split chunk text into sentences (heading/list markers, ``**`` and backticks removed).
-
-    A "sentence" longer than 60 words (a table, flattened JSON, unpunctuated prose) is split
-    again at its line breaks.
-    """
-    out = []
-    for raw in _SENTENCE_SPLIT.split(text):
-        if not raw:
-            continue
-        pieces = [raw]
-        if len(raw.split()) > _MAX_SENTENCE_WORDS and "\n" in raw:
-            pieces = raw.split("\n")
-        for piece in pieces:
-            sentence = " ".join(piece.split())
-            sentence = re.sub(r"^(#{1,6}\s+|[*-]\s+)", "", sentence)
-            sentence = _EMPHASIS.sub("", sentence).strip()
-            if len(TOKEN.findall(sentence)) >= 2:
-                out.append(sentence)
-    return out
-
-
 class ExtractiveGenerator:
     """Deterministic extractive answers with ``[n]`` citations (no model needed).
 
-    The question is the last user message. Every sentence of every chunk is scored by the
-    stemmed content words it shares with the question (each shared term weighted by its
-    inverse frequency across the chunks' sentences, normalised by the question's weight), with
-    a small tie-breaking bonus for higher-ranked chunks and earlier sentences. Sentences
-    ending with ``?`` (headings such as "Why is my espresso sour?") count 0.3 of their overlap,
-    and sentences scoring under half of the best sentence's overlap are dropped. The best remaining
-    sentences (3 by default) are output best first, each followed by `` [n]`` where ``n`` is
-    the 1-based position of its chunk in ``chunks``.
+    The question is the last user message; :func:`aisearch_local.extractive.compose_answer`
+    writes the answer: the chunks' sentences most relevant to it (BM25 with the section
+    heading, document title and chunk rank as context; headings, labels and chunk-boundary
+    fragments are never emitted), those under half the best score dropped, best first (3 by
+    default), each followed by `` [n]`` where ``n`` is the 1-based position of its own chunk in
+    ``chunks``. A question naming a section of labelled items ("What causes ...") starts with
+    that section's heading and labels.
 
     System prompt: when a system message asks for brevity (``brief``, ``concise``, ``short``,
     ``one sentence``, ...) only 1 sentence is used; when it asks for detail (``detailed``,
@@ -270,7 +231,7 @@ class ExtractiveGenerator:
         if not isinstance(sentences, int) or not 1 <= sentences <= 20:
             raise ValueError(f"sentences must be an integer between 1 and 20, got {sentences!r}")
         self.sentences = sentences
-        self.name = "extractive-v1"
+        self.name = "extractive-v2"
 
     def __repr__(self) -> str:
         return f"ExtractiveGenerator(sentences={self.sentences})"
@@ -287,50 +248,12 @@ class ExtractiveGenerator:
 
     def compose(self, messages: Sequence[dict[str, Any]], chunks: Sequence[dict[str, Any]]) -> str:
         """The full answer before ``max_tokens``/``stop`` are applied."""
-        if not chunks:
-            return NO_CONTEXT_ANSWER
         question = ""
         for m in reversed(messages):
             if m.get("role") == "user":
                 question = message_text(m)
                 break
-        q_terms = set(content_terms(question))
-        candidates: list[tuple[int, int, str, set[str]]] = []
-        for ci, chunk in enumerate(chunks):
-            for si, sentence in enumerate(_sentences(str(chunk.get("text") or ""))):
-                candidates.append((ci, si, sentence, set(content_terms(sentence))))
-        if not candidates:
-            return NO_CONTEXT_ANSWER
-        df = Counter(t for *_, terms in candidates for t in terms & q_terms)
-        total = len(candidates)
-        idf = {t: math.log(1.0 + total / (1.0 + df.get(t, 0))) for t in q_terms}
-        q_weight = sum(idf.values()) or 1.0
-        scored = []
-        for ci, si, sentence, terms in candidates:
-            overlap = sum(idf[t] for t in terms & q_terms) / q_weight
-            if sentence.endswith("?"):
-                overlap *= QUESTION_PENALTY  # a heading like "Why is X sour?" is no answer
-            score = overlap + 0.02 / (1 + ci) + 0.01 / (1 + si)
-            scored.append((overlap, score, ci, si, sentence))
-        best = max(s[0] for s in scored)
-        if best <= 0:
-            _, _, ci, _, sentence = min(scored, key=lambda s: (s[2], s[3]))
-            return f"{NO_MATCH_PREFIX} {sentence} [{ci + 1}]"
-        # Keep sentences at least half as relevant as the best one: a sentence sharing one
-        # common word with a long question is noise next to one sharing most of it.
-        matching = [s for s in scored if s[0] >= RELATIVE_THRESHOLD * best]
-        matching.sort(key=lambda s: (-s[1], s[2], s[3]))
-        budget = self._budget(messages)
-        picked: list[str] = []
-        seen: set[str] = set()
-        for _, _, ci, _, sentence in matching:
-            if sentence.lower() in seen:
-                continue
-            seen.add(sentence.lower())
-            picked.append(f"{sentence} [{ci + 1}]")
-            if len(picked) >= budget:
-                break
-        return " ".join(picked)
+        return compose_answer(question, chunks, self._budget(messages))
 
     def generate(
         self, messages: Messages, chunks: ChunkDicts, **limits: Unpack[Limits]

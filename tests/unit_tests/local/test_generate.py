@@ -221,7 +221,8 @@ def test_sentence_splitting_handles_headings_and_lists() -> None:
     out = ExtractiveGenerator(sentences=5).generate(
         [{"role": "user", "content": "french press grind"}], chunks
     )
-    assert out.text.startswith("French press: coarse grind [1]")
+    # a list item without end punctuation is a fact, emitted as a sentence
+    assert out.text.startswith("French press: coarse grind. [1]")
     assert "#" not in out.text and "- " not in out.text
 
 
@@ -456,7 +457,7 @@ def test_long_unpunctuated_chunks_are_split_at_lines() -> None:
     out = ExtractiveGenerator().generate(
         [{"role": "user", "content": "espresso roast level"}], [chunk(0, "\n".join(lines))]
     )
-    assert out.text.startswith("roast.level: medium dark espresso roast [1]")
+    assert out.text.startswith("roast.level: medium dark espresso roast. [1]")
     assert len(out.text.split()) < 40
 
 
