@@ -17,7 +17,7 @@ from pathlib import Path
 from aisearch_eval.golden import Document, GoldenSet, GoldenSetError, load_golden_set
 from aisearch_eval.grid import Config, GridError, build_grid, load_grid_file, parse_assignment
 from aisearch_eval.metrics import hit_at_k, mrr, ndcg_at_k, recall_at_k, score_query
-from aisearch_eval.report import plot, to_markdown
+from aisearch_eval.report import figure, plot, to_markdown
 from aisearch_eval.runner import (
     ConfigResult,
     EvalReport,
@@ -46,6 +46,7 @@ __all__ = [
     "build_grid",
     "evaluate",
     "evaluate_sync",
+    "figure",
     "hit_at_k",
     "load_golden_set",
     "load_grid_file",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aisearch_eval.runner import EvalReport
 
-__all__ = ["failures_markdown", "plot", "table_rows", "to_markdown"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["failures_markdown", "figure", "plot", "table_rows", "to_markdown"]
 
 
 def _options(options: object) -> str:
@@ -63,24 +67,24 @@ def failures_markdown(report: EvalReport, limit: int = 20) -> list[str]:
     return lines
 
 
-def plot(report: EvalReport, path: str | Path) -> Path:
-    """Save a grouped bar chart of the metrics per configuration as a PNG.
+def figure(report: EvalReport) -> Figure:
+    """A grouped bar chart of the metrics per configuration (a matplotlib ``Figure``).
+
+    Built without ``pyplot``: it changes no backend and opens no window (in a notebook with
+    ``%matplotlib inline`` the figure displays as the cell's value).
 
     Raises:
         ImportError: If matplotlib is not installed (``pip install "aisearch-py[eval]"``).
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError('the plot needs matplotlib: pip install "aisearch-py[eval]"') from exc
-    path = Path(path)
     names = report.metric_names
     configs = report.results
     width = 0.8 / max(len(configs), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 0.3 * len(configs)), 4.5))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 0.3 * len(configs)) + 3.5, 4.5))
+    ax = fig.add_subplot()
     for i, r in enumerate(configs):
         xs = [j + (i - (len(configs) - 1) / 2) * width for j in range(len(names))]
         ax.bar(xs, [r.metrics.get(m, 0.0) for m in names], width, label=r.config.name[:50])
@@ -90,6 +94,11 @@ def plot(report: EvalReport, path: str | Path) -> Path:
     ax.set_title(f"{report.golden} on {report.instance} ({report.queries} queries)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot(report: EvalReport, path: str | Path) -> Path:
+    """Save :func:`figure` as a PNG and return its path."""
+    path = Path(path)
+    figure(report).savefig(path, dpi=100)
     return path
