@@ -118,14 +118,17 @@ def _open(path: Path) -> IO[str]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open(path) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            row = _loads(line, f"{path} line {line_no}")
-            if not isinstance(row, dict):
-                raise GoldenSetError(f"{path} line {line_no}: must be a JSON object")
-            yield line_no, row
+    try:
+        with _open(path) as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = _loads(line, f"{path} line {line_no}")
+                if not isinstance(row, dict):
+                    raise GoldenSetError(f"{path} line {line_no}: must be a JSON object")
+                yield line_no, row
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise GoldenSetError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
 
 
 def _text(row: Mapping[str, Any], name: str, path: Path, line_no: int) -> str:
@@ -182,7 +185,7 @@ def _read_qrels(folder: Path, split: str) -> dict[str, dict[str, float]]:
     tsv, js = folder / "qrels" / f"{split}.tsv", folder / "qrels.json"
     qrels: dict[str, dict[str, float]] = {}
     if tsv.is_file():
-        with tsv.open(encoding="utf-8", newline="") as fh:
+        with tsv.open(encoding="utf-8", errors="replace", newline="") as fh:
             for line_no, row in enumerate(csv.reader(fh, delimiter="\t"), 1):
                 if not row or (line_no == 1 and row[0] == "query-id"):
                     continue
@@ -198,7 +201,7 @@ def _read_qrels(folder: Path, split: str) -> dict[str, dict[str, float]]:
                 qrels.setdefault(row[0], {})[row[1]] = _grade(grade, f"{tsv} line {line_no}")
         return qrels
     if js.is_file():
-        data = _loads(js.read_text(encoding="utf-8"), str(js))
+        data = _loads(js.read_text(encoding="utf-8", errors="replace"), str(js))
         if not isinstance(data, dict):
             raise GoldenSetError(f"{js}: must map query ids to judgements")
         return {str(q): _judgements(v, f"{js}: {q}") for q, v in data.items()}

@@ -12,6 +12,7 @@ from aisearch_eval import SAMPLE_GOLDEN_SET, GoldenSetError, load_golden_set
 
 
 def _beir(tmp_path: Path, *, qrels_json: bool = False, gz: bool = False) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "queries.jsonl").write_text(
         '{"_id": "q1", "text": "what is a"}\n{"_id": "q2", "text": "b?"}\n'
         '{"_id": "q3", "text": "unjudged"}\n',
@@ -114,4 +115,50 @@ def test_beir_errors(tmp_path: Path) -> None:
     (folder / "qrels" / "test.tsv").write_text("q1\t10\t1\n")
     (folder / "corpus.jsonl").write_text(json.dumps({"_id": "10", "text": 3}) + "\n")
     with pytest.raises(GoldenSetError, match="line 1: title and text: must be strings"):
+        list(load_golden_set(folder).documents())
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries({}, optional={"query": _json, "expected": _json, "id": _json}),
+        max_size=3,
+    )
+    | st.lists(st.text(max_size=20), max_size=3)
+)
+def test_any_jsonl_loads_or_fails_with_golden_set_error(tmp_path: Path, rows) -> None:
+    path = tmp_path / "fuzz.jsonl"
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    path.write_text("\n".join(lines).replace("\r", ""), encoding="utf-8", errors="surrogatepass")
+    try:
+        golden = load_golden_set(path)
+    except GoldenSetError:
+        return
+    for judgements in golden.judgements.values():
+        assert judgements and all(isinstance(g, float) for g in judgements.values())
+
+
+def test_bytes_that_are_not_utf8_are_a_golden_set_error(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(b'{"query": "ok", "expected": ["a"]}\n{"query": "\xff"}\n')
+    with pytest.raises(GoldenSetError, match=r"set\.jsonl: cannot be read as UTF-8 text \("):
+        load_golden_set(path)
+    folder = _beir(tmp_path / "beir")
+    (folder / "corpus.jsonl").unlink()
+    (folder / "corpus.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(GoldenSetError, match="cannot be read as UTF-8 text"):
         list(load_golden_set(folder).documents())
