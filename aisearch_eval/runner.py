@@ -19,7 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisearch import AISearchClient, AISearchError, AsyncAISearchClient, SearchResult
+from aisearch import (
+    AISearchClient,
+    AISearchError,
+    AsyncAISearchClient,
+    IndexingError,
+    IndexingTimeoutError,
+    SearchResult,
+)
 from aisearch_eval.golden import GoldenSet
 from aisearch_eval.grid import Config
 from aisearch_eval.metrics import score_query
@@ -41,6 +48,10 @@ DEFAULT_KS = (1, 5, 10)
 DEFAULT_DEPTH = 20
 """``retrieval.max_num_results`` sent when a configuration does not set it (chunks asked for:
 enough for ten distinct documents when a document has a few chunks)."""
+
+_DONE = frozenset({"completed", "skipped"})
+_WAIT_BY_ID = 50
+"""Up to this many items still indexing are polled one by one; more, through the item list."""
 
 Progress = Callable[[str, int, int], None]
 """``on_progress(configuration name, done, total)``."""
@@ -114,6 +125,7 @@ class UploadReport:
     """What ``upload_corpus`` did."""
 
     uploaded: int
+    """Documents uploaded and indexed."""
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)
     """``(key, error)`` of the documents that could not be uploaded."""
@@ -302,14 +314,20 @@ async def upload_corpus(
         raise ValueError(f"{golden.name}: has no corpus.jsonl to upload")
     gate = asyncio.Semaphore(concurrency)
     failures: list[tuple[str, str]] = []
+    pending: list[str] = []  # ids of the items the service has not indexed yet
     done = 0
 
     async def one(key: str, content: str) -> None:
         nonlocal done
         try:
-            await client.upload_item(instance_id, key, content, namespace=namespace)
+            item = await client.upload_item(instance_id, key, content, namespace=namespace)
         except AISearchError as exc:
             failures.append((key, _error(exc)))
+        else:
+            if item.status == "error":
+                failures.append((key, f"indexing failed: {item.error or 'error'}"))
+            elif item.status not in _DONE:
+                pending.append(item.id)
         finally:
             gate.release()
         done += 1
@@ -322,6 +340,19 @@ async def upload_corpus(
         await gate.acquire()  # bounded: at most `concurrency` documents are read ahead
         tasks.append(asyncio.ensure_future(one(doc.key, doc.content())))
     await asyncio.gather(*tasks)
-    if done > len(failures):
-        await client.wait_until_indexed(instance_id, timeout=wait_timeout, namespace=namespace)
+    if pending:  # a local server indexes on upload; Cloudflare queues
+        ids = pending if len(pending) <= _WAIT_BY_ID else None  # else: poll the item list
+        try:
+            await client.wait_until_indexed(
+                instance_id, ids, timeout=wait_timeout, namespace=namespace
+            )
+        except (IndexingError, IndexingTimeoutError) as exc:
+            failures.extend(
+                (
+                    item.key or item.id,
+                    f"{type(exc).__name__}: {item.status} {item.error or ''}".strip(),
+                )
+                for item in exc.items
+                if item.status not in _DONE
+            )
     return UploadReport(done - len(failures), time.perf_counter() - started, failures)
