@@ -1,4 +1,4 @@
-"""The built distributions hold what a user installs: four typed packages, the corpus, the license.
+"""The built distributions hold what a user installs: five typed packages, the corpus, the license.
 
 Builds the wheel and the sdist from the working tree with ``uv build`` (the Makefile installs
 uv into the virtual environment; the build backend, hatchling, and its readme plugin,
@@ -24,7 +24,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("aisearch", "langchain_aisearch", "llamaindex_aisearch", "aisearch_local")
+PACKAGES = (
+    "aisearch", "langchain_aisearch", "llamaindex_aisearch", "aisearch_local", "aisearch_eval"
+)  # fmt: skip
 
 
 def _uv() -> str:
@@ -77,13 +79,15 @@ def test_wheel_holds_typed_packages_corpus_license_and_entry_point(dist: tuple[P
     assert "MIT License" in license_text
     assert meta["License-Expression"] == "MIT"
     assert "aisearch-local = aisearch_local.cli:main" in entry_points
-    # nothing but the four packages and the metadata
+    assert "aisearch-eval = aisearch_eval.cli:main" in entry_points
+    assert "aisearch_eval/data/coffee_questions.jsonl" in names
+    # nothing but the five packages and the metadata
     tops = {n.split("/")[0] for n in names}
     assert tops == {*PACKAGES, wheel.name.split("-")[0] + "-" + meta["Version"] + ".dist-info"}
     classifiers = meta.get_all("Classifier") or []
     assert "Typing :: Typed" in classifiers
     assert meta.get_all("Keywords")
-    for extra in ("langchain", "llamaindex", "local", "semantic", "all"):
+    for extra in ("langchain", "llamaindex", "local", "semantic", "eval", "all"):
         assert extra in (meta.get_all("Provides-Extra") or [])
 
 

@@ -15,7 +15,7 @@ tomllib = pytest.importorskip("tomllib")
 Requirement = pytest.importorskip("packaging.requirements").Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"aisearch", "aisearch_local", "langchain_aisearch", "llamaindex_aisearch"}
+OURS = {"aisearch", "aisearch_local", "aisearch_eval", "langchain_aisearch", "llamaindex_aisearch"}
 
 
 def _norm(name: str) -> str:
@@ -87,6 +87,7 @@ def test_the_examples_extra_installs_what_the_examples_import():
 
 OUR_EXTRAS = {"aisearch_local": "local", "langchain_aisearch": "langchain"}
 OUR_EXTRAS["llamaindex_aisearch"] = "llamaindex"
+OUR_EXTRAS["aisearch_eval"] = "eval"
 INSTALL = re.compile(r'pip install "aisearch-py\[([a-z,]+)\]"')
 RUNS_THE_SERVER = re.compile(
     r"starts its own local AI\s+Search server|`make serve`"  # by itself, or started by the user
