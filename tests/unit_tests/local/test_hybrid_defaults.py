@@ -13,9 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aisearch_local.options import resolve_options
-from aisearch_local.search import CANDIDATES, LEXICAL_WEIGHT, blend_vector_side
+from aisearch_local.search import (
+    CANDIDATES,
+    LEXICAL_MAX_TERMS,
+    LEXICAL_WEIGHT,
+    blend_vector_side,
+)
 from aisearch_local.service import LocalService
 from aisearch_local.store import InstanceRecord
 
@@ -142,3 +149,43 @@ def test_hybrid_scores_are_the_rrf_of_the_reported_ranks(svc, inst):
             1 / (60 + r) for r in (details.get("vector_rank"), details.get("keyword_rank")) if r
         )
         assert chunk["score"] == pytest.approx(rrf / (2 / 61), abs=1e-5)
+
+
+def test_the_vector_sides_or_query_keeps_the_first_64_terms(svc, inst, monkeypatch):
+    # a pasted document must not turn the default search into a thousand-term FTS5 OR; the
+    # keyword side still gets every term (``or`` asked for explicitly is not capped)
+    seen: list[str] = []
+    real = svc.store.keyword
+
+    def spy(record: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
+        seen.append(match)
+        return real(record, match, limit)
+
+    monkeypatch.setattr(svc.store, "keyword", spy)
+    query = " ".join(f"word{i}" for i in range(200)) + " moka"
+    assert search(svc, inst, query)  # hybrid, and
+    and_expr, or_expr = sorted(seen, key=lambda e: " AND " in e, reverse=True)
+    assert and_expr.count(" AND ") == 200
+    assert or_expr.count(" OR ") == LEXICAL_MAX_TERMS - 1
+    assert '"word0"' in or_expr and '"word63"' in or_expr and '"word64"' not in or_expr
+    seen.clear()
+    search(svc, inst, query, retrieval_type="keyword", keyword_match_mode="or")
+    assert [e.count(" OR ") for e in seen] == [200]
+
+
+@given(
+    vector=st.dictionaries(st.integers(0, 200), st.floats(0, 1), max_size=60),
+    bm25=st.lists(st.floats(1e-6, 1e3), max_size=60),
+    weight=st.floats(0, 1),
+)
+def test_the_blend_is_a_sorted_prefix_of_its_candidates(
+    vector: dict[int, float], bm25: list[float], weight: float
+) -> None:
+    lexical = list(zip(sorted(vector), sorted(bm25, reverse=True), strict=False))
+    got = blend_vector_side(vector, lexical, weight=weight)
+    assert len(got) == min(len(vector), CANDIDATES)
+    assert len(set(got)) == len(got) and set(got) <= set(vector)
+    best = max((b for _, b in lexical), default=0.0) or 1.0
+    scores = dict(lexical)
+    key = [(-(weight * scores.get(c, 0.0) / best + (1 - weight) * vector[c]), c) for c in got]
+    assert key == sorted(key)
