@@ -1,7 +1,8 @@
 """Retrieval quality of the local server's defaults on BEIR SciFact (train): nDCG@10.
 
 Run: ``.venv/bin/python benchmarks/tune_defaults.py [--data DIR] [--embedder hashing]
-[--embedder wordllama] [--limit N] [--config NAME ...] [--index-dir DIR]``
+[--embedder wordllama] [--limit N] [--config NAME ...] [--index-dir DIR]``; ``--sample`` runs
+20 questions written for the bundled sample corpus instead (MRR and top-1).
 
 What it measures, exactly as a user meets the server:
 
@@ -53,6 +54,61 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "vector": {"retrieval": {"retrieval_type": "vector"}},
 }
 """Named ``ai_search_options`` (``max_num_results`` is added: :data:`K`)."""
+
+
+SAMPLE_QUESTIONS = {
+    "How long should a pour-over brew take?": "brewing/pour-over-v60.md",
+    "What causes a slow drawdown in a V60?": "troubleshooting/slow-drawdown-pour-over.md",
+    "Why does my espresso taste sour and thin?": "troubleshooting/sour-espresso.md",
+    "How long should cold brew steep in the fridge?": "brewing/cold-brew.md",
+    "How should I store coffee beans to keep them fresh?": "roasting/storage-and-freshness.md",
+    "Which roast level is the most acidic?": "roasting/roast-levels.md",
+    "How do I stop my grinder from clumping?": "troubleshooting/grinder-clumping-and-static.md",
+    "What water temperature for a French press?": "brewing/french-press.md",
+    "How do I descale an espresso machine?": "equipment/machine-maintenance.md",
+    "How does a cortado differ from a gibraltar?": "recipes/cortado-and-gibraltar.txt",
+    "Why does my milk not foam when steaming?": "troubleshooting/milk-steaming-problems.md",
+    "How are decaf beans made?": "beans/decaf-methods.html",
+    "What happens at first crack during roasting?": "roasting/first-crack-and-maillard.txt",
+    "How long should beans rest after roasting?": "roasting/resting-and-degassing.md",
+    "Why is my coffee weak and watery?": "troubleshooting/weak-or-watery-coffee.txt",
+    "What does a natural process coffee taste like?": "beans/washed-vs-natural-processing.md",
+    "How do I make an affogato?": "recipes/affogato.md",
+    "How do I brew with an AeroPress?": "brewing/aeropress.txt",
+    "What is channeling in espresso?": "troubleshooting/channeling.md",
+    "Which minerals in water matter for brewing?": "brewing/water-chemistry.md",
+}
+"""20 questions written for the bundled sample corpus, each with the one document answering it
+(``--sample``: MRR and top-1 over distinct item keys)."""
+
+
+def sample(embedders: Sequence[str]) -> Iterator[str]:
+    """Upload the sample corpus through the items API; yield MRR / top-1 per configuration."""
+    from aisearch_local.sample_corpus import CUSTOM_METADATA, iter_sample_documents
+
+    yield f"Sample corpus: {len(SAMPLE_QUESTIONS)} questions; MRR and top-1 over item keys"
+    yield ""
+    yield "| embedder | configuration | MRR | top-1 |"
+    yield "|---|---|---|---|"
+    for embedder in embedders:
+        with LocalServer(token="t", embedder=embedder) as server:
+            client = AISearchClient(
+                account_id=server.account_id, api_token="t", base_url=server.base_url
+            )
+            with client:
+                client.create_instance(INSTANCE, custom_metadata=CUSTOM_METADATA)
+                for doc in iter_sample_documents():
+                    client.upload_item(INSTANCE, doc.key, doc.data, metadata=doc.metadata)
+                for name in ("default", "keyword-or", "vector"):
+                    ranks = []
+                    for question, want in SAMPLE_QUESTIONS.items():
+                        options = {"retrieval": {**CONFIGS[name].get("retrieval", {})}}
+                        result = client.search(INSTANCE, question, options=options)
+                        keys = list(dict.fromkeys(c.item.key for c in result.chunks))
+                        ranks.append(keys.index(want) + 1 if want in keys else 0)
+                    mrr = statistics.fmean(1 / r if r else 0.0 for r in ranks)
+                    top1 = sum(r == 1 for r in ranks)
+                    yield f"| {embedder} | {name} | {mrr:.3f} | {top1} of {len(ranks)} |"
 
 
 def load(data: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]]]:
@@ -171,7 +227,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N claims")
     parser.add_argument("--index-dir", type=Path, help="keep the indexed databases here")
     parser.add_argument("--set", action="append", default=[], help="NAME=JSON (exploring)")
+    parser.add_argument(
+        "--sample", action="store_true", help="the bundled sample corpus instead of SciFact"
+    )
     args = parser.parse_args(argv)
+    if args.sample:
+        _apply_overrides(args.set)
+        for line in sample(args.embedder or ["hashing"]):
+            print(line, flush=True)
+        return 0
     if not (args.data / "corpus.jsonl.gz").exists():
         print(f"SciFact not found at {args.data}: skipped (pass --data DIR)")
         return 0

@@ -61,3 +61,11 @@ def test_it_measures_a_tiny_beir_set(tmp_path: Path) -> None:
     assert 0.5 < float(default[3]) <= 1.0  # nDCG@10 over q1 and q2
     assert int(default[5]) == 0  # no empty answer
     assert int(keyword_and[5]) == 1  # q2: AND matches nothing
+
+
+def test_the_sample_mode_prints_one_row_per_configuration() -> None:
+    proc = _run("--sample")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| hashing")]
+    assert [r[2].strip() for r in rows] == ["default", "keyword-or", "vector"]
+    assert all(r[4].strip().endswith("of 20") for r in rows)
