@@ -23,6 +23,13 @@ process (the server runs in a thread here), for exploring; the defaults are what
 
 from __future__ import annotations
 
+import os
+
+# the server (aisearch-local serve) runs numpy's BLAS single-threaded unless told otherwise; in
+# this process a multi-threaded BLAS fights the FTS5 worker thread (hybrid: 2 to 10 times slower)
+if "OMP_NUM_THREADS" not in os.environ:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import gzip
 import json
