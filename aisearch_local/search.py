@@ -10,6 +10,11 @@ Scores, as returned in ``scoring_details``:
   pair below 0.4, so this keeps the documented default ``match_threshold`` of 0.4 meaningful
   for the local embedders, whose raw cosines are much lower.
 * ``keyword_score`` = raw FTS5 BM25 (positive, higher is better).
+* hybrid's vector side (a local stand-in for Cloudflare's embedding model, which finds a
+  passage about a question without all its words; see :func:`blend_vector_side`): the
+  embedder's top 50 and the top 50 of an FTS5 BM25 ``or`` query over the query's words, ranked
+  by ``0.7 * bm25 / best bm25 + 0.3 * vector_score``; its top 50 get ``vector_rank``. The keyword
+  side keeps ``keyword_match_mode`` exactly (``and`` is AND).
 * ``rrf``: ``sum(1 / (60 + rank))`` over the two lists, divided by its maximum ``2 / 61``.
 * ``max``: the higher of ``vector_score`` and ``keyword_score / best keyword_score``.
 * boosting adds up to 0.15 per ``boost_by`` entry and renormalises to 0..1.
@@ -38,7 +43,10 @@ from aisearch_local.text import KEYWORD_STOPWORDS, content_terms
 
 __all__ = [
     "CANDIDATES",
+    "LEXICAL_MAX_TERMS",
+    "LEXICAL_WEIGHT",
     "Searcher",
+    "blend_vector_side",
     "fts_expression",
     "keyword_terms",
     "rerank_scores",
@@ -48,6 +56,12 @@ __all__ = [
 CANDIDATES = 50
 RRF_K = 60
 BOOST_WEIGHT = 0.15
+LEXICAL_WEIGHT = 0.7
+"""Weight of BM25 (``or``) in hybrid's local vector side; the embedder's ``vector_score`` gets
+the rest. Tuned on BEIR SciFact train (``benchmarks/tune_defaults.py``, docs/local-server.md)."""
+LEXICAL_MAX_TERMS = 64
+"""Most query terms (the first distinct ones) in the vector side's ``or`` query: an FTS5 ``OR``
+costs about 0.3 ms per term on 6,600 chunks, and a pasted document should not cost seconds."""
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aisearch-local-keyword")
 
@@ -167,6 +181,40 @@ def _pruned_vector(
     return _top(rows, _rescore(idx.matrix, rows, qvec), k)
 
 
+def blend_vector_side(
+    vector_scores: Mapping[int, float],
+    lexical: Sequence[tuple[int, float]],
+    k: int = CANDIDATES,
+    weight: float = LEXICAL_WEIGHT,
+) -> list[int]:
+    """Rank hybrid's local vector side: the best ``k`` chunk ids, best first.
+
+    The local embedders are much weaker than Cloudflare's embedding models at finding a
+    passage about a question that lacks some of its words; a BM25 ``or`` ranking finds those
+    passages. So the vector side of a local hybrid search ranks the union of the embedder's
+    candidates and the ``or`` candidates by ``weight * bm25 / best bm25 + (1 - weight) *
+    vector_score`` (both 0..1; a chunk missing from ``lexical`` has bm25 0). Ties break on the
+    lower id.
+
+    Args:
+        vector_scores: ``vector_score`` of every candidate (chunk id -> 0..1), ``lexical``'s
+            included.
+        lexical: ``(chunk id, bm25)`` of the ``or`` query, best first (bm25 positive).
+        k: How many to keep.
+        weight: The weight of BM25.
+
+    Returns:
+        The chunk ids, best first, at most ``k``.
+    """
+    bm25 = dict(lexical)
+    best = max(bm25.values(), default=0.0) or 1.0
+    blended = {
+        cid: weight * bm25.get(cid, 0.0) / best + (1.0 - weight) * score
+        for cid, score in vector_scores.items()
+    }
+    return sorted(blended, key=lambda cid: (-blended[cid], cid))[:k]
+
+
 def vector_candidates(
     idx: InstanceIndex, qvec: np.ndarray, allowed: np.ndarray | None, k: int = CANDIDATES
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -251,10 +299,16 @@ class Searcher:
         use_vector = opts.retrieval_type in ("vector", "hybrid")
         use_keyword = opts.retrieval_type in ("keyword", "hybrid")
         qvec: np.ndarray | None = None
+        mode = opts.keyword_match_mode
         keyword_hits: Future[list[tuple[int, float, int]]] | None = None
+        lexical_hits: Future[list[tuple[int, float, int]]] | None = None
         if use_keyword and use_vector:
             # FTS5 (sqlite3) and the numpy product both release the GIL: run them side by side
-            keyword_hits = _POOL.submit(self._keyword, inst, idx, query, opts, allowed)
+            keyword_hits = _POOL.submit(self._keyword, inst, idx, query, mode, allowed)
+            if mode != "or":  # the vector side's lexical half (see blend_vector_side)
+                lexical_hits = _POOL.submit(
+                    self._keyword, inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS
+                )
         if use_vector:
             qvec = self.embed_query(query)
             rows, sims = vector_candidates(idx, qvec, allowed)
@@ -267,11 +321,12 @@ class Searcher:
                     vector_score=float((1.0 + sim) / 2.0),
                     vector_rank=rank,
                 )
+        hits: list[tuple[int, float, int]] = []
         if use_keyword:
             hits = (
                 keyword_hits.result()
                 if keyword_hits is not None
-                else self._keyword(inst, idx, query, opts, allowed)
+                else self._keyword(inst, idx, query, mode, allowed)
             )
             for rank, (cid, bm25, row) in enumerate(hits, 1):
                 cand = cands.get(cid)
@@ -279,14 +334,24 @@ class Searcher:
                     cand = cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
                 cand.keyword_score = bm25
                 cand.keyword_rank = rank
-        if not cands:
-            return []
         if opts.retrieval_type == "hybrid":
             if qvec is None:  # pragma: no cover - hybrid always embeds
                 qvec = self.embed_query(query)
+            lexical = lexical_hits.result() if lexical_hits is not None else hits
+            for cid, _, row in lexical:
+                if cid not in cands:
+                    cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
             for cand in cands.values():
+                cand.vector_rank = None
                 if cand.vector_score is None:
                     cand.vector_score = float((1.0 + float(idx.matrix[cand.row] @ qvec)) / 2.0)
+            scores = {cid: c.vector_score or 0.0 for cid, c in cands.items()}
+            ranked_ids = blend_vector_side(scores, [(cid, bm25) for cid, bm25, _ in lexical])
+            for rank, cid in enumerate(ranked_ids, 1):
+                cands[cid].vector_rank = rank
+            cands = {cid: c for cid, c in cands.items() if c.vector_rank or c.keyword_rank}
+        if not cands:
+            return []
         best_kw = max((c.keyword_score or 0.0 for c in cands.values()), default=0.0) or 1.0
         for cand in cands.values():
             kw_norm = (cand.keyword_score or 0.0) / best_kw
@@ -323,14 +388,15 @@ class Searcher:
         inst: InstanceRecord,
         idx: InstanceIndex,
         query: str,
-        opts: ResolvedOptions,
+        mode: str,
         allowed: np.ndarray | None,
+        max_terms: int | None = None,
     ) -> list[tuple[int, float, int]]:
         trigram = (inst.config.get("indexing_options") or {}).get("keyword_tokenizer") == "trigram"
-        terms = keyword_terms(query, trigram=trigram)
+        terms = keyword_terms(query, trigram=trigram)[:max_terms]
         if not terms:
             return []
-        expr = fts_expression(terms, opts.keyword_match_mode)
+        expr = fts_expression(terms, mode)
         limit = CANDIDATES if allowed is None else CANDIDATES * 10
         out: list[tuple[int, float, int]] = []
         while True:

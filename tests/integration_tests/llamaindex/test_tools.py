@@ -35,7 +35,9 @@ def test_tool_spec_search_and_answer_sync(conn: AISearchConnection, docs_instanc
     assert f"[1] {nodes[0].node.metadata['filename']}" in out.content
     answer = tools["answer"].call(question=QUESTION)
     assert answer.raw_output.source_nodes
-    assert "Sources: [1] " in answer.content
+    # the listing puts the cited sources first: which one the answer cites first depends on
+    # the ranking, so only the listing's shape is checked here
+    assert re.search(r"\n\nSources: \[\d+\] ", answer.content), answer.content
 
 
 def test_tool_spec_answer_lists_the_cited_sources_first_and_marks_them(
