@@ -114,7 +114,8 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     # chat: the answer's [n] markers, each mapped to its source ...
     chat = part["3"]
     answer = chat.split("\n\n")[1]
-    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    groups = re.findall(r"\[(\d+(?:,\s*\d+)*)\]", answer)  # [2] or [1, 2]
+    markers = {int(n) for group in groups for n in group.split(",")}
     mapped = re.findall(r"^\s+\[(\d+)\] ->\s+(\S+)", chat, flags=re.M)
     assert markers and {int(n) for n, _ in mapped} == markers, chat
     # ... then the sources, the cited ones first and marked, under the numbers they have
@@ -124,7 +125,9 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     assert sorted(numbers) == list(range(1, len(numbers) + 1))
     cited = [int(n) for n, mark, _ in sources if mark]
     assert set(cited) == markers and numbers[: len(cited)] == cited
-    assert numbers != sorted(numbers)  # the question's answer does not cite [1]: reordered
+    # the rest follow in their own order (whether that reorders depends on what the answer cites;
+    # the tools' tests pin a reordering: test_answer_tool_lists_the_cited_sources_first...)
+    assert numbers[len(cited) :] == sorted(set(numbers) - set(cited))
     keys = {int(n): key for n, _, key in sources}
     assert all(keys[int(n)] == key for n, key in mapped)
     assert "troubleshooting/channeling.md" in dict(mapped).values()
