@@ -20,7 +20,8 @@ The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliase
 
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
-/client/v4/_local/faults``) and ``GET /client/v4/_local/health``.
+/client/v4/_local/faults``), ``GET /client/v4/_local/health`` and ``GET
+/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from aisearch_local._http import http_error, server_error
 from aisearch_local.embed import Embedder
 from aisearch_local.generate import Generator
 from aisearch_local.guard import Perimeter
+from aisearch_local.openapi import PATH as OPENAPI_PATH
+from aisearch_local.openapi import openapi
 from aisearch_local.public import PREFIX as PUBLIC_PREFIX
 from aisearch_local.public import PublicEndpoints
 from aisearch_local.query import QueryService
@@ -117,6 +120,7 @@ def _routes() -> list[Route]:
     ns = base + "/namespaces/{ns}"
     return [
         Route("/client/v4/_local/health", health, methods=["GET"]),
+        Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/client/v4/_local/faults", faults_clear, methods=["DELETE"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_put, methods=["PUT"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_delete, methods=["DELETE"]),
