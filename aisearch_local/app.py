@@ -145,7 +145,7 @@ def _routes() -> list[Route]:
 
 
 def create_app(
-    data_dir: Path | str,
+    data_dir: Path | str | None,
     *,
     token: str | None = None,
     embedder: str | Embedder | None = None,
@@ -159,7 +159,8 @@ def create_app(
     """Build the Starlette application of the local AI Search server.
 
     Args:
-        data_dir: Directory of the SQLite database (created when missing).
+        data_dir: Directory of the SQLite database (created when missing); None keeps it in
+            memory (nothing is written to disk).
         token: Credential required as ``Authorization: Bearer <token>`` (or as ``X-Auth-Key``
             with any ``X-Auth-Email``). None accepts every request.
         embedder: Embedder spec or object (default ``"hashing"``).
