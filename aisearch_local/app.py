@@ -20,7 +20,8 @@ The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliase
 
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
-/client/v4/_local/faults``) and ``GET /client/v4/_local/health``.
+/client/v4/_local/faults``), ``GET /client/v4/_local/health`` and ``GET
+/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from aisearch_local._http import http_error, server_error
 from aisearch_local.embed import Embedder
 from aisearch_local.generate import Generator
 from aisearch_local.guard import Perimeter
+from aisearch_local.openapi import PATH as OPENAPI_PATH
+from aisearch_local.openapi import openapi
 from aisearch_local.public import PREFIX as PUBLIC_PREFIX
 from aisearch_local.public import PublicEndpoints
 from aisearch_local.query import QueryService
@@ -117,6 +120,7 @@ def _routes() -> list[Route]:
     ns = base + "/namespaces/{ns}"
     return [
         Route("/client/v4/_local/health", health, methods=["GET"]),
+        Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/client/v4/_local/faults", faults_clear, methods=["DELETE"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_put, methods=["PUT"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_delete, methods=["DELETE"]),
@@ -141,7 +145,7 @@ def _routes() -> list[Route]:
 
 
 def create_app(
-    data_dir: Path | str,
+    data_dir: Path | str | None,
     *,
     token: str | None = None,
     embedder: str | Embedder | None = None,
@@ -155,7 +159,8 @@ def create_app(
     """Build the Starlette application of the local AI Search server.
 
     Args:
-        data_dir: Directory of the SQLite database (created when missing).
+        data_dir: Directory of the SQLite database (created when missing); None keeps it in
+            memory (nothing is written to disk).
         token: Credential required as ``Authorization: Bearer <token>`` (or as ``X-Auth-Key``
             with any ``X-Auth-Email``). None accepts every request.
         embedder: Embedder spec or object (default ``"hashing"``).

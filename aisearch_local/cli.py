@@ -307,9 +307,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UserError(f"--source {folder}: not a folder")
     if args.public and not (args.sample_corpus or args.source):
         raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
+    if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
+        raise UserError("--in-memory writes nothing to disk: it takes no --data-dir")
+    data_dir = None if args.in_memory else args.data_dir
     socks = _bind(args.host, args.port)
     try:
-        svc = _service(args.data_dir, args.embedder, args.generator)
+        svc = _service(data_dir, args.embedder, args.generator)
     except BaseException:
         for sock in socks:
             sock.close()
@@ -328,7 +331,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ns, iid, values = spec
             svc.set_fault(ns, iid, Fault(**values))
         app = create_app(
-            args.data_dir,
+            data_dir,
             token=token,
             service=svc,
             bind_host=args.host,
@@ -343,7 +346,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port = socks[0].getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host
         base = f"http://{host}:{port}/client/v4"
-        console.print(f"aisearch-local serving {base}  (data: {Path(args.data_dir).resolve()})")
+        where = "in memory, lost on exit" if data_dir is None else Path(data_dir).resolve()
+        console.print(f"aisearch-local serving {base}  (data: {where})")
         console.print(
             f"  embedder={svc.embedder.name} generator={svc.generator.name} "
             f"auth={'bearer token' if token else 'off'}; any account id is accepted"
@@ -389,7 +393,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service(data_dir: str, embedder: str, generator: str) -> LocalService:
+def _service(data_dir: str | None, embedder: str, generator: str) -> LocalService:
     """Open the data folder with this embedder and generator.
 
     Raises:
@@ -499,6 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the HTTP server")
     common(serve)
+    serve.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep the database in memory: nothing is written to disk, all is lost on exit",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")

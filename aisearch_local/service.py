@@ -122,7 +122,8 @@ class LocalService:
     """State and operations of one local AI Search server.
 
     Args:
-        data_dir: Directory of the SQLite database.
+        data_dir: Directory of the SQLite database, or None to keep it in memory (nothing is
+            written to disk).
         embedder: An embedder spec (``"hashing"``, ``"wordllama"``, ``"openai:MODEL@URL"``) or
             an :class:`~aisearch_local.embed.Embedder` object.
         generator: A generator spec (``"extractive"``, ``"openai:MODEL@URL"``) or object.
@@ -130,7 +131,7 @@ class LocalService:
 
     def __init__(
         self,
-        data_dir: Path | str,
+        data_dir: Path | str | None,
         *,
         embedder: str | Embedder | None = None,
         generator: str | Generator | None = None,

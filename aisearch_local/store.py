@@ -71,19 +71,28 @@ class Store:
     """Thread-safe access to the SQLite database of one data directory.
 
     Args:
-        data_dir: Directory holding the database file (created when missing).
+        data_dir: Directory holding the database file (created when missing), or None for an
+            in-memory database: nothing is written to disk and everything is lost on close.
     """
 
-    def __init__(self, data_dir: Path | str) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / DB_FILENAME
+    def __init__(self, data_dir: Path | str | None) -> None:
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self.path: Path | None = None
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.data_dir / DB_FILENAME
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            ":memory:" if self.path is None else self.path,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=30.0,
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        if self.path is None:  # temporary tables and indexes too stay in memory
+            self._conn.execute("PRAGMA temp_store=MEMORY")
+        else:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(SCHEMA)

@@ -34,6 +34,7 @@ class LocalServer:
 
     Args:
         data_dir: Database directory (a temporary one, removed on exit, when None).
+        in_memory: Keep the database in memory: nothing is written to disk (no ``data_dir``).
         token: Required bearer token (None: no auth).
         embedder: Embedder spec or object (default ``"hashing"``).
         generator: Generator spec or object (default ``"extractive"``).
@@ -58,12 +59,15 @@ class LocalServer:
         allowed_hosts: Sequence[str] = (),
         allowed_origins: Sequence[str] = (),
         source_roots: Sequence[str | Path] | None = None,
+        in_memory: bool = False,
     ) -> None:
+        if in_memory and data_dir is not None:
+            raise ValueError("LocalServer: pass either data_dir or in_memory=True, not both")
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if data_dir is None:
+        if data_dir is None and not in_memory:
             self._tmp = tempfile.TemporaryDirectory(prefix="aisearch-local-")
             data_dir = self._tmp.name
-        self.data_dir = Path(data_dir)
+        self.data_dir: Path | None = None if data_dir is None else Path(data_dir)
         self.token = token
         self.account_id = account_id
         self.host = host
@@ -82,7 +86,8 @@ class LocalServer:
         self._sock: socket.socket | None = None
 
     def __repr__(self) -> str:
-        return f"LocalServer(base_url={self.base_url!r}, data_dir={str(self.data_dir)!r})"
+        where = "in memory" if self.data_dir is None else str(self.data_dir)
+        return f"LocalServer(base_url={self.base_url!r}, data_dir={where!r})"
 
     @property
     def port(self) -> int:
@@ -200,5 +205,5 @@ class LocalServer:
         return {
             "base_url": self.base_url,
             "account_id": self.account_id,
-            "data_dir": str(self.data_dir),
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
         }
