@@ -446,7 +446,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
     console = _console()
-    with LocalServer(token=secrets.token_urlsafe(24)) as server:
+    # instances the command creates over HTTP may index --source only, as with serve
+    roots = [folder] if folder is not None else []
+    with LocalServer(token=secrets.token_urlsafe(24), source_roots=roots) as server:
         svc = server.service
         assert svc is not None  # started
         try:
@@ -470,8 +472,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
             child = subprocess.Popen(command, env=env)
         except FileNotFoundError:
             raise UserError(f"command not found: {command[0]}", code=127) from None
-        except PermissionError:
-            raise UserError(f"command not executable: {command[0]}", code=126) from None
+        except OSError as exc:  # not executable, a folder, no #! line, ...
+            reason = exc.strerror or str(exc)
+            raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
 
         def forward(signum: int, _frame: object) -> None:
             child.send_signal(signum)

@@ -102,6 +102,25 @@ def test_an_instance_without_source_is_created_empty() -> None:
     assert proc.stdout.strip() == "empty"
 
 
+CREATE = """
+import os, sys, httpx
+url = os.environ["AISEARCH_BASE_URL"] + "/accounts/a/ai-search/instances"
+auth = {"Authorization": "Bearer " + os.environ["CLOUDFLARE_API_TOKEN"]}
+for name, folder in (("outside", sys.argv[1]), ("inside", sys.argv[2])):
+    print(httpx.post(url, headers=auth, json={"id": name, "source": folder}).status_code)
+"""
+
+
+def test_the_command_may_index_only_the_source_folder(tmp_path: Path) -> None:
+    source = SAMPLE_CORPUS_DIR / "beans"
+    proc = _exec(
+        "--source", str(source), "--instance", "docs", "--",
+        sys.executable, "-c", CREATE, str(tmp_path), str(source),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["400", "201"]
+
+
 @pytest.mark.parametrize(
     ("argv", "status", "message"),
     [
@@ -112,6 +131,7 @@ def test_an_instance_without_source_is_created_empty() -> None:
         (["--source", ".", "--", "true"], 2, "--source needs --instance NAME"),
         (["--instance", "Bad_Name", "--", "true"], 1, "id: must be lowercase letters"),
         (["--", "no-such-command-xyz"], 127, "command not found: no-such-command-xyz"),
+        (["--", "."], 126, "cannot run .: Permission denied"),
     ],
 )  # fmt: skip
 def test_user_errors_are_one_line(
