@@ -1,4 +1,4 @@
-"""Command line of the local AI Search server: ``aisearch-local serve | ingest | inspect``.
+"""Command line of the local AI Search server: ``aisearch-local serve | exec | ingest | inspect``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     aisearch-local serve --source ./docs --instance my-docs --token "$TOKEN"
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
     aisearch-local inspect --data-dir .aisearch-local
+    aisearch-local exec --source ./docs --instance my-docs -- pytest   # a server for one command
 
 The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable or from
 ``--token-file``, so that it does not show in the process list. ``serve`` answers only to
@@ -31,6 +32,7 @@ from aisearch_local.errors import APIError, ValidationError
 
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
+    from aisearch_local.testing import LocalServer
 
 __all__ = ["main"]
 
@@ -48,6 +50,21 @@ EXTRA_OF_MODULE = {
     "wordllama": "semantic",
 }
 logger = logging.getLogger("aisearch_local")
+# every variable the client (aisearch._config.ENV) reads; exec and the pytest plugin remove
+# them before setting their own (the server imports nothing from the client: a test pins it)
+CLIENT_ENV_NAMES = (
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CF_ACCOUNT_ID",
+    "CLOUDFLARE_API_TOKEN",
+    "CF_AI_SEARCH_API_TOKEN",
+    "CF_API_TOKEN",
+    "CLOUDFLARE_EMAIL",
+    "CLOUDFLARE_API_KEY",
+    "AISEARCH_BASE_URL",
+    "AISEARCH_PUBLIC_ENDPOINT",
+    "CF_ACCESS_CLIENT_ID",
+    "CF_ACCESS_CLIENT_SECRET",
+)
 FAULT_FIELDS = (
     "latency_ms",
     "status",
@@ -393,6 +410,92 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def client_env(server: LocalServer) -> dict[str, str]:
+    """Return the variables that point the client (and its adapters) at ``server``."""
+    return {
+        "AISEARCH_BASE_URL": server.base_url,
+        "CLOUDFLARE_ACCOUNT_ID": server.account_id,
+        "CLOUDFLARE_API_TOKEN": server.token or "",
+    }
+
+
+def _exit_status(returncode: int) -> int:
+    """A child's exit status as a shell reports it (killed by signal N: 128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Run a command against a fresh server on a free port; stop the server when it ends.
+
+    The server runs in this process (:class:`~aisearch_local.testing.LocalServer`, a temporary
+    data folder, a random token), so it cannot outlive it. Ctrl-C reaches the command from the
+    terminal: this process ignores SIGINT while the command runs and forwards SIGTERM and
+    SIGHUP to it, then stops the server and exits with the command's status.
+    """
+    import secrets
+    import subprocess
+
+    from aisearch_local.testing import LocalServer
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UserError("exec needs a command after --, e.g. aisearch-local exec -- pytest")
+    folder: Path | None = None
+    if args.source:
+        if not args.instance:
+            raise UserError("--source needs --instance NAME")
+        folder = Path(args.source).resolve()
+        if not folder.is_dir():
+            raise UserError(f"--source {folder}: not a folder")
+    console = _console()
+    # instances the command creates over HTTP may index --source only, as with serve
+    roots = [folder] if folder is not None else []
+    with LocalServer(token=secrets.token_urlsafe(24), source_roots=roots) as server:
+        svc = server.service
+        assert svc is not None  # started
+        try:
+            if args.instance:
+                if folder is not None:
+                    _ingest_folder(svc, "default", args.instance, folder, create={})
+                else:
+                    if svc.store.get_namespace("default") is None:
+                        svc.store.create_namespace("default", None, {})
+                    svc.create_instance("default", {"id": args.instance})
+        except (APIError, ValidationError) as exc:
+            raise UserError(str(exc), code=1) from None
+        except KeyboardInterrupt:
+            raise UserError("interrupted before the command started", code=130) from None
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
+        env.update(client_env(server))
+        console.print(
+            f"aisearch-local serving {server.base_url} for: {' '.join(command)}", highlight=False
+        )
+        try:
+            child = subprocess.Popen(command, env=env)
+        except FileNotFoundError:
+            raise UserError(f"command not found: {command[0]}", code=127) from None
+        except OSError as exc:  # not executable, a folder, no #! line, ...
+            reason = exc.strerror or str(exc)
+            raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
+
+        def forward(signum: int, _frame: object) -> None:
+            child.send_signal(signum)
+
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+        for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
+            if hasattr(signal, name):
+                sig = getattr(signal, name)
+                previous[sig] = signal.signal(sig, forward)
+        try:
+            returncode = child.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return _exit_status(returncode)
+
+
 def _service(data_dir: str | None, embedder: str, generator: str) -> LocalService:
     """Open the data folder with this embedder and generator.
 
@@ -584,6 +687,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
+
+    exec_text = (
+        "start a server on a free port of 127.0.0.1 (a temporary data folder, a random token), "
+        "index --source into --instance, run CMD with AISEARCH_BASE_URL, CLOUDFLARE_ACCOUNT_ID "
+        "and CLOUDFLARE_API_TOKEN pointing at it, stop the server when CMD ends and exit with "
+        "its status"
+    )
+    exec_ = sub.add_parser(
+        "exec",
+        help="run a command against a fresh server, then stop it",
+        description=exec_text[0].upper() + exec_text[1:] + ". Seeding from a snapshot "
+        "(--snapshot) is not supported yet: there is no snapshot format.",
+        usage="%(prog)s [--source DIR] [--instance NAME] -- CMD [ARG ...]",
+    )
+    exec_.add_argument("--source", metavar="DIR", help="folder to index into --instance")
+    exec_.add_argument(
+        "--instance", metavar="NAME", help="instance to create (empty without --source)"
+    )
+    exec_.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    exec_.set_defaults(func=cmd_exec)
 
     ingest = sub.add_parser("ingest", help="index a folder into an instance (server stopped)")
     common(ingest)
