@@ -125,6 +125,21 @@ def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
+def chat_base(
+    messages: Messages, model: object, generation: Mapping[str, Any], stream: bool
+) -> dict[str, Any]:
+    """The top of a chat completions body: messages, model, generation parameters, stream."""
+    base: dict[str, Any] = {"messages": coerce_messages(messages)}
+    if model is not None:
+        if not isinstance(model, str):
+            raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
+        base["model"] = model
+    base.update(generation)
+    if stream:
+        base["stream"] = True
+    return base
+
+
 @functools.lru_cache(maxsize=1024)
 def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     """Validate the ids once per (account, namespace, instance) and build the path."""
@@ -306,15 +321,7 @@ class _BaseClient(Generic[_HttpT]):
         generation = check_generation(params)
         suffix = "/chat/completions"
         path, ids = self._target(target, params.get("namespace"), suffix, namespaced)
-        base: dict[str, Any] = {"messages": coerce_messages(messages)}
-        model = params.get("model")
-        if model is not None:
-            if not isinstance(model, str):
-                raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
-            base["model"] = model
-        base.update(generation)
-        if stream:
-            base["stream"] = True
+        base = chat_base(messages, params.get("model"), generation, stream)
         return _Request("POST", path, json=self._body(base, params, ids))
 
     def _legacy_req(

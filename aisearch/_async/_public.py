@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
@@ -24,7 +24,6 @@ from aisearch._params import (
     Messages,
     check_generation,
     check_instance_ids,
-    coerce_messages,
     query_or_messages,
 )
 from aisearch._parse import parse_chat as _parse_chat
@@ -35,7 +34,7 @@ from aisearch._public import (
     public_hint,
     resolve_public_config,
 )
-from aisearch._requests import _Request
+from aisearch._requests import _Request, chat_base
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -175,15 +174,7 @@ class AsyncAISearchPublicClient(_AsyncTransport):
         method = f"{'stream_' if stream else ''}chat_completions"
         check_keywords(params, PublicChatParams, f"{type(self).__name__}.{method}")
         generation = check_generation(params)
-        base: dict[str, Any] = {"messages": coerce_messages(messages)}
-        model = params.get("model")
-        if model is not None:
-            if not isinstance(model, str):
-                raise InvalidRequestError(f"model: must be a string (got {type(model).__name__})")
-            base["model"] = model
-        base.update(generation)
-        if stream:
-            base["stream"] = True
+        base = chat_base(messages, params.get("model"), generation, stream)
         body = self._body(base, cast(ChatParams, params), self._ids(instance_ids))
         return _Request("POST", "/chat/completions", json=body)
 
