@@ -31,6 +31,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from aisearch_local._http import http_error, server_error
@@ -40,7 +42,7 @@ from aisearch_local.guard import Perimeter
 from aisearch_local.openapi import PATH as OPENAPI_PATH
 from aisearch_local.openapi import openapi
 from aisearch_local.public import PREFIX as PUBLIC_PREFIX
-from aisearch_local.public import PublicEndpoints
+from aisearch_local.public import PublicEndpoints, PublicError
 from aisearch_local.query import QueryService
 from aisearch_local.routes_admin import (
     fault_delete,
@@ -144,6 +146,17 @@ def _routes() -> list[Route]:
     ]
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors, answered in the envelope of the part of the server they hit.
+
+    Under ``/_public/``, a path the mount cannot match (a ``%0A`` in it: the mount's pattern
+    does not span lines) is the public endpoints' 404 / 60006, not the REST API's 404 / 7003.
+    """
+    if request.url.path.startswith(PUBLIC_PREFIX + "/"):
+        return PublicError(404, 60006, "endpoint not found").response()
+    return await http_error(request, exc)
+
+
 def create_app(
     data_dir: Path | str | None,
     *,
@@ -185,7 +198,7 @@ def create_app(
 
     app = Starlette(
         routes=[*_routes(), Mount(PUBLIC_PREFIX, app=public)],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: _http_error, Exception: server_error},
     )
     # Cloudflare's API never redirects; Starlette's default would answer ``.../items/%2e%2e/``
     # with a 307 to ``.../items/..`` (before auth and the id checks), and a client that follows

@@ -698,3 +698,14 @@ def test_search_for_agents_well_known_search_is_not_served(anon, admin, instance
     _err(r, 404, 60006)
     nid = _enable_ns(admin, namespace())
     _err(anon.get(f"/_public/ns-{nid}/.well-known/search", params={"q": "x"}), 404, 60014)
+
+
+@pytest.mark.parametrize("segment", ["a%0Ab", "%0A", "x%0D%0Ay"])
+def test_a_path_the_public_mount_cannot_match_gets_the_public_404(anon, segment):
+    """A line break in the path can escape the mount's pattern; the answer is still a public 404."""
+    for path in (f"/_public/{segment}/search", f"/_public/{segment}"):
+        r = anon.post(path, json=QUERY)
+        assert r.status_code == 404, r.text
+        doc = r.json()
+        assert doc["success"] is False and doc["result"] == {}, doc  # the public envelope
+        assert 60000 < doc["errors"][0]["code"] < 60100, doc
