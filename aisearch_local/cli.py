@@ -470,7 +470,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
         env.update(client_env(server))
         console.print(
-            f"aisearch-local serving {server.base_url} for: {' '.join(command)}", highlight=False
+            f"aisearch-local serving {server.base_url} for: {' '.join(command)}",
+            highlight=False,
+            markup=False,  # the command is the user's text: "[i for i in x]" is not markup
+            soft_wrap=True,  # one line, as typed, whatever the terminal's width
         )
         try:
             child = subprocess.Popen(command, env=env)

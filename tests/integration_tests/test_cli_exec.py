@@ -206,3 +206,11 @@ def test_stopped_by_a_signal_without_traceback(send, status: int) -> None:
     assert proc.returncode == status, err
     assert "Traceback" not in err
     assert _port_closed(port)
+
+
+def test_the_banner_shows_the_command_as_typed() -> None:
+    """The command is printed as text: brackets in it are not read as console markup."""
+    code = "print([n for n in [1]]) or print('[bold]x[/bold]')"
+    proc = _exec("--", sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert f"for: {sys.executable} -c {code}\n" in proc.stderr, proc.stderr
