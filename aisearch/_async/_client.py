@@ -8,7 +8,6 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +18,8 @@ from aisearch._async._streams import AsyncEventStream
 from aisearch._config import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIMEOUT,
-    check_optional_seconds,
     resolve_config,
 )
-from aisearch._deadlines import new_async_client
-from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_async
 from aisearch._keywords import ChatParams, LegacyChatParams, LegacyParams, SearchParams, takes
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
@@ -91,18 +87,13 @@ class AsyncAISearchClient(_AsyncManagement):
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._config = dataclasses.replace(
+        self._setup(
             config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+            f"/accounts/{config.account_id}",
+            http_client,
+            total_timeout,
+            stream_idle_timeout,
         )
-        self._account_path = f"/accounts/{config.account_id}"
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise InvalidRequestError(
-                f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"
-            )
-        self._owns_client = http_client is None
-        self._client = http_client or new_async_client(self._config.timeout)
 
     @property
     def account_id(self) -> str:

@@ -7,7 +7,6 @@ is generated from it by ``scripts/unasync.py``. Sending, retries, timeouts and s
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -15,9 +14,7 @@ import httpx
 
 from aisearch._async._streams import AsyncEventStream
 from aisearch._async._transport import _AsyncTransport
-from aisearch._config import DEFAULT_TIMEOUT, check_optional_seconds
-from aisearch._deadlines import new_async_client
-from aisearch._exceptions import InvalidRequestError
+from aisearch._config import DEFAULT_TIMEOUT
 from aisearch._keywords import ChatParams, check_keywords, takes
 from aisearch._models import ChatCompletion, SearchResult
 from aisearch._params import (
@@ -98,18 +95,7 @@ class AsyncAISearchPublicClient(_AsyncTransport):
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._config = dataclasses.replace(
-            config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
-        )
-        self._account_path = ""
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise InvalidRequestError(
-                f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"
-            )
-        self._owns_client = http_client is None
-        self._client = http_client or new_async_client(self._config.timeout)
+        self._setup(config, "", http_client, total_timeout, stream_idle_timeout)
 
     @property
     def endpoint(self) -> str:

@@ -8,6 +8,7 @@ is generated from it by ``scripts/unasync.py``. Requests are built and responses
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
@@ -15,17 +16,20 @@ from typing import Any
 
 import httpx
 
+from aisearch._config import ClientConfig, check_optional_seconds
 from aisearch._deadlines import (
     AsyncAttempt,
     AsyncStreamWatch,
     asleep,
     idle_timeout,
+    new_async_client,
     start_attempt,
     stream_timeout_message,
 )
 from aisearch._exceptions import (
     AISearchError,
     APITimeoutError,
+    InvalidRequestError,
     StreamInterruptedError,
     scrub_chain,
     status_error,
@@ -61,6 +65,28 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
     """Send, retry, stream and page (async); the client and its management build on it."""
 
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asleep)
+
+    def _setup(
+        self,
+        config: ClientConfig,
+        account_path: str,
+        http_client: httpx.AsyncClient | None,
+        total_timeout: float | None,
+        stream_idle_timeout: float | None,
+    ) -> None:
+        """Keep the resolved settings and the HTTP client (a pool of its own unless injected)."""
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = account_path
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise InvalidRequestError(
+                f"http_client: must be an httpx.AsyncClient (got {type(http_client).__name__})"
+            )
+        self._owns_client = http_client is None
+        self._client = http_client or new_async_client(self._config.timeout)
 
     async def _send(
         self, req: _Request, end: float | None, *, stream: bool = False

@@ -9,7 +9,6 @@ is generated from it by ``scripts/unasync.py``. Management methods come from
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +17,8 @@ import httpx
 from aisearch._config import (
     DEFAULT_NAMESPACE,
     DEFAULT_TIMEOUT,
-    check_optional_seconds,
     resolve_config,
 )
-from aisearch._deadlines import new_client
-from aisearch._exceptions import InvalidRequestError
 from aisearch._fanout import MergeMode, SearchTarget, merge_results, prepare, run_sync
 from aisearch._keywords import ChatParams, LegacyChatParams, LegacyParams, SearchParams, takes
 from aisearch._models import ChatCompletion, FanOutResult, SearchResult
@@ -92,18 +88,13 @@ class AISearchClient(_Management):
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._config = dataclasses.replace(
+        self._setup(
             config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+            f"/accounts/{config.account_id}",
+            http_client,
+            total_timeout,
+            stream_idle_timeout,
         )
-        self._account_path = f"/accounts/{config.account_id}"
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise InvalidRequestError(
-                f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
-            )
-        self._owns_client = http_client is None
-        self._client = http_client or new_client(self._config.timeout)
 
     @property
     def account_id(self) -> str:

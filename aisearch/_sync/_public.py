@@ -8,15 +8,12 @@ is generated from it by ``scripts/unasync.py``. Sending, retries, timeouts and s
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 import httpx
 
-from aisearch._config import DEFAULT_TIMEOUT, check_optional_seconds
-from aisearch._deadlines import new_client
-from aisearch._exceptions import InvalidRequestError
+from aisearch._config import DEFAULT_TIMEOUT
 from aisearch._keywords import ChatParams, check_keywords, takes
 from aisearch._models import ChatCompletion, SearchResult
 from aisearch._params import (
@@ -99,18 +96,7 @@ class AISearchPublicClient(_Transport):
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._config = dataclasses.replace(
-            config,
-            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
-            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
-        )
-        self._account_path = ""
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise InvalidRequestError(
-                f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
-            )
-        self._owns_client = http_client is None
-        self._client = http_client or new_client(self._config.timeout)
+        self._setup(config, "", http_client, total_timeout, stream_idle_timeout)
 
     @property
     def endpoint(self) -> str:

@@ -9,6 +9,7 @@ is generated from it by ``scripts/unasync.py``. Requests are built and responses
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Generator
 from functools import partial
@@ -16,10 +17,12 @@ from typing import Any
 
 import httpx
 
+from aisearch._config import ClientConfig, check_optional_seconds
 from aisearch._deadlines import (
     Attempt,
     StreamWatch,
     idle_timeout,
+    new_client,
     sleep,
     start_attempt,
     stream_timeout_message,
@@ -27,6 +30,7 @@ from aisearch._deadlines import (
 from aisearch._exceptions import (
     AISearchError,
     APITimeoutError,
+    InvalidRequestError,
     StreamInterruptedError,
     scrub_chain,
     status_error,
@@ -62,6 +66,28 @@ class _Transport(_BaseClient[httpx.Client]):
     """Send, retry, stream and page (sync); the client and its management build on it."""
 
     _sleep: Callable[[float], None] = staticmethod(sleep)
+
+    def _setup(
+        self,
+        config: ClientConfig,
+        account_path: str,
+        http_client: httpx.Client | None,
+        total_timeout: float | None,
+        stream_idle_timeout: float | None,
+    ) -> None:
+        """Keep the resolved settings and the HTTP client (a pool of its own unless injected)."""
+        self._config = dataclasses.replace(
+            config,
+            total_timeout=check_optional_seconds(total_timeout, "total_timeout"),
+            stream_idle_timeout=check_optional_seconds(stream_idle_timeout, "stream_idle_timeout"),
+        )
+        self._account_path = account_path
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise InvalidRequestError(
+                f"http_client: must be an httpx.Client (got {type(http_client).__name__})"
+            )
+        self._owns_client = http_client is None
+        self._client = http_client or new_client(self._config.timeout)
 
     def _send(self, req: _Request, end: float | None, *, stream: bool = False) -> httpx.Response:
         """Send one attempt, within its budget and the call's deadline ``end``.
