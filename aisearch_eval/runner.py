@@ -182,6 +182,12 @@ def _check(ks: Sequence[int], concurrency: int, depth: int) -> tuple[int, ...]:
         raise ValueError(f"concurrency: must be an integer between 1 and 64 (got {concurrency!r})")
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 50:
         raise ValueError(f"depth: must be an integer between 1 and 50 (got {depth!r})")
+    needed = max(10, *ks)  # ndcg@10 and every recall@k / hit@k look that deep
+    if depth < needed:
+        raise ValueError(
+            f"depth: must be at least {needed}, the deepest metric asked (ndcg@10, k={max(ks)}); "
+            f"got {depth} (a shorter ranking would report recall@{needed} as recall@{depth})"
+        )
     return tuple(sorted(set(ks)))
 
 
