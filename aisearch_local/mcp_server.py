@@ -125,8 +125,11 @@ async def run_tool(
 
     query = str(arguments.get("query", ""))
     options: dict[str, Any] = {}
-    if arguments.get("max_num_results") is not None:
-        options["retrieval"] = {"max_num_results": arguments["max_num_results"]}
+    k = arguments.get("max_num_results")
+    if isinstance(k, float) and k.is_integer():  # JSON Schema's "integer" admits 5.0
+        k = int(k)
+    if k is not None:
+        options["retrieval"] = {"max_num_results": k}
     if ep.is_namespace and arguments.get("instance_ids") is not None:
         options["instance_ids"] = arguments["instance_ids"]
     try:

@@ -250,3 +250,17 @@ def test_a_hostile_mcp_body_is_a_jsonrpc_parse_error_not_a_500(mcp_url, body, wo
     assert doc["jsonrpc"] == "2.0" and doc["id"] is None
     assert doc["error"]["code"] == -32700
     assert words in doc["error"]["message"]
+
+
+async def test_an_integral_float_is_an_integer_as_json_schema_says(mcp_url):
+    """JSON Schema's "integer" admits 5.0; the tool takes it as 5 (and refuses 1.5)."""
+    async with (
+        streamable_http_client(mcp_url) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        ok = await session.call_tool("search", {"query": "espresso", "max_num_results": 1.0})
+        assert ok.isError is False, ok.content
+        assert len(ok.structuredContent["chunks"]) == 1  # type: ignore[index]
+        bad = await session.call_tool("search", {"query": "espresso", "max_num_results": 1.5})
+        assert bad.isError is True
