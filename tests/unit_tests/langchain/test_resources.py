@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-import aisearch._async._client
-import aisearch._sync._client
+import aisearch._async._transport
+import aisearch._sync._transport
 from langchain_aisearch import (
     AISearchAnswerTool,
     AISearchMultiRetriever,
@@ -43,8 +43,8 @@ def built(monkeypatch):
         pools.append(httpx.AsyncClient(transport=transport, timeout=timeout))
         return pools[-1]  # type: ignore[return-value]
 
-    monkeypatch.setattr(aisearch._sync._client, "new_client", sync_pool)
-    monkeypatch.setattr(aisearch._async._client, "new_async_client", async_pool)
+    monkeypatch.setattr(aisearch._sync._transport, "new_client", sync_pool)
+    monkeypatch.setattr(aisearch._async._transport, "new_async_client", async_pool)
     return pools
 
 
