@@ -36,7 +36,8 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-_MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# ASCII digits, at most 6 each: "[" + 5,000 digits + "]" in an answer must not reach int()
+_MARKER_RE = re.compile(r"\[([0-9]{1,6}(?:\s*,\s*[0-9]{1,6})*)\]")
 
 
 class CitationMarker(NamedTuple):

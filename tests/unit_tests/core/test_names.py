@@ -27,3 +27,11 @@ def test_citation_markers() -> None:
         CitationMarker(28, 34, (2, 3)),
         CitationMarker(56, 60, (10,)),
     ]
+
+
+def test_a_marker_with_a_huge_or_non_ascii_number_is_not_a_citation():
+    """An answer is the service's or the model's text: it must never make parsing raise."""
+    from aisearch._names import citation_markers
+
+    text = "[" + "9" * 5000 + "] and [\u0663] and [2]"
+    assert [m.numbers for m in citation_markers(text)] == [(2,)]
