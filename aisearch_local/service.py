@@ -38,7 +38,7 @@ from aisearch_local.ingest import (
     size_problem,
 )
 from aisearch_local.public_params import FIELD as PUBLIC_PARAMS
-from aisearch_local.public_params import apply_public_params
+from aisearch_local.public_params import apply_public_params, effective_params
 from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
@@ -203,10 +203,38 @@ class LocalService:
     ) -> dict[str, Any]:
         """Create a namespace (409 / 7009 when it exists)."""
         apply_public_params(extra, None, namespace=True)
+        self._check_domains_free(extra, ("namespace", name))
         created = self.store.create_namespace(name, description, extra)
         if created is None:
             raise APIError(409, 7009, f"namespace {name!r} already exists")
         return created
+
+    def _check_domains_free(self, patch: dict[str, Any], owner: tuple[str, str]) -> None:
+        """Refuse a custom domain another instance or namespace already serves (400 / 7001).
+
+        ``owner`` is ``("instance", "<namespace>/<id>")`` or ``("namespace", "<name>")``: the
+        object being written, whose own domains do not count.
+        """
+        params = patch.get(PUBLIC_PARAMS)
+        wanted = params.get("custom_domains") if isinstance(params, dict) else None
+        if not wanted:
+            return
+        taken: dict[str, tuple[str, str]] = {}
+        for inst in self.store.list_instances():
+            stored = effective_params(inst.config.get(PUBLIC_PARAMS), namespace=False)
+            for domain in stored["custom_domains"]:
+                taken[domain] = ("instance", f"{inst.namespace}/{inst.id}")
+        for ns in self.namespaces():
+            stored = effective_params(ns.get(PUBLIC_PARAMS), namespace=True)
+            for domain in stored["custom_domains"]:
+                taken[domain] = ("namespace", str(ns["name"]))
+        for i, domain in enumerate(wanted):
+            holder = taken.get(domain)
+            if holder is not None and holder != owner:
+                raise bad_request(
+                    f"{PUBLIC_PARAMS}.custom_domains[{i}]",
+                    f"{domain!r} is already a custom domain of {holder[0]} {holder[1]!r}",
+                )
 
     def update_namespace(
         self, namespace: str, description: str | None, extra: dict[str, Any]
@@ -224,6 +252,7 @@ class LocalService:
         apply_public_params(
             extra, self.store.get_namespace(namespace), namespace=True, instances=names
         )
+        self._check_domains_free(extra, ("namespace", namespace))
         return self.store.update_namespace(namespace, description, extra)
 
     def delete_namespace(self, namespace: str) -> dict[str, Any]:
@@ -328,6 +357,7 @@ class LocalService:
         given = apply_public_params(
             validate_instance_config(body, creating=True, strict=self.strict), None, namespace=False
         )
+        self._check_domains_free(given, ("instance", f"{namespace}/{iid}"))
         defaults = _defaults(self.embedder)
         cfg = {**defaults, **given}
         cfg["indexing_options"] = {
@@ -393,6 +423,7 @@ class LocalService:
             inst.config,
             namespace=False,
         )
+        self._check_domains_free(patch, ("instance", f"{inst.namespace}/{inst.id}"))
         if isinstance(patch.get("indexing_options"), dict):  # members not sent are kept
             patch["indexing_options"] = {
                 **(inst.config.get("indexing_options") or {}),

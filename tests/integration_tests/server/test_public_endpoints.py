@@ -709,3 +709,40 @@ def test_a_path_the_public_mount_cannot_match_gets_the_public_404(anon, segment)
         doc = r.json()
         assert doc["success"] is False and doc["result"] == {}, doc  # the public envelope
         assert 60000 < doc["errors"][0]["code"] < 60100, doc
+
+
+def test_a_custom_domain_belongs_to_one_endpoint(admin, instance, namespace):
+    """Two objects claiming one domain would serve whichever comes first: the second is refused."""
+    domain = f"d{uuid.uuid4().hex[:8]}.example.com"
+    iid, _ = instance({"enabled": True, "custom_domains": [domain]})
+    taken = f"is already a custom domain of instance 'default/{iid}'"
+    # another instance, on create and on update; a namespace, on update
+    r = admin.post(
+        "/ai-search/instances",
+        json={
+            "id": f"x-{uuid.uuid4().hex[:8]}",
+            "public_endpoint_params": {"custom_domains": [domain]},
+        },
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == 7001, r.text
+    assert taken in r.json()["errors"][0]["message"]
+    other, _ = instance()
+    r = admin.put(
+        f"/ai-search/instances/{other}",
+        json={"public_endpoint_params": {"enabled": True, "custom_domains": [domain]}},
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == 7001, r.text
+    assert taken in r.json()["errors"][0]["message"]
+    ns = namespace()
+    r = admin.put(
+        f"/ai-search/namespaces/{ns}",
+        json={"public_endpoint_params": {"enabled": True, "custom_domains": [domain]}},
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == 7001, r.text
+    assert taken in r.json()["errors"][0]["message"]
+    # the owner may write its own domain again
+    r = admin.put(
+        f"/ai-search/instances/{iid}",
+        json={"public_endpoint_params": {"enabled": True, "custom_domains": [domain]}},
+    )
+    assert r.status_code == 200, r.text
