@@ -75,6 +75,8 @@ def test_every_example_script_is_covered() -> None:
         "langchain_quickstart.py",
         "llamaindex_quickstart.py",
         "agents_with_tools.py",
+        "llamaindex_agent_workflow.py",
+        "llamaindex_mcp_agent.py",
         "multi_instance_search.py",
         "tuning_retrieval.py",
     }
@@ -240,6 +242,63 @@ def test_agents_with_tools() -> None:
     nodes_line = llama.split("3 source nodes:")[1].splitlines()[0]
     assert "roasting/resting-and-degassing.md" in nodes_line
     assert "10 to 14 days" in llama
+
+
+def _run_agent_recipe(name: str, **env: str) -> str:
+    """A LlamaIndex agent recipe, with the scripted model unless ``env`` says otherwise."""
+    proc = _run([str(EXAMPLES / name)], {**_env(), "AISEARCH_AGENT_MODEL": "scripted", **env})
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr and "ResourceWarning" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_llamaindex_agent_workflow_answers_with_citations() -> None:
+    out = _run_agent_recipe("llamaindex_agent_workflow.py")
+    assert "model: a scripted stand-in" in out
+    first, second = out.split("\nuser    -> ")[1:]
+    # turn 1: the memory block's passages, cited by number
+    assert "roasting/resting-and-degassing.md" in first.split("memory  ->")[1].splitlines()[0]
+    assert "7 to 14 days" in first
+    assert "cites   -> [2] troubleshooting/sour-espresso.md (from the memory block)" in first
+    # turn 2: a folder-limited search tool call, its results cited
+    assert "calls search({" in second and "'folder': 'troubleshooting'" in second
+    tool = second.split("tool    -> ")[1].splitlines()[0]
+    assert re.findall(r"'([^']+)'", tool) and all(
+        key.startswith("troubleshooting/") for key in re.findall(r"'([^']+)'", tool)
+    )
+    assert "18 g in, 40 g out" in second
+    assert "troubleshooting/sour-espresso.md (from the search tool's results)" in second
+
+
+def test_llamaindex_mcp_agent_answers_through_the_mcp_endpoint() -> None:
+    out = _run_agent_recipe("llamaindex_mcp_agent.py")
+    assert re.search(r"MCP endpoint: http://127\.0\.0\.1:\d+/_public/[0-9a-f]{32}/mcp", out), out
+    assert "MCP tools: ['search']" in out
+    first, second = out.split("\nuser    -> ")[1:]
+    assert "cites   -> [2] troubleshooting/sour-espresso.md (from the memory block)" in first
+    assert "calls MCP search({" in second
+    assert "3 results for 'What grind size should I use for a V60 pour-over?'" in second
+    assert "cites   -> [1] brewing/pour-over-v60.md (from the MCP tool's results)" in second
+
+
+def _openai_ready() -> bool:
+    import importlib.util
+
+    return bool(os.environ.get("OPENAI_API_KEY")) and (
+        importlib.util.find_spec("llama_index.llms.openai") is not None
+    )
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    not _openai_ready(), reason="needs OPENAI_API_KEY and pip install llama-index-llms-openai"
+)
+@pytest.mark.parametrize("name", ["llamaindex_agent_workflow.py", "llamaindex_mcp_agent.py"])
+def test_llamaindex_agent_recipes_with_a_real_model(name: str) -> None:
+    out = _run_agent_recipe(name, AISEARCH_AGENT_MODEL="")
+    assert "model: OpenAI " in out
+    assert out.count("  answer  -> ") == 2
+    assert out.count("  cites   -> [") >= 1  # a real model cites at least once
 
 
 def test_multi_instance_search() -> None:
