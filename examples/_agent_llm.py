@@ -1,14 +1,16 @@
 """The model behind the LlamaIndex agent recipes: a real one given credentials, else a script.
 
-``agent_llm(plan)`` returns an OpenAI model when ``OPENAI_API_KEY`` is set and
-``llama-index-llms-openai`` is installed (``OPENAI_MODEL``, default gpt-4o-mini), unless
-``AISEARCH_AGENT_MODEL=scripted``; otherwise a scripted stand-in: ``plan(question)`` says which
-tool call to make for a user message (``None``: answer at once), and the answer is the sentence
-of the given passages that best matches the question, cited by its ``[n]``.
+``agent_llm(plan)`` returns the model ``AISEARCH_AGENT_MODEL`` names as ``provider:model``
+(``openai:gpt-4.1-mini`` with ``OPENAI_API_KEY`` and ``pip install llama-index-llms-openai``,
+or ``anthropic:claude-sonnet-4-5`` with ``ANTHROPIC_API_KEY`` and ``pip install
+llama-index-llms-anthropic``); unset, a scripted stand-in: ``plan(question)`` says which tool
+call to make for a user message (``None``: answer at once), and the answer is the sentence of
+the given passages that best matches the question, cited by its ``[n]``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Callable
@@ -64,17 +66,29 @@ def scripted_llm(plan: Plan) -> MockFunctionCallingLLM:
     return MockFunctionCallingLLM(response_generator=respond, is_chat_model=True)
 
 
+PROVIDERS = {
+    "openai": ("llama_index.llms.openai", "OpenAI", "llama-index-llms-openai"),
+    "anthropic": ("llama_index.llms.anthropic", "Anthropic", "llama-index-llms-anthropic"),
+}
+
+
 def agent_llm(plan: Plan) -> tuple[LLM, str]:
-    """A real model when credentials allow, else the scripted stand-in."""
-    if os.environ.get("AISEARCH_AGENT_MODEL") != "scripted" and os.environ.get("OPENAI_API_KEY"):
-        try:
-            from llama_index.llms.openai import OpenAI  # type: ignore[import-not-found]
-        except ImportError:
-            print("OPENAI_API_KEY is set but llama-index-llms-openai is not installed")
-        else:
-            model = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
-            return OpenAI(model=model, temperature=0), f"OpenAI {model}"
-    return scripted_llm(plan), "a scripted stand-in (no LLM, no network)"
+    """The model ``AISEARCH_AGENT_MODEL`` names (``provider:model``), else the scripted one."""
+    name = os.environ.get("AISEARCH_AGENT_MODEL", "").strip()
+    if not name:
+        return scripted_llm(plan), "a scripted stand-in (no LLM, no network)"
+    provider, _, model = name.partition(":")
+    if provider not in PROVIDERS or not model:
+        raise SystemExit(
+            f"AISEARCH_AGENT_MODEL={name!r}: use provider:model with provider one of "
+            f"{', '.join(PROVIDERS)} (e.g. openai:gpt-4.1-mini)"
+        )
+    module, cls, package = PROVIDERS[provider]
+    try:
+        llm_class = getattr(importlib.import_module(module), cls)
+    except ImportError:
+        raise SystemExit(f"AISEARCH_AGENT_MODEL={name!r} needs pip install {package}") from None
+    return llm_class(model=model, temperature=0), f"{name} (a real model)"
 
 
 def cited(answer: str, keys: list[str]) -> list[str]:

@@ -10,10 +10,10 @@ Mirrors notebooks/08_llamaindex_agent_workflow.ipynb. The agent gets AI Search t
 The answer cites passages by number; the script maps each ``[n]`` back to its source node: the
 search tool's result when the model called it in that turn, else the memory block's passages.
 
-The model: with ``OPENAI_API_KEY`` set and ``pip install llama-index-llms-openai``, a real
-OpenAI model (``OPENAI_MODEL``, default gpt-4o-mini); otherwise (or with
-``AISEARCH_AGENT_MODEL=scripted``) a small scripted stand-in that calls the tools as a model
-would and answers from what it was given, so the recipe runs offline.
+The model is a small scripted stand-in (no LLM, no network) that calls the tools as a model
+would and answers from what it was given, unless ``AISEARCH_AGENT_MODEL`` names a real one as
+``provider:model`` (``openai:gpt-4.1-mini`` with ``OPENAI_API_KEY`` and ``pip install
+llama-index-llms-openai``, or ``anthropic:...``); the agent is the same either way.
 
 Needs `pip install "aisearch-py[examples]"`. Nothing to start first: without Cloudflare
 credentials the script starts its own local AI Search server (127.0.0.1, a free port, a

@@ -6,8 +6,8 @@ llama-index-tools-mcp, and the memory block reads the same public endpoint: no a
 API token anywhere in the agent. Each answer's ``[n]`` is mapped back to its source: the MCP
 tool's structured result when the model called it in that turn, else the memory block's.
 
-The model: a real OpenAI model given ``OPENAI_API_KEY`` (and llama-index-llms-openai), else a
-scripted stand-in (see examples/_agent_llm.py).
+The model is a scripted stand-in unless ``AISEARCH_AGENT_MODEL`` names a real one
+(``openai:gpt-4.1-mini`` ...; see examples/_agent_llm.py).
 
 Needs `pip install "aisearch-py[examples]"`. Nothing to start first: without Cloudflare
 credentials the script starts its own local AI Search server (127.0.0.1, a free port, a
