@@ -108,3 +108,40 @@ def test_the_memory_block_keeps_its_credentials_out_of_reprs_and_pickles() -> No
     assert SECRET not in repr(block) and SECRET not in str(block.model_dump())
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(block)
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.one_of(st.text(max_size=10), st.integers(), st.none()), max_size=60),
+)
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.sampled_from(["instance_id", "instance_ids", "folder"]), st.text()),
+        _values,
+        max_size=4,
+    )
+)
+def test_a_run_target_is_taken_whole_or_refused_naming_the_field(given_target: dict) -> None:
+    from llamaindex_aisearch.memory import _apply, _check_target
+
+    where = "workflow context store 'aisearch_target'"
+    try:
+        target = _check_target(_apply({}, given_target, where), where)
+    except InvalidRequestError as exc:
+        message = str(exc)
+        assert message.startswith(where + ": ")
+        message.encode("utf-8")  # printable, whatever the keys and values held
+        return
+    assert set(given_target) <= {"instance_id", "instance_ids", "folder"}
+    if target.instance_ids is not None:
+        assert target.instance_id is None and 1 <= len(target.instance_ids) <= 50
+        assert all(isinstance(i, str) and i for i in target.instance_ids)
+    if target.instance_id is not None:
+        assert isinstance(target.instance_id, str) and target.instance_id
+    assert target.folder is None or target.folder.endswith("/")
