@@ -221,6 +221,12 @@ async def test_a_bad_run_target_is_a_clear_error(
 ) -> None:
     block = AISearchMemoryBlock(docs_instance, connection=conn)
     memory = make_memory(memory_blocks=[block])
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"^Memory\.aget\(aisearch_target=\.\.\.\): must be a mapping with any of folder, "
+        r"instance_id, instance_ids \(got str\)",
+    ):
+        await memory.aget(aisearch_target="tenant-a")
     with pytest.raises(InvalidRequestError, match=r"unknown key 'instance'.*'instance_id'"):
         await memory.aget(aisearch_target={"instance": "x"})
     with pytest.raises(InvalidRequestError, match=r"folder: '\.' and '\.\.' are not folder"):
@@ -338,6 +344,15 @@ async def test_query_from_the_latest_user_messages(
         ({"folder": "\ud800x"}, r"folder: must not contain control characters"),
         ({"folder": "a/../b"}, r"folder: '\.' and '\.\.' are not folder names"),
         ({"on_instance_error": "loud"}, r"on_instance_error: must be one of"),
+        ({"max_chars": 1000.0}, r"max_chars: must be an integer between 200 and 200,000"),
+        ({"context_key": ""}, r"context_key: must be a non-empty string"),
+        ({"header": None}, r"header: must be a string \(got NoneType\)"),
+        ({"instance_id": ""}, r"^instance_id must be a non-empty string"),
+        ({"instance_id": None, "instance_ids": []}, r"^instance_ids must hold 1 to 50"),
+        (
+            {"instance_id": None, "instance_ids": ["a", 3]},
+            r"^instance_ids\[1\] must be a non-empty",
+        ),
         ({"instance_id": None, "instance_ids": "abc"}, r"^instance_ids must be a list of"),
         ({"instance_ids": ["x"]}, r"^pass instance_id or instance_ids, not both"),
         ({"target": "tenant"}, r"target: must be a callable"),
@@ -367,3 +382,21 @@ async def test_truncation_drops_the_last_passages(
     shorter = await block.atruncate(text, 10)
     assert shorter is not None and text.startswith(shorter) and shorter.count("\n\n[") == 3
     assert await block.atruncate(text, 100_000) is None
+
+
+async def test_nothing_matched_and_the_caches_stay_bounded(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    block = AISearchMemoryBlock(docs_instance, connection=conn, max_chars=300, query_messages=2)
+    assert (block.connection, block.max_chars, block.query_messages) == (conn, 300, 2)
+    question = [ChatMessage(role="user", content=QUESTION)]
+    text = await block.aget(question, aisearch_target={"folder": "no-such-folder/"})
+    assert text.endswith("No passages matched.") and block.last_source_nodes == []
+    # one retriever per target (the latest 32), one result per session (the latest 256)
+    for i in range(34):
+        await block.aget(question, aisearch_target={"folder": f"f{i}/"}, session_id=f"s{i}")
+    for i in range(260):
+        await block.aget([], session_id=f"empty-{i}")  # no user text: no request
+    assert len(block._retrievers) == 32
+    assert block.retrieval_for("s0") is None and block.retrieval_for("empty-259") is not None
+    assert len(block._sessions) == len(block._keys) == 256

@@ -98,3 +98,13 @@ async def test_a_bad_folder_from_the_model_comes_back_to_it_as_a_tool_error(
     [result] = results
     assert result.tool_output.is_error
     assert "folder: '.' and '..' are not folder names" in result.tool_output.content
+
+
+def test_folders_reuse_their_retriever_and_the_cache_stays_bounded(
+    conn: AISearchConnection, docs_instance: str
+) -> None:
+    spec = AISearchToolSpec(docs_instance, similarity_top_k=1, connection=conn)
+    assert spec._retriever_for("beans") is spec._retriever_for("/beans/")
+    for i in range(34):
+        spec._retriever_for(f"f{i}/")
+    assert len(spec._by_folder) == 32 and "beans/" not in spec._by_folder
