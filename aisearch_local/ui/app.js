@@ -423,7 +423,7 @@
             el("td", {}, el("span", { class: "badge", "data-status": String(item.status), text: fmtValue(item.status) })),
             el("td", { text: fmtValue(item.chunks_count) }),
             el("td", { text: fmtBytes(item.file_size) }),
-            el("td", { class: "error", text: fmtValue(item.error) }),
+            el("td", { class: "item-error", text: fmtValue(item.error) }),
           ),
         );
       }
