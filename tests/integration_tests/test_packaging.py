@@ -191,6 +191,7 @@ def test_metadata_has_the_project_urls_and_only_absolute_links(dist: tuple[Path,
     assert not relative, f"relative links on PyPI: {relative[:5]}"
     assert f"]({repo}/blob/main/docs/langchain.md)" in description
     assert f"]({repo}#install)" in description
+    assert f"]({repo}/blob/main/docs/images/explorer.png?raw=true)" in description  # shown
 
 
 def test_the_repository_readme_keeps_relative_links_to_files_that_exist():
