@@ -93,7 +93,9 @@
   function isAuthError(err) {
     return (
       err instanceof ApiError &&
-      (err.status === 401 || (err.status === 403 && err.code === 10000 && /^Auth/.test(err.message)))
+      (err.status === 401 ||
+        (err.status === 400 && err.code === 6003) || // a malformed token
+        (err.status === 403 && err.code === 10000 && /^Auth/.test(err.message)))
     );
   }
 
@@ -516,7 +518,8 @@
         const item = (await api("POST", `${instancePath(state.ns, state.id)}/items`, form)).result || {};
         last = item;
         const warn = Array.isArray(item.warnings) && item.warnings.length ? ` (${item.warnings.join("; ")})` : "";
-        done.push(`${fmtValue(item.key)}: ${fmtValue(item.status)}, ${fmtValue(item.chunks_count)} chunks${warn}`);
+        const outcome = item.error ? `${fmtValue(item.status)} (${fmtValue(item.error)})` : `${fmtValue(item.status)}, ${fmtValue(item.chunks_count)} chunks`;
+        done.push(`${fmtValue(item.key)}: ${outcome}${warn}`);
       } catch (err) {
         setError("upload-error", new Error(`${file.name}: ${describe(err)}`));
         break;
@@ -1042,6 +1045,7 @@
     } catch (err) {
       if (isAuthError(err)) return; // the token panel is showing
       show($("layout"), true);
+      show($("forget-token"), Boolean(token()));
       setError("tree-error", err);
       return;
     }

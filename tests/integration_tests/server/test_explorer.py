@@ -401,6 +401,33 @@ def test_upload_a_file_and_find_it(server, tab):
     assert any(i["key"] == "cold-brew-quarry.md" for i in svc.items(inst))
 
 
+def test_an_item_that_failed_shows_its_error(server, tab):
+    from playwright.sync_api import expect
+
+    r = httpx.post(server.account_url + "/ai-search/instances", json={"id": "failing"}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    page = _open(tab, server, "#/default/failing/items")
+    page.locator("#upload-file").set_input_files(
+        files=[
+            {"name": "scan.bin", "mimeType": "application/octet-stream", "buffer": b"abc"},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"plain notes"},
+        ]
+    )
+    page.get_by_role("button", name="Upload").click()
+    message = "scan.bin: unsupported file type .bin; supported: .htm, .html, .json"
+    expect(page.locator("#upload-result")).to_contain_text(f"scan.bin: error ({message}")
+    expect(page.locator("#upload-result")).to_contain_text("notes.txt: completed, 1 chunks")
+    page.locator("#items-status").select_option("error")
+    page.locator("#items-filter").get_by_role("button", name="Filter").click()
+    row = page.locator("#items-table tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator(".badge")).to_have_text("error")
+    expect(row.locator("td.item-error")).to_contain_text(message)
+    row.click()
+    expect(page.locator("#item-fields dd.error")).to_contain_text(message)
+    expect(page.locator("#item-chunks")).to_have_text("no chunk")
+
+
 # -- security ------------------------------------------------------------------------------
 
 
@@ -417,6 +444,11 @@ def test_a_server_with_a_token_gets_it_from_the_user_and_keeps_it_in_the_tab(bro
             expect(page.locator("#token-panel")).to_be_visible()
             expect(page.locator("#layout")).to_be_hidden()
 
+            page.get_by_label("Token", exact=True).fill("two words")  # malformed: 400 / 6003
+            page.get_by_role("button", name="Use token").click()
+            expect(page.locator("#token-error")).to_contain_text(
+                "That token was refused (HTTP 400 · 6003: Invalid request headers)"
+            )
             page.get_by_label("Token", exact=True).fill("not-the-token")
             page.get_by_role("button", name="Use token").click()
             expect(page.locator("#token-error")).to_contain_text(
