@@ -311,6 +311,20 @@
     }
   }
 
+  $("instance-create").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError("namespace-error", null);
+    const id = $("new-instance-id").value.trim();
+    try {
+      await api("POST", `${API}/namespaces/${enc(state.ns)}/instances`, { id });
+      $("new-instance-id").value = "";
+      await loadTree();
+      await openInstance(state.ns, id, "items");
+    } catch (err) {
+      setError("namespace-error", err);
+    }
+  });
+
   async function openInstance(ns, id, tab) {
     const changed = ns !== state.ns || id !== state.id;
     Object.assign(state, { ns, id });
@@ -1057,7 +1071,9 @@
     else if (want.ns) await openNamespace(want.ns);
     else {
       const first = document.querySelector("#tree .instance-link");
+      const ns = document.querySelector("#tree .ns-link");
       if (first) await openInstance(first.dataset.ns, first.dataset.instance, "overview");
+      else if (ns) await openNamespace(ns.dataset.ns); // nothing yet: offer to create one
       else showView("welcome");
     }
   }

@@ -165,6 +165,20 @@ def test_nothing_else_is_served_under_the_explorer_path(server):
         assert r.json()["errors"][0]["code"] == 7003
 
 
+def test_the_openapi_document_describes_the_explorer_routes_as_public_pages(server):
+    doc = httpx.get(_origin(server) + "/client/v4/_local/openapi.json", timeout=30).json()
+    kinds = {
+        "/": "text/html",
+        UI_PATH + "/": "text/html",
+        UI_PATH + "/app.js": "text/javascript",
+        UI_PATH + "/style.css": "text/css",
+    }
+    for path, kind in kinds.items():
+        op = doc["paths"][path]["get"]
+        assert op["security"] == [] and op["tags"] == ["local"], path
+        assert kind in op["responses"]["200"]["content"], path
+
+
 def test_the_page_has_no_inline_script_and_never_writes_html():
     html = (UI_FILES / "index.html").read_text()
     scripts = re.findall(r"<script\b[^>]*>", html)
@@ -426,6 +440,30 @@ def test_an_item_that_failed_shows_its_error(server, tab):
     row.click()
     expect(page.locator("#item-fields dd.error")).to_contain_text(message)
     expect(page.locator("#item-chunks")).to_have_text("no chunk")
+
+
+def test_an_empty_server_offers_to_create_an_instance(browser):
+    from playwright.sync_api import expect
+
+    with LocalServer(in_memory=True) as srv:
+        tab = _Page(browser)
+        try:
+            page = _open(tab, srv)
+            expect(page.locator("#namespace-title")).to_have_text("Namespace default")
+            field = page.get_by_label("New instance id")
+            field.fill("Not An Id")
+            page.get_by_role("button", name="Create instance").click()
+            expect(page.locator("#namespace-error")).to_contain_text("HTTP 400 · 7001: id")
+            field.fill("my-docs")
+            page.get_by_role("button", name="Create instance").click()
+            expect(page.locator("#instance-title")).to_have_text("my-docs")
+            expect(page.get_by_role("tab", name="Items")).to_have_attribute("aria-selected", "true")
+            expect(page.locator("#tree .instance-link")).to_have_text(["my-docs"])
+        finally:
+            tab.context.close()
+        assert tab.errors == [], tab.errors
+        assert srv.service is not None
+        assert srv.service.store.get_instance("default", "my-docs") is not None
 
 
 # -- security ------------------------------------------------------------------------------
