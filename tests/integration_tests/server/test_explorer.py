@@ -385,6 +385,22 @@ def test_a_fault_makes_the_next_search_fail_with_its_message(server, tab):
         server.clear_faults()
 
 
+def test_a_truncated_chat_stream_is_reported(server, tab):
+    from playwright.sync_api import expect
+
+    page = _open(tab, server, "#/default/coffee/chat")
+    server.set_fault("coffee", truncate_stream=True, times=1)
+    try:
+        page.get_by_label("Message").fill("how long should espresso extract?")
+        page.locator("#chat-form").get_by_role("button", name="Send").click()
+        expect(page.locator("#chat-log .chat-status")).to_contain_text(
+            "the stream ended without [DONE]"
+        )
+        expect(page.locator("#chat-log .sources > li").first).to_be_visible()
+    finally:
+        server.clear_faults()
+
+
 def test_upload_a_file_and_find_it(server, tab):
     from playwright.sync_api import expect
 
