@@ -21,7 +21,8 @@ The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliase
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
 /client/v4/_local/faults``), ``GET /client/v4/_local/health`` and ``GET
-/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`).
+/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`). The explorer (static files,
+:mod:`aisearch_local.routes_ui`) answers ``GET /client/v4/_local/ui/`` and ``GET /``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ from aisearch_local.routes_query import (
     namespace_chat,
     namespace_search,
 )
+from aisearch_local.routes_ui import UI_PATH, ui_asset, ui_index
 from aisearch_local.service import LocalService
 
 __all__ = ["create_app"]
@@ -121,6 +123,10 @@ def _routes() -> list[Route]:
     base = ACCOUNT + "/ai-search"
     ns = base + "/namespaces/{ns}"
     return [
+        Route("/", ui_index, methods=["GET"]),
+        Route(UI_PATH + "/", ui_index, methods=["GET"]),
+        Route(UI_PATH + "/app.js", ui_asset, methods=["GET"]),
+        Route(UI_PATH + "/style.css", ui_asset, methods=["GET"]),
         Route("/client/v4/_local/health", health, methods=["GET"]),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/client/v4/_local/faults", faults_clear, methods=["DELETE"]),

@@ -3,6 +3,7 @@
 Examples::
 
     aisearch-local serve --sample-corpus                      # 127.0.0.1:8787, instance "coffee"
+                                     # the explorer: http://127.0.0.1:8787/client/v4/_local/ui/
     aisearch-local serve --source ./docs --instance my-docs --token "$TOKEN"
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
     aisearch-local inspect --data-dir .aisearch-local
@@ -304,6 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aisearch_local.app import create_app
+    from aisearch_local.routes_ui import UI_PATH
     from aisearch_local.service import Fault
 
     console = _console()
@@ -383,6 +385,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
         _print_public_endpoints(console, svc, f"http://{host}:{port}")
+        # the explorer (docs/explorer.md); a wildcard bind is reached as 127.0.0.1, which the
+        # Host check accepts (0.0.0.0 in Host is refused)
+        ui_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else host
+        console.print(
+            f"  explorer: http://{ui_host}:{port}{UI_PATH}/  (open it in a browser)",
+            highlight=False,
+            soft_wrap=True,
+        )
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )

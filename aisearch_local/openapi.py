@@ -30,8 +30,10 @@ __all__ = ["PATH", "Envelope", "ErrorEnvelope", "openapi", "openapi_document", "
 PATH = "/client/v4/_local/openapi.json"
 _REF = "#/components/schemas/{model}"
 _PARAM_RE = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# the explorer's static files (aisearch_local.routes_ui): HTML, JavaScript, CSS
+_UI = {"ui_index", "ui_asset"}
 # routes that answer without the token
-_NO_AUTH = {"health", "openapi"}
+_NO_AUTH = {"health", "openapi", *_UI}
 _UPLOAD = "items_upload"
 # bare OpenAI-style JSON, or Server-Sent Events
 _STREAMING = ("/chat/completions", "/mcp")
@@ -115,7 +117,7 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
         "public"
         if path.startswith(PUBLIC_PREFIX)
         else "local"
-        if "/_local/" in path
+        if "/_local/" in path or name in _UI
         else "legacy"
         if "/rags/" in path
         else "ai-search"
@@ -152,6 +154,9 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
         }
     elif name == "openapi":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif name in _UI:
+        kinds = ("text/html",) if name == "ui_index" else ("text/javascript", "text/css")
+        ok["content"] = {kind: {"schema": {"type": "string"}} for kind in kinds}
     elif name == "item_download":
         ok["content"] = {"application/octet-stream": {"schema": {"type": "string"}}}
     else:
