@@ -34,11 +34,12 @@ class AISearchQueryInput(BaseModel):
     query: str = Field(min_length=1, description="What to look for, in natural language.")
 
 
-def format_documents(docs: Sequence[Document]) -> str:
+def format_documents(docs: Sequence[Document], *, start: int = 1) -> str:
     """Render documents as numbered, readable text for a model.
 
     Args:
         docs: Documents from an AI Search retriever.
+        start: The number of the first document (the next ones follow).
 
     Returns:
         One `[n] source (score, instance)` header plus text per document, or a short
@@ -47,7 +48,7 @@ def format_documents(docs: Sequence[Document]) -> str:
     if not docs:
         return "No matching documents found."
     parts = []
-    for n, doc in enumerate(docs, start=1):
+    for n, doc in enumerate(docs, start=start):
         meta = doc.metadata
         details = []
         if isinstance(meta.get("score"), (int, float)):
