@@ -51,7 +51,7 @@ from langchain_aisearch.retrievers import (
     AISearchMultiRetriever,
     AISearchRetriever,
 )
-from langchain_aisearch.tools import format_documents
+from langchain_aisearch.tools import check_folder, format_documents
 
 __all__ = [
     "AISearchAgentState",
@@ -77,8 +77,6 @@ REWRITE_PROMPT = (
     "knowledge base. Answer with the query only."
 )
 """The instruction a `rewrite_query` chat model gets, followed by the conversation."""
-
-_MAX_FOLDER_BYTES = 64  # only the first 64 bytes of a value are filterable (API.md 18.1)
 
 
 class AISearchAgentState(AgentState[Any]):
@@ -114,19 +112,6 @@ _TARGET_FIELDS = ("instance_id", "instance_ids", "namespace", "folder")
 
 def _bad(field: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"{field}: {message}")
-
-
-def _check_folder(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise _bad(field, f"must be a string (got {type(value).__name__})")
-    shown = printable(value)[:80]
-    if not value or not value.endswith("/"):
-        raise _bad(field, f"a folder ends with '/', e.g. 'docs/guides/' (got {shown!r})")
-    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise _bad(field, "must not hold control characters or lone surrogates")
-    if len(value.encode("utf-8")) > _MAX_FOLDER_BYTES:
-        raise _bad(field, f"at most {_MAX_FOLDER_BYTES} bytes (only those are filterable)")
-    return value
 
 
 def check_target(value: Any, where: str = "context") -> AISearchTarget | None:
@@ -177,7 +162,7 @@ def check_target(value: Any, where: str = "context") -> AISearchTarget | None:
     if namespace is not None:
         validate_instance_id(namespace, f"{where}.namespace")
     if folder is not None:
-        _check_folder(folder, f"{where}.folder")
+        check_folder(folder, f"{where}.folder")
     return AISearchTarget(instance_id, ids, namespace, folder)
 
 
