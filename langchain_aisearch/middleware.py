@@ -44,6 +44,7 @@ from typing_extensions import NotRequired
 
 from aisearch import InstanceError, InvalidRequestError
 from aisearch._config import validate_instance_id
+from aisearch._models import chunk_metadata
 from aisearch._names import citation_markers, closest_names, printable
 from langchain_aisearch._mapping import find_citations
 from langchain_aisearch.retrievers import (
@@ -289,16 +290,68 @@ def _shift_markers(text: str, offset: int, count: int) -> str:
     return "".join(parts)
 
 
+def _mcp_documents(artifact: Mapping[str, Any]) -> list[Document] | None:
+    """The chunks of an AI Search MCP `search` result (langchain-mcp-adapters' artifact).
+
+    Its structured content is `{"search_query": ..., "chunks": [...]}` with the chunks as
+    `/search` returns them (the local server's shape; Cloudflare does not document one).
+    """
+    structured = artifact.get("structured_content")
+    if not isinstance(structured, Mapping):
+        return None
+    chunks = structured.get("chunks")
+    if not isinstance(chunks, list) or not chunks:
+        return None
+    query = structured.get("search_query")
+    docs = []
+    for chunk in chunks:
+        if not isinstance(chunk, Mapping) or not isinstance(chunk.get("item") or {}, Mapping):
+            return None
+        item = chunk.get("item") or {}
+        if not isinstance(item.get("metadata") or {}, Mapping):
+            return None
+        docs.append(
+            Document(
+                page_content=str(chunk.get("text") or ""),
+                metadata=chunk_metadata(
+                    chunk, search_query=query if isinstance(query, str) else None
+                ),
+                id=chunk.get("id") if isinstance(chunk.get("id"), str) else None,
+            )
+        )
+    return docs
+
+
 def _tool_documents(message: BaseMessage) -> list[Document] | None:
-    artifact = getattr(message, "artifact", None)
-    if (
-        isinstance(message, ToolMessage)
-        and isinstance(artifact, list)
-        and artifact
-        and all(isinstance(d, Document) for d in artifact)
-    ):
+    """The sources a tool result carries: a list of Documents, or an MCP search's chunks."""
+    if not isinstance(message, ToolMessage):
+        return None
+    artifact = message.artifact
+    if isinstance(artifact, list) and artifact and all(isinstance(d, Document) for d in artifact):
         return cast("list[Document]", artifact)
+    if isinstance(artifact, Mapping):
+        return _mcp_documents(artifact)
     return None
+
+
+def _renumbered(content: Any, docs: list[Document], offset: int) -> Any:
+    """A tool result's content with its sources numbered from `offset + 1`."""
+    if content == format_documents(docs):
+        return format_documents(docs, start=offset + 1)
+    if isinstance(content, str):
+        return _shift_markers(content, offset, len(docs))
+    if isinstance(content, list):
+        out: list[Any] = []
+        for block in content:
+            if isinstance(block, str):
+                out.append(_shift_markers(block, offset, len(docs)))
+            elif isinstance(block, dict) and block.get("type") == "text":
+                text = str(block.get("text") or "")
+                out.append({**block, "text": _shift_markers(text, offset, len(docs))})
+            else:
+                out.append(block)
+        return out
+    return content
 
 
 def number_sources(
@@ -308,8 +361,9 @@ def number_sources(
 
     The tool results since the latest user message whose artifact is a list of Documents
     (the AI Search tools, `create_retriever_tool(..., response_format="content_and_artifact")`)
-    number their sources from 1; here they continue after the context and the earlier
-    results. A search tool's text is re-rendered; another tool's `[n]` markers are shifted.
+    or an AI Search MCP `search` result (langchain-mcp-adapters) number their sources from 1;
+    here they continue after the context and the earlier results. A search tool's text is
+    re-rendered; another tool's `[n]` markers are shifted (in each text block of a list).
 
     Args:
         messages: The model request's messages.
@@ -330,14 +384,9 @@ def number_sources(
         sources.extend(docs)
         if offset == 0:
             continue
-        content = out[i].content
-        if content == format_documents(docs):
-            text = format_documents(docs, start=offset + 1)
-        elif isinstance(content, str):
-            text = _shift_markers(content, offset, len(docs))
-        else:
-            continue
-        out[i] = out[i].model_copy(update={"content": text})
+        content = _renumbered(out[i].content, docs, offset)
+        if content != out[i].content:
+            out[i] = out[i].model_copy(update={"content": content})
     return out, sources
 
 

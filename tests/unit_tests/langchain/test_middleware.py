@@ -248,3 +248,42 @@ def test_a_rewriter_runs_only_when_there_is_history() -> None:
         middleware._query([HumanMessage("q"), AIMessage("a"), HumanMessage("and?")]) == "rewritten"
     )
     assert calls == [1]
+
+
+def test_an_mcp_search_result_is_numbered_and_cited() -> None:
+    """langchain-mcp-adapters' artifact of an AI Search MCP `search`: chunks as /search sends."""
+    chunks = [
+        {"id": "c1", "text": "Rest 10 days.", "score": 0.9, "item": {"key": "https://x.test/a"}},
+        {"id": "c2", "text": "Grind fine.", "score": 0.8, "item": {"key": "b.md"}},
+    ]
+    content = [{"type": "text", "text": "2 results for 'q':\n\n[1] https://x.test/a\n\n[2] b.md"}]
+    mcp = ToolMessage(
+        content,
+        tool_call_id="1",
+        artifact={"structured_content": {"search_query": "q", "chunks": chunks}},
+    )
+    out, sources = number_sources([HumanMessage("q"), mcp], [doc(1)])
+    assert [d.id for d in sources] == ["chunk-1", "c1", "c2"]
+    assert sources[1].metadata["source"] == "https://x.test/a"
+    assert out[1].content[0]["text"] == "2 results for 'q':\n\n[2] https://x.test/a\n\n[3] b.md"
+    cited = add_citations(AIMessage("Rest it [2]."), sources)
+    (note,) = cited.content_blocks[0]["annotations"]  # type: ignore[typeddict-item]
+    assert note["url"] == "https://x.test/a" and note["cited_text"] == "Rest 10 days."
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        None,
+        {"structured_content": "text"},
+        {"structured_content": {"chunks": []}},
+        {"structured_content": {"chunks": ["x"]}},
+        {"structured_content": {"chunks": [{"item": "key"}]}},
+        {"structured_content": {"chunks": [{"item": {"metadata": [1]}}]}},
+        ["not documents"],
+    ],
+)
+def test_other_tool_artifacts_are_not_sources(artifact: object) -> None:
+    message = ToolMessage("[1] something", tool_call_id="1", artifact=artifact)
+    out, sources = number_sources([HumanMessage("q"), message], [doc(1)])
+    assert sources == [doc(1)] and out[1] is message
