@@ -75,6 +75,8 @@ def test_every_example_script_is_covered() -> None:
         "langchain_quickstart.py",
         "llamaindex_quickstart.py",
         "agents_with_tools.py",
+        "agentic_rag_graph.py",
+        "agent_middleware.py",
         "multi_instance_search.py",
         "tuning_retrieval.py",
     }
@@ -240,6 +242,38 @@ def test_agents_with_tools() -> None:
     nodes_line = llama.split("3 source nodes:")[1].splitlines()[0]
     assert "roasting/resting-and-degassing.md" in nodes_line
     assert "10 to 14 days" in llama
+
+
+def test_agentic_rag_graph_rewrites_once_and_cites() -> None:
+    out = run_example("agentic_rag_graph.py")
+    rest, vague = out.split("\n\nQ: ")[0], out.split("\n\nQ: ")[1]
+    assert "path: retrieve -> grade -> answer" in rest
+    assert re.search(r"citation \[\d\] -> roasting/resting-and-degassing\.md: ", rest), rest
+    # the vague question: no passage graded relevant, one rewrite, then an answer with sources
+    assert "path: retrieve -> grade -> rewrite -> retrieve -> grade -> answer" in vague
+    assert "query: 'espresso fast fix sour taste'" in vague
+    cited = re.findall(r"citation \[(\d)\] -> (\S+): ", vague)
+    answer = vague.split("A: ")[1].splitlines()[0]
+    assert cited and all(f"[{n}]" in answer for n, _ in cited)
+    assert any(source == "troubleshooting/sour-espresso.md" for _, source in cited)
+
+
+def test_agent_middleware_tenants_tools_and_mcp() -> None:
+    out = run_example("agent_middleware.py")
+    tenants, tools, mcp = out.split("\n\n1. ")[1], out.split("\n2. ")[1], out.split("\n3. ")[1]
+    beans, brewing = tenants.split("tenant brewing-and-gear:")
+    assert re.search(r"citation \[\d\] -> (roasting|beans)/\S+ \(beans-and-roasting\)", beans)
+    assert re.search(r"citation \[\d\] -> brewing/\S+ \(brewing-and-gear\)", brewing)
+    assert "model calls: aisearch_search, aisearch_answer" in tools
+    order = dict(
+        re.findall(r"\[(\d+)\] (context|tool aisearch_\w+)", tools.split("number order:")[1])
+    )
+    cited = {n for n, _ in re.findall(r"citation \[(\d+)\] -> (\S+)", tools)}
+    kinds = {order[n] for n in cited}
+    assert kinds == {"context", "tool aisearch_search", "tool aisearch_answer"}, tools
+    assert "MCP tools: ['search']" in mcp
+    assert "chat_model:ScriptedAgentModel -> tool:search -> retriever:AISearchRetriever" in mcp
+    assert "(the MCP endpoint's)" in mcp  # a citation pointing into the MCP result
 
 
 def test_multi_instance_search() -> None:
