@@ -33,6 +33,9 @@ def _env(server: LocalServer | None = None) -> dict[str, str]:
     """The examples' environment: none of the caller's live settings, or ``server``'s."""
     env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     env.pop("AISEARCH_BASE_URL", None)
+    env.pop(
+        "AISEARCH_AGENT_MODEL", None
+    )  # the agent recipes' scripted model, unless a test sets it
     env["PYTHONUNBUFFERED"] = "1"
     # shown once per place (Python hides ResourceWarning by default): an example that leaves
     # a socket or file unclosed fails run_example below
@@ -274,6 +277,20 @@ def test_agent_middleware_tenants_tools_and_mcp() -> None:
     assert "MCP tools: ['search']" in mcp
     assert "chat_model:ScriptedAgentModel -> tool:search -> retriever:AISearchRetriever" in mcp
     assert "(the MCP endpoint's)" in mcp  # a citation pointing into the MCP result
+
+
+@pytest.mark.skipif(
+    not os.environ.get("AISEARCH_AGENT_MODEL"),
+    reason="set AISEARCH_AGENT_MODEL (e.g. openai:gpt-4.1-mini) and its provider's key",
+)
+@pytest.mark.parametrize("name", ["agentic_rag_graph.py", "agent_middleware.py"])
+def test_agent_recipes_with_a_real_model(name: str) -> None:
+    """The recipes with the model `AISEARCH_AGENT_MODEL` names: its answers cite the sources."""
+    env = _env() | {"AISEARCH_AGENT_MODEL": os.environ["AISEARCH_AGENT_MODEL"]}
+    proc = _run([str(EXAMPLES / name)], env)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "scripted stand-in" not in proc.stdout
+    assert re.search(r"citation \[\d+\] -> \S+", proc.stdout), proc.stdout
 
 
 def test_multi_instance_search() -> None:

@@ -320,3 +320,23 @@ def test_on_request_gives_the_model_a_search_tool(lc_target: Any, local: Any) ->
     assert note["extras"]["source_index"] == 1
     assert note["title"] == result.artifact[0].metadata["source"]
     assert state["aisearch_documents"] == result.artifact
+
+
+# ------------------------------------------------------------------- a real model
+
+
+@pytest.mark.skipif(
+    not os.environ.get("AISEARCH_AGENT_MODEL"),
+    reason="set AISEARCH_AGENT_MODEL (e.g. openai:gpt-4.1-mini) and its provider's key",
+)
+async def test_a_real_model_cites_the_context(lc_target: Any) -> None:
+    from langchain.chat_models import init_chat_model
+
+    model = init_chat_model(os.environ["AISEARCH_AGENT_MODEL"], temperature=0)
+    retriever = AISearchRetriever(instance_id=lc_target.instance_id, k=4)
+    agent = create_agent(model, middleware=[AISearchContextMiddleware(retriever)])
+    state = await agent.ainvoke(ask("How long should a light roast rest before espresso?"))
+    notes = citations(state["messages"][-1])
+    assert notes, state["messages"][-1].text
+    sources = {d.metadata["source"] for d in state["aisearch_documents"]}
+    assert {n["title"] for n in notes} <= sources
