@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
@@ -287,3 +289,46 @@ def test_other_tool_artifacts_are_not_sources(artifact: object) -> None:
     message = ToolMessage("[1] something", tool_call_id="1", artifact=artifact)
     out, sources = number_sources([HumanMessage("q"), message], [doc(1)])
     assert sources == [doc(1)] and out[1] is message
+
+
+# ----------------------------------------------------------------------- properties
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=80),
+    st.lists(st.text(max_size=20), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["instance_id", "instance_ids", "namespace", "folder", "instance"]),
+        _values,
+        max_size=4,
+    )
+)
+def test_any_target_is_accepted_whole_or_refused_by_name(value: dict[str, object]) -> None:
+    try:
+        found = check_target(value)
+    except InvalidRequestError as exc:
+        assert str(exc).startswith("context")  # names the field
+        str(exc).encode("utf-8")  # printable, even with lone surrogates in the input
+        return
+    assert found is None or isinstance(found, AISearchTarget)
+    if found is not None and found.folder is not None:
+        assert found.folder.endswith("/") and len(found.folder.encode()) <= 64
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab .[]0123,4\n\ud800"), max_size=60))
+def test_citations_always_span_the_answer(text: str) -> None:
+    docs = [doc(1), doc(2), doc(3)]
+    cited = add_citations(AIMessage(text), docs)
+    for block in cited.content_blocks:
+        for note in block.get("annotations", []):  # type: ignore[union-attr]
+            assert 0 <= note["start_index"] <= note["end_index"] <= len(text)
+            assert 1 <= note["extras"]["source_index"] <= len(docs)
