@@ -39,9 +39,9 @@ _MIDDLEWARE = frozenset({"AISearchAgentState", "AISearchContextMiddleware", "AIS
 def __getattr__(name: str) -> Any:
     """The middleware's names, imported on first use: they need `langchain` (agents)."""
     if name in _MIDDLEWARE:
-        from langchain_aisearch import middleware
+        from importlib import import_module
 
-        return getattr(middleware, name)
+        return getattr(import_module("langchain_aisearch.middleware"), name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -52,6 +52,7 @@ from langchain_aisearch.retrievers import (
     AISearchMultiRetriever,
     AISearchRetriever,
 )
+from langchain_aisearch.tools import _tool_errors as tool_errors
 from langchain_aisearch.tools import check_folder, format_documents
 
 __all__ = [
@@ -658,7 +659,14 @@ class AISearchContextMiddleware(AgentMiddleware[AISearchAgentState, Any]):
         Returns:
             `(documents, errors)`, each error a dict (`instance_id`, `message`, ...).
         """
-        retriever, filters = self._retriever_for(context)
+        return self._search(query, *self._retriever_for(context))
+
+    def _search(
+        self,
+        query: str,
+        retriever: AISearchRetriever | AISearchMultiRetriever,
+        filters: dict[str, Any] | None,
+    ) -> tuple[list[Document], list[dict[str, Any]]]:
         if isinstance(retriever, AISearchRetriever):
             return self._trim(retriever.invoke(query, filters=filters)), []
         docs, errors = retriever.search_with_errors(query, filters=filters)
@@ -672,7 +680,14 @@ class AISearchContextMiddleware(AgentMiddleware[AISearchAgentState, Any]):
         self, query: str, context: Any = None
     ) -> tuple[list[Document], list[dict[str, Any]]]:
         """Async `search`, on the client's async path."""
-        retriever, filters = self._retriever_for(context)
+        return await self._asearch(query, *self._retriever_for(context))
+
+    async def _asearch(
+        self,
+        query: str,
+        retriever: AISearchRetriever | AISearchMultiRetriever,
+        filters: dict[str, Any] | None,
+    ) -> tuple[list[Document], list[dict[str, Any]]]:
         if isinstance(retriever, AISearchRetriever):
             return self._trim(await retriever.ainvoke(query, filters=filters)), []
         docs, errors = await retriever.asearch_with_errors(query, filters=filters)
@@ -774,13 +789,17 @@ class AISearchContextMiddleware(AgentMiddleware[AISearchAgentState, Any]):
 
     def _make_tool(self, name: str, description: str | None) -> BaseTool:
         def search_tool(query: str, runtime: ToolRuntime[Any, Any]) -> tuple[str, list[Document]]:
-            docs, errors = self.search(query, runtime.context)
+            target = self._retriever_for(runtime.context)  # a bad context raises
+            with tool_errors():  # the service's errors go to the model
+                docs, errors = self._search(query, *target)
             return _tool_text(docs, errors), docs
 
         async def asearch_tool(
             query: str, runtime: ToolRuntime[Any, Any]
         ) -> tuple[str, list[Document]]:
-            docs, errors = await self.asearch(query, runtime.context)
+            target = self._retriever_for(runtime.context)
+            with tool_errors():
+                docs, errors = await self._asearch(query, *target)
             return _tool_text(docs, errors), docs
 
         return StructuredTool.from_function(
@@ -789,6 +808,7 @@ class AISearchContextMiddleware(AgentMiddleware[AISearchAgentState, Any]):
             name=name,
             description=description or TOOL_DESCRIPTION,
             response_format="content_and_artifact",
+            handle_tool_error=True,  # "AI Search error: ..." to the model, which may retry
         )
 
 

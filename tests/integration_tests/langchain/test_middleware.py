@@ -340,3 +340,27 @@ async def test_a_real_model_cites_the_context(lc_target: Any) -> None:
     assert notes, state["messages"][-1].text
     sources = {d.metadata["source"] for d in state["aisearch_documents"]}
     assert {n["title"] for n in notes} <= sources
+
+
+def test_on_request_shows_a_service_error_to_the_model_and_raises_a_bad_context(
+    lc_target: Any, local: Any
+) -> None:
+    second = lc_target.second_instance_id
+    local.set_fault(second, status=503)
+
+    def script(messages: list[BaseMessage]) -> AIMessage:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if not results:
+            call = {"name": "search_knowledge_base", "args": {"query": "latte"}, "id": "c1"}
+            return AIMessage("", tool_calls=[call])
+        return AIMessage(f"The search failed: {results[-1].text}")
+
+    retriever = AISearchRetriever(instance_id=lc_target.instance_id, k=2, max_retries=0)
+    middleware = AISearchContextMiddleware(retriever, retrieve="on_request")
+    agent = create_agent(Scripted(script=script), middleware=[middleware])
+    state = agent.invoke(ask("latte art?"), context={"instance_id": second})
+    result = next(m for m in state["messages"] if isinstance(m, ToolMessage))
+    assert result.status == "error" and "AI Search error" in result.text and "503" in result.text
+    assert "The search failed" in state["messages"][-1].text
+    with pytest.raises(InvalidRequestError, match=r"context\.folder"):
+        agent.invoke(ask("latte art?"), context={"folder": "milk"})

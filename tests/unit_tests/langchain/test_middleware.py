@@ -332,3 +332,17 @@ def test_citations_always_span_the_answer(text: str) -> None:
         for note in block.get("annotations", []):  # type: ignore[union-attr]
             assert 0 <= note["start_index"] <= note["end_index"] <= len(text)
             assert 1 <= note["extras"]["source_index"] <= len(docs)
+
+
+def test_without_langchain_the_middleware_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import langchain_aisearch
+
+    monkeypatch.setitem(sys.modules, "langchain.agents", None)  # as if `langchain` were missing
+    monkeypatch.delitem(sys.modules, "langchain_aisearch.middleware")
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "aisearch-py\[langchain-agents\]"'):
+        langchain_aisearch.AISearchContextMiddleware  # noqa: B018
+    assert langchain_aisearch.AISearchRetriever  # the rest of the package still imports
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        langchain_aisearch.Nope  # noqa: B018
