@@ -364,3 +364,31 @@ def test_on_request_shows_a_service_error_to_the_model_and_raises_a_bad_context(
     assert "The search failed" in state["messages"][-1].text
     with pytest.raises(InvalidRequestError, match=r"context\.folder"):
         agent.invoke(ask("latte art?"), context={"folder": "milk"})
+
+
+def test_the_context_namespace_selects_the_instance_in_it(
+    local: Any, server_http: Any, make_instance: Callable[..., str]
+) -> None:
+    created = server_http.post("/ai-search/namespaces", json={"name": "lc-mw-tenants"})
+    assert created.status_code < 300, created.text
+    make_instance("acme", namespace="lc-mw-tenants")
+    with AISearchClient(
+        account_id=local.account_id, api_token=local.token, base_url=local.base_url
+    ) as client:
+        item = client.upload_item(
+            "acme",
+            "acme/returns.md",
+            "Returns of unopened coffee bags are accepted for 30 days.",
+            namespace="lc-mw-tenants",
+        )
+        client.wait_until_indexed("acme", [item.id], namespace="lc-mw-tenants", timeout=60)
+    retriever = AISearchRetriever(instance_id="placeholder", k=2)
+    agent = create_agent(
+        Scripted(script=cite_first), middleware=[AISearchContextMiddleware(retriever)]
+    )
+    state = agent.invoke(
+        ask("Can I return coffee bags?"),
+        context={"namespace": "lc-mw-tenants", "instance_id": "acme"},
+    )
+    assert [d.metadata["source"] for d in state["aisearch_documents"]] == ["acme/returns.md"]
+    assert state["messages"][-1].text == "From acme/returns.md [1]."
