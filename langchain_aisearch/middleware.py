@@ -412,8 +412,9 @@ def default_query(messages: Sequence[AnyMessage]) -> str | None:
     """The search query without a rewriter.
 
     The latest user message's text; when the agent has called tools since, followed by
-    the string arguments of the latest tool calls (what the model went looking for), so
-    that a later step searches for what the conversation is now about.
+    the string arguments of the latest tool calls (what the model went looking for; each
+    once, and not those the message already contains), so that a later step searches for
+    what the conversation is now about.
 
     Returns:
         The query, or `None` when there is no user message with text.
@@ -430,7 +431,7 @@ def default_query(messages: Sequence[AnyMessage]) -> str | None:
             for call in message.tool_calls:
                 asks += [v.strip() for v in call["args"].values() if isinstance(v, str)]
             break
-    extra = [a for a in asks if a and a != query]
+    extra = [a for a in dict.fromkeys(asks) if a and a.lower() not in query.lower()]
     return " ".join([query, *extra])
 
 

@@ -346,3 +346,31 @@ def test_without_langchain_the_middleware_names_the_extra(monkeypatch: pytest.Mo
     assert langchain_aisearch.AISearchRetriever  # the rest of the package still imports
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         langchain_aisearch.Nope  # noqa: B018
+
+
+async def test_a_chat_model_rewrites_the_query_from_the_transcript() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from langchain_aisearch.middleware import REWRITE_PROMPT
+
+    prompts: list[list[object]] = []
+
+    class Recording(GenericFakeChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+            prompts.append(messages)
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    rewriter = Recording(messages=iter([AIMessage("sour espresso fix"), AIMessage("  ")]))
+    middleware = AISearchContextMiddleware(retriever(), rewrite_query=rewriter)
+    history = [
+        HumanMessage("My espresso is sour"),
+        AIMessage("", tool_calls=[{"name": "s", "args": {"query": "sour"}, "id": "1"}]),
+        ToolMessage("...", tool_call_id="1"),
+    ]
+    assert middleware._query(history) == "sour espresso fix"
+    system, transcript = prompts[0]
+    assert system.content == REWRITE_PROMPT  # type: ignore[attr-defined]
+    assert "human: My espresso is sour" in transcript.content  # type: ignore[attr-defined]
+    assert "calls s({'query': 'sour'})" in transcript.content  # type: ignore[attr-defined]
+    # an empty rewrite falls back to the default query (async path: the model's ainvoke)
+    assert await middleware._aquery(history) == "My espresso is sour"  # "sour" is in it
