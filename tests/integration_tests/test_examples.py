@@ -33,6 +33,9 @@ def _env(server: LocalServer | None = None) -> dict[str, str]:
     """The examples' environment: none of the caller's live settings, or ``server``'s."""
     env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     env.pop("AISEARCH_BASE_URL", None)
+    env.pop(
+        "AISEARCH_AGENT_MODEL", None
+    )  # the agent recipes' scripted model, unless a test sets it
     env["PYTHONUNBUFFERED"] = "1"
     # shown once per place (Python hides ResourceWarning by default): an example that leaves
     # a socket or file unclosed fails run_example below
@@ -77,6 +80,8 @@ def test_every_example_script_is_covered() -> None:
         "agents_with_tools.py",
         "llamaindex_agent_workflow.py",
         "llamaindex_mcp_agent.py",
+        "agentic_rag_graph.py",
+        "agent_middleware.py",
         "multi_instance_search.py",
         "tuning_retrieval.py",
     }
@@ -307,6 +312,52 @@ def test_llamaindex_agent_recipes_with_a_real_model(name: str) -> None:
     assert "(a real model)" in out and "scripted stand-in" not in out
     assert out.count("  answer  -> ") == 2
     assert re.search(r"cites   -> \[\d+\] \S+", out), out  # a real model cites at least once
+
+
+def test_agentic_rag_graph_rewrites_once_and_cites() -> None:
+    out = run_example("agentic_rag_graph.py")
+    rest, vague = out.split("\n\nQ: ")[0], out.split("\n\nQ: ")[1]
+    assert "path: retrieve -> grade -> answer" in rest
+    assert re.search(r"citation \[\d\] -> roasting/resting-and-degassing\.md: ", rest), rest
+    # the vague question: no passage graded relevant, one rewrite, then an answer with sources
+    assert "path: retrieve -> grade -> rewrite -> retrieve -> grade -> answer" in vague
+    assert "query: 'espresso fast fix sour taste'" in vague
+    cited = re.findall(r"citation \[(\d)\] -> (\S+): ", vague)
+    answer = vague.split("A: ")[1].splitlines()[0]
+    assert cited and all(f"[{n}]" in answer for n, _ in cited)
+    assert any(source == "troubleshooting/sour-espresso.md" for _, source in cited)
+
+
+def test_agent_middleware_tenants_tools_and_mcp() -> None:
+    out = run_example("agent_middleware.py")
+    tenants, tools, mcp = out.split("\n\n1. ")[1], out.split("\n2. ")[1], out.split("\n3. ")[1]
+    beans, brewing = tenants.split("tenant brewing-and-gear:")
+    assert re.search(r"citation \[\d\] -> (roasting|beans)/\S+ \(beans-and-roasting\)", beans)
+    assert re.search(r"citation \[\d\] -> brewing/\S+ \(brewing-and-gear\)", brewing)
+    assert "model calls: aisearch_search, aisearch_answer" in tools
+    order = dict(
+        re.findall(r"\[(\d+)\] (context|tool aisearch_\w+)", tools.split("number order:")[1])
+    )
+    cited = {n for n, _ in re.findall(r"citation \[(\d+)\] -> (\S+)", tools)}
+    kinds = {order[n] for n in cited}
+    assert kinds == {"context", "tool aisearch_search", "tool aisearch_answer"}, tools
+    assert "MCP tools: ['search']" in mcp
+    assert "chat_model:ScriptedAgentModel -> tool:search -> retriever:AISearchRetriever" in mcp
+    assert "(the MCP endpoint's)" in mcp  # a citation pointing into the MCP result
+
+
+@pytest.mark.skipif(
+    not os.environ.get("AISEARCH_AGENT_MODEL"),
+    reason="set AISEARCH_AGENT_MODEL (e.g. openai:gpt-4.1-mini) and its provider's key",
+)
+@pytest.mark.parametrize("name", ["agentic_rag_graph.py", "agent_middleware.py"])
+def test_agent_recipes_with_a_real_model(name: str) -> None:
+    """The recipes with the model `AISEARCH_AGENT_MODEL` names: its answers cite the sources."""
+    env = _env() | {"AISEARCH_AGENT_MODEL": os.environ["AISEARCH_AGENT_MODEL"]}
+    proc = _run([str(EXAMPLES / name)], env)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "scripted stand-in" not in proc.stdout
+    assert re.search(r"citation \[\d+\] -> \S+", proc.stdout), proc.stdout
 
 
 def test_multi_instance_search() -> None:
