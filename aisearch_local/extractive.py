@@ -11,8 +11,10 @@
 2. **Fragments.** A chunk that starts mid-document (the local server's chunk ids end in
    ``-N``, ``N > 0``) or with a lower-case letter or punctuation begins with the tail of a
    sentence cut by the chunker: that piece is dropped, and so is a last piece without end
-   punctuation (a sentence cut at the chunk's end). Short sentences with no verb ("The most
-   frequent reason.") are dropped unless a label carries them. Questions are never answers.
+   punctuation (a sentence cut at the chunk's end). A cross-reference in parentheses ("(see
+   "Channeling")") is removed: the answer's reader has no such page. Short sentences with no
+   verb ("The most frequent reason.") are dropped unless a label carries them. Questions are
+   never answers.
 3. **Relevance.** Every remaining sentence is scored by BM25 (stemmed content terms, see
    :func:`content_terms`) against the question, plus half the weight of question terms found
    only in its section heading and a quarter of those found only in the document's title or
@@ -81,6 +83,9 @@ _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])[\"'”’)\]]*,?\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _TABLE_RULE = re.compile(r"^:?-{1,}:?$")
 _EMPHASIS = re.compile(r"\*\*|__|`")
+# "(see "Channeling")", "(see machine maintenance)": a pointer to a page the reader of an answer
+# does not have
+_CROSS_REFERENCE = re.compile(r"\s*\((?:see|cf\.?)\s[^()]{1,80}\)", re.IGNORECASE)
 _CHUNK_SEQ = re.compile(r"-(\d+)$")
 _MAX_HEADING_WORDS = 15
 _MAX_SUMMARY_LABELS = 12
@@ -361,7 +366,7 @@ def read_chunk(
         if label_match:
             label = label_match.group("label").strip().rstrip(".:").strip()
             body = label_match.group("rest").lstrip(".:) ").strip()
-        body = _EMPHASIS.sub("", body).strip()
+        body = _CROSS_REFERENCE.sub("", _EMPHASIS.sub("", body)).strip()
         if not item and not label and not key and _looks_like_heading(body):
             reader.heading_line(body)
             continue

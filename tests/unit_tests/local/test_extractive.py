@@ -266,12 +266,13 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServ
     svc.close()
 
 
-@pytest.mark.parametrize("k", [4, 10])
+@pytest.mark.parametrize(("k", "context"), [(4, 0), (10, 0), (4, 1)])
 def test_answers_to_what_the_local_search_returns_are_clean(
-    sample: tuple[LocalService, Any], k: int
+    sample: tuple[LocalService, Any], k: int, context: int
 ) -> None:
     svc, inst = sample
-    opts = resolve_options({"retrieval": {"max_num_results": k}}, inst.config)
+    retrieval = {"max_num_results": k, "context_expansion": context}
+    opts = resolve_options({"retrieval": retrieval}, inst.config)
     for case in CASES:
         chunks = svc.searcher.search(inst, case["question"], opts)
         text = answer(case["question"], chunks)
@@ -315,6 +316,17 @@ def test_chunk_boundary_fragments_are_dropped() -> None:
     # a sentence cut at the chunk's end has no end punctuation
     tail = chunk("Cold brew is smooth and sweet. The cold brew ratio for a concentrate is")
     assert answer("cold brew ratio", [tail]) == "Cold brew is smooth and sweet. [1]"
+
+
+def test_a_cross_reference_to_another_page_is_left_out() -> None:
+    text = (
+        'That shot points to channeling. Fix the puck preparation first (see "Channeling"). '
+        "Soak baskets daily (See machine maintenance), and rinse them."
+    )
+    out = answer("fix channeling baskets", [chunk(text)])
+    assert "Fix the puck preparation first. [1]" in out
+    assert "Soak baskets daily, and rinse them. [1]" in out
+    assert "see" not in out.lower()
 
 
 def test_labels_stay_with_their_item_and_short_verbless_sentences_go() -> None:
