@@ -37,14 +37,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisearch_local.text import TOKEN
+from aisearch_local.text import TOKEN, bm25_idf, bm25_tf
 from aisearch_local.text import content_terms as _content_terms
 
 __all__ = [
@@ -429,7 +428,7 @@ def _lower_ok(piece: str) -> bool:
 def _bm25(units: Sequence[Unit], question: frozenset[str]) -> dict[str, float]:
     n = len(units)
     df = Counter(t for u in units for t in set(u.terms) & question)
-    return {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in question}
+    return {t: bm25_idf(n, df[t]) for t in question}
 
 
 def _score(
@@ -443,7 +442,7 @@ def _score(
     own = 0.0
     for t in question & set(unit.terms):
         tf = unit.terms[t]
-        own += idf[t] * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / avg))
+        own += idf[t] * bm25_tf(tf, length, avg, _K1, _B)
     heading = sum(idf[t] for t in (question & unit.heading) - set(unit.terms))
     title = sum(idf[t] for t in (question & unit.title) - set(unit.terms) - unit.heading)
     if own == 0 and not heading:
@@ -483,10 +482,7 @@ def _document_coverage(
         terms.setdefault(key, set()).update(found)
     n = len(terms)
     df = Counter(t for found in terms.values() for t in found)
-    idf = {
-        t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) * (2.0 if t in names else 1.0)
-        for t in question
-    }
+    idf = {t: bm25_idf(n, df[t]) * (2.0 if t in names else 1.0) for t in question}
     total = sum(idf.values()) or 1.0
     return [sum(idf[t] for t in terms[key]) / total for key in keys]
 
