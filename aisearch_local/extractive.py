@@ -21,10 +21,10 @@
    file name; then weighted by how much of the question it, its section and its document
    cover, by whether its document's title names the question's subject, by its document's
    coverage of the question (squared), by 1.5 when it holds what the question asks for (a
-   duration for "how long", a temperature, ...), and divided by ``1 + 0.1 * rank`` of its
-   chunk. A sentence needs a question term in its own text or its section heading. Sentences
-   under half the best score are dropped. A sentence leaning back on the one before ("Try it
-   if ...") is written with it.
+   duration for "how long", a temperature, an instruction for "how do I fix", ...), and
+   divided by ``1 + 0.1 * rank`` of its chunk. A sentence needs a question term in its own
+   text or its section heading. Sentences under half the best score are dropped. A sentence
+   leaning back on the one before ("Try it if ...") is written with it.
 4. **Document structure.** When the question names a section ("What *causes* ...") whose items
    carry bold labels ("Common causes"), the answer starts with the section heading and its
    labels ("Common causes: grind too fine; too many fines; ..."), each group of labels citing
@@ -185,6 +185,12 @@ _DURATION = re.compile(
     r"|\b\d{1,2}:\d{2}\b",
     re.IGNORECASE,
 )
+# verbs an instruction starts with (after an item's label, if any)
+_INSTRUCTIONS = """
+    use stir tamp add try grind keep clean rinse pour let make check replace remove switch lower
+    raise reduce increase wait swap set adjust dial move level distribute tap press descale flush
+    purge store rest
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 _ANSWER_TYPES = (
     (
         re.compile(r"\bhow\s+(?:long|many\s+(?:days|weeks|hours|minutes|seconds))\b", re.I),
@@ -196,6 +202,16 @@ _ANSWER_TYPES = (
     ),
     (re.compile(r"\btemperature\b|\bhow\s+hot\b", re.I), re.compile(r"°|\bdegrees?\b|\d\s?C\b")),
     (re.compile(r"\bhow\s+(?:much|many)\b", re.I), re.compile(r"\d")),
+    # "how do I fix ...": an instruction ("Use a WDT tool ...", "Static coffee: add a drop ...")
+    (
+        re.compile(
+            r"\bhow\s+(?:do|can|should)\s+(?:i|you|we)\s+(?:fix|solve|prevent|avoid|stop|cure)\b",
+            re.I,
+        ),
+        re.compile(
+            r"^(?:[^:]{1,60}:\s)?(?:do\s+not|don't|" + "|".join(_INSTRUCTIONS) + r")\b", re.I
+        ),
+    ),
 )
 ANSWER_TYPE_BOOST = 1.5
 _ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "he", "she"})
@@ -490,7 +506,8 @@ def _document_coverage(
 def answer_type(question: str) -> re.Pattern[str] | None:
     """What an answer to ``question`` contains, when its form says.
 
-    A duration ("how long"), a frequency ("how often"), a temperature, a number ("how many").
+    A duration ("how long"), a frequency ("how often"), a temperature, a number ("how many"),
+    an instruction ("how do I fix": a sentence starting with a verb such as "Use" or "Stir").
     """
     for asks, answer in _ANSWER_TYPES:
         if asks.search(question):

@@ -135,6 +135,7 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     # search found (context_expansion=1 brings the rest of the list)
     for label in ("clumps in the grounds", "tilted tamp", "static and very fresh coffee"):
         assert label in answer, answer
+    assert "Use a WDT tool" in answer, answer  # "how do I fix": the instruction, not a cause
     # the extractive stand-in, and a command that switches the local server to a model
     assert "Local answers come from an extractive stand-in" in chat
     command = re.search(r"^\s+(aisearch-local serve .*)$", chat, flags=re.M)

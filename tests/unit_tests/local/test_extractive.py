@@ -318,6 +318,15 @@ def test_chunk_boundary_fragments_are_dropped() -> None:
     assert answer("cold brew ratio", [tail]) == "Cold brew is smooth and sweet. [1]"
 
 
+def test_how_do_i_fix_prefers_the_instruction() -> None:
+    text = "Channeling is common. Use a WDT tool to stir the grounds and channeling goes away."
+    out = answer("How do I fix channeling?", [chunk(text)])
+    assert out.startswith("Use a WDT tool to stir the grounds and channeling goes away. [1]"), out
+    # a question that asks for no instruction keeps the plain BM25 order
+    out = answer("Is channeling common?", [chunk(text)])
+    assert out.startswith("Channeling is common. [1]"), out
+
+
 def test_a_cross_reference_to_another_page_is_left_out() -> None:
     text = (
         'That shot points to channeling. Fix the puck preparation first (see "Channeling"). '
