@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch_local.ingest import (
     MAX_FILE_BYTES,
@@ -381,3 +383,28 @@ def test_sentence_end_with_closing_quote_is_a_boundary() -> None:
     text = (sentence * 3 + "tail " * 40).strip()  # 18 words of sentences, then 40 plain words
     chunks = chunk_text(text, chunk_size=32, chunk_overlap=0)
     assert chunks[0].text.endswith('now."')
+
+
+_MARKDOWN_LINES = st.sampled_from(
+    ["# Title", "## Causes and fixes", "### x", "#tag", "", "1. **Clumps.** Stir.", "8.", "- a b",
+     "Plain words here.", "word", "  ## indented", "a. b? c!", "é 漢 😀"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(_MARKDOWN_LINES, min_size=1, max_size=120),
+    size=st.integers(16, 40),
+    overlap=st.integers(0, 30),
+)
+def test_markdown_chunks_cover_the_text_and_keep_the_size(
+    lines: list[str], size: int, overlap: int
+) -> None:
+    text = "\n".join(lines)
+    chunks = chunk_text(text, chunk_size=size, chunk_overlap=overlap)
+    _covered(text, chunks)
+    for c in chunks:
+        assert 1 <= len(c.text.split()) <= size
+    for a, b in itertools.pairwise(chunks):
+        assert a.start < b.start
+        assert len(text[b.start : a.end].split()) <= size * overlap // 100
