@@ -39,7 +39,7 @@ from aisearch_local.embed import Embedder
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
-from aisearch_local.text import KEYWORD_STOPWORDS, content_terms
+from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
 
 __all__ = [
     "CANDIDATES",
@@ -570,8 +570,7 @@ def rerank_scores(query: str, texts: Sequence[str]) -> list[float]:
         coverage = len(matched) / len(q_terms)
         bm25 = 0.0
         for t in matched:
-            idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            bm25 += idf * tf[t] * 2.2 / (tf[t] + 1.2 * (0.25 + 0.75 * len(doc) / avg_len))
+            bm25 += bm25_idf(n, df[t]) * bm25_tf(tf[t], len(doc), avg_len, 1.2, 0.75)
         bm25_norm = bm25 / (bm25 + 2.0)
         if len(matched) == 1:
             proximity = 1.0

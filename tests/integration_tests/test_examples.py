@@ -138,6 +138,11 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     keys = {int(n): key for n, _, key in sources}
     assert all(keys[int(n)] == key for n, key in mapped)
     assert "troubleshooting/channeling.md" in dict(mapped).values()
+    # the answer lists every cause and fix of channeling.md, not only the two in the chunk the
+    # search found (context_expansion=1 brings the rest of the list)
+    for label in ("clumps in the grounds", "tilted tamp", "static and very fresh coffee"):
+        assert label in answer, answer
+    assert "Use a WDT tool" in answer, answer  # "how do I fix": the instruction, not a cause
     # the extractive stand-in, and a command that switches the local server to a model
     assert "Local answers come from an extractive stand-in" in chat
     command = re.search(r"^\s+(aisearch-local serve .*)$", chat, flags=re.M)
@@ -168,6 +173,7 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     llama = part["7"]
     assert "source_nodes are ready before the first token: 4" in llama
     assert "troubleshooting/slow-drawdown-pour-over.md" in llama
+    assert "grind too fine; " in llama and "light roasts at a fine grind" in llama, llama
     assert "stopped the local server" in out
     data_dir = re.search(r"data directory (\S+)", out)
     assert data_dir is not None
