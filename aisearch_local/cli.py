@@ -7,6 +7,8 @@ Examples::
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
     aisearch-local inspect --data-dir .aisearch-local
     aisearch-local exec --source ./docs --instance my-docs -- pytest   # a server for one command
+    aisearch-local export docs.zip --instance my-docs       # instances to one file (a snapshot)
+    aisearch-local import docs.zip --data-dir ./elsewhere   # ... loaded back without re-embedding
 
 The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable or from
 ``--token-file``, so that it does not show in the process list. ``serve`` answers only to
@@ -539,6 +541,86 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _targets(
+    values: Sequence[str] | None, what: str = "--instance"
+) -> list[tuple[str, str]] | None:
+    """``--instance NAMESPACE/ID`` values as checked pairs (None when none was given)."""
+    from aisearch_local.snapshot import parse_target
+
+    if not values:
+        return None
+    try:
+        return [parse_target(v, what) for v in values]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_written(console: Any, verb: str, done: Sequence[tuple[Any, int, int]]) -> None:
+    for inst, n_items, n_chunks in done:
+        console.print(
+            f"{verb} {inst.namespace}/{inst.id}: {n_items} items, {n_chunks} chunks "
+            f"({inst.embedder})",
+            highlight=False,
+        )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write instances of a data folder to one snapshot file."""
+    from aisearch_local.snapshot import SnapshotError, export_snapshot
+    from aisearch_local.store import DB_FILENAME, Store
+
+    targets = _targets(args.instance)
+    if not (Path(args.data_dir) / DB_FILENAME).is_file():
+        raise UserError(
+            f"no aisearch-local data in {args.data_dir} (no {DB_FILENAME}); "
+            "pass the --data-dir the server or ingest used"
+        )
+    out = Path(args.file)
+    if out.is_dir() or not out.parent.is_dir():
+        raise UserError(f"{out}: not a file path in an existing folder")
+    store = Store(args.data_dir)
+    try:
+        done = export_snapshot(store, out, targets)
+    except SnapshotError as exc:
+        raise UserError(str(exc), code=1) from None
+    finally:
+        store.close()
+    _print_written(_console(), "exported", done)
+    _console().print(f"wrote {out} ({out.stat().st_size} bytes)", highlight=False)
+    return 0
+
+
+def _import_into(
+    svc: LocalService,
+    path: str,
+    *,
+    only: Sequence[tuple[str, str]] | None = None,
+    target: tuple[str, str] | None = None,
+    replace: bool = False,
+) -> None:
+    """Import a snapshot into a running or stopped server's store; print what was written."""
+    from aisearch_local.snapshot import SnapshotError, import_snapshot
+
+    try:
+        done = import_snapshot(svc, path, only=only, target=target, replace=replace)
+    except SnapshotError as exc:
+        raise UserError(str(exc), code=1) from None
+    _print_written(_console(), "imported", done)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load instances from a snapshot file into a data folder, without re-embedding."""
+    only = _targets(args.instance)
+    named = _targets([args.as_], "--as") if args.as_ else None
+    target = named[0] if named else None
+    svc = _service(args.data_dir, args.embedder, "extractive")
+    try:
+        _import_into(svc, args.file, only=only, target=target, replace=args.replace)
+    finally:
+        svc.close()
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print namespaces, instances and their item and chunk counts."""
     from rich.console import Console
@@ -717,6 +799,56 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--instance", required=True)
     ingest.add_argument("--embedder", default="hashing")
     ingest.set_defaults(func=cmd_ingest)
+
+    export = sub.add_parser(
+        "export",
+        help="write instances (config, items, chunks, embeddings) to one snapshot file",
+        description="Write instances of --data-dir (all, or each --instance) to FILE, a zip "
+        "archive that import, serve --snapshot and exec --snapshot load without re-embedding "
+        "(format: docs/snapshots.md). The server may keep running.",
+    )
+    export.add_argument(
+        "file", metavar="FILE", help="the snapshot to write (replaced if it exists)"
+    )
+    export.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="database directory")
+    export.add_argument(
+        "--instance",
+        action="append",
+        metavar="NAMESPACE/ID",
+        help="export this instance (repeatable; ID alone is in namespace default; default: all)",
+    )
+    export.set_defaults(func=cmd_export)
+
+    import_ = sub.add_parser(
+        "import",
+        help="load instances from a snapshot file (no re-embedding)",
+        description="Load the instances of a snapshot FILE into --data-dir, all in one "
+        "transaction, without embedding anything: --embedder must be the one the snapshot was "
+        "made with. An instance that exists is refused unless --replace.",
+    )
+    import_.add_argument("file", metavar="FILE", help="the snapshot to read")
+    import_.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="database directory")
+    import_.add_argument(
+        "--instance",
+        action="append",
+        metavar="NAMESPACE/ID",
+        help="import only this instance of the snapshot (repeatable; default: all)",
+    )
+    import_.add_argument(
+        "--as",
+        dest="as_",
+        metavar="NAMESPACE/ID",
+        help="import the one chosen instance under this name",
+    )
+    import_.add_argument(
+        "--replace", action="store_true", help="replace instances that already exist"
+    )
+    import_.add_argument(
+        "--embedder",
+        default="hashing",
+        help="the server's embedder: the snapshot's must be the same (default hashing)",
+    )
+    import_.set_defaults(func=cmd_import)
 
     helps = {
         "inspect": "show each instance's embedder, item and chunk counts (with --instance NAME, "
