@@ -9,6 +9,7 @@ Examples::
     aisearch-local exec --source ./docs --instance my-docs -- pytest   # a server for one command
     aisearch-local export docs.zip --instance my-docs       # instances to one file (a snapshot)
     aisearch-local import docs.zip --data-dir ./elsewhere   # ... loaded back without re-embedding
+    aisearch-local serve --in-memory --snapshot docs.zip    # a throwaway server, seeded
 
 The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable or from
 ``--token-file``, so that it does not show in the process list. ``serve`` answers only to
@@ -329,6 +330,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
         raise UserError("--in-memory writes nothing to disk: it takes no --data-dir")
     data_dir = None if args.in_memory else args.data_dir
+    _check_snapshot_file(args.snapshot)
+    if args.replace and not args.snapshot:
+        raise UserError("--replace needs --snapshot FILE (the instances it replaces)")
     socks = _bind(args.host, args.port)
     try:
         svc = _service(data_dir, args.embedder, args.generator)
@@ -337,6 +341,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sock.close()
         raise
     try:
+        if args.snapshot:
+            _import_into(svc, args.snapshot, replace=args.replace)
         if args.sample_corpus:
             _sample_corpus(svc, args.namespace, args.instance or DEFAULT_SAMPLE_INSTANCE)
         if folder is not None:
@@ -426,6 +432,12 @@ def _exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _check_snapshot_file(path: str | None) -> None:
+    """Refuse a ``--snapshot`` that is not a file before anything starts (its content later)."""
+    if path is not None and not Path(path).is_file():
+        raise UserError(f"--snapshot {path}: no such file")
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     """Run a command against a fresh server on a free port; stop the server when it ends.
 
@@ -437,6 +449,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     import secrets
     import subprocess
 
+    from aisearch_local.embed import EmbedderError
     from aisearch_local.testing import LocalServer
 
     command = list(args.command)
@@ -451,20 +464,30 @@ def cmd_exec(args: argparse.Namespace) -> int:
         folder = Path(args.source).resolve()
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
+    _check_snapshot_file(args.snapshot)
     console = _console()
     # instances the command creates over HTTP may index --source only, as with serve
     roots = [folder] if folder is not None else []
-    with LocalServer(token=secrets.token_urlsafe(24), source_roots=roots) as server:
+    server = LocalServer(
+        token=secrets.token_urlsafe(24), source_roots=roots, embedder=args.embedder
+    )
+    try:
+        server.start()
+    except EmbedderError as exc:
+        server.stop()
+        raise UserError(f"--embedder {args.embedder}: {exc}", code=1) from None
+    with server:
         svc = server.service
         assert svc is not None  # started
         try:
-            if args.instance:
-                if folder is not None:
-                    _ingest_folder(svc, "default", args.instance, folder, create={})
-                else:
-                    if svc.store.get_namespace("default") is None:
-                        svc.store.create_namespace("default", None, {})
-                    svc.create_instance("default", {"id": args.instance})
+            if args.snapshot:
+                _import_into(svc, args.snapshot)
+            if folder is not None:  # after the snapshot: it may add to one of its instances
+                _ingest_folder(svc, "default", args.instance, folder, create={})
+            elif args.instance and svc.store.get_instance("default", args.instance) is None:
+                if svc.store.get_namespace("default") is None:
+                    svc.store.create_namespace("default", None, {})
+                svc.create_instance("default", {"id": args.instance})
         except (APIError, ValidationError) as exc:
             raise UserError(str(exc), code=1) from None
         except KeyboardInterrupt:
@@ -698,6 +721,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="load the instances of this snapshot at start (aisearch-local export; no "
+        "re-embedding; an instance that exists is refused unless --replace)",
+    )
+    serve.add_argument(
+        "--replace", action="store_true", help="with --snapshot: replace instances that exist"
+    )
     serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")
     serve.add_argument("--instance", help="instance for --source / --sample-corpus")
     serve.add_argument(
@@ -775,20 +807,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     exec_text = (
         "start a server on a free port of 127.0.0.1 (a temporary data folder, a random token), "
-        "index --source into --instance, run CMD with AISEARCH_BASE_URL, CLOUDFLARE_ACCOUNT_ID "
-        "and CLOUDFLARE_API_TOKEN pointing at it, stop the server when CMD ends and exit with "
-        "its status"
+        "load --snapshot, index --source into --instance, run CMD with AISEARCH_BASE_URL, "
+        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN pointing at it, stop the server when "
+        "CMD ends and exit with its status"
     )
     exec_ = sub.add_parser(
         "exec",
         help="run a command against a fresh server, then stop it",
-        description=exec_text[0].upper() + exec_text[1:] + ". Seeding from a snapshot "
-        "(--snapshot) is not supported yet: there is no snapshot format.",
-        usage="%(prog)s [--source DIR] [--instance NAME] -- CMD [ARG ...]",
+        description=exec_text[0].upper() + exec_text[1:] + ".",
+        usage="%(prog)s [--snapshot FILE] [--source DIR] [--instance NAME] -- CMD [ARG ...]",
+    )
+    exec_.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="load the instances of this snapshot first (aisearch-local export; no re-embedding)",
     )
     exec_.add_argument("--source", metavar="DIR", help="folder to index into --instance")
     exec_.add_argument(
         "--instance", metavar="NAME", help="instance to create (empty without --source)"
+    )
+    exec_.add_argument(
+        "--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL"
     )
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     exec_.set_defaults(func=cmd_exec)

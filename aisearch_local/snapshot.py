@@ -289,7 +289,8 @@ def import_snapshot(
         if len(chosen) != 1:
             raise SnapshotError(
                 f"{snap.path}: a target name takes one instance and the snapshot holds "
-                f"{len(chosen)} ({_names(chosen)}): choose one with --instance NAMESPACE/ID"
+                f"{len(chosen)} ({_names(chosen)}): choose one (import --instance NAMESPACE/ID, or "
+                "snapshot_instance= in the pytest fixture)"
             )
         chosen[0].namespace, chosen[0].id = target
     seen: set[tuple[str, str]] = set()
