@@ -36,6 +36,7 @@ from aisearch_local.errors import APIError, ValidationError
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
     from aisearch_local.testing import LocalServer
+    from aisearch_local.watch import SourceWatcher
 
 __all__ = ["main"]
 
@@ -49,6 +50,7 @@ EXTRA_OF_MODULE = {
     "numpy": "local",
     "rich": "local",
     "multipart": "local",
+    "watchfiles": "local",
     "python_multipart": "local",
     "wordllama": "semantic",
 }
@@ -325,6 +327,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         folder = Path(args.source).resolve()
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
+    if args.watch and not args.source:
+        raise UserError("--watch needs --source DIR (the folder it watches)")
     if args.public and not (args.sample_corpus or args.source):
         raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
     if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
@@ -334,6 +338,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.replace and not args.snapshot:
         raise UserError("--replace needs --snapshot FILE (the instances it replaces)")
     socks = _bind(args.host, args.port)
+    watcher: SourceWatcher | None = None
     try:
         svc = _service(data_dir, args.embedder, args.generator)
     except BaseException:
@@ -391,6 +396,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
         _print_public_endpoints(console, svc, f"http://{host}:{port}")
+        if args.watch:
+            watcher = _watch(console, svc, args.namespace, args.instance)
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
@@ -412,10 +419,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (APIError, ValidationError) as exc:
         raise UserError(str(exc), code=1) from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         for sock in socks:
             sock.close()
         svc.close()
     return 0
+
+
+def _watch(console: Any, svc: LocalService, namespace: str, instance: str) -> SourceWatcher:
+    """Start re-syncing ``--source`` into the instance on every change; print what it does."""
+    from aisearch_local.watch import SourceWatcher
+
+    def report(message: str, error: bool) -> None:
+        console.print(message, style="red" if error else None, markup=False, highlight=False)
+
+    watcher = SourceWatcher(svc, namespace, instance, report).start()
+    console.print(
+        f"  watching {watcher.folder}: a changed file is re-indexed, a deleted one removed",
+        highlight=False,
+    )
+    return watcher
 
 
 def client_env(server: LocalServer) -> dict[str, str]:
@@ -465,6 +489,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
     _check_snapshot_file(args.snapshot)
+    if args.watch and folder is None:
+        raise UserError("--watch needs --source DIR (the folder it watches)")
     console = _console()
     # instances the command creates over HTTP may index --source only, as with serve
     roots = [folder] if folder is not None else []
@@ -492,35 +518,40 @@ def cmd_exec(args: argparse.Namespace) -> int:
             raise UserError(str(exc), code=1) from None
         except KeyboardInterrupt:
             raise UserError("interrupted before the command started", code=130) from None
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
-        env.update(client_env(server))
-        console.print(
-            f"aisearch-local serving {server.base_url} for: {' '.join(command)}",
-            highlight=False,
-            markup=False,  # the command is the user's text: "[i for i in x]" is not markup
-            soft_wrap=True,  # one line, as typed, whatever the terminal's width
-        )
+        watcher = _watch(console, svc, "default", args.instance) if args.watch else None
         try:
-            child = subprocess.Popen(command, env=env)
-        except FileNotFoundError:
-            raise UserError(f"command not found: {command[0]}", code=127) from None
-        except OSError as exc:  # not executable, a folder, no #! line, ...
-            reason = exc.strerror or str(exc)
-            raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
+            env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
+            env.update(client_env(server))
+            console.print(
+                f"aisearch-local serving {server.base_url} for: {' '.join(command)}",
+                highlight=False,
+                markup=False,  # the command is the user's text: "[i for i in x]" is not markup
+                soft_wrap=True,  # one line, as typed, whatever the terminal's width
+            )
+            try:
+                child = subprocess.Popen(command, env=env)
+            except FileNotFoundError:
+                raise UserError(f"command not found: {command[0]}", code=127) from None
+            except OSError as exc:  # not executable, a folder, no #! line, ...
+                reason = exc.strerror or str(exc)
+                raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
 
-        def forward(signum: int, _frame: object) -> None:
-            child.send_signal(signum)
+            def forward(signum: int, _frame: object) -> None:
+                child.send_signal(signum)
 
-        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
-        for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
-            if hasattr(signal, name):
-                sig = getattr(signal, name)
-                previous[sig] = signal.signal(sig, forward)
-        try:
-            returncode = child.wait()
+            previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+            for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    previous[sig] = signal.signal(sig, forward)
+            try:
+                returncode = child.wait()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if watcher is not None:
+                watcher.stop()
     return _exit_status(returncode)
 
 
@@ -731,6 +762,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="with --snapshot: replace instances that exist"
     )
     serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --source: re-index a file when it changes, remove it when deleted",
+    )
     serve.add_argument("--instance", help="instance for --source / --sample-corpus")
     serve.add_argument(
         "--token",
@@ -815,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
         "exec",
         help="run a command against a fresh server, then stop it",
         description=exec_text[0].upper() + exec_text[1:] + ".",
-        usage="%(prog)s [--snapshot FILE] [--source DIR] [--instance NAME] -- CMD [ARG ...]",
+        usage="%(prog)s [--snapshot FILE] [--source DIR [--watch]] [--instance NAME] -- CMD "
+        "[ARG ...]",
     )
     exec_.add_argument(
         "--snapshot",
@@ -823,6 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the instances of this snapshot first (aisearch-local export; no re-embedding)",
     )
     exec_.add_argument("--source", metavar="DIR", help="folder to index into --instance")
+    exec_.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --source: re-index a file when it changes while CMD runs",
+    )
     exec_.add_argument(
         "--instance", metavar="NAME", help="instance to create (empty without --source)"
     )
