@@ -6,6 +6,7 @@ Each case runs the ``aisearch-local`` command in a subprocess, as a user would.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -161,3 +162,39 @@ def test_serve_refuses_to_overwrite_an_instance_unless_replace(snap: Path, tmp_p
     proc = _run("serve", "--port", "0", "--data-dir", data, "--replace")
     assert proc.returncode == 2
     assert "--replace needs --snapshot FILE" in proc.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+APP_TEST = """
+from aisearch import AISearchClient
+
+def test_the_snapshot_serves_the_docs():
+    with AISearchClient() as client:
+        chunks = client.search("my-docs", "how long is a double shot?").chunks
+    assert chunks[0].item.key == "espresso.md"
+"""
+
+
+def test_the_readme_snapshot_commands_run_as_written(tmp_path: Path) -> None:
+    """README "Testing your application": the export / exec --snapshot / import block."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if "export" in b]
+    block = next(b for b in blocks if b.startswith("aisearch-local ingest tests/docs"))
+    docs = tmp_path / "tests" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "espresso.md").write_text("A double shot of espresso takes 25 to 30 seconds.")
+    (docs / "tea.md").write_text("Green tea steeps for two minutes at 80 degrees.")
+    (tmp_path / "tests" / "test_app.py").write_text(APP_TEST)
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    for line in block.strip().splitlines():
+        proc = subprocess.run(
+            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=150,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
+        if "pytest" in line:
+            assert "1 passed" in proc.stdout, proc.stdout
+    svc = LocalService(tmp_path / "elsewhere")
+    assert [i.id for i in svc.store.list_instances(None)] == ["my-docs"]
+    svc.close()
