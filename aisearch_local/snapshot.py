@@ -41,6 +41,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -518,8 +519,8 @@ class _Reader:
             config=config,
             embedder=emb_name,
             dim=dim,
-            created_at=fields.text("created_at", 64),
-            modified_at=fields.text("modified_at", 64),
+            created_at=fields.time("created_at"),
+            modified_at=fields.time("modified_at"),
             items=items,
         )
 
@@ -599,8 +600,8 @@ class _Reader:
             metadata=metadata,
             timestamp_ms=ts,
             source_id=f.opt_str("source_id", 5000),
-            created_at=f.text("created_at", 64),
-            modified_at=f.text("modified_at", 64),
+            created_at=f.time("created_at"),
+            modified_at=f.time("modified_at"),
             data=data,
             chunks=chunks,
             embeddings=np.zeros((0, 0), dtype=np.float32),
@@ -677,6 +678,16 @@ class _Fields:
         value: str = self.get(key, str)
         if len(value) > limit:
             raise self.reader.fail(self.where, f"{key} is longer than {limit} characters")
+        return value
+
+    def time(self, key: str) -> str:
+        value = self.text(key, 64)
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise self.reader.fail(
+                self.where, f"{key} must be an ISO 8601 time such as 2026-01-31T12:00:00.000Z"
+            ) from None
         return value
 
     def opt_str(self, key: str, limit: int) -> str | None:

@@ -376,6 +376,11 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, bytes]], None], str]] = {
     "key control": (lambda m: _edit_line(m, _set("key", "a\x00b")), "control characters"),
     "metadata": (lambda m: _edit_line(m, _set("metadata", {"a": {"b": 1}})), "metadata.a"),
     "status": (lambda m: _edit_line(m, _set("status", "running")), "status must be completed"),
+    "time": (
+        lambda m: _edit_line(m, _set("created_at", "<script>")),
+        "line 1: created_at must be an ISO 8601 time",
+    ),
+    "instance time": (_instance(modified_at="yesterday"), "modified_at must be an ISO 8601"),
     "checksum": (_data, "checksum is not the SHA-256 of data"),
     "base64": (lambda m: _edit_line(m, _set("data", "***")), "data must be base64"),
     "span": (lambda m: _edit_line(m, _chunks(end=10**9)), "chunk_start[0] and chunk_end[0] must"),
