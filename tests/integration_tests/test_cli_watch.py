@@ -163,3 +163,32 @@ def test_the_watcher_thread_reports_updates_and_stops(tmp_path: Path) -> None:
         svc2 = LocalService(None)
         svc2.create_instance("default", {"id": "e"})
         SourceWatcher(svc2, "default", "e", lambda m, e: None)
+
+
+EXEC_WATCH = """
+import pathlib, sys, time
+from aisearch import AISearchClient
+pathlib.Path(sys.argv[1], "new.md").write_text("Moka pots brew on the stove.")
+deadline = time.monotonic() + 60
+with AISearchClient() as client:
+    while "new.md" not in {i.key for i in client.list_items("docs")}:
+        assert time.monotonic() < deadline, "new.md was not indexed"
+        time.sleep(0.05)
+print("seen")
+"""
+
+
+def test_exec_watch_indexes_what_the_command_writes(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "old.md").write_text("Pour-over needs a gooseneck kettle.")
+    proc = subprocess.run(
+        [
+            AISEARCH_LOCAL, "exec", "--source", str(folder), "--instance", "docs", "--watch",
+            "--", sys.executable, "-c", EXEC_WATCH, str(folder),
+        ],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "seen"
+    assert "watch: new.md: indexed 1 chunks" in proc.stderr
