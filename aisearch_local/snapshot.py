@@ -37,6 +37,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -84,11 +85,21 @@ _PARTS = ("instance.json", "items.jsonl", "embeddings.npy")
 _NPY_DTYPE = np.dtype("<f4")
 _MiB = 1 << 20
 _STATUSES = ("completed", "error")
+_PRINTABLE = re.compile(r"[!-~]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NORM_TOLERANCE = 1e-3  # embedders write unit rows (or zero rows: a text without words)
 
 
 class SnapshotError(ValueError):
-    """A snapshot that cannot be written or read; the message names the file and the reason."""
+    """A snapshot that cannot be written or read; the message names the file and the reason.
+
+    Control characters and lone surrogates in the message (a hostile file's field names end up
+    in it) are written as escapes: printed on a terminal, the message cannot drive it.
+    """
+
+    def __init__(self, message: str) -> None:
+        escaped = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+        super().__init__(escaped.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -500,6 +511,8 @@ class _Reader:
         embedder = fields.get("embedder", dict)
         emb_fields = _Fields(self, f"{name}: embedder", embedder)
         emb_name = emb_fields.text("name", 1000)
+        if not _PRINTABLE.fullmatch(emb_name):  # it is shown in messages, unquoted in a hint
+            raise self.fail(name, "embedder.name must be printable ASCII without spaces")
         dim = emb_fields.count("dim", 1, 65_536)
         n_items = fields.count("items", 0, 1 << 40)
         n_chunks = fields.count("chunks", 0, 1 << 40)

@@ -371,11 +371,19 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, bytes]], None], str]] = {
         "instance default/coffee: config.chunk_size",
     ),
     "dim": (_instance(embedder={"name": "hashing-v1-384", "dim": -1}), "dim must be an integer"),
+    "embedder name": (
+        _instance(embedder={"name": "hashing\x1b[2J", "dim": 384}),
+        "embedder.name must be printable ASCII without spaces",
+    ),
     "count": (_instance(items=1), "holds more than the 1 items instance.json says"),
     "key dot-dot": (lambda m: _edit_line(m, _set("key", "../x.md")), "without '.' or '..'"),
     "key control": (lambda m: _edit_line(m, _set("key", "a\x00b")), "control characters"),
     "metadata": (lambda m: _edit_line(m, _set("metadata", {"a": {"b": 1}})), "metadata.a"),
     "status": (lambda m: _edit_line(m, _set("status", "running")), "status must be completed"),
+    "escapes": (  # a field name shown in the message cannot drive the terminal
+        lambda m: _edit_line(m, _set("metadata", {"a\x1b[2Jb": [1]})),
+        "metadata.a\\x1b[2Jb: must be a string, number or boolean",
+    ),
     "time": (
         lambda m: _edit_line(m, _set("created_at", "<script>")),
         "line 1: created_at must be an ISO 8601 time",
