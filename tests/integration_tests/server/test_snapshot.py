@@ -537,3 +537,19 @@ def test_fuzzed_snapshots_import_whole_or_are_refused_with_a_snapshot_error(
 def test_the_checksum_is_what_the_store_computes(small_snapshot: dict[str, bytes]) -> None:
     line = json.loads(small_snapshot["instances/0/items.jsonl"].splitlines()[0])
     assert line["checksum"] == hashlib.sha256(base64.b64decode(line["data"])).hexdigest()
+
+
+def test_cli_import_chooses_and_renames(
+    snapshot_file: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, snap = snapshot_file
+    base = ["import", str(snap), "--data-dir", str(tmp_path)]
+    assert main([*base, "--instance", "team/beans", "--as", "b2"]) == 0
+    assert "imported default/b2: 8 items" in capsys.readouterr().err
+    assert main([*base, "--as", "b3"]) == 1
+    assert "a target name takes one instance and the snapshot holds 2" in capsys.readouterr().err
+    assert main([*base, "--instance", "team/beans", "--as", "b2"]) == 1
+    assert "instance default/b2 already exists: pass --replace" in capsys.readouterr().err
+    assert main([*base, "--instance", "team/beans", "--as", "b2", "--replace"]) == 0
+    assert main([*base, "--as", "B!"]) == 2
+    assert "--as 'B!': the instance id must be" in capsys.readouterr().err
