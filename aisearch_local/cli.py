@@ -369,6 +369,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             allowed_origins=args.allowed_origin or [],
             source_roots=roots,
         )
+        if args.watch:  # watching before the banner: a change made once it shows is seen
+            watcher = _watch(console, svc, args.namespace, args.instance)
         # listen before the banner, so that a client that reads it can connect at once
         # (uvicorn's create_server(sock=...) listens again: harmless)
         for sock in socks:
@@ -396,8 +398,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
         _print_public_endpoints(console, svc, f"http://{host}:{port}")
-        if args.watch:
-            watcher = _watch(console, svc, args.namespace, args.instance)
+        if watcher is not None:
+            _print_watching(console, watcher)
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
@@ -434,12 +436,17 @@ def _watch(console: Any, svc: LocalService, namespace: str, instance: str) -> So
     def report(message: str, error: bool) -> None:
         console.print(message, style="red" if error else None, markup=False, highlight=False)
 
-    watcher = SourceWatcher(svc, namespace, instance, report).start()
+    try:
+        return SourceWatcher(svc, namespace, instance, report).start()
+    except OSError as exc:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
+        raise UserError(f"--watch: {exc}", code=1) from None
+
+
+def _print_watching(console: Any, watcher: SourceWatcher) -> None:
     console.print(
         f"  watching {watcher.folder}: a changed file is re-indexed, a deleted one removed",
         highlight=False,
     )
-    return watcher
 
 
 def client_env(server: LocalServer) -> dict[str, str]:
@@ -519,6 +526,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise UserError("interrupted before the command started", code=130) from None
         watcher = _watch(console, svc, "default", args.instance) if args.watch else None
+        if watcher is not None:
+            _print_watching(console, watcher)
         try:
             env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
             env.update(client_env(server))

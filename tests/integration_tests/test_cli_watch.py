@@ -104,7 +104,7 @@ def test_serve_watch_adds_edits_and_removes_and_goes_on_after_a_bad_file(
     served: tuple[_Serve, Path, httpx.Client],
 ) -> None:
     server, folder, http = served
-    assert server._find("watching ")
+    _until("the watching line", lambda: server._find("watching "))
     (folder / "tea.md").write_text("Green tea steeps for two minutes.")
     _until("tea.md is indexed", lambda: "tea.md" in _items(http))
     (folder / "espresso.md").write_text("A ristretto is a shorter espresso shot.")
