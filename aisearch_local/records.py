@@ -23,6 +23,8 @@ __all__ = [
     "JOB_COLUMNS",
     "SCHEMA",
     "ChunkRow",
+    "ImportedInstance",
+    "ImportedItem",
     "InstanceIndex",
     "InstanceRecord",
     "NewChunk",
@@ -315,3 +317,39 @@ def job_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "last_seen_at": seen,
         "_log": _log_list(log),
     }
+
+
+@dataclass
+class ImportedItem:
+    """An item of a snapshot, as the store keeps it (:meth:`Store.import_instances`).
+
+    ``chunks`` are in ``seq`` order; ``embeddings`` holds one float32 row per chunk.
+    """
+
+    key: str
+    status: str
+    error: str | None
+    checksum: str
+    metadata: dict[str, Any]
+    timestamp_ms: int | None
+    source_id: str | None
+    created_at: str
+    modified_at: str
+    data: bytes
+    chunks: list[NewChunk]
+    embeddings: np.ndarray
+
+
+@dataclass
+class ImportedInstance:
+    """An instance of a snapshot: where it goes, its configuration, embedder and items."""
+
+    namespace: str
+    id: str
+    namespace_description: str | None
+    config: dict[str, Any]
+    embedder: str
+    dim: int
+    created_at: str
+    modified_at: str
+    items: list[ImportedItem]

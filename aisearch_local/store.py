@@ -38,6 +38,7 @@ from aisearch_local.records import (
     JOB_COLUMNS,
     SCHEMA,
     ChunkRow,
+    ImportedInstance,
     InstanceIndex,
     InstanceRecord,
     NewChunk,
@@ -652,3 +653,124 @@ class Store:
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE inst_pk = ? ORDER BY pk DESC", (inst.pk,)
         )
         return [job_row(r) for r in rows]
+
+    # -- snapshots (aisearch_local/snapshot.py) ---------------------------------------------
+
+    def export_items(
+        self, inst: InstanceRecord
+    ) -> Iterator[tuple[dict[str, Any], bytes, list[NewChunk], np.ndarray]]:
+        """Yield an instance's items as stored, with their chunks and embeddings, by key.
+
+        Each item is ``(row, data, chunks, embeddings)``: ``row`` holds the item columns
+        (``key, status, error, checksum, metadata`` as text, ``timestamp_ms, source_id,
+        created_at, modified_at``), ``embeddings`` one float32 row per chunk, in ``seq`` order.
+        One transaction: the items are those of one moment, even if a server writes meanwhile.
+        """
+        columns = (
+            "key, status, error, checksum, metadata, timestamp_ms, source_id, created_at, "
+            "modified_at"
+        )
+        with self.transaction() as cur:
+            items = cur.connection.cursor()
+            items.execute(
+                f"SELECT pk, {columns}, data FROM items WHERE inst_pk = ? ORDER BY key",
+                (inst.pk,),
+            )
+            chunks = cur.connection.cursor()
+            for pk, *values, data in items:
+                chunks.execute(
+                    "SELECT text, start_byte, end_byte, embedding FROM chunks "
+                    "WHERE item_pk = ? AND inst_pk = ? ORDER BY seq",
+                    (pk, inst.pk),
+                )
+                rows = chunks.fetchall()
+                matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32)
+                yield (
+                    dict(zip(columns.split(", "), values, strict=True)),
+                    bytes(data or b""),
+                    [NewChunk(text=r[0], start=r[1], end=r[2]) for r in rows],
+                    matrix.reshape(len(rows), inst.dim),
+                )
+
+    def import_instances(
+        self, instances: Sequence[ImportedInstance], *, replace: bool
+    ) -> list[InstanceRecord]:
+        """Write whole instances (a snapshot's) in ONE transaction: all of them, or nothing.
+
+        A missing namespace is created. An existing instance is deleted first with ``replace``,
+        else refused. Chunks go through the same insert as every other write (FTS included).
+
+        Raises:
+            FileExistsError: An instance exists and ``replace`` is false (nothing is written).
+        """
+        ts = now_iso()
+        touched: list[int] = []
+        with self.transaction() as cur:
+            for imp in instances:
+                cur.execute(
+                    "INSERT OR IGNORE INTO namespaces(name, description, created_at, "
+                    "modified_at) VALUES (?, ?, ?, ?)",
+                    (imp.namespace, imp.namespace_description, ts, ts),
+                )
+                cur.execute(
+                    "SELECT pk FROM instances WHERE namespace = ? AND id = ?",
+                    (imp.namespace, imp.id),
+                )
+                old = cur.fetchone()
+                if old is not None:
+                    if not replace:
+                        raise FileExistsError(f"{imp.namespace}/{imp.id}")
+                    old_pk = int(old[0])
+                    for table in ("chunks", "items", "jobs"):
+                        cur.execute(f"DELETE FROM {table} WHERE inst_pk = ?", (old_pk,))
+                    cur.execute("DELETE FROM instances WHERE pk = ?", (old_pk,))
+                    cur.execute(f"DROP TABLE IF EXISTS fts_{old_pk}")
+                    touched.append(old_pk)
+                cur.execute(
+                    "INSERT INTO instances(namespace, id, config, embedder, dim, source_dir, "
+                    "created_at, modified_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                    (
+                        imp.namespace,
+                        imp.id,
+                        dumps_strict(imp.config),
+                        imp.embedder,
+                        imp.dim,
+                        imp.created_at,
+                        imp.modified_at,
+                    ),
+                )
+                pk = int(cur.lastrowid or 0)
+                touched.append(pk)
+                tok = self._tokenizer(imp.config)
+                cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+                inst_key = InstanceRecord(pk, imp.namespace, imp.id, {}, "", 0, None, ts, ts)
+                for it in imp.items:
+                    item_id = self.item_id_for(inst_key, it.key)
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, "
+                        "created_at, modified_at, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            pk,
+                            item_id,
+                            it.key,
+                            it.status,
+                            it.error,
+                            it.checksum,
+                            len(it.data),
+                            dumps_strict(it.metadata),
+                            it.timestamp_ms,
+                            it.source_id,
+                            len(it.chunks),
+                            it.created_at,
+                            it.modified_at,
+                            it.data,
+                        ),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                    self._insert_chunks(cur, pk, item_pk, item_id, it.chunks, it.embeddings)
+        for pk in touched:
+            self._bump(pk)
+        out = [self.get_instance(imp.namespace, imp.id) for imp in instances]
+        return [inst for inst in out if inst is not None]
