@@ -545,11 +545,13 @@ class Store:
         docs: Iterable[
             tuple[str, bytes, dict[str, Any], int | None, Sequence[NewChunk], np.ndarray]
         ],
+        *,
+        source_id: str = "builtin",
     ) -> int:
         """Insert many new items (key, data, metadata, timestamp_ms, chunks, embeddings) at once.
 
-        One transaction for the whole batch; meant for benchmarks and ``aisearch-local ingest``.
-        Existing keys are replaced. Returns the number of chunks written.
+        One transaction for the whole batch (the bulk route, ``aisearch-local ingest``,
+        benchmarks). Existing keys are replaced. Returns the number of chunks written.
         """
         total = 0
         with self.transaction() as cur:
@@ -564,7 +566,7 @@ class Store:
                 cur.execute(
                     "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
                     "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, 'builtin', ?, ?, ?, ?)",
+                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         inst.pk,
                         item_id,
@@ -573,6 +575,7 @@ class Store:
                         len(data),
                         dumps_strict(metadata),
                         ts_ms,
+                        source_id,
                         len(chunks),
                         ts,
                         ts,
