@@ -6,6 +6,7 @@ Examples::
                                      # the explorer: http://127.0.0.1:8787/client/v4/_local/ui/
     aisearch-local serve --source ./docs --instance my-docs --token "$TOKEN"
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
+    aisearch-local ingest ./docs --instance my-docs --url http://127.0.0.1:8787  # server running
     aisearch-local inspect --data-dir .aisearch-local
     aisearch-local exec --source ./docs --instance my-docs -- pytest   # a server for one command
     aisearch-local export docs.zip --instance my-docs       # instances to one file (a snapshot)
@@ -193,8 +194,13 @@ def _parse_fault(spec: str) -> tuple[str, str, dict[str, Any]]:
 def _ingest_folder(
     svc: LocalService, namespace: str, instance: str, folder: Path, *, create: dict[str, Any]
 ) -> None:
-    """Create the instance when missing, attach the folder and sync it with a progress bar."""
+    """Create the instance when missing, attach the folder and sync it with a progress bar.
+
+    New and changed files are written in batches (:func:`aisearch_local.bulk.sync_folder`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aisearch_local.bulk import sync_folder
 
     console = _console()
     inst = svc.store.get_instance(namespace, instance)
@@ -220,7 +226,7 @@ def _ingest_folder(
         def on_progress(done: int, total: int, key: str) -> None:
             progress.update(task, completed=done, total=total, key=key)
 
-        reason, log = svc.sync_source(inst, on_progress=on_progress)
+        reason, log = sync_folder(svc, inst, on_progress=on_progress)
     for line in log:
         if line.get("message_type") == 2:
             console.print(f"[red]error[/red] {line['message']}")
@@ -600,11 +606,30 @@ def _service(data_dir: str | None, embedder: str, generator: str) -> LocalServic
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Index a folder into an instance without starting the server."""
+    """Index a folder into an instance: into the data folder, or through a running server."""
     folder = Path(args.folder).resolve()
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder")
-    svc = _service(args.data_dir, args.embedder, "extractive")
+    if args.url:
+        if args.embedder is not None:
+            raise UserError(
+                "--embedder applies without --url only: the server at --url embeds with its "
+                "own --embedder"
+            )
+        try:
+            token = _read_token(args)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        from aisearch_local.remote_ingest import RemoteIngestError, ingest_to_server
+
+        try:
+            ingest_to_server(
+                args.url, token, args.namespace, args.instance, folder, console=_console()
+            )
+        except RemoteIngestError as exc:
+            raise UserError(str(exc), code=1) from None
+        return 0
+    svc = _service(args.data_dir, args.embedder or "hashing", "extractive")
     try:
         _ingest_folder(svc, args.namespace, args.instance, folder, create={})
     except (APIError, ValidationError) as exc:
@@ -893,11 +918,29 @@ def build_parser() -> argparse.ArgumentParser:
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     exec_.set_defaults(func=cmd_exec)
 
-    ingest = sub.add_parser("ingest", help="index a folder into an instance (server stopped)")
+    ingest = sub.add_parser(
+        "ingest",
+        help="index a folder into an instance: into --data-dir (server stopped), or through "
+        "the running server at --url",
+    )
     common(ingest)
     ingest.add_argument("folder")
     ingest.add_argument("--instance", required=True)
-    ingest.add_argument("--embedder", default="hashing")
+    ingest.add_argument(
+        "--embedder", default=None, help="hashing (default) | wordllama | openai:MODEL@URL"
+    )
+    ingest.add_argument(
+        "--url",
+        help="send the files to the aisearch-local server running there, e.g. "
+        "http://127.0.0.1:8787 (its bulk route, 256 files a request), instead of writing "
+        "--data-dir",
+    )
+    ingest.add_argument(
+        "--token",
+        help=f"the --url server's token (visible in the process list: prefer env {TOKEN_ENV} "
+        "or --token-file)",
+    )
+    ingest.add_argument("--token-file", help="read the --url server's token from this file")
     ingest.set_defaults(func=cmd_ingest)
 
     export = sub.add_parser(

@@ -35,6 +35,34 @@ _UI = {"ui_index", "ui_asset"}
 # routes that answer without the token
 _NO_AUTH = {"health", "openapi", *_UI}
 _UPLOAD = "items_upload"
+_BULK = "items_bulk"
+_BULK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+                "type": "object",
+                "required": ["key"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "text": {"type": "string", "description": "the document as text"},
+                    "data": {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": "the document's bytes (instead of text)",
+                    },
+                    "metadata": {"type": "object"},
+                },
+            },
+        }
+    },
+}
 # bare OpenAI-style JSON, or Server-Sent Events
 _STREAMING = ("/chat/completions", "/mcp")
 
@@ -143,6 +171,8 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
                     }
                 }
             }
+        elif name == _BULK:
+            content = {"application/json": {"schema": _BULK_BODY}}
         else:
             content = {"application/json": {"schema": {"type": "object"}}}
         op["requestBody"] = {"required": name != "item_sync", "content": content}

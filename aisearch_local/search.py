@@ -373,6 +373,8 @@ class Searcher:
         if not opts.reranking:
             ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
+        # a write committed since the index was read may have deleted some rows: skip them
+        ranked = [c for c in ranked if c.cid in chunks_by_cid]
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):

@@ -16,6 +16,15 @@ Layout::
 
 Embeddings are float32 blobs. For search, :meth:`Store.index` loads them once per instance into
 a numpy matrix (with the chunk and item ids aligned to it) and keeps it until the next write.
+
+Connections: one *writer* connection, behind the store lock, runs every transaction
+(:meth:`Store.transaction`); reads (:meth:`Store._query`, keyword searches, chunk fetches) run
+on a read-only connection of the calling thread, so that they never wait for each other or for
+a writer (WAL readers see the last commit). A thread's reader is closed when the thread ends
+(starlette's thread pool starts and stops threads) and every reader on :meth:`Store.close`.
+An in-memory store (``Store(None)``) keeps one connection for everything: a ``:memory:``
+database cannot be opened twice, and a shared-cache URI would trade the lock for SQLite's
+table locks (``SQLITE_LOCKED``, which no busy timeout retries).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import hashlib
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +76,32 @@ __all__ = [
 
 DB_FILENAME = "aisearch-local.sqlite3"
 _ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
+_CLOSED = "the aisearch-local store is closed"
+# page cache of each connection, in KiB (SQLite's negative cache_size): the writer keeps the
+# old 64 MiB; a reader 16 MiB (there is one per worker thread, and the OS caches the file too)
+_WRITER_CACHE_KIB = 65536
+_READER_CACHE_KIB = 16384
+
+
+class _Reader:
+    """One thread's read-only connection, with the lock :meth:`Store.close` takes to close it.
+
+    When its thread ends, the thread-local slot lets go of it and the connection is closed
+    with it (``sqlite3.Connection`` closes itself when collected).
+    """
+
+    __slots__ = ("__weakref__", "closed", "conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
 
 
 class Store:
@@ -82,21 +118,19 @@ class Store:
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.path = self.data_dir / DB_FILENAME
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            ":memory:" if self.path is None else self.path,
-            check_same_thread=False,
-            isolation_level=None,
-            timeout=30.0,
-        )
+        self._lock = threading.RLock()  # the writer connection and the index cache
+        self._conn = self._connect()
         if self.path is None:  # temporary tables and indexes too stay in memory
             self._conn.execute("PRAGMA temp_store=MEMORY")
         else:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
-        self._conn.execute("PRAGMA cache_size=-65536")
+        self._conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._conn.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
         self._closed = False
@@ -111,21 +145,59 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            ":memory:" if self.path is None else self.path,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=30.0,
+        )
+
     def close(self) -> None:
-        """Checkpoint the WAL and close the connection (idempotent)."""
+        """Close every reader, checkpoint the WAL and close the writer (idempotent).
+
+        A read running in another thread finishes first; any later read or write raises
+        ``sqlite3.ProgrammingError``.
+        """
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            with self._readers_lock:
+                self._closed = True
+                readers = list(self._readers)
+            for reader in readers:
+                reader.close()
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._conn.close()
 
+    def _reader(self) -> _Reader:
+        """The calling thread's read-only connection (opened on its first read)."""
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader
+        with self._readers_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute(f"PRAGMA cache_size=-{_READER_CACHE_KIB}")
+            except BaseException:
+                conn.close()
+                raise
+            reader = _Reader(conn)
+            self._readers.add(reader)
+        self._local.reader = reader
+        return reader
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """Run a block in one ``BEGIN IMMEDIATE`` transaction under the store lock."""
+        """Run a block in one ``BEGIN IMMEDIATE`` transaction on the writer connection."""
         with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -137,16 +209,33 @@ class Store:
                 cur.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Run one read: on this thread's reader (the writer, behind the lock, in memory)."""
+        if self.path is None:
+            with self._lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError(_CLOSED)
+                return self._conn.execute(sql, params).fetchall()
+        reader = self._reader()
+        with reader.lock:
+            if reader.closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
+            return reader.conn.execute(sql, params).fetchall()
 
     def _bump(self, inst_pk: int) -> None:
         self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
         self._indexes.pop(inst_pk, None)
 
     def _sync_external(self) -> None:
-        """Drop every cache when another process (``aisearch-local ingest``) wrote the file."""
-        with self._lock:
+        """Drop every cache when another process (``aisearch-local ingest``) wrote the file.
+
+        ``PRAGMA data_version`` changes on a connection when *another* connection committed, so
+        it is read on the writer, the only connection of this process that commits. While the
+        writer is busy with a transaction the check is skipped (a search never waits for a
+        write); the next read after that transaction makes it.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._closed:
                 return
             dv = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
@@ -154,6 +243,8 @@ class Store:
                 self._data_version = dv
                 self._external += 1
                 self._indexes.clear()
+        finally:
+            self._lock.release()
 
     def bump_version(self, inst_pk: int) -> None:
         """Change the instance's version without a write (``purge_cache``).
@@ -455,11 +546,13 @@ class Store:
         docs: Iterable[
             tuple[str, bytes, dict[str, Any], int | None, Sequence[NewChunk], np.ndarray]
         ],
+        *,
+        source_id: str = "builtin",
     ) -> int:
         """Insert many new items (key, data, metadata, timestamp_ms, chunks, embeddings) at once.
 
-        One transaction for the whole batch; meant for benchmarks and ``aisearch-local ingest``.
-        Existing keys are replaced. Returns the number of chunks written.
+        One transaction for the whole batch (the bulk route, ``aisearch-local ingest``,
+        benchmarks). Existing keys are replaced. Returns the number of chunks written.
         """
         total = 0
         with self.transaction() as cur:
@@ -474,7 +567,7 @@ class Store:
                 cur.execute(
                     "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
                     "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, 'builtin', ?, ?, ?, ?)",
+                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         inst.pk,
                         item_id,
@@ -483,6 +576,7 @@ class Store:
                         len(data),
                         dumps_strict(metadata),
                         ts_ms,
+                        source_id,
                         len(chunks),
                         ts,
                         ts,
@@ -583,12 +677,11 @@ class Store:
 
     def keyword(self, inst: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
         """Run an FTS5 MATCH; return ``(cid, bm25)`` best first, bm25 positive (higher=better)."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT rowid, rank FROM fts_{inst.pk} WHERE fts_{inst.pk} MATCH ? "
-                "ORDER BY rank LIMIT ?",
-                (match, limit),
-            ).fetchall()
+        rows = self._query(
+            f"SELECT rowid, rank FROM fts_{inst.pk} WHERE fts_{inst.pk} MATCH ? "
+            "ORDER BY rank LIMIT ?",
+            (match, limit),
+        )
         return [(int(cid), -float(rank)) for cid, rank in rows]
 
     def chunks_by_cid(self, cids: Sequence[int]) -> dict[int, ChunkRow]:
