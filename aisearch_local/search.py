@@ -24,6 +24,7 @@ Scores, as returned in ``scoring_details``:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from aisearch_local.embed import Embedder
+from aisearch_local.filters import Filter
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
@@ -110,6 +112,9 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     product bit for bit on this BLAS (checked on a probe query), so the pruned path below
     returns exactly what the full product returns.
     """
+    if idx.table is not None:  # kept by the vector table, appended to on every write
+        from_table: tuple[np.ndarray, float] | None = idx.table.columns(idx, _exact_on_probe)
+        return from_table
     if "columns" in idx.cache:
         built: tuple[np.ndarray, float] | None = idx.cache["columns"]
         return built
@@ -120,18 +125,23 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     return cached
 
 
+def _exact_on_probe(matrix: np.ndarray) -> bool:
+    """Whether re-scoring aligned row blocks reproduces the full product on this BLAS."""
+    n = matrix.shape[0]
+    if n < 4 * _BLOCK:
+        return False
+    probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
+    full = matrix @ probe
+    rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
+    return bool(np.array_equal(_rescore(matrix, rows, probe), full[rows]))
+
+
 def _build_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     matrix = idx.matrix
-    n = matrix.shape[0]
-    out: tuple[np.ndarray, float] | None = None
-    if n >= 4 * _BLOCK:
-        probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
-        full = matrix @ probe
-        rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
-        if np.array_equal(_rescore(matrix, rows, probe), full[rows]):
-            max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
-            out = (np.ascontiguousarray(matrix.T), max_norm)
-    return out
+    if not _exact_on_probe(matrix):
+        return None
+    max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
+    return np.ascontiguousarray(matrix.T), max_norm
 
 
 def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
@@ -174,8 +184,12 @@ def _pruned_vector(
         np.multiply(columns[j], qvec[j], out=tmp)
         approx += tmp
     bound = 4.0 * dim * float(np.finfo(np.float32).eps) * float(np.linalg.norm(qvec)) * max_norm
+    if idx.alive is not None:  # tombstoned rows never compete
+        approx[~idx.alive] = -np.inf
     kth = float(np.partition(approx, n - k)[n - k])
     rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+    if idx.alive is not None:
+        rows = rows[idx.alive[rows]]
     if len(rows) > n // 8:
         return None
     return _top(rows, _rescore(idx.matrix, rows, qvec), k)
@@ -222,9 +236,12 @@ def vector_candidates(
 
     Brute force over the whole matrix; with a filter that keeps at most a fifth of the rows,
     only the allowed rows are scored; without a filter, a sparse query (lexical embedders)
-    reads only its non-zero columns first (see :func:`_pruned_vector`).
+    reads only its non-zero columns first (see :func:`_pruned_vector`). Tombstoned rows
+    (``idx.alive``) are never returned.
     """
     n = len(idx.cids)
+    if allowed is not None and idx.alive is not None:
+        allowed = allowed & idx.alive
     if allowed is not None:
         kept = np.flatnonzero(allowed)
         if len(kept) <= n // 5:
@@ -234,8 +251,9 @@ def vector_candidates(
         if pruned is not None:
             return pruned
     sims = idx.matrix @ qvec
-    if allowed is not None:
-        sims = np.where(allowed, sims, -np.inf)
+    mask = allowed if allowed is not None else idx.alive
+    if mask is not None:
+        sims = np.where(mask, sims, -np.inf)
     return _top(np.arange(n), sims, k)
 
 
@@ -286,13 +304,11 @@ class Searcher:
     ) -> list[dict[str, Any]]:
         """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
         idx = self.store.index(inst)
-        n = len(idx.cids)
-        if n == 0 or not query.strip():
+        if idx.live_count == 0 or not query.strip():
             return []
         allowed: np.ndarray | None = None
-        if opts.predicate is not None:
-            ok_pks = [pk for pk, item in idx.items.items() if opts.predicate(item["attrs"])]
-            allowed = np.isin(idx.item_pks, np.asarray(ok_pks, dtype=np.int64))
+        if opts.predicate is not None and not opts.predicate.matches_all:
+            allowed = self.filter_rows(inst, idx, opts.predicate)
             if not allowed.any():
                 return []
         cands: dict[int, _Candidate] = {}
@@ -367,12 +383,15 @@ class Searcher:
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
+        items = self.store.items_by_pk({c.item_pk for c in ranked})
+        ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
         if opts.boost_by:
-            self._boost(ranked, idx.items, opts.boost_by)
+            self._boost(ranked, items, opts.boost_by)
         ranked.sort(key=lambda c: (-c.score, c.cid))
         if not opts.reranking:
             ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
+        ranked = [c for c in ranked if c.cid in chunks_by_cid]  # a chunk deleted meanwhile
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
@@ -381,7 +400,25 @@ class Searcher:
             ranked = [c for c in ranked if (c.reranking_score or 0.0) >= opts.reranking_threshold]
             ranked.sort(key=lambda c: (-c.score, c.cid))
         ranked = ranked[: opts.max_num_results]
-        return [self._to_wire(c, chunks_by_cid[c.cid], idx.items, opts) for c in ranked]
+        return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
+
+    def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
+        """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.
+
+        The filter is evaluated over the instance's columnar item attributes
+        (:meth:`Store.item_attributes_table`), then gathered over the rows' item keys.
+        """
+        table = self.store.item_attributes_table(inst, idx)
+        lock = idx.table.lock if idx.table is not None else contextlib.nullcontext()
+        with lock:
+            item_mask = flt.mask(table)
+        pks = idx.item_pks
+        if len(item_mask) == 0:
+            return np.zeros(len(pks), dtype=bool)
+        allowed: np.ndarray = np.take(item_mask, pks, mode="clip") & (pks < len(item_mask))
+        if idx.alive is not None:
+            allowed &= idx.alive
+        return allowed
 
     def _keyword(
         self,

@@ -57,7 +57,6 @@ def index() -> InstanceIndex:
         matrix=matrix,
         cids=np.arange(1, n + 1, dtype=np.int64),
         item_pks=np.ones(n, dtype=np.int64),
-        items={},
     )
 
 
