@@ -160,7 +160,7 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarr
 
 
 def _pruned_vector(
-    idx: InstanceIndex, qvec: np.ndarray, k: int
+    idx: InstanceIndex, qvec: np.ndarray, k: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact top ``k`` for a sparse query (lexical embedders), or None to use the full product.
 
@@ -168,7 +168,8 @@ def _pruned_vector(
     scores every row reading a fraction of the matrix. That float32 sum differs from the BLAS
     one by at most ``dim * eps * |q| * max|row|`` (both are float32 sums of ``dim`` products);
     every row within 8 times that of the k-th best approximation is re-scored with the BLAS
-    kernel, so the result is the full product's.
+    kernel, so the result is the full product's. Rows outside ``mask`` (default: the live
+    rows) never compete.
     """
     nz = np.flatnonzero(qvec)
     n, dim = idx.matrix.shape
@@ -184,12 +185,22 @@ def _pruned_vector(
         np.multiply(columns[j], qvec[j], out=tmp)
         approx += tmp
     bound = 4.0 * dim * float(np.finfo(np.float32).eps) * float(np.linalg.norm(qvec)) * max_norm
-    if idx.alive is not None:  # tombstoned rows never compete
-        approx[~idx.alive] = -np.inf
-    kth = float(np.partition(approx, n - k)[n - k])
-    rows = np.flatnonzero(approx >= kth - 2.0 * bound)
-    if idx.alive is not None:
-        rows = rows[idx.alive[rows]]
+    if mask is None:
+        mask = idx.alive
+    if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
+        kept = np.flatnonzero(mask)
+        if len(kept) <= k:
+            return _top(kept, _rescore(idx.matrix, kept, qvec), k)
+        sub = approx[kept]
+        kth = float(np.partition(sub, len(kept) - k)[len(kept) - k])
+        rows = kept[sub >= kth - 2.0 * bound]
+    else:
+        if mask is not None:  # tombstoned rows never compete
+            approx[~mask] = -np.inf
+        kth = float(np.partition(approx, n - k)[n - k])
+        rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+        if mask is not None:
+            rows = rows[mask[rows]]
     if len(rows) > n // 8:
         return None
     return _top(rows, _rescore(idx.matrix, rows, qvec), k)
@@ -234,22 +245,21 @@ def vector_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the exact top ``k`` (matrix rows, cosine similarities), best first.
 
-    Brute force over the whole matrix; with a filter that keeps at most a fifth of the rows,
-    only the allowed rows are scored; without a filter, a sparse query (lexical embedders)
-    reads only its non-zero columns first (see :func:`_pruned_vector`). Tombstoned rows
+    Brute force over the whole matrix; a sparse query (lexical embedders) reads only its
+    non-zero columns first (see :func:`_pruned_vector`); else, with a filter that keeps at
+    most a fifth of the rows, only the allowed rows are scored. Tombstoned rows
     (``idx.alive``) are never returned.
     """
     n = len(idx.cids)
     if allowed is not None and idx.alive is not None:
         allowed = allowed & idx.alive
+    pruned = _pruned_vector(idx, qvec, k, allowed)
+    if pruned is not None:
+        return pruned
     if allowed is not None:
         kept = np.flatnonzero(allowed)
         if len(kept) <= n // 5:
             return _top(kept, idx.matrix[kept] @ qvec, k)
-    else:
-        pruned = _pruned_vector(idx, qvec, k)
-        if pruned is not None:
-            return pruned
     sims = idx.matrix @ qvec
     mask = allowed if allowed is not None else idx.alive
     if mask is not None:
@@ -434,7 +444,10 @@ class Searcher:
         if not terms:
             return []
         expr = fts_expression(terms, mode)
-        limit = CANDIDATES if allowed is None else CANDIDATES * 10
+        limit = CANDIDATES
+        if allowed is not None:  # enough hits for CANDIDATES to pass the filter, usually
+            share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
+            limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         out: list[tuple[int, float, int]] = []
         while True:
             hits = self.store.keyword(inst, expr, limit)
