@@ -793,16 +793,14 @@ class Store:
             return cast("ItemTable", items)
 
     def _read_item_table(self, inst_pk: int) -> ItemTable:
-        items = ItemTable()
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT pk, key, metadata, timestamp_ms FROM items "
-                "WHERE inst_pk = ? AND status = 'completed'",
-                (inst_pk,),
-            )
-            while batch := cur.fetchmany(4096):
-                for pk, key, metadata, ts_ms in batch:
-                    items.set(int(pk), item_attributes(key, ts_ms, metadata_dict(metadata)))
+        rows = self._query(
+            "SELECT pk, key, metadata, timestamp_ms FROM items "
+            "WHERE inst_pk = ? AND status = 'completed'",
+            (inst_pk,),
+        )
+        items = ItemTable()  # built outside the store lock
+        for pk, key, metadata, ts_ms in rows:
+            items.set(int(pk), item_attributes(key, ts_ms, metadata_dict(metadata)))
         return items
 
     def items_by_pk(self, pks: Iterable[int]) -> dict[int, dict[str, Any]]:

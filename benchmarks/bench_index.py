@@ -33,6 +33,7 @@ if "OMP_NUM_THREADS" not in os.environ:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -80,6 +81,7 @@ def live(svc: LocalService, iid: str, queries: list[str], texts: list[str]) -> d
     assert inst is not None
     opts = _opts(inst)
     svc.searcher.search(inst, queries[0], opts)  # the table is loaded
+    _wait_for_columns(svc, inst)  # a server that has been up a while
     up, after, delete, after_delete, reindex, after_reindex = [], [], [], [], [], []
     for i in range(LIVE_WRITES):
         data = texts[i].encode()
@@ -108,6 +110,17 @@ def live(svc: LocalService, iid: str, queries: list[str], texts: list[str]) -> d
         "reindex_ms": med(reindex),
         "search_after_reindex_ms": med(after_reindex),
     }
+
+
+def _wait_for_columns(svc: LocalService, inst: Any, limit: float = 300.0) -> float:
+    """Wait until the column copy (sparse embedders' pruned scan) is built; return seconds."""
+    t0 = time.perf_counter()
+    idx = svc.store.index(inst)
+    while idx.table is not None and idx.table.columns(idx, lambda _m: True) is None:
+        if time.perf_counter() - t0 > limit:
+            break
+        time.sleep(0.05)
+    return time.perf_counter() - t0
 
 
 def filtered(svc: LocalService, iid: str, queries: list[str]) -> dict[str, float]:
@@ -151,11 +164,7 @@ def restart_probe(
     first_filtered = time.perf_counter() - t1
     idx = svc.store.index(inst)
     rss_first = rss_mb() - base
-    t2 = time.perf_counter()
-    while idx.table is not None and idx.table.columns(idx, lambda _m: True) is None:
-        if time.perf_counter() - t2 > 120:
-            break
-        time.sleep(0.05)  # the column copy of a sparse embedder builds in the background
+    _wait_for_columns(svc, inst)
     out = {
         "restart_s": restart,
         "process_start_to_first_search_s": from_launch,
@@ -178,17 +187,27 @@ def _probe(data_dir: str, iid: str, query: str, embedder: str) -> dict[str, floa
     return probe
 
 
-def measure(size: int, *, seed: int = 7, embedder: str = "hashing") -> dict[str, float]:
-    """Build a ``size``-chunk instance in a temporary directory and return every figure."""
+def measure(
+    size: int, *, seed: int = 7, embedder: str = "hashing", data_dir: str | None = None
+) -> dict[str, float]:
+    """Build a ``size``-chunk instance and return every figure.
+
+    In a temporary directory, or in ``data_dir`` (kept; an instance built there by an earlier
+    run is reused, its ingest rate then reported as NaN).
+    """
     rng = np.random.default_rng(seed)
     vocab = make_vocab(rng)
-    texts = make_chunks(size, vocab, rng)
     queries = make_queries(vocab, rng)
     extra = make_chunks(200, vocab, rng)
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = data_dir or stack.enter_context(tempfile.TemporaryDirectory())
+        if data_dir is not None:
+            tmp = str(Path(data_dir) / str(size))
         svc = LocalService(tmp, embedder=make_embedder(embedder), generator="extractive")
-        rate, iid = ingest(svc, texts)
-        del texts
+        iid = f"bench-{size}"
+        rate = float("nan")
+        if svc.store.get_instance("default", iid) is None:
+            rate, iid = ingest(svc, make_chunks(size, vocab, np.random.default_rng(seed + 1)))
         row: dict[str, float] = {"size": size, "ingest": rate}
         row.update(live(svc, iid, queries, extra))
         row.update(filtered(svc, iid, queries))
@@ -212,6 +231,7 @@ def main() -> int:
     parser.add_argument("--embedder", default="hashing")
     parser.add_argument("--probe", nargs=3, metavar=("DATA_DIR", "INSTANCE", "QUERY"))
     parser.add_argument("--launched", type=float, default=0.0)
+    parser.add_argument("--data-dir", help="build (or reuse) the instances here and keep them")
     args = parser.parse_args()
     if args.probe:
         data_dir, iid, query = args.probe
@@ -220,7 +240,7 @@ def main() -> int:
     rows = []
     for size in args.sizes:
         print(f"running {size:,} chunks ...", file=sys.stderr, flush=True)
-        rows.append(measure(size, seed=args.seed, embedder=args.embedder))
+        rows.append(measure(size, seed=args.seed, embedder=args.embedder, data_dir=args.data_dir))
     print()
     print(
         "| chunks | ingest (chunks/s) | upload (ms) | search after upload (ms) "
