@@ -120,37 +120,53 @@ class ChunkRow:
 
 @dataclass
 class InstanceIndex:
-    """The in-memory search view of one instance, rebuilt after every write.
+    """An immutable view of one instance's vectors for one search (a table snapshot).
 
     Attributes:
         matrix: float32 ``(n_chunks, dim)`` of L2-normalised embeddings.
         cids: chunk primary keys aligned with the matrix rows (sorted ascending).
         item_pks: the item primary key of every row.
-        items: item primary key -> ``{"key", "timestamp", "metadata", "attrs"}``.
+        alive: which rows are live, or None when all are (deleted chunks stay as tombstoned
+            rows until the table is compacted).
+        table: the :class:`~aisearch_local.vectors.VectorTable` it was taken from, if any.
+        epoch: the table's epoch (row numbering) when taken.
     """
 
     version: int
     matrix: np.ndarray
     cids: np.ndarray
     item_pks: np.ndarray
-    items: dict[int, dict[str, Any]]
+    alive: np.ndarray | None = None
+    table: Any = None
+    epoch: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def live_count(self) -> int:
+        """How many rows are live."""
+        return len(self.cids) if self.alive is None else int(np.count_nonzero(self.alive))
+
     def rows_of(self, cids: Sequence[int]) -> list[int]:
-        """Return the matrix row of each chunk primary key, -1 when absent (one numpy pass)."""
+        """Return the live matrix row of each chunk primary key, -1 when absent (one pass)."""
         if not cids:
             return []
         want = np.asarray(cids, dtype=np.int64)
         pos = np.searchsorted(self.cids, want)
         found = pos < len(self.cids)
         found[found] = self.cids[pos[found]] == want[found]
+        if self.alive is not None:
+            found[found] = self.alive[pos[found]]
         rows: list[int] = np.where(found, pos, -1).tolist()
         return rows
 
     def row_of(self, cid: int) -> int | None:
-        """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
+        """Return the live matrix row of a chunk primary key, or None (``cids`` is sorted)."""
         pos = int(np.searchsorted(self.cids, cid))
-        if pos < len(self.cids) and int(self.cids[pos]) == cid:
+        if (
+            pos < len(self.cids)
+            and int(self.cids[pos]) == cid
+            and (self.alive is None or bool(self.alive[pos]))
+        ):
             return pos
         return None
 

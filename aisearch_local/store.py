@@ -15,7 +15,11 @@ Layout::
          log JSON)
 
 Embeddings are float32 blobs. For search, :meth:`Store.index` loads them once per instance into
-a numpy matrix (with the chunk and item ids aligned to it) and keeps it until the next write.
+a :class:`~aisearch_local.vectors.VectorTable` (a numpy matrix with the chunk and item ids
+aligned to it), from its file under ``vectors/`` when that file is current, else from SQLite.
+Every write bumps the instance's generation (``meta``) in its transaction and, after COMMIT,
+appends or tombstones rows of the table and of its file (``docs/architecture.md``, "The vector
+index"). Chunk ids only grow (``meta`` key ``cid_hwm``), so appended rows stay sorted.
 
 Connections: one *writer* connection, behind the store lock, runs every transaction
 (:meth:`Store.transaction`); reads (:meth:`Store._query`, keyword searches, chunk fetches) run
@@ -30,6 +34,7 @@ table locks (``SQLITE_LOCKED``, which no busy timeout retries).
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import threading
 import uuid
@@ -37,10 +42,12 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from aisearch_local import vectors
+from aisearch_local.filters import ItemTable
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
 from aisearch_local.records import (
     INSTANCE_COLUMNS,
@@ -61,6 +68,7 @@ from aisearch_local.records import (
     now_iso,
     now_ms,
 )
+from aisearch_local.vectors import VectorChange, VectorTable
 
 __all__ = [
     "DB_FILENAME",
@@ -104,6 +112,18 @@ class _Reader:
                 self.conn.close()
 
 
+def update_attributes(table: VectorTable, change: VectorChange) -> None:
+    """Bring the table's item attributes (when built) up to date with a write."""
+    items = table.extra.get("items")
+    if not isinstance(items, ItemTable):
+        return
+    for pk, key, ts_ms, metadata in change.items:
+        if key is None or metadata is None:
+            items.clear(pk)
+        else:
+            items.set(pk, item_attributes(key, ts_ms, metadata))
+
+
 class Store:
     """Thread-safe access to the SQLite database of one data directory.
 
@@ -133,6 +153,10 @@ class Store:
         self._readers_lock = threading.Lock()
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
+        self._tables: dict[int, VectorTable] = {}
+        self._pending: dict[int, dict[int, VectorChange]] = {}
+        self._inflight: dict[int, int] = {}
+        self._vlock = threading.RLock()
         self._closed = False
         self._data_version = -1
         self._external = 0
@@ -222,8 +246,13 @@ class Store:
             return reader.conn.execute(sql, params).fetchall()
 
     def _bump(self, inst_pk: int) -> None:
+        """A write that did not describe its change: the vector table is rebuilt from SQLite."""
         self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
-        self._indexes.pop(inst_pk, None)
+        with self._vlock:
+            self._tables.pop(inst_pk, None)
+            self._pending.pop(inst_pk, None)
+            if self.data_dir is not None:
+                vectors.remove_head(self._vector_dir(inst_pk))
 
     def _sync_external(self) -> None:
         """Drop every cache when another process (``aisearch-local ingest``) wrote the file.
@@ -252,12 +281,149 @@ class Store:
         Every similarity-cache entry keyed on the old version is orphaned.
         """
         with self._lock:
-            self._bump(inst_pk)
+            self._bump_version(inst_pk)
+
+    def _bump_version(self, inst_pk: int) -> None:
+        self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
 
     def version(self, inst_pk: int) -> int:
         """Return a counter that changes on every write to the instance."""
         self._sync_external()
         return self._versions.get(inst_pk, 0) + self._external * 1_000_000
+
+    # -- the vector tables ------------------------------------------------------------------
+
+    def _vector_dir(self, inst_pk: int) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "vectors" / str(inst_pk)
+
+    @staticmethod
+    def _next_gen(cur: sqlite3.Cursor, inst_pk: int) -> VectorChange:
+        """Bump the instance's vector generation inside the write transaction."""
+        key = f"vectors:{inst_pk}"
+        cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
+        row = cur.fetchone()
+        parsed = vectors.parse_generation(row[0]) if row else None
+        nonce, gen = parsed if parsed else (vectors.new_nonce(), 0)
+        cur.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, f"{nonce}:{gen + 1}")
+        )
+        return VectorChange(nonce=nonce, gen=gen + 1)
+
+    def _generation(self, inst_pk: int) -> tuple[str, int] | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"vectors:{inst_pk}",))
+        return vectors.parse_generation(rows[0][0]) if rows else None
+
+    @contextmanager
+    def _writing(self, inst_pk: int) -> Iterator[None]:
+        """Mark a write to the instance as under way (a search does not reload meanwhile)."""
+        with self._vlock:
+            self._inflight[inst_pk] = self._inflight.get(inst_pk, 0) + 1
+        try:
+            yield
+        finally:
+            with self._vlock:
+                left = self._inflight.pop(inst_pk, 1) - 1
+                if left:
+                    self._inflight[inst_pk] = left
+
+    def _after_write(self, inst_pk: int, change: VectorChange) -> None:
+        """Apply a committed write to the instance's vector table and its file."""
+        self._bump_version(inst_pk)
+        with self._vlock:
+            self._pending.setdefault(inst_pk, {})[change.gen] = change
+            self._catch_up(inst_pk, self._tables.get(inst_pk))
+
+    def _catch_up(self, inst_pk: int, table: VectorTable | None) -> VectorTable | None:
+        """Apply the pending changes that follow the table's generation, in order."""
+        pending = self._pending.get(inst_pk, {})
+        if table is None:
+            table = self._load_table(inst_pk)
+            if table is None:  # the instance is gone
+                self._pending.pop(inst_pk, None)
+                return None
+            self._tables[inst_pk] = table
+        for gen in [g for g in pending if g <= table.gen]:
+            del pending[gen]
+        while table.gen + 1 in pending:
+            change = pending.pop(table.gen + 1)
+            if change.nonce != table.nonce:  # a table from before the instance had a nonce
+                pending.clear()
+                table = self._tables[inst_pk] = self._rebuild_table(
+                    inst_pk, table.dim, table.directory
+                )
+                break
+            with table.lock:
+                before = table.head()
+                applied = table.apply(change)
+                assert applied is not None
+                update_attributes(table, change)
+                if table.needs_compaction():
+                    table.compact()
+                    table.save()
+                else:
+                    table.persist(before, *applied)
+        return table
+
+    def _load_table(self, inst_pk: int) -> VectorTable | None:
+        """Load the instance's table from its file when current, else rebuild it from SQLite."""
+        with self._lock:
+            dims = self._conn.execute(
+                "SELECT dim FROM instances WHERE pk = ?", (inst_pk,)
+            ).fetchall()
+            if not dims:
+                return None
+            dim = int(dims[0][0])
+            info = self._generation(inst_pk)
+            live = int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE inst_pk = ?", (inst_pk,)
+                ).fetchone()[0]
+            )
+            max_item = int(
+                self._conn.execute("SELECT COALESCE(MAX(pk), 0) FROM items").fetchone()[0]
+            )
+        nonce, gen = info if info else ("", 0)
+        directory = None if self.data_dir is None else self._vector_dir(inst_pk)
+        if directory is not None and info is not None:
+            table = vectors.load(
+                directory, dim=dim, nonce=nonce, gen=gen, live_chunks=live, max_item_pk=max_item
+            )
+            if table is not None:
+                return table
+        return self._rebuild_table(inst_pk, dim, directory)
+
+    def _rebuild_table(self, inst_pk: int, dim: int, directory: Path | None) -> VectorTable:
+        """Read every embedding of the instance from SQLite (one consistent read)."""
+        with self._lock:
+            info = self._generation(inst_pk)
+            n = int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE inst_pk = ?", (inst_pk,)
+                ).fetchone()[0]
+            )
+            cap = max(n + n // 2, 1024)
+            matrix = np.empty((cap, dim), dtype=np.float32)
+            cids = np.empty(cap, dtype=np.int64)
+            items = np.empty(cap, dtype=np.int64)
+            cur = self._conn.execute(
+                "SELECT cid, item_pk, embedding FROM chunks WHERE inst_pk = ? ORDER BY cid",
+                (inst_pk,),
+            )
+            at = 0
+            while batch := cur.fetchmany(4096):
+                k = len(batch)
+                cids[at : at + k] = [r[0] for r in batch]
+                items[at : at + k] = [r[1] for r in batch]
+                matrix[at : at + k] = np.frombuffer(
+                    b"".join(r[2] for r in batch), dtype=np.float32
+                ).reshape(k, dim)
+                at += k
+        nonce, gen = info if info else ("", 0)
+        table = VectorTable(dim, nonce, gen, matrix, cids, items, at, directory=directory)
+        if info is not None:
+            table.save()
+        return table
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -357,6 +523,10 @@ class Store:
             pk = int(cur.lastrowid or 0)
             tok = self._tokenizer(config)
             cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+            cur.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                (f"vectors:{pk}", f"{vectors.new_nonce()}:0"),
+            )
         return self.get_instance(namespace, instance_id)
 
     def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
@@ -397,7 +567,7 @@ class Store:
                     "SELECT cid, text FROM chunks WHERE inst_pk = ?",
                     (inst.pk,),
                 )
-        self._bump(inst.pk)
+        self._bump_version(inst.pk)  # the vectors did not change
         updated = self.get_instance(inst.namespace, inst.id)
         assert updated is not None
         return updated
@@ -414,8 +584,14 @@ class Store:
             cur.execute("DELETE FROM items WHERE inst_pk = ?", (inst.pk,))
             cur.execute("DELETE FROM jobs WHERE inst_pk = ?", (inst.pk,))
             cur.execute("DELETE FROM instances WHERE pk = ?", (inst.pk,))
+            cur.execute("DELETE FROM meta WHERE key = ?", (f"vectors:{inst.pk}",))
             cur.execute(f"DROP TABLE IF EXISTS fts_{inst.pk}")
-        self._bump(inst.pk)
+        self._bump_version(inst.pk)
+        with self._vlock:
+            self._tables.pop(inst.pk, None)
+            self._pending.pop(inst.pk, None)
+            if self.data_dir is not None:
+                shutil.rmtree(self._vector_dir(inst.pk), ignore_errors=True)
 
     def stats(self, inst: InstanceRecord) -> dict[str, Any]:
         """Return item counts per status, chunk count and payload size."""
@@ -480,31 +656,37 @@ class Store:
             source_id,
             0 if error else len(chunks),
         )
-        with self.transaction() as cur:
-            cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
-            row = cur.fetchone()
-            if row is not None:
-                item_pk = int(row[0])
-                self._delete_chunks(cur, inst.pk, item_pk)
-                cur.execute(
-                    "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
-                    "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
-                    "modified_at = ?, data = ? WHERE pk = ?",
-                    (*fields, ts, data, item_pk),
-                )
-            else:
-                cur.execute(
-                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
-                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (inst.pk, item_id, key, *fields, ts, ts, data),
-                )
-                item_pk = int(cur.lastrowid or 0)
-            if error is None and embeddings is not None:
-                self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings)
-            cur.execute("SELECT " + ITEM_COLUMNS + " FROM items WHERE pk = ?", (item_pk,))
-            out = item_row(cur.fetchone(), inst.namespace)
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
+                row = cur.fetchone()
+                if row is not None:
+                    item_pk = int(row[0])
+                    self._delete_chunks(cur, inst.pk, item_pk, change)
+                    cur.execute(
+                        "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
+                        "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
+                        "modified_at = ?, data = ? WHERE pk = ?",
+                        (*fields, ts, data, item_pk),
+                    )
+                else:
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, created_at, "
+                        "modified_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (inst.pk, item_id, key, *fields, ts, ts, data),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                if error is None and embeddings is not None:
+                    self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings, change)
+                if error is None:
+                    change.items.append((item_pk, key, timestamp_ms, metadata))
+                else:
+                    change.items.append((item_pk, None, None, None))
+                cur.execute("SELECT " + ITEM_COLUMNS + " FROM items WHERE pk = ?", (item_pk,))
+                out = item_row(cur.fetchone(), inst.namespace)
+            self._after_write(inst.pk, change)
         return out
 
     def _insert_chunks(
@@ -515,14 +697,30 @@ class Store:
         item_id: str,
         chunks: Sequence[NewChunk],
         embeddings: np.ndarray,
+        change: VectorChange | None = None,
     ) -> None:
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         rows = [
             (inst_pk, item_pk, seq, f"{item_id}-{seq}", c.text, c.start, c.end, emb[seq].tobytes())
             for seq, c in enumerate(chunks)
         ]
-        cur.execute("SELECT COALESCE(MAX(cid), 0) FROM chunks")
+        # chunk ids never come back after a delete: the vector tables append them in order
+        cur.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(cid) FROM chunks), 0), "
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'cid_hwm'), 0))"
+        )
         first = int(cur.fetchone()[0]) + 1
+        if rows:
+            cur.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('cid_hwm', ?)",
+                (str(first + len(rows) - 1),),
+            )
+        if change is not None and rows:
+            change.add(
+                np.arange(first, first + len(rows), dtype=np.int64),
+                np.full(len(rows), item_pk, dtype=np.int64),
+                emb[: len(rows)],
+            )
         cur.executemany(
             "INSERT INTO chunks(cid, inst_pk, item_pk, seq, id, text, start_byte, end_byte, "
             "embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -533,7 +731,12 @@ class Store:
             [(first + i, c.text) for i, c in enumerate(chunks)],
         )
 
-    def _delete_chunks(self, cur: sqlite3.Cursor, inst_pk: int, item_pk: int) -> None:
+    def _delete_chunks(
+        self, cur: sqlite3.Cursor, inst_pk: int, item_pk: int, change: VectorChange | None = None
+    ) -> None:
+        if change is not None:
+            cur.execute("SELECT cid FROM chunks WHERE item_pk = ?", (item_pk,))
+            change.dead_cids.extend(int(r[0]) for r in cur.fetchall())
         cur.execute(
             f"DELETE FROM fts_{inst_pk} WHERE rowid IN (SELECT cid FROM chunks WHERE item_pk = ?)",
             (item_pk,),
@@ -555,37 +758,45 @@ class Store:
         benchmarks). Existing keys are replaced. Returns the number of chunks written.
         """
         total = 0
-        with self.transaction() as cur:
-            for key, data, metadata, ts_ms, chunks, emb in docs:
-                item_id = self.item_id_for(inst, key)
-                cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
-                row = cur.fetchone()
-                if row is not None:
-                    self._delete_chunks(cur, inst.pk, int(row[0]))
-                    cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
-                ts = now_iso()
-                cur.execute(
-                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
-                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        inst.pk,
-                        item_id,
-                        key,
-                        hashlib.sha256(data).hexdigest(),
-                        len(data),
-                        dumps_strict(metadata),
-                        ts_ms,
-                        source_id,
-                        len(chunks),
-                        ts,
-                        ts,
-                        data,
-                    ),
-                )
-                self._insert_chunks(cur, inst.pk, int(cur.lastrowid or 0), item_id, chunks, emb)
-                total += len(chunks)
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                for key, data, metadata, ts_ms, chunks, emb in docs:
+                    item_id = self.item_id_for(inst, key)
+                    cur.execute(
+                        "SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
+                    )
+                    row = cur.fetchone()
+                    if row is not None:
+                        self._delete_chunks(cur, inst.pk, int(row[0]), change)
+                        change.items.append((int(row[0]), None, None, None))
+                        cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
+                    ts = now_iso()
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, created_at, "
+                        "modified_at, data) "
+                        "VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            inst.pk,
+                            item_id,
+                            key,
+                            hashlib.sha256(data).hexdigest(),
+                            len(data),
+                            dumps_strict(metadata),
+                            ts_ms,
+                            source_id,
+                            len(chunks),
+                            ts,
+                            ts,
+                            data,
+                        ),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                    self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, emb, change)
+                    change.items.append((item_pk, key, ts_ms, metadata))
+                    total += len(chunks)
+            self._after_write(inst.pk, change)
         return total
 
     def get_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any] | None:
@@ -616,10 +827,13 @@ class Store:
 
     def delete_item(self, inst: InstanceRecord, item_pk: int) -> None:
         """Delete an item and its chunks."""
-        with self.transaction() as cur:
-            self._delete_chunks(cur, inst.pk, item_pk)
-            cur.execute("DELETE FROM items WHERE pk = ?", (item_pk,))
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                self._delete_chunks(cur, inst.pk, item_pk, change)
+                cur.execute("DELETE FROM items WHERE pk = ?", (item_pk,))
+                change.items.append((item_pk, None, None, None))
+            self._after_write(inst.pk, change)
 
     def item_chunks(
         self, inst: InstanceRecord, item_pk: int, limit: int, offset: int
@@ -635,45 +849,74 @@ class Store:
     # -- search support ---------------------------------------------------------------------
 
     def index(self, inst: InstanceRecord) -> InstanceIndex:
-        """Return the cached numpy view of an instance, loading it after a write."""
+        """Return a snapshot of the instance's vector table, loading the table when needed.
+
+        The table is current when it holds SQLite's generation (or an own write under way is
+        about to bring it there); otherwise (first use, another process wrote the file) it is
+        loaded from its file when that is current, else rebuilt from SQLite.
+        """
         version = self.version(inst.pk)
-        cached = self._indexes.get(inst.pk)
-        if cached is not None and cached.version == version:
-            return cached
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT cid, item_pk, embedding FROM chunks WHERE inst_pk = ? ORDER BY cid",
-                (inst.pk,),
+        info = self._generation(inst.pk)
+        nonce, gen = info if info else ("", 0)
+        with self._vlock:
+            table = self._tables.get(inst.pk)
+            current = (
+                table is not None
+                and table.nonce == nonce
+                and (table.gen == gen or (table.gen < gen and self._inflight.get(inst.pk, 0) > 0))
             )
-            rows = cur.fetchall()
-            item_rows = self._conn.execute(
-                "SELECT pk, key, metadata, timestamp_ms FROM items "
-                "WHERE inst_pk = ? AND status = 'completed'",
-                (inst.pk,),
-            ).fetchall()
-        n = len(rows)
-        if n:
-            cids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-            item_pks = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-            matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(n, -1)
-        else:
-            cids = np.zeros(0, dtype=np.int64)
-            item_pks = np.zeros(0, dtype=np.int64)
-            matrix = np.zeros((0, inst.dim), dtype=np.float32)
-        items: dict[int, dict[str, Any]] = {}
-        for pk, key, metadata, ts_ms in item_rows:
+            if not current:
+                self._tables.pop(inst.pk, None)
+                table = None
+            table = self._catch_up(inst.pk, table)
+            if table is None:  # deleted meanwhile: nothing to search
+                empty = np.zeros(0, dtype=np.int64)
+                return InstanceIndex(
+                    version, np.zeros((0, inst.dim), dtype=np.float32), empty, empty
+                )
+            return table.snapshot(version)
+
+    def item_attributes_table(self, inst: InstanceRecord, idx: InstanceIndex) -> ItemTable:
+        """Return the columnar attributes of the instance's items (built on first use)."""
+        table = idx.table
+        if table is None:
+            return self._read_item_table(inst.pk)
+        with table.lock:
+            items = table.extra.get("items")
+            if items is None:
+                items = table.extra["items"] = self._read_item_table(inst.pk)
+            return cast("ItemTable", items)
+
+    def _read_item_table(self, inst_pk: int) -> ItemTable:
+        rows = self._query(
+            "SELECT pk, key, metadata, timestamp_ms FROM items "
+            "WHERE inst_pk = ? AND status = 'completed'",
+            (inst_pk,),
+        )
+        items = ItemTable()  # built outside the store lock
+        for pk, key, metadata, ts_ms in rows:
+            items.set(int(pk), item_attributes(key, ts_ms, metadata_dict(metadata)))
+        return items
+
+    def items_by_pk(self, pks: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Return ``{"key", "timestamp", "metadata", "attrs"}`` of some items by primary key."""
+        wanted = sorted(set(pks))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._query(
+            f"SELECT pk, key, metadata, timestamp_ms FROM items WHERE pk IN ({marks})", wanted
+        )
+        out: dict[int, dict[str, Any]] = {}
+        for pk, key, metadata, ts_ms in rows:
             meta = metadata_dict(metadata)
-            items[int(pk)] = {
+            out[int(pk)] = {
                 "key": key,
                 "timestamp": ts_ms,
                 "metadata": meta,
                 "attrs": item_attributes(key, ts_ms, meta),
             }
-        idx = InstanceIndex(
-            version=version, matrix=matrix, cids=cids, item_pks=item_pks, items=items
-        )
-        self._indexes[inst.pk] = idx
-        return idx
+        return out
 
     def keyword(self, inst: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
         """Run an FTS5 MATCH; return ``(cid, bm25)`` best first, bm25 positive (higher=better)."""
