@@ -91,6 +91,8 @@ def _cut_start(ch: dict[str, Any]) -> str | None:
     starts_a_document = not re.search(r"-[1-9]\d*$", ch["id"])
     if starts_a_document and re.match(r"[A-Z0-9#*\"“(-]", text):
         return None
+    if text.startswith("#"):
+        return None  # the chunker started it at a heading: nothing was cut
     match = re.match(r"(.+?[.!?])(?:\s|$)", text, flags=re.S)
     return " ".join(match.group(1).split()) if match else None
 
@@ -277,6 +279,27 @@ def test_answers_to_what_the_local_search_returns_are_clean(
         chunks = svc.searcher.search(inst, case["question"], opts)
         text = answer(case["question"], chunks)
         assert problems(text, chunks) == [], (case["question"], text)
+
+
+CHAT_CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parents[2] / "data" / "chat_questions.json").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("case", CHAT_CASES, ids=[c["question"] for c in CHAT_CASES])
+def test_a_newcomers_question_gets_its_answer_first_with_the_chat_defaults(
+    sample: tuple[LocalService, Any], case: dict[str, Any]
+) -> None:
+    # what the chat playground and `serve --sample-corpus` show: the default retrieval (10
+    # chunks, no context expansion), the default generator; the sentence that answers first,
+    # citing the document it is in
+    svc, inst = sample
+    chunks = svc.searcher.search(inst, case["question"], resolve_options({}, inst.config))
+    text = answer(case["question"], chunks)
+    assert problems(text, chunks) == [], text
+    first, n = cited(text)[0]
+    assert case["first"] in first, text
+    assert chunks[n - 1]["item"]["key"] == case["key"], text
 
 
 # ----------------------------------------------------------------------------------- the rules
