@@ -90,6 +90,7 @@ _CHUNK_SEQ = re.compile(r"-(\d+)$")
 _ITEM_LABEL = re.compile(r"^([A-Z][\w'-]*(?:[ -][\w'-]+){0,2}):\s")
 _MAX_HEADING_WORDS = 15
 _MAX_SUMMARY_LABELS = 12
+_MAX_LABEL_WORDS = 8
 _SHORT_SENTENCE_WORDS = 4
 # Auxiliaries and common verbs: a short sentence needs one of these (or a past/3rd-person form)
 # to be a sentence rather than a label ("The most frequent reason.").
@@ -221,11 +222,15 @@ class _AnswerType:
         answer: Matches a sentence holding the answer (a duration, degrees, ...).
         concepts: The measured quantity's own words ("time" for "how long"): a list item
             labelled with one of them ("Steep time: 4 minutes") gives the value asked for.
+        verbs: The question's own verbs ("fix" in "how do I fix"): a sentence saying "Fix
+            ..." is no more relevant for it (a heading "Causes and fixes" still is), and
+            when they are set, a sentence that is not of the type is half as relevant.
     """
 
     asks: re.Pattern[str]
     answer: re.Pattern[str]
     concepts: str = ""
+    verbs: str = ""
 
 
 _ANSWER_TYPES = (
@@ -254,11 +259,13 @@ _ANSWER_TYPES = (
         re.compile(
             r"^(?:[^:]{1,60}:\s)?(?:do\s+not|don't|" + "|".join(_INSTRUCTIONS) + r")\b", re.I
         ),
+        verbs="fix solve prevent avoid stop cure",
     ),
 )
 ANSWER_TYPE_BOOST = 1.5
 LABEL_BOOST = 2.0
 SECTION_WEIGHT = 0.5
+UNTYPED_PENALTY = 0.5
 _ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "he", "she"})
 ANAPHORA_PENALTY = 0.75
 _SUFFIXES = (("ness", ""), ("ity", ""), ("ation", ""), ("ment", ""))
@@ -502,6 +509,7 @@ class _Asked:
         avg: The units' average length in terms.
         wanted: What an answer holds (:func:`answer_type`), if the question's form says.
         concepts: The measured quantity's own words ("time" for "how long").
+        focus: The terms of what a "what/which X ..." question asks for ("grind size").
         sections: Per section, the terms of all its units.
     """
 
@@ -510,6 +518,8 @@ class _Asked:
     avg: float
     wanted: re.Pattern[str] | None = None
     concepts: frozenset[str] = frozenset()
+    verbs: frozenset[str] = frozenset()
+    focus: frozenset[str] = frozenset()
     sections: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict)
 
 
@@ -517,7 +527,7 @@ def _score(unit: Unit, asked: _Asked) -> float:
     question, idf = asked.terms, asked.idf
     length = sum(unit.terms.values()) or 1
     own = 0.0
-    for t in question & set(unit.terms):
+    for t in (question - asked.verbs) & set(unit.terms):
         tf = unit.terms[t]
         own += idf[t] * bm25_tf(tf, length, asked.avg, _K1, _B)
     heading = sum(idf[t] for t in (question & unit.heading) - set(unit.terms))
@@ -549,11 +559,30 @@ def _score(unit: Unit, asked: _Asked) -> float:
     total *= 1.0 + TITLE_BONUS * sum(idf[t] for t in question & unit.title) / weight
     if typed or (asked.wanted is not None and asked.wanted.search(unit.heading_text)):
         total *= ANSWER_TYPE_BOOST
+    elif asked.verbs:
+        total *= UNTYPED_PENALTY  # "how do I fix X": "X happens when ..." is no fix
+    if asked.focus and not typed and not asked.focus & (set(unit.terms) | unit.key):
+        # "what grind size ...": a sentence that names neither (only its heading does) is
+        # about something else ("Size matters: Moka pots are designed to be used full")
+        total *= UNTYPED_PENALTY
     if keyed:
         total *= LABEL_BOOST
     if _leans_back(unit.text):
         total *= ANAPHORA_PENALTY  # "Try it if ..." needs a sentence this chunk does not have
     return total / (1 + RANK_DECAY * unit.chunk)
+
+
+_FOCUS = re.compile(
+    r"^\W*(?:what|which)\s+(\w+(?:\s+\w+)?)\s+"
+    r"(?:should|do|does|did|is|are|was|were|can|could|would|will|to)\b",
+    re.IGNORECASE,
+)
+
+
+def _focus(question: str) -> frozenset[str]:
+    """The terms of what "What grind size should I use ...?" asks for (grind, size)."""
+    match = _FOCUS.match(question)
+    return frozenset(content_terms(match.group(1))) if match else frozenset()
 
 
 def _named_terms(question: str) -> frozenset[str]:
@@ -702,6 +731,8 @@ def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int)
         avg=sum(sum(u.terms.values()) for u in units) / len(units) or 1.0,
         wanted=kind.answer if kind else None,
         concepts=frozenset(content_terms(kind.concepts)) if kind else frozenset(),
+        verbs=frozenset(content_terms(kind.verbs)) if kind else frozenset(),
+        focus=_focus(question) & q,
         sections=sections,
     )
     # which documents are about the question: its subject, not the quantity it measures
@@ -733,11 +764,35 @@ def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int)
         if summary:
             picked.append(summary)
     seen: set[str] = set()
+    led: set[tuple[int, int]] = set()  # the sections whose heading led a sentence
     for _, unit in kept:
         if len(picked) >= budget:
             break
         if unit.text.lower() in seen:
             continue
         seen.add(unit.text.lower())
-        picked.append(f"{unit.text} [{unit.chunk + 1}]")
+        picked.append(_with_heading(unit, asked.wanted, led))
     return " ".join(picked)
+
+
+def _with_heading(unit: Unit, wanted: re.Pattern[str] | None, led: set[tuple[int, int]]) -> str:
+    """``text [n]``; led by its section heading when only the heading holds the answer.
+
+    "How often ...": under "Monthly: burr cleaning" the steps say no frequency, so the first
+    one emitted reads "Monthly burr cleaning: remove the upper burr carrier ... [n]" (citing
+    the heading's chunk too when the heading is in an earlier one).
+    """
+    heading = unit.heading_text
+    if (
+        wanted is None
+        or wanted.search(unit.text)
+        or not wanted.search(heading)
+        or unit.section in led
+        or _words(heading) > _MAX_LABEL_WORDS
+    ):
+        return f"{unit.text} [{unit.chunk + 1}]"
+    led.add(unit.section)
+    marks = sorted({unit.chunk, unit.heading_chunk} - {-1})
+    lead = heading.replace(": ", " ", 1).rstrip(":").strip()
+    body = f"{unit.text[:1].lower()}{unit.text[1:]}" if _lower_ok(unit.text) else unit.text
+    return f"{lead}: {body} [{', '.join(str(n + 1) for n in marks)}]"
