@@ -25,6 +25,16 @@
    divided by ``1 + 0.1 * rank`` of its chunk. A sentence needs a question term in its own
    text or its section heading. Sentences under half the best score are dropped. A sentence
    leaning back on the one before ("Try it if ...") is written with it.
+
+   The question's form says more (:class:`_AnswerType`). A list item labelled with what is
+   asked ("Grind: fine ..." for "What grind size ...", "Steep time: 4 minutes" for "how long
+   ... steep": "time" is what "how long" measures) counts its section and title in full and
+   weighs twice. A sentence holding the answer ("in 25 to 30 seconds") may take its topic
+   from the rest of its section. "How do I fix X": "fix" is the question's verb, not its
+   topic, and a sentence that is no instruction weighs half; so does one naming nothing of
+   what a "What grind size ..." question asks for. When only the section heading holds the
+   answer ("Monthly: burr cleaning" for "how often"), the first sentence emitted from it is
+   led by it ("Monthly burr cleaning: remove the upper burr carrier ... [n]").
 4. **Document structure.** When the question names a section ("What *causes* ...") whose items
    carry bold labels ("Common causes"), the answer starts with the section heading and its
    labels ("Common causes: grind too fine; too many fines; ..."), each group of labels citing
