@@ -25,6 +25,16 @@
    divided by ``1 + 0.1 * rank`` of its chunk. A sentence needs a question term in its own
    text or its section heading. Sentences under half the best score are dropped. A sentence
    leaning back on the one before ("Try it if ...") is written with it.
+
+   The question's form says more (:class:`_AnswerType`). A list item labelled with what is
+   asked ("Grind: fine ..." for "What grind size ...", "Steep time: 4 minutes" for "how long
+   ... steep": "time" is what "how long" measures) counts its section and title in full and
+   weighs twice. A sentence holding the answer ("in 25 to 30 seconds") may take its topic
+   from the rest of its section. "How do I fix X": "fix" is the question's verb, not its
+   topic, and a sentence that is no instruction weighs half; so does one naming nothing of
+   what a "What grind size ..." question asks for. When only the section heading holds the
+   answer ("Monthly: burr cleaning" for "how often"), the first sentence emitted from it is
+   led by it ("Monthly burr cleaning: remove the upper burr carrier ... [n]").
 4. **Document structure.** When the question names a section ("What *causes* ...") whose items
    carry bold labels ("Common causes"), the answer starts with the section heading and its
    labels ("Common causes: grind too fine; too many fines; ..."), each group of labels citing
@@ -86,8 +96,11 @@ _EMPHASIS = re.compile(r"\*\*|__|`")
 # does not have
 _CROSS_REFERENCE = re.compile(r"\s*\((?:see|cf\.?)\s[^()]{1,80}\)", re.IGNORECASE)
 _CHUNK_SEQ = re.compile(r"-(\d+)$")
+# "Grind: fine but coarser than espresso": a list item giving a value for a label of 1 to 3 words
+_ITEM_LABEL = re.compile(r"^([A-Z][\w'-]*(?:[ -][\w'-]+){0,2}):\s")
 _MAX_HEADING_WORDS = 15
 _MAX_SUMMARY_LABELS = 12
+_MAX_LABEL_WORDS = 8
 _SHORT_SENTENCE_WORDS = 4
 # Auxiliaries and common verbs: a short sentence needs one of these (or a past/3rd-person form)
 # to be a sentence rather than a label ("The most frequent reason.").
@@ -114,6 +127,10 @@ class Unit:
         title: The stemmed terms of its document's title and file name.
         section: ``(chunk, section number)`` of its section, for the section summary.
         label: The bold label it starts with, if any.
+        heading_text: Its section heading as written.
+        heading_chunk: The chunk its section heading is in.
+        key: The stemmed terms of the label a list item starts with ("Grind: fine ..." or
+            "**Dose**: ..."): the thing the item gives a value for.
     """
 
     chunk: int
@@ -126,6 +143,7 @@ class Unit:
     label: str | None = None
     heading_text: str = ""
     heading_chunk: int = -1
+    key: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -153,9 +171,11 @@ class _Reader:
         last.text = f"{last.text} {text.strip()}"
         last.terms.update(content_terms(text))
 
-    def add(self, text: str, label: str | None = None) -> None:
+    def add(self, text: str, label: str | None = None, item: bool = False) -> None:
         text = text.strip().rstrip(",;").strip()
         heading = frozenset(content_terms(self.section.heading))
+        named = _ITEM_LABEL.match(text) if item else None
+        key = label if label is not None else named.group(1) if named else ""
         self.headings[self.section.number] = self.section.heading
         self.units.append(
             Unit(
@@ -169,6 +189,7 @@ class _Reader:
                 label=label,
                 heading_text=self.section.heading,
                 heading_chunk=self.section.origin,
+                key=frozenset(content_terms(key)),
             )
         )
 
@@ -176,7 +197,7 @@ class _Reader:
 _QUESTION_FRAME = re.compile(r"\bhow\s+(?:long|many|much|often|far)\b", re.IGNORECASE)
 _GENERIC_WORDS = re.compile(
     r"\b(?:use|using|make|way|ways|thing|things|good|many|much|differ|differs|different|"
-    r"difference|differences|compare|compared|versus|vs)\b",
+    r"difference|differences|compare|compared|versus|vs|take|takes)\b",
     re.IGNORECASE,
 )
 _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][\w-]*|\w*\d\w*)")
@@ -189,21 +210,58 @@ _DURATION = re.compile(
 _INSTRUCTIONS = """
     use stir tamp add try grind keep clean rinse pour let make check replace remove switch lower
     raise reduce increase wait swap set adjust dial move level distribute tap press descale flush
-    purge store rest
+    purge store rest fix
     """.split()  # noqa: SIM905 (a word list reads better as text)
+_QUANTITY = re.compile(
+    r"\d\s*(?:g|kg|mg|ml|l|litres?|liters?|grams?|cups?|oz|bar|percent|%|scoops?|shots?|"
+    r"tablespoons?|tbsp|teaspoons?|tsp|cm|mm|microns?)\b|\b\d+(?:\.\d+)?\s?:\s?\d",
+    re.IGNORECASE,
+)
+_FREQUENCY = re.compile(
+    r"\b(?:daily|weekly|monthly|yearly|annually|hourly|every|once|twice|each|per)\b", re.I
+)
+_TEMPERATURE = re.compile(r"°|\bdegrees?\b|\d\s?[CF]\b")
+
+
+@dataclass(frozen=True)
+class _AnswerType:
+    """A question form and what its answer holds.
+
+    Attributes:
+        asks: Matches the question ("how long", "what temperature", ...).
+        answer: Matches a sentence holding the answer (a duration, degrees, ...).
+        concepts: The measured quantity's own words ("time" for "how long"): a list item
+            labelled with one of them ("Steep time: 4 minutes") gives the value asked for.
+        verbs: The question's own verbs ("fix" in "how do I fix"): a sentence saying "Fix
+            ..." is no more relevant for it (a heading "Causes and fixes" still is), and
+            when they are set, a sentence that is not of the type is half as relevant.
+    """
+
+    asks: re.Pattern[str]
+    answer: re.Pattern[str]
+    concepts: str = ""
+    verbs: str = ""
+
+
 _ANSWER_TYPES = (
-    (
+    _AnswerType(
         re.compile(r"\bhow\s+(?:long|many\s+(?:days|weeks|hours|minutes|seconds))\b", re.I),
         _DURATION,
+        "time duration",
     ),
-    (
-        re.compile(r"\bhow\s+often\b", re.I),
-        re.compile(r"\b(?:daily|weekly|monthly|yearly|every|once|twice|each|per)\b", re.I),
+    _AnswerType(re.compile(r"\bhow\s+often\b", re.I), _FREQUENCY, "frequency"),
+    _AnswerType(
+        re.compile(r"\btemperature\b|\bhow\s+(?:hot|warm|cold)\b", re.I),
+        _TEMPERATURE,
+        "temperature temp",
     ),
-    (re.compile(r"\btemperature\b|\bhow\s+hot\b", re.I), re.compile(r"°|\bdegrees?\b|\d\s?C\b")),
-    (re.compile(r"\bhow\s+(?:much|many)\b", re.I), re.compile(r"\d")),
+    _AnswerType(
+        re.compile(r"\bhow\s+(?:much|many)\b", re.I),
+        _QUANTITY,
+        "amount quantity dose weight volume",
+    ),
     # "how do I fix ...": an instruction ("Use a WDT tool ...", "Static coffee: add a drop ...")
-    (
+    _AnswerType(
         re.compile(
             r"\bhow\s+(?:do|can|should)\s+(?:i|you|we)\s+(?:fix|solve|prevent|avoid|stop|cure)\b",
             re.I,
@@ -211,9 +269,13 @@ _ANSWER_TYPES = (
         re.compile(
             r"^(?:[^:]{1,60}:\s)?(?:do\s+not|don't|" + "|".join(_INSTRUCTIONS) + r")\b", re.I
         ),
+        verbs="fix solve prevent avoid stop cure",
     ),
 )
 ANSWER_TYPE_BOOST = 1.5
+LABEL_BOOST = 2.0
+SECTION_WEIGHT = 0.5
+UNTYPED_PENALTY = 0.5
 _ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "he", "she"})
 ANAPHORA_PENALTY = 0.75
 _SUFFIXES = (("ness", ""), ("ity", ""), ("ation", ""), ("ment", ""))
@@ -388,7 +450,7 @@ def read_chunk(
         if item and not label and not _TERMINAL.search(body):
             # a list item ("Coffee: 15 g, medium-fine") is a fact (chunks end at line breaks)
             if _words(body) >= 3:
-                reader.add(f"{body}.")
+                reader.add(f"{body}.", item=True)
             continue
         pieces = _split(body)
         first = True
@@ -402,7 +464,7 @@ def read_chunk(
                     else (f"{label}. {piece}")
                 )
                 if _TERMINAL.search(piece) and not piece.endswith("?"):
-                    reader.add(carried, label)
+                    reader.add(carried, label, item=True)
                 continue
             first = False
             if not _is_sentence(piece):
@@ -410,7 +472,7 @@ def read_chunk(
             if len(reader.units) > line_start and _leans_back(piece):
                 reader.extend(piece)  # "Try it if ..." goes with the sentence it refers to
             else:
-                reader.add(piece)
+                reader.add(piece, item=item is not None and len(reader.units) == line_start)
     end = (reader.section.heading, reader.section.number, reader.section.origin)
     return reader.units, end, reader.headings
 
@@ -447,34 +509,90 @@ def _bm25(units: Sequence[Unit], question: frozenset[str]) -> dict[str, float]:
     return {t: bm25_idf(n, df[t]) for t in question}
 
 
-def _score(
-    unit: Unit,
-    question: frozenset[str],
-    idf: dict[str, float],
-    avg: float,
-    wanted: re.Pattern[str] | None = None,
-) -> float:
+@dataclass
+class _Asked:
+    """What :func:`_score` needs to know about the question and the retrieved text.
+
+    Attributes:
+        terms: The question's content terms.
+        idf: Their BM25 idf over the units.
+        avg: The units' average length in terms.
+        wanted: What an answer holds (:func:`answer_type`), if the question's form says.
+        concepts: The measured quantity's own words ("time" for "how long").
+        focus: The terms of what a "what/which X ..." question asks for ("grind size").
+        sections: Per section, the terms of all its units.
+    """
+
+    terms: frozenset[str]
+    idf: dict[str, float]
+    avg: float
+    wanted: re.Pattern[str] | None = None
+    concepts: frozenset[str] = frozenset()
+    verbs: frozenset[str] = frozenset()
+    focus: frozenset[str] = frozenset()
+    sections: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict)
+
+
+def _score(unit: Unit, asked: _Asked) -> float:
+    question, idf = asked.terms, asked.idf
     length = sum(unit.terms.values()) or 1
     own = 0.0
-    for t in question & set(unit.terms):
+    for t in (question - asked.verbs) & set(unit.terms):
         tf = unit.terms[t]
-        own += idf[t] * bm25_tf(tf, length, avg, _K1, _B)
+        own += idf[t] * bm25_tf(tf, length, asked.avg, _K1, _B)
     heading = sum(idf[t] for t in (question & unit.heading) - set(unit.terms))
     title = sum(idf[t] for t in (question & unit.title) - set(unit.terms) - unit.heading)
-    if own == 0 and not heading:
+    typed = asked.wanted is not None and bool(asked.wanted.search(unit.text))
+    # a list item labelled with what the question asks for ("Grind: fine ...", "Steep time:
+    # 4 minutes" for "how long ... steep") gives its value; its subject is its section's and
+    # its document's ("Recipe", "French Press"), so they count in full. A label may hold one
+    # other word in three ("Shot time and yield" for "how long ... shot")
+    other = len(unit.key - question - asked.concepts)
+    keyed = bool(unit.key & question) and 3 * other <= len(unit.key)
+    if keyed:
+        heading, title = heading + title, 0.0
+    # a sentence holding the answer ("in 25 to 30 seconds") under a section about the question
+    # ("Time: ... the shot"): its section's other sentences say what it is about
+    seen = set(unit.terms) | unit.heading | unit.title
+    context = asked.sections.get(unit.section, frozenset()) & question
+    around = sum(idf[t] for t in context - seen) if typed else 0.0
+    if own == 0 and not heading and not around:
         return 0.0
-    total = own + HEADING_WEIGHT * heading + TITLE_WEIGHT * title
+    weights = HEADING_WEIGHT if not keyed else 1.0
+    total = own + weights * heading + TITLE_WEIGHT * title + SECTION_WEIGHT * around
     # how much of the question the sentence, its section and its document cover together
     weight = sum(idf.values()) or 1.0
-    covered = question & (set(unit.terms) | unit.heading | unit.title)
+    # a sentence holding the answer covers the measured quantity ("temperature": "94 °C")
+    covered = question & (seen | (context | asked.concepts if typed else frozenset()))
     total *= sum(idf[t] for t in covered) / weight
     # a sentence of a document about the question's subject (its title names it) is on topic
     total *= 1.0 + TITLE_BONUS * sum(idf[t] for t in question & unit.title) / weight
-    if wanted is not None and (wanted.search(unit.text) or wanted.search(unit.heading_text)):
+    if typed or (asked.wanted is not None and asked.wanted.search(unit.heading_text)):
         total *= ANSWER_TYPE_BOOST
+    elif asked.verbs:
+        total *= UNTYPED_PENALTY  # "how do I fix X": "X happens when ..." is no fix
+    if asked.focus and not typed and not asked.focus & (set(unit.terms) | unit.key):
+        # "what grind size ...": a sentence that names neither (only its heading does) is
+        # about something else ("Size matters: Moka pots are designed to be used full")
+        total *= UNTYPED_PENALTY
+    if keyed:
+        total *= LABEL_BOOST
     if _leans_back(unit.text):
         total *= ANAPHORA_PENALTY  # "Try it if ..." needs a sentence this chunk does not have
     return total / (1 + RANK_DECAY * unit.chunk)
+
+
+_FOCUS = re.compile(
+    r"^\W*(?:what|which)\s+(\w+(?:\s+\w+)?)\s+"
+    r"(?:should|do|does|did|is|are|was|were|can|could|would|will|to)\b",
+    re.IGNORECASE,
+)
+
+
+def _focus(question: str) -> frozenset[str]:
+    """The terms of what "What grind size should I use ...?" asks for (grind, size)."""
+    match = _FOCUS.match(question)
+    return frozenset(content_terms(match.group(1))) if match else frozenset()
 
 
 def _named_terms(question: str) -> frozenset[str]:
@@ -509,10 +627,12 @@ def answer_type(question: str) -> re.Pattern[str] | None:
     A duration ("how long"), a frequency ("how often"), a temperature, a number ("how many"),
     an instruction ("how do I fix": a sentence starting with a verb such as "Use" or "Stir").
     """
-    for asks, answer in _ANSWER_TYPES:
-        if asks.search(question):
-            return answer
-    return None
+    kind = _answer_kind(question)
+    return kind.answer if kind else None
+
+
+def _answer_kind(question: str) -> _AnswerType | None:
+    return next((kind for kind in _ANSWER_TYPES if kind.asks.search(question)), None)
 
 
 def _read_all(chunks: Sequence[dict[str, Any]]) -> tuple[list[Unit], dict[tuple[int, int], str]]:
@@ -608,14 +728,26 @@ def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int)
     units, headings = _read_all(chunks)
     if not units:
         return NO_CONTEXT_ANSWER
-    asked = _GENERIC_WORDS.sub(" ", _QUESTION_FRAME.sub(" ", question))
-    q = frozenset(content_terms(asked))
-    names = _named_terms(asked)
-    idf = _bm25(units, q)
-    avg = sum(sum(u.terms.values()) for u in units) / len(units) or 1.0
-    wanted = answer_type(question)
-    topical = _document_coverage(chunks, q, names)
-    scored = [(_score(u, q, idf, avg, wanted) * topical[u.chunk] ** 2, u) for u in units]
+    plain = _GENERIC_WORDS.sub(" ", _QUESTION_FRAME.sub(" ", question))
+    q = frozenset(content_terms(plain))
+    names = _named_terms(plain)
+    kind = _answer_kind(question)
+    sections: dict[tuple[int, int], frozenset[str]] = {}
+    for u in units:
+        sections[u.section] = sections.get(u.section, frozenset()) | set(u.terms)
+    asked = _Asked(
+        terms=q,
+        idf=_bm25(units, q),
+        avg=sum(sum(u.terms.values()) for u in units) / len(units) or 1.0,
+        wanted=kind.answer if kind else None,
+        concepts=frozenset(content_terms(kind.concepts)) if kind else frozenset(),
+        verbs=frozenset(content_terms(kind.verbs)) if kind else frozenset(),
+        focus=_focus(question) & q,
+        sections=sections,
+    )
+    # which documents are about the question: its subject, not the quantity it measures
+    topical = _document_coverage(chunks, q - asked.concepts or q, names)
+    scored = [(_score(u, asked) * topical[u.chunk] ** 2, u) for u in units]
     best = max(s for s, _ in scored)
     if best <= 0:
         first = min(units, key=lambda u: (u.chunk, u.order))
@@ -642,11 +774,35 @@ def compose_answer(question: str, chunks: Sequence[dict[str, Any]], budget: int)
         if summary:
             picked.append(summary)
     seen: set[str] = set()
+    led: set[tuple[int, int]] = set()  # the sections whose heading led a sentence
     for _, unit in kept:
         if len(picked) >= budget:
             break
         if unit.text.lower() in seen:
             continue
         seen.add(unit.text.lower())
-        picked.append(f"{unit.text} [{unit.chunk + 1}]")
+        picked.append(_with_heading(unit, asked.wanted, led))
     return " ".join(picked)
+
+
+def _with_heading(unit: Unit, wanted: re.Pattern[str] | None, led: set[tuple[int, int]]) -> str:
+    """``text [n]``; led by its section heading when only the heading holds the answer.
+
+    "How often ...": under "Monthly: burr cleaning" the steps say no frequency, so the first
+    one emitted reads "Monthly burr cleaning: remove the upper burr carrier ... [n]" (citing
+    the heading's chunk too when the heading is in an earlier one).
+    """
+    heading = unit.heading_text
+    if (
+        wanted is None
+        or wanted.search(unit.text)
+        or not wanted.search(heading)
+        or unit.section in led
+        or _words(heading) > _MAX_LABEL_WORDS
+    ):
+        return f"{unit.text} [{unit.chunk + 1}]"
+    led.add(unit.section)
+    marks = sorted({unit.chunk, unit.heading_chunk} - {-1})
+    lead = heading.replace(": ", " ", 1).rstrip(":").strip()
+    body = f"{unit.text[:1].lower()}{unit.text[1:]}" if _lower_ok(unit.text) else unit.text
+    return f"{lead}: {body} [{', '.join(str(n + 1) for n in marks)}]"

@@ -91,6 +91,8 @@ def _cut_start(ch: dict[str, Any]) -> str | None:
     starts_a_document = not re.search(r"-[1-9]\d*$", ch["id"])
     if starts_a_document and re.match(r"[A-Z0-9#*\"“(-]", text):
         return None
+    if text.startswith("#"):
+        return None  # the chunker started it at a heading: nothing was cut
     match = re.match(r"(.+?[.!?])(?:\s|$)", text, flags=re.S)
     return " ".join(match.group(1).split()) if match else None
 
@@ -279,6 +281,27 @@ def test_answers_to_what_the_local_search_returns_are_clean(
         assert problems(text, chunks) == [], (case["question"], text)
 
 
+CHAT_CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parents[2] / "data" / "chat_questions.json").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("case", CHAT_CASES, ids=[c["question"] for c in CHAT_CASES])
+def test_a_newcomers_question_gets_its_answer_first_with_the_chat_defaults(
+    sample: tuple[LocalService, Any], case: dict[str, Any]
+) -> None:
+    # what the chat playground and `serve --sample-corpus` show: the default retrieval (10
+    # chunks, no context expansion), the default generator; the sentence that answers first,
+    # citing the document it is in
+    svc, inst = sample
+    chunks = svc.searcher.search(inst, case["question"], resolve_options({}, inst.config))
+    text = answer(case["question"], chunks)
+    assert problems(text, chunks) == [], text
+    first, n = cited(text)[0]
+    assert case["first"] in first, text
+    assert chunks[n - 1]["item"]["key"] == case["key"], text
+
+
 # ----------------------------------------------------------------------------------- the rules
 
 
@@ -325,6 +348,58 @@ def test_how_do_i_fix_prefers_the_instruction() -> None:
     # a question that asks for no instruction keeps the plain BM25 order
     out = answer("Is channeling common?", [chunk(text)])
     assert out.startswith("Channeling is common. [1]"), out
+
+
+def test_how_do_i_fix_does_not_take_the_word_fix_for_a_topic() -> None:
+    chunks = [
+        chunk(
+            "## Fast and sour\n\nThat taste points to channeling. "
+            "Fix the puck preparation first of all.",
+            "sour.md",
+        ),
+        chunk(
+            "## Causes and fixes\n\nUse a WDT tool to stir the grounds before tamping.",
+            "channeling.md",
+        ),
+    ]
+    out = answer("How do I fix channeling?", chunks)
+    # "Fix the puck preparation" says "fix", but that is the question's verb, not its topic; the
+    # instruction under the fixes of the channeling page answers
+    assert out.startswith("Use a WDT tool to stir the grounds before tamping. [2]"), out
+    assert "That taste points" not in out  # no fix
+
+
+def test_how_often_leads_with_the_heading_that_says_it() -> None:
+    text = (
+        "Weekly: grinder tablets\nRun cleaning tablets through the grinder at its usual setting."
+        "\n\nMonthly: burr cleaning\n1. Take the upper burr carrier out following the manual."
+        "\n2. Brush the burrs and the chamber with a stiff nylon brush."
+    )
+    out = answer("How often should I clean the burrs?", [chunk(text, "grinder.txt")])
+    assert out.startswith(
+        "Monthly burr cleaning: take the upper burr carrier out following the manual. [1] "
+        "Brush the burrs and the chamber with a stiff nylon brush. [1]"
+    ), out
+    # a question that asks for no frequency gets the steps as they are
+    out = answer("How do the burrs come out?", [chunk(text, "grinder.txt")])
+    assert "Monthly" not in out and out.startswith("Take the upper burr carrier out"), out
+
+
+def test_a_list_item_labelled_with_what_is_asked_answers_it() -> None:
+    text = (
+        "# The Moka Pot\n\n## Recipe for a 3-cup pot\n\n"
+        "- Coffee: about 16 g, level without tamping\n"
+        "- Grind: fine but coarser than espresso, similar to table salt\n\n"
+        "## Size matters\n\nMoka pots are designed to be used full.\n\n"
+        "## Safety\n\nNever grind as fine as espresso or tamp the grounds; "
+        "a blocked moka pot can build dangerous pressure."
+    )
+    out = answer("What grind size should I use for a moka pot?", [chunk(text, "moka-pot.md")])
+    assert out.startswith("Grind: fine but coarser than espresso, similar to table salt. [1]")
+    steep = "## Recipe\n\n- Steep time: 4 minutes, plus a 5 minute settle\n- Water: 500 g"
+    long = "How long should I steep a French press?"
+    # "time" is what "how long" measures: the label need not repeat the question
+    assert answer(long, [chunk(steep, "french-press.md")]).startswith("Steep time: 4 minutes")
 
 
 def test_a_cross_reference_to_another_page_is_left_out() -> None:
