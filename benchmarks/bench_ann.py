@@ -1,6 +1,7 @@
 """Exact vs ANN (HNSW, usearch) vector search on real-text dense vectors.
 
-Run: ``.venv/bin/python benchmarks/bench_ann.py [--sizes 10000,100000,1000000] [--ef 64,128]``
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_ann.py [--sizes 10000,100000]``
+(single-threaded BLAS, as ``aisearch-local serve`` runs it; ``--ef 64,128`` picks the HNSW ``ef``)
 
 The vectors are wordllama embeddings (the ``[semantic]`` extra, bundled weights, offline) of
 BEIR SciFact (``../shared/data/scifact`` or ``--data``): its abstracts' sentences first, then
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +156,7 @@ def measure(
     rng = np.random.default_rng(1)
     out["filtered"] = {}
     for share in (0.1, 0.5):
-        allowed = rng.random(n) < share
+        allowed = np.asarray(rng.random(n) < share, dtype=bool)
         times_exact, times_ann, r10 = [], [], []
         for q in queries:
             t0 = time.perf_counter()
@@ -207,8 +209,12 @@ def run(
     data: Path = DEFAULT_DATA,
     vectors: Path | None = None,
     queries: Path | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure each size; return one dict of figures per size (see :func:`measure`)."""
+    """Measure each size; return one dict of figures per size (see :func:`measure`).
+
+    ``on_result`` is called with each size's figures as soon as they are measured.
+    """
     efs = efs or [64, EXPANSION_SEARCH, 256]
     if vectors is not None and queries is not None:
         matrix = np.load(vectors, mmap_mode="r")
@@ -220,6 +226,8 @@ def run(
         with tempfile.TemporaryDirectory(prefix="bench-ann-") as tmp:
             sub = np.ascontiguousarray(matrix[:n], dtype=np.float32)
             results.append(measure(sub, np.asarray(qvecs, dtype=np.float32), efs, Path(tmp)))
+        if on_result is not None:
+            on_result(results[-1])
     return results
 
 
@@ -244,7 +252,8 @@ def report(results: list[dict[str, Any]]) -> None:
         print(
             f"  write of 1,000 removed + 1,000 added rows: first search "
             f"{r['first_search_after_write_ms']:.1f} ms, graph in step after "
-            f"{r['apply_write_ms']:.0f} ms"
+            f"{r['apply_write_ms']:.0f} ms",
+            flush=True,
         )
 
 
@@ -262,7 +271,14 @@ def main(argv: list[str]) -> int:
         parser.error("--vectors and --queries go together")
     if args.vectors is None and not (args.data / "corpus.jsonl.gz").exists():
         parser.error(f"no SciFact corpus in {args.data}: pass --data or --vectors/--queries")
-    report(run(sizes, efs, data=args.data, vectors=args.vectors, queries=args.queries))
+    run(
+        sizes,
+        efs,
+        data=args.data,
+        vectors=args.vectors,
+        queries=args.queries,
+        on_result=lambda result: report([result]),
+    )
     return 0
 
 

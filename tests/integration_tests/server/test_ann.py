@@ -6,6 +6,7 @@ rows) and ``ann_min_rows`` forced low stand in for wordllama at 20,000 rows and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,28 @@ def test_a_damaged_foreign_or_stale_graph_is_rebuilt_or_caught_up(tmp_path, monk
     manager = AnnManager(tmp_path / "ann", mode="ann")
     assert manager._base(1) is not None  # the rebuilt graph was saved, signed with our key
     assert AnnIndex.load(tmp_path / "ann" / "1", entry.identity, 64, manager._key or b"")
+
+
+def test_the_benchmark_runs_and_prints_every_figure(tmp_path):
+    """A smoke run of benchmarks/bench_ann.py on 2,000 random vectors (speed is not judged)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((2_000, 32)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+    np.save(tmp_path / "q.npy", vecs[:20])
+    files = ["--vectors", str(tmp_path / "v.npy"), "--queries", str(tmp_path / "q.npy")]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_ann.py"), "--sizes", "1000,2000", *files],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for needle in ("1,000 rows x 32: exact", "2,000 rows x 32", "ann ef=128", "filter 10%"):
+        assert needle in proc.stdout
+    assert "first search" in proc.stdout and "recall@10" in proc.stdout
