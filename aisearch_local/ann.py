@@ -38,15 +38,18 @@ import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from usearch.index import Index
 
 from aisearch_local.records import InstanceIndex, InstanceRecord
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 __all__ = [
     "ANN_MIN_ROWS",
@@ -99,6 +102,8 @@ class AnnIndex:
     """
 
     def __init__(self, dim: int, *, _index: Index | None = None) -> None:
+        from usearch.index import Index  # imported when a graph is first needed (~0.3 s)
+
         self.dim = dim
         self._index = _index or Index(
             ndim=dim,
@@ -244,6 +249,8 @@ class AnnIndex:
                 or not np.isfinite(fps).all()
             ):
                 raise ValueError("the keys file has the wrong shape or content")
+            from usearch.index import Index
+
             header = Index.metadata(str(graph))
             if not isinstance(header, dict) or header.get("dimensions") != dim:
                 raise ValueError(f"the graph header is not a {dim}-dimension usearch index")
@@ -552,12 +559,14 @@ class AnnManager:
                     return
                 with entry.lock:
                     ann.remove(diff.excluded[start : start + _BATCH])
+                time.sleep(0)  # let a waiting search take the lock between batches
             for start in range(0, len(diff.missing), _BATCH):
                 if self._stop.is_set():
                     return
                 rows = diff.missing[start : start + _BATCH]
                 with entry.lock:
                     ann.add(idx.cids[rows], idx.matrix[rows], fps[rows])
+                time.sleep(0)
             with entry.lock:
                 entry.unsaved += len(diff.excluded) + len(diff.missing)
                 if entry.target is None or entry.target() is not idx:
