@@ -76,7 +76,7 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 FORMAT = 1
 _BATCH = 128  # rows added or removed per lock hold when catching up (a search waits that long)
-_BUILD_BATCH = 50_000  # rows added at a time to a graph built apart (close() stops between)
+_BUILD_BATCH = 10_000  # rows added at a time to a graph built apart (close() stops between)
 _FP_TOLERANCE = 1e-4  # float32 BLAS differences are ~1e-7; a changed vector moves far more
 _FILTER_EXACT_FACTOR = 40
 _MAX_ASK = 4096  # most candidates asked of the graph before falling back to the exact search
@@ -285,7 +285,11 @@ def signing_key() -> bytes | None:
     ``~/.local/state/...``, mode 0600): a graph file copied from elsewhere, or written by
     anyone without this key, is rebuilt rather than handed to usearch.
     """
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    try:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    except RuntimeError:  # no home directory
+        logger.warning("no home directory for the ANN signing key: ANN graphs are not saved")
+        return None
     path = Path(state) / "aisearch-local" / "ann.key"
     for _ in range(2):
         try:
@@ -584,7 +588,7 @@ class AnnManager:
                 return
             try:
                 ann.save(base, entry.identity, self._key or b"")
-            except OSError as exc:
+            except Exception as exc:  # disk full, read-only folder: kept in memory
                 logger.warning("could not save the ANN index %s: %s", base, exc)
             else:
                 entry.unsaved = 0

@@ -183,6 +183,18 @@ def test_signing_key_created_private_then_reused(tmp_path, monkeypatch, caplog):
     assert "not a 32-byte key" in caplog.text
     monkeypatch.setenv("XDG_STATE_HOME", str(path))  # a file where a folder should be
     assert signing_key() is None
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError)))
+    assert signing_key() is None
+    assert "no home directory" in caplog.text
+
+
+def test_a_graph_that_cannot_be_saved_stays_in_memory(tmp_path, caplog):
+    blocker = tmp_path / "ann"
+    blocker.write_text("a file where the folder should be")
+    manager = ready(AnnManager(blocker, mode="ann", min_rows=0), index(unit(300)))
+    manager.close()  # the save fails: logged, close() still returns
+    assert "could not save the ANN index" in caplog.text
 
 
 # -- AnnManager -------------------------------------------------------------------------------
