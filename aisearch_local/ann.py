@@ -90,8 +90,10 @@ def _directions(dim: int) -> np.ndarray:
 
 def fingerprints(matrix: np.ndarray) -> np.ndarray:
     """Return each row's projection on two fixed random directions (``(n, 2)`` float32)."""
-    out: np.ndarray = np.asarray(matrix @ _directions(matrix.shape[1]), dtype=np.float32)
-    return out
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN row must not churn
+        out = np.asarray(matrix @ _directions(matrix.shape[1]), dtype=np.float32)
+    clean: np.ndarray = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    return clean
 
 
 class AnnIndex:
@@ -142,7 +144,8 @@ class AnnIndex:
         if cids[0] <= 0 or np.any(cids[1:] == cids[:-1]):
             raise ValueError("chunk ids must be unique positive integers")
         self.remove(cids)
-        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(vectors), threads=0)
+        clean = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)  # a tampered database
+        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=0)
         if not len(self.keys) or cids[0] > self.keys[-1]:  # new chunks: the usual case
             self.keys = np.concatenate([self.keys, cids])
             self.fps = np.concatenate([self.fps, fps])
@@ -499,7 +502,8 @@ class AnnManager:
                     break
                 ask *= 4
             cand = np.union1d(hits, missing)
-        sims = idx.matrix[cand] @ qvec
+        with np.errstate(invalid="ignore", over="ignore"):
+            sims = np.nan_to_num(idx.matrix[cand] @ qvec, nan=-np.inf, posinf=-np.inf)
         return _top(cand, sims, k)
 
     def _delta(self, entry: _Entry, ann: AnnIndex, idx: InstanceIndex) -> _Delta:
@@ -651,4 +655,6 @@ def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         part = np.argpartition(-sims, k - 1)[:k]
         rows, sims = rows[part], sims[part]
     order = np.argsort(-sims, kind="stable")
-    return rows[order], sims[order]
+    rows, sims = rows[order], sims[order]
+    keep = np.isfinite(sims)  # a non-finite row (a tampered database) is never a candidate
+    return rows[keep], sims[keep]

@@ -338,3 +338,16 @@ def test_cli_flags_and_environment(capsys, monkeypatch):
         "vector search mode (--vector-search, AISEARCH_LOCAL_VECTOR_SEARCH) must be one of "
         "auto, exact, ann, got 'fastest'"
     )
+
+
+def test_non_finite_rows_from_a_tampered_database_do_not_break_the_graph(tmp_path):
+    x = unit(300)
+    x[5] = np.nan
+    x[6] = np.inf
+    idx = index(x)
+    manager = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), idx)
+    rows, sims = manager.candidates(INST, idx, x[0], 400, None) or ((), ())
+    assert rows[0] == 0 and 5 not in rows and 6 not in rows and np.isfinite(sims).all()
+    manager.close()
+    again = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), idx)
+    assert again._entries[1].loaded  # finite fingerprints: the saved graph loads
