@@ -434,8 +434,8 @@ class AnnManager:
                 self._key = signing_key()
                 if self._key is None:
                     self.directory = None
-                    return None
-        return self.directory / str(inst_pk)
+            directory = self.directory
+        return None if directory is None else directory / str(inst_pk)
 
     def warm(self, inst: InstanceRecord, idx: InstanceIndex) -> None:
         """Start loading or building the instance's graph now (a search would do it too)."""

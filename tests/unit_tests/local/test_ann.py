@@ -351,3 +351,11 @@ def test_non_finite_rows_from_a_tampered_database_do_not_break_the_graph(tmp_pat
     manager.close()
     again = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), idx)
     assert again._entries[1].loaded  # finite fingerprints: the saved graph loads
+
+
+def test_without_a_usable_key_graphs_stay_in_memory(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "not-a-folder"))
+    manager = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), index(unit(300)))
+    manager.close()
+    assert manager.directory is None and not (tmp_path / "ann").exists()
