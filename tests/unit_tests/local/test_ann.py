@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import aisearch_local.ann as ann_module
 from aisearch_local.ann import AnnIndex, AnnManager, signing_key
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.search import vector_candidates
@@ -140,7 +143,7 @@ def test_load_refuses_every_damaged_or_foreign_file(tmp_path, damage, caplog):
         graph.write_bytes(graph.read_bytes()[:100])
     elif damage == "keys-replaced":
         with base.with_name("1.keys.npz").open("wb") as fh:
-            np.savez(fh, keys=np.arange(1, 201), fps=np.zeros((200, 2), np.float32))
+            np.savez(fh, keys=np.arange(1, 201), fps=np.zeros(200, np.float32))
     elif damage == "other-instance":
         identity = {**IDENTITY, "instance": "default/y"}
     elif damage == "other-dim":
@@ -225,7 +228,7 @@ def test_first_search_is_exact_until_the_graph_is_built():
     assert list(rows) == list(want) and np.allclose(sims, want_sims, atol=1e-6)
 
 
-def test_writes_are_reflected_before_the_graph_catches_up():
+def test_writes_are_reflected_before_the_graph_catches_up(monkeypatch):
     x = unit(600)
     idx = index(x)
     manager = ready(AnnManager(None, mode="ann", min_rows=0), index(x))
@@ -235,12 +238,24 @@ def test_writes_are_reflected_before_the_graph_catches_up():
     cids = np.concatenate([idx.cids[1:], [601]])
     matrix = np.concatenate([new[1:], x[:1]])  # cid 601 holds what cid 1 held
     changed = index(matrix, cids, version=2)
-    rows, _ = manager.candidates(INST, changed, x[0], 5, None) or ((), ())
-    assert changed.cids[rows[0]] == 601
-    rows, _ = manager.candidates(INST, changed, unit(1, seed=9)[0], 5, None) or ((), ())
-    assert changed.cids[rows[0]] == 600
-    rows, _ = manager.candidates(INST, changed, x[-1], 50, None) or ((), ())
-    assert 1 not in changed.cids[rows]
+    # hold the background thread after it compared, before it changes the graph
+    release = threading.Event()
+    monkeypatch.setattr(ann_module, "_pause", lambda: release.wait(60))
+    first = manager.candidates(INST, changed, x[0], 5, None)  # starts the comparison
+    assert first is None or changed.cids[first[0][0]] == 601
+    for _ in range(600):
+        if any(key.startswith("ann-delta-") for key in changed.cache):
+            break
+        time.sleep(0.05)
+    try:
+        rows, _ = manager.candidates(INST, changed, x[0], 5, None) or ((), ())
+        assert changed.cids[rows[0]] == 601
+        rows, _ = manager.candidates(INST, changed, unit(1, seed=9)[0], 5, None) or ((), ())
+        assert changed.cids[rows[0]] == 600
+        rows, _ = manager.candidates(INST, changed, x[-1], 50, None) or ((), ())
+        assert len(rows) == 50 and 1 not in changed.cids[rows]
+    finally:
+        release.set()
     assert manager.wait(INST, 60)
     graph = manager._entries[1].ann
     assert graph is not None and np.array_equal(graph.keys, cids)
