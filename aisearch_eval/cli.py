@@ -32,6 +32,7 @@ from aisearch_eval.report import failures_markdown, plot, table_rows, to_markdow
 from aisearch_eval.runner import (
     DEFAULT_DEPTH,
     EvalReport,
+    _check,
     evaluate,
     upload_corpus,
 )
@@ -140,6 +141,7 @@ async def _run(args: argparse.Namespace) -> int:
     grid = build_grid(vary, base=base, configs=configs, include_default=not args.no_default)
     if not grid:
         raise GridError("no configuration to run: drop --no-default or add --vary/--grid")
+    _check(args.k, args.concurrency, args.depth, grid)  # before any upload or query
     async with AsyncAISearchClient(
         account_id=args.account_id,
         base_url=args.base_url,

@@ -171,7 +171,9 @@ def _summarise(
     return ConfigResult(config, metrics, len(per_query), empty, failures, per_query, seconds)
 
 
-def _check(ks: Sequence[int], concurrency: int, depth: int) -> tuple[int, ...]:
+def _check(
+    ks: Sequence[int], concurrency: int, depth: int, configs: Sequence[Config] = ()
+) -> tuple[int, ...]:
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
         raise ValueError(f"ks: must be positive integers (got {list(ks)!r})")
     if (
@@ -188,6 +190,15 @@ def _check(ks: Sequence[int], concurrency: int, depth: int) -> tuple[int, ...]:
             f"depth: must be at least {needed}, the deepest metric asked (ndcg@10, k={max(ks)}); "
             f"got {depth} (a shorter ranking would report recall@{needed} as recall@{depth})"
         )
+    for config in configs:
+        retrieval = config.options.get("retrieval")
+        asked = retrieval.get("max_num_results") if isinstance(retrieval, Mapping) else None
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked < needed:
+            raise ValueError(
+                f"{config.name}: retrieval.max_num_results must be at least {needed}, the deepest "
+                f"metric asked (ndcg@10, k={max(ks)}); got {asked} (a shorter ranking would "
+                f"report recall@{needed} as recall@{asked})"
+            )
     return tuple(sorted(set(ks)))
 
 
@@ -219,7 +230,7 @@ async def evaluate(
     Returns:
         The report.
     """
-    ks = _check(ks, concurrency, depth)
+    ks = _check(ks, concurrency, depth, configs)
     gate = asyncio.Semaphore(concurrency)
 
     async def run(config: Config) -> ConfigResult:
@@ -258,7 +269,7 @@ def evaluate_sync(
     on_progress: Progress | None = None,
 ) -> EvalReport:
     """``evaluate`` with the sync client: the same arguments, ``concurrency`` threads."""
-    ks = _check(ks, concurrency, depth)
+    ks = _check(ks, concurrency, depth, configs)
     results = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for config in configs:

@@ -500,7 +500,7 @@ class AnnManager:
                 if ask > _MAX_ASK:
                     return None
                 keys, _ = ann.search(qvec, min(ask, len(ann)), self.expansion)
-                rows = _rows_of(idx.cids, keys)
+                rows = _live_rows_of(idx, keys)
                 keep = rows >= 0
                 if len(delta.excluded):
                     keep &= ~np.isin(keys, delta.excluded, assume_unique=True)
@@ -565,10 +565,11 @@ class AnnManager:
             if ann is None or diff is None or len(diff.missing) > len(idx.cids) // 5:
                 # (re)build apart, then swap it in: searches stay exact meanwhile, unblocked
                 fresh = AnnIndex(entry.dim)
-                for start in range(0, len(idx.cids), _BUILD_BATCH):
+                live = np.arange(len(idx.cids)) if idx.alive is None else np.flatnonzero(idx.alive)
+                for start in range(0, len(live), _BUILD_BATCH):
                     if self._stop.is_set():
                         return
-                    part = slice(start, start + _BUILD_BATCH)
+                    part = live[start : start + _BUILD_BATCH]
                     fresh.add(idx.cids[part], idx.matrix[part], fps[part])
                 with entry.lock:
                     entry.ann, entry.unsaved, entry.synced = fresh, len(fresh) + 1, None
@@ -656,17 +657,27 @@ def _rows_of(cids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def _live_rows_of(idx: InstanceIndex, keys: np.ndarray) -> np.ndarray:
+    """Live row of each key in the instance, -1 when absent or tombstoned."""
+    rows = _rows_of(idx.cids, keys)
+    if idx.alive is not None:
+        found = rows >= 0
+        found[found] = idx.alive[rows[found]]
+        rows = np.where(found, rows, -1)
+    return rows
+
+
 def _difference(ann: AnnIndex, idx: InstanceIndex) -> _Delta:
-    """Compare the graph's keys and fingerprints with the instance's rows."""
+    """Compare the graph's keys and fingerprints with the instance's live rows."""
     fps = fingerprint(idx)
-    rows = _rows_of(idx.cids, ann.keys)
+    rows = _live_rows_of(idx, ann.keys)
     present = rows >= 0
     same = present.copy()
     if present.any():
         diff = np.abs(ann.fps[present] - fps[rows[present]])
         same[present] = diff <= _FP_TOLERANCE
-    covered = np.zeros(len(idx.cids), dtype=bool)
-    covered[rows[same]] = True
+    covered = np.zeros(len(idx.cids), dtype=bool) if idx.alive is None else ~idx.alive
+    covered[rows[same]] = True  # tombstoned rows count as covered: never missing
     return _Delta(excluded=ann.keys[~same], missing=np.flatnonzero(~covered))
 
 

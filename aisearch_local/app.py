@@ -20,8 +20,11 @@ The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliase
 
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
 (``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
-/client/v4/_local/faults``), ``GET /client/v4/_local/health`` and ``GET
-/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`).
+/client/v4/_local/faults``), ``GET /client/v4/_local/health``, ``GET
+/client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`) and the bulk items route ``POST
+/client/v4/_local/bulk/{ns}/{instance_id}/items`` (:mod:`aisearch_local.routes_bulk`). The
+explorer (static files, :mod:`aisearch_local.routes_ui`) answers ``GET /client/v4/_local/ui/`` and
+``GET /``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from aisearch_local._http import http_error, server_error
+from aisearch_local.bulk import BULK_PATH
 from aisearch_local.embed import Embedder
 from aisearch_local.generate import Generator
 from aisearch_local.guard import Perimeter
@@ -75,6 +79,7 @@ from aisearch_local.routes_admin import (
     namespaces_create,
     namespaces_list,
 )
+from aisearch_local.routes_bulk import items_bulk
 from aisearch_local.routes_query import (
     instance_chat,
     instance_search,
@@ -83,6 +88,7 @@ from aisearch_local.routes_query import (
     namespace_chat,
     namespace_search,
 )
+from aisearch_local.routes_ui import UI_PATH, ui_asset, ui_index
 from aisearch_local.service import LocalService
 
 __all__ = ["create_app"]
@@ -121,11 +127,16 @@ def _routes() -> list[Route]:
     base = ACCOUNT + "/ai-search"
     ns = base + "/namespaces/{ns}"
     return [
+        Route("/", ui_index, methods=["GET"]),
+        Route(UI_PATH + "/", ui_index, methods=["GET"]),
+        Route(UI_PATH + "/app.js", ui_asset, methods=["GET"]),
+        Route(UI_PATH + "/style.css", ui_asset, methods=["GET"]),
         Route("/client/v4/_local/health", health, methods=["GET"]),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/client/v4/_local/faults", faults_clear, methods=["DELETE"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_put, methods=["PUT"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_delete, methods=["DELETE"]),
+        Route(BULK_PATH, items_bulk, methods=["POST"]),
         Route(base + "/namespaces", namespaces_list, methods=["GET"]),
         Route(base + "/namespaces", namespaces_create, methods=["POST"]),
         Route(ns, namespace_get, methods=["GET"]),

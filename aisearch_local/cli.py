@@ -3,10 +3,15 @@
 Examples::
 
     aisearch-local serve --sample-corpus                      # 127.0.0.1:8787, instance "coffee"
+                                     # the explorer: http://127.0.0.1:8787/client/v4/_local/ui/
     aisearch-local serve --source ./docs --instance my-docs --token "$TOKEN"
     aisearch-local ingest ./docs --instance my-docs --data-dir .aisearch-local
+    aisearch-local ingest ./docs --instance my-docs --url http://127.0.0.1:8787  # server running
     aisearch-local inspect --data-dir .aisearch-local
     aisearch-local exec --source ./docs --instance my-docs -- pytest   # a server for one command
+    aisearch-local export docs.zip --instance my-docs       # instances to one file (a snapshot)
+    aisearch-local import docs.zip --data-dir ./elsewhere   # ... loaded back without re-embedding
+    aisearch-local serve --in-memory --snapshot docs.zip    # a throwaway server, seeded
 
 The token can also come from the ``AISEARCH_LOCAL_TOKEN`` environment variable or from
 ``--token-file``, so that it does not show in the process list. ``serve`` answers only to
@@ -33,6 +38,7 @@ from aisearch_local.errors import APIError, ValidationError
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
     from aisearch_local.testing import LocalServer
+    from aisearch_local.watch import SourceWatcher
 
 __all__ = ["main"]
 
@@ -46,6 +52,7 @@ EXTRA_OF_MODULE = {
     "numpy": "local",
     "rich": "local",
     "multipart": "local",
+    "watchfiles": "local",
     "python_multipart": "local",
     "wordllama": "semantic",
 }
@@ -187,8 +194,13 @@ def _parse_fault(spec: str) -> tuple[str, str, dict[str, Any]]:
 def _ingest_folder(
     svc: LocalService, namespace: str, instance: str, folder: Path, *, create: dict[str, Any]
 ) -> None:
-    """Create the instance when missing, attach the folder and sync it with a progress bar."""
+    """Create the instance when missing, attach the folder and sync it with a progress bar.
+
+    New and changed files are written in batches (:func:`aisearch_local.bulk.sync_folder`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aisearch_local.bulk import sync_folder
 
     console = _console()
     inst = svc.store.get_instance(namespace, instance)
@@ -214,7 +226,7 @@ def _ingest_folder(
         def on_progress(done: int, total: int, key: str) -> None:
             progress.update(task, completed=done, total=total, key=key)
 
-        reason, log = svc.sync_source(inst, on_progress=on_progress)
+        reason, log = sync_folder(svc, inst, on_progress=on_progress)
     for line in log:
         if line.get("message_type") == 2:
             console.print(f"[red]error[/red] {line['message']}")
@@ -315,6 +327,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aisearch_local.app import create_app
+    from aisearch_local.routes_ui import UI_PATH
     from aisearch_local.service import Fault
 
     console = _console()
@@ -333,12 +346,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         folder = Path(args.source).resolve()
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
+    if args.watch and not args.source:
+        raise UserError("--watch needs --source DIR (the folder it watches)")
     if args.public and not (args.sample_corpus or args.source):
         raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
     if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
         raise UserError("--in-memory writes nothing to disk: it takes no --data-dir")
     data_dir = None if args.in_memory else args.data_dir
+    _check_snapshot_file(args.snapshot)
+    if args.replace and not args.snapshot:
+        raise UserError("--replace needs --snapshot FILE (the instances it replaces)")
     socks = _bind(args.host, args.port)
+    watcher: SourceWatcher | None = None
     try:
         svc = _service(
             data_dir,
@@ -352,6 +371,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sock.close()
         raise
     try:
+        if args.snapshot:
+            _import_into(svc, args.snapshot, replace=args.replace)
         if args.sample_corpus:
             _sample_corpus(svc, args.namespace, args.instance or DEFAULT_SAMPLE_INSTANCE)
         if folder is not None:
@@ -373,6 +394,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             allowed_origins=args.allowed_origin or [],
             source_roots=roots,
         )
+        if args.watch:  # watching before the banner: a change made once it shows is seen
+            watcher = _watch(console, svc, args.namespace, args.instance)
         # listen before the banner, so that a client that reads it can connect at once
         # (uvicorn's create_server(sock=...) listens again: harmless)
         for sock in socks:
@@ -400,6 +423,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
         _print_public_endpoints(console, svc, f"http://{host}:{port}")
+        # the explorer (docs/explorer.md); a wildcard bind is reached as 127.0.0.1, which the
+        # Host check accepts (0.0.0.0 in Host is refused)
+        ui_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else host
+        console.print(
+            f"  explorer: http://{ui_host}:{port}{UI_PATH}/  (open it in a browser)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if watcher is not None:
+            _print_watching(console, watcher)
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
@@ -421,10 +454,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (APIError, ValidationError) as exc:
         raise UserError(str(exc), code=1) from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         for sock in socks:
             sock.close()
         svc.close()
     return 0
+
+
+def _watch(console: Any, svc: LocalService, namespace: str, instance: str) -> SourceWatcher:
+    """Start re-syncing ``--source`` into the instance on every change; print what it does."""
+    from aisearch_local.watch import SourceWatcher
+
+    def report(message: str, error: bool) -> None:
+        console.print(message, style="red" if error else None, markup=False, highlight=False)
+
+    try:
+        return SourceWatcher(svc, namespace, instance, report).start()
+    except OSError as exc:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
+        raise UserError(f"--watch: {exc}", code=1) from None
+
+
+def _print_watching(console: Any, watcher: SourceWatcher) -> None:
+    console.print(
+        f"  watching {watcher.folder}: a changed file is re-indexed, a deleted one removed",
+        highlight=False,
+    )
 
 
 def client_env(server: LocalServer) -> dict[str, str]:
@@ -441,6 +496,12 @@ def _exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _check_snapshot_file(path: str | None) -> None:
+    """Refuse a ``--snapshot`` that is not a file before anything starts (its content later)."""
+    if path is not None and not Path(path).is_file():
+        raise UserError(f"--snapshot {path}: no such file")
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     """Run a command against a fresh server on a free port; stop the server when it ends.
 
@@ -452,6 +513,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     import secrets
     import subprocess
 
+    from aisearch_local.embed import EmbedderError
     from aisearch_local.testing import LocalServer
 
     command = list(args.command)
@@ -466,53 +528,72 @@ def cmd_exec(args: argparse.Namespace) -> int:
         folder = Path(args.source).resolve()
         if not folder.is_dir():
             raise UserError(f"--source {folder}: not a folder")
+    _check_snapshot_file(args.snapshot)
+    if args.watch and folder is None:
+        raise UserError("--watch needs --source DIR (the folder it watches)")
     console = _console()
     # instances the command creates over HTTP may index --source only, as with serve
     roots = [folder] if folder is not None else []
-    with LocalServer(token=secrets.token_urlsafe(24), source_roots=roots) as server:
+    server = LocalServer(
+        token=secrets.token_urlsafe(24), source_roots=roots, embedder=args.embedder
+    )
+    try:
+        server.start()
+    except EmbedderError as exc:
+        server.stop()
+        raise UserError(f"--embedder {args.embedder}: {exc}", code=1) from None
+    with server:
         svc = server.service
         assert svc is not None  # started
         try:
-            if args.instance:
-                if folder is not None:
-                    _ingest_folder(svc, "default", args.instance, folder, create={})
-                else:
-                    if svc.store.get_namespace("default") is None:
-                        svc.store.create_namespace("default", None, {})
-                    svc.create_instance("default", {"id": args.instance})
+            if args.snapshot:
+                _import_into(svc, args.snapshot)
+            if folder is not None:  # after the snapshot: it may add to one of its instances
+                _ingest_folder(svc, "default", args.instance, folder, create={})
+            elif args.instance and svc.store.get_instance("default", args.instance) is None:
+                if svc.store.get_namespace("default") is None:
+                    svc.store.create_namespace("default", None, {})
+                svc.create_instance("default", {"id": args.instance})
         except (APIError, ValidationError) as exc:
             raise UserError(str(exc), code=1) from None
         except KeyboardInterrupt:
             raise UserError("interrupted before the command started", code=130) from None
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
-        env.update(client_env(server))
-        console.print(
-            f"aisearch-local serving {server.base_url} for: {' '.join(command)}",
-            highlight=False,
-            markup=False,  # the command is the user's text: "[i for i in x]" is not markup
-            soft_wrap=True,  # one line, as typed, whatever the terminal's width
-        )
+        watcher = _watch(console, svc, "default", args.instance) if args.watch else None
+        if watcher is not None:
+            _print_watching(console, watcher)
         try:
-            child = subprocess.Popen(command, env=env)
-        except FileNotFoundError:
-            raise UserError(f"command not found: {command[0]}", code=127) from None
-        except OSError as exc:  # not executable, a folder, no #! line, ...
-            reason = exc.strerror or str(exc)
-            raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
+            env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_NAMES}
+            env.update(client_env(server))
+            console.print(
+                f"aisearch-local serving {server.base_url} for: {' '.join(command)}",
+                highlight=False,
+                markup=False,  # the command is the user's text: "[i for i in x]" is not markup
+                soft_wrap=True,  # one line, as typed, whatever the terminal's width
+            )
+            try:
+                child = subprocess.Popen(command, env=env)
+            except FileNotFoundError:
+                raise UserError(f"command not found: {command[0]}", code=127) from None
+            except OSError as exc:  # not executable, a folder, no #! line, ...
+                reason = exc.strerror or str(exc)
+                raise UserError(f"cannot run {command[0]}: {reason}", code=126) from None
 
-        def forward(signum: int, _frame: object) -> None:
-            child.send_signal(signum)
+            def forward(signum: int, _frame: object) -> None:
+                child.send_signal(signum)
 
-        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
-        for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
-            if hasattr(signal, name):
-                sig = getattr(signal, name)
-                previous[sig] = signal.signal(sig, forward)
-        try:
-            returncode = child.wait()
+            previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+            for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    previous[sig] = signal.signal(sig, forward)
+            try:
+                returncode = child.wait()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if watcher is not None:
+                watcher.stop()
     return _exit_status(returncode)
 
 
@@ -558,15 +639,114 @@ def _service(
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Index a folder into an instance without starting the server."""
+    """Index a folder into an instance: into the data folder, or through a running server."""
     folder = Path(args.folder).resolve()
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder")
-    svc = _service(args.data_dir, args.embedder, "extractive")
+    if args.url:
+        if args.embedder is not None:
+            raise UserError(
+                "--embedder applies without --url only: the server at --url embeds with its "
+                "own --embedder"
+            )
+        try:
+            token = _read_token(args)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        from aisearch_local.remote_ingest import RemoteIngestError, ingest_to_server
+
+        try:
+            ingest_to_server(
+                args.url, token, args.namespace, args.instance, folder, console=_console()
+            )
+        except RemoteIngestError as exc:
+            raise UserError(str(exc), code=1) from None
+        return 0
+    svc = _service(args.data_dir, args.embedder or "hashing", "extractive")
     try:
         _ingest_folder(svc, args.namespace, args.instance, folder, create={})
     except (APIError, ValidationError) as exc:
         raise UserError(str(exc), code=1) from None
+    finally:
+        svc.close()
+    return 0
+
+
+def _targets(
+    values: Sequence[str] | None, what: str = "--instance"
+) -> list[tuple[str, str]] | None:
+    """``--instance NAMESPACE/ID`` values as checked pairs (None when none was given)."""
+    from aisearch_local.snapshot import parse_target
+
+    if not values:
+        return None
+    try:
+        return [parse_target(v, what) for v in values]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_written(console: Any, verb: str, done: Sequence[tuple[Any, int, int]]) -> None:
+    for inst, n_items, n_chunks in done:
+        console.print(
+            f"{verb} {inst.namespace}/{inst.id}: {n_items} items, {n_chunks} chunks "
+            f"({inst.embedder})",
+            highlight=False,
+        )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write instances of a data folder to one snapshot file."""
+    from aisearch_local.snapshot import SnapshotError, export_snapshot
+    from aisearch_local.store import DB_FILENAME, Store
+
+    targets = _targets(args.instance)
+    if not (Path(args.data_dir) / DB_FILENAME).is_file():
+        raise UserError(
+            f"no aisearch-local data in {args.data_dir} (no {DB_FILENAME}); "
+            "pass the --data-dir the server or ingest used"
+        )
+    out = Path(args.file)
+    if out.is_dir() or not out.parent.is_dir():
+        raise UserError(f"{out}: not a file path in an existing folder")
+    store = Store(args.data_dir)
+    try:
+        done = export_snapshot(store, out, targets)
+    except SnapshotError as exc:
+        raise UserError(str(exc), code=1) from None
+    finally:
+        store.close()
+    _print_written(_console(), "exported", done)
+    _console().print(f"wrote {out} ({out.stat().st_size} bytes)", highlight=False)
+    return 0
+
+
+def _import_into(
+    svc: LocalService,
+    path: str,
+    *,
+    only: Sequence[tuple[str, str]] | None = None,
+    target: tuple[str, str] | None = None,
+    replace: bool = False,
+) -> None:
+    """Import a snapshot into a running or stopped server's store; print what was written."""
+    from aisearch_local.snapshot import SnapshotError, import_snapshot
+
+    try:
+        done = import_snapshot(svc, path, only=only, target=target, replace=replace)
+    except SnapshotError as exc:
+        raise UserError(str(exc), code=1) from None
+    _print_written(_console(), "imported", done)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load instances from a snapshot file into a data folder, without re-embedding."""
+    only = _targets(args.instance)
+    named = _targets([args.as_], "--as") if args.as_ else None
+    target = named[0] if named else None
+    svc = _service(args.data_dir, args.embedder, "extractive")
+    try:
+        _import_into(svc, args.file, only=only, target=target, replace=args.replace)
     finally:
         svc.close()
     return 0
@@ -649,7 +829,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="load the instances of this snapshot at start (aisearch-local export; no "
+        "re-embedding; an instance that exists is refused unless --replace)",
+    )
+    serve.add_argument(
+        "--replace", action="store_true", help="with --snapshot: replace instances that exist"
+    )
     serve.add_argument("--source", help="folder to index into --instance (re-synced by jobs)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --source: re-index a file when it changes, remove it when deleted",
+    )
     serve.add_argument("--instance", help="instance for --source / --sample-corpus")
     serve.add_argument(
         "--token",
@@ -741,30 +935,111 @@ def build_parser() -> argparse.ArgumentParser:
 
     exec_text = (
         "start a server on a free port of 127.0.0.1 (a temporary data folder, a random token), "
-        "index --source into --instance, run CMD with AISEARCH_BASE_URL, CLOUDFLARE_ACCOUNT_ID "
-        "and CLOUDFLARE_API_TOKEN pointing at it, stop the server when CMD ends and exit with "
-        "its status"
+        "load --snapshot, index --source into --instance, run CMD with AISEARCH_BASE_URL, "
+        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN pointing at it, stop the server when "
+        "CMD ends and exit with its status"
     )
     exec_ = sub.add_parser(
         "exec",
         help="run a command against a fresh server, then stop it",
-        description=exec_text[0].upper() + exec_text[1:] + ". Seeding from a snapshot "
-        "(--snapshot) is not supported yet: there is no snapshot format.",
-        usage="%(prog)s [--source DIR] [--instance NAME] -- CMD [ARG ...]",
+        description=exec_text[0].upper() + exec_text[1:] + ".",
+        usage="%(prog)s [--snapshot FILE] [--source DIR [--watch]] [--instance NAME] -- CMD "
+        "[ARG ...]",
+    )
+    exec_.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="load the instances of this snapshot first (aisearch-local export; no re-embedding)",
     )
     exec_.add_argument("--source", metavar="DIR", help="folder to index into --instance")
     exec_.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --source: re-index a file when it changes while CMD runs",
+    )
+    exec_.add_argument(
         "--instance", metavar="NAME", help="instance to create (empty without --source)"
+    )
+    exec_.add_argument(
+        "--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL"
     )
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     exec_.set_defaults(func=cmd_exec)
 
-    ingest = sub.add_parser("ingest", help="index a folder into an instance (server stopped)")
+    ingest = sub.add_parser(
+        "ingest",
+        help="index a folder into an instance: into --data-dir (server stopped), or through "
+        "the running server at --url",
+    )
     common(ingest)
     ingest.add_argument("folder")
     ingest.add_argument("--instance", required=True)
-    ingest.add_argument("--embedder", default="hashing")
+    ingest.add_argument(
+        "--embedder", default=None, help="hashing (default) | wordllama | openai:MODEL@URL"
+    )
+    ingest.add_argument(
+        "--url",
+        help="send the files to the aisearch-local server running there, e.g. "
+        "http://127.0.0.1:8787 (its bulk route, 256 files a request), instead of writing "
+        "--data-dir",
+    )
+    ingest.add_argument(
+        "--token",
+        help=f"the --url server's token (visible in the process list: prefer env {TOKEN_ENV} "
+        "or --token-file)",
+    )
+    ingest.add_argument("--token-file", help="read the --url server's token from this file")
     ingest.set_defaults(func=cmd_ingest)
+
+    export = sub.add_parser(
+        "export",
+        help="write instances (config, items, chunks, embeddings) to one snapshot file",
+        description="Write instances of --data-dir (all, or each --instance) to FILE, a zip "
+        "archive that import, serve --snapshot and exec --snapshot load without re-embedding "
+        "(format: docs/snapshots.md). The server may keep running.",
+    )
+    export.add_argument(
+        "file", metavar="FILE", help="the snapshot to write (replaced if it exists)"
+    )
+    export.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="database directory")
+    export.add_argument(
+        "--instance",
+        action="append",
+        metavar="NAMESPACE/ID",
+        help="export this instance (repeatable; ID alone is in namespace default; default: all)",
+    )
+    export.set_defaults(func=cmd_export)
+
+    import_ = sub.add_parser(
+        "import",
+        help="load instances from a snapshot file (no re-embedding)",
+        description="Load the instances of a snapshot FILE into --data-dir, all in one "
+        "transaction, without embedding anything: --embedder must be the one the snapshot was "
+        "made with. An instance that exists is refused unless --replace.",
+    )
+    import_.add_argument("file", metavar="FILE", help="the snapshot to read")
+    import_.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="database directory")
+    import_.add_argument(
+        "--instance",
+        action="append",
+        metavar="NAMESPACE/ID",
+        help="import only this instance of the snapshot (repeatable; default: all)",
+    )
+    import_.add_argument(
+        "--as",
+        dest="as_",
+        metavar="NAMESPACE/ID",
+        help="import the one chosen instance under this name",
+    )
+    import_.add_argument(
+        "--replace", action="store_true", help="replace instances that already exist"
+    )
+    import_.add_argument(
+        "--embedder",
+        default="hashing",
+        help="the server's embedder: the snapshot's must be the same (default hashing)",
+    )
+    import_.set_defaults(func=cmd_import)
 
     helps = {
         "inspect": "show each instance's embedder, item and chunk counts (with --instance NAME, "

@@ -11,18 +11,20 @@
 2. **Fragments.** A chunk that starts mid-document (the local server's chunk ids end in
    ``-N``, ``N > 0``) or with a lower-case letter or punctuation begins with the tail of a
    sentence cut by the chunker: that piece is dropped, and so is a last piece without end
-   punctuation (a sentence cut at the chunk's end). Short sentences with no verb ("The most
-   frequent reason.") are dropped unless a label carries them. Questions are never answers.
+   punctuation (a sentence cut at the chunk's end). A cross-reference in parentheses ("(see
+   "Channeling")") is removed: the answer's reader has no such page. Short sentences with no
+   verb ("The most frequent reason.") are dropped unless a label carries them. Questions are
+   never answers.
 3. **Relevance.** Every remaining sentence is scored by BM25 (stemmed content terms, see
    :func:`content_terms`) against the question, plus half the weight of question terms found
    only in its section heading and a quarter of those found only in the document's title or
    file name; then weighted by how much of the question it, its section and its document
    cover, by whether its document's title names the question's subject, by its document's
    coverage of the question (squared), by 1.5 when it holds what the question asks for (a
-   duration for "how long", a temperature, ...), and divided by ``1 + 0.1 * rank`` of its
-   chunk. A sentence needs a question term in its own text or its section heading. Sentences
-   under half the best score are dropped. A sentence leaning back on the one before ("Try it
-   if ...") is written with it.
+   duration for "how long", a temperature, an instruction for "how do I fix", ...), and
+   divided by ``1 + 0.1 * rank`` of its chunk. A sentence needs a question term in its own
+   text or its section heading. Sentences under half the best score are dropped. A sentence
+   leaning back on the one before ("Try it if ...") is written with it.
 4. **Document structure.** When the question names a section ("What *causes* ...") whose items
    carry bold labels ("Common causes"), the answer starts with the section heading and its
    labels ("Common causes: grind too fine; too many fines; ..."), each group of labels citing
@@ -35,14 +37,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aisearch_local.text import TOKEN
+from aisearch_local.text import TOKEN, bm25_idf, bm25_tf
 from aisearch_local.text import content_terms as _content_terms
 
 __all__ = [
@@ -81,6 +82,9 @@ _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])[\"'”’)\]]*,?\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _TABLE_RULE = re.compile(r"^:?-{1,}:?$")
 _EMPHASIS = re.compile(r"\*\*|__|`")
+# "(see "Channeling")", "(see machine maintenance)": a pointer to a page the reader of an answer
+# does not have
+_CROSS_REFERENCE = re.compile(r"\s*\((?:see|cf\.?)\s[^()]{1,80}\)", re.IGNORECASE)
 _CHUNK_SEQ = re.compile(r"-(\d+)$")
 _MAX_HEADING_WORDS = 15
 _MAX_SUMMARY_LABELS = 12
@@ -181,6 +185,12 @@ _DURATION = re.compile(
     r"|\b\d{1,2}:\d{2}\b",
     re.IGNORECASE,
 )
+# verbs an instruction starts with (after an item's label, if any)
+_INSTRUCTIONS = """
+    use stir tamp add try grind keep clean rinse pour let make check replace remove switch lower
+    raise reduce increase wait swap set adjust dial move level distribute tap press descale flush
+    purge store rest
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 _ANSWER_TYPES = (
     (
         re.compile(r"\bhow\s+(?:long|many\s+(?:days|weeks|hours|minutes|seconds))\b", re.I),
@@ -192,6 +202,16 @@ _ANSWER_TYPES = (
     ),
     (re.compile(r"\btemperature\b|\bhow\s+hot\b", re.I), re.compile(r"°|\bdegrees?\b|\d\s?C\b")),
     (re.compile(r"\bhow\s+(?:much|many)\b", re.I), re.compile(r"\d")),
+    # "how do I fix ...": an instruction ("Use a WDT tool ...", "Static coffee: add a drop ...")
+    (
+        re.compile(
+            r"\bhow\s+(?:do|can|should)\s+(?:i|you|we)\s+(?:fix|solve|prevent|avoid|stop|cure)\b",
+            re.I,
+        ),
+        re.compile(
+            r"^(?:[^:]{1,60}:\s)?(?:do\s+not|don't|" + "|".join(_INSTRUCTIONS) + r")\b", re.I
+        ),
+    ),
 )
 ANSWER_TYPE_BOOST = 1.5
 _ANAPHORA = frozenset({"it", "they", "them", "this", "these", "those", "he", "she"})
@@ -361,7 +381,7 @@ def read_chunk(
         if label_match:
             label = label_match.group("label").strip().rstrip(".:").strip()
             body = label_match.group("rest").lstrip(".:) ").strip()
-        body = _EMPHASIS.sub("", body).strip()
+        body = _CROSS_REFERENCE.sub("", _EMPHASIS.sub("", body)).strip()
         if not item and not label and not key and _looks_like_heading(body):
             reader.heading_line(body)
             continue
@@ -424,7 +444,7 @@ def _lower_ok(piece: str) -> bool:
 def _bm25(units: Sequence[Unit], question: frozenset[str]) -> dict[str, float]:
     n = len(units)
     df = Counter(t for u in units for t in set(u.terms) & question)
-    return {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in question}
+    return {t: bm25_idf(n, df[t]) for t in question}
 
 
 def _score(
@@ -438,7 +458,7 @@ def _score(
     own = 0.0
     for t in question & set(unit.terms):
         tf = unit.terms[t]
-        own += idf[t] * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / avg))
+        own += idf[t] * bm25_tf(tf, length, avg, _K1, _B)
     heading = sum(idf[t] for t in (question & unit.heading) - set(unit.terms))
     title = sum(idf[t] for t in (question & unit.title) - set(unit.terms) - unit.heading)
     if own == 0 and not heading:
@@ -478,10 +498,7 @@ def _document_coverage(
         terms.setdefault(key, set()).update(found)
     n = len(terms)
     df = Counter(t for found in terms.values() for t in found)
-    idf = {
-        t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) * (2.0 if t in names else 1.0)
-        for t in question
-    }
+    idf = {t: bm25_idf(n, df[t]) * (2.0 if t in names else 1.0) for t in question}
     total = sum(idf.values()) or 1.0
     return [sum(idf[t] for t in terms[key]) / total for key in keys]
 
@@ -489,7 +506,8 @@ def _document_coverage(
 def answer_type(question: str) -> re.Pattern[str] | None:
     """What an answer to ``question`` contains, when its form says.
 
-    A duration ("how long"), a frequency ("how often"), a temperature, a number ("how many").
+    A duration ("how long"), a frequency ("how often"), a temperature, a number ("how many"),
+    an instruction ("how do I fix": a sentence starting with a verb such as "Use" or "Stir").
     """
     for asks, answer in _ANSWER_TYPES:
         if asks.search(question):

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "LOOPBACK_HOSTS",
+    "MAX_BULK_BODY_BYTES",
     "MAX_JSON_BYTES",
     "MAX_MANAGEMENT_JSON_BYTES",
     "MAX_UPLOAD_BODY_BYTES",
@@ -66,11 +67,16 @@ MAX_UPLOAD_BODY_BYTES = 10 * MiB + 64 * 1024
 text / code) plus 64 KiB for the multipart framing and the ``metadata`` part. The file itself
 is then checked against its format's limit by the upload route."""
 
+MAX_BULK_BODY_BYTES = 48 * MiB
+"""Largest body of the local bulk items route (``POST /client/v4/_local/bulk/.../items``): 32
+MiB of documents (:data:`aisearch_local.bulk.MAX_BULK_BYTES`), base64 and JSON framing."""
+
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 """Host names always accepted in ``Host`` (with any port)."""
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _UPLOAD_RE = re.compile(r"/instances/[^/]+/items/?$")
+_BULK_RE = re.compile(r"^/client/v4/_local/bulk/[^/]+/[^/]+/items/?$")
 _QUERY_RE = re.compile(r"/(search|chat/completions|ai-search)/?$")
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
@@ -85,11 +91,14 @@ def body_limit(method: str, path: str) -> int:
         path: URL path.
 
     Returns:
-        :data:`MAX_UPLOAD_BODY_BYTES` for item uploads, :data:`MAX_JSON_BYTES` for search and
-        chat routes, :data:`MAX_MANAGEMENT_JSON_BYTES` for everything else.
+        :data:`MAX_UPLOAD_BODY_BYTES` for item uploads, :data:`MAX_BULK_BODY_BYTES` for the
+        local bulk items route, :data:`MAX_JSON_BYTES` for search and chat routes,
+        :data:`MAX_MANAGEMENT_JSON_BYTES` for everything else.
     """
     if method == "POST" and _UPLOAD_RE.search(path):
         return MAX_UPLOAD_BODY_BYTES
+    if method == "POST" and _BULK_RE.match(path):
+        return MAX_BULK_BODY_BYTES
     if method == "POST" and _QUERY_RE.search(path):
         return MAX_JSON_BYTES
     return MAX_MANAGEMENT_JSON_BYTES

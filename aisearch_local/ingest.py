@@ -18,6 +18,7 @@ import bisect
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -363,6 +364,8 @@ class ChunkSpan:
 
 
 _WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+_IS_WORD = np.ones(0x3002, dtype=bool)
+_IS_WORD[_WHITESPACE] = False
 _SENTENCE_PUNCT = np.array([ord(c) for c in ".!?:;"], dtype=np.uint32)
 _CLOSERS = np.array([ord(c) for c in "\"')]\u201d\u2019"], dtype=np.uint32)
 
@@ -379,17 +382,28 @@ def _word_spans(text: str) -> tuple[list[int], list[int]]:
     """
     if not text:
         return [], []
-    is_word = ~np.isin(_code_points(text), _WHITESPACE)
+    # a table lookup (every code point past U+3000 is a word character): np.isin sorted the
+    # 0x3000-entry table on every call, the most of what chunking a short document cost
+    is_word = _IS_WORD[np.minimum(_code_points(text), len(_IS_WORD) - 1)]
     edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
     return np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
 
 
-def _breaks(text: str, starts: list[int], ends: list[int]) -> tuple[list[int], list[int]]:
-    """Paragraph and sentence breaks as exclusive word indexes (sorted).
+_HEADING_LINE = re.compile(r"^[ \t]{0,3}#{1,6}(?=[ \t])", re.MULTILINE)
+_LIST_NUMBER = re.compile(r"^[ \t]*\d{1,3}[.)](?=[ \t])", re.MULTILINE)
 
-    Break ``k`` lies between words ``k - 1`` and ``k``: a paragraph break when the gap holds
-    two or more newlines, a sentence break also when it holds one newline or word ``k - 1``
-    ends with ``. ! ? : ;`` (optionally followed by a closing quote or bracket).
+
+def _breaks(
+    text: str, starts: list[int], ends: list[int]
+) -> tuple[list[int], list[int], list[int]]:
+    """Section, paragraph and sentence breaks as exclusive word indexes (sorted).
+
+    Break ``k`` lies between words ``k - 1`` and ``k``: a section break when word ``k`` opens
+    a Markdown heading line (``## Causes``); a paragraph break when the gap holds two or more
+    newlines; a sentence break also when it holds one newline or word ``k - 1`` ends with
+    ``. ! ? : ;`` (optionally followed by a closing quote or bracket). No break follows a word
+    of a heading line (a chunk never ends with the heading of the section it leaves out), and
+    a list number (``8.`` opening a line) ends no sentence.
     """
     cp = _code_points(text)
     newlines = np.concatenate(([0], np.cumsum(cp == 10)))
@@ -400,9 +414,30 @@ def _breaks(text: str, starts: list[int], ends: list[int]) -> tuple[list[int], l
     before = cp[np.maximum(gap_start - 2, 0)]
     closer = np.isin(last, _CLOSERS)
     punct = np.isin(last, _SENTENCE_PUNCT) | (closer & np.isin(before, _SENTENCE_PUNCT))
-    para = np.flatnonzero(in_gap >= 2) + 1
-    sent = np.flatnonzero((in_gap >= 1) | punct) + 1
-    return para.tolist(), sent.tolist()
+    word_starts = np.asarray(starts)
+    # "8. **Static ...**": the list number opening a line ends no sentence
+    numbers = np.fromiter((m.end() - 1 for m in _LIST_NUMBER.finditer(text)), dtype=np.int64)
+    after = np.searchsorted(word_starts, numbers, side="right")  # the word after the number
+    after = after[(after > 0) & (after < len(starts))]
+    after = after[in_gap[after - 1] == 0]
+    punct[after - 1] = False
+    # no break inside or right after a heading line: mark its words' gaps with a running sum
+    heads = np.fromiter((m.start() for m in _HEADING_LINE.finditer(text)), dtype=np.int64)
+    first = np.searchsorted(word_starts, heads, side="left")  # the word "##"
+    line_ends = np.flatnonzero(cp == 10)
+    at = np.searchsorted(line_ends, heads)
+    ends_at = np.where(at < len(line_ends), line_ends[np.minimum(at, len(line_ends) - 1)], len(cp))
+    last_word = np.searchsorted(word_starts, ends_at, side="left") - 1
+    keep = first < len(starts)
+    first, last_word = first[keep], last_word[keep]
+    marks = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.add.at(marks, first, 1)
+    np.add.at(marks, last_word + 1, -1)
+    allowed = np.cumsum(marks)[: len(gap_start)] == 0
+    sections = first[first > 0].tolist()
+    para = np.flatnonzero((in_gap >= 2) & allowed) + 1
+    sent = np.flatnonzero(((in_gap >= 1) | punct) & allowed) + 1
+    return sections, para.tolist(), sent.tolist()
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -415,10 +450,12 @@ def chunk_text(text: str, chunk_size: int = 256, chunk_overlap: int = 10) -> lis
     """Split text into overlapping chunks, preferring paragraph then sentence boundaries.
 
     A chunk holds at most ``chunk_size`` words (whitespace-delimited, the local stand-in for
-    model tokens). When a document is longer, each chunk ends at the last paragraph break in
-    the second half of its window, else the last sentence end there, else after exactly
-    ``chunk_size`` words. The next chunk starts ``floor(chunk_size * chunk_overlap / 100)``
-    words before the previous end (always advancing by at least one word). Every word of the
+    model tokens). When a document is longer, each chunk ends before the last Markdown heading
+    in the second half of its window, else at the last paragraph break there, else at the last
+    sentence end there, else after exactly ``chunk_size`` words; never right after a heading
+    line, nor after a list number (``8.``). The next chunk starts at that heading, or else
+    ``floor(chunk_size * chunk_overlap / 100)`` words before the previous end (always advancing
+    by at least one word). Every word of the
     text lies in at least one chunk. Deterministic.
 
     Args:
@@ -441,26 +478,28 @@ def chunk_text(text: str, chunk_size: int = 256, chunk_overlap: int = 10) -> lis
     if n <= chunk_size:
         return [ChunkSpan(text[starts[0] : ends[-1]], starts[0], ends[-1])]
     overlap = chunk_size * chunk_overlap // 100
-    para_breaks, sent_breaks = _breaks(text, starts, ends)
+    section_breaks, para_breaks, sent_breaks = _breaks(text, starts, ends)
     chunks: list[ChunkSpan] = []
     start = 0
     min_len = max(1, chunk_size // 2)
     while True:
         limit = start + chunk_size
+        at_section = False
         if limit >= n:
             end = n
         else:
             end = limit
-            for breaks in (para_breaks, sent_breaks):
+            for kind, breaks in enumerate((section_breaks, para_breaks, sent_breaks)):
                 j = bisect.bisect_right(breaks, limit) - 1
                 if j >= 0 and breaks[j] >= start + min_len:
-                    end = breaks[j]
+                    end, at_section = breaks[j], kind == 0
                     break
         s, e = starts[start], ends[end - 1]
         chunks.append(ChunkSpan(text[s:e], s, e))
         if end >= n:
             return chunks
-        start = max(start + 1, end - overlap)
+        # a chunk cut before a heading: the next one starts at the heading, without overlap
+        start = end if at_section else max(start + 1, end - overlap)
 
 
 # --------------------------------------------------------------------------------------------

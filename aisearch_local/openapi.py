@@ -30,9 +30,39 @@ __all__ = ["PATH", "Envelope", "ErrorEnvelope", "openapi", "openapi_document", "
 PATH = "/client/v4/_local/openapi.json"
 _REF = "#/components/schemas/{model}"
 _PARAM_RE = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# the explorer's static files (aisearch_local.routes_ui): HTML, JavaScript, CSS
+_UI = {"ui_index", "ui_asset"}
 # routes that answer without the token
-_NO_AUTH = {"health", "openapi"}
+_NO_AUTH = {"health", "openapi", *_UI}
 _UPLOAD = "items_upload"
+_BULK = "items_bulk"
+_BULK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+                "type": "object",
+                "required": ["key"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "text": {"type": "string", "description": "the document as text"},
+                    "data": {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": "the document's bytes (instead of text)",
+                    },
+                    "metadata": {"type": "object"},
+                },
+            },
+        }
+    },
+}
 # bare OpenAI-style JSON, or Server-Sent Events
 _STREAMING = ("/chat/completions", "/mcp")
 
@@ -115,7 +145,7 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
         "public"
         if path.startswith(PUBLIC_PREFIX)
         else "local"
-        if "/_local/" in path
+        if "/_local/" in path or name in _UI
         else "legacy"
         if "/rags/" in path
         else "ai-search"
@@ -141,6 +171,8 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
                     }
                 }
             }
+        elif name == _BULK:
+            content = {"application/json": {"schema": _BULK_BODY}}
         else:
             content = {"application/json": {"schema": {"type": "object"}}}
         op["requestBody"] = {"required": name != "item_sync", "content": content}
@@ -152,6 +184,9 @@ def _operation(method: str, path: str, name: str, doc: str, op_id: str) -> dict[
         }
     elif name == "openapi":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif name in _UI:
+        kinds = ("text/html",) if name == "ui_index" else ("text/javascript", "text/css")
+        ok["content"] = {kind: {"schema": {"type": "string"}} for kind in kinds}
     elif name == "item_download":
         ok["content"] = {"application/octet-stream": {"schema": {"type": "string"}}}
     else:

@@ -9,9 +9,11 @@ started, and nothing heavier than ``httpx`` imported, until a test uses a fixtur
 * ``aisearch_env``: the environment the client reads, set for the test and restored after it
   (``AISEARCH_BASE_URL``, ``CLOUDFLARE_ACCOUNT_ID``, ``CLOUDFLARE_API_TOKEN``; the client's
   other variables are removed), so that application code runs unmodified. Returns them.
-* ``aisearch_instance``: a factory, ``aisearch_instance(name=None, *, source=None, **config)``,
-  that creates an instance (indexing the folder ``source`` when given) and returns its id; the
-  instance is deleted after the test. Using it also sets the environment.
+* ``aisearch_instance``: a factory, ``aisearch_instance(name=None, *, source=None,
+  snapshot=None, **config)``, that creates an instance (indexing the folder ``source``, or
+  loading the one instance of the file ``snapshot`` made by ``aisearch-local export``, without
+  re-embedding) and returns its id; the instance is deleted after the test. Using it also sets
+  the environment.
 * ``aisearch_fault``: ``aisearch_fault(instance_id, status=503, times=1, ...)`` injects a fault
   on an instance's search and chat routes (the fields of :class:`aisearch_local.service.Fault`);
   the faults it set are cleared after the test.
@@ -106,20 +108,32 @@ def aisearch_instance(
     aisearch_env: dict[str, str],
     _aisearch_http: httpx.Client,
 ) -> Iterator[Callable[..., str]]:
-    """A factory creating instances (seeded from a folder when asked), deleted after the test.
+    """A factory creating instances (seeded from a folder or a snapshot), deleted after the test.
 
-    ``aisearch_instance(name=None, *, source=None, **config)`` returns the instance id (a new
-    ``test-...`` one when ``name`` is None); ``source`` is a folder whose files are indexed
-    before it returns; ``config`` is the create body (e.g. ``custom_metadata=[...]``).
+    ``aisearch_instance(name=None, *, source=None, snapshot=None, **config)`` returns the
+    instance id (a new ``test-...`` one when ``name`` is None); ``source`` is a folder whose
+    files are indexed before it returns; ``snapshot`` a file of ``aisearch-local export``
+    holding one instance (or several: pick one with ``snapshot_instance="NAMESPACE/ID"``),
+    loaded as it was saved (configuration, items, vectors); ``config`` is the create body (e.g.
+    ``custom_metadata=[...]``), not taken with ``snapshot``.
     """
     del aisearch_env  # requested for its effect: the test's environment points at the server
     instances = f"/accounts/{quote(aisearch_server.account_id, safe='')}/ai-search/instances"
     created: list[str] = []
 
     def create(
-        name: str | None = None, *, source: str | os.PathLike[str] | None = None, **config: Any
+        name: str | None = None,
+        *,
+        source: str | os.PathLike[str] | None = None,
+        snapshot: str | os.PathLike[str] | None = None,
+        snapshot_instance: str | None = None,
+        **config: Any,
     ) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
+        if snapshot is not None:
+            _load_snapshot(aisearch_server, name, snapshot, snapshot_instance, source, config)
+            created.append(name)
+            return name
         body: dict[str, Any] = {**config, "id": name}
         folder: Path | None = None
         if source is not None:
@@ -149,6 +163,36 @@ def aisearch_instance(
         response = _aisearch_http.delete(f"{instances}/{quote(name, safe='')}")
         if response.status_code != 404:  # deleted by the test itself
             response.raise_for_status()
+
+
+def _load_snapshot(
+    server: LocalServer,
+    name: str,
+    snapshot: str | os.PathLike[str],
+    snapshot_instance: str | None,
+    source: object,
+    config: dict[str, Any],
+) -> None:
+    """Import one instance of a snapshot as ``default/name`` into the session's server."""
+    from aisearch_local.snapshot import SnapshotError, import_snapshot, parse_target
+
+    what = f"aisearch_instance({name!r}, snapshot={os.fspath(snapshot)!r})"
+    if source is not None or config:
+        raise AISearchFixtureError(
+            f"{what}: a snapshot brings its own items and configuration: pass no source= "
+            f"and no configuration ({', '.join(config) or 'source'})"
+        )
+    if server.service is None:  # pragma: no cover - the session fixture started it
+        raise AISearchFixtureError(f"{what}: the server is not running")
+    try:
+        only = (
+            None
+            if snapshot_instance is None
+            else [parse_target(snapshot_instance, "snapshot_instance")]
+        )
+        import_snapshot(server.service, snapshot, only=only, target=("default", name))
+    except (SnapshotError, ValueError) as exc:
+        raise AISearchFixtureError(f"{what}: {exc}") from None
 
 
 @pytest.fixture

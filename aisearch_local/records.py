@@ -23,6 +23,8 @@ __all__ = [
     "JOB_COLUMNS",
     "SCHEMA",
     "ChunkRow",
+    "ImportedInstance",
+    "ImportedItem",
     "InstanceIndex",
     "InstanceRecord",
     "NewChunk",
@@ -118,37 +120,53 @@ class ChunkRow:
 
 @dataclass
 class InstanceIndex:
-    """The in-memory search view of one instance, rebuilt after every write.
+    """An immutable view of one instance's vectors for one search (a table snapshot).
 
     Attributes:
         matrix: float32 ``(n_chunks, dim)`` of L2-normalised embeddings.
         cids: chunk primary keys aligned with the matrix rows (sorted ascending).
         item_pks: the item primary key of every row.
-        items: item primary key -> ``{"key", "timestamp", "metadata", "attrs"}``.
+        alive: which rows are live, or None when all are (deleted chunks stay as tombstoned
+            rows until the table is compacted).
+        table: the :class:`~aisearch_local.vectors.VectorTable` it was taken from, if any.
+        epoch: the table's epoch (row numbering) when taken.
     """
 
     version: int
     matrix: np.ndarray
     cids: np.ndarray
     item_pks: np.ndarray
-    items: dict[int, dict[str, Any]]
+    alive: np.ndarray | None = None
+    table: Any = None
+    epoch: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def live_count(self) -> int:
+        """How many rows are live."""
+        return len(self.cids) if self.alive is None else int(np.count_nonzero(self.alive))
+
     def rows_of(self, cids: Sequence[int]) -> list[int]:
-        """Return the matrix row of each chunk primary key, -1 when absent (one numpy pass)."""
+        """Return the live matrix row of each chunk primary key, -1 when absent (one pass)."""
         if not cids:
             return []
         want = np.asarray(cids, dtype=np.int64)
         pos = np.searchsorted(self.cids, want)
         found = pos < len(self.cids)
         found[found] = self.cids[pos[found]] == want[found]
+        if self.alive is not None:
+            found[found] = self.alive[pos[found]]
         rows: list[int] = np.where(found, pos, -1).tolist()
         return rows
 
     def row_of(self, cid: int) -> int | None:
-        """Return the matrix row of a chunk primary key, or None (``cids`` is sorted)."""
+        """Return the live matrix row of a chunk primary key, or None (``cids`` is sorted)."""
         pos = int(np.searchsorted(self.cids, cid))
-        if pos < len(self.cids) and int(self.cids[pos]) == cid:
+        if (
+            pos < len(self.cids)
+            and int(self.cids[pos]) == cid
+            and (self.alive is None or bool(self.alive[pos]))
+        ):
             return pos
         return None
 
@@ -315,3 +333,39 @@ def job_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "last_seen_at": seen,
         "_log": _log_list(log),
     }
+
+
+@dataclass
+class ImportedItem:
+    """An item of a snapshot, as the store keeps it (:meth:`Store.import_instances`).
+
+    ``chunks`` are in ``seq`` order; ``embeddings`` holds one float32 row per chunk.
+    """
+
+    key: str
+    status: str
+    error: str | None
+    checksum: str
+    metadata: dict[str, Any]
+    timestamp_ms: int | None
+    source_id: str | None
+    created_at: str
+    modified_at: str
+    data: bytes
+    chunks: list[NewChunk]
+    embeddings: np.ndarray
+
+
+@dataclass
+class ImportedInstance:
+    """An instance of a snapshot: where it goes, its configuration, embedder and items."""
+
+    namespace: str
+    id: str
+    namespace_description: str | None
+    config: dict[str, Any]
+    embedder: str
+    dim: int
+    created_at: str
+    modified_at: str
+    items: list[ImportedItem]

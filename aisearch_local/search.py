@@ -24,6 +24,7 @@ Scores, as returned in ``scoring_details``:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -37,10 +38,11 @@ import numpy as np
 
 from aisearch_local.ann import AnnManager
 from aisearch_local.embed import Embedder, HashingEmbedder
+from aisearch_local.filters import Filter
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
-from aisearch_local.text import KEYWORD_STOPWORDS, content_terms
+from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
 
 __all__ = [
     "CANDIDATES",
@@ -111,6 +113,9 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     product bit for bit on this BLAS (checked on a probe query), so the pruned path below
     returns exactly what the full product returns.
     """
+    if idx.table is not None:  # kept by the vector table, appended to on every write
+        from_table: tuple[np.ndarray, float] | None = idx.table.columns(idx, _exact_on_probe)
+        return from_table
     if "columns" in idx.cache:
         built: tuple[np.ndarray, float] | None = idx.cache["columns"]
         return built
@@ -121,18 +126,23 @@ def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     return cached
 
 
+def _exact_on_probe(matrix: np.ndarray) -> bool:
+    """Whether re-scoring aligned row blocks reproduces the full product on this BLAS."""
+    n = matrix.shape[0]
+    if n < 4 * _BLOCK:
+        return False
+    probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
+    full = matrix @ probe
+    rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
+    return bool(np.array_equal(_rescore(matrix, rows, probe), full[rows]))
+
+
 def _build_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
     matrix = idx.matrix
-    n = matrix.shape[0]
-    out: tuple[np.ndarray, float] | None = None
-    if n >= 4 * _BLOCK:
-        probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
-        full = matrix @ probe
-        rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
-        if np.array_equal(_rescore(matrix, rows, probe), full[rows]):
-            max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
-            out = (np.ascontiguousarray(matrix.T), max_norm)
-    return out
+    if not _exact_on_probe(matrix):
+        return None
+    max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
+    return np.ascontiguousarray(matrix.T), max_norm
 
 
 def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
@@ -151,7 +161,7 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarr
 
 
 def _pruned_vector(
-    idx: InstanceIndex, qvec: np.ndarray, k: int
+    idx: InstanceIndex, qvec: np.ndarray, k: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact top ``k`` for a sparse query (lexical embedders), or None to use the full product.
 
@@ -159,7 +169,8 @@ def _pruned_vector(
     scores every row reading a fraction of the matrix. That float32 sum differs from the BLAS
     one by at most ``dim * eps * |q| * max|row|`` (both are float32 sums of ``dim`` products);
     every row within 8 times that of the k-th best approximation is re-scored with the BLAS
-    kernel, so the result is the full product's.
+    kernel, so the result is the full product's. Rows outside ``mask`` (default: the live
+    rows) never compete.
     """
     nz = np.flatnonzero(qvec)
     n, dim = idx.matrix.shape
@@ -175,8 +186,22 @@ def _pruned_vector(
         np.multiply(columns[j], qvec[j], out=tmp)
         approx += tmp
     bound = 4.0 * dim * float(np.finfo(np.float32).eps) * float(np.linalg.norm(qvec)) * max_norm
-    kth = float(np.partition(approx, n - k)[n - k])
-    rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+    if mask is None:
+        mask = idx.alive
+    if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
+        kept = np.flatnonzero(mask)
+        if len(kept) <= k:
+            return _top(kept, _rescore(idx.matrix, kept, qvec), k)
+        sub = approx[kept]
+        kth = float(np.partition(sub, len(kept) - k)[len(kept) - k])
+        rows = kept[sub >= kth - 2.0 * bound]
+    else:
+        if mask is not None:  # tombstoned rows never compete
+            approx[~mask] = -np.inf
+        kth = float(np.partition(approx, n - k)[n - k])
+        rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+        if mask is not None:
+            rows = rows[mask[rows]]
     if len(rows) > n // 8:
         return None
     return _top(rows, _rescore(idx.matrix, rows, qvec), k)
@@ -221,22 +246,25 @@ def vector_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the exact top ``k`` (matrix rows, cosine similarities), best first.
 
-    Brute force over the whole matrix; with a filter that keeps at most a fifth of the rows,
-    only the allowed rows are scored; without a filter, a sparse query (lexical embedders)
-    reads only its non-zero columns first (see :func:`_pruned_vector`).
+    Brute force over the whole matrix; a sparse query (lexical embedders) reads only its
+    non-zero columns first (see :func:`_pruned_vector`); else, with a filter that keeps at
+    most a fifth of the rows, only the allowed rows are scored. Tombstoned rows
+    (``idx.alive``) are never returned.
     """
     n = len(idx.cids)
+    if allowed is not None and idx.alive is not None:
+        allowed = allowed & idx.alive
+    pruned = _pruned_vector(idx, qvec, k, allowed)
+    if pruned is not None:
+        return pruned
     if allowed is not None:
         kept = np.flatnonzero(allowed)
         if len(kept) <= n // 5:
             return _top(kept, idx.matrix[kept] @ qvec, k)
-    else:
-        pruned = _pruned_vector(idx, qvec, k)
-        if pruned is not None:
-            return pruned
     sims = idx.matrix @ qvec
-    if allowed is not None:
-        sims = np.where(allowed, sims, -np.inf)
+    mask = allowed if allowed is not None else idx.alive
+    if mask is not None:
+        sims = np.where(mask, sims, -np.inf)
     return _top(np.arange(n), sims, k)
 
 
@@ -291,13 +319,11 @@ class Searcher:
     ) -> list[dict[str, Any]]:
         """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
         idx = self.store.index(inst)
-        n = len(idx.cids)
-        if n == 0 or not query.strip():
+        if idx.live_count == 0 or not query.strip():
             return []
         allowed: np.ndarray | None = None
-        if opts.predicate is not None:
-            ok_pks = [pk for pk, item in idx.items.items() if opts.predicate(item["attrs"])]
-            allowed = np.isin(idx.item_pks, np.asarray(ok_pks, dtype=np.int64))
+        if opts.predicate is not None and not opts.predicate.matches_all:
+            allowed = self.filter_rows(inst, idx, opts.predicate)
             if not allowed.any():
                 return []
         cands: dict[int, _Candidate] = {}
@@ -372,12 +398,16 @@ class Searcher:
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
+        items = self.store.items_by_pk({c.item_pk for c in ranked})
+        ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
         if opts.boost_by:
-            self._boost(ranked, idx.items, opts.boost_by)
+            self._boost(ranked, items, opts.boost_by)
         ranked.sort(key=lambda c: (-c.score, c.cid))
         if not opts.reranking:
             ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
+        # a write committed since the index was read may have deleted some rows: skip them
+        ranked = [c for c in ranked if c.cid in chunks_by_cid]
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
@@ -386,7 +416,25 @@ class Searcher:
             ranked = [c for c in ranked if (c.reranking_score or 0.0) >= opts.reranking_threshold]
             ranked.sort(key=lambda c: (-c.score, c.cid))
         ranked = ranked[: opts.max_num_results]
-        return [self._to_wire(c, chunks_by_cid[c.cid], idx.items, opts) for c in ranked]
+        return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
+
+    def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
+        """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.
+
+        The filter is evaluated over the instance's columnar item attributes
+        (:meth:`Store.item_attributes_table`), then gathered over the rows' item keys.
+        """
+        table = self.store.item_attributes_table(inst, idx)
+        lock = idx.table.lock if idx.table is not None else contextlib.nullcontext()
+        with lock:
+            item_mask = flt.mask(table)
+        pks = idx.item_pks
+        if len(item_mask) == 0:
+            return np.zeros(len(pks), dtype=bool)
+        allowed: np.ndarray = np.take(item_mask, pks, mode="clip") & (pks < len(item_mask))
+        if idx.alive is not None:
+            allowed &= idx.alive
+        return allowed
 
     def _vector(
         self,
@@ -396,7 +444,7 @@ class Searcher:
         allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The vector candidates: through the instance's HNSW graph when it pays, else exact."""
-        if self.ann is not None and self.ann.applies(len(idx.cids), dense=self.dense):
+        if self.ann is not None and self.ann.applies(idx.live_count, dense=self.dense):
             found = self.ann.candidates(inst, idx, qvec, CANDIDATES, allowed)
             if found is not None:
                 return found
@@ -416,7 +464,10 @@ class Searcher:
         if not terms:
             return []
         expr = fts_expression(terms, mode)
-        limit = CANDIDATES if allowed is None else CANDIDATES * 10
+        limit = CANDIDATES
+        if allowed is not None:  # enough hits for CANDIDATES to pass the filter, usually
+            share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
+            limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         out: list[tuple[int, float, int]] = []
         while True:
             hits = self.store.keyword(inst, expr, limit)
@@ -589,8 +640,7 @@ def rerank_scores(query: str, texts: Sequence[str]) -> list[float]:
         coverage = len(matched) / len(q_terms)
         bm25 = 0.0
         for t in matched:
-            idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
-            bm25 += idf * tf[t] * 2.2 / (tf[t] + 1.2 * (0.25 + 0.75 * len(doc) / avg_len))
+            bm25 += bm25_idf(n, df[t]) * bm25_tf(tf[t], len(doc), avg_len, 1.2, 0.75)
         bm25_norm = bm25 / (bm25 + 2.0)
         if len(matched) == 1:
             proximity = 1.0

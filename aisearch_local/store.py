@@ -15,22 +15,39 @@ Layout::
          log JSON)
 
 Embeddings are float32 blobs. For search, :meth:`Store.index` loads them once per instance into
-a numpy matrix (with the chunk and item ids aligned to it) and keeps it until the next write.
+a :class:`~aisearch_local.vectors.VectorTable` (a numpy matrix with the chunk and item ids
+aligned to it), from its file under ``vectors/`` when that file is current, else from SQLite.
+Every write bumps the instance's generation (``meta``) in its transaction and, after COMMIT,
+appends or tombstones rows of the table and of its file (``docs/architecture.md``, "The vector
+index"). Chunk ids only grow (``meta`` key ``cid_hwm``), so appended rows stay sorted.
+
+Connections: one *writer* connection, behind the store lock, runs every transaction
+(:meth:`Store.transaction`); reads (:meth:`Store._query`, keyword searches, chunk fetches) run
+on a read-only connection of the calling thread, so that they never wait for each other or for
+a writer (WAL readers see the last commit). A thread's reader is closed when the thread ends
+(starlette's thread pool starts and stops threads) and every reader on :meth:`Store.close`.
+An in-memory store (``Store(None)``) keeps one connection for everything: a ``:memory:``
+database cannot be opened twice, and a shared-cache URI would trade the lock for SQLite's
+table locks (``SQLITE_LOCKED``, which no busy timeout retries).
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from aisearch_local import vectors
+from aisearch_local.filters import ItemTable
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
 from aisearch_local.records import (
     INSTANCE_COLUMNS,
@@ -38,6 +55,7 @@ from aisearch_local.records import (
     JOB_COLUMNS,
     SCHEMA,
     ChunkRow,
+    ImportedInstance,
     InstanceIndex,
     InstanceRecord,
     NewChunk,
@@ -50,6 +68,7 @@ from aisearch_local.records import (
     now_iso,
     now_ms,
 )
+from aisearch_local.vectors import VectorChange, VectorTable
 
 __all__ = [
     "DB_FILENAME",
@@ -65,6 +84,44 @@ __all__ = [
 
 DB_FILENAME = "aisearch-local.sqlite3"
 _ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
+_CLOSED = "the aisearch-local store is closed"
+# page cache of each connection, in KiB (SQLite's negative cache_size): the writer keeps the
+# old 64 MiB; a reader 16 MiB (there is one per worker thread, and the OS caches the file too)
+_WRITER_CACHE_KIB = 65536
+_READER_CACHE_KIB = 16384
+
+
+class _Reader:
+    """One thread's read-only connection, with the lock :meth:`Store.close` takes to close it.
+
+    When its thread ends, the thread-local slot lets go of it and the connection is closed
+    with it (``sqlite3.Connection`` closes itself when collected).
+    """
+
+    __slots__ = ("__weakref__", "closed", "conn", "lock")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
+
+
+def update_attributes(table: VectorTable, change: VectorChange) -> None:
+    """Bring the table's item attributes (when built) up to date with a write."""
+    items = table.extra.get("items")
+    if not isinstance(items, ItemTable):
+        return
+    for pk, key, ts_ms, metadata in change.items:
+        if key is None or metadata is None:
+            items.clear(pk)
+        else:
+            items.set(pk, item_attributes(key, ts_ms, metadata))
 
 
 class Store:
@@ -81,23 +138,25 @@ class Store:
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.path = self.data_dir / DB_FILENAME
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            ":memory:" if self.path is None else self.path,
-            check_same_thread=False,
-            isolation_level=None,
-            timeout=30.0,
-        )
+        self._lock = threading.RLock()  # the writer connection and the index cache
+        self._conn = self._connect()
         if self.path is None:  # temporary tables and indexes too stay in memory
             self._conn.execute("PRAGMA temp_store=MEMORY")
         else:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
-        self._conn.execute("PRAGMA cache_size=-65536")
+        self._conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         self._conn.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
+        self._tables: dict[int, VectorTable] = {}
+        self._pending: dict[int, dict[int, VectorChange]] = {}
+        self._inflight: dict[int, int] = {}
+        self._vlock = threading.RLock()
         self._closed = False
         self._data_version = -1
         self._external = 0
@@ -110,21 +169,59 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            ":memory:" if self.path is None else self.path,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=30.0,
+        )
+
     def close(self) -> None:
-        """Checkpoint the WAL and close the connection (idempotent)."""
+        """Close every reader, checkpoint the WAL and close the writer (idempotent).
+
+        A read running in another thread finishes first; any later read or write raises
+        ``sqlite3.ProgrammingError``.
+        """
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            with self._readers_lock:
+                self._closed = True
+                readers = list(self._readers)
+            for reader in readers:
+                reader.close()
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._conn.close()
 
+    def _reader(self) -> _Reader:
+        """The calling thread's read-only connection (opened on its first read)."""
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader
+        with self._readers_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute(f"PRAGMA cache_size=-{_READER_CACHE_KIB}")
+            except BaseException:
+                conn.close()
+                raise
+            reader = _Reader(conn)
+            self._readers.add(reader)
+        self._local.reader = reader
+        return reader
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """Run a block in one ``BEGIN IMMEDIATE`` transaction under the store lock."""
+        """Run a block in one ``BEGIN IMMEDIATE`` transaction on the writer connection."""
         with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -136,16 +233,38 @@ class Store:
                 cur.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Run one read: on this thread's reader (the writer, behind the lock, in memory)."""
+        if self.path is None:
+            with self._lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError(_CLOSED)
+                return self._conn.execute(sql, params).fetchall()
+        reader = self._reader()
+        with reader.lock:
+            if reader.closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
+            return reader.conn.execute(sql, params).fetchall()
 
     def _bump(self, inst_pk: int) -> None:
+        """A write that did not describe its change: the vector table is rebuilt from SQLite."""
         self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
-        self._indexes.pop(inst_pk, None)
+        with self._vlock:
+            self._tables.pop(inst_pk, None)
+            self._pending.pop(inst_pk, None)
+            if self.data_dir is not None:
+                vectors.remove_head(self._vector_dir(inst_pk))
 
     def _sync_external(self) -> None:
-        """Drop every cache when another process (``aisearch-local ingest``) wrote the file."""
-        with self._lock:
+        """Drop every cache when another process (``aisearch-local ingest``) wrote the file.
+
+        ``PRAGMA data_version`` changes on a connection when *another* connection committed, so
+        it is read on the writer, the only connection of this process that commits. While the
+        writer is busy with a transaction the check is skipped (a search never waits for a
+        write); the next read after that transaction makes it.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._closed:
                 return
             dv = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
@@ -153,6 +272,8 @@ class Store:
                 self._data_version = dv
                 self._external += 1
                 self._indexes.clear()
+        finally:
+            self._lock.release()
 
     def bump_version(self, inst_pk: int) -> None:
         """Change the instance's version without a write (``purge_cache``).
@@ -160,12 +281,149 @@ class Store:
         Every similarity-cache entry keyed on the old version is orphaned.
         """
         with self._lock:
-            self._bump(inst_pk)
+            self._bump_version(inst_pk)
+
+    def _bump_version(self, inst_pk: int) -> None:
+        self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
 
     def version(self, inst_pk: int) -> int:
         """Return a counter that changes on every write to the instance."""
         self._sync_external()
         return self._versions.get(inst_pk, 0) + self._external * 1_000_000
+
+    # -- the vector tables ------------------------------------------------------------------
+
+    def _vector_dir(self, inst_pk: int) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "vectors" / str(inst_pk)
+
+    @staticmethod
+    def _next_gen(cur: sqlite3.Cursor, inst_pk: int) -> VectorChange:
+        """Bump the instance's vector generation inside the write transaction."""
+        key = f"vectors:{inst_pk}"
+        cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
+        row = cur.fetchone()
+        parsed = vectors.parse_generation(row[0]) if row else None
+        nonce, gen = parsed if parsed else (vectors.new_nonce(), 0)
+        cur.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, f"{nonce}:{gen + 1}")
+        )
+        return VectorChange(nonce=nonce, gen=gen + 1)
+
+    def _generation(self, inst_pk: int) -> tuple[str, int] | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"vectors:{inst_pk}",))
+        return vectors.parse_generation(rows[0][0]) if rows else None
+
+    @contextmanager
+    def _writing(self, inst_pk: int) -> Iterator[None]:
+        """Mark a write to the instance as under way (a search does not reload meanwhile)."""
+        with self._vlock:
+            self._inflight[inst_pk] = self._inflight.get(inst_pk, 0) + 1
+        try:
+            yield
+        finally:
+            with self._vlock:
+                left = self._inflight.pop(inst_pk, 1) - 1
+                if left:
+                    self._inflight[inst_pk] = left
+
+    def _after_write(self, inst_pk: int, change: VectorChange) -> None:
+        """Apply a committed write to the instance's vector table and its file."""
+        self._bump_version(inst_pk)
+        with self._vlock:
+            self._pending.setdefault(inst_pk, {})[change.gen] = change
+            self._catch_up(inst_pk, self._tables.get(inst_pk))
+
+    def _catch_up(self, inst_pk: int, table: VectorTable | None) -> VectorTable | None:
+        """Apply the pending changes that follow the table's generation, in order."""
+        pending = self._pending.get(inst_pk, {})
+        if table is None:
+            table = self._load_table(inst_pk)
+            if table is None:  # the instance is gone
+                self._pending.pop(inst_pk, None)
+                return None
+            self._tables[inst_pk] = table
+        for gen in [g for g in pending if g <= table.gen]:
+            del pending[gen]
+        while table.gen + 1 in pending:
+            change = pending.pop(table.gen + 1)
+            if change.nonce != table.nonce:  # a table from before the instance had a nonce
+                pending.clear()
+                table = self._tables[inst_pk] = self._rebuild_table(
+                    inst_pk, table.dim, table.directory
+                )
+                break
+            with table.lock:
+                before = table.head()
+                applied = table.apply(change)
+                assert applied is not None
+                update_attributes(table, change)
+                if table.needs_compaction():
+                    table.compact()
+                    table.save()
+                else:
+                    table.persist(before, *applied)
+        return table
+
+    def _load_table(self, inst_pk: int) -> VectorTable | None:
+        """Load the instance's table from its file when current, else rebuild it from SQLite."""
+        with self._lock:
+            dims = self._conn.execute(
+                "SELECT dim FROM instances WHERE pk = ?", (inst_pk,)
+            ).fetchall()
+            if not dims:
+                return None
+            dim = int(dims[0][0])
+            info = self._generation(inst_pk)
+            live = int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE inst_pk = ?", (inst_pk,)
+                ).fetchone()[0]
+            )
+            max_item = int(
+                self._conn.execute("SELECT COALESCE(MAX(pk), 0) FROM items").fetchone()[0]
+            )
+        nonce, gen = info if info else ("", 0)
+        directory = None if self.data_dir is None else self._vector_dir(inst_pk)
+        if directory is not None and info is not None:
+            table = vectors.load(
+                directory, dim=dim, nonce=nonce, gen=gen, live_chunks=live, max_item_pk=max_item
+            )
+            if table is not None:
+                return table
+        return self._rebuild_table(inst_pk, dim, directory)
+
+    def _rebuild_table(self, inst_pk: int, dim: int, directory: Path | None) -> VectorTable:
+        """Read every embedding of the instance from SQLite (one consistent read)."""
+        with self._lock:
+            info = self._generation(inst_pk)
+            n = int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE inst_pk = ?", (inst_pk,)
+                ).fetchone()[0]
+            )
+            cap = max(n + n // 2, 1024)
+            matrix = np.empty((cap, dim), dtype=np.float32)
+            cids = np.empty(cap, dtype=np.int64)
+            items = np.empty(cap, dtype=np.int64)
+            cur = self._conn.execute(
+                "SELECT cid, item_pk, embedding FROM chunks WHERE inst_pk = ? ORDER BY cid",
+                (inst_pk,),
+            )
+            at = 0
+            while batch := cur.fetchmany(4096):
+                k = len(batch)
+                cids[at : at + k] = [r[0] for r in batch]
+                items[at : at + k] = [r[1] for r in batch]
+                matrix[at : at + k] = np.frombuffer(
+                    b"".join(r[2] for r in batch), dtype=np.float32
+                ).reshape(k, dim)
+                at += k
+        nonce, gen = info if info else ("", 0)
+        table = VectorTable(dim, nonce, gen, matrix, cids, items, at, directory=directory)
+        if info is not None:
+            table.save()
+        return table
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -265,6 +523,10 @@ class Store:
             pk = int(cur.lastrowid or 0)
             tok = self._tokenizer(config)
             cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+            cur.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                (f"vectors:{pk}", f"{vectors.new_nonce()}:0"),
+            )
         return self.get_instance(namespace, instance_id)
 
     def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
@@ -305,7 +567,7 @@ class Store:
                     "SELECT cid, text FROM chunks WHERE inst_pk = ?",
                     (inst.pk,),
                 )
-        self._bump(inst.pk)
+        self._bump_version(inst.pk)  # the vectors did not change
         updated = self.get_instance(inst.namespace, inst.id)
         assert updated is not None
         return updated
@@ -322,8 +584,14 @@ class Store:
             cur.execute("DELETE FROM items WHERE inst_pk = ?", (inst.pk,))
             cur.execute("DELETE FROM jobs WHERE inst_pk = ?", (inst.pk,))
             cur.execute("DELETE FROM instances WHERE pk = ?", (inst.pk,))
+            cur.execute("DELETE FROM meta WHERE key = ?", (f"vectors:{inst.pk}",))
             cur.execute(f"DROP TABLE IF EXISTS fts_{inst.pk}")
-        self._bump(inst.pk)
+        self._bump_version(inst.pk)
+        with self._vlock:
+            self._tables.pop(inst.pk, None)
+            self._pending.pop(inst.pk, None)
+            if self.data_dir is not None:
+                shutil.rmtree(self._vector_dir(inst.pk), ignore_errors=True)
 
     def stats(self, inst: InstanceRecord) -> dict[str, Any]:
         """Return item counts per status, chunk count and payload size."""
@@ -388,31 +656,37 @@ class Store:
             source_id,
             0 if error else len(chunks),
         )
-        with self.transaction() as cur:
-            cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
-            row = cur.fetchone()
-            if row is not None:
-                item_pk = int(row[0])
-                self._delete_chunks(cur, inst.pk, item_pk)
-                cur.execute(
-                    "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
-                    "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
-                    "modified_at = ?, data = ? WHERE pk = ?",
-                    (*fields, ts, data, item_pk),
-                )
-            else:
-                cur.execute(
-                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
-                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (inst.pk, item_id, key, *fields, ts, ts, data),
-                )
-                item_pk = int(cur.lastrowid or 0)
-            if error is None and embeddings is not None:
-                self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings)
-            cur.execute("SELECT " + ITEM_COLUMNS + " FROM items WHERE pk = ?", (item_pk,))
-            out = item_row(cur.fetchone(), inst.namespace)
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
+                row = cur.fetchone()
+                if row is not None:
+                    item_pk = int(row[0])
+                    self._delete_chunks(cur, inst.pk, item_pk, change)
+                    cur.execute(
+                        "UPDATE items SET status = ?, error = ?, checksum = ?, file_size = ?, "
+                        "metadata = ?, timestamp_ms = ?, source_id = ?, chunks_count = ?, "
+                        "modified_at = ?, data = ? WHERE pk = ?",
+                        (*fields, ts, data, item_pk),
+                    )
+                else:
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, created_at, "
+                        "modified_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (inst.pk, item_id, key, *fields, ts, ts, data),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                if error is None and embeddings is not None:
+                    self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, embeddings, change)
+                if error is None:
+                    change.items.append((item_pk, key, timestamp_ms, metadata))
+                else:
+                    change.items.append((item_pk, None, None, None))
+                cur.execute("SELECT " + ITEM_COLUMNS + " FROM items WHERE pk = ?", (item_pk,))
+                out = item_row(cur.fetchone(), inst.namespace)
+            self._after_write(inst.pk, change)
         return out
 
     def _insert_chunks(
@@ -423,14 +697,30 @@ class Store:
         item_id: str,
         chunks: Sequence[NewChunk],
         embeddings: np.ndarray,
+        change: VectorChange | None = None,
     ) -> None:
         emb = np.ascontiguousarray(embeddings, dtype=np.float32)
         rows = [
             (inst_pk, item_pk, seq, f"{item_id}-{seq}", c.text, c.start, c.end, emb[seq].tobytes())
             for seq, c in enumerate(chunks)
         ]
-        cur.execute("SELECT COALESCE(MAX(cid), 0) FROM chunks")
+        # chunk ids never come back after a delete: the vector tables append them in order
+        cur.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(cid) FROM chunks), 0), "
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'cid_hwm'), 0))"
+        )
         first = int(cur.fetchone()[0]) + 1
+        if rows:
+            cur.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('cid_hwm', ?)",
+                (str(first + len(rows) - 1),),
+            )
+        if change is not None and rows:
+            change.add(
+                np.arange(first, first + len(rows), dtype=np.int64),
+                np.full(len(rows), item_pk, dtype=np.int64),
+                emb[: len(rows)],
+            )
         cur.executemany(
             "INSERT INTO chunks(cid, inst_pk, item_pk, seq, id, text, start_byte, end_byte, "
             "embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -441,7 +731,12 @@ class Store:
             [(first + i, c.text) for i, c in enumerate(chunks)],
         )
 
-    def _delete_chunks(self, cur: sqlite3.Cursor, inst_pk: int, item_pk: int) -> None:
+    def _delete_chunks(
+        self, cur: sqlite3.Cursor, inst_pk: int, item_pk: int, change: VectorChange | None = None
+    ) -> None:
+        if change is not None:
+            cur.execute("SELECT cid FROM chunks WHERE item_pk = ?", (item_pk,))
+            change.dead_cids.extend(int(r[0]) for r in cur.fetchall())
         cur.execute(
             f"DELETE FROM fts_{inst_pk} WHERE rowid IN (SELECT cid FROM chunks WHERE item_pk = ?)",
             (item_pk,),
@@ -454,43 +749,54 @@ class Store:
         docs: Iterable[
             tuple[str, bytes, dict[str, Any], int | None, Sequence[NewChunk], np.ndarray]
         ],
+        *,
+        source_id: str = "builtin",
     ) -> int:
         """Insert many new items (key, data, metadata, timestamp_ms, chunks, embeddings) at once.
 
-        One transaction for the whole batch; meant for benchmarks and ``aisearch-local ingest``.
-        Existing keys are replaced. Returns the number of chunks written.
+        One transaction for the whole batch (the bulk route, ``aisearch-local ingest``,
+        benchmarks). Existing keys are replaced. Returns the number of chunks written.
         """
         total = 0
-        with self.transaction() as cur:
-            for key, data, metadata, ts_ms, chunks, emb in docs:
-                item_id = self.item_id_for(inst, key)
-                cur.execute("SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key))
-                row = cur.fetchone()
-                if row is not None:
-                    self._delete_chunks(cur, inst.pk, int(row[0]))
-                    cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
-                ts = now_iso()
-                cur.execute(
-                    "INSERT INTO items(inst_pk, id, key, status, error, checksum, file_size, "
-                    "metadata, timestamp_ms, source_id, chunks_count, created_at, modified_at, "
-                    "data) VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, 'builtin', ?, ?, ?, ?)",
-                    (
-                        inst.pk,
-                        item_id,
-                        key,
-                        hashlib.sha256(data).hexdigest(),
-                        len(data),
-                        dumps_strict(metadata),
-                        ts_ms,
-                        len(chunks),
-                        ts,
-                        ts,
-                        data,
-                    ),
-                )
-                self._insert_chunks(cur, inst.pk, int(cur.lastrowid or 0), item_id, chunks, emb)
-                total += len(chunks)
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                for key, data, metadata, ts_ms, chunks, emb in docs:
+                    item_id = self.item_id_for(inst, key)
+                    cur.execute(
+                        "SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
+                    )
+                    row = cur.fetchone()
+                    if row is not None:
+                        self._delete_chunks(cur, inst.pk, int(row[0]), change)
+                        change.items.append((int(row[0]), None, None, None))
+                        cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
+                    ts = now_iso()
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, created_at, "
+                        "modified_at, data) "
+                        "VALUES (?, ?, ?, 'completed', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            inst.pk,
+                            item_id,
+                            key,
+                            hashlib.sha256(data).hexdigest(),
+                            len(data),
+                            dumps_strict(metadata),
+                            ts_ms,
+                            source_id,
+                            len(chunks),
+                            ts,
+                            ts,
+                            data,
+                        ),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                    self._insert_chunks(cur, inst.pk, item_pk, item_id, chunks, emb, change)
+                    change.items.append((item_pk, key, ts_ms, metadata))
+                    total += len(chunks)
+            self._after_write(inst.pk, change)
         return total
 
     def get_item(self, inst: InstanceRecord, item_id: str) -> dict[str, Any] | None:
@@ -521,10 +827,13 @@ class Store:
 
     def delete_item(self, inst: InstanceRecord, item_pk: int) -> None:
         """Delete an item and its chunks."""
-        with self.transaction() as cur:
-            self._delete_chunks(cur, inst.pk, item_pk)
-            cur.execute("DELETE FROM items WHERE pk = ?", (item_pk,))
-        self._bump(inst.pk)
+        with self._writing(inst.pk):
+            with self.transaction() as cur:
+                change = self._next_gen(cur, inst.pk)
+                self._delete_chunks(cur, inst.pk, item_pk, change)
+                cur.execute("DELETE FROM items WHERE pk = ?", (item_pk,))
+                change.items.append((item_pk, None, None, None))
+            self._after_write(inst.pk, change)
 
     def item_chunks(
         self, inst: InstanceRecord, item_pk: int, limit: int, offset: int
@@ -540,54 +849,82 @@ class Store:
     # -- search support ---------------------------------------------------------------------
 
     def index(self, inst: InstanceRecord) -> InstanceIndex:
-        """Return the cached numpy view of an instance, loading it after a write."""
+        """Return a snapshot of the instance's vector table, loading the table when needed.
+
+        The table is current when it holds SQLite's generation (or an own write under way is
+        about to bring it there); otherwise (first use, another process wrote the file) it is
+        loaded from its file when that is current, else rebuilt from SQLite.
+        """
         version = self.version(inst.pk)
-        cached = self._indexes.get(inst.pk)
-        if cached is not None and cached.version == version:
-            return cached
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT cid, item_pk, embedding FROM chunks WHERE inst_pk = ? ORDER BY cid",
-                (inst.pk,),
+        info = self._generation(inst.pk)
+        nonce, gen = info if info else ("", 0)
+        with self._vlock:
+            table = self._tables.get(inst.pk)
+            current = (
+                table is not None
+                and table.nonce == nonce
+                and (table.gen == gen or (table.gen < gen and self._inflight.get(inst.pk, 0) > 0))
             )
-            rows = cur.fetchall()
-            item_rows = self._conn.execute(
-                "SELECT pk, key, metadata, timestamp_ms FROM items "
-                "WHERE inst_pk = ? AND status = 'completed'",
-                (inst.pk,),
-            ).fetchall()
-        n = len(rows)
-        if n:
-            cids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-            item_pks = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-            matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(n, -1)
-        else:
-            cids = np.zeros(0, dtype=np.int64)
-            item_pks = np.zeros(0, dtype=np.int64)
-            matrix = np.zeros((0, inst.dim), dtype=np.float32)
-        items: dict[int, dict[str, Any]] = {}
-        for pk, key, metadata, ts_ms in item_rows:
+            if not current:
+                self._tables.pop(inst.pk, None)
+                table = None
+            table = self._catch_up(inst.pk, table)
+            if table is None:  # deleted meanwhile: nothing to search
+                empty = np.zeros(0, dtype=np.int64)
+                return InstanceIndex(
+                    version, np.zeros((0, inst.dim), dtype=np.float32), empty, empty
+                )
+            return table.snapshot(version)
+
+    def item_attributes_table(self, inst: InstanceRecord, idx: InstanceIndex) -> ItemTable:
+        """Return the columnar attributes of the instance's items (built on first use)."""
+        table = idx.table
+        if table is None:
+            return self._read_item_table(inst.pk)
+        with table.lock:
+            items = table.extra.get("items")
+            if items is None:
+                items = table.extra["items"] = self._read_item_table(inst.pk)
+            return cast("ItemTable", items)
+
+    def _read_item_table(self, inst_pk: int) -> ItemTable:
+        rows = self._query(
+            "SELECT pk, key, metadata, timestamp_ms FROM items "
+            "WHERE inst_pk = ? AND status = 'completed'",
+            (inst_pk,),
+        )
+        items = ItemTable()  # built outside the store lock
+        for pk, key, metadata, ts_ms in rows:
+            items.set(int(pk), item_attributes(key, ts_ms, metadata_dict(metadata)))
+        return items
+
+    def items_by_pk(self, pks: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Return ``{"key", "timestamp", "metadata", "attrs"}`` of some items by primary key."""
+        wanted = sorted(set(pks))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._query(
+            f"SELECT pk, key, metadata, timestamp_ms FROM items WHERE pk IN ({marks})", wanted
+        )
+        out: dict[int, dict[str, Any]] = {}
+        for pk, key, metadata, ts_ms in rows:
             meta = metadata_dict(metadata)
-            items[int(pk)] = {
+            out[int(pk)] = {
                 "key": key,
                 "timestamp": ts_ms,
                 "metadata": meta,
                 "attrs": item_attributes(key, ts_ms, meta),
             }
-        idx = InstanceIndex(
-            version=version, matrix=matrix, cids=cids, item_pks=item_pks, items=items
-        )
-        self._indexes[inst.pk] = idx
-        return idx
+        return out
 
     def keyword(self, inst: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
         """Run an FTS5 MATCH; return ``(cid, bm25)`` best first, bm25 positive (higher=better)."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT rowid, rank FROM fts_{inst.pk} WHERE fts_{inst.pk} MATCH ? "
-                "ORDER BY rank LIMIT ?",
-                (match, limit),
-            ).fetchall()
+        rows = self._query(
+            f"SELECT rowid, rank FROM fts_{inst.pk} WHERE fts_{inst.pk} MATCH ? "
+            "ORDER BY rank LIMIT ?",
+            (match, limit),
+        )
         return [(int(cid), -float(rank)) for cid, rank in rows]
 
     def chunks_by_cid(self, cids: Sequence[int]) -> dict[int, ChunkRow]:
@@ -652,3 +989,124 @@ class Store:
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE inst_pk = ? ORDER BY pk DESC", (inst.pk,)
         )
         return [job_row(r) for r in rows]
+
+    # -- snapshots (aisearch_local/snapshot.py) ---------------------------------------------
+
+    def export_items(
+        self, inst: InstanceRecord
+    ) -> Iterator[tuple[dict[str, Any], bytes, list[NewChunk], np.ndarray]]:
+        """Yield an instance's items as stored, with their chunks and embeddings, by key.
+
+        Each item is ``(row, data, chunks, embeddings)``: ``row`` holds the item columns
+        (``key, status, error, checksum, metadata`` as text, ``timestamp_ms, source_id,
+        created_at, modified_at``), ``embeddings`` one float32 row per chunk, in ``seq`` order.
+        One transaction: the items are those of one moment, even if a server writes meanwhile.
+        """
+        columns = (
+            "key, status, error, checksum, metadata, timestamp_ms, source_id, created_at, "
+            "modified_at"
+        )
+        with self.transaction() as cur:
+            items = cur.connection.cursor()
+            items.execute(
+                f"SELECT pk, {columns}, data FROM items WHERE inst_pk = ? ORDER BY key",
+                (inst.pk,),
+            )
+            chunks = cur.connection.cursor()
+            for pk, *values, data in items:
+                chunks.execute(
+                    "SELECT text, start_byte, end_byte, embedding FROM chunks "
+                    "WHERE item_pk = ? AND inst_pk = ? ORDER BY seq",
+                    (pk, inst.pk),
+                )
+                rows = chunks.fetchall()
+                matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32)
+                yield (
+                    dict(zip(columns.split(", "), values, strict=True)),
+                    bytes(data or b""),
+                    [NewChunk(text=r[0], start=r[1], end=r[2]) for r in rows],
+                    matrix.reshape(len(rows), inst.dim),
+                )
+
+    def import_instances(
+        self, instances: Sequence[ImportedInstance], *, replace: bool
+    ) -> list[InstanceRecord]:
+        """Write whole instances (a snapshot's) in ONE transaction: all of them, or nothing.
+
+        A missing namespace is created. An existing instance is deleted first with ``replace``,
+        else refused. Chunks go through the same insert as every other write (FTS included).
+
+        Raises:
+            FileExistsError: An instance exists and ``replace`` is false (nothing is written).
+        """
+        ts = now_iso()
+        touched: list[int] = []
+        with self.transaction() as cur:
+            for imp in instances:
+                cur.execute(
+                    "INSERT OR IGNORE INTO namespaces(name, description, created_at, "
+                    "modified_at) VALUES (?, ?, ?, ?)",
+                    (imp.namespace, imp.namespace_description, ts, ts),
+                )
+                cur.execute(
+                    "SELECT pk FROM instances WHERE namespace = ? AND id = ?",
+                    (imp.namespace, imp.id),
+                )
+                old = cur.fetchone()
+                if old is not None:
+                    if not replace:
+                        raise FileExistsError(f"{imp.namespace}/{imp.id}")
+                    old_pk = int(old[0])
+                    for table in ("chunks", "items", "jobs"):
+                        cur.execute(f"DELETE FROM {table} WHERE inst_pk = ?", (old_pk,))
+                    cur.execute("DELETE FROM instances WHERE pk = ?", (old_pk,))
+                    cur.execute(f"DROP TABLE IF EXISTS fts_{old_pk}")
+                    touched.append(old_pk)
+                cur.execute(
+                    "INSERT INTO instances(namespace, id, config, embedder, dim, source_dir, "
+                    "created_at, modified_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                    (
+                        imp.namespace,
+                        imp.id,
+                        dumps_strict(imp.config),
+                        imp.embedder,
+                        imp.dim,
+                        imp.created_at,
+                        imp.modified_at,
+                    ),
+                )
+                pk = int(cur.lastrowid or 0)
+                touched.append(pk)
+                tok = self._tokenizer(imp.config)
+                cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+                inst_key = InstanceRecord(pk, imp.namespace, imp.id, {}, "", 0, None, ts, ts)
+                for it in imp.items:
+                    item_id = self.item_id_for(inst_key, it.key)
+                    cur.execute(
+                        "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
+                        "file_size, metadata, timestamp_ms, source_id, chunks_count, "
+                        "created_at, modified_at, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            pk,
+                            item_id,
+                            it.key,
+                            it.status,
+                            it.error,
+                            it.checksum,
+                            len(it.data),
+                            dumps_strict(it.metadata),
+                            it.timestamp_ms,
+                            it.source_id,
+                            len(it.chunks),
+                            it.created_at,
+                            it.modified_at,
+                            it.data,
+                        ),
+                    )
+                    item_pk = int(cur.lastrowid or 0)
+                    self._insert_chunks(cur, pk, item_pk, item_id, it.chunks, it.embeddings)
+        for pk in touched:
+            self._bump(pk)
+        out = [self.get_instance(imp.namespace, imp.id) for imp in instances]
+        return [inst for inst in out if inst is not None]

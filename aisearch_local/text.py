@@ -19,6 +19,7 @@ Nothing here imports the rest of the package.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
     "FUNCTION_WORDS",
     "KEYWORD_STOPWORDS",
     "TOKEN",
+    "bm25_idf",
+    "bm25_tf",
     "content_terms",
     "message_text",
     "rewrite_query",
@@ -129,6 +132,29 @@ def stem_word(word: str) -> str:
 def content_terms(text: str) -> list[str]:
     """Content terms: lower-cased words minus stop words, stemmed."""
     return [stem_word(w) for w in TOKEN.findall(text.lower()) if w not in ANSWER_STOPWORDS]
+
+
+def bm25_idf(n: int, df: int) -> float:
+    """BM25's inverse document frequency, never negative: ``ln(1 + (n - df + 0.5) / (df + 0.5))``.
+
+    Args:
+        n: How many documents (sentences, chunks...) there are.
+        df: How many of them hold the term.
+    """
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def bm25_tf(tf: int, length: float, avg: float, k1: float, b: float) -> float:
+    """BM25's saturated term frequency: ``tf (k1 + 1) / (tf + k1 (1 - b + b length / avg))``.
+
+    Args:
+        tf: The term's count in the document.
+        length: The document's length (in terms).
+        avg: The average length.
+        k1: Saturation (1.2 is usual).
+        b: Length normalisation (0 to 1).
+    """
+    return tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / avg))
 
 
 # -- query rewrite (local approximation) ------------------------------------------------------

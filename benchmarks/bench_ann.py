@@ -97,7 +97,6 @@ def _index(matrix: np.ndarray, version: int = 1) -> InstanceIndex:
         matrix=matrix,
         cids=np.arange(1, n + 1, dtype=np.int64),
         item_pks=np.ones(n, dtype=np.int64),
-        items={},
     )
 
 

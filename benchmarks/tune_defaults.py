@@ -11,8 +11,9 @@ What it measures, exactly as a user meets the server:
   blank line + ``text``;
 * every train claim sent to the ordinary search API (over HTTP, through :class:`AISearchClient`),
   with the options of each configuration in :data:`CONFIGS` (``default`` sends none);
-* nDCG@10 with binary relevance and a log2 discount (as BEIR) over the distinct item keys of
-  the returned chunks, in order; also recall@10 and the number of claims answered with nothing.
+* nDCG@10 with binary relevance and a log2 discount (as BEIR; :mod:`aisearch_eval.metrics`)
+  over the distinct item keys of the returned chunks, in order; also recall@10 and the number
+  of claims answered with nothing. Claims judged with no relevant document are left out.
 
 The data (CC BY-NC) is read from ``../shared/data/scifact`` (next to the repository) or
 ``--data``; it is never copied. Without it the script says so and exits 0.
@@ -33,7 +34,6 @@ if "OMP_NUM_THREADS" not in os.environ:
 import argparse
 import gzip
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from aisearch import AISearchClient
+from aisearch_eval.metrics import ndcg_at_k, recall_at_k
 from aisearch_local import search as search_module
 from aisearch_local.testing import LocalServer
 
@@ -119,20 +120,18 @@ def sample(embedders: Sequence[str]) -> Iterator[str]:
 
 
 def load(data: Path) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]]]:
-    """Return (corpus rows, claims by id, relevant doc ids by claim id)."""
+    """Return (corpus rows, claims by id, relevant doc ids by claim id).
+
+    A claim judged with no relevant document is left out (no ranking can score on it), as
+    :mod:`aisearch_eval` leaves out queries without judgements.
+    """
     with gzip.open(data / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
         corpus = [json.loads(line) for line in fh]
     with (data / "queries.jsonl").open(encoding="utf-8") as fh:
         queries = {q["_id"]: q["text"] for q in map(json.loads, fh)}
-    qrels = {qid: set(docs) for qid, docs in json.loads((data / "qrels.json").read_text()).items()}
+    judged = json.loads((data / "qrels.json").read_text())
+    qrels = {qid: set(docs) for qid, docs in judged.items() if docs and qid in queries}
     return corpus, {qid: queries[qid] for qid in qrels}, qrels
-
-
-def ndcg(ranked: Sequence[str], relevant: set[str], k: int = K) -> float:
-    """nDCG@k with binary relevance and a log2 discount (BEIR's definition)."""
-    dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal if ideal else 0.0
 
 
 def distinct_keys(chunks: Sequence[Any]) -> list[str]:
@@ -174,13 +173,14 @@ def evaluate(
         times.append(time.perf_counter() - started)
         keys = distinct_keys(result.chunks)
         empty += not keys
-        scores.append(ndcg(keys, qrels[qid]))
-        recalls.append(len(set(keys[:K]) & qrels[qid]) / len(qrels[qid]))
+        judgements = dict.fromkeys(qrels[qid], 1.0)  # binary relevance
+        scores.append(ndcg_at_k(keys, judgements, K))
+        recalls.append(recall_at_k(keys, judgements, K))
     return {
-        "ndcg@10": statistics.fmean(scores),
-        "recall@10": statistics.fmean(recalls),
+        "ndcg@10": statistics.fmean(scores) if scores else 0.0,
+        "recall@10": statistics.fmean(recalls) if recalls else 0.0,
         "empty": float(empty),
-        "ms": statistics.median(times) * 1000,
+        "ms": statistics.median(times) * 1000 if times else 0.0,
     }
 
 
@@ -196,6 +196,8 @@ def _apply_overrides(pairs: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> Iterator[str]:
     """Index once per embedder, run every configuration, yield the table's lines."""
     corpus, queries, qrels = load(args.data)
+    if not queries:
+        raise SystemExit(f"{args.data}: no claim has a relevant document in qrels.json")
     if args.limit:
         queries = dict(list(queries.items())[: args.limit])
     names = args.config or list(CONFIGS)

@@ -6,7 +6,9 @@ bundled sample corpus (a coffee roastery's knowledge base) through the core clie
 
 1. a LangChain retrieval with scores and sources;
 2. a filtered search (a metadata filter on the folder);
-3. a LangChain `ChatAISearch` answer streamed token by token, its citations mapped to their
+3. a LangChain `ChatAISearch` answer streamed token by token (with `context_expansion=1`: each
+   retrieved chunk is read with its neighbours, so a list cut by a chunk boundary is answered
+   whole), its citations mapped to their
    sources, and its sources, the cited ones first; locally, a line saying the answer comes
    from an extractive stand-in and the command that switches to an OpenAI-compatible model;
 4. query rewriting: the query the service actually searched with (`search_query`);
@@ -14,7 +16,7 @@ bundled sample corpus (a coffee roastery's knowledge base) through the core clie
    tool-calling model offline, so the demo makes the call itself and says so);
 6. a multi-instance search where one instance fails (an injected fault) and its error is
    reported beside the other instances' results;
-7. a LlamaIndex streaming query with its `source_nodes`.
+7. a LlamaIndex streaming query (`context_expansion=1` too) with its `source_nodes`.
 
 The server stops on exit, on Ctrl-C and on SIGTERM.
 
@@ -85,6 +87,9 @@ SWITCH_GENERATOR = (
 )
 MULTI_QUERY = "How long should coffee rest after roasting before I brew espresso?"
 LLAMA_QUESTION = "What causes a slow drawdown in a V60?"
+# the answers read each retrieved chunk with its neighbour on either side: a section that a
+# chunk boundary cuts (a list of causes) reaches the answer whole
+CONTEXT = 1
 
 
 @dataclass
@@ -278,8 +283,15 @@ def part_chat(target: Target) -> None:
     from langchain_aisearch import ChatAISearch
 
     console.rule("[bold]3. LangChain chat: ChatAISearch, streamed, with citations")
-    chat = ChatAISearch(instance_id=target.instance, k=4, client=target.client)
-    console.print(f"[dim]chat.stream({CHAT_QUESTION!r})[/]\n")
+    # context_expansion=1: each retrieved chunk comes with its neighbours, so a list that
+    # continues past the chunk the search found ("Causes and fixes", items 1 to 8) reaches the
+    # answer whole
+    chat = ChatAISearch(
+        instance_id=target.instance, k=4, context_expansion=CONTEXT, client=target.client
+    )
+    console.print(
+        f"[dim]ChatAISearch(..., k=4, context_expansion={CONTEXT}).stream({CHAT_QUESTION!r})[/]\n"
+    )
     message: Any = None
     tokens = 0
     for chunk in chat.stream(CHAT_QUESTION):
@@ -437,9 +449,16 @@ def part_llamaindex(target: Target) -> None:
 
     console.rule("[bold]7. LlamaIndex: AISearchQueryEngine, streaming")
     engine = AISearchQueryEngine(
-        target.instance, streaming=True, similarity_top_k=4, client=target.client
+        target.instance,
+        streaming=True,
+        similarity_top_k=4,
+        context_expansion=CONTEXT,
+        client=target.client,
     )
-    console.print(f"[dim]engine.query({LLAMA_QUESTION!r})[/]\n")
+    console.print(
+        f"[dim]AISearchQueryEngine(..., similarity_top_k=4, context_expansion={CONTEXT})"
+        f".query({LLAMA_QUESTION!r})[/]\n"
+    )
     response = engine.query(LLAMA_QUESTION)
     console.print(
         f"[dim]source_nodes are ready before the first token: {len(response.source_nodes)}[/]"

@@ -2,10 +2,13 @@
 
 Retrievers (`AISearchRetriever`, `AISearchMultiRetriever`), a chat model over chat
 completions with sources and citations (`ChatAISearch`), and agent tools
-(`AISearchSearchTool`, `AISearchAnswerTool`), all built on the `aisearch` core client.
+(`AISearchSearchTool`, `AISearchAnswerTool`), retrieval middleware for `create_agent`
+(`AISearchContextMiddleware`), all built on the `aisearch` core client.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aisearch._extras import require_extra as _require_extra
 
@@ -23,12 +26,35 @@ from langchain_aisearch.retrievers import (
 )
 from langchain_aisearch.tools import AISearchAnswerTool, AISearchSearchTool
 
+if TYPE_CHECKING:
+    from langchain_aisearch.middleware import (
+        AISearchAgentState,
+        AISearchContextMiddleware,
+        AISearchTarget,
+    )
+
+_MIDDLEWARE = frozenset({"AISearchAgentState", "AISearchContextMiddleware", "AISearchTarget"})
+
+
+def __getattr__(name: str) -> Any:
+    """The middleware's names, imported on first use: they need `langchain` (agents)."""
+    if name in _MIDDLEWARE:
+        from importlib import import_module
+
+        return getattr(import_module("langchain_aisearch.middleware"), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
+    "AISearchAgentState",
     "AISearchAnswerTool",
+    "AISearchContextMiddleware",
     "AISearchInstanceWarning",
     "AISearchMultiRetriever",
     "AISearchRetriever",
     "AISearchSearchTool",
+    "AISearchTarget",
     "AllInstancesFailedError",
     "ChatAISearch",
     "InstanceError",

@@ -262,7 +262,8 @@ def messages_to_api(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- citations
 
-_SENTENCE_END_RE = re.compile(r"[.!?\n]\s*")
+# a full stop ends a sentence only before white space: "0.4 mm" and "e.g.x" do not
+_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)\s*|\n\s*")
 
 
 def _claim_start(text: str, marker_start: int, floor: int) -> int:

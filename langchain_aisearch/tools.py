@@ -11,9 +11,11 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aisearch import AISearchError
+from aisearch import AISearchError, InvalidRequestError
+from aisearch._filters import validate_filters
+from aisearch._names import printable
 from langchain_aisearch._common import (
     AISearchConnection,
     ClosesOnExit,
@@ -25,20 +27,88 @@ from langchain_aisearch._mapping import find_citations, sources_to_documents
 from langchain_aisearch.chat_models import ChatAISearch
 from langchain_aisearch.retrievers import AISearchMultiRetriever, AISearchRetriever
 
-__all__ = ["AISearchAnswerTool", "AISearchQueryInput", "AISearchSearchTool", "format_documents"]
+__all__ = [
+    "AISearchAnswerTool",
+    "AISearchQueryInput",
+    "AISearchSearchInput",
+    "AISearchSearchTool",
+    "check_folder",
+    "format_documents",
+]
+
+MAX_FOLDER_BYTES = 64
+"""Longest folder value: only the first 64 bytes of a metadata value are filterable."""
+
+
+def check_folder(value: Any, field: str = "folder") -> str:
+    """Check a folder filter value: a key prefix ending in '/', at most 64 UTF-8 bytes.
+
+    Raises:
+        InvalidRequestError: Naming `field`: not a string, no trailing '/', control
+            characters or lone surrogates, or longer than 64 bytes.
+    """
+    if not isinstance(value, str):
+        msg = f"{field}: must be a string (got {type(value).__name__})"
+        raise InvalidRequestError(msg)
+    if not value.endswith("/"):
+        shown = printable(value)[:80]
+        msg = f"{field}: a folder ends with '/', e.g. 'docs/guides/' (got {shown!r})"
+        raise InvalidRequestError(msg)
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        msg = f"{field}: must not hold control characters or lone surrogates"
+        raise InvalidRequestError(msg)
+    if len(value.encode("utf-8")) > MAX_FOLDER_BYTES:
+        msg = f"{field}: at most {MAX_FOLDER_BYTES} bytes (only those are filterable)"
+        raise InvalidRequestError(msg)
+    return value
 
 
 class AISearchQueryInput(BaseModel):
-    """Input of the AI Search tools."""
+    """Input of the AI Search answer tool."""
 
     query: str = Field(min_length=1, description="What to look for, in natural language.")
 
 
-def format_documents(docs: Sequence[Document]) -> str:
-    """Render documents as numbered, readable text for a model.
+class AISearchSearchInput(BaseModel):
+    """Input of the AI Search search tool: a query, optionally limited to a folder or filter."""
+
+    query: str = Field(
+        min_length=1,
+        description="What to look for, in natural language: the question or the fact you need.",
+    )
+    folder: str | None = Field(
+        default=None,
+        description=(
+            "Only search documents in this folder: a path ending in '/', e.g. 'docs/guides/'. "
+            "Omit to search everything."
+        ),
+    )
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Optional metadata filter, one condition per field, e.g. "
+            '{"timestamp": {"$gte": 1735689600000}} or {"filename": "guide.md"}; operators: '
+            "$eq $ne $lt $lte $gt $gte $in $nin. Omit unless the user asks to narrow the search."
+        ),
+    )
+
+    @field_validator("folder")
+    @classmethod
+    def _check_folder(cls, value: str | None) -> str | None:
+        return None if value is None else check_folder(value)
+
+    @field_validator("filters")
+    @classmethod
+    def _check_filters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else validate_filters(value)
+
+
+def format_documents(docs: Sequence[Document], *, start: int = 1) -> str:
+    """Render documents as numbered, readable text for a model: key, score, content.
 
     Args:
         docs: Documents from an AI Search retriever.
+        start: The number of the first document (the next ones follow).
 
     Returns:
         One `[n] source (score, instance)` header plus text per document, or a short
@@ -47,7 +117,7 @@ def format_documents(docs: Sequence[Document]) -> str:
     if not docs:
         return "No matching documents found."
     parts = []
-    for n, doc in enumerate(docs, start=1):
+    for n, doc in enumerate(docs, start=start):
         meta = doc.metadata
         details = []
         if isinstance(meta.get("score"), (int, float)):
@@ -135,6 +205,11 @@ class _AISearchTool(ClosesOnExit, HidesSecretsInErrors, BaseTool):
 class AISearchSearchTool(_AISearchTool):
     """Search tool: returns readable passages to the model and the Documents as artifact.
 
+    The model may narrow a search with `folder` (`'docs/guides/'`) or `filters` (a metadata
+    filter): both are checked before any request, and are added to the retriever's own
+    `filters`, never replacing them: a key the retriever fixes (say a tenant's `folder`)
+    cannot be set by the model (a `ToolException` says so).
+
     Example:
         ```python
         from langchain_aisearch import AISearchRetriever, AISearchSearchTool
@@ -149,9 +224,13 @@ class AISearchSearchTool(_AISearchTool):
 
     name: str = "aisearch_search"
     description: str = (
-        "Search the knowledge base (Cloudflare AI Search) and return the most relevant "
-        "passages with their sources. Input: a natural-language query."
+        "Search the knowledge base (Cloudflare AI Search). Returns the most relevant passages, "
+        "numbered, each with its source key, relevance score and text. Use it when you will "
+        "write the answer yourself from the passages (cite them by number, e.g. [1]) or need "
+        "to check a fact; prefer aisearch_answer when a short ready-made answer is enough. "
+        "Optional: folder limits the search to one folder, filters to matching metadata."
     )
+    args_schema: type[BaseModel] = AISearchSearchInput
 
     retriever: AISearchRetriever | AISearchMultiRetriever
     """The retriever the tool searches with."""
@@ -164,6 +243,52 @@ class AISearchSearchTool(_AISearchTool):
 
     def _output(self, result: list[Document]) -> tuple[str, list[Document]]:
         return format_documents(result), result
+
+    def _filters(self, folder: str | None, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The retriever's filters plus the model's; a key both set is refused."""
+        asked = dict(filters or {})
+        if folder is not None:
+            if "folder" in asked:
+                msg = "give folder or filters['folder'], not both"
+                raise ToolException(msg)
+            asked["folder"] = folder
+        if not asked:
+            return None
+        fixed = self.retriever.filters or {}
+        for key in asked:
+            if key in fixed:
+                msg = (
+                    f"filters: {printable(key)!r} is fixed by this tool's configuration "
+                    f"({fixed[key]!r}); search again without it"
+                )
+                raise ToolException(msg)
+        return {**fixed, **asked}
+
+    def _run(  # type: ignore[override]
+        self,
+        query: str,
+        folder: str | None = None,
+        filters: dict[str, Any] | None = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        merged = self._filters(folder, filters)
+        call = {} if merged is None else {"filters": merged}
+        with _tool_errors():
+            result = self.retriever.invoke(query, config=_config(run_manager), **call)
+        return self._output(result)
+
+    async def _arun(  # type: ignore[override]
+        self,
+        query: str,
+        folder: str | None = None,
+        filters: dict[str, Any] | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        merged = self._filters(folder, filters)
+        call = {} if merged is None else {"filters": merged}
+        with _tool_errors():
+            result = await self.retriever.ainvoke(query, config=_config(run_manager), **call)
+        return self._output(result)
 
 
 def _answer_content(message: BaseMessage, docs: Sequence[Document]) -> str:
@@ -202,8 +327,10 @@ class AISearchAnswerTool(_AISearchTool):
 
     name: str = "aisearch_answer"
     description: str = (
-        "Ask the knowledge base (Cloudflare AI Search) a question and get a short answer "
-        "grounded in its documents, with numbered sources. Input: the question."
+        "Ask the knowledge base (Cloudflare AI Search) a question and get a short answer it "
+        "writes from its documents, with numbered sources. Use it when the documents alone "
+        "answer the question and you do not need to read the passages; use aisearch_search "
+        "to read them and write the answer yourself. Input: the question."
     )
 
     chat: ChatAISearch

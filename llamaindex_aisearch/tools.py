@@ -12,15 +12,18 @@ from typing_extensions import Unpack
 
 from aisearch._names import citation_markers
 
+from ._agents import check_folder, node_result, with_folder
 from ._chat import TARGET_KEYS, ChatKwargs
 from ._common import resolve_connection
 from ._options import check_option_keywords, split_kwargs
+from .filters import to_aisearch_filters
 from .query_engine import AISearchQueryEngine
 from .retrievers import AISearchMultiRetriever, AISearchRetriever
 
 __all__ = ["AISearchToolSpec"]
 
 DEFAULT_TOP_K = 5
+_MAX_FOLDERS = 32
 
 
 def format_nodes(nodes: Sequence[NodeWithScore], *, max_chars: int = 1200) -> str:
@@ -61,6 +64,17 @@ def _with_sources(answer: str, nodes: Sequence[NodeWithScore]) -> str:
         for n in order
     )
     return f"{answer}\n\nSources: {sources}"
+
+
+def _search_response(nodes: Sequence[NodeWithScore], folder: str | None) -> Response:
+    """The search tool's output: readable passages, the nodes, and the results as data."""
+    metadata: dict[str, Any] = {"results": [node_result(n) for n in nodes]}
+    text = format_nodes(nodes)
+    if folder is not None:
+        metadata["folder"] = folder = check_folder(folder)
+        if not nodes:
+            text = f"No matching passages in folder {folder!r}."
+    return Response(response=text, source_nodes=list(nodes), metadata=metadata)
 
 
 class AISearchToolSpec(BaseToolSpec):
@@ -118,25 +132,22 @@ class AISearchToolSpec(BaseToolSpec):
                 "pass exactly one of instance_id=... or instance_ids=[...] (or neither with "
                 "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
             )
-        self._retriever: AISearchRetriever | AISearchMultiRetriever
-        if instance_id is not None or instance_ids is None:
-            self._retriever = AISearchRetriever(
-                instance_id,
-                similarity_top_k=similarity_top_k,
-                namespace=namespace,
-                connection=connection,
+
+        def build(**options: Any) -> AISearchRetriever | AISearchMultiRetriever:
+            common: dict[str, Any] = {
+                "similarity_top_k": similarity_top_k,
+                "namespace": namespace,
+                "connection": connection,
                 **retriever_options,
-            )
-        else:
-            assert instance_ids is not None
-            self._retriever = AISearchMultiRetriever(
-                instance_ids,
-                similarity_top_k=similarity_top_k,
-                namespace=namespace,
-                connection=connection,
-                on_instance_error="ignore",
-                **retriever_options,
-            )
+                **options,
+            }
+            if instance_id is not None or instance_ids is None:
+                return AISearchRetriever(instance_id, **common)
+            return AISearchMultiRetriever(instance_ids, on_instance_error="ignore", **common)
+
+        self._build = build
+        self._retriever = build()
+        self._by_folder: dict[str, AISearchRetriever | AISearchMultiRetriever] = {}
         self._engine: AISearchQueryEngine | None = None
         if instance_ids is not None and len(instance_ids) > 10:
             # Namespace chat completions take at most 10 instances: offer search only.
@@ -170,29 +181,65 @@ class AISearchToolSpec(BaseToolSpec):
             )
         return self._engine
 
-    def search(self, query: str) -> Response:
-        """Search the knowledge base and return the most relevant passages with their sources.
+    def _retriever_for(self, folder: Any) -> AISearchRetriever | AISearchMultiRetriever:
+        """The search retriever, limited to ``folder`` when the model gives one.
+
+        Raises:
+            aisearch.InvalidRequestError: A bad folder, or one outside the configured
+                ``filters`` (a model's folder only narrows the search), naming ``folder``.
+        """
+        folder = check_folder(folder)
+        if folder is None:
+            return self._retriever
+        retriever = self._by_folder.get(folder)
+        if retriever is None:
+            filters = with_folder(to_aisearch_filters(self._retriever.filters), folder)
+            retriever = self._build(filters=filters)
+            self._by_folder[folder] = retriever
+            while len(self._by_folder) > _MAX_FOLDERS:
+                self._by_folder.pop(next(iter(self._by_folder)))
+        return retriever
+
+    def search(self, query: str, folder: str | None = None) -> Response:
+        """Search the knowledge base for passages to answer from, with their sources.
+
+        Use it when you write the answer yourself: it returns the most relevant passages,
+        numbered, each with its document key and relevance score; cite them as [1], [2].
+        Use ``answer`` instead for a ready answer written by the knowledge base.
 
         Args:
-            query: What to look for, as a natural-language question or keywords.
+            query: What to look for: a question or keywords, self-contained (name the
+                subject rather than saying "it").
+            folder: Only search documents in this folder, such as "brewing/" (as the keys
+                in earlier results show it); leave it out to search everything.
         """
-        nodes = self._retriever.retrieve(query)
-        return Response(response=format_nodes(nodes), source_nodes=nodes)
+        nodes = self._retriever_for(folder).retrieve(query)
+        return _search_response(nodes, folder)
 
-    async def asearch(self, query: str) -> Response:
-        """Search the knowledge base and return the most relevant passages with their sources.
+    async def asearch(self, query: str, folder: str | None = None) -> Response:
+        """Search the knowledge base for passages to answer from, with their sources.
+
+        Use it when you write the answer yourself: it returns the most relevant passages,
+        numbered, each with its document key and relevance score; cite them as [1], [2].
+        Use ``answer`` instead for a ready answer written by the knowledge base.
 
         Args:
-            query: What to look for, as a natural-language question or keywords.
+            query: What to look for: a question or keywords, self-contained (name the
+                subject rather than saying "it").
+            folder: Only search documents in this folder, such as "brewing/" (as the keys
+                in earlier results show it); leave it out to search everything.
         """
-        nodes = await self._retriever.aretrieve(query)
-        return Response(response=format_nodes(nodes), source_nodes=nodes)
+        nodes = await self._retriever_for(folder).aretrieve(query)
+        return _search_response(nodes, folder)
 
     def answer(self, question: str) -> Response:
-        """Answer a question from the knowledge base, citing the sources used.
+        """Get an answer written by the knowledge base itself, citing its sources.
+
+        Use it when a ready, grounded answer is enough; use ``search`` instead when you
+        need the passages themselves (to compare, quote or combine them).
 
         Args:
-            question: The question to answer.
+            question: The question to answer, self-contained.
         """
         response = self.query_engine.query(question)
         assert isinstance(response, Response)
@@ -202,10 +249,13 @@ class AISearchToolSpec(BaseToolSpec):
         )
 
     async def aanswer(self, question: str) -> Response:
-        """Answer a question from the knowledge base, citing the sources used.
+        """Get an answer written by the knowledge base itself, citing its sources.
+
+        Use it when a ready, grounded answer is enough; use ``search`` instead when you
+        need the passages themselves (to compare, quote or combine them).
 
         Args:
-            question: The question to answer.
+            question: The question to answer, self-contained.
         """
         response = await self.query_engine.aquery(question)
         assert isinstance(response, Response)

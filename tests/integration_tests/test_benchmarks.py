@@ -41,3 +41,33 @@ def test_adapter_benchmark_runs_and_prints_every_ratio(script: str, first: str) 
     assert sum(1 for n in names if n.startswith("multi x8")) == 2
     assert all(RATIO.search(line) for line in summary if "ms   ratio" in line)
     assert sum(1 for line in summary if "target <=" in line) == 4
+
+
+def test_the_scale_benchmark_runs_and_prints_every_figure() -> None:
+    tiny = ["--sizes", "1000", "--rounds", "3", "--upload-rounds", "2", "--seconds", "0.5"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), *tiny, "--ingest-docs", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for label in (
+        "first search after one upload (s)",
+        "restart to first search (s)",
+        "one upload's latency (ms)",
+        "server RSS (MB)",
+        "dense (vector) search, served (ms)",
+        "10 % filtered hybrid (ms)",
+        "ingest over HTTP (chunks/s)",
+        "16-client hybrid (req/s)",
+        "bare numpy: matrix @ q + top 50 (ms)",
+        "bare FTS5: the same `or` MATCH (ms)",
+        "canned Starlette endpoint, 16 clients (req/s)",
+    ):
+        line = next(x for x in out.splitlines() if x.startswith(f"| {label} |"))
+        assert re.search(r"\| [\d,.]+ \|$", line), line
+    assert "of the canned endpoint" in out

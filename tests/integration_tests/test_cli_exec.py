@@ -145,12 +145,12 @@ def test_user_errors_are_one_line(
     assert message.format(cwd=tmp_path.resolve()) in last
 
 
-def test_help_says_snapshots_are_not_supported() -> None:
+def test_help_names_the_snapshot_option() -> None:
     proc = subprocess.run(
         [AISEARCH_LOCAL, "exec", "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    assert "--snapshot" in proc.stdout and "not supported yet" in proc.stdout
+    assert "--snapshot FILE" in proc.stdout and "not supported" not in proc.stdout
 
 
 def test_a_killed_command_stops_the_server() -> None:

@@ -33,6 +33,9 @@ def _env(server: LocalServer | None = None) -> dict[str, str]:
     """The examples' environment: none of the caller's live settings, or ``server``'s."""
     env = {k: v for k, v in os.environ.items() if k not in LIVE_VARS}
     env.pop("AISEARCH_BASE_URL", None)
+    env.pop(
+        "AISEARCH_AGENT_MODEL", None
+    )  # the agent recipes' scripted model, unless a test sets it
     env["PYTHONUNBUFFERED"] = "1"
     # shown once per place (Python hides ResourceWarning by default): an example that leaves
     # a socket or file unclosed fails run_example below
@@ -75,6 +78,10 @@ def test_every_example_script_is_covered() -> None:
         "langchain_quickstart.py",
         "llamaindex_quickstart.py",
         "agents_with_tools.py",
+        "llamaindex_agent_workflow.py",
+        "llamaindex_mcp_agent.py",
+        "agentic_rag_graph.py",
+        "agent_middleware.py",
         "multi_instance_search.py",
         "tuning_retrieval.py",
     }
@@ -131,6 +138,11 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     keys = {int(n): key for n, _, key in sources}
     assert all(keys[int(n)] == key for n, key in mapped)
     assert "troubleshooting/channeling.md" in dict(mapped).values()
+    # the answer lists every cause and fix of channeling.md, not only the two in the chunk the
+    # search found (context_expansion=1 brings the rest of the list)
+    for label in ("clumps in the grounds", "tilted tamp", "static and very fresh coffee"):
+        assert label in answer, answer
+    assert "Use a WDT tool" in answer, answer  # "how do I fix": the instruction, not a cause
     # the extractive stand-in, and a command that switches the local server to a model
     assert "Local answers come from an extractive stand-in" in chat
     command = re.search(r"^\s+(aisearch-local serve .*)$", chat, flags=re.M)
@@ -161,6 +173,7 @@ def test_demo_shows_every_part_and_stops_the_server() -> None:
     llama = part["7"]
     assert "source_nodes are ready before the first token: 4" in llama
     assert "troubleshooting/slow-drawdown-pour-over.md" in llama
+    assert "grind too fine; " in llama and "light roasts at a fine grind" in llama, llama
     assert "stopped the local server" in out
     data_dir = re.search(r"data directory (\S+)", out)
     assert data_dir is not None
@@ -240,6 +253,117 @@ def test_agents_with_tools() -> None:
     nodes_line = llama.split("3 source nodes:")[1].splitlines()[0]
     assert "roasting/resting-and-degassing.md" in nodes_line
     assert "10 to 14 days" in llama
+
+
+def _run_agent_recipe(name: str, **env: str) -> str:
+    """A LlamaIndex agent recipe, with the scripted model unless ``env`` names a real one."""
+    base = _env()
+    base.pop("AISEARCH_AGENT_MODEL", None)  # the scripted model, unless a test sets it
+    proc = _run([str(EXAMPLES / name)], {**base, **env})
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr and "ResourceWarning" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_llamaindex_agent_workflow_answers_with_citations() -> None:
+    out = _run_agent_recipe("llamaindex_agent_workflow.py")
+    assert "model: a scripted stand-in" in out
+    first, second = out.split("\nuser    -> ")[1:]
+    # turn 1: the memory block's passages, cited by number
+    assert "roasting/resting-and-degassing.md" in first.split("memory  ->")[1].splitlines()[0]
+    assert "7 to 14 days" in first
+    assert "cites   -> [2] troubleshooting/sour-espresso.md (from the memory block)" in first
+    # turn 2: a folder-limited search tool call, its results cited
+    assert "calls search({" in second and "'folder': 'troubleshooting'" in second
+    tool = second.split("tool    -> ")[1].splitlines()[0]
+    assert re.findall(r"'([^']+)'", tool) and all(
+        key.startswith("troubleshooting/") for key in re.findall(r"'([^']+)'", tool)
+    )
+    assert "18 g in, 40 g out" in second
+    assert "troubleshooting/sour-espresso.md (from the search tool's results)" in second
+
+
+def test_llamaindex_mcp_agent_answers_through_the_mcp_endpoint() -> None:
+    out = _run_agent_recipe("llamaindex_mcp_agent.py")
+    assert re.search(r"MCP endpoint: http://127\.0\.0\.1:\d+/_public/[0-9a-f]{32}/mcp", out), out
+    assert "MCP tools: ['search']" in out
+    first, second = out.split("\nuser    -> ")[1:]
+    assert "cites   -> [2] troubleshooting/sour-espresso.md (from the memory block)" in first
+    assert "calls MCP search({" in second
+    assert "3 results for 'What grind size should I use for a V60 pour-over?'" in second
+    assert "cites   -> [1] brewing/pour-over-v60.md (from the MCP tool's results)" in second
+
+
+def _real_model() -> str | None:
+    """``AISEARCH_AGENT_MODEL`` when its LlamaIndex integration is installed."""
+    import importlib.util
+
+    name = os.environ.get("AISEARCH_AGENT_MODEL", "")
+    provider = name.partition(":")[0]
+    module = {"openai": "llama_index.llms.openai", "anthropic": "llama_index.llms.anthropic"}
+    if provider not in module or importlib.util.find_spec(module[provider]) is None:
+        return None
+    return name
+
+
+@pytest.mark.skipif(
+    _real_model() is None,
+    reason="set AISEARCH_AGENT_MODEL (e.g. openai:gpt-4.1-mini), its provider's key and "
+    "pip install llama-index-llms-<provider>",
+)
+@pytest.mark.parametrize("name", ["llamaindex_agent_workflow.py", "llamaindex_mcp_agent.py"])
+def test_llamaindex_agent_recipes_with_a_real_model(name: str) -> None:
+    """The recipes with the model ``AISEARCH_AGENT_MODEL`` names: its answers cite sources."""
+    out = _run_agent_recipe(name, AISEARCH_AGENT_MODEL=_real_model() or "")
+    assert "(a real model)" in out and "scripted stand-in" not in out
+    assert out.count("  answer  -> ") == 2
+    assert re.search(r"cites   -> \[\d+\] \S+", out), out  # a real model cites at least once
+
+
+def test_agentic_rag_graph_rewrites_once_and_cites() -> None:
+    out = run_example("agentic_rag_graph.py")
+    rest, vague = out.split("\n\nQ: ")[0], out.split("\n\nQ: ")[1]
+    assert "path: retrieve -> grade -> answer" in rest
+    assert re.search(r"citation \[\d\] -> roasting/resting-and-degassing\.md: ", rest), rest
+    # the vague question: no passage graded relevant, one rewrite, then an answer with sources
+    assert "path: retrieve -> grade -> rewrite -> retrieve -> grade -> answer" in vague
+    assert "query: 'espresso fast fix sour taste'" in vague
+    cited = re.findall(r"citation \[(\d)\] -> (\S+): ", vague)
+    answer = vague.split("A: ")[1].splitlines()[0]
+    assert cited and all(f"[{n}]" in answer for n, _ in cited)
+    assert any(source == "troubleshooting/sour-espresso.md" for _, source in cited)
+
+
+def test_agent_middleware_tenants_tools_and_mcp() -> None:
+    out = run_example("agent_middleware.py")
+    tenants, tools, mcp = out.split("\n\n1. ")[1], out.split("\n2. ")[1], out.split("\n3. ")[1]
+    beans, brewing = tenants.split("tenant brewing-and-gear:")
+    assert re.search(r"citation \[\d\] -> (roasting|beans)/\S+ \(beans-and-roasting\)", beans)
+    assert re.search(r"citation \[\d\] -> brewing/\S+ \(brewing-and-gear\)", brewing)
+    assert "model calls: aisearch_search, aisearch_answer" in tools
+    order = dict(
+        re.findall(r"\[(\d+)\] (context|tool aisearch_\w+)", tools.split("number order:")[1])
+    )
+    cited = {n for n, _ in re.findall(r"citation \[(\d+)\] -> (\S+)", tools)}
+    kinds = {order[n] for n in cited}
+    assert kinds == {"context", "tool aisearch_search", "tool aisearch_answer"}, tools
+    assert "MCP tools: ['search']" in mcp
+    assert "chat_model:ScriptedAgentModel -> tool:search -> retriever:AISearchRetriever" in mcp
+    assert "(the MCP endpoint's)" in mcp  # a citation pointing into the MCP result
+
+
+@pytest.mark.skipif(
+    not os.environ.get("AISEARCH_AGENT_MODEL"),
+    reason="set AISEARCH_AGENT_MODEL (e.g. openai:gpt-4.1-mini) and its provider's key",
+)
+@pytest.mark.parametrize("name", ["agentic_rag_graph.py", "agent_middleware.py"])
+def test_agent_recipes_with_a_real_model(name: str) -> None:
+    """The recipes with the model `AISEARCH_AGENT_MODEL` names: its answers cite the sources."""
+    env = _env() | {"AISEARCH_AGENT_MODEL": os.environ["AISEARCH_AGENT_MODEL"]}
+    proc = _run([str(EXAMPLES / name)], env)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "scripted stand-in" not in proc.stdout
+    assert re.search(r"citation \[\d+\] -> \S+", proc.stdout), proc.stdout
 
 
 def test_multi_instance_search() -> None:

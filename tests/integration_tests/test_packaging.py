@@ -76,6 +76,8 @@ def test_wheel_holds_typed_packages_corpus_license_and_entry_point(dist: tuple[P
         assert f"{package}/py.typed" in names, f"{package} ships without py.typed"
     missing = _corpus_files() - names
     assert not missing, f"sample corpus files missing from the wheel: {sorted(missing)[:5]}"
+    ui = {f"aisearch_local/ui/{name}" for name in ("index.html", "app.js", "style.css")}
+    assert ui <= names, f"the explorer's files missing from the wheel: {sorted(ui - names)}"
     assert "MIT License" in license_text
     assert meta["License-Expression"] == "MIT"
     assert "aisearch-local = aisearch_local.cli:main" in entry_points
@@ -189,6 +191,7 @@ def test_metadata_has_the_project_urls_and_only_absolute_links(dist: tuple[Path,
     assert not relative, f"relative links on PyPI: {relative[:5]}"
     assert f"]({repo}/blob/main/docs/langchain.md)" in description
     assert f"]({repo}#install)" in description
+    assert f"]({repo}/blob/main/docs/images/explorer.png?raw=true)" in description  # shown
 
 
 def test_the_repository_readme_keeps_relative_links_to_files_that_exist():

@@ -63,6 +63,31 @@ def test_it_measures_a_tiny_beir_set(tmp_path: Path) -> None:
     assert int(keyword_and[5]) == 1  # q2: AND matches nothing
 
 
+def _tiny_set(path: Path, qrels: dict[str, list[str]]) -> Path:
+    docs = [{"_id": "d1", "title": "Moka pots", "text": "A moka pot sputters on high heat."}]
+    with gzip.open(path / "corpus.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(doc) + "\n" for doc in docs)
+    queries = [{"_id": "q1", "text": "moka pot sputters"}, {"_id": "q2", "text": "moka heat"}]
+    (path / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (path / "qrels.json").write_text(json.dumps(qrels))
+    return path
+
+
+def test_a_claim_judged_with_no_relevant_document_is_left_out(tmp_path: Path) -> None:
+    # it divided by zero (recall over an empty set of relevant documents)
+    proc = _run("--data", str(_tiny_set(tmp_path, {"q1": ["d1"], "q2": []})), "--config", "default")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 abstracts, 1 claims" in proc.stdout
+    row = next(line.split("|") for line in proc.stdout.splitlines() if line.startswith("| hash"))
+    assert float(row[3]) == 1.0  # q1 finds d1 first
+
+
+def test_no_judged_claim_is_a_clear_error(tmp_path: Path) -> None:
+    proc = _run("--data", str(_tiny_set(tmp_path, {"q1": [], "q2": []})))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("no claim has a relevant document in qrels.json")
+
+
 def test_the_sample_mode_prints_one_row_per_configuration() -> None:
     proc = _run("--sample")
     assert proc.returncode == 0, proc.stderr

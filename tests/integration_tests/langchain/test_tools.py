@@ -126,3 +126,23 @@ def test_agent_calls_tool_and_gets_sources(lc_target, kind):
     assert all(d.metadata["instance_id"] == lc_target.instance_id for d in tool_message.artifact)
     assert tool_message.artifact[0].metadata["source"] in tool_message.content
     assert state["messages"][-1].content == "Grind fine, per the knowledge base."
+
+
+async def test_the_model_narrows_a_search_by_folder_or_filter(lc_target):
+    """The search tool's optional arguments reach the service (sync and async)."""
+    tool = AISearchSearchTool(retriever=AISearchRetriever(instance_id=lc_target.instance_id, k=4))
+    call = {
+        "type": "tool_call",
+        "id": "c1",
+        "name": tool.name,
+        "args": {"query": "sour espresso", "folder": "troubleshooting/"},
+    }
+    everywhere = tool.invoke(_tool_call(tool.name, "sour espresso grind size"))
+    assert {d.metadata["folder"] for d in everywhere.artifact} != {"troubleshooting/"}
+    message = tool.invoke(call)
+    assert message.artifact
+    assert {d.metadata["folder"] for d in message.artifact} == {"troubleshooting/"}
+    by_key = {**call, "args": {"query": "grinders", "filters": {"folder": "equipment/"}}}
+    message = await tool.ainvoke(by_key)
+    assert message.artifact
+    assert {d.metadata["folder"] for d in message.artifact} == {"equipment/"}

@@ -50,14 +50,15 @@ def test_retrieval_type_and_context_options_assignment_reach_the_server(
 ) -> None:
     retriever = AISearchRetriever(docs_instance, similarity_top_k=3, connection=conn)
     retriever.retrieval_type = "keyword"
-    nodes = retriever.retrieve(QUERY)
+    # keyword search keeps the instance's "and": every word in one chunk
+    nodes = retriever.retrieve("espresso grind time")
     assert nodes
     for node in nodes:  # keyword only: no vector score
         details = node.node.metadata["scoring_details"] or {}
         assert details.get("vector_score") is None
         assert details.get("keyword_score") is not None
     retriever.similarity_top_k = 1
-    assert len(retriever.retrieve(QUERY)) == 1
+    assert len(retriever.retrieve("espresso grind time")) == 1
 
 
 def test_query_engine_match_threshold_assignment(

@@ -160,3 +160,74 @@ def test_the_readme_fixture_example_runs(pytester: pytest.Pytester) -> None:
     )
     (docs / "test_app.py").write_text(blocks[0], encoding="utf-8")
     pytester.runpytest(*INNER).assert_outcomes(passed=2)
+
+
+@pytest.fixture(scope="module")
+def two_instance_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot of two instances: default/brew (brewing) and team/beans (beans)."""
+    from aisearch_local.service import LocalService
+    from aisearch_local.snapshot import export_snapshot
+
+    svc = LocalService(None)
+    brew = svc.create_instance(
+        "default", {"id": "brew"}, source_dir=str(SAMPLE_CORPUS_DIR / "brewing")
+    )
+    svc.sync_source(brew)
+    svc.create_namespace("team", None, {})
+    beans = svc.create_instance(
+        "team", {"id": "beans"}, source_dir=str(SAMPLE_CORPUS_DIR / "beans")
+    )
+    svc.sync_source(beans)
+    path = tmp_path_factory.mktemp("snap") / "two.zip"
+    export_snapshot(svc.store, path)
+    svc.close()
+    return path
+
+
+def test_instances_seeded_from_a_snapshot(
+    pytester: pytest.Pytester, two_instance_snapshot: Path
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+        from aisearch import AISearchClient
+        from aisearch_local.pytest_plugin import AISearchFixtureError
+
+        SNAP = {str(two_instance_snapshot)!r}
+
+        def test_one_instance_of_the_snapshot_under_the_tests_name(aisearch_instance):
+            name = aisearch_instance(snapshot=SNAP, snapshot_instance="team/beans")
+            assert name.startswith("test-")
+            with AISearchClient() as client:
+                assert client.search(name, "arabica robusta").chunks
+                keys = {{item.key for item in client.list_items(name)}}
+            assert keys and all(not k.startswith("brewing") for k in keys)
+
+        def test_the_same_snapshot_twice_under_two_names(aisearch_instance):
+            a = aisearch_instance("a", snapshot=SNAP, snapshot_instance="brew")
+            b = aisearch_instance("b", snapshot=SNAP, snapshot_instance="default/brew")
+            with AISearchClient() as client:
+                ra = client.search(a, "espresso extraction time")
+                rb = client.search(b, "espresso extraction time")
+            assert [c.score for c in ra.chunks] == [c.score for c in rb.chunks] != []
+
+        def test_mistakes_are_named(aisearch_instance):
+            with pytest.raises(AISearchFixtureError, match="holds 2 .* snapshot_instance="):
+                aisearch_instance(snapshot=SNAP)
+            with pytest.raises(AISearchFixtureError, match="no instance default/nope in"):
+                aisearch_instance(snapshot=SNAP, snapshot_instance="nope")
+            with pytest.raises(AISearchFixtureError, match="pass no source= and no config"):
+                aisearch_instance(snapshot=SNAP, snapshot_instance="brew", chunk_size=64)
+            with pytest.raises(AISearchFixtureError, match="no such file"):
+                aisearch_instance(snapshot=SNAP + ".missing")
+
+        def test_snapshot_instances_are_deleted_after_their_test(aisearch_server):
+            with AISearchClient(
+                account_id=aisearch_server.account_id,
+                api_token=aisearch_server.token,
+                base_url=aisearch_server.base_url,
+            ) as client:
+                assert {{i.id for i in client.list_instances()}} & {{"a", "b"}} == set()
+        """
+    )
+    pytester.runpytest(*INNER).assert_outcomes(passed=4)

@@ -663,6 +663,15 @@ def fuzz_requests(draw: st.DrawFn, target: Target) -> FuzzRequest:
                     "public_endpoint_params": [{"a": 1}, None, 3],
                 }
                 body = draw(_mutated({}, menu))
+            elif "/_local/bulk/" in template:
+                item_menu = {
+                    "key": ["..", "/x", 3, "docs/bulk.md"],
+                    "text": [3, None, "", "espresso"],
+                    "data": ["!!", "eA==", 3],
+                    "metadata": [{"a": 1}, 3, {"n": {"x": 1}}],
+                }
+                items = draw(st.lists(_mutated({"key": "docs/bulk.md"}, item_menu), max_size=4))
+                body = draw(_mutated({"items": items}, {"items": [[], "x", None]}))
             elif template.endswith("/items"):
                 body = draw(_mutated({"key": "docs/espresso.md"}, {"key": ["..", "/x", 3]}))
             elif template.endswith("{item_id}"):

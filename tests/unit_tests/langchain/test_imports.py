@@ -3,11 +3,14 @@ from __future__ import annotations
 import langchain_aisearch
 
 EXPECTED_ALL = [
+    "AISearchAgentState",
     "AISearchAnswerTool",
+    "AISearchContextMiddleware",
     "AISearchInstanceWarning",
     "AISearchMultiRetriever",
     "AISearchRetriever",
     "AISearchSearchTool",
+    "AISearchTarget",
     "AllInstancesFailedError",
     "ChatAISearch",
     "InstanceError",

@@ -167,6 +167,9 @@ def test_find_citations_spans_and_targets():
         ("  \n Grind fine [1]", ["Grind fine [1]"]),
         ("Grind fine.\n\n  Use 18 grams [2]", ["Use 18 grams [2]"]),
         ("Grind fine [1] [2]", ["Grind fine [1]", "[2]"]),
+        # a decimal point is not a sentence end (the demo cut "needles of 0.3 to 0.4 mm" at "0.")
+        ("Rest it. Use needles of 0.3 to 0.4 mm [1]", ["Use needles of 0.3 to 0.4 mm [1]"]),
+        ("Why? Dose 18.5 g!Then wait [2]", ["Dose 18.5 g!Then wait [2]"]),
     ],
 )
 def test_a_citation_span_starts_at_its_first_word(text, spans):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from langchain_core.documents import Document
@@ -88,3 +90,66 @@ def test_empty_query_rejected_by_schema():
     tool = AISearchSearchTool(retriever=AISearchRetriever(instance_id="docs", client=sync))
     with pytest.raises(ValidationError, match="query"):
         tool.invoke({"query": ""})
+
+
+def _searches(tool_args: dict, filters: dict | None = None):
+    """Invoke the search tool with `tool_args`; return the message and the request bodies."""
+    recorder = Recorder(lambda r, b: httpx.Response(200, json=search_envelope([chunk(1)])))
+    sync, _ = make_clients(recorder)
+    retriever = AISearchRetriever(instance_id="docs", client=sync, filters=filters)
+    tool = AISearchSearchTool(retriever=retriever)
+    call = {"type": "tool_call", "id": "c", "name": tool.name, "args": tool_args}
+    return tool.invoke(call), recorder.bodies
+
+
+def test_search_tool_schema_offers_folder_and_filters_and_says_when_to_use_it():
+    sync, _ = _clients()
+    tool = AISearchSearchTool(retriever=AISearchRetriever(instance_id="docs", client=sync))
+    schema = tool.tool_call_schema.model_json_schema()
+    assert set(schema["properties"]) == {"query", "folder", "filters"}
+    assert schema["required"] == ["query"]
+    assert "ending in '/'" in schema["properties"]["folder"]["description"]
+    assert "prefer aisearch_answer" in tool.description
+    answer = AISearchAnswerTool(chat=ChatAISearch(instance_id="docs", client=sync))
+    assert "use aisearch_search" in answer.description
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"folder": "docs"}, "folder: a folder ends with '/'"),
+        ({"folder": "a\x00/"}, "folder: must not hold control characters"),
+        ({"folder": "é" * 40 + "/"}, "folder: at most 64 bytes"),
+        ({"filters": {"year": {"$regex": "x"}}}, "filters.year"),
+        ({"filters": {"$and": [{"a": 1}]}}, "filters"),
+    ],
+)
+def test_search_tool_refuses_a_bad_folder_or_filter_before_any_request(args, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        _searches({"query": "q", **args})
+
+
+def test_search_tool_adds_the_models_filters_to_the_retrievers():
+    message, bodies = _searches(
+        {"query": "q", "folder": "docs/", "filters": {"year": {"$gte": 2024}}},
+        filters={"lang": "en"},
+    )
+    sent = bodies[0]["ai_search_options"]["retrieval"]["filters"]
+    assert sent == {"lang": "en", "folder": "docs/", "year": {"$gte": 2024}}
+    assert message.artifact
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"folder": "other/"}, "filters: 'folder' is fixed by this tool's configuration"),
+        ({"filters": {"folder": "other/"}}, "'folder' is fixed"),
+        (
+            {"folder": "a/", "filters": {"folder": "b/"}},
+            "give folder or filters['folder'], not both",
+        ),
+    ],
+)
+def test_search_tool_never_widens_the_retrievers_filters(args, message):
+    with pytest.raises(ToolException, match=re.escape(message)):
+        _searches({"query": "q", **args}, filters={"folder": "tenant-a/"})

@@ -37,7 +37,6 @@ def index(matrix: np.ndarray, cids: np.ndarray | None = None, version: int = 1) 
         matrix=matrix,
         cids=np.arange(1, n + 1, dtype=np.int64) if cids is None else cids,
         item_pks=np.ones(n, dtype=np.int64),
-        items={},
     )
 
 
@@ -374,3 +373,20 @@ def test_without_a_usable_key_graphs_stay_in_memory(tmp_path, monkeypatch):
     manager = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), index(unit(300)))
     manager.close()
     assert manager.directory is None and not (tmp_path / "ann").exists()
+
+
+def test_tombstoned_rows_are_never_candidates_nor_kept_in_the_graph():
+    x = unit(400)
+    idx = index(x)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), idx)
+    dead = index(x, version=2)
+    dead.alive = np.ones(400, dtype=bool)
+    dead.alive[0] = False  # the store tombstoned the row holding cid 1
+    manager.candidates(INST, dead, x[0], 10, None)  # starts the comparison
+    assert manager.wait(INST, 60)
+    rows, _ = manager.candidates(INST, dead, x[0], 10, None) or ((), ())
+    assert len(rows) == 10 and 0 not in rows
+    graph = manager._entries[1].ann
+    assert graph is not None and 1 not in graph.keys and len(graph) == 399
+    fresh = ready(AnnManager(None, mode="ann", min_rows=0), dead)  # a build skips dead rows
+    assert fresh._entries[1].ann is not None and 1 not in fresh._entries[1].ann.keys

@@ -15,6 +15,7 @@ Two kinds of test:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -147,6 +148,16 @@ def chunks_of(key: str) -> list[dict[str, Any]]:
     ]
 
 
+def cut_chunks(key: str, *cuts: str) -> list[dict[str, Any]]:
+    """A sample document cut where each of ``cuts`` starts (a chunker cutting mid-section)."""
+    text = _documents()[key]
+    bounds = [0, *(text.index(cut) for cut in cuts), len(text)]
+    return [
+        {"id": f"{key}-{i}", "text": text[a:b], "score": 0.5, "item": {"key": key, "metadata": {}}}
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
 def case_chunks(case: dict[str, Any]) -> list[dict[str, Any]]:
     """A distractor's first chunk, the answering document, then another distractor."""
     first, second = case["distractors"]
@@ -194,8 +205,9 @@ def test_a_question_about_causes_gets_the_section_that_lists_them() -> None:
 def test_a_section_is_carried_to_a_later_chunk_of_its_document() -> None:
     # the first chunk ends with the "Causes and fixes" heading, the second (not retrieved) holds
     # items 1 to 6, the third starts with items 7 and 8: they are still causes and fixes, and
-    # the heading cites the chunk it is in
-    first, _, third = chunks_of("troubleshooting/channeling.md")
+    # the heading cites the chunk it is in (a chunking that cuts a section: the server's own
+    # starts a chunk at each heading, see test_ingest)
+    first, _, third = cut_chunks("troubleshooting/channeling.md", "1. **Clumps", "puck.\n7.")
     chunks = [first, third]
     text = answer("How do I fix channeling in espresso?", chunks)
     assert text.startswith(
@@ -231,11 +243,12 @@ def test_a_table_row_reads_as_a_sentence_with_its_header() -> None:
 
 def test_how_long_prefers_the_sentence_with_a_duration() -> None:
     case = _case("How long should cold brew steep")
-    text = answer(case["question"], case_chunks(case))
+    # the issue's chunk-boundary fragment: the cold brew document's second chunk starts with it
+    chunks = case_chunks(case)[:1] + cut_chunks(case["key"], "chocolate and nut flavours")
+    text = answer(case["question"], chunks)
     steep = "Steep: 16 hours at room temperature (20 to 22 °C) or 20 to 24 hours in the fridge."
     assert f"{steep} [2]" in text
-    # the issue's chunk-boundary fragment: the cold brew document's second chunk starts with it
-    assert case_chunks(case)[2]["text"].startswith("chocolate and nut flavours that suit cold")
+    assert chunks[2]["text"].startswith("chocolate and nut flavours that suit cold")
     assert "chocolate and nut flavours" not in text
 
 
@@ -253,12 +266,13 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServ
     svc.close()
 
 
-@pytest.mark.parametrize("k", [4, 10])
+@pytest.mark.parametrize(("k", "context"), [(4, 0), (10, 0), (4, 1)])
 def test_answers_to_what_the_local_search_returns_are_clean(
-    sample: tuple[LocalService, Any], k: int
+    sample: tuple[LocalService, Any], k: int, context: int
 ) -> None:
     svc, inst = sample
-    opts = resolve_options({"retrieval": {"max_num_results": k}}, inst.config)
+    retrieval = {"max_num_results": k, "context_expansion": context}
+    opts = resolve_options({"retrieval": retrieval}, inst.config)
     for case in CASES:
         chunks = svc.searcher.search(inst, case["question"], opts)
         text = answer(case["question"], chunks)
@@ -302,6 +316,26 @@ def test_chunk_boundary_fragments_are_dropped() -> None:
     # a sentence cut at the chunk's end has no end punctuation
     tail = chunk("Cold brew is smooth and sweet. The cold brew ratio for a concentrate is")
     assert answer("cold brew ratio", [tail]) == "Cold brew is smooth and sweet. [1]"
+
+
+def test_how_do_i_fix_prefers_the_instruction() -> None:
+    text = "Channeling is common. Use a WDT tool to stir the grounds and channeling goes away."
+    out = answer("How do I fix channeling?", [chunk(text)])
+    assert out.startswith("Use a WDT tool to stir the grounds and channeling goes away. [1]"), out
+    # a question that asks for no instruction keeps the plain BM25 order
+    out = answer("Is channeling common?", [chunk(text)])
+    assert out.startswith("Channeling is common. [1]"), out
+
+
+def test_a_cross_reference_to_another_page_is_left_out() -> None:
+    text = (
+        'That shot points to channeling. Fix the puck preparation first (see "Channeling"). '
+        "Soak baskets daily (See machine maintenance), and rinse them."
+    )
+    out = answer("fix channeling baskets", [chunk(text)])
+    assert "Fix the puck preparation first. [1]" in out
+    assert "Soak baskets daily, and rinse them. [1]" in out
+    assert "see" not in out.lower()
 
 
 def test_labels_stay_with_their_item_and_short_verbless_sentences_go() -> None:

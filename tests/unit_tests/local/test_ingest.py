@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch_local.ingest import (
     MAX_FILE_BYTES,
@@ -212,6 +214,46 @@ def test_chunks_prefer_paragraph_then_sentence_boundaries() -> None:
         assert c.text.startswith("Sentence")
 
 
+def _section(title: str, items: int) -> str:
+    lines = [f"{i}. **Item {i}.** Tamp the coffee level and wait a little before the shot."
+             for i in range(1, items + 1)]  # fmt: skip
+    return f"## {title}\n\n" + "\n".join(lines)
+
+
+def test_a_markdown_heading_starts_a_chunk_and_never_ends_one() -> None:
+    # 70 words, then a section of 4 + 8 x 14: its heading falls in the second half of the first
+    # window; cut after it, the section would lose its heading to the previous chunk
+    intro = " ".join(f"Sentence {i} has exactly six words." for i in range(11)) + " Two more."
+    text = f"# Title\n\n{intro}\n\n{_section('Causes and fixes', 8)}\n\n{_section('More', 3)}"
+    chunks = chunk_text(text, chunk_size=128, chunk_overlap=20)
+    firsts = [c.text.split("\n", 1)[0] for c in chunks]
+    assert firsts == ["# Title", "## Causes and fixes", "## More"]
+    assert chunks[0].text.endswith("Two more.")  # not with the heading of the next section
+    assert chunks[1].text.endswith("before the shot.")
+    # the chunk cut before a heading starts at it: no overlap dragged from the section before
+    assert chunks[1].start == text.index("## Causes")
+
+
+def test_no_chunk_ends_with_a_heading_or_a_list_number() -> None:
+    # one paragraph of numbered items: the only breaks are line ends and sentence ends
+    text = "# Fixes\n\n" + _section("Causes", 30)[len("## Causes\n\n") :]
+    for size in (16, 24, 40, 64):
+        for c in chunk_text(text, chunk_size=size, chunk_overlap=10):
+            last = c.text.splitlines()[-1]
+            assert not last.startswith("#"), (size, c.text)
+            assert not re.fullmatch(r"\d+\.", c.text.split()[-1]), (size, c.text)
+
+
+def test_a_heading_inside_a_window_start_keeps_the_size_rules() -> None:
+    # headings every few words: a heading before the window's second half is no break
+    text = "\n\n".join(f"## Part {i}\n\nOne two three four five six seven." for i in range(40))
+    chunks = chunk_text(text, chunk_size=32, chunk_overlap=10)
+    _covered(text, chunks)
+    for c in chunks:
+        assert 16 <= len(c.text.split()) <= 32 or c is chunks[-1]
+        assert c.text.startswith("## Part")
+
+
 def test_short_and_empty_texts() -> None:
     assert chunk_text("") == []
     assert chunk_text("   \n ") == []
@@ -341,3 +383,28 @@ def test_sentence_end_with_closing_quote_is_a_boundary() -> None:
     text = (sentence * 3 + "tail " * 40).strip()  # 18 words of sentences, then 40 plain words
     chunks = chunk_text(text, chunk_size=32, chunk_overlap=0)
     assert chunks[0].text.endswith('now."')
+
+
+_MARKDOWN_LINES = st.sampled_from(
+    ["# Title", "## Causes and fixes", "### x", "#tag", "", "1. **Clumps.** Stir.", "8.", "- a b",
+     "Plain words here.", "word", "  ## indented", "a. b? c!", "é 漢 😀"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(_MARKDOWN_LINES, min_size=1, max_size=120),
+    size=st.integers(16, 40),
+    overlap=st.integers(0, 30),
+)
+def test_markdown_chunks_cover_the_text_and_keep_the_size(
+    lines: list[str], size: int, overlap: int
+) -> None:
+    text = "\n".join(lines)
+    chunks = chunk_text(text, chunk_size=size, chunk_overlap=overlap)
+    _covered(text, chunks)
+    for c in chunks:
+        assert 1 <= len(c.text.split()) <= size
+    for a, b in itertools.pairwise(chunks):
+        assert a.start < b.start
+        assert len(text[b.start : a.end].split()) <= size * overlap // 100

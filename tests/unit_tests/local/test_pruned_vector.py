@@ -57,7 +57,6 @@ def index() -> InstanceIndex:
         matrix=matrix,
         cids=np.arange(1, n + 1, dtype=np.int64),
         item_pks=np.ones(n, dtype=np.int64),
-        items={},
     )
 
 
@@ -83,3 +82,19 @@ def test_the_pruned_path_is_taken_for_sparse_queries(index):
     assert _pruned_vector(index, qvec, 10) is not None
     dense = np.ones_like(qvec) / np.sqrt(len(qvec))
     assert _pruned_vector(index, dense, 10) is None  # dense queries use the full product
+
+
+@pytest.mark.parametrize("share", [0.003, 0.1, 0.6])
+@pytest.mark.parametrize("query", QUERIES[:3])
+def test_pruned_scan_under_a_mask_equals_the_masked_full_product(index, query, share):
+    # a filter (or tombstones) masks rows: the pruned scan selects among the kept rows only
+    keep = np.random.default_rng(3).random(len(index.cids)) < share
+    qvec = HashingEmbedder().embed([query])[0]
+    pruned = _pruned_vector(index, qvec, 10, keep)
+    rows, sims = vector_candidates(index, qvec, keep, 10)
+    full = np.where(keep, index.matrix @ qvec, -np.inf)
+    order = np.argsort(-full, kind="stable")[: min(10, int(keep.sum()))]
+    np.testing.assert_array_equal(np.sort(sims)[::-1], full[order])
+    assert keep[rows].all()
+    if _sparse_columns(index) is not None:
+        assert pruned is not None
