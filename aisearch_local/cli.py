@@ -306,6 +306,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rows(text: str) -> int:
+    """An ``argparse`` type: a whole number of rows from 0 to 10**9."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of rows: {text!r}") from None
+    if not 0 <= value <= 10**9:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1000000000 rows (got {text})")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM.
 
@@ -348,7 +359,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     socks = _bind(args.host, args.port)
     watcher: SourceWatcher | None = None
     try:
-        svc = _service(data_dir, args.embedder, args.generator)
+        svc = _service(
+            data_dir,
+            args.embedder,
+            args.generator,
+            vector_search=args.vector_search,
+            ann_min_rows=args.ann_min_rows,
+        )
     except BaseException:
         for sock in socks:
             sock.close()
@@ -580,19 +597,33 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return _exit_status(returncode)
 
 
-def _service(data_dir: str | None, embedder: str, generator: str) -> LocalService:
-    """Open the data folder with this embedder and generator.
+def _service(
+    data_dir: str | None,
+    embedder: str,
+    generator: str,
+    *,
+    vector_search: str | None = None,
+    ann_min_rows: int | None = None,
+) -> LocalService:
+    """Open the data folder with this embedder, generator and vector search mode.
 
     Raises:
         UserError: The embedder's or generator's spec is wrong or its backend is unavailable
-            (a missing extra names its install command).
+            (a missing extra names its install command), or the vector search mode (from
+            ``AISEARCH_LOCAL_VECTOR_SEARCH``) is not one of auto, exact, ann.
     """
     from aisearch_local.embed import EmbedderError
     from aisearch_local.generate import GeneratorError
     from aisearch_local.service import LocalService
 
     try:
-        return LocalService(data_dir, embedder=embedder, generator=generator)
+        return LocalService(
+            data_dir,
+            embedder=embedder,
+            generator=generator,
+            vector_search=vector_search,
+            ann_min_rows=ann_min_rows,
+        )
     except EmbedderError as exc:
         cause = exc.__cause__
         extra = missing_extra(cause) if isinstance(cause, ImportError) else None
@@ -603,6 +634,8 @@ def _service(data_dir: str | None, embedder: str, generator: str) -> LocalServic
         raise UserError(f"--embedder {embedder}: {exc}", code=1) from None
     except GeneratorError as exc:
         raise UserError(f"--generator {generator}: {exc}", code=1) from None
+    except ValueError as exc:  # the vector search mode or rows (AnnManager)
+        raise UserError(str(exc)) from None
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -854,6 +887,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedder", default="hashing", help="hashing | wordllama | openai:MODEL@URL"
     )
     serve.add_argument("--generator", default="extractive", help="extractive | openai:MODEL@URL")
+    serve.add_argument(
+        "--vector-search",
+        choices=["auto", "exact", "ann"],
+        default=None,
+        help="auto: an HNSW graph (usearch) for a dense embedder's instances of --ann-min-rows "
+        "rows or more, exact search below; exact: always exact; ann: a graph for every "
+        "instance (default: env AISEARCH_LOCAL_VECTOR_SEARCH, else auto)",
+    )
+    serve.add_argument(
+        "--ann-min-rows",
+        type=_rows,
+        default=None,
+        metavar="ROWS",
+        help="rows from which --vector-search auto uses the graph (default 20000)",
+    )
     serve.add_argument(
         "--fault",
         action="append",

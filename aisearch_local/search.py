@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from aisearch_local.embed import Embedder
+from aisearch_local.ann import AnnManager
+from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
@@ -287,11 +288,15 @@ class Searcher:
     Args:
         store: The storage.
         embedder: The embedder (its ``name`` must match the instance's).
+        ann: The HNSW graphs and when to use them (None: always exact).
     """
 
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(self, store: Store, embedder: Embedder, ann: AnnManager | None = None) -> None:
         self.store = store
         self.embedder = embedder
+        self.ann = ann
+        # the hashing embedder's sparse vectors keep their exact pruned scan (_pruned_vector)
+        self.dense = not isinstance(embedder, HashingEmbedder)
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._qlock = threading.Lock()
 
@@ -337,7 +342,7 @@ class Searcher:
                 )
         if use_vector:
             qvec = self.embed_query(query)
-            rows, sims = vector_candidates(idx, qvec, allowed)
+            rows, sims = self._vector(inst, idx, qvec, allowed)
             for rank, (row, sim) in enumerate(zip(rows, sims, strict=True), start=1):
                 cid = int(idx.cids[row])
                 cands[cid] = _Candidate(
@@ -430,6 +435,20 @@ class Searcher:
         if idx.alive is not None:
             allowed &= idx.alive
         return allowed
+
+    def _vector(
+        self,
+        inst: InstanceRecord,
+        idx: InstanceIndex,
+        qvec: np.ndarray,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The vector candidates: through the instance's HNSW graph when it pays, else exact."""
+        if self.ann is not None and self.ann.applies(idx.live_count, dense=self.dense):
+            found = self.ann.candidates(inst, idx, qvec, CANDIDATES, allowed)
+            if found is not None:
+                return found
+        return vector_candidates(idx, qvec, allowed)
 
     def _keyword(
         self,

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from aisearch_local.ann import ANN_MIN_ROWS, AnnManager
+from aisearch_local.ann import MODE_ENV as ANN_MODE_ENV
 from aisearch_local.cache import ChatCache
 from aisearch_local.embed import Embedder, make_embedder
 from aisearch_local.errors import APIError, bad_request, not_found
@@ -127,6 +130,10 @@ class LocalService:
         embedder: An embedder spec (``"hashing"``, ``"wordllama"``, ``"openai:MODEL@URL"``) or
             an :class:`~aisearch_local.embed.Embedder` object.
         generator: A generator spec (``"extractive"``, ``"openai:MODEL@URL"``) or object.
+        vector_search: ``auto`` (an HNSW graph for a dense embedder from ``ann_min_rows``
+            rows), ``exact`` or ``ann`` (docs/local-server.md); None reads
+            ``AISEARCH_LOCAL_VECTOR_SEARCH`` (default ``auto``).
+        ann_min_rows: Rows from which ``auto`` uses the graph (None: ``ANN_MIN_ROWS``).
     """
 
     def __init__(
@@ -135,7 +142,15 @@ class LocalService:
         *,
         embedder: str | Embedder | None = None,
         generator: str | Generator | None = None,
+        vector_search: str | None = None,
+        ann_min_rows: int | None = None,
     ) -> None:
+        mode = vector_search or os.environ.get(ANN_MODE_ENV) or "auto"
+        ann = AnnManager(
+            None if data_dir is None else Path(data_dir) / "ann",
+            mode=mode,
+            min_rows=ANN_MIN_ROWS if ann_min_rows is None else ann_min_rows,
+        )
         self.store = Store(data_dir)
         self.embedder: Embedder = (
             make_embedder(embedder) if embedder is None or isinstance(embedder, str) else embedder
@@ -145,7 +160,7 @@ class LocalService:
             if generator is None or isinstance(generator, str)
             else generator
         )
-        self.searcher = Searcher(self.store, self.embedder)
+        self.searcher = Searcher(self.store, self.embedder, ann)
         self.cache: ChatCache[tuple[Generation, list[dict[str, Any]]]] = ChatCache()
         self.faults: dict[tuple[str, str], Fault] = {}
         self._fault_lock = threading.Lock()
@@ -158,7 +173,9 @@ class LocalService:
         self._last_sync: dict[int, float] = {}
 
     def close(self) -> None:
-        """Close the store."""
+        """Save the HNSW graphs and close the store."""
+        if self.searcher.ann is not None:
+            self.searcher.ann.close()
         self.store.close()
 
     # -- faults -----------------------------------------------------------------------------
@@ -448,6 +465,8 @@ class LocalService:
     def delete_instance(self, inst: InstanceRecord) -> None:
         """Delete an instance, all its indexed data and its fault (blocking)."""
         self.store.delete_instance(inst)
+        if self.searcher.ann is not None:
+            self.searcher.ann.drop(inst)
         self.clear_fault(inst.namespace, inst.id)
         # a deleted instance leaves its namespace's public allowlist (API.md section 18.2)
         ns = self.store.get_namespace(inst.namespace) or {}

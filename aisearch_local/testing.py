@@ -44,6 +44,9 @@ class LocalServer:
         allowed_hosts: More names accepted in ``Host`` (loopback names and ``host`` always are).
         allowed_origins: More browser origins allowed to send state-changing requests.
         source_roots: Folders instances created over HTTP may index (None: any folder).
+        vector_search: ``auto``, ``exact`` or ``ann`` (``--vector-search``; None: the
+            ``AISEARCH_LOCAL_VECTOR_SEARCH`` environment variable, else ``auto``).
+        ann_min_rows: Rows from which ``auto`` uses an HNSW graph (``--ann-min-rows``).
     """
 
     def __init__(
@@ -60,6 +63,8 @@ class LocalServer:
         allowed_origins: Sequence[str] = (),
         source_roots: Sequence[str | Path] | None = None,
         in_memory: bool = False,
+        vector_search: str | None = None,
+        ann_min_rows: int | None = None,
     ) -> None:
         if in_memory and data_dir is not None:
             raise ValueError("LocalServer: pass either data_dir or in_memory=True, not both")
@@ -74,6 +79,8 @@ class LocalServer:
         self._port = port
         self._embedder = embedder
         self._generator = generator
+        self._vector_search = vector_search
+        self._ann_min_rows = ann_min_rows
         self._perimeter: dict[str, Any] = {
             "allowed_hosts": tuple(allowed_hosts),
             "allowed_origins": tuple(allowed_origins),
@@ -114,7 +121,11 @@ class LocalServer:
         if self._thread is not None:
             return self
         self.service = LocalService(
-            self.data_dir, embedder=self._embedder, generator=self._generator
+            self.data_dir,
+            embedder=self._embedder,
+            generator=self._generator,
+            vector_search=self._vector_search,
+            ann_min_rows=self._ann_min_rows,
         )
         app = create_app(
             self.data_dir,

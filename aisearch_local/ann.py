@@ -1,0 +1,691 @@
+"""Approximate nearest neighbours (HNSW, on usearch) for dense embedders.
+
+The exact vector search (:func:`aisearch_local.search.vector_candidates`) reads the whole
+matrix: about 200 ms a query at a million 256-dimension rows. Above a size threshold, a dense
+embedder's instance is searched in an HNSW graph instead (usearch; the choice and the figures
+are in docs/DEPS-ann.md). The graph only proposes candidates: their similarities are computed
+exactly from the instance's matrix, so every score is the exact one.
+
+One :class:`AnnIndex` per instance, keyed by chunk id (cid). :class:`AnnManager` keeps it in
+step with the store's :class:`~aisearch_local.records.InstanceIndex` at search time, whatever
+the store's write path, by comparing the two (once per ``InstanceIndex``):
+
+* the cids, in one sorted pass: a cid the graph lacks is *missing*, a key the instance lacks
+  is *gone*;
+* a fingerprint of every row (its projection on a fixed random direction), stored with each
+  key: a cid that the store re-used for new content is *changed*.
+
+A background thread makes that comparison (one pass over the matrix; searches are exact
+meanwhile), then applies it in small batches; until it is done, a search asks the graph, drops
+the gone and changed keys from its answer and scores the missing and changed rows exactly: a
+write is reflected in the very next search. When more than a fifth of the rows are missing (the
+first build), the search is exact.
+
+The graph is saved next to the database (``ann/<instance pk>.usearch``, ``.keys.npz`` and
+``.json``, the last written last) after a build and when the server closes, then loaded at
+restart. A file is never trusted: its SHA-256, the instance, embedder, dimension and keys are
+checked against the ``.json`` and the database before use, and anything wrong (a missing,
+truncated, stale, foreign or corrupt file) means a rebuild, never a crash. In-memory servers
+keep the graph in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aisearch_local.records import InstanceIndex, InstanceRecord
+
+if TYPE_CHECKING:
+    from usearch.index import Index
+
+__all__ = [
+    "ANN_MIN_ROWS",
+    "EXPANSION_SEARCH",
+    "MODES",
+    "MODE_ENV",
+    "AnnIndex",
+    "AnnManager",
+    "fingerprints",
+    "signing_key",
+]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("auto", "exact", "ann")
+"""``--vector-search``: ``auto`` (the graph for a dense embedder at ``ANN_MIN_ROWS`` rows or
+more), ``exact`` (never) or ``ann`` (for every instance and size, the hashing embedder's too)."""
+MODE_ENV = "AISEARCH_LOCAL_VECTOR_SEARCH"
+ANN_MIN_ROWS = 20_000
+"""Rows from which ``auto`` uses the graph (docs/DEPS-ann.md: where it starts to pay)."""
+EXPANSION_SEARCH = 256
+"""HNSW ``ef`` at search time (at least twice the candidates asked for): recall@10 0.97 at 1M
+rows in about 1 ms (128 gave 0.92; docs/DEPS-ann.md)."""
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+FORMAT = 1
+_BATCH = 128  # rows added or removed per lock hold when catching up (a search waits that long)
+_BUILD_BATCH = 10_000  # rows added at a time to a graph built apart (close() stops between)
+_FP_TOLERANCE = 1e-4  # float32 BLAS differences are ~1e-7; a changed vector moves far more
+_FILTER_EXACT_FACTOR = 40
+_MAX_ASK = 4096  # most candidates asked of the graph before falling back to the exact search
+
+
+def _direction(dim: int) -> np.ndarray:
+    rng = np.random.default_rng(20261205)
+    out: np.ndarray = rng.standard_normal(dim).astype(np.float32)
+    return out
+
+
+def fingerprints(matrix: np.ndarray) -> np.ndarray:
+    """Return each row's projection on a fixed random direction (``(n,)`` float32).
+
+    One matrix-vector product (about 100 ms at 1M x 256; a second direction made it a GEMM
+    and cost 230 ms). A vector changed so little that its projection moves by less than
+    1e-4 keeps its old place in the graph, where it is nearly as well found.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN row must not churn
+        out = np.asarray(matrix @ _direction(matrix.shape[1]), dtype=np.float32)
+    clean: np.ndarray = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    return clean
+
+
+class AnnIndex:
+    """An HNSW graph of unit vectors (inner product) keyed by chunk id.
+
+    Args:
+        dim: The vector dimension.
+    """
+
+    def __init__(self, dim: int, *, _index: Index | None = None) -> None:
+        from usearch.index import Index  # imported when a graph is first needed (~0.3 s)
+
+        self.dim = dim
+        self._index = _index or Index(
+            ndim=dim,
+            metric="ip",
+            dtype="f16",
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
+            expansion_search=EXPANSION_SEARCH,
+        )
+        self.keys = np.zeros(0, dtype=np.int64)  # sorted, unique
+        self.fps = np.zeros(0, dtype=np.float32)  # aligned with keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __repr__(self) -> str:
+        return f"AnnIndex(dim={self.dim}, size={len(self)})"
+
+    def _present(self, cids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.searchsorted(self.keys, cids)
+        found = pos < len(self.keys)
+        found[found] = self.keys[pos[found]] == cids[found]
+        return pos, found
+
+    def add(self, cids: np.ndarray, vectors: np.ndarray, fps: np.ndarray | None = None) -> None:
+        """Add (or replace) rows: ``cids`` unique positive ints, ``vectors`` ``(n, dim)``."""
+        cids = np.asarray(cids, dtype=np.int64)
+        if not len(cids):
+            return
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(cids), self.dim):
+            raise ValueError(f"vectors must have shape ({len(cids)}, {self.dim})")
+        fps = fingerprints(vectors) if fps is None else np.asarray(fps, dtype=np.float32)
+        order = np.argsort(cids, kind="stable")
+        cids, vectors, fps = cids[order], vectors[order], fps[order]
+        if cids[0] <= 0 or np.any(cids[1:] == cids[:-1]):
+            raise ValueError("chunk ids must be unique positive integers")
+        self.remove(cids)
+        clean = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)  # a tampered database
+        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=0)
+        if not len(self.keys) or cids[0] > self.keys[-1]:  # new chunks: the usual case
+            self.keys = np.concatenate([self.keys, cids])
+            self.fps = np.concatenate([self.fps, fps])
+        else:
+            pos = np.searchsorted(self.keys, cids)
+            self.keys = np.insert(self.keys, pos, cids)
+            self.fps = np.insert(self.fps, pos, fps)
+
+    def remove(self, cids: np.ndarray) -> None:
+        """Remove the rows of these chunk ids (unknown ids are ignored)."""
+        cids = np.asarray(cids, dtype=np.int64)
+        pos, found = self._present(cids)
+        if not found.any():
+            return
+        self._index.remove(cids[found].astype(np.uint64))
+        keep = np.ones(len(self.keys), dtype=bool)
+        keep[pos[found]] = False
+        self.keys = self.keys[keep]
+        self.fps = self.fps[keep]
+
+    def search(
+        self, qvec: np.ndarray, k: int, expansion: int = EXPANSION_SEARCH
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return up to ``k`` (chunk ids, approximate inner products), best first."""
+        if not len(self) or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        # usearch declares this setter apart from its getter, which mypy reads as read-only
+        self._index.expansion_search = max(expansion, 2 * k)  # type: ignore[misc]
+        found = self._index.search(np.asarray(qvec, dtype=np.float32), k, threads=1)
+        keys = np.asarray(found.keys, dtype=np.int64)
+        return keys, (1.0 - np.asarray(found.distances, dtype=np.float32))
+
+    # -- files -------------------------------------------------------------------------------
+
+    def save(self, base: Path, identity: dict[str, Any], key: bytes) -> None:
+        """Write ``base``.usearch, .keys.npz and .json (last, as the commit), atomically each.
+
+        The ``.json`` holds the files' SHA-256 and is signed (HMAC-SHA256) with ``key``.
+        """
+        base.parent.mkdir(parents=True, exist_ok=True)
+        graph, keys, meta = _paths(base)
+        tmp_graph = graph.with_name(graph.name + ".tmp")
+        self._index.save(str(tmp_graph))
+        tmp_keys = keys.with_name(keys.name + ".tmp")
+        with tmp_keys.open("wb") as fh:
+            np.savez(fh, keys=self.keys, fps=self.fps)
+        for tmp in (tmp_graph, tmp_keys):
+            _fsync(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            meta.unlink()  # the old .json must never vouch for the new files
+        os.replace(tmp_graph, graph)
+        os.replace(tmp_keys, keys)
+        record = {
+            **identity,
+            "format": FORMAT,
+            "dim": self.dim,
+            "count": len(self),
+            "graph_sha256": _sha256(graph),
+            "keys_sha256": _sha256(keys),
+        }
+        record["hmac"] = _sign(key, record)
+        tmp_meta = meta.with_name(meta.name + ".tmp")
+        tmp_meta.write_text(json.dumps(record), encoding="utf-8")
+        _fsync(tmp_meta)
+        os.replace(tmp_meta, meta)
+
+    @classmethod
+    def load(cls, base: Path, identity: dict[str, Any], dim: int, key: bytes) -> AnnIndex | None:
+        """Load a saved graph, or None (and a log line) when anything does not check out.
+
+        usearch does not validate a graph file (a corrupt one can crash the process), so
+        nothing reaches it unless the ``.json`` carries this server's signature (``key``)
+        and the files match the SHA-256 it lists.
+        """
+        graph, keys_path, meta_path = _paths(base)
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("the .json is not an object")
+            signature = meta.pop("hmac", None)
+            if not isinstance(signature, str) or not hmac.compare_digest(
+                signature, _sign(key, meta)
+            ):
+                raise ValueError("not signed by this server's key")
+            for name, want in {**identity, "format": FORMAT, "dim": dim}.items():
+                if meta.get(name) != want:
+                    raise ValueError(f"{name} is {meta.get(name)!r}, not {want!r}")
+            if _sha256(keys_path) != meta.get("keys_sha256"):
+                raise ValueError("the keys file does not match its SHA-256")
+            if _sha256(graph) != meta.get("graph_sha256"):
+                raise ValueError("the graph file does not match its SHA-256")
+            with np.load(keys_path, allow_pickle=False) as npz:
+                keys = np.asarray(npz["keys"])
+                fps = np.asarray(npz["fps"])
+            count = meta.get("count")
+            if (
+                keys.dtype != np.int64
+                or fps.dtype != np.float32
+                or keys.shape != (count,)
+                or fps.shape != (count,)
+                or (len(keys) and (keys[0] <= 0 or np.any(np.diff(keys) <= 0)))
+                or not np.isfinite(fps).all()
+            ):
+                raise ValueError("the keys file has the wrong shape or content")
+            from usearch.index import Index
+
+            header = Index.metadata(str(graph))
+            if not isinstance(header, dict) or header.get("dimensions") != dim:
+                raise ValueError(f"the graph header is not a {dim}-dimension usearch index")
+            index = Index.restore(str(graph))
+            if index is None or index.ndim != dim or len(index) != count:
+                raise ValueError("the graph does not hold the rows its keys file lists")
+        except Exception as exc:  # a hostile or corrupt file is rebuilt, never trusted
+            logger.warning("ignoring the ANN index %s (%s): rebuilding it", graph.name, exc)
+            return None
+        out = cls(dim, _index=index)
+        out.keys, out.fps = keys, fps
+        return out
+
+
+def _paths(base: Path) -> tuple[Path, Path, Path]:
+    return (
+        base.with_name(base.name + ".usearch"),
+        base.with_name(base.name + ".keys.npz"),
+        base.with_name(base.name + ".json"),
+    )
+
+
+def _sign(key: bytes, record: dict[str, Any]) -> str:
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def signing_key() -> bytes | None:
+    """Return this user's key for signing graph files, created on first use; None if unusable.
+
+    It lives outside every data folder (``$XDG_STATE_HOME/aisearch-local/ann.key``, by default
+    ``~/.local/state/...``, mode 0600): a graph file copied from elsewhere, or written by
+    anyone without this key, is rebuilt rather than handed to usearch.
+    """
+    try:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    except RuntimeError:  # no home directory
+        logger.warning("no home directory for the ANN signing key: ANN graphs are not saved")
+        return None
+    path = Path(state) / "aisearch-local" / "ann.key"
+    for _ in range(2):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("cannot read %s (%s): ANN graphs are not saved", path, exc)
+            return None
+        else:
+            if len(data) == 32:
+                return data
+            logger.warning("%s is not a 32-byte key: ANN graphs are not saved", path)
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # another server created it meanwhile: read it
+        except OSError as exc:
+            logger.warning("cannot create %s (%s): ANN graphs are not saved", path, exc)
+            return None
+        with os.fdopen(fd, "wb") as fh:
+            key = secrets.token_bytes(32)
+            fh.write(key)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return key
+    return None  # pragma: no cover - created and deleted between two reads
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+# -- keeping a graph in step with an instance ---------------------------------------------------
+
+
+@dataclass
+class _Delta:
+    """How an ``InstanceIndex`` differs from the graph (when the delta was computed)."""
+
+    excluded: np.ndarray  # sorted graph keys to drop from answers (gone or changed)
+    missing: np.ndarray  # rows of the InstanceIndex the graph lacks or holds changed
+
+
+@dataclass
+class _Entry:
+    identity: dict[str, Any]
+    dim: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ann: AnnIndex | None = None
+    synced: Any = None  # weakref to the InstanceIndex the graph equals
+    target: Any = None  # weakref to the newest InstanceIndex seen
+    worker: threading.Thread | None = None
+    unsaved: int = 0
+    loaded: bool = False
+
+
+def _identity(inst: InstanceRecord) -> dict[str, Any]:
+    return {
+        "instance": f"{inst.namespace}/{inst.id}",
+        "created_at": inst.created_at,
+        "embedder": inst.embedder,
+    }
+
+
+class AnnManager:
+    """The graphs of one server, one per instance, and the policy of when to use them.
+
+    Args:
+        directory: Where graphs are saved (``<data dir>/ann``), or None to keep them in memory.
+        mode: ``auto``, ``exact`` or ``ann`` (see :data:`MODES`).
+        min_rows: Rows from which ``auto`` uses a graph.
+        expansion: HNSW ``ef`` at search time.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        mode: str = "auto",
+        min_rows: int = ANN_MIN_ROWS,
+        expansion: int = EXPANSION_SEARCH,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(
+                f"vector search mode (--vector-search, {MODE_ENV}) must be one of "
+                f"{', '.join(MODES)}, got {mode!r}"
+            )
+        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 0:
+            raise ValueError(
+                f"ann_min_rows (--ann-min-rows) must be an integer >= 0, got {min_rows!r}"
+            )
+        if isinstance(expansion, bool) or not isinstance(expansion, int) or expansion < 1:
+            raise ValueError(f"ann expansion must be an integer >= 1, got {expansion!r}")
+        self.directory = directory
+        self._key: bytes | None = None  # read (or created) when a graph is first saved/loaded
+        self.mode = mode
+        self.min_rows = min_rows
+        self.expansion = expansion
+        self.filter_exact_factor = _FILTER_EXACT_FACTOR
+        self._entries: dict[int, _Entry] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"AnnManager(mode={self.mode!r}, min_rows={self.min_rows})"
+
+    def applies(self, n_rows: int, *, dense: bool) -> bool:
+        """Whether an instance of ``n_rows`` rows is searched with a graph."""
+        if self.mode == "exact" or self._stop.is_set():
+            return False
+        return self.mode == "ann" or (dense and n_rows >= self.min_rows)
+
+    def _entry(self, inst: InstanceRecord) -> _Entry:
+        identity = _identity(inst)
+        with self._lock:
+            entry = self._entries.get(inst.pk)
+            if entry is None or entry.identity != identity or entry.dim != inst.dim:
+                entry = self._entries[inst.pk] = _Entry(identity=identity, dim=inst.dim)
+            return entry
+
+    def _base(self, inst_pk: int) -> Path | None:
+        """Where the instance's graph is saved, or None (in memory, or no signing key)."""
+        if self.directory is None:
+            return None
+        with self._lock:
+            if self._key is None:
+                self._key = signing_key()
+                if self._key is None:
+                    self.directory = None
+            directory = self.directory
+        return None if directory is None else directory / str(inst_pk)
+
+    def warm(self, inst: InstanceRecord, idx: InstanceIndex) -> None:
+        """Start loading or building the instance's graph now (a search would do it too)."""
+        entry = self._entry(inst)
+        with entry.lock:
+            self._kick(inst, entry, idx)
+
+    def wait(self, inst: InstanceRecord, timeout: float | None = None) -> bool:
+        """Wait for the instance's background work; True when its graph is in step."""
+        entry = self._entry(inst)
+        worker = entry.worker
+        if worker is not None:
+            worker.join(timeout)
+        with entry.lock:
+            target = entry.target() if entry.target is not None else None
+            synced = entry.synced() if entry.synced is not None else None
+            return entry.ann is not None and target is not None and synced is target
+
+    def candidates(
+        self,
+        inst: InstanceRecord,
+        idx: InstanceIndex,
+        qvec: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the top ``k`` (rows, exact similarities) through the graph, or None.
+
+        None means "search exactly": the graph is not built yet (or lags by more than a
+        fifth of the rows), or a filter leaves too few rows for the graph to find them.
+        """
+        n = len(idx.cids)
+        entry = self._entry(inst)
+        with entry.lock:
+            self._kick(inst, entry, idx)
+            ann = entry.ann
+            if ann is None or not len(ann):
+                return None
+            delta = self._delta(entry, ann, idx)
+            if delta is None or len(delta.missing) > n // 5:
+                return None  # not compared yet (the background thread does it) or far behind
+            # twice k, and 16 more at least: the graph ranks in f16, so near ties are
+            # re-scored exactly (ef stays >= 2 ask, so asking more costs little)
+            ask = max(2 * k, k + 16)
+            missing = delta.missing
+            if allowed is not None:
+                n_allowed = int(np.count_nonzero(allowed))
+                ask = max(ask, int(np.ceil(2 * k * n / max(n_allowed, 1))))
+                # a graph search with ef = 2 * ask reads ~30 vectors per step: scoring the
+                # allowed rows exactly is cheaper below ~40 * ask rows (docs/DEPS-ann.md)
+                if n_allowed <= self.filter_exact_factor * ask:
+                    return None
+                missing = missing[allowed[missing]]
+            while True:  # ask until k usable rows come back (gone, changed, filtered dropped)
+                if ask > _MAX_ASK:
+                    return None
+                keys, _ = ann.search(qvec, min(ask, len(ann)), self.expansion)
+                rows = _live_rows_of(idx, keys)
+                keep = rows >= 0
+                if len(delta.excluded):
+                    keep &= ~np.isin(keys, delta.excluded, assume_unique=True)
+                hits = rows[keep]
+                if allowed is not None:
+                    hits = hits[allowed[hits]]
+                if len(hits) >= k or ask >= len(ann):
+                    break
+                ask *= 4
+            cand = np.union1d(hits, missing)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sims = np.nan_to_num(idx.matrix[cand] @ qvec, nan=-np.inf, posinf=-np.inf)
+        return _top(cand, sims, k)
+
+    @staticmethod
+    def _delta(entry: _Entry, ann: AnnIndex, idx: InstanceIndex) -> _Delta | None:
+        """The graph's difference from ``idx``, or None until the background thread has it."""
+        if entry.synced is not None and entry.synced() is idx:
+            return _Delta(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        cached: _Delta | None = idx.cache.get(_delta_key(ann))
+        return cached
+
+    def _kick(self, inst: InstanceRecord, entry: _Entry, idx: InstanceIndex) -> None:
+        """Make ``idx`` the graph's target; start the background thread when needed."""
+        current = entry.target() if entry.target is not None else None
+        if current is not idx:
+            entry.target = weakref.ref(idx)
+        in_step = entry.synced is not None and entry.synced() is idx
+        running = entry.worker is not None and entry.worker.is_alive()
+        if in_step or running or self._stop.is_set():
+            return
+        entry.worker = threading.Thread(
+            target=self._work,
+            args=(entry, self._base(inst.pk)),
+            name=f"aisearch-local-ann-{inst.pk}",
+            daemon=True,
+        )
+        entry.worker.start()
+
+    def _work(self, entry: _Entry, base: Path | None) -> None:
+        try:
+            self._catch_up(entry, base)
+        except Exception:  # pragma: no cover - searches stay exact; the next one retries
+            logger.exception("building the ANN index failed; searching exactly meanwhile")
+
+    def _catch_up(self, entry: _Entry, base: Path | None) -> None:
+        if entry.ann is None and base is not None:
+            loaded = AnnIndex.load(base, entry.identity, entry.dim, self._key or b"")
+            with entry.lock:
+                entry.ann, entry.loaded = loaded, loaded is not None
+        while not self._stop.is_set():
+            idx = entry.target() if entry.target is not None else None
+            if idx is None:
+                return
+            fps = fingerprint(idx)  # outside the lock: one pass over the matrix
+            with entry.lock:
+                ann = entry.ann
+                diff = None if ann is None else _difference(ann, idx)
+                if ann is not None and diff is not None:
+                    idx.cache[_delta_key(ann)] = diff  # searches use it until caught up
+            _pause()
+            if ann is None or diff is None or len(diff.missing) > len(idx.cids) // 5:
+                # (re)build apart, then swap it in: searches stay exact meanwhile, unblocked
+                fresh = AnnIndex(entry.dim)
+                live = np.arange(len(idx.cids)) if idx.alive is None else np.flatnonzero(idx.alive)
+                for start in range(0, len(live), _BUILD_BATCH):
+                    if self._stop.is_set():
+                        return
+                    part = live[start : start + _BUILD_BATCH]
+                    fresh.add(idx.cids[part], idx.matrix[part], fps[part])
+                with entry.lock:
+                    entry.ann, entry.unsaved, entry.synced = fresh, len(fresh) + 1, None
+                continue  # the target may have moved on meanwhile
+            for start in range(0, len(diff.excluded), _BATCH):
+                if self._stop.is_set():
+                    return
+                with entry.lock:
+                    ann.remove(diff.excluded[start : start + _BATCH])
+                _pause()
+            for start in range(0, len(diff.missing), _BATCH):
+                if self._stop.is_set():
+                    return
+                rows = diff.missing[start : start + _BATCH]
+                with entry.lock:
+                    ann.add(idx.cids[rows], idx.matrix[rows], fps[rows])
+                _pause()
+            with entry.lock:
+                entry.unsaved += len(diff.excluded) + len(diff.missing)
+                if entry.target is None or entry.target() is not idx:
+                    continue
+                entry.synced = weakref.ref(idx)
+                save = base is not None and entry.unsaved > max(1_000, len(ann) // 10)
+            if save and base is not None:
+                self._save(entry, base)
+            return
+
+    def _save(self, entry: _Entry, base: Path) -> None:
+        with entry.lock:
+            ann = entry.ann
+            if ann is None or not entry.unsaved:
+                return
+            try:
+                ann.save(base, entry.identity, self._key or b"")
+            except Exception as exc:  # disk full, read-only folder: kept in memory
+                logger.warning("could not save the ANN index %s: %s", base, exc)
+            else:
+                entry.unsaved = 0
+
+    def drop(self, inst: InstanceRecord) -> None:
+        """Forget an instance's graph and delete its files (the instance was deleted)."""
+        with self._lock:
+            self._entries.pop(inst.pk, None)
+        if self.directory is not None:
+            for path in _paths(self.directory / str(inst.pk)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def close(self) -> None:
+        """Stop the background threads and save every graph that changed since its last save."""
+        self._stop.set()
+        with self._lock:
+            entries = dict(self._entries)
+        for pk, entry in entries.items():
+            if entry.worker is not None:
+                entry.worker.join()
+            base = self._base(pk)
+            if base is not None:
+                self._save(entry, base)
+
+
+def fingerprint(idx: InstanceIndex) -> np.ndarray:
+    """Return (once per ``InstanceIndex``) the fingerprints of its rows."""
+    fps: np.ndarray | None = idx.cache.get("ann_fingerprints")
+    if fps is None:
+        fps = idx.cache["ann_fingerprints"] = fingerprints(idx.matrix)
+    return fps
+
+
+def _pause() -> None:
+    """Between two batches of the background thread, outside the lock: let searches in."""
+    time.sleep(0)
+
+
+def _delta_key(ann: AnnIndex) -> str:
+    return f"ann-delta-{id(ann)}"  # per graph: a rebuilt graph gets its own
+
+
+def _rows_of(cids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Row of each key in the sorted ``cids``, -1 when absent."""
+    pos = np.searchsorted(cids, keys)
+    found = pos < len(cids)
+    found[found] = cids[pos[found]] == keys[found]
+    out: np.ndarray = np.where(found, pos, -1)
+    return out
+
+
+def _live_rows_of(idx: InstanceIndex, keys: np.ndarray) -> np.ndarray:
+    """Live row of each key in the instance, -1 when absent or tombstoned."""
+    rows = _rows_of(idx.cids, keys)
+    if idx.alive is not None:
+        found = rows >= 0
+        found[found] = idx.alive[rows[found]]
+        rows = np.where(found, rows, -1)
+    return rows
+
+
+def _difference(ann: AnnIndex, idx: InstanceIndex) -> _Delta:
+    """Compare the graph's keys and fingerprints with the instance's live rows."""
+    fps = fingerprint(idx)
+    rows = _live_rows_of(idx, ann.keys)
+    present = rows >= 0
+    same = present.copy()
+    if present.any():
+        diff = np.abs(ann.fps[present] - fps[rows[present]])
+        same[present] = diff <= _FP_TOLERANCE
+    covered = np.zeros(len(idx.cids), dtype=bool) if idx.alive is None else ~idx.alive
+    covered[rows[same]] = True  # tombstoned rows count as covered: never missing
+    return _Delta(excluded=ann.keys[~same], missing=np.flatnonzero(~covered))
+
+
+def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(sims) > k:
+        part = np.argpartition(-sims, k - 1)[:k]
+        rows, sims = rows[part], sims[part]
+    order = np.argsort(-sims, kind="stable")
+    rows, sims = rows[order], sims[order]
+    keep = np.isfinite(sims)  # a non-finite row (a tampered database) is never a candidate
+    return rows[keep], sims[keep]
