@@ -15,10 +15,12 @@ Everything here is pure (no HTTP, no database): the server calls :func:`extract_
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -527,12 +529,44 @@ class SourceFile:
     metadata_error: str | None = field(default=None)
 
 
+_MAX_SIDECAR_BYTES = 1 << 20
+# a source folder is untrusted: never follow a symlink out of it (``notes.md -> ~/.aws/...``)
+# and never block on a FIFO or a device (the open would hang the sync job forever)
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def read_regular_file(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """Read at most ``limit + 1`` bytes of a regular file, refusing symlinks, FIFOs and devices.
+
+    Raises:
+        OSError: The file is missing or unreadable, a symbolic link (``ELOOP``) or not a
+            regular file.
+    """
+    if path.is_symlink():  # also where O_NOFOLLOW does not exist
+        raise OSError(errno.ELOOP, "a symbolic link (only regular files are indexed)")
+    fd = os.open(path, _OPEN_FLAGS)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (only regular files are indexed)")
+        return fh.read(limit + 1), st
+
+
 def _read_sidecar(path: Path, key: str) -> tuple[dict[str, Any], str | None]:
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
     if not sidecar.is_file():
         return {}, None
     try:
-        value = loads_strict(sidecar.read_bytes(), what="metadata", prefix="metadata")
+        raw, _ = read_regular_file(sidecar, _MAX_SIDECAR_BYTES)
+        if len(raw) > _MAX_SIDECAR_BYTES:
+            raise ValidationError(f"larger than {_MAX_SIDECAR_BYTES} bytes")
+        value = loads_strict(raw, what="metadata", prefix="metadata")
     except (OSError, ValidationError) as exc:
         message = f"{key}{SIDECAR_SUFFIX}: unreadable metadata sidecar ({exc})"
         logger.warning("%s", message)
@@ -575,10 +609,8 @@ def scan_source_dir(root: Path) -> Iterator[SourceFile]:
     found.sort()
     for key, path in found:
         try:
-            stat = path.stat()
-            with path.open("rb") as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:  # vanished or unreadable between listing and reading
+            data, st = read_regular_file(path, MAX_FILE_BYTES)
+        except OSError as exc:  # vanished, unreadable, a symlink or not a regular file
             logger.warning("skipping %s: %s", key, exc)
             continue
         metadata, metadata_error = _read_sidecar(path, key)
@@ -586,7 +618,7 @@ def scan_source_dir(root: Path) -> Iterator[SourceFile]:
             key=key,
             data=data,
             metadata=metadata,
-            timestamp_ms=stat.st_mtime_ns // 1_000_000,
+            timestamp_ms=st.st_mtime_ns // 1_000_000,
             metadata_error=metadata_error,
         )
 

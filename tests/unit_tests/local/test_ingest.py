@@ -408,3 +408,22 @@ def test_markdown_chunks_cover_the_text_and_keep_the_size(
     for a, b in itertools.pairwise(chunks):
         assert a.start < b.start
         assert len(text[b.start : a.end].split()) <= size * overlap // 100
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and FIFOs (POSIX)")
+def test_scan_indexes_regular_files_only(tmp_path: Path) -> None:
+    """A source folder is untrusted: a symlink out of it is not read, a FIFO does not hang."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=outside the source folder")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "real.md").write_text("# Real\n\nA document.")
+    (src / "notes.md").symlink_to(secret)  # a cloned repo's `notes.md -> ~/.aws/credentials`
+    (src / "linked.md.meta.json").symlink_to(secret)
+    (src / "linked.md").write_text("Linked metadata.")
+    os.mkfifo(src / "pipe.md")  # opening it for reading would block forever
+    files = {sf.key: sf for sf in scan_source_dir(src)}
+    assert sorted(files) == ["linked.md", "real.md"]
+    assert all(b"AWS_SECRET" not in sf.data for sf in files.values())
+    assert files["linked.md"].metadata == {}
+    assert "symbolic link" in (files["linked.md"].metadata_error or "")
