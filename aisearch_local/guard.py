@@ -75,7 +75,9 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 """Host names always accepted in ``Host`` (with any port)."""
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_UPLOAD_RE = re.compile(r"/instances/[^/]+/items/?$")
+# the items upload routes live under /client/v4/accounts/ (the bulk route's path, under a
+# namespace named "instances", ends the same way: it must not get the upload's limits)
+_UPLOAD_RE = re.compile(r"^/client/v4/accounts/[^/]+/.*/instances/[^/]+/items/?$")
 _BULK_RE = re.compile(r"^/client/v4/_local/bulk/[^/]+/[^/]+/items/?$")
 _QUERY_RE = re.compile(r"/(search|chat/completions|ai-search)/?$")
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")

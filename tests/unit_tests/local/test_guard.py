@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisearch_local.guard import (
+    MAX_BULK_BODY_BYTES,
     MAX_JSON_BYTES,
     MAX_MANAGEMENT_JSON_BYTES,
     MAX_UPLOAD_BODY_BYTES,
@@ -181,6 +182,11 @@ def test_body_limits_by_route() -> None:
     assert body_limit("PUT", ns + "/items") == MAX_MANAGEMENT_JSON_BYTES
     assert body_limit("POST", PATH) == MAX_MANAGEMENT_JSON_BYTES
     assert MAX_JSON_BYTES > 10 * 1024 * 1024 * 4 // 3  # a base64 10 MiB chat file part fits
+    bare = "/client/v4/accounts/a/ai-search/instances/x/items"
+    assert body_limit("POST", bare) == MAX_UPLOAD_BODY_BYTES
+    # the bulk route under a namespace named "instances" ends like an upload: not one
+    bulk = "/client/v4/_local/bulk/instances/x/items"
+    assert body_limit("POST", bulk) == MAX_BULK_BODY_BYTES
 
 
 def test_wildcard_bind_is_not_an_allowed_host() -> None:
@@ -336,3 +342,13 @@ def test_a_content_length_that_is_not_ascii_digits_is_a_400(length: str) -> None
     status, body = _call(guard, headers, chunks=(b"{}",))
     assert status == 400 and not app.calls
     _assert_envelope(body, 7001, "Content-Length")
+
+
+def test_the_bulk_route_takes_only_json_whatever_the_namespace_is_called() -> None:
+    guard, app = _guard()
+    headers = {"host": "localhost", "content-type": "text/plain", "content-length": "2"}
+    for ns in ("default", "instances"):  # "instances" made the path look like an upload's
+        path = f"/client/v4/_local/bulk/{ns}/x/items"
+        status, body = _call(guard, headers, path=path, chunks=(b"{}",))
+        assert status == 415 and not app.calls, ns
+        _assert_envelope(body, 7001, "Content-Type")
