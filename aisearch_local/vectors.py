@@ -569,6 +569,20 @@ def _read_into(path: Path, out: np.ndarray) -> bool:
     return True
 
 
+def _plausible_rows(matrix: np.ndarray, block: int = 65_536) -> bool:
+    """Whether every row is finite with an L2 norm of at most 1 (every embedder normalises).
+
+    A damaged or hostile cache file with NaN rows would otherwise be trusted, and NaN scores
+    empty a hybrid search's keyword hits too. Checked in blocks: no matrix-sized temporary.
+    """
+    for start in range(0, len(matrix), block):
+        part = matrix[start : start + block]
+        norms = np.einsum("ij,ij->i", part, part)  # NaN or inf rows give NaN or inf
+        if not bool(np.all(norms <= 1.0 + 1e-3)):
+            return False
+    return True
+
+
 def load(
     directory: Path,
     *,
@@ -612,6 +626,8 @@ def load(
     ):
         if not _read_into(directory / f"e{epoch}.{suffix}", arr):
             return None
+    if not _plausible_rows(matrix[:rows]):
+        return None
     have = cids[:rows]
     if rows and (have[0] < 1 or np.any(np.diff(have) <= 0)):
         return None

@@ -199,6 +199,13 @@ def _write(name: str, data: bytes):
         _write("e0.cid", np.array([-5, 2, 3], dtype=np.int64).tobytes()),
         _write("e0.item", np.array([1, 2, 10**15], dtype=np.int64).tobytes()),
         _write("e0.dead", np.array([99], dtype=np.int64).tobytes()),
+        # the right size, NaN or huge values: NaN scores emptied even hybrid's keyword hits
+        lambda vdir: (vdir / "e0.f32").write_bytes(
+            np.full((vdir / "e0.f32").stat().st_size // 4, np.nan, np.float32).tobytes()
+        ),
+        lambda vdir: (vdir / "e0.f32").write_bytes(
+            np.full((vdir / "e0.f32").stat().st_size // 4, 1e30, np.float32).tobytes()
+        ),
     ],
     ids=lambda d: getattr(d, "__name__", "damage"),
 )
