@@ -565,7 +565,7 @@ def _read_sidecar(path: Path, key: str) -> tuple[dict[str, Any], str | None]:
     try:
         raw, _ = read_regular_file(sidecar, _MAX_SIDECAR_BYTES)
         if len(raw) > _MAX_SIDECAR_BYTES:
-            raise ValidationError(f"larger than {_MAX_SIDECAR_BYTES} bytes")
+            raise ValidationError("metadata", f"larger than {_MAX_SIDECAR_BYTES} bytes")
         value = loads_strict(raw, what="metadata", prefix="metadata")
     except (OSError, ValidationError) as exc:
         message = f"{key}{SIDECAR_SUFFIX}: unreadable metadata sidecar ({exc})"

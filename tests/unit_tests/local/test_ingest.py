@@ -427,3 +427,11 @@ def test_scan_indexes_regular_files_only(tmp_path: Path) -> None:
     assert all(b"AWS_SECRET" not in sf.data for sf in files.values())
     assert files["linked.md"].metadata == {}
     assert "symbolic link" in (files["linked.md"].metadata_error or "")
+
+
+def test_a_sidecar_over_1_mib_is_reported_not_read(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("A document.")
+    (tmp_path / "a.md.meta.json").write_bytes(b'{"k": "' + b"x" * (2 << 20) + b'"}')
+    (sf,) = scan_source_dir(tmp_path)
+    assert sf.metadata == {}
+    assert "larger than 1048576 bytes" in (sf.metadata_error or "")
