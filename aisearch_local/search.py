@@ -393,13 +393,15 @@ class Searcher:
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
-        items = self.store.items_by_pk({c.item_pk for c in ranked})
-        ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
-        if opts.boost_by:
-            self._boost(ranked, items, opts.boost_by)
-        ranked.sort(key=lambda c: (-c.score, c.cid))
-        if not opts.reranking:
-            ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
+        if opts.boost_by or opts.reranking:
+            items = self.store.items_by_pk({c.item_pk for c in ranked})
+            ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
+            if opts.boost_by:
+                self._boost(ranked, items, opts.boost_by)
+            ranked.sort(key=lambda c: (-c.score, c.cid))
+        else:  # the order needs no item: fetch item and text for the returned rows only
+            ranked.sort(key=lambda c: (-c.score, c.cid))
+            ranked, items = self._with_items(ranked, opts.max_num_results)
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
         # a write committed since the index was read may have deleted some rows: skip them
         ranked = [c for c in ranked if c.cid in chunks_by_cid]
@@ -412,6 +414,24 @@ class Searcher:
             ranked.sort(key=lambda c: (-c.score, c.cid))
         ranked = ranked[: opts.max_num_results]
         return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
+
+    def _with_items(
+        self, ranked: list[_Candidate], n: int
+    ) -> tuple[list[_Candidate], dict[int, dict[str, Any]]]:
+        """The first ``n`` of ``ranked`` whose item still exists, and those items.
+
+        Reads the item rows of the returned candidates only (a batch more for each candidate
+        whose item was deleted meanwhile): the same result as filtering every candidate first.
+        """
+        items: dict[int, dict[str, Any]] = {}
+        kept: list[_Candidate] = []
+        pos = 0
+        while len(kept) < n and pos < len(ranked):
+            batch = ranked[pos : pos + n - len(kept)]
+            pos += len(batch)
+            items.update(self.store.items_by_pk({c.item_pk for c in batch}))
+            kept.extend(c for c in batch if c.item_pk in items)
+        return kept, items
 
     def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
         """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.
