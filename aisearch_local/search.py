@@ -159,6 +159,42 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarr
     return out
 
 
+_SCRATCH = threading.local()
+_BLOCK_MAX = 64  # rows per block in _within's first pass
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 buffers of ``n`` values, kept per thread: no per-query allocation."""
+    bufs: tuple[np.ndarray, np.ndarray] | None = getattr(_SCRATCH, "bufs", None)
+    if bufs is None or len(bufs[0]) < n:
+        size = max(n, 1024) * 5 // 4  # room for appends
+        bufs = (np.empty(size, dtype=np.float32), np.empty(size, dtype=np.float32))
+        _SCRATCH.bufs = bufs
+    return bufs[0][:n], bufs[1][:n]
+
+
+def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
+    """The indices (ascending) of ``values`` at least ``kth - margin``, kth the k-th largest.
+
+    Equal to ``np.flatnonzero(values >= np.partition(values, n - k)[n - k] - margin)``
+    without partitioning all ``n`` values: the k-th largest of the block maxima is at most
+    the k-th largest value (k blocks each hold a value at least as large), so the values
+    above it, less the margin, hold every index wanted and the exact kth among them.
+    """
+    n = len(values)
+    blocks = n // _BLOCK_MAX
+    if blocks > 4 * k:
+        maxima = values[: blocks * _BLOCK_MAX].reshape(blocks, _BLOCK_MAX).max(axis=1)
+        low = float(np.partition(maxima, blocks - k)[blocks - k])
+        some = np.flatnonzero(values >= low - margin)
+        sub = values[some]
+        kth = float(np.partition(sub, len(some) - k)[len(some) - k])
+        out: np.ndarray = some[sub >= kth - margin]
+        return out
+    kth = float(np.partition(values, n - k)[n - k])
+    return np.flatnonzero(values >= kth - margin)
+
+
 def _pruned_vector(
     idx: InstanceIndex, qvec: np.ndarray, k: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -179,8 +215,8 @@ def _pruned_vector(
     if cols is None:
         return None
     columns, max_norm = cols
-    approx = columns[nz[0]] * qvec[nz[0]]
-    tmp = np.empty_like(approx)
+    approx, tmp = _scratch(n)
+    np.multiply(columns[nz[0]], qvec[nz[0]], out=approx)
     for j in nz[1:]:
         np.multiply(columns[j], qvec[j], out=tmp)
         approx += tmp
@@ -197,8 +233,7 @@ def _pruned_vector(
     else:
         if mask is not None:  # tombstoned rows never compete
             approx[~mask] = -np.inf
-        kth = float(np.partition(approx, n - k)[n - k])
-        rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+        rows = _within(approx, k, 2.0 * bound)
         if mask is not None:
             rows = rows[mask[rows]]
     if len(rows) > n // 8:
