@@ -160,6 +160,42 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarr
     return out
 
 
+_SCRATCH = threading.local()
+_BLOCK_MAX = 64  # rows per block in _within's first pass
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 buffers of ``n`` values, kept per thread: no per-query allocation."""
+    bufs: tuple[np.ndarray, np.ndarray] | None = getattr(_SCRATCH, "bufs", None)
+    if bufs is None or len(bufs[0]) < n:
+        size = max(n, 1024) * 5 // 4  # room for appends
+        bufs = (np.empty(size, dtype=np.float32), np.empty(size, dtype=np.float32))
+        _SCRATCH.bufs = bufs
+    return bufs[0][:n], bufs[1][:n]
+
+
+def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
+    """The indices (ascending) of ``values`` at least ``kth - margin``, kth the k-th largest.
+
+    Equal to ``np.flatnonzero(values >= np.partition(values, n - k)[n - k] - margin)``
+    without partitioning all ``n`` values: the k-th largest of the block maxima is at most
+    the k-th largest value (k blocks each hold a value at least as large), so the values
+    above it, less the margin, hold every index wanted and the exact kth among them.
+    """
+    n = len(values)
+    blocks = n // _BLOCK_MAX
+    if blocks > 4 * k:
+        maxima = values[: blocks * _BLOCK_MAX].reshape(blocks, _BLOCK_MAX).max(axis=1)
+        low = float(np.partition(maxima, blocks - k)[blocks - k])
+        some = np.flatnonzero(values >= low - margin)
+        sub = values[some]
+        kth = float(np.partition(sub, len(some) - k)[len(some) - k])
+        out: np.ndarray = some[sub >= kth - margin]
+        return out
+    kth = float(np.partition(values, n - k)[n - k])
+    return np.flatnonzero(values >= kth - margin)
+
+
 def _pruned_vector(
     idx: InstanceIndex, qvec: np.ndarray, k: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -180,8 +216,8 @@ def _pruned_vector(
     if cols is None:
         return None
     columns, max_norm = cols
-    approx = columns[nz[0]] * qvec[nz[0]]
-    tmp = np.empty_like(approx)
+    approx, tmp = _scratch(n)
+    np.multiply(columns[nz[0]], qvec[nz[0]], out=approx)
     for j in nz[1:]:
         np.multiply(columns[j], qvec[j], out=tmp)
         approx += tmp
@@ -198,8 +234,7 @@ def _pruned_vector(
     else:
         if mask is not None:  # tombstoned rows never compete
             approx[~mask] = -np.inf
-        kth = float(np.partition(approx, n - k)[n - k])
-        rows = np.flatnonzero(approx >= kth - 2.0 * bound)
+        rows = _within(approx, k, 2.0 * bound)
         if mask is not None:
             rows = rows[mask[rows]]
     if len(rows) > n // 8:
@@ -398,13 +433,15 @@ class Searcher:
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
-        items = self.store.items_by_pk({c.item_pk for c in ranked})
-        ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
-        if opts.boost_by:
-            self._boost(ranked, items, opts.boost_by)
-        ranked.sort(key=lambda c: (-c.score, c.cid))
-        if not opts.reranking:
-            ranked = ranked[: opts.max_num_results]  # fetch text for the returned rows only
+        if opts.boost_by or opts.reranking:
+            items = self.store.items_by_pk({c.item_pk for c in ranked})
+            ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
+            if opts.boost_by:
+                self._boost(ranked, items, opts.boost_by)
+            ranked.sort(key=lambda c: (-c.score, c.cid))
+        else:  # the order needs no item: fetch item and text for the returned rows only
+            ranked.sort(key=lambda c: (-c.score, c.cid))
+            ranked, items = self._with_items(ranked, opts.max_num_results)
         chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
         # a write committed since the index was read may have deleted some rows: skip them
         ranked = [c for c in ranked if c.cid in chunks_by_cid]
@@ -417,6 +454,24 @@ class Searcher:
             ranked.sort(key=lambda c: (-c.score, c.cid))
         ranked = ranked[: opts.max_num_results]
         return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
+
+    def _with_items(
+        self, ranked: list[_Candidate], n: int
+    ) -> tuple[list[_Candidate], dict[int, dict[str, Any]]]:
+        """The first ``n`` of ``ranked`` whose item still exists, and those items.
+
+        Reads the item rows of the returned candidates only (a batch more for each candidate
+        whose item was deleted meanwhile): the same result as filtering every candidate first.
+        """
+        items: dict[int, dict[str, Any]] = {}
+        kept: list[_Candidate] = []
+        pos = 0
+        while len(kept) < n and pos < len(ranked):
+            batch = ranked[pos : pos + n - len(kept)]
+            pos += len(batch)
+            items.update(self.store.items_by_pk({c.item_pk for c in batch}))
+            kept.extend(c for c in batch if c.item_pk in items)
+        return kept, items
 
     def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
         """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.

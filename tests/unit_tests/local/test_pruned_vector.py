@@ -98,3 +98,24 @@ def test_pruned_scan_under_a_mask_equals_the_masked_full_product(index, query, s
     assert keep[rows].all()
     if _sparse_columns(index) is not None:
         assert pruned is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n", [50, 3000, 20_000])
+def test_within_equals_a_full_partition(seed, n):
+    from aisearch_local.search import _within
+
+    rng = np.random.default_rng(seed)
+    kind = seed % 3
+    if kind == 0:
+        values = rng.standard_normal(n).astype(np.float32)
+    elif kind == 1:  # many ties, as sparse queries give (most rows score 0)
+        values = np.where(rng.random(n) < 0.9, 0.0, rng.random(n)).astype(np.float32)
+    else:  # tombstoned rows at -inf
+        values = rng.random(n).astype(np.float32)
+        values[rng.random(n) < 0.5] = -np.inf
+    for k in (1, 10, 50):
+        for margin in (0.0, 1e-6, 0.01):
+            kth = float(np.partition(values, n - k)[n - k])
+            expected = np.flatnonzero(values >= kth - margin)
+            assert np.array_equal(_within(values, k, margin), expected)
