@@ -259,11 +259,11 @@ def sync_folder(
     *,
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """:meth:`LocalService.sync_source`, with new and changed files written in batches.
+    """Sync an instance from its source folder (what :meth:`LocalService.sync_source` runs).
 
-    The same outcome (unchanged files skipped, files gone from the folder removed, the same
-    log lines and end reason) at the bulk path's speed: one embedding call and one transaction
-    per batch of files instead of per file.
+    Unchanged files are skipped, files gone from the folder removed, new and changed ones
+    written at the bulk path's speed: one embedding call and one transaction per batch of files.
+    A changed file keeps its item id and ``created_at``.
     """
     if not inst.source_dir:
         return "no source folder configured; nothing to sync", []

@@ -200,8 +200,6 @@ def _ingest_folder(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from aisearch_local.bulk import sync_folder
-
     console = _console()
     inst = svc.store.get_instance(namespace, instance)
     if inst is None:
@@ -226,7 +224,7 @@ def _ingest_folder(
         def on_progress(done: int, total: int, key: str) -> None:
             progress.update(task, completed=done, total=total, key=key)
 
-        reason, log = sync_folder(svc, inst, on_progress=on_progress)
+        reason, log = svc.sync_source(inst, on_progress=on_progress)
     for line in log:
         if line.get("message_type") == 2:
             console.print(f"[red]error[/red] {line['message']}")

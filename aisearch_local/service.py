@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
 import logging
 import math
 import os
@@ -640,68 +639,15 @@ class LocalService:
     ) -> tuple[str, list[dict[str, Any]]]:
         """Re-sync an instance from its source folder: new/changed files indexed, gone ones deleted.
 
+        Files are written in batches (:func:`aisearch_local.bulk.sync_folder`: one embedding
+        call and one transaction per batch); unchanged files are skipped.
+
         Returns:
-            ``(end_reason, log)`` where log lines are ``{message, created_at}``-like dicts.
+            ``(end_reason, log)`` where log lines are ``{message, message_type}`` dicts.
         """
-        if not inst.source_dir:
-            return "no source folder configured; nothing to sync", []
-        source_id = f"local:{inst.source_dir}"
-        files = list(self.iter_source_files(Path(inst.source_dir)))
-        existing = {it["key"]: it for it in self.store.list_items(inst)}
-        log: list[dict[str, Any]] = []
-        indexed = errors = unchanged = 0
-        for n, sf in enumerate(files, start=1):
-            old = existing.pop(sf.key, None)
-            checksum = hashlib.sha256(sf.data).hexdigest()
-            if (
-                old is not None
-                and old["checksum"] == checksum
-                and old["metadata"] == sf.metadata
-                and old["status"] == "completed"
-            ):
-                unchanged += 1
-            else:
-                item = self.index_document(
-                    inst,
-                    key=sf.key,
-                    data=sf.data,
-                    metadata=sf.metadata,
-                    timestamp_ms=sf.timestamp_ms,
-                    source_id=source_id,
-                    metadata_error=sf.metadata_error,
-                )
-                if item["status"] == "error":
-                    errors += 1
-                    message = str(item.get("error"))
-                    if not message.startswith(f"{sf.key}:"):  # ingest errors name the key
-                        message = f"{sf.key}: {message}"
-                    log.append({"message": message, "message_type": 2})
-                else:
-                    indexed += 1
-                    log.append(
-                        {
-                            "message": f"{sf.key}: indexed {item['chunks_count']} chunks",
-                            "message_type": 1,
-                        }
-                    )
-            if on_progress:
-                on_progress(n, len(files), sf.key)
-        removed = 0
-        for key, old in existing.items():
-            if old.get("source_id") == source_id:
-                self.store.delete_item(inst, old["_pk"])
-                removed += 1
-                log.append(
-                    {
-                        "message": f"{key}: removed (no longer in the source folder)",
-                        "message_type": 1,
-                    }
-                )
-        reason = (
-            f"completed: {indexed} indexed, {unchanged} unchanged, "
-            f"{removed} removed, {errors} errors"
-        )
-        return reason, log
+        from aisearch_local.bulk import sync_folder  # bulk builds on this module
+
+        return sync_folder(self, inst, on_progress=on_progress)
 
     def iter_source_files(self, folder: Path) -> Iterable[SourceFile]:
         """Yield the documents of a folder (see :func:`aisearch_local.ingest.scan_source_dir`).

@@ -764,14 +764,17 @@ class Store:
                 for key, data, metadata, ts_ms, chunks, emb in docs:
                     item_id = self.item_id_for(inst, key)
                     cur.execute(
-                        "SELECT pk FROM items WHERE inst_pk = ? AND key = ?", (inst.pk, key)
+                        "SELECT pk, created_at FROM items WHERE inst_pk = ? AND key = ?",
+                        (inst.pk, key),
                     )
                     row = cur.fetchone()
-                    if row is not None:
+                    ts = now_iso()
+                    created = ts
+                    if row is not None:  # replaced: the item keeps its id and creation time
                         self._delete_chunks(cur, inst.pk, int(row[0]), change)
                         change.items.append((int(row[0]), None, None, None))
                         cur.execute("DELETE FROM items WHERE pk = ?", (int(row[0]),))
-                    ts = now_iso()
+                        created = str(row[1])
                     cur.execute(
                         "INSERT INTO items(inst_pk, id, key, status, error, checksum, "
                         "file_size, metadata, timestamp_ms, source_id, chunks_count, created_at, "
@@ -787,7 +790,7 @@ class Store:
                             ts_ms,
                             source_id,
                             len(chunks),
-                            ts,
+                            created,
                             ts,
                             data,
                         ),

@@ -278,3 +278,22 @@ def test_jobs_resync_source_folder(server_http, tmp_path):
     assert got["description"] == "first"
     logs = server_http.get(f"/ai-search/instances/{iid}/jobs/{job['id']}/logs").json()["result"]
     assert any("kettle.md" in line["message"] for line in logs)
+
+
+def test_a_resynced_changed_file_keeps_its_item_id_and_creation_time(server_http, tmp_path):
+    """A sync writes changed files in batches (delete and re-insert): the item is the same one."""
+    (tmp_path / "kettle.md").write_text("Gooseneck kettles pour slowly.")
+    iid = _uid("src")
+    r = server_http.post("/ai-search/instances", json={"id": iid, "source": str(tmp_path)})
+    assert r.status_code == 201
+    server_http.post(f"/ai-search/instances/{iid}/jobs")
+    (before,) = server_http.get(f"/ai-search/instances/{iid}/items").json()["result"]
+    (tmp_path / "kettle.md").write_text("Gooseneck kettles pour slowly and precisely.")
+    job = server_http.post(f"/ai-search/instances/{iid}/jobs").json()["result"]
+    assert "1 indexed" in job["end_reason"]
+    (after,) = server_http.get(f"/ai-search/instances/{iid}/items").json()["result"]
+    assert after["id"] == before["id"]
+    assert after["created_at"] == before["created_at"]
+    assert after["checksum"] != before["checksum"]
+    hit = search(server_http, iid, "precisely", match_threshold=0)["chunks"][0]
+    assert hit["item"]["key"] == "kettle.md"
