@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aisearch_local.records import InstanceIndex, InstanceRecord
+from aisearch_local.vectors import top_k
 
 if TYPE_CHECKING:
     from usearch.index import Index
@@ -513,7 +514,7 @@ class AnnManager:
             cand = np.union1d(hits, missing)
         with np.errstate(invalid="ignore", over="ignore"):
             sims = np.nan_to_num(idx.matrix[cand] @ qvec, nan=-np.inf, posinf=-np.inf)
-        return _top(cand, sims, k)
+        return top_k(cand, sims, k)
 
     @staticmethod
     def _delta(entry: _Entry, ann: AnnIndex, idx: InstanceIndex) -> _Delta | None:
@@ -679,13 +680,3 @@ def _difference(ann: AnnIndex, idx: InstanceIndex) -> _Delta:
     covered = np.zeros(len(idx.cids), dtype=bool) if idx.alive is None else ~idx.alive
     covered[rows[same]] = True  # tombstoned rows count as covered: never missing
     return _Delta(excluded=ann.keys[~same], missing=np.flatnonzero(~covered))
-
-
-def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    if len(sims) > k:
-        part = np.argpartition(-sims, k - 1)[:k]
-        rows, sims = rows[part], sims[part]
-    order = np.argsort(-sims, kind="stable")
-    rows, sims = rows[order], sims[order]
-    keep = np.isfinite(sims)  # a non-finite row (a tampered database) is never a candidate
-    return rows[keep], sims[keep]

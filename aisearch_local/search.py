@@ -43,6 +43,7 @@ from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
 from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
+from aisearch_local.vectors import top_k
 
 __all__ = [
     "CANDIDATES",
@@ -89,17 +90,6 @@ def fts_expression(terms: Sequence[str], mode: str) -> str:
     """Build an FTS5 MATCH expression joining quoted terms with AND or OR."""
     joiner = " AND " if mode == "and" else " OR "
     return joiner.join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
-def _top(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ``k`` best (rows, sims), best first, dropping -inf (filtered) rows."""
-    if len(sims) > k:
-        part = np.argpartition(-sims, k - 1)[:k]
-        rows, sims = rows[part], sims[part]
-    order = np.argsort(-sims, kind="stable")
-    rows, sims = rows[order], sims[order]
-    keep = np.isfinite(sims)
-    return rows[keep], sims[keep]
 
 
 _BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
@@ -227,7 +217,7 @@ def _pruned_vector(
     if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
         kept = np.flatnonzero(mask)
         if len(kept) <= k:
-            return _top(kept, _rescore(idx.matrix, kept, qvec), k)
+            return top_k(kept, _rescore(idx.matrix, kept, qvec), k)
         sub = approx[kept]
         kth = float(np.partition(sub, len(kept) - k)[len(kept) - k])
         rows = kept[sub >= kth - 2.0 * bound]
@@ -239,7 +229,7 @@ def _pruned_vector(
             rows = rows[mask[rows]]
     if len(rows) > n // 8:
         return None
-    return _top(rows, _rescore(idx.matrix, rows, qvec), k)
+    return top_k(rows, _rescore(idx.matrix, rows, qvec), k)
 
 
 def blend_vector_side(
@@ -295,12 +285,12 @@ def vector_candidates(
     if allowed is not None:
         kept = np.flatnonzero(allowed)
         if len(kept) <= n // 5:
-            return _top(kept, idx.matrix[kept] @ qvec, k)
+            return top_k(kept, idx.matrix[kept] @ qvec, k)
     sims = idx.matrix @ qvec
     mask = allowed if allowed is not None else idx.alive
     if mask is not None:
         sims = np.where(mask, sims, -np.inf)
-    return _top(np.arange(n), sims, k)
+    return top_k(np.arange(n), sims, k)
 
 
 @dataclass

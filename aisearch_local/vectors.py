@@ -56,6 +56,7 @@ __all__ = [
     "new_nonce",
     "parse_generation",
     "remove_head",
+    "top_k",
 ]
 
 logger = logging.getLogger(__name__)
@@ -645,3 +646,18 @@ def load(
     )
     table.persisted = True
     return table
+
+
+def top_k(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``k`` best ``(rows, sims)``, best first, without non-finite scores.
+
+    ``-inf`` marks a filtered-out row; NaN or ``inf`` can only come from a damaged database
+    row: neither is ever a candidate.
+    """
+    if len(sims) > k:
+        part = np.argpartition(-sims, k - 1)[:k]
+        rows, sims = rows[part], sims[part]
+    order = np.argsort(-sims, kind="stable")
+    rows, sims = rows[order], sims[order]
+    keep = np.isfinite(sims)
+    return rows[keep], sims[keep]
