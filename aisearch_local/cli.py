@@ -198,7 +198,7 @@ def _ingest_folder(
 
     New and changed files are written in batches (:func:`aisearch_local.bulk.sync_folder`).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from aisearch_local.remote_ingest import progress_bar
 
     console = _console()
     inst = svc.store.get_instance(namespace, instance)
@@ -210,15 +210,7 @@ def _ingest_folder(
     if inst.source_dir != str(folder):
         svc.store.set_source_dir(inst, str(folder))
         inst = svc.store.get_instance(namespace, instance) or inst
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[key]}"),
-        console=console,
-        transient=False,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"indexing {namespace}/{instance}", total=None, key="")
 
         def on_progress(done: int, total: int, key: str) -> None:
@@ -271,6 +263,18 @@ def _print_public_endpoints(console: Any, svc: LocalService, origin: str) -> Non
         console.print(f"    {what}: {origin}{path}", highlight=False, soft_wrap=True)
     if len(found) > _BANNER_ENDPOINTS:
         console.print(f"    ... and {len(found) - _BANNER_ENDPOINTS} more", highlight=False)
+
+
+def _source_folder(args: argparse.Namespace) -> Path | None:
+    """The ``--source`` folder of serve and exec, resolved (None without the flag)."""
+    if not args.source:
+        return None
+    if not args.instance:
+        raise UserError("--source needs --instance NAME")
+    folder = Path(args.source).resolve()
+    if not folder.is_dir():
+        raise UserError(f"--source {folder}: not a folder")
+    return folder
 
 
 def _read_token(args: argparse.Namespace) -> str | None:
@@ -337,13 +341,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for root in roots:
         if not root.is_dir():
             raise UserError(f"--allow-source-root {root}: not a folder")
-    folder: Path | None = None
-    if args.source:
-        if not args.instance:
-            raise UserError("--source needs --instance NAME")
-        folder = Path(args.source).resolve()
-        if not folder.is_dir():
-            raise UserError(f"--source {folder}: not a folder")
+    folder = _source_folder(args)
     if args.watch and not args.source:
         raise UserError("--watch needs --source DIR (the folder it watches)")
     if args.public and not (args.sample_corpus or args.source):
@@ -519,13 +517,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UserError("exec needs a command after --, e.g. aisearch-local exec -- pytest")
-    folder: Path | None = None
-    if args.source:
-        if not args.instance:
-            raise UserError("--source needs --instance NAME")
-        folder = Path(args.source).resolve()
-        if not folder.is_dir():
-            raise UserError(f"--source {folder}: not a folder")
+    folder = _source_folder(args)
     _check_snapshot_file(args.snapshot)
     if args.watch and folder is None:
         raise UserError("--watch needs --source DIR (the folder it watches)")

@@ -22,7 +22,13 @@ import httpx
 from aisearch_local.ingest import SourceFile, scan_source_dir
 from aisearch_local.validation import checked_source_file
 
-__all__ = ["BATCH_BYTES", "BATCH_FILES", "RemoteIngestError", "ingest_to_server"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_FILES",
+    "RemoteIngestError",
+    "ingest_to_server",
+    "progress_bar",
+]
 
 BATCH_FILES = 256
 BATCH_BYTES = 8 * 1024 * 1024
@@ -31,6 +37,21 @@ _IN_FLIGHT = 2
 
 class RemoteIngestError(Exception):
     """The server cannot be reached or refused a request (the message says which and why)."""
+
+
+def progress_bar(console: Any) -> Any:
+    """The progress bar of folder ingestion (offline or ``--url``): done/total, time, last key."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[key]}"),
+        console=console,
+        transient=False,
+    )
 
 
 def _origin(url: str) -> str:
@@ -100,8 +121,6 @@ def ingest_to_server(
         RemoteIngestError: The server cannot be reached, refused the token, or refused a
             whole request.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     origin = _origin(url)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     ns_path = "" if namespace == "default" else f"/namespaces/{quote(namespace, safe='')}"
@@ -129,15 +148,7 @@ def ingest_to_server(
                 return _check(http.post(bulk_path + "/items", json=body), "bulk upload")
 
             with (
-                Progress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    TextColumn("{task.fields[key]}"),
-                    console=console,
-                    transient=False,
-                ) as progress,
+                progress_bar(console) as progress,
                 ThreadPoolExecutor(_IN_FLIGHT) as pool,
             ):
                 task = progress.add_task(
