@@ -19,7 +19,7 @@ The legacy AutoRAG routes answer under ``/autorag/rags/{id}/...`` and, as aliase
 ``/ai-search/rags/{id}/...`` (the form the AI Search REST guide showed during the rename).
 
 Routes that the real API does not have live under ``/client/v4/_local/``: fault injection
-(``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``DELETE
+(``GET``/``PUT``/``DELETE /client/v4/_local/faults/{namespace}/{instance_id}``, ``GET``/``DELETE
 /client/v4/_local/faults``), ``GET /client/v4/_local/health``, ``GET
 /client/v4/_local/openapi.json`` (:mod:`aisearch_local.openapi`) and the bulk items route ``POST
 /client/v4/_local/bulk/{ns}/{instance_id}/items`` (:mod:`aisearch_local.routes_bulk`). The
@@ -50,8 +50,10 @@ from aisearch_local.public import PublicEndpoints, PublicError
 from aisearch_local.query import QueryService
 from aisearch_local.routes_admin import (
     fault_delete,
+    fault_get,
     fault_put,
     faults_clear,
+    faults_list,
     health,
     instance_delete,
     instance_get,
@@ -133,7 +135,9 @@ def _routes() -> list[Route]:
         Route(UI_PATH + "/style.css", ui_asset, methods=["GET"]),
         Route("/client/v4/_local/health", health, methods=["GET"]),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
+        Route("/client/v4/_local/faults", faults_list, methods=["GET"]),
         Route("/client/v4/_local/faults", faults_clear, methods=["DELETE"]),
+        Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_get, methods=["GET"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_put, methods=["PUT"]),
         Route("/client/v4/_local/faults/{ns}/{instance_id}", fault_delete, methods=["DELETE"]),
         Route(BULK_PATH, items_bulk, methods=["POST"]),

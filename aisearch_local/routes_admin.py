@@ -28,7 +28,7 @@ from aisearch_local._http import (
     paged_list,
     service,
 )
-from aisearch_local.errors import APIError, bad_request
+from aisearch_local.errors import APIError, bad_request, not_found
 from aisearch_local.filters import compile_filter
 from aisearch_local.ingest import MAX_FILE_BYTES, size_problem
 from aisearch_local.records import item_attributes
@@ -505,7 +505,27 @@ async def fault_put(request: Request) -> Response:
     fault = Fault(**body)
     ns, iid = str(request.path_params["ns"]), str(request.path_params["instance_id"])
     svc.set_fault(ns, iid, fault)
-    return envelope({"namespace": ns, "instance_id": iid, **fault.as_dict()})
+    return envelope(_fault_wire(ns, iid, fault))
+
+
+def _fault_wire(ns: str, iid: str, fault: Fault) -> dict[str, Any]:
+    return {"namespace": ns, "instance_id": iid, **fault.as_dict()}
+
+
+@endpoint
+async def faults_list(request: Request) -> Response:
+    """List every installed fault (local only); ``times`` is what is left of it."""
+    return envelope([_fault_wire(*entry) for entry in service(request).list_faults()])
+
+
+@endpoint
+async def fault_get(request: Request) -> Response:
+    """Return the fault of an instance (local only); 404 when none is installed."""
+    ns, iid = str(request.path_params["ns"]), str(request.path_params["instance_id"])
+    fault = service(request).fault_of(ns, iid)
+    if fault is None:
+        raise not_found(f"no fault is installed on {iid!r} in namespace {ns!r}")
+    return envelope(_fault_wire(ns, iid, fault))
 
 
 @endpoint

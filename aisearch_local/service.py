@@ -189,6 +189,17 @@ class LocalService:
         with self._fault_lock:
             self.faults.pop((namespace, instance_id), None)
 
+    def fault_of(self, namespace: str, instance_id: str) -> Fault | None:
+        """Return a copy of the instance's fault (None: none installed), counting nothing."""
+        with self._fault_lock:
+            fault = self.faults.get((namespace, instance_id))
+            return None if fault is None else copy.copy(fault)
+
+    def list_faults(self) -> list[tuple[str, str, Fault]]:
+        """Every installed fault as ``(namespace, instance_id, fault)``, sorted by name."""
+        with self._fault_lock:
+            return [(ns, iid, copy.copy(f)) for (ns, iid), f in sorted(self.faults.items())]
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         with self._fault_lock:

@@ -375,6 +375,7 @@
     if (tab === "overview") loadOverview();
     else if (tab === "items") loadItems();
     else if (tab === "jobs") loadJobs();
+    else if (tab === "faults") loadFault();
   }
 
   for (const b of document.querySelectorAll("#tabs button")) {
@@ -996,6 +997,27 @@
 
   const faultPath = () => `${LOCAL}/faults/${enc(state.ns)}/${enc(state.id)}`;
 
+  function showFault(fault) {
+    const set = Object.entries(fault)
+      .filter(([k, v]) => v !== null && v !== false && v !== 0 && k !== "namespace" && k !== "instance_id")
+      .map(([k, v]) => `${k}=${fmtValue(v)}`);
+    $("fault-result").textContent = `Fault set on ${state.id}: ${set.join(", ") || "nothing"}`;
+  }
+
+  // the fault installed now (by this page, a test or curl): GET answers 404 when there is none
+  async function loadFault() {
+    setError("fault-error", null);
+    const id = state.id;
+    try {
+      const fault = (await api("GET", faultPath())).result || {};
+      if (state.id === id) showFault(fault);
+    } catch (err) {
+      if (state.id !== id) return;
+      if (err instanceof ApiError && err.status === 404) $("fault-result").textContent = `No fault on ${id}.`;
+      else setError("fault-error", err);
+    }
+  }
+
   $("fault-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     setError("fault-error", null);
@@ -1013,11 +1035,7 @@
     if ($("fault-truncate").checked) body.truncate_stream = true;
     if ($("fault-malformed").checked) body.malformed_body = true;
     try {
-      const fault = (await api("PUT", faultPath(), body)).result || {};
-      const set = Object.entries(fault)
-        .filter(([k, v]) => v !== null && v !== false && v !== 0 && k !== "namespace" && k !== "instance_id")
-        .map(([k, v]) => `${k}=${fmtValue(v)}`);
-      $("fault-result").textContent = `Fault set on ${state.id}: ${set.join(", ") || "nothing"}`;
+      showFault((await api("PUT", faultPath(), body)).result || {});
     } catch (err) {
       setError("fault-error", err);
     }

@@ -233,6 +233,44 @@ def test_fault_route_times_and_latency(server_http, local_server, docs_instance)
     assert httpx.put(faults, json={}).status_code == 401
 
 
+def test_fault_routes_list_and_read_what_is_installed(server_http, local_server, docs_instance):
+    base = f"{local_server.base_url}/_local/faults"
+    one = f"{base}/default/{docs_instance}"
+    h = local_server.headers
+    try:
+        httpx.put(one, json={"status": 503, "times": 2}, headers=h).raise_for_status()
+        got = httpx.get(one, headers=h)
+        assert got.status_code == 200
+        assert got.json()["result"] == {
+            "namespace": "default",
+            "instance_id": docs_instance,
+            "latency_ms": 0,
+            "status": 503,
+            "code": None,
+            "retry_after": None,
+            "truncate_stream": False,
+            "malformed_body": False,
+            "times": 2,
+        }
+        listed = httpx.get(base, headers=h).json()["result"]
+        assert [(f["namespace"], f["instance_id"], f["times"]) for f in listed] == [
+            ("default", docs_instance, 2)
+        ]
+        # reading is not taking: the count goes down on searches only
+        assert httpx.get(one, headers=h).json()["result"]["times"] == 2
+        path = f"/ai-search/instances/{docs_instance}/search"
+        assert server_http.post(path, json={"query": "x"}).status_code == 503
+        assert httpx.get(one, headers=h).json()["result"]["times"] == 1
+        assert server_http.post(path, json={"query": "x"}).status_code == 503
+        # used up: gone from both routes
+        assert_error(httpx.get(one, headers=h), 404, 7002, docs_instance)
+        assert httpx.get(base, headers=h).json()["result"] == []
+        assert httpx.get(base).status_code == 401
+        assert httpx.get(one).status_code == 401
+    finally:
+        local_server.clear_faults()
+
+
 def test_legacy_search_shape_and_filters(server_http, docs_instance):
     r = server_http.post(
         f"/autorag/rags/{docs_instance}/search",

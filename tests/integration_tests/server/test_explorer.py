@@ -385,6 +385,22 @@ def test_a_fault_makes_the_next_search_fail_with_its_message(server, tab):
         server.clear_faults()
 
 
+def test_the_faults_tab_shows_a_fault_set_elsewhere(server, tab):
+    from playwright.sync_api import expect
+
+    page = _open(tab, server, "#/default/coffee/faults")
+    expect(page.locator("#fault-result")).to_have_text("No fault on coffee.")
+    server.set_fault("coffee", status=429, retry_after=3, times=5)  # a test or curl, not the page
+    try:
+        page.get_by_role("tab", name="Search").click()
+        page.get_by_role("tab", name="Faults").click()
+        expect(page.locator("#fault-result")).to_have_text(
+            "Fault set on coffee: status=429, retry_after=3, times=5"
+        )
+    finally:
+        server.clear_faults()
+
+
 def test_a_truncated_chat_stream_is_reported(server, tab):
     from playwright.sync_api import expect
 

@@ -109,6 +109,8 @@ ID_ROUTES = [
     ("GET", "/client/v4/accounts/{x}/ai-search/instances", "account_id"),
     ("PUT", "/client/v4/_local/faults/default/{x}", "instance_id"),
     ("PUT", "/client/v4/_local/faults/{x}/hard", "namespace"),
+    ("GET", "/client/v4/_local/faults/default/{x}", "instance_id"),
+    ("GET", "/client/v4/_local/faults/{x}/hard", "namespace"),
 ]
 
 
