@@ -105,25 +105,6 @@ class AsyncAISearchClient(_AsyncManagement):
         """The default namespace."""
         return self._config.namespace
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def aclose(self) -> None:
-        """Close the pooled HTTP client (unless it was injected or shared)."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    # unasync: async only
-    async def close(self) -> None:
-        """Alias of ``aclose()``."""
-        await self.aclose()
-
-    # unasync: end
-    async def __aenter__(self) -> AsyncAISearchClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     # ------------------------------------------------------------------ search and chat
 
     @takes(SearchParams)

@@ -114,25 +114,6 @@ class AsyncAISearchPublicClient(_AsyncTransport):
     def _connection_hint(self) -> str | None:
         return None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def aclose(self) -> None:
-        """Close the pooled HTTP client (unless it was injected or shared)."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    # unasync: async only
-    async def close(self) -> None:
-        """Alias of ``aclose()``."""
-        await self.aclose()
-
-    # unasync: end
-    async def __aenter__(self) -> AsyncAISearchPublicClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     # ------------------------------------------------------------------ requests
 
     def _ids(self, instance_ids: Sequence[str] | None) -> list[str] | None:

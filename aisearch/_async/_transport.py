@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -43,6 +43,9 @@ from aisearch._parse import is_event_stream as _is_event_stream
 from aisearch._parse import parse_envelope as _parse_envelope
 from aisearch._redact import copy_response, request_secrets
 from aisearch._requests import _T, _BaseClient, _Request, logger
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 from aisearch._retry import call_end, delay_for, is_retryable, sleep_fits
 from aisearch._sse import StreamDecoder
 
@@ -87,6 +90,25 @@ class _AsyncTransport(_BaseClient[httpx.AsyncClient]):
             )
         self._owns_client = http_client is None
         self._client = http_client or new_async_client(self._config.timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client (unless it was injected or shared)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    # unasync: async only
+    async def close(self) -> None:
+        """Alias of ``aclose()``."""
+        await self.aclose()
+
+    # unasync: end
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def _send(
         self, req: _Request, end: float | None, *, stream: bool = False

@@ -106,19 +106,6 @@ class AISearchClient(_Management):
         """The default namespace."""
         return self._config.namespace
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def close(self) -> None:
-        """Close the pooled HTTP client (unless it was injected or shared)."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> AISearchClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ search and chat
 
     @takes(SearchParams)

@@ -115,19 +115,6 @@ class AISearchPublicClient(_Transport):
     def _connection_hint(self) -> str | None:
         return None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def close(self) -> None:
-        """Close the pooled HTTP client (unless it was injected or shared)."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> AISearchPublicClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ requests
 
     def _ids(self, instance_ids: Sequence[str] | None) -> list[str] | None:

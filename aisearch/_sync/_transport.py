@@ -13,7 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Generator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -44,6 +44,9 @@ from aisearch._parse import is_event_stream as _is_event_stream
 from aisearch._parse import parse_envelope as _parse_envelope
 from aisearch._redact import copy_response, request_secrets
 from aisearch._requests import _T, _BaseClient, _Request, logger
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 from aisearch._retry import call_end, delay_for, is_retryable, sleep_fits
 from aisearch._sse import StreamDecoder
 
@@ -88,6 +91,19 @@ class _Transport(_BaseClient[httpx.Client]):
             )
         self._owns_client = http_client is None
         self._client = http_client or new_client(self._config.timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the pooled HTTP client (unless it was injected or shared)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _send(self, req: _Request, end: float | None, *, stream: bool = False) -> httpx.Response:
         """Send one attempt, within its budget and the call's deadline ``end``.
