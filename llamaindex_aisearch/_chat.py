@@ -8,7 +8,8 @@ from typing import Any, cast
 from typing_extensions import TypedDict
 
 from aisearch import ChatCompletion, InvalidRequestError, SearchOptions
-from aisearch._params import check_generation
+from aisearch._config import validate_instance_id
+from aisearch._params import check_generation, check_instance_ids
 
 from ._common import AISearchConnection, check_mapping, resolve_connection
 from ._options import (
@@ -59,6 +60,7 @@ TARGET_KEYS = PLACE_KEYS | frozenset(_TargetKwargs.__annotations__)
 
 
 def _check_ids(instance_id: Any, instance_ids: Any, public: bool = False) -> list[str] | None:
+    """Check the target: exactly one of an instance id or a list of 1 to 10 (the core's checks)."""
     if instance_id is not None and instance_ids is not None:
         raise InvalidRequestError("pass exactly one of instance_id=... or instance_ids=[...]")
     if instance_id is None and instance_ids is None and not public:
@@ -66,8 +68,8 @@ def _check_ids(instance_id: Any, instance_ids: Any, public: bool = False) -> lis
             "pass exactly one of instance_id=... or instance_ids=[...] (or neither with "
             "public_endpoint=... or AISEARCH_PUBLIC_ENDPOINT)"
         )
-    if instance_id is not None and (not isinstance(instance_id, str) or not instance_id):
-        raise InvalidRequestError(f"instance_id: must be a non-empty string (got {instance_id!r})")
+    if instance_id is not None:
+        validate_instance_id(instance_id)
     if instance_ids is None:
         return None
     if isinstance(instance_ids, str):
@@ -75,15 +77,7 @@ def _check_ids(instance_id: Any, instance_ids: Any, public: bool = False) -> lis
             "instance_ids: must be a list of instance ids, not a string "
             "(use instance_id=... for one instance)"
         )
-    ids = list(instance_ids)
-    if not 1 <= len(ids) <= 10:
-        raise InvalidRequestError(f"instance_ids: must hold 1 to 10 instance ids (got {len(ids)})")
-    for i, value in enumerate(ids):
-        if not isinstance(value, str) or not value:
-            raise InvalidRequestError(
-                f"instance_ids[{i}]: must be a non-empty string (got {value!r})"
-            )
-    return ids
+    return check_instance_ids(instance_ids)
 
 
 class ChatTarget:

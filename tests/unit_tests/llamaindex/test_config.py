@@ -350,7 +350,9 @@ def test_empty_instance_id_rejected() -> None:
     [
         ({}, "exactly one of instance_id"),
         ({"instance_id": "a", "instance_ids": ["b"]}, "exactly one of instance_id"),
-        ({"instance_ids": [f"i{n}" for n in range(11)]}, "1 to 10"),
+        ({"instance_ids": [f"i{n}" for n in range(11)]}, "between 1 and 10"),
+        ({"instance_ids": ["ok", ".."]}, r"instance_ids\[1\]: must be 1 to 64 characters"),
+        ({"instance_id": ".."}, r"instance_id: must be 1 to 64 characters"),
         ({"instance_ids": "docs"}, "not a string"),
         ({"instance_ids": ["ok", ""]}, r"instance_ids\[1\]"),
     ],
