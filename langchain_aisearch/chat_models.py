@@ -41,6 +41,7 @@ from aisearch import (
     format_validation_error,
 )
 from aisearch._config import validate_instance_id
+from aisearch._params import MAX_STOP_SEQUENCES, MAX_TEMPERATURE, MAX_TOKENS
 from langchain_aisearch._common import (
     AISearchConnection,
     validate_k,
@@ -78,12 +79,9 @@ _CALL_KWARGS = frozenset(
 )
 """Per-call keyword arguments; `stream` is LangChain's own switch and is not sent."""
 
-MAX_STOP_SEQUENCES = 4
-"""Most stop sequences a request may carry (the chat-completions API's limit)."""
-
 # One rule per generation setting, shared by the constructor fields and the per-call check.
-Temperature = Annotated[float, Field(ge=0.0, le=5.0, strict=True, allow_inf_nan=False)]
-MaxTokens = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+Temperature = Annotated[float, Field(ge=0.0, le=MAX_TEMPERATURE, strict=True, allow_inf_nan=False)]
+MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS, strict=True)]
 StopSequences = Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES, strict=True)]
 
 
