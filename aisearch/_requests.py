@@ -148,6 +148,18 @@ def _instance_base(account_path: str, namespace: str, instance_id: str) -> str:
     return f"{account_path}/ai-search/namespaces/{namespace}/instances/{instance_id}"
 
 
+MAX_NAMESPACE_DESCRIPTION = 256
+"""Longest namespace description (API.md section 3: `description?(≤256)`)."""
+
+
+def _check_description(description: object) -> str:
+    if not isinstance(description, str) or len(description) > MAX_NAMESPACE_DESCRIPTION:
+        raise InvalidRequestError(
+            f"description: must be a string of at most {MAX_NAMESPACE_DESCRIPTION} characters"
+        )
+    return description
+
+
 class _BaseClient(Generic[_HttpT]):
     """Configuration and request building shared by both clients."""
 
@@ -360,9 +372,7 @@ class _BaseClient(Generic[_HttpT]):
     def _create_namespace_req(self, name: str, description: str | None) -> _Request:
         body: dict[str, Any] = {"name": check_path_id(name, "name")}
         if description is not None:
-            if not isinstance(description, str) or len(description) > 256:
-                raise InvalidRequestError("description: must be a string of at most 256 characters")
-            body["description"] = description
+            body["description"] = _check_description(description)
         return _Request("POST", self._namespaces_path(), json=body)
 
     def _update_namespace_req(
@@ -371,9 +381,7 @@ class _BaseClient(Generic[_HttpT]):
         path = self._namespace_path(name)
         body: dict[str, Any] = {}
         if description is not None:
-            if not isinstance(description, str) or len(description) > 256:
-                raise InvalidRequestError("description: must be a string of at most 256 characters")
-            body["description"] = description
+            body["description"] = _check_description(description)
         pep = check_mapping(public_endpoint_params, "public_endpoint_params")
         if pep is not None:
             check_json(dict(pep), "public_endpoint_params")
