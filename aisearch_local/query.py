@@ -10,14 +10,14 @@ generation. The routes in :mod:`aisearch_local.routes_query` parse bodies into
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-from anyio import to_thread
+from typing import Any, TypeVar
 
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
@@ -40,6 +40,19 @@ __all__ = [
 logger = logging.getLogger("aisearch_local.app")
 
 Chunks = list[dict[str, Any]]
+T = TypeVar("T")
+
+# The searches' threads: as many as anyio's default thread limit (a search may wait on an
+# upstream embedder), started on demand and kept (each keeps its SQLite reader open).
+# ``run_in_executor`` on a plain pool costs about a third of anyio's ``to_thread`` per hop.
+_SEARCH_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on a search thread; the event loop serves other requests meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _SEARCH_THREADS, functools.partial(fn, *args)
+    )
 
 
 @dataclass
@@ -179,7 +192,7 @@ class QueryService:
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
-        return await to_thread.run_sync(self._search, inst, req, None)
+        return await _off_loop(self._search, inst, req, None)
 
     async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
         """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
@@ -203,7 +216,7 @@ class QueryService:
                 if fault.malformed_body:
                     return iid, "malformed response from instance"
             try:
-                return iid, await to_thread.run_sync(self._search, inst, req, resolver)
+                return iid, await _off_loop(self._search, inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:
                     image_errors.append(exc)
