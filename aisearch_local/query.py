@@ -27,6 +27,7 @@ from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_opt
 from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
 from aisearch_local.text import message_text, rewrite_query
+from aisearch_local.validation import parse_json_object
 
 __all__ = [
     "IMAGE_QUERY_CODE",
@@ -193,6 +194,32 @@ class QueryService:
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
         return await _off_loop(self._search, inst, req, None)
+
+    async def search_request(
+        self, namespace: str, instance_id: str, body: bytes
+    ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
+        """Everything a search route does before its answer, in one trip off the event loop.
+
+        In order: the instance (404 / 7002), the body (400 / 7001), the instance's fault;
+        then, when it has no fault, the search. With a fault, the route applies it and calls
+        :meth:`search_instance` (the fault's latency is waited on the event loop).
+
+        Returns:
+            The instance, the parsed request, the fault taken (or None) and the result
+            (None when there is a fault).
+        """
+        return await _off_loop(self._search_request, namespace, instance_id, body)
+
+    def _search_request(
+        self, namespace: str, instance_id: str, body: bytes
+    ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
+        svc = self._svc
+        inst = svc.require_instance(namespace, instance_id)
+        req = SearchRequest.parse(parse_json_object(body), strict=svc.strict)
+        fault = svc.take_fault(namespace, instance_id)
+        if fault is not None:
+            return inst, req, fault, None
+        return inst, req, None, self._search(inst, req, None)
 
     async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
         """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
