@@ -280,6 +280,11 @@ def dumps_safe(value: Any, **kwargs: Any) -> str:
     return text
 
 
+# starlette's JSONResponse.render settings, in one encoder made once (json.dumps with
+# arguments makes one per call); tests/unit_tests/local/test_jsonsafe.py checks they agree
+_WIRE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class SafeJSONResponse(JSONResponse):
     """A :class:`~starlette.responses.JSONResponse` that cannot fail on the data it carries.
 
@@ -290,7 +295,7 @@ class SafeJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         """Render the content as UTF-8 JSON, sanitising it when needed."""
         try:
-            return super().render(content)
+            return _WIRE.encode(content).encode("utf-8")
         except (ValueError, RecursionError):
             logger.warning("response held values JSON cannot carry; sent them sanitised")
-            return super().render(sanitize(content))
+            return _WIRE.encode(sanitize(content)).encode("utf-8")

@@ -10,14 +10,14 @@ generation. The routes in :mod:`aisearch_local.routes_query` parse bodies into
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-from anyio import to_thread
+from typing import Any, TypeVar
 
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
@@ -27,6 +27,7 @@ from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_opt
 from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
 from aisearch_local.text import message_text, rewrite_query
+from aisearch_local.validation import parse_json_object
 
 __all__ = [
     "IMAGE_QUERY_CODE",
@@ -40,6 +41,19 @@ __all__ = [
 logger = logging.getLogger("aisearch_local.app")
 
 Chunks = list[dict[str, Any]]
+T = TypeVar("T")
+
+# The searches' threads: as many as anyio's default thread limit (a search may wait on an
+# upstream embedder), started on demand and kept (each keeps its SQLite reader open).
+# ``run_in_executor`` on a plain pool costs about a third of anyio's ``to_thread`` per hop.
+_SEARCH_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on a search thread; the event loop serves other requests meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _SEARCH_THREADS, functools.partial(fn, *args)
+    )
 
 
 @dataclass
@@ -179,7 +193,33 @@ class QueryService:
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
-        return await to_thread.run_sync(self._search, inst, req, None)
+        return await _off_loop(self._search, inst, req, None)
+
+    async def search_request(
+        self, namespace: str, instance_id: str, body: bytes
+    ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
+        """Everything a search route does before its answer, in one trip off the event loop.
+
+        In order: the instance (404 / 7002), the body (400 / 7001), the instance's fault;
+        then, when it has no fault, the search. With a fault, the route applies it and calls
+        :meth:`search_instance` (the fault's latency is waited on the event loop).
+
+        Returns:
+            The instance, the parsed request, the fault taken (or None) and the result
+            (None when there is a fault).
+        """
+        return await _off_loop(self._search_request, namespace, instance_id, body)
+
+    def _search_request(
+        self, namespace: str, instance_id: str, body: bytes
+    ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
+        svc = self._svc
+        inst = svc.require_instance(namespace, instance_id)
+        req = SearchRequest.parse(parse_json_object(body), strict=svc.strict)
+        fault = svc.take_fault(namespace, instance_id)
+        if fault is not None:
+            return inst, req, fault, None
+        return inst, req, None, self._search(inst, req, None)
 
     async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
         """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
@@ -203,7 +243,7 @@ class QueryService:
                 if fault.malformed_body:
                     return iid, "malformed response from instance"
             try:
-                return iid, await to_thread.run_sync(self._search, inst, req, resolver)
+                return iid, await _off_loop(self._search, inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:
                     image_errors.append(exc)

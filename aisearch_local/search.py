@@ -29,7 +29,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +68,29 @@ LEXICAL_MAX_TERMS = 64
 costs about 0.3 ms per term on 6,600 chunks, and a pasted document should not cost seconds."""
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aisearch-local-keyword")
+
+
+class _InFlight:
+    """How many searches are running (every :class:`Searcher` of the process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[int]:
+        """Count one search while the block runs; yield how many others were running."""
+        with self._lock:
+            others = self.count
+            self.count += 1
+        try:
+            yield others
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+_SEARCHES = _InFlight()
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -293,7 +316,7 @@ def vector_candidates(
     return top_k(np.arange(n), sims, k)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     row: int
     cid: int
@@ -343,6 +366,19 @@ class Searcher:
         self, inst: InstanceRecord, query: str, opts: ResolvedOptions
     ) -> list[dict[str, Any]]:
         """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
+        with _SEARCHES.running() as others:
+            return self._search(inst, query, opts, side_by_side=others == 0)
+
+    def _search(
+        self, inst: InstanceRecord, query: str, opts: ResolvedOptions, *, side_by_side: bool
+    ) -> list[dict[str, Any]]:
+        """:meth:`search`; ``side_by_side``: hybrid's keyword queries run on another thread.
+
+        That thread hop pays when this search has the cores to itself (FTS5 and the numpy
+        product both release the GIL, so the two halves overlap); when other searches run,
+        they keep the cores busy, and the hop is only a cost (a thread handoff is tens of
+        microseconds under load, twice per search). The result is the same either way.
+        """
         idx = self.store.index(inst)
         if idx.live_count == 0 or not query.strip():
             return []
@@ -358,7 +394,7 @@ class Searcher:
         mode = opts.keyword_match_mode
         keyword_hits: Future[list[tuple[int, float, int]]] | None = None
         lexical_hits: Future[list[tuple[int, float, int]]] | None = None
-        if use_keyword and use_vector:
+        if use_keyword and use_vector and side_by_side:
             # FTS5 (sqlite3) and the numpy product both release the GIL: run them side by side
             keyword_hits = _POOL.submit(self._keyword, inst, idx, query, mode, allowed)
             if mode != "or":  # the vector side's lexical half (see blend_vector_side)
@@ -368,14 +404,15 @@ class Searcher:
         if use_vector:
             qvec = self.embed_query(query)
             rows, sims = self._vector(inst, idx, qvec, allowed)
-            for rank, (row, sim) in enumerate(zip(rows, sims, strict=True), start=1):
-                cid = int(idx.cids[row])
+            # one numpy operation each instead of one per row: (1 + sim) / 2 in the dtype of
+            # ``sims`` (NumPy 2 keeps a Python float "weak"), the same value as per element
+            vscores = ((1.0 + sims) / 2.0).tolist()
+            cids, pks = idx.cids[rows].tolist(), idx.item_pks[rows].tolist()
+            for rank, (row, cid, pk, score) in enumerate(
+                zip(rows.tolist(), cids, pks, vscores, strict=True), start=1
+            ):
                 cands[cid] = _Candidate(
-                    row=int(row),
-                    cid=cid,
-                    item_pk=int(idx.item_pks[row]),
-                    vector_score=float((1.0 + sim) / 2.0),
-                    vector_rank=rank,
+                    row=row, cid=cid, item_pk=pk, vector_score=score, vector_rank=rank
                 )
         hits: list[tuple[int, float, int]] = []
         if use_keyword:
@@ -393,7 +430,12 @@ class Searcher:
         if opts.retrieval_type == "hybrid":
             if qvec is None:  # pragma: no cover - hybrid always embeds
                 qvec = self.embed_query(query)
-            lexical = lexical_hits.result() if lexical_hits is not None else hits
+            if lexical_hits is not None:
+                lexical = lexical_hits.result()
+            elif mode != "or":  # the vector side's lexical half (see blend_vector_side)
+                lexical = self._keyword(inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS)
+            else:
+                lexical = hits
             for cid, _, row in lexical:
                 if cid not in cands:
                     cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))

@@ -306,8 +306,9 @@ class LocalService:
 
     def require_instance(self, namespace: str, instance_id: str) -> InstanceRecord:
         """Return an instance or raise 404 / 7002."""
-        self.require_namespace(namespace)
-        inst = self.store.get_instance(namespace, instance_id)
+        found, inst = self.store.find_instance(namespace, instance_id)
+        if not found:
+            raise not_found(f"namespace {namespace!r} not found")
         if inst is None:
             raise not_found(self.unknown_instance(namespace, instance_id))
         return inst

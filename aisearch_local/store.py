@@ -89,6 +89,34 @@ _CLOSED = "the aisearch-local store is closed"
 # old 64 MiB; a reader 16 MiB (there is one per worker thread, and the OS caches the file too)
 _WRITER_CACHE_KIB = 65536
 _READER_CACHE_KIB = 16384
+# entries of a connection's catalog cache (instance records, namespace names) before it starts over
+_CATALOG_MAX = 4096
+
+
+class _Catalog:
+    """Instance records and namespace names read by one connection, valid for one stamp.
+
+    The stamp is the store's commit count and the connection's ``PRAGMA data_version``, read
+    *before* the rows: any commit since (this process's, or another process's on the same
+    file) changes it, and the next lookup starts over from SQLite.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: tuple[tuple[int, int], dict[tuple[str, str], InstanceRecord], set[str]]
+        self.state = ((-1, -1), {}, set())
+
+    def at(self, stamp: tuple[int, int]) -> tuple[dict[tuple[str, str], InstanceRecord], set[str]]:
+        """The entries read at ``stamp``: new, empty ones when it is not theirs.
+
+        One tuple, swapped whole: a thread holding the entries of an older stamp fills those,
+        never the new ones.
+        """
+        state = self.state
+        if state[0] != stamp or len(state[1]) + len(state[2]) > _CATALOG_MAX:
+            state = self.state = (stamp, {}, set())
+        return state[1], state[2]
 
 
 class _Reader:
@@ -98,12 +126,13 @@ class _Reader:
     with it (``sqlite3.Connection`` closes itself when collected).
     """
 
-    __slots__ = ("__weakref__", "closed", "conn", "lock")
+    __slots__ = ("__weakref__", "catalog", "closed", "conn", "lock")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
         self.closed = False
+        self.catalog = _Catalog()
 
     def close(self) -> None:
         with self.lock:
@@ -160,6 +189,8 @@ class Store:
         self._closed = False
         self._data_version = -1
         self._external = 0
+        self._commits = 0  # COMMITs of the writer (stamps the catalog caches)
+        self._catalog = _Catalog()  # the in-memory store's (its one connection's)
         with self.transaction() as cur:
             cur.execute(
                 "INSERT OR IGNORE INTO namespaces(name, description, created_at, modified_at) "
@@ -231,6 +262,7 @@ class Store:
                 raise
             else:
                 cur.execute("COMMIT")
+                self._commits += 1
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read: on this thread's reader (the writer, behind the lock, in memory)."""
@@ -529,13 +561,64 @@ class Store:
             )
         return self.get_instance(namespace, instance_id)
 
+    def _current_catalog(self) -> tuple[dict[tuple[str, str], InstanceRecord], set[str]]:
+        """The calling thread's catalog cache, emptied when anything was committed since.
+
+        The stamp is read before the rows the caller then reads and caches: a commit in
+        between changes the next stamp, so a cached record is never older than its stamp.
+        """
+        commits = self._commits
+        if self.path is None:  # one connection, written only by this process
+            return self._catalog.at((commits, 0))
+        reader = self._reader()
+        with reader.lock:
+            if reader.closed:
+                raise sqlite3.ProgrammingError(_CLOSED)
+            dv = int(reader.conn.execute("PRAGMA data_version").fetchone()[0])
+        return reader.catalog.at((commits, dv))
+
     def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
-        """Return an instance, or None."""
+        """Return an instance, or None.
+
+        The record is cached per reading thread until the next commit to the database (of this
+        process or another): it is shared by the requests meanwhile, so never change it.
+        """
+        return self._get_instance(namespace, instance_id, self._current_catalog()[0])
+
+    def _get_instance(
+        self, namespace: str, instance_id: str, instances: dict[tuple[str, str], InstanceRecord]
+    ) -> InstanceRecord | None:
+        key = (namespace, instance_id)
+        cached = instances.get(key)
+        if cached is not None:
+            return cached
         rows = self._query(
             f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE namespace = ? AND id = ?",
             (namespace, instance_id),
         )
-        return instance_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        record = instances[key] = instance_row(rows[0])
+        return record
+
+    def has_namespace(self, name: str) -> bool:
+        """Whether a namespace exists (cached like :meth:`get_instance`)."""
+        return self._has_namespace(name, self._current_catalog()[1])
+
+    def _has_namespace(self, name: str, namespaces: set[str]) -> bool:
+        if name in namespaces:
+            return True
+        if not self._query("SELECT 1 FROM namespaces WHERE name = ?", (name,)):
+            return False
+        namespaces.add(name)
+        return True
+
+    def find_instance(self, namespace: str, instance_id: str) -> tuple[bool, InstanceRecord | None]:
+        """Whether the namespace exists, and the instance or None (one cache check for both)."""
+        instances, namespaces = self._current_catalog()
+        if not self._has_namespace(namespace, namespaces):
+            return False, None
+        return True, self._get_instance(namespace, instance_id, instances)
 
     def list_instances(self, namespace: str | None = None) -> list[InstanceRecord]:
         """Return the instances of a namespace (every namespace when None)."""
