@@ -39,6 +39,7 @@ import numpy as np
 from aisearch_local.ann import AnnManager
 from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
+from aisearch_local.keyword import fts_expression
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
@@ -84,12 +85,6 @@ def keyword_terms(query: str, *, trigram: bool) -> list[str]:
     for t in chosen:
         seen.setdefault(t, None)
     return list(seen)
-
-
-def fts_expression(terms: Sequence[str], mode: str) -> str:
-    """Build an FTS5 MATCH expression joining quoted terms with AND or OR."""
-    joiner = " AND " if mode == "and" else " OR "
-    return joiner.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 _BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
@@ -508,14 +503,13 @@ class Searcher:
         terms = keyword_terms(query, trigram=trigram)[:max_terms]
         if not terms:
             return []
-        expr = fts_expression(terms, mode)
         limit = CANDIDATES
         if allowed is not None:  # enough hits for CANDIDATES to pass the filter, usually
             share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
             limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         out: list[tuple[int, float, int]] = []
         while True:
-            hits = self.store.keyword(inst, expr, limit)
+            hits = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
             out = []
             rows = idx.rows_of([cid for cid, _ in hits])
             for (cid, bm25), row in zip(hits, rows, strict=True):
