@@ -209,3 +209,20 @@ def test_hostile_query_text_is_never_query_syntax(fuzz_svc, query, mode):
     terms = keyword_terms(query, trigram=False)
     got = {cid for cid, _ in svc.store.keyword_hits(inst, terms, mode, 1000, len(DOCS))}
     assert got == fts5(svc, inst, query, mode)
+
+
+def test_the_cli_option_and_the_environment_choose_the_engine(monkeypatch):
+    from aisearch_local.cli import UserError, _service, build_parser
+
+    args = build_parser().parse_args(["serve", "--in-memory", "--keyword-engine", "fts5"])
+    assert args.keyword_engine == "fts5"
+    svc = _service(None, "hashing", "extractive", keyword_engine=args.keyword_engine)
+    assert svc.store.keywords.engine == "fts5"
+    svc.close()
+    monkeypatch.setenv("AISEARCH_LOCAL_KEYWORD_ENGINE", "tantivy")
+    svc = _service(None, "hashing", "extractive")
+    assert svc.store.keywords.engine == "tantivy"
+    svc.close()
+    monkeypatch.setenv("AISEARCH_LOCAL_KEYWORD_ENGINE", "lucene")
+    with pytest.raises(UserError, match=r"AISEARCH_LOCAL_KEYWORD_ENGINE\) must be one of auto"):
+        _service(None, "hashing", "extractive")
