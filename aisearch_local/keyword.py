@@ -293,6 +293,16 @@ class KeywordIndexes:
         live.index.commit()
         live.gen = change.gen
 
+    def wants(self, inst_pk: int, rows: int) -> bool:
+        """Whether tantivy should answer an instance of ``rows`` live chunks."""
+        if self.engine == "fts5":
+            return False
+        if self.engine == "auto" and rows < self.min_rows:
+            if inst_pk in self._live or inst_pk in self._builds:
+                self.drop(inst_pk)  # shrank below: FTS5 again, no index to keep up
+            return False
+        return True
+
     def search(
         self,
         inst_pk: int,
@@ -314,10 +324,7 @@ class KeywordIndexes:
             limit: The most hits returned.
             rows: The instance's live chunks (``auto`` compares them with ``min_rows``).
         """
-        if self.engine == "fts5":
-            return None
-        if self.engine == "auto" and rows < self.min_rows:
-            self.drop(inst_pk)  # shrank below: FTS5 again, no index to keep up
+        if not self.wants(inst_pk, rows):
             return None
         live = self._current(inst_pk, info, writing)
         if live is None:

@@ -946,7 +946,7 @@ class Store:
         ``rows`` (live chunks) or more once their index is built; FTS5 the others, with
         :meth:`keyword`.
         """
-        if not self.uses_fts5(inst):
+        if not self.uses_fts5(inst) and self.keywords.wants(inst.pk, rows):
             with self._vlock:
                 writing = self._inflight.get(inst.pk, 0) > 0
             hits = self.keywords.search(
