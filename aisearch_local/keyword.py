@@ -163,7 +163,9 @@ class TantivyIndex:
         parts: list[tuple[Any, Any]] = []
         for term in terms:
             tokens = self.analyzer.analyze(_clean(term))
-            if not tokens:
+            if not tokens:  # as FTS5's empty phrase: matches nothing
+                if mode == "and":
+                    return None
                 continue
             if len(tokens) == 1:
                 q = tantivy.Query.term_query(self.schema, "text", tokens[0], index_option="freq")

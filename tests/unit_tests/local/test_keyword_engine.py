@@ -34,6 +34,8 @@ QUERIES = [
     "beans grounds",
     "nothing here matches",
     "text:foo OR (",
+    "_ coffee",  # a term without a token: FTS5's AND matches nothing, its OR the rest
+    "coffee_beans",
 ]
 
 
