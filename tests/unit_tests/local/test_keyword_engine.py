@@ -228,3 +228,19 @@ def test_the_cli_option_and_the_environment_choose_the_engine(monkeypatch):
     monkeypatch.setenv("AISEARCH_LOCAL_KEYWORD_ENGINE", "lucene")
     with pytest.raises(UserError, match=r"AISEARCH_LOCAL_KEYWORD_ENGINE\) must be one of auto"):
         _service(None, "hashing", "extractive")
+
+
+def test_an_instance_without_a_generation_stays_on_fts5_without_reading_it(svc, monkeypatch):
+    # a snapshot import writes no generation until the instance's next write: nothing to follow
+    inst = make(svc)
+    with svc.store.transaction() as cur:
+        cur.execute("DELETE FROM meta WHERE key = ?", (f"vectors:{inst.pk}",))
+    reads: list[int] = []
+    real = svc.store.keyword_source
+    monkeypatch.setattr(svc.store.keywords, "_source", lambda pk: reads.append(pk) or real(pk))
+    for _ in range(3):
+        assert set(search(svc, inst, "coffee", keyword_match_mode="or")) == {
+            "grind.md",
+            "kettle.md",
+        }
+    assert reads == [] and svc.store.keywords._live == {}
