@@ -1,7 +1,8 @@
 """The retrieval pipeline of the local AI Search server (API.md section 9).
 
-For one instance: metadata filter -> up to 50 candidates from vector (numpy), keyword (SQLite
-FTS5 BM25, ``and``/``or``) or both -> fusion (``rrf`` or ``max``) -> ``match_threshold`` on the
+For one instance: metadata filter -> up to 50 candidates from vector (numpy), keyword (BM25,
+``and``/``or``: SQLite FTS5, or tantivy for large ``porter`` instances, see
+:mod:`aisearch_local.keyword`) or both -> fusion (``rrf`` or ``max``) -> ``match_threshold`` on the
 vector score -> ``boost_by`` -> reranking -> ``max_num_results`` -> ``context_expansion``.
 
 Scores, as returned in ``scoring_details``:
@@ -9,7 +10,7 @@ Scores, as returned in ``scoring_details``:
 * ``vector_score`` = ``(1 + cosine) / 2`` (0..1). Workers AI embedding models rarely score a
   pair below 0.4, so this keeps the documented default ``match_threshold`` of 0.4 meaningful
   for the local embedders, whose raw cosines are much lower.
-* ``keyword_score`` = raw FTS5 BM25 (positive, higher is better).
+* ``keyword_score`` = raw BM25, FTS5's or tantivy's (positive, higher is better).
 * hybrid's vector side (a local stand-in for Cloudflare's embedding model, which finds a
   passage about a question without all its words; see :func:`blend_vector_side`): the
   embedder's top 50 and the top 50 of an FTS5 BM25 ``or`` query over the query's words, ranked
