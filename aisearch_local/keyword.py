@@ -63,6 +63,9 @@ AUTO_MIN_ROWS = 20_000
 """``auto`` uses tantivy from this many chunks (FTS5 costs about 2-10 ms an ``or`` query at
 100,000, tantivy 0.1 ms), FTS5 below: small instances keep FTS5's scores exactly. Its index is
 built in a background thread while FTS5 answers."""
+_NO_GENERATION = ("", -1)
+"""The tag of an instance without a generation (imported, not written since): its first
+write creates one, with a new nonce, and the index is rebuilt."""
 _BUILD_HEAP = 128_000_000
 _WRITE_HEAP = 32_000_000
 
@@ -334,13 +337,13 @@ class KeywordIndexes:
         return live.index.search(terms, mode, limit)
 
     def _current(self, inst_pk: int, info: tuple[str, int] | None, writing: bool) -> _Live | None:
+        nonce, gen = info or _NO_GENERATION
         with self._lock:
             live = self._live.get(inst_pk)
             if (
                 live is not None
-                and info is not None
-                and live.nonce == info[0]
-                and (live.gen == info[1] or (writing and live.gen < info[1]))
+                and live.nonce == nonce
+                and (live.gen == gen or (writing and live.gen < gen))
             ):
                 return live
             self._live.pop(inst_pk, None)  # behind SQLite (another process wrote): rebuilt
@@ -364,11 +367,11 @@ class KeywordIndexes:
         except BaseException:
             self._finish(inst_pk, build, None)
             raise
-        if read is None or read[0] is None:  # gone, or no generation to follow: FTS5
+        if read is None:  # gone
             self._finish(inst_pk, build, None)
             return None
-        info, _, docs = read
-        assert info is not None
+        info = read[0] or _NO_GENERATION
+        docs = read[2]
         if self.engine == "auto":
             build.background = True
             threading.Thread(

@@ -944,17 +944,13 @@ class Store:
 
         tantivy answers ``porter`` instances with engine ``tantivy``, and with ``auto`` those
         whose ``rows`` (live chunks) reach its threshold, once their index is built; FTS5
-        answers the others (:meth:`keyword`), and an instance without a generation to follow
-        (imported from a snapshot and not written since).
+        answers the others (:meth:`keyword`).
         """
         if not self.uses_fts5(inst) and self.keywords.wants(inst.pk, rows):
-            info = self._generation(inst.pk)
             with self._vlock:
                 writing = self._inflight.get(inst.pk, 0) > 0
-            hits = (
-                None
-                if info is None
-                else self.keywords.search(inst.pk, info, writing, terms, mode, limit, rows)
+            hits = self.keywords.search(
+                inst.pk, self._generation(inst.pk), writing, terms, mode, limit, rows
             )
             if hits is not None:
                 return hits
