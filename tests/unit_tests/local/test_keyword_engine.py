@@ -271,3 +271,24 @@ def test_an_instance_without_a_generation_is_built_once_and_rebuilt_after_a_writ
     svc.index_document(inst, key="new.md", data=b"A cortado.", metadata={})
     assert search(svc, inst, "cortado") == ["new.md"]
     assert reads == [inst.pk, inst.pk]
+
+
+def test_writes_that_finish_out_of_order_are_applied_in_generation_order(svc, monkeypatch):
+    inst = make(svc)
+    assert search(svc, inst, "coffee")  # the index is built
+    keywords = svc.store.keywords
+    held: list[tuple[int, Any]] = []
+    real = keywords.apply
+    monkeypatch.setattr(keywords, "apply", lambda pk, change: held.append((pk, change)))
+    svc.index_document(inst, key="a.md", data=b"A cortado.", metadata={})
+    svc.index_document(inst, key="a.md", data=b"A macchiato.", metadata={})
+    svc.delete_item(inst, svc.store.get_item_by_key(inst, "grind.md"))
+    monkeypatch.undo()
+    live = keywords._live[inst.pk]
+    for pk, change in reversed(held):  # the last write's change arrives first
+        real(pk, change)
+    assert keywords._live[inst.pk] is live  # applied in order, not rebuilt
+    no_fts5(svc, monkeypatch)
+    assert search(svc, inst, "cortado") == []
+    assert search(svc, inst, "macchiato") == ["a.md"]
+    assert search(svc, inst, "espresso") == ["crema.md"]
