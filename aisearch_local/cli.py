@@ -361,6 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.generator,
             vector_search=args.vector_search,
             ann_min_rows=args.ann_min_rows,
+            keyword_engine=args.keyword_engine,
         )
     except BaseException:
         for sock in socks:
@@ -594,13 +595,15 @@ def _service(
     *,
     vector_search: str | None = None,
     ann_min_rows: int | None = None,
+    keyword_engine: str | None = None,
 ) -> LocalService:
     """Open the data folder with this embedder, generator and vector search mode.
 
     Raises:
         UserError: The embedder's or generator's spec is wrong or its backend is unavailable
             (a missing extra names its install command), or the vector search mode (from
-            ``AISEARCH_LOCAL_VECTOR_SEARCH``) is not one of auto, exact, ann.
+            ``AISEARCH_LOCAL_VECTOR_SEARCH``) is not one of auto, exact, ann, or the keyword
+            engine (from ``AISEARCH_LOCAL_KEYWORD_ENGINE``) not one of auto, tantivy, fts5.
     """
     from aisearch_local.embed import EmbedderError
     from aisearch_local.generate import GeneratorError
@@ -613,6 +616,7 @@ def _service(
             generator=generator,
             vector_search=vector_search,
             ann_min_rows=ann_min_rows,
+            keyword_engine=keyword_engine,
         )
     except EmbedderError as exc:
         cause = exc.__cause__
@@ -624,7 +628,7 @@ def _service(
         raise UserError(f"--embedder {embedder}: {exc}", code=1) from None
     except GeneratorError as exc:
         raise UserError(f"--generator {generator}: {exc}", code=1) from None
-    except ValueError as exc:  # the vector search mode or rows (AnnManager)
+    except ValueError as exc:  # the vector search mode or rows (AnnManager), keyword engine
         raise UserError(str(exc)) from None
 
 
@@ -891,6 +895,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ROWS",
         help="rows from which --vector-search auto uses the graph (default 20000)",
+    )
+    serve.add_argument(
+        "--keyword-engine",
+        choices=["auto", "tantivy", "fts5"],
+        default=None,
+        help="keyword search of porter instances: auto: tantivy from 20000 chunks, SQLite FTS5 "
+        "below; tantivy: always; fts5: never (trigram instances always use FTS5; default: env "
+        "AISEARCH_LOCAL_KEYWORD_ENGINE, else auto)",
     )
     serve.add_argument(
         "--fault",

@@ -1,7 +1,8 @@
 """The retrieval pipeline of the local AI Search server (API.md section 9).
 
-For one instance: metadata filter -> up to 50 candidates from vector (numpy), keyword (SQLite
-FTS5 BM25, ``and``/``or``) or both -> fusion (``rrf`` or ``max``) -> ``match_threshold`` on the
+For one instance: metadata filter -> up to 50 candidates from vector (numpy), keyword (BM25,
+``and``/``or``: SQLite FTS5, or tantivy for large ``porter`` instances, see
+:mod:`aisearch_local.keyword`) or both -> fusion (``rrf`` or ``max``) -> ``match_threshold`` on the
 vector score -> ``boost_by`` -> reranking -> ``max_num_results`` -> ``context_expansion``.
 
 Scores, as returned in ``scoring_details``:
@@ -9,7 +10,7 @@ Scores, as returned in ``scoring_details``:
 * ``vector_score`` = ``(1 + cosine) / 2`` (0..1). Workers AI embedding models rarely score a
   pair below 0.4, so this keeps the documented default ``match_threshold`` of 0.4 meaningful
   for the local embedders, whose raw cosines are much lower.
-* ``keyword_score`` = raw FTS5 BM25 (positive, higher is better).
+* ``keyword_score`` = raw BM25, FTS5's or tantivy's (positive, higher is better).
 * hybrid's vector side (a local stand-in for Cloudflare's embedding model, which finds a
   passage about a question without all its words; see :func:`blend_vector_side`): the
   embedder's top 50 and the top 50 of an FTS5 BM25 ``or`` query over the query's words, ranked
@@ -39,6 +40,7 @@ import numpy as np
 from aisearch_local.ann import AnnManager
 from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
+from aisearch_local.keyword import fts_expression
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
@@ -107,12 +109,6 @@ def keyword_terms(query: str, *, trigram: bool) -> list[str]:
     for t in chosen:
         seen.setdefault(t, None)
     return list(seen)
-
-
-def fts_expression(terms: Sequence[str], mode: str) -> str:
-    """Build an FTS5 MATCH expression joining quoted terms with AND or OR."""
-    joiner = " AND " if mode == "and" else " OR "
-    return joiner.join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 _BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
@@ -550,14 +546,13 @@ class Searcher:
         terms = keyword_terms(query, trigram=trigram)[:max_terms]
         if not terms:
             return []
-        expr = fts_expression(terms, mode)
         limit = CANDIDATES
         if allowed is not None:  # enough hits for CANDIDATES to pass the filter, usually
             share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
             limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         out: list[tuple[int, float, int]] = []
         while True:
-            hits = self.store.keyword(inst, expr, limit)
+            hits = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
             out = []
             rows = idx.rows_of([cid for cid, _ in hits])
             for (cid, bm25), row in zip(hits, rows, strict=True):

@@ -133,6 +133,8 @@ class LocalService:
             rows), ``exact`` or ``ann`` (docs/local-server.md); None reads
             ``AISEARCH_LOCAL_VECTOR_SEARCH`` (default ``auto``).
         ann_min_rows: Rows from which ``auto`` uses the graph (None: ``ANN_MIN_ROWS``).
+        keyword_engine: ``auto``, ``tantivy`` or ``fts5``: the keyword engine of ``porter``
+            instances (docs/DEPS-keyword.md); None reads ``AISEARCH_LOCAL_KEYWORD_ENGINE``.
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class LocalService:
         generator: str | Generator | None = None,
         vector_search: str | None = None,
         ann_min_rows: int | None = None,
+        keyword_engine: str | None = None,
     ) -> None:
         mode = vector_search or os.environ.get(ANN_MODE_ENV) or "auto"
         ann = AnnManager(
@@ -150,7 +153,7 @@ class LocalService:
             mode=mode,
             min_rows=ANN_MIN_ROWS if ann_min_rows is None else ann_min_rows,
         )
-        self.store = Store(data_dir)
+        self.store = Store(data_dir, keyword_engine=keyword_engine)
         self.embedder: Embedder = (
             make_embedder(embedder) if embedder is None or isinstance(embedder, str) else embedder
         )

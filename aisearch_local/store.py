@@ -49,6 +49,7 @@ import numpy as np
 from aisearch_local import vectors
 from aisearch_local.filters import ItemTable
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
+from aisearch_local.keyword import KeywordIndexes, engine_from_env, fts_expression
 from aisearch_local.records import (
     INSTANCE_COLUMNS,
     ITEM_COLUMNS,
@@ -159,9 +160,15 @@ class Store:
     Args:
         data_dir: Directory holding the database file (created when missing), or None for an
             in-memory database: nothing is written to disk and everything is lost on close.
+        keyword_engine: ``auto``, ``tantivy`` or ``fts5``: what answers the keyword searches
+            of ``porter`` instances (``aisearch_local.keyword``); None reads
+            ``AISEARCH_LOCAL_KEYWORD_ENGINE`` (default ``auto``).
     """
 
-    def __init__(self, data_dir: Path | str | None) -> None:
+    def __init__(self, data_dir: Path | str | None, *, keyword_engine: str | None = None) -> None:
+        self.keywords = KeywordIndexes(
+            engine_from_env(keyword_engine), self.keyword_source, self.chunk_texts
+        )
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.path: Path | None = None
         if self.data_dir is not None:
@@ -280,6 +287,7 @@ class Store:
     def _bump(self, inst_pk: int) -> None:
         """A write that did not describe its change: the vector table is rebuilt from SQLite."""
         self._versions[inst_pk] = self._versions.get(inst_pk, 0) + 1
+        self.keywords.drop(inst_pk)
         with self._vlock:
             self._tables.pop(inst_pk, None)
             self._pending.pop(inst_pk, None)
@@ -365,6 +373,7 @@ class Store:
         with self._vlock:
             self._pending.setdefault(inst_pk, {})[change.gen] = change
             self._catch_up(inst_pk, self._tables.get(inst_pk))
+        self.keywords.apply(inst_pk, change)  # the keyword index (tantivy), if one is built
 
     def _catch_up(self, inst_pk: int, table: VectorTable | None) -> VectorTable | None:
         """Apply the pending changes that follow the table's generation, in order."""
@@ -650,6 +659,8 @@ class Store:
                     "SELECT cid, text FROM chunks WHERE inst_pk = ?",
                     (inst.pk,),
                 )
+        if rebuild:
+            self.keywords.drop(inst.pk)
         self._bump_version(inst.pk)  # the vectors did not change
         updated = self.get_instance(inst.namespace, inst.id)
         assert updated is not None
@@ -670,6 +681,7 @@ class Store:
             cur.execute("DELETE FROM meta WHERE key = ?", (f"vectors:{inst.pk}",))
             cur.execute(f"DROP TABLE IF EXISTS fts_{inst.pk}")
         self._bump_version(inst.pk)
+        self.keywords.drop(inst.pk)
         with self._vlock:
             self._tables.pop(inst.pk, None)
             self._pending.pop(inst.pk, None)
@@ -1003,6 +1015,85 @@ class Store:
                 "attrs": item_attributes(key, ts_ms, meta),
             }
         return out
+
+    def uses_fts5(self, inst: InstanceRecord) -> bool:
+        """Whether FTS5 answers the instance's keyword searches (trigram, or the engine)."""
+        return self.keywords.engine == "fts5" or self._tokenizer(inst.config) == "trigram"
+
+    def keyword_hits(
+        self, inst: InstanceRecord, terms: Sequence[str], mode: str, limit: int, rows: int = 0
+    ) -> list[tuple[int, float]]:
+        """Return ``(cid, bm25)`` best first for quoted ``terms`` joined by ``mode``.
+
+        tantivy answers ``porter`` instances with engine ``tantivy``, and with ``auto`` those
+        whose ``rows`` (live chunks) reach its threshold, once their index is built; FTS5
+        answers the others (:meth:`keyword`).
+        """
+        if not self.uses_fts5(inst) and self.keywords.wants(inst.pk, rows):
+            with self._vlock:
+                writing = self._inflight.get(inst.pk, 0) > 0
+            hits = self.keywords.search(
+                inst.pk, self._generation(inst.pk), writing, terms, mode, limit, rows
+            )
+            if hits is not None:
+                return hits
+        return self.keyword(inst, fts_expression(terms, mode), limit)
+
+    def keyword_source(
+        self, inst_pk: int
+    ) -> tuple[tuple[str, int] | None, int, Iterator[tuple[int, str]]] | None:
+        """Read an instance's chunks for its keyword index; None when the instance is gone.
+
+        Returns its generation, chunk count and ``(cid, text)`` rows, read in one transaction
+        (on a connection of its own, closed once the rows are read).
+        """
+        sql = "SELECT cid, text FROM chunks WHERE inst_pk = ? ORDER BY cid"
+        if self.path is None:
+            with self._lock:
+                if not self._query("SELECT 1 FROM instances WHERE pk = ?", (inst_pk,)):
+                    return None
+                info = self._generation(inst_pk)
+                docs = [(int(c), str(t)) for c, t in self._conn.execute(sql, (inst_pk,))]
+            return info, len(docs), iter(docs)
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")
+            if not conn.execute("SELECT 1 FROM instances WHERE pk = ?", (inst_pk,)).fetchall():
+                conn.close()
+                return None
+            meta = conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (f"vectors:{inst_pk}",)
+            ).fetchall()
+            n = int(
+                conn.execute(
+                    "SELECT COUNT(*) FROM chunks WHERE inst_pk = ?", (inst_pk,)
+                ).fetchone()[0]
+            )
+        except BaseException:
+            conn.close()
+            raise
+
+        def rows() -> Iterator[tuple[int, str]]:
+            try:
+                cur = conn.execute(sql, (inst_pk,))
+                while batch := cur.fetchmany(4096):
+                    yield from batch
+            finally:
+                conn.close()
+
+        return (vectors.parse_generation(meta[0][0]) if meta else None), n, rows()
+
+    def chunk_texts(self, inst_pk: int, cids: Sequence[int]) -> list[tuple[int, str]]:
+        """Return ``(cid, text)`` of the chunks among ``cids`` that SQLite still has."""
+        if not cids:
+            return []
+        wanted = set(cids)
+        rows = self._query(
+            "SELECT cid, text FROM chunks WHERE inst_pk = ? AND cid BETWEEN ? AND ?",
+            (inst_pk, min(wanted), max(wanted)),
+        )
+        return [(int(c), str(t)) for c, t in rows if int(c) in wanted]
 
     def keyword(self, inst: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
         """Run an FTS5 MATCH; return ``(cid, bm25)`` best first, bm25 positive (higher=better)."""

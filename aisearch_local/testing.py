@@ -47,6 +47,8 @@ class LocalServer:
         vector_search: ``auto``, ``exact`` or ``ann`` (``--vector-search``; None: the
             ``AISEARCH_LOCAL_VECTOR_SEARCH`` environment variable, else ``auto``).
         ann_min_rows: Rows from which ``auto`` uses an HNSW graph (``--ann-min-rows``).
+        keyword_engine: ``auto``, ``tantivy`` or ``fts5`` (``--keyword-engine``; None: the
+            ``AISEARCH_LOCAL_KEYWORD_ENGINE`` environment variable, else ``auto``).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class LocalServer:
         in_memory: bool = False,
         vector_search: str | None = None,
         ann_min_rows: int | None = None,
+        keyword_engine: str | None = None,
     ) -> None:
         if in_memory and data_dir is not None:
             raise ValueError("LocalServer: pass either data_dir or in_memory=True, not both")
@@ -81,6 +84,7 @@ class LocalServer:
         self._generator = generator
         self._vector_search = vector_search
         self._ann_min_rows = ann_min_rows
+        self._keyword_engine = keyword_engine
         self._perimeter: dict[str, Any] = {
             "allowed_hosts": tuple(allowed_hosts),
             "allowed_origins": tuple(allowed_origins),
@@ -126,6 +130,7 @@ class LocalServer:
             generator=self._generator,
             vector_search=self._vector_search,
             ann_min_rows=self._ann_min_rows,
+            keyword_engine=self._keyword_engine,
         )
         app = create_app(
             self.data_dir,

@@ -9,7 +9,7 @@ those of a BM25 ``or`` query by ``0.7 * bm25 / best bm25 + 0.3 * vector_score``
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -154,23 +154,25 @@ def test_hybrid_scores_are_the_rrf_of_the_reported_ranks(svc, inst):
 def test_the_vector_sides_or_query_keeps_the_first_64_terms(svc, inst, monkeypatch):
     # a pasted document must not turn the default search into a thousand-term FTS5 OR; the
     # keyword side still gets every term (``or`` asked for explicitly is not capped)
-    seen: list[str] = []
-    real = svc.store.keyword
+    seen: list[tuple[str, list[str]]] = []
+    real = svc.store.keyword_hits
 
-    def spy(record: InstanceRecord, match: str, limit: int) -> list[tuple[int, float]]:
-        seen.append(match)
-        return real(record, match, limit)
+    def spy(
+        record: InstanceRecord, terms: Sequence[str], mode: str, limit: int, rows: int
+    ) -> list[tuple[int, float]]:
+        seen.append((mode, list(terms)))
+        return real(record, terms, mode, limit, rows)
 
-    monkeypatch.setattr(svc.store, "keyword", spy)
+    monkeypatch.setattr(svc.store, "keyword_hits", spy)
     query = " ".join(f"word{i}" for i in range(200)) + " moka"
     assert search(svc, inst, query)  # hybrid, and
-    and_expr, or_expr = sorted(seen, key=lambda e: " AND " in e, reverse=True)
-    assert and_expr.count(" AND ") == 200
-    assert or_expr.count(" OR ") == LEXICAL_MAX_TERMS - 1
-    assert '"word0"' in or_expr and '"word63"' in or_expr and '"word64"' not in or_expr
+    (_, and_terms), (_, or_terms) = sorted(seen, key=lambda e: e[0] == "and", reverse=True)
+    assert len(and_terms) == 201
+    assert len(or_terms) == LEXICAL_MAX_TERMS
+    assert "word0" in or_terms and "word63" in or_terms and "word64" not in or_terms
     seen.clear()
     search(svc, inst, query, retrieval_type="keyword", keyword_match_mode="or")
-    assert [e.count(" OR ") for e in seen] == [200]
+    assert [len(terms) for _, terms in seen] == [201]
 
 
 @given(
