@@ -376,14 +376,15 @@ def read_snapshot(path: str | os.PathLike[str], *, limits: Limits | None = None)
         raise SnapshotError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SnapshotError(f"{path}: is a folder, not a snapshot file") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        # NotImplementedError: a zip feature Python does not read (a later zip version)
         raise SnapshotError(f"{path}: not a snapshot (not a zip archive: {exc})") from None
     try:
         with zf:
             return _Reader(path, zf, limits).read()
     except SnapshotError:
         raise
-    except (zipfile.BadZipFile, zlib_error(), EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib_error(), EOFError, OSError, NotImplementedError) as exc:
         raise SnapshotError(f"{path}: the archive is damaged ({exc})") from None
 
 
@@ -463,6 +464,8 @@ class _Reader:
             seen.add(name)
             if info.flag_bits & 0x1:
                 raise self.fail(name, "is encrypted")
+            if info.flag_bits & 0x20:
+                raise self.fail(name, "holds patched data (zip flag bit 5), which is not read")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise self.fail(name, "uses a compression other than stored or deflate")
             size = info.file_size

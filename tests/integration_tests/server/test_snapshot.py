@@ -534,6 +534,37 @@ def test_fuzzed_snapshots_import_whole_or_are_refused_with_a_snapshot_error(
         svc.close()
 
 
+@pytest.mark.parametrize(
+    ("where", "offset", "value", "message"),
+    [
+        # "version needed to extract" 6.4: zipfile raises NotImplementedError when it opens
+        (b"PK\x01\x02", 6, 64, "not a zip archive: zip file version 6.4"),
+        # general purpose flag bit 5 ("compressed patched data"): NotImplementedError on read
+        (b"PK\x01\x02", 8, 0x20, "holds patched data"),
+    ],
+)
+def test_zip_features_python_cannot_read_are_a_snapshot_error(
+    small_snapshot: dict[str, bytes],
+    tmp_path: Path,
+    where: bytes,
+    offset: int,
+    value: int,
+    message: str,
+) -> None:
+    blob = bytearray(_zip(small_snapshot, tmp_path / "ok.zip").read_bytes())
+    at = blob.index(where) + offset
+    blob[at : at + 2] = value.to_bytes(2, "little")
+    path = tmp_path / "s.zip"
+    path.write_bytes(bytes(blob))
+    svc = LocalService(None)
+    try:
+        with pytest.raises(SnapshotError, match=message):
+            import_snapshot(svc, path)
+        assert svc.store.list_instances(None) == []
+    finally:
+        svc.close()
+
+
 def test_the_checksum_is_what_the_store_computes(small_snapshot: dict[str, bytes]) -> None:
     line = json.loads(small_snapshot["instances/0/items.jsonl"].splitlines()[0])
     assert line["checksum"] == hashlib.sha256(base64.b64decode(line["data"])).hexdigest()
