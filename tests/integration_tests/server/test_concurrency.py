@@ -63,8 +63,12 @@ def test_searches_while_one_writer_reindexes_are_consistent(tmp_path: Path, in_m
         searches = [0]
 
         def writer() -> None:
+            # at least 5 rewrites, and on until the readers searched meanwhile (a loaded
+            # machine may start them late); a reader that failed stops it
             version = 1
-            while not stop.is_set() and version < 6:
+            while not stop.is_set() and not problems and version < 200:
+                if version >= 6 and searches[0] >= 12:
+                    break
                 for key in keys:
                     _upload(http, key, version)
                 version += 1
