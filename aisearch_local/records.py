@@ -81,9 +81,13 @@ def item_attributes(key: str, timestamp_ms: int | None, metadata: dict[str, Any]
     return attrs
 
 
-@dataclass
+@dataclass(frozen=True)
 class InstanceRecord:
-    """An instance row: its primary key, identity, configuration and embedder."""
+    """An instance row: its primary key, identity, configuration and embedder.
+
+    Frozen: the store caches records and hands the same one to concurrent requests
+    (``Store.get_instance``); never change ``config`` in place either (copy it).
+    """
 
     pk: int
     namespace: str
