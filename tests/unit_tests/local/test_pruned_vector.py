@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from aisearch_local.embed import HashingEmbedder
-from aisearch_local.search import _pruned_vector, _sparse_columns, vector_candidates
+from aisearch_local.search import (
+    _exact_on_probe,
+    _pruned_vector,
+    _sparse_columns,
+    vector_candidates,
+)
 from aisearch_local.store import InstanceIndex
 
 WORDS = [
@@ -119,3 +124,121 @@ def test_within_equals_a_full_partition(seed, n):
             kth = float(np.partition(values, n - k)[n - k])
             expected = np.flatnonzero(values >= kth - margin)
             assert np.array_equal(_within(values, k, margin), expected)
+
+
+def _top_equals_full(index: InstanceIndex, qvec: np.ndarray, k: int) -> None:
+    rows, sims = vector_candidates(index, qvec, None, k)
+    full = index.matrix @ qvec
+    order = np.argsort(-full, kind="stable")[:k]
+    np.testing.assert_array_equal(np.sort(sims)[::-1], full[order])
+    np.testing.assert_array_equal(full[rows], sims)
+
+
+@pytest.mark.parametrize("k", [1, 10])
+def test_int8_rounding_that_flips_the_order_at_the_kth_place_is_within_the_bound(k):
+    # Two query columns. Rows "a" sit just below half a step of both columns' int8 codes
+    # (both round down), rows "b" just above half a step in one and just below in the other:
+    # every "a" scores higher than every "b", but every "b"'s int8 approximation is one step
+    # higher than every "a"'s. A bound too tight for the codes' rounding returns the "b"s.
+    dim, n = 16, 3000
+    rng = np.random.default_rng(5)
+    matrix = (rng.standard_normal((n, dim)) * 0.01).astype(np.float32)
+    matrix[:, :2] = rng.uniform(-0.2, 0.2, (n, 2))
+    matrix[0, 0] = matrix[1, 1] = -0.9  # the columns' scale: 0.9 / 127
+    step = np.float32(0.9) / np.float32(127)
+    c = 50
+    matrix[2 : 2 + k, :2] = (c + 0.49) * step
+    matrix[100:140, 0] = (c + 0.51) * step
+    matrix[100:140, 1] = (c - 0.49) * step
+    index = InstanceIndex(
+        version=1,
+        matrix=matrix,
+        cids=np.arange(1, n + 1, dtype=np.int64),
+        item_pks=np.ones(n, dtype=np.int64),
+    )
+    columns = _sparse_columns(index)
+    if columns is None:
+        pytest.skip("this BLAS does not reproduce block re-scoring bit for bit")
+    qvec = np.zeros(dim, dtype=np.float32)
+    qvec[:2] = np.float32(1 / np.sqrt(2))
+    approx = columns.codes[:2].T.astype(np.float64) @ (qvec[:2] * columns.scale[:2])
+    assert approx[100:140].min() > approx[2 : 2 + k].max()  # the int8 order is flipped
+    assert _pruned_vector(index, qvec, k) is not None
+    rows, _ = vector_candidates(index, qvec, None, k)
+    assert sorted(rows) == list(range(2, 2 + k))
+    _top_equals_full(index, qvec, k)
+
+
+def _table(matrix: np.ndarray):
+    from aisearch_local.vectors import VectorTable
+
+    n = len(matrix)
+    cap = 2 * n
+    buf = np.zeros((cap, matrix.shape[1]), dtype=np.float32)
+    buf[:n] = matrix
+    cids = np.zeros(cap, dtype=np.int64)
+    cids[:n] = np.arange(1, n + 1)
+    items = np.ones(cap, dtype=np.int64)
+    return VectorTable(matrix.shape[1], "0" * 32, 1, buf, cids, items, n)
+
+
+def _columns_of(table, version: int):
+    import time
+
+    snap = table.snapshot(version)
+    for _ in range(500):  # built in a background thread
+        cols = table.columns(snap, _exact_on_probe)
+        if cols is not None:
+            return snap, cols
+        if table._columns_ok is False:
+            pytest.skip("this BLAS does not reproduce block re-scoring bit for bit")
+        time.sleep(0.01)
+    raise AssertionError("the columns were never built")
+
+
+def _append(table, gen: int, vecs: np.ndarray) -> InstanceIndex:
+    from aisearch_local.vectors import VectorChange
+
+    n = table.n
+    change = VectorChange(nonce=table.nonce, gen=gen)
+    cids = np.arange(n + 1, n + 1 + len(vecs), dtype=np.int64)
+    change.add(cids, np.ones(len(vecs), dtype=np.int64), vecs)
+    assert table.apply(change) is not None
+    return table.snapshot(gen)
+
+
+def test_the_tables_column_copy_follows_appends_and_clipped_values_stay_exact(index):
+    embedder = HashingEmbedder()
+    table = _table(index.matrix)
+    _, cols = _columns_of(table, 1)
+    n = len(index.cids)
+    rng = np.random.default_rng(11)
+    snap = _append(table, 2, embedder.embed([" ".join(rng.choice(WORDS, 40)) for _ in range(5)]))
+    grown = table.columns(snap, _exact_on_probe)
+    assert grown is not None and grown.codes.shape[1] == n + 5
+    for query in QUERIES[:4]:
+        qvec = embedder.embed([query])[0]
+        assert _pruned_vector(snap, qvec, 10) is not None
+        _top_equals_full(snap, qvec, 10)
+    # one-word chunks: values far above the scale of the 40-word chunks (clipped codes)
+    snap = _append(table, 3, embedder.embed(["espresso", "grind grind grind", "tamp"]))
+    clipped = table.columns(snap, _exact_on_probe)
+    assert clipped is not None and clipped.error.max() > cols.error.max()
+    for query in ["espresso", "grind", "milk steam crema", "tamp puck"]:
+        _top_equals_full(snap, embedder.embed([query])[0], 10)
+    # once the rows doubled since the copy was built, it is built anew with new scales
+    snap = _append(table, 4, index.matrix)
+    assert table.columns(snap, _exact_on_probe) is None
+    snap, rebuilt = _columns_of(table, 4)
+    assert rebuilt.codes.shape[1] == 2 * n + 8
+    assert rebuilt.error.max() < clipped.error.max()
+    _top_equals_full(snap, embedder.embed(["espresso"])[0], 10)
+
+
+def test_a_non_finite_row_disables_the_pruned_path(index):
+    matrix = index.matrix.copy()
+    matrix[7, 3] = np.nan
+    damaged = InstanceIndex(version=1, matrix=matrix, cids=index.cids, item_pks=index.item_pks)
+    qvec = HashingEmbedder().embed(["espresso grind"])[0]
+    assert _sparse_columns(damaged) is None
+    assert _pruned_vector(damaged, qvec, 10) is None
