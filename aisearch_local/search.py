@@ -161,16 +161,36 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int)
 
 _SCRATCH = threading.local()
 _BLOCK_MAX = 64  # rows per block in _within's first pass
+_STAGE1_FLOATS = 1 << 19  # the int8 codes of a block of rows, as float32: 2 MiB per thread
+_STAGE1_ROWS = 32_768  # rows per block (fewer for long queries)
 
 
 def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two float32 buffers of ``n`` values, kept per thread: no per-query allocation."""
+    """A float32 buffer of ``n`` values and one of :data:`_STAGE1_FLOATS`, kept per thread."""
     bufs: tuple[np.ndarray, np.ndarray] | None = getattr(_SCRATCH, "bufs", None)
     if bufs is None or len(bufs[0]) < n:
         size = max(n, 1024) * 5 // 4  # room for appends
-        bufs = (np.empty(size, dtype=np.float32), np.empty(size, dtype=np.float32))
+        bufs = (np.empty(size, dtype=np.float32), np.empty(_STAGE1_FLOATS, dtype=np.float32))
         _SCRATCH.bufs = bufs
-    return bufs[0][:n], bufs[1][:n]
+    return bufs[0][:n], bufs[1]
+
+
+def _approx_scores(codes: np.ndarray, nz: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ codes[nz]`` in float32 (a thread's scratch buffer: valid until its next call).
+
+    Block by block: the query's code rows are gathered and cast to float32 (cache-sized), then
+    one BLAS product per block (a third faster than a multiply and an add per column).
+    """
+    n = codes.shape[1]
+    out, block = _scratch(n)
+    k = len(nz)
+    rows = min(_STAGE1_ROWS, _STAGE1_FLOATS // k)  # k <= dim / 4 <= 1024
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        part = block[: k * (hi - lo)].reshape(k, hi - lo)
+        np.copyto(part, codes[nz, lo:hi])
+        np.matmul(weights, part, out=out[lo:hi])
+    return out
 
 
 def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
@@ -231,13 +251,7 @@ def _pruned_vector(
     margin = 2.0 * quant + 2.0 * bound
     if not math.isfinite(margin):  # a damaged row: the full product drops it
         return None
-    approx, tmp = _scratch(n)
-    weights = q * cols.scale[nz]
-    codes = cols.codes
-    np.multiply(codes[nz[0]], weights[0], out=approx)
-    for i in range(1, len(nz)):
-        np.multiply(codes[nz[i]], weights[i], out=tmp)
-        np.add(approx, tmp, out=approx)
+    approx = _approx_scores(cols.codes, nz, q * cols.scale[nz])
     if mask is None:
         mask = idx.alive
     if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
