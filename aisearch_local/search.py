@@ -139,9 +139,9 @@ def _build_columns(matrix: np.ndarray) -> Columns | None:
         return None
     n = matrix.shape[0]
     codes = np.empty((matrix.shape[1], n), dtype=np.int8)
-    error = quantize_into(codes, matrix, 0, n, scale)
+    error, outliers = quantize_into(codes, matrix, 0, n, scale)
     max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
-    return Columns(codes, scale, error, max_norm, block)
+    return Columns(codes, scale, error, max_norm, block, outliers)
 
 
 def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int) -> np.ndarray:
@@ -228,7 +228,8 @@ def _pruned_vector(
        ``E = sum |q_j| error_j`` (the codes' rounding) plus the float32 rounding of ``len(nz)
        + 2`` operations; a float32 sum of ``dim`` products (BLAS's) differs from the exact one
        by at most ``b = dim * eps * |q| * max|row|``. Every row within ``2 E + 2 bound``
-       (``bound = 4 b``) of the k-th best approximation is kept.
+       (``bound = 4 b``) of the k-th best approximation is kept, and every outlier (a row
+       appended with a value beyond its column's scale, whose codes mean nothing).
     2. Those rows' float32 products over the query's columns (a gather from the matrix), and
        every row within ``2 bound`` of the k-th best of them.
     3. Those rows re-scored with the BLAS kernel (:func:`_rescore`): the full product's values.
@@ -252,6 +253,9 @@ def _pruned_vector(
     if not math.isfinite(margin):  # a damaged row: the full product drops it
         return None
     approx = _approx_scores(cols.codes, nz, q * cols.scale[nz])
+    outliers = cols.outliers
+    if len(outliers):  # scored in stage 2 only: they never set the k-th best approximation
+        approx[outliers] = -np.inf
     if mask is None:
         mask = idx.alive
     if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
@@ -267,6 +271,8 @@ def _pruned_vector(
         rows = _within(approx, k, margin)
         if mask is not None:
             rows = rows[mask[rows]]
+    if len(outliers):
+        rows = np.union1d(rows, outliers if mask is None else outliers[mask[outliers]])
     if len(rows) > n // 8:
         return None
     if len(rows) > k:  # stage 2: float32 products over the query's columns

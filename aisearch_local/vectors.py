@@ -144,12 +144,15 @@ class Columns:
     Attributes:
         codes: ``(dim, rows)`` int8: ``matrix[i, j]`` is about ``scale[j] * codes[j, i]``.
         scale: ``(dim,)`` float32, the largest ``|value|`` of each column (when the copy was
-            built) over 127; a later larger value is clipped, and counted in ``error``.
+            built) over 127.
         error: ``(dim,)`` float64, the largest ``|scale[j] * codes[j, i] - matrix[i, j]|`` of
-            each column over every row (NaN when a row is not finite).
+            each column over every row but the outliers (NaN when a row is not finite).
         max_norm: The largest row norm.
         block: Rows re-scored together so that BLAS reproduces the full product (see
             ``search._rescore``).
+        outliers: Rows (ascending) appended later with a value beyond their column's scale
+            (a short chunk among long ones): their codes mean nothing, and a search scores
+            them from the matrix.
     """
 
     codes: np.ndarray
@@ -157,6 +160,7 @@ class Columns:
     error: np.ndarray
     max_norm: float
     block: int
+    outliers: np.ndarray
 
 
 _QUANT_ROWS = 1024  # rows quantised at once: cache-sized blocks
@@ -175,26 +179,34 @@ def column_scales(matrix: np.ndarray, block: int = 65_536) -> np.ndarray | None:
 
 def quantize_into(
     codes: np.ndarray, matrix: np.ndarray, lo: int, hi: int, scale: np.ndarray
-) -> np.ndarray:
-    """``codes[:, lo:hi]`` = the int8 codes of ``matrix[lo:hi]``; return each column's error.
+) -> tuple[np.ndarray, np.ndarray]:
+    """``codes[:, lo:hi]`` = the int8 codes of ``matrix[lo:hi]``: return (error, outliers).
 
-    The error is the largest ``|scale[j] * code - value|`` (computed in float64, where the
-    product is exact), NaN for a column holding a non-finite value (its code is 0).
+    The error is each column's largest ``|scale[j] * code - value|`` (computed in float64,
+    where the product is exact) over the rows but the outliers, NaN for a column holding a
+    non-finite value (its code is 0); the outliers are the rows (ascending) with a value
+    beyond its column's scale (clipped).
     """
     error = np.zeros(codes.shape[0], dtype=np.float64)
+    outliers: list[np.ndarray] = []
     inv = (np.float32(1) / scale)[:, None]
     scale64 = scale.astype(np.float64)[:, None]
     for start in range(lo, hi, _QUANT_ROWS):
         end = min(start + _QUANT_ROWS, hi)
         part = matrix[start:end].T
         q = np.rint(part * inv)
+        over = (np.abs(q) > 127).any(axis=0)
         np.clip(q, -127, 127, out=q)
         diff = np.abs(q.astype(np.float64) * scale64 - part)
+        if over.any():
+            diff[:, over] = 0.0
+            outliers.append(start + np.flatnonzero(over))
         np.maximum(error, diff.max(axis=1), out=error)  # NaN stays NaN
         if not bool(np.isfinite(q).all()):
             np.nan_to_num(q, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         codes[:, start:end] = q
-    return error
+    rows = np.concatenate(outliers) if outliers else np.zeros(0, dtype=np.int64)
+    return error, rows.astype(np.int64, copy=False)
 
 
 def _grow(arr: np.ndarray, need: int) -> np.ndarray:
@@ -251,6 +263,7 @@ class VectorTable:
         self._columns: Columns | None = None
         self._columns_ok: bool | None = None
         self._columns_base = 1
+        self._columns_stale = False
         self._building = False
         self.extra: dict[str, Any] = {}
         """Structures built on the table (the item attribute table): dropped on reset."""
@@ -296,15 +309,16 @@ class VectorTable:
         None until it is built: the first call starts building it in a background thread (when
         ``probe`` accepts the matrix, returning the re-scoring block; see
         ``search._pruned_vector``), so a search after a restart never waits for it; appends
-        keep it up to date, and once the rows doubled since it was built it is built anew (the
-        scales of a small table would clip much of a large one). Also None for a snapshot of
-        an older epoch, or when ``probe`` refused (0) or a value is not finite.
+        keep it up to date. Once the rows doubled since it was built, or the outliers (rows
+        scored from the matrix) pass :func:`_outlier_limit`, it is built anew in the background
+        (with the scales of the rows as they are now) while this one serves. Also None for a
+        snapshot of an older epoch, or when ``probe`` refused (0) or a value is not finite.
         """
         with self.lock:
             if snap.epoch != self.epoch or self._columns_ok is False:
                 return None
             cols = self._columns
-            if cols is None:
+            if cols is None or self._columns_stale:
                 if not self._building:
                     self._building = True
                     threading.Thread(
@@ -313,9 +327,13 @@ class VectorTable:
                         name="aisearch-local-columns",
                         daemon=True,
                     ).start()
-                return None
+                if cols is None:
+                    return None
             n = len(snap.cids)
-            return Columns(cols.codes[:, :n], cols.scale, cols.error, cols.max_norm, cols.block)
+            outliers = cols.outliers[: np.searchsorted(cols.outliers, n)]
+            return Columns(
+                cols.codes[:, :n], cols.scale, cols.error, cols.max_norm, cols.block, outliers
+            )
 
     def _build_columns(self, probe: Callable[[np.ndarray], int]) -> None:
         with self.lock:
@@ -326,8 +344,9 @@ class VectorTable:
             scale = column_scales(matrix[:n0]) if block else None
             if scale is not None:
                 codes = np.empty((self.dim, _column_capacity(n0)), dtype=np.int8)
-                error = quantize_into(codes, matrix, 0, n0, scale)
-                cols = Columns(codes, scale, error, _max_norm(matrix[:n0]), block)
+                error, outliers = quantize_into(codes, matrix, 0, n0, scale)
+                max_norm = _max_norm(matrix[:n0])
+                cols = Columns(codes, scale, error, max_norm, block, outliers)
         finally:
             with self.lock:
                 self._building = False
@@ -335,10 +354,11 @@ class VectorTable:
             if epoch != self.epoch:  # compacted meanwhile: the next search starts anew
                 return
             self._columns_ok = cols is not None
+            self._columns = cols
+            self._columns_stale = False
             if cols is None:
                 return
             self._columns_base = max(n0, 1)
-            self._columns = cols
             self._append_columns(n0, self.n)  # rows appended meanwhile
 
     def _append_columns(self, lo: int, hi: int) -> None:
@@ -346,17 +366,17 @@ class VectorTable:
         cols = self._columns
         if cols is None or lo >= hi:
             return
-        if hi > 2 * self._columns_base:  # built on far fewer rows: build anew at the next search
-            self._columns = None
-            self._columns_ok = None
-            return
         codes = cols.codes
         if hi > codes.shape[1]:
             codes = np.empty((self.dim, _column_capacity(hi)), dtype=np.int8)
             codes[:, :lo] = cols.codes[:, :lo]
-        error = np.maximum(cols.error, quantize_into(codes, self._matrix, lo, hi, cols.scale))
+        error, outliers = quantize_into(codes, self._matrix, lo, hi, cols.scale)
+        outliers = np.concatenate([cols.outliers, outliers]) if len(outliers) else cols.outliers
         max_norm = max(cols.max_norm, _max_norm(self._matrix[lo:hi]))
-        self._columns = Columns(codes, cols.scale, error, max_norm, cols.block)
+        error = np.maximum(cols.error, error)
+        self._columns = Columns(codes, cols.scale, error, max_norm, cols.block, outliers)
+        if hi > 2 * self._columns_base or len(outliers) > _outlier_limit(hi):
+            self._columns_stale = True  # the next search starts building a new copy
 
     def _rows_of(self, cids: np.ndarray) -> np.ndarray:
         """The rows of ``cids`` present in the table (absent ones dropped)."""
@@ -451,6 +471,7 @@ class VectorTable:
         self._snap = None
         self._columns = None
         self._columns_ok = None
+        self._columns_stale = False
         self.extra.clear()
         for listener in self.listeners:
             listener.on_reset()
@@ -548,6 +569,11 @@ class VectorTable:
 
     def __repr__(self) -> str:
         return f"VectorTable(rows={self.n}, dead={self.dead}, dim={self.dim}, gen={self.gen})"
+
+
+def _outlier_limit(rows: int) -> int:
+    """Most outlier rows (:class:`Columns`) before the column copy is built anew."""
+    return max(1024, rows // 256)
 
 
 def _column_capacity(rows: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -183,8 +185,6 @@ def _table(matrix: np.ndarray):
 
 
 def _columns_of(table, version: int):
-    import time
-
     snap = table.snapshot(version)
     for _ in range(500):  # built in a background thread
         cols = table.columns(snap, _exact_on_probe)
@@ -207,10 +207,10 @@ def _append(table, gen: int, vecs: np.ndarray) -> InstanceIndex:
     return table.snapshot(gen)
 
 
-def test_the_tables_column_copy_follows_appends_and_clipped_values_stay_exact(index):
+def test_the_tables_column_copy_follows_appends_and_outliers_stay_exact(index):
     embedder = HashingEmbedder()
     table = _table(index.matrix)
-    _, cols = _columns_of(table, 1)
+    _columns_of(table, 1)
     n = len(index.cids)
     rng = np.random.default_rng(11)
     snap = _append(table, 2, embedder.embed([" ".join(rng.choice(WORDS, 40)) for _ in range(5)]))
@@ -220,18 +220,25 @@ def test_the_tables_column_copy_follows_appends_and_clipped_values_stay_exact(in
         qvec = embedder.embed([query])[0]
         assert _pruned_vector(snap, qvec, 10) is not None
         _top_equals_full(snap, qvec, 10)
-    # one-word chunks: values far above the scale of the 40-word chunks (clipped codes)
+    # one-word chunks: values beyond the scales of the 40-word chunks, scored from the matrix
     snap = _append(table, 3, embedder.embed(["espresso", "grind grind grind", "tamp"]))
-    clipped = table.columns(snap, _exact_on_probe)
-    assert clipped is not None and clipped.error.max() > cols.error.max()
+    peaked = table.columns(snap, _exact_on_probe)
+    assert peaked is not None and {n + 5, n + 6, n + 7} <= set(peaked.outliers.tolist())
+    assert peaked.error.max() <= grown.error.max()  # outliers do not widen the bound
     for query in ["espresso", "grind", "milk steam crema", "tamp puck"]:
-        _top_equals_full(snap, embedder.embed([query])[0], 10)
-    # once the rows doubled since the copy was built, it is built anew with new scales
+        qvec = embedder.embed([query])[0]
+        assert _pruned_vector(snap, qvec, 10) is not None
+        _top_equals_full(snap, qvec, 10)
+    # once the rows doubled since the copy was built, a new one is built while the old serves
     snap = _append(table, 4, index.matrix)
-    assert table.columns(snap, _exact_on_probe) is None
-    snap, rebuilt = _columns_of(table, 4)
-    assert rebuilt.codes.shape[1] == 2 * n + 8
-    assert rebuilt.error.max() < clipped.error.max()
+    assert table.columns(snap, _exact_on_probe) is not None
+    for _ in range(500):
+        rebuilt = table.columns(snap, _exact_on_probe)
+        if rebuilt is not None and not len(rebuilt.outliers):
+            break
+        time.sleep(0.01)
+    assert rebuilt is not None and rebuilt.codes.shape[1] == 2 * n + 8
+    assert not len(rebuilt.outliers)  # the new scales cover the one-word chunks
     _top_equals_full(snap, embedder.embed(["espresso"])[0], 10)
 
 
