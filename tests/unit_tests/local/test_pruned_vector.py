@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch_local.embed import HashingEmbedder
 from aisearch_local.search import (
@@ -15,6 +17,7 @@ from aisearch_local.search import (
     vector_candidates,
 )
 from aisearch_local.store import InstanceIndex
+from aisearch_local.vectors import Columns, column_scales, quantize_into
 
 WORDS = [
     "espresso",
@@ -249,3 +252,42 @@ def test_a_non_finite_row_disables_the_pruned_path(index):
     qvec = HashingEmbedder().embed(["espresso grind"])[0]
     assert _sparse_columns(damaged) is None
     assert _pruned_vector(damaged, qvec, 10) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    k=st.integers(1, 12),
+    nnz=st.integers(1, 8),
+    density=st.floats(0.05, 0.6),
+    peaked=st.floats(0.0, 0.2),
+)
+def test_pruned_scan_with_outliers_equals_the_full_product(seed, k, nnz, density, peaked):
+    # scales taken from the first half of the rows: the second half holds outliers (peaked
+    # rows, a short chunk among long ones) that the search must score from the matrix
+    rng = np.random.default_rng(seed)
+    dim, n = 32, 1200
+    matrix = rng.standard_normal((n, dim)) * (rng.random((n, dim)) < density)
+    spikes = rng.random(n) < peaked
+    matrix[spikes, rng.integers(0, dim, int(spikes.sum()))] += 6.0
+    matrix[:, 0] += 1e-3  # no zero row
+    matrix = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    block = _exact_on_probe(matrix)
+    if not block:
+        pytest.skip("this BLAS does not reproduce block re-scoring bit for bit")
+    scale = column_scales(matrix[: n // 2])
+    assert scale is not None
+    codes = np.empty((dim, n), dtype=np.int8)
+    error, outliers = quantize_into(codes, matrix, 0, n, scale)
+    max_norm = float(np.linalg.norm(matrix, axis=1).max())
+    index = InstanceIndex(
+        version=1,
+        matrix=matrix,
+        cids=np.arange(1, n + 1, dtype=np.int64),
+        item_pks=np.ones(n, dtype=np.int64),
+    )
+    index.cache["columns"] = Columns(codes, scale, error, max_norm, block, outliers)
+    qvec = np.zeros(dim, dtype=np.float32)
+    qvec[rng.choice(dim, nnz, replace=False)] = rng.standard_normal(nnz)
+    qvec /= np.linalg.norm(qvec)
+    _top_equals_full(index, qvec, k)
