@@ -45,7 +45,7 @@ from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
 from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
-from aisearch_local.vectors import top_k
+from aisearch_local.vectors import Columns, column_scales, quantize_into, top_k
 
 __all__ = [
     "CANDIDATES",
@@ -111,58 +111,67 @@ def keyword_terms(query: str, *, trigram: bool) -> list[str]:
     return list(seen)
 
 
-_BLOCK = 16  # rows re-scored together: a multiple of the BLAS kernel's row grouping
+_BLOCKS = (4, 8, 16)  # rows re-scored together: multiples of the BLAS kernel's row grouping
 _COLUMNS_LOCK = threading.Lock()
+_EPS = float(np.finfo(np.float32).eps)
 
 
-def _sparse_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
-    """Return the column-major copy of the matrix and the largest row norm, or None.
+def _sparse_columns(idx: InstanceIndex) -> Columns | None:
+    """Return the compact column copy of the matrix (:class:`~aisearch_local.vectors.Columns`).
 
     Built once per index, and only when re-scoring aligned row blocks reproduces the full
     product bit for bit on this BLAS (checked on a probe query), so the pruned path below
-    returns exactly what the full product returns.
+    returns exactly what the full product returns. None when not (yet) built.
     """
     if idx.table is not None:  # kept by the vector table, appended to on every write
-        from_table: tuple[np.ndarray, float] | None = idx.table.columns(idx, _exact_on_probe)
+        from_table: Columns | None = idx.table.columns(idx, _exact_on_probe)
         return from_table
     if "columns" in idx.cache:
-        built: tuple[np.ndarray, float] | None = idx.cache["columns"]
+        built: Columns | None = idx.cache["columns"]
         return built
     with _COLUMNS_LOCK:  # one build at a time: concurrent first queries share the copy
         if "columns" not in idx.cache:
-            idx.cache["columns"] = _build_columns(idx)
-        cached: tuple[np.ndarray, float] | None = idx.cache["columns"]
+            idx.cache["columns"] = _build_columns(idx.matrix)
+        cached: Columns | None = idx.cache["columns"]
     return cached
 
 
-def _exact_on_probe(matrix: np.ndarray) -> bool:
-    """Whether re-scoring aligned row blocks reproduces the full product on this BLAS."""
+def _exact_on_probe(matrix: np.ndarray) -> int:
+    """The smallest row block whose re-scoring reproduces the full product on this BLAS, or 0."""
     n = matrix.shape[0]
-    if n < 4 * _BLOCK:
-        return False
+    if n < 4 * _BLOCKS[-1]:
+        return 0
     probe = np.random.default_rng(0).standard_normal((matrix.shape[1],), dtype=np.float32)
     full = matrix @ probe
-    rows = np.unique(np.r_[0:_BLOCK, n - _BLOCK : n, np.linspace(0, n - 1, 64).astype(int)])
-    return bool(np.array_equal(_rescore(matrix, rows, probe), full[rows]))
+    edge = _BLOCKS[-1]
+    rows = np.unique(np.r_[0:edge, n - edge : n, np.linspace(0, n - 1, 64).astype(int)])
+    for block in _BLOCKS:
+        if np.array_equal(_rescore(matrix, rows, probe, block), full[rows]):
+            return block
+    return 0
 
 
-def _build_columns(idx: InstanceIndex) -> tuple[np.ndarray, float] | None:
-    matrix = idx.matrix
-    if not _exact_on_probe(matrix):
+def _build_columns(matrix: np.ndarray) -> Columns | None:
+    block = _exact_on_probe(matrix)
+    scale = column_scales(matrix) if block else None
+    if scale is None:
         return None
+    n = matrix.shape[0]
+    codes = np.empty((matrix.shape[1], n), dtype=np.int8)
+    error, outliers = quantize_into(codes, matrix, 0, n, scale)
     max_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", matrix, matrix))))
-    return np.ascontiguousarray(matrix.T), max_norm
+    return Columns(codes, scale, error, max_norm, block, outliers)
 
 
-def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int) -> np.ndarray:
     """Exact similarities of ``rows`` (sorted, unique), computed in aligned row blocks.
 
     BLAS groups rows in fixed-size blocks with their own summation order; multiplying whole
     aligned blocks keeps that grouping, so each value equals ``(matrix @ qvec)[row]``.
     """
     n = matrix.shape[0]
-    blocks = np.unique(rows // _BLOCK)
-    full_rows = (blocks[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
+    blocks = np.unique(rows // block)
+    full_rows = (blocks[:, None] * block + np.arange(block)).ravel()
     full_rows = full_rows[full_rows < n]
     sims = matrix[full_rows] @ qvec
     out: np.ndarray = sims[np.searchsorted(full_rows, rows)]
@@ -171,16 +180,36 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray) -> np.ndarr
 
 _SCRATCH = threading.local()
 _BLOCK_MAX = 64  # rows per block in _within's first pass
+_STAGE1_FLOATS = 1 << 19  # the int8 codes of a block of rows, as float32: 2 MiB per thread
+_STAGE1_ROWS = 32_768  # rows per block (fewer for long queries)
 
 
 def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two float32 buffers of ``n`` values, kept per thread: no per-query allocation."""
+    """A float32 buffer of ``n`` values and one of :data:`_STAGE1_FLOATS`, kept per thread."""
     bufs: tuple[np.ndarray, np.ndarray] | None = getattr(_SCRATCH, "bufs", None)
     if bufs is None or len(bufs[0]) < n:
         size = max(n, 1024) * 5 // 4  # room for appends
-        bufs = (np.empty(size, dtype=np.float32), np.empty(size, dtype=np.float32))
+        bufs = (np.empty(size, dtype=np.float32), np.empty(_STAGE1_FLOATS, dtype=np.float32))
         _SCRATCH.bufs = bufs
-    return bufs[0][:n], bufs[1][:n]
+    return bufs[0][:n], bufs[1]
+
+
+def _approx_scores(codes: np.ndarray, nz: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ codes[nz]`` in float32 (a thread's scratch buffer: valid until its next call).
+
+    Block by block: the query's code rows are gathered and cast to float32 (cache-sized), then
+    one BLAS product per block (a third faster than a multiply and an add per column).
+    """
+    n = codes.shape[1]
+    out, block = _scratch(n)
+    k = len(nz)
+    rows = min(_STAGE1_ROWS, _STAGE1_FLOATS // k)  # k <= dim / 4 <= 1024
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        part = block[: k * (hi - lo)].reshape(k, hi - lo)
+        np.copyto(part, codes[nz, lo:hi])
+        np.matmul(weights, part, out=out[lo:hi])
+    return out
 
 
 def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
@@ -210,12 +239,21 @@ def _pruned_vector(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact top ``k`` for a sparse query (lexical embedders), or None to use the full product.
 
-    Only the matrix columns where the query is non-zero can contribute, so a column-major copy
-    scores every row reading a fraction of the matrix. That float32 sum differs from the BLAS
-    one by at most ``dim * eps * |q| * max|row|`` (both are float32 sums of ``dim`` products);
-    every row within 8 times that of the k-th best approximation is re-scored with the BLAS
-    kernel, so the result is the full product's. Rows outside ``mask`` (default: the live
-    rows) never compete.
+    Only the matrix columns where the query is non-zero can contribute. Three stages, each
+    keeping every row that can still be in the full product's top ``k``:
+
+    1. The int8 column copy (:class:`~aisearch_local.vectors.Columns`) scores every row,
+       reading a byte per row and query term. Its sum differs from the exact one by at most
+       ``E = sum |q_j| error_j`` (the codes' rounding) plus the float32 rounding of ``len(nz)
+       + 2`` operations; a float32 sum of ``dim`` products (BLAS's) differs from the exact one
+       by at most ``b = dim * eps * |q| * max|row|``. Every row within ``2 E + 2 bound``
+       (``bound = 4 b``) of the k-th best approximation is kept, and every outlier (a row
+       appended with a value beyond its column's scale, whose codes mean nothing).
+    2. Those rows' float32 products over the query's columns (a gather from the matrix), and
+       every row within ``2 bound`` of the k-th best of them.
+    3. Those rows re-scored with the BLAS kernel (:func:`_rescore`): the full product's values.
+
+    Rows outside ``mask`` (default: the live rows) never compete.
     """
     nz = np.flatnonzero(qvec)
     n, dim = idx.matrix.shape
@@ -224,31 +262,43 @@ def _pruned_vector(
     cols = _sparse_columns(idx)
     if cols is None:
         return None
-    columns, max_norm = cols
-    approx, tmp = _scratch(n)
-    np.multiply(columns[nz[0]], qvec[nz[0]], out=approx)
-    for j in nz[1:]:
-        np.multiply(columns[j], qvec[j], out=tmp)
-        approx += tmp
-    bound = 4.0 * dim * float(np.finfo(np.float32).eps) * float(np.linalg.norm(qvec)) * max_norm
+    q = qvec[nz]
+    abs_q = np.abs(q).astype(np.float64)
+    l1 = float(abs_q.sum())
+    bound = 4.0 * dim * _EPS * float(np.linalg.norm(qvec)) * cols.max_norm
+    worst = cols.max_norm + float(cols.error[nz].max())
+    quant = float(abs_q @ cols.error[nz]) + (len(nz) + 2) * _EPS * l1 * worst
+    margin = 2.0 * quant + 2.0 * bound
+    if not math.isfinite(margin):  # a damaged row: the full product drops it
+        return None
+    approx = _approx_scores(cols.codes, nz, q * cols.scale[nz])
+    outliers = cols.outliers
+    if len(outliers):  # scored in stage 2 only: they never set the k-th best approximation
+        approx[outliers] = -np.inf
     if mask is None:
         mask = idx.alive
     if mask is not None and np.count_nonzero(mask) < n // 2:  # a filter: select among its rows
         kept = np.flatnonzero(mask)
         if len(kept) <= k:
-            return top_k(kept, _rescore(idx.matrix, kept, qvec), k)
+            return top_k(kept, _rescore(idx.matrix, kept, qvec, cols.block), k)
         sub = approx[kept]
         kth = float(np.partition(sub, len(kept) - k)[len(kept) - k])
-        rows = kept[sub >= kth - 2.0 * bound]
+        rows = kept[sub >= kth - margin]
     else:
         if mask is not None:  # tombstoned rows never compete
             approx[~mask] = -np.inf
-        rows = _within(approx, k, 2.0 * bound)
+        rows = _within(approx, k, margin)
         if mask is not None:
             rows = rows[mask[rows]]
+    if len(outliers):
+        rows = np.union1d(rows, outliers if mask is None else outliers[mask[outliers]])
     if len(rows) > n // 8:
         return None
-    return top_k(rows, _rescore(idx.matrix, rows, qvec), k)
+    if len(rows) > k:  # stage 2: float32 products over the query's columns
+        exact32 = idx.matrix[np.ix_(rows, nz)] @ q
+        kth = float(np.partition(exact32, len(rows) - k)[len(rows) - k])
+        rows = rows[exact32 >= kth - 2.0 * bound]
+    return top_k(rows, _rescore(idx.matrix, rows, qvec, cols.block), k)
 
 
 def blend_vector_side(
