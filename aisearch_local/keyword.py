@@ -241,6 +241,11 @@ class KeywordIndexes:
         # committed changes not applied yet, by generation (writes finish in any order)
         self._pending: dict[int, dict[int, VectorChange]] = {}
 
+    def building(self) -> int:
+        """How many indexes are being built (in a search or in the background)."""
+        with self._lock:
+            return len(self._builds)
+
     def drop(self, inst_pk: int) -> None:
         """Forget an instance's index (deleted, replaced, re-tokenized): rebuilt when needed."""
         with self._lock:

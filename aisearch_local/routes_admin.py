@@ -544,8 +544,17 @@ async def faults_clear(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Liveness probe (no auth)."""
+    """Liveness probe (no auth).
+
+    ``indexing`` counts the in-memory indexes being built now (keyword indexes, vector column
+    copies; searches are answered meanwhile): 0 is the steady state.
+    """
     svc = service(request)
     return envelope(
-        {"status": "ok", "embedder": svc.embedder.name, "generator": svc.generator.name}
+        {
+            "status": "ok",
+            "embedder": svc.embedder.name,
+            "generator": svc.generator.name,
+            "indexing": svc.store.indexing(),
+        }
     )

@@ -946,6 +946,16 @@ class Store:
 
     # -- search support ---------------------------------------------------------------------
 
+    def indexing(self) -> int:
+        """How many in-memory indexes are being built now (keyword indexes, column copies).
+
+        Searches meanwhile are answered, by FTS5 and the full vector product: ``0`` is the
+        steady state that benchmarks wait for after a start.
+        """
+        with self._vlock:
+            tables = list(self._tables.values())
+        return self.keywords.building() + sum(t.building for t in tables)
+
     def index(self, inst: InstanceRecord) -> InstanceIndex:
         """Return a snapshot of the instance's vector table, loading the table when needed.
 

@@ -303,6 +303,12 @@ class VectorTable:
                 self._snap = snap
             return snap
 
+    @property
+    def building(self) -> bool:
+        """Whether the column copy is being built in the background."""
+        with self.lock:
+            return self._building
+
     def columns(self, snap: InstanceIndex, probe: Callable[[np.ndarray], int]) -> Columns | None:
         """Return the compact column copy (:class:`Columns`) of ``snap``'s rows, or None.
 

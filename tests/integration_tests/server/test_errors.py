@@ -65,6 +65,7 @@ def test_global_api_key_headers(local_server, docs_instance):
 def test_local_health_needs_no_auth(local_server):
     r = httpx.get(f"{local_server.base_url}/_local/health")
     assert r.status_code == 200 and r.json()["result"]["status"] == "ok"
+    assert r.json()["result"]["indexing"] == 0  # no in-memory index being built
 
 
 def _options(options: Any) -> dict[str, Any]:

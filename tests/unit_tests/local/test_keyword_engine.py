@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aisearch_local import keyword
 from aisearch_local.keyword import ENGINES, check_engine
 from aisearch_local.options import resolve_options
 from aisearch_local.search import fts_expression, keyword_terms
@@ -185,6 +187,35 @@ def test_auto_keeps_fts5_below_its_threshold_and_builds_tantivy_above(tmp_path, 
             "kettle.md",
         }
     finally:
+        service.close()
+
+
+def test_indexing_counts_a_background_build_until_it_ends(tmp_path, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real = keyword.TantivyIndex.add_many
+
+    def held(self: keyword.TantivyIndex, docs: Any) -> None:
+        started.set()
+        assert release.wait(60)
+        real(self, docs)
+
+    monkeypatch.setattr(keyword.TantivyIndex, "add_many", held)
+    service = LocalService(tmp_path, embedder="hashing", keyword_engine="auto")
+    try:
+        inst = make(service)
+        keywords = service.store.keywords
+        keywords.min_rows = 1
+        assert service.store.indexing() == 0
+        assert search(service, inst, "coffee", keyword_match_mode="or")  # FTS5 meanwhile
+        assert started.wait(60)
+        assert service.store.indexing() == 1  # what /_local/health reports as "indexing"
+        release.set()
+        build = keywords._builds.get(inst.pk)
+        if build is not None:
+            assert build.done.wait(60)
+        assert service.store.indexing() == 0
+    finally:
+        release.set()
         service.close()
 
 
