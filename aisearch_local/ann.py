@@ -90,7 +90,8 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 FORMAT = 1
 _BATCH = 128  # rows added or removed per lock hold when catching up (a search waits that long)
-_STEP = 4  # queued rows added per lock hold (1 to 4 ms a row at 1M): what a search may wait for
+_STEP = 4  # queued rows added per lock hold while searches come (what a search may wait for)
+_BUSY = 0.1  # seconds after a search during which the background thread adds _STEP rows a hold
 _BUILD_BATCH = 10_000  # rows added at a time to a graph built apart (close() stops between)
 _FP_TOLERANCE = 1e-4  # float32 BLAS differences are ~1e-7; a changed vector moves far more
 _FILTER_EXACT_FACTOR = 40
@@ -156,8 +157,18 @@ class AnnIndex:
         """Whether each chunk id is in the graph (a boolean array)."""
         return self._present(np.asarray(cids, dtype=np.int64))[1]
 
-    def add(self, cids: np.ndarray, vectors: np.ndarray, fps: np.ndarray | None = None) -> None:
-        """Add (or replace) rows: ``cids`` unique positive ints, ``vectors`` ``(n, dim)``."""
+    def add(
+        self,
+        cids: np.ndarray,
+        vectors: np.ndarray,
+        fps: np.ndarray | None = None,
+        *,
+        threads: int = 0,
+    ) -> None:
+        """Add (or replace) rows: ``cids`` unique positive ints, ``vectors`` ``(n, dim)``.
+
+        ``threads``: usearch's (0: every core; 1 for a few rows, which it adds faster alone).
+        """
         cids = np.asarray(cids, dtype=np.int64)
         if not len(cids):
             return
@@ -171,7 +182,7 @@ class AnnIndex:
             raise ValueError("chunk ids must be unique positive integers")
         self.remove(cids)
         clean = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)  # a tampered database
-        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=0)
+        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=threads)
         if not len(self.keys) or cids[0] > self.keys[-1]:  # new chunks: the usual case
             self.keys = np.concatenate([self.keys, cids])
             self.fps = np.concatenate([self.fps, fps])
@@ -514,6 +525,7 @@ class _Entry:
     follower: _Follower | None = None  # listening to the newest table seen
     in_step: bool = False  # the graph plus the follower's queues equal its table
     searches: int = 0  # searches waiting for the lock: the background thread lets them in first
+    last_search: float = 0.0  # time.monotonic() of the last search through the graph
     count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextlib.contextmanager
@@ -677,6 +689,7 @@ class AnnManager:
         n = len(idx.cids)
         entry = self._entry(inst)
         with entry.searching():
+            entry.last_search = time.monotonic()
             self._kick(inst, entry, idx)
             ann = entry.ann
             if ann is None or not len(ann):
@@ -842,7 +855,10 @@ class AnnManager:
         newest = int(idx.cids[-1]) if len(idx.cids) else 0
         with f.lock:
             cleared = f.cleared
-            added = f.added.peek(_STEP)
+            # while searches come, a few rows a hold (one thread: faster for a few rows);
+            # else a batch (every core)
+            busy = entry.searches or time.monotonic() - entry.last_search < _BUSY
+            added = f.added.peek(_STEP if busy else _BATCH)
             added = added[: int(np.searchsorted(added, newest, side="right"))]
             head = int(f.added.peek(1)[0]) if len(f.added) else None
             # removals are cheap (~10 us a row): more of them per lock hold
@@ -855,7 +871,7 @@ class AnnManager:
             take = (rows >= 0) & ~ann.contains(added)
             if len(doomed):
                 take &= ~np.isin(added, doomed)
-            ann.add(added[take], idx.matrix[rows[take]])
+            ann.add(added[take], idx.matrix[rows[take]], threads=1 if busy else 0)
             with f.lock:
                 if f.cleared == cleared:  # else the follower is stale: a comparison follows
                     f.added.drop(len(added))
