@@ -7,8 +7,16 @@ are in docs/DEPS-ann.md). The graph only proposes candidates: their similarities
 exactly from the instance's matrix, so every score is the exact one.
 
 One :class:`AnnIndex` per instance, keyed by chunk id (cid). :class:`AnnManager` keeps it in
-step with the store's :class:`~aisearch_local.records.InstanceIndex` at search time, whatever
-the store's write path, by comparing the two (once per ``InstanceIndex``):
+step with the store's :class:`~aisearch_local.vectors.VectorTable` through the table's listener
+API: a :class:`_Follower` hears every write (the chunk ids it appended and tombstoned) and
+queues them; a background thread adds and removes those rows in small batches, and until it
+has, a search scores the queued new rows exactly and drops every row its snapshot holds dead.
+A write costs the graph its own rows, and is reflected in the very next search.
+
+The graph is compared with a whole ``InstanceIndex`` only when it cannot follow a table: at
+first (a build, or a graph loaded from disk), when the store hands over a new table (a reload,
+another process's write), after a compaction (``on_reset``), after an overflow of the queues
+(no search for :data:`_QUEUE_MAX` changes), and for a snapshot without a table. The comparison:
 
 * the cids, in one sorted pass: a cid the graph lacks is *missing*, a key the instance lacks
   is *gone*;
@@ -17,9 +25,8 @@ the store's write path, by comparing the two (once per ``InstanceIndex``):
 
 A background thread makes that comparison (one pass over the matrix; searches are exact
 meanwhile), then applies it in small batches; until it is done, a search asks the graph, drops
-the gone and changed keys from its answer and scores the missing and changed rows exactly: a
-write is reflected in the very next search. When more than a fifth of the rows are missing (the
-first build), the search is exact.
+the gone and changed keys from its answer and scores the missing and changed rows exactly. When
+more than a fifth of the rows are missing (the first build), the search is exact.
 
 The graph is saved next to the database (``ann/<instance pk>.usearch``, ``.keys.npz`` and
 ``.json``, the last written last) after a build and when the server closes, then loaded at
@@ -31,6 +38,7 @@ keep the graph in memory.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -41,6 +49,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +61,8 @@ from aisearch_local.vectors import top_k
 
 if TYPE_CHECKING:
     from usearch.index import Index
+
+    from aisearch_local.vectors import VectorTable
 
 __all__ = [
     "ANN_MIN_ROWS",
@@ -79,9 +90,13 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 FORMAT = 1
 _BATCH = 128  # rows added or removed per lock hold when catching up (a search waits that long)
+_STEP = 4  # queued rows added per lock hold while searches come (what a search may wait for)
+_BUSY = 0.1  # seconds after a search during which the background thread adds _STEP rows a hold
 _BUILD_BATCH = 10_000  # rows added at a time to a graph built apart (close() stops between)
 _FP_TOLERANCE = 1e-4  # float32 BLAS differences are ~1e-7; a changed vector moves far more
 _FILTER_EXACT_FACTOR = 40
+_NO_ID = 1 << 62  # above every chunk id
+_QUEUE_MAX = 100_000  # queued changes (or a fifth of the rows) past which a comparison is due
 _MAX_ASK = 4096  # most candidates asked of the graph before falling back to the exact search
 
 
@@ -138,8 +153,22 @@ class AnnIndex:
         found[found] = self.keys[pos[found]] == cids[found]
         return pos, found
 
-    def add(self, cids: np.ndarray, vectors: np.ndarray, fps: np.ndarray | None = None) -> None:
-        """Add (or replace) rows: ``cids`` unique positive ints, ``vectors`` ``(n, dim)``."""
+    def contains(self, cids: np.ndarray) -> np.ndarray:
+        """Whether each chunk id is in the graph (a boolean array)."""
+        return self._present(np.asarray(cids, dtype=np.int64))[1]
+
+    def add(
+        self,
+        cids: np.ndarray,
+        vectors: np.ndarray,
+        fps: np.ndarray | None = None,
+        *,
+        threads: int = 0,
+    ) -> None:
+        """Add (or replace) rows: ``cids`` unique positive ints, ``vectors`` ``(n, dim)``.
+
+        ``threads``: usearch's (0: every core; 1 for a few rows, which it adds faster alone).
+        """
         cids = np.asarray(cids, dtype=np.int64)
         if not len(cids):
             return
@@ -153,7 +182,7 @@ class AnnIndex:
             raise ValueError("chunk ids must be unique positive integers")
         self.remove(cids)
         clean = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)  # a tampered database
-        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=0)
+        self._index.add(cids.astype(np.uint64), np.ascontiguousarray(clean), threads=threads)
         if not len(self.keys) or cids[0] > self.keys[-1]:  # new chunks: the usual case
             self.keys = np.concatenate([self.keys, cids])
             self.fps = np.concatenate([self.fps, fps])
@@ -356,17 +385,170 @@ class _Delta:
     missing: np.ndarray  # rows of the InstanceIndex the graph lacks or holds changed
 
 
+class _Queue:
+    """Chunk ids in arrival order: pushed in blocks, taken from the front."""
+
+    def __init__(self) -> None:
+        self._blocks: collections.deque[np.ndarray] = collections.deque()
+        self._head = 0  # ids of the first block already taken
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def push(self, cids: np.ndarray) -> None:
+        if len(cids):
+            self._blocks.append(cids)
+            self._len += len(cids)
+            if len(self._blocks) > 64:  # many small writes: one block (bounded by _QUEUE_MAX)
+                every = self.all()
+                self._blocks.clear()
+                self._blocks.append(every)
+                self._head = 0
+
+    def clear(self) -> None:
+        self._blocks.clear()
+        self._head, self._len = 0, 0
+
+    def peek(self, k: int) -> np.ndarray:
+        """The first ``k`` ids (fewer when fewer are queued)."""
+        out, need, head = [], k, self._head
+        for block in self._blocks:
+            part = block[head : head + need]
+            out.append(part)
+            need, head = need - len(part), 0
+            if not need:
+                break
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def drop(self, k: int) -> None:
+        """Take the first ``k`` ids off the queue."""
+        self._len -= k
+        while k and self._blocks:
+            left = len(self._blocks[0]) - self._head
+            if k < left:
+                self._head += k
+                return
+            self._blocks.popleft()
+            self._head, k = 0, k - left
+
+    def all(self) -> np.ndarray:
+        return self.peek(self._len)
+
+    def take_below(self, bound: int, limit: int) -> np.ndarray:
+        """Take up to ``limit`` ids below ``bound`` off the queue (the others keep their order)."""
+        every = self.all()
+        below = np.flatnonzero(every < bound)[:limit]
+        if not len(below):
+            return every[:0]
+        keep = np.ones(len(every), dtype=bool)
+        keep[below] = False
+        self.clear()
+        self.push(every[keep])
+        return every[below]
+
+
+class _Follower:
+    """Hears one vector table's changes for one graph (a ``vectors.TableListener``).
+
+    It queues the chunk ids (rows are renumbered by a compaction; ids are not) appended and
+    tombstoned since the graph took them. The writer calls it under the table's lock: it only
+    copies the ids, under its own lock, under which nothing else is ever taken. ``mark`` is the
+    table's (epoch, rows, tombstones) when it started listening (or re-listening after a reset):
+    a snapshot at or after it, plus the queued changes, is the table now.
+    """
+
+    def __init__(self, table: VectorTable) -> None:
+        self.table = weakref.ref(table)
+        self.lock = threading.Lock()
+        self.added = _Queue()  # ascending: chunk ids only grow
+        self.dead = _Queue()
+        self.stale = False  # a reset: the graph must be compared with the table again
+        self.cleared = 0  # how many times the queues were emptied (an overflow)
+        self.active = True
+        self.mark = (table.epoch, table.n, table.dead)
+
+    def on_append(self, rows: np.ndarray) -> None:
+        """Queue the appended rows' chunk ids."""
+        self._hear(rows, dead=False)
+
+    def on_tombstone(self, rows: np.ndarray) -> None:
+        """Queue the tombstoned rows' chunk ids."""
+        self._hear(rows, dead=True)
+
+    def _hear(self, rows: np.ndarray, *, dead: bool) -> None:
+        table = self.table()
+        if table is None or not self.active:
+            return
+        cids = table.chunk_ids(rows)
+        with self.lock:
+            if self.stale:  # the comparison to come covers it
+                return
+            (self.dead if dead else self.added).push(cids)
+            if len(self.added) + len(self.dead) > max(_QUEUE_MAX, table.n // 5):
+                # nobody took them (no search since): one comparison will be cheaper
+                self.restart()
+
+    def on_reset(self) -> None:
+        """The rows were renumbered: the graph is compared with the table again."""
+        with self.lock:
+            self.restart()
+
+    def restart(self) -> None:
+        """Drop the queues: a comparison with a snapshot after the next :attr:`mark` follows."""
+        self.added.clear()
+        self.dead.clear()
+        self.stale, self.cleared = True, self.cleared + 1
+
+    def covers(self, idx: InstanceIndex) -> bool:
+        """Whether ``idx`` was taken at or after :attr:`mark` (rows and tombstones only grow)."""
+        epoch, rows, dead = self.mark
+        n = len(idx.cids)
+        return idx.epoch == epoch and n >= rows and n - idx.live_count >= dead
+
+    def pending(self) -> bool:
+        with self.lock:
+            return bool(len(self.added) or len(self.dead))
+
+
 @dataclass
 class _Entry:
     identity: dict[str, Any]
     dim: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     ann: AnnIndex | None = None
-    synced: Any = None  # weakref to the InstanceIndex the graph equals
+    synced: Any = None  # weakref to the InstanceIndex the graph equals (without a table)
     target: Any = None  # weakref to the newest InstanceIndex seen
-    worker: threading.Thread | None = None
+    worker: threading.Thread | None = None  # set and cleared under the lock
     unsaved: int = 0
     loaded: bool = False
+    follower: _Follower | None = None  # listening to the newest table seen
+    in_step: bool = False  # the graph plus the follower's queues equal its table
+    searches: int = 0  # searches waiting for the lock: the background thread lets them in first
+    last_search: float = 0.0  # time.monotonic() of the last search through the graph
+    count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[None]:
+        """Hold the lock for a search, announced to the background thread while waiting."""
+        with self.count_lock:
+            self.searches += 1
+        try:
+            self.lock.acquire()
+        finally:
+            with self.count_lock:
+                self.searches -= 1
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def let_searches_in(self) -> None:
+        """Wait while searches wait for the lock: at most 2 ms (busy servers never starve it)."""
+        for _ in range(20):
+            if not self.searches:
+                return
+            time.sleep(0.0001)
 
 
 def _identity(inst: InstanceRecord) -> dict[str, Any]:
@@ -375,6 +557,16 @@ def _identity(inst: InstanceRecord) -> dict[str, Any]:
         "created_at": inst.created_at,
         "embedder": inst.embedder,
     }
+
+
+def _detach(follower: _Follower | None) -> None:
+    if follower is None:
+        return
+    follower.active = False
+    table = follower.table()
+    if table is not None:
+        with table.lock, contextlib.suppress(ValueError):
+            table.listeners.remove(follower)
 
 
 class AnnManager:
@@ -454,13 +646,32 @@ class AnnManager:
     def wait(self, inst: InstanceRecord, timeout: float | None = None) -> bool:
         """Wait for the instance's background work; True when its graph is in step."""
         entry = self._entry(inst)
-        worker = entry.worker
-        if worker is not None:
-            worker.join(timeout)
-        with entry.lock:
-            target = entry.target() if entry.target is not None else None
-            synced = entry.synced() if entry.synced is not None else None
-            return entry.ann is not None and target is not None and synced is target
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with entry.lock:
+                worker = entry.worker
+                if worker is None:
+                    return self._in_step(entry)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            worker.join(left)
+
+    @staticmethod
+    def _in_step(entry: _Entry) -> bool:
+        target = entry.target() if entry.target is not None else None
+        if entry.ann is None or target is None:
+            return False
+        if target.table is None:
+            return entry.synced is not None and entry.synced() is target
+        f = entry.follower
+        return (
+            f is not None
+            and entry.in_step
+            and f.table() is target.table
+            and not f.stale
+            and not f.pending()
+        )
 
     def candidates(
         self,
@@ -477,7 +688,8 @@ class AnnManager:
         """
         n = len(idx.cids)
         entry = self._entry(inst)
-        with entry.lock:
+        with entry.searching():
+            entry.last_search = time.monotonic()
             self._kick(inst, entry, idx)
             ann = entry.ann
             if ann is None or not len(ann):
@@ -519,6 +731,18 @@ class AnnManager:
     @staticmethod
     def _delta(entry: _Entry, ann: AnnIndex, idx: InstanceIndex) -> _Delta | None:
         """The graph's difference from ``idx``, or None until the background thread has it."""
+        f = entry.follower
+        if (
+            idx.table is not None
+            and f is not None
+            and entry.in_step
+            and f.table() is idx.table
+            and not f.stale
+        ):  # the queued appends (a write's rows, not the instance's): score them exactly
+            with f.lock:
+                added = f.added.all()
+            rows = _live_rows_of(idx, added) if len(added) else added
+            return _Delta(np.zeros(0, dtype=np.int64), rows[rows >= 0])
         if entry.synced is not None and entry.synced() is idx:
             return _Delta(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         cached: _Delta | None = idx.cache.get(_delta_key(ann))
@@ -529,9 +753,20 @@ class AnnManager:
         current = entry.target() if entry.target is not None else None
         if current is not idx:
             entry.target = weakref.ref(idx)
-        in_step = entry.synced is not None and entry.synced() is idx
-        running = entry.worker is not None and entry.worker.is_alive()
-        if in_step or running or self._stop.is_set():
+        if entry.worker is not None or self._stop.is_set():
+            return
+        if idx.table is None:
+            idle = entry.synced is not None and entry.synced() is idx
+        else:
+            f = entry.follower
+            idle = (
+                f is not None
+                and entry.in_step
+                and f.table() is idx.table
+                and not f.stale
+                and not f.pending()
+            )
+        if idle:
             return
         entry.worker = threading.Thread(
             target=self._work,
@@ -546,57 +781,154 @@ class AnnManager:
             self._catch_up(entry, base)
         except Exception:  # pragma: no cover - searches stay exact; the next one retries
             logger.exception("building the ANN index failed; searching exactly meanwhile")
+        finally:
+            with entry.lock:
+                if entry.worker is threading.current_thread():
+                    entry.worker = None
 
     def _catch_up(self, entry: _Entry, base: Path | None) -> None:
+        """The background thread: load or build the graph, then keep it in step.
+
+        With a vector table (the server's case), it follows the table through a listener
+        (:class:`_Follower`): once the graph was compared with the table, every write costs
+        the graph its own rows only. Without one, or after a reset, the graph is compared with
+        the whole ``InstanceIndex`` (:meth:`_compare`).
+        """
         if entry.ann is None and base is not None:
             loaded = AnnIndex.load(base, entry.identity, entry.dim, self._key or b"")
             with entry.lock:
                 entry.ann, entry.loaded = loaded, loaded is not None
         while not self._stop.is_set():
-            idx = entry.target() if entry.target is not None else None
-            if idx is None:
-                return
-            fps = fingerprint(idx)  # outside the lock: one pass over the matrix
+            entry.let_searches_in()
             with entry.lock:
-                ann = entry.ann
-                diff = None if ann is None else _difference(ann, idx)
-                if ann is not None and diff is not None:
-                    idx.cache[_delta_key(ann)] = diff  # searches use it until caught up
-            _pause()
-            if ann is None or diff is None or len(diff.missing) > len(idx.cids) // 5:
-                # (re)build apart, then swap it in: searches stay exact meanwhile, unblocked
-                fresh = AnnIndex(entry.dim)
-                live = np.arange(len(idx.cids)) if idx.alive is None else np.flatnonzero(idx.alive)
-                for start in range(0, len(live), _BUILD_BATCH):
-                    if self._stop.is_set():
-                        return
-                    part = live[start : start + _BUILD_BATCH]
-                    fresh.add(idx.cids[part], idx.matrix[part], fps[part])
-                with entry.lock:
-                    entry.ann, entry.unsaved, entry.synced = fresh, len(fresh) + 1, None
-                continue  # the target may have moved on meanwhile
-            for start in range(0, len(diff.excluded), _BATCH):
-                if self._stop.is_set():
+                idx = entry.target() if entry.target is not None else None
+                f = None if idx is None else self._follow(entry, idx.table)
+                if idx is None or (
+                    f is None and entry.synced is not None and entry.synced() is idx
+                ):
+                    step = "done"
+                elif f is None or not entry.in_step:
+                    # a snapshot older than the listener cannot be compared: wait for a newer
+                    step = "compare" if f is None or f.covers(idx) else "done"
+                elif self._apply_queued(entry, f, idx):
+                    step = "next"
+                elif base is not None and entry.unsaved > max(1_000, len(entry.ann or ()) // 10):
+                    step = "save"
+                else:
+                    step = "done"
+                if step == "done":
+                    entry.worker = None  # from now on, a search starts a new thread
                     return
-                with entry.lock:
-                    ann.remove(diff.excluded[start : start + _BATCH])
-                _pause()
-            for start in range(0, len(diff.missing), _BATCH):
-                if self._stop.is_set():
-                    return
-                rows = diff.missing[start : start + _BATCH]
-                with entry.lock:
-                    ann.add(idx.cids[rows], idx.matrix[rows], fps[rows])
-                _pause()
-            with entry.lock:
-                entry.unsaved += len(diff.excluded) + len(diff.missing)
-                if entry.target is None or entry.target() is not idx:
-                    continue
-                entry.synced = weakref.ref(idx)
-                save = base is not None and entry.unsaved > max(1_000, len(ann) // 10)
-            if save and base is not None:
+            if step == "save" and base is not None:
                 self._save(entry, base)
+            elif step == "compare" and idx is not None:
+                self._compare(entry, idx, f)
+            _pause()
+
+    def _follow(self, entry: _Entry, table: VectorTable | None) -> _Follower | None:
+        """Listen to ``table`` (under the entry's lock); None for a snapshot without a table."""
+        if table is None:
+            return None
+        f = entry.follower
+        if f is not None and f.table() is table:
+            with table.lock, f.lock:
+                if f.stale:  # a compaction: compare once more, from a snapshot after it
+                    f.stale, entry.in_step = False, False
+                    f.mark = (table.epoch, table.n, table.dead)
+            return f
+        _detach(f)
+        with table.lock:
+            f = _Follower(table)
+            table.add_listener(f)
+        entry.follower, entry.in_step = f, False
+        return f
+
+    def _apply_queued(self, entry: _Entry, f: _Follower, idx: InstanceIndex) -> bool:
+        """Apply one batch of the queued changes to the graph; False when none applies.
+
+        Under the entry's lock. An appended id is added when ``idx`` holds it live and no
+        tombstone of it is queued; ids newer than ``idx`` wait for a newer snapshot. A
+        tombstone is applied once its id's append was (ids grow: it is below the queue's head).
+        """
+        ann = entry.ann
+        assert ann is not None
+        newest = int(idx.cids[-1]) if len(idx.cids) else 0
+        with f.lock:
+            cleared = f.cleared
+            # while searches come, a few rows a hold (one thread: faster for a few rows);
+            # else a batch (every core)
+            busy = entry.searches or time.monotonic() - entry.last_search < _BUSY
+            added = f.added.peek(_STEP if busy else _BATCH)
+            added = added[: int(np.searchsorted(added, newest, side="right"))]
+            head = int(f.added.peek(1)[0]) if len(f.added) else None
+            # removals are cheap (~10 us a row): more of them per lock hold
+            dead = f.dead.take_below(_NO_ID if head is None else head, _BATCH * 32)
+            doomed = f.dead.all() if len(added) else added
+        if len(dead):
+            ann.remove(dead)
+        if len(added):
+            rows = _live_rows_of(idx, added)
+            take = (rows >= 0) & ~ann.contains(added)
+            if len(doomed):
+                take &= ~np.isin(added, doomed)
+            ann.add(added[take], idx.matrix[rows[take]], threads=1 if busy else 0)
+            with f.lock:
+                if f.cleared == cleared:  # else the follower is stale: a comparison follows
+                    f.added.drop(len(added))
+        entry.unsaved += len(dead) + len(added)
+        return bool(len(dead) or len(added))
+
+    def _compare(self, entry: _Entry, idx: InstanceIndex, f: _Follower | None) -> None:
+        """Bring the graph to ``idx`` by comparing the two (a pass over the matrix).
+
+        Searches use the difference meanwhile (or search exactly while the graph is built).
+        With a follower that covers ``idx``, the graph is then in step with its table.
+        """
+        fps = fingerprint(idx)  # outside the lock: one pass over the matrix
+        with entry.lock:
+            ann = entry.ann
+            diff = None if ann is None else _difference(ann, idx)
+            if ann is not None and diff is not None:
+                idx.cache[_delta_key(ann)] = diff  # searches use it until caught up
+        _pause()
+        if ann is None or diff is None or len(diff.missing) > len(idx.cids) // 5:
+            # (re)build apart, then swap it in: searches stay exact meanwhile, unblocked
+            fresh = AnnIndex(entry.dim)
+            live = np.arange(len(idx.cids)) if idx.alive is None else np.flatnonzero(idx.alive)
+            for start in range(0, len(live), _BUILD_BATCH):
+                if self._stop.is_set():
+                    return
+                part = live[start : start + _BUILD_BATCH]
+                fresh.add(idx.cids[part], idx.matrix[part], fps[part])
+            with entry.lock:
+                entry.ann, entry.unsaved, entry.synced = fresh, len(fresh) + 1, None
+                self._mark_in_step(entry, idx, f)
             return
+        for start in range(0, len(diff.excluded), _BATCH):
+            if self._stop.is_set():
+                return
+            with entry.lock:
+                ann.remove(diff.excluded[start : start + _BATCH])
+            _pause()
+        for start in range(0, len(diff.missing), _BATCH):
+            if self._stop.is_set():
+                return
+            rows = diff.missing[start : start + _BATCH]
+            with entry.lock:
+                ann.add(idx.cids[rows], idx.matrix[rows], fps[rows])
+            _pause()
+        with entry.lock:
+            entry.unsaved += len(diff.excluded) + len(diff.missing)
+            if f is None:
+                entry.synced = weakref.ref(idx)
+            else:
+                self._mark_in_step(entry, idx, f)
+
+    @staticmethod
+    def _mark_in_step(entry: _Entry, idx: InstanceIndex, f: _Follower | None) -> None:
+        """After the graph was made equal to ``idx`` (under the entry's lock)."""
+        if f is not None and entry.follower is f and not f.stale and f.covers(idx):
+            entry.in_step = True  # the queues hold every change since: applied next
 
     def _save(self, entry: _Entry, base: Path) -> None:
         with entry.lock:
@@ -613,7 +945,9 @@ class AnnManager:
     def drop(self, inst: InstanceRecord) -> None:
         """Forget an instance's graph and delete its files (the instance was deleted)."""
         with self._lock:
-            self._entries.pop(inst.pk, None)
+            entry = self._entries.pop(inst.pk, None)
+        if entry is not None:
+            _detach(entry.follower)
         if self.directory is not None:
             for path in _paths(self.directory / str(inst.pk)):
                 with contextlib.suppress(OSError):
@@ -625,8 +959,11 @@ class AnnManager:
         with self._lock:
             entries = dict(self._entries)
         for pk, entry in entries.items():
-            if entry.worker is not None:
-                entry.worker.join()
+            with entry.lock:
+                worker = entry.worker
+            if worker is not None:
+                worker.join()
+            _detach(entry.follower)
             base = self._base(pk)
             if base is not None:
                 self._save(entry, base)

@@ -482,6 +482,11 @@ class VectorTable:
         for listener in self.listeners:
             listener.on_reset()
 
+    def chunk_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The chunk ids of these rows (a copy; for a listener, which hears row numbers)."""
+        with self.lock:
+            return np.array(self._cids[rows], dtype=np.int64)
+
     def dead_cids(self) -> np.ndarray:
         """The tombstoned chunk ids, ascending."""
         return np.asarray(self._cids[: self.n][~self._alive[: self.n]], dtype=np.int64)

@@ -41,6 +41,7 @@ import numpy as np
 from aisearch_local.ann import EXPANSION_SEARCH, AnnManager
 from aisearch_local.records import InstanceIndex, InstanceRecord
 from aisearch_local.search import vector_candidates
+from aisearch_local.vectors import VectorChange, VectorTable, new_nonce
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
@@ -90,14 +91,39 @@ def embed_corpus(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     return vecs, embedder.embed(queries)
 
 
-def _index(matrix: np.ndarray, version: int = 1) -> InstanceIndex:
-    n = len(matrix)
-    return InstanceIndex(
-        version=version,
-        matrix=matrix,
-        cids=np.arange(1, n + 1, dtype=np.int64),
-        item_pks=np.ones(n, dtype=np.int64),
-    )
+WRITES = 30
+"""Small writes timed one by one (each followed by one search, as an upload then a query)."""
+WRITE_ROWS = 10
+"""Rows each small write removes and adds (an item of 10 chunks re-indexed)."""
+
+
+def _table(matrix: np.ndarray) -> VectorTable:
+    """A vector table (the server's, in memory) over ``matrix`` with room for the writes."""
+    n, dim = matrix.shape
+    cap = n + 1_000 + WRITES * WRITE_ROWS + 1_024
+    buf = np.empty((cap, dim), dtype=np.float32)
+    buf[:n] = matrix
+    cids = np.zeros(cap, dtype=np.int64)
+    cids[:n] = np.arange(1, n + 1)
+    return VectorTable(dim, new_nonce(), 0, buf, cids, np.ones(cap, dtype=np.int64), n)
+
+
+def _write(table: VectorTable, dead: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, float]:
+    """Tombstone the chunks ``dead`` and append ``vectors``: (new chunk ids, seconds taken)."""
+    first = int(table.head()["rows"]) + 1  # the table holds cids 1..rows: ids only grow
+    cids = np.arange(first, first + len(vectors), dtype=np.int64)
+    change = VectorChange(nonce=table.nonce, gen=table.gen + 1, dead_cids=dead.tolist())
+    change.add(cids, np.ones(len(cids), dtype=np.int64), vectors)
+    t0 = time.perf_counter()
+    assert table.apply(change) is not None
+    return cids, time.perf_counter() - t0
+
+
+def _moved(matrix: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The vectors of ``rows`` moved a little (re-indexed content), unit length."""
+    out = matrix[rows] + rng.standard_normal((len(rows), matrix.shape[1])).astype(np.float32) * 0.01
+    moved: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return moved
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -117,7 +143,8 @@ def measure(
         pk=n, namespace="bench", id=f"ann-{n}", config={}, embedder="wordllama", dim=dim,
         source_dir=None, created_at="bench", modified_at="bench",
     )  # fmt: skip
-    idx = _index(matrix)
+    table = _table(matrix)
+    idx = table.snapshot(1)
     out: dict[str, Any] = {"rows": n, "dim": dim}
     exact: list[tuple[np.ndarray, np.ndarray]] = []
     times: list[float] = []
@@ -173,20 +200,58 @@ def measure(
             "recall@10": float(np.mean(r10)),
         }
 
-    # a write: 1,000 rows gone and 1,000 new (vectors of other rows, moved a little)
-    k = min(1_000, n // 10)
-    moved = matrix[:k] + rng.standard_normal((k, dim)).astype(np.float32) * 0.01
-    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
-    changed = _index(np.concatenate([matrix[k:], moved]), version=2)
-    changed.cids = np.concatenate([idx.cids[k:], np.arange(n + 1, n + k + 1, dtype=np.int64)])
+    # writes through the vector table (its listeners hear them), each followed by a search
+    exact_after = [0]
+
+    def search_after(idx: InstanceIndex, q: np.ndarray) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        found = manager.candidates(inst, idx, q, 50, None)
+        if found is None:  # the server's fallback: the exact scan
+            exact_after[0] += 1
+            found = vector_candidates(idx, q, None, 50)
+        return idx.cids[found[0]], time.perf_counter() - t0
+
+    version = 2
+    applies, firsts = [], []
+    for w in range(WRITES):
+        snap = table.snapshot(version)
+        live = snap.cids if snap.alive is None else snap.cids[snap.alive]
+        dead = rng.choice(live[: n // 2], WRITE_ROWS, replace=False)
+        new, took = _write(table, dead, _moved(matrix, rng.integers(0, n, WRITE_ROWS), rng))
+        applies.append(took)
+        version += 1
+        after = table.snapshot(version)
+        found, took = search_after(after, after.matrix[len(after.cids) - 1 - w % WRITE_ROWS])
+        firsts.append(took)
+        assert found[0] == new[-1 - w % WRITE_ROWS], "a new row is not found by its own vector"
+        assert not np.isin(found, dead).any(), "a deleted row was returned"
     t0 = time.perf_counter()
-    # the first search after the write (exact while the background thread compares)
-    if manager.candidates(inst, changed, queries[0], 50, None) is None:
-        vector_candidates(changed, queries[0], None, 50)
-    out["first_search_after_write_ms"] = (time.perf_counter() - t0) * 1e3
+    manager.wait(inst)
+    out["small_writes"] = {
+        "apply_ms": _median_ms(applies),
+        "first_search_ms": _median_ms(firsts),
+        "in_step_ms": (time.perf_counter() - t0) * 1e3,
+        "exact": exact_after[0],
+        "p90_ms": float(np.percentile(firsts, 90)) * 1e3,
+    }
+
+    # a big write: 1,000 rows gone and 1,000 new (vectors of other rows, moved a little)
+    k = min(1_000, n // 10)
+    snap = table.snapshot(version)
+    dead = (snap.cids if snap.alive is None else snap.cids[snap.alive])[:k]
+    new, took = _write(table, dead, _moved(matrix, np.arange(k), rng))
+    version += 1
+    changed = table.snapshot(version)
+    found, took = search_after(changed, queries[0])
+    assert not np.isin(found, dead).any(), "a deleted row was returned"
+    out["first_search_after_write_ms"] = took * 1e3
     t0 = time.perf_counter()
     manager.wait(inst)
     out["apply_write_ms"] = (time.perf_counter() - t0) * 1e3
+    times = []
+    for q in queries[:50]:
+        times.append(search_after(changed, q)[1])
+    out["after_writes_ms"] = _median_ms(times)
 
     base = directory / str(n)
     t0 = time.perf_counter()
@@ -250,10 +315,17 @@ def report(results: list[dict[str, Any]]) -> None:
                 f"  filter {share:.0%}: exact {f['exact_ms']:.2f} ms, ann {f['ann_ms']:.2f} ms, "
                 f"recall@10 {f['recall@10']:.4f}"
             )
+        sw = r["small_writes"]
+        print(
+            f"  {WRITES} writes of {WRITE_ROWS} removed + {WRITE_ROWS} added rows, each then "
+            f"one search: write {sw['apply_ms']:.2f} ms, next search {sw['first_search_ms']:.2f} "
+            f"ms (medians; p90 {sw['p90_ms']:.2f} ms; {sw['exact']} of them exact); graph in "
+            f"step {sw['in_step_ms']:.0f} ms after the last"
+        )
         print(
             f"  write of 1,000 removed + 1,000 added rows: first search "
             f"{r['first_search_after_write_ms']:.1f} ms, graph in step after "
-            f"{r['apply_write_ms']:.0f} ms",
+            f"{r['apply_write_ms']:.0f} ms; then {r['after_writes_ms']:.2f} ms a search",
             flush=True,
         )
 

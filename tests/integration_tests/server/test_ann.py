@@ -255,6 +255,37 @@ def test_writes_are_reflected_in_the_very_next_search(exact_calls):
         assert exact_calls == []
 
 
+def test_uploads_and_deletes_reach_the_graph_through_the_table_listener(monkeypatch):
+    """A write costs the graph its own rows: no comparison with the whole instance."""
+    import aisearch_local.ann as ann_module
+
+    with _server(None, "ann") as server, _client(server) as http:
+        seed(server)
+        manager = graph_ready(server)
+        compares: list[int] = []
+        real = ann_module._difference
+        monkeypatch.setattr(
+            ann_module, "_difference", lambda ann, idx: compares.append(1) or real(ann, idx)
+        )
+        new = "zebra quantum lighthouse saxophone glacier"
+        item = upload(http, "ann", "new.txt", new)
+        assert vector_keys(http, new)[0] == "new.txt"
+        upload(http, "ann", "new.txt", "volcano harpsichord nebula tangerine")  # re-indexed
+        assert vector_keys(http, "volcano harpsichord nebula tangerine")[0] == "new.txt"
+        assert http.delete(f"/ai-search/instances/ann/items/{item['id']}").status_code == 200
+        assert "new.txt" not in vector_keys(http, new)
+        graph_ready(server)
+        assert compares == []
+        svc = server.service
+        assert svc is not None
+        inst = svc.store.get_instance("default", "ann")
+        assert inst is not None
+        idx = svc.store.index(inst)
+        live = idx.cids if idx.alive is None else idx.cids[idx.alive]
+        graph = manager._entries[inst.pk].ann
+        assert graph is not None and np.array_equal(graph.keys, live)
+
+
 def test_filters_lose_nothing_exact_search_finds(exact_calls):
     flt = {"filters": {"group": 1}}
     want = exact_answers(**flt)

@@ -400,3 +400,208 @@ def test_tombstoned_rows_are_never_candidates_nor_kept_in_the_graph():
     assert graph is not None and 1 not in graph.keys and len(graph) == 399
     fresh = ready(AnnManager(None, mode="ann", min_rows=0), dead)  # a build skips dead rows
     assert fresh._entries[1].ann is not None and 1 not in fresh._entries[1].ann.keys
+
+
+# -- following the vector table (its listener API) ---------------------------------------------
+
+
+class Table:
+    """A real VectorTable over unit vectors with cids 1..n, and writes to it."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        from aisearch_local.vectors import VectorTable, new_nonce
+
+        x = unit(n, seed)
+        cap = n + 4096
+        buf = np.zeros((cap, DIM), dtype=np.float32)
+        buf[:n] = x
+        cids = np.zeros(cap, dtype=np.int64)
+        cids[:n] = np.arange(1, n + 1)
+        self.table = VectorTable(DIM, new_nonce(), 0, buf, cids, np.ones(cap, dtype=np.int64), n)
+        self.next_cid = n + 1
+        self.version = 1
+        self.rng = np.random.default_rng(seed + 1)
+
+    def snap(self) -> InstanceIndex:
+        self.version += 1
+        return self.table.snapshot(self.version)
+
+    def live(self) -> np.ndarray:
+        snap = self.snap()
+        return snap.cids if snap.alive is None else snap.cids[snap.alive]
+
+    def write(self, dead: list[int] | np.ndarray = (), added: int = 0) -> np.ndarray:
+        """Tombstone ``dead`` and append ``added`` new unit rows; return the new cids."""
+        from aisearch_local.vectors import VectorChange
+
+        change = VectorChange(self.table.nonce, self.table.gen + 1, [int(c) for c in dead])
+        cids = np.arange(self.next_cid, self.next_cid + added, dtype=np.int64)
+        self.next_cid += added
+        if added:
+            vecs = self.rng.standard_normal((added, DIM)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            change.add(cids, np.ones(added, dtype=np.int64), vecs)
+        assert self.table.apply(change) is not None
+        return cids
+
+
+@pytest.fixture
+def compares(monkeypatch) -> list[int]:
+    """Count the whole-instance comparisons (what the listener makes unnecessary per write)."""
+    calls: list[int] = []
+    real = ann_module._difference
+
+    def counting(ann: AnnIndex, idx: InstanceIndex) -> object:
+        calls.append(len(idx.cids))
+        return real(ann, idx)
+
+    monkeypatch.setattr(ann_module, "_difference", counting)
+    return calls
+
+
+def search_cids(manager: AnnManager, idx: InstanceIndex, qvec: np.ndarray, k: int = 10) -> list:
+    found = manager.candidates(INST, idx, qvec, k, None)
+    assert found is not None  # in step: through the graph, never the exact fallback
+    return idx.cids[found[0]].tolist()
+
+
+def graph_keys(manager: AnnManager) -> np.ndarray:
+    graph = manager._entries[INST.pk].ann
+    assert graph is not None
+    return graph.keys
+
+
+def test_a_write_costs_the_graph_its_own_rows_not_a_comparison(compares):
+    t = Table(500)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), t.snap())
+    compares.clear()
+    new = t.write(dead=[1, 2, 3], added=2)
+    follower = manager._entries[INST.pk].follower
+    assert follower is not None and follower in t.table.listeners
+    with follower.lock:  # the listener heard the write: its chunk ids, not its rows
+        assert follower.added.all().tolist() == new.tolist()
+        assert sorted(follower.dead.all().tolist()) == [1, 2, 3]
+    idx = t.snap()
+    # the very next search: the new rows found by their own vectors, the deleted ones never
+    assert search_cids(manager, idx, idx.matrix[-1])[0] == new[-1]
+    assert not {1, 2, 3} & set(search_cids(manager, idx, idx.matrix[0], 50))
+    assert manager.wait(INST, 60)
+    assert np.array_equal(graph_keys(manager), t.live())
+    assert compares == []  # no pass over the instance, however many writes
+    for _ in range(5):
+        t.write(dead=t.rng.choice(t.live(), 4, replace=False), added=3)
+        idx = t.snap()
+        assert search_cids(manager, idx, idx.matrix[-1])[0] == idx.cids[-1]
+    assert manager.wait(INST, 60)
+    assert np.array_equal(graph_keys(manager), t.live())
+    assert compares == []
+
+
+def test_an_append_then_delete_before_the_graph_took_it_never_enters_it(monkeypatch, compares):
+    t = Table(400)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), t.snap())
+    new = t.write(added=3)
+    t.write(dead=[new[1]])  # gone before the background thread ran
+    idx = t.snap()
+    assert new[1] not in search_cids(manager, idx, idx.matrix[new[1] - 1], 50)
+    assert manager.wait(INST, 60)
+    assert new[1] not in graph_keys(manager) and {new[0], new[2]} <= set(graph_keys(manager))
+    assert compares == []
+
+
+def test_a_compaction_resets_the_follower_and_the_graph_is_compared_once(compares):
+    from aisearch_local.vectors import COMPACT_MIN
+
+    t = Table(COMPACT_MIN * 2 + 200)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), t.snap())
+    compares.clear()
+    t.write(dead=np.arange(1, COMPACT_MIN + 2), added=5)
+    assert t.table.needs_compaction()
+    epoch = t.table.epoch
+    t.table.compact()  # the rows are renumbered: the listener hears on_reset
+    follower = manager._entries[INST.pk].follower
+    assert t.table.epoch == epoch + 1 and follower is not None and follower.stale
+    idx = t.snap()
+    manager.candidates(INST, idx, idx.matrix[-1], 10, None)  # starts the comparison
+    assert manager.wait(INST, 60)
+    assert compares == [len(idx.cids)] and not follower.stale
+    assert np.array_equal(graph_keys(manager), t.live())
+    assert search_cids(manager, idx, idx.matrix[-1])[0] == t.live()[-1]
+
+
+def test_a_new_table_is_followed_afresh_and_the_old_one_let_go(compares):
+    old = Table(300)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), old.snap())
+    compares.clear()
+    reloaded = Table(300)  # the store reloaded the instance (a restart, another process)
+    reloaded.write(dead=[5], added=1)
+    idx = reloaded.snap()
+    manager.candidates(INST, idx, idx.matrix[0], 10, None)
+    assert manager.wait(INST, 60)
+    assert compares == [len(idx.cids)]
+    assert old.table.listeners == [] and len(reloaded.table.listeners) == 1
+    assert np.array_equal(graph_keys(manager), reloaded.live())
+
+
+def test_a_snapshot_older_than_the_listener_is_never_taken_for_the_table(compares):
+    t = Table(300)
+    early = t.snap()
+    t.write(dead=[7], added=1)  # after the snapshot, before the graph listens
+    manager = AnnManager(None, mode="ann", min_rows=0)
+    manager.warm(INST, early)
+    assert not manager.wait(INST, 60)  # cannot know what happened in between: waits
+    assert manager._entries[INST.pk].ann is None
+    ready(manager, t.snap())
+    assert np.array_equal(graph_keys(manager), t.live()) and 7 not in graph_keys(manager)
+
+
+def test_writes_during_searches_never_return_a_deleted_row():
+    t = Table(600)
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), t.snap())
+    stop = threading.Event()
+    deleted: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while not stop.is_set() and len(deleted) < 300:
+                dead = t.rng.choice(t.live()[:400], 3, replace=False)
+                t.write(dead=dead, added=3)
+                deleted.extend(dead.tolist())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for i in range(300):
+            idx = t.snap()
+            gone = set(idx.cids[~idx.alive].tolist()) if idx.alive is not None else set()
+            found = manager.candidates(INST, idx, idx.matrix[i % len(idx.cids)], 20, None)
+            if found is not None:
+                assert not gone & set(idx.cids[found[0]].tolist())
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    idx = t.snap()
+    manager.candidates(INST, idx, idx.matrix[0], 10, None)
+    assert manager.wait(INST, 60)
+    assert np.array_equal(graph_keys(manager), t.live())
+    assert not set(deleted) & set(graph_keys(manager).tolist())
+
+
+def test_writes_nobody_searched_after_overflow_into_one_comparison(monkeypatch, compares):
+    monkeypatch.setattr(ann_module, "_QUEUE_MAX", 20)
+    t = Table(50)  # a fifth of the rows (10) is below the cap: the cap (20) applies
+    manager = ready(AnnManager(None, mode="ann", min_rows=0), t.snap())
+    compares.clear()
+    for _ in range(8):  # 24 queued changes, no search: the queues are dropped
+        t.write(dead=[int(t.live()[0])], added=2)
+    follower = manager._entries[INST.pk].follower
+    assert follower is not None and follower.stale and len(follower.added) == 0
+    idx = t.snap()
+    assert manager.candidates(INST, idx, idx.matrix[-1], 5, None) is None  # exact meanwhile
+    assert manager.wait(INST, 60)
+    assert compares == [len(idx.cids)]
+    assert np.array_equal(graph_keys(manager), t.live())
