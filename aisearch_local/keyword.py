@@ -33,11 +33,17 @@ query syntax is ever parsed from the user's text. Scores are tantivy's BM25 (Luc
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tantivy
@@ -105,12 +111,62 @@ def _clean(text: str) -> str:
     return text
 
 
+def _trim() -> None:
+    """Give the memory a build freed back to the system (glibc keeps it otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
+def remove_stale(directory: Path) -> None:
+    """Remove the index folders that processes no longer running left in ``directory``.
+
+    Each process builds its indexes in folders named ``<pid>-<random>``, removed when the
+    index is let go; a process killed with ``kill -9`` leaves them behind.
+    """
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        pid, sep, _ = entry.name.partition("-")
+        if not sep or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
 class TantivyIndex:
-    """One instance's tantivy index in memory: chunk ids (a fast field) and their text."""
+    """One instance's tantivy index: chunk ids (a fast field) and their text.
+
+    Args:
+        path: A folder to keep the index in (the benchmark), or None.
+        directory: With no ``path``: build the index in a new folder of its own under this one
+            (``<pid>-<random>``), removed when the index is let go, so that its segments are
+            memory-mapped files (the page cache) rather than process memory; None keeps the
+            index in memory. Either way nothing is read back after a restart.
+    """
 
     _TOKENIZER = "aisearch_porter"
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, *, directory: Path | None = None) -> None:
+        if path is None and directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=directory)
+            weakref.finalize(self, shutil.rmtree, path, True)
+        self.path = path
         builder = tantivy.SchemaBuilder()
         builder.add_integer_field("cid", indexed=True, fast=True)
         builder.add_text_field("text", tokenizer_name=self._TOKENIZER)
@@ -226,12 +282,23 @@ class KeywordIndexes:
         source: Reads an instance's chunks for a build (``Store.keyword_source``).
         texts: Reads the text of new chunks after a write (``Store.chunk_texts``).
         min_rows: ``auto`` uses tantivy from this many chunks (built in a thread meanwhile).
+        directory: Where indexes are built as files (:class:`TantivyIndex`), None: in memory.
+            Folders that dead processes left there are removed first.
     """
 
     def __init__(
-        self, engine: str, source: Source, texts: Texts, *, min_rows: int = AUTO_MIN_ROWS
+        self,
+        engine: str,
+        source: Source,
+        texts: Texts,
+        *,
+        min_rows: int = AUTO_MIN_ROWS,
+        directory: Path | None = None,
     ) -> None:
         self.engine = check_engine(engine)
+        self.directory = directory
+        if directory is not None:
+            remove_stale(directory)
         self._source = source
         self._texts = texts
         self.min_rows = min_rows
@@ -245,6 +312,14 @@ class KeywordIndexes:
         """How many indexes are being built (in a search or in the background)."""
         with self._lock:
             return len(self._builds)
+
+    def close(self) -> None:
+        """Let every index go (their folders are removed as they are collected)."""
+        with self._lock:
+            self._live.clear()
+            self._pending.clear()
+            for build in self._builds.values():
+                build.dropped = True
 
     def drop(self, inst_pk: int) -> None:
         """Forget an instance's index (deleted, replaced, re-tokenized): rebuilt when needed."""
@@ -397,9 +472,10 @@ class KeywordIndexes:
     ) -> _Live | None:
         live: _Live | None = None
         try:
-            index = TantivyIndex()
+            index = TantivyIndex(directory=self.directory)
             index.add_many(docs)
             index.commit()
+            _trim()
             live = _Live(index, info[0], info[1])
         except Exception:
             log.warning("keyword index of instance %s not built", inst_pk, exc_info=True)

@@ -166,10 +166,13 @@ class Store:
     """
 
     def __init__(self, data_dir: Path | str | None, *, keyword_engine: str | None = None) -> None:
-        self.keywords = KeywordIndexes(
-            engine_from_env(keyword_engine), self.keyword_source, self.chunk_texts
-        )
         self.data_dir = None if data_dir is None else Path(data_dir)
+        self.keywords = KeywordIndexes(
+            engine_from_env(keyword_engine),
+            self.keyword_source,
+            self.chunk_texts,
+            directory=None if self.data_dir is None else self.data_dir / "keyword",
+        )
         self.path: Path | None = None
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +224,7 @@ class Store:
         A read running in another thread finishes first; any later read or write raises
         ``sqlite3.ProgrammingError``.
         """
+        self.keywords.close()
         with self._lock:
             if self._closed:
                 return

@@ -219,6 +219,54 @@ def test_indexing_counts_a_background_build_until_it_ends(tmp_path, monkeypatch)
         service.close()
 
 
+def test_a_data_folder_keeps_the_index_in_files_removed_when_it_is_let_go(tmp_path):
+    import gc
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "keyword"
+    # a folder of a process that is gone (kill -9): removed when a store opens the data folder
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    stale = folder / f"{int(dead.stdout)}-abc"
+    (stale / "seg").mkdir(parents=True)
+    (stale / "seg" / "x.idx").write_bytes(b"x")
+    mine = folder / f"{os.getpid()}-keep"  # this process's: never touched by the cleanup
+    mine.mkdir()
+    service = LocalService(tmp_path, embedder="hashing", keyword_engine="tantivy")
+    try:
+        assert not stale.exists() and mine.exists()
+        inst = make(service)
+        assert search(service, inst, "coffee", keyword_match_mode="or")
+        live = service.store.keywords._live[inst.pk]
+        path = live.index.path
+        assert path is not None and Path(path).parent == folder and any(Path(path).iterdir())
+        del live
+        service.store.keywords.drop(inst.pk)
+        gc.collect()
+        assert not Path(path).exists()  # let go: its files are gone
+        assert search(service, inst, "coffee", keyword_match_mode="or")  # built again
+        again = service.store.keywords._live[inst.pk].index.path
+        assert again is not None and Path(again).exists()
+    finally:
+        service.close()
+    gc.collect()
+    assert not Path(again).exists()  # closed: gone too
+    assert [p.name for p in folder.iterdir()] == [mine.name]
+    in_memory = LocalService(None, embedder="hashing", keyword_engine="tantivy")
+    try:
+        inst = make(in_memory)
+        assert search(in_memory, inst, "coffee", keyword_match_mode="or")
+        assert in_memory.store.keywords._live[inst.pk].index.path is None
+    finally:
+        in_memory.close()
+
+
 def test_an_unknown_engine_is_refused_naming_the_option():
     assert check_engine("tantivy") == "tantivy"
     with pytest.raises(ValueError) as err:
