@@ -37,7 +37,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 import threading
 import weakref
@@ -47,6 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import tantivy
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, the indexes stay in memory
+    fcntl = None  # type: ignore[assignment]
 
 from aisearch_local.vectors import VectorChange
 
@@ -117,35 +124,59 @@ def _trim() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _alive(pid: int) -> bool:
+_FOLDER_RE = re.compile(r"\d+-[a-z0-9_]{8}")  # what mkdtemp(prefix="<pid>-") makes
+_LOCK = ".owner.lock"
+
+
+def real_folder(directory: Path) -> bool:
+    """Whether ``directory`` is a folder itself (not a symlink to one, not a file)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return stat.S_ISDIR(os.lstat(directory).st_mode)
+    except OSError:
         return False
-    except PermissionError:  # pragma: no cover - another user's process
-        return True
-    return True
+
+
+def _claim(folder: str) -> int:
+    """Create and lock the folder's owner lock: held while its index lives (an fd)."""
+    fd = os.open(os.path.join(folder, _LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _release(folder: str, fd: int) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def remove_stale(directory: Path) -> None:
-    """Remove the index folders that processes no longer running left in ``directory``.
+    """Remove the index folders that no running process holds in ``directory``.
 
-    Each process builds its indexes in folders named ``<pid>-<random>``, removed when the
-    index is let go; a process killed with ``kill -9`` leaves them behind.
+    Each index is built in a folder of its own, ``<pid>-<random>``, whose owner lock
+    (``.owner.lock``, ``flock``) its process holds until the index is let go and the folder
+    removed; a process killed with ``kill -9`` leaves the folder, unlocked. Only real folders
+    with that name and an owner lock that can be taken are removed (never a symlink, a file or
+    anything else, and never a folder a process holds, in any pid namespace).
     """
+    if fcntl is None or not real_folder(directory):
+        return
     try:
-        entries = list(directory.iterdir())
+        entries = list(os.scandir(directory))
     except OSError:
         return
     for entry in entries:
-        pid, sep, _ = entry.name.partition("-")
-        if not sep or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not _FOLDER_RE.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()
+        try:
+            fd = os.open(os.path.join(entry.path, _LOCK), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no owner lock: not one of ours, or just being made
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # held: a live index
+        _release(entry.path, fd)
 
 
 class TantivyIndex:
@@ -163,9 +194,13 @@ class TantivyIndex:
 
     def __init__(self, path: str | None = None, *, directory: Path | None = None) -> None:
         if path is None and directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=directory)
-            weakref.finalize(self, shutil.rmtree, path, True)
+            with contextlib.suppress(OSError):
+                directory.mkdir(parents=True, exist_ok=True)
+            if fcntl is not None and real_folder(directory):  # never through a symlink
+                path = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=directory)
+                weakref.finalize(self, _release, path, _claim(path))
+            else:
+                log.warning("%s is not a folder: the keyword index stays in memory", directory)
         self.path = path
         builder = tantivy.SchemaBuilder()
         builder.add_integer_field("cid", indexed=True, fast=True)

@@ -220,27 +220,29 @@ def test_indexing_counts_a_background_build_until_it_ends(tmp_path, monkeypatch)
 
 
 def test_a_data_folder_keeps_the_index_in_files_removed_when_it_is_let_go(tmp_path):
+    import fcntl
     import gc
     import os
-    import subprocess
-    import sys
 
     folder = tmp_path / "keyword"
-    # a folder of a process that is gone (kill -9): removed when a store opens the data folder
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    stale = folder / f"{int(dead.stdout)}-abc"
+    # a folder a killed process left (its owner lock no longer held): removed at start
+    stale = folder / "4194303-abcdefgh"
     (stale / "seg").mkdir(parents=True)
+    (stale / ".owner.lock").write_bytes(b"")
     (stale / "seg" / "x.idx").write_bytes(b"x")
-    mine = folder / f"{os.getpid()}-keep"  # this process's: never touched by the cleanup
-    mine.mkdir()
+    # one a live process holds (any pid namespace): kept
+    held = folder / "1-heldheld"
+    held.mkdir()
+    fd = os.open(held / ".owner.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # anything else is never touched: other names, no owner lock, files
+    others = [folder / "2024-report", folder / "123-abcdefgh.txt", folder / "7-nolock00"]
+    others[0].mkdir()
+    others[1].write_bytes(b"keep")
+    others[2].mkdir()
     service = LocalService(tmp_path, embedder="hashing", keyword_engine="tantivy")
     try:
-        assert not stale.exists() and mine.exists()
+        assert not stale.exists() and held.exists() and all(p.exists() for p in others)
         inst = make(service)
         assert search(service, inst, "coffee", keyword_match_mode="or")
         live = service.store.keywords._live[inst.pk]
@@ -253,11 +255,19 @@ def test_a_data_folder_keeps_the_index_in_files_removed_when_it_is_let_go(tmp_pa
         assert search(service, inst, "coffee", keyword_match_mode="or")  # built again
         again = service.store.keywords._live[inst.pk].index.path
         assert again is not None and Path(again).exists()
+        # its owner lock is held: another store's start-up cleanup leaves it alone
+        from aisearch_local.keyword import remove_stale
+
+        remove_stale(folder)
+        assert Path(again).exists()
     finally:
         service.close()
+        os.close(fd)
     gc.collect()
     assert not Path(again).exists()  # closed: gone too
-    assert [p.name for p in folder.iterdir()] == [mine.name]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [held.name] + [p.name for p in others]
+    )
     in_memory = LocalService(None, embedder="hashing", keyword_engine="tantivy")
     try:
         inst = make(in_memory)
@@ -265,6 +275,24 @@ def test_a_data_folder_keeps_the_index_in_files_removed_when_it_is_let_go(tmp_pa
         assert in_memory.store.keywords._live[inst.pk].index.path is None
     finally:
         in_memory.close()
+
+
+def test_a_symlinked_keyword_folder_is_never_followed(tmp_path):
+    outside = tmp_path / "home"
+    (outside / "1999-photosxx").mkdir(parents=True)  # the folder name pattern, unlocked
+    (outside / "1999-photosxx" / ".owner.lock").write_bytes(b"")
+    (outside / "notes.txt").write_bytes(b"mine")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "keyword").symlink_to(outside, target_is_directory=True)
+    service = LocalService(data, embedder="hashing", keyword_engine="tantivy")
+    try:
+        inst = make(service)
+        assert search(service, inst, "coffee", keyword_match_mode="or")
+        assert service.store.keywords._live[inst.pk].index.path is None  # in memory instead
+    finally:
+        service.close()
+    assert sorted(p.name for p in outside.iterdir()) == ["1999-photosxx", "notes.txt"]
 
 
 def test_an_unknown_engine_is_refused_naming_the_option():
