@@ -555,6 +555,7 @@ async def health(request: Request) -> Response:
             "status": "ok",
             "embedder": svc.embedder.name,
             "generator": svc.generator.name,
-            "indexing": svc.store.indexing(),
+            # off the event loop: it waits for the vector tables' lock (held while one loads)
+            "indexing": await run_in_threadpool(svc.store.indexing),
         }
     )
