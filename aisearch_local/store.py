@@ -1252,6 +1252,8 @@ class Store:
                         cur.execute(f"DELETE FROM {table} WHERE inst_pk = ?", (old_pk,))
                     cur.execute("DELETE FROM instances WHERE pk = ?", (old_pk,))
                     cur.execute(f"DROP TABLE IF EXISTS fts_{old_pk}")
+                    # its generation goes too: a new instance may get the same pk
+                    cur.execute("DELETE FROM meta WHERE key = ?", (f"vectors:{old_pk}",))
                     touched.append(old_pk)
                 cur.execute(
                     "INSERT INTO instances(namespace, id, config, embedder, dim, source_dir, "
@@ -1270,6 +1272,10 @@ class Store:
                 touched.append(pk)
                 tok = self._tokenizer(imp.config)
                 cur.execute(f"CREATE VIRTUAL TABLE fts_{pk} USING fts5(text, tokenize='{tok}')")
+                cur.execute(  # a generation of its own, as create_instance gives
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (f"vectors:{pk}", f"{vectors.new_nonce()}:0"),
+                )
                 inst_key = InstanceRecord(pk, imp.namespace, imp.id, {}, "", 0, None, ts, ts)
                 for it in imp.items:
                     item_id = self.item_id_for(inst_key, it.key)

@@ -295,6 +295,31 @@ def test_a_symlinked_keyword_folder_is_never_followed(tmp_path):
     assert sorted(p.name for p in outside.iterdir()) == ["1999-photosxx", "notes.txt"]
 
 
+def test_an_import_replace_by_another_process_is_seen_by_the_running_server(tmp_path, monkeypatch):
+    from aisearch_local.snapshot import export_snapshot, import_snapshot
+
+    other = LocalService(tmp_path / "other", embedder="hashing")
+    made = other.create_instance("default", {"id": "k"})
+    other.index_document(made, key="new.md", data=b"A cortado is small.", metadata={})
+    export_snapshot(other.store, tmp_path / "snap.zip")
+    other.close()
+    server = LocalService(tmp_path / "data", embedder="hashing", keyword_engine="tantivy")
+    try:
+        inst = make(server)
+        assert set(search(server, inst, "espresso")) == {"grind.md", "crema.md"}  # built
+        cli = LocalService(tmp_path / "data", embedder="hashing")  # the CLI, another process
+        ((new, *_),) = import_snapshot(cli, tmp_path / "snap.zip", replace=True)
+        cli.close()
+        assert new.pk == inst.pk  # the same pk again: only a new generation tells them apart
+        now = server.store.get_instance("default", "k")
+        assert now is not None
+        no_fts5(server, monkeypatch)
+        assert search(server, now, "espresso") == []  # the replaced chunks are gone
+        assert search(server, now, "cortado") == ["new.md"]
+    finally:
+        server.close()
+
+
 def test_an_unknown_engine_is_refused_naming_the_option():
     assert check_engine("tantivy") == "tantivy"
     with pytest.raises(ValueError) as err:
