@@ -42,6 +42,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ built in a background thread while FTS5 answers."""
 _NO_GENERATION = ("", -1)
 """The tag of an instance without a generation (imported, not written since): its first
 write creates one, with a new nonce, and the index is rebuilt."""
+APPLY_WAIT_S = 5.0
+"""How long a write waits for the writes committed before it to reach the keyword index."""
 _BUILD_HEAP = 128_000_000
 _WRITE_HEAP = 32_000_000
 
@@ -338,6 +341,7 @@ class KeywordIndexes:
         self._texts = texts
         self.min_rows = min_rows
         self._lock = threading.Lock()
+        self._advanced = threading.Condition(self._lock)  # an index took a change
         self._live: dict[int, _Live] = {}
         self._builds: dict[int, _Build] = {}
         # committed changes not applied yet, by generation (writes finish in any order)
@@ -368,15 +372,34 @@ class KeywordIndexes:
     def apply(self, inst_pk: int, change: VectorChange) -> None:
         """Apply one committed write (after its COMMIT), in generation order.
 
-        Writes can finish in any order: a change waits for the ones before it.
+        Returns once the index holds it, so that the write is acknowledged only then.
+        Writes can finish in any order: a change waits for the ones before it, whose threads
+        apply it with theirs. When they do not come within :data:`APPLY_WAIT_S` (another
+        process wrote a generation in between, or a thread stalls), the index is dropped and
+        the next search builds it again from SQLite.
         """
         with self._lock:
             live = self._live.get(inst_pk)
             if live is None and inst_pk not in self._builds:
                 return  # no index: the next search builds one from SQLite
             self._pending.setdefault(inst_pk, {})[change.gen] = change
-        if live is not None:
-            self._catch_up(inst_pk, live)
+        if live is None:
+            return  # a build is under way: it applies the change before it is published
+        self._catch_up(inst_pk, live)
+        deadline = time.monotonic() + APPLY_WAIT_S
+        with self._lock:
+            while live.gen < change.gen and self._live.get(inst_pk) is live:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "keyword index of instance %s dropped: generation %s did not arrive",
+                        inst_pk,
+                        live.gen + 1,
+                    )
+                    del self._live[inst_pk]
+                    self._pending.pop(inst_pk, None)
+                    return
+                self._advanced.wait(left)
 
     def _catch_up(self, inst_pk: int, live: _Live) -> bool:
         """Apply the pending changes that follow the index's generation.
@@ -411,7 +434,9 @@ class KeywordIndexes:
         if new:  # chunks a later write deleted already are not read: never added
             live.index.add_many(self._texts(inst_pk, new))
         live.index.commit()
-        live.gen = change.gen
+        with self._lock:
+            live.gen = change.gen
+            self._advanced.notify_all()
 
     def wants(self, inst_pk: int, rows: int) -> bool:
         """Whether tantivy should answer an instance of ``rows`` live chunks."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,46 @@ def test_a_failed_write_leaves_nothing(svc, monkeypatch):
     no_fts5(svc, monkeypatch)
     assert search(svc, inst, "affogato") == []
     assert search(svc, inst, "coffee", keyword_match_mode="or")
+
+
+def test_a_write_is_acknowledged_only_once_the_index_holds_it(svc, monkeypatch):
+    """Write A commits, then stalls before the keyword index; write B commits after it: B's
+    change cannot be applied before A's, so B waits (and, A not coming, drops the index)
+    rather than being acknowledged while the next search would miss it."""
+    inst = make(svc)
+    assert search(svc, inst, "coffee")  # the tantivy index is built
+    keywords = svc.store.keywords
+    real = keywords.apply
+    entered, release = threading.Event(), threading.Event()
+    first: list[int] = []
+
+    def stalled(pk: int, change: Any) -> None:
+        if not first:  # write A: preempted between its COMMIT and the keyword index
+            first.append(change.gen)
+            entered.set()
+            release.wait(30)
+        real(pk, change)
+
+    monkeypatch.setattr(keywords, "apply", stalled)
+    monkeypatch.setattr(keyword, "APPLY_WAIT_S", 0.5)
+    a = threading.Thread(
+        target=svc.index_document,
+        args=(inst,),
+        kwargs={"key": "a.md", "data": b"A cortado.", "metadata": {}},
+    )
+    a.start()
+    try:
+        assert entered.wait(30)
+        svc.index_document(inst, key="b.md", data=b"A macchiato.", metadata={})  # acknowledged
+        no_fts5(svc, monkeypatch)
+        assert search(svc, inst, "macchiato") == ["b.md"]
+    finally:
+        release.set()
+        a.join(30)
+    assert search(svc, inst, "cortado") == ["a.md"]
+    # in step: writes in order never wait
+    svc.index_document(inst, key="c.md", data=b"A lungo.", metadata={})
+    assert search(svc, inst, "lungo") == ["c.md"]
 
 
 def test_a_write_by_another_process_is_seen_by_a_rebuild(svc, tmp_path, monkeypatch):
@@ -417,8 +458,14 @@ def test_writes_that_finish_out_of_order_are_applied_in_generation_order(svc, mo
     svc.delete_item(inst, svc.store.get_item_by_key(inst, "grind.md"))
     monkeypatch.undo()
     live = keywords._live[inst.pk]
-    for pk, change in reversed(held):  # the last write's change arrives first
-        real(pk, change)
+    # each write applies its change from its own thread; the last one's arrives first and
+    # waits for the others, which apply it with theirs
+    threads = [threading.Thread(target=real, args=held_one) for held_one in reversed(held)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(30)
     assert keywords._live[inst.pk] is live  # applied in order, not rebuilt
     no_fts5(svc, monkeypatch)
     assert search(svc, inst, "cortado") == []
