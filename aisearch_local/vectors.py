@@ -763,15 +763,19 @@ def load(
 
 
 def top_k(rows: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ``k`` best ``(rows, sims)``, best first, without non-finite scores.
+    """Return the ``k`` best ``(rows, sims)``, best first, ties by the lower row.
 
-    ``-inf`` marks a filtered-out row; NaN or ``inf`` can only come from a damaged database
-    row: neither is ever a candidate.
+    Non-finite scores are never candidates: ``-inf`` marks a filtered-out row; NaN or ``inf``
+    can only come from a damaged database row. Ties break on the row, so every path that
+    scores the same rows (the pruned scan, the full product) picks the same ones even when
+    several rows tie at the k-th place (duplicate chunks embed to the same vector).
     """
-    if len(sims) > k:
-        part = np.argpartition(-sims, k - 1)[:k]
-        rows, sims = rows[part], sims[part]
-    order = np.argsort(-sims, kind="stable")
-    rows, sims = rows[order], sims[order]
     keep = np.isfinite(sims)
-    return rows[keep], sims[keep]
+    if not keep.all():
+        rows, sims = rows[keep], sims[keep]
+    if len(sims) > k:
+        kth = np.partition(sims, len(sims) - k)[len(sims) - k]  # the k-th largest
+        tied = sims >= kth
+        rows, sims = rows[tied], sims[tied]
+    order = np.lexsort((rows, -sims))[:k]
+    return rows[order], sims[order]

@@ -291,3 +291,35 @@ def test_pruned_scan_with_outliers_equals_the_full_product(seed, k, nnz, density
     qvec[rng.choice(dim, nnz, replace=False)] = rng.standard_normal(nnz)
     qvec /= np.linalg.norm(qvec)
     _top_equals_full(index, qvec, k)
+
+
+_TIE_WORDS = [
+    *("espresso", "grind", "roast", "bean", "water", "kettle"),
+    *("ratio", "bloom", "crema", "milk", "steam", "burr"),
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k", [5, 10, 50])
+def test_rows_tied_at_the_kth_place_are_the_same_on_both_paths(seed, k):
+    """Duplicate chunks embed to one vector: the pruned scan and the full product must pick
+    the same rows among those tied at the k-th place (ties by the lower row)."""
+    from aisearch_local.embed import HashingEmbedder
+    from aisearch_local.records import InstanceIndex
+    from aisearch_local.search import _pruned_vector
+    from aisearch_local.vectors import top_k
+
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(_TIE_WORDS, size=30)) for _ in range(3000)]
+    dup = "espresso grind espresso grind crema"
+    for pos in rng.choice(3000, size=3 * k, replace=False):  # 3k copies of one text
+        texts[pos] = dup
+    matrix = np.asarray(HashingEmbedder().embed(texts), dtype=np.float32)
+    n = len(texts)
+    idx = InstanceIndex(1, matrix, np.arange(1, n + 1, dtype=np.int64), np.ones(n, np.int64))
+    qvec = np.asarray(HashingEmbedder().embed([dup])[0], dtype=np.float32)
+    pruned = _pruned_vector(idx, qvec, k)
+    assert pruned is not None  # the pruned path was taken
+    full = top_k(np.arange(n), matrix @ qvec, k)
+    assert pruned[0].tolist() == full[0].tolist()
+    assert np.all(np.diff(full[0][full[1] == full[1][-1]]) > 0)  # the tied: lower rows first
