@@ -19,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aisearch_local.embed import HashingEmbedder, WordLlamaEmbedder
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation, word_pieces
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
 from aisearch_local.records import InstanceRecord, item_attributes
+from aisearch_local.search import CPU_SLOTS
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
 from aisearch_local.text import message_text, rewrite_query
 from aisearch_local.validation import parse_json_object
@@ -43,17 +45,22 @@ logger = logging.getLogger("aisearch_local.app")
 Chunks = list[dict[str, Any]]
 T = TypeVar("T")
 
-# The searches' threads: as many as anyio's default thread limit (a search may wait on an
-# upstream embedder), started on demand and kept (each keeps its SQLite reader open).
+# The searches' threads, started on demand and kept (each keeps its SQLite reader open).
+# With an embedder in this process (hashing, wordllama) a search is all CPU, mostly under the
+# GIL: as many threads as searches may compute at once (CPU_SLOTS), so that the others wait in
+# the pool's queue instead of taking turns at the GIL (16 clients on 100k chunks: 250 req/s
+# with 40 threads, 430-470 with one; docs/request-path.md). An upstream embedder's round trip
+# is a wait, not CPU: then as many threads as anyio's default limit, and the search takes a
+# CPU slot after its query is embedded (Searcher.search).
 # ``run_in_executor`` on a plain pool costs about a third of anyio's ``to_thread`` per hop.
-_SEARCH_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+_CPU_THREADS = ThreadPoolExecutor(max_workers=CPU_SLOTS, thread_name_prefix="aisearch-local-search")
+_WAIT_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+_LOCAL_EMBEDDERS = (HashingEmbedder, WordLlamaEmbedder)
 
 
-async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` on a search thread; the event loop serves other requests meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(
-        _SEARCH_THREADS, functools.partial(fn, *args)
-    )
+async def _off_loop(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on ``pool``; the event loop serves other requests meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
 
 @dataclass
@@ -155,6 +162,8 @@ class QueryService:
 
     def __init__(self, svc: LocalService) -> None:
         self._svc = svc
+        local = isinstance(svc.embedder, _LOCAL_EMBEDDERS)
+        self._pool = _CPU_THREADS if local else _WAIT_THREADS
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -193,7 +202,7 @@ class QueryService:
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
-        return await _off_loop(self._search, inst, req, None)
+        return await _off_loop(self._pool, self._search, inst, req, None)
 
     async def search_request(
         self, namespace: str, instance_id: str, body: bytes
@@ -208,7 +217,7 @@ class QueryService:
             The instance, the parsed request, the fault taken (or None) and the result
             (None when there is a fault).
         """
-        return await _off_loop(self._search_request, namespace, instance_id, body)
+        return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
 
     def _search_request(
         self, namespace: str, instance_id: str, body: bytes
@@ -243,7 +252,7 @@ class QueryService:
                 if fault.malformed_body:
                     return iid, "malformed response from instance"
             try:
-                return iid, await _off_loop(self._search, inst, req, resolver)
+                return iid, await _off_loop(self._pool, self._search, inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:
                     image_errors.append(exc)

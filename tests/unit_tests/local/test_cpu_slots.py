@@ -1,0 +1,110 @@
+"""Searches compute one at a time (CPU_SLOTS); an upstream embedder's wait is outside the slot."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aisearch_local import query, search
+from aisearch_local.embed import HashingEmbedder
+from aisearch_local.models import SearchRequest
+from aisearch_local.query import QueryService
+from aisearch_local.service import LocalService
+
+
+class _Watch:
+    """Wraps Searcher._search: counts how many run at once (each lasts 20 ms)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.02)  # long enough for the others to start, were they allowed to
+            return self.real(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def _fill(svc: LocalService) -> Any:
+    inst = svc.create_instance("default", {"id": "slots"})
+    for n in range(8):
+        text = f"espresso grinder burr kettle number {n}"
+        svc.index_document(inst, key=f"d{n}.md", data=text.encode(), metadata={})
+    return inst
+
+
+async def _many(qs: QueryService, inst: Any, n: int) -> list[Any]:
+    req = SearchRequest.parse({"query": "espresso burr"}, strict=True)
+    return await asyncio.gather(*(qs.search_instance(inst, req) for _ in range(n)))
+
+
+@pytest.mark.parametrize("embedder", ["hashing", "upstream"])
+def test_searches_compute_one_at_a_time(tmp_path, monkeypatch, embedder):
+    # "upstream": an embedder of no known local kind, whose searches get the 40-thread pool
+    # (a wait on the network); the CPU slot still lets one compute at a time
+    emb = HashingEmbedder() if embedder == "hashing" else _Upstream(None)
+    svc = LocalService(tmp_path, embedder=emb, generator="extractive")
+    try:
+        inst = _fill(svc)
+        qs = QueryService(svc)
+        assert qs._pool is (query._CPU_THREADS if embedder == "hashing" else query._WAIT_THREADS)
+        watch = _Watch(svc.searcher._search)
+        monkeypatch.setattr(svc.searcher, "_search", watch)
+        results = asyncio.run(_many(qs, inst, 8))
+        assert [len(r.chunks) for r in results] == [len(results[0].chunks)] * 8
+        assert results[0].chunks
+        assert watch.most == search.CPU_SLOTS == 1
+    finally:
+        svc.close()
+
+
+class _Upstream:
+    """An embedder of no local kind (as an OpenAI-compatible one): hashing vectors, and each
+    call waits at ``barrier`` (two calls must be in flight together to pass it)."""
+
+    def __init__(self, barrier: threading.Barrier | None) -> None:
+        self._inner = HashingEmbedder()
+        self.name, self.dim = self._inner.name, self._inner.dim
+        self.barrier = barrier
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.barrier is not None and texts and texts[0].startswith("query"):
+            self.barrier.wait(timeout=10)  # BrokenBarrierError if the other call never comes
+        return self._inner.embed(texts)
+
+
+def test_an_upstream_embedders_wait_is_outside_the_cpu_slot(tmp_path):
+    barrier = threading.Barrier(2)
+    svc = LocalService(tmp_path, embedder=_Upstream(barrier), generator="extractive")
+    try:
+        inst = _fill(svc)
+        qs = QueryService(svc)
+
+        async def two() -> list[Any]:
+            reqs = [
+                SearchRequest.parse({"query": f"query {w} espresso"}, strict=True)
+                for w in ("one", "two")
+            ]
+            return await asyncio.gather(*(qs.search_instance(inst, r) for r in reqs))
+
+        # with the embedding inside the slot the second search could not embed while the
+        # first one waits, and the barrier would break after 10 s
+        results = asyncio.run(two())
+        assert all(r.chunks for r in results)
+        assert not barrier.broken
+    finally:
+        svc.close()
