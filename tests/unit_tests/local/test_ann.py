@@ -605,3 +605,43 @@ def test_writes_nobody_searched_after_overflow_into_one_comparison(monkeypatch, 
     assert manager.wait(INST, 60)
     assert compares == [len(idx.cids)]
     assert np.array_equal(graph_keys(manager), t.live())
+
+
+def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatch):
+    # writing the graph holds its lock (about 1.5 s at a million rows): a search meanwhile
+    # answers exactly (None) instead of waiting for the save to end
+    started, release = threading.Event(), threading.Event()
+    real_save = AnnIndex.save
+
+    def slow_save(self: AnnIndex, *args: object) -> None:
+        started.set()
+        assert release.wait(60)
+        real_save(self, *args)
+
+    monkeypatch.setattr(AnnIndex, "save", slow_save)
+    idx = Table(1_200).snap()  # following a table, 1,200 unsaved rows: saved after the build
+    manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
+    manager.warm(INST, idx)
+    try:
+        assert started.wait(60)
+        answers: list[object] = []
+        for waiting in (False, True):
+            if waiting:  # a search already waiting for the lock when the save starts
+                monkeypatch.setattr(manager._entries[1], "saving", False)
+            t = threading.Thread(
+                target=lambda: answers.append(manager.candidates(INST, idx, idx.matrix[0], 5, None))
+            )
+            t.start()
+            if waiting:
+                time.sleep(0.05)  # it polls the flag every 2 ms
+                manager._entries[1].saving = True
+            t.join(30)
+            assert not t.is_alive(), "the search waited for the save"
+        assert answers == [None, None]
+    finally:
+        release.set()
+    assert manager.wait(INST, 60)
+    rows, _ = manager.candidates(INST, idx, idx.matrix[0], 5, None) or ((), ())
+    assert list(rows)[:1] == [0]  # through the graph again once saved
+    manager.close()
+    assert (tmp_path / "ann" / "1.json").exists()
