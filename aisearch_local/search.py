@@ -423,8 +423,11 @@ class Searcher:
         self, inst: InstanceRecord, query: str, opts: ResolvedOptions
     ) -> list[dict[str, Any]]:
         """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
-        # the query's vector first: an upstream embedder is a network round trip, not CPU
-        qvec = self.embed_query(query) if opts.retrieval_type != "keyword" else None
+        # the query's vector first: an upstream embedder is a network round trip, not CPU;
+        # none for an empty instance (nothing to compare with; an upstream's trip is paid)
+        qvec: np.ndarray | None = None
+        if opts.retrieval_type != "keyword" and query.strip() and self.store.index(inst).live_count:
+            qvec = self.embed_query(query)
         with _SEARCHES.running() as others, _CPU:
             return self._search(inst, query, opts, qvec, side_by_side=others == 0)
 
@@ -466,7 +469,8 @@ class Searcher:
                     self._keyword, inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS
                 )
         if use_vector:
-            assert qvec is not None  # search() embeds for vector and hybrid
+            if qvec is None:  # the instance had no chunk a moment ago, in search()
+                qvec = self.embed_query(query)
             rows, sims = self._vector(inst, idx, qvec, allowed)
             # one numpy operation each instead of one per row: (1 + sim) / 2 in the dtype of
             # ``sims`` (NumPy 2 keeps a Python float "weak"), the same value as per element
@@ -492,7 +496,7 @@ class Searcher:
                 cand.keyword_score = bm25
                 cand.keyword_rank = rank
         if opts.retrieval_type == "hybrid":
-            assert qvec is not None  # search() embeds for vector and hybrid
+            assert qvec is not None  # use_vector embeds it
             if lexical_hits is not None:
                 lexical = lexical_hits.result()
             elif mode != "or":  # the vector side's lexical half (see blend_vector_side)

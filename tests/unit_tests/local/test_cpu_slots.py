@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from aisearch_local import query, search
-from aisearch_local.embed import HashingEmbedder
+from aisearch_local.embed import EmbedderError, HashingEmbedder
 from aisearch_local.models import SearchRequest
+from aisearch_local.options import resolve_options
 from aisearch_local.query import QueryService
 from aisearch_local.service import LocalService
 
@@ -106,5 +107,55 @@ def test_an_upstream_embedders_wait_is_outside_the_cpu_slot(tmp_path):
         results = asyncio.run(two())
         assert all(r.chunks for r in results)
         assert not barrier.broken
+    finally:
+        svc.close()
+
+
+class _Down:
+    """An upstream embedder that is down for queries (documents still embed)."""
+
+    def __init__(self) -> None:
+        self._inner = HashingEmbedder()
+        self.name, self.dim = self._inner.name, self._inner.dim
+        self.queries = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if texts and texts[0].startswith("query"):
+            self.queries += 1
+            raise EmbedderError("embedding upstream http://127.0.0.1:9/v1/embeddings timed out")
+        return self._inner.embed(texts)
+
+
+def test_an_empty_instance_answers_without_an_upstream_round_trip(tmp_path):
+    # an instance with no chunk has nothing to compare the query with: its search answers []
+    # without embedding the query (a paid, possibly failing round trip to the upstream)
+    emb = _Down()
+    svc = LocalService(tmp_path, embedder=emb, generator="extractive")
+    try:
+        inst = svc.create_instance("default", {"id": "empty"})
+        qs = QueryService(svc)
+        options = {"retrieval": {"return_on_failure": False}}
+        for kind in ("vector", "hybrid"):
+            options["retrieval"]["retrieval_type"] = kind
+            req = SearchRequest.parse(
+                {"query": "query espresso", "ai_search_options": options}, strict=True
+            )
+            assert asyncio.run(qs.search_instance(inst, req)).chunks == []
+        assert emb.queries == 0
+    finally:
+        svc.close()
+
+
+def test_a_search_embeds_in_the_slot_when_the_instance_filled_meanwhile(tmp_path):
+    # search() embeds no query for an empty instance; a write landing before the search
+    # computes leaves _search without a vector: it embeds the query itself
+    svc = LocalService(tmp_path, embedder=HashingEmbedder(), generator="extractive")
+    try:
+        inst = _fill(svc)
+        for kind in ("vector", "hybrid"):
+            opts = resolve_options({"retrieval": {"retrieval_type": kind}}, inst.config)
+            got = svc.searcher._search(inst, "espresso burr", opts, None, side_by_side=False)
+            assert got == svc.searcher.search(inst, "espresso burr", opts)
+            assert got
     finally:
         svc.close()
