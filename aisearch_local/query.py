@@ -57,6 +57,29 @@ _CPU_THREADS = ThreadPoolExecutor(max_workers=CPU_SLOTS, thread_name_prefix="ais
 _WAIT_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
 _LOCAL_EMBEDDERS = (HashingEmbedder, WordLlamaEmbedder)
 
+HEAVY_SIZE = 16_384
+"""A search whose query, filters and options hold more characters than this (or whose body
+has more bytes) may take long (a 1 MB query took 5 s on 2,000 chunks): it runs on the
+40 threads, without a CPU slot, taking turns at the GIL with the other searches instead of
+holding every one of them up. No limit is documented for the query (API.md), so none is set."""
+
+
+def is_heavy(req: SearchRequest) -> bool:
+    """Whether ``req`` holds more than :data:`HEAVY_SIZE` characters (query and options)."""
+    budget = HEAVY_SIZE - len(req.query)
+    stack: list[Any] = [req.raw_options]
+    while stack and budget >= 0:
+        value = stack.pop()
+        budget -= 1
+        if isinstance(value, str):
+            budget -= len(value)
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return budget < 0
+
 
 async def _off_loop(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` on ``pool``; the event loop serves other requests meanwhile."""
@@ -177,7 +200,11 @@ class QueryService:
     # -- search -----------------------------------------------------------------------------
 
     def _search(
-        self, inst: InstanceRecord, req: SearchRequest, resolver: OptionsResolver | None
+        self,
+        inst: InstanceRecord,
+        req: SearchRequest,
+        resolver: OptionsResolver | None,
+        heavy: bool = False,
     ) -> Retrieval:
         svc = self._svc
         svc.check_embedder(inst)
@@ -192,7 +219,7 @@ class QueryService:
             if rewritten.strip():
                 text = rewritten
         try:
-            chunks = svc.searcher.search(inst, text, opts)
+            chunks = svc.searcher.search(inst, text, opts, heavy=heavy)
         except Exception:
             if not opts.return_on_failure:
                 raise
@@ -202,6 +229,8 @@ class QueryService:
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
+        if is_heavy(req):
+            return await _off_loop(_WAIT_THREADS, self._search, inst, req, None, True)
         return await _off_loop(self._pool, self._search, inst, req, None)
 
     async def search_request(
@@ -217,10 +246,14 @@ class QueryService:
             The instance, the parsed request, the fault taken (or None) and the result
             (None when there is a fault).
         """
+        if len(body) > HEAVY_SIZE:  # may be a heavy search (is_heavy): not on the CPU slots
+            return await _off_loop(
+                _WAIT_THREADS, self._search_request, namespace, instance_id, body, True
+            )
         return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
 
     def _search_request(
-        self, namespace: str, instance_id: str, body: bytes
+        self, namespace: str, instance_id: str, body: bytes, big: bool = False
     ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
         svc = self._svc
         inst = svc.require_instance(namespace, instance_id)
@@ -228,7 +261,7 @@ class QueryService:
         fault = svc.take_fault(namespace, instance_id)
         if fault is not None:
             return inst, req, fault, None
-        return inst, req, None, self._search(inst, req, None)
+        return inst, req, None, self._search(inst, req, None, big and is_heavy(req))
 
     async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
         """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
@@ -239,6 +272,7 @@ class QueryService:
         svc = self._svc
         ids = req.instance_ids()
         resolver = OptionsResolver(req.options)
+        heavy = is_heavy(req)
 
         async def one(iid: str) -> tuple[str, Retrieval | str]:
             inst = svc.store.get_instance(namespace, iid)
@@ -252,6 +286,10 @@ class QueryService:
                 if fault.malformed_body:
                     return iid, "malformed response from instance"
             try:
+                if heavy:
+                    return iid, await _off_loop(
+                        _WAIT_THREADS, self._search, inst, req, resolver, True
+                    )
                 return iid, await _off_loop(self._pool, self._search, inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:

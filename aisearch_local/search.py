@@ -420,15 +420,20 @@ class Searcher:
         return vec
 
     def search(
-        self, inst: InstanceRecord, query: str, opts: ResolvedOptions
+        self, inst: InstanceRecord, query: str, opts: ResolvedOptions, *, heavy: bool = False
     ) -> list[dict[str, Any]]:
-        """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
+        """Return the chunks for ``query`` on ``inst``, best first, in the wire format.
+
+        ``heavy``: a search that may take long (a huge query or filter) computes without
+        waiting for a CPU slot, taking turns at the GIL with the others instead of holding
+        them all up (:data:`CPU_SLOTS`).
+        """
         # the query's vector first: an upstream embedder is a network round trip, not CPU;
         # none for an empty instance (nothing to compare with; an upstream's trip is paid)
         qvec: np.ndarray | None = None
         if opts.retrieval_type != "keyword" and query.strip() and self.store.index(inst).live_count:
             qvec = self.embed_query(query)
-        with _SEARCHES.running() as others, _CPU:
+        with _SEARCHES.running() as others, contextlib.nullcontext() if heavy else _CPU:
             return self._search(inst, query, opts, qvec, side_by_side=others == 0)
 
     def _search(

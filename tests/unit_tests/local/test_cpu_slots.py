@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -158,4 +159,67 @@ def test_a_search_embeds_in_the_slot_when_the_instance_filled_meanwhile(tmp_path
             assert got == svc.searcher.search(inst, "espresso burr", opts)
             assert got
     finally:
+        svc.close()
+
+
+def test_is_heavy_counts_the_query_and_the_options():
+    def req(query: str, options: Any = None) -> SearchRequest:
+        body: dict[str, Any] = {"query": query}
+        if options is not None:
+            body["ai_search_options"] = options
+        return SearchRequest.parse(body, strict=False)
+
+    assert not query.is_heavy(req("espresso " * 100))
+    assert query.is_heavy(req("x" * (query.HEAVY_SIZE + 1)))
+    values = [f"v{n}" for n in range(query.HEAVY_SIZE // 4)]
+    filters = {"retrieval": {"filters": {"type": "in", "key": "k", "value": values}}}
+    assert query.is_heavy(req("espresso", filters))
+    small = {"retrieval": {"filters": {"type": "in", "key": "k", "value": values[:50]}}}
+    assert not query.is_heavy(req("espresso", small))
+    assert query.is_heavy(req("espresso", {"x": "y" * query.HEAVY_SIZE}))
+
+
+@pytest.mark.parametrize("route", ["search_instance", "search_request"])
+def test_a_heavy_search_does_not_hold_up_the_others(tmp_path, monkeypatch, route):
+    # a huge query (5 s for 1 MB on 2,000 chunks) runs beside the other searches, not before
+    svc = LocalService(tmp_path, embedder=HashingEmbedder(), generator="extractive")
+    release, held = threading.Event(), threading.Event()
+    try:
+        insts = []
+        for name in ("slow", "fast"):
+            inst = svc.create_instance("default", {"id": name})
+            svc.index_document(inst, key="a.md", data=b"espresso grinder burr", metadata={})
+            insts.append(inst)
+        real = svc.searcher._keyword
+
+        def keyword(inst: Any, *args: Any, **kwargs: Any) -> Any:
+            if inst.id == "slow":
+                held.set()
+                assert release.wait(30)
+            return real(inst, *args, **kwargs)
+
+        monkeypatch.setattr(svc.searcher, "_keyword", keyword)
+        qs = QueryService(svc)
+        huge = "espresso " + "burr " * (query.HEAVY_SIZE // 5)
+        small = SearchRequest.parse({"query": "espresso"}, strict=True)
+
+        async def both() -> Any:
+            if route == "search_instance":
+                big = SearchRequest.parse({"query": huge}, strict=True)
+                slow = asyncio.ensure_future(qs.search_instance(insts[0], big))
+            else:
+                body = json.dumps({"query": huge}).encode()
+                slow = asyncio.ensure_future(qs.search_request("default", "slow", body))
+            while not held.is_set():
+                await asyncio.sleep(0.01)
+            try:  # held inside the heavy search: this one must still be answered
+                fast = await asyncio.wait_for(qs.search_instance(insts[1], small), 20)
+            finally:
+                release.set()
+            await slow
+            return fast
+
+        assert asyncio.run(both()).chunks
+    finally:
+        release.set()
         svc.close()
