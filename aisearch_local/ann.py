@@ -538,6 +538,7 @@ class _Entry:
     last_search: float = 0.0  # time.monotonic() of the last search through the graph
     count_lock: threading.Lock = field(default_factory=threading.Lock)
     saving: bool = False  # the graph is being written to its files (under the lock)
+    dropped: bool = False  # the instance was deleted: nothing is saved any more (the lock)
 
     @contextlib.contextmanager
     def searching(self) -> Iterator[bool]:
@@ -827,8 +828,10 @@ class AnnManager:
             with entry.lock:
                 idx = entry.target() if entry.target is not None else None
                 f = None if idx is None else self._follow(entry, idx.table)
-                if idx is None or (
-                    f is None and entry.synced is not None and entry.synced() is idx
+                if (
+                    entry.dropped
+                    or idx is None
+                    or (f is None and entry.synced is not None and entry.synced() is idx)
                 ):
                     step = "done"
                 elif f is None or not entry.in_step:
@@ -958,7 +961,7 @@ class AnnManager:
         """Write the graph to its files; searches meanwhile are exact, not kept waiting."""
         with entry.lock:
             ann = entry.ann
-            if ann is None or not entry.unsaved:
+            if ann is None or not entry.unsaved or entry.dropped:
                 return
             entry.saving = True
             try:
@@ -975,6 +978,8 @@ class AnnManager:
         with self._lock:
             entry = self._entries.pop(inst.pk, None)
         if entry is not None:
+            with entry.lock:  # waits for a save under way, whose files are deleted below
+                entry.dropped = True
             _detach(entry.follower)
         if self.directory is not None:
             for path in _paths(self.directory / str(inst.pk)):

@@ -645,3 +645,26 @@ def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatc
     assert list(rows)[:1] == [0]  # through the graph again once saved
     manager.close()
     assert (tmp_path / "ann" / "1.json").exists()
+
+
+def test_deleting_an_instance_during_a_save_leaves_no_files(tmp_path, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real_save = AnnIndex.save
+
+    def slow_save(self: AnnIndex, *args: object) -> None:
+        started.set()
+        assert release.wait(60)
+        real_save(self, *args)
+
+    monkeypatch.setattr(AnnIndex, "save", slow_save)
+    manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
+    manager.warm(INST, Table(1_200).snap())
+    assert started.wait(60)
+    dropping = threading.Thread(target=manager.drop, args=(INST,))
+    dropping.start()
+    time.sleep(0.05)
+    release.set()
+    dropping.join(60)
+    assert not dropping.is_alive()
+    manager.close()
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == []  # not even a .tmp
