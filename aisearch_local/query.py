@@ -119,6 +119,10 @@ _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., An
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if future.cancelled():
         return
+    if isinstance(exc, StopIteration):  # a future refuses it (TypeError): the call would hang
+        err = RuntimeError(f"StopIteration raised on a search thread: {exc!r}")
+        err.__cause__ = exc
+        exc = err
     if exc is not None:
         future.set_exception(exc)
     else:

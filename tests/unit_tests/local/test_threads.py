@@ -38,6 +38,19 @@ def test_an_exception_reaches_the_awaiting_task_and_the_thread_goes_on() -> None
     assert pool._threads == 1
 
 
+def test_a_stop_iteration_is_an_error_not_a_hang() -> None:
+    # an asyncio future refuses StopIteration (TypeError in the loop's callback): the awaiting
+    # task would wait forever; it gets a RuntimeError instead
+    pool = Threads(1, "t")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="StopIteration") as caught:
+            await asyncio.wait_for(pool.run(next, iter(())), 10)
+        assert isinstance(caught.value.__cause__, StopIteration)
+
+    asyncio.run(main())
+
+
 def test_calls_reuse_the_threads_and_never_run_more_than_size_at_once() -> None:
     pool = Threads(2, "t")
     lock = threading.Lock()
