@@ -118,6 +118,25 @@ def job_of(request: Request, inst: InstanceRecord | None = None) -> dict[str, An
     return service(request).require_job(inst, str(request.path_params["job_id"]))
 
 
+_SPACE = re.compile(r"\s")  # the characters str.isspace() is true for, all of them
+
+
+def _credentials(scope: Any) -> tuple[str | None, str | None, str | None]:
+    """The ``Authorization``, ``X-Auth-Key`` and ``X-Auth-Email`` headers, first of repeats.
+
+    One pass over the headers: ``request.headers.get`` walks them once per name.
+    """
+    auth = key = email = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            auth = value.decode("latin-1") if auth is None else auth
+        elif name == b"x-auth-key":
+            key = value.decode("latin-1") if key is None else key
+        elif name == b"x-auth-email":
+            email = value.decode("latin-1") if email is None else email
+    return auth, key, email
+
+
 def check_auth(request: Request) -> None:
     """Check the credentials of a request against the configured token.
 
@@ -127,15 +146,13 @@ def check_auth(request: Request) -> None:
     token: str | None = request.app.state.token
     if token is None:
         return
-    auth = request.headers.get("authorization")
-    key = request.headers.get("x-auth-key")
-    email = request.headers.get("x-auth-email")
+    auth, key, email = _credentials(request.scope)
     if auth is None and key is None:
         raise APIError(401, 1001, 'Missing "Authorization" header')
     if auth is not None:
         scheme, _, value = auth.partition(" ")
         value = value.strip()
-        if scheme.lower() != "bearer" or not value or any(c.isspace() for c in value):
+        if scheme.lower() != "bearer" or not value or _SPACE.search(value):
             raise APIError(
                 400,
                 6003,

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
+    "BODY_KEY",
     "LOOPBACK_HOSTS",
     "MAX_BULK_BODY_BYTES",
     "MAX_JSON_BYTES",
@@ -83,6 +84,10 @@ _QUERY_RE = re.compile(r"/(search|chat/completions|ai-search)/?$")
 _JSON_TYPE_RE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 _PUBLIC_PREFIX = "/_public/"
+
+BODY_KEY = "aisearch_local.body"
+"""The scope key under which :class:`Perimeter` leaves the body it read (a route may take it
+from there instead of reading it again through ``receive``)."""
 
 
 def body_limit(method: str, path: str) -> int:
@@ -233,6 +238,7 @@ class Perimeter:
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
         del chunks
+        scope[BODY_KEY] = body
         replayed = False
 
         async def replay() -> Message:

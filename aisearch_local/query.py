@@ -10,12 +10,13 @@ generation. The routes in :mod:`aisearch_local.routes_query` parse bodies into
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import hashlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -45,16 +46,97 @@ logger = logging.getLogger("aisearch_local.app")
 Chunks = list[dict[str, Any]]
 T = TypeVar("T")
 
-# The searches' threads, started on demand and kept (each keeps its SQLite reader open).
-# With an embedder in this process (hashing, wordllama) a search is all CPU, mostly under the
-# GIL: as many threads as searches may compute at once (CPU_SLOTS), so that the others wait in
-# the pool's queue instead of taking turns at the GIL (16 clients on 100k chunks: 250 req/s
-# with 40 threads, 430-470 with one; docs/request-path.md). An upstream embedder's round trip
-# is a wait, not CPU: then as many threads as anyio's default limit, and the search takes a
-# CPU slot after its query is embedded (Searcher.search).
-# ``run_in_executor`` on a plain pool costs about a third of anyio's ``to_thread`` per hop.
-_CPU_THREADS = ThreadPoolExecutor(max_workers=CPU_SLOTS, thread_name_prefix="aisearch-local-search")
-_WAIT_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+
+class Threads:
+    """Threads that run calls for the event loop: one hop there, one back, nothing more.
+
+    ``loop.run_in_executor`` on a ``ThreadPoolExecutor`` builds a ``concurrent.futures.Future``
+    (a ``Condition``), takes the executor's locks and chains it to an asyncio future: under
+    16 clients that was about a fifth of the event loop's time on a no-hit search
+    (docs/request-path.md). Here a call is a tuple on a ``SimpleQueue`` and its outcome comes
+    back in one ``call_soon_threadsafe``. Threads start on demand, up to ``size``, and are kept
+    (each keeps its SQLite reader open); they are daemons, as nothing runs on them once the
+    server has answered its last request.
+
+    Args:
+        size: The most threads that run calls at once.
+        name: The threads' name prefix.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self._name = name
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads waiting for a call that no call has claimed yet
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on one of the threads; the event loop serves others meanwhile.
+
+        A call whose awaiting task was cancelled before a thread took it is not run.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                name = None
+            elif self._threads < self.size:
+                self._threads += 1
+                name = f"{self._name}_{self._threads}"
+            else:
+                name = None  # all busy: the call waits for the first free thread
+        if name is not None:
+            try:
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+            except BaseException:
+                with self._lock:
+                    self._threads -= 1
+                raise
+        self._calls.put((loop, future, fn, args))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            loop, future, fn, args = self._calls.get()
+            if not future.cancelled():
+                try:
+                    outcome: tuple[Any, BaseException | None] = (fn(*args), None)
+                except BaseException as exc:  # handed to the awaiting task, as an executor does
+                    outcome = (None, exc)
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for it
+                    loop.call_soon_threadsafe(_settle, future, *outcome)
+                del outcome
+            del loop, future, fn, args  # no reference kept while waiting for the next call
+            with self._lock:
+                self._idle += 1
+
+
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if isinstance(exc, StopIteration):  # a future refuses it (TypeError): the call would hang
+        err = RuntimeError(f"StopIteration raised on a search thread: {exc!r}")
+        err.__cause__ = exc
+        exc = err
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+# The searches' threads. With an embedder in this process (hashing, wordllama) a search is all
+# CPU, mostly under the GIL: as many threads as searches may compute at once (CPU_SLOTS), so
+# that the others wait in the queue instead of taking turns at the GIL (16 clients on 100k
+# chunks: 250 req/s with 40 threads, 430-470 with one; docs/request-path.md). An upstream
+# embedder's round trip is a wait, not CPU: then as many threads as anyio's default limit, and
+# the search takes a CPU slot after its query is embedded (Searcher.search).
+_CPU_THREADS = Threads(CPU_SLOTS, "aisearch-local-search")
+_WAIT_THREADS = Threads(40, "aisearch-local-search")
 _LOCAL_EMBEDDERS = (HashingEmbedder, WordLlamaEmbedder)
 
 HEAVY_SIZE = 16_384
@@ -81,9 +163,9 @@ def is_heavy(req: SearchRequest) -> bool:
     return budget < 0
 
 
-async def _off_loop(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+async def _off_loop(pool: Threads, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` on ``pool``; the event loop serves other requests meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+    return await pool.run(fn, *args)
 
 
 @dataclass

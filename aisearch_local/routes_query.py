@@ -29,6 +29,7 @@ from aisearch_local._http import (
 )
 from aisearch_local.errors import bad_request
 from aisearch_local.generate import Generation
+from aisearch_local.guard import BODY_KEY
 from aisearch_local.jsonsafe import SafeJSONResponse, dumps_safe
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.query import ChatPlan, QueryService, Retrieval, fault_error
@@ -84,7 +85,9 @@ def _search_result(found: Retrieval) -> dict[str, Any]:
 async def instance_search(request: Request) -> Response:
     """Search one instance (enveloped)."""
     qs = queries(request)
-    body = await request.body()
+    body = request.scope.get(BODY_KEY)  # read by the perimeter
+    if not isinstance(body, bytes):
+        body = await request.body()
     # the instance, the body, the fault and the search, in that order, in one thread hop
     inst, req, fault, found = await qs.search_request(
         namespace_of(request), str(request.path_params["instance_id"]), body
