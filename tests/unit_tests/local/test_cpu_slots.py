@@ -70,6 +70,8 @@ def test_searches_compute_one_at_a_time(tmp_path, monkeypatch, embedder):
         assert [len(r.chunks) for r in results] == [len(results[0].chunks)] * 8
         assert results[0].chunks
         assert watch.most == search.CPU_SLOTS == 1
+        # the pool itself is that small (the slot alone would give the same count)
+        assert query._CPU_THREADS.size == search.CPU_SLOTS and query._WAIT_THREADS.size == 40
     finally:
         svc.close()
 
