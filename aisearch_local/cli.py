@@ -117,7 +117,7 @@ def install_hint(extra: str) -> str:
     return f'pip install "aisearch-py[{extra}]"'
 
 
-def _bind(host: str, port: int) -> list[socket.socket]:
+def _bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """Bind the listening sockets before anything is printed or indexed.
 
     One socket per address the host resolves to, as asyncio's ``create_server`` (which
@@ -140,6 +140,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, socket.SOCK_STREAM, proto)
             socks.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(socks) > 1:
@@ -156,6 +158,31 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             ) from None
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}", code=1) from None
     return socks
+
+
+def _bind_workers(host: str, port: int, workers: int) -> list[list[socket.socket]]:
+    """Bind one group of sockets per worker on the same addresses (``SO_REUSEPORT``).
+
+    The port is first bound without ``SO_REUSEPORT`` (then released at once): a port in use
+    fails as with one worker, ``--port 0`` picks one, and a socket without ``SO_REUSEPORT``
+    (another ``aisearch-local serve``) can never join the group afterwards.
+
+    Raises:
+        UserError: As :func:`_bind`.
+    """
+    probe = _bind(host, port)
+    port = probe[0].getsockname()[1]
+    for sock in probe:
+        sock.close()
+    groups: list[list[socket.socket]] = []
+    try:
+        for _ in range(workers):
+            groups.append(_bind(host, port, reuse_port=True))
+    except BaseException:
+        for sock in (s for group in groups for s in group):
+            sock.close()
+        raise
+    return groups
 
 
 def _console() -> Any:
@@ -371,7 +398,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_snapshot_file(args.snapshot)
     if args.replace and not args.snapshot:
         raise UserError("--replace needs --snapshot FILE (the instances it replaces)")
-    socks = _bind(args.host, args.port)
+    if args.workers > 1:
+        groups = _bind_workers(args.host, args.port, args.workers)
+        socks = [sock for group in groups for sock in group]
+    else:
+        groups, socks = [], _bind(args.host, args.port)
     watcher: SourceWatcher | None = None
     try:
         svc = _service(
@@ -462,7 +493,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if watcher is None:  # the workers open their own: free this process's indexes
                 svc.close()
                 closed = True
-            _serve_workers(args, socks, token, data_dir, roots, state_dir)
+            _serve_workers(args, groups, token, data_dir, roots, state_dir)
             return 0
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
@@ -500,7 +531,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(
     args: argparse.Namespace,
-    socks: list[socket.socket],
+    groups: list[list[socket.socket]],
     token: str | None,
     data_dir: str,
     roots: list[Path],
@@ -509,7 +540,7 @@ def _serve_workers(
     """Serve from ``--workers`` processes (docs/workers.md); this one only supervises them.
 
     Raises:
-        UserError: A worker failed to start (its error is in the log above).
+        UserError: A worker failed to start or ended on its own (the others are stopped).
     """
     from aisearch_local import workers
 
@@ -528,17 +559,16 @@ def _serve_workers(
         sync_cooldown_s=args.sync_cooldown,
         strict=args.strict,
     )
-    started = workers.run(
+    problem = workers.run(
         settings,
-        args.workers,
-        socks,
+        groups,
         token,
         host=args.host,
-        port=socks[0].getsockname()[1],
+        port=groups[0][0].getsockname()[1],
         log_level=args.log_level,
     )
-    if not started:
-        raise UserError("a worker failed to start (its error is above): stopped", code=1)
+    if problem is not None:
+        raise UserError(f"{problem}: every worker stopped", code=1)
     _console().print("aisearch-local stopped (signal)")
 
 

@@ -1,14 +1,14 @@
 """``aisearch-local serve --workers N``: N server processes answering on one port.
 
-The CLI binds the listening sockets, prepares the data folder (snapshot, sample corpus,
-``--source``, ``--fault``) in its own process, then hands the sockets to uvicorn's
-:class:`~uvicorn.supervisors.Multiprocess` supervisor, which spawns N workers (fresh
-interpreters, not forks) that accept on the same sockets: the kernel spreads the connections.
-Each worker imports :func:`worker_app` (a uvicorn app factory) and reads its settings from the
-environment variable :data:`SETTINGS_ENV` (JSON, never the token: the token travels in
-``AISEARCH_LOCAL_TOKEN``, like any child's environment). Each worker opens its own
-:class:`~aisearch_local.service.LocalService` on the data folder at startup and closes it
-(WAL checkpoint, HNSW graphs saved) at shutdown, through the ASGI lifespan.
+The CLI binds one group of listening sockets per worker (``SO_REUSEPORT`` on the same
+addresses), prepares the data folder (snapshot, sample corpus, ``--source``, ``--fault``) in its
+own process, then :func:`run` spawns the workers (fresh interpreters, not forks) and supervises
+them. The kernel spreads new connections evenly over the groups, so over the workers (one shared
+socket would not: an asyncio server accepts every connection waiting at once, so a burst of
+connections lands on one worker). Each worker opens its own
+:class:`~aisearch_local.service.LocalService` on the data folder at startup and closes it (WAL
+checkpoint, HNSW graphs saved) at shutdown, through the ASGI lifespan (:class:`WorkerApp`). The
+token reaches the workers in their environment (``AISEARCH_LOCAL_TOKEN``), never pickled.
 
 The state that must not depend on which worker answers (faults, sync cooldown, the public
 endpoints' rate limit) lives in :class:`~aisearch_local.shared.SharedState`. See
@@ -17,12 +17,11 @@ docs/workers.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from socket import socket
 from typing import TYPE_CHECKING, Any
@@ -30,15 +29,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # this module is imported by the CLI before the [local] extra is checked
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["MAX_WORKERS", "SETTINGS_ENV", "WorkerApp", "WorkerSettings", "run", "worker_app"]
+__all__ = ["MAX_WORKERS", "WorkerApp", "WorkerSettings", "run", "state_folder"]
 
 logger = logging.getLogger(__name__)
 
 MAX_WORKERS = 64
 """The largest ``--workers`` (each worker holds its own copy of the in-memory indexes)."""
-
-SETTINGS_ENV = "AISEARCH_LOCAL_WORKER_SETTINGS"
-"""The environment variable that hands :class:`WorkerSettings` (JSON) to the workers."""
 
 TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
 """The bearer token's environment variable (``aisearch_local.cli`` reads it too)."""
@@ -46,7 +42,7 @@ TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker needs to open the data folder and build the app (no secret)."""
+    """What a worker needs to open the data folder and build the app (no secret: pickled)."""
 
     data_dir: str
     state_dir: str
@@ -141,66 +137,94 @@ class WorkerApp:
         self._close.clear()
 
 
-def worker_app() -> WorkerApp:
-    """The app factory each worker imports (``aisearch_local.workers:worker_app``)."""
-    return WorkerApp(WorkerSettings(**json.loads(os.environ[SETTINGS_ENV])))
+def _worker(settings: WorkerSettings, sockets: list[socket], config: dict[str, Any]) -> None:
+    """A worker process: serve on its own sockets until SIGINT/SIGTERM (spawned, blocking).
+
+    Exits with status 0 once stopped by a signal, 3 (uvicorn's ``STARTUP_FAILURE``) when the
+    data folder cannot be opened.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(WorkerApp(settings), lifespan="on", **config))
+    # uvicorn re-raises the signal it stopped on to the handler installed before it: make that
+    # one a no-op so that the process ends normally (status 0) once the service is closed
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: None)
+    server.run(sockets=sockets)
 
 
 def run(
     settings: WorkerSettings,
-    workers: int,
-    sockets: Sequence[socket],
+    groups: Sequence[Sequence[socket]],
     token: str | None,
     **config: Any,
-) -> bool:
-    """Serve with ``workers`` processes until SIGINT/SIGTERM (blocking).
+) -> str | None:
+    """Serve with one worker per socket group until SIGINT/SIGTERM (blocking).
 
-    A worker that dies while serving is replaced (uvicorn's supervisor); one that fails to
-    start stops them all.
+    Every worker gets its own sockets (bound with ``SO_REUSEPORT`` on the same addresses, so
+    that the kernel spreads new connections evenly over the workers). A worker that ends on
+    its own (a crash, a kill, a failed start) stops the others.
 
     Args:
         settings: The workers' settings.
-        workers: How many.
-        sockets: The bound, listening sockets.
-        token: The bearer token (handed over in the workers' environment).
+        groups: The bound, listening sockets of each worker.
+        token: The bearer token (handed over in the workers' environment, never pickled).
         **config: More :class:`uvicorn.Config` arguments (``host``, ``port``, ``log_level``).
 
     Returns:
-        Whether every worker started (False: one failed to start, see the log).
+        None when stopped by a signal and every worker stopped cleanly; else what went wrong.
     """
-    import uvicorn
-    from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
-    from uvicorn.supervisors.multiprocess import SIGNALS
+    import multiprocessing
+    import threading
 
-    saved = {name: os.environ.get(name) for name in (SETTINGS_ENV, TOKEN_ENV)}
-    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    saved = os.environ.get(TOKEN_ENV)
     if token is None:
         os.environ.pop(TOKEN_ENV, None)
     else:
         os.environ[TOKEN_ENV] = token
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}  # the supervisor takes them
+    procs: list[Any] = []
+    problem: str | None = None
     try:
-        cfg = uvicorn.Config(
-            "aisearch_local.workers:worker_app",
-            factory=True,
-            lifespan="on",
-            workers=workers,
-            # a worker busy loading an index still answers the supervisor's pings (a thread)
-            timeout_worker_healthcheck=30,
-            **config,
-        )
-        supervisor = Multiprocess(cfg, sockets=list(sockets))
-        supervisor.run()
+        for group in groups:
+            proc = spawn.Process(
+                target=_worker, args=(settings, list(group), config), name="aisearch-local-worker"
+            )
+            proc.start()
+            procs.append(proc)
+        while not stop.wait(0.5):
+            ended = next((p for p in procs if not p.is_alive()), None)
+            if ended is not None:
+                if ended.exitcode == 3:
+                    problem = f"a worker (pid {ended.pid}) failed to start (its error is above)"
+                elif ended.exitcode != 0:
+                    problem = f"a worker (pid {ended.pid}) ended with status {ended.exitcode}"
+                break
     finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: the worker finishes its requests, closes its database
+        for proc in procs:
+            proc.join(timeout=120)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return all(p.exitcode != STARTUP_FAILURE for p in supervisor.processes)
+        if saved is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = saved
+    if problem is None:
+        failed = [p for p in procs if p.exitcode != 0]
+        if failed:
+            problem = f"a worker (pid {failed[0].pid}) ended with status {failed[0].exitcode}"
+    return problem
 
 
 def state_folder() -> Path:

@@ -1,13 +1,17 @@
 """``aisearch-local serve --workers 2``: two processes on one port answer as one server.
 
-One real server (a subprocess, on 127.0.0.1) serves every test of the module. Two keep-alive
+One real server (a subprocess, on 127.0.0.1) serves most tests of the module. Two keep-alive
 clients are each pinned to a different worker (the health answer's ``worker_pid`` says which),
 so every cross-worker step is deterministic: a write or a fault set through one worker is
-checked through the other. The module ends with SIGTERM: exit status 0 and the data intact.
+checked through the other. Two tests start their own server to stop it: by SIGTERM (status 0,
+the data intact) and by killing a worker (status 1).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -44,14 +48,14 @@ def _until(what: str, check: Callable[[], Any]) -> Any:
 class _Serve:
     """``aisearch-local serve --workers 2`` in a subprocess, its stderr read by a thread."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, port: int = 0) -> None:
         self.data = data
         self.proc = subprocess.Popen(
             [
                 AISEARCH_LOCAL,
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--log-level",
                 "warning",
                 "--workers",
@@ -188,6 +192,21 @@ def test_requests_land_on_both_workers_which_are_children_of_serve(server: _Serv
         pair.close()
 
 
+def test_a_second_serve_on_the_port_is_refused(server: _Serve, tmp_path: Path) -> None:
+    port = httpx.URL(server.base).port
+    assert port is not None
+    for workers in ("1", "2"):
+        proc = subprocess.run(
+            [AISEARCH_LOCAL, "serve", "--port", str(port), "--workers", workers],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1
+        assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+
+
 def test_a_fault_set_on_one_worker_applies_on_the_other_and_times_is_shared(
     pinned: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -228,7 +247,7 @@ def test_times_is_used_exactly_once_under_concurrent_requests(server: _Serve) ->
 
     def client() -> None:
         # a new connection per request: the kernel spreads them over both workers
-        for _ in range(10):
+        for _ in range(6):
             r = httpx.post(server.base + inst + "/search", json={"query": "tea"}, headers=AUTH)
             codes.append(r.status_code)
 
@@ -290,20 +309,53 @@ def test_sync_cooldown_and_rate_limit_are_shared(
     assert codes == [200, 200, 200, 429, 429]
 
 
-def test_sigterm_stops_every_worker_cleanly_and_keeps_the_data(server: _Serve) -> None:
-    with httpx.Client(base_url=server.base, headers=AUTH, timeout=30) as http:
-        inst = _instance(http, "kept")
-        _upload(http, inst, "kept.md", "Kept after the stop.")
-        pids = {_pid(http) for _ in range(3)}
-    assert server.stop() == 0
-    assert "aisearch-local stopped" in "".join(server.lines)
-    assert len(pids) >= 1
-    for pid in pids:
+def test_sigterm_stops_every_worker_cleanly_and_keeps_the_data(tmp_path: Path) -> None:
+    server = _Serve(tmp_path / "data")  # its own: the module's server serves the other tests
+    try:
+        pair = _Pinned(server.base)
+        a, b = pair.clients
+        inst = _instance(a, "kept")
+        _upload(a, inst, "one.md", "Written through the first worker.")
+        _upload(b, inst, "two.md", "Written through the second worker.")
+        pair.close()
+        assert server.stop() == 0
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
+    assert "aisearch-local stopped (signal)" in "".join(server.lines)
+    for pid in pair.pids:
         assert not Path(f"/proc/{pid}").exists()  # stopped and reaped by the supervisor
-    assert not list(server.data.glob("*-wal")) or all(
-        p.stat().st_size == 0 for p in server.data.glob("*-wal")
-    )
-    db = server.data / "aisearch-local.sqlite3"
-    with sqlite3.connect(db) as conn:
-        (n,) = conn.execute("SELECT COUNT(*) FROM items").fetchone()
-    assert n > 0
+    # every worker closed its connections: the last one checkpointed and removed the WAL
+    assert not list(server.data.glob("*-wal"))
+    with contextlib.closing(sqlite3.connect(server.data / "aisearch-local.sqlite3")) as conn:
+        keys = sorted(k for (k,) in conn.execute("SELECT key FROM items"))
+        (check,) = conn.execute("PRAGMA integrity_check").fetchone()
+    assert keys == ["one.md", "two.md"]
+    assert check == "ok"
+
+
+def test_a_worker_that_dies_stops_the_server_with_status_1(tmp_path: Path) -> None:
+    served = _Serve(tmp_path / "data")
+    try:
+        with httpx.Client(base_url=served.base, headers=AUTH, timeout=30) as http:
+            victim = _pid(http)
+        assert victim is not None
+        workers = [
+            int(p.parent.name)
+            for p in Path("/proc").glob("[0-9]*/stat")
+            if p.exists()
+            and _ppid(int(p.parent.name)) == served.proc.pid
+            and b"spawn_main" in (p.parent / "cmdline").read_bytes()
+        ]
+        assert victim in workers and len(workers) == 2
+        os.kill(victim, signal.SIGKILL)
+        assert served.proc.wait(timeout=60) == 1
+        served._reader.join(timeout=10)
+        assert served.proc.stderr is not None
+        served.proc.stderr.close()
+        err = "".join(served.lines)
+        assert f"a worker (pid {victim}) ended with status -9: every worker stopped" in err
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if served.proc.poll() is None:
+            served.stop()
