@@ -30,6 +30,11 @@ AISEARCH_LOCAL = str(Path(sys.executable).parent / "aisearch-local")
 WAIT = 60.0
 TOKEN = "workers-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WORDS = [
+    "marmalade", "quokka", "zeppelin", "fjord", "kumquat", "yodel", "wombat", "tundra", "igloo",
+    "nebula", "origami", "pelican", "quasar", "rhubarb", "saffron", "tapioca", "umlaut", "vortex",
+    "walrus", "xylophone",
+]  # fmt: skip
 INSTANCES = "/accounts/a/ai-search/instances"
 
 
@@ -280,6 +285,78 @@ def test_writes_through_one_worker_show_in_the_next_search_on_the_other(
         assert found[:1] == [second]
         _ok(writer.delete(f"{inst}/items/{item}"))
         assert second not in _texts(reader, inst, word)
+
+
+def _on(base: str, pid: int) -> httpx.Client:
+    """A keep-alive client whose connection is on the worker ``pid``."""
+    box: list[httpx.Client] = []
+
+    def connect() -> bool:
+        http = httpx.Client(
+            base_url=base, headers=AUTH, limits=httpx.Limits(max_connections=1), timeout=60
+        )
+        if _pid(http) == pid:
+            box.append(http)
+            return True
+        http.close()
+        return False
+
+    _until(f"a connection to worker {pid}", connect)
+    return box[0]
+
+
+def test_a_write_on_one_worker_shows_on_the_other_while_that_one_writes_too(
+    server: _Serve, pinned: tuple[httpx.Client, httpx.Client]
+) -> None:
+    """Worker a keeps writing (its writes under way) while b acknowledges others: a's next
+    vector search sees each of b's writes (a's vector table reloads; it used to wait for a's
+    own write to end)."""
+    a, b = pinned
+    inst = _instance(a, "busy")
+    _upload(a, inst, "base.md", "A base document about kettles.")
+    stop = threading.Event()
+    errors: list[str] = []
+    pids = [_pid(a) or 0]
+    writing = [threading.Event(), threading.Event()]
+
+    def keep_writing(n: int) -> None:
+        http = _on(server.base, pids[0])
+        try:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                r = http.post(
+                    f"{inst}/items",
+                    files={"file": (f"filler-{n}-{i}.md", " ".join(["filler"] * 300).encode())},
+                    data={"wait_for_completion": "true"},
+                )
+                if r.status_code not in (200, 201):
+                    errors.append(r.text)
+                writing[n].set()
+        finally:
+            http.close()
+
+    writers = [threading.Thread(target=keep_writing, args=(n,)) for n in range(2)]
+    for t in writers:
+        t.start()
+    stale = []
+    try:
+        assert all(w.wait(60) for w in writing)  # both writers are under way
+        for i in range(20):
+            text = f"unique document {i} about {WORDS[i]}"
+            _upload(b, inst, f"u{i}.md", text)
+            options = {"retrieval": {"retrieval_type": "vector", "match_threshold": 0}}
+            found = _ok(
+                a.post(f"{inst}/search", json={"query": text, "ai_search_options": options})
+            )
+            if [c["item"]["key"] for c in found["chunks"]][:1] != [f"u{i}.md"]:
+                stale.append(i)
+    finally:
+        stop.set()
+        for t in writers:
+            t.join(60)
+    assert not errors
+    assert stale == []
 
 
 def test_sync_cooldown_and_rate_limit_are_shared(
