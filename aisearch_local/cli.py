@@ -389,6 +389,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
     if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
         raise UserError("--in-memory writes nothing to disk: it takes no --data-dir")
+    if args.workers > 1 and not sys.platform.startswith("linux"):
+        raise UserError(
+            f"--workers {args.workers} needs Linux, whose kernel spreads the connections over "
+            "the workers' sockets (SO_REUSEPORT); run one process here"
+        )
     if args.in_memory and args.workers > 1:
         raise UserError(
             f"--workers {args.workers} needs a data folder (--data-dir) that the workers share: "

@@ -192,3 +192,12 @@ def test_workers_need_a_data_folder(capsys):
         "aisearch-local: error: --workers 2 needs a data folder (--data-dir) that the workers "
         "share: --in-memory keeps the database inside one process\n"
     )
+
+
+def test_workers_need_linux(capsys, monkeypatch):
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert main(["serve", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "aisearch-local: error: --workers 2 needs Linux, whose kernel spreads the connections "
+        "over the workers' sockets (SO_REUSEPORT); run one process here\n"
+    )
