@@ -68,6 +68,8 @@ class WorkerApp:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
+        # the supervisor handed it over in the environment: read once, kept from children
+        self._token = os.environ.pop(TOKEN_ENV, None) or None
         self.app: ASGIApp | None = None
         self._close: list[Any] = []
 
@@ -120,7 +122,7 @@ class WorkerApp:
         svc.strict = s.strict
         app = create_app(
             s.data_dir,
-            token=os.environ.get(TOKEN_ENV) or None,
+            token=self._token,
             service=svc,
             bind_host=s.bind_host,
             allowed_hosts=s.allowed_hosts,

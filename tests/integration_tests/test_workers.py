@@ -193,6 +193,11 @@ def test_requests_land_on_both_workers_which_are_children_of_serve(server: _Serv
         assert len(set(pair.pids)) == 2
         assert all(_ppid(pid) == server.proc.pid for pid in pair.pids)
         assert server.proc.pid not in pair.pids  # the supervisor serves nothing itself
+        # the token reached every worker: a wrong one is refused by each, the right one not
+        for http in pair.clients:
+            assert http.get(INSTANCES, headers={"Authorization": "Bearer wrong"}).status_code == 403
+            assert http.get(INSTANCES).status_code == 200
+        pair.check()
     finally:
         pair.close()
 
