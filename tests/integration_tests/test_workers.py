@@ -414,6 +414,19 @@ def test_sigterm_stops_every_worker_cleanly_and_keeps_the_data(tmp_path: Path) -
         (check,) = conn.execute("PRAGMA integrity_check").fetchone()
     assert keys == ["one.md", "two.md"]
     assert check == "ok"
+    # and a restart answers from it: the vector files both workers wrote load and match SQLite
+    from aisearch_local.options import resolve_options
+    from aisearch_local.service import LocalService
+
+    svc = LocalService(server.data)
+    try:
+        inst = svc.require_instance("default", "kept")
+        opts = resolve_options({"retrieval": {"retrieval_type": "vector"}}, inst.config)
+        for key, text in (("one.md", "first"), ("two.md", "second")):
+            found = svc.searcher.search(inst, f"Written through the {text} worker.", opts)
+            assert found[0]["item"]["key"] == key
+    finally:
+        svc.close()
 
 
 def test_a_worker_that_dies_stops_the_server_with_status_1(tmp_path: Path) -> None:
