@@ -198,6 +198,41 @@ def enabled_endpoints(svc: LocalService) -> list[tuple[str, str]]:
     return found
 
 
+@dataclass(frozen=True)
+class _Endpoints:
+    """The endpoints by ``public_endpoint_id`` and by custom domain.
+
+    A domain goes to the first endpoint naming it: instances in creation order, then
+    namespaces. Shared by the requests until the next commit
+    (:meth:`~aisearch_local.store.Store.derived`): never change one.
+    """
+
+    instances: dict[str, Endpoint]
+    namespaces: dict[str, Endpoint]
+    domains: dict[str, Endpoint]
+
+    @classmethod
+    def read(cls, svc: LocalService) -> _Endpoints:
+        instances: dict[str, Endpoint] = {}
+        namespaces: dict[str, Endpoint] = {}
+        domains: dict[str, Endpoint] = {}
+        for inst in svc.store.list_instances():
+            eid = inst.config.get("public_endpoint_id")
+            if isinstance(eid, str):
+                params = effective_params(inst.config.get(FIELD), namespace=False)
+                ep = instances.setdefault(eid, Endpoint(eid, inst.namespace, params, inst))
+                for domain in params["custom_domains"]:
+                    domains.setdefault(domain, ep)
+        for ns in svc.namespaces():
+            eid = ns.get("public_endpoint_id")
+            if isinstance(eid, str):
+                params = effective_params(ns.get(FIELD), namespace=True)
+                ep = namespaces.setdefault(eid, Endpoint(eid, str(ns["name"]), params))
+                for domain in params["custom_domains"]:
+                    domains.setdefault(domain, ep)
+        return cls(instances, namespaces, domains)
+
+
 class PublicEndpoints:
     """The ASGI app of ``/_public/...`` (see the module docstring).
 
@@ -350,34 +385,19 @@ class PublicEndpoints:
     def _by_instance_id(self, eid: str) -> Endpoint | None:
         if not ENDPOINT_ID_RE.fullmatch(eid):
             return None
-        for inst in self.svc.store.list_instances():
-            if inst.config.get("public_endpoint_id") == eid:
-                params = effective_params(inst.config.get(FIELD), namespace=False)
-                return Endpoint(eid, inst.namespace, params, inst)
-        return None
+        return self._endpoints().instances.get(eid)
 
     def _by_namespace_id(self, eid: str) -> Endpoint | None:
         if not ENDPOINT_ID_RE.fullmatch(eid):
             return None
-        for ns in self.svc.namespaces():
-            if ns.get("public_endpoint_id") == eid:
-                params = effective_params(ns.get(FIELD), namespace=True)
-                return Endpoint(eid, str(ns["name"]), params)
-        return None
+        return self._endpoints().namespaces.get(eid)
 
     def _by_domain(self, domain: str) -> Endpoint | None:
-        domain = domain.rstrip(".")
-        for inst in self.svc.store.list_instances():
-            params = effective_params(inst.config.get(FIELD), namespace=False)
-            eid = inst.config.get("public_endpoint_id")
-            if domain in params["custom_domains"] and isinstance(eid, str):
-                return Endpoint(eid, inst.namespace, params, inst)
-        for ns in self.svc.namespaces():
-            params = effective_params(ns.get(FIELD), namespace=True)
-            eid = ns.get("public_endpoint_id")
-            if domain in params["custom_domains"] and isinstance(eid, str):
-                return Endpoint(eid, str(ns["name"]), params)
-        return None
+        return self._endpoints().domains.get(domain.rstrip("."))
+
+    def _endpoints(self) -> _Endpoints:
+        """Every endpoint by id and by custom domain, read once until the next commit."""
+        return self.svc.store.derived("public-endpoints", lambda: _Endpoints.read(self.svc))
 
     @staticmethod
     def _authorized_hosts(ep: Endpoint) -> list[str]:

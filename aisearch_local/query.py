@@ -19,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aisearch_local.embed import HashingEmbedder, WordLlamaEmbedder
 from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation, word_pieces
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
 from aisearch_local.records import InstanceRecord, item_attributes
+from aisearch_local.search import CPU_SLOTS
 from aisearch_local.service import DEFAULT_MODEL, Fault, LocalService
 from aisearch_local.text import message_text, rewrite_query
 from aisearch_local.validation import parse_json_object
@@ -43,17 +45,45 @@ logger = logging.getLogger("aisearch_local.app")
 Chunks = list[dict[str, Any]]
 T = TypeVar("T")
 
-# The searches' threads: as many as anyio's default thread limit (a search may wait on an
-# upstream embedder), started on demand and kept (each keeps its SQLite reader open).
+# The searches' threads, started on demand and kept (each keeps its SQLite reader open).
+# With an embedder in this process (hashing, wordllama) a search is all CPU, mostly under the
+# GIL: as many threads as searches may compute at once (CPU_SLOTS), so that the others wait in
+# the pool's queue instead of taking turns at the GIL (16 clients on 100k chunks: 250 req/s
+# with 40 threads, 430-470 with one; docs/request-path.md). An upstream embedder's round trip
+# is a wait, not CPU: then as many threads as anyio's default limit, and the search takes a
+# CPU slot after its query is embedded (Searcher.search).
 # ``run_in_executor`` on a plain pool costs about a third of anyio's ``to_thread`` per hop.
-_SEARCH_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+_CPU_THREADS = ThreadPoolExecutor(max_workers=CPU_SLOTS, thread_name_prefix="aisearch-local-search")
+_WAIT_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="aisearch-local-search")
+_LOCAL_EMBEDDERS = (HashingEmbedder, WordLlamaEmbedder)
+
+HEAVY_SIZE = 16_384
+"""A search whose query, filters and options hold more characters than this (or whose body
+has more bytes) may take long (a 1 MB query took 5 s on 2,000 chunks): it runs on the
+40 threads, without a CPU slot, taking turns at the GIL with the other searches instead of
+holding every one of them up. No limit is documented for the query (API.md), so none is set."""
 
 
-async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` on a search thread; the event loop serves other requests meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(
-        _SEARCH_THREADS, functools.partial(fn, *args)
-    )
+def is_heavy(req: SearchRequest) -> bool:
+    """Whether ``req`` holds more than :data:`HEAVY_SIZE` characters (query and options)."""
+    budget = HEAVY_SIZE - len(req.query)
+    stack: list[Any] = [req.raw_options]
+    while stack and budget >= 0:
+        value = stack.pop()
+        budget -= 1
+        if isinstance(value, str):
+            budget -= len(value)
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return budget < 0
+
+
+async def _off_loop(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on ``pool``; the event loop serves other requests meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
 
 @dataclass
@@ -155,6 +185,8 @@ class QueryService:
 
     def __init__(self, svc: LocalService) -> None:
         self._svc = svc
+        local = isinstance(svc.embedder, _LOCAL_EMBEDDERS)
+        self._pool = _CPU_THREADS if local else _WAIT_THREADS
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -168,7 +200,11 @@ class QueryService:
     # -- search -----------------------------------------------------------------------------
 
     def _search(
-        self, inst: InstanceRecord, req: SearchRequest, resolver: OptionsResolver | None
+        self,
+        inst: InstanceRecord,
+        req: SearchRequest,
+        resolver: OptionsResolver | None,
+        heavy: bool = False,
     ) -> Retrieval:
         svc = self._svc
         svc.check_embedder(inst)
@@ -183,7 +219,7 @@ class QueryService:
             if rewritten.strip():
                 text = rewritten
         try:
-            chunks = svc.searcher.search(inst, text, opts)
+            chunks = svc.searcher.search(inst, text, opts, heavy=heavy)
         except Exception:
             if not opts.return_on_failure:
                 raise
@@ -193,7 +229,9 @@ class QueryService:
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
         """Search one instance (off the event loop)."""
-        return await _off_loop(self._search, inst, req, None)
+        if is_heavy(req):
+            return await _off_loop(_WAIT_THREADS, self._search, inst, req, None, True)
+        return await _off_loop(self._pool, self._search, inst, req, None)
 
     async def search_request(
         self, namespace: str, instance_id: str, body: bytes
@@ -208,10 +246,14 @@ class QueryService:
             The instance, the parsed request, the fault taken (or None) and the result
             (None when there is a fault).
         """
-        return await _off_loop(self._search_request, namespace, instance_id, body)
+        if len(body) > HEAVY_SIZE:  # may be a heavy search (is_heavy): not on the CPU slots
+            return await _off_loop(
+                _WAIT_THREADS, self._search_request, namespace, instance_id, body, True
+            )
+        return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
 
     def _search_request(
-        self, namespace: str, instance_id: str, body: bytes
+        self, namespace: str, instance_id: str, body: bytes, big: bool = False
     ) -> tuple[InstanceRecord, SearchRequest, Fault | None, Retrieval | None]:
         svc = self._svc
         inst = svc.require_instance(namespace, instance_id)
@@ -219,7 +261,7 @@ class QueryService:
         fault = svc.take_fault(namespace, instance_id)
         if fault is not None:
             return inst, req, fault, None
-        return inst, req, None, self._search(inst, req, None)
+        return inst, req, None, self._search(inst, req, None, big and is_heavy(req))
 
     async def search_namespace(self, namespace: str, req: SearchRequest) -> Retrieval:
         """Search the ``instance_ids`` of a namespace side by side; failures go to ``errors``.
@@ -230,6 +272,7 @@ class QueryService:
         svc = self._svc
         ids = req.instance_ids()
         resolver = OptionsResolver(req.options)
+        heavy = is_heavy(req)
 
         async def one(iid: str) -> tuple[str, Retrieval | str]:
             inst = svc.store.get_instance(namespace, iid)
@@ -243,7 +286,11 @@ class QueryService:
                 if fault.malformed_body:
                     return iid, "malformed response from instance"
             try:
-                return iid, await _off_loop(self._search, inst, req, resolver)
+                if heavy:
+                    return iid, await _off_loop(
+                        _WAIT_THREADS, self._search, inst, req, resolver, True
+                    )
+                return iid, await _off_loop(self._pool, self._search, inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:
                     image_errors.append(exc)

@@ -94,6 +94,17 @@ class _InFlight:
 
 _SEARCHES = _InFlight()
 
+CPU_SLOTS = 1
+"""Searches computing at once in this process (the rest wait, asleep, for a slot).
+
+A search is mostly Python under the GIL: sixteen of them at once only take turns at it, and
+each hand-over costs more than it saves (16 clients on 100k chunks: 250 req/s with every
+search thread computing, 460 with one; docs/request-path.md). The numpy and keyword-engine
+parts of the computing search release the GIL, and the event loop uses that core meanwhile.
+An upstream embedder's round trip happens before a search takes its slot.
+"""
+_CPU = threading.BoundedSemaphore(CPU_SLOTS)
+
 
 # -- the pipeline ----------------------------------------------------------------------------
 
@@ -409,14 +420,30 @@ class Searcher:
         return vec
 
     def search(
-        self, inst: InstanceRecord, query: str, opts: ResolvedOptions
+        self, inst: InstanceRecord, query: str, opts: ResolvedOptions, *, heavy: bool = False
     ) -> list[dict[str, Any]]:
-        """Return the chunks for ``query`` on ``inst``, best first, in the wire format."""
-        with _SEARCHES.running() as others:
-            return self._search(inst, query, opts, side_by_side=others == 0)
+        """Return the chunks for ``query`` on ``inst``, best first, in the wire format.
+
+        ``heavy``: a search that may take long (a huge query or filter) computes without
+        waiting for a CPU slot, taking turns at the GIL with the others instead of holding
+        them all up (:data:`CPU_SLOTS`).
+        """
+        # the query's vector first: an upstream embedder is a network round trip, not CPU;
+        # none for an empty instance (nothing to compare with; an upstream's trip is paid)
+        qvec: np.ndarray | None = None
+        if opts.retrieval_type != "keyword" and query.strip() and self.store.index(inst).live_count:
+            qvec = self.embed_query(query)
+        with _SEARCHES.running() as others, contextlib.nullcontext() if heavy else _CPU:
+            return self._search(inst, query, opts, qvec, side_by_side=others == 0)
 
     def _search(
-        self, inst: InstanceRecord, query: str, opts: ResolvedOptions, *, side_by_side: bool
+        self,
+        inst: InstanceRecord,
+        query: str,
+        opts: ResolvedOptions,
+        qvec: np.ndarray | None,
+        *,
+        side_by_side: bool,
     ) -> list[dict[str, Any]]:
         """:meth:`search`; ``side_by_side``: hybrid's keyword queries run on another thread.
 
@@ -436,7 +463,6 @@ class Searcher:
         cands: dict[int, _Candidate] = {}
         use_vector = opts.retrieval_type in ("vector", "hybrid")
         use_keyword = opts.retrieval_type in ("keyword", "hybrid")
-        qvec: np.ndarray | None = None
         mode = opts.keyword_match_mode
         keyword_hits: Future[list[tuple[int, float, int]]] | None = None
         lexical_hits: Future[list[tuple[int, float, int]]] | None = None
@@ -448,7 +474,8 @@ class Searcher:
                     self._keyword, inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS
                 )
         if use_vector:
-            qvec = self.embed_query(query)
+            if qvec is None:  # the instance had no chunk a moment ago, in search()
+                qvec = self.embed_query(query)
             rows, sims = self._vector(inst, idx, qvec, allowed)
             # one numpy operation each instead of one per row: (1 + sim) / 2 in the dtype of
             # ``sims`` (NumPy 2 keeps a Python float "weak"), the same value as per element
@@ -474,8 +501,7 @@ class Searcher:
                 cand.keyword_score = bm25
                 cand.keyword_rank = rank
         if opts.retrieval_type == "hybrid":
-            if qvec is None:  # pragma: no cover - hybrid always embeds
-                qvec = self.embed_query(query)
+            assert qvec is not None  # use_vector embeds it
             if lexical_hits is not None:
                 lexical = lexical_hits.result()
             elif mode != "or":  # the vector side's lexical half (see blend_vector_side)

@@ -39,10 +39,10 @@ import sqlite3
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -83,6 +83,8 @@ __all__ = [
     "now_ms",
 ]
 
+T = TypeVar("T")
+
 DB_FILENAME = "aisearch-local.sqlite3"
 _ITEM_NS = uuid.UUID("6f1c9b5e-3d1a-4c47-9a55-2b8f3f9c1d20")
 _CLOSED = "the aisearch-local store is closed"
@@ -105,19 +107,24 @@ class _Catalog:
     __slots__ = ("state",)
 
     def __init__(self) -> None:
-        self.state: tuple[tuple[int, int], dict[tuple[str, str], InstanceRecord], set[str]]
-        self.state = ((-1, -1), {}, set())
+        self.state: tuple[
+            tuple[int, int], dict[tuple[str, str], InstanceRecord], set[str], dict[str, Any]
+        ]
+        self.state = ((-1, -1), {}, set(), {})
 
-    def at(self, stamp: tuple[int, int]) -> tuple[dict[tuple[str, str], InstanceRecord], set[str]]:
+    def at(
+        self, stamp: tuple[int, int]
+    ) -> tuple[dict[tuple[str, str], InstanceRecord], set[str], dict[str, Any]]:
         """The entries read at ``stamp``: new, empty ones when it is not theirs.
 
         One tuple, swapped whole: a thread holding the entries of an older stamp fills those,
-        never the new ones.
+        never the new ones. The third member holds values derived from the whole catalog
+        (:meth:`Store.derived`).
         """
         state = self.state
         if state[0] != stamp or len(state[1]) + len(state[2]) > _CATALOG_MAX:
-            state = self.state = (stamp, {}, set())
-        return state[1], state[2]
+            state = self.state = (stamp, {}, set(), {})
+        return state[1], state[2], state[3]
 
 
 class _Reader:
@@ -594,7 +601,9 @@ class Store:
             )
         return self.get_instance(namespace, instance_id)
 
-    def _current_catalog(self) -> tuple[dict[tuple[str, str], InstanceRecord], set[str]]:
+    def _current_catalog(
+        self,
+    ) -> tuple[dict[tuple[str, str], InstanceRecord], set[str], dict[str, Any]]:
         """The calling thread's catalog cache, emptied when anything was committed since.
 
         The stamp is read before the rows the caller then reads and caches: a commit in
@@ -609,6 +618,19 @@ class Store:
                 raise sqlite3.ProgrammingError(_CLOSED)
             dv = int(reader.conn.execute("PRAGMA data_version").fetchone()[0])
         return reader.catalog.at((commits, dv))
+
+    def derived(self, key: str, build: Callable[[], T]) -> T:
+        """``build()``, computed once per calling thread until the next commit (any process's).
+
+        For values derived from the instances and namespaces (e.g. the public endpoints by
+        id), cached like :meth:`get_instance`: never change what ``build`` returns.
+        """
+        cache = self._current_catalog()[2]
+        if key in cache:
+            value: T = cache[key]
+            return value
+        value = cache[key] = build()
+        return value
 
     def get_instance(self, namespace: str, instance_id: str) -> InstanceRecord | None:
         """Return an instance, or None.
@@ -648,7 +670,7 @@ class Store:
 
     def find_instance(self, namespace: str, instance_id: str) -> tuple[bool, InstanceRecord | None]:
         """Whether the namespace exists, and the instance or None (one cache check for both)."""
-        instances, namespaces = self._current_catalog()
+        instances, namespaces, _ = self._current_catalog()
         if not self._has_namespace(namespace, namespaces):
             return False, None
         return True, self._get_instance(namespace, instance_id, instances)

@@ -628,3 +628,66 @@ def test_a_save_waits_for_another_processs_save_of_the_same_graph(tmp_path):
     saver.join(30)
     back = AnnIndex.load(base, IDENTITY, DIM, KEY)
     assert back is not None and np.array_equal(back.keys, ann.keys)
+
+
+def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatch):
+    # writing the graph holds its lock (about 1.5 s at a million rows): a search meanwhile
+    # answers exactly (None) instead of waiting for the save to end
+    started, release = threading.Event(), threading.Event()
+    real_save = AnnIndex.save
+
+    def slow_save(self: AnnIndex, *args: object) -> None:
+        started.set()
+        assert release.wait(60)
+        real_save(self, *args)
+
+    monkeypatch.setattr(AnnIndex, "save", slow_save)
+    idx = Table(1_200).snap()  # following a table, 1,200 unsaved rows: saved after the build
+    manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
+    manager.warm(INST, idx)
+    try:
+        assert started.wait(60)
+        answers: list[object] = []
+        for waiting in (False, True):
+            if waiting:  # a search already waiting for the lock when the save starts
+                monkeypatch.setattr(manager._entries[1], "saving", False)
+            t = threading.Thread(
+                target=lambda: answers.append(manager.candidates(INST, idx, idx.matrix[0], 5, None))
+            )
+            t.start()
+            if waiting:
+                time.sleep(0.05)  # it polls the flag every 2 ms
+                manager._entries[1].saving = True
+            t.join(30)
+            assert not t.is_alive(), "the search waited for the save"
+        assert answers == [None, None]
+    finally:
+        release.set()
+    assert manager.wait(INST, 60)
+    rows, _ = manager.candidates(INST, idx, idx.matrix[0], 5, None) or ((), ())
+    assert list(rows)[:1] == [0]  # through the graph again once saved
+    manager.close()
+    assert (tmp_path / "ann" / "1.json").exists()
+
+
+def test_deleting_an_instance_during_a_save_leaves_no_files(tmp_path, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real_save = AnnIndex.save
+
+    def slow_save(self: AnnIndex, *args: object) -> None:
+        started.set()
+        assert release.wait(60)
+        real_save(self, *args)
+
+    monkeypatch.setattr(AnnIndex, "save", slow_save)
+    manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
+    manager.warm(INST, Table(1_200).snap())
+    assert started.wait(60)
+    dropping = threading.Thread(target=manager.drop, args=(INST,))
+    dropping.start()
+    time.sleep(0.05)
+    release.set()
+    dropping.join(60)
+    assert not dropping.is_alive()
+    manager.close()
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == []  # not even a .tmp

@@ -100,3 +100,33 @@ def test_a_write_by_another_process_empties_the_cache(tmp_path):
             other.close()
     finally:
         svc.close()
+
+
+def test_derived_values_are_built_once_until_a_commit(svc):
+    builds: list[int] = []
+
+    def build() -> list[str]:
+        builds.append(1)
+        return [i.id for i in svc.store.list_instances()]
+
+    svc.create_instance("default", {"id": "d1"})
+    first = svc.store.derived("ids", build)
+    assert first == ["d1"] and svc.store.derived("ids", build) is first and len(builds) == 1
+    svc.create_instance("default", {"id": "d2"})
+    assert svc.store.derived("ids", build) == ["d1", "d2"] and len(builds) == 2
+    assert svc.store.derived("other", lambda: 5) == 5  # keys are apart
+
+
+def test_derived_values_see_another_process_commit(tmp_path):
+    svc = LocalService(tmp_path, embedder="hashing", generator="extractive")
+    try:
+        svc.create_instance("default", {"id": "p1"})
+        ids = lambda: [i.id for i in svc.store.list_instances()]  # noqa: E731
+        assert svc.store.derived("ids", ids) == ["p1"]
+        conn = sqlite3.connect(tmp_path / DB_FILENAME)  # another process's write, in effect
+        with conn:
+            conn.execute("UPDATE instances SET id = 'p2' WHERE id = 'p1'")
+        conn.close()
+        assert svc.store.derived("ids", ids) == ["p2"]
+    finally:
+        svc.close()
