@@ -230,9 +230,16 @@ class AnnIndex:
     def save(self, base: Path, identity: dict[str, Any], key: bytes) -> None:
         """Write ``base``.usearch, .keys.npz and .json (last, as the commit), atomically each.
 
-        The ``.json`` holds the files' SHA-256 and is signed (HMAC-SHA256) with ``key``.
+        The ``.json`` holds the files' SHA-256 and is signed (HMAC-SHA256) with ``key``. The
+        whole save holds an exclusive lock on ``base``.lock: two processes saving the same
+        graph (``serve --workers`` workers stopping together) never interleave their files, so
+        the ``.json`` never vouches for one's graph with the other's keys.
         """
         base.parent.mkdir(parents=True, exist_ok=True)
+        with _save_lock(base):
+            self._save_files(base, identity, key)
+
+    def _save_files(self, base: Path, identity: dict[str, Any], key: bytes) -> None:
         graph, keys, meta = _paths(base)
         tmp_graph = graph.with_name(graph.name + ".tmp")
         self._index.save(str(tmp_graph))
@@ -315,12 +322,33 @@ class AnnIndex:
         return out
 
 
+@contextlib.contextmanager
+def _save_lock(base: Path) -> Iterator[None]:
+    """An exclusive lock on ``base``.lock for a save (across processes; none without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: one process per data folder there
+        yield
+        return
+    with base.with_name(base.name + ".lock").open("a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _paths(base: Path) -> tuple[Path, Path, Path]:
     return (
         base.with_name(base.name + ".usearch"),
         base.with_name(base.name + ".keys.npz"),
         base.with_name(base.name + ".json"),
     )
+
+
+def _all_paths(base: Path) -> tuple[Path, ...]:
+    """The graph's files and its save lock."""
+    return (*_paths(base), base.with_name(base.name + ".lock"))
 
 
 def _sign(key: bytes, record: dict[str, Any]) -> str:
@@ -982,7 +1010,7 @@ class AnnManager:
                 entry.dropped = True
             _detach(entry.follower)
         if self.directory is not None:
-            for path in _paths(self.directory / str(inst.pk)):
+            for path in _all_paths(self.directory / str(inst.pk)):
                 with contextlib.suppress(OSError):
                     path.unlink()
 

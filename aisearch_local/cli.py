@@ -26,6 +26,7 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aisearch_local.errors import APIError, ValidationError
+from aisearch_local.workers import MAX_WORKERS, TOKEN_ENV
 
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
@@ -44,7 +46,6 @@ __all__ = ["main"]
 
 DEFAULT_DATA_DIR = ".aisearch-local"
 DEFAULT_SAMPLE_INSTANCE = "coffee"
-TOKEN_ENV = "AISEARCH_LOCAL_TOKEN"
 # the top-level modules of the optional extras, and the extra that installs each
 EXTRA_OF_MODULE = {
     "starlette": "local",
@@ -116,7 +117,7 @@ def install_hint(extra: str) -> str:
     return f'pip install "aisearch-py[{extra}]"'
 
 
-def _bind(host: str, port: int) -> list[socket.socket]:
+def _bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     """Bind the listening sockets before anything is printed or indexed.
 
     One socket per address the host resolves to, as asyncio's ``create_server`` (which
@@ -139,6 +140,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, socket.SOCK_STREAM, proto)
             socks.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(socks) > 1:
@@ -155,6 +158,31 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             ) from None
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}", code=1) from None
     return socks
+
+
+def _bind_workers(host: str, port: int, workers: int) -> list[list[socket.socket]]:
+    """Bind one group of sockets per worker on the same addresses (``SO_REUSEPORT``).
+
+    The port is first bound without ``SO_REUSEPORT`` (then released at once): a port in use
+    fails as with one worker, ``--port 0`` picks one, and a socket without ``SO_REUSEPORT``
+    (another ``aisearch-local serve``) can never join the group afterwards.
+
+    Raises:
+        UserError: As :func:`_bind`.
+    """
+    probe = _bind(host, port)
+    port = probe[0].getsockname()[1]
+    for sock in probe:
+        sock.close()
+    groups: list[list[socket.socket]] = []
+    try:
+        for _ in range(workers):
+            groups.append(_bind(host, port, reuse_port=True))
+    except BaseException:
+        for sock in (s for group in groups for s in group):
+            sock.close()
+        raise
+    return groups
 
 
 def _console() -> Any:
@@ -308,6 +336,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    """Parse ``--workers``: a whole number from 1 to :data:`MAX_WORKERS`."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be a whole number from 1 to {MAX_WORKERS}"
+        )
+    return n
+
+
 def _rows(text: str) -> int:
     """An ``argparse`` type: a whole number of rows from 0 to 10**9."""
     try:
@@ -348,11 +389,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError("--public needs --sample-corpus or --source (the instance it opens)")
     if args.in_memory and args.data_dir != DEFAULT_DATA_DIR:
         raise UserError("--in-memory writes nothing to disk: it takes no --data-dir")
+    if args.workers > 1 and not sys.platform.startswith("linux"):
+        raise UserError(
+            f"--workers {args.workers} needs Linux, whose kernel spreads the connections over "
+            "the workers' sockets (SO_REUSEPORT); run one process here"
+        )
+    if args.in_memory and args.workers > 1:
+        raise UserError(
+            f"--workers {args.workers} needs a data folder (--data-dir) that the workers share: "
+            "--in-memory keeps the database inside one process"
+        )
     data_dir = None if args.in_memory else args.data_dir
     _check_snapshot_file(args.snapshot)
     if args.replace and not args.snapshot:
         raise UserError("--replace needs --snapshot FILE (the instances it replaces)")
-    socks = _bind(args.host, args.port)
+    if args.workers > 1:
+        groups = _bind_workers(args.host, args.port, args.workers)
+        socks = [sock for group in groups for sock in group]
+    else:
+        groups, socks = [], _bind(args.host, args.port)
     watcher: SourceWatcher | None = None
     try:
         svc = _service(
@@ -367,7 +422,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for sock in socks:
             sock.close()
         raise
+    state_dir = None
+    closed = False
     try:
+        if args.workers > 1:  # faults, cooldowns, rate limits: one copy for all the workers
+            from aisearch_local.shared import SharedState
+            from aisearch_local.workers import state_folder
+
+            state_dir = state_folder()
+            svc.shared = SharedState.create(state_dir)
         if args.snapshot:
             _import_into(svc, args.snapshot, replace=args.replace)
         if args.sample_corpus:
@@ -382,7 +445,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for spec in args.fault or []:
             ns, iid, values = spec
             svc.set_fault(ns, iid, Fault(**values))
-        app = create_app(
+        app = create_app(  # with --workers, each worker builds its own (workers.py)
             data_dir,
             token=token,
             service=svc,
@@ -430,6 +493,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         if watcher is not None:
             _print_watching(console, watcher)
+        if args.workers > 1:
+            assert data_dir is not None and state_dir is not None
+            if watcher is None:  # the workers open their own: free this process's indexes
+                svc.close()
+                closed = True
+            _serve_workers(args, groups, token, data_dir, roots, state_dir)
+            return 0
         config = uvicorn.Config(
             app, host=args.host, port=port, log_level=args.log_level, lifespan="off"
         )
@@ -455,8 +525,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
             watcher.stop()
         for sock in socks:
             sock.close()
-        svc.close()
+        if not closed:
+            svc.close()
+        if svc.shared is not None:
+            svc.shared.close()
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
     return 0
+
+
+def _serve_workers(
+    args: argparse.Namespace,
+    groups: list[list[socket.socket]],
+    token: str | None,
+    data_dir: str,
+    roots: list[Path],
+    state_dir: Path,
+) -> None:
+    """Serve from ``--workers`` processes (docs/workers.md); this one only supervises them.
+
+    Raises:
+        UserError: A worker failed to start or ended on its own (the others are stopped).
+    """
+    from aisearch_local import workers
+
+    settings = workers.WorkerSettings(
+        data_dir=str(Path(data_dir).resolve()),
+        state_dir=str(state_dir),
+        embedder=args.embedder,
+        generator=args.generator,
+        vector_search=args.vector_search,
+        ann_min_rows=args.ann_min_rows,
+        keyword_engine=args.keyword_engine,
+        bind_host=args.host,
+        allowed_hosts=list(args.allowed_host or []),
+        allowed_origins=list(args.allowed_origin or []),
+        source_roots=[str(r) for r in roots],
+        sync_cooldown_s=args.sync_cooldown,
+        strict=args.strict,
+    )
+    problem = workers.run(
+        settings,
+        groups,
+        token,
+        host=args.host,
+        port=groups[0][0].getsockname()[1],
+        log_level=args.log_level,
+    )
+    if problem is not None:
+        raise UserError(f"{problem}: every worker stopped", code=1)
+    _console().print("aisearch-local stopped (signal)")
 
 
 def _watch(console: Any, svc: LocalService, namespace: str, instance: str) -> SourceWatcher:
@@ -931,6 +1049,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="ignore unknown ai_search_options keys and keep unknown instance fields (default; "
         "how Cloudflare treats them is undocumented)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help=f"answer from N processes on the port (1 to {MAX_WORKERS}; each holds its own "
+        "in-memory indexes; needs a data folder, not --in-memory; docs/workers.md)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, the indexes stay in memory
     fcntl = None  # type: ignore[assignment]
 
-from aisearch_local.vectors import VectorChange
+from aisearch_local.vectors import VectorChange, own_ahead
 
 __all__ = [
     "AUTO_MIN_ROWS",
@@ -322,6 +322,9 @@ class KeywordIndexes:
         min_rows: ``auto`` uses tantivy from this many chunks (built in a thread meanwhile).
         directory: Where indexes are built as files (:class:`TantivyIndex`), None: in memory.
             Folders that dead processes left there are removed first.
+        own: The generations of this process's writes to an instance under way
+            (``Store._own_gens``): an index behind SQLite by those only is current (their
+            changes are coming), behind by another process's generation it is stale.
     """
 
     def __init__(
@@ -332,6 +335,7 @@ class KeywordIndexes:
         *,
         min_rows: int = AUTO_MIN_ROWS,
         directory: Path | None = None,
+        own: Callable[[int], Collection[int]] = lambda _pk: (),
     ) -> None:
         self.engine = check_engine(engine)
         self.directory = directory
@@ -339,6 +343,7 @@ class KeywordIndexes:
             remove_stale(directory)
         self._source = source
         self._texts = texts
+        self._own = own
         self.min_rows = min_rows
         self._lock = threading.Lock()
         self._advanced = threading.Condition(self._lock)  # an index took a change
@@ -374,8 +379,9 @@ class KeywordIndexes:
 
         Returns once the index holds it, so that the write is acknowledged only then.
         Writes can finish in any order: a change waits for the ones before it, whose threads
-        apply it with theirs. When they do not come within :data:`APPLY_WAIT_S` (another
-        process wrote a generation in between, or a thread stalls), the index is dropped and
+        apply it with theirs. When they do not come within :data:`APPLY_WAIT_S` (a thread
+        stalls), or at once when one of them is another process's (``serve --workers``,
+        ``aisearch-local ingest``: its change is only in SQLite), the index is dropped and
         the next search builds it again from SQLite.
         """
         with self._lock:
@@ -390,6 +396,12 @@ class KeywordIndexes:
         with self._lock:
             while live.gen < change.gen and self._live.get(inst_pk) is live:
                 left = deadline - time.monotonic()
+                own = {*self._own(inst_pk), change.gen}
+                if not own_ahead(live.gen, change.gen, own, self._pending.get(inst_pk)):
+                    log.info("keyword index of instance %s dropped: another process wrote", inst_pk)
+                    del self._live[inst_pk]
+                    self._pending.pop(inst_pk, None)
+                    return
                 if left <= 0:
                     log.warning(
                         "keyword index of instance %s dropped: generation %s did not arrive",
@@ -452,7 +464,6 @@ class KeywordIndexes:
         self,
         inst_pk: int,
         info: tuple[str, int] | None,
-        writing: bool,
         terms: Sequence[str],
         mode: str,
         limit: int,
@@ -463,7 +474,6 @@ class KeywordIndexes:
         Args:
             inst_pk: The instance.
             info: SQLite's generation of the instance (``nonce, gen``), None if it has none.
-            writing: A write of this process is under way (its change may not be applied yet).
             terms: The query terms (:func:`~aisearch_local.search.keyword_terms`).
             mode: ``and`` or ``or``.
             limit: The most hits returned.
@@ -471,19 +481,20 @@ class KeywordIndexes:
         """
         if not self.wants(inst_pk, rows):
             return None
-        live = self._current(inst_pk, info, writing)
+        live = self._current(inst_pk, info)
         if live is None:
             return None
         return live.index.search(terms, mode, limit)
 
-    def _current(self, inst_pk: int, info: tuple[str, int] | None, writing: bool) -> _Live | None:
+    def _current(self, inst_pk: int, info: tuple[str, int] | None) -> _Live | None:
         nonce, gen = info or _NO_GENERATION
+        own = self._own(inst_pk)
         with self._lock:
             live = self._live.get(inst_pk)
             if (
                 live is not None
                 and live.nonce == nonce
-                and (live.gen == gen or (writing and live.gen < gen))
+                and own_ahead(live.gen, gen, own, self._pending.get(inst_pk))
             ):
                 return live
             self._live.pop(inst_pk, None)  # behind SQLite (another process wrote): rebuilt

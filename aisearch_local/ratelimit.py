@@ -22,19 +22,74 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "Window", "count_hit", "idle"]
 
 
 @dataclass
-class _Window:
+class Window:
+    """One key's counters.
+
+    The rule ``(requests, period_ms, technique)``, the current window's index and count, and
+    the previous window's count.
+    """
+
     rule: tuple[int, int, str]
     index: int
     count: int
     previous: int
 
 
+def idle(w: Window, now_ms: float) -> bool:
+    """Whether the counter is two windows old or more (it weighs nothing any more)."""
+    return math.floor(now_ms / w.rule[1]) > w.index + 1
+
+
+def count_hit(
+    w: Window | None, rule: tuple[int, int, str], now_ms: float
+) -> tuple[Window, float | None]:
+    """Count one request on ``w`` (None: the key's first), or refuse it.
+
+    Returns:
+        The counter (``w`` updated, or a new one) and None when allowed (and counted), else
+        the seconds until a request would be allowed.
+    """
+    requests, period_ms, technique = rule
+    index = math.floor(now_ms / period_ms)
+    if w is None or w.rule != rule:  # first request, or the rule changed: start over
+        w = Window(rule, index, 0, 0)
+    if index != w.index:
+        w.previous = w.count if index == w.index + 1 else 0
+        w.index, w.count = index, 0
+    elapsed = now_ms - index * period_ms
+    if technique == "sliding":
+        used = w.previous * (period_ms - elapsed) / period_ms + w.count
+    else:
+        used = w.count
+    if used + 1 <= requests:
+        w.count += 1
+        return w, None
+    return w, _wait_ms(w, requests, period_ms, elapsed) / 1000.0
+
+
+def _wait_ms(w: Window, requests: int, period_ms: int, elapsed: float) -> float:
+    """Milliseconds until one more request fits."""
+    to_next = period_ms - elapsed
+    if w.rule[2] != "sliding":
+        return to_next
+    if w.previous > 0 and w.count + 1 <= requests:
+        # previous * (period - t) / period + count + 1 <= requests, solved for t
+        t = period_ms * (1 - (requests - w.count - 1) / w.previous)
+        return max(t - elapsed, 1.0)
+    # not before the next window, where this window's count is the weighted one
+    if w.count > 0 and requests - 1 < w.count:
+        return to_next + period_ms * (1 - (requests - 1) / w.count)
+    return to_next
+
+
 class RateLimiter:
-    """Counters of the public endpoints.
+    """Counters of the public endpoints, in this process.
+
+    :class:`aisearch_local.shared.SharedRateLimiter` keeps them for ``serve --workers``.
 
     Args:
         clock: Returns the time in seconds (``time.monotonic`` by default).
@@ -42,7 +97,7 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._windows: dict[Hashable, _Window] = {}
+        self._windows: dict[Hashable, Window] = {}
         self._lock = threading.Lock()
 
     def hit(self, key: Hashable, requests: int, period_ms: int, technique: str) -> float | None:
@@ -52,48 +107,11 @@ class RateLimiter:
             None when allowed (and counted); else the seconds until a request would be allowed.
         """
         now_ms = self.clock() * 1000.0
-        index = math.floor(now_ms / period_ms)
-        rule = (requests, period_ms, technique)
         with self._lock:
             w = self._windows.get(key)
-            if w is None:
-                self._drop_idle(now_ms)  # a new key: forget the counters that count nothing
-            if w is None or w.rule != rule:  # first request, or the rule changed: start over
-                w = self._windows[key] = _Window(rule, index, 0, 0)
-            if index != w.index:
-                w.previous = w.count if index == w.index + 1 else 0
-                w.index, w.count = index, 0
-            elapsed = now_ms - index * period_ms
-            if technique == "sliding":
-                used = w.previous * (period_ms - elapsed) / period_ms + w.count
-            else:
-                used = w.count
-            if used + 1 <= requests:
-                w.count += 1
-                return None
-            return self._wait_ms(w, requests, period_ms, elapsed) / 1000.0
-
-    def _drop_idle(self, now_ms: float) -> None:
-        """Drop the counters two windows old or more, which weigh nothing any more.
-
-        A fresh counter behaves the same, so memory follows the endpoints in use, not all ever
-        seen.
-        """
-        idle = [k for k, w in self._windows.items() if math.floor(now_ms / w.rule[1]) > w.index + 1]
-        for k in idle:
-            del self._windows[k]
-
-    @staticmethod
-    def _wait_ms(w: _Window, requests: int, period_ms: int, elapsed: float) -> float:
-        """Milliseconds until one more request fits."""
-        to_next = period_ms - elapsed
-        if w.rule[2] != "sliding":
-            return to_next
-        if w.previous > 0 and w.count + 1 <= requests:
-            # previous * (period - t) / period + count + 1 <= requests, solved for t
-            t = period_ms * (1 - (requests - w.count - 1) / w.previous)
-            return max(t - elapsed, 1.0)
-        # not before the next window, where this window's count is the weighted one
-        if w.count > 0 and requests - 1 < w.count:
-            return to_next + period_ms * (1 - (requests - 1) / w.count)
-        return to_next
+            if w is None:  # a new key: forget the counters that count nothing (see idle)
+                for k in [k for k, old in self._windows.items() if idle(old, now_ms)]:
+                    del self._windows[k]
+            w, wait = count_hit(w, (requests, period_ms, technique), now_ms)
+            self._windows[key] = w
+            return wait

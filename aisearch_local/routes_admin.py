@@ -6,6 +6,7 @@ Handlers only: parse the path, query string and body, call
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -547,15 +548,17 @@ async def health(request: Request) -> Response:
     """Liveness probe (no auth).
 
     ``indexing`` counts the in-memory indexes being built now (keyword indexes, vector column
-    copies; searches are answered meanwhile): 0 is the steady state.
+    copies; searches are answered meanwhile): 0 is the steady state. ``worker_pid``, with
+    ``serve --workers N`` only, is the process id of the worker that answered.
     """
     svc = service(request)
-    return envelope(
-        {
-            "status": "ok",
-            "embedder": svc.embedder.name,
-            "generator": svc.generator.name,
-            # off the event loop: it waits for the vector tables' lock (held while one loads)
-            "indexing": await run_in_threadpool(svc.store.indexing),
-        }
-    )
+    answer = {
+        "status": "ok",
+        "embedder": svc.embedder.name,
+        "generator": svc.generator.name,
+        # off the event loop: it waits for the vector tables' lock (held while one loads)
+        "indexing": await run_in_threadpool(svc.store.indexing),
+    }
+    if svc.shared is not None:  # ``serve --workers N``: which worker answered (docs/workers.md)
+        answer["worker_pid"] = os.getpid()
+    return envelope(answer)

@@ -44,6 +44,7 @@ from aisearch_local.public_params import apply_public_params, effective_params
 from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
+from aisearch_local.shared import SharedState
 from aisearch_local.store import Store
 from aisearch_local.validation import (
     INSTANCE_ID_RE,
@@ -84,6 +85,16 @@ class Fault:
     def as_dict(self) -> dict[str, Any]:
         """Return the fault as a JSON-able dict."""
         return asdict(self)
+
+
+def _counted(fault: dict[str, Any]) -> bool:
+    """Whether a fault with ``times`` counts a request (a status, malformed or truncated one)."""
+    return bool(fault["status"] or fault["malformed_body"] or fault["truncate_stream"])
+
+
+def _cooldown(wait: int) -> APIError:
+    """429 / 7020 ``sync_in_cooldown``, ``Retry-After: wait``."""
+    return APIError(429, 7020, "sync_in_cooldown", headers={"Retry-After": str(wait)}, result={})
 
 
 def _defaults(embedder: Embedder) -> dict[str, Any]:
@@ -173,6 +184,8 @@ class LocalService:
         # refuse unknown instance fields and ai_search_options keys (``--strict``)
         self.strict: bool = False
         self._last_sync: dict[int, float] = {}
+        # faults, sync starts and rate limits shared by ``serve --workers`` processes
+        self.shared: SharedState | None = None
 
     def close(self) -> None:
         """Save the HNSW graphs and close the store."""
@@ -184,39 +197,54 @@ class LocalService:
 
     def set_fault(self, namespace: str, instance_id: str, fault: Fault) -> None:
         """Install (replace) the fault of an instance."""
+        if self.shared is not None:
+            self.shared.set_fault(namespace, instance_id, fault.as_dict())
+            return
         with self._fault_lock:
             self.faults[(namespace, instance_id)] = fault
 
     def clear_fault(self, namespace: str, instance_id: str) -> None:
         """Remove the fault of an instance."""
+        if self.shared is not None:
+            self.shared.clear_fault(namespace, instance_id)
+            return
         with self._fault_lock:
             self.faults.pop((namespace, instance_id), None)
 
     def fault_of(self, namespace: str, instance_id: str) -> Fault | None:
         """Return a copy of the instance's fault (None: none installed), counting nothing."""
+        if self.shared is not None:
+            values = self.shared.fault_of(namespace, instance_id)
+            return None if values is None else Fault(**values)
         with self._fault_lock:
             fault = self.faults.get((namespace, instance_id))
             return None if fault is None else copy.copy(fault)
 
     def list_faults(self) -> list[tuple[str, str, Fault]]:
         """Every installed fault as ``(namespace, instance_id, fault)``, sorted by name."""
+        if self.shared is not None:
+            return [(ns, iid, Fault(**f)) for ns, iid, f in self.shared.list_faults()]
         with self._fault_lock:
             return [(ns, iid, copy.copy(f)) for (ns, iid), f in sorted(self.faults.items())]
 
     def clear_faults(self) -> None:
         """Remove every fault."""
+        if self.shared is not None:
+            self.shared.clear_faults()
+            return
         with self._fault_lock:
             self.faults.clear()
 
     def take_fault(self, namespace: str, instance_id: str) -> Fault | None:
         """Return the instance's fault for one request, counting down ``times``."""
+        if self.shared is not None:
+            values = self.shared.take_fault(namespace, instance_id, _counted)
+            return None if values is None else Fault(**values)
         with self._fault_lock:
             fault = self.faults.get((namespace, instance_id))
             if fault is None:
                 return None
-            if fault.times is not None and (
-                fault.status or fault.malformed_body or fault.truncate_stream
-            ):
+            if fault.times is not None and _counted(fault.as_dict()):
                 fault.times -= 1
                 if fault.times <= 0:
                     del self.faults[(namespace, instance_id)]
@@ -538,18 +566,16 @@ class LocalService:
         return self.store.get_job(inst, job["id"]) or job
 
     def _check_cooldown(self, inst: InstanceRecord) -> None:
+        if self.shared is not None:
+            wait: int | None = self.shared.start_sync(inst.pk, self.sync_cooldown_s)
+            if wait is not None:
+                raise _cooldown(wait)
+            return
         now = time.monotonic()
         with self._fault_lock:
             last = self._last_sync.get(inst.pk)
             if last is not None and now - last < self.sync_cooldown_s:
-                wait = max(1, math.ceil(self.sync_cooldown_s - (now - last)))
-                raise APIError(
-                    429,
-                    7020,
-                    "sync_in_cooldown",
-                    headers={"Retry-After": str(wait)},
-                    result={},
-                )
+                raise _cooldown(max(1, math.ceil(self.sync_cooldown_s - (now - last))))
             self._last_sync[inst.pk] = now
 
     # -- ingestion --------------------------------------------------------------------------

@@ -69,7 +69,7 @@ from aisearch_local.records import (
     now_iso,
     now_ms,
 )
-from aisearch_local.vectors import VectorChange, VectorTable
+from aisearch_local.vectors import VectorChange, VectorTable, own_ahead
 
 __all__ = [
     "DB_FILENAME",
@@ -179,6 +179,7 @@ class Store:
             self.keyword_source,
             self.chunk_texts,
             directory=None if self.data_dir is None else self.data_dir / "keyword",
+            own=self._own_gens,
         )
         self.path: Path | None = None
         if self.data_dir is not None:
@@ -201,7 +202,10 @@ class Store:
         self._indexes: dict[int, InstanceIndex] = {}
         self._tables: dict[int, VectorTable] = {}
         self._pending: dict[int, dict[int, VectorChange]] = {}
-        self._inflight: dict[int, int] = {}
+        # the generations of this process's writes under way (committed or about to be, their
+        # change not yet handed to the tables): instance pk -> {gen: writing thread}
+        self._own: dict[int, dict[int, int]] = {}
+        self._own_lock = threading.Lock()  # a leaf lock: nothing is acquired under it
         self._vlock = threading.RLock()
         self._closed = False
         self._data_version = -1
@@ -348,9 +352,14 @@ class Store:
         assert self.data_dir is not None
         return self.data_dir / "vectors" / str(inst_pk)
 
-    @staticmethod
-    def _next_gen(cur: sqlite3.Cursor, inst_pk: int) -> VectorChange:
-        """Bump the instance's vector generation inside the write transaction."""
+    def _next_gen(self, cur: sqlite3.Cursor, inst_pk: int) -> VectorChange:
+        """Bump the instance's vector generation inside the write transaction.
+
+        The new generation is claimed as this process's own until the write ends
+        (:meth:`_writing`): a search that finds SQLite ahead of its table only by own
+        generations keeps the table (the write will apply its change), while a generation of
+        another process makes it reload.
+        """
         key = f"vectors:{inst_pk}"
         cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
         row = cur.fetchone()
@@ -359,7 +368,14 @@ class Store:
         cur.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, f"{nonce}:{gen + 1}")
         )
+        with self._own_lock:
+            self._own.setdefault(inst_pk, {})[gen + 1] = threading.get_ident()
         return VectorChange(nonce=nonce, gen=gen + 1)
+
+    def _own_gens(self, inst_pk: int) -> frozenset[int]:
+        """The generations of this process's writes to the instance under way."""
+        with self._own_lock:
+            return frozenset(self._own.get(inst_pk, ()))
 
     def _generation(self, inst_pk: int) -> tuple[str, int] | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (f"vectors:{inst_pk}",))
@@ -367,16 +383,20 @@ class Store:
 
     @contextmanager
     def _writing(self, inst_pk: int) -> Iterator[None]:
-        """Mark a write to the instance as under way (a search does not reload meanwhile)."""
-        with self._vlock:
-            self._inflight[inst_pk] = self._inflight.get(inst_pk, 0) + 1
+        """A write to the instance: its generation (:meth:`_next_gen`) is own until it ends.
+
+        By then its change was handed to the tables (:meth:`_after_write`), or it failed.
+        """
+        me = threading.get_ident()
         try:
             yield
         finally:
-            with self._vlock:
-                left = self._inflight.pop(inst_pk, 1) - 1
-                if left:
-                    self._inflight[inst_pk] = left
+            with self._own_lock:
+                own = self._own.get(inst_pk, {})
+                for gen in [g for g, owner in own.items() if owner == me]:
+                    del own[gen]
+                if not own:
+                    self._own.pop(inst_pk, None)
 
     def _after_write(self, inst_pk: int, change: VectorChange) -> None:
         """Apply a committed write to the instance's vector table and its file."""
@@ -985,9 +1005,11 @@ class Store:
     def index(self, inst: InstanceRecord) -> InstanceIndex:
         """Return a snapshot of the instance's vector table, loading the table when needed.
 
-        The table is current when it holds SQLite's generation (or an own write under way is
-        about to bring it there); otherwise (first use, another process wrote the file) it is
-        loaded from its file when that is current, else rebuilt from SQLite.
+        The table is current when it holds SQLite's generation, or when only this process's
+        own writes are ahead of it (under way, or waiting for an earlier one: they will apply
+        their changes); otherwise (first use, another process wrote: ``aisearch-local
+        ingest``, another ``serve --workers`` worker) it is loaded from its file when that is
+        current, else rebuilt from SQLite.
         """
         version = self.version(inst.pk)
         info = self._generation(inst.pk)
@@ -997,7 +1019,7 @@ class Store:
             current = (
                 table is not None
                 and table.nonce == nonce
-                and (table.gen == gen or (table.gen < gen and self._inflight.get(inst.pk, 0) > 0))
+                and own_ahead(table.gen, gen, self._own_gens(inst.pk), self._pending.get(inst.pk))
             )
             if not current:
                 self._tables.pop(inst.pk, None)
@@ -1066,10 +1088,8 @@ class Store:
         answers the others (:meth:`keyword`).
         """
         if not self.uses_fts5(inst) and self.keywords.wants(inst.pk, rows):
-            with self._vlock:
-                writing = self._inflight.get(inst.pk, 0) > 0
             hits = self.keywords.search(
-                inst.pk, self._generation(inst.pk), writing, terms, mode, limit, rows
+                inst.pk, self._generation(inst.pk), terms, mode, limit, rows
             )
             if hits is not None:
                 return hits

@@ -43,7 +43,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +62,7 @@ __all__ = [
     "column_scales",
     "load",
     "new_nonce",
+    "own_ahead",
     "parse_generation",
     "quantize_into",
     "remove_head",
@@ -82,6 +83,23 @@ _MAX_ROWS = 1 << 40
 def new_nonce() -> str:
     """A fresh random nonce naming one life of an instance's vector file."""
     return uuid.uuid4().hex
+
+
+def own_ahead(
+    held: int, gen: int, own: Collection[int], pending: Collection[int] | None = None
+) -> bool:
+    """Whether an index that holds generation ``held`` is current for SQLite's ``gen``.
+
+    It is when it holds ``gen``, or when every generation after ``held`` up to ``gen`` is this
+    process's own: a write under way (``own``) or a committed change waiting for an earlier one
+    (``pending``), which will be applied to it. A generation of another process (``serve
+    --workers``, ``aisearch-local ingest``) makes it stale: its change is only in SQLite.
+    """
+    if held == gen:
+        return True
+    if held > gen or gen - held > len(own) + len(pending or ()):
+        return False
+    return all(g in own or (pending is not None and g in pending) for g in range(held + 1, gen + 1))
 
 
 def parse_generation(value: Any) -> tuple[str, int] | None:

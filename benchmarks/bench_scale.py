@@ -12,6 +12,10 @@ measure through HTTP only:
   ``chunk_size`` 100 (about 11 chunks each), one request of 100 documents at a time;
 * 16-client hybrid throughput (16 concurrent keep-alive connections for a few seconds).
 
+With ``--workers 1 2``: the 16-client hybrid throughput again per ``serve --workers`` count
+(docs/workers.md), each on a fresh server next to the canned endpoint (``--repeats`` runs,
+medians), with the cores and the CPU a request the workers used and their RSS.
+
 Side by side, in the same run: bare numpy (``matrix @ query`` + top 50 on the same vectors),
 bare FTS5 (the same ``or`` MATCH on the instance's own FTS5 table, read-only, no server) and a
 canned Starlette endpoint (uvicorn, a fixed search answer) under the same 16-client load.
@@ -101,6 +105,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes so far (seconds)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1000
 
@@ -154,10 +167,11 @@ def search_body(query: str, mode: str = "hybrid", filters: Any = None) -> dict[s
 
 
 class Server:
-    """``aisearch-local serve`` on a data folder, as a separate process."""
+    """``aisearch-local serve`` on a data folder, as a separate process (``--workers N``)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, workers: int = 1) -> None:
         self.data_dir = data_dir
+        self.workers = workers
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}/client/v4"
@@ -168,6 +182,8 @@ class Server:
         """Start; return the seconds from process start to the first answered search."""
         cmd = [sys.executable, "-m", "aisearch_local.cli", "serve", "--data-dir"]
         cmd += [str(self.data_dir), "--port", str(self.port), "--log-level", "warning"]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         env = {**os.environ, "AISEARCH_LOCAL_TOKEN": TOKEN}
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -196,6 +212,47 @@ class Server:
                 if not health.get("indexing"):
                     return time.perf_counter()
                 time.sleep(0.1)
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes (``--workers``: the supervisor's spawned children)."""
+        assert self.proc is not None
+        if self.workers == 1:
+            return [self.proc.pid]
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid and b"spawn_main" in cmdline:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
+
+    def warm_workers(self, queries: list[str]) -> None:
+        """Search on new connections until every worker answered and built its indexes.
+
+        A new connection lands on any worker; each worker builds its own in-memory indexes on
+        its first searches, then reports ``indexing: 0`` in its health answer.
+        """
+        steady: dict[int, bool] = {}
+        deadline = time.monotonic() + 600
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            with httpx.Client(headers=self.headers, timeout=600) as http:
+                for mode in ("hybrid", "keyword", "vector"):
+                    body = search_body(queries[i % len(queries)], mode)
+                    http.post(self.search_url, json=body).raise_for_status()
+                health = http.get(f"{self.url}/_local/health").json()["result"]
+            steady[int(health.get("worker_pid", self.proc.pid if self.proc else 0))] = not health[
+                "indexing"
+            ]
+            if len(steady) >= self.workers and all(steady.values()):
+                return
+            if i > 20 * self.workers:
+                time.sleep(0.1)
+        raise RuntimeError(f"the workers did not reach the steady state: {steady}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -475,7 +532,58 @@ def run(size: int, args: argparse.Namespace, vocab: list[str], rng: np.random.Ge
         finally:
             server.stop()
         row["canned"] = canned_throughput(answer, queries, args.seconds)
+        if args.workers:
+            row["by_workers"] = by_workers(data_dir, args, queries, answer)
     return row
+
+
+def by_workers(
+    data_dir: Path, args: argparse.Namespace, queries: list[str], answer: bytes
+) -> list[dict[str, Any]]:
+    """16-client hybrid throughput per ``--workers`` count, each next to the canned endpoint.
+
+    Each count gets a fresh server, warmed until every worker built its indexes; then
+    ``--repeats`` load runs alternate between it and the canned endpoint (medians), and the
+    RSS of every worker (and of the supervisor) is read after the load. The CPU time the
+    workers used during each run says how many cores they got (other work on the machine takes
+    the rest) and what a request costs, which does not depend on that.
+    """
+    rows = []
+    for n in args.workers:
+        print(f"  16-client load, {n} worker(s) ...", file=sys.stderr, flush=True)
+        server = Server(data_dir, workers=n)
+        served: list[float] = []
+        canned: list[float] = []
+        cores: list[float] = []
+        try:
+            server.start(queries[0])
+            server.warm_workers(queries)
+            pids = server.worker_pids()
+            for _ in range(args.repeats):
+                cpu0, t0 = cpu_seconds(pids), time.perf_counter()
+                served.append(throughput(server.search_url, queries, server.headers, args.seconds))
+                cores.append((cpu_seconds(pids) - cpu0) / (time.perf_counter() - t0))
+                canned.append(canned_throughput(answer, queries, args.seconds))
+            assert server.proc is not None
+            rss = [rss_mb(pid) for pid in pids]
+            supervisor = rss_mb(server.proc.pid) if n > 1 else 0.0
+        finally:
+            server.stop()
+        rows.append(
+            {
+                "workers": n,
+                "throughput": statistics.median(served),
+                "canned": statistics.median(canned),
+                "runs": served,
+                "cores": statistics.median(cores),
+                "cpu_ms": statistics.median(
+                    c / r * 1000 for c, r in zip(cores, served, strict=True)
+                ),
+                "rss_workers": rss,
+                "rss_supervisor": supervisor,
+            }
+        )
+    return rows
 
 
 MEASURES = [
@@ -508,6 +616,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     parser.add_argument("--ingest-docs", type=int, default=1000, help="documents sent in bulk")
     parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also measure the 16-client hybrid throughput with serve --workers N (e.g. 1 2), "
+        "each next to the canned endpoint, and the workers' RSS",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="load runs per --workers count (medians)"
+    )
+    parser.add_argument(
         "--canned-server", nargs=2, metavar=("PORT", "BODY"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -539,6 +659,18 @@ def main() -> int:
             f"{r['keyword']:.2f} ms vs bare FTS5 {r['bare_fts5']:.2f} ms; built in "
             f"{r['build_s']:.0f} s"
         )
+    for r in rows:
+        for w in r.get("by_workers", []):
+            rss = " + ".join(f"{mb:,.0f}" for mb in w["rss_workers"])
+            print(
+                f"{r['size']:,} chunks, serve --workers {w['workers']}: 16-client hybrid "
+                f"{w['throughput']:,.0f} req/s = {w['throughput'] / w['canned']:.0%} of the "
+                f"canned endpoint's {w['canned']:,.0f} req/s (medians of "
+                f"{len(w['runs'])}: {', '.join(f'{x:,.0f}' for x in w['runs'])}); the workers "
+                f"used {w['cores']:.2f} cores, {w['cpu_ms']:.2f} ms of CPU a request; RSS of the "
+                f"workers {rss} MB"
+                + (f", supervisor {w['rss_supervisor']:,.0f} MB" if w["workers"] > 1 else "")
+            )
     last = rows[-1]
     for key, (op, target, unit) in TARGETS.items():
         value = last[key]

@@ -45,8 +45,9 @@ def test_adapter_benchmark_runs_and_prints_every_ratio(script: str, first: str) 
 
 def test_the_scale_benchmark_runs_and_prints_every_figure() -> None:
     tiny = ["--sizes", "1000", "--rounds", "3", "--upload-rounds", "2", "--seconds", "0.5"]
+    tiny += ["--ingest-docs", "20", "--workers", "2", "--repeats", "1"]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), *tiny, "--ingest-docs", "20"],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), *tiny],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -71,3 +72,5 @@ def test_the_scale_benchmark_runs_and_prints_every_figure() -> None:
         line = next(x for x in out.splitlines() if x.startswith(f"| {label} |"))
         assert re.search(r"\| [\d,.]+ \|$", line), line
     assert "of the canned endpoint" in out
+    line = next(x for x in out.splitlines() if "serve --workers 2:" in x)
+    assert re.search(r"RSS of the workers [\d,]+ \+ [\d,]+ MB, supervisor [\d,]+ MB$", line), line

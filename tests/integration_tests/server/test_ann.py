@@ -305,7 +305,7 @@ def test_graph_saved_on_stop_and_loaded_at_restart(tmp_path, monkeypatch):
         graph_ready(server)
         before = {q: vector_keys(http, q) for q in QUERIES[:5]}
     files = {p.name for p in (tmp_path / "ann").iterdir()}
-    assert files == {"1.usearch", "1.keys.npz", "1.json"}
+    assert files == {"1.usearch", "1.keys.npz", "1.json", "1.lock"}
     added: list[int] = []
     real_add = AnnIndex.add
 

@@ -265,7 +265,8 @@ def test_persisted_graph_is_loaded_and_a_stale_one_caught_up(tmp_path):
     idx = index(x)
     first = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), idx)
     first.close()
-    assert {p.name for p in (tmp_path / "ann").iterdir()} == {"1.usearch", "1.keys.npz", "1.json"}
+    files = {p.name for p in (tmp_path / "ann").iterdir()}
+    assert files == {"1.usearch", "1.keys.npz", "1.json", "1.lock"}
     again = ready(AnnManager(tmp_path / "ann", mode="ann", min_rows=0), idx)
     assert again._entries[1].loaded
     again.close()
@@ -605,6 +606,28 @@ def test_writes_nobody_searched_after_overflow_into_one_comparison(monkeypatch, 
     assert manager.wait(INST, 60)
     assert compares == [len(idx.cids)]
     assert np.array_equal(graph_keys(manager), t.live())
+
+
+def test_a_save_waits_for_another_processs_save_of_the_same_graph(tmp_path):
+    """``serve --workers``: two workers stopping together save the same graph; each save holds
+    ``<base>.lock``, so one never mixes its files with the other's."""
+    import fcntl
+    import threading
+
+    ann = AnnIndex(DIM)
+    ann.add(np.arange(1, 51), unit(50))
+    base = tmp_path / "1"
+    with (tmp_path / "1.lock").open("a+b") as other:  # another process is saving
+        fcntl.flock(other, fcntl.LOCK_EX)
+        saver = threading.Thread(target=ann.save, args=(base, IDENTITY, KEY))
+        saver.start()
+        saver.join(0.5)
+        assert saver.is_alive()  # waiting for the lock
+        assert not (tmp_path / "1.usearch").exists()
+        fcntl.flock(other, fcntl.LOCK_UN)
+    saver.join(30)
+    back = AnnIndex.load(base, IDENTITY, DIM, KEY)
+    assert back is not None and np.array_equal(back.keys, ann.keys)
 
 
 def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatch):

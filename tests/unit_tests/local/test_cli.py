@@ -173,3 +173,31 @@ def test_strict_and_lenient_flags(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--strict", "--lenient"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_workers_flag(capsys):
+    assert build_parser().parse_args(["serve"]).workers == 1
+    assert build_parser().parse_args(["serve", "--workers", "2"]).workers == 2
+    assert build_parser().parse_args(["serve", "--workers", "64"]).workers == 64
+    for bad in ("0", "65", "-1", "two", "1.5"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", "--workers", bad])
+        err = capsys.readouterr().err
+        assert f"argument --workers: {bad!r}: must be a whole number from 1 to 64" in err
+
+
+def test_workers_need_a_data_folder(capsys):
+    assert main(["serve", "--in-memory", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "aisearch-local: error: --workers 2 needs a data folder (--data-dir) that the workers "
+        "share: --in-memory keeps the database inside one process\n"
+    )
+
+
+def test_workers_need_linux(capsys, monkeypatch):
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert main(["serve", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "aisearch-local: error: --workers 2 needs Linux, whose kernel spreads the connections "
+        "over the workers' sockets (SO_REUSEPORT); run one process here\n"
+    )

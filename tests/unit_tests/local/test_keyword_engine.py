@@ -459,7 +459,9 @@ def test_writes_that_finish_out_of_order_are_applied_in_generation_order(svc, mo
     monkeypatch.undo()
     live = keywords._live[inst.pk]
     # each write applies its change from its own thread; the last one's arrives first and
-    # waits for the others, which apply it with theirs
+    # waits for the others, which apply it with theirs (the three writes are this process's
+    # own and still under way, as they are in a real write until their change is applied)
+    monkeypatch.setattr(keywords, "_own", lambda _pk: {change.gen for _, change in held})
     threads = [threading.Thread(target=real, args=held_one) for held_one in reversed(held)]
     for t in threads:
         t.start()
@@ -471,3 +473,29 @@ def test_writes_that_finish_out_of_order_are_applied_in_generation_order(svc, mo
     assert search(svc, inst, "cortado") == []
     assert search(svc, inst, "macchiato") == ["a.md"]
     assert search(svc, inst, "espresso") == ["crema.md"]
+
+
+def test_a_generation_of_another_process_drops_the_index_at_once(svc, monkeypatch):
+    """A write that finds another process's generation before its own (``serve --workers``)
+    does not wait APPLY_WAIT_S for it (it never comes: it is only in SQLite): the index is
+    dropped at once and the next search rebuilds it, with both writes."""
+    inst = make(svc)
+    assert search(svc, inst, "coffee")  # the index is built
+    keywords = svc.store.keywords
+    # another process on the same folder (a LocalService of its own: its own store)
+    other = LocalService(svc.store.data_dir, embedder="hashing", keyword_engine="fts5")
+    try:
+        other_inst = other.require_instance("default", inst.id)
+        other.index_document(other_inst, key="other.md", data=b"A cortado.", metadata={})
+    finally:
+        other.close()
+
+    def no_wait(timeout: float | None = None) -> bool:
+        raise AssertionError("the write waited for another process's generation")
+
+    monkeypatch.setattr(keywords._advanced, "wait", no_wait)
+    svc.index_document(inst, key="own.md", data=b"A macchiato.", metadata={})
+    assert inst.pk not in keywords._live  # dropped, not waited on
+    no_fts5(svc, monkeypatch)
+    assert search(svc, inst, "cortado") == ["other.md"]
+    assert search(svc, inst, "macchiato") == ["own.md"]

@@ -1,0 +1,111 @@
+"""Another process's write shows in this process's next search, even while it writes itself.
+
+Two services on one data folder stand for two ``serve --workers`` workers (or a server and
+``aisearch-local ingest``): each has its own store, vector tables and keyword indexes. A table
+behind SQLite only by this process's own writes under way is kept (they apply their changes);
+behind by another process's generation, it is reloaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aisearch_local.options import resolve_options
+from aisearch_local.service import LocalService
+from aisearch_local.store import InstanceRecord
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[LocalService, LocalService]]:
+    a = LocalService(tmp_path, embedder="hashing", keyword_engine="tantivy")
+    b = LocalService(tmp_path, embedder="hashing", keyword_engine="tantivy")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _keys(svc: LocalService, inst: InstanceRecord, query: str, mode: str) -> list[str]:
+    opts = resolve_options(
+        {"retrieval": {"retrieval_type": mode, "match_threshold": 0}}, inst.config
+    )
+    return [c["item"]["key"] for c in svc.searcher.search(inst, query, opts)]
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword"])
+def test_a_write_of_another_process_shows_while_an_own_write_is_under_way(
+    pair: tuple[LocalService, LocalService], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    a, b = pair
+    inst = a.create_instance("default", {"id": "docs"})
+    a.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
+    assert _keys(a, inst, "kettles boil water", mode)[:1] == ["base.md"]  # a's indexes built
+    b.index_document(
+        b.require_instance("default", "docs"),
+        key="theirs.md",
+        data=b"Quokkas smile at zeppelins.",
+        metadata={},
+    )
+    # a's own write commits, then stalls before applying its change to a's indexes
+    real = a.store._after_write
+    committed, release = threading.Event(), threading.Event()
+
+    def stalled(inst_pk: int, change: Any) -> None:
+        committed.set()
+        release.wait(30)
+        real(inst_pk, change)
+
+    monkeypatch.setattr(a.store, "_after_write", stalled)
+    writer = threading.Thread(
+        target=a.index_document,
+        args=(inst,),
+        kwargs={"key": "mine.md", "data": b"Marmalade on toast.", "metadata": {}},
+    )
+    writer.start()
+    try:
+        assert committed.wait(30)
+        assert _keys(a, inst, "quokkas smile at zeppelins", mode)[:1] == ["theirs.md"]
+    finally:
+        release.set()
+        writer.join(30)
+    assert _keys(a, inst, "marmalade on toast", mode)[:1] == ["mine.md"]
+    assert _keys(a, inst, "quokkas smile at zeppelins", mode)[:1] == ["theirs.md"]
+
+
+def test_own_writes_under_way_keep_the_table(
+    pair: tuple[LocalService, LocalService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind SQLite only by an own write under way: the table is kept, not reloaded."""
+    a, _ = pair
+    inst = a.create_instance("default", {"id": "docs"})
+    a.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
+    _keys(a, inst, "kettles", "vector")
+    table = a.store._tables[inst.pk]
+    real = a.store._after_write
+    committed, release = threading.Event(), threading.Event()
+
+    def stalled(inst_pk: int, change: Any) -> None:
+        committed.set()
+        release.wait(30)
+        real(inst_pk, change)
+
+    monkeypatch.setattr(a.store, "_after_write", stalled)
+    writer = threading.Thread(
+        target=a.index_document,
+        args=(inst,),
+        kwargs={"key": "mine.md", "data": b"Marmalade on toast.", "metadata": {}},
+    )
+    writer.start()
+    try:
+        assert committed.wait(30)
+        _keys(a, inst, "kettles", "vector")
+        assert a.store._tables[inst.pk] is table
+    finally:
+        release.set()
+        writer.join(30)
+    assert a.store._tables[inst.pk] is table
+    assert _keys(a, inst, "marmalade on toast", "vector")[:1] == ["mine.md"]
