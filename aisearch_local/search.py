@@ -190,7 +190,7 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int)
 
 
 _SCRATCH = threading.local()
-_BLOCK_MAX = 64  # rows per block in _within's first pass
+_BLOCK_MAX = 64  # values per group in _within's first pass
 _STAGE1_FLOATS = 1 << 19  # the int8 codes of a block of rows, as float32: 2 MiB per thread
 _STAGE1_ROWS = 32_768  # rows per block (fewer for long queries)
 
@@ -227,17 +227,28 @@ def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
     """The indices (ascending) of ``values`` at least ``kth - margin``, kth the k-th largest.
 
     Equal to ``np.flatnonzero(values >= np.partition(values, n - k)[n - k] - margin)``
-    without partitioning all ``n`` values: the k-th largest of the block maxima is at most
-    the k-th largest value (k blocks each hold a value at least as large), so the values
-    above it, less the margin, hold every index wanted and the exact kth among them.
+    without partitioning or comparing all ``n`` values. The values are cut into groups of
+    :data:`_BLOCK_MAX` (strided: group ``j`` holds ``j, j + g, j + 2g, ...``, so that the
+    maxima are one element-wise pass); the k-th largest group maximum is at most the k-th
+    largest value (k groups each hold a value at least as large), so only the groups whose
+    maximum reaches it, less the margin, can hold an index wanted, and they hold the exact
+    kth too.
     """
     n = len(values)
-    blocks = n // _BLOCK_MAX
-    if blocks > 4 * k:
-        maxima = values[: blocks * _BLOCK_MAX].reshape(blocks, _BLOCK_MAX).max(axis=1)
-        low = float(np.partition(maxima, blocks - k)[blocks - k])
-        some = np.flatnonzero(values >= low - margin)
-        sub = values[some]
+    groups = n // _BLOCK_MAX
+    if groups > 4 * k:
+        head = values[: groups * _BLOCK_MAX].reshape(_BLOCK_MAX, groups)
+        maxima = np.maximum.reduce(head, axis=0)
+        low = float(np.partition(maxima, groups - k)[groups - k]) - margin
+        chosen = np.flatnonzero(maxima >= low)
+        sub = head[:, chosen]
+        pos, col = np.nonzero(sub >= low)  # row-major: ascending indices
+        some = pos * groups + chosen[col]
+        sub = sub[pos, col]
+        if groups * _BLOCK_MAX < n:
+            tail = groups * _BLOCK_MAX + np.flatnonzero(values[groups * _BLOCK_MAX :] >= low)
+            some = np.concatenate([some, tail])
+            sub = np.concatenate([sub, values[tail]])
         kth = float(np.partition(sub, len(some) - k)[len(some) - k])
         out: np.ndarray = some[sub >= kth - margin]
         return out
@@ -306,7 +317,7 @@ def _pruned_vector(
     if len(rows) > n // 8:
         return None
     if len(rows) > k:  # stage 2: float32 products over the query's columns
-        exact32 = idx.matrix[np.ix_(rows, nz)] @ q
+        exact32 = idx.matrix.take(rows, axis=0).take(nz, axis=1) @ q
         kth = float(np.partition(exact32, len(rows) - k)[len(rows) - k])
         rows = rows[exact32 >= kth - 2.0 * bound]
     return top_k(rows, _rescore(idx.matrix, rows, qvec, cols.block), k)

@@ -111,7 +111,7 @@ def test_pruned_scan_under_a_mask_equals_the_masked_full_product(index, query, s
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("n", [50, 3000, 20_000])
+@pytest.mark.parametrize("n", [50, 3000, 20_000, 20_011])
 def test_within_equals_a_full_partition(seed, n):
     from aisearch_local.search import _within
 
