@@ -42,7 +42,7 @@ from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
 from aisearch_local.keyword import fts_expression
 from aisearch_local.options import ResolvedOptions
-from aisearch_local.records import InstanceIndex, InstanceRecord
+from aisearch_local.records import ChunkRow, InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
 from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
 from aisearch_local.vectors import Columns, column_scales, quantize_into, top_k
@@ -545,12 +545,12 @@ class Searcher:
             if opts.boost_by:
                 self._boost(ranked, items, opts.boost_by)
             ranked.sort(key=lambda c: (-c.score, c.cid))
-        else:  # the order needs no item: fetch item and text for the returned rows only
+            chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
+            # a write committed since the index was read may have deleted some rows: skip them
+            ranked = [c for c in ranked if c.cid in chunks_by_cid]
+        else:  # the order needs no item: read item and text for the returned rows only
             ranked.sort(key=lambda c: (-c.score, c.cid))
-            ranked, items = self._with_items(ranked, opts.max_num_results)
-        chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
-        # a write committed since the index was read may have deleted some rows: skip them
-        ranked = [c for c in ranked if c.cid in chunks_by_cid]
+            ranked, chunks_by_cid, items = self._with_rows(ranked, opts.max_num_results)
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
@@ -561,23 +561,27 @@ class Searcher:
         ranked = ranked[: opts.max_num_results]
         return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
 
-    def _with_items(
+    def _with_rows(
         self, ranked: list[_Candidate], n: int
-    ) -> tuple[list[_Candidate], dict[int, dict[str, Any]]]:
-        """The first ``n`` of ``ranked`` whose item still exists, and those items.
+    ) -> tuple[list[_Candidate], dict[int, ChunkRow], dict[int, dict[str, Any]]]:
+        """The first ``n`` of ``ranked`` whose chunk and item still exist, with their rows.
 
-        Reads the item rows of the returned candidates only (a batch more for each candidate
-        whose item was deleted meanwhile): the same result as filtering every candidate first.
+        Reads the chunk and item rows of the returned candidates only, in one query (a batch
+        more when some chunk or item was deleted meanwhile): the same result as filtering every
+        candidate first.
         """
+        chunks: dict[int, ChunkRow] = {}
         items: dict[int, dict[str, Any]] = {}
         kept: list[_Candidate] = []
         pos = 0
         while len(kept) < n and pos < len(ranked):
             batch = ranked[pos : pos + n - len(kept)]
             pos += len(batch)
-            items.update(self.store.items_by_pk({c.item_pk for c in batch}))
-            kept.extend(c for c in batch if c.item_pk in items)
-        return kept, items
+            found, their_items = self.store.result_rows([c.cid for c in batch])
+            chunks.update(found)
+            items.update(their_items)
+            kept.extend(c for c in batch if c.cid in found)
+        return kept, chunks, items
 
     def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
         """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.
