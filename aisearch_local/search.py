@@ -30,7 +30,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -354,7 +354,7 @@ def blend_vector_side(
         cid: weight * bm25.get(cid, 0.0) / best + (1.0 - weight) * score
         for cid, score in vector_scores.items()
     }
-    return sorted(blended, key=lambda cid: (-blended[cid], cid))[:k]
+    return [cid for _, cid in sorted((-score, cid) for cid, score in blended.items())[:k]]
 
 
 def vector_candidates(
@@ -396,6 +396,30 @@ class _Candidate:
     score: float = 0.0
     reranking_score: float | None = None
     boost: float = 0.0
+
+
+def _fuse(cands: Collection[_Candidate], opts: ResolvedOptions) -> None:
+    """Set each candidate's ``score`` (see the module docstring)."""
+    if opts.retrieval_type == "vector":
+        for cand in cands:
+            cand.score = cand.vector_score or 0.0
+        return
+    best_kw = max((c.keyword_score or 0.0 for c in cands), default=0.0) or 1.0
+    if opts.retrieval_type == "keyword":
+        for cand in cands:
+            cand.score = (cand.keyword_score or 0.0) / best_kw
+    elif opts.fusion_method == "max":
+        for cand in cands:
+            cand.score = max(cand.vector_score or 0.0, (cand.keyword_score or 0.0) / best_kw)
+    else:
+        top = 2.0 / (RRF_K + 1)
+        for cand in cands:
+            rrf = 0.0
+            if cand.vector_rank:
+                rrf += 1.0 / (RRF_K + cand.vector_rank)
+            if cand.keyword_rank:
+                rrf += 1.0 / (RRF_K + cand.keyword_rank)
+            cand.score = rrf / top
 
 
 class Searcher:
@@ -486,9 +510,7 @@ class Searcher:
             for rank, (row, cid, pk, score) in enumerate(
                 zip(rows.tolist(), cids, pks, vscores, strict=True), start=1
             ):
-                cands[cid] = _Candidate(
-                    row=row, cid=cid, item_pk=pk, vector_score=score, vector_rank=rank
-                )
+                cands[cid] = _Candidate(row, cid, pk, score, rank)
         hits: list[tuple[int, float, int]] = []
         if use_keyword:
             hits = (
@@ -499,7 +521,7 @@ class Searcher:
             for rank, (cid, bm25, row) in enumerate(hits, 1):
                 cand = cands.get(cid)
                 if cand is None:
-                    cand = cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
+                    cand = cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
                 cand.keyword_score = bm25
                 cand.keyword_rank = rank
         if opts.retrieval_type == "hybrid":
@@ -512,11 +534,12 @@ class Searcher:
                 lexical = hits
             for cid, _, row in lexical:
                 if cid not in cands:
-                    cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
+                    cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
+            matrix = idx.matrix
             for cand in cands.values():
                 cand.vector_rank = None
-                if cand.vector_score is None:
-                    cand.vector_score = float((1.0 + float(idx.matrix[cand.row] @ qvec)) / 2.0)
+                if cand.vector_score is None:  # ``.dot``: the same BLAS dot as ``@``, called faster
+                    cand.vector_score = float((1.0 + float(matrix[cand.row].dot(qvec))) / 2.0)
             scores = {cid: c.vector_score or 0.0 for cid, c in cands.items()}
             ranked_ids = blend_vector_side(scores, [(cid, bm25) for cid, bm25, _ in lexical])
             for rank, cid in enumerate(ranked_ids, 1):
@@ -524,18 +547,7 @@ class Searcher:
             cands = {cid: c for cid, c in cands.items() if c.vector_rank or c.keyword_rank}
         if not cands:
             return []
-        best_kw = max((c.keyword_score or 0.0 for c in cands.values()), default=0.0) or 1.0
-        for cand in cands.values():
-            kw_norm = (cand.keyword_score or 0.0) / best_kw
-            if opts.retrieval_type == "vector":
-                cand.score = cand.vector_score or 0.0
-            elif opts.retrieval_type == "keyword":
-                cand.score = kw_norm
-            elif opts.fusion_method == "max":
-                cand.score = max(cand.vector_score or 0.0, kw_norm)
-            else:
-                rrf = sum(1.0 / (RRF_K + r) for r in (cand.vector_rank, cand.keyword_rank) if r)
-                cand.score = rrf / (2.0 / (RRF_K + 1))
+        _fuse(cands.values(), opts)
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
