@@ -193,6 +193,7 @@ _SCRATCH = threading.local()
 _BLOCK_MAX = 64  # values per group in _within's first pass
 _STAGE1_FLOATS = 1 << 19  # the int8 codes of a block of rows, as float32: 2 MiB per thread
 _STAGE1_ROWS = 32_768  # rows per block (fewer for long queries)
+_ROW_BY_ROW = 32  # query terms up to which the first stage copies the code rows one by one
 
 
 def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,17 +209,23 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _approx_scores(codes: np.ndarray, nz: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``weights @ codes[nz]`` in float32 (a thread's scratch buffer: valid until its next call).
 
-    Block by block: the query's code rows are gathered and cast to float32 (cache-sized), then
-    one BLAS product per block (a third faster than a multiply and an add per column).
+    Block by block: the query's code rows are gathered and cast to float32 (cache-sized; a
+    short query's one row at a time, with no int8 copy in between), then one BLAS product per
+    block (a third faster than a multiply and an add per column).
     """
     n = codes.shape[1]
     out, block = _scratch(n)
     k = len(nz)
     rows = min(_STAGE1_ROWS, _STAGE1_FLOATS // k)  # k <= dim / 4 <= 1024
+    columns = nz.tolist() if k <= _ROW_BY_ROW else None
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         part = block[: k * (hi - lo)].reshape(k, hi - lo)
-        np.copyto(part, codes[nz, lo:hi])
+        if columns is None:
+            np.copyto(part, codes[nz, lo:hi])
+        else:
+            for j, col in enumerate(columns):
+                part[j] = codes[col, lo:hi]
         np.matmul(weights, part, out=out[lo:hi])
     return out
 
