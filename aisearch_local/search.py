@@ -30,7 +30,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,7 @@ from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
 from aisearch_local.keyword import fts_expression
 from aisearch_local.options import ResolvedOptions
-from aisearch_local.records import InstanceIndex, InstanceRecord
+from aisearch_local.records import ChunkRow, InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
 from aisearch_local.text import KEYWORD_STOPWORDS, bm25_idf, bm25_tf, content_terms
 from aisearch_local.vectors import Columns, column_scales, quantize_into, top_k
@@ -190,9 +190,10 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int)
 
 
 _SCRATCH = threading.local()
-_BLOCK_MAX = 64  # rows per block in _within's first pass
+_BLOCK_MAX = 64  # values per group in _within's first pass
 _STAGE1_FLOATS = 1 << 19  # the int8 codes of a block of rows, as float32: 2 MiB per thread
 _STAGE1_ROWS = 32_768  # rows per block (fewer for long queries)
+_ROW_BY_ROW = 32  # query terms up to which the first stage copies the code rows one by one
 
 
 def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,17 +209,23 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _approx_scores(codes: np.ndarray, nz: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``weights @ codes[nz]`` in float32 (a thread's scratch buffer: valid until its next call).
 
-    Block by block: the query's code rows are gathered and cast to float32 (cache-sized), then
-    one BLAS product per block (a third faster than a multiply and an add per column).
+    Block by block: the query's code rows are gathered and cast to float32 (cache-sized; a
+    short query's one row at a time, with no int8 copy in between), then one BLAS product per
+    block (a third faster than a multiply and an add per column).
     """
     n = codes.shape[1]
     out, block = _scratch(n)
     k = len(nz)
     rows = min(_STAGE1_ROWS, _STAGE1_FLOATS // k)  # k <= dim / 4 <= 1024
+    columns = nz.tolist() if k <= _ROW_BY_ROW else None
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         part = block[: k * (hi - lo)].reshape(k, hi - lo)
-        np.copyto(part, codes[nz, lo:hi])
+        if columns is None:
+            np.copyto(part, codes[nz, lo:hi])
+        else:
+            for j, col in enumerate(columns):
+                part[j] = codes[col, lo:hi]
         np.matmul(weights, part, out=out[lo:hi])
     return out
 
@@ -227,17 +234,28 @@ def _within(values: np.ndarray, k: int, margin: float) -> np.ndarray:
     """The indices (ascending) of ``values`` at least ``kth - margin``, kth the k-th largest.
 
     Equal to ``np.flatnonzero(values >= np.partition(values, n - k)[n - k] - margin)``
-    without partitioning all ``n`` values: the k-th largest of the block maxima is at most
-    the k-th largest value (k blocks each hold a value at least as large), so the values
-    above it, less the margin, hold every index wanted and the exact kth among them.
+    without partitioning or comparing all ``n`` values. The values are cut into groups of
+    :data:`_BLOCK_MAX` (strided: group ``j`` holds ``j, j + g, j + 2g, ...``, so that the
+    maxima are one element-wise pass); the k-th largest group maximum is at most the k-th
+    largest value (k groups each hold a value at least as large), so only the groups whose
+    maximum reaches it, less the margin, can hold an index wanted, and they hold the exact
+    kth too.
     """
     n = len(values)
-    blocks = n // _BLOCK_MAX
-    if blocks > 4 * k:
-        maxima = values[: blocks * _BLOCK_MAX].reshape(blocks, _BLOCK_MAX).max(axis=1)
-        low = float(np.partition(maxima, blocks - k)[blocks - k])
-        some = np.flatnonzero(values >= low - margin)
-        sub = values[some]
+    groups = n // _BLOCK_MAX
+    if groups > 4 * k:
+        head = values[: groups * _BLOCK_MAX].reshape(_BLOCK_MAX, groups)
+        maxima = np.maximum.reduce(head, axis=0)
+        low = float(np.partition(maxima, groups - k)[groups - k]) - margin
+        chosen = np.flatnonzero(maxima >= low)
+        sub = head[:, chosen]
+        pos, col = np.nonzero(sub >= low)  # row-major: ascending indices
+        some = pos * groups + chosen[col]
+        sub = sub[pos, col]
+        if groups * _BLOCK_MAX < n:
+            tail = groups * _BLOCK_MAX + np.flatnonzero(values[groups * _BLOCK_MAX :] >= low)
+            some = np.concatenate([some, tail])
+            sub = np.concatenate([sub, values[tail]])
         kth = float(np.partition(sub, len(some) - k)[len(some) - k])
         out: np.ndarray = some[sub >= kth - margin]
         return out
@@ -306,7 +324,7 @@ def _pruned_vector(
     if len(rows) > n // 8:
         return None
     if len(rows) > k:  # stage 2: float32 products over the query's columns
-        exact32 = idx.matrix[np.ix_(rows, nz)] @ q
+        exact32 = idx.matrix.take(rows, axis=0).take(nz, axis=1) @ q
         kth = float(np.partition(exact32, len(rows) - k)[len(rows) - k])
         rows = rows[exact32 >= kth - 2.0 * bound]
     return top_k(rows, _rescore(idx.matrix, rows, qvec, cols.block), k)
@@ -343,7 +361,7 @@ def blend_vector_side(
         cid: weight * bm25.get(cid, 0.0) / best + (1.0 - weight) * score
         for cid, score in vector_scores.items()
     }
-    return sorted(blended, key=lambda cid: (-blended[cid], cid))[:k]
+    return [cid for _, cid in sorted((-score, cid) for cid, score in blended.items())[:k]]
 
 
 def vector_candidates(
@@ -385,6 +403,30 @@ class _Candidate:
     score: float = 0.0
     reranking_score: float | None = None
     boost: float = 0.0
+
+
+def _fuse(cands: Collection[_Candidate], opts: ResolvedOptions) -> None:
+    """Set each candidate's ``score`` (see the module docstring)."""
+    if opts.retrieval_type == "vector":
+        for cand in cands:
+            cand.score = cand.vector_score or 0.0
+        return
+    best_kw = max((c.keyword_score or 0.0 for c in cands), default=0.0) or 1.0
+    if opts.retrieval_type == "keyword":
+        for cand in cands:
+            cand.score = (cand.keyword_score or 0.0) / best_kw
+    elif opts.fusion_method == "max":
+        for cand in cands:
+            cand.score = max(cand.vector_score or 0.0, (cand.keyword_score or 0.0) / best_kw)
+    else:
+        top = 2.0 / (RRF_K + 1)
+        for cand in cands:
+            rrf = 0.0
+            if cand.vector_rank:
+                rrf += 1.0 / (RRF_K + cand.vector_rank)
+            if cand.keyword_rank:
+                rrf += 1.0 / (RRF_K + cand.keyword_rank)
+            cand.score = rrf / top
 
 
 class Searcher:
@@ -445,12 +487,15 @@ class Searcher:
         *,
         side_by_side: bool,
     ) -> list[dict[str, Any]]:
-        """:meth:`search`; ``side_by_side``: hybrid's keyword queries run on another thread.
+        """:meth:`search`; ``side_by_side``: hybrid's keyword queries may run on another thread.
 
-        That thread hop pays when this search has the cores to itself (FTS5 and the numpy
-        product both release the GIL, so the two halves overlap); when other searches run,
-        they keep the cores busy, and the hop is only a cost (a thread handoff is tens of
-        microseconds under load, twice per search). The result is the same either way.
+        That thread hop pays when this search has the cores to itself and FTS5 answers them
+        (FTS5 and the numpy product both release the GIL, so the two halves overlap); when
+        other searches run, they keep the cores busy, and the hop is only a cost (a thread
+        handoff is tens of microseconds under load, twice per search). tantivy's query is
+        short and its Python around it holds the GIL: the hop never pays (100k chunks, alone:
+        1,190 us with it, 1,125 without; docs/request-path.md). The result is the same either
+        way.
         """
         idx = self.store.index(inst)
         if idx.live_count == 0 or not query.strip():
@@ -466,7 +511,7 @@ class Searcher:
         mode = opts.keyword_match_mode
         keyword_hits: Future[list[tuple[int, float, int]]] | None = None
         lexical_hits: Future[list[tuple[int, float, int]]] | None = None
-        if use_keyword and use_vector and side_by_side:
+        if use_keyword and use_vector and side_by_side and self._fts5_answers(inst, idx):
             # FTS5 (sqlite3) and the numpy product both release the GIL: run them side by side
             keyword_hits = _POOL.submit(self._keyword, inst, idx, query, mode, allowed)
             if mode != "or":  # the vector side's lexical half (see blend_vector_side)
@@ -484,9 +529,7 @@ class Searcher:
             for rank, (row, cid, pk, score) in enumerate(
                 zip(rows.tolist(), cids, pks, vscores, strict=True), start=1
             ):
-                cands[cid] = _Candidate(
-                    row=row, cid=cid, item_pk=pk, vector_score=score, vector_rank=rank
-                )
+                cands[cid] = _Candidate(row, cid, pk, score, rank)
         hits: list[tuple[int, float, int]] = []
         if use_keyword:
             hits = (
@@ -497,7 +540,7 @@ class Searcher:
             for rank, (cid, bm25, row) in enumerate(hits, 1):
                 cand = cands.get(cid)
                 if cand is None:
-                    cand = cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
+                    cand = cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
                 cand.keyword_score = bm25
                 cand.keyword_rank = rank
         if opts.retrieval_type == "hybrid":
@@ -510,11 +553,12 @@ class Searcher:
                 lexical = hits
             for cid, _, row in lexical:
                 if cid not in cands:
-                    cands[cid] = _Candidate(row=row, cid=cid, item_pk=int(idx.item_pks[row]))
+                    cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
+            matrix = idx.matrix
             for cand in cands.values():
                 cand.vector_rank = None
-                if cand.vector_score is None:
-                    cand.vector_score = float((1.0 + float(idx.matrix[cand.row] @ qvec)) / 2.0)
+                if cand.vector_score is None:  # ``.dot``: the same BLAS dot as ``@``, called faster
+                    cand.vector_score = float((1.0 + float(matrix[cand.row].dot(qvec))) / 2.0)
             scores = {cid: c.vector_score or 0.0 for cid, c in cands.items()}
             ranked_ids = blend_vector_side(scores, [(cid, bm25) for cid, bm25, _ in lexical])
             for rank, cid in enumerate(ranked_ids, 1):
@@ -522,18 +566,7 @@ class Searcher:
             cands = {cid: c for cid, c in cands.items() if c.vector_rank or c.keyword_rank}
         if not cands:
             return []
-        best_kw = max((c.keyword_score or 0.0 for c in cands.values()), default=0.0) or 1.0
-        for cand in cands.values():
-            kw_norm = (cand.keyword_score or 0.0) / best_kw
-            if opts.retrieval_type == "vector":
-                cand.score = cand.vector_score or 0.0
-            elif opts.retrieval_type == "keyword":
-                cand.score = kw_norm
-            elif opts.fusion_method == "max":
-                cand.score = max(cand.vector_score or 0.0, kw_norm)
-            else:
-                rrf = sum(1.0 / (RRF_K + r) for r in (cand.vector_rank, cand.keyword_rank) if r)
-                cand.score = rrf / (2.0 / (RRF_K + 1))
+        _fuse(cands.values(), opts)
         ranked = list(cands.values())
         if use_vector:
             ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
@@ -543,12 +576,12 @@ class Searcher:
             if opts.boost_by:
                 self._boost(ranked, items, opts.boost_by)
             ranked.sort(key=lambda c: (-c.score, c.cid))
-        else:  # the order needs no item: fetch item and text for the returned rows only
+            chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
+            # a write committed since the index was read may have deleted some rows: skip them
+            ranked = [c for c in ranked if c.cid in chunks_by_cid]
+        else:  # the order needs no item: read item and text for the returned rows only
             ranked.sort(key=lambda c: (-c.score, c.cid))
-            ranked, items = self._with_items(ranked, opts.max_num_results)
-        chunks_by_cid = self.store.chunks_by_cid([c.cid for c in ranked])
-        # a write committed since the index was read may have deleted some rows: skip them
-        ranked = [c for c in ranked if c.cid in chunks_by_cid]
+            ranked, chunks_by_cid, items = self._with_rows(ranked, opts.max_num_results)
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
@@ -559,23 +592,32 @@ class Searcher:
         ranked = ranked[: opts.max_num_results]
         return [self._to_wire(c, chunks_by_cid[c.cid], items, opts) for c in ranked]
 
-    def _with_items(
-        self, ranked: list[_Candidate], n: int
-    ) -> tuple[list[_Candidate], dict[int, dict[str, Any]]]:
-        """The first ``n`` of ``ranked`` whose item still exists, and those items.
+    def _fts5_answers(self, inst: InstanceRecord, idx: InstanceIndex) -> bool:
+        """Whether FTS5 answers the instance's keyword queries (not the tantivy engine)."""
+        store = self.store
+        return store.uses_fts5(inst) or not store.keywords.wants(inst.pk, idx.live_count)
 
-        Reads the item rows of the returned candidates only (a batch more for each candidate
-        whose item was deleted meanwhile): the same result as filtering every candidate first.
+    def _with_rows(
+        self, ranked: list[_Candidate], n: int
+    ) -> tuple[list[_Candidate], dict[int, ChunkRow], dict[int, dict[str, Any]]]:
+        """The first ``n`` of ``ranked`` whose chunk and item still exist, with their rows.
+
+        Reads the chunk and item rows of the returned candidates only, in one query (a batch
+        more when some chunk or item was deleted meanwhile): the same result as filtering every
+        candidate first.
         """
+        chunks: dict[int, ChunkRow] = {}
         items: dict[int, dict[str, Any]] = {}
         kept: list[_Candidate] = []
         pos = 0
         while len(kept) < n and pos < len(ranked):
             batch = ranked[pos : pos + n - len(kept)]
             pos += len(batch)
-            items.update(self.store.items_by_pk({c.item_pk for c in batch}))
-            kept.extend(c for c in batch if c.item_pk in items)
-        return kept, items
+            found, their_items = self.store.result_rows([c.cid for c in batch])
+            chunks.update(found)
+            items.update(their_items)
+            kept.extend(c for c in batch if c.cid in found)
+        return kept, chunks, items
 
     def filter_rows(self, inst: InstanceRecord, idx: InstanceIndex, flt: Filter) -> np.ndarray:
         """The live rows of ``idx`` whose item ``flt`` keeps: one numpy mask, no per-row work.

@@ -1172,6 +1172,32 @@ class Store:
         )
         return {int(r[0]): ChunkRow(*r) for r in rows}
 
+    def result_rows(
+        self, cids: Sequence[int]
+    ) -> tuple[dict[int, ChunkRow], dict[int, dict[str, Any]]]:
+        """Return the chunk rows of ``cids`` and their items, in one query.
+
+        The items are ``{"key", "timestamp", "metadata"}`` by primary key (one dict per item,
+        shared by its chunks). A chunk deleted, or whose item was deleted, is absent.
+        """
+        if not cids:
+            return {}, {}
+        marks = ",".join("?" * len(cids))
+        rows = self._query(
+            "SELECT c.cid, c.id, c.item_pk, c.seq, c.text, c.start_byte, c.end_byte, "
+            "i.key, i.metadata, i.timestamp_ms FROM chunks AS c JOIN items AS i "
+            f"ON i.pk = c.item_pk WHERE c.cid IN ({marks})",
+            list(cids),
+        )
+        chunks: dict[int, ChunkRow] = {}
+        items: dict[int, dict[str, Any]] = {}
+        for cid, chunk_id, item_pk, seq, text, start, end, key, metadata, ts_ms in rows:
+            chunks[int(cid)] = ChunkRow(cid, chunk_id, item_pk, seq, text, start, end)
+            if item_pk not in items:
+                meta = metadata_dict(metadata)
+                items[int(item_pk)] = {"key": key, "timestamp": ts_ms, "metadata": meta}
+        return chunks, items
+
     def neighbours(self, item_pk: int, lo: int, hi: int) -> list[ChunkRow]:
         """Return an item's chunks with ``lo <= seq <= hi`` in order."""
         rows = self._query(

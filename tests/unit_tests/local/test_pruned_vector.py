@@ -111,7 +111,7 @@ def test_pruned_scan_under_a_mask_equals_the_masked_full_product(index, query, s
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("n", [50, 3000, 20_000])
+@pytest.mark.parametrize("n", [50, 3000, 20_000, 20_011])
 def test_within_equals_a_full_partition(seed, n):
     from aisearch_local.search import _within
 
@@ -320,3 +320,22 @@ def test_rows_tied_at_the_kth_place_are_the_same_on_both_paths(seed, k):
     full = top_k(np.arange(n), matrix @ qvec, k)
     assert pruned[0].tolist() == full[0].tolist()
     assert np.all(np.diff(full[0][full[1] == full[1][-1]]) > 0)  # the tied: lower rows first
+
+
+@pytest.mark.parametrize("k", [1, 12, 32, 33, 96])
+def test_approx_scores_equal_one_product_of_the_gathered_codes(k):
+    # short queries copy the code rows one by one, long ones gather them at once: both give
+    # the product of the float32 codes, block by block (the scratch buffer is reused)
+    from aisearch_local.search import _STAGE1_FLOATS, _approx_scores
+
+    rng = np.random.default_rng(k)
+    n = _STAGE1_FLOATS // k + 1_001  # a full block and a short one
+    codes = rng.integers(-127, 128, size=(384, n), dtype=np.int8)
+    nz = np.sort(rng.choice(384, size=k, replace=False))
+    weights = rng.standard_normal(k).astype(np.float32)
+    got = _approx_scores(codes, nz, weights).copy()
+    rows = min(32_768, _STAGE1_FLOATS // k)
+    want = np.concatenate(
+        [weights @ codes[nz, lo : lo + rows].astype(np.float32) for lo in range(0, n, rows)]
+    )
+    assert np.array_equal(got, want)

@@ -78,3 +78,28 @@ def test_a_failing_search_leaves_the_count(svc, monkeypatch):
     with pytest.raises(RuntimeError):
         svc.searcher.search(inst, "espresso", _opts({}))
     assert search._SEARCHES.count == 0
+
+
+def test_the_keyword_half_stays_on_the_thread_when_tantivy_answers(tmp_path, monkeypatch):
+    # tantivy's query is short and the Python around it holds the GIL: the hop never pays
+    service = LocalService(tmp_path, embedder="hashing", keyword_engine="tantivy")
+    try:
+        inst = _fill(service)
+        submitted: list[Any] = []
+        real_submit = search._POOL.submit
+
+        def spy(fn: Any, *args: Any) -> Any:
+            submitted.append(args[3])
+            return real_submit(fn, *args)
+
+        monkeypatch.setattr(search._POOL, "submit", spy)
+        for extra in CASES:
+            for q in QUERIES:
+                alone = service.searcher.search(inst, q, _opts(extra))
+                with search._SEARCHES.running():
+                    busy = service.searcher.search(inst, q, _opts(extra))
+                assert busy == alone
+        assert inst.pk in service.store.keywords._live  # tantivy answered
+        assert submitted == []
+    finally:
+        service.close()
