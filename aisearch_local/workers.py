@@ -139,7 +139,22 @@ class WorkerApp:
         self._close.clear()
 
 
-def _worker(settings: WorkerSettings, sockets: list[socket], config: dict[str, Any]) -> None:
+def _die_with(parent: int) -> bool:
+    """Have the kernel send this worker SIGTERM when the supervisor ends, even by SIGKILL.
+
+    Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``; workers run on Linux only), so
+    that no worker keeps serving as an orphan. Returns False when the supervisor ended before.
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    return os.getppid() == parent
+
+
+def _worker(
+    settings: WorkerSettings, sockets: list[socket], config: dict[str, Any], parent: int
+) -> None:
     """A worker process: serve on its own sockets until SIGINT/SIGTERM (spawned, blocking).
 
     Exits with status 0 once stopped by a signal, 3 (uvicorn's ``STARTUP_FAILURE``) when the
@@ -147,6 +162,8 @@ def _worker(settings: WorkerSettings, sockets: list[socket], config: dict[str, A
     """
     import uvicorn
 
+    if not _die_with(parent):
+        return  # the supervisor is gone already
     server = uvicorn.Server(uvicorn.Config(WorkerApp(settings), lifespan="on", **config))
     # uvicorn re-raises the signal it stopped on to the handler installed before it: make that
     # one a no-op so that the process ends normally (status 0) once the service is closed
@@ -195,7 +212,9 @@ def run(
     try:
         for group in groups:
             proc = spawn.Process(
-                target=_worker, args=(settings, list(group), config), name="aisearch-local-worker"
+                target=_worker,
+                args=(settings, list(group), config, os.getpid()),
+                name="aisearch-local-worker",
             )
             proc.start()
             procs.append(proc)

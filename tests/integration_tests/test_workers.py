@@ -454,3 +454,47 @@ def test_a_worker_that_dies_stops_the_server_with_status_1(tmp_path: Path) -> No
     finally:
         if served.proc.poll() is None:
             served.stop()
+
+
+def _gone(pid: int) -> bool:
+    """The process ended (a zombie no one reaped yet counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _workers_of(ppid: int) -> list[int] | None:
+    """The two live spawned workers of ``ppid``, or None while there are not two."""
+    found = []
+    for p in Path("/proc").glob("[0-9]*/stat"):
+        pid = int(p.parent.name)
+        try:
+            if _gone(pid) or _ppid(pid) != ppid:
+                continue
+            if b"spawn_main" in (p.parent / "cmdline").read_bytes():
+                found.append(pid)
+        except OSError:  # ended meanwhile
+            continue
+    return found if len(found) == 2 else None
+
+
+def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves the supervisor no time to stop its workers: the kernel tells them
+    # (PR_SET_PDEATHSIG), and they stop instead of serving on as orphans
+    served = _Serve(tmp_path / "data")
+    try:
+        workers = _until("both workers", lambda: _workers_of(served.proc.pid))
+        served.proc.kill()
+        served.proc.wait(timeout=60)
+        _until("the workers to end", lambda: all(_gone(pid) for pid in workers))
+    finally:
+        if served.proc.poll() is None:
+            served.stop()
+        for pid in workers if "workers" in locals() else []:
+            with contextlib.suppress(OSError):  # orphans hold the stderr pipe open
+                os.kill(pid, signal.SIGKILL)
+        served._reader.join(timeout=10)
+        if served.proc.stderr is not None:
+            served.proc.stderr.close()
