@@ -113,10 +113,14 @@ class SharedState:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # a failed COMMIT too (disk full, I/O error): left open, the transaction would
+                # hold every worker's writes and refuse this one's next BEGIN
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # the first error is the one
+                        self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     # -- faults ---------------------------------------------------------------------------------
 
