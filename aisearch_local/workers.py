@@ -141,6 +141,16 @@ class WorkerApp:
         self._close.clear()
 
 
+def _token_bytes(token: str | None) -> bytes:
+    """The token as the pipe carries it (empty: none; a command line's undecodable bytes kept)."""
+    return (token or "").encode("utf-8", "surrogateescape")
+
+
+def _token_from(data: bytes) -> str | None:
+    """:func:`_token_bytes` read back."""
+    return data.decode("utf-8", "surrogateescape") or None
+
+
 def _worker(
     settings: WorkerSettings, sockets: list[socket], config: dict[str, Any], token_pipe: Any
 ) -> None:
@@ -155,7 +165,7 @@ def _worker(
     import uvicorn
 
     with token_pipe:
-        app = WorkerApp(settings, token_pipe.recv_bytes().decode() or None)
+        app = WorkerApp(settings, _token_from(token_pipe.recv_bytes()))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
     # uvicorn re-raises the signal it stopped on to the handler installed before it: make that
     # one a no-op so that the process ends normally (status 0) once the service is closed
@@ -211,7 +221,7 @@ def run(
                     )
                     proc.start()
                 procs.append(proc)
-                writer.send_bytes((token or "").encode())  # raw bytes, not a pickle
+                writer.send_bytes(_token_bytes(token))  # raw bytes, not a pickle
         while not stop.wait(0.5):
             ended = next((p for p in procs if not p.is_alive()), None)
             if ended is not None:
