@@ -49,7 +49,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1014,8 +1014,16 @@ class AnnManager:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
-    def close(self) -> None:
-        """Stop the background threads and save every graph that changed since its last save."""
+    def close(self, instances: Iterable[InstanceRecord] | None = None) -> None:
+        """Stop the background threads and save every graph that changed since its last save.
+
+        Args:
+            instances: The instances that still exist (None: every graph's does). The graph
+                of any other one is not saved: another process (``serve --workers``,
+                ``aisearch-local ingest``) deleted it and its files, which a save would write
+                back for nothing.
+        """
+        live = None if instances is None else {i.pk: _identity(i) for i in instances}
         self._stop.set()
         with self._lock:
             entries = dict(self._entries)
@@ -1026,7 +1034,7 @@ class AnnManager:
                 worker.join()
             _detach(entry.follower)
             base = self._base(pk)
-            if base is not None:
+            if base is not None and (live is None or live.get(pk) == entry.identity):
                 self._save(entry, base)
 
 

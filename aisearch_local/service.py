@@ -13,6 +13,7 @@ import difflib
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -189,8 +190,12 @@ class LocalService:
 
     def close(self) -> None:
         """Save the HNSW graphs and close the store."""
-        if self.searcher.ann is not None:
-            self.searcher.ann.close()
+        if self.searcher.ann is not None:  # not the graph of an instance deleted meanwhile
+            try:
+                live: list[InstanceRecord] | None = self.store.list_instances()
+            except sqlite3.Error:  # closed already: as before, every graph that changed
+                live = None
+            self.searcher.ann.close(live)
         self.store.close()
 
     # -- faults -----------------------------------------------------------------------------

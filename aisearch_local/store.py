@@ -37,6 +37,7 @@ import hashlib
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +47,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from aisearch_local import keyword as keyword_mod
 from aisearch_local import vectors
 from aisearch_local.filters import ItemTable
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
@@ -207,6 +209,7 @@ class Store:
         self._own: dict[int, dict[int, int]] = {}
         self._own_lock = threading.Lock()  # a leaf lock: nothing is acquired under it
         self._vlock = threading.RLock()
+        self._applied = threading.Condition(self._vlock)  # a table took changes, or was dropped
         self._closed = False
         self._data_version = -1
         self._external = 0
@@ -397,13 +400,38 @@ class Store:
                     del own[gen]
                 if not own:
                     self._own.pop(inst_pk, None)
+            with self._vlock:  # a later write waiting for this one's change re-checks
+                self._applied.notify_all()
 
     def _after_write(self, inst_pk: int, change: VectorChange) -> None:
-        """Apply a committed write to the instance's vector table and its file."""
+        """Apply a committed write to the instance's vector table and its file.
+
+        Returns once the table holds it (so that the write is acknowledged only then), as
+        :meth:`KeywordIndexes.apply <aisearch_local.keyword.KeywordIndexes.apply>`: a change
+        that follows an own write not applied yet (committed, its thread not back) waits for
+        that thread to apply both, up to :data:`~aisearch_local.keyword.APPLY_WAIT_S`; then,
+        or at once when a missing generation is another process's, the table is dropped and
+        the next search loads it again (a kept table would miss this acknowledged write).
+        """
         self._bump_version(inst_pk)
         with self._vlock:
             self._pending.setdefault(inst_pk, {})[change.gen] = change
-            self._catch_up(inst_pk, self._tables.get(inst_pk))
+            table = self._catch_up(inst_pk, self._tables.get(inst_pk))
+            deadline = time.monotonic() + keyword_mod.APPLY_WAIT_S
+            while table is not None and table.gen < change.gen:
+                pending = self._pending.get(inst_pk, {})
+                left = deadline - time.monotonic()
+                if change.gen not in pending:  # dropped, or applied by a reload
+                    break
+                if left <= 0 or not own_ahead(
+                    table.gen, change.gen - 1, self._own_gens(inst_pk), pending
+                ):
+                    self._tables.pop(inst_pk, None)  # the next search loads it again
+                    self._pending.pop(inst_pk, None)
+                    self._applied.notify_all()
+                    break
+                self._applied.wait(left)
+                table = self._tables.get(inst_pk)
         self.keywords.apply(inst_pk, change)  # the keyword index (tantivy), if one is built
 
     def _catch_up(self, inst_pk: int, table: VectorTable | None) -> VectorTable | None:
@@ -435,6 +463,7 @@ class Store:
                     table.save()
                 else:
                     table.persist(before, *applied)
+        self._applied.notify_all()
         return table
 
     def _load_table(self, inst_pk: int) -> VectorTable | None:

@@ -8,7 +8,9 @@ socket would not: an asyncio server accepts every connection waiting at once, so
 connections lands on one worker). Each worker opens its own
 :class:`~aisearch_local.service.LocalService` on the data folder at startup and closes it (WAL
 checkpoint, HNSW graphs saved) at shutdown, through the ASGI lifespan (:class:`WorkerApp`). The
-token reaches the workers in their environment (``AISEARCH_LOCAL_TOKEN``), never pickled.
+token reaches each worker through a pipe of its own, read once at startup: never pickled, never
+in a worker's environment (``/proc/<pid>/environ`` keeps a process's initial environment for its
+whole life, whatever it later removes) or command line.
 
 The state that must not depend on which worker answers (faults, sync cooldown, the public
 endpoints' rate limit) lives in :class:`~aisearch_local.shared.SharedState`. See
@@ -64,12 +66,12 @@ class WorkerApp:
 
     Args:
         settings: What to open and how to serve it.
+        token: The bearer token (None: no auth).
     """
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, token: str | None = None) -> None:
         self.settings = settings
-        # the supervisor handed it over in the environment: read once, kept from children
-        self._token = os.environ.pop(TOKEN_ENV, None) or None
+        self._token = token
         self.app: ASGIApp | None = None
         self._close: list[Any] = []
 
@@ -152,10 +154,27 @@ def _die_with(parent: int) -> bool:
     return os.getppid() == parent
 
 
+def _token_bytes(token: str | None) -> bytes:
+    """The token as the pipe carries it (empty: none; a command line's undecodable bytes kept)."""
+    return (token or "").encode("utf-8", "surrogateescape")
+
+
+def _token_from(data: bytes) -> str | None:
+    """:func:`_token_bytes` read back."""
+    return data.decode("utf-8", "surrogateescape") or None
+
+
 def _worker(
-    settings: WorkerSettings, sockets: list[socket], config: dict[str, Any], parent: int
+    settings: WorkerSettings,
+    sockets: list[socket],
+    config: dict[str, Any],
+    parent: int,
+    token_pipe: Any,
 ) -> None:
     """A worker process: serve on its own sockets until SIGINT/SIGTERM (spawned, blocking).
+
+    ``token_pipe``: the read end of the pipe the supervisor writes the token into (UTF-8;
+    empty: no token).
 
     Exits with status 0 once stopped by a signal, 3 (uvicorn's ``STARTUP_FAILURE``) when the
     data folder cannot be opened.
@@ -164,7 +183,9 @@ def _worker(
 
     if not _die_with(parent):
         return  # the supervisor is gone already
-    server = uvicorn.Server(uvicorn.Config(WorkerApp(settings), lifespan="on", **config))
+    with token_pipe:
+        app = WorkerApp(settings, _token_from(token_pipe.recv_bytes()))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
     # uvicorn re-raises the signal it stopped on to the handler installed before it: make that
     # one a no-op so that the process ends normally (status 0) once the service is closed
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,7 +208,8 @@ def run(
     Args:
         settings: The workers' settings.
         groups: The bound, listening sockets of each worker.
-        token: The bearer token (handed over in the workers' environment, never pickled).
+        token: The bearer token (handed over through a pipe per worker; see the module
+            docstring).
         **config: More :class:`uvicorn.Config` arguments (``host``, ``port``, ``log_level``).
 
     Returns:
@@ -202,22 +224,23 @@ def run(
         sig: signal.signal(sig, lambda _signum, _frame: stop.set())
         for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    saved = os.environ.get(TOKEN_ENV)
-    if token is None:
-        os.environ.pop(TOKEN_ENV, None)
-    else:
-        os.environ[TOKEN_ENV] = token
+    # kept out of the workers' environment (serve may have read it from there)
+    saved = os.environ.pop(TOKEN_ENV, None)
     procs: list[Any] = []
     problem: str | None = None
     try:
         for group in groups:
-            proc = spawn.Process(
-                target=_worker,
-                args=(settings, list(group), config, os.getpid()),
-                name="aisearch-local-worker",
-            )
-            proc.start()
-            procs.append(proc)
+            reader, writer = spawn.Pipe(duplex=False)
+            with writer:
+                with reader:
+                    proc = spawn.Process(
+                        target=_worker,
+                        args=(settings, list(group), config, os.getpid(), reader),
+                        name="aisearch-local-worker",
+                    )
+                    proc.start()
+                procs.append(proc)
+                writer.send_bytes(_token_bytes(token))  # raw bytes, not a pickle
         while not stop.wait(0.5):
             ended = next((p for p in procs if not p.is_alive()), None)
             if ended is not None:
@@ -237,9 +260,7 @@ def run(
                 proc.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if saved is None:
-            os.environ.pop(TOKEN_ENV, None)
-        else:
+        if saved is not None:
             os.environ[TOKEN_ENV] = saved
     if problem is None:
         failed = [p for p in procs if p.exitcode != 0]

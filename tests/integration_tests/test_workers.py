@@ -197,6 +197,12 @@ def test_requests_land_on_both_workers_which_are_children_of_serve(server: _Serv
         for http in pair.clients:
             assert http.get(INSTANCES, headers={"Authorization": "Bearer wrong"}).status_code == 403
             assert http.get(INSTANCES).status_code == 200
+        # ... through a pipe: not in a worker's initial environment, which /proc keeps for its
+        # whole life (same user: ``ps e``), nor on its command line
+        for pid in pair.pids:
+            for name in ("environ", "cmdline"):
+                found = TOKEN.encode() in Path(f"/proc/{pid}/{name}").read_bytes()
+                assert not found, f"the token is in /proc/{pid}/{name}"  # (not its whole text)
         pair.check()
     finally:
         pair.close()

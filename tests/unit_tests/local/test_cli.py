@@ -201,3 +201,12 @@ def test_workers_need_linux(capsys, monkeypatch):
         "aisearch-local: error: --workers 2 needs Linux, whose kernel spreads the connections "
         "over the workers' sockets (SO_REUSEPORT); run one process here\n"
     )
+
+
+@pytest.mark.parametrize("token", [None, "s3cret", "caf\u00e9", "bad\udcffbyte"])
+def test_the_token_crosses_the_workers_pipe_unchanged(token: str | None) -> None:
+    # serve --workers writes it into each worker's pipe: a --token whose bytes were not UTF-8
+    # (a lone surrogate in argv) must not stop serve, and must arrive as it was
+    from aisearch_local.workers import _token_bytes, _token_from
+
+    assert _token_from(_token_bytes(token)) == token

@@ -109,3 +109,29 @@ def test_own_writes_under_way_keep_the_table(
         writer.join(30)
     assert a.store._tables[inst.pk] is table
     assert _keys(a, inst, "marmalade on toast", "vector")[:1] == ["mine.md"]
+
+
+def test_a_worker_stopping_saves_no_graph_of_an_instance_another_one_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --workers``: the graph files of a deleted instance do not come back at stop."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the graphs' signing key
+    a = LocalService(tmp_path / "data", embedder="hashing", vector_search="ann", ann_min_rows=0)
+    b = LocalService(tmp_path / "data", embedder="hashing", vector_search="ann", ann_min_rows=0)
+    try:
+        gone = a.create_instance("default", {"id": "gone"})
+        kept = a.create_instance("default", {"id": "kept"})
+        for inst in (gone, kept):
+            for n in range(20):
+                data = f"Note {n} on kettles.".encode()
+                a.index_document(inst, key=f"{n}.md", data=data, metadata={})
+            ann = b.searcher.ann
+            assert ann is not None
+            ann.warm(inst, b.store.index(inst))  # b builds both graphs (as a search would)
+            assert ann.wait(inst, 60)
+        a.delete_instance(gone)  # deletes its graph's files (none saved yet)
+    finally:
+        a.close()
+        b.close()  # b holds both graphs: it saves the kept one only
+    names = {p.name.split(".")[0] for p in (tmp_path / "data" / "ann").iterdir()}
+    assert names == {str(kept.pk)}

@@ -6,6 +6,7 @@ connection and its own cached copy of the faults, as a process would.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,32 @@ def test_the_shared_limiter_answers_as_the_in_process_one(
     finally:
         state.close()
         other.close()
+
+
+def test_a_commit_waits_for_no_fsync(pair: tuple[SharedState, SharedState]) -> None:
+    # every public request commits a rate-limit count, on the event loop: an fsync there costs
+    # the whole worker (the file is deleted when the server stops; nothing needs to survive)
+    for state in pair:
+        assert state._conn.execute("PRAGMA synchronous").fetchone()[0] == 0
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(
+    pair: tuple[SharedState, SharedState],
+) -> None:
+    # a COMMIT can fail (disk full, I/O error; here a deferred foreign key a trigger breaks):
+    # the transaction must not stay open, holding the write lock of every worker and refusing
+    # this worker's next writes ("cannot start a transaction within a transaction")
+    a, b = pair
+    a._conn.execute("PRAGMA foreign_keys=ON")
+    a._conn.executescript(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (pid INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER broken AFTER INSERT ON syncs BEGIN INSERT INTO child VALUES (1); END;"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        a.start_sync(7, 30.0, now=100.0)
+    assert not a._conn.in_transaction
+    b._conn.execute("PRAGMA busy_timeout = 0")
+    assert b.start_sync(8, 30.0, now=100.0) is None  # the write lock was released
+    a._conn.execute("DROP TRIGGER broken")
+    assert a.start_sync(7, 30.0, now=100.0) is None  # and the refused write counted nothing
