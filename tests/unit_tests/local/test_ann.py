@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -630,9 +631,9 @@ def test_a_save_waits_for_another_processs_save_of_the_same_graph(tmp_path):
     assert back is not None and np.array_equal(back.keys, ann.keys)
 
 
-def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatch):
-    # writing the graph holds its lock (about 1.5 s at a million rows): a search meanwhile
-    # answers exactly (None) instead of waiting for the save to end
+@pytest.fixture
+def held_save(monkeypatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Graph saves wait for ``release`` (set by the test) once ``started`` is set."""
     started, release = threading.Event(), threading.Event()
     real_save = AnnIndex.save
 
@@ -642,6 +643,14 @@ def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatc
         real_save(self, *args)
 
     monkeypatch.setattr(AnnIndex, "save", slow_save)
+    yield started, release
+    release.set()
+
+
+def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatch, held_save):
+    # writing the graph holds its lock (about 1.5 s at a million rows): a search meanwhile
+    # answers exactly (None) instead of waiting for the save to end
+    started, release = held_save
     idx = Table(1_200).snap()  # following a table, 1,200 unsaved rows: saved after the build
     manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
     manager.warm(INST, idx)
@@ -670,16 +679,8 @@ def test_a_search_during_a_save_is_exact_instead_of_waiting(tmp_path, monkeypatc
     assert (tmp_path / "ann" / "1.json").exists()
 
 
-def test_deleting_an_instance_during_a_save_leaves_no_files(tmp_path, monkeypatch):
-    started, release = threading.Event(), threading.Event()
-    real_save = AnnIndex.save
-
-    def slow_save(self: AnnIndex, *args: object) -> None:
-        started.set()
-        assert release.wait(60)
-        real_save(self, *args)
-
-    monkeypatch.setattr(AnnIndex, "save", slow_save)
+def test_deleting_an_instance_during_a_save_leaves_no_files(tmp_path, held_save):
+    started, release = held_save
     manager = AnnManager(tmp_path / "ann", mode="ann", min_rows=0)
     manager.warm(INST, Table(1_200).snap())
     assert started.wait(60)
