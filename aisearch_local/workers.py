@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,8 +270,29 @@ def run(
     return problem
 
 
+_STATE_PREFIX = "aisearch-local-workers-"
+
+
 def state_folder() -> Path:
-    """A new private folder for the shared state (removed by the caller)."""
+    """A new private folder for the shared state (removed by the caller).
+
+    Named after this process (``aisearch-local-workers-<pid>-<random>``). Folders a supervisor
+    left behind (it was killed) are removed here: those of this user whose pid is no longer
+    running; a symlink or another user's folder is never touched.
+    """
+    import shutil
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="aisearch-local-workers-"))
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(_STATE_PREFIX + "*-*"):
+        pid = old.name[len(_STATE_PREFIX) :].split("-", 1)[0]
+        try:
+            st = old.lstat()
+            if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # running (or reused by another process): kept
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # gone meanwhile, or another user's process
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{_STATE_PREFIX}{os.getpid()}-"))

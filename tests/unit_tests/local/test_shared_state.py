@@ -6,6 +6,7 @@ connection and its own cached copy of the faults, as a process would.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,29 @@ def test_a_commit_that_fails_leaves_no_transaction_open(
     assert b.start_sync(8, 30.0, now=100.0) is None  # the write lock was released
     a._conn.execute("DROP TRIGGER broken")
     assert a.start_sync(7, 30.0, now=100.0) is None  # and the refused write counted nothing
+
+
+def test_a_killed_supervisors_state_folder_is_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from aisearch_local.workers import state_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # its pid is no longer running (nor reused within this test, practically)
+    stale = tmp_path / f"aisearch-local-workers-{ended.pid}-abc"
+    (stale / "sub").mkdir(parents=True)
+    live = tmp_path / f"aisearch-local-workers-{os.getpid()}-def"
+    live.mkdir()
+    elsewhere = tmp_path / "target"
+    elsewhere.mkdir()
+    link = tmp_path / f"aisearch-local-workers-{ended.pid}-lnk"
+    link.symlink_to(elsewhere)
+    other = tmp_path / "aisearch-local-workers-x-1"  # not a pid: not ours to judge
+    other.mkdir()
+    new = state_folder()
+    assert new.parent == tmp_path and new.name.startswith(f"aisearch-local-workers-{os.getpid()}-")
+    assert not stale.exists()
+    assert live.is_dir() and other.is_dir() and link.is_symlink() and elsewhere.is_dir()
