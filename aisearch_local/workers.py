@@ -288,7 +288,9 @@ def state_folder() -> Path:
         pid = old.name[len(_STATE_PREFIX) :].split("-", 1)[0]
         try:
             st = old.lstat()
-            if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            if not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**22):  # Linux pid_max
+                continue
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)  # running (or reused by another process): kept
         except ProcessLookupError:

@@ -185,7 +185,11 @@ def test_a_killed_supervisors_state_folder_is_removed_by_the_next(tmp_path, monk
     link.symlink_to(elsewhere)
     other = tmp_path / "aisearch-local-workers-x-1"  # not a pid: not ours to judge
     other.mkdir()
+    odd = [tmp_path / f"aisearch-local-workers-{p}-1" for p in ("²", "0", "9" * 30)]
+    for path in odd:  # a digit int() refuses, the process group, an int os.kill refuses
+        path.mkdir()
     new = state_folder()
     assert new.parent == tmp_path and new.name.startswith(f"aisearch-local-workers-{os.getpid()}-")
     assert not stale.exists()
     assert live.is_dir() and other.is_dir() and link.is_symlink() and elsewhere.is_dir()
+    assert all(path.is_dir() for path in odd)
