@@ -242,8 +242,9 @@ class PublicEndpoints:
         clock: The rate limiter's clock (seconds; ``time.monotonic`` by default).
 
     Attributes:
-        limiter: The :class:`~aisearch_local.ratelimit.RateLimiter`; set ``limiter.clock`` to
-            move time in tests.
+        limiter: The :class:`~aisearch_local.ratelimit.RateLimiter`, counting in the service's
+            state (:attr:`LocalService.state <aisearch_local.service.LocalService.state>`);
+            set ``limiter.clock`` to move time in tests.
     """
 
     def __init__(
@@ -254,7 +255,7 @@ class PublicEndpoints:
     ) -> None:
         self.svc = svc
         self.queries = queries
-        self.limiter = RateLimiter(clock)
+        self.limiter = RateLimiter(clock, svc.state)
 
     # -- ASGI -----------------------------------------------------------------------------------
 

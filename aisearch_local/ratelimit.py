@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["RateLimiter", "Window", "count_hit", "idle"]
+__all__ = ["Counters", "MemoryCounters", "RateLimiter", "Window", "count_hit", "idle"]
 
 
 @dataclass
@@ -86,19 +87,63 @@ def _wait_ms(w: Window, requests: int, period_ms: int, elapsed: float) -> float:
     return to_next
 
 
-class RateLimiter:
-    """Counters of the public endpoints, in this process.
+class Counters(Protocol):
+    """Where the counters are kept.
 
-    :class:`aisearch_local.shared.SharedRateLimiter` keeps them for ``serve --workers``.
+    :class:`MemoryCounters` in one process; a server's state
+    (:class:`aisearch_local.shared.State`), which ``serve --workers`` shares between processes.
+    """
+
+    def hit(
+        self, key: Hashable, requests: int, period_ms: int, technique: str, now_ms: float
+    ) -> float | None:
+        """Count one request of ``key`` at ``now_ms``, or refuse it (see :func:`count_hit`)."""
+        ...
+
+
+class MemoryCounters:
+    """The counters in this process's memory."""
+
+    def __init__(self) -> None:
+        self.windows: dict[Hashable, Window] = {}
+        self._lock = threading.Lock()
+
+    def hit(
+        self, key: Hashable, requests: int, period_ms: int, technique: str, now_ms: float
+    ) -> float | None:
+        """Count one request of ``key`` at ``now_ms``, or refuse it (see :func:`count_hit`)."""
+        with self._lock:
+            w = self.windows.get(key)
+            if w is None:  # a new key: forget the counters that count nothing (see idle)
+                for k in [k for k, old in self.windows.items() if idle(old, now_ms)]:
+                    del self.windows[k]
+            w, wait = count_hit(w, (requests, period_ms, technique), now_ms)
+            self.windows[key] = w
+            return wait
+
+
+class RateLimiter:
+    """The rate limit of the public endpoints, on a clock.
 
     Args:
         clock: Returns the time in seconds (``time.monotonic`` by default).
+        counters: Where the counters are kept (None: a new :class:`MemoryCounters`); the
+            server passes its service's state (:attr:`aisearch_local.service.LocalService.state`),
+            which ``serve --workers`` shares between its processes.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, counters: Counters | None = None
+    ) -> None:
         self.clock = clock
-        self._windows: dict[Hashable, Window] = {}
-        self._lock = threading.Lock()
+        self.counters: Counters = MemoryCounters() if counters is None else counters
+
+    @property
+    def _windows(self) -> dict[Hashable, Window]:
+        """The counters, when they are kept in this process (tests look at them)."""
+        if not isinstance(self.counters, MemoryCounters):
+            raise AttributeError("_windows: the counters are not kept in this process")
+        return self.counters.windows
 
     def hit(self, key: Hashable, requests: int, period_ms: int, technique: str) -> float | None:
         """Count one request of ``key``, or refuse it.
@@ -106,12 +151,4 @@ class RateLimiter:
         Returns:
             None when allowed (and counted); else the seconds until a request would be allowed.
         """
-        now_ms = self.clock() * 1000.0
-        with self._lock:
-            w = self._windows.get(key)
-            if w is None:  # a new key: forget the counters that count nothing (see idle)
-                for k in [k for k, old in self._windows.items() if idle(old, now_ms)]:
-                    del self._windows[k]
-            w, wait = count_hit(w, (requests, period_ms, technique), now_ms)
-            self._windows[key] = w
-            return wait
+        return self.counters.hit(key, requests, period_ms, technique, self.clock() * 1000.0)

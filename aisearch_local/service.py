@@ -8,14 +8,10 @@ which wraps it; the CLI uses it directly for ``ingest`` and ``inspect``.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import logging
-import math
 import os
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +41,7 @@ from aisearch_local.public_params import apply_public_params, effective_params
 from aisearch_local.records import ChunkRow, InstanceRecord, NewChunk, now_ms
 from aisearch_local.sample_corpus import SAMPLE_CORPUS_DIR, iter_sample_documents
 from aisearch_local.search import Searcher
-from aisearch_local.shared import SharedState
+from aisearch_local.shared import MemoryState, SharedState, State
 from aisearch_local.store import Store
 from aisearch_local.validation import (
     INSTANCE_ID_RE,
@@ -147,6 +143,10 @@ class LocalService:
         ann_min_rows: Rows from which ``auto`` uses the graph (None: ``ANN_MIN_ROWS``).
         keyword_engine: ``auto``, ``tantivy`` or ``fts5``: the keyword engine of ``porter``
             instances (docs/DEPS-keyword.md); None reads ``AISEARCH_LOCAL_KEYWORD_ENGINE``.
+        state: Where the injected faults, the sync starts and the public endpoints' rate-limit
+            counters are kept: a :class:`~aisearch_local.shared.SharedState` for ``serve
+            --workers N``; None keeps them in this process (a new
+            :class:`~aisearch_local.shared.MemoryState`).
     """
 
     def __init__(
@@ -158,6 +158,7 @@ class LocalService:
         vector_search: str | None = None,
         ann_min_rows: int | None = None,
         keyword_engine: str | None = None,
+        state: State | None = None,
     ) -> None:
         mode = vector_search or os.environ.get(ANN_MODE_ENV) or "auto"
         ann = AnnManager(
@@ -176,17 +177,36 @@ class LocalService:
         )
         self.searcher = Searcher(self.store, self.embedder, ann)
         self.cache: ChatCache[tuple[Generation, list[dict[str, Any]]]] = ChatCache()
-        self.faults: dict[tuple[str, str], Fault] = {}
-        self._fault_lock = threading.Lock()
+        self.state: State = MemoryState() if state is None else state
         # folders that instances created over HTTP may index (None: any; see guard.py)
         self.source_roots: tuple[str, ...] | None = None
         # seconds between two sync jobs of one instance (Cloudflare: 30; 0 here by default)
         self.sync_cooldown_s: float = 0.0
         # refuse unknown instance fields and ai_search_options keys (``--strict``)
         self.strict: bool = False
-        self._last_sync: dict[int, float] = {}
-        # faults, sync starts and rate limits shared by ``serve --workers`` processes
-        self.shared: SharedState | None = None
+
+    @property
+    def shared(self) -> SharedState | None:
+        """The state ``serve --workers`` processes share (None: it is this process's own).
+
+        Set it before the app is built (the public endpoints' rate limit takes the state
+        then); None puts a new, empty :class:`~aisearch_local.shared.MemoryState` in place.
+        """
+        return self.state if isinstance(self.state, SharedState) else None
+
+    @shared.setter
+    def shared(self, state: SharedState | None) -> None:
+        self.state = MemoryState() if state is None else state
+
+    @property
+    def faults(self) -> dict[tuple[str, str], Fault]:
+        """The faults kept in this process, by ``(namespace, instance_id)`` (copies).
+
+        Empty when they are in a :attr:`shared` state: :meth:`list_faults` lists them all.
+        """
+        if not isinstance(self.state, MemoryState):
+            return {}
+        return {(ns, iid): Fault(**f) for ns, iid, f in self.state.list_faults()}
 
     def close(self) -> None:
         """Save the HNSW graphs and close the store."""
@@ -198,62 +218,33 @@ class LocalService:
             self.searcher.ann.close(live)
         self.store.close()
 
-    # -- faults -----------------------------------------------------------------------------
+    # -- faults (kept in ``self.state``) --------------------------------------------------
 
     def set_fault(self, namespace: str, instance_id: str, fault: Fault) -> None:
         """Install (replace) the fault of an instance."""
-        if self.shared is not None:
-            self.shared.set_fault(namespace, instance_id, fault.as_dict())
-            return
-        with self._fault_lock:
-            self.faults[(namespace, instance_id)] = fault
+        self.state.set_fault(namespace, instance_id, fault.as_dict())
 
     def clear_fault(self, namespace: str, instance_id: str) -> None:
         """Remove the fault of an instance."""
-        if self.shared is not None:
-            self.shared.clear_fault(namespace, instance_id)
-            return
-        with self._fault_lock:
-            self.faults.pop((namespace, instance_id), None)
+        self.state.clear_fault(namespace, instance_id)
 
     def fault_of(self, namespace: str, instance_id: str) -> Fault | None:
         """Return a copy of the instance's fault (None: none installed), counting nothing."""
-        if self.shared is not None:
-            values = self.shared.fault_of(namespace, instance_id)
-            return None if values is None else Fault(**values)
-        with self._fault_lock:
-            fault = self.faults.get((namespace, instance_id))
-            return None if fault is None else copy.copy(fault)
+        values = self.state.fault_of(namespace, instance_id)
+        return None if values is None else Fault(**values)
 
     def list_faults(self) -> list[tuple[str, str, Fault]]:
         """Every installed fault as ``(namespace, instance_id, fault)``, sorted by name."""
-        if self.shared is not None:
-            return [(ns, iid, Fault(**f)) for ns, iid, f in self.shared.list_faults()]
-        with self._fault_lock:
-            return [(ns, iid, copy.copy(f)) for (ns, iid), f in sorted(self.faults.items())]
+        return [(ns, iid, Fault(**f)) for ns, iid, f in self.state.list_faults()]
 
     def clear_faults(self) -> None:
         """Remove every fault."""
-        if self.shared is not None:
-            self.shared.clear_faults()
-            return
-        with self._fault_lock:
-            self.faults.clear()
+        self.state.clear_faults()
 
     def take_fault(self, namespace: str, instance_id: str) -> Fault | None:
         """Return the instance's fault for one request, counting down ``times``."""
-        if self.shared is not None:
-            values = self.shared.take_fault(namespace, instance_id, _counted)
-            return None if values is None else Fault(**values)
-        with self._fault_lock:
-            fault = self.faults.get((namespace, instance_id))
-            if fault is None:
-                return None
-            if fault.times is not None and _counted(fault.as_dict()):
-                fault.times -= 1
-                if fault.times <= 0:
-                    del self.faults[(namespace, instance_id)]
-            return copy.copy(fault)
+        values = self.state.take_fault(namespace, instance_id, _counted)
+        return None if values is None else Fault(**values)
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -571,17 +562,9 @@ class LocalService:
         return self.store.get_job(inst, job["id"]) or job
 
     def _check_cooldown(self, inst: InstanceRecord) -> None:
-        if self.shared is not None:
-            wait: int | None = self.shared.start_sync(inst.pk, self.sync_cooldown_s)
-            if wait is not None:
-                raise _cooldown(wait)
-            return
-        now = time.monotonic()
-        with self._fault_lock:
-            last = self._last_sync.get(inst.pk)
-            if last is not None and now - last < self.sync_cooldown_s:
-                raise _cooldown(max(1, math.ceil(self.sync_cooldown_s - (now - last))))
-            self._last_sync[inst.pk] = now
+        wait = self.state.start_sync(inst.pk, self.sync_cooldown_s)
+        if wait is not None:
+            raise _cooldown(wait)
 
     # -- ingestion --------------------------------------------------------------------------
 

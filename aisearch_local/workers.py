@@ -106,7 +106,7 @@ class WorkerApp:
         """Open the data folder and the shared state; build the server's app."""
         from aisearch_local.app import create_app
         from aisearch_local.service import LocalService
-        from aisearch_local.shared import SharedRateLimiter, SharedState
+        from aisearch_local.shared import SharedState
 
         s = self.settings
         state = SharedState(s.state_dir)
@@ -118,9 +118,9 @@ class WorkerApp:
             vector_search=s.vector_search,
             ann_min_rows=s.ann_min_rows,
             keyword_engine=s.keyword_engine,
+            state=state,
         )
         self._close.insert(0, svc.close)
-        svc.shared = state
         svc.sync_cooldown_s = s.sync_cooldown_s
         svc.strict = s.strict
         app = create_app(
@@ -132,7 +132,6 @@ class WorkerApp:
             allowed_origins=s.allowed_origins,
             source_roots=s.source_roots,
         )
-        app.state.public.limiter = SharedRateLimiter(state)
         self.app = app
 
     def _shut(self) -> None:

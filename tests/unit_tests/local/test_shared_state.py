@@ -72,6 +72,31 @@ def test_a_latency_fault_with_times_is_not_counted(pair: tuple[SharedState, Shar
         }
 
 
+def test_a_take_that_changes_no_row_bumps_no_counter(
+    pair: tuple[SharedState, SharedState],
+) -> None:
+    # a bump makes every worker reload the faults at its next request: only a change may bump
+    a, b = pair
+    a.set_fault("default", "x", {"status": 503, "times": 1})
+    assert b.fault_of("default", "x") == {"status": 503, "times": 1}  # b's copy: counted
+    a.clear_fault("default", "x")
+    b._cache = (b._generation(), b._cache[1])  # b read its copy just before the clear
+    gen = a._generation()
+    assert b.take_fault("default", "x", _counted) is None  # gone: nothing to use up
+    assert a._generation() == gen
+    a.set_fault("default", "x", {"status": 503, "times": 1})
+    assert b.fault_of("default", "x") == {"status": 503, "times": 1}
+    a.set_fault("default", "x", {"status": None, "times": 1})  # replaced: counts nothing
+    b._cache = (b._generation(), b._cache[1])
+    gen = a._generation()
+    assert b.take_fault("default", "x", _counted) == {"status": None, "times": 1}
+    assert a._generation() == gen
+    a.set_fault("default", "x", {"status": 503, "times": 2})
+    gen = a._generation()
+    assert b.take_fault("default", "x", _counted) == {"status": 503, "times": 1}
+    assert a._generation() == gen + 1  # a use is a change: the others reload
+
+
 def test_the_sync_cooldown_is_one_for_all_workers(pair: tuple[SharedState, SharedState]) -> None:
     a, b = pair
     assert a.start_sync(7, 30.0, now=100.0) is None
