@@ -39,6 +39,7 @@ from aisearch_local.workers import MAX_WORKERS, TOKEN_ENV
 
 if TYPE_CHECKING:
     from aisearch_local.service import LocalService
+    from aisearch_local.shared import SharedState
     from aisearch_local.testing import LocalServer
     from aisearch_local.watch import SourceWatcher
 
@@ -409,7 +410,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         groups, socks = [], _bind(args.host, args.port)
     watcher: SourceWatcher | None = None
+    state_dir: Path | None = None
+    state: SharedState | None = None
     try:
+        if args.workers > 1:  # faults, cooldowns, rate limits: one copy for all the workers
+            from aisearch_local.shared import SharedState
+            from aisearch_local.workers import state_folder
+
+            state_dir = state_folder()
+            state = SharedState.create(state_dir)
         svc = _service(
             data_dir,
             args.embedder,
@@ -417,20 +426,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             vector_search=args.vector_search,
             ann_min_rows=args.ann_min_rows,
             keyword_engine=args.keyword_engine,
+            state=state,
         )
     except BaseException:
         for sock in socks:
             sock.close()
+        _drop_state(state, state_dir)
         raise
-    state_dir = None
     closed = False
     try:
-        if args.workers > 1:  # faults, cooldowns, rate limits: one copy for all the workers
-            from aisearch_local.shared import SharedState
-            from aisearch_local.workers import state_folder
-
-            state_dir = state_folder()
-            svc.shared = SharedState.create(state_dir)
         if args.snapshot:
             _import_into(svc, args.snapshot, replace=args.replace)
         if args.sample_corpus:
@@ -527,11 +531,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sock.close()
         if not closed:
             svc.close()
-        if svc.shared is not None:
-            svc.shared.close()
-        if state_dir is not None:
-            shutil.rmtree(state_dir, ignore_errors=True)
+        _drop_state(state, state_dir)
     return 0
+
+
+def _drop_state(state: SharedState | None, state_dir: Path | None) -> None:
+    """Close the workers' shared state and delete its folder (``serve --workers N``)."""
+    if state is not None:
+        state.close()
+    if state_dir is not None:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _serve_workers(
@@ -714,8 +723,11 @@ def _service(
     vector_search: str | None = None,
     ann_min_rows: int | None = None,
     keyword_engine: str | None = None,
+    state: SharedState | None = None,
 ) -> LocalService:
     """Open the data folder with this embedder, generator and vector search mode.
+
+    ``state``: the state ``serve --workers N`` shares (None: the service keeps its own).
 
     Raises:
         UserError: The embedder's or generator's spec is wrong or its backend is unavailable
@@ -735,6 +747,7 @@ def _service(
             vector_search=vector_search,
             ann_min_rows=ann_min_rows,
             keyword_engine=keyword_engine,
+            state=state,
         )
     except EmbedderError as exc:
         cause = exc.__cause__

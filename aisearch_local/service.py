@@ -189,8 +189,9 @@ class LocalService:
     def shared(self) -> SharedState | None:
         """The state ``serve --workers`` processes share (None: it is this process's own).
 
-        Set it before the app is built (the public endpoints' rate limit takes the state
-        then); None puts a new, empty :class:`~aisearch_local.shared.MemoryState` in place.
+        Pass ``state=`` when building the service instead. Setting this replaces the state,
+        before the app is built (the public endpoints' rate limit takes it then); None puts a
+        new, empty :class:`~aisearch_local.shared.MemoryState` in place.
         """
         return self.state if isinstance(self.state, SharedState) else None
 

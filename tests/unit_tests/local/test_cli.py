@@ -194,6 +194,19 @@ def test_workers_need_a_data_folder(capsys):
     )
 
 
+def test_workers_leave_no_state_folder_when_the_service_cannot_open(capsys, monkeypatch, tmp_path):
+    # serve --workers creates the shared state before it opens the service (which is given it):
+    # a service that cannot open must not leave the state's folder in the temp folder
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("aisearch_local.cli._bind_workers", lambda host, port, workers: [])
+    data = tmp_path / "data"
+    assert main(["serve", "--workers", "2", "--data-dir", str(data), "--embedder", "nope"]) == 1
+    assert "--embedder nope" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("aisearch-local-")] == []
+
+
 def test_workers_need_linux(capsys, monkeypatch):
     monkeypatch.setattr("sys.platform", "darwin")
     assert main(["serve", "--workers", "2"]) == 2
