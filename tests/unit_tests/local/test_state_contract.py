@@ -256,3 +256,8 @@ def test_the_public_rate_limit_counts_in_the_service_state(
     one, _ = services
     limiter = create_app(None, service=one).state.public.limiter
     assert limiter.counters is one.state
+    limiter.clock = lambda: 100.0
+    assert limiter.hit(("instance", "e"), 1, 1000, "fixed") is None
+    assert one.state.hit(("instance", "e"), 1, 1000, "fixed", 100_000.0) == pytest.approx(1.0)
+    with pytest.raises(AttributeError, match="not kept in this process"):
+        limiter._windows  # noqa: B018 (the in-process counters only)
