@@ -8,7 +8,6 @@ converters) and the filterable attributes of an item (:func:`item_attributes`). 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -150,17 +149,15 @@ class InstanceIndex:
         """How many rows are live."""
         return len(self.cids) if self.alive is None else int(np.count_nonzero(self.alive))
 
-    def rows_of(self, cids: Sequence[int]) -> list[int]:
-        """Return the live matrix row of each chunk primary key, -1 when absent (one pass)."""
-        if not cids:
-            return []
+    def rows_of(self, cids: np.ndarray) -> np.ndarray:
+        """Return the live matrix row of each chunk primary key (int64), -1 when absent."""
         want = np.asarray(cids, dtype=np.int64)
         pos = np.searchsorted(self.cids, want)
         found = pos < len(self.cids)
         found[found] = self.cids[pos[found]] == want[found]
         if self.alive is not None:
             found[found] = self.alive[pos[found]]
-        rows: list[int] = np.where(found, pos, -1).tolist()
+        rows: np.ndarray = np.where(found, pos, -1)
         return rows
 
     def row_of(self, cid: int) -> int | None:
