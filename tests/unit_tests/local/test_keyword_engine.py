@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -499,3 +500,18 @@ def test_a_generation_of_another_process_drops_the_index_at_once(svc, monkeypatc
     no_fts5(svc, monkeypatch)
     assert search(svc, inst, "cortado") == ["other.md"]
     assert search(svc, inst, "macchiato") == ["own.md"]
+
+
+def test_tantivy_hits_tie_on_the_lower_chunk_id():
+    # equal texts score equally: the order is the chunk id's, whatever order tantivy found them
+    index = keyword.TantivyIndex()
+    cids = [907, 12, 455, 3, 78, 300, 41]
+    index.add_many([(cid, "espresso grinder burr") for cid in cids])
+    index.add_many([(5, "espresso espresso espresso grinder"), (6, "a teapot")])
+    index.commit()
+    found, scores = index.search(["espresso"], "or", 10)
+    assert found.dtype == np.int64 and scores.dtype == np.float64
+    assert found.tolist() == [5, *sorted(cids)]
+    assert scores[0] > scores[1] and len(set(scores[1:].tolist())) == 1
+    assert index.search(["espresso"], "or", 3)[0].tolist()[0] == 5
+    assert index.search(["nothing"], "or", 10)[0].tolist() == []
