@@ -181,7 +181,9 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int)
     aligned blocks keeps that grouping, so each value equals ``(matrix @ qvec)[row]``.
     """
     n = matrix.shape[0]
-    blocks = np.unique(rows // block)
+    blocks = rows // block  # non-decreasing: each block once
+    if len(blocks) > 1:
+        blocks = blocks[np.r_[True, blocks[1:] != blocks[:-1]]]
     full_rows = (blocks[:, None] * block + np.arange(block)).ravel()
     full_rows = full_rows[full_rows < n]
     sims = matrix[full_rows] @ qvec
@@ -294,7 +296,8 @@ def _pruned_vector(
     q = qvec[nz]
     abs_q = np.abs(q).astype(np.float64)
     l1 = float(abs_q.sum())
-    bound = 4.0 * dim * _EPS * float(np.linalg.norm(qvec)) * cols.max_norm
+    norm = math.sqrt(float(abs_q @ abs_q))  # |qvec| (its zeros add nothing), in float64
+    bound = 4.0 * dim * _EPS * norm * cols.max_norm
     worst = cols.max_norm + float(cols.error[nz].max())
     quant = float(abs_q @ cols.error[nz]) + (len(nz) + 2) * _EPS * l1 * worst
     margin = 2.0 * quant + 2.0 * bound
