@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tantivy
 
 try:
@@ -78,7 +77,6 @@ AUTO_MIN_ROWS = 20_000
 """``auto`` uses tantivy from this many chunks (FTS5 costs about 2-10 ms an ``or`` query at
 100,000, tantivy 0.1 ms), FTS5 below: small instances keep FTS5's scores exactly. Its index is
 built in a background thread while FTS5 answers."""
-_NO_HITS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 _NO_GENERATION = ("", -1)
 """The tag of an instance without a generation (imported, not written since): its first
 write creates one, with a new nonce, and the index is rebuilt."""
@@ -273,23 +271,19 @@ class TantivyIndex:
             parts.append((occur, q))
         return tantivy.Query.boolean_query(parts) if parts else None
 
-    def search(self, terms: Sequence[str], mode: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return the hits' chunk ids (int64) and BM25 scores (float64), best first.
-
-        Ties by ascending id; at most ``limit``.
-        """
+    def search(self, terms: Sequence[str], mode: str, limit: int) -> list[tuple[int, float]]:
+        """Return ``(cid, bm25)`` best first (ties by ascending cid), at most ``limit``."""
         query = self.query(terms, mode)
         if query is None or limit <= 0:
-            return _NO_HITS
+            return []
         searcher = self.index.searcher()
         hits = searcher.search(query, limit, count=False).hits
         if not hits:
-            return _NO_HITS
-        found = searcher.fast_field_values("cid", [addr for _, addr in hits])
-        cids = np.fromiter((cid or 0 for cid in found), dtype=np.int64, count=len(found))
-        scores = np.fromiter((score for score, _ in hits), dtype=np.float64, count=len(hits))
-        order = np.lexsort((cids, -scores))
-        return cids[order], scores[order]
+            return []
+        cids = searcher.fast_field_values("cid", [addr for _, addr in hits])
+        out = [(int(cid or 0), float(score)) for (score, _), cid in zip(hits, cids, strict=True)]
+        out.sort(key=lambda h: (-h[1], h[0]))
+        return out
 
 
 @dataclass
@@ -474,10 +468,8 @@ class KeywordIndexes:
         mode: str,
         limit: int,
         rows: int,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Return the hits (:meth:`TantivyIndex.search`), or None when FTS5 must answer.
-
-        None with ``auto`` while a build runs.
+    ) -> list[tuple[int, float]] | None:
+        """Return the hits, or None when FTS5 must answer (``auto`` while a build runs).
 
         Args:
             inst_pk: The instance.

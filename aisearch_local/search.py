@@ -778,13 +778,15 @@ class Searcher:
             share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
             limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         while True:
-            cids, scores = self.store.keyword_arrays(inst, terms, mode, limit, idx.live_count)
+            found = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
+            cids = np.fromiter((cid for cid, _ in found), dtype=np.int64, count=len(found))
             rows = idx.rows_of(cids)
             keep = rows >= 0
             if allowed is not None:
                 keep &= allowed[np.where(keep, rows, 0)]
             chosen = np.flatnonzero(keep)[:CANDIDATES]
-            if len(chosen) == CANDIDATES or len(cids) < limit or limit >= 1_000_000:
+            if len(chosen) == CANDIDATES or len(found) < limit or limit >= 1_000_000:
+                scores = np.fromiter((bm25 for _, bm25 in found), np.float64, len(found))
                 return _Hits(cids[chosen], scores[chosen], rows[chosen])
             limit *= 10
 

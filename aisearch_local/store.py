@@ -1112,19 +1112,9 @@ class Store:
     ) -> list[tuple[int, float]]:
         """Return ``(cid, bm25)`` best first for quoted ``terms`` joined by ``mode``.
 
-        :meth:`keyword_arrays` as pairs.
-        """
-        cids, scores = self.keyword_arrays(inst, terms, mode, limit, rows)
-        return list(zip(cids.tolist(), scores.tolist(), strict=True))
-
-    def keyword_arrays(
-        self, inst: InstanceRecord, terms: Sequence[str], mode: str, limit: int, rows: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return the ids (int64) and BM25 scores (float64) of ``terms`` joined by ``mode``.
-
-        Best first. tantivy answers ``porter`` instances with engine ``tantivy``, and with
-        ``auto`` those whose ``rows`` (live chunks) reach its threshold, once their index is
-        built; FTS5 answers the others (:meth:`keyword`).
+        tantivy answers ``porter`` instances with engine ``tantivy``, and with ``auto`` those
+        whose ``rows`` (live chunks) reach its threshold, once their index is built; FTS5
+        answers the others (:meth:`keyword`).
         """
         if not self.uses_fts5(inst) and self.keywords.wants(inst.pk, rows):
             hits = self.keywords.search(
@@ -1132,10 +1122,7 @@ class Store:
             )
             if hits is not None:
                 return hits
-        found = self.keyword(inst, fts_expression(terms, mode), limit)
-        cids = np.fromiter((cid for cid, _ in found), dtype=np.int64, count=len(found))
-        scores = np.fromiter((bm25 for _, bm25 in found), dtype=np.float64, count=len(found))
-        return cids, scores
+        return self.keyword(inst, fts_expression(terms, mode), limit)
 
     def keyword_source(
         self, inst_pk: int

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -156,15 +155,15 @@ def test_the_vector_sides_or_query_keeps_the_first_64_terms(svc, inst, monkeypat
     # a pasted document must not turn the default search into a thousand-term FTS5 OR; the
     # keyword side still gets every term (``or`` asked for explicitly is not capped)
     seen: list[tuple[str, list[str]]] = []
-    real = svc.store.keyword_arrays
+    real = svc.store.keyword_hits
 
     def spy(
         record: InstanceRecord, terms: Sequence[str], mode: str, limit: int, rows: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> list[tuple[int, float]]:
         seen.append((mode, list(terms)))
         return real(record, terms, mode, limit, rows)
 
-    monkeypatch.setattr(svc.store, "keyword_arrays", spy)
+    monkeypatch.setattr(svc.store, "keyword_hits", spy)
     query = " ".join(f"word{i}" for i in range(200)) + " moka"
     assert search(svc, inst, query)  # hybrid, and
     (_, and_terms), (_, or_terms) = sorted(seen, key=lambda e: e[0] == "and", reverse=True)
