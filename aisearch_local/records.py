@@ -8,6 +8,7 @@ converters) and the filterable attributes of an item (:func:`item_attributes`). 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -149,14 +150,16 @@ class InstanceIndex:
         """How many rows are live."""
         return len(self.cids) if self.alive is None else int(np.count_nonzero(self.alive))
 
-    def rows_of(self, cids: np.ndarray) -> np.ndarray:
+    def rows_of(self, cids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Return the live matrix row of each chunk primary key (int64), -1 when absent."""
         want = np.asarray(cids, dtype=np.int64)
+        if len(self.cids) == 0:
+            return np.full(len(want), -1, dtype=np.int64)
         pos = np.searchsorted(self.cids, want)
-        found = pos < len(self.cids)
-        found[found] = self.cids[pos[found]] == want[found]
+        np.minimum(pos, len(self.cids) - 1, out=pos)  # past the end: compared, never equal
+        found = self.cids[pos] == want
         if self.alive is not None:
-            found[found] = self.alive[pos[found]]
+            found &= self.alive[pos]
         rows: np.ndarray = np.where(found, pos, -1)
         return rows
 

@@ -498,27 +498,38 @@ def _ranked(
     (only a damaged row's) ranks last in the blend.
     """
     vcids = idx.cids[vector[0]] if vector is not None else _NO_HITS.cids
-    parts = [h for h in (hits, lexical) if h is not None]
-    every = np.concatenate([vcids, *(h.cids for h in parts)])
-    order = every.argsort(kind="stable")
-    every = every[order]
-    first = np.ones(len(every), dtype=bool)
-    np.not_equal(every[1:], every[:-1], out=first[1:])  # one candidate per chunk id
-    cids = every[first]
-    n = len(cids)
-    # cid, row, vector_rank, keyword_rank / vector_score, keyword_score, score
-    ints = np.zeros((4, n), dtype=np.int64)
-    floats = np.zeros((3, n))
-    ints[0] = cids
-    ints[1] = np.concatenate(
-        [vector[0] if vector is not None else _NO_HITS.rows, *(h.rows for h in parts)]
-    )[order[first]]
-    if vector is not None:
+    if hits is None or vector is None:  # one side: its ids are the candidates', once each
+        one = hits if vector is None else _Hits(vcids, vector[1], vector[0])
+        assert one is not None
+        n = len(one.cids)
+        ints = np.empty((4, n), dtype=np.int64)
+        floats = np.zeros((3, n))
+        ints[0], ints[1] = one.cids, one.rows
+        ranks = np.arange(1, n + 1)
+        if vector is None:
+            ints[2], ints[3] = 0, ranks
+            floats[1] = one.scores
+        else:
+            ints[2], ints[3] = ranks, 0
+            # (1 + sim) / 2 in the dtype of the similarities (float32), as per element
+            floats[0] = (1.0 + vector[1]) / 2.0
+    else:
+        parts = [hits] if lexical is None or lexical is hits else [hits, lexical]
+        every = np.concatenate([vcids, *(h.cids for h in parts)])
+        order = every.argsort(kind="stable")
+        every = every[order]
+        first = np.ones(len(every), dtype=bool)
+        np.not_equal(every[1:], every[:-1], out=first[1:])  # one candidate per chunk id
+        cids = every[first]
+        n = len(cids)
+        # cid, row, vector_rank, keyword_rank / vector_score, keyword_score, score
+        ints = np.zeros((4, n), dtype=np.int64)
+        floats = np.zeros((3, n))
+        ints[0] = cids
+        ints[1] = np.concatenate([vector[0], *(h.rows for h in parts)])[order[first]]
         pos = cids.searchsorted(vcids)
-        # (1 + sim) / 2 in the dtype of the similarities (float32), as per element
-        floats[0, pos] = (1.0 + vector[1]) / 2.0
+        floats[0, pos] = (1.0 + vector[1]) / 2.0  # as above
         ints[2, pos] = np.arange(1, len(pos) + 1)
-    if hits is not None:
         pos = cids.searchsorted(hits.cids)
         floats[1, pos] = hits.scores
         ints[3, pos] = np.arange(1, len(pos) + 1)
@@ -530,12 +541,12 @@ def _ranked(
             dots = np.matmul(extra[:, None, :], qvec[:, None])[:, 0, 0]
             floats[0, missing] = (1.0 + dots.astype(np.float64)) / 2.0
         bm25 = np.zeros(n)
-        bm25[cids.searchsorted(lexical.cids)] = lexical.scores
+        bm25[ints[0].searchsorted(lexical.cids)] = lexical.scores
         best = float(lexical.scores.max()) if len(lexical.scores) else 0.0
         blended = LEXICAL_WEIGHT * bm25 / (best or 1.0) + (1.0 - LEXICAL_WEIGHT) * floats[0]
         key = np.negative(blended, out=blended)
         key[np.isnan(key)] = np.inf
-        top = np.lexsort((cids, key))[:CANDIDATES]
+        top = np.lexsort((ints[0], key))[:CANDIDATES]
         ints[2] = 0
         ints[2, top] = np.arange(1, len(top) + 1)
         keep = (ints[2] > 0) | (ints[3] > 0)
@@ -779,15 +790,21 @@ class Searcher:
             limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
         while True:
             found = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
-            cids = np.fromiter((cid for cid, _ in found), dtype=np.int64, count=len(found))
-            rows = idx.rows_of(cids)
-            keep = rows >= 0
-            if allowed is not None:
-                keep &= allowed[np.where(keep, rows, 0)]
-            chosen = np.flatnonzero(keep)[:CANDIDATES]
-            if len(chosen) == CANDIDATES or len(found) < limit or limit >= 1_000_000:
-                scores = np.fromiter((bm25 for _, bm25 in found), np.float64, len(found))
-                return _Hits(cids[chosen], scores[chosen], rows[chosen])
+            rows = idx.rows_of([cid for cid, _ in found]).tolist()
+            kept = [
+                (cid, bm25, row)
+                for (cid, bm25), row in zip(found, rows, strict=True)
+                if row >= 0 and (allowed is None or allowed[row])
+            ][:CANDIDATES]
+            if len(kept) == CANDIDATES or len(found) < limit or limit >= 1_000_000:
+                if not kept:
+                    return _NO_HITS
+                cids, scores, at = zip(*kept, strict=True)
+                return _Hits(
+                    np.array(cids, dtype=np.int64),
+                    np.array(scores, dtype=np.float64),
+                    np.array(at, dtype=np.int64),
+                )
             limit *= 10
 
     @staticmethod
