@@ -150,17 +150,17 @@ class InstanceIndex:
         """How many rows are live."""
         return len(self.cids) if self.alive is None else int(np.count_nonzero(self.alive))
 
-    def rows_of(self, cids: Sequence[int]) -> list[int]:
-        """Return the live matrix row of each chunk primary key, -1 when absent (one pass)."""
-        if not cids:
-            return []
+    def rows_of(self, cids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Return the live matrix row of each chunk primary key (int64), -1 when absent."""
         want = np.asarray(cids, dtype=np.int64)
+        if len(self.cids) == 0:
+            return np.full(len(want), -1, dtype=np.int64)
         pos = np.searchsorted(self.cids, want)
-        found = pos < len(self.cids)
-        found[found] = self.cids[pos[found]] == want[found]
+        np.minimum(pos, len(self.cids) - 1, out=pos)  # past the end: compared, never equal
+        found = self.cids[pos] == want
         if self.alive is not None:
-            found[found] = self.alive[pos[found]]
-        rows: list[int] = np.where(found, pos, -1).tolist()
+            found &= self.alive[pos]
+        rows: np.ndarray = np.where(found, pos, -1)
         return rows
 
     def row_of(self, cid: int) -> int | None:

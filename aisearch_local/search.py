@@ -181,7 +181,9 @@ def _rescore(matrix: np.ndarray, rows: np.ndarray, qvec: np.ndarray, block: int)
     aligned blocks keeps that grouping, so each value equals ``(matrix @ qvec)[row]``.
     """
     n = matrix.shape[0]
-    blocks = np.unique(rows // block)
+    blocks = rows // block  # non-decreasing: each block once
+    if len(blocks) > 1:
+        blocks = blocks[np.r_[True, blocks[1:] != blocks[:-1]]]
     full_rows = (blocks[:, None] * block + np.arange(block)).ravel()
     full_rows = full_rows[full_rows < n]
     sims = matrix[full_rows] @ qvec
@@ -294,7 +296,8 @@ def _pruned_vector(
     q = qvec[nz]
     abs_q = np.abs(q).astype(np.float64)
     l1 = float(abs_q.sum())
-    bound = 4.0 * dim * _EPS * float(np.linalg.norm(qvec)) * cols.max_norm
+    norm = math.sqrt(float(abs_q @ abs_q))  # |qvec| (its zeros add nothing), in float64
+    bound = 4.0 * dim * _EPS * norm * cols.max_norm
     worst = cols.max_norm + float(cols.error[nz].max())
     quant = float(abs_q @ cols.error[nz]) + (len(nz) + 2) * _EPS * l1 * worst
     margin = 2.0 * quant + 2.0 * bound
@@ -429,6 +432,149 @@ def _fuse(cands: Collection[_Candidate], opts: ResolvedOptions) -> None:
             cand.score = rrf / top
 
 
+@dataclass(frozen=True, slots=True)
+class _Hits:
+    """Keyword hits, best first: chunk ids, BM25 scores (float64) and matrix rows, aligned."""
+
+    cids: np.ndarray
+    scores: np.ndarray
+    rows: np.ndarray
+
+
+_NO_HITS = _Hits(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int64))
+
+
+class _Ranking:
+    """Fused candidates, best first (ties: lower id), as arrays; objects made on demand.
+
+    ``ints`` holds the rows ``cid, row, vector_rank, keyword_rank`` (rank 0: none), ``floats``
+    ``vector_score, keyword_score, score``, one column per candidate.
+    """
+
+    __slots__ = ("floats", "has_vector", "ints", "item_pks")
+
+    def __init__(
+        self, ints: np.ndarray, floats: np.ndarray, item_pks: np.ndarray, has_vector: bool
+    ) -> None:
+        self.ints = ints
+        self.floats = floats
+        self.item_pks = item_pks
+        self.has_vector = has_vector
+
+    def __len__(self) -> int:
+        return int(self.ints.shape[1])
+
+    def candidates(self, limit: int | None = None) -> list[_Candidate]:
+        """The first ``limit`` (default: all) as :class:`_Candidate` objects."""
+        cids, rows, vranks, kranks = self.ints[:, :limit].tolist()
+        vscores, kscores, scores = self.floats[:, :limit].tolist()
+        pks = self.item_pks[rows].tolist()
+        has_v = self.has_vector
+        return [
+            _Candidate(
+                row, cid, pk, vs if has_v else None, vr or None, ks if kr else None, kr or None, sc
+            )
+            for cid, row, pk, vs, vr, ks, kr, sc in zip(
+                cids, rows, pks, vscores, vranks, kscores, kranks, scores, strict=True
+            )
+        ]
+
+
+def _ranked(
+    idx: InstanceIndex,
+    qvec: np.ndarray | None,
+    vector: tuple[np.ndarray, np.ndarray] | None,
+    hits: _Hits | None,
+    lexical: _Hits | None,
+    opts: ResolvedOptions,
+) -> _Ranking:
+    """The candidates of both sides, fused, past ``match_threshold``, best first (ties: lower id).
+
+    What :func:`blend_vector_side` and :func:`_fuse` compute over :class:`_Candidate` objects,
+    computed over arrays (the same float64 operations, so the same values), a few operations
+    per search instead of a few per candidate: ``vector`` is the vector side's ``(rows,
+    similarities)``, best first; ``hits`` the keyword side's; ``lexical`` hybrid's ``or`` hits
+    (its vector side is the blend of the two). A candidate whose vector score is not a number
+    (only a damaged row's) ranks last in the blend.
+    """
+    vcids = idx.cids[vector[0]] if vector is not None else _NO_HITS.cids
+    if hits is None or vector is None:  # one side: its ids are the candidates', once each
+        one = hits if vector is None else _Hits(vcids, vector[1], vector[0])
+        assert one is not None
+        n = len(one.cids)
+        ints = np.empty((4, n), dtype=np.int64)
+        floats = np.zeros((3, n))
+        ints[0], ints[1] = one.cids, one.rows
+        ranks = np.arange(1, n + 1)
+        if vector is None:
+            ints[2], ints[3] = 0, ranks
+            floats[1] = one.scores
+        else:
+            ints[2], ints[3] = ranks, 0
+            # (1 + sim) / 2 in the dtype of the similarities (float32), as per element
+            floats[0] = (1.0 + vector[1]) / 2.0
+    else:
+        parts = [hits] if lexical is None or lexical is hits else [hits, lexical]
+        every = np.concatenate([vcids, *(h.cids for h in parts)])
+        order = every.argsort(kind="stable")
+        every = every[order]
+        first = np.ones(len(every), dtype=bool)
+        np.not_equal(every[1:], every[:-1], out=first[1:])  # one candidate per chunk id
+        cids = every[first]
+        n = len(cids)
+        # cid, row, vector_rank, keyword_rank / vector_score, keyword_score, score
+        ints = np.zeros((4, n), dtype=np.int64)
+        floats = np.zeros((3, n))
+        ints[0] = cids
+        ints[1] = np.concatenate([vector[0], *(h.rows for h in parts)])[order[first]]
+        pos = cids.searchsorted(vcids)
+        floats[0, pos] = (1.0 + vector[1]) / 2.0  # as above
+        ints[2, pos] = np.arange(1, len(pos) + 1)
+        pos = cids.searchsorted(hits.cids)
+        floats[1, pos] = hits.scores
+        ints[3, pos] = np.arange(1, len(pos) + 1)
+    if lexical is not None and n:  # hybrid: its vector side is the blend (see blend_vector_side)
+        assert qvec is not None
+        missing = ints[2] == 0
+        if missing.any():  # a keyword-only candidate: BLAS ``sdot`` per row, as ``ndarray.dot``
+            extra = idx.matrix[ints[1, missing]]
+            dots = np.matmul(extra[:, None, :], qvec[:, None])[:, 0, 0]
+            floats[0, missing] = (1.0 + dots.astype(np.float64)) / 2.0
+        bm25 = np.zeros(n)
+        bm25[ints[0].searchsorted(lexical.cids)] = lexical.scores
+        best = float(lexical.scores.max()) if len(lexical.scores) else 0.0
+        blended = LEXICAL_WEIGHT * bm25 / (best or 1.0) + (1.0 - LEXICAL_WEIGHT) * floats[0]
+        key = np.negative(blended, out=blended)
+        key[np.isnan(key)] = np.inf
+        top = np.lexsort((ints[0], key))[:CANDIDATES]
+        ints[2] = 0
+        ints[2, top] = np.arange(1, len(top) + 1)
+        keep = (ints[2] > 0) | (ints[3] > 0)
+        ints, floats = ints[:, keep], floats[:, keep]
+    kind = opts.retrieval_type
+    vscore, kscore, score = floats
+    if kind == "vector":
+        score[:] = vscore
+    else:
+        best_kw = float(kscore.max()) if len(kscore) else 0.0
+        by_kw = kscore / (best_kw or 1.0)
+        if kind == "keyword":
+            score[:] = by_kw
+        elif opts.fusion_method == "max":  # Python's max(a, b): b only when b > a
+            np.copyto(score, np.where(by_kw > vscore, by_kw, vscore))
+        else:
+            vrank, krank = ints[2:]
+            rrf = np.where(vrank > 0, 1.0 / (RRF_K + vrank), 0.0)
+            rrf += np.where(krank > 0, 1.0 / (RRF_K + krank), 0.0)
+            np.divide(rrf, 2.0 / (RRF_K + 1), out=score)
+    if kind != "keyword":
+        passed = vscore >= opts.match_threshold
+        if not passed.all():
+            ints, floats = ints[:, passed], floats[:, passed]
+    order = np.lexsort((ints[0], -floats[2]))
+    return _Ranking(ints[:, order], floats[:, order], idx.item_pks, kind != "keyword")
+
+
 class Searcher:
     """Runs the retrieval pipeline over a :class:`Store` with one embedder.
 
@@ -505,12 +651,11 @@ class Searcher:
             allowed = self.filter_rows(inst, idx, opts.predicate)
             if not allowed.any():
                 return []
-        cands: dict[int, _Candidate] = {}
         use_vector = opts.retrieval_type in ("vector", "hybrid")
         use_keyword = opts.retrieval_type in ("keyword", "hybrid")
         mode = opts.keyword_match_mode
-        keyword_hits: Future[list[tuple[int, float, int]]] | None = None
-        lexical_hits: Future[list[tuple[int, float, int]]] | None = None
+        keyword_hits: Future[_Hits] | None = None
+        lexical_hits: Future[_Hits] | None = None
         if use_keyword and use_vector and side_by_side and self._fts5_answers(inst, idx):
             # FTS5 (sqlite3) and the numpy product both release the GIL: run them side by side
             keyword_hits = _POOL.submit(self._keyword, inst, idx, query, mode, allowed)
@@ -518,59 +663,31 @@ class Searcher:
                 lexical_hits = _POOL.submit(
                     self._keyword, inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS
                 )
+        vector: tuple[np.ndarray, np.ndarray] | None = None
         if use_vector:
             if qvec is None:  # the instance had no chunk a moment ago, in search()
                 qvec = self.embed_query(query)
-            rows, sims = self._vector(inst, idx, qvec, allowed)
-            # one numpy operation each instead of one per row: (1 + sim) / 2 in the dtype of
-            # ``sims`` (NumPy 2 keeps a Python float "weak"), the same value as per element
-            vscores = ((1.0 + sims) / 2.0).tolist()
-            cids, pks = idx.cids[rows].tolist(), idx.item_pks[rows].tolist()
-            for rank, (row, cid, pk, score) in enumerate(
-                zip(rows.tolist(), cids, pks, vscores, strict=True), start=1
-            ):
-                cands[cid] = _Candidate(row, cid, pk, score, rank)
-        hits: list[tuple[int, float, int]] = []
+            vector = self._vector(inst, idx, qvec, allowed)
+        hits: _Hits | None = None
         if use_keyword:
             hits = (
                 keyword_hits.result()
                 if keyword_hits is not None
                 else self._keyword(inst, idx, query, mode, allowed)
             )
-            for rank, (cid, bm25, row) in enumerate(hits, 1):
-                cand = cands.get(cid)
-                if cand is None:
-                    cand = cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
-                cand.keyword_score = bm25
-                cand.keyword_rank = rank
+        lexical: _Hits | None = None
         if opts.retrieval_type == "hybrid":
-            assert qvec is not None  # use_vector embeds it
             if lexical_hits is not None:
                 lexical = lexical_hits.result()
             elif mode != "or":  # the vector side's lexical half (see blend_vector_side)
                 lexical = self._keyword(inst, idx, query, "or", allowed, LEXICAL_MAX_TERMS)
             else:
                 lexical = hits
-            for cid, _, row in lexical:
-                if cid not in cands:
-                    cands[cid] = _Candidate(row, cid, int(idx.item_pks[row]))
-            matrix = idx.matrix
-            for cand in cands.values():
-                cand.vector_rank = None
-                if cand.vector_score is None:  # ``.dot``: the same BLAS dot as ``@``, called faster
-                    cand.vector_score = float((1.0 + float(matrix[cand.row].dot(qvec))) / 2.0)
-            scores = {cid: c.vector_score or 0.0 for cid, c in cands.items()}
-            ranked_ids = blend_vector_side(scores, [(cid, bm25) for cid, bm25, _ in lexical])
-            for rank, cid in enumerate(ranked_ids, 1):
-                cands[cid].vector_rank = rank
-            cands = {cid: c for cid, c in cands.items() if c.vector_rank or c.keyword_rank}
-        if not cands:
+        ranking = _ranked(idx, qvec, vector, hits, lexical, opts)
+        if not len(ranking):
             return []
-        _fuse(cands.values(), opts)
-        ranked = list(cands.values())
-        if use_vector:
-            ranked = [c for c in ranked if (c.vector_score or 0.0) >= opts.match_threshold]
         if opts.boost_by or opts.reranking:
+            ranked = ranking.candidates()
             items = self.store.items_by_pk({c.item_pk for c in ranked})
             ranked = [c for c in ranked if c.item_pk in items]  # an item deleted meanwhile
             if opts.boost_by:
@@ -580,8 +697,10 @@ class Searcher:
             # a write committed since the index was read may have deleted some rows: skip them
             ranked = [c for c in ranked if c.cid in chunks_by_cid]
         else:  # the order needs no item: read item and text for the returned rows only
-            ranked.sort(key=lambda c: (-c.score, c.cid))
-            ranked, chunks_by_cid, items = self._with_rows(ranked, opts.max_num_results)
+            n = opts.max_num_results
+            ranked, chunks_by_cid, items = self._with_rows(ranking.candidates(n), n)
+            if len(ranked) < n < len(ranking):  # a chunk deleted since the index was read
+                ranked, chunks_by_cid, items = self._with_rows(ranking.candidates(), n)
         if opts.reranking and ranked:
             texts = [chunks_by_cid[c.cid].text for c in ranked]
             for cand, rs in zip(ranked, rerank_scores(query, texts), strict=True):
@@ -659,28 +778,33 @@ class Searcher:
         mode: str,
         allowed: np.ndarray | None,
         max_terms: int | None = None,
-    ) -> list[tuple[int, float, int]]:
+    ) -> _Hits:
+        """The keyword hits (live rows in ``allowed``), best first, at most :data:`CANDIDATES`."""
         trigram = (inst.config.get("indexing_options") or {}).get("keyword_tokenizer") == "trigram"
         terms = keyword_terms(query, trigram=trigram)[:max_terms]
         if not terms:
-            return []
+            return _NO_HITS
         limit = CANDIDATES
         if allowed is not None:  # enough hits for CANDIDATES to pass the filter, usually
             share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-6)
             limit = min(max(CANDIDATES * 10, int(2 * CANDIDATES / share)), 1_000_000)
-        out: list[tuple[int, float, int]] = []
         while True:
-            hits = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
-            out = []
-            rows = idx.rows_of([cid for cid, _ in hits])
-            for (cid, bm25), row in zip(hits, rows, strict=True):
-                if row < 0 or (allowed is not None and not allowed[row]):
-                    continue
-                out.append((cid, bm25, row))
-                if len(out) == CANDIDATES:
-                    return out
-            if len(hits) < limit or limit >= 1_000_000:
-                return out
+            found = self.store.keyword_hits(inst, terms, mode, limit, idx.live_count)
+            rows = idx.rows_of([cid for cid, _ in found]).tolist()
+            kept = [
+                (cid, bm25, row)
+                for (cid, bm25), row in zip(found, rows, strict=True)
+                if row >= 0 and (allowed is None or allowed[row])
+            ][:CANDIDATES]
+            if len(kept) == CANDIDATES or len(found) < limit or limit >= 1_000_000:
+                if not kept:
+                    return _NO_HITS
+                cids, scores, at = zip(*kept, strict=True)
+                return _Hits(
+                    np.array(cids, dtype=np.int64),
+                    np.array(scores, dtype=np.float64),
+                    np.array(at, dtype=np.int64),
+                )
             limit *= 10
 
     @staticmethod

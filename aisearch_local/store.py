@@ -202,6 +202,8 @@ class Store:
         self._readers_lock = threading.Lock()
         self._versions: dict[int, int] = {}
         self._indexes: dict[int, InstanceIndex] = {}
+        # each instance's generation as read at a stamp (see _checked_generation)
+        self._gens: dict[int, tuple[tuple[int, int], tuple[str, int] | None]] = {}
         self._tables: dict[int, VectorTable] = {}
         self._pending: dict[int, dict[int, VectorChange]] = {}
         # the generations of this process's writes under way (committed or about to be, their
@@ -312,24 +314,25 @@ class Store:
             if self.data_dir is not None:
                 vectors.remove_head(self._vector_dir(inst_pk))
 
-    def _sync_external(self) -> None:
+    def _sync_external(self) -> bool:
         """Drop every cache when another process (``aisearch-local ingest``) wrote the file.
 
         ``PRAGMA data_version`` changes on a connection when *another* connection committed, so
         it is read on the writer, the only connection of this process that commits. While the
         writer is busy with a transaction the check is skipped (a search never waits for a
-        write); the next read after that transaction makes it.
+        write); the next read after that transaction makes it. Returns whether it checked.
         """
         if not self._lock.acquire(blocking=False):
-            return
+            return False
         try:
             if self._closed:
-                return
+                return False
             dv = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
             if dv != self._data_version:
                 self._data_version = dv
                 self._external += 1
                 self._indexes.clear()
+            return True
         finally:
             self._lock.release()
 
@@ -383,6 +386,22 @@ class Store:
     def _generation(self, inst_pk: int) -> tuple[str, int] | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (f"vectors:{inst_pk}",))
         return vectors.parse_generation(rows[0][0]) if rows else None
+
+    def _checked_generation(self, inst_pk: int) -> tuple[str, int] | None:
+        """:meth:`_generation`, read once per commit (after a :meth:`_sync_external` that checked).
+
+        The generation only changes in a committed transaction: this process's (counted in
+        ``_commits`` once committed) or another's (counted in ``_external`` by the check). The
+        stamp is read before the row: a commit in between changes the next stamp, so a cached
+        value is never older than its stamp.
+        """
+        stamp = (self._commits, self._external)
+        cached = self._gens.get(inst_pk)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        info = self._generation(inst_pk)
+        self._gens[inst_pk] = (stamp, info)
+        return info
 
     @contextmanager
     def _writing(self, inst_pk: int) -> Iterator[None]:
@@ -1040,8 +1059,9 @@ class Store:
         ingest``, another ``serve --workers`` worker) it is loaded from its file when that is
         current, else rebuilt from SQLite.
         """
-        version = self.version(inst.pk)
-        info = self._generation(inst.pk)
+        checked = self._sync_external()
+        version = self._versions.get(inst.pk, 0) + self._external * 1_000_000
+        info = self._checked_generation(inst.pk) if checked else self._generation(inst.pk)
         nonce, gen = info if info else ("", 0)
         with self._vlock:
             table = self._tables.get(inst.pk)

@@ -521,3 +521,18 @@ def test_a_generation_of_another_process_drops_the_index_at_once(svc, monkeypatc
     no_fts5(svc, monkeypatch)
     assert search(svc, inst, "cortado") == ["other.md"]
     assert search(svc, inst, "macchiato") == ["own.md"]
+
+
+def test_tantivy_hits_tie_on_the_lower_chunk_id():
+    # equal texts score equally: the order is the chunk id's, whatever order tantivy found them
+    index = keyword.TantivyIndex()
+    cids = [907, 12, 455, 3, 78, 300, 41]
+    index.add_many([(cid, "espresso grinder burr") for cid in cids])
+    index.add_many([(5, "espresso espresso espresso grinder"), (6, "a teapot")])
+    index.commit()
+    hits = index.search(["espresso"], "or", 10)
+    assert [cid for cid, _ in hits] == [5, *sorted(cids)]
+    scores = [score for _, score in hits]
+    assert scores[0] > scores[1] and len(set(scores[1:])) == 1
+    assert index.search(["espresso"], "or", 3)[0][0] == 5
+    assert index.search(["nothing"], "or", 10) == []

@@ -135,3 +135,44 @@ def test_a_worker_stopping_saves_no_graph_of_an_instance_another_one_deleted(
         b.close()  # b holds both graphs: it saves the kept one only
     names = {p.name.split(".")[0] for p in (tmp_path / "data" / "ann").iterdir()}
     assert names == {str(kept.pk)}
+
+
+def test_the_generation_is_read_once_per_commit_of_any_process(
+    pair: tuple[LocalService, LocalService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a search reads the instance's generation from SQLite only when something was committed
+    # since (by this process or another); while this process's writer is busy it always reads
+    a, b = pair
+    inst = a.create_instance("default", {"id": "docs"})
+    a.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
+    reads: list[int] = []
+    real = a.store._generation
+
+    def counted(inst_pk: int) -> Any:
+        reads.append(inst_pk)
+        return real(inst_pk)
+
+    monkeypatch.setattr(a.store, "_generation", counted)
+    a.store.index(inst)
+    a.store.index(inst)
+    assert len(reads) == 1
+    a.index_document(inst, key="mine.md", data=b"Quokkas smile.", metadata={})  # own commit
+    assert _keys(a, inst, "quokkas smile", "vector")[:1] == ["mine.md"]
+    reads.clear()
+    b.index_document(  # another process's commit
+        b.require_instance("default", "docs"),
+        key="theirs.md",
+        data=b"Zeppelins hum softly.",
+        metadata={},
+    )
+    assert _keys(a, inst, "zeppelins hum softly", "vector")[:1] == ["theirs.md"]
+    assert _keys(a, inst, "zeppelins hum softly", "vector")[:1] == ["theirs.md"]
+    assert len([pk for pk in reads if pk == inst.pk]) >= 1
+    reads.clear()
+    with a.store._lock:  # as during a write of this process: no stamp to trust
+        done = threading.Event()
+        threading.Thread(target=lambda: (a.store.index(inst), done.set())).start()
+        assert done.wait(10)
+    assert reads == [inst.pk]
+    a.store.index(inst)  # the writer is free again: the stamp cached before still holds
+    assert reads == [inst.pk]

@@ -13,6 +13,7 @@ from aisearch_local.embed import HashingEmbedder
 from aisearch_local.search import (
     _exact_on_probe,
     _pruned_vector,
+    _rescore,
     _sparse_columns,
     vector_candidates,
 )
@@ -339,3 +340,23 @@ def test_approx_scores_equal_one_product_of_the_gathered_codes(k):
         [weights @ codes[nz, lo : lo + rows].astype(np.float32) for lo in range(0, n, rows)]
     )
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 700),
+    share=st.floats(0.0, 1.0),
+    block=st.sampled_from([4, 8, 16]),
+)
+def test_rescoring_multiplies_each_block_of_the_rows_once(seed, n, share, block):
+    # rows close together share a block, rows far apart do not, runs of rows span blocks
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((n, 48)).astype(np.float32)
+    qvec = rng.standard_normal(48).astype(np.float32)
+    rows = np.flatnonzero(rng.random(n) < share * share)
+    blocks = np.unique(rows // block)  # the definition: every aligned block holding a row
+    full = (blocks[:, None] * block + np.arange(block)).ravel()
+    full = full[full < n]
+    want = (matrix[full] @ qvec)[np.searchsorted(full, rows)]
+    assert np.array_equal(_rescore(matrix, rows, qvec, block), want)

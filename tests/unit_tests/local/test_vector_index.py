@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aisearch_local import vectors
 from aisearch_local.options import resolve_options
+from aisearch_local.records import InstanceIndex
 from aisearch_local.service import LocalService
 from aisearch_local.store import DB_FILENAME, NewChunk, Store
 
@@ -345,3 +348,19 @@ def test_the_index_of_a_deleted_instance_is_empty(svc):
     svc.delete_instance(inst)
     assert len(svc.store.index(inst).cids) == 0
     assert _keys(svc, inst, "coffee") == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cids=st.lists(st.integers(0, 60), max_size=30, unique=True),
+    dead=st.sets(st.integers(0, 29)),
+    asked=st.lists(st.integers(-3, 70), max_size=40),
+)
+def test_rows_of_finds_each_live_chunks_row_and_nothing_else(cids, dead, asked):
+    ordered = np.asarray(sorted(cids), dtype=np.int64)
+    alive = np.asarray([i not in dead for i in range(len(ordered))]) if dead else None
+    idx = InstanceIndex(1, np.zeros((len(ordered), 4), np.float32), ordered, ordered, alive)
+    where = {int(c): i for i, c in enumerate(ordered) if alive is None or alive[i]}
+    got = idx.rows_of(np.asarray(asked, dtype=np.int64))
+    assert got.dtype == np.int64
+    assert got.tolist() == [where.get(c, -1) for c in asked]
