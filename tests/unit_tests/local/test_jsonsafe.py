@@ -147,6 +147,62 @@ def test_lenient_reads_replace_what_cannot_be_served():
     assert loads_lenient(None, {}) == {}
 
 
+_odd_texts = st.sampled_from(
+    [
+        '{"a": 1e400}',
+        '{"a": -1E+309}',
+        '{"a": 18e307}',
+        '{"a": 1' + "0" * 320 + ".5}",
+        '{"a": 1' + "0" * 250 + "e99}",
+        '{"a": 1e-400}',
+        '{"a": "\\uD800"}',
+        '{"a": "\\ud83d\\ude00"}',
+        '{"a": -Infinity, "b": NaN}',
+        "[" * 70 + "]" * 70,
+        "[" * 64 + "]" * 64,
+        '{"d": 1' + "0" * 5000 + "}",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(
+    json_values.flatmap(
+        lambda v: st.sampled_from(
+            [json.dumps(v, allow_nan=True), json.dumps(v, allow_nan=True, ensure_ascii=False)]
+        )
+    )
+    | _odd_texts
+)
+def test_lenient_reads_equal_sanitize_of_the_parse(text):
+    """Skipping sanitize() for a plain text changes no value read (types included)."""
+
+    def big_int(digits):
+        try:
+            return int(digits)
+        except ValueError:
+            return None
+
+    try:
+        expected = sanitize(json.loads(text, parse_int=big_int))
+    except RecursionError:
+        return
+    assert repr(loads_lenient(text, "default")) == repr(expected)
+    raw = text.encode("utf-8", "surrogatepass")  # bytes are read as json.loads reads them
+    assert repr(loads_lenient(raw, "default")) == repr(sanitize(json.loads(raw, parse_int=big_int)))
+
+
+def test_lenient_reads_of_stored_json_skip_the_sanitize_copy(monkeypatch):
+    """What dumps_strict stored (ASCII, finite) is parsed only: no sanitize() walk and copy."""
+
+    def walk(value, _depth=1):
+        raise AssertionError("sanitize() called on a plain stored value")
+
+    monkeypatch.setattr("aisearch_local.jsonsafe.sanitize", walk)
+    value = {"group": "g1", "rating": 1.5, "note": "é ☃", "tags": [1, None], "tiny": 1e-300}
+    assert loads_lenient(dumps_strict(value), {}) == value
+
+
 def test_sanitize_cuts_deep_nesting_and_keeps_pairs():
     deep: list = []
     node = deep
