@@ -31,6 +31,7 @@ import logging
 import math
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 from aisearch_local.errors import ValidationError
@@ -47,6 +48,7 @@ __all__ = [
     "dumps_strict",
     "loads_lenient",
     "loads_strict",
+    "render_wire",
     "sanitize",
     "scrub_text",
 ]
@@ -316,18 +318,63 @@ def dumps_safe(value: Any, **kwargs: Any) -> str:
 # arguments makes one per call); tests/unit_tests/local/test_jsonsafe.py checks they agree
 _WIRE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
+# orjson writes what _WIRE writes, about ten times faster (a 10-chunk search answer: 4 us
+# against 50), except: a float in [1e-9, 1e-4) (orjson 1e-6 and 0.00001, json 1e-06 and
+# 1e-05), NaN and infinities (orjson null, json refuses them), and what orjson refuses (an
+# integer past 64 bits, a lone surrogate, a key that is not a str, nesting past 255, a
+# subclass of str, int, float, dict or list: passed through to its missing default).
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+def _orjson_may_differ(out: bytes) -> bool:
+    """Whether ``out`` (orjson's) may differ from what ``_WIRE`` writes for the same value.
+
+    It may when it holds ``null`` (perhaps a NaN), ``0.0000`` (a float below 1e-4) or an
+    ``e-`` followed by one digit and the end of the number (``1e-6``; json writes ``1e-06``).
+    Text holding these goes the slow way too, which is only slower.
+    """
+    if b"null" in out or b"0.0000" in out:
+        return True
+    i = out.find(b"e-")
+    while i >= 0:
+        if out[i + 2 : i + 3].isdigit() and out[i + 3 : i + 4] in (b",", b"]", b"}"):
+            return True
+        i = out.find(b"e-", i + 2)
+    return False
+
+
+def render_wire(content: Any) -> bytes:
+    """``content`` as starlette's ``JSONResponse`` renders it, byte for byte; never raises on data.
+
+    orjson first; when its bytes may differ from json's (:func:`_orjson_may_differ`) or it
+    refuses the value, the json encoder; when that fails (a NaN, a lone surrogate, nesting
+    past the recursion limit), :func:`sanitize` of the content.
+    """
+    try:
+        out = orjson.dumps(content, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        pass
+    else:
+        if not _orjson_may_differ(out):
+            return out
+    try:
+        return _WIRE.encode(content).encode("utf-8")
+    except (ValueError, RecursionError):
+        logger.warning("response held values JSON cannot carry; sent them sanitised")
+        return _WIRE.encode(sanitize(content)).encode("utf-8")
+
 
 class SafeJSONResponse(JSONResponse):
     """A :class:`~starlette.responses.JSONResponse` that cannot fail on the data it carries.
 
-    It renders exactly as starlette does; when that fails (a NaN, a lone surrogate, nesting
-    past the recursion limit), it renders :func:`sanitize` of the content instead.
+    It renders exactly as starlette does (:func:`render_wire`); when that fails (a NaN, a lone
+    surrogate, nesting past the recursion limit), it renders :func:`sanitize` of the content.
     """
 
     def render(self, content: Any) -> bytes:
         """Render the content as UTF-8 JSON, sanitising it when needed."""
-        try:
-            return _WIRE.encode(content).encode("utf-8")
-        except (ValueError, RecursionError):
-            logger.warning("response held values JSON cannot carry; sent them sanitised")
-            return _WIRE.encode(sanitize(content)).encode("utf-8")
+        return render_wire(content)

@@ -21,6 +21,7 @@ from aisearch_local.jsonsafe import (
     dumps_strict,
     loads_lenient,
     loads_strict,
+    render_wire,
     sanitize,
     scrub_text,
 )
@@ -262,3 +263,67 @@ def test_big_legitimate_bodies_pass_the_structure_caps():
     assert loads_strict(json.dumps({"query": prose}))["query"] == prose
     edge = b"[" + b"[]," * (MAX_CONTAINERS - 2) + b"[]]"  # exactly MAX_CONTAINERS arrays
     assert len(loads_strict(edge)) == MAX_CONTAINERS - 1
+
+
+def _json_way(value):
+    """What SafeJSONResponse rendered before orjson: json, else json of sanitize()."""
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return encoder.encode(value).encode("utf-8")
+    except (ValueError, RecursionError):
+        return encoder.encode(sanitize(value)).encode("utf-8")
+
+
+_wire_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.floats(min_value=1e-10, max_value=2e-4)
+    | st.floats(min_value=-2e-4, max_value=-1e-10)
+    | st.text(alphabet=st.characters(codec=None), max_size=8)
+    | st.sampled_from(["\ud800", "null", "0.00001", "1e-6", "e-5,", "x e-5]"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=2)
+    ),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(_wire_values)
+def test_render_wire_writes_the_bytes_json_writes(value):
+    assert render_wire({"result": value}) == _json_way({"result": value})
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_render_wire_floats_of_every_decade_as_json(sign):
+    values = [sign * m * 10.0**e for e in range(-320, 308) for m in (1.0, 1.5, 3.14159, 9.999999)]
+    values += [5e-324, 1e-4, 9.99999e-5, 1e-9, 9.99e-10, 1e16, 1e15, 2.0**53, 0.0, -0.0]
+    for v in values:
+        assert render_wire([v, {"v": v}]) == _json_way([v, {"v": v}]), v
+
+
+def test_render_wire_renders_a_search_answer_without_the_json_encoder(monkeypatch):
+    """A search answer (floats, text, metadata) is written by orjson: json's encoder unused."""
+
+    class Unused:
+        def encode(self, value):
+            raise AssertionError("the json encoder was used")
+
+    chunk = {
+        "id": "a921c998-7231-5977-979e-be20a0861d47-1",
+        "type": "text",
+        "score": 0.991935,
+        "text": 'espresso é ☃ \U0001f600 "quoted" \\ \n',
+        "item": {"key": "a/b.md", "timestamp": 1700000002446, "metadata": {"g": "x", "n": 1.5}},
+        "scoring_details": {"vector_score": 0.578532, "vector_rank": 2, "keyword_score": 0.0},
+    }
+    doc = {"success": True, "errors": [], "messages": [], "result": {"chunks": [chunk] * 10}}
+    expected = _json_way(doc)
+    monkeypatch.setattr("aisearch_local.jsonsafe._WIRE", Unused())
+    assert render_wire(doc) == expected
+    assert SafeJSONResponse(doc).body == expected
