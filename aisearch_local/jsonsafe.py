@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -119,6 +120,60 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _clean_scalar(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return not _has_lone_surrogate(value)
+    if kind is int:
+        return bool(-MAX_INT <= value <= MAX_INT)
+    if kind is float:
+        return math.isfinite(value)
+    return True
+
+
+def _clean(value: Any) -> bool:
+    """Whether a value parsed by plain ``json.loads`` is one :func:`loads_strict` accepts.
+
+    No lone surrogate, no integer past :data:`MAX_INT`, no NaN or infinity, no nesting past
+    :data:`MAX_DEPTH`: the checks of the hooks and :func:`_check_tree`, without a Python call
+    per number and without the path of every value, which cost most of the parse (a 7 MB body
+    of 900,000 numbers: 0.58 s, json.loads alone 0.07 s). Values parsed by ``json.loads`` have
+    exact types (no subclasses).
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        children: Iterable[Any]
+        if kind is dict:
+            if depth > MAX_DEPTH:
+                return False
+            for key in node:
+                if not key.isascii() and _has_lone_surrogate(key):
+                    return False
+            children = node.values()
+        elif kind is list:
+            if depth > MAX_DEPTH:
+                return False
+            children = node
+        else:  # the top level only: the values inside containers are checked below
+            return _clean_scalar(node)
+        for child in children:
+            kind = type(child)
+            if kind is str:
+                if not child.isascii() and _has_lone_surrogate(child):
+                    return False
+            elif kind is int:
+                if not -MAX_INT <= child <= MAX_INT:
+                    return False
+            elif kind is float:
+                if not math.isfinite(child):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return True
+
+
 def _check_tree(value: Any, root: str, prefix: str) -> None:
     """Walk a parsed value (iteratively) for refused numbers, lone surrogates and depth."""
     stack: list[tuple[Any, str, int]] = [(value, prefix, 1)]
@@ -185,6 +240,14 @@ def loads_strict(raw: bytes | str, *, what: str = "request body", prefix: str = 
             error's ``field`` is the path of the value (``what`` for the top level).
     """
     _check_size(raw, what)
+    try:
+        value = json.loads(raw)  # at C speed; the common case: nothing to refuse
+    except (ValueError, RecursionError):
+        pass  # the parse below says why, as it always did
+    else:
+        if _clean(value):
+            return value
+    # something to refuse: parse again with the hooks and name the first fault's path
     try:
         value = json.loads(
             raw,

@@ -327,3 +327,75 @@ def test_render_wire_renders_a_search_answer_without_the_json_encoder(monkeypatc
     monkeypatch.setattr("aisearch_local.jsonsafe._WIRE", Unused())
     assert render_wire(doc) == expected
     assert SafeJSONResponse(doc).body == expected
+
+
+def _strict_the_old_way(raw):
+    """loads_strict before the plain parse: the hooks, then the walk naming every path."""
+    from aisearch_local import jsonsafe
+
+    jsonsafe._check_size(raw, "request body")
+    try:
+        value = json.loads(
+            raw,
+            parse_constant=jsonsafe._bad_constant,
+            parse_float=jsonsafe._parse_float,
+            parse_int=jsonsafe._parse_int,
+        )
+    except RecursionError:
+        raise ValidationError("request body", f"nests deeper than {MAX_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError("request body", f"is not valid JSON ({exc})") from exc
+    jsonsafe._check_tree(value, "request body", "")
+    return value
+
+
+def _outcome(fn, raw):
+    try:
+        return ("value", repr(fn(raw)))
+    except ValidationError as exc:
+        return ("refused", exc.field, exc.message)
+
+
+_strict_texts = (
+    json_values.map(lambda v: json.dumps({"q": v}, allow_nan=True))
+    | json_values.map(lambda v: json.dumps(v, allow_nan=True, ensure_ascii=False))
+    | st.sampled_from(
+        [
+            "[" * 33 + "]" * 33,
+            "[" * 32 + "]" * 32,
+            '{"a": [' + "[" * 40 + "]" * 40 + "]}",
+            '{"a": 1' + "0" * 5000 + "}",
+            '{"a": 9007199254740992}',
+            '{"a": -9007199254740991}',
+            '{"a": 1e400, "b": NaN}',
+            '{"\\ud800": 1}',
+            '"\\udc00"',
+            "1e999",
+            "not json",
+            '{"a": 1,}',
+            "\ufeff{}",
+        ]
+    )
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(_strict_texts)
+def test_strict_parse_answers_as_the_hooks_and_the_path_walk_did(text):
+    """The plain parse and its check accept, refuse and name the path exactly as before."""
+    for raw in (text, text.encode("utf-8", "surrogatepass")):
+        assert _outcome(loads_strict, raw) == _outcome(_strict_the_old_way, raw)
+
+
+def test_a_clean_body_is_parsed_without_hooks_or_paths(monkeypatch):
+    """No Python call per number and no path per value for a body with nothing to refuse."""
+    from aisearch_local import jsonsafe
+
+    def unused(*args):
+        raise AssertionError("a per-value hook or path was built")
+
+    body = {"query": "é ☃", "n": [1, -2, 3.5, 1e300, True, None], "o": {"k": [[{"x": 0}]]}}
+    for name in ("_parse_int", "_parse_float", "_join"):
+        monkeypatch.setattr(jsonsafe, name, unused)
+    assert loads_strict(json.dumps(body)) == body
+    assert loads_strict(json.dumps(body).encode()) == body
