@@ -55,6 +55,8 @@ import httpx
 import numpy as np
 
 from aisearch_local.embed import make_embedder
+from aisearch_local.models import SearchRequest
+from aisearch_local.options import resolve_options
 from aisearch_local.search import fts_expression, keyword_terms
 from aisearch_local.service import LocalService
 from aisearch_local.store import DB_FILENAME, NewChunk
@@ -444,6 +446,35 @@ def bare_fts5(data_dir: Path, inst_pk: int, queries: list[str], rounds: int) -> 
         conn.close()
 
 
+def in_process_hybrid(data_dir: Path, queries: list[str], rounds: int) -> float:
+    """The CPU (ms, this thread's) of one hybrid search in process, median: no HTTP, no thread.
+
+    The search as the server runs it (``Searcher.search``, the request's options resolved
+    first), after the background index builds are done. Every core computing such searches
+    and no request costing anything else would serve ``cores / this`` requests a second: the
+    ceiling of the 16-client throughput with this ranking.
+    """
+    svc = LocalService(data_dir, embedder="hashing", generator="extractive")
+    try:
+        inst = svc.store.get_instance("default", INSTANCE)
+        assert inst is not None
+        reqs = [SearchRequest.parse(search_body(q), strict=False) for q in queries]
+        for req in reqs[:20]:  # start the background builds, then wait for them
+            svc.searcher.search(inst, req.query, resolve_options(req.options, inst.config))
+        while svc.store.indexing():
+            time.sleep(0.2)
+        times = []
+        for _ in range(2):
+            for req in reqs[:rounds]:
+                t0 = time.thread_time()
+                opts = resolve_options(req.options, inst.config)
+                svc.searcher.search(inst, req.query, opts)
+                times.append(time.thread_time() - t0)
+        return median_ms(times)
+    finally:
+        svc.close()
+
+
 def canned_app(body: bytes) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -532,6 +563,8 @@ def run(size: int, args: argparse.Namespace, vocab: list[str], rng: np.random.Ge
         finally:
             server.stop()
         row["canned"] = canned_throughput(answer, queries, args.seconds)
+        print("  hybrid in process ...", file=sys.stderr, flush=True)
+        row["in_process_hybrid"] = in_process_hybrid(data_dir, queries, args.rounds)
         if args.workers:
             row["by_workers"] = by_workers(data_dir, args, queries, answer)
     return row
@@ -604,6 +637,7 @@ MEASURES = [
     ("bare numpy: matrix @ q + top 50 (ms)", "bare_numpy", "{:.2f}"),
     ("bare FTS5: the same `or` MATCH (ms)", "bare_fts5", "{:.2f}"),
     ("canned Starlette endpoint, 16 clients (req/s)", "canned", "{:,.0f}"),
+    ("hybrid search in process, CPU (ms)", "in_process_hybrid", "{:.2f}"),
 ]
 
 
@@ -658,6 +692,15 @@ def main() -> int:
             f"{r['bare_numpy']:.2f} ms + bare FTS5 {r['bare_fts5']:.2f} ms; keyword `or` "
             f"{r['keyword']:.2f} ms vs bare FTS5 {r['bare_fts5']:.2f} ms; built in "
             f"{r['build_s']:.0f} s"
+        )
+    cores = os.cpu_count() or 1
+    for r in rows:
+        ceiling = cores * 1000 / r["in_process_hybrid"]
+        print(
+            f"{r['size']:,} chunks: ceiling of the 16-client hybrid throughput with this ranking "
+            f"= {ceiling:,.0f} req/s = {ceiling / r['canned']:.0%} of the canned endpoint "
+            f"({cores} cores each computing a {r['in_process_hybrid']:.2f} ms hybrid search in "
+            "process, no request costing anything else, no load generator)"
         )
     for r in rows:
         for w in r.get("by_workers", []):

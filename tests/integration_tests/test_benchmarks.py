@@ -68,9 +68,15 @@ def test_the_scale_benchmark_runs_and_prints_every_figure() -> None:
         "bare numpy: matrix @ q + top 50 (ms)",
         "bare FTS5: the same `or` MATCH (ms)",
         "canned Starlette endpoint, 16 clients (req/s)",
+        "hybrid search in process, CPU (ms)",
     ):
         line = next(x for x in out.splitlines() if x.startswith(f"| {label} |"))
         assert re.search(r"\| [\d,.]+ \|$", line), line
     assert "of the canned endpoint" in out
+    assert re.search(
+        r"1,000 chunks: ceiling of the 16-client hybrid throughput with this ranking "
+        r"= [\d,]+ req/s = \d+% of the canned endpoint",
+        out,
+    ), out
     line = next(x for x in out.splitlines() if "serve --workers 2:" in x)
     assert re.search(r"RSS of the workers [\d,]+ \+ [\d,]+ MB, supervisor [\d,]+ MB$", line), line
