@@ -324,9 +324,12 @@ class VectorTable:
 
     @property
     def building(self) -> bool:
-        """Whether the column copy is being built in the background."""
-        with self.lock:
-            return self._building
+        """Whether the column copy is being built in the background.
+
+        Read without the table's lock (one attribute): a write appending to the files holds it,
+        and the health check reads this (``Store.indexing``).
+        """
+        return self._building
 
     def columns(self, snap: InstanceIndex, probe: Callable[[np.ndarray], int]) -> Columns | None:
         """Return the compact column copy (:class:`Columns`) of ``snap``'s rows, or None.
