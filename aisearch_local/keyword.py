@@ -56,6 +56,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, the indexes stay in memory
     fcntl = None  # type: ignore[assignment]
 
+from aisearch_local.nowait import refuse
 from aisearch_local.vectors import VectorChange, own_ahead
 
 __all__ = [
@@ -497,6 +498,7 @@ class KeywordIndexes:
                 and own_ahead(live.gen, gen, own, self._pending.get(inst_pk))
             ):
                 return live
+            refuse("the keyword index is to be built")  # by a search thread, not the event loop
             self._live.pop(inst_pk, None)  # behind SQLite (another process wrote): rebuilt
             self._pending.pop(inst_pk, None)
             build = self._builds.get(inst_pk)

@@ -16,6 +16,7 @@ import json
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation, word_pieces
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
+from aisearch_local.nowait import WouldWait
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
 from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.search import CPU_SLOTS
@@ -146,9 +148,14 @@ has more bytes) may take long (a 1 MB query took 5 s on 2,000 chunks): it runs o
 holding every one of them up. No limit is documented for the query (API.md), so none is set."""
 
 
-def is_heavy(req: SearchRequest) -> bool:
-    """Whether ``req`` holds more than :data:`HEAVY_SIZE` characters (query and options)."""
-    budget = HEAVY_SIZE - len(req.query)
+INLINE_MAX_SIZE = 4_096
+"""The most characters (query and options; bytes of a body) of a search that may run on the
+event loop (:meth:`QueryService.search_instance`): a search's cost grows with its input."""
+
+
+def is_heavy(req: SearchRequest, size: int = HEAVY_SIZE) -> bool:
+    """Whether ``req`` holds more than ``size`` characters (query and options)."""
+    budget = size - len(req.query)
     stack: list[Any] = [req.raw_options]
     while stack and budget >= 0:
         value = stack.pop()
@@ -166,6 +173,33 @@ def is_heavy(req: SearchRequest) -> bool:
 async def _off_loop(pool: Threads, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` on ``pool``; the event loop serves other requests meanwhile."""
     return await pool.run(fn, *args)
+
+
+class _Turns:
+    """One search computing at a time per event loop, on it or on the search thread.
+
+    With an embedder in the process, a search either runs on the event loop (cheap, nothing
+    to wait for) or on the search thread. While one runs on the thread, the next waits here
+    for its turn, asleep, instead of queueing behind it on the thread: queued there, every
+    later search would find the thread busy and queue too, and the searches would never come
+    back to the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Lock:
+        """The running event loop's turn (an ``asyncio.Lock`` is bound to one loop)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+
+_TURNS = _Turns()
 
 
 @dataclass
@@ -267,8 +301,8 @@ class QueryService:
 
     def __init__(self, svc: LocalService) -> None:
         self._svc = svc
-        local = isinstance(svc.embedder, _LOCAL_EMBEDDERS)
-        self._pool = _CPU_THREADS if local else _WAIT_THREADS
+        self._local = isinstance(svc.embedder, _LOCAL_EMBEDDERS)
+        self._pool = _CPU_THREADS if self._local else _WAIT_THREADS
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -281,15 +315,11 @@ class QueryService:
 
     # -- search -----------------------------------------------------------------------------
 
-    def _search(
-        self,
-        inst: InstanceRecord,
-        req: SearchRequest,
-        resolver: OptionsResolver | None,
-        heavy: bool = False,
-    ) -> Retrieval:
-        svc = self._svc
-        svc.check_embedder(inst)
+    def _prepare(
+        self, inst: InstanceRecord, req: SearchRequest, resolver: OptionsResolver | None
+    ) -> tuple[ResolvedOptions, str]:
+        """The options and the text searched (400s for what the instance cannot search)."""
+        self._svc.check_embedder(inst)
         if resolver is None:
             opts = resolve_options(req.options, inst.config)
         else:
@@ -300,20 +330,70 @@ class QueryService:
             rewritten = rewrite_query(req.messages)
             if rewritten.strip():
                 text = rewritten
+        return opts, text
+
+    def _retrieve(
+        self,
+        inst: InstanceRecord,
+        opts: ResolvedOptions,
+        text: str,
+        heavy: bool = False,
+        inline: bool = False,
+    ) -> Chunks:
+        """The chunks (``return_on_failure``: none on an error).
+
+        ``inline``: may raise :class:`~aisearch_local.nowait.WouldWait` (:meth:`Searcher.search
+        <aisearch_local.search.Searcher.search>`).
+        """
         try:
-            chunks = svc.searcher.search(inst, text, opts, heavy=heavy)
+            return self._svc.searcher.search(inst, text, opts, heavy=heavy, inline=inline)
+        except WouldWait:
+            raise
         except Exception:
             if not opts.return_on_failure:
                 raise
             logger.exception("retrieval failed on %s; returning no chunks", inst.id)
-            chunks = []
+            return []
+
+    def _search(
+        self,
+        inst: InstanceRecord,
+        req: SearchRequest,
+        resolver: OptionsResolver | None,
+        heavy: bool = False,
+    ) -> Retrieval:
+        opts, text = self._prepare(inst, req, resolver)
+        chunks = self._retrieve(inst, opts, text, heavy)
+        return Retrieval(text, chunks, opts, instances=[inst], query_kind=req.query_kind)
+
+    async def _compute(
+        self, inst: InstanceRecord, req: SearchRequest, resolver: OptionsResolver | None
+    ) -> Retrieval:
+        """A search (not heavy): on the event loop when it may, else on a search thread.
+
+        With an embedder in the process, a small search (:data:`INLINE_MAX_SIZE`) is
+        prepared on the event loop, then waits for its turn (:class:`_Turns`) and runs there
+        when the searcher finds it cheap and nothing on its way waits
+        (:meth:`Searcher.search <aisearch_local.search.Searcher.search>` ``inline``);
+        otherwise on the search thread, as every search did before.
+        """
+        if not self._local or is_heavy(req, INLINE_MAX_SIZE):
+            return await _off_loop(self._pool, self._search, inst, req, resolver)
+        opts, text = self._prepare(inst, req, resolver)
+        async with _TURNS.get():
+            try:
+                chunks = self._retrieve(inst, opts, text, inline=True)
+            except WouldWait:
+                chunks = None
+            if chunks is None:
+                chunks = await _off_loop(self._pool, self._retrieve, inst, opts, text)
         return Retrieval(text, chunks, opts, instances=[inst], query_kind=req.query_kind)
 
     async def search_instance(self, inst: InstanceRecord, req: SearchRequest) -> Retrieval:
-        """Search one instance (off the event loop)."""
+        """Search one instance (on the event loop when cheap, else off it: :meth:`_compute`)."""
         if is_heavy(req):
             return await _off_loop(_WAIT_THREADS, self._search, inst, req, None, True)
-        return await _off_loop(self._pool, self._search, inst, req, None)
+        return await self._compute(inst, req, None)
 
     async def search_request(
         self, namespace: str, instance_id: str, body: bytes
@@ -332,7 +412,17 @@ class QueryService:
             return await _off_loop(
                 _WAIT_THREADS, self._search_request, namespace, instance_id, body, True
             )
-        return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
+        if not self._local or len(body) > INLINE_MAX_SIZE:
+            return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
+        # a small body: the instance (a cached record), the body and the fault on the event
+        # loop, then the search where _compute runs it
+        svc = self._svc
+        inst = svc.require_instance(namespace, instance_id)
+        req = SearchRequest.parse(parse_json_object(body), strict=svc.strict)
+        fault = svc.take_fault(namespace, instance_id)
+        if fault is not None:
+            return inst, req, fault, None
+        return inst, req, None, await self._compute(inst, req, None)
 
     def _search_request(
         self, namespace: str, instance_id: str, body: bytes, big: bool = False
@@ -372,7 +462,7 @@ class QueryService:
                     return iid, await _off_loop(
                         _WAIT_THREADS, self._search, inst, req, resolver, True
                     )
-                return iid, await _off_loop(self._pool, self._search, inst, req, resolver)
+                return iid, await self._compute(inst, req, resolver)
             except APIError as exc:
                 if exc.code == IMAGE_QUERY_CODE:
                     image_errors.append(exc)

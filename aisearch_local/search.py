@@ -29,6 +29,7 @@ import contextlib
 import math
 import re
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,7 @@ from aisearch_local.ann import AnnManager
 from aisearch_local.embed import Embedder, HashingEmbedder
 from aisearch_local.filters import Filter
 from aisearch_local.keyword import fts_expression
+from aisearch_local.nowait import WouldWait, hold, no_waiting
 from aisearch_local.options import ResolvedOptions
 from aisearch_local.records import ChunkRow, InstanceIndex, InstanceRecord
 from aisearch_local.store import Store
@@ -104,6 +106,14 @@ parts of the computing search release the GIL, and the event loop uses that core
 An upstream embedder's round trip happens before a search takes its slot.
 """
 _CPU = threading.BoundedSemaphore(CPU_SLOTS)
+
+INLINE_MAX_MS = 4.0
+"""A search may run on the event loop when the recent searches of its kind on its instance
+took less than this (ms; :meth:`Searcher.cheap`). A local choice, easy to change: the event
+loop answers nothing else meanwhile, so this bounds what one search adds to the wait of every
+other request of the process (health, admin, streams). 100k chunks, hashing embedder: a hybrid
+search takes about 1.4 ms; 1M chunks about 8 ms, which stays on the search thread
+(docs/request-path.md, "Searches on the event loop")."""
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -592,6 +602,9 @@ class Searcher:
         self.dense = not isinstance(embedder, HashingEmbedder)
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._qlock = threading.Lock()
+        # a moving estimate of recent searches' time (seconds), by instance, retrieval type
+        # and whether a filter applies (:meth:`cheap`); races between threads lose a sample
+        self._costs: dict[tuple[int, str, bool], float] = {}
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query (small LRU cache)."""
@@ -607,22 +620,88 @@ class Searcher:
                 self._qcache.popitem(last=False)
         return vec
 
+    @staticmethod
+    def _kind(inst: InstanceRecord, opts: ResolvedOptions) -> tuple[int, str, bool]:
+        filtered = opts.predicate is not None and not opts.predicate.matches_all
+        return inst.pk, opts.retrieval_type, filtered
+
+    def _note(self, kind: tuple[int, str, bool], seconds: float) -> None:
+        """Take one search's CPU time into the estimate (a moving average).
+
+        CPU time, not wall time: on a shared machine another process's turn would count
+        (measured: single searches of 10-40 ms wall among 1.2-1.5 ms ones on 100k chunks).
+        Up by a quarter of the difference, down by half: one slow search (the first one of an
+        instance loads its indexes: 38 ms on 100k chunks) keeps the next few off the event loop.
+        """
+        old = self._costs.get(kind)
+        if old is None:
+            self._costs[kind] = seconds
+        else:
+            self._costs[kind] = old + (seconds - old) / (4 if seconds > old else 2)
+
+    def cheap(self, inst: InstanceRecord, opts: ResolvedOptions) -> bool:
+        """Whether this search may run on the event loop (:meth:`search` ``inline``).
+
+        When the recent searches of its kind on the instance took less than
+        :data:`INLINE_MAX_MS` (none yet: not cheap), and it has no reranking (a model).
+        """
+        if opts.reranking:
+            return False
+        cost = self._costs.get(self._kind(inst, opts))
+        return cost is not None and cost * 1000 < INLINE_MAX_MS
+
     def search(
-        self, inst: InstanceRecord, query: str, opts: ResolvedOptions, *, heavy: bool = False
+        self,
+        inst: InstanceRecord,
+        query: str,
+        opts: ResolvedOptions,
+        *,
+        heavy: bool = False,
+        inline: bool = False,
     ) -> list[dict[str, Any]]:
         """Return the chunks for ``query`` on ``inst``, best first, in the wire format.
 
         ``heavy``: a search that may take long (a huge query or filter) computes without
         waiting for a CPU slot, taking turns at the GIL with the others instead of holding
         them all up (:data:`CPU_SLOTS`).
+
+        ``inline``: the caller is the event loop, which must never wait. The search runs only
+        when it is :meth:`cheap`, the CPU slot is free, and nothing on its way waits (a lock
+        held, an index to load or build, an HNSW graph: :mod:`aisearch_local.nowait`);
+        otherwise it raises :class:`~aisearch_local.nowait.WouldWait`, and the caller runs it
+        on a search thread.
         """
+        kind = self._kind(inst, opts)
+        if inline:
+            if not self.cheap(inst, opts):
+                raise WouldWait("not known to be cheap")
+            if not _CPU.acquire(blocking=False):
+                raise WouldWait("another search computes")
+            try:
+                with _SEARCHES.running(), no_waiting():
+                    start = time.thread_time()
+                    idx = self.store.index(inst)
+                    if self.ann is not None and self.ann.applies(idx.live_count, dense=self.dense):
+                        raise WouldWait("an HNSW graph is searched on a thread")
+                    qvec: np.ndarray | None = None
+                    if opts.retrieval_type != "keyword" and query.strip() and idx.live_count:
+                        qvec = self.embed_query(query)
+                    found = self._search(inst, query, opts, qvec, side_by_side=False)
+                    self._note(kind, time.thread_time() - start)
+                    return found
+            finally:
+                _CPU.release()
         # the query's vector first: an upstream embedder is a network round trip, not CPU;
         # none for an empty instance (nothing to compare with; an upstream's trip is paid)
-        qvec: np.ndarray | None = None
+        qvec = None
         if opts.retrieval_type != "keyword" and query.strip() and self.store.index(inst).live_count:
             qvec = self.embed_query(query)
         with _SEARCHES.running() as others, contextlib.nullcontext() if heavy else _CPU:
-            return self._search(inst, query, opts, qvec, side_by_side=others == 0)
+            start = time.thread_time()  # this thread's CPU: its waits for the GIL excluded
+            found = self._search(inst, query, opts, qvec, side_by_side=others == 0)
+            if not heavy:  # a heavy search never runs inline: it says nothing of the others
+                self._note(kind, time.thread_time() - start)
+            return found
 
     def _search(
         self,
@@ -745,7 +824,7 @@ class Searcher:
         (:meth:`Store.item_attributes_table`), then gathered over the rows' item keys.
         """
         table = self.store.item_attributes_table(inst, idx)
-        lock = idx.table.lock if idx.table is not None else contextlib.nullcontext()
+        lock = hold(idx.table.lock) if idx.table is not None else contextlib.nullcontext()
         with lock:
             item_mask = flt.mask(table)
         pks = idx.item_pks

@@ -52,6 +52,7 @@ from aisearch_local import vectors
 from aisearch_local.filters import ItemTable
 from aisearch_local.jsonsafe import dumps_strict, loads_lenient
 from aisearch_local.keyword import KeywordIndexes, engine_from_env, fts_expression
+from aisearch_local.nowait import hold, refuse
 from aisearch_local.records import (
     INSTANCE_COLUMNS,
     ITEM_COLUMNS,
@@ -294,7 +295,7 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read: on this thread's reader (the writer, behind the lock, in memory)."""
         if self.path is None:
-            with self._lock:
+            with hold(self._lock):  # a search on the event loop never waits for a writer
                 if self._closed:
                     raise sqlite3.ProgrammingError(_CLOSED)
                 return self._conn.execute(sql, params).fetchall()
@@ -1046,8 +1047,10 @@ class Store:
         Searches meanwhile are answered, by FTS5 and the full vector product: ``0`` is the
         steady state that benchmarks wait for after a start.
         """
-        with self._vlock:
-            tables = list(self._tables.values())
+        # not under the vector lock: a write applying its change or a table being loaded holds
+        # it (30 s for a million chunks), and the health check reads this. ``list()`` of a
+        # dict's values runs no Python code: no other thread changes the dict meanwhile
+        tables = list(self._tables.values())
         return self.keywords.building() + sum(t.building for t in tables)
 
     def index(self, inst: InstanceRecord) -> InstanceIndex:
@@ -1063,13 +1066,16 @@ class Store:
         version = self._versions.get(inst.pk, 0) + self._external * 1_000_000
         info = self._checked_generation(inst.pk) if checked else self._generation(inst.pk)
         nonce, gen = info if info else ("", 0)
-        with self._vlock:
+        with hold(self._vlock):  # held by a write applying its change (file appends)
             table = self._tables.get(inst.pk)
+            pending = self._pending.get(inst.pk)
             current = (
                 table is not None
                 and table.nonce == nonce
-                and own_ahead(table.gen, gen, self._own_gens(inst.pk), self._pending.get(inst.pk))
+                and own_ahead(table.gen, gen, self._own_gens(inst.pk), pending)
             )
+            if not current or (pending and table is not None and table.gen + 1 in pending):
+                refuse("the vector table is to be loaded or caught up")
             if not current:
                 self._tables.pop(inst.pk, None)
                 table = None
@@ -1086,9 +1092,10 @@ class Store:
         table = idx.table
         if table is None:
             return self._read_item_table(inst.pk)
-        with table.lock:
+        with hold(table.lock):
             items = table.extra.get("items")
             if items is None:
+                refuse("the item table is to be built")
                 items = table.extra["items"] = self._read_item_table(inst.pk)
             return cast("ItemTable", items)
 

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from aisearch_local.nowait import hold, refuse
 from aisearch_local.records import InstanceIndex
 
 __all__ = [
@@ -292,7 +293,7 @@ class VectorTable:
 
     def snapshot(self, version: int) -> InstanceIndex:
         """Return an immutable view of the current rows for one search."""
-        with self.lock:
+        with hold(self.lock):  # a writer holds it while it appends to the files
             snap = self._snap
             if snap is None:
                 n = self.n
@@ -323,9 +324,12 @@ class VectorTable:
 
     @property
     def building(self) -> bool:
-        """Whether the column copy is being built in the background."""
-        with self.lock:
-            return self._building
+        """Whether the column copy is being built in the background.
+
+        Read without the table's lock (one attribute): a write appending to the files holds it,
+        and the health check reads this (``Store.indexing``).
+        """
+        return self._building
 
     def columns(self, snap: InstanceIndex, probe: Callable[[np.ndarray], int]) -> Columns | None:
         """Return the compact column copy (:class:`Columns`) of ``snap``'s rows, or None.
@@ -338,7 +342,7 @@ class VectorTable:
         (with the scales of the rows as they are now) while this one serves. Also None for a
         snapshot of an older epoch, or when ``probe`` refused (0) or a value is not finite.
         """
-        with self.lock:
+        with hold(self.lock):
             if snap.epoch != self.epoch or self._columns_ok is False:
                 return None
             cols = self._columns
@@ -351,7 +355,8 @@ class VectorTable:
                         name="aisearch-local-columns",
                         daemon=True,
                     ).start()
-                if cols is None:
+                if cols is None:  # meanwhile the full product: not on the event loop
+                    refuse("the column copy is being built")
                     return None
             n = len(snap.cids)
             outliers = cols.outliers[: np.searchsorted(cols.outliers, n)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -69,24 +68,13 @@ def test_local_health_needs_no_auth(local_server):
     assert r.json()["result"]["indexing"] == 0  # no in-memory index being built
 
 
-def test_health_waiting_for_an_index_lock_does_not_stall_the_server(local_server):
-    import threading
-
+def test_health_does_not_wait_for_the_index_lock(local_server):
     store = local_server.service.store
-    got: list[int] = []
     with store._vlock:  # held as while a table loads at start (seconds at 1M rows)
-        waiter = threading.Thread(
-            target=lambda: got.append(
-                httpx.get(f"{local_server.base_url}/_local/health", timeout=30).status_code
-            )
-        )
-        waiter.start()
-        time.sleep(0.2)  # the health request is in, waiting for the lock
+        health = httpx.get(f"{local_server.base_url}/_local/health", timeout=10)
+        assert health.status_code == 200  # Store.indexing() reads the tables without it
         other = httpx.get(f"{local_server.base_url}/_local/openapi.json", timeout=5)
-        assert other.status_code == 200  # answered meanwhile: the event loop is free
-        assert got == []
-    waiter.join(30)
-    assert got == [200]
+        assert other.status_code == 200  # the event loop is free
 
 
 def _options(options: Any) -> dict[str, Any]:

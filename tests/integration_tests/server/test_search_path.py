@@ -1,6 +1,6 @@
 """The search route's request path, over real HTTP: the instance lookup, the body and the fault
-happen off the event loop in the search's own thread hop, with the same answers and errors,
-in the same order, as before."""
+happen once, before the search (on the event loop for a small body, in the search's own thread
+hop for a larger one), with the same answers and errors, in the same order, as before."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aisearch_local import query
 from aisearch_local.store import Store
 from tests.integration_tests.server._helpers import upload
 
@@ -27,7 +28,7 @@ def instance(server_http: httpx.Client) -> str:
     return name
 
 
-def test_the_instance_is_read_off_the_event_loop(server_http, instance, monkeypatch):
+def test_the_instance_is_read_once_where_the_body_is_parsed(server_http, instance, monkeypatch):
     threads: list[str] = []
     real = Store.find_instance
 
@@ -39,6 +40,13 @@ def test_the_instance_is_read_off_the_event_loop(server_http, instance, monkeypa
     r = server_http.post(f"/ai-search/instances/{instance}/search", json={"query": "espresso"})
     assert r.status_code == 200, r.text
     assert r.json()["result"]["chunks"][0]["text"].startswith("Espresso")
+    # a small body: on the event loop (a cached record), then the search where it runs
+    assert threads == ["aisearch-local"], threads
+    # a body above INLINE_MAX_SIZE: parsed on the search thread, with the instance
+    threads.clear()
+    body = {"query": "espresso " + "x" * query.INLINE_MAX_SIZE}
+    r = server_http.post(f"/ai-search/instances/{instance}/search", json=body)
+    assert r.status_code == 200, r.text
     assert len(threads) == 1 and threads[0].startswith("aisearch-local-search"), threads
 
 
