@@ -399,14 +399,15 @@ def _orjson_may_differ(out: bytes) -> bool:
     """Whether ``out`` (orjson's) may differ from what ``_WIRE`` writes for the same value.
 
     It may when it holds ``null`` (perhaps a NaN), ``0.0000`` (a float below 1e-4) or an
-    ``e-`` followed by one digit and the end of the number (``1e-6``; json writes ``1e-06``).
+    ``e-`` followed by one digit and the end of the number or of the output (``1e-6``; json
+    writes ``1e-06``).
     Text holding these goes the slow way too, which is only slower.
     """
     if b"null" in out or b"0.0000" in out:
         return True
     i = out.find(b"e-")
     while i >= 0:
-        if out[i + 2 : i + 3].isdigit() and out[i + 3 : i + 4] in (b",", b"]", b"}"):
+        if out[i + 2 : i + 3].isdigit() and out[i + 3 : i + 4] in (b",", b"]", b"}", b""):
             return True
         i = out.find(b"e-", i + 2)
     return False

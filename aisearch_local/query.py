@@ -26,7 +26,7 @@ from aisearch_local.errors import APIError, ValidationError, bad_request
 from aisearch_local.filters import compile_filter, compile_legacy_filter
 from aisearch_local.generate import Generation, word_pieces
 from aisearch_local.models import ChatRequest, ChatSettings, SearchRequest
-from aisearch_local.nowait import WouldWait
+from aisearch_local.nowait import WouldWait, no_waiting
 from aisearch_local.options import OptionsResolver, ResolvedOptions, resolve_options
 from aisearch_local.records import InstanceRecord, item_attributes
 from aisearch_local.search import CPU_SLOTS
@@ -377,7 +377,8 @@ class QueryService:
         (:meth:`Searcher.search <aisearch_local.search.Searcher.search>` ``inline``);
         otherwise on the search thread, as every search did before.
         """
-        if not self._local or is_heavy(req, INLINE_MAX_SIZE):
+        if not self._local or req.messages is not None or is_heavy(req, INLINE_MAX_SIZE):
+            # a chat's messages (a query rewrite reads them all) are not in is_heavy's count
             return await _off_loop(self._pool, self._search, inst, req, resolver)
         opts, text = self._prepare(inst, req, resolver)
         async with _TURNS.get():
@@ -417,9 +418,13 @@ class QueryService:
         # a small body: the instance (a cached record), the body and the fault on the event
         # loop, then the search where _compute runs it
         svc = self._svc
-        inst = svc.require_instance(namespace, instance_id)
-        req = SearchRequest.parse(parse_json_object(body), strict=svc.strict)
-        fault = svc.take_fault(namespace, instance_id)
+        try:
+            with no_waiting():  # the catalog or a fault behind a writer's lock: on a thread
+                inst = svc.require_instance(namespace, instance_id)
+                req = SearchRequest.parse(parse_json_object(body), strict=svc.strict)
+                fault = svc.take_fault(namespace, instance_id)
+        except WouldWait:
+            return await _off_loop(self._pool, self._search_request, namespace, instance_id, body)
         if fault is not None:
             return inst, req, fault, None
         return inst, req, None, await self._compute(inst, req, None)

@@ -115,6 +115,18 @@ other request of the process (health, admin, streams). 100k chunks, hashing embe
 search takes about 1.4 ms; 1M chunks about 8 ms, which stays on the search thread
 (docs/request-path.md, "Searches on the event loop")."""
 
+_Kind = tuple[int, str, bool, int, int]  # what a search cost estimate is kept by: Searcher._kind
+
+INLINE_MAX_CHARS = 160
+INLINE_MAX_WORDS = 16
+"""The longest query (characters, whitespace-separated words) that may run on the event loop.
+
+A search's cost grows with its query's terms (a 600-term query took 145 ms on 3,000 chunks,
+one 3,500-character trigram term 103 ms), and the estimate of :data:`INLINE_MAX_MS` is kept
+per instance, type and query size (:meth:`Searcher._kind`), so cheap short queries cannot make
+a long one of the same instance look cheap. Longer queries run on the search thread. A local
+choice, easy to change."""
+
 
 # -- the pipeline ----------------------------------------------------------------------------
 
@@ -604,7 +616,7 @@ class Searcher:
         self._qlock = threading.Lock()
         # a moving estimate of recent searches' time (seconds), by instance, retrieval type
         # and whether a filter applies (:meth:`cheap`); races between threads lose a sample
-        self._costs: dict[tuple[int, str, bool], float] = {}
+        self._costs: dict[_Kind, float] = {}
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query (small LRU cache)."""
@@ -621,11 +633,18 @@ class Searcher:
         return vec
 
     @staticmethod
-    def _kind(inst: InstanceRecord, opts: ResolvedOptions) -> tuple[int, str, bool]:
-        filtered = opts.predicate is not None and not opts.predicate.matches_all
-        return inst.pk, opts.retrieval_type, filtered
+    def _kind(inst: InstanceRecord, opts: ResolvedOptions, query: str) -> _Kind:
+        """What a search's cost estimate is kept by: instance, type, filtered, query size.
 
-    def _note(self, kind: tuple[int, str, bool], seconds: float) -> None:
+        The query's size as the bit lengths of its word and character counts (0, 1, 2-3,
+        4-7, ...): a longer query has its own estimate.
+        """
+        filtered = opts.predicate is not None and not opts.predicate.matches_all
+        size = min(len(query), INLINE_MAX_CHARS + 1)
+        words = len(query.split()) if size <= INLINE_MAX_CHARS else INLINE_MAX_WORDS + 1
+        return inst.pk, opts.retrieval_type, filtered, words.bit_length(), size.bit_length()
+
+    def _note(self, kind: _Kind, seconds: float) -> None:
         """Take one search's CPU time into the estimate (a moving average).
 
         CPU time, not wall time: on a shared machine another process's turn would count
@@ -639,15 +658,19 @@ class Searcher:
         else:
             self._costs[kind] = old + (seconds - old) / (4 if seconds > old else 2)
 
-    def cheap(self, inst: InstanceRecord, opts: ResolvedOptions) -> bool:
+    def cheap(self, inst: InstanceRecord, opts: ResolvedOptions, query: str) -> bool:
         """Whether this search may run on the event loop (:meth:`search` ``inline``).
 
-        When the recent searches of its kind on the instance took less than
-        :data:`INLINE_MAX_MS` (none yet: not cheap), and it has no reranking (a model).
+        When the recent searches of its kind (:meth:`_kind`) took less than
+        :data:`INLINE_MAX_MS` (none yet: not cheap), its query is short
+        (:data:`INLINE_MAX_CHARS`, :data:`INLINE_MAX_WORDS`), and it has no reranking (a
+        model).
         """
-        if opts.reranking:
+        if opts.reranking or len(query) > INLINE_MAX_CHARS:
             return False
-        cost = self._costs.get(self._kind(inst, opts))
+        if len(query.split()) > INLINE_MAX_WORDS:
+            return False
+        cost = self._costs.get(self._kind(inst, opts, query))
         return cost is not None and cost * 1000 < INLINE_MAX_MS
 
     def search(
@@ -671,9 +694,9 @@ class Searcher:
         otherwise it raises :class:`~aisearch_local.nowait.WouldWait`, and the caller runs it
         on a search thread.
         """
-        kind = self._kind(inst, opts)
+        kind = self._kind(inst, opts, query)
         if inline:
-            if not self.cheap(inst, opts):
+            if not self.cheap(inst, opts, query):
                 raise WouldWait("not known to be cheap")
             if not _CPU.acquire(blocking=False):
                 raise WouldWait("another search computes")

@@ -39,6 +39,7 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from aisearch_local.nowait import hold, refuse
 from aisearch_local.ratelimit import MemoryCounters, RateLimiter, Window, count_hit, idle
 
 __all__ = ["STATE_FILE", "MemoryState", "SharedRateLimiter", "SharedState", "State"]
@@ -294,7 +295,7 @@ class SharedState:
         cached_gen, faults = self._cache
         if cached_gen == gen:
             return faults
-        with self._lock:
+        with hold(self._lock):  # a search on the event loop never waits here (nowait)
             rows = self._conn.execute("SELECT namespace, instance, fault FROM faults").fetchall()
         faults = {(ns, iid): json.loads(text) for ns, iid, text in rows}
         self._cache = (gen, faults)
@@ -347,6 +348,7 @@ class SharedState:
             return None
         if fault.get("times") is None or not counted(fault):
             return dict(fault)
+        refuse("a counted fault is used in a write transaction")  # (nowait): on a thread
         with self._write() as conn:
             row = conn.execute(
                 "SELECT fault FROM faults WHERE namespace = ? AND instance = ?",

@@ -143,7 +143,8 @@ def test_a_search_during_a_write_does_not_hold_the_event_loop_and_sees_it(
         _steady(local_server)
     monkeypatch.setattr(search, "INLINE_MAX_MS", 1000.0)
     on_loop.clear()
-    assert _search(server_http, name, "espresso", retrieval_type="keyword").status_code == 200
+    # a query of the warm-up's size (its kind: search.Searcher._kind)
+    assert _search(server_http, name, "espresso crema", retrieval_type="keyword").status_code == 200
     assert on_loop == ["aisearch-local"]  # inline now
     # the upload commits, then applies its change to the vector table and its file while
     # holding the store's locks: here it stops there until the test lets it go

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aisearch_local import nowait, query, search
+from aisearch_local.options import resolve_options
 from aisearch_local.query import QueryService
 from aisearch_local.service import LocalService
 
@@ -130,7 +131,7 @@ def test_only_a_search_known_to_be_cheap_runs_inline(svc, monkeypatch):
     assert asyncio.run(hops_of(1)) == [1]
     costs = svc.searcher._costs
     (kind,) = costs
-    assert kind[1:] == ("hybrid", False)
+    assert kind[1:3] == ("hybrid", False)
     costs[kind] = 0.001
     assert asyncio.run(hops_of(3)) == [0, 0, 0]
     # measured slow (a big instance): on the thread, until it is measured cheap again
@@ -315,3 +316,126 @@ def test_hold_never_waits_in_a_no_waiting_span():
     with nowait.no_waiting(), nowait.hold(lock):  # free: taken at once
         assert lock.locked()
     assert not lock.locked()
+
+
+def test_a_long_query_never_runs_inline_even_after_cheap_ones(svc, monkeypatch):
+    # review: cheap searches of a kind made a 600-term query of the same kind run on the loop
+    # (145 ms on 3,000 chunks); the query's size now bounds it and has its own estimate
+    qs = QueryService(svc)
+    hops = _Hops(monkeypatch)
+    monkeypatch.setattr(search, "INLINE_MAX_MS", 1000.0)  # any known kind is cheap
+    short = _body("espresso burr", retrieval_type="keyword")
+    many_words = _body(
+        " ".join(["espresso"] * (search.INLINE_MAX_WORDS + 1)), retrieval_type="keyword"
+    )
+    long_word = _body("e" * (search.INLINE_MAX_CHARS + 1), retrieval_type="keyword")
+
+    async def hops_of(body: bytes, n: int) -> list[int]:
+        out = []
+        for _ in range(n):
+            before = hops.calls
+            await qs.search_request("default", "inline", body)
+            out.append(hops.calls - before)
+            await _steady(svc)
+        return out
+
+    assert asyncio.run(hops_of(short, 3))[1:] == [0, 0]  # known and cheap: on the loop
+    assert asyncio.run(hops_of(many_words, 3)) == [1, 1, 1]
+    assert asyncio.run(hops_of(long_word, 3)) == [1, 1, 1]
+    # a query of another size is another kind: not known from the short ones
+    inst = svc.require_instance("default", "inline")
+    opts = resolve_options({"retrieval": {"retrieval_type": "keyword"}}, inst.config)
+    ten = " ".join(["espresso"] * 10)
+    assert svc.searcher._kind(inst, opts, ten) != svc.searcher._kind(inst, opts, "espresso burr")
+    assert not svc.searcher.cheap(inst, opts, ten)
+
+
+def test_a_small_request_on_an_in_memory_store_never_waits_for_a_writer(monkeypatch):
+    # review: the instance lookup on the event loop waited for the in-memory store's lock
+    # held by a writer's transaction (992 ms for a 1 s transaction); it now goes to a thread
+    service = LocalService(None, embedder="hashing", generator="extractive")
+    try:
+        inst = service.create_instance("default", {"id": "m"})
+        service.index_document(inst, key="a.md", data=b"espresso crema", metadata={})
+        qs = QueryService(service)
+        hops = _Hops(monkeypatch)
+        body = _body("espresso")
+        held, release = threading.Event(), threading.Event()
+        released: list[bool] = []
+
+        def writer() -> None:
+            with service.store.transaction():
+                held.set()
+                # set by the event loop below: a loop waiting for the store never sets it
+                released.append(release.wait(10))
+
+        async def run() -> list[dict[str, Any]]:
+            await qs.search_request("default", "m", body)
+            service.index_document(inst, key="b.md", data=b"kettle", metadata={})  # a commit
+            t = threading.Thread(target=writer)
+            t.start()
+            assert held.wait(30)
+            before = hops.calls
+            task = asyncio.create_task(qs.search_request("default", "m", body))
+            await asyncio.sleep(0.05)
+            release.set()
+            _, _, _, found = await task
+            t.join()
+            assert hops.calls > before  # computed on a thread
+            assert found is not None
+            return found.chunks
+
+        chunks = asyncio.run(run())
+        assert released == [True]
+        assert chunks[0]["item"]["key"] == "a.md"
+    finally:
+        service.close()
+
+
+def test_a_chat_search_reads_its_messages_on_a_thread(svc, monkeypatch):
+    # review: a query rewrite over a long chat history ran on the event loop (is_heavy counts
+    # the query and the options, not the messages): 572 ms for 2 MB
+    from aisearch_local.models import SearchRequest
+
+    qs = QueryService(svc)
+    hops = _Hops(monkeypatch)
+    monkeypatch.setattr(search, "INLINE_MAX_MS", 1000.0)
+    inst = svc.require_instance("default", "inline")
+    plain = SearchRequest.parse({"query": "espresso burr"})
+    chat = SearchRequest.parse(
+        {
+            "messages": [
+                {"role": "user", "content": "tamping " * 50},
+                {"role": "user", "content": "espresso burr"},
+            ]
+        }
+    )
+    assert chat.messages is not None
+
+    async def run() -> list[int]:
+        out = []
+        for req in (plain, plain, plain, chat, chat):
+            before = hops.calls
+            await qs.search_instance(inst, req)
+            out.append(hops.calls - before)
+            await _steady(svc)
+        return out
+
+    assert asyncio.run(run())[1:] == [0, 0, 1, 1]
+
+
+def test_a_counted_shared_fault_is_not_used_by_a_search_that_must_not_wait(tmp_path):
+    from aisearch_local.service import Fault, _counted
+    from aisearch_local.shared import SharedState
+
+    state = SharedState.create(tmp_path)
+    try:
+        state.set_fault("default", "k", Fault(status=503, times=2).as_dict())
+        with nowait.no_waiting(), pytest.raises(nowait.WouldWait):
+            state.take_fault("default", "k", _counted)  # a write transaction: may wait
+        fault = state.fault_of("default", "k")
+        assert fault is not None and fault["times"] == 2  # not used: the thread uses it
+        taken = state.take_fault("default", "k", _counted)
+        assert taken is not None and taken["times"] == 1
+    finally:
+        state.close()

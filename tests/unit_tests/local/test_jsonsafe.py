@@ -399,3 +399,9 @@ def test_a_clean_body_is_parsed_without_hooks_or_paths(monkeypatch):
         monkeypatch.setattr(jsonsafe, name, unused)
     assert loads_strict(json.dumps(body)) == body
     assert loads_strict(json.dumps(body).encode()) == body
+
+
+@pytest.mark.parametrize("value", [1e-07, -5e-05, [1e-06], 1e-9, 0.0001])
+def test_render_wire_writes_a_small_float_at_the_end_as_json_does(value):
+    # review: a float below 1e-4 ending the output (no , ] or } after it) was orjson's 1e-7
+    assert render_wire(value) == _json_way(value)
