@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,17 @@ async def _steady(svc: LocalService) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _hops_of(qs: QueryService, hops: _Hops, body: bytes, n: int) -> list[int]:
+    """The thread hops of each of ``n`` searches of ``body`` (background builds done after each)."""
+    out = []
+    for _ in range(n):
+        before = hops.calls
+        await qs.search_request("default", "inline", body)
+        out.append(hops.calls - before)
+        await _steady(qs._svc)
+    return out
+
+
 def test_a_cheap_search_runs_on_the_event_loop_with_the_same_answer(svc, monkeypatch):
     qs = QueryService(svc)
     hops = _Hops(monkeypatch)
@@ -118,14 +129,8 @@ def test_only_a_search_known_to_be_cheap_runs_inline(svc, monkeypatch):
     hops = _Hops(monkeypatch)
     body = _body("espresso burr")
 
-    async def hops_of(n: int) -> list[int]:
-        out = []
-        for _ in range(n):
-            before = hops.calls
-            await qs.search_request("default", "inline", body)
-            out.append(hops.calls - before)
-            await _steady(svc)
-        return out
+    def hops_of(n: int) -> Coroutine[Any, Any, list[int]]:
+        return _hops_of(qs, hops, body, n)
 
     # the first search of a kind is not known: on the thread (it also loads the indexes)
     assert asyncio.run(hops_of(1)) == [1]
@@ -330,18 +335,9 @@ def test_a_long_query_never_runs_inline_even_after_cheap_ones(svc, monkeypatch):
     )
     long_word = _body("e" * (search.INLINE_MAX_CHARS + 1), retrieval_type="keyword")
 
-    async def hops_of(body: bytes, n: int) -> list[int]:
-        out = []
-        for _ in range(n):
-            before = hops.calls
-            await qs.search_request("default", "inline", body)
-            out.append(hops.calls - before)
-            await _steady(svc)
-        return out
-
-    assert asyncio.run(hops_of(short, 3))[1:] == [0, 0]  # known and cheap: on the loop
-    assert asyncio.run(hops_of(many_words, 3)) == [1, 1, 1]
-    assert asyncio.run(hops_of(long_word, 3)) == [1, 1, 1]
+    assert asyncio.run(_hops_of(qs, hops, short, 3))[1:] == [0, 0]  # known and cheap: on the loop
+    assert asyncio.run(_hops_of(qs, hops, many_words, 3)) == [1, 1, 1]
+    assert asyncio.run(_hops_of(qs, hops, long_word, 3)) == [1, 1, 1]
     # a query of another size is another kind: not known from the short ones
     inst = svc.require_instance("default", "inline")
     opts = resolve_options({"retrieval": {"retrieval_type": "keyword"}}, inst.config)
