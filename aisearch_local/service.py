@@ -189,15 +189,9 @@ class LocalService:
     def shared(self) -> SharedState | None:
         """The state ``serve --workers`` processes share (None: it is this process's own).
 
-        Pass ``state=`` when building the service instead. Setting this replaces the state,
-        before the app is built (the public endpoints' rate limit takes it then); None puts a
-        new, empty :class:`~aisearch_local.shared.MemoryState` in place.
+        Read-only: the state is chosen when the service is built (``state=``).
         """
         return self.state if isinstance(self.state, SharedState) else None
-
-    @shared.setter
-    def shared(self, state: SharedState | None) -> None:
-        self.state = MemoryState() if state is None else state
 
     @property
     def faults(self) -> dict[tuple[str, str], Fault]:

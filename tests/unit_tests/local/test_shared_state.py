@@ -108,9 +108,8 @@ def test_the_sync_cooldown_is_one_for_all_workers(pair: tuple[SharedState, Share
 
 def test_the_service_keeps_its_fault_api_on_the_shared_state(tmp_path: Path) -> None:
     state = SharedState.create(tmp_path)
-    one = LocalService(None)
-    two = LocalService(None)
-    one.shared = two.shared = state
+    one = LocalService(None, state=state)
+    two = LocalService(None, state=state)
     try:
         one.set_fault("default", "x", Fault(status=503, times=1, retry_after=2))
         assert one.faults == {}  # not in the process
