@@ -14,20 +14,18 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration_tests._serve import AISEARCH_LOCAL, ServeProcess, until
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-AISEARCH_LOCAL = str(Path(sys.executable).parent / "aisearch-local")
-WAIT = 60.0
 TOKEN = "workers-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WORDS = [
@@ -38,68 +36,15 @@ WORDS = [
 INSTANCES = "/accounts/a/ai-search/instances"
 
 
-def _until(what: str, check: Callable[[], Any]) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"after {WAIT:.0f} s: {what}")
-        time.sleep(0.05)
-
-
-class _Serve:
-    """``aisearch-local serve --workers 2`` in a subprocess, its stderr read by a thread."""
+class _Serve(ServeProcess):
+    """``aisearch-local serve --workers 2`` on ``data`` in a subprocess."""
 
     def __init__(self, data: Path, port: int = 0) -> None:
         self.data = data
-        self.proc = subprocess.Popen(
-            [
-                AISEARCH_LOCAL,
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--workers",
-                "2",
-                "--data-dir",
-                str(data),
-                "--token",
-                TOKEN,
-                "--sync-cooldown",
-                "600",
-            ],
-            cwd=data.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        banner = _until("the serving banner", lambda: self._find("aisearch-local serving"))
-        self.base = banner.split()[2]
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def _find(self, text: str) -> str | None:
-        if self.proc.poll() is not None and not self._reader.is_alive():
-            pytest.fail("serve ended early:\n" + "".join(self.lines))
-        return next((line for line in self.lines if text in line), None)
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        code = self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
+        super().__init__(
+            "--workers", "2", "--data-dir", str(data), "--token", TOKEN, "--sync-cooldown", "600",
+            cwd=data.parent, port=port,
+        )  # fmt: skip
 
 
 def _pid(http: httpx.Client) -> int | None:
@@ -130,7 +75,7 @@ class _Pinned:
             self.pids.append(pid)
             return len(self.pids) == 2
 
-        _until("a connection to each worker", other_worker)
+        until("a connection to each worker", other_worker)
 
     def check(self) -> None:
         """Each client is still on its worker (a keep-alive connection was not replaced)."""
@@ -312,7 +257,7 @@ def _on(base: str, pid: int) -> httpx.Client:
         http.close()
         return False
 
-    _until(f"a connection to worker {pid}", connect)
+    until(f"a connection to worker {pid}", connect)
     return box[0]
 
 
@@ -491,10 +436,10 @@ def test_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     # (PR_SET_PDEATHSIG), and they stop instead of serving on as orphans
     served = _Serve(tmp_path / "data")
     try:
-        workers = _until("both workers", lambda: _workers_of(served.proc.pid))
+        workers = until("both workers", lambda: _workers_of(served.proc.pid))
         served.proc.kill()
         served.proc.wait(timeout=60)
-        _until("the workers to end", lambda: all(_gone(pid) for pid in workers))
+        until("the workers to end", lambda: all(_gone(pid) for pid in workers))
     finally:
         if served.proc.poll() is None:
             served.stop()
