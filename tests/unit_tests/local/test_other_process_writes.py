@@ -18,6 +18,7 @@ import pytest
 from aisearch_local.options import resolve_options
 from aisearch_local.service import LocalService
 from aisearch_local.store import InstanceRecord
+from tests.unit_tests.local._stall import stall_own_write
 
 
 @pytest.fixture
@@ -51,23 +52,8 @@ def test_a_write_of_another_process_shows_while_an_own_write_is_under_way(
         metadata={},
     )
     # a's own write commits, then stalls before applying its change to a's indexes
-    real = a.store._after_write
-    committed, release = threading.Event(), threading.Event()
-
-    def stalled(inst_pk: int, change: Any) -> None:
-        committed.set()
-        release.wait(30)
-        real(inst_pk, change)
-
-    monkeypatch.setattr(a.store, "_after_write", stalled)
-    writer = threading.Thread(
-        target=a.index_document,
-        args=(inst,),
-        kwargs={"key": "mine.md", "data": b"Marmalade on toast.", "metadata": {}},
-    )
-    writer.start()
+    writer, release = stall_own_write(a, inst, monkeypatch, "mine.md", b"Marmalade on toast.")
     try:
-        assert committed.wait(30)
         assert _keys(a, inst, "quokkas smile at zeppelins", mode)[:1] == ["theirs.md"]
     finally:
         release.set()
@@ -85,23 +71,8 @@ def test_own_writes_under_way_keep_the_table(
     a.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
     _keys(a, inst, "kettles", "vector")
     table = a.store._tables[inst.pk]
-    real = a.store._after_write
-    committed, release = threading.Event(), threading.Event()
-
-    def stalled(inst_pk: int, change: Any) -> None:
-        committed.set()
-        release.wait(30)
-        real(inst_pk, change)
-
-    monkeypatch.setattr(a.store, "_after_write", stalled)
-    writer = threading.Thread(
-        target=a.index_document,
-        args=(inst,),
-        kwargs={"key": "mine.md", "data": b"Marmalade on toast.", "metadata": {}},
-    )
-    writer.start()
+    writer, release = stall_own_write(a, inst, monkeypatch, "mine.md", b"Marmalade on toast.")
     try:
-        assert committed.wait(30)
         _keys(a, inst, "kettles", "vector")
         assert a.store._tables[inst.pk] is table
     finally:

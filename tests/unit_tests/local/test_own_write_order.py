@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,6 +18,7 @@ from aisearch_local import keyword
 from aisearch_local.options import resolve_options
 from aisearch_local.service import LocalService
 from aisearch_local.store import InstanceRecord
+from tests.unit_tests.local._stall import stall_own_write
 
 
 @pytest.fixture
@@ -35,31 +35,6 @@ def _keys(svc: LocalService, inst: InstanceRecord, query: str) -> list[str]:
     return [c["item"]["key"] for c in svc.searcher.search(inst, query, opts)]
 
 
-def _first_write_stalls(
-    svc: LocalService, inst: InstanceRecord, monkeypatch: pytest.MonkeyPatch
-) -> tuple[threading.Thread, threading.Event, threading.Event]:
-    """Start a write that commits, then stalls before handing its change to the table."""
-    real = svc.store._after_write
-    committed, release = threading.Event(), threading.Event()
-
-    def stalled(inst_pk: int, change: Any) -> None:
-        if threading.current_thread().name == "first":
-            committed.set()
-            release.wait(30)
-        real(inst_pk, change)
-
-    monkeypatch.setattr(svc.store, "_after_write", stalled)
-    first = threading.Thread(
-        target=svc.index_document,
-        args=(inst,),
-        kwargs={"key": "one.md", "data": b"Marmalade on toast.", "metadata": {}},
-        name="first",
-    )
-    first.start()
-    assert committed.wait(30)
-    return first, committed, release
-
-
 def _second_write(svc: LocalService, inst: InstanceRecord) -> Callable[[], None]:
     return lambda: svc.index_document(
         inst, key="two.md", data=b"Quokkas smile at zeppelins.", metadata={}
@@ -73,7 +48,7 @@ def test_the_later_write_waits_for_the_earlier_one_then_both_show(
     svc.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
     assert _keys(svc, inst, "kettles boil water")[:1] == ["base.md"]  # the table is loaded
     table = svc.store._tables[inst.pk]
-    first, _, release = _first_write_stalls(svc, inst, monkeypatch)
+    first, release = stall_own_write(svc, inst, monkeypatch, "one.md", b"Marmalade on toast.")
     waiting = threading.Event()
     real_wait = svc.store._applied.wait
 
@@ -102,7 +77,7 @@ def test_an_acknowledged_write_shows_while_the_earlier_one_stays_stalled(
     inst = svc.create_instance("default", {"id": "docs"})
     svc.index_document(inst, key="base.md", data=b"Kettles boil water.", metadata={})
     assert _keys(svc, inst, "kettles boil water")[:1] == ["base.md"]
-    first, _, release = _first_write_stalls(svc, inst, monkeypatch)
+    first, release = stall_own_write(svc, inst, monkeypatch, "one.md", b"Marmalade on toast.")
     try:
         _second_write(svc, inst)()  # acknowledged: the next search must find it
         assert _keys(svc, inst, "quokkas smile at zeppelins")[:1] == ["two.md"]
